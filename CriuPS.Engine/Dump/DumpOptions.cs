@@ -1,0 +1,26 @@
+namespace CriuPS.Engine.Dump;
+
+/// <summary>What to checkpoint and how.</summary>
+public sealed class DumpOptions
+{
+    /// <summary>The root of the process tree to save.</summary>
+    public required int ProcessId { get; init; }
+
+    /// <summary>The image directory to create (it must not exist, or be empty, or <see cref="Force"/> is set).</summary>
+    public required string ImagePath { get; init; }
+
+    /// <summary>Keep the process running after a successful dump (by default it is killed, as CRIU does).</summary>
+    public bool LeaveRunning { get; init; }
+
+    /// <summary>Allow a process attached to a terminal; the terminal is reconnected on restore with the same switch.</summary>
+    public bool ShellJob { get; init; }
+
+    /// <summary>Replace an existing non-empty image directory.</summary>
+    public bool Force { get; init; }
+
+    /// <summary>Use /proc/PID/pagemap even where PAGEMAP_SCAN exists (to exercise the fallback).</summary>
+    public bool ForcePagemapFile { get; init; }
+
+    /// <summary>Test hook: fail on purpose at this point (see <see cref="FailurePoint"/>) to prove the target survives.</summary>
+    public string? FailAt { get; init; }
+}

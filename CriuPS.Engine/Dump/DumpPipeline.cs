@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images;
+using CriuPS.Engine.Logging;
+using CriuPS.Engine.Model;
+using CriuPS.Engine.Resources.Credentials;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Memory;
+using CriuPS.Engine.Resources.Process;
+using CriuPS.Engine.Resources.Signals;
+using CriuPS.Engine.Resources.Threads;
+using CriuPS.Native.Memory;
+using CriuPS.Native.Proc;
+using CriuPS.Native.Ptrace;
+using CriuPS.Native.RemoteSyscall;
+using ThreadState = CriuPS.Engine.Resources.Threads.ThreadState;
+
+namespace CriuPS.Engine.Dump;
+
+/// <summary>
+/// Checkpoint, top to bottom: check the process from outside, freeze it, let each resource module save its
+/// part, write the images, then kill the process (or let it go on). Any failure after the freeze releases the
+/// process exactly as it was and removes everything written. Must run on one thread from start to end (ptrace
+/// ties a tracee to the thread that seized it).
+/// </summary>
+public static class DumpPipeline
+{
+    private static readonly ByteCount InjectionAreaSize = new(64 * 1024);
+
+    public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
+    {
+        var total = Stopwatch.StartNew();
+        using var log = new EngineLog(observer);
+        log.Phase("Checking the process");
+        Preflight.CheckTarget(options.ProcessId);
+        var directory = ImageDirectoryTransaction.Begin(options.ImagePath, options.Force);
+        log.AttachFile(Path.Combine(directory.WorkPath, "dump.log"));
+        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {options.ProcessId} into {directory.FinalPath} on {Environment.OSVersion}");
+        var session = new DumpSession(options, log, directory.WorkPath);
+        var frozenTime = new Stopwatch();
+        FrozenProcess? frozen = null;
+        Injection? injection = null;
+        ProcessMemory? memory = null;
+        try
+        {
+            Preflight.CheckResources(options.ProcessId, options);
+
+            log.Phase("Freezing");
+            frozen = FrozenProcess.Freeze(options.ProcessId, log);
+            frozenTime.Start();
+            FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
+            memory = ProcessMemory.Open(frozen.ProcessId);
+            injection = Injection.Begin(frozen.Leader, memory, SmapsParser.Read(frozen.ProcessId), InjectionAreaSize);
+            var process = new DumpedProcess(frozen, memory, injection);
+            session.Processes.Add(process);
+
+            log.Phase("Saving process state");
+            ProcessTree.Dump(process, session, isRoot: true);
+            TaskAttributes.Dump(process);
+            SignalHandlers.Dump(process);
+            foreach (var thread in process.Threads)
+            {
+                ThreadState.Dump(process, thread);
+            }
+            FsState.Dump(process, session);
+            FileDescriptors.Dump(process, session);
+
+            log.Phase("Saving memory");
+            MmFields.Dump(process, session);
+            var areas = AddressSpace.Dump(process, session);
+            Pages.Dump(process, session, areas);
+
+            log.Phase("Writing images");
+            ImageSetWriter.Write(session);
+            FailurePoint.Check(options.FailAt, FailurePoint.BeforeKill);
+            log.Write($"{injection.Caller.CallCount} injected system calls");
+            log.Flush();
+            directory.Commit();
+            log.Relocate(Path.Combine(directory.FinalPath, "dump.log"));
+
+            if (options.LeaveRunning)
+            {
+                log.Phase("Resuming the process");
+                Release(frozen, injection, log);
+            }
+            else
+            {
+                log.Phase("Killing the process");
+                frozen.Kill();
+            }
+            frozenTime.Stop();
+            memory.Dispose();
+        }
+        catch (Exception e)
+        {
+            log.Error(e.ToString());
+            if (frozen is not null)
+            {
+                Release(frozen, injection, log);
+            }
+            memory?.Dispose();
+            log.Dispose();
+            var kept = KeepFailedLog(directory);
+            directory.Abort();
+            throw Explain(e, options.ProcessId, kept);
+        }
+
+        session.Stats.FrozenTime = (uint)frozenTime.Elapsed.TotalMicroseconds;
+        session.Stats.CriupsTotalTime = (ulong)total.Elapsed.TotalMicroseconds;
+        log.Phase("Done");
+        log.Write($"frozen for {frozenTime.Elapsed.TotalMilliseconds:F1} ms, {total.Elapsed.TotalMilliseconds:F1} ms in all");
+        log.Dispose();
+        ImageSetWriter.WriteStats(directory.FinalPath, session.Stats);
+        return CheckpointImageReader.Read(directory.FinalPath);
+    }
+
+    /// <summary>Puts the process back as it was: our injection area gone, registers and signal masks restored, detached.</summary>
+    private static void Release(FrozenProcess frozen, Injection? injection, EngineLog log)
+    {
+        if (injection is not null && frozen.Leader.IsAttached)
+        {
+            var resume = SyscallRestart.ForResume(injection.Caller.OriginalRegs, restartBlockKept: true);
+            try
+            {
+                injection.End(resume);
+            }
+            catch (Exception e) when (e is not TraceeGoneException)
+            {
+                log.Error($"removing the injection area: {e.Message}");
+                frozen.Leader.SetRegs(resume);
+            }
+        }
+        frozen.Release();
+    }
+
+    // A failed dump leaves nothing in the image path; its log moves to the temporary directory for the error to name.
+    private static string? KeepFailedLog(ImageDirectoryTransaction directory)
+    {
+        var log = Path.Combine(directory.WorkPath, "dump.log");
+        if (!File.Exists(log))
+        {
+            return null;
+        }
+        var kept = Path.Combine(Path.GetTempPath(), $"criups-dump-{Path.GetFileName(directory.FinalPath)}-{DateTime.Now:yyyyMMdd-HHmmss}.log");
+        File.Move(log, kept, overwrite: true);
+        return kept;
+    }
+
+    private static CheckpointException Explain(Exception e, int pid, string? logPath)
+    {
+        var error = e switch
+        {
+            CheckpointException known => known,
+            TraceeGoneException gone => new CheckpointException(CheckpointErrorKind.ProcessExited, $"Process {pid} ended while it was being checkpointed ({gone.Status}).", pid, null, e),
+            ImageFormatException format => new CheckpointException(CheckpointErrorKind.DumpFailed, format.Message, format.Path, null, e),
+            _ => new CheckpointException(CheckpointErrorKind.DumpFailed, $"Checkpoint of process {pid} failed: {e.Message}. The process was left running as it was.", pid, null, e),
+        };
+        error.LogPath = logPath;
+        return error;
+    }
+}

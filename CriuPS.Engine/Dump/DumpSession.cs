@@ -1,0 +1,47 @@
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Logging;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Process;
+
+namespace CriuPS.Engine.Dump;
+
+/// <summary>State shared by every process of one dump: options, log, the directory being written, shared tables.</summary>
+internal sealed class DumpSession
+{
+    public DumpSession(DumpOptions options, EngineLog log, string workDirectory)
+    {
+        Options = options;
+        Log = log;
+        WorkDirectory = workDirectory;
+    }
+
+    public DumpOptions Options { get; }
+
+    public EngineLog Log { get; }
+
+    /// <summary>The temporary image directory; renamed to the image path once everything is written.</summary>
+    public string WorkDirectory { get; }
+
+    /// <summary>files.img: every open file description, mapped file, exe, cwd and root, by id.</summary>
+    public FileRegistry Files { get; } = new();
+
+    /// <summary>pipes-data.img: unread pipe contents.</summary>
+    public List<(PipeDataEntry Entry, byte[] Data)> PipeData { get; } = new();
+
+    /// <summary>tty-info.img: the terminals of shell jobs.</summary>
+    public List<TtyInfoEntry> TtyInfos { get; } = new();
+
+    public List<DumpedProcess> Processes { get; } = new();
+
+    /// <summary>Ids of shared kernel objects (mm, fd table, fs, sighand, namespaces), CRIU style.</summary>
+    public KernelObjectIds ObjectIds { get; } = new();
+
+    public uint NextPagesId { get; set; } = 1;
+
+    /// <summary>stats-dump (CRIU's required fields all start at zero).</summary>
+    public DumpStatsEntry Stats { get; } = new()
+    {
+        FreezingTime = 0, FrozenTime = 0, MemdumpTime = 0, MemwriteTime = 0,
+        PagesScanned = 0, PagesSkippedParent = 0, PagesWritten = 0, PagesLazy = 0,
+    };
+}

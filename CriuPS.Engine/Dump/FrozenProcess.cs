@@ -1,0 +1,147 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Logging;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+using CriuPS.Native.Ptrace;
+using Tmds.Linux;
+
+namespace CriuPS.Engine.Dump;
+
+/// <summary>
+/// A process whose every thread we have seized and stopped, with all signals held back (blocked through
+/// PTRACE_SETSIGMASK) so that nothing is delivered while we look at it: a signal that arrives stays pending and is
+/// saved as pending. Release puts every thread back exactly as it was.
+/// </summary>
+internal sealed class FrozenProcess
+{
+    private const PtraceOptions SeizeOptions = PtraceOptions.TraceSysGood;
+    private readonly EngineLog log;
+
+    private FrozenProcess(int pid, EngineLog log)
+    {
+        ProcessId = pid;
+        this.log = log;
+    }
+
+    public int ProcessId { get; }
+
+    /// <summary>Every thread, the leader first.</summary>
+    public List<Tracee> Threads { get; } = new();
+
+    public Tracee Leader => Threads[0];
+
+    /// <summary>The signal mask each thread had before we blocked everything.</summary>
+    public Dictionary<int, ulong> OriginalMasks { get; } = new();
+
+    /// <summary>Registers to put back on release, for threads whose registers we changed.</summary>
+    public Dictionary<int, UserRegs> RegistersToRestore { get; } = new();
+
+    /// <summary>Whether the process was stopped (SIGSTOP and the like) when we seized it.</summary>
+    public bool WasStopped => Leader.WasGroupStopped;
+
+    public static FrozenProcess Freeze(int pid, EngineLog log)
+    {
+        var frozen = new FrozenProcess(pid, log);
+        try
+        {
+            frozen.SeizeAllThreads();
+        }
+        catch
+        {
+            frozen.Release();
+            throw;
+        }
+        return frozen;
+    }
+
+    // Threads may be created while we seize: list again until a listing brings nothing new.
+    private void SeizeAllThreads()
+    {
+        var seen = new HashSet<int>();
+        while (true)
+        {
+            var fresh = ProcFiles.ThreadIds(ProcessId).Where(seen.Add).ToList();
+            if (fresh.Count == 0)
+            {
+                break;
+            }
+            // The leader first, so that Threads[0] is always the leader.
+            foreach (var tid in fresh.OrderBy(t => t == ProcessId ? 0 : 1))
+            {
+                Tracee thread;
+                try
+                {
+                    thread = Tracee.Seize(tid, ProcessId, SeizeOptions);
+                }
+                catch (NativeException e) when (e.Errno == Errno.ESRCH && tid != ProcessId)
+                {
+                    continue; // the thread exited between the listing and the seize
+                }
+                catch (NativeException e) when (e.Errno is Errno.EPERM or Errno.ESRCH)
+                {
+                    throw new CheckpointException(
+                        CheckpointErrorKind.NotTraceable,
+                        $"Cannot trace process {ProcessId} (thread {tid}): {Errno.Describe(e.Errno)}. It may be traced by a debugger already, be a zombie, or be protected.",
+                        ProcessId,
+                        "Detach any debugger (gdb, strace) and run as root with CAP_SYS_PTRACE.",
+                        e);
+                }
+                Threads.Add(thread);
+                thread.InterruptAndWait();
+                OriginalMasks[tid] = Native.Interop.Ptrace.GetSigMask(tid);
+                Native.Interop.Ptrace.SetSigMask(tid, ulong.MaxValue);
+            }
+        }
+        log.Detail($"froze process {ProcessId}: {Threads.Count} thread(s){(WasStopped ? ", it was stopped" : "")}");
+    }
+
+    /// <summary>Puts back registers and signal masks and lets every thread run on as if nothing happened.</summary>
+    public void Release()
+    {
+        foreach (var thread in Threads.Where(t => t.IsAttached))
+        {
+            try
+            {
+                if (RegistersToRestore.TryGetValue(thread.Tid, out var regs))
+                {
+                    thread.SetRegs(SyscallRestart.ForResume(regs, restartBlockKept: true));
+                }
+                if (OriginalMasks.TryGetValue(thread.Tid, out var mask))
+                {
+                    Native.Interop.Ptrace.SetSigMask(thread.Tid, mask);
+                }
+                thread.Detach();
+            }
+            catch (NativeException e)
+            {
+                log.Error($"releasing {thread}: {e.Message}");
+                Native.Interop.Ptrace.TryDetach(thread.Tid);
+            }
+        }
+    }
+
+    /// <summary>Kills the process (after a successful dump) and collects its threads' exit notifications.</summary>
+    public void Kill()
+    {
+        LibC.kill(ProcessId, Signals.SIGKILL);
+        foreach (var thread in Threads.Where(t => t.IsAttached))
+        {
+            try
+            {
+                while (true)
+                {
+                    thread.WaitStop();
+                    thread.Continue();
+                }
+            }
+            catch (TraceeGoneException)
+            {
+                // This is what we wait for.
+            }
+            catch (NativeException e) when (e.Errno == Errno.ECHILD)
+            {
+                // Already reported to (and reaped by) its parent.
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using CriuPS.Engine.Images;
+using CriuPS.Engine.Images.Proto;
+
+namespace CriuPS.Engine.Dump;
+
+/// <summary>Writes the image files of a dump (all but the pages, which are streamed while memory is copied).</summary>
+internal static class ImageSetWriter
+{
+    /// <summary>CRTOOLS_IMAGES_V1_1: every image but the inventory carries the common magic.</summary>
+    private const uint ImageVersion = 2;
+
+    public static void Write(DumpSession session)
+    {
+        var dir = session.WorkDirectory;
+        var root = session.Processes[0];
+        ImageWriter.WriteSingle(dir, ImageTypes.Inventory, null, Inventory(root));
+
+        using (var pstree = ImageWriter.Create(dir, ImageTypes.Pstree, null))
+        {
+            foreach (var process in session.Processes)
+            {
+                pstree.WriteEntry(process.Pstree);
+            }
+        }
+
+        foreach (var process in session.Processes)
+        {
+            var pid = process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var (tid, core) in process.Cores)
+            {
+                ImageWriter.WriteSingle(dir, ImageTypes.Core, tid.ToString(System.Globalization.CultureInfo.InvariantCulture), core);
+            }
+            ImageWriter.WriteSingle(dir, ImageTypes.Ids, pid, process.Ids);
+            ImageWriter.WriteSingle(dir, ImageTypes.Mm, pid, process.Mm);
+            ImageWriter.WriteSingle(dir, ImageTypes.Fs, pid, process.Fs);
+            using (var pagemap = ImageWriter.Create(dir, ImageTypes.Pagemap, pid))
+            {
+                pagemap.WriteEntry(process.PagemapHead);
+                foreach (var entry in process.Pagemap)
+                {
+                    pagemap.WriteEntry(entry);
+                }
+            }
+            using var fdinfo = ImageWriter.Create(dir, ImageTypes.Fdinfo, process.Ids.FilesId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            foreach (var fd in process.FileDescriptors)
+            {
+                fdinfo.WriteEntry(fd);
+            }
+        }
+
+        using (var files = ImageWriter.Create(dir, ImageTypes.Files, null))
+        {
+            foreach (var file in session.Files.Entries)
+            {
+                files.WriteEntry(file);
+            }
+        }
+
+        if (session.PipeData.Count > 0)
+        {
+            using var pipes = ImageWriter.Create(dir, ImageTypes.PipesData, null);
+            foreach (var (entry, data) in session.PipeData)
+            {
+                pipes.WriteEntry(entry);
+                pipes.WriteRaw(data);
+            }
+        }
+
+        if (session.TtyInfos.Count > 0)
+        {
+            using var ttys = ImageWriter.Create(dir, ImageTypes.TtyInfo, null);
+            foreach (var tty in session.TtyInfos)
+            {
+                ttys.WriteEntry(tty);
+            }
+        }
+    }
+
+    private static InventoryEntry Inventory(DumpedProcess root) => new()
+    {
+        ImgVersion = ImageVersion,
+        FdinfoPerId = true,
+        RootIds = root.Ids.Clone(),
+        NsPerId = true,
+        Lsmtype = Lsmtype.NoLsm,
+        DumpCriuRunId = Guid.NewGuid().ToString(),
+        CriupsVersion = typeof(ImageSetWriter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
+        CriupsKernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
+        CriupsCreatedAt = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+    };
+
+    /// <summary>stats-dump: timings and page counts, written once the process is gone or resumed.</summary>
+    public static void WriteStats(string directory, DumpStatsEntry stats) =>
+        ImageWriter.WriteSingle(directory, ImageTypes.Stats, "dump", new StatsEntry { Dump = stats });
+}

@@ -1,0 +1,90 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Memory;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Dump;
+
+/// <summary>
+/// Looks at a process from /proc before anything is frozen, and refuses with every problem at once when it
+/// holds something CriuPS cannot save: the process is never touched for a dump that cannot succeed.
+/// </summary>
+internal static class Preflight
+{
+    public static void CheckTarget(int pid)
+    {
+        if (pid == Environment.ProcessId)
+        {
+            throw new CheckpointException(CheckpointErrorKind.SelfCheckpoint, $"Process {pid} is this PowerShell session itself; it cannot checkpoint itself.", pid,
+                "Run Checkpoint-Process from another session.");
+        }
+        ProcStat stat;
+        try
+        {
+            stat = ProcStat.Read(pid);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException)
+        {
+            throw new CheckpointException(CheckpointErrorKind.ProcessNotFound, $"There is no process with id {pid}.", pid);
+        }
+        if (stat.IsKernelThread)
+        {
+            throw new CheckpointException(CheckpointErrorKind.KernelThread, $"Process {pid} ({stat.Comm}) is a kernel thread; it has no user state to save.", pid);
+        }
+        if (stat.State is 'Z' or 'X')
+        {
+            throw new CheckpointException(CheckpointErrorKind.NotTraceable, $"Process {pid} ({stat.Comm}) has exited (it is a zombie).", pid);
+        }
+    }
+
+    public static void CheckResources(int pid, DumpOptions options)
+    {
+        var problems = new List<string>();
+        var status = ProcStatus.Read(pid);
+        if (status.TracerPid != 0)
+        {
+            throw new CheckpointException(CheckpointErrorKind.NotTraceable, $"Process {pid} is already traced by process {status.TracerPid} (a debugger?).", pid,
+                "Detach the debugger first.");
+        }
+        if (status.Threads > 1)
+        {
+            problems.Add($"{status.Threads} threads (multi-threaded processes are not supported yet)");
+        }
+        var children = File.ReadAllText($"/proc/{pid}/task/{pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (children.Length > 0)
+        {
+            problems.Add($"child processes {string.Join(", ", children)} (process trees are not supported yet)");
+        }
+        if (status.SeccompMode != 0)
+        {
+            problems.Add("a seccomp filter (not supported yet)");
+        }
+        foreach (var vma in SmapsParser.Read(pid))
+        {
+            var problem = AddressSpace.Unsupported(vma);
+            if (problem is not null)
+            {
+                problems.Add(problem);
+            }
+        }
+        bool needsShellJob = false;
+        foreach (var fd in ProcFiles.FileDescriptors(pid))
+        {
+            var (_, problem) = FileDescriptors.Classify(pid, fd, options.ShellJob);
+            if (problem is not null)
+            {
+                needsShellJob |= problem.Contains("-ShellJob", StringComparison.Ordinal);
+                problems.Add(problem);
+            }
+        }
+        if (problems.Count > 0)
+        {
+            var kind = needsShellJob && problems.Count == 1 ? CheckpointErrorKind.ShellJobRequired : CheckpointErrorKind.Unsupported;
+            throw new CheckpointException(
+                kind,
+                $"Process {pid} ({status.Name}) cannot be checkpointed; nothing was frozen:{Environment.NewLine} - {string.Join(Environment.NewLine + " - ", problems)}",
+                pid,
+                needsShellJob ? "Use -ShellJob for processes attached to your terminal." : null);
+        }
+    }
+}

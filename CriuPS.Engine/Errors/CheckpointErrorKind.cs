@@ -1,0 +1,47 @@
+namespace CriuPS.Engine.Errors;
+
+/// <summary>What went wrong, in terms a caller can act on (the PowerShell layer maps each to an error id and category).</summary>
+public enum CheckpointErrorKind
+{
+    /// <summary>No such process.</summary>
+    ProcessNotFound,
+
+    /// <summary>A kernel thread has no user state to save.</summary>
+    KernelThread,
+
+    /// <summary>The caller asked to checkpoint its own process.</summary>
+    SelfCheckpoint,
+
+    /// <summary>The process cannot be traced (permissions, another tracer, a zombie).</summary>
+    NotTraceable,
+
+    /// <summary>The process holds something CriuPS cannot save yet; nothing was frozen.</summary>
+    Unsupported,
+
+    /// <summary>A terminal is involved and -ShellJob was not given.</summary>
+    ShellJobRequired,
+
+    /// <summary>The image path is unusable (a file, or a directory that is not empty).</summary>
+    ImagePathUnusable,
+
+    /// <summary>No image directory at that path.</summary>
+    ImageNotFound,
+
+    /// <summary>An image file is truncated, corrupt, or not a CRIU image.</summary>
+    ImageCorrupt,
+
+    /// <summary>The image needs something this machine does not have (another architecture, another vDSO, a missing file).</summary>
+    ImageIncompatible,
+
+    /// <summary>A PID the image needs is taken by another process.</summary>
+    PidInUse,
+
+    /// <summary>The process exited or was killed while being checkpointed.</summary>
+    ProcessExited,
+
+    /// <summary>Any other failure of a dump; the process was released unharmed.</summary>
+    DumpFailed,
+
+    /// <summary>Any other failure of a restore; nothing was left running.</summary>
+    RestoreFailed,
+}

@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace CriuPS.Engine.Logging;
+
+/// <summary>
+/// The run's log: every line goes to a file (dump.log / restore.log, like CRIU's, with seconds since the start)
+/// and phases, warnings and details also go to the observer. Phases are timed so that -Verbose says how long
+/// each took.
+/// </summary>
+public sealed class EngineLog : IDisposable
+{
+    private readonly Stopwatch clock = Stopwatch.StartNew();
+    private readonly IEngineObserver observer;
+    private readonly List<string> warnings = new();
+    private StreamWriter? file;
+    private string? currentPhase;
+    private TimeSpan currentPhaseStart;
+
+    public EngineLog(IEngineObserver observer) => this.observer = observer;
+
+    /// <summary>Where the log is being written, once a file is attached.</summary>
+    public string? FilePath { get; private set; }
+
+    public IReadOnlyList<string> Warnings => warnings;
+
+    public TimeSpan Elapsed => clock.Elapsed;
+
+    /// <summary>Starts writing to <paramref name="path"/> (mode 0600), including what was logged before.</summary>
+    public void AttachFile(string path, IEnumerable<string>? earlierLines = null)
+    {
+        var stream = new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.Append,
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        file = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = false };
+        FilePath = path;
+        foreach (var line in earlierLines ?? buffered)
+        {
+            file.WriteLine(line);
+        }
+        buffered.Clear();
+        file.Flush();
+    }
+
+    /// <summary>Moves the log file with its directory (the image directory is renamed at the end of a dump).</summary>
+    public void Relocate(string newPath) => FilePath = newPath;
+
+    private readonly List<string> buffered = new();
+
+    /// <summary>A line for the log file only.</summary>
+    public void Write(string message)
+    {
+        var line = $"({clock.Elapsed.TotalSeconds:00.000000}) {message}";
+        if (file is null)
+        {
+            buffered.Add(line);
+        }
+        else
+        {
+            file.WriteLine(line);
+        }
+    }
+
+    public void Detail(string message)
+    {
+        Write(message);
+        observer.Detail(message);
+    }
+
+    public void Warning(string message)
+    {
+        Write("Warn: " + message);
+        warnings.Add(message);
+        observer.Warning(message);
+    }
+
+    public void Error(string message) => Write("Error: " + message);
+
+    /// <summary>Starts a named phase; the previous one is reported with its duration.</summary>
+    public void Phase(string name)
+    {
+        EndPhase();
+        currentPhase = name;
+        currentPhaseStart = clock.Elapsed;
+        Write($"==== {name}");
+        observer.Phase(name);
+    }
+
+    public void EndPhase()
+    {
+        if (currentPhase is not null)
+        {
+            var took = clock.Elapsed - currentPhaseStart;
+            var message = $"{currentPhase}: done in {took.TotalMilliseconds:F1} ms";
+            Write(message);
+            observer.Detail(message);
+            currentPhase = null;
+        }
+    }
+
+    public void Progress(string activity, long done, long total) => observer.Progress(activity, done, total);
+
+    public void Flush() => file?.Flush();
+
+    public void Dispose()
+    {
+        EndPhase();
+        file?.Dispose();
+        file = null;
+    }
+}

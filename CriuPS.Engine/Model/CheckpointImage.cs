@@ -1,0 +1,130 @@
+namespace CriuPS.Engine.Model;
+
+/// <summary>A checkpoint image directory, as Checkpoint-Process writes it and Get-CheckpointImage reads it.</summary>
+public sealed class CheckpointImage
+{
+    /// <summary>The image directory.</summary>
+    public required string Path { get; init; }
+
+    /// <summary>The PID of the root of the saved process tree.</summary>
+    public required int RootProcessId { get; init; }
+
+    /// <summary>The root process's name (comm).</summary>
+    public required string Name { get; init; }
+
+    public required int ProcessCount { get; init; }
+
+    public required int ThreadCount { get; init; }
+
+    /// <summary>Bytes of memory contents saved in the pages images.</summary>
+    public required long MemoryBytes { get; init; }
+
+    /// <summary>Pages (4 KiB) saved.</summary>
+    public required long Pages { get; init; }
+
+    /// <summary>Open files, mapped files and directories recorded in files.img.</summary>
+    public required int FileCount { get; init; }
+
+    /// <summary>How long the processes were frozen while being saved (from stats-dump), when known.</summary>
+    public TimeSpan? FrozenTime { get; init; }
+
+    /// <summary>How long the whole checkpoint took, when known (CriuPS images only).</summary>
+    public TimeSpan? TotalTime { get; init; }
+
+    /// <summary>The kernel the checkpoint was taken on (CriuPS images only).</summary>
+    public string? Kernel { get; init; }
+
+    /// <summary>When the checkpoint was taken.</summary>
+    public required DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>"CriuPS 0.1.0", or "CRIU" for images written by CRIU itself.</summary>
+    public required string WrittenBy { get; init; }
+
+    public required IReadOnlyList<ImageProcess> Processes { get; init; }
+
+    public override string ToString() => Path;
+}
+
+/// <summary>One saved process.</summary>
+public sealed class ImageProcess
+{
+    public required int Id { get; init; }
+
+    public required int ParentId { get; init; }
+
+    public required int ProcessGroupId { get; init; }
+
+    public required int SessionId { get; init; }
+
+    public required string Name { get; init; }
+
+    public required IReadOnlyList<ImageThread> Threads { get; init; }
+
+    public required IReadOnlyList<ImageMemoryArea> MemoryAreas { get; init; }
+
+    public required IReadOnlyList<ImageFileDescriptor> Files { get; init; }
+
+    /// <summary>Bytes of this process's memory saved in the image.</summary>
+    public required long MemoryBytes { get; init; }
+
+    public override string ToString() => $"{Name} ({Id})";
+}
+
+/// <summary>One saved thread.</summary>
+public sealed class ImageThread
+{
+    public required int Id { get; init; }
+
+    public required string Name { get; init; }
+
+    /// <summary>The instruction pointer the thread resumes at.</summary>
+    public required ulong InstructionPointer { get; init; }
+
+    public override string ToString() => $"{Name} ({Id})";
+}
+
+/// <summary>One saved memory area (VMA).</summary>
+public sealed class ImageMemoryArea
+{
+    public required ulong Start { get; init; }
+
+    public required ulong End { get; init; }
+
+    public long Size => (long)(End - Start);
+
+    /// <summary>Protection and sharing as /proc/PID/maps shows them, e.g. "rw-p".</summary>
+    public required string Protection { get; init; }
+
+    /// <summary>anon, heap, stack, file, shared-file, shared-anon, vdso, vvar, vsyscall...</summary>
+    public required string Kind { get; init; }
+
+    /// <summary>The mapped file, for file mappings.</summary>
+    public string? Path { get; init; }
+
+    /// <summary>Bytes of this area's contents saved in the image.</summary>
+    public required long SavedBytes { get; init; }
+
+    public override string ToString() => $"{Start:x}-{End:x} {Protection} {Kind} {Path}";
+}
+
+/// <summary>One saved file descriptor.</summary>
+public sealed class ImageFileDescriptor
+{
+    public required int Fd { get; init; }
+
+    /// <summary>REG, PIPE, TTY... as CRIU names descriptor types.</summary>
+    public required string Type { get; init; }
+
+    /// <summary>The path (regular files), or a description such as pipe:[1234].</summary>
+    public required string Target { get; init; }
+
+    /// <summary>The open flags (O_*).</summary>
+    public required int Flags { get; init; }
+
+    public required bool CloseOnExec { get; init; }
+
+    /// <summary>The file position, for regular files.</summary>
+    public long? Position { get; init; }
+
+    public override string ToString() => $"{Fd} {Type} {Target}";
+}

@@ -1,0 +1,115 @@
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Memory;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Memory;
+
+namespace CriuPS.Engine.Model;
+
+/// <summary>Builds the <see cref="CheckpointImage"/> view of an image directory (CRIU's or ours).</summary>
+public static class CheckpointImageReader
+{
+    public static CheckpointImage Read(string path)
+    {
+        var images = ImageSet.Read(path);
+        var processes = images.Processes.Select(p => Process(images, p)).ToList();
+        var inventory = images.Inventory;
+        var dump = images.Stats?.Dump;
+        bool ours = inventory.HasCriupsVersion;
+        return new CheckpointImage
+        {
+            Path = images.Directory,
+            RootProcessId = images.Root.Pid,
+            Name = images.Root.Name,
+            ProcessCount = processes.Count,
+            ThreadCount = processes.Sum(p => p.Threads.Count),
+            MemoryBytes = processes.Sum(p => p.MemoryBytes),
+            Pages = processes.Sum(p => p.MemoryBytes) / Page.Size,
+            FileCount = images.Files.Count,
+            FrozenTime = dump is null ? null : TimeSpan.FromMicroseconds(dump.FrozenTime),
+            TotalTime = dump is not null && dump.HasCriupsTotalTime ? TimeSpan.FromMicroseconds(dump.CriupsTotalTime) : null,
+            Kernel = inventory.HasCriupsKernel ? inventory.CriupsKernel : null,
+            CreatedAt = inventory.HasCriupsCreatedAt
+                ? DateTimeOffset.FromUnixTimeMilliseconds((long)inventory.CriupsCreatedAt)
+                : new DateTimeOffset(File.GetLastWriteTimeUtc(Path.Combine(images.Directory, "inventory.img"))),
+            WrittenBy = ours ? $"CriuPS {inventory.CriupsVersion}" : "CRIU",
+            Processes = processes,
+        };
+    }
+
+    private static ImageProcess Process(ImageSet images, ProcessImages p)
+    {
+        var runs = p.Pagemap.Select(e => new AddressRange(e.Vaddr, e.Vaddr + ((e.HasNrPages ? e.NrPages : e.CompatNrPages) << Page.Shift))).ToList();
+        long Saved(VmaEntry v) => runs.Sum(r => Overlap(r, new AddressRange(v.Start, v.End)));
+        return new ImageProcess
+        {
+            Id = p.Pid,
+            ParentId = (int)p.Pstree.Ppid,
+            ProcessGroupId = (int)p.Pstree.Pgid,
+            SessionId = (int)p.Pstree.Sid,
+            Name = p.Name,
+            Threads = p.Cores.Select(c => new ImageThread
+            {
+                Id = c.Tid,
+                Name = c.Core.ThreadCore?.HasComm == true ? c.Core.ThreadCore.Comm : p.Name,
+                InstructionPointer = c.Core.ThreadInfo.Gpregs.Ip,
+            }).ToList(),
+            MemoryAreas = p.Mm.Vmas.Select(v => new ImageMemoryArea
+            {
+                Start = v.Start,
+                End = v.End,
+                Protection = Protection(v),
+                Kind = Kind(v),
+                Path = ((VmaStatus)v.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared)) != 0 && images.Files.TryGetValue((uint)v.Shmid, out var f) ? f.Reg?.Name : null,
+                SavedBytes = Saved(v),
+            }).ToList(),
+            Files = p.FileDescriptors.Select(fd => Descriptor(images, fd)).ToList(),
+            MemoryBytes = runs.Sum(r => (long)r.Length.Value),
+        };
+    }
+
+    private static ImageFileDescriptor Descriptor(ImageSet images, FdinfoEntry fd)
+    {
+        images.Files.TryGetValue(fd.Id, out var file);
+        var (target, flags, position) = file?.Type switch
+        {
+            FdTypes.Reg => (file.Reg.Name, (int)file.Reg.Flags, (long?)file.Reg.Pos),
+            FdTypes.Pipe => ($"pipe:[{file.Pipe.PipeId}]", (int)file.Pipe.Flags, null),
+            FdTypes.Tty => ("terminal", (int)file.Tty.Flags, null),
+            _ => (file?.Type.ToString() ?? "?", 0, null),
+        };
+        return new ImageFileDescriptor
+        {
+            Fd = (int)fd.Fd,
+            Type = fd.Type.ToString().ToUpperInvariant(),
+            Target = target,
+            Flags = flags,
+            CloseOnExec = (fd.Flags & 1) != 0,
+            Position = position,
+        };
+    }
+
+    private static long Overlap(AddressRange a, AddressRange b)
+    {
+        ulong start = Math.Max(a.Start.Value, b.Start.Value);
+        ulong end = Math.Min(a.End.Value, b.End.Value);
+        return end > start ? (long)(end - start) : 0;
+    }
+
+    private static string Protection(VmaEntry v) =>
+        $"{((v.Prot & 1) != 0 ? 'r' : '-')}{((v.Prot & 2) != 0 ? 'w' : '-')}{((v.Prot & 4) != 0 ? 'x' : '-')}{((v.Flags & 1) != 0 ? 's' : 'p')}";
+
+    private static string Kind(VmaEntry v)
+    {
+        var status = (VmaStatus)v.Status;
+        return (status & VmaStatus.Vsyscall) != 0 ? "vsyscall"
+        : (status & VmaStatus.Vdso) != 0 ? "vdso"
+        : (status & VmaStatus.Vvar) != 0 ? "vvar"
+        : (status & VmaStatus.Heap) != 0 ? "heap"
+        : (v.Flags & Native.Interop.Mman.MAP_GROWSDOWN) != 0 ? "stack"
+        : (status & VmaStatus.FileShared) != 0 ? "shared-file"
+        : (status & VmaStatus.FilePrivate) != 0 ? "file"
+        : (status & VmaStatus.AnonShared) != 0 ? "shared-anon"
+        : (status & VmaStatus.SysVIpc) != 0 ? "sysv-shm"
+        : "anon";
+    }
+}

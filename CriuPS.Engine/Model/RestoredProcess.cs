@@ -1,0 +1,43 @@
+namespace CriuPS.Engine.Model;
+
+/// <summary>A process brought back by Restore-Process (shaped so that `| Stop-Process` binds its Id).</summary>
+public sealed class RestoredProcess
+{
+    /// <summary>The PID, the same as at checkpoint time.</summary>
+    public required int Id { get; init; }
+
+    public required string Name { get; init; }
+
+    /// <summary>The image it was restored from.</summary>
+    public required string ImagePath { get; init; }
+
+    /// <summary>The parent: the restoring PowerShell process, or init's side with -Detach.</summary>
+    public required int ParentId { get; init; }
+
+    public required bool Detached { get; init; }
+
+    public required int ThreadCount { get; init; }
+
+    /// <summary>Bytes of memory read back from the image.</summary>
+    public required long MemoryBytes { get; init; }
+
+    /// <summary>From the start of the restore until the process was running again.</summary>
+    public required TimeSpan RestoreTime { get; init; }
+
+    /// <summary>Of which: reading and checking the images.</summary>
+    public required TimeSpan ReadTime { get; init; }
+
+    /// <summary>Of which: filling memory.</summary>
+    public required TimeSpan MemoryTime { get; init; }
+
+    /// <summary>The restore log.</summary>
+    public string? LogPath { get; init; }
+
+    /// <summary>Whether the process has ended (known for processes that stayed our children).</summary>
+    public bool HasExited => Restore.ChildReaper.TryGetExitCode(Id, out var code) ? code is not null : !Directory.Exists($"/proc/{Id}");
+
+    /// <summary>The exit status, once a child process has ended.</summary>
+    public int? ExitCode => Restore.ChildReaper.TryGetExitCode(Id, out var code) ? code : null;
+
+    public override string ToString() => $"{Name} ({Id})";
+}

@@ -1,0 +1,45 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+
+namespace CriuPS.Engine.Resources.Credentials;
+
+/// <summary>Working directory, root directory and umask (fs-PID.img).</summary>
+internal static class FsState
+{
+    public static void Dump(DumpedProcess process, DumpSession session)
+    {
+        process.Fs.CwdId = RegularFiles.ForLink(session.Files, $"/proc/{process.Pid}/cwd", O.RDONLY | O.DIRECTORY);
+        process.Fs.RootId = RegularFiles.ForLink(session.Files, $"/proc/{process.Pid}/root", O.RDONLY | O.DIRECTORY);
+        process.Fs.Umask = process.Status.Umask;
+    }
+
+    public static void Restore(RestoreSession session, RestoringProcess process)
+    {
+        var caller = process.Caller;
+        var scratch = process.Injection.Scratch;
+        var fs = process.Images.Fs;
+        var root = session.Images.File(fs.RootId).Reg.Name;
+        if (root != "/")
+        {
+            scratch.Reset();
+            caller.Checked($"chroot({root})", SyscallNumber.Chroot, scratch.PutString(root).Value);
+        }
+        var cwd = session.Images.File(fs.CwdId).Reg.Name;
+        scratch.Reset();
+        long result = caller.Call(SyscallNumber.Chdir, scratch.PutString(cwd).Value);
+        if (result < 0)
+        {
+            throw new Errors.CheckpointException(
+                Errors.CheckpointErrorKind.ImageIncompatible,
+                $"The working directory '{cwd}' of process {process.Pid} is not available: {Errno.Describe((int)-result)}.",
+                cwd,
+                "Create the directory, or restore where the same paths exist.");
+        }
+        if (fs.HasUmask)
+        {
+            caller.Checked("umask", SyscallNumber.Umask, fs.Umask);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Files;
+
+/// <summary>
+/// The descriptor table (fdinfo-ID.img): each descriptor's number, close-on-exec flag and the file description
+/// behind it. Restore: the engine opens each description, and the process pulls it in with pidfd_getfd and
+/// puts it at its number.
+/// </summary>
+internal static class FileDescriptors
+{
+    /// <summary>What kind of open file a descriptor is, or why CriuPS cannot save it.</summary>
+    public static (FdTypes? Type, string? Problem) Classify(int pid, int fd, bool shellJob)
+    {
+        string link;
+        FileStatus status;
+        try
+        {
+            link = ProcFiles.ReadLink($"/proc/{pid}/fd/{fd}");
+            status = FileStatus.Of($"/proc/{pid}/fd/{fd}");
+        }
+        catch (Exception e) when (e is IOException or NativeException)
+        {
+            return (null, null); // closed meanwhile
+        }
+        switch (status.Type)
+        {
+            case FileStatus.Regular or FileStatus.Directory or FileStatus.BlockDevice:
+                return link.EndsWith(" (deleted)", StringComparison.Ordinal)
+                    ? (null, $"fd {fd}: open file '{link}' was deleted")
+                    : link.StartsWith("/memfd:", StringComparison.Ordinal) ? (null, $"fd {fd}: memfd '{link}'")
+                    : link.StartsWith("anon_inode:", StringComparison.Ordinal) ? (null, $"fd {fd}: {link}")
+                    : (FdTypes.Reg, null);
+            case FileStatus.CharDevice:
+                if (Terminals.IsTerminal(status))
+                {
+                    return shellJob ? (FdTypes.Tty, null) : (null, $"fd {fd}: terminal {link} (use -ShellJob)");
+                }
+                return (FdTypes.Reg, null);
+            case FileStatus.Fifo:
+                return link.StartsWith("pipe:", StringComparison.Ordinal) ? (FdTypes.Pipe, null) : (null, $"fd {fd}: named FIFO '{link}'");
+            case FileStatus.Socket:
+                return (null, $"fd {fd}: socket {link}");
+            default:
+                return (null, $"fd {fd}: {link}");
+        }
+    }
+
+    public static void Dump(DumpedProcess process, DumpSession session)
+    {
+        int pid = process.Pid;
+        using var pidfd = Pidfd.Open(pid);
+        foreach (int fd in ProcFiles.FileDescriptors(pid))
+        {
+            var (type, problem) = Classify(pid, fd, session.Options.ShellJob);
+            if (problem is not null)
+            {
+                throw new CheckpointException(
+                    problem.Contains("-ShellJob") ? CheckpointErrorKind.ShellJobRequired : CheckpointErrorKind.Unsupported,
+                    $"Process {pid} has {problem}, which CriuPS cannot save.", pid);
+            }
+            if (type is null)
+            {
+                continue;
+            }
+            var path = $"/proc/{pid}/fd/{fd}";
+            var info = FdInfo.Read(pid, fd);
+            var status = FileStatus.Of(path);
+            uint? known = session.Files.FindDescription(pid, fd, status.Device, status.Inode);
+            uint id = known ?? session.Files.NewId();
+            if (known is null)
+            {
+                session.Files.RememberDescription(pid, fd, status.Device, status.Inode, id);
+                FownEntry owner;
+                using (var copy = Pidfd.GetFd(pidfd, fd))
+                {
+                    owner = FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
+                }
+                session.Files.Add(type switch
+                {
+                    FdTypes.Reg => RegularFiles.ForDescriptor(id, ProcFiles.ReadLink(path), info, status, owner),
+                    FdTypes.Pipe => Pipes.Dump(session, pid, fd, id, info, status, owner),
+                    FdTypes.Tty => Terminals.Dump(session, pid, fd, id, info, status, owner),
+                    _ => throw new InvalidOperationException($"unexpected descriptor type {type}"),
+                });
+            }
+            process.FileDescriptors.Add(new FdinfoEntry
+            {
+                Id = id,
+                Flags = (info.Flags & O.CLOEXEC) != 0 ? (uint)Fcntl.FD_CLOEXEC : 0,
+                Type = type.Value,
+                Fd = (uint)fd,
+            });
+        }
+        session.Log.Detail($"descriptors of {pid}: {process.FileDescriptors.Count}");
+    }
+
+    /// <summary>Opens, in the engine, every file description the process needs.</summary>
+    public static void OpenForRestore(RestoreSession session, ProcessImages images)
+    {
+        var pipes = new Dictionary<uint, (FileDescriptor Read, FileDescriptor Write)>();
+        foreach (var fd in images.FileDescriptors)
+        {
+            if (session.OpenFiles.ContainsKey(fd.Id))
+            {
+                continue;
+            }
+            var file = session.Images.File(fd.Id);
+            var (description, owner) = file.Type switch
+            {
+                FdTypes.Reg => (RegularFiles.Open(file.Reg, session.Log), file.Reg.Fown),
+                FdTypes.Pipe => (Pipes.Open(session, file.Pipe, pipes), file.Pipe.Fown),
+                FdTypes.Tty => (Terminals.Open(session, file), file.Tty.Fown),
+                _ => throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                    $"fd {fd.Fd} of process {images.Pid} is of type {file.Type}, which CriuPS cannot restore yet.", fd.Fd),
+            };
+            FileOwner.Restore(description, owner);
+            session.OpenFiles[fd.Id] = description;
+        }
+        // Pipe ends that no descriptor uses (the peer outside the tree) are closed with the session.
+        foreach (var (read, write) in pipes.Values)
+        {
+            if (!session.OpenFiles.ContainsValue(read))
+            {
+                read.Dispose();
+            }
+            if (!session.OpenFiles.ContainsValue(write))
+            {
+                write.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Installs every saved descriptor in the process, at its number, with its close-on-exec flag.</summary>
+    public static void Restore(RestoreSession session, RestoringProcess process)
+    {
+        var caller = process.Caller;
+        var fds = process.Images.FileDescriptors.OrderBy(f => f.Fd).ToList();
+        if (fds.Count == 0)
+        {
+            return;
+        }
+        // Our pidfd must not sit on a number the process needs: move it above all of them.
+        long first = caller.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)session.EnginePid, 0);
+        long pidfd = caller.Checked("fcntl(F_DUPFD_CLOEXEC)", SyscallNumber.Fcntl, (ulong)first, Fcntl.F_DUPFD_CLOEXEC, fds[^1].Fd + 1);
+        caller.Checked("close", SyscallNumber.Close, (ulong)first);
+        foreach (var fd in fds)
+        {
+            var mine = session.OpenFiles[fd.Id];
+            long pulled = caller.Checked($"pidfd_getfd of fd {fd.Fd}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)mine.Value, 0);
+            bool closeOnExec = (fd.Flags & Fcntl.FD_CLOEXEC) != 0;
+            if (pulled != fd.Fd)
+            {
+                caller.Checked($"dup3 to fd {fd.Fd}", SyscallNumber.Dup3, (ulong)pulled, fd.Fd, closeOnExec ? (ulong)O.CLOEXEC : 0);
+                caller.Checked("close", SyscallNumber.Close, (ulong)pulled);
+            }
+            else if (!closeOnExec)
+            {
+                caller.Checked($"fcntl(F_SETFD) of fd {fd.Fd}", SyscallNumber.Fcntl, (ulong)fd.Fd, Fcntl.F_SETFD, 0);
+            }
+        }
+        caller.Checked("close", SyscallNumber.Close, (ulong)pidfd);
+        session.Log.Detail($"descriptors of {process.Pid}: {fds.Count} installed");
+    }
+}

@@ -1,0 +1,124 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+using Tmds.Linux;
+
+namespace CriuPS.Engine.Resources.Files;
+
+/// <summary>
+/// Anonymous pipes (pipe_entry, pipes-data.img). Dump: the unread bytes are copied with tee(2) from a reader of
+/// the pipe, which leaves them in place. Restore: the engine creates the pipe, refills it, and hands each end to
+/// the process.
+/// </summary>
+internal static class Pipes
+{
+    private const uint SpliceNonBlock = 2;
+
+    public static FileEntry Dump(DumpSession session, int pid, int fd, uint id, FdInfo info, FileStatus status, FownEntry owner)
+    {
+        var entry = new FileEntry
+        {
+            Type = FdTypes.Pipe,
+            Id = id,
+            Pipe = new PipeEntry { Id = id, PipeId = (uint)status.Inode, Flags = (uint)(info.Flags & ~O.CLOEXEC), Fown = owner },
+        };
+        if (!session.PipeData.Any(d => d.Entry.PipeId == (uint)status.Inode))
+        {
+            var (data, size) = ReadUnread(pid, fd);
+            session.PipeData.Add((new PipeDataEntry { PipeId = (uint)status.Inode, Bytes = (uint)data.Length, Size = (uint)size }, data));
+            if (data.Length > 0)
+            {
+                session.Log.Detail($"pipe:[{status.Inode}] of {pid} holds {data.Length} unread bytes");
+            }
+        }
+        return entry;
+    }
+
+    // Opening /proc/PID/fd/N of a pipe with O_RDONLY gives a new reader of the same pipe, whichever end N is.
+    private static unsafe (byte[] Data, int Size) ReadUnread(int pid, int fd)
+    {
+        using var reader = FileDescriptor.Open($"/proc/{pid}/fd/{fd}", O.RDONLY | O.NONBLOCK);
+        int size = Fcntl.Call(reader, Fcntl.F_GETPIPE_SZ);
+        int* ends = stackalloc int[2];
+        if (LibC.pipe2(ends, O.CLOEXEC | O.NONBLOCK) != 0)
+        {
+            throw new NativeException("pipe2", LibC.errno);
+        }
+        using var copyRead = new FileDescriptor(ends[0]);
+        using var copyWrite = new FileDescriptor(ends[1]);
+        Fcntl.Call(copyWrite, Fcntl.F_SETPIPE_SZ, size);
+        long copied = (long)LibC.tee(reader.Value, copyWrite.Value, (size_t)(ulong)size, SpliceNonBlock);
+        if (copied < 0)
+        {
+            int errno = LibC.errno;
+            if (errno == Errno.EAGAIN)
+            {
+                return (Array.Empty<byte>(), size);
+            }
+            throw new NativeException("tee", errno, $"pipe fd {fd} of {pid}");
+        }
+        var data = new byte[copied];
+        fixed (byte* p = data)
+        {
+            long done = 0;
+            while (done < copied)
+            {
+                long n = (long)LibC.read(copyRead.Value, p + done, (size_t)(ulong)(copied - done));
+                if (n <= 0)
+                {
+                    throw new NativeException("read of copied pipe data", n < 0 ? LibC.errno : Errno.EIO);
+                }
+                done += n;
+            }
+        }
+        return (data, size);
+    }
+
+    /// <summary>Opens (creating the pipe on first use) the end of a saved pipe that <paramref name="entry"/> describes.</summary>
+    public static FileDescriptor Open(RestoreSession session, PipeEntry entry, Dictionary<uint, (FileDescriptor Read, FileDescriptor Write)> created)
+    {
+        if (!created.TryGetValue(entry.PipeId, out var pipe))
+        {
+            pipe = Create(session, entry.PipeId);
+            created[entry.PipeId] = pipe;
+        }
+        var end = ((int)entry.Flags & O.ACCMODE) == O.RDONLY ? pipe.Read : pipe.Write;
+        int statusFlags = (int)entry.Flags & (O.NONBLOCK | O.APPEND | O.ASYNC | O.DIRECT | O.NOATIME);
+        Fcntl.Call(end, Fcntl.F_SETFL, statusFlags);
+        return end;
+    }
+
+    private static unsafe (FileDescriptor Read, FileDescriptor Write) Create(RestoreSession session, uint pipeId)
+    {
+        int* ends = stackalloc int[2];
+        if (LibC.pipe2(ends, O.CLOEXEC) != 0)
+        {
+            throw new NativeException("pipe2", LibC.errno);
+        }
+        var read = new FileDescriptor(ends[0]);
+        var write = new FileDescriptor(ends[1]);
+        if (session.Images.PipeData.TryGetValue(pipeId, out var saved))
+        {
+            if (saved.Entry.HasSize && saved.Entry.Size > 0)
+            {
+                Fcntl.Call(write, Fcntl.F_SETPIPE_SZ, (int)saved.Entry.Size);
+            }
+            fixed (byte* p = saved.Data)
+            {
+                long done = 0;
+                while (done < saved.Data.Length)
+                {
+                    long n = (long)LibC.write(write.Value, p + done, (size_t)(ulong)(saved.Data.Length - done));
+                    if (n <= 0)
+                    {
+                        throw new NativeException("write of saved pipe data", n < 0 ? LibC.errno : Errno.EIO, $"pipe:[{pipeId}]");
+                    }
+                    done += n;
+                }
+            }
+        }
+        return (read, write);
+    }
+}

@@ -1,0 +1,111 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Logging;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Files;
+
+/// <summary>
+/// Regular files, directories and device nodes reached by path (reg_file_entry): recorded with their open
+/// flags, position and size on dump, reopened by the engine on restore.
+/// </summary>
+internal static class RegularFiles
+{
+    // Flags that would change the file if we passed them again on reopen.
+    private const int CreationFlags = O.CREAT | O.EXCL | O.TRUNC | O.TMPFILE;
+
+    /// <summary>The file behind a memory mapping (shared by every area mapping it with the same flags).</summary>
+    public static uint ForMapping(FileRegistry files, int pid, VmaInfo vma, int openFlags)
+    {
+        var status = FileStatus.Of($"/proc/{pid}/map_files/{vma.Start.Value:x}-{vma.End.Value:x}");
+        return files.Path(vma.Path, openFlags, id => Entry(id, vma.Path, openFlags, 0, status, mountId: -1, FileOwner.None));
+    }
+
+    /// <summary>A file reached through a /proc link of the process (exe, cwd, root).</summary>
+    public static uint ForLink(FileRegistry files, string linkPath, int openFlags)
+    {
+        var path = ProcFiles.ReadLink(linkPath);
+        var status = FileStatus.Of(linkPath);
+        return files.Path(path, openFlags, id => Entry(id, path, openFlags, 0, status, mountId: -1, FileOwner.None));
+    }
+
+    /// <summary>The entry of an open descriptor's file description.</summary>
+    public static FileEntry ForDescriptor(uint id, string path, FdInfo info, FileStatus status, FownEntry owner) =>
+        Entry(id, path, info.Flags & ~O.CLOEXEC, info.Position, status, info.MountId, owner);
+
+    private static FileEntry Entry(uint id, string path, int flags, ulong position, FileStatus status, int mountId, FownEntry owner)
+    {
+        var reg = new RegFileEntry
+        {
+            Id = id,
+            Flags = (uint)flags,
+            Pos = position,
+            Fown = owner,
+            Name = path,
+            Size = status.Size,
+            Mode = status.Mode,
+        };
+        if (mountId >= 0)
+        {
+            reg.MntId = mountId;
+        }
+        return new FileEntry { Type = FdTypes.Reg, Id = id, Reg = reg };
+    }
+
+    /// <summary>Reopens a saved file description in the engine, at its saved position.</summary>
+    public static FileDescriptor Open(RegFileEntry reg, EngineLog log)
+    {
+        int flags = (int)reg.Flags & ~CreationFlags;
+        var fd = FileDescriptor.TryOpen(reg.Name, flags | O.NOCTTY, out int errno);
+        if (fd is null)
+        {
+            throw new CheckpointException(
+                CheckpointErrorKind.ImageIncompatible,
+                $"The file '{reg.Name}' that the process had open cannot be opened: {Errno.Describe(errno)}.",
+                reg.Name,
+                "Make the file available at the same path (restore on a machine with the same files).");
+        }
+        var status = FileStatus.Of(fd);
+        if (reg.HasSize && status.Type == FileStatus.Regular && status.Size != reg.Size)
+        {
+            log.Warning($"'{reg.Name}' is {status.Size} bytes now, {reg.Size} at the checkpoint.");
+        }
+        if (reg.Pos != 0 && status.Type is FileStatus.Regular or FileStatus.Directory or FileStatus.BlockDevice)
+        {
+            if (Tmds.Linux.LibC.lseek(fd.Value, (long)reg.Pos, 0) < 0)
+            {
+                var e = Tmds.Linux.LibC.errno;
+                fd.Dispose();
+                throw new NativeException("lseek", e, reg.Name);
+            }
+        }
+        return fd;
+    }
+
+    /// <summary>Checks that a file mapped into memory is still the one that was mapped (same size), or says what changed.</summary>
+    public static void CheckMappedFile(RegFileEntry reg)
+    {
+        FileStatus status;
+        try
+        {
+            status = FileStatus.Of(reg.Name);
+        }
+        catch (NativeException e)
+        {
+            throw new CheckpointException(
+                CheckpointErrorKind.ImageIncompatible,
+                $"The file '{reg.Name}' that the process had mapped into memory is missing: {Errno.Describe(e.Errno)}.",
+                reg.Name,
+                "Restore on a machine with the same files at the same paths.");
+        }
+        if (reg.HasSize && status.Size != reg.Size)
+        {
+            throw new CheckpointException(
+                CheckpointErrorKind.ImageIncompatible,
+                $"The file '{reg.Name}' that the process had mapped into memory has changed: {status.Size} bytes now, {reg.Size} at the checkpoint.",
+                reg.Name,
+                "Restore with the same version of the file (binaries and libraries must not change between checkpoint and restore).");
+        }
+    }
+}

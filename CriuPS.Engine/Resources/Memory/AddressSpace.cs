@@ -1,0 +1,179 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Memory;
+
+/// <summary>
+/// The memory areas of a process (mm-PID.img's vmas): which area is what, on dump; and, on restore, the same
+/// areas recreated at the same addresses with the same protection and flags before their pages are filled in.
+/// </summary>
+internal static partial class AddressSpace
+{
+    // VmFlags of smaps that become mmap flags (as CRIU records them).
+    private static readonly (string Flag, ulong MapFlag)[] MapFlagsFromVmFlags =
+    {
+        ("gd", Mman.MAP_GROWSDOWN), ("lo", Mman.MAP_LOCKED), ("nr", Mman.MAP_NORESERVE),
+    };
+
+    // VmFlags of smaps that are madvise() settings, recorded as bit (1 << MADV_x).
+    private static readonly (string Flag, int Advice)[] AdviceFromVmFlags =
+    {
+        ("sr", Mman.MADV_SEQUENTIAL), ("rr", Mman.MADV_RANDOM), ("dc", Mman.MADV_DONTFORK), ("dd", Mman.MADV_DONTDUMP),
+        ("mg", Mman.MADV_MERGEABLE), ("hg", Mman.MADV_HUGEPAGE), ("nh", Mman.MADV_NOHUGEPAGE), ("wf", Mman.MADV_WIPEONFORK),
+    };
+
+    /// <summary>Records every memory area of the process (except our own injection area) in the mm image.</summary>
+    public static List<SavedVma> Dump(DumpedProcess process, DumpSession session)
+    {
+        var saved = new List<SavedVma>();
+        foreach (var vma in process.Vmas)
+        {
+            if (vma.Range.Overlaps(process.Injection.Scratch.Range))
+            {
+                continue;
+            }
+            var entry = Describe(vma, process, session);
+            var policy = PolicyFor((VmaStatus)entry.Status);
+            process.Mm.Vmas.Add(entry);
+            saved.Add(new SavedVma(vma, entry, policy));
+        }
+        return saved;
+    }
+
+    /// <summary>The problem with an area CriuPS cannot save, or null (used by the pre-flight check too).</summary>
+    public static string? Unsupported(VmaInfo vma)
+    {
+        if (vma.HasFlag("io") || vma.HasFlag("pf"))
+        {
+            return vma.Path is "[vvar]" or "[vvar_vclock]" ? null : $"device mapping {vma.Range} of {vma.Path} (VM_IO/VM_PFNMAP)";
+        }
+        if (vma.HasFlag("ss"))
+        {
+            return $"shadow stack {vma.Range} (this CPU/kernel pair is not supported yet)";
+        }
+        if (vma.HasFlag("ht"))
+        {
+            return $"hugetlbfs mapping {vma.Range}";
+        }
+        if (vma.Path.StartsWith("/SYSV", StringComparison.Ordinal))
+        {
+            return $"System V shared memory {vma.Range}";
+        }
+        if (IsSharedAnonymous(vma))
+        {
+            return $"shared anonymous mapping {vma.Range}";
+        }
+        if (vma.Path.StartsWith("/memfd:", StringComparison.Ordinal))
+        {
+            return $"memfd mapping {vma.Range} ({vma.Path})";
+        }
+        if (!vma.IsAnonymous && vma.IsDeleted && !IsSharedAnonymous(vma))
+        {
+            return $"mapping {vma.Range} of deleted file {vma.Path}";
+        }
+        if (vma.Path.StartsWith("anon_inode:", StringComparison.Ordinal) || vma.Path.StartsWith("socket:", StringComparison.Ordinal))
+        {
+            return $"mapping {vma.Range} of {vma.Path}";
+        }
+        return null;
+    }
+
+    private static VmaEntry Describe(VmaInfo vma, DumpedProcess process, DumpSession session)
+    {
+        var problem = Unsupported(vma);
+        if (problem is not null)
+        {
+            throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {process.Pid} has a {problem}, which CriuPS cannot save.", process.Pid);
+        }
+        ulong prot = (vma.Readable ? Mman.PROT_READ : 0) | (vma.Writable ? Mman.PROT_WRITE : 0) | (vma.Executable ? Mman.PROT_EXEC : 0);
+        ulong flags = vma.Shared ? Mman.MAP_SHARED : Mman.MAP_PRIVATE;
+        foreach (var (flag, mapFlag) in MapFlagsFromVmFlags)
+        {
+            if (vma.HasFlag(flag))
+            {
+                flags |= mapFlag;
+            }
+        }
+        ulong advice = 0;
+        foreach (var (flag, madv) in AdviceFromVmFlags)
+        {
+            if (vma.HasFlag(flag))
+            {
+                advice |= 1UL << madv;
+            }
+        }
+
+        var entry = new VmaEntry
+        {
+            Start = vma.Start.Value,
+            End = vma.End.Value,
+            Pgoff = vma.Offset,
+            Shmid = 0,
+            Prot = (uint)prot,
+            Fd = -1,
+        };
+        if (advice != 0)
+        {
+            entry.Madv = advice;
+        }
+
+        VmaStatus status = VmaStatus.Regular;
+        switch (vma.Path)
+        {
+            case "[vsyscall]":
+                status = VmaStatus.Vsyscall | VmaStatus.AnonPrivate; // never "regular": nothing to dump or map
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case "[vdso]":
+                status |= VmaStatus.Vdso | VmaStatus.AnonPrivate;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case "[vvar]" or "[vvar_vclock]":
+                status |= VmaStatus.Vvar | VmaStatus.AnonPrivate;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case "[heap]":
+                status |= VmaStatus.Heap | VmaStatus.AnonPrivate;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            default:
+                if (vma.IsAnonymous)
+                {
+                    status |= VmaStatus.AnonPrivate;
+                    flags |= Mman.MAP_ANONYMOUS;
+                }
+                else
+                {
+                    status |= vma.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate;
+                    int openFlags = vma.Shared && vma.Writable ? O.RDWR : O.RDONLY;
+                    entry.Shmid = RegularFiles.ForMapping(session.Files, process.Pid, vma, openFlags);
+                    entry.Fdflags = (uint)openFlags;
+                }
+                break;
+        }
+        entry.Flags = (uint)flags;
+        entry.Status = (uint)status;
+        return entry;
+    }
+
+    // MAP_SHARED|MAP_ANONYMOUS memory lives in the kernel's internal shmem mount and shows as "/dev/zero (deleted)".
+    private static bool IsSharedAnonymous(VmaInfo vma) =>
+        vma.Shared && (vma.Path == "/dev/zero (deleted)" || vma.Path.StartsWith("[anon_shmem:", StringComparison.Ordinal));
+
+    private static PagePolicy PolicyFor(VmaStatus status)
+    {
+        if ((status & VmaStatus.Vdso) != 0)
+        {
+            return PagePolicy.All;
+        }
+        if ((status & (VmaStatus.Vvar | VmaStatus.Vsyscall | VmaStatus.FileShared)) != 0)
+        {
+            return PagePolicy.None;
+        }
+        return PagePolicy.Private;
+    }
+}

@@ -1,0 +1,78 @@
+using System.Runtime.InteropServices;
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Memory;
+
+/// <summary>
+/// The fields of the kernel's mm_struct (code, data, heap, stack, arguments and environment bounds, auxv, the
+/// executable, dumpability, THP setting): read from /proc and injected calls, set back in one PR_SET_MM_MAP.
+/// </summary>
+internal static class MmFields
+{
+    private const int PrGetDumpable = 3, PrSetDumpable = 4, PrSetThpDisable = 41, PrGetThpDisable = 42;
+    private const int PrSetMm = 35, PrSetMmMap = 14;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PrctlMmMap
+    {
+        public ulong StartCode, EndCode, StartData, EndData, StartBrk, Brk, StartStack, ArgStart, ArgEnd, EnvStart, EnvEnd;
+        public ulong Auxv;
+        public uint AuxvSize;
+        public uint ExeFd;
+    }
+
+    public static void Dump(DumpedProcess process, DumpSession session)
+    {
+        var mm = process.Mm;
+        var stat = process.Stat;
+        var caller = process.Injection.Caller;
+        mm.MmStartCode = stat.StartCode;
+        mm.MmEndCode = stat.EndCode;
+        mm.MmStartData = stat.StartData;
+        mm.MmEndData = stat.EndData;
+        mm.MmStartStack = stat.StartStack;
+        mm.MmStartBrk = stat.StartBrk;
+        // The current program break is not in /proc: brk(0) answers it without changing it.
+        mm.MmBrk = (ulong)caller.Checked("brk(0)", SyscallNumber.Brk, 0);
+        mm.MmArgStart = stat.ArgStart;
+        mm.MmArgEnd = stat.ArgEnd;
+        mm.MmEnvStart = stat.EnvStart;
+        mm.MmEnvEnd = stat.EnvEnd;
+        mm.MmSavedAuxv.Add(ProcFiles.Auxv(process.Pid));
+        mm.ExeFileId = RegularFiles.ForLink(session.Files, $"/proc/{process.Pid}/exe", O.RDONLY);
+        mm.Dumpable = (int)caller.Checked("prctl(PR_GET_DUMPABLE)", SyscallNumber.Prctl, PrGetDumpable);
+        mm.ThpDisabled = caller.Checked("prctl(PR_GET_THP_DISABLE)", SyscallNumber.Prctl, PrGetThpDisable) != 0;
+    }
+
+    public static unsafe void Restore(RestoreSession session, RestoringProcess process)
+    {
+        var mm = process.Images.Mm;
+        var caller = process.Caller;
+        var scratch = process.Injection.Scratch;
+        var exe = session.Images.File(mm.ExeFileId).Reg.Name;
+        scratch.Reset();
+        long exeFd = caller.Checked($"open of the executable {exe}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+        var auxv = scratch.PutArray<ulong>(mm.MmSavedAuxv.ToArray());
+        var map = scratch.Put(new PrctlMmMap
+        {
+            StartCode = mm.MmStartCode, EndCode = mm.MmEndCode, StartData = mm.MmStartData, EndData = mm.MmEndData,
+            StartBrk = mm.MmStartBrk, Brk = mm.MmBrk, StartStack = mm.MmStartStack,
+            ArgStart = mm.MmArgStart, ArgEnd = mm.MmArgEnd, EnvStart = mm.MmEnvStart, EnvEnd = mm.MmEnvEnd,
+            Auxv = auxv.Value, AuxvSize = (uint)(mm.MmSavedAuxv.Count * 8), ExeFd = (uint)exeFd,
+        });
+        caller.Checked("prctl(PR_SET_MM, PR_SET_MM_MAP)", SyscallNumber.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)sizeof(PrctlMmMap), 0);
+        caller.Checked("close", SyscallNumber.Close, (ulong)exeFd);
+        if (mm.HasDumpable)
+        {
+            caller.Checked("prctl(PR_SET_DUMPABLE)", SyscallNumber.Prctl, PrSetDumpable, (ulong)mm.Dumpable);
+        }
+        if (mm.ThpDisabled)
+        {
+            caller.Checked("prctl(PR_SET_THP_DISABLE)", SyscallNumber.Prctl, PrSetThpDisable, 1, 0, 0, 0);
+        }
+    }
+}

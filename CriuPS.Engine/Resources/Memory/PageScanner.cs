@@ -1,0 +1,112 @@
+using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+
+namespace CriuPS.Engine.Resources.Memory;
+
+/// <summary>
+/// Finds the pages of an area worth saving: PAGEMAP_SCAN asks the kernel for runs of anonymous (incl.
+/// copy-on-write) pages in one call per area; older kernels get /proc/PID/pagemap read page by page.
+/// </summary>
+internal sealed class PageScanner : IDisposable
+{
+    // pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
+    private const ulong PagemapPresent = 1UL << 63;
+    private const ulong PagemapSwapped = 1UL << 62;
+    private const ulong PagemapFileOrSharedAnon = 1UL << 61;
+
+    private const int RegionBatch = 4096;
+    private readonly FileDescriptor pagemap;
+    private readonly PageRegion[] regions = new PageRegion[RegionBatch];
+
+    public PageScanner(int pid, bool usePagemapScan)
+    {
+        pagemap = FileDescriptor.Open($"/proc/{pid}/pagemap", O.RDONLY);
+        UsesPagemapScan = usePagemapScan;
+    }
+
+    public bool UsesPagemapScan { get; }
+
+    /// <summary>Runs of pages to save in <paramref name="range"/>, in address order.</summary>
+    public List<AddressRange> Scan(AddressRange range, PagePolicy policy)
+    {
+        if (policy == PagePolicy.All)
+        {
+            return new List<AddressRange> { range };
+        }
+        return UsesPagemapScan ? ScanWithIoctl(range) : ScanPagemapFile(range);
+    }
+
+    private List<AddressRange> ScanWithIoctl(AddressRange range)
+    {
+        var result = new List<AddressRange>();
+        ulong start = range.Start.Value;
+        while (start < range.End.Value)
+        {
+            var arg = new PmScanArg
+            {
+                Start = start,
+                End = range.End.Value,
+                // Present or swapped, and neither a page-cache page nor the zero page.
+                CategoryInverted = (ulong)(PageCategory.File | PageCategory.PfnZero),
+                CategoryMask = (ulong)(PageCategory.File | PageCategory.PfnZero),
+                CategoryAnyOfMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
+                ReturnMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
+            };
+            int n = PagemapScan.Scan(pagemap, ref arg, regions);
+            for (int i = 0; i < n; i++)
+            {
+                Append(result, new AddressRange(regions[i].Start, regions[i].End));
+            }
+            // The kernel stops early when the region array is full; walk_end says where to go on.
+            if (arg.WalkEnd <= start)
+            {
+                break;
+            }
+            start = arg.WalkEnd;
+        }
+        return result;
+    }
+
+    private unsafe List<AddressRange> ScanPagemapFile(AddressRange range)
+    {
+        var result = new List<AddressRange>();
+        const int batchPages = 8192;
+        var entries = new ulong[batchPages];
+        for (ulong page = range.Start.Value >> Page.Shift; page < range.End.Value >> Page.Shift; page += batchPages)
+        {
+            int count = (int)Math.Min(batchPages, (range.End.Value >> Page.Shift) - page);
+            fixed (ulong* p = entries)
+            {
+                long n = (long)Tmds.Linux.LibC.pread(pagemap.Value, p, (Tmds.Linux.size_t)((ulong)count * 8), (long)(page * 8));
+                if (n != count * 8)
+                {
+                    throw new NativeException($"read of /proc/{pagemap.Value}/pagemap", n < 0 ? Tmds.Linux.LibC.errno : Errno.EIO);
+                }
+            }
+            for (int i = 0; i < count; i++)
+            {
+                ulong e = entries[i];
+                if ((e & (PagemapPresent | PagemapSwapped)) != 0 && (e & PagemapFileOrSharedAnon) == 0)
+                {
+                    ulong address = (page + (ulong)i) << Page.Shift;
+                    Append(result, new AddressRange(address, address + Page.Size));
+                }
+            }
+        }
+        return result;
+    }
+
+    private static void Append(List<AddressRange> runs, AddressRange run)
+    {
+        if (runs.Count > 0 && runs[^1].End == run.Start)
+        {
+            runs[^1] = runs[^1] with { End = run.End };
+        }
+        else
+        {
+            runs.Add(run);
+        }
+    }
+
+    public void Dispose() => pagemap.Dispose();
+}

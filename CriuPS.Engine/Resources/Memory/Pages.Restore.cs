@@ -1,0 +1,72 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+
+namespace CriuPS.Engine.Resources.Memory;
+
+/// <summary>
+/// Restore of page contents: the process itself reads its pages from the pages file with injected preadv, up
+/// to 1024 runs per call, straight into the areas just mapped.
+/// </summary>
+internal static partial class Pages
+{
+    public static void Restore(RestoringProcess process, PagesFile pages, IReadOnlyList<AddressRange> skip, Logging.EngineLog log)
+    {
+        var caller = process.Caller;
+        var scratch = process.Injection.Scratch;
+        scratch.Reset();
+        long fd = caller.Checked("open of the pages image", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(pages.Path).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+        var iovecs = new List<IoVec>(MaxIovecs);
+        long batchOffset = 0;
+        long batchBytes = 0;
+        long done = 0;
+
+        void Flush()
+        {
+            if (iovecs.Count == 0)
+            {
+                return;
+            }
+            scratch.Reset();
+            var array = scratch.PutArray<IoVec>(iovecs.ToArray());
+            long n = caller.Checked("preadv of pages", SyscallNumber.Preadv, (ulong)fd, array.Value, (ulong)iovecs.Count, (ulong)batchOffset, 0);
+            if (n != batchBytes)
+            {
+                throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{Path.GetFileName(pages.Path)}: read {n} of {batchBytes} bytes at offset {batchOffset}.", pages.Path);
+            }
+            done += batchBytes;
+            log.Progress("Restoring memory", done, pages.TotalBytes);
+            iovecs.Clear();
+            batchBytes = 0;
+        }
+
+        // preadv moves at most 2 GiB minus a page per call.
+        const long MaxBytesPerCall = 0x7ffff000;
+        foreach (var run in pages.Runs)
+        {
+            if (skip.Any(s => s.Overlaps(run.Range)))
+            {
+                continue;
+            }
+            for (ulong start = run.Range.Start.Value; start < run.Range.End.Value;)
+            {
+                long length = (long)Math.Min(run.Range.End.Value - start, 1UL << 30);
+                long offset = run.FileOffset + (long)(start - run.Range.Start.Value);
+                if (iovecs.Count == MaxIovecs || (iovecs.Count > 0 && (batchOffset + batchBytes != offset || batchBytes + length > MaxBytesPerCall)))
+                {
+                    Flush();
+                }
+                if (iovecs.Count == 0)
+                {
+                    batchOffset = offset;
+                }
+                iovecs.Add(new IoVec { Base = start, Length = (ulong)length });
+                batchBytes += length;
+                start += (ulong)length;
+            }
+        }
+        Flush();
+        caller.Checked("close", SyscallNumber.Close, (ulong)fd);
+    }
+}

@@ -1,0 +1,31 @@
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Memory;
+
+/// <summary>Which pages of an area go into the pages image.</summary>
+internal enum PagePolicy
+{
+    /// <summary>Nothing: the contents come back from elsewhere (a file, the kernel).</summary>
+    None,
+
+    /// <summary>Anonymous pages, including copy-on-write copies in private file mappings; untouched pages are skipped.</summary>
+    Private,
+
+    /// <summary>Every page, whatever the kernel says of it (the vDSO: a few pages we compare on restore).</summary>
+    All,
+}
+
+/// <summary>One memory area of a dumped process: what /proc said, what the image says, and which pages to save.</summary>
+internal sealed record SavedVma(VmaInfo Info, VmaEntry Entry, PagePolicy Policy)
+{
+    public VmaStatus Status => (VmaStatus)Entry.Status;
+
+    /// <summary>Whether zero-filled pages may be left out (they come back as fresh zero pages of anonymous memory).</summary>
+    public bool ZeroPagesMayBeSkipped => Policy == PagePolicy.Private && (Status & VmaStatus.AnonPrivate) != 0;
+
+    /// <summary>Whether CRIU would let these pages arrive lazily, on fault.</summary>
+    public bool CanBeLazy =>
+        (Status & VmaStatus.AnonPrivate) != 0 && (Status & (VmaStatus.Vdso | VmaStatus.Vvar | VmaStatus.Vsyscall)) == 0
+        && (Entry.Flags & (uint)Native.Interop.Mman.MAP_LOCKED) == 0;
+}

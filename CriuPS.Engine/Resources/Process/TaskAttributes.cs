@@ -1,0 +1,82 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Resources.Credentials;
+using CriuPS.Engine.Resources.Signals;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Process;
+
+/// <summary>
+/// Process-wide attributes of the task core: state, personality, name, flags, limits, timers, shared pending
+/// signals, OOM score, login uid and child-subreaper.
+/// </summary>
+internal static class TaskAttributes
+{
+    public const uint TaskAlive = 1, TaskStopped = 3;
+    private const int PrSetChildSubreaper = 36, PrGetChildSubreaper = 37;
+
+    public static void Dump(DumpedProcess process)
+    {
+        var tc = process.LeaderCore.Tc;
+        var caller = process.Injection.Caller;
+        tc.TaskState = process.Frozen.WasStopped ? TaskStopped : TaskAlive;
+        tc.ExitCode = 0;
+        tc.Personality = ProcFiles.Personality(process.Pid);
+        tc.Flags = process.Stat.Flags;
+        tc.BlkSigset = process.Frozen.OriginalMasks[process.Pid];
+        tc.Comm = process.Stat.Comm;
+        tc.Timers = IntervalTimers.Dump(process);
+        tc.Rlimits = ResourceLimits.Dump(process.Pid);
+        tc.SignalsS = PendingSignals.Read(process.Pid, shared: true);
+        tc.OomScoreAdj = ProcFiles.OomScoreAdj(process.Pid);
+        tc.Loginuid = ProcFiles.LoginUid(process.Pid);
+        process.Injection.Scratch.Reset();
+        var subreaper = process.Injection.Scratch.Reserve(4);
+        caller.Checked("prctl(PR_GET_CHILD_SUBREAPER)", SyscallNumber.Prctl, PrGetChildSubreaper, subreaper.Value);
+        tc.ChildSubreaper = process.Memory.Read<int>(subreaper) != 0;
+    }
+
+    public static void Restore(RestoreSession session, RestoringProcess process)
+    {
+        var tc = process.Images.LeaderCore.Tc;
+        var caller = process.Caller;
+        if (tc.Personality != ProcFiles.Personality(process.Pid))
+        {
+            caller.Checked("personality", SyscallNumber.Personality, tc.Personality);
+        }
+        if (tc.ChildSubreaper)
+        {
+            caller.Checked("prctl(PR_SET_CHILD_SUBREAPER)", SyscallNumber.Prctl, PrSetChildSubreaper, 1);
+        }
+        if (tc.HasOomScoreAdj)
+        {
+            File.WriteAllText($"/proc/{process.Pid}/oom_score_adj", tc.OomScoreAdj.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        if (tc.HasLoginuid && tc.Loginuid != ProcFiles.LoginUid(process.Pid))
+        {
+            RestoreLoginUid(process, tc.Loginuid);
+        }
+        ResourceLimits.Restore(process.Pid, tc.Rlimits, session.Log);
+        IntervalTimers.Restore(process);
+        PendingSignals.Queue(process, caller, tc.SignalsS, tid: null);
+    }
+
+    // Only a process itself may write its /proc/self/loginuid.
+    private static void RestoreLoginUid(RestoringProcess process, uint loginUid)
+    {
+        var caller = process.Caller;
+        var scratch = process.Injection.Scratch;
+        scratch.Reset();
+        var path = scratch.PutString("/proc/self/loginuid");
+        var text = System.Text.Encoding.ASCII.GetBytes(loginUid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var data = scratch.Put(text);
+        long fd = caller.Checked("open(/proc/self/loginuid)", SyscallNumber.Openat, unchecked((ulong)-100), path.Value, (ulong)O.WRONLY);
+        long written = caller.Call(SyscallNumber.Write, (ulong)fd, data.Value, (ulong)text.Length);
+        caller.Checked("close", SyscallNumber.Close, (ulong)fd);
+        if (written < 0)
+        {
+            throw new NativeException($"write of loginuid {loginUid} in {process.Pid}", (int)-written);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+using System.Runtime.InteropServices;
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+
+namespace CriuPS.Engine.Resources.Signals;
+
+/// <summary>The disposition of every signal (sa_entry in the task core): read and set with injected rt_sigaction.</summary>
+internal static class SignalHandlers
+{
+    [StructLayout(LayoutKind.Sequential)]
+    private struct KernelSigaction
+    {
+        public ulong Handler;
+        public ulong Flags;
+        public ulong Restorer;
+        public ulong Mask;
+    }
+
+    private const int SigsetSize = 8;
+
+    /// <summary>Signals whose disposition can be changed (all but SIGKILL and SIGSTOP), in CRIU's order.</summary>
+    public static IEnumerable<int> Changeable =>
+        Enumerable.Range(1, Native.Interop.Signals.Count).Where(s => s is not Native.Interop.Signals.SIGKILL and not Native.Interop.Signals.SIGSTOP);
+
+    public static unsafe void Dump(DumpedProcess process)
+    {
+        var caller = process.Injection.Caller;
+        var scratch = process.Injection.Scratch;
+        scratch.Reset();
+        var signals = Changeable.ToList();
+        var results = scratch.Reserve(signals.Count * sizeof(KernelSigaction));
+        for (int i = 0; i < signals.Count; i++)
+        {
+            caller.Checked($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], 0, results.Value + (ulong)(i * sizeof(KernelSigaction)), SigsetSize);
+        }
+        var actions = new KernelSigaction[signals.Count];
+        process.Memory.Read(results, MemoryMarshal.AsBytes(actions.AsSpan()));
+        foreach (var action in actions)
+        {
+            process.LeaderCore.Tc.Sigactions.Add(new SaEntry { Sigaction = action.Handler, Flags = action.Flags, Restorer = action.Restorer, Mask = action.Mask });
+        }
+    }
+
+    public static unsafe void Restore(RestoringProcess process)
+    {
+        var caller = process.Caller;
+        var scratch = process.Injection.Scratch;
+        var saved = process.Images.LeaderCore.Tc.Sigactions;
+        var signals = Changeable.ToList();
+        scratch.Reset();
+        var actions = new KernelSigaction[Math.Min(saved.Count, signals.Count)];
+        for (int i = 0; i < actions.Length; i++)
+        {
+            actions[i] = new KernelSigaction { Handler = saved[i].Sigaction, Flags = saved[i].Flags, Restorer = saved[i].Restorer, Mask = saved[i].Mask };
+        }
+        var table = scratch.PutArray<KernelSigaction>(actions);
+        for (int i = 0; i < actions.Length; i++)
+        {
+            caller.Checked($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], table.Value + (ulong)(i * sizeof(KernelSigaction)), 0, SigsetSize);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+using System.Runtime.InteropServices;
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Credentials;
+using CriuPS.Engine.Resources.Signals;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+using CriuPS.Native.Ptrace;
+using CriuPS.Native.RemoteSyscall;
+
+namespace CriuPS.Engine.Resources.Threads;
+
+/// <summary>
+/// Everything a thread owns (core-TID.img): registers and the full XSAVE state, TLS (fs/gs base), the
+/// clear_child_tid address, the robust futex list, rseq, the alternate signal stack, its pending signals and
+/// mask, scheduling, name and credentials. Some of it can only be read from inside the thread (injected calls),
+/// some from outside (ptrace, /proc, engine system calls).
+/// </summary>
+internal static class ThreadState
+{
+    private const int PrGetPdeathsig = 2, PrSetPdeathsig = 1, PrSetName = 15, PrGetTidAddress = 40;
+    private const int RseqUnregister = 1;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct StackT
+    {
+        public ulong Sp;
+        public int Flags;
+        public int Padding;
+        public ulong Size;
+    }
+
+    public static void Dump(DumpedProcess process, Tracee thread)
+    {
+        var core = process.Cores[thread.Tid];
+        var caller = process.CallerFor(thread);
+        var scratch = process.Injection.Scratch;
+        var memory = process.Memory;
+        int tid = thread.Tid;
+
+        var regs = caller.OriginalRegs;
+        scratch.Reset();
+        var tidAddress = scratch.Reserve(8);
+        caller.Checked("prctl(PR_GET_TID_ADDRESS)", SyscallNumber.Prctl, PrGetTidAddress, tidAddress.Value);
+        core.ThreadInfo = new ThreadInfoX86
+        {
+            ClearTidAddr = memory.Read<ulong>(tidAddress),
+            Gpregs = RegistersCodec.ToImage(SyscallRestart.ForImage(regs)),
+            Fpregs = XStateCodec.ToImage(thread.GetXState(), XStateLayout.Current),
+        };
+
+        var status = ProcStatus.ReadThread(process.Pid, tid);
+        var tc = core.ThreadCore;
+        (tc.FutexRla, tc.FutexRlaLen) = RobustList(tid);
+        tc.SchedPolicy = (uint)Syscall.Checked("sched_getscheduler", SyscallNumber.SchedGetscheduler, (ulong)tid);
+        tc.SchedPrio = SchedPriority(tid);
+        // The raw getpriority system call answers 20 - nice, never negative.
+        tc.SchedNice = 20 - (int)Syscall.Checked("getpriority", SyscallNumber.Getpriority, 0, (ulong)tid);
+        tc.BlkSigset = process.Frozen.OriginalMasks[tid];
+
+        var altStack = scratch.Reserve(Marshal.SizeOf<StackT>());
+        caller.Checked("sigaltstack", SyscallNumber.Sigaltstack, 0, altStack.Value);
+        var ss = memory.Read<StackT>(altStack);
+        tc.Sas = new ThreadSasEntry { SsSp = ss.Sp, SsSize = ss.Size, SsFlags = (uint)ss.Flags };
+
+        var deathSignal = scratch.Reserve(4);
+        caller.Checked("prctl(PR_GET_PDEATHSIG)", SyscallNumber.Prctl, PrGetPdeathsig, deathSignal.Value);
+        tc.PdeathSig = memory.Read<uint>(deathSignal);
+        tc.SignalsP = PendingSignals.Read(tid, shared: false);
+        tc.Creds = Creds.Dump(status, caller);
+        tc.SeccompMode = (SeccompMode)status.SeccompMode;
+        tc.Comm = ProcFiles.Comm(process.Pid, tid);
+
+        var rseq = Native.Interop.Ptrace.GetRseqConfiguration(tid);
+        if (rseq is not null)
+        {
+            tc.RseqEntry = new RseqEntry { RseqAbiPointer = rseq.Value.RseqAbiPointer, RseqAbiSize = rseq.Value.RseqAbiSize, Signature = rseq.Value.Signature };
+        }
+    }
+
+    /// <summary>
+    /// A thread forked from the host inherits the host's rseq registration; it must go before the host's
+    /// memory does, or the kernel kills the thread at its next preemption.
+    /// </summary>
+    public static void UnregisterInheritedRseq(Tracee thread, RemoteSyscaller caller)
+    {
+        var rseq = Native.Interop.Ptrace.GetRseqConfiguration(thread.Tid);
+        if (rseq is not null)
+        {
+            caller.Checked("rseq unregister", SyscallNumber.Rseq, rseq.Value.RseqAbiPointer, rseq.Value.RseqAbiSize, RseqUnregister, rseq.Value.Signature);
+        }
+    }
+
+    /// <summary>Restores what a thread sets for itself (the final registers and mask come at release).</summary>
+    public static void Restore(RestoringProcess process, Tracee thread, CoreEntry core, RemoteSyscaller caller)
+    {
+        var scratch = process.Injection.Scratch;
+        var tc = core.ThreadCore;
+        int tid = thread.Tid;
+
+        caller.Checked("set_tid_address", SyscallNumber.SetTidAddress, core.ThreadInfo.ClearTidAddr);
+        if (tc.FutexRla != 0)
+        {
+            caller.Checked("set_robust_list", SyscallNumber.SetRobustList, tc.FutexRla, tc.FutexRlaLen);
+        }
+        if (tc.Sas is not null && (tc.Sas.SsSp != 0 || tc.Sas.SsFlags != 0))
+        {
+            scratch.Reset();
+            // SS_DISABLE is the only flag sigaltstack accepts on input; SS_ONSTACK is a state, not a setting.
+            var ss = scratch.Put(new StackT { Sp = tc.Sas.SsSp, Size = tc.Sas.SsSize, Flags = (int)(tc.Sas.SsFlags & 2) });
+            caller.Checked("sigaltstack", SyscallNumber.Sigaltstack, ss.Value, 0);
+        }
+        if (tc.PdeathSig != 0)
+        {
+            caller.Checked("prctl(PR_SET_PDEATHSIG)", SyscallNumber.Prctl, PrSetPdeathsig, tc.PdeathSig);
+        }
+        if (tc.HasComm)
+        {
+            scratch.Reset();
+            var name = scratch.PutString(tc.Comm);
+            caller.Checked("prctl(PR_SET_NAME)", SyscallNumber.Prctl, PrSetName, name.Value);
+        }
+        if (tc.RseqEntry is not null)
+        {
+            caller.Checked("rseq", SyscallNumber.Rseq, tc.RseqEntry.RseqAbiPointer, tc.RseqEntry.RseqAbiSize, 0, tc.RseqEntry.Signature);
+        }
+        RestoreScheduling(tid, tc);
+        PendingSignals.Queue(process, caller, tc.SignalsP, tid);
+    }
+
+    /// <summary>The registers and XSAVE state the thread resumes with, for the end of the restore.</summary>
+    public static (UserRegs Regs, byte[] XState) FinalState(CoreEntry core)
+    {
+        var regs = SyscallRestart.ForResume(RegistersCodec.FromImage(core.ThreadInfo.Gpregs), restartBlockKept: false);
+        return (regs, XStateCodec.FromImage(core.ThreadInfo.Fpregs, XStateLayout.Current));
+    }
+
+    private static unsafe (ulong Head, uint Length) RobustList(int tid)
+    {
+        ulong head;
+        ulong length;
+        Syscall.Checked("get_robust_list", SyscallNumber.GetRobustList, (ulong)tid, (ulong)&head, (ulong)&length);
+        return (head, (uint)length);
+    }
+
+    private static unsafe uint SchedPriority(int tid)
+    {
+        int priority;
+        Syscall.Checked("sched_getparam", SyscallNumber.SchedGetparam, (ulong)tid, (ulong)&priority);
+        return (uint)priority;
+    }
+
+    private static unsafe void RestoreScheduling(int tid, ThreadCoreEntry tc)
+    {
+        if (tc.HasSchedPolicy)
+        {
+            int priority = (int)tc.SchedPrio;
+            Syscall.Checked("sched_setscheduler", SyscallNumber.SchedSetscheduler, (ulong)tid, tc.SchedPolicy, (ulong)&priority);
+        }
+        if (tc.HasSchedNice)
+        {
+            Syscall.Checked("setpriority", SyscallNumber.Setpriority, 0, (ulong)tid, unchecked((ulong)tc.SchedNice));
+        }
+    }
+}

@@ -1,0 +1,137 @@
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Logging;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+using CriuPS.Native.Proc;
+using CriuPS.Native.Ptrace;
+using CriuPS.Native.RemoteSyscall;
+using Tmds.Linux;
+
+namespace CriuPS.Engine.Restore;
+
+/// <summary>
+/// The vessel of a restore: a small process (sleep) that we seize and make fork, with clone3 and set_tid, a child
+/// carrying the saved PID. The child is what we then turn into the restored process; the host itself is killed
+/// as soon as the child exists.
+/// </summary>
+internal sealed class RestoreHost : IDisposable
+{
+    private const PtraceOptions Options = PtraceOptions.TraceSysGood | PtraceOptions.TraceFork | PtraceOptions.TraceClone | PtraceOptions.ExitKill;
+    private const ulong CloneParent = 0x8000;
+    private static readonly string[] SleepPaths = { "/bin/sleep", "/usr/bin/sleep" };
+
+    private readonly Tracee tracee;
+    private readonly ProcessMemory memory;
+    private bool killed;
+
+    private RestoreHost(Tracee tracee, ProcessMemory memory)
+    {
+        this.tracee = tracee;
+        this.memory = memory;
+    }
+
+    public int Pid => tracee.Tid;
+
+    /// <summary>Starts the host; in its own session unless the restore is a shell job (which joins the caller's).</summary>
+    public static RestoreHost Start(bool shellJob, EngineLog log)
+    {
+        var sleep = SleepPaths.First(File.Exists);
+        int pid = PosixSpawn.Spawn(sleep, new[] { "sleep", "1000000" }, newSession: !shellJob);
+        try
+        {
+            var tracee = Tracee.Seize(pid, pid, Options);
+            tracee.InterruptAndWait();
+            log.Detail($"host process {pid} ({sleep}) seized");
+            return new RestoreHost(tracee, ProcessMemory.Open(pid));
+        }
+        catch
+        {
+            LibC.kill(pid, Signals.SIGKILL);
+            Wait4.Wait(pid, Wait4.WALL);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Forks a child with PID <paramref name="pid"/>, its injection area at a place free in the restored process's
+    /// layout. With <paramref name="childOfCaller"/> the child's parent is our own process (CLONE_PARENT), else the host.
+    /// </summary>
+    public (Tracee Child, AddressRange Scratch) ForkChild(int pid, IReadOnlyList<VmaEntry> savedLayout, ByteCount scratchSize, bool childOfCaller)
+    {
+        var injection = BeginInjection(savedLayout, scratchSize);
+        var scratch = injection.Scratch;
+        scratch.Reset();
+        var tid = scratch.Put(pid);
+        var args = scratch.PutArray<ulong>(new ulong[]
+        {
+            childOfCaller ? CloneParent : 0, // flags
+            0, 0, 0,                         // pidfd, child_tid, parent_tid
+            (ulong)Signals.SIGCHLD,          // exit_signal
+            0, 0, 0,                         // stack, stack_size, tls
+            tid.Value, 1,                    // set_tid, set_tid_size
+            0,                               // cgroup
+        });
+        long result = injection.Caller.Call(SyscallNumber.Clone3, args.Value, 11 * 8);
+        if (result == -Errno.EEXIST)
+        {
+            throw new Errors.CheckpointException(Errors.CheckpointErrorKind.PidInUse, $"PID {pid} is in use by another process (perhaps a zombie).", pid,
+                "Stop the process that holds the PID, or restore after it has exited.");
+        }
+        if (result < 0)
+        {
+            throw new NativeException($"clone3 with set_tid {pid}", (int)-result);
+        }
+        var child = Tracee.Adopt((int)result, (int)result);
+        child.WaitForInterruptStop();
+        return (child, scratch.Range);
+    }
+
+    // The injection area must not collide with anything the restored process will map: look for a gap in its layout.
+    private Injection BeginInjection(IReadOnlyList<VmaEntry> savedLayout, ByteCount size)
+    {
+        var hostLayout = SmapsParser.Read(Pid);
+        var taken = savedLayout.Select(v => new AddressRange(v.Start, v.End)).Concat(hostLayout.Select(v => v.Range)).OrderByDescending(r => r.Start).ToList();
+        ulong guard = (ulong)Page.Size * 16;
+        ulong top = Mman.TaskSize;
+        foreach (var range in taken.Append(new AddressRange(0, Mman.MinAddress)))
+        {
+            if (range.End.Value + size.Value + 2 * guard <= top)
+            {
+                var at = new Address(top - guard - size.Value);
+                if (!taken.Any(t => t.Overlaps(new AddressRange(at, at + size))))
+                {
+                    return Injection.Begin(tracee, memory, hostLayout, size, at);
+                }
+            }
+            top = Math.Min(top, range.Start.Value);
+        }
+        throw new InvalidOperationException("no room for the injection area in the restored process's address space");
+    }
+
+    public void Kill()
+    {
+        if (killed)
+        {
+            return;
+        }
+        killed = true;
+        LibC.kill(Pid, Signals.SIGKILL);
+        try
+        {
+            while (true)
+            {
+                Wait4.Wait(Pid, Wait4.WALL);
+            }
+        }
+        catch (NativeException e) when (e.Errno == Errno.ECHILD)
+        {
+            // reaped
+        }
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        memory.Dispose();
+    }
+}

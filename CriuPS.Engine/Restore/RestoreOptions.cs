@@ -1,0 +1,17 @@
+namespace CriuPS.Engine.Restore;
+
+/// <summary>What to restore and how.</summary>
+public sealed class RestoreOptions
+{
+    /// <summary>The image directory to restore from.</summary>
+    public required string ImagePath { get; init; }
+
+    /// <summary>Leave the restored process as a child of init instead of the caller.</summary>
+    public bool Detach { get; init; }
+
+    /// <summary>Reconnect saved terminal descriptors to the caller's terminal, and join the caller's session.</summary>
+    public bool ShellJob { get; init; }
+
+    /// <summary>Where the log goes when the image directory is not writable (defaults to a temporary file).</summary>
+    public string? LogPath { get; init; }
+}

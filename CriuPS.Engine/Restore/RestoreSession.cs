@@ -1,0 +1,36 @@
+using CriuPS.Engine.Logging;
+using CriuPS.Native.Interop;
+
+namespace CriuPS.Engine.Restore;
+
+/// <summary>State shared by every process of one restore.</summary>
+internal sealed class RestoreSession : IDisposable
+{
+    public RestoreSession(RestoreOptions options, EngineLog log, ImageSet images)
+    {
+        Options = options;
+        Log = log;
+        Images = images;
+    }
+
+    public RestoreOptions Options { get; }
+
+    public EngineLog Log { get; }
+
+    public ImageSet Images { get; }
+
+    /// <summary>Our own pid: restored processes pull the descriptors we open for them with pidfd_getfd.</summary>
+    public int EnginePid { get; } = Environment.ProcessId;
+
+    /// <summary>Open file descriptions we created for the restored processes, by file id; closed when the restore ends.</summary>
+    public Dictionary<uint, FileDescriptor> OpenFiles { get; } = new();
+
+    public void Dispose()
+    {
+        foreach (var fd in OpenFiles.Values)
+        {
+            fd.Dispose();
+        }
+        OpenFiles.Clear();
+    }
+}

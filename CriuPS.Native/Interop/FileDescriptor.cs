@@ -1,0 +1,75 @@
+using System.Text;
+using Tmds.Linux;
+
+namespace CriuPS.Native.Interop;
+
+/// <summary>An owned file descriptor of this process, closed on dispose.</summary>
+public sealed unsafe class FileDescriptor : IDisposable
+{
+    public FileDescriptor(int fd) => Value = fd;
+
+    public int Value { get; private set; }
+
+    public bool IsOpen => Value >= 0;
+
+    public static FileDescriptor Open(string path, int flags, uint mode = 0)
+    {
+        var bytes = NullTerminated(path);
+        fixed (byte* p = bytes)
+        {
+            int fd = LibC.open(p, flags | O.CLOEXEC, (ushort)mode);
+            if (fd < 0)
+            {
+                throw new NativeException("open", LibC.errno, path);
+            }
+            return new FileDescriptor(fd);
+        }
+    }
+
+    /// <summary>Like <see cref="Open"/>, but returns null (and the errno) instead of throwing.</summary>
+    public static FileDescriptor? TryOpen(string path, int flags, out int errno, uint mode = 0)
+    {
+        var bytes = NullTerminated(path);
+        fixed (byte* p = bytes)
+        {
+            int fd = LibC.open(p, flags | O.CLOEXEC, (ushort)mode);
+            errno = fd < 0 ? LibC.errno : 0;
+            return fd < 0 ? null : new FileDescriptor(fd);
+        }
+    }
+
+    /// <summary>Gives up ownership: the caller closes the descriptor.</summary>
+    public int Release()
+    {
+        int fd = Value;
+        Value = -1;
+        return fd;
+    }
+
+    public void Dispose()
+    {
+        if (Value >= 0)
+        {
+            LibC.close(Value);
+            Value = -1;
+        }
+    }
+
+    public static byte[] NullTerminated(string text)
+    {
+        var bytes = new byte[Encoding.UTF8.GetByteCount(text) + 1];
+        Encoding.UTF8.GetBytes(text, bytes);
+        return bytes;
+    }
+
+    public override string ToString() => $"fd {Value}";
+}
+
+/// <summary>open(2) flags (x86-64 values).</summary>
+public static class O
+{
+    public const int RDONLY = 0, WRONLY = 1, RDWR = 2, ACCMODE = 3;
+    public const int CREAT = 0x40, EXCL = 0x80, NOCTTY = 0x100, TRUNC = 0x200, APPEND = 0x400, NONBLOCK = 0x800;
+    public const int DSYNC = 0x1000, ASYNC = 0x2000, DIRECT = 0x4000, LARGEFILE = 0x8000, DIRECTORY = 0x10000;
+    public const int NOFOLLOW = 0x20000, NOATIME = 0x40000, CLOEXEC = 0x80000, PATH = 0x200000, TMPFILE = 0x410000;
+}

@@ -1,0 +1,32 @@
+using System.Runtime.InteropServices;
+
+namespace CriuPS.Native.Interop;
+
+[StructLayout(LayoutKind.Sequential)]
+public struct ResourceLimit
+{
+    public ulong Current;
+    public ulong Maximum;
+
+    public const ulong Infinity = ulong.MaxValue;
+}
+
+/// <summary>prlimit64(2): read and set another process's resource limits without entering it.</summary>
+public static unsafe class Prlimit
+{
+    /// <summary>RLIM_NLIMITS on Linux: CPU..RTTIME.</summary>
+    public const int ResourceCount = 16;
+    public const int RLIMIT_DATA = 2;
+    public const int RLIMIT_NOFILE = 7;
+
+    public static ResourceLimit Get(int pid, int resource)
+    {
+        ResourceLimit limit;
+        Syscall.Checked($"prlimit64({pid}, {resource})", SyscallNumber.Prlimit64, (ulong)pid, (ulong)resource, 0, (ulong)&limit);
+        return limit;
+    }
+
+    /// <summary>Sets a limit; returns 0 or -errno (raising a hard limit needs CAP_SYS_RESOURCE).</summary>
+    public static long TrySet(int pid, int resource, ResourceLimit limit) =>
+        Syscall.Raw(SyscallNumber.Prlimit64, (ulong)pid, (ulong)resource, (ulong)&limit, 0);
+}

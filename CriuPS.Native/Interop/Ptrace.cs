@@ -1,0 +1,222 @@
+using System.Runtime.InteropServices;
+
+namespace CriuPS.Native.Interop;
+
+/// <summary>ptrace(2) requests used by CriuPS.</summary>
+public enum PtraceRequest : long
+{
+    Cont = 7,
+    Kill = 8,
+    GetRegs = 12,
+    SetRegs = 13,
+    Detach = 17,
+    Syscall = 24,
+    SetOptions = 0x4200,
+    GetEventMsg = 0x4201,
+    GetSigInfo = 0x4202,
+    GetRegSet = 0x4204,
+    SetRegSet = 0x4205,
+    Seize = 0x4206,
+    Interrupt = 0x4207,
+    Listen = 0x4208,
+    PeekSigInfo = 0x4209,
+    GetSigMask = 0x420a,
+    SetSigMask = 0x420b,
+    SeccompGetFilter = 0x420c,
+    GetRseqConfiguration = 0x420f,
+}
+
+[Flags]
+public enum PtraceOptions : ulong
+{
+    None = 0,
+    TraceSysGood = 1,
+    TraceFork = 1 << 1,
+    TraceVFork = 1 << 2,
+    TraceClone = 1 << 3,
+    TraceExec = 1 << 4,
+    TraceVForkDone = 1 << 5,
+    TraceExit = 1 << 6,
+    TraceSeccomp = 1 << 7,
+    /// <summary>The kernel kills the tracee if the tracer exits: a half-built restore never survives us.</summary>
+    ExitKill = 1 << 20,
+}
+
+/// <summary>Event codes reported in bits 16..23 of a wait status.</summary>
+public enum PtraceEvent
+{
+    None = 0,
+    Fork = 1,
+    VFork = 2,
+    Clone = 3,
+    Exec = 4,
+    VForkDone = 5,
+    Exit = 6,
+    Seccomp = 7,
+    Stop = 128,
+}
+
+/// <summary>Regset note types for PTRACE_GETREGSET/SETREGSET.</summary>
+public static class RegsetType
+{
+    public const ulong PrStatus = 1;
+    public const ulong X86XState = 0x202;
+    public const ulong X86ShadowStack = 0x204;
+}
+
+/// <summary>struct user_regs_struct of x86-64, in kernel order (also CRIU's user_x86_regs_entry order).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct UserRegs
+{
+    public ulong R15, R14, R13, R12, Rbp, Rbx, R11, R10, R9, R8;
+    public ulong Rax, Rcx, Rdx, Rsi, Rdi, OrigRax, Rip, Cs, Eflags, Rsp, Ss;
+    public ulong FsBase, GsBase, Ds, Es, Fs, Gs;
+
+    public const int Size = 27 * 8;
+}
+
+/// <summary>The answer of PTRACE_GET_RSEQ_CONFIGURATION.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct RseqConfiguration
+{
+    public ulong RseqAbiPointer;
+    public uint RseqAbiSize;
+    public uint Signature;
+    public uint Flags;
+    public uint Pad;
+}
+
+/// <summary>struct ptrace_peeksiginfo_args.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct PeekSigInfoArgs
+{
+    public ulong Offset;
+    public uint Flags;
+    public int Count;
+
+    /// <summary>Read the process-wide (shared) queue instead of the thread's own.</summary>
+    public const uint Shared = 1;
+}
+
+/// <summary>Thin, checked wrappers of ptrace(2). Every call must come from the tracing thread.</summary>
+public static unsafe class Ptrace
+{
+    public const int SigInfoSize = 128;
+
+    public static void Seize(int tid, PtraceOptions options) =>
+        Syscall.Checked($"ptrace(PTRACE_SEIZE, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.Seize, (ulong)tid, 0, (ulong)options);
+
+    public static void SetOptions(int tid, PtraceOptions options) =>
+        Syscall.Checked($"ptrace(PTRACE_SETOPTIONS, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.SetOptions, (ulong)tid, 0, (ulong)options);
+
+    public static void Interrupt(int tid) =>
+        Syscall.Checked($"ptrace(PTRACE_INTERRUPT, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.Interrupt, (ulong)tid);
+
+    public static void Cont(int tid, int signal = 0) =>
+        Syscall.Checked($"ptrace(PTRACE_CONT, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.Cont, (ulong)tid, 0, (ulong)signal);
+
+    public static void SyscallStep(int tid, int signal = 0) =>
+        Syscall.Checked($"ptrace(PTRACE_SYSCALL, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.Syscall, (ulong)tid, 0, (ulong)signal);
+
+    public static void Detach(int tid, int signal = 0) =>
+        Syscall.Checked($"ptrace(PTRACE_DETACH, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.Detach, (ulong)tid, 0, (ulong)signal);
+
+    /// <summary>Detach, ignoring a tracee that is already gone.</summary>
+    public static long TryDetach(int tid, int signal = 0) =>
+        Syscall.Raw(SyscallNumber.Ptrace, (ulong)PtraceRequest.Detach, (ulong)tid, 0, (ulong)signal);
+
+    public static ulong GetEventMessage(int tid)
+    {
+        ulong message;
+        Syscall.Checked($"ptrace(PTRACE_GETEVENTMSG, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.GetEventMsg, (ulong)tid, 0, (ulong)&message);
+        return message;
+    }
+
+    public static UserRegs GetRegs(int tid)
+    {
+        UserRegs regs;
+        Syscall.Checked($"ptrace(PTRACE_GETREGS, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.GetRegs, (ulong)tid, 0, (ulong)&regs);
+        return regs;
+    }
+
+    public static void SetRegs(int tid, in UserRegs regs)
+    {
+        fixed (UserRegs* p = &regs)
+        {
+            Syscall.Checked($"ptrace(PTRACE_SETREGS, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.SetRegs, (ulong)tid, 0, (ulong)p);
+        }
+    }
+
+    /// <summary>Reads a register set into <paramref name="buffer"/>; returns the number of bytes the kernel filled.</summary>
+    public static int GetRegSet(int tid, ulong type, Span<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+        {
+            var iov = new IoVec { Base = (ulong)p, Length = (ulong)buffer.Length };
+            Syscall.Checked($"ptrace(PTRACE_GETREGSET, {tid}, 0x{type:x})", SyscallNumber.Ptrace, (ulong)PtraceRequest.GetRegSet, (ulong)tid, type, (ulong)&iov);
+            return (int)iov.Length;
+        }
+    }
+
+    public static void SetRegSet(int tid, ulong type, ReadOnlySpan<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+        {
+            var iov = new IoVec { Base = (ulong)p, Length = (ulong)buffer.Length };
+            Syscall.Checked($"ptrace(PTRACE_SETREGSET, {tid}, 0x{type:x})", SyscallNumber.Ptrace, (ulong)PtraceRequest.SetRegSet, (ulong)tid, type, (ulong)&iov);
+        }
+    }
+
+    public static ulong GetSigMask(int tid)
+    {
+        ulong mask;
+        Syscall.Checked($"ptrace(PTRACE_GETSIGMASK, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.GetSigMask, (ulong)tid, 8, (ulong)&mask);
+        return mask;
+    }
+
+    public static void SetSigMask(int tid, ulong mask) =>
+        Syscall.Checked($"ptrace(PTRACE_SETSIGMASK, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.SetSigMask, (ulong)tid, 8, (ulong)&mask);
+
+    /// <summary>The siginfo of the signal that caused the current stop.</summary>
+    public static byte[] GetSigInfo(int tid)
+    {
+        var info = new byte[SigInfoSize];
+        fixed (byte* p = info)
+        {
+            Syscall.Checked($"ptrace(PTRACE_GETSIGINFO, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.GetSigInfo, (ulong)tid, 0, (ulong)p);
+        }
+        return info;
+    }
+
+    /// <summary>Reads queued signals without dequeuing them: each entry is a 128-byte siginfo.</summary>
+    public static List<byte[]> PeekPendingSignals(int tid, bool sharedQueue)
+    {
+        var result = new List<byte[]>();
+        const int batch = 32;
+        var buffer = new byte[batch * SigInfoSize];
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                var args = new PeekSigInfoArgs { Offset = (ulong)result.Count, Flags = sharedQueue ? PeekSigInfoArgs.Shared : 0, Count = batch };
+                long n = Syscall.Checked($"ptrace(PTRACE_PEEKSIGINFO, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.PeekSigInfo, (ulong)tid, (ulong)&args, (ulong)p);
+                for (int i = 0; i < n; i++)
+                {
+                    result.Add(buffer.AsSpan(i * SigInfoSize, SigInfoSize).ToArray());
+                }
+                if (n < batch)
+                {
+                    return result;
+                }
+            }
+        }
+    }
+
+    /// <summary>The thread's rseq registration, or null when it has none.</summary>
+    public static RseqConfiguration? GetRseqConfiguration(int tid)
+    {
+        RseqConfiguration config;
+        Syscall.Checked($"ptrace(PTRACE_GET_RSEQ_CONFIGURATION, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.GetRseqConfiguration, (ulong)tid, (ulong)sizeof(RseqConfiguration), (ulong)&config);
+        return config.RseqAbiPointer == 0 ? null : config;
+    }
+}

@@ -1,0 +1,48 @@
+using System.Globalization;
+
+namespace CriuPS.Native.Proc;
+
+/// <summary>/proc/PID/fdinfo/FD: position, open flags, mount id, and the type-specific lines (eventfd-count, tfd, ...).</summary>
+public sealed class FdInfo
+{
+    private FdInfo(ulong position, int flags, int mountId, List<KeyValuePair<string, string>> lines)
+    {
+        Position = position;
+        Flags = flags;
+        MountId = mountId;
+        Lines = lines;
+    }
+
+    public ulong Position { get; }
+
+    /// <summary>The open flags of the file description, O_CLOEXEC of the descriptor included.</summary>
+    public int Flags { get; }
+
+    public int MountId { get; }
+
+    /// <summary>Every "key: value" line in order (some keys, like "tfd", repeat).</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Lines { get; }
+
+    public static FdInfo Read(int pid, int fd) => Parse(File.ReadAllText($"/proc/{pid}/fdinfo/{fd}"));
+
+    public static FdInfo Parse(string text)
+    {
+        var lines = new List<KeyValuePair<string, string>>();
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int colon = line.IndexOf(':');
+            if (colon > 0)
+            {
+                lines.Add(new(line[..colon].Trim(), line[(colon + 1)..].Trim()));
+            }
+        }
+        string Value(string key) => lines.FirstOrDefault(l => l.Key == key).Value ?? "0";
+        return new FdInfo(
+            ulong.Parse(Value("pos"), CultureInfo.InvariantCulture),
+            Convert.ToInt32(Value("flags"), 8),
+            int.Parse(Value("mnt_id"), CultureInfo.InvariantCulture),
+            lines);
+    }
+
+    public string? Get(string key) => Lines.FirstOrDefault(l => l.Key == key).Value;
+}

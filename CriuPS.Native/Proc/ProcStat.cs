@@ -1,0 +1,88 @@
+using System.Globalization;
+
+namespace CriuPS.Native.Proc;
+
+/// <summary>/proc/PID/stat: the process's state, family and the mm boundaries (see proc(5) for field numbers).</summary>
+public sealed class ProcStat
+{
+    private readonly string[] fields;
+
+    private ProcStat(string comm, string[] fields)
+    {
+        Comm = comm;
+        this.fields = fields;
+    }
+
+    public static ProcStat Read(int pid) => Parse(File.ReadAllText($"/proc/{pid}/stat"));
+
+    public static ProcStat ReadThread(int pid, int tid) => Parse(File.ReadAllText($"/proc/{pid}/task/{tid}/stat"));
+
+    public static ProcStat Parse(string text)
+    {
+        // comm is in parentheses and may itself contain spaces and parentheses: split after the last ')'.
+        int open = text.IndexOf('(');
+        int close = text.LastIndexOf(')');
+        var comm = text[(open + 1)..close];
+        var rest = text[(close + 2)..].TrimEnd('\n').Split(' ');
+        return new ProcStat(comm, rest);
+    }
+
+    public string Comm { get; }
+
+    /// <summary>Field number n as proc(5) counts them (1 = pid, 2 = comm, 3 = state...).</summary>
+    private string Field(int n) => fields[n - 3];
+
+    private ulong U(int n) => ulong.Parse(Field(n), CultureInfo.InvariantCulture);
+
+    private long L(int n) => long.Parse(Field(n), CultureInfo.InvariantCulture);
+
+    public char State => Field(3)[0];
+
+    public int PPid => (int)L(4);
+
+    public int ProcessGroup => (int)L(5);
+
+    public int Session => (int)L(6);
+
+    public int TtyNumber => (int)L(7);
+
+    /// <summary>The kernel's PF_* task flags.</summary>
+    public uint Flags => (uint)U(9);
+
+    public int Priority => (int)L(18);
+
+    public int Nice => (int)L(19);
+
+    public ulong StartTime => U(22);
+
+    public ulong StartCode => U(26);
+
+    public ulong EndCode => U(27);
+
+    public ulong StartStack => U(28);
+
+    public uint ExitSignal => (uint)L(38);
+
+    public uint RtPriority => (uint)U(40);
+
+    public uint Policy => (uint)U(41);
+
+    public ulong StartData => U(45);
+
+    public ulong EndData => U(46);
+
+    public ulong StartBrk => U(47);
+
+    public ulong ArgStart => U(48);
+
+    public ulong ArgEnd => U(49);
+
+    public ulong EnvStart => U(50);
+
+    public ulong EnvEnd => U(51);
+
+    public int ExitCode => (int)L(52);
+
+    /// <summary>PF_KTHREAD: kernel threads have no user memory to save.</summary>
+    public bool IsKernelThread => (Flags & 0x00200000) != 0;
+}

@@ -1,0 +1,59 @@
+using CriuPS.Native.Interop;
+
+namespace CriuPS.Native.Ptrace;
+
+/// <summary>
+/// A thread stopped inside a system call shows rax = -ERESTART* and orig_rax = the call. The kernel would
+/// restart the call on the way back to user space, but only while it still considers the thread to be in that
+/// call; once we have replaced its registers it no longer does, so we do the kernel's job ourselves before
+/// letting the thread go (and put orig_rax = -1 so that nothing restarts twice).
+/// </summary>
+public static class SyscallRestart
+{
+    private const int SyscallInstructionLength = 2;
+
+    /// <summary>Whether the registers show a system call interrupted with one of the kernel's restart codes.</summary>
+    public static bool IsInterrupted(in UserRegs regs) =>
+        (long)regs.OrigRax >= 0 && (long)regs.Rax is -Errno.ERESTARTSYS or -Errno.ERESTARTNOINTR or -Errno.ERESTARTNOHAND or -Errno.ERESTART_RESTARTBLOCK;
+
+    /// <summary>
+    /// The registers as an image records them (as CRIU does): a restartable call already set up to run again,
+    /// one that needs its restart block turned into EINTR; orig_rax keeps the call number for the record.
+    /// </summary>
+    public static UserRegs ForImage(UserRegs regs)
+    {
+        var original = regs.OrigRax;
+        var resumed = ForResume(regs, restartBlockKept: false);
+        resumed.OrigRax = original;
+        return resumed;
+    }
+
+    /// <summary>
+    /// The registers with which the thread resumes as the kernel would after a stop without a signal handler:
+    /// the call runs again. A call that needs its restart block (relative sleeps, poll...) is resumed through
+    /// restart_syscall when that block is still the kernel's (<paramref name="restartBlockKept"/>, the same
+    /// process); in a restored process the block is gone, so it returns EINTR, which the call's contract allows.
+    /// </summary>
+    public static UserRegs ForResume(UserRegs regs, bool restartBlockKept)
+    {
+        if (IsInterrupted(regs))
+        {
+            switch (-(long)regs.Rax)
+            {
+                case Errno.ERESTART_RESTARTBLOCK when restartBlockKept:
+                    regs.Rax = (ulong)SyscallNumber.RestartSyscall;
+                    regs.Rip -= SyscallInstructionLength;
+                    break;
+                case Errno.ERESTART_RESTARTBLOCK:
+                    regs.Rax = unchecked((ulong)-Errno.EINTR);
+                    break;
+                default:
+                    regs.Rax = regs.OrigRax;
+                    regs.Rip -= SyscallInstructionLength;
+                    break;
+            }
+        }
+        regs.OrigRax = ulong.MaxValue;
+        return regs;
+    }
+}

@@ -1,0 +1,120 @@
+using CriuPS.Native.Interop;
+
+namespace CriuPS.Native.Ptrace;
+
+/// <summary>
+/// One thread under our ptrace control. ptrace binds a tracee to the tracing *thread*, so every method must be
+/// called from the thread that seized it.
+/// </summary>
+public sealed class Tracee
+{
+    private Tracee(int tid, int processId)
+    {
+        Tid = tid;
+        ProcessId = processId;
+    }
+
+    public int Tid { get; }
+
+    /// <summary>The thread group (process) this thread belongs to.</summary>
+    public int ProcessId { get; }
+
+    public bool IsStopped { get; private set; }
+
+    /// <summary>Whether the thread was in a group stop (SIGSTOP, SIGTSTP...) when we stopped it.</summary>
+    public bool WasGroupStopped { get; private set; }
+
+    public WaitStatus LastStop { get; private set; }
+
+    public bool IsAttached { get; private set; } = true;
+
+    /// <summary>Attaches to a running thread without stopping it.</summary>
+    public static Tracee Seize(int tid, int processId, PtraceOptions options)
+    {
+        Interop.Ptrace.Seize(tid, options);
+        return new Tracee(tid, processId);
+    }
+
+    /// <summary>Wraps a thread the kernel attached to us on its creation (PTRACE_O_TRACEFORK/TRACECLONE).</summary>
+    public static Tracee Adopt(int tid, int processId) => new(tid, processId);
+
+    /// <summary>
+    /// Stops a seized thread. A signal that arrives first is handed to the thread (as compel does), and we
+    /// wait again for the interrupt stop.
+    /// </summary>
+    public void InterruptAndWait()
+    {
+        Interop.Ptrace.Interrupt(Tid);
+        WaitForInterruptStop();
+    }
+
+    /// <summary>Waits for the PTRACE_EVENT_STOP of a seize, an interrupt or a kernel auto-attach.</summary>
+    public void WaitForInterruptStop()
+    {
+        while (true)
+        {
+            var status = WaitStop();
+            if (status.Event == PtraceEvent.Stop)
+            {
+                int signal = status.StopSignal & 0x7f;
+                WasGroupStopped = signal is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU;
+                return;
+            }
+            // A signal-delivery stop: let the thread take the signal, the pending interrupt stops it next.
+            Continue(status.Event == PtraceEvent.None ? status.StopSignal : 0);
+        }
+    }
+
+    /// <summary>Waits for the next stop of this thread; throws <see cref="TraceeGoneException"/> if it ended.</summary>
+    public WaitStatus WaitStop()
+    {
+        var status = Wait4.Wait(Tid, Wait4.WALL)!.Value;
+        if (status.IsGone)
+        {
+            IsStopped = false;
+            IsAttached = false;
+            throw new TraceeGoneException(Tid, status);
+        }
+        IsStopped = true;
+        LastStop = status;
+        return status;
+    }
+
+    public void Continue(int signal = 0)
+    {
+        Interop.Ptrace.Cont(Tid, signal);
+        IsStopped = false;
+    }
+
+    /// <summary>Resumes until the next syscall entry or exit (PTRACE_SYSCALL).</summary>
+    public void ContinueToSyscall()
+    {
+        Interop.Ptrace.SyscallStep(Tid);
+        IsStopped = false;
+    }
+
+    public void Detach(int signal = 0)
+    {
+        Interop.Ptrace.Detach(Tid, signal);
+        IsStopped = false;
+        IsAttached = false;
+    }
+
+    /// <summary>The message of the current ptrace event stop (the new child's pid for fork/clone events).</summary>
+    public ulong GetEventMessage() => Interop.Ptrace.GetEventMessage(Tid);
+
+    public UserRegs GetRegs() => Interop.Ptrace.GetRegs(Tid);
+
+    public void SetRegs(in UserRegs regs) => Interop.Ptrace.SetRegs(Tid, regs);
+
+    public byte[] GetXState()
+    {
+        var buffer = new byte[XStateLayout.Current.BufferSize];
+        int size = Interop.Ptrace.GetRegSet(Tid, RegsetType.X86XState, buffer);
+        return buffer[..size];
+    }
+
+    public void SetXState(ReadOnlySpan<byte> xstate) => Interop.Ptrace.SetRegSet(Tid, RegsetType.X86XState, xstate);
+
+    public override string ToString() => $"thread {Tid} of {ProcessId}";
+}

@@ -1,0 +1,86 @@
+using System.Runtime.InteropServices;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+using Tmds.Linux;
+
+namespace CriuPS.Native.RemoteSyscall;
+
+/// <summary>
+/// Another process's memory through /proc/PID/mem. The kernel forces access (FOLL_FORCE), so this reaches
+/// read-only and PROT_NONE areas too; the file stays bound to the address space it was opened on.
+/// </summary>
+public sealed unsafe class ProcessMemory : IDisposable
+{
+    private readonly FileDescriptor file;
+
+    private ProcessMemory(int pid, FileDescriptor file)
+    {
+        ProcessId = pid;
+        this.file = file;
+    }
+
+    public int ProcessId { get; }
+
+    public static ProcessMemory Open(int pid) => new(pid, FileDescriptor.Open($"/proc/{pid}/mem", O.RDWR));
+
+    public void Write(Address address, ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data)
+        {
+            long done = 0;
+            while (done < data.Length)
+            {
+                long n = (long)LibC.pwrite(file.Value, p + done, (size_t)(ulong)(data.Length - done), (long)(address.Value + (ulong)done));
+                if (n <= 0)
+                {
+                    throw new NativeException($"write to memory of {ProcessId} at {address + new ByteCount((ulong)done)}", n < 0 ? LibC.errno : Errno.EIO);
+                }
+                done += n;
+            }
+        }
+    }
+
+    public void Read(Address address, Span<byte> data)
+    {
+        fixed (byte* p = data)
+        {
+            long done = 0;
+            while (done < data.Length)
+            {
+                long n = (long)LibC.pread(file.Value, p + done, (size_t)(ulong)(data.Length - done), (long)(address.Value + (ulong)done));
+                if (n <= 0)
+                {
+                    throw new NativeException($"read of memory of {ProcessId} at {address + new ByteCount((ulong)done)}", n < 0 ? LibC.errno : Errno.EIO);
+                }
+                done += n;
+            }
+        }
+    }
+
+    public byte[] Read(Address address, int length)
+    {
+        var data = new byte[length];
+        Read(address, data);
+        return data;
+    }
+
+    public T Read<T>(Address address) where T : unmanaged
+    {
+        T value;
+        Read(address, new Span<byte>(&value, sizeof(T)));
+        return value;
+    }
+
+    public void Write<T>(Address address, in T value) where T : unmanaged
+    {
+        fixed (T* p = &value)
+        {
+            Write(address, new ReadOnlySpan<byte>(p, sizeof(T)));
+        }
+    }
+
+    public void WriteArray<T>(Address address, ReadOnlySpan<T> values) where T : unmanaged =>
+        Write(address, MemoryMarshal.AsBytes(values));
+
+    public void Dispose() => file.Dispose();
+}

@@ -1,0 +1,67 @@
+using System.Runtime.InteropServices;
+using CriuPS.Native.Memory;
+
+namespace CriuPS.Native.RemoteSyscall;
+
+/// <summary>
+/// Memory we mapped inside the target: the first bytes hold `syscall; int3`, the rest holds the arguments of
+/// injected calls (paths, structures, iovec arrays), handed out by a bump allocator reset between calls.
+/// </summary>
+public sealed class ScratchArea
+{
+    /// <summary>syscall; int3 — the trap hands control back to us right after the call returns.</summary>
+    public static readonly byte[] Code = { 0x0f, 0x05, 0xcc };
+
+    private const int CodeReserve = 64;
+    private ulong used;
+
+    public ScratchArea(AddressRange range, ProcessMemory memory)
+    {
+        Range = range;
+        Memory = memory;
+        Reset();
+    }
+
+    public AddressRange Range { get; }
+
+    public ProcessMemory Memory { get; }
+
+    public Address CodeAddress => Range.Start;
+
+    /// <summary>The address of the int3, where a thread stops after an injected call.</summary>
+    public Address TrapAddress => Range.Start + new ByteCount(2);
+
+    public ByteCount DataCapacity => Range.Length - new ByteCount(CodeReserve);
+
+    /// <summary>Forgets all data placed since the last reset.</summary>
+    public void Reset() => used = CodeReserve;
+
+    /// <summary>Reserves 16-byte aligned room for <paramref name="size"/> bytes and returns its remote address.</summary>
+    public Address Reserve(int size)
+    {
+        ulong start = (used + 15) & ~15UL;
+        if (start + (ulong)size > Range.Length.Value)
+        {
+            throw new InvalidOperationException($"scratch area of {Range.Length} is too small for {size} more bytes");
+        }
+        used = start + (ulong)size;
+        return Range.Start + new ByteCount(start);
+    }
+
+    /// <summary>Copies bytes into the target and returns where they are.</summary>
+    public Address Put(ReadOnlySpan<byte> data)
+    {
+        var address = Reserve(data.Length);
+        Memory.Write(address, data);
+        return address;
+    }
+
+    public Address Put<T>(in T value) where T : unmanaged => Put(MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
+
+    public Address PutArray<T>(ReadOnlySpan<T> values) where T : unmanaged => Put(MemoryMarshal.AsBytes(values));
+
+    /// <summary>A NUL-terminated UTF-8 string, as system calls take paths.</summary>
+    public Address PutString(string text) => Put(Interop.FileDescriptor.NullTerminated(text));
+
+    public void InstallCode() => Memory.Write(CodeAddress, Code);
+}

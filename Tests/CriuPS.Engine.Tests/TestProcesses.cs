@@ -1,0 +1,47 @@
+using CriuPS.Native.Interop;
+
+namespace CriuPS.Engine.Tests;
+
+/// <summary>Starts throwaway target processes for tests and makes sure they are killed and reaped.</summary>
+public sealed class TestProcess : IDisposable
+{
+    private TestProcess(int pid) => Pid = pid;
+
+    public int Pid { get; }
+
+    /// <summary>Starts `sleep` in a session of its own, and waits until it sleeps.</summary>
+    public static TestProcess StartSleeper()
+    {
+        var process = new TestProcess(PosixSpawn.Spawn("/bin/sleep", new[] { "sleep", "1000" }, newSession: true));
+        process.WaitForState('S');
+        return process;
+    }
+
+    public char State => File.ReadAllText($"/proc/{Pid}/stat").Split(") ")[1][0];
+
+    public void WaitForState(char state)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (State != state)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"process {Pid} did not reach state {state}");
+            }
+            Thread.Sleep(5);
+        }
+    }
+
+    public void Dispose()
+    {
+        Tmds.Linux.LibC.kill(Pid, Signals.SIGKILL);
+        try
+        {
+            Wait4.Wait(Pid, Wait4.WALL);
+        }
+        catch (NativeException e) when (e.Errno == Errno.ECHILD)
+        {
+            // Already reaped by whoever traced it last.
+        }
+    }
+}
