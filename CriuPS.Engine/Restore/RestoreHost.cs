@@ -66,7 +66,8 @@ internal sealed class RestoreHost : IDisposable
         {
             childOfCaller ? CloneParent : 0, // flags
             0, 0, 0,                         // pidfd, child_tid, parent_tid
-            (ulong)Signals.SIGCHLD,          // exit_signal
+            // With CLONE_PARENT the kernel takes the exit signal from the host (SIGCHLD) and refuses another.
+            childOfCaller ? 0 : (ulong)Signals.SIGCHLD, // exit_signal
             0, 0, 0,                         // stack, stack_size, tls
             tid.Value, 1,                    // set_tid, set_tid_size
             0,                               // cgroup

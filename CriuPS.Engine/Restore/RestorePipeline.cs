@@ -143,6 +143,7 @@ public static class RestorePipeline
                 $"Stop process {root.Pid}, or restore once it has exited.");
         }
         AddressSpace.CheckMappedFiles(session, root);
+        using var pages = new PagesFile(session.Images.Directory, root.PagemapHead, root.Pagemap); // checks its size
     }
 
     // A process killed by a dump stays a zombie until its parent (often init) reaps it: give that a moment.

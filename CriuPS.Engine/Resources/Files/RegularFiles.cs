@@ -67,9 +67,12 @@ internal static class RegularFiles
                 "Make the file available at the same path (restore on a machine with the same files).");
         }
         var status = FileStatus.Of(fd);
-        if (reg.HasSize && status.Type == FileStatus.Regular && status.Size != reg.Size)
+        // A log open for appending grows between checkpoint and restore; a file shorter than the saved position
+        // or one of another size that is not appended to has been changed under the process.
+        bool appending = (reg.Flags & O.APPEND) != 0;
+        if (reg.HasSize && status.Type == FileStatus.Regular && (status.Size < reg.Pos || (!appending && status.Size != reg.Size)))
         {
-            log.Warning($"'{reg.Name}' is {status.Size} bytes now, {reg.Size} at the checkpoint.");
+            log.Warning($"'{reg.Name}' is {status.Size} bytes now, {reg.Size} at the checkpoint (position {reg.Pos}).");
         }
         if (reg.Pos != 0 && status.Type is FileStatus.Regular or FileStatus.Directory or FileStatus.BlockDevice)
         {

@@ -1,0 +1,24 @@
+@{
+    RootModule           = 'CriuPS.dll'
+    ModuleVersion        = '0.1.0'
+    GUID                 = '2fd25e39-d275-48e9-8f0e-9f6ba1e20865'
+    Author               = 'The CriuPS developers'
+    CompanyName          = 'CriuPS'
+    Copyright            = '(c) The CriuPS developers. MIT License.'
+    Description          = 'Checkpoint and restore of live Linux processes (like CRIU), natively in .NET: save a running process to an image directory in CRIU''s format and bring it back later, with the same PID, memory, open files, signal handlers and timers.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    CmdletsToExport      = @('Checkpoint-Process', 'Restore-Process', 'Get-CheckpointImage')
+    FunctionsToExport    = @()
+    VariablesToExport    = @()
+    AliasesToExport      = @()
+    FormatsToProcess     = @('CriuPS.Format.ps1xml')
+    PrivateData          = @{
+        PSData = @{
+            Tags         = @('Linux', 'CRIU', 'Checkpoint', 'Restore', 'Migration', 'Process', 'ptrace')
+            ProjectUri   = 'https://github.com/criups/criups'
+            LicenseUri   = 'https://github.com/criups/criups/blob/main/LICENSE'
+            ReleaseNotes = 'First version: single-process checkpoint and restore.'
+        }
+    }
+}

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Model;
+
+namespace CriuPS.Cmdlets;
+
+/// <summary>
+/// <para type="synopsis">Saves the complete state of running processes to checkpoint images.</para>
+/// </summary>
+[Cmdlet(VerbsData.Checkpoint, "Process", DefaultParameterSetName = ByProcess, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(CheckpointImage))]
+public sealed class CheckpointProcessCommand : PSCmdlet
+{
+    private const string ById = "Id";
+    private const string ByProcess = "InputObject";
+    private const string ByName = "Name";
+
+    /// <summary>Test hook: names a point where the dump fails on purpose (see FailurePoint); never set it in production.</summary>
+    private const string FailAtVariable = "CRIUPS_FAIL_AT";
+
+    private int processCount;
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
+    [Alias("Pid", "ProcessId")]
+    [ValidateRange(1, int.MaxValue)]
+    public int[] Id { get; set; } = Array.Empty<int>();
+
+    [Parameter(Mandatory = true, ParameterSetName = ByProcess, ValueFromPipeline = true)]
+    public Process[] InputObject { get; set; } = Array.Empty<Process>();
+
+    [Parameter(Mandatory = true, ParameterSetName = ByName)]
+    [SupportsWildcards]
+    [Alias("ProcessName")]
+    public string[] Name { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    [Alias("Path", "ImagesDirectory")]
+    public string? ImagePath { get; set; }
+
+    [Parameter]
+    public SwitchParameter LeaveRunning { get; set; }
+
+    [Parameter]
+    public SwitchParameter ShellJob { get; set; }
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var (pid, name) in Targets())
+        {
+            Checkpoint(pid, name);
+        }
+    }
+
+    private IEnumerable<(int Pid, string Name)> Targets()
+    {
+        switch (ParameterSetName)
+        {
+            case ByProcess:
+                foreach (var process in InputObject)
+                {
+                    yield return (process.Id, SafeName(process));
+                }
+                break;
+            case ByName:
+                foreach (var pattern in Name)
+                {
+                    var wildcard = WildcardPattern.Get(pattern, WildcardOptions.IgnoreCase);
+                    var matches = Process.GetProcesses().Where(p => wildcard.IsMatch(SafeName(p))).OrderBy(p => p.Id).ToList();
+                    if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(pattern))
+                    {
+                        WriteError(new ErrorRecord(new ItemNotFoundException($"No process named '{pattern}'."), "ProcessNotFound", ErrorCategory.ObjectNotFound, pattern));
+                    }
+                    foreach (var process in matches)
+                    {
+                        yield return (process.Id, SafeName(process));
+                    }
+                }
+                break;
+            default:
+                foreach (var pid in Id)
+                {
+                    yield return (pid, NameOf(pid));
+                }
+                break;
+        }
+    }
+
+    private void Checkpoint(int pid, string name)
+    {
+        processCount++;
+        string path;
+        if (ImagePath is null)
+        {
+            path = Path.Combine(SessionState.Path.CurrentFileSystemLocation.ProviderPath, $"{name}-{pid}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        }
+        else if (processCount > 1)
+        {
+            WriteError(new ErrorRecord(
+                new ArgumentException($"-ImagePath names one image directory and process {processCount - 1} already uses it; process {pid} needs its own."),
+                "ImagePathShared", ErrorCategory.InvalidArgument, pid)
+            {
+                ErrorDetails = new ErrorDetails($"-ImagePath names one image directory; process {pid} needs its own.") { RecommendedAction = "Omit -ImagePath to get one directory per process, or checkpoint one process per call." },
+            });
+            return;
+        }
+        else
+        {
+            path = GetUnresolvedProviderPathFromPSPath(ImagePath);
+        }
+
+        var action = LeaveRunning ? "Save to " + path : "Save to " + path + " and end the process";
+        if (!ShouldProcess($"{name} ({pid})", action))
+        {
+            return;
+        }
+        var options = new DumpOptions
+        {
+            ProcessId = pid,
+            ImagePath = path,
+            LeaveRunning = LeaveRunning,
+            ShellJob = ShellJob,
+            Force = Force,
+            FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
+        };
+        try
+        {
+            WriteObject(EngineRunner.Run(this, $"Checkpoint of {name} ({pid})", observer => DumpPipeline.Run(options, observer)));
+        }
+        catch (Exception e)
+        {
+            WriteError(ErrorRecords.From(e, pid));
+        }
+    }
+
+    private static string SafeName(Process process)
+    {
+        try
+        {
+            return process.ProcessName;
+        }
+        catch (InvalidOperationException)
+        {
+            return "process";
+        }
+    }
+
+    private static string NameOf(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/comm").Trim();
+        }
+        catch (IOException)
+        {
+            return "process";
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using System.Management.Automation;
+using CriuPS.Engine.Model;
+using CriuPS.Engine.Restore;
+
+namespace CriuPS.Cmdlets;
+
+/// <summary>
+/// <para type="synopsis">Brings processes back from checkpoint images, with their original PIDs.</para>
+/// </summary>
+[Cmdlet(VerbsData.Restore, "Process", DefaultParameterSetName = ByPath, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(RestoredProcess))]
+public sealed class RestoreProcessCommand : PSCmdlet
+{
+    private const string ByPath = "Path";
+    private const string ByImage = "InputObject";
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath, ValueFromPipelineByPropertyName = true)]
+    [Alias("Path", "FullName", "PSPath")]
+    public string[] ImagePath { get; set; } = Array.Empty<string>();
+
+    [Parameter(Mandatory = true, ParameterSetName = ByImage, ValueFromPipeline = true)]
+    public CheckpointImage[] InputObject { get; set; } = Array.Empty<CheckpointImage>();
+
+    [Parameter]
+    public SwitchParameter Detach { get; set; }
+
+    [Parameter]
+    public SwitchParameter ShellJob { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var paths = ParameterSetName == ByImage
+            ? InputObject.Select(i => i.Path)
+            : ImagePath.Select(GetUnresolvedProviderPathFromPSPath);
+        foreach (var path in paths)
+        {
+            if (!ShouldProcess(path, "Restore the checkpointed process"))
+            {
+                continue;
+            }
+            var options = new RestoreOptions { ImagePath = path, Detach = Detach, ShellJob = ShellJob };
+            try
+            {
+                WriteObject(EngineRunner.Run(this, $"Restore from {path}", observer => RestorePipeline.Run(options, observer)));
+            }
+            catch (Exception e)
+            {
+                WriteError(ErrorRecords.From(e, path));
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using System.Management.Automation;
+using CriuPS.Engine.Errors;
+
+namespace CriuPS;
+
+/// <summary>Turns engine failures into PowerShell error records with stable ids, fitting categories and a recommended action.</summary>
+internal static class ErrorRecords
+{
+    public static ErrorRecord From(Exception exception, object? target)
+    {
+        if (exception is CheckpointException e)
+        {
+            return new ErrorRecord(e, e.Kind.ToString(), Category(e.Kind), e.Target ?? target)
+            {
+                // The message names the log of the run when there is one; the action says what the user can do.
+                ErrorDetails = new ErrorDetails(e.LogPath is null ? e.Message : $"{e.Message} (log: {e.LogPath})")
+                {
+                    RecommendedAction = e.RecommendedAction,
+                },
+            };
+        }
+        return new ErrorRecord(exception, "UnexpectedError", ErrorCategory.NotSpecified, target);
+    }
+
+    private static ErrorCategory Category(CheckpointErrorKind kind) => kind switch
+    {
+        CheckpointErrorKind.ProcessNotFound => ErrorCategory.ObjectNotFound,
+        CheckpointErrorKind.KernelThread => ErrorCategory.InvalidArgument,
+        CheckpointErrorKind.SelfCheckpoint => ErrorCategory.InvalidOperation,
+        CheckpointErrorKind.NotTraceable => ErrorCategory.PermissionDenied,
+        CheckpointErrorKind.Unsupported => ErrorCategory.NotImplemented,
+        CheckpointErrorKind.ShellJobRequired => ErrorCategory.InvalidOperation,
+        CheckpointErrorKind.ImagePathUnusable => ErrorCategory.ResourceExists,
+        CheckpointErrorKind.ImageNotFound => ErrorCategory.ObjectNotFound,
+        CheckpointErrorKind.ImageCorrupt => ErrorCategory.InvalidData,
+        CheckpointErrorKind.ImageIncompatible => ErrorCategory.InvalidOperation,
+        CheckpointErrorKind.PidInUse => ErrorCategory.ResourceExists,
+        CheckpointErrorKind.ProcessExited => ErrorCategory.OperationStopped,
+        _ => ErrorCategory.NotSpecified,
+    };
+}

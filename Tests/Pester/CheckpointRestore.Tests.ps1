@@ -1,0 +1,161 @@
+# End to end: checkpoint and restore of real processes that verify their own state afterwards.
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    Import-CriuPS
+    $script:SelfCheck = Get-TestTarget 'selfcheck'
+}
+
+Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'saves and restores everything the program holds (<Mode> mode)' -ForEach @(
+        @{ Mode = 'sleep' }  # checkpointed inside nanosleep
+        @{ Mode = 'read' }   # checkpointed inside a blocking read that must restart
+    ) {
+        $work = Join-Path $TestDrive "selfcheck-$Mode"
+        $log = Join-Path $work 'selfcheck.log'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments $Mode, $work -WorkDirectory $work
+        Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
+
+        $image = Get-Process -Id $target | Checkpoint-Process -ImagePath (Join-Path $TestDrive "image-$Mode")
+        $image.RootProcessId | Should -Be $target
+        $image.Name | Should -Be 'selfcheck'
+        $image.ProcessCount | Should -Be 1
+        $image.ThreadCount | Should -Be 1
+        $image.MemoryBytes | Should -BeGreaterThan 24MB
+        $image.Pages | Should -Be ($image.MemoryBytes / 4096)
+        $image.FrozenTime | Should -BeGreaterThan ([TimeSpan]::Zero)
+        $image.TotalTime | Should -BeGreaterOrEqual $image.FrozenTime
+        $image.Kernel | Should -Be (Get-Content /proc/sys/kernel/osrelease -Raw).Trim()
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+
+        $restored = $image | Restore-Process
+        Register-TestProcess $restored.Id
+        $restored.Id | Should -Be $target
+        $restored.Name | Should -Be 'selfcheck'
+        $restored.ParentId | Should -Be $PID
+        $restored.RestoreTime | Should -BeGreaterThan ([TimeSpan]::Zero)
+
+        $first = Invoke-SelfCheck $target $log
+        $first | Should -Match "^OK counter=(\d+) pid=$target$"
+        $counter = [int]($first -replace '.*counter=(\d+).*', '$1')
+        Start-Sleep -Milliseconds 200
+        $second = Invoke-SelfCheck $target $log
+        [int]($second -replace '.*counter=(\d+).*', '$1') | Should -BeGreaterThan $counter
+        Invoke-SelfCheck $target $log 'TERM' | Should -Match "^EXIT OK counter=\d+ pid=$target$"
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the restored process to exit'
+        $restored.ExitCode | Should -Be 0
+    }
+
+    It 'writes the image directory with 0700 and its files with 0600, with logs of both runs' {
+        $work = Join-Path $TestDrive 'perms'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        $path = Join-Path $TestDrive 'image-perms'
+        Checkpoint-Process -Id $target -ImagePath $path | Out-Null
+        Get-ModeBits $path | Should -Be '700'
+        foreach ($file in Get-ChildItem $path) { Get-ModeBits $file.FullName | Should -Be '600' -Because $file.Name }
+        Join-Path $path 'dump.log' | Should -FileContentMatch 'Saving memory'
+        @(Get-ChildItem (Split-Path $path) -Force -Filter '.image-perms.criups-*') | Should -BeNullOrEmpty
+        $restored = Restore-Process $path
+        Register-TestProcess $restored.Id
+        Join-Path $path 'restore.log' | Should -FileContentMatch 'Restoring memory'
+    }
+
+    It 'leaves the process running with -LeaveRunning, and the image restores it later' {
+        $work = Join-Path $TestDrive 'leave'
+        $log = Join-Path $work 'selfcheck.log'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-leave') -LeaveRunning
+        Test-ProcessAlive $target | Should -BeTrue
+        Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
+        Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
+
+        Send-Signal $target 'KILL'
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the original to end'
+        $restored = Restore-Process -ImagePath $image.Path
+        Register-TestProcess $restored.Id
+        Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
+    }
+
+    It 'checkpoints a restored process again (no trace of the restore is left in it)' {
+        $work = Join-Path $TestDrive 'twice'
+        $log = Join-Path $work 'selfcheck.log'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'read', $work -WorkDirectory $work
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'twice-1') | Restore-Process | Out-Null
+        Register-TestProcess $target
+        $again = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'twice-2')
+        $again.MemoryBytes | Should -BeGreaterThan 24MB
+        Restore-Process $again.Path | Out-Null
+        Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
+        Invoke-SelfCheck $target $log 'TERM' | Should -Match '^EXIT OK'
+    }
+
+    It 'restores with -Detach as a child of init rather than of this session' {
+        $work = Join-Path $TestDrive 'detach'
+        $log = Join-Path $work 'selfcheck.log'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        $restored = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-detach') | Restore-Process -Detach
+        Register-TestProcess $target
+        $restored.Detached | Should -BeTrue
+        $restored.ParentId | Should -Not -Be $PID
+        Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
+    }
+
+    It 'composes with Stop-Process: Restore-Process | Stop-Process' {
+        $work = Join-Path $TestDrive 'stop'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-stop')
+        Restore-Process $image.Path | Stop-Process
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the restored process to be stopped'
+    }
+
+    It 'does nothing with -WhatIf' {
+        $work = Join-Path $TestDrive 'whatif'
+        $log = Join-Path $work 'selfcheck.log'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        $path = Join-Path $TestDrive 'image-whatif'
+        Checkpoint-Process -Id $target -ImagePath $path -WhatIf | Should -BeNullOrEmpty
+        Test-Path $path | Should -BeFalse
+        Invoke-SelfCheck $target $log | Should -Match '^OK'
+    }
+}
+
+Describe 'A real program: python3 carrying on a computation' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'finishes its computation after a restore with the right result' {
+        $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
+        $work = Join-Path $TestDrive 'python'
+        New-Item -ItemType Directory -Force $work | Out-Null
+        $script = Join-Path $work 'compute.py'
+        @'
+import hashlib, os, time
+# A computation with state in Python objects, interrupted by the checkpoint halfway through.
+data = [i * i % 1000003 for i in range(300000)]
+def run(steps, pause):
+    total, digest = 0, hashlib.sha256()
+    for step in range(steps):
+        total += sum(data[step * 5000:(step + 1) * 5000])
+        digest.update(str(total).encode())
+        if pause:
+            time.sleep(pause)
+    return total, digest.hexdigest()
+open('ready.tmp', 'w').write(str(os.getpid()))
+os.rename('ready.tmp', 'ready')
+got = run(60, 0.05)
+want = run(60, 0)
+open('result.tmp', 'w').write('%s %d' % ('OK' if got == want else 'WRONG', os.getpid()))
+os.rename('result.tmp', 'result')
+'@ | Set-Content $script
+        $target = Start-TestTarget -Program $python -Arguments $script -WorkDirectory $work
+        Start-Sleep -Milliseconds 800
+        Test-Path (Join-Path $work 'result') | Should -BeFalse
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-python')
+        $image.Name | Should -BeLike 'python3*'
+        $restored = Restore-Process $image.Path
+        Register-TestProcess $restored.Id
+        Wait-Until { Test-Path (Join-Path $work 'result') } 'python to finish its computation' 30
+        Get-Content (Join-Path $work 'result') -Raw | Should -Be "OK $target"
+    }
+}

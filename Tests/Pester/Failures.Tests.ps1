@@ -1,0 +1,201 @@
+# Bad input and failures: proper error records, the target unharmed, nothing left behind.
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    Import-CriuPS
+    $script:SelfCheck = Get-TestTarget 'selfcheck'
+    $script:Checkpoint = 'CriuPS.Cmdlets.CheckpointProcessCommand'
+    $script:Restore = 'CriuPS.Cmdlets.RestoreProcessCommand'
+    $script:GetImage = 'CriuPS.Cmdlets.GetCheckpointImageCommand'
+
+    # Host processes a restore starts run `sleep 1000000`: none may survive a failed restore.
+    function Get-RestoreHosts { @(Get-Process sleep -ErrorAction Ignore | Where-Object { $_.CommandLine -eq 'sleep 1000000' }) }
+}
+
+Describe 'Checkpoint-Process refuses what it cannot do, with proper error records' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'reports an unknown PID and still checkpoints the other processes given' {
+        $work = Join-Path $TestDrive 'others'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        Push-Location $TestDrive
+        try {
+            $images = Checkpoint-Process -Id 999999, $target -ErrorVariable errors -ErrorAction SilentlyContinue
+        }
+        finally { Pop-Location }
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be "ProcessNotFound,$Checkpoint"
+        $errors[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $errors[0].TargetObject | Should -Be 999999
+        @($images).Count | Should -Be 1
+        $images.Path | Should -BeLike (Join-Path $TestDrive "selfcheck-$target-*")
+    }
+
+    It 'refuses <What> with <ErrorId>' -ForEach @(
+        @{ What = 'a kernel thread'; Id = 2; ErrorId = 'KernelThread'; Category = 'InvalidArgument' }
+        @{ What = 'this PowerShell process'; Id = $PID; ErrorId = 'SelfCheckpoint'; Category = 'InvalidOperation' }
+    ) {
+        $path = Join-Path $TestDrive "refused-$ErrorId"
+        Checkpoint-Process -Id $Id -ImagePath $path -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Be "$ErrorId,$Checkpoint"
+        $errors[0].CategoryInfo.Category | Should -Be $Category
+        $errors[0].TargetObject | Should -Be $Id
+        $errors[0].Exception.StackTrace | Should -Not -BeNullOrEmpty -Because 'the record carries the exception'
+        $errors[0].ToString() | Should -Not -Match ' at CriuPS\.' -Because 'users see a message, not a stack trace'
+        Test-Path $path | Should -BeFalse
+    }
+
+    It 'refuses a process that another tracer holds, which carries on unharmed' {
+        $work = Join-Path $TestDrive 'traced'
+        $log = Join-Path $work 'selfcheck.log'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        Start-TestTarget -Program (Get-TestTarget 'tracer') -Arguments $target -WorkDirectory (Join-Path $TestDrive 'tracer') | Out-Null
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'traced-image') -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors[0].FullyQualifiedErrorId | Should -Be "NotTraceable,$Checkpoint"
+        $errors[0].CategoryInfo.Category | Should -Be 'PermissionDenied'
+        $errors[0].ErrorDetails.RecommendedAction | Should -Match 'debugger'
+        Invoke-SelfCheck $target $log | Should -Match '^OK'
+    }
+
+    It 'refuses an image path that is a file' {
+        $work = Join-Path $TestDrive 'file-path'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        $file = Join-Path $TestDrive 'a-file'
+        Set-Content $file 'not a directory'
+        Checkpoint-Process -Id $target -ImagePath $file -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors[0].FullyQualifiedErrorId | Should -Be "ImagePathUnusable,$Checkpoint"
+        $errors[0].Exception.Message | Should -Match 'is a file'
+        Get-Content $file | Should -Be 'not a directory'
+        Test-ProcessAlive $target | Should -BeTrue
+    }
+
+    It 'refuses a non-empty image directory unless -Force, which replaces it' {
+        $work = Join-Path $TestDrive 'force'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        $path = Join-Path $TestDrive 'occupied'
+        New-Item -ItemType Directory $path | Out-Null
+        Set-Content (Join-Path $path 'old') 'old image'
+        Checkpoint-Process -Id $target -ImagePath $path -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors[0].FullyQualifiedErrorId | Should -Be "ImagePathUnusable,$Checkpoint"
+        $errors[0].ErrorDetails.RecommendedAction | Should -Match '-Force'
+        Test-ProcessAlive $target | Should -BeTrue
+        Checkpoint-Process -Id $target -ImagePath $path -Force | Should -Not -BeNullOrEmpty
+        Test-Path (Join-Path $path 'old') | Should -BeFalse
+        Test-Path (Join-Path $path 'inventory.img') | Should -BeTrue
+    }
+
+    It 'throws a terminating error with -ErrorAction Stop' {
+        { Checkpoint-Process -Id 999999 -ImagePath (Join-Path $TestDrive 'stop') -ErrorAction Stop } |
+            Should -Throw -ErrorId "ProcessNotFound,$Checkpoint"
+    }
+
+    It 'refuses one -ImagePath for several processes beyond the first' {
+        $a = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', (Join-Path $TestDrive 'a') -WorkDirectory (Join-Path $TestDrive 'a')
+        $b = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', (Join-Path $TestDrive 'b') -WorkDirectory (Join-Path $TestDrive 'b')
+        $images = Checkpoint-Process -Id $a, $b -ImagePath (Join-Path $TestDrive 'shared') -LeaveRunning -ErrorVariable errors -ErrorAction SilentlyContinue
+        @($images).Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be "ImagePathShared,$Checkpoint"
+        $errors[0].TargetObject | Should -Be $b
+    }
+}
+
+Describe 'A dump that fails at <Point> leaves the process exactly as it was' -ForEach @(
+    @{ Point = 'after-seize' }
+    @{ Point = 'mid-memory' }
+    @{ Point = 'before-kill' }
+) {
+    AfterEach {
+        Stop-TestProcesses
+        $env:CRIUPS_FAIL_AT = $null
+    }
+
+    It 'releases the process unharmed and writes nothing to the image path (<Mode> mode)' -ForEach @(@{ Mode = 'sleep' }, @{ Mode = 'read' }) {
+        $work = Join-Path $TestDrive "fail-$Point-$Mode"
+        $log = Join-Path $work 'selfcheck.log'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments $Mode, $work -WorkDirectory $work
+        $path = Join-Path $TestDrive "image-$Point-$Mode"
+        $env:CRIUPS_FAIL_AT = $Point
+        Checkpoint-Process -Id $target -ImagePath $path -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $env:CRIUPS_FAIL_AT = $null
+        $errors[0].FullyQualifiedErrorId | Should -Be "DumpFailed,$Checkpoint"
+        $errors[0].Exception.Message | Should -Match "injected test failure at '$Point'"
+        Test-Path $path | Should -BeFalse
+        @(Get-ChildItem $TestDrive -Force -Filter ".image-$Point-$Mode.criups-*") | Should -BeNullOrEmpty
+        $errors[0].ErrorDetails.Message -match 'log: (\S+)\)$' | Should -BeTrue
+        $failedLog = $Matches[1]
+        $failedLog | Should -FileContentMatch 'injected test failure'
+        Remove-Item $failedLog
+
+        Test-ProcessAlive $target | Should -BeTrue
+        (Get-Content "/proc/$target/status" | Select-String '^TracerPid:').Line | Should -Match '\s0$'
+        Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
+        Invoke-SelfCheck $target $log 'TERM' | Should -Match '^EXIT OK'
+    }
+}
+
+Describe 'Restore-Process refuses what it cannot do, and leaves nothing half-alive' {
+    BeforeAll {
+        $work = Join-Path $TestDrive 'source'
+        $script:Log = Join-Path $work 'selfcheck.log'
+        $script:Original = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        $script:Image = Checkpoint-Process -Id $Original -ImagePath (Join-Path $TestDrive 'good') -LeaveRunning
+    }
+    AfterAll { Stop-TestProcesses }
+
+    It 'reports a PID that is in use and starts nothing' {
+        $hosts = (Get-RestoreHosts).Count
+        Restore-Process $Image.Path -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Be "PidInUse,$Restore"
+        $errors[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+        $errors[0].TargetObject | Should -Be $Original
+        (Get-RestoreHosts).Count | Should -Be $hosts
+        Invoke-SelfCheck $Original $Log | Should -Match "^OK counter=\d+ pid=$Original$"
+    }
+
+    It 'reports a directory that is not an image' {
+        Restore-Process $TestDrive -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors[0].FullyQualifiedErrorId | Should -Be "ImageNotFound,$Restore"
+        Restore-Process (Join-Path $TestDrive 'missing') -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors[0].FullyQualifiedErrorId | Should -Be "ImageNotFound,$Restore"
+    }
+
+    Context 'with a damaged image' {
+        BeforeAll {
+            Send-Signal $Original 'KILL'
+            Wait-Until { -not (Test-ProcessAlive $Original) } 'the original to end'
+        }
+
+        It 'names <File> and the problem when it is <Damage>, and starts nothing' -ForEach @(
+            @{ File = "core-{0}.img"; Damage = 'truncated'; Problem = 'truncated|beyond|ends' }
+            @{ File = "mm-{0}.img"; Damage = 'of a foreign kind'; Problem = 'magic' }
+            @{ File = 'files.img'; Damage = 'garbage'; Problem = 'entry|decode|protobuf|invalid|magic' }
+            @{ File = 'inventory.img'; Damage = 'empty'; Problem = 'empty|truncated|magic' }
+            @{ File = "pagemap-{0}.img"; Damage = 'truncated'; Problem = 'truncated|beyond|ends' }
+            @{ File = 'pages-1.img'; Damage = 'truncated'; Problem = 'truncated' }
+        ) {
+            $copy = Join-Path $TestDrive "damaged-$($File -replace '\W', '')-$($Damage -replace '\W', '')"
+            Copy-Item $Image.Path $copy -Recurse
+            $victim = Join-Path $copy ($File -f $Original)
+            $length = (Get-Item $victim).Length
+            switch ($Damage) {
+                'truncated' { $stream = [IO.File]::Open($victim, 'Open'); $stream.SetLength([long]($length * 0.6)); $stream.Dispose() }
+                'of a foreign kind' { [IO.File]::WriteAllBytes($victim, [IO.File]::ReadAllBytes((Join-Path $copy 'pstree.img'))) }
+                'garbage' { $bytes = [IO.File]::ReadAllBytes($victim); for ($i = 8; $i -lt $length; $i++) { $bytes[$i] = 0xFF }; [IO.File]::WriteAllBytes($victim, $bytes) }
+                'empty' { [IO.File]::WriteAllBytes($victim, [byte[]]@()) }
+            }
+            $hosts = (Get-RestoreHosts).Count
+            Restore-Process $copy -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $errors[0].FullyQualifiedErrorId | Should -Be "ImageCorrupt,$Restore"
+            $errors[0].CategoryInfo.Category | Should -Be 'InvalidData'
+            $errors[0].Exception.Message | Should -Match ([regex]::Escape((Split-Path $victim -Leaf)))
+            $errors[0].Exception.Message | Should -Match $Problem
+            Test-ProcessAlive $Original | Should -BeFalse
+            (Get-RestoreHosts).Count | Should -Be $hosts
+
+            if ($File -ne 'pages-1.img') {
+                Get-CheckpointImage -LiteralPath $copy -ErrorVariable readErrors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+                $readErrors[0].FullyQualifiedErrorId | Should -Be "ImageCorrupt,$GetImage"
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+# Shared helpers of the CriuPS Pester suites: build the C test targets, start them detached, talk to them,
+# and make sure nothing a test started outlives it.
+
+$script:RepositoryRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+$script:TargetSources = Join-Path $script:RepositoryRoot 'Tests/Targets'
+$script:TargetBuild = Join-Path $script:TargetSources 'build'
+$script:Started = [System.Collections.Generic.List[int]]::new()
+
+function Import-CriuPS {
+    Import-Module (Join-Path $script:RepositoryRoot 'out/CriuPS/CriuPS.psd1') -Force -Global
+}
+
+function Get-RepositoryRoot { $script:RepositoryRoot }
+
+function Get-SharedInterop {
+    $interop = Join-Path $script:RepositoryRoot '../shared/interop'
+    if (-not (Test-Path $interop)) { throw "The CRIU interoperability vectors are missing: $interop" }
+    (Resolve-Path $interop).Path
+}
+
+# Compiles Tests/Targets/NAME.c once per run (gcc -O2) and returns the binary's path.
+function Get-TestTarget([string]$Name) {
+    $binary = Join-Path $script:TargetBuild $Name
+    $source = Join-Path $script:TargetSources "$Name.c"
+    if (-not (Test-Path $binary) -or (Get-Item $source).LastWriteTimeUtc -gt (Get-Item $binary).LastWriteTimeUtc) {
+        New-Item -ItemType Directory -Force $script:TargetBuild | Out-Null
+        $output = & gcc -O2 -Wall -o $binary $source 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "gcc failed for ${Name}: $output" }
+    }
+    $binary
+}
+
+# Waits until a condition holds, or fails with a message that says what was awaited.
+function Wait-Until([scriptblock]$Condition, [string]$What, [double]$TimeoutSeconds = 15) {
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+    while (-not (& $Condition)) {
+        if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out after $TimeoutSeconds s waiting for: $What" }
+        Start-Sleep -Milliseconds 20
+    }
+}
+
+# Starts PROGRAM ARGS in WORKDIR, detached in a session of its own with a reaper as parent (Tests/Targets/launch.c),
+# waits for WORKDIR/ready and returns the pid written there.
+function Start-TestTarget {
+    param([Parameter(Mandatory)][string]$Program, [string[]]$Arguments = @(), [Parameter(Mandatory)][string]$WorkDirectory)
+    New-Item -ItemType Directory -Force $WorkDirectory | Out-Null
+    $ready = Join-Path $WorkDirectory 'ready'
+    Remove-Item $ready -ErrorAction Ignore
+    & (Get-TestTarget 'launch') $WorkDirectory $Program @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "launch failed for $Program" }
+    Wait-Until { (Test-Path $ready) -and (Get-Content $ready -Raw) -match '^\d+\s*$' } "$Program to write $ready"
+    $target = [int](Get-Content $ready -Raw)
+    $script:Started.Add($target)
+    $target
+}
+
+function Test-ProcessAlive([int]$Id) {
+    $stat = "/proc/$Id/stat"
+    if (-not (Test-Path $stat)) { return $false }
+    try { (Get-Content $stat -Raw -ErrorAction Stop).Split(') ')[1][0] -notin 'Z', 'X' } catch { $false }
+}
+
+function Send-Signal([int]$Id, [string]$Signal) {
+    & kill -s $Signal $Id 2>$null
+}
+
+# Asks a selfcheck-style target to verify itself (SIGUSR1) and returns the line it appends to its log.
+function Invoke-SelfCheck([int]$Id, [string]$Log, [string]$Signal = 'USR1') {
+    $before = if (Test-Path $Log) { @(Get-Content $Log).Count } else { 0 }
+    Send-Signal $Id $Signal
+    Wait-Until { (Test-Path $Log) -and @(Get-Content $Log).Count -gt $before } "process $Id to answer SIG$Signal in $Log"
+    @(Get-Content $Log)[$before]
+}
+
+# Kills every process the tests started (and any given), and waits until they are gone.
+function Stop-TestProcesses([int[]]$Also = @()) {
+    foreach ($id in @($script:Started) + $Also) {
+        if (Test-ProcessAlive $id) { & kill -s KILL $id 2>$null }
+    }
+    foreach ($id in @($script:Started) + $Also) {
+        Wait-Until { -not (Test-ProcessAlive $id) } "process $id to end"
+    }
+    $script:Started.Clear()
+}
+
+# Registers a pid (e.g. a restored process) to be killed by Stop-TestProcesses.
+function Register-TestProcess([int]$Id) { $script:Started.Add($Id) }
+
+# The mode bits of a file or directory, as an octal string such as '700'.
+function Get-ModeBits([string]$Path) {
+    [Convert]::ToString([int]([System.IO.File]::GetUnixFileMode($Path)) -band 0x1FF, 8)
+}
+
+Export-ModuleMember -Function *

@@ -1,0 +1,137 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Builds, tests, demonstrates and benchmarks CriuPS.
+.DESCRIPTION
+    Build   (default) builds the module into out/CriuPS, importable with Import-Module ./out/CriuPS/CriuPS.psd1.
+    Test    builds, then runs every test (xunit and Pester) and prints one summary line "N passed, N failed".
+    Demo    builds, starts a small program, checkpoints it, restores it and shows it running with the same PID.
+.EXAMPLE
+    dotnet tool restore; dotnet pwsh ./build.ps1 Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Test', 'Demo')]
+    [string]$Task = 'Build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string]$Configuration = 'Release'
+)
+
+$ErrorActionPreference = 'Stop'
+$root = $PSScriptRoot
+$moduleOut = Join-Path $root 'out/CriuPS'
+
+function Invoke-Native([string]$What, [scriptblock]$Command) {
+    & $Command
+    if ($LASTEXITCODE -ne 0) { throw "$What failed (exit code $LASTEXITCODE)" }
+}
+
+function Invoke-Build {
+    Write-Host "Building CriuPS ($Configuration) into $moduleOut"
+    if (Test-Path $moduleOut) { Remove-Item -Recurse -Force $moduleOut }
+    Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $root 'CriuPS/CriuPS.csproj') -c $Configuration -o $moduleOut --nologo -v quiet }
+    Copy-Item (Join-Path $root 'CriuPS.psd1'), (Join-Path $root 'CriuPS.Format.ps1xml') $moduleOut
+    Get-ChildItem $moduleOut -Filter '*.pdb' | Remove-Item
+    Get-ChildItem $moduleOut -Filter '*.deps.json' | Remove-Item
+    $manifest = Test-ModuleManifest (Join-Path $moduleOut 'CriuPS.psd1')
+    Write-Host "Built CriuPS $($manifest.Version) with $($manifest.ExportedCmdlets.Count) cmdlets"
+}
+
+function Get-PesterModulePath {
+    Invoke-Native 'dotnet restore of test tools' { dotnet restore (Join-Path $root 'Tests/Tools/Tools.csproj') --nologo -v quiet }
+    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+    $pester = Join-Path $packages 'pester/5.7.1/tools/Pester.psd1'
+    if (-not (Test-Path $pester)) { throw "Pester was not restored to $pester" }
+    $pester
+}
+
+function Invoke-XunitTests {
+    $results = Join-Path $root 'out/test-results'
+    New-Item -ItemType Directory -Force $results | Out-Null
+    $trx = Join-Path $results 'xunit.trx'
+    Remove-Item $trx -ErrorAction Ignore
+    dotnet test (Join-Path $root 'Tests/CriuPS.Engine.Tests/CriuPS.Engine.Tests.csproj') -c $Configuration --nologo `
+        --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' | Out-Host
+    if (-not (Test-Path $trx)) { throw 'xunit produced no results' }
+    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout; Skipped = [int]$counters.notExecuted }
+}
+
+function Invoke-PesterTests {
+    $pester = Get-PesterModulePath
+    # A separate pwsh: the tests load the module, and restored processes become that session's children.
+    $script = @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$pester'
+`$config = New-PesterConfiguration
+`$config.Run.Path = '$(Join-Path $root 'Tests/Pester')'
+`$config.Run.PassThru = `$true
+`$config.Output.Verbosity = 'Detailed'
+`$result = Invoke-Pester -Configuration `$config
+"PESTER-COUNTS {0} {1} {2}" -f `$result.PassedCount, (`$result.FailedCount + `$result.FailedBlocksCount + `$result.FailedContainersCount), `$result.SkippedCount
+"@
+    $counts = $null
+    & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script | ForEach-Object {
+        if ($_ -match '^PESTER-COUNTS (\d+) (\d+) (\d+)$') { $counts = $Matches } else { Write-Host $_ }
+    }
+    if (-not $counts) { return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 } }
+    [pscustomobject]@{ Passed = [int]$counts[1]; Failed = [int]$counts[2]; Skipped = [int]$counts[3] }
+}
+
+function Invoke-Tests {
+    Invoke-Build
+    $xunit = Invoke-XunitTests
+    $pester = Invoke-PesterTests
+    $passed = $xunit.Passed + $pester.Passed
+    $failed = $xunit.Failed + $pester.Failed
+    $skipped = $xunit.Skipped + $pester.Skipped
+    Write-Host "xunit: $($xunit.Passed) passed, $($xunit.Failed) failed, $($xunit.Skipped) skipped"
+    Write-Host "Pester: $($pester.Passed) passed, $($pester.Failed) failed, $($pester.Skipped) skipped"
+    $summary = "$passed passed, $failed failed"
+    if ($skipped -gt 0) { $summary += ", $skipped skipped" }
+    Write-Host $summary
+    if ($failed -gt 0) { exit 1 }
+}
+
+function Invoke-Demo {
+    Invoke-Build
+    Import-Module (Join-Path $moduleOut 'CriuPS.psd1') -Force
+    $work = Join-Path ([IO.Path]::GetTempPath()) "criups-demo-$PID"
+    New-Item -ItemType Directory -Force $work | Out-Null
+    try {
+        $source = Join-Path $root 'Tests/Targets/demo.c'
+        $binary = Join-Path $work 'demo'
+        Invoke-Native 'gcc' { gcc -O2 -o $binary $source }
+        $launcher = Join-Path $work 'launch'
+        Invoke-Native 'gcc' { gcc -O2 -o $launcher (Join-Path $root 'Tests/Targets/launch.c') }
+        $log = Join-Path $work 'demo.log'
+        & $launcher $work $binary $log
+        $ready = Join-Path $work 'ready'
+        while (-not (Test-Path $ready)) { Start-Sleep -Milliseconds 20 }
+        $target = Get-Process -Id ([int](Get-Content $ready))
+        Start-Sleep -Milliseconds 500
+        Write-Host "Started demo process $($target.Id); its log so far:"
+        Get-Content $log | Select-Object -Last 2 | Write-Host
+
+        $image = $target | Checkpoint-Process -ImagePath (Join-Path $work 'image') -Verbose
+        $image | Format-List Path, RootProcessId, Name, MemoryBytes, Pages, FrozenTime, TotalTime | Out-Host
+        Write-Host "Process $($target.Id) running after checkpoint: $([bool](Get-Process -Id $target.Id -ErrorAction Ignore))"
+
+        $restored = $image | Restore-Process -Verbose
+        $restored | Format-List Id, Name, RestoreTime | Out-Host
+        Start-Sleep -Milliseconds 500
+        Write-Host "Restored process $($restored.Id) carries on (same PID: $($restored.Id -eq $target.Id)); its log:"
+        Get-Content $log | Select-Object -Last 3 | Write-Host
+        $restored | Stop-Process
+    }
+    finally {
+        Remove-Item -Recurse -Force $work -ErrorAction Ignore
+    }
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Test' { Invoke-Tests }
+    'Demo' { Invoke-Demo }
+}
