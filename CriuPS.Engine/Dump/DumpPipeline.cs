@@ -9,6 +9,7 @@ using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Engine.Resources.Threads;
+using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
@@ -33,18 +34,18 @@ public static class DumpPipeline
         using var log = new EngineLog(observer);
         log.Phase("Checking the process");
         Preflight.CheckTarget(options.ProcessId);
+        Preflight.CheckResources(options.ProcessId, options);
         var directory = ImageDirectoryTransaction.Begin(options.ImagePath, options.Force);
         log.AttachFile(Path.Combine(directory.WorkPath, "dump.log"));
         log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {options.ProcessId} into {directory.FinalPath} on {Environment.OSVersion}");
         var session = new DumpSession(options, log, directory.WorkPath);
+        using var quiet = ProcStat.Read(options.ProcessId).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
         var frozenTime = new Stopwatch();
         FrozenProcess? frozen = null;
         Injection? injection = null;
         ProcessMemory? memory = null;
         try
         {
-            Preflight.CheckResources(options.ProcessId, options);
-
             log.Phase("Freezing");
             frozen = FrozenProcess.Freeze(options.ProcessId, log);
             frozenTime.Start();

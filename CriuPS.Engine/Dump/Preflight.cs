@@ -67,24 +67,31 @@ internal static class Preflight
                 problems.Add(problem);
             }
         }
-        bool needsShellJob = false;
+        int shellJobProblems = 0;
+        var stat = ProcStat.Read(pid);
+        if (!options.ShellJob && (stat.Session != pid || stat.ProcessGroup != pid))
+        {
+            // Its session or group is led by a process outside the image: only a shell job can join ours on restore.
+            shellJobProblems++;
+            problems.Add($"session {stat.Session} and process group {stat.ProcessGroup} led by another process (a shell job: use -ShellJob)");
+        }
         foreach (var fd in ProcFiles.FileDescriptors(pid))
         {
             var (_, problem) = FileDescriptors.Classify(pid, fd, options.ShellJob);
             if (problem is not null)
             {
-                needsShellJob |= problem.Contains("-ShellJob", StringComparison.Ordinal);
+                shellJobProblems += problem.Contains("-ShellJob", StringComparison.Ordinal) ? 1 : 0;
                 problems.Add(problem);
             }
         }
         if (problems.Count > 0)
         {
-            var kind = needsShellJob && problems.Count == 1 ? CheckpointErrorKind.ShellJobRequired : CheckpointErrorKind.Unsupported;
+            var kind = shellJobProblems == problems.Count ? CheckpointErrorKind.ShellJobRequired : CheckpointErrorKind.Unsupported;
             throw new CheckpointException(
                 kind,
                 $"Process {pid} ({status.Name}) cannot be checkpointed; nothing was frozen:{Environment.NewLine} - {string.Join(Environment.NewLine + " - ", problems)}",
                 pid,
-                needsShellJob ? "Use -ShellJob for processes attached to your terminal." : null);
+                shellJobProblems > 0 ? "Use -ShellJob for processes attached to your terminal." : null);
         }
     }
 }

@@ -8,11 +8,17 @@ namespace CriuPS.Native.Ptrace;
 /// </summary>
 public sealed class Tracee
 {
-    private Tracee(int tid, int processId)
+    private Tracee(int tid, int processId, bool statusesMayBeStolen)
     {
         Tid = tid;
         ProcessId = processId;
+        this.statusesMayBeStolen = statusesMayBeStolen;
     }
+
+    // A child of our own process may have been started by System.Diagnostics.Process (Start-Process): the .NET
+    // runtime then answers every SIGCHLD with waitpid(child, WNOHANG), which also collects ptrace stops of a
+    // traced child. For such threads we cannot block in wait4 and must notice a stop that someone else collected.
+    private readonly bool statusesMayBeStolen;
 
     public int Tid { get; }
 
@@ -32,11 +38,23 @@ public sealed class Tracee
     public static Tracee Seize(int tid, int processId, PtraceOptions options)
     {
         Interop.Ptrace.Seize(tid, options);
-        return new Tracee(tid, processId);
+        return new Tracee(tid, processId, IsOurChild(processId));
+    }
+
+    private static bool IsOurChild(int pid)
+    {
+        try
+        {
+            return Proc.ProcStat.Read(pid).PPid == Environment.ProcessId;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Wraps a thread the kernel attached to us on its creation (PTRACE_O_TRACEFORK/TRACECLONE).</summary>
-    public static Tracee Adopt(int tid, int processId) => new(tid, processId);
+    public static Tracee Adopt(int tid, int processId) => new(tid, processId, statusesMayBeStolen: false);
 
     /// <summary>
     /// Stops a seized thread. A signal that arrives first is handed to the thread (as compel does), and we
@@ -68,7 +86,15 @@ public sealed class Tracee
     /// <summary>Waits for the next stop of this thread; throws <see cref="TraceeGoneException"/> if it ended.</summary>
     public WaitStatus WaitStop()
     {
-        var status = Wait4.Wait(Tid, Wait4.WALL)!.Value;
+        WaitStatus status;
+        try
+        {
+            status = statusesMayBeStolen ? StopWatcher.Wait(Tid, ProcessId) : Wait4.Wait(Tid, Wait4.WALL)!.Value;
+        }
+        catch (NativeException e) when (e.Errno == Errno.ECHILD)
+        {
+            status = new WaitStatus(Tid, Signals.SIGKILL); // reaped by its parent: it is gone
+        }
         if (status.IsGone)
         {
             IsStopped = false;

@@ -12,6 +12,7 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
     It 'saves and restores everything the program holds (<Mode> mode)' -ForEach @(
         @{ Mode = 'sleep' }  # checkpointed inside nanosleep
         @{ Mode = 'read' }   # checkpointed inside a blocking read that must restart
+        @{ Mode = 'pause' }  # checkpointed while waiting for a signal
     ) {
         $work = Join-Path $TestDrive "selfcheck-$Mode"
         $log = Join-Path $work 'selfcheck.log'
@@ -108,6 +109,38 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-stop')
         Restore-Process $image.Path | Stop-Process
         Wait-Until { -not (Test-ProcessAlive $target) } 'the restored process to be stopped'
+    }
+
+    It 'checkpoints a process this session started with Start-Process (a shell job), without confusing PowerShell about it' {
+        $work = Join-Path $TestDrive 'started'
+        New-Item -ItemType Directory $work | Out-Null
+        $log = Join-Path $work 'selfcheck.log'
+        $process = Start-Process $SelfCheck -ArgumentList 'sleep', $work -WorkingDirectory $work -PassThru
+        Register-TestProcess $process.Id
+        Wait-Until { Test-Path (Join-Path $work 'ready') } 'selfcheck to start'
+        foreach ($round in 1..3) {
+            $image = $process | Checkpoint-Process -ImagePath (Join-Path $TestDrive "started-$round") -LeaveRunning -ShellJob -ErrorAction Stop
+            $image.RootProcessId | Should -Be $process.Id
+            $process.HasExited | Should -BeFalse -Because 'ptrace stops are not exits'
+            Invoke-SelfCheck $process.Id $log | Should -Match '^OK'
+        }
+        $restored = $process | Checkpoint-Process -ImagePath (Join-Path $TestDrive 'started-last') -ShellJob -ErrorAction Stop |
+            Restore-Process -ShellJob -ErrorAction Stop
+        $process.WaitForExit(5000) | Should -BeTrue -Because 'the checkpointed original ended'
+        (Get-Content "/proc/$($restored.Id)/stat" -Raw).Split(') ')[1].Split(' ')[3] | Should -Be (Get-Content "/proc/$PID/stat" -Raw).Split(') ')[1].Split(' ')[3] -Because 'a shell job joins our session'
+        Invoke-SelfCheck $process.Id $log | Should -Match "^OK counter=\d+ pid=$($process.Id)$"
+    }
+
+    It 'refuses a shell job without -ShellJob, before freezing anything' {
+        $work = Join-Path $TestDrive 'shelljob'
+        New-Item -ItemType Directory $work | Out-Null
+        $process = Start-Process $SelfCheck -ArgumentList 'sleep', $work -WorkingDirectory $work -PassThru
+        Register-TestProcess $process.Id
+        Wait-Until { Test-Path (Join-Path $work 'ready') } 'selfcheck to start'
+        Checkpoint-Process -Id $process.Id -ImagePath (Join-Path $TestDrive 'shelljob-image') -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors[0].FullyQualifiedErrorId | Should -Be 'ShellJobRequired,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $errors[0].ErrorDetails.RecommendedAction | Should -Match '-ShellJob'
+        $process.HasExited | Should -BeFalse
     }
 
     It 'does nothing with -WhatIf' {

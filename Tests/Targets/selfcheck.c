@@ -16,7 +16,8 @@
  *
  * MODE=sleep: the main loop sleeps in nanosleep (so a checkpoint interrupts a sleep);
  * MODE=read:  the main loop blocks in read() on the pipe at fd 10, woken by the SIGUSR1 handler writing to fd 11
- *             (so a checkpoint interrupts a blocking read that must restart).
+ *             (so a checkpoint interrupts a blocking read that must restart);
+ * MODE=pause: the main loop waits for a signal in pause() (restarted after a stop without a handler).
  * Every loop increments a counter. On SIGUSR1 it re-checks everything and appends one line
  * "OK counter=N pid=P" or "CORRUPT what pid=P" to the log. On SIGTERM it checks once more, consumes the
  * pending signals (the queued value must be 42), logs "EXIT OK"/"EXIT CORRUPT what" and exits.
@@ -155,8 +156,9 @@ static void put_fd(int fd, int want)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) { fprintf(stderr, "usage: %s sleep|read WORKDIR\n", argv[0]); return 2; }
+	if (argc < 3) { fprintf(stderr, "usage: %s sleep|read|pause WORKDIR\n", argv[0]); return 2; }
 	read_mode = strcmp(argv[1], "read") == 0;
+	int pause_mode = strcmp(argv[1], "pause") == 0;
 	if (!realpath(argv[2], workdir)) die("workdir");
 	if (chdir(workdir)) die("chdir");
 	umask(027);
@@ -269,6 +271,8 @@ int main(int argc, char **argv)
 		if (read_mode) {
 			char c;
 			if (read(10, &c, 1) < 0 && errno != EINTR) { report("", "read-error"); return 1; }
+		} else if (pause_mode) {
+			pause();
 		} else {
 			nanosleep(&ts, NULL);
 		}
