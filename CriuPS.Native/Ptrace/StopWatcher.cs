@@ -4,25 +4,45 @@ using CriuPS.Native.Interop;
 namespace CriuPS.Native.Ptrace;
 
 /// <summary>
-/// Waits for a tracee's next stop without relying on being the one who collects its wait status: polls
-/// wait4(WNOHANG), and when the thread sits in a ptrace stop whose status someone else collected (the .NET
-/// runtime reaping its own children), rebuilds the status from the stop's siginfo.
+/// Waits for the next stop of a tracee that is a child of our own process, which the .NET runtime may know
+/// (started with System.Diagnostics.Process): such a child must never be reaped by us, or the runtime fails
+/// fast when it finds it gone, and its SIGCHLD handler may collect a ptrace stop before we do. So we look with
+/// waitid(WNOWAIT), which reports without collecting, and when the thread sits in a ptrace stop whose status
+/// someone else collected, rebuild the status from the stop's siginfo.
 /// </summary>
-internal static class StopWatcher
+internal static unsafe class StopWatcher
 {
     private const int PtraceEventStop = 128;
     private const int SyscallStopCode = Signals.SIGTRAP | 0x80;
+    private const int IdTypePid = 1;
+    private const int WStopped = 2, WExited = 4, WNoWait = 0x01000000;
+    private const int ClaimTrapped = 4, ClaimStopped = 5;
 
     public static WaitStatus Wait(int tid, int processId)
     {
         int rounds = 0;
         int tracedWithoutStatus = 0;
+        var info = stackalloc byte[128];
         while (true)
         {
-            var status = Wait4.Wait(tid, Wait4.WNOHANG | Wait4.WALL);
-            if (status is not null)
+            new Span<byte>(info, 128).Clear();
+            long result = Syscall.Raw(SyscallNumber.Waitid, IdTypePid, (ulong)tid, (ulong)info, WExited | WStopped | WNoWait | Wait4.WNOHANG | Wait4.WALL, 0);
+            if (result == -Errno.ECHILD)
             {
-                return status.Value;
+                return new WaitStatus(tid, Signals.SIGKILL);
+            }
+            if (result < 0 && result != -Errno.EINTR)
+            {
+                throw new NativeException($"waitid({tid})", (int)-result);
+            }
+            int reporter = *(int*)(info + 16); // si_pid
+            if (reporter != 0)
+            {
+                int code = *(int*)(info + 8); // si_code: CLD_*
+                int status = *(int*)(info + 24); // si_status
+                return code is ClaimTrapped or ClaimStopped
+                    ? new WaitStatus(tid, (status << 8) | 0x7f)
+                    : new WaitStatus(tid, Signals.SIGKILL); // exited: left for its parent to reap
             }
             switch (State(tid, processId))
             {
