@@ -21,6 +21,9 @@ public sealed class DumpOptions
     /// <summary>Use /proc/PID/pagemap even where PAGEMAP_SCAN exists (to exercise the fallback).</summary>
     public bool ForcePagemapFile { get; init; }
 
+    /// <summary>Cancels the dump (the process is released unharmed) at the next phase or batch of pages.</summary>
+    public CancellationToken Cancellation { get; init; }
+
     /// <summary>Test hook: fail on purpose at this point (see <see cref="FailurePoint"/>) to prove the target survives.</summary>
     public string? FailAt { get; init; }
 }

@@ -31,7 +31,7 @@ public static class DumpPipeline
     public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
     {
         var total = Stopwatch.StartNew();
-        using var log = new EngineLog(observer);
+        using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
         Preflight.CheckTarget(options.ProcessId);
         Preflight.CheckResources(options.ProcessId, options);
@@ -152,6 +152,7 @@ public static class DumpPipeline
         var error = e switch
         {
             CheckpointException known => known,
+            OperationCanceledException => new CheckpointException(CheckpointErrorKind.Cancelled, $"The checkpoint of process {pid} was cancelled; the process was left running as it was.", pid, null, e),
             TraceeGoneException gone => new CheckpointException(CheckpointErrorKind.ProcessExited, $"Process {pid} ended while it was being checkpointed ({gone.Status}).", pid, null, e),
             ImageFormatException format => new CheckpointException(CheckpointErrorKind.DumpFailed, format.Message, format.Path, null, e),
             _ => new CheckpointException(CheckpointErrorKind.DumpFailed, $"Checkpoint of process {pid} failed: {e.Message}. The process was left running as it was.", pid, null, e),

@@ -39,6 +39,9 @@ public enum CheckpointErrorKind
     /// <summary>The process exited or was killed while being checkpointed.</summary>
     ProcessExited,
 
+    /// <summary>The user stopped the operation (Ctrl+C); the process was released or the partial restore killed.</summary>
+    Cancelled,
+
     /// <summary>Any other failure of a dump; the process was released unharmed.</summary>
     DumpFailed,
 

@@ -17,7 +17,15 @@ public sealed class EngineLog : IDisposable
     private string? currentPhase;
     private TimeSpan currentPhaseStart;
 
-    public EngineLog(IEngineObserver observer) => this.observer = observer;
+    private readonly CancellationToken cancellation;
+
+    /// <param name="observer">Who hears about phases, progress and warnings.</param>
+    /// <param name="cancellation">Stops the run at the next phase or progress report (Ctrl+C).</param>
+    public EngineLog(IEngineObserver observer, CancellationToken cancellation = default)
+    {
+        this.observer = observer;
+        this.cancellation = cancellation;
+    }
 
     /// <summary>Where the log is being written, once a file is attached.</summary>
     public string? FilePath { get; private set; }
@@ -82,6 +90,7 @@ public sealed class EngineLog : IDisposable
     /// <summary>Starts a named phase; the previous one is reported with its duration.</summary>
     public void Phase(string name)
     {
+        cancellation.ThrowIfCancellationRequested();
         EndPhase();
         currentPhase = name;
         currentPhaseStart = clock.Elapsed;
@@ -101,7 +110,11 @@ public sealed class EngineLog : IDisposable
         }
     }
 
-    public void Progress(string activity, long done, long total) => observer.Progress(activity, done, total);
+    public void Progress(string activity, long done, long total)
+    {
+        cancellation.ThrowIfCancellationRequested();
+        observer.Progress(activity, done, total);
+    }
 
     public void Flush() => file?.Flush();
 

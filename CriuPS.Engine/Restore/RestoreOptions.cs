@@ -12,6 +12,9 @@ public sealed class RestoreOptions
     /// <summary>Reconnect saved terminal descriptors to the caller's terminal, and join the caller's session.</summary>
     public bool ShellJob { get; init; }
 
+    /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
+    public CancellationToken Cancellation { get; init; }
+
     /// <summary>Where the log goes when the image directory is not writable (defaults to a temporary file).</summary>
     public string? LogPath { get; init; }
 }

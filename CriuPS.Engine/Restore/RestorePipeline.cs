@@ -31,7 +31,7 @@ public static class RestorePipeline
     public static RestoredProcess Run(RestoreOptions options, IEngineObserver observer)
     {
         var total = Stopwatch.StartNew();
-        using var log = new EngineLog(observer);
+        using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Reading images");
         var images = ImageSet.Read(options.ImagePath);
         AttachLog(log, images.Directory, options);
@@ -210,6 +210,7 @@ public static class RestorePipeline
         var error = e switch
         {
             CheckpointException known => known,
+            OperationCanceledException => new CheckpointException(CheckpointErrorKind.Cancelled, $"The restore of process {pid} was cancelled; nothing was left running.", pid, null, e),
             _ => new CheckpointException(CheckpointErrorKind.RestoreFailed, $"Restore of process {pid} failed: {e.Message}. Nothing was left running.", pid, null, e),
         };
         error.LogPath = logPath;

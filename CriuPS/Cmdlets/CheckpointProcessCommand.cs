@@ -10,7 +10,7 @@ namespace CriuPS.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsData.Checkpoint, "Process", DefaultParameterSetName = ByProcess, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(CheckpointImage))]
-public sealed class CheckpointProcessCommand : PSCmdlet
+public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
 {
     private const string ById = "Id";
     private const string ByProcess = "InputObject";
@@ -46,6 +46,13 @@ public sealed class CheckpointProcessCommand : PSCmdlet
 
     [Parameter]
     public SwitchParameter Force { get; set; }
+
+    private readonly CancellationTokenSource stopping = new();
+
+    /// <summary>Ctrl+C: the engine stops at its next phase or batch of pages and cleans up.</summary>
+    protected override void StopProcessing() => stopping.Cancel();
+
+    public void Dispose() => stopping.Dispose();
 
     protected override void ProcessRecord()
     {
@@ -125,6 +132,7 @@ public sealed class CheckpointProcessCommand : PSCmdlet
             ShellJob = ShellJob,
             Force = Force,
             FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
+            Cancellation = stopping.Token,
         };
         try
         {

@@ -9,7 +9,7 @@ namespace CriuPS.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsData.Restore, "Process", DefaultParameterSetName = ByPath, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(RestoredProcess))]
-public sealed class RestoreProcessCommand : PSCmdlet
+public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
 {
     private const string ByPath = "Path";
     private const string ByImage = "InputObject";
@@ -27,6 +27,13 @@ public sealed class RestoreProcessCommand : PSCmdlet
     [Parameter]
     public SwitchParameter ShellJob { get; set; }
 
+    private readonly CancellationTokenSource stopping = new();
+
+    /// <summary>Ctrl+C: the engine stops at its next phase or batch of pages and cleans up.</summary>
+    protected override void StopProcessing() => stopping.Cancel();
+
+    public void Dispose() => stopping.Dispose();
+
     protected override void ProcessRecord()
     {
         var paths = ParameterSetName == ByImage
@@ -38,7 +45,7 @@ public sealed class RestoreProcessCommand : PSCmdlet
             {
                 continue;
             }
-            var options = new RestoreOptions { ImagePath = path, Detach = Detach, ShellJob = ShellJob };
+            var options = new RestoreOptions { ImagePath = path, Detach = Detach, ShellJob = ShellJob, Cancellation = stopping.Token };
             try
             {
                 WriteObject(EngineRunner.Run(this, $"Restore from {path}", observer => RestorePipeline.Run(options, observer)));

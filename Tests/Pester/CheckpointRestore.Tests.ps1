@@ -154,6 +154,22 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
     }
 }
 
+Describe 'Registers' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'keeps general-purpose, AVX and AVX-512 registers of a process stopped in a system call' {
+        $work = Join-Path $TestDrive 'registers'
+        $log = Join-Path $work 'regcheck.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'regcheck') -Arguments $work -WorkDirectory $work
+        Invoke-SelfCheck $target $log | Should -Match "^OK( avx512)? pid=$target$"
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-registers') | Restore-Process | Out-Null
+        Register-TestProcess $target
+        $line = Invoke-SelfCheck $target $log
+        $line | Should -Match "^OK( avx512)? pid=$target$"
+        if ((Get-Content /proc/cpuinfo -Raw) -match '\bavx512f\b') { $line | Should -Match 'avx512' }
+    }
+}
+
 Describe 'A real program: python3 carrying on a computation' {
     AfterEach { Stop-TestProcesses }
 

@@ -133,6 +133,29 @@ Describe 'A dump that fails at <Point> leaves the process exactly as it was' -Fo
     }
 }
 
+Describe 'Stopping a checkpoint (Ctrl+C)' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'releases the process unharmed and leaves no image' {
+        $work = Join-Path $TestDrive 'cancel'
+        $log = Join-Path $work 'memhog.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'memhog') -Arguments '512', $log -WorkDirectory $work
+        $path = Join-Path $TestDrive 'cancelled-image'
+        $shell = [powershell]::Create()
+        $null = $shell.AddScript("Import-Module '$(Join-Path (Get-RepositoryRoot) 'out/CriuPS/CriuPS.psd1')'; Checkpoint-Process -Id $target -ImagePath '$path'")
+        $running = $shell.BeginInvoke()
+        Wait-Until { @(Get-ChildItem $TestDrive -Force -Filter '.cancelled-image.criups-*').Count -gt 0 } 'the checkpoint to start writing'
+        $shell.Stop()
+        $running.IsCompleted | Should -BeTrue
+        $shell.Dispose()
+        Test-Path $path | Should -BeFalse
+        @(Get-ChildItem $TestDrive -Force -Filter '.cancelled-image.criups-*') | Should -BeNullOrEmpty
+        (Get-Content "/proc/$target/status" | Select-String '^TracerPid:').Line | Should -Match '\s0$'
+        Send-Signal $target 'USR1'
+        Wait-Until { (Test-Path $log) -and (Get-Content $log) -match "^OK pid=$target$" } 'memhog to verify its memory' 30
+    }
+}
+
 Describe 'Restore-Process refuses what it cannot do, and leaves nothing half-alive' {
     BeforeAll {
         $work = Join-Path $TestDrive 'source'

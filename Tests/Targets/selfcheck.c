@@ -12,7 +12,7 @@
  *             ignored; SIGUSR2 and SIGRTMIN+2 blocked and pending (SIGRTMIN+2 queued with value 42);
  *             an alternate signal stack; an ITIMER_REAL timer armed far in the future (SIGALRM ignored);
  *   process - umask 027, cwd = WORKDIR, RLIMIT_NOFILE soft limit 512, RLIMIT_CORE 0/unlimited, nice 5,
- *             name "selfcheck".
+ *             name "selfcheck"; the stack must still grow on demand.
  *
  * MODE=sleep: the main loop sleeps in nanosleep (so a checkpoint interrupts a sleep);
  * MODE=read:  the main loop blocks in read() on the pipe at fd 10, woken by the SIGUSR1 handler writing to fd 11
@@ -71,8 +71,18 @@ static const char *check_memory(void)
 	return NULL;
 }
 
+/* Uses about 1 MiB more stack than the process had at the checkpoint: the stack must still grow on demand. */
+static int deep_stack(int depth)
+{
+	volatile char frame[16 * 1024];
+	frame[0] = (char)depth;
+	frame[sizeof(frame) - 1] = (char)depth;
+	return depth == 0 ? frame[0] : deep_stack(depth - 1) + frame[sizeof(frame) - 1] - depth;
+}
+
 static const char *check_process(void)
 {
+	if (deep_stack(64) != 0) return "stack-growth";
 	stack_t ss;
 	if (sigaltstack(NULL, &ss) || ss.ss_sp != altstack || ss.ss_size != sizeof(altstack)) return "sigaltstack";
 	sigset_t cur, pend;
