@@ -34,7 +34,16 @@ function Invoke-Build {
     Copy-Item (Join-Path $root 'CriuPS.psd1'), (Join-Path $root 'CriuPS.Format.ps1xml') $moduleOut
     Get-ChildItem $moduleOut -Filter '*.pdb' | Remove-Item
     Get-ChildItem $moduleOut -Filter '*.deps.json' | Remove-Item
+    # Help: en-US/CriuPS.dll-Help.xml from docs/*.md and the built cmdlets' metadata, plus en-US/about_CriuPS.help.txt
+    # (schema: docs/README.md). A pwsh of its own imports the new module: this session may hold an older CriuPS.dll.
+    Invoke-Native 'Help generation' {
+        & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -File (Join-Path $root 'build/ConvertTo-MamlHelp.ps1') -ModulePath (Join-Path $moduleOut 'CriuPS.psd1')
+    }
     $manifest = Test-ModuleManifest (Join-Path $moduleOut 'CriuPS.psd1')
+    $assembly = [Reflection.AssemblyName]::GetAssemblyName((Join-Path $moduleOut 'CriuPS.dll')).Version
+    if ($manifest.Version -ne [version]$assembly.ToString(3)) {
+        throw "CriuPS.psd1 says version $($manifest.Version) but the assemblies are $($assembly.ToString(3)) (Directory.Build.props)"
+    }
     Write-Host "Built CriuPS $($manifest.Version) with $($manifest.ExportedCmdlets.Count) cmdlets"
 }
 

@@ -124,7 +124,8 @@ internal sealed class FrozenProcess
     public void Kill()
     {
         LibC.kill(ProcessId, Signals.SIGKILL);
-        foreach (var thread in Threads.Where(t => t.IsAttached))
+        // The leader's end is reported only after every other thread's: collect those first.
+        foreach (var thread in Threads.Where(t => t.IsAttached).OrderBy(t => t.Tid == ProcessId ? 1 : 0))
         {
             try
             {

@@ -37,6 +37,14 @@ internal sealed class ImageDirectoryTransaction
         bool replace = false;
         if (Directory.Exists(final) && Directory.EnumerateFileSystemEntries(final).Any())
         {
+            if (force && !File.Exists(Path.Combine(final, "inventory.img")))
+            {
+                throw new CheckpointException(
+                    CheckpointErrorKind.ImagePathUnusable,
+                    $"The directory '{final}' is not empty and holds no checkpoint image; -Force replaces only an image.",
+                    final,
+                    "Choose a new or empty directory.");
+            }
             if (!force)
             {
                 throw new CheckpointException(

@@ -46,10 +46,6 @@ internal static class Preflight
             throw new CheckpointException(CheckpointErrorKind.NotTraceable, $"Process {pid} is already traced by process {status.TracerPid} (a debugger?).", pid,
                 "Detach the debugger first.");
         }
-        if (status.Threads > 1)
-        {
-            problems.Add($"{status.Threads} threads (multi-threaded processes are not supported yet)");
-        }
         var children = File.ReadAllText($"/proc/{pid}/task/{pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (children.Length > 0)
         {

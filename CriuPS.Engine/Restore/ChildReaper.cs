@@ -16,7 +16,7 @@ public static class ChildReaper
 
     private static readonly Dictionary<int, int?> ExitCodes = new();
 
-    /// <summary>Starts watching a child; its exit code becomes available from <see cref="TryGetExitCode"/>.</summary>
+    /// <summary>Starts watching a child; its exit status (the code, or 128 + the signal that killed it) becomes available from <see cref="TryGetExitCode"/>.</summary>
     public static void Watch(int pid)
     {
         var pidfd = Pidfd.Open(pid);
@@ -46,7 +46,10 @@ public static class ChildReaper
             }
             var info = stackalloc byte[128];
             long result = Syscall.Raw(SyscallNumber.Waitid, PidfdIdType, (ulong)pidfd.Value, (ulong)info, WExited | WNoHang, 0);
-            int code = result == 0 ? *(int*)(info + 24) : -1; // si_status
+            const int ClaimExited = 1;
+            int how = *(int*)(info + 8); // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
+            int status = *(int*)(info + 24); // si_status: the exit code, or the signal
+            int code = result != 0 ? -1 : how == ClaimExited ? status : 128 + status; // as shells report it
             lock (ExitCodes)
             {
                 ExitCodes[pid] = code;

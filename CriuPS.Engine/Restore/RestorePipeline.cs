@@ -44,6 +44,7 @@ public static class RestorePipeline
 
         RestoreHost? host = null;
         Tracee? child = null;
+        IReadOnlyList<Tracee> threads = Array.Empty<Tracee>();
         TimeSpan memoryTime;
         try
         {
@@ -73,31 +74,49 @@ public static class RestorePipeline
             ProcessTree.RestoreSessionAndGroup(session, process);
             SignalHandlers.Restore(process);
             TaskAttributes.Restore(session, process);
-            var core = root.LeaderCore;
-            ThreadState.Restore(process, child, core, process.Caller);
-            if (core.ThreadCore.Creds is not null && Creds.Differ(core.ThreadCore.Creds, ProcStatus.Read(root.Pid)))
+            ThreadGroup.CreateThreads(process);
+            threads = process.Threads.Select(t => t.Tracee).ToList();
+            foreach (var thread in process.Threads)
             {
-                Creds.Restore(core.ThreadCore.Creds, process.Caller, process.Injection.Scratch);
+                ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
+                var creds = thread.Core.ThreadCore.Creds;
+                if (creds is not null && Creds.Differ(creds, ProcStatus.ReadThread(root.Pid, thread.Tid)))
+                {
+                    Creds.Restore(creds, thread.Caller, process.Injection.Scratch);
+                }
             }
 
             log.Phase("Resuming");
+            // Every thread gets its final state while all are still stopped; the leader last, since its final
+            // step removes the injection code the others are stopped on.
+            foreach (var thread in process.Threads.Skip(1))
+            {
+                var (threadRegs, threadXState) = ThreadState.FinalState(thread.Core);
+                thread.Tracee.SetRegs(threadRegs);
+                thread.Tracee.SetXState(threadXState);
+                Native.Interop.Ptrace.SetSigMask(thread.Tid, SavedMask(thread.Core));
+            }
+            var core = root.LeaderCore;
             var (regs, xstate) = ThreadState.FinalState(core);
             process.Injection.End(regs);
             child.SetXState(xstate);
-            Native.Interop.Ptrace.SetSigMask(child.Tid, core.ThreadCore.HasBlkSigset ? core.ThreadCore.BlkSigset : core.Tc.BlkSigset);
+            Native.Interop.Ptrace.SetSigMask(child.Tid, SavedMask(core));
             if (core.Tc.TaskState == TaskAttributes.TaskStopped)
             {
                 LibC.kill(child.Tid, Signals.SIGSTOP);
             }
-            child.Detach();
-            log.Write($"{process.Caller.CallCount} injected system calls");
+            foreach (var thread in process.Threads)
+            {
+                thread.Tracee.Detach();
+            }
+            log.Write($"{process.Threads.Sum(t => t.Caller.CallCount)} injected system calls");
         }
         catch (Exception e)
         {
             log.Error(e.ToString());
             if (child is not null)
             {
-                KillPartial(child);
+                KillPartial(child, threads);
             }
             host?.Dispose();
             throw Explain(e, root.Pid, log.FilePath);
@@ -127,10 +146,10 @@ public static class RestorePipeline
 
     private static void CheckCanRestore(RestoreSession session, ProcessImages root)
     {
-        if (session.Images.Processes.Count > 1 || root.Cores.Count > 1)
+        if (session.Images.Processes.Count > 1)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"The image holds {session.Images.Processes.Count} processes and {root.Cores.Count} threads in its root; restoring process trees and threads is not supported yet.",
+                $"The image holds {session.Images.Processes.Count} processes; restoring process trees is not supported yet.",
                 session.Images.Directory);
         }
         WaitForZombieToGo(root.Pid, session.Log);
@@ -189,21 +208,28 @@ public static class RestorePipeline
         }
     }
 
-    private static void KillPartial(Tracee child)
+    // Each thread is waited for by its own id: a wait for any child could reap children that are not ours to reap.
+    private static void KillPartial(Tracee child, IReadOnlyList<Tracee> threads)
     {
         LibC.kill(child.Tid, Signals.SIGKILL);
-        try
+        foreach (var tid in threads.Select(t => t.Tid).Where(t => t != child.Tid).Append(child.Tid))
         {
-            while (true)
+            try
             {
-                Wait4.Wait(child.Tid, Wait4.WALL);
+                while (true)
+                {
+                    Wait4.Wait(tid, Wait4.WALL);
+                }
+            }
+            catch (NativeException e) when (e.Errno == Errno.ECHILD)
+            {
+                // reaped (it was our child, or the host's and went to init)
             }
         }
-        catch (NativeException e) when (e.Errno == Errno.ECHILD)
-        {
-            // reaped (it was our child, or the host's and went to init)
-        }
     }
+
+    private static ulong SavedMask(Images.Proto.CoreEntry core) =>
+        core.ThreadCore.HasBlkSigset ? core.ThreadCore.BlkSigset : core.Tc.BlkSigset;
 
     private static CheckpointException Explain(Exception e, int pid, string? logPath)
     {

@@ -1,7 +1,14 @@
+using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Ptrace;
 using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Restore;
+
+/// <summary>One thread being rebuilt: the traced thread, its saved core, and a caller that runs system calls in it.</summary>
+internal sealed record RestoringThread(Tracee Tracee, CoreEntry Core, RemoteSyscaller Caller)
+{
+    public int Tid => Tracee.Tid;
+}
 
 /// <summary>A process being rebuilt: its images and the traced, still-stopped shell we turn into it.</summary>
 internal sealed class RestoringProcess
@@ -12,6 +19,7 @@ internal sealed class RestoringProcess
         Leader = leader;
         Memory = memory;
         Injection = injection;
+        Threads.Add(new RestoringThread(leader, images.LeaderCore, injection.Caller));
     }
 
     public ProcessImages Images { get; }
@@ -25,4 +33,7 @@ internal sealed class RestoringProcess
     public Injection Injection { get; }
 
     public RemoteSyscaller Caller => Injection.Caller;
+
+    /// <summary>Every thread created so far, the leader first.</summary>
+    public List<RestoringThread> Threads { get; } = new();
 }

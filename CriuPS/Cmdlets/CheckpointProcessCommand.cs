@@ -8,7 +8,7 @@ namespace CriuPS.Cmdlets;
 /// <summary>
 /// <para type="synopsis">Saves the complete state of running processes to checkpoint images.</para>
 /// </summary>
-[Cmdlet(VerbsData.Checkpoint, "Process", DefaultParameterSetName = ByProcess, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsData.Checkpoint, "Process", DefaultParameterSetName = ById, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(CheckpointImage))]
 public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
 {
@@ -107,7 +107,7 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
         else if (processCount > 1)
         {
             WriteError(new ErrorRecord(
-                new ArgumentException($"-ImagePath names one image directory and process {processCount - 1} already uses it; process {pid} needs its own."),
+                new ArgumentException($"-ImagePath names one image directory, already used by the first process; process {pid} needs its own."),
                 "ImagePathShared", ErrorCategory.InvalidArgument, pid)
             {
                 ErrorDetails = new ErrorDetails($"-ImagePath names one image directory; process {pid} needs its own.") { RecommendedAction = "Omit -ImagePath to get one directory per process, or checkpoint one process per call." },

@@ -8,14 +8,14 @@ namespace CriuPS.Cmdlets;
 /// <para type="synopsis">Brings processes back from checkpoint images, with their original PIDs.</para>
 /// </summary>
 [Cmdlet(VerbsData.Restore, "Process", DefaultParameterSetName = ByPath, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
-[OutputType(typeof(RestoredProcess))]
+[OutputType(typeof(System.Diagnostics.Process))]
 public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
 {
     private const string ByPath = "Path";
     private const string ByImage = "InputObject";
 
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath, ValueFromPipelineByPropertyName = true)]
-    [Alias("Path", "FullName", "PSPath")]
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Path", "ImagesDirectory", "FullName", "PSPath")]
     public string[] ImagePath { get; set; } = Array.Empty<string>();
 
     [Parameter(Mandatory = true, ParameterSetName = ByImage, ValueFromPipeline = true)]
@@ -48,7 +48,8 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
             var options = new RestoreOptions { ImagePath = path, Detach = Detach, ShellJob = ShellJob, Cancellation = stopping.Token };
             try
             {
-                WriteObject(EngineRunner.Run(this, $"Restore from {path}", observer => RestorePipeline.Run(options, observer)));
+                var restored = EngineRunner.Run(this, $"Restore from {path}", observer => RestorePipeline.Run(options, observer));
+                WriteObject(RestoredProcessView.For(restored));
             }
             catch (Exception e)
             {

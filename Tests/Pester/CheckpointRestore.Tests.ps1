@@ -35,7 +35,7 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         Register-TestProcess $restored.Id
         $restored.Id | Should -Be $target
         $restored.Name | Should -Be 'selfcheck'
-        $restored.ParentId | Should -Be $PID
+        $restored.Parent.Id | Should -Be $PID
         $restored.RestoreTime | Should -BeGreaterThan ([TimeSpan]::Zero)
 
         $first = Invoke-SelfCheck $target $log
@@ -46,7 +46,7 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         [int]($second -replace '.*counter=(\d+).*', '$1') | Should -BeGreaterThan $counter
         Invoke-SelfCheck $target $log 'TERM' | Should -Match "^EXIT OK counter=\d+ pid=$target$"
         Wait-Until { -not (Test-ProcessAlive $target) } 'the restored process to exit'
-        $restored.ExitCode | Should -Be 0
+        $restored.ExitStatus | Should -Be 0
     }
 
     It 'writes the image directory with 0700 and its files with 0600, with logs of both runs' {
@@ -99,16 +99,24 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         $restored = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-detach') | Restore-Process -Detach
         Register-TestProcess $target
         $restored.Detached | Should -BeTrue
-        $restored.ParentId | Should -Not -Be $PID
+        $restored.Parent.Id | Should -Not -Be $PID
         Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
     }
 
-    It 'composes with Stop-Process: Restore-Process | Stop-Process' {
+    It 'emits a process that composes: Get-Process, Wait-Process, Stop-Process' {
         $work = Join-Path $TestDrive 'stop'
         $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
         $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-stop')
-        Restore-Process $image.Path | Stop-Process
+        $restored = Restore-Process $image.Path
+        Register-TestProcess $target
+        $restored | Should -BeOfType System.Diagnostics.Process
+        $restored.ImagePath | Should -Be $image.Path
+        $restored.MemoryBytes | Should -Be $image.MemoryBytes
+        ($restored | Get-Process).Id | Should -Be $target
+        { $restored | Wait-Process -Timeout 1 -ErrorAction Stop } | Should -Throw -ErrorId 'ProcessNotTerminated,Microsoft.PowerShell.Commands.WaitProcessCommand'
+        $restored | Stop-Process
         Wait-Until { -not (Test-ProcessAlive $target) } 'the restored process to be stopped'
+        $restored.ExitStatus | Should -Be 137 -Because 'SIGKILL ends it, as 128 + 9'
     }
 
     It 'checkpoints a process this session started with Start-Process (a shell job), without confusing PowerShell about it' {
@@ -151,6 +159,28 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         Checkpoint-Process -Id $target -ImagePath $path -WhatIf | Should -BeNullOrEmpty
         Test-Path $path | Should -BeFalse
         Invoke-SelfCheck $target $log | Should -Match '^OK'
+    }
+}
+
+Describe 'Threads' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'restores 16 threads with their TIDs, TLS, names, masks and counters, whatever system call each was in' {
+        $work = Join-Path $TestDrive 'threads'
+        $log = Join-Path $work 'threads.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
+        Invoke-SelfCheck $target $log | Should -Match "^OK threads=16 pid=$target$"
+        $tids = (Get-ChildItem "/proc/$target/task").Name | Sort-Object
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-threads')
+        $image.ThreadCount | Should -Be 17
+        ($image.Processes[0].Threads.Name | Where-Object { $_ -like 'worker-*' }).Count | Should -Be 16
+        $restored = Restore-Process $image.Path
+        Register-TestProcess $target
+        $restored.Threads.Count | Should -Be 17
+        (Get-ChildItem "/proc/$target/task").Name | Sort-Object | Should -Be $tids
+        Invoke-SelfCheck $target $log | Should -Match "^OK threads=16 pid=$target$"
+        Invoke-SelfCheck $target $log 'TERM' | Should -Match "^EXIT OK threads=16 pid=$target$"
     }
 }
 

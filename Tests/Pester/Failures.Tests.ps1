@@ -69,19 +69,26 @@ Describe 'Checkpoint-Process refuses what it cannot do, with proper error record
         Test-ProcessAlive $target | Should -BeTrue
     }
 
-    It 'refuses a non-empty image directory unless -Force, which replaces it' {
+    It 'refuses a non-empty image directory unless -Force, which replaces only an image' {
         $work = Join-Path $TestDrive 'force'
         $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
         $path = Join-Path $TestDrive 'occupied'
-        New-Item -ItemType Directory $path | Out-Null
-        Set-Content (Join-Path $path 'old') 'old image'
+        $old = Checkpoint-Process -Id $target -ImagePath $path -LeaveRunning
         Checkpoint-Process -Id $target -ImagePath $path -ErrorVariable errors -ErrorAction SilentlyContinue
         $errors[0].FullyQualifiedErrorId | Should -Be "ImagePathUnusable,$Checkpoint"
         $errors[0].ErrorDetails.RecommendedAction | Should -Match '-Force'
         Test-ProcessAlive $target | Should -BeTrue
-        Checkpoint-Process -Id $target -ImagePath $path -Force | Should -Not -BeNullOrEmpty
-        Test-Path (Join-Path $path 'old') | Should -BeFalse
-        Test-Path (Join-Path $path 'inventory.img') | Should -BeTrue
+        $new = Checkpoint-Process -Id $target -ImagePath $path -Force -LeaveRunning
+        $new.CreatedAt | Should -BeGreaterThan $old.CreatedAt
+        @(Get-ChildItem $TestDrive -Force -Filter '.occupied.criups-*') | Should -BeNullOrEmpty
+
+        $other = Join-Path $TestDrive 'not-an-image'
+        New-Item -ItemType Directory $other | Out-Null
+        Set-Content (Join-Path $other 'precious') 'keep me'
+        Checkpoint-Process -Id $target -ImagePath $other -Force -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors[0].FullyQualifiedErrorId | Should -Be "ImagePathUnusable,$Checkpoint"
+        Get-Content (Join-Path $other 'precious') | Should -Be 'keep me'
+        Test-ProcessAlive $target | Should -BeTrue
     }
 
     It 'throws a terminating error with -ErrorAction Stop' {

@@ -24,7 +24,7 @@ function Get-TestTarget([string]$Name) {
     $source = Join-Path $script:TargetSources "$Name.c"
     if (-not (Test-Path $binary) -or (Get-Item $source).LastWriteTimeUtc -gt (Get-Item $binary).LastWriteTimeUtc) {
         New-Item -ItemType Directory -Force $script:TargetBuild | Out-Null
-        $output = & gcc -O2 -Wall -o $binary $source 2>&1
+        $output = & gcc -O2 -Wall -pthread -o $binary $source 2>&1
         if ($LASTEXITCODE -ne 0) { throw "gcc failed for ${Name}: $output" }
     }
     $binary

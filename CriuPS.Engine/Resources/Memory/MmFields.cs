@@ -55,7 +55,12 @@ internal static class MmFields
         var scratch = process.Injection.Scratch;
         var exe = session.Images.File(mm.ExeFileId).Reg.Name;
         scratch.Reset();
-        long exeFd = caller.Checked($"open of the executable {exe}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+        // The kernel refuses to replace the executable while the old one is still mapped; when it is the very file
+        // the host ran (a checkpointed `sleep`, say), the saved areas map it again, and it needs no replacing.
+        bool sameExecutable = FileStatus.Of($"/proc/{process.Pid}/exe") is var current && FileStatus.Of(exe) is var saved
+            && current.Device == saved.Device && current.Inode == saved.Inode;
+        long exeFd = sameExecutable ? -1
+            : caller.Checked($"open of the executable {exe}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));
         var auxv = scratch.PutArray<ulong>(mm.MmSavedAuxv.ToArray());
         var map = scratch.Put(new PrctlMmMap
         {
@@ -65,7 +70,10 @@ internal static class MmFields
             Auxv = auxv.Value, AuxvSize = (uint)(mm.MmSavedAuxv.Count * 8), ExeFd = (uint)exeFd,
         });
         caller.Checked("prctl(PR_SET_MM, PR_SET_MM_MAP)", SyscallNumber.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)sizeof(PrctlMmMap), 0);
-        caller.Checked("close", SyscallNumber.Close, (ulong)exeFd);
+        if (exeFd >= 0)
+        {
+            caller.Checked("close", SyscallNumber.Close, (ulong)exeFd);
+        }
         if (mm.HasDumpable)
         {
             caller.Checked("prctl(PR_SET_DUMPABLE)", SyscallNumber.Prctl, PrSetDumpable, (ulong)mm.Dumpable);

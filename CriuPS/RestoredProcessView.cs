@@ -1,0 +1,56 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using CriuPS.Engine.Model;
+
+namespace CriuPS;
+
+/// <summary>
+/// What Restore-Process emits: the restored process as a System.Diagnostics.Process (like Start-Process
+/// -PassThru), so that Stop-Process, Wait-Process, Get-Process and Checkpoint-Process take it by value, with the
+/// restore's details added as note properties.
+/// </summary>
+internal static class RestoredProcessView
+{
+    public const string TypeName = "CriuPS.RestoredProcess";
+
+    public static PSObject For(RestoredProcess restored)
+    {
+        PSObject view;
+        try
+        {
+            view = PSObject.AsPSObject(Process.GetProcessById(restored.Id));
+        }
+        catch (ArgumentException)
+        {
+            view = PSObject.AsPSObject(restored); // already gone: the restore's own record is all there is
+        }
+        view.TypeNames.Insert(0, TypeName);
+        AddNote(view, "ImagePath", restored.ImagePath);
+        AddNote(view, "Detached", restored.Detached);
+        AddNote(view, "MemoryBytes", restored.MemoryBytes);
+        AddNote(view, "RestoreTime", restored.RestoreTime);
+        AddNote(view, "ReadTime", restored.ReadTime);
+        AddNote(view, "MemoryTime", restored.MemoryTime);
+        AddNote(view, "LogPath", restored.LogPath);
+        if (view.Properties["ExitStatus"] is null)
+        {
+            view.Properties.Add(new PSCodeProperty("ExitStatus", typeof(RestoredProcessView).GetMethod(nameof(ExitStatus))));
+        }
+        return view;
+    }
+
+    /// <summary>
+    /// The exit status of a restored process that stayed our child, once it has ended (null before, or for one
+    /// restored with -Detach). Process.ExitCode cannot say: .NET did not start this process.
+    /// </summary>
+    public static object? ExitStatus(PSObject instance) =>
+        instance.Properties["Id"]?.Value is int id && Engine.Restore.ChildReaper.TryGetExitCode(id, out var code) ? code : null;
+
+    private static void AddNote(PSObject view, string name, object? value)
+    {
+        if (view.Properties[name] is null)
+        {
+            view.Properties.Add(new PSNoteProperty(name, value));
+        }
+    }
+}
