@@ -33,77 +33,108 @@ public static class DumpPipeline
         var total = Stopwatch.StartNew();
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
-        Preflight.CheckTarget(options.ProcessId);
-        Preflight.CheckResources(options.ProcessId, options);
+        int root = options.ProcessId;
+        Preflight.CheckTarget(root);
+        Preflight.CheckTree(root, options);
         var directory = ImageDirectoryTransaction.Begin(options.ImagePath, options.Force);
         log.AttachFile(Path.Combine(directory.WorkPath, "dump.log"));
-        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {options.ProcessId} into {directory.FinalPath} on {Environment.OSVersion}");
+        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {root} into {directory.FinalPath} on {Environment.OSVersion}");
         var session = new DumpSession(options, log, directory.WorkPath);
-        using var quiet = ProcStat.Read(options.ProcessId).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
+        using var quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
         var frozenTime = new Stopwatch();
-        FrozenProcess? frozen = null;
-        Injection? injection = null;
-        ProcessMemory? memory = null;
+        FrozenTree? tree = null;
+        var injections = new Dictionary<int, Injection>();
+        var memories = new List<ProcessMemory>();
         try
         {
             log.Phase("Freezing");
-            frozen = FrozenProcess.Freeze(options.ProcessId, log);
+            tree = FrozenTree.Freeze(root, log);
             frozenTime.Start();
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
-            memory = ProcessMemory.Open(frozen.ProcessId);
-            injection = Injection.Begin(frozen.Leader, memory, SmapsParser.Read(frozen.ProcessId), InjectionAreaSize);
-            var process = new DumpedProcess(frozen, memory, injection);
-            session.Processes.Add(process);
+            // Processes forked while we froze were not checked before: check the layout of what is frozen.
+            var layout = ProcessTree.LayoutProblems(tree.Members, options.ShellJob).ToList();
+            if (layout.Count > 0)
+            {
+                throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {root} cannot be checkpointed: {string.Join("; ", layout)}.", root);
+            }
+            foreach (var member in tree.Members)
+            {
+                session.TreeOrder.Add(member.Pid);
+                if (member.IsZombie)
+                {
+                    session.Zombies.Add(new DumpedZombie(member));
+                    continue;
+                }
+                var frozen = tree[member.Pid];
+                var memory = ProcessMemory.Open(member.Pid);
+                memories.Add(memory);
+                var injection = Injection.Begin(frozen.Leader, memory, SmapsParser.Read(member.Pid), InjectionAreaSize);
+                injections[member.Pid] = injection;
+                frozen.TakeBackContinue(injection);
+                session.Processes.Add(new DumpedProcess(frozen, memory, injection));
+            }
+            log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
 
             log.Phase("Saving process state");
-            ProcessTree.Dump(process, session, isRoot: true);
-            TaskAttributes.Dump(process);
-            SignalHandlers.Dump(process);
-            foreach (var thread in process.Threads)
+            foreach (var process in session.Processes)
             {
-                ThreadState.Dump(process, thread);
+                ProcessTree.Dump(process, session, isRoot: process.Pid == root);
+                TaskAttributes.Dump(process);
+                SignalHandlers.Dump(process);
+                foreach (var thread in process.Threads)
+                {
+                    ThreadState.Dump(process, thread);
+                }
+                FsState.Dump(process, session);
+                FileDescriptors.Dump(process, session);
             }
-            FsState.Dump(process, session);
-            FileDescriptors.Dump(process, session);
 
             log.Phase("Saving memory");
-            MmFields.Dump(process, session);
-            var areas = AddressSpace.Dump(process, session);
-            Pages.Dump(process, session, areas);
+            foreach (var process in session.Processes)
+            {
+                MmFields.Dump(process, session);
+                var areas = AddressSpace.Dump(process, session);
+                Pages.Dump(process, session, areas);
+            }
 
             log.Phase("Writing images");
             ImageSetWriter.Write(session);
             FailurePoint.Check(options.FailAt, FailurePoint.BeforeKill);
-            log.Write($"{injection.Caller.CallCount} injected system calls");
+            log.Write($"{injections.Values.Sum(i => i.Caller.CallCount)} injected system calls");
             log.Flush();
             directory.Commit();
             log.Relocate(Path.Combine(directory.FinalPath, "dump.log"));
 
             if (options.LeaveRunning)
             {
-                log.Phase("Resuming the process");
-                Release(frozen, injection, log);
+                log.Phase("Resuming the processes");
+                Release(tree, injections, log);
             }
             else
             {
-                log.Phase("Killing the process");
-                frozen.Kill();
+                log.Phase("Killing the processes");
+                tree.Kill();
             }
             frozenTime.Stop();
-            memory.Dispose();
         }
         catch (Exception e)
         {
             log.Error(e.ToString());
-            if (frozen is not null)
+            if (tree is not null)
             {
-                Release(frozen, injection, log);
+                Release(tree, injections, log);
             }
-            memory?.Dispose();
             log.Dispose();
             var kept = KeepFailedLog(directory);
             directory.Abort();
-            throw Explain(e, options.ProcessId, kept);
+            throw Explain(e, root, kept);
+        }
+        finally
+        {
+            foreach (var memory in memories)
+            {
+                memory.Dispose();
+            }
         }
 
         session.Stats.FrozenTime = (uint)frozenTime.Elapsed.TotalMicroseconds;
@@ -113,6 +144,21 @@ public static class DumpPipeline
         log.Dispose();
         ImageSetWriter.WriteStats(directory.FinalPath, session.Stats);
         return CheckpointImageReader.Read(directory.FinalPath);
+    }
+
+    private static void Release(FrozenTree tree, Dictionary<int, Injection> injections, EngineLog log)
+    {
+        foreach (var process in tree.Processes)
+        {
+            try
+            {
+                Release(process, injections.GetValueOrDefault(process.ProcessId), log);
+            }
+            catch (TraceeGoneException e)
+            {
+                log.Error($"releasing {process.ProcessId}: {e.Message}");
+            }
+        }
     }
 
     /// <summary>Puts the process back as it was: our injection area gone, registers and signal masks restored, detached.</summary>

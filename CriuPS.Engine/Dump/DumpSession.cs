@@ -31,7 +31,14 @@ internal sealed class DumpSession
     /// <summary>tty-info.img: the terminals of shell jobs.</summary>
     public List<TtyInfoEntry> TtyInfos { get; } = new();
 
+    /// <summary>The live processes, in tree order (the root first).</summary>
     public List<DumpedProcess> Processes { get; } = new();
+
+    /// <summary>The zombies of the tree.</summary>
+    public List<DumpedZombie> Zombies { get; } = new();
+
+    /// <summary>Every pid of the tree, parents before children: the order of pstree.img.</summary>
+    public List<int> TreeOrder { get; } = new();
 
     /// <summary>Ids of shared kernel objects (mm, fd table, fs, sighand, namespaces), CRIU style.</summary>
     public KernelObjectIds ObjectIds { get; } = new();

@@ -3,6 +3,7 @@ using CriuPS.Engine.Logging;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
+using CriuPS.Native.RemoteSyscall;
 using Tmds.Linux;
 
 namespace CriuPS.Engine.Dump;
@@ -92,7 +93,32 @@ internal sealed class FrozenProcess
                 Native.Interop.Ptrace.SetSigMask(tid, ulong.MaxValue);
             }
         }
+        if (WasStopped)
+        {
+            // A stopped process re-enters its group stop instead of running injected code: continue it (our
+            // ptrace stop still holds it) and stop it again on release. The SIGCONT stays pending, blocked; it is
+            // taken back once our code runs in the process (see TakeBackContinue) unless one was pending already.
+            ContinueIsOurs = (ProcStatus.Read(ProcessId).SharedPending & Signals.Bit(Signals.SIGCONT)) == 0;
+            LibC.kill(ProcessId, Signals.SIGCONT);
+        }
         log.Detail($"froze process {ProcessId}: {Threads.Count} thread(s){(WasStopped ? ", it was stopped" : "")}");
+    }
+
+    /// <summary>Whether the SIGCONT now pending is the one we sent to wake a stopped process.</summary>
+    public bool ContinueIsOurs { get; private set; }
+
+    /// <summary>Dequeues the SIGCONT we sent to a stopped process, with an injected rt_sigtimedwait that does not wait.</summary>
+    public void TakeBackContinue(Injection injection)
+    {
+        if (!ContinueIsOurs)
+        {
+            return;
+        }
+        injection.Scratch.Reset();
+        var set = injection.Scratch.Put(Signals.Bit(Signals.SIGCONT));
+        var noWait = injection.Scratch.PutArray<long>(new long[] { 0, 0 });
+        injection.Caller.Checked("rt_sigtimedwait(SIGCONT)", SyscallNumber.RtSigtimedwait, set.Value, 0, noWait.Value, 8);
+        ContinueIsOurs = false;
     }
 
     /// <summary>Puts back registers and signal masks and lets every thread run on as if nothing happened.</summary>
@@ -109,6 +135,10 @@ internal sealed class FrozenProcess
                 if (OriginalMasks.TryGetValue(thread.Tid, out var mask))
                 {
                     Native.Interop.Ptrace.SetSigMask(thread.Tid, mask);
+                }
+                if (WasStopped && thread == Leader)
+                {
+                    LibC.kill(ProcessId, Signals.SIGSTOP); // back into the group stop it was in
                 }
                 thread.Detach();
             }

@@ -17,12 +17,18 @@ internal static class ImageSetWriter
 
         using (var pstree = ImageWriter.Create(dir, ImageTypes.Pstree, null))
         {
-            foreach (var process in session.Processes)
+            foreach (int pid in session.TreeOrder)
             {
-                pstree.WriteEntry(process.Pstree);
+                pstree.WriteEntry(session.Processes.FirstOrDefault(p => p.Pid == pid)?.Pstree ?? session.Zombies.First(z => z.Pid == pid).Pstree);
             }
         }
 
+        foreach (var zombie in session.Zombies)
+        {
+            ImageWriter.WriteSingle(dir, ImageTypes.Core, zombie.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), zombie.Core);
+        }
+
+        var writtenTables = new HashSet<uint>();
         foreach (var process in session.Processes)
         {
             var pid = process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -41,10 +47,14 @@ internal static class ImageSetWriter
                     pagemap.WriteEntry(entry);
                 }
             }
-            using var fdinfo = ImageWriter.Create(dir, ImageTypes.Fdinfo, process.Ids.FilesId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            foreach (var fd in process.FileDescriptors)
+            // Processes that share their descriptor table (CLONE_FILES) share one fdinfo image.
+            if (writtenTables.Add(process.Ids.FilesId))
             {
-                fdinfo.WriteEntry(fd);
+                using var fdinfo = ImageWriter.Create(dir, ImageTypes.Fdinfo, process.Ids.FilesId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                foreach (var fd in process.FileDescriptors)
+                {
+                    fdinfo.WriteEntry(fd);
+                }
             }
         }
 

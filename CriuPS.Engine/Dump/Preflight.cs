@@ -1,6 +1,7 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
+using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Dump;
@@ -37,57 +38,56 @@ internal static class Preflight
         }
     }
 
-    public static void CheckResources(int pid, DumpOptions options)
+    /// <summary>Checks the whole tree under <paramref name="root"/>; returns it (parents first) when it can be saved.</summary>
+    public static List<ProcessTree.Member> CheckTree(int root, DumpOptions options)
     {
+        var members = ProcessTree.Discover(root);
         var problems = new List<string>();
+        foreach (var member in members.Where(m => !m.IsZombie))
+        {
+            var prefix = member.Pid == root ? "" : $"process {member.Pid}: ";
+            problems.AddRange(ResourceProblems(member.Pid, options).Select(p => prefix + p));
+        }
+        problems.AddRange(ProcessTree.LayoutProblems(members, options.ShellJob));
+        if (problems.Count > 0)
+        {
+            bool onlyShellJob = problems.All(p => p.Contains("-ShellJob", StringComparison.Ordinal));
+            throw new CheckpointException(
+                onlyShellJob ? CheckpointErrorKind.ShellJobRequired : CheckpointErrorKind.Unsupported,
+                $"Process {root} ({ProcStat.Read(root).Comm}) cannot be checkpointed; nothing was frozen:{Environment.NewLine} - {string.Join(Environment.NewLine + " - ", problems)}",
+                root,
+                problems.Any(p => p.Contains("-ShellJob", StringComparison.Ordinal)) ? "Use -ShellJob for processes attached to your terminal." : null);
+        }
+        return members;
+    }
+
+    private static IEnumerable<string> ResourceProblems(int pid, DumpOptions options)
+    {
         var status = ProcStatus.Read(pid);
         if (status.TracerPid != 0)
         {
             throw new CheckpointException(CheckpointErrorKind.NotTraceable, $"Process {pid} is already traced by process {status.TracerPid} (a debugger?).", pid,
                 "Detach the debugger first.");
         }
-        var children = File.ReadAllText($"/proc/{pid}/task/{pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (children.Length > 0)
-        {
-            problems.Add($"child processes {string.Join(", ", children)} (process trees are not supported yet)");
-        }
         if (status.SeccompMode != 0)
         {
-            problems.Add("a seccomp filter (not supported yet)");
+            yield return "a seccomp filter (not supported yet)";
         }
         foreach (var vma in SmapsParser.Read(pid))
         {
             var problem = AddressSpace.Unsupported(vma);
             if (problem is not null)
             {
-                problems.Add(problem);
+                yield return problem;
             }
-        }
-        int shellJobProblems = 0;
-        var stat = ProcStat.Read(pid);
-        if (!options.ShellJob && (stat.Session != pid || stat.ProcessGroup != pid))
-        {
-            // Its session or group is led by a process outside the image: only a shell job can join ours on restore.
-            shellJobProblems++;
-            problems.Add($"session {stat.Session} and process group {stat.ProcessGroup} led by another process (a shell job: use -ShellJob)");
         }
         foreach (var fd in ProcFiles.FileDescriptors(pid))
         {
             var (_, problem) = FileDescriptors.Classify(pid, fd, options.ShellJob);
             if (problem is not null)
             {
-                shellJobProblems += problem.Contains("-ShellJob", StringComparison.Ordinal) ? 1 : 0;
-                problems.Add(problem);
+                yield return problem;
             }
-        }
-        if (problems.Count > 0)
-        {
-            var kind = shellJobProblems == problems.Count ? CheckpointErrorKind.ShellJobRequired : CheckpointErrorKind.Unsupported;
-            throw new CheckpointException(
-                kind,
-                $"Process {pid} ({status.Name}) cannot be checkpointed; nothing was frozen:{Environment.NewLine} - {string.Join(Environment.NewLine + " - ", problems)}",
-                pid,
-                shellJobProblems > 0 ? "Use -ShellJob for processes attached to your terminal." : null);
         }
     }
 }

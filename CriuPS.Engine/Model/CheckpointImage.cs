@@ -58,6 +58,9 @@ public sealed class ImageProcess
 
     public required string Name { get; init; }
 
+    /// <summary>running, stopped (by a signal such as SIGSTOP) or zombie (exited, not yet reaped by its parent).</summary>
+    public required string State { get; init; }
+
     public required IReadOnlyList<ImageThread> Threads { get; init; }
 
     public required IReadOnlyList<ImageMemoryArea> MemoryAreas { get; init; }

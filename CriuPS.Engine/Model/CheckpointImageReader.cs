@@ -11,7 +11,10 @@ public static class CheckpointImageReader
     public static CheckpointImage Read(string path)
     {
         var images = ImageSet.Read(path);
-        var processes = images.Processes.Select(p => Process(images, p)).ToList();
+        var processes = images.Tree.Select(entry =>
+            images.Processes.FirstOrDefault(p => p.Pid == (int)entry.Pid) is { } live
+                ? Process(images, live)
+                : Zombie(images.Zombies.First(z => z.Pid == (int)entry.Pid))).ToList();
         var inventory = images.Inventory;
         var dump = images.Stats?.Dump;
         bool ours = inventory.HasCriupsVersion;
@@ -47,6 +50,7 @@ public static class CheckpointImageReader
             ProcessGroupId = (int)p.Pstree.Pgid,
             SessionId = (int)p.Pstree.Sid,
             Name = p.Name,
+            State = p.LeaderCore.Tc.TaskState == Resources.Process.TaskAttributes.TaskStopped ? "stopped" : "running",
             Threads = p.Cores.Select(c => new ImageThread
             {
                 Id = c.Tid,
@@ -66,6 +70,20 @@ public static class CheckpointImageReader
             MemoryBytes = runs.Sum(r => (long)r.Length.Value),
         };
     }
+
+    private static ImageProcess Zombie(ZombieImages zombie) => new()
+    {
+        Id = zombie.Pid,
+        ParentId = (int)zombie.Pstree.Ppid,
+        ProcessGroupId = (int)zombie.Pstree.Pgid,
+        SessionId = (int)zombie.Pstree.Sid,
+        Name = zombie.Core.Tc.Comm,
+        State = "zombie",
+        Threads = Array.Empty<ImageThread>(),
+        MemoryAreas = Array.Empty<ImageMemoryArea>(),
+        Files = Array.Empty<ImageFileDescriptor>(),
+        MemoryBytes = 0,
+    };
 
     private static ImageFileDescriptor Descriptor(ImageSet images, FdinfoEntry fd)
     {

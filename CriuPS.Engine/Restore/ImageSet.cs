@@ -13,12 +13,14 @@ internal sealed class ImageSet
 {
     private readonly Dictionary<uint, FileEntry> files;
 
-    private ImageSet(string directory, InventoryEntry inventory, List<ProcessImages> processes, Dictionary<uint, FileEntry> files,
-        Dictionary<uint, (PipeDataEntry Entry, byte[] Data)> pipeData, StatsEntry? stats)
+    private ImageSet(string directory, InventoryEntry inventory, List<PstreeEntry> tree, List<ProcessImages> processes, List<ZombieImages> zombies,
+        Dictionary<uint, FileEntry> files, Dictionary<uint, (PipeDataEntry Entry, byte[] Data)> pipeData, StatsEntry? stats)
     {
         Directory = directory;
         Inventory = inventory;
+        Tree = tree;
         Processes = processes;
+        Zombies = zombies;
         this.files = files;
         PipeData = pipeData;
         Stats = stats;
@@ -28,8 +30,14 @@ internal sealed class ImageSet
 
     public InventoryEntry Inventory { get; }
 
-    /// <summary>The processes in pstree order: the root first.</summary>
+    /// <summary>Every process of the tree, parents before children (pstree.img's order): the root first.</summary>
+    public IReadOnlyList<PstreeEntry> Tree { get; }
+
+    /// <summary>The live processes in pstree order: the root first.</summary>
     public IReadOnlyList<ProcessImages> Processes { get; }
+
+    /// <summary>The processes saved as zombies.</summary>
+    public IReadOnlyList<ZombieImages> Zombies { get; }
 
     public ProcessImages Root => Processes[0];
 
@@ -63,7 +71,13 @@ internal sealed class ImageSet
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{Path.Combine(directory, "pstree.img")} lists no process.", directory);
             }
-            var processes = tree.Select(p => ReadProcess(directory, p, inventory)).ToList();
+            var cores = tree.ToDictionary(p => p.Pid, p => ImageReader.ReadSingle<CoreEntry>(directory, ImageTypes.Core, p.Pid.ToString(CultureInfo.InvariantCulture)));
+            var zombies = tree.Where(p => cores[p.Pid].Tc?.TaskState == ZombieImages.TaskDead).Select(p => new ZombieImages(p, cores[p.Pid])).ToList();
+            var processes = tree.Where(p => cores[p.Pid].Tc?.TaskState != ZombieImages.TaskDead).Select(p => ReadProcess(directory, p, inventory)).ToList();
+            if (processes.Count == 0 || processes[0].Pid != tree[0].Pid)
+            {
+                throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{Path.Combine(directory, "pstree.img")}: the root process {tree[0].Pid} is not a live process.", directory);
+            }
             var files = ReadAll<FileEntry>(directory, ImageTypes.Files, null).ToDictionary(f => f.Id);
             var pipeData = new Dictionary<uint, (PipeDataEntry, byte[])>();
             var pipesPath = Path.Combine(directory, ImageTypes.PipesData.FileName(null));
@@ -77,7 +91,7 @@ internal sealed class ImageSet
             }
             var statsPath = Path.Combine(directory, ImageTypes.Stats.FileName("dump"));
             var stats = System.IO.File.Exists(statsPath) ? ImageReader.ReadSingle<StatsEntry>(directory, ImageTypes.Stats, "dump") : null;
-            return new ImageSet(directory, inventory, processes, files, pipeData, stats);
+            return new ImageSet(directory, inventory, tree, processes, zombies, files, pipeData, stats);
         }
         catch (ImageFormatException e)
         {

@@ -1,4 +1,5 @@
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Logging;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -17,7 +18,6 @@ namespace CriuPS.Engine.Restore;
 internal sealed class RestoreHost : IDisposable
 {
     private const PtraceOptions Options = PtraceOptions.TraceSysGood | PtraceOptions.TraceFork | PtraceOptions.TraceClone | PtraceOptions.ExitKill;
-    private const ulong CloneParent = 0x8000;
     private static readonly string[] SleepPaths = { "/bin/sleep", "/usr/bin/sleep" };
 
     private readonly Tracee tracee;
@@ -53,38 +53,17 @@ internal sealed class RestoreHost : IDisposable
     }
 
     /// <summary>
-    /// Forks a child with PID <paramref name="pid"/>, its injection area at a place free in the restored process's
-    /// layout. With <paramref name="childOfCaller"/> the child's parent is our own process (CLONE_PARENT), else the host.
+    /// Forks a child with PID <paramref name="pid"/>, its injection area at a place free in the layouts of every
+    /// process that will descend from it. With <paramref name="childOfCaller"/> the child's parent is our own
+    /// process (CLONE_PARENT), else the host.
     /// </summary>
     public (Tracee Child, AddressRange Scratch) ForkChild(int pid, IReadOnlyList<VmaEntry> savedLayout, ByteCount scratchSize, bool childOfCaller)
     {
         var injection = BeginInjection(savedLayout, scratchSize);
-        var scratch = injection.Scratch;
-        scratch.Reset();
-        var tid = scratch.Put(pid);
-        var args = scratch.PutArray<ulong>(new ulong[]
-        {
-            childOfCaller ? CloneParent : 0, // flags
-            0, 0, 0,                         // pidfd, child_tid, parent_tid
-            // With CLONE_PARENT the kernel takes the exit signal from the host (SIGCHLD) and refuses another.
-            childOfCaller ? 0 : (ulong)Signals.SIGCHLD, // exit_signal
-            0, 0, 0,                         // stack, stack_size, tls
-            tid.Value, 1,                    // set_tid, set_tid_size
-            0,                               // cgroup
-        });
-        long result = injection.Caller.Call(SyscallNumber.Clone3, args.Value, 11 * 8);
-        if (result == -Errno.EEXIST)
-        {
-            throw new Errors.CheckpointException(Errors.CheckpointErrorKind.PidInUse, $"PID {pid} is in use by another process (perhaps a zombie).", pid,
-                "Stop the process that holds the PID, or restore after it has exited.");
-        }
-        if (result < 0)
-        {
-            throw new NativeException($"clone3 with set_tid {pid}", (int)-result);
-        }
-        var child = Tracee.Adopt((int)result, (int)result);
-        child.WaitForInterruptStop();
-        return (child, scratch.Range);
+        // With CLONE_PARENT the kernel takes the exit signal from the host (SIGCHLD) and refuses another.
+        var child = Clone3.Create(injection.Caller, injection.Scratch, pid,
+            childOfCaller ? Clone3.CloneParent : 0, childOfCaller ? 0 : Signals.SIGCHLD);
+        return (child, injection.Scratch.Range);
     }
 
     // The injection area must not collide with anything the restored process will map: look for a gap in its layout.

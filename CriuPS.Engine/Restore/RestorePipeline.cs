@@ -38,88 +38,96 @@ public static class RestorePipeline
         log.Write($"CriuPS {typeof(RestorePipeline).Assembly.GetName().Version} restoring from {images.Directory}");
         var root = images.Root;
         using var session = new RestoreSession(options, log, images);
-        CheckCanRestore(session, root);
-        FileDescriptors.OpenForRestore(session, root);
+        CheckCanRestore(session);
+        FileDescriptors.OpenForRestore(session);
         var readTime = total.Elapsed;
 
         RestoreHost? host = null;
-        Tracee? child = null;
-        IReadOnlyList<Tracee> threads = Array.Empty<Tracee>();
+        var created = new List<Tracee>();
+        var memories = new List<ProcessMemory>();
         TimeSpan memoryTime;
         try
         {
-            log.Phase("Creating the process");
+            log.Phase("Creating the processes");
             host = RestoreHost.Start(options.ShellJob, log);
-            var (tracee, scratch) = host.ForkChild(root.Pid, root.Mm.Vmas, InjectionAreaSize, childOfCaller: !options.Detach);
-            child = tracee;
-            host.Dispose(); // the child is all we need; with -Detach it now belongs to init
+            var shells = TreeBuilder.Create(session, host, InjectionAreaSize, childOfCaller: !options.Detach, created.Add);
+            host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
             host = null;
-            Native.Interop.Ptrace.SetSigMask(child.Tid, ulong.MaxValue);
-            using var memory = ProcessMemory.Open(child.Tid);
-            var process = new RestoringProcess(root, child, memory, Injection.Adopt(child, memory, scratch));
-            ThreadState.UnregisterInheritedRseq(child, process.Caller);
-            process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
+            memories.AddRange(shells.Select(s => s.Memory));
+            var processes = shells.Where(s => !s.IsZombie)
+                .Select(s => new RestoringProcess(images.Processes.First(p => p.Pid == s.Pid), s.Leader, s.Memory, s.Injection))
+                .ToList();
+            log.Detail($"created {shells.Count} process(es), {images.Zombies.Count} of them zombies");
+            foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
+            {
+                process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
+            }
 
             log.Phase("Restoring memory");
             var memoryClock = Stopwatch.StartNew();
-            AddressSpace.Restore(session, process);
-            MmFields.Restore(session, process);
+            foreach (var process in processes)
+            {
+                AddressSpace.Restore(session, process);
+                MmFields.Restore(session, process);
+            }
             memoryTime = memoryClock.Elapsed;
 
             log.Phase("Restoring files");
-            FileDescriptors.Restore(session, process);
-            FsState.Restore(session, process);
+            foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
+            {
+                FileDescriptors.Restore(session, process);
+            }
+            foreach (var process in OnePerTable(processes, p => p.Images.Ids.FsId))
+            {
+                FsState.Restore(session, process);
+            }
 
             log.Phase("Restoring process state");
-            ProcessTree.RestoreSessionAndGroup(session, process);
-            SignalHandlers.Restore(process);
-            TaskAttributes.Restore(session, process);
-            ThreadGroup.CreateThreads(process);
-            threads = process.Threads.Select(t => t.Tracee).ToList();
-            foreach (var thread in process.Threads)
+            foreach (var process in processes)
             {
-                ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
-                var creds = thread.Core.ThreadCore.Creds;
-                if (creds is not null && Creds.Differ(creds, ProcStatus.ReadThread(root.Pid, thread.Tid)))
+                SignalHandlers.Restore(process);
+                TaskAttributes.Restore(session, process);
+                ThreadGroup.CreateThreads(process);
+                created.AddRange(process.Threads.Skip(1).Select(t => t.Tracee));
+                foreach (var thread in process.Threads)
                 {
-                    Creds.Restore(creds, thread.Caller, process.Injection.Scratch);
+                    ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
+                    var creds = thread.Core.ThreadCore.Creds;
+                    if (creds is not null && Creds.Differ(creds, ProcStatus.ReadThread(process.Pid, thread.Tid)))
+                    {
+                        Creds.Restore(creds, thread.Caller, process.Injection.Scratch);
+                    }
                 }
             }
 
             log.Phase("Resuming");
-            // Every thread gets its final state while all are still stopped; the leader last, since its final
-            // step removes the injection code the others are stopped on.
-            foreach (var thread in process.Threads.Skip(1))
+            foreach (var process in processes)
             {
-                var (threadRegs, threadXState) = ThreadState.FinalState(thread.Core);
-                thread.Tracee.SetRegs(threadRegs);
-                thread.Tracee.SetXState(threadXState);
-                Native.Interop.Ptrace.SetSigMask(thread.Tid, SavedMask(thread.Core));
+                SetFinalState(process);
             }
-            var core = root.LeaderCore;
-            var (regs, xstate) = ThreadState.FinalState(core);
-            process.Injection.End(regs);
-            child.SetXState(xstate);
-            Native.Interop.Ptrace.SetSigMask(child.Tid, SavedMask(core));
-            if (core.Tc.TaskState == TaskAttributes.TaskStopped)
+            // Children first: a parent that runs first could already signal or wait for them.
+            foreach (var process in Enumerable.Reverse(processes))
             {
-                LibC.kill(child.Tid, Signals.SIGSTOP);
+                foreach (var thread in process.Threads)
+                {
+                    thread.Tracee.Detach();
+                }
             }
-            foreach (var thread in process.Threads)
-            {
-                thread.Tracee.Detach();
-            }
-            log.Write($"{process.Threads.Sum(t => t.Caller.CallCount)} injected system calls");
+            log.Write($"{processes.Sum(p => p.Threads.Sum(t => t.Caller.CallCount))} injected system calls");
         }
         catch (Exception e)
         {
             log.Error(e.ToString());
-            if (child is not null)
-            {
-                KillPartial(child, threads);
-            }
+            KillPartial(created);
             host?.Dispose();
             throw Explain(e, root.Pid, log.FilePath);
+        }
+        finally
+        {
+            foreach (var memory in memories)
+            {
+                memory.Dispose();
+            }
         }
 
         if (!options.Detach)
@@ -144,25 +152,64 @@ public static class RestorePipeline
         };
     }
 
-    private static void CheckCanRestore(RestoreSession session, ProcessImages root)
+    private static void CheckCanRestore(RestoreSession session)
     {
-        if (session.Images.Processes.Count > 1)
+        var images = session.Images;
+        var root = images.Tree[0];
+        if (root.Sid != root.Pid && !session.Options.ShellJob)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"The image holds {session.Images.Processes.Count} processes; restoring process trees is not supported yet.",
-                session.Images.Directory);
+            throw new CheckpointException(
+                CheckpointErrorKind.ShellJobRequired,
+                $"Process {root.Pid} belonged to session {root.Sid}, whose leader is not in the image; it can only be restored into your session as a shell job.",
+                session.Options.ImagePath,
+                "Restore with -ShellJob (and checkpoint such processes with -ShellJob), or start the process with setsid.");
         }
-        WaitForZombieToGo(root.Pid, session.Log);
-        if (ProcFiles.Exists(root.Pid))
+        var ids = images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid));
+        foreach (int id in ids)
         {
-            var holder = ProcStat.Read(root.Pid);
-            throw new CheckpointException(CheckpointErrorKind.PidInUse,
-                $"PID {root.Pid} is in use by '{holder.Comm}'{(holder.State == 'Z' ? " (a zombie)" : "")}; the restored process needs it.",
-                root.Pid,
-                $"Stop process {root.Pid}, or restore once it has exited.");
+            WaitForZombieToGo(id, session.Log);
+            if (ProcFiles.Exists(id))
+            {
+                var holder = ProcStat.Read(id);
+                throw new CheckpointException(CheckpointErrorKind.PidInUse,
+                    $"PID {id} is in use by '{holder.Comm}'{(holder.State == 'Z' ? " (a zombie)" : "")}; the restored process needs it.",
+                    id,
+                    $"Stop process {id}, or restore once it has exited.");
+            }
         }
-        AddressSpace.CheckMappedFiles(session, root);
-        using var pages = new PagesFile(session.Images.Directory, root.PagemapHead, root.Pagemap); // checks its size
+        foreach (var process in images.Processes)
+        {
+            AddressSpace.CheckMappedFiles(session, process);
+            using var pages = new PagesFile(images.Directory, process.PagemapHead, process.Pagemap); // checks its size
+        }
+    }
+
+    /// <summary>The first process of each group sharing a kernel object (an fd table, fs information).</summary>
+    private static IEnumerable<RestoringProcess> OnePerTable(IEnumerable<RestoringProcess> processes, Func<RestoringProcess, uint> table) =>
+        processes.GroupBy(table).Select(g => g.First());
+
+    /// <summary>
+    /// Gives every thread its final registers, FPU state and signal mask while all are still stopped; the leader
+    /// last, since its final step removes the injection code the others are stopped on.
+    /// </summary>
+    private static void SetFinalState(RestoringProcess process)
+    {
+        foreach (var thread in process.Threads.Skip(1))
+        {
+            var (threadRegs, threadXState) = ThreadState.FinalState(thread.Core);
+            thread.Tracee.SetRegs(threadRegs);
+            thread.Tracee.SetXState(threadXState);
+            Native.Interop.Ptrace.SetSigMask(thread.Tid, SavedMask(thread.Core));
+        }
+        var core = process.Images.LeaderCore;
+        var (regs, xstate) = ThreadState.FinalState(core);
+        process.Injection.End(regs);
+        process.Leader.SetXState(xstate);
+        Native.Interop.Ptrace.SetSigMask(process.Pid, SavedMask(core));
+        if (core.Tc.TaskState == TaskAttributes.TaskStopped)
+        {
+            LibC.kill(process.Pid, Signals.SIGSTOP);
+        }
     }
 
     // A process killed by a dump stays a zombie until its parent (often init) reaps it: give that a moment.
@@ -208,22 +255,26 @@ public static class RestorePipeline
         }
     }
 
-    // Each thread is waited for by its own id: a wait for any child could reap children that are not ours to reap.
-    private static void KillPartial(Tracee child, IReadOnlyList<Tracee> threads)
+    // Kills everything created, then waits for each task by its own id, threads before their leaders: a wait for
+    // any child could reap children that are not ours to reap.
+    private static void KillPartial(IReadOnlyList<Tracee> created)
     {
-        LibC.kill(child.Tid, Signals.SIGKILL);
-        foreach (var tid in threads.Select(t => t.Tid).Where(t => t != child.Tid).Append(child.Tid))
+        foreach (var task in created)
+        {
+            LibC.kill(task.ProcessId, Signals.SIGKILL);
+        }
+        foreach (var task in created.OrderBy(t => t.Tid == t.ProcessId ? 1 : 0))
         {
             try
             {
                 while (true)
                 {
-                    Wait4.Wait(tid, Wait4.WALL);
+                    Wait4.Wait(task.Tid, Wait4.WALL);
                 }
             }
             catch (NativeException e) when (e.Errno == Errno.ECHILD)
             {
-                // reaped (it was our child, or the host's and went to init)
+                // reaped (it was our child, or another's and collected there)
             }
         }
     }

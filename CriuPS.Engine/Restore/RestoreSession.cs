@@ -25,12 +25,16 @@ internal sealed class RestoreSession : IDisposable
     /// <summary>Open file descriptions we created for the restored processes, by file id; closed when the restore ends.</summary>
     public Dictionary<uint, FileDescriptor> OpenFiles { get; } = new();
 
+    /// <summary>The pipes we created, by pipe id (inode at checkpoint time): both ends, shared by every process using them.</summary>
+    public Dictionary<uint, (FileDescriptor Read, FileDescriptor Write)> Pipes { get; } = new();
+
     public void Dispose()
     {
-        foreach (var fd in OpenFiles.Values)
+        foreach (var fd in OpenFiles.Values.Concat(Pipes.Values.SelectMany(p => new[] { p.Read, p.Write })))
         {
             fd.Dispose();
         }
         OpenFiles.Clear();
+        Pipes.Clear();
     }
 }

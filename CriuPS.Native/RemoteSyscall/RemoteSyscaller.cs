@@ -98,12 +98,18 @@ public sealed class RemoteSyscaller
     private long RunToTrap(SyscallNumber number)
     {
         thread.Continue();
+        int notifications = 0;
         while (true)
         {
             var status = thread.WaitStop();
             if (IsChildCreationEvent(status))
             {
                 LastCreatedChild = (int)thread.GetEventMessage();
+                thread.Continue();
+                continue;
+            }
+            if (IsNotification(status, ref notifications))
+            {
                 thread.Continue();
                 continue;
             }
@@ -119,13 +125,17 @@ public sealed class RemoteSyscaller
     private long RunToSyscallExit(SyscallNumber number)
     {
         bool entered = false;
+        int notifications = 0;
         thread.ContinueToSyscall();
         while (true)
         {
             var status = thread.WaitStop();
-            if (IsChildCreationEvent(status))
+            if (IsChildCreationEvent(status) || IsNotification(status, ref notifications))
             {
-                LastCreatedChild = (int)thread.GetEventMessage();
+                if (IsChildCreationEvent(status))
+                {
+                    LastCreatedChild = (int)thread.GetEventMessage();
+                }
                 thread.ContinueToSyscall();
                 continue;
             }
@@ -141,6 +151,23 @@ public sealed class RemoteSyscaller
             entered = true;
             thread.ContinueToSyscall();
         }
+    }
+
+    /// <summary>
+    /// A trap that only tells us something (a group stop that ended, a pending interrupt): the call has not run
+    /// yet, so the thread is simply resumed again. A few at most; more would mean it cannot run at all.
+    /// </summary>
+    private bool IsNotification(WaitStatus status, ref int count)
+    {
+        if (status.Event != PtraceEvent.Stop || (status.StopSignal & 0x7f) != Signals.SIGTRAP)
+        {
+            return false;
+        }
+        if (++count > 8)
+        {
+            throw new InvalidOperationException($"{thread} keeps stopping instead of running injected code");
+        }
+        return true;
     }
 
     private static bool IsChildCreationEvent(WaitStatus status) =>

@@ -184,6 +184,33 @@ Describe 'Threads' {
     }
 }
 
+Describe 'Process trees' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'restores a tree of 10 processes: pipes between them, sessions and groups, a stopped process and a zombie' {
+        $work = Join-Path $TestDrive 'tree'
+        $log = Join-Path $work 'tree.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'tree') -Arguments $work -WorkDirectory $work
+        Invoke-SelfCheck $target $log | Should -Match "^OK processes=10 pid=$target$"
+        $layout = Get-ProcessTreeLayout $target
+        $layout.Count | Should -Be 10
+        $pids = $layout | ForEach-Object { [int]$_.Split(' ')[0] }
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-tree')
+        $image.ProcessCount | Should -Be 10
+        ($image.Processes | Where-Object State -EQ 'zombie').Count | Should -Be 1
+        ($image.Processes | Where-Object State -EQ 'stopped').Count | Should -Be 1
+        foreach ($id in $pids) { Wait-Until { -not (Test-ProcessAlive $id) } "process $id of the tree to end" }
+
+        Restore-Process $image.Path | Out-Null
+        $pids | ForEach-Object { Register-TestProcess $_ }
+        $restored = Get-ProcessTreeLayout $target
+        ($restored | Select-Object -Skip 1) | Should -Be ($layout | Select-Object -Skip 1) -Because 'every process is back with its parent, group, session and state'
+        Invoke-SelfCheck $target $log | Should -Match "^OK processes=10 pid=$target$"
+        Invoke-SelfCheck $target $log 'TERM' | Should -Match "^EXIT OK processes=10 pid=$target$"
+    }
+}
+
 Describe 'Registers' {
     AfterEach { Stop-TestProcesses }
 

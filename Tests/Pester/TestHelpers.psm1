@@ -86,6 +86,25 @@ function Stop-TestProcesses([int[]]$Also = @()) {
 # Registers a pid (e.g. a restored process) to be killed by Stop-TestProcesses.
 function Register-TestProcess([int]$Id) { $script:Started.Add($Id) }
 
+# The process tree under a root, one line per process: "pid ppid pgid sid state", sorted, to compare layouts.
+function Get-ProcessTreeLayout([int]$Root) {
+    $all = foreach ($dir in Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$') {
+        try {
+            $stat = Get-Content "$($dir.FullName)/stat" -Raw -ErrorAction Stop
+            $fields = $stat.Substring($stat.LastIndexOf(')') + 2).Split(' ')
+            [pscustomobject]@{ Pid = [int]$dir.Name; State = $fields[0]; Ppid = [int]$fields[1]; Pgid = [int]$fields[2]; Sid = [int]$fields[3] }
+        }
+        catch { }
+    }
+    $inTree = [System.Collections.Generic.HashSet[int]]::new()
+    [void]$inTree.Add($Root)
+    do {
+        $grown = $false
+        foreach ($p in $all) { if ($inTree.Contains($p.Ppid) -and $inTree.Add($p.Pid)) { $grown = $true } }
+    } while ($grown)
+    $all | Where-Object { $inTree.Contains($_.Pid) } | Sort-Object Pid | ForEach-Object { "$($_.Pid) $($_.Ppid) $($_.Pgid) $($_.Sid) $($_.State)" }
+}
+
 # The mode bits of a file or directory, as an octal string such as '700'.
 function Get-ModeBits([string]$Path) {
     [Convert]::ToString([int]([System.IO.File]::GetUnixFileMode($Path)) -band 0x1FF, 8)

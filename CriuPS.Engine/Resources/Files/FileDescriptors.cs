@@ -100,30 +100,15 @@ internal static class FileDescriptors
         session.Log.Detail($"descriptors of {pid}: {process.FileDescriptors.Count}");
     }
 
-    /// <summary>Opens, in the engine, every file description the process needs.</summary>
-    public static void OpenForRestore(RestoreSession session, ProcessImages images)
+    /// <summary>Opens, in the engine, every file description the processes need.</summary>
+    public static void OpenForRestore(RestoreSession session)
     {
-        var pipes = new Dictionary<uint, (FileDescriptor Read, FileDescriptor Write)>();
-        foreach (var fd in images.FileDescriptors)
+        foreach (var fd in session.Images.Processes.SelectMany(p => p.FileDescriptors.Select(fd => (Images: p, Fd: fd))))
         {
-            if (session.OpenFiles.ContainsKey(fd.Id))
-            {
-                continue;
-            }
-            var file = session.Images.File(fd.Id);
-            var (description, owner) = file.Type switch
-            {
-                FdTypes.Reg => (RegularFiles.Open(file.Reg, session.Log), file.Reg.Fown),
-                FdTypes.Pipe => (Pipes.Open(session, file.Pipe, pipes), file.Pipe.Fown),
-                FdTypes.Tty => (Terminals.Open(session, file), file.Tty.Fown),
-                _ => throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                    $"fd {fd.Fd} of process {images.Pid} is of type {file.Type}, which CriuPS cannot restore yet.", fd.Fd),
-            };
-            FileOwner.Restore(description, owner);
-            session.OpenFiles[fd.Id] = description;
+            Open(session, fd.Images, fd.Fd);
         }
-        // Pipe ends that no descriptor uses (the peer outside the tree) are closed with the session.
-        foreach (var (read, write) in pipes.Values)
+        // Pipe ends that no descriptor uses (a peer outside the tree) are closed now: the other end sees it.
+        foreach (var (read, write) in session.Pipes.Values)
         {
             if (!session.OpenFiles.ContainsValue(read))
             {
@@ -134,6 +119,25 @@ internal static class FileDescriptors
                 write.Dispose();
             }
         }
+    }
+
+    private static void Open(RestoreSession session, ProcessImages images, FdinfoEntry fd)
+    {
+        if (session.OpenFiles.ContainsKey(fd.Id))
+        {
+            return;
+        }
+        var file = session.Images.File(fd.Id);
+        var (description, owner) = file.Type switch
+        {
+            FdTypes.Reg => (RegularFiles.Open(file.Reg, session.Log), file.Reg.Fown),
+            FdTypes.Pipe => (Pipes.Open(session, file.Pipe), file.Pipe.Fown),
+            FdTypes.Tty => (Terminals.Open(session, file), file.Tty.Fown),
+            _ => throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                $"fd {fd.Fd} of process {images.Pid} is of type {file.Type}, which CriuPS cannot restore yet.", fd.Fd),
+        };
+        FileOwner.Restore(description, owner);
+        session.OpenFiles[fd.Id] = description;
     }
 
     /// <summary>Installs every saved descriptor in the process, at its number, with its close-on-exec flag.</summary>

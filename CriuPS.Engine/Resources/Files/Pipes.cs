@@ -77,12 +77,12 @@ internal static class Pipes
     }
 
     /// <summary>Opens (creating the pipe on first use) the end of a saved pipe that <paramref name="entry"/> describes.</summary>
-    public static FileDescriptor Open(RestoreSession session, PipeEntry entry, Dictionary<uint, (FileDescriptor Read, FileDescriptor Write)> created)
+    public static FileDescriptor Open(RestoreSession session, PipeEntry entry)
     {
-        if (!created.TryGetValue(entry.PipeId, out var pipe))
+        if (!session.Pipes.TryGetValue(entry.PipeId, out var pipe))
         {
             pipe = Create(session, entry.PipeId);
-            created[entry.PipeId] = pipe;
+            session.Pipes[entry.PipeId] = pipe;
         }
         var end = ((int)entry.Flags & O.ACCMODE) == O.RDONLY ? pipe.Read : pipe.Write;
         int statusFlags = (int)entry.Flags & (O.NONBLOCK | O.APPEND | O.ASYNC | O.DIRECT | O.NOATIME);

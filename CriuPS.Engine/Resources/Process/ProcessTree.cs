@@ -1,6 +1,5 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
-using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
@@ -13,6 +12,90 @@ namespace CriuPS.Engine.Resources.Process;
 internal static class ProcessTree
 {
     private static readonly string[] Namespaces = { "pid", "net", "ipc", "uts", "mnt", "user", "cgroup", "time" };
+
+    /// <summary>A process of the tree as /proc shows it.</summary>
+    public sealed record Member(int Pid, int ParentPid, bool IsZombie);
+
+    /// <summary>The root and every descendant, parents before children (breadth first).</summary>
+    public static List<Member> Discover(int root)
+    {
+        var members = new List<Member> { new(root, ProcStat.Read(root).PPid, IsZombie: false) };
+        for (int i = 0; i < members.Count; i++)
+        {
+            if (members[i].IsZombie)
+            {
+                continue;
+            }
+            foreach (int child in Children(members[i].Pid))
+            {
+                try
+                {
+                    members.Add(new Member(child, members[i].Pid, ProcStat.Read(child).State == 'Z'));
+                }
+                catch (IOException)
+                {
+                    // gone already
+                }
+            }
+        }
+        return members;
+    }
+
+    // Children hang off the thread that forked them: ask every thread.
+    private static IEnumerable<int> Children(int pid)
+    {
+        var children = new SortedSet<int>();
+        foreach (var tid in ProcFiles.ThreadIds(pid))
+        {
+            try
+            {
+                foreach (var word in File.ReadAllText($"/proc/{pid}/task/{tid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    children.Add(int.Parse(word, System.Globalization.CultureInfo.InvariantCulture));
+                }
+            }
+            catch (IOException)
+            {
+                // the thread exited
+            }
+        }
+        return children;
+    }
+
+    /// <summary>
+    /// What cannot be rebuilt in the tree's session and group layout: every session and group must be led by a
+    /// process of the tree, or be the root's own (a shell job's, joined on restore); processes may share an fd
+    /// table or fs information, but not signal handlers or memory (that needs threads).
+    /// </summary>
+    public static IEnumerable<string> LayoutProblems(IReadOnlyList<Member> members, bool shellJob)
+    {
+        var pids = members.Select(m => m.Pid).ToHashSet();
+        var root = ProcStat.Read(members[0].Pid);
+        if (!shellJob && (root.Session != members[0].Pid || root.ProcessGroup != members[0].Pid))
+        {
+            yield return $"session {root.Session} and process group {root.ProcessGroup} led by another process (a shell job: use -ShellJob)";
+        }
+        foreach (var member in members.Skip(1).Where(m => !m.IsZombie))
+        {
+            var stat = ProcStat.Read(member.Pid);
+            if (!pids.Contains(stat.Session) && stat.Session != root.Session)
+            {
+                yield return $"process {member.Pid} is in session {stat.Session}, whose leader is neither in the tree nor the root's";
+            }
+            if (!pids.Contains(stat.ProcessGroup) && stat.ProcessGroup != root.ProcessGroup)
+            {
+                yield return $"process {member.Pid} is in process group {stat.ProcessGroup}, whose leader is neither in the tree nor the root's";
+            }
+            if (Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Vm) == 0)
+            {
+                yield return $"process {member.Pid} shares its memory with its parent {member.ParentPid} (vfork in progress)";
+            }
+            else if (Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Sighand) == 0)
+            {
+                yield return $"process {member.Pid} shares signal handlers with its parent {member.ParentPid}";
+            }
+        }
+    }
 
     public static void Dump(DumpedProcess process, DumpSession session, bool isRoot)
     {
@@ -50,32 +133,5 @@ internal static class ProcessTree
             }
         }
         return session.ObjectIds.For($"{name}:{pid}");
-    }
-
-    /// <summary>
-    /// Puts the process in its saved session and group. A session or group led by a process outside the image
-    /// is only possible as a shell job (the caller's session).
-    /// </summary>
-    public static void RestoreSessionAndGroup(RestoreSession session, RestoringProcess process)
-    {
-        var pstree = process.Images.Pstree;
-        var caller = process.Caller;
-        if (pstree.Sid == pstree.Pid)
-        {
-            caller.Checked("setsid", SyscallNumber.Setsid);
-            return;
-        }
-        if (!session.Options.ShellJob)
-        {
-            throw new CheckpointException(
-                CheckpointErrorKind.ShellJobRequired,
-                $"Process {pstree.Pid} belonged to session {pstree.Sid}, whose leader is not in the image; it can only be restored into your session as a shell job.",
-                session.Options.ImagePath,
-                "Restore with -ShellJob (and checkpoint such processes with -ShellJob), or start the process with setsid.");
-        }
-        if (pstree.Pgid == pstree.Pid)
-        {
-            caller.Checked("setpgid", SyscallNumber.Setpgid, 0, 0);
-        }
     }
 }
