@@ -1,3 +1,4 @@
+using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Files;
@@ -44,6 +45,22 @@ internal sealed class DumpSession
     public KernelObjectIds ObjectIds { get; } = new();
 
     public uint NextPagesId { get; set; } = 1;
+
+    /// <summary>
+    /// Entries of the images only some resources need (socket queues, file locks, ghost files...), by image type and
+    /// file id; written with the others.
+    /// </summary>
+    public Dictionary<(ImageType Type, string? Id), List<ImageEntry>> ExtraImages { get; } = new();
+
+    public void AddImageEntry(ImageType type, string? id, Google.Protobuf.IMessage message, byte[]? payload = null)
+    {
+        if (!ExtraImages.TryGetValue((type, id), out var entries))
+        {
+            entries = new List<ImageEntry>();
+            ExtraImages[(type, id)] = entries;
+        }
+        entries.Add(new ImageEntry(message, payload));
+    }
 
     /// <summary>stats-dump (CRIU's required fields all start at zero).</summary>
     public DumpStatsEntry Stats { get; } = new()

@@ -76,6 +76,11 @@ internal static class ImageSetWriter
             }
         }
 
+        foreach (var ((type, id), entries) in session.ExtraImages)
+        {
+            ImageWriter.WriteAll(Path.Combine(dir, type.FileName(id)), type, entries);
+        }
+
         if (session.TtyInfos.Count > 0)
         {
             using var ttys = ImageWriter.Create(dir, ImageTypes.TtyInfo, null);

@@ -48,6 +48,28 @@ internal sealed class ImageSet
 
     public StatsEntry? Stats { get; }
 
+    private readonly Dictionary<string, IReadOnlyList<ImageEntry>> optional = new(StringComparer.Ordinal);
+
+    /// <summary>The entries of an image only some resources have (socket queues, file locks...), or none when it is absent.</summary>
+    public IReadOnlyList<ImageEntry> Entries(ImageType type, string? id = null)
+    {
+        var name = type.FileName(id);
+        if (!optional.TryGetValue(name, out var entries))
+        {
+            var path = Path.Combine(Directory, name);
+            try
+            {
+                entries = System.IO.File.Exists(path) ? ImageReader.ReadAll(path, type) : Array.Empty<ImageEntry>();
+            }
+            catch (ImageFormatException e)
+            {
+                throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, "The image is damaged; take a new checkpoint.", e);
+            }
+            optional[name] = entries;
+        }
+        return entries;
+    }
+
     public FileEntry File(uint id) =>
         files.TryGetValue(id, out var file) ? file : throw new CheckpointException(
             CheckpointErrorKind.ImageCorrupt, $"{Path.Combine(Directory, "files.img")}: no file with id {id}, which another image refers to.", Path.Combine(Directory, "files.img"));

@@ -14,42 +14,29 @@ namespace CriuPS.Engine.Resources.Files;
 /// </summary>
 internal static class FileDescriptors
 {
-    /// <summary>What kind of open file a descriptor is, or why CriuPS cannot save it.</summary>
-    public static (FdTypes? Type, string? Problem) Classify(int pid, int fd, bool shellJob)
+    /// <summary>The kind of open file a descriptor is, or why CriuPS cannot save it (null and null: it was closed meanwhile).</summary>
+    public static (FileKind? Kind, string? Problem) Classify(int pid, int fd, DumpOptions options)
     {
-        string link;
-        FileStatus status;
-        try
+        var probe = DescriptorProbe.Of(pid, fd);
+        if (probe is null)
         {
-            link = ProcFiles.ReadLink($"/proc/{pid}/fd/{fd}");
-            status = FileStatus.Of($"/proc/{pid}/fd/{fd}");
+            return (null, null);
         }
-        catch (Exception e) when (e is IOException or NativeException)
+        var kind = FileKinds.For(probe);
+        if (kind is null)
         {
-            return (null, null); // closed meanwhile
+            return (null, $"fd {fd}: {Describe(probe)} (not supported yet)");
         }
-        switch (status.Type)
-        {
-            case FileStatus.Regular or FileStatus.Directory or FileStatus.BlockDevice:
-                return link.EndsWith(" (deleted)", StringComparison.Ordinal)
-                    ? (null, $"fd {fd}: open file '{link}' was deleted")
-                    : link.StartsWith("/memfd:", StringComparison.Ordinal) ? (null, $"fd {fd}: memfd '{link}'")
-                    : link.StartsWith("anon_inode:", StringComparison.Ordinal) ? (null, $"fd {fd}: {link}")
-                    : (FdTypes.Reg, null);
-            case FileStatus.CharDevice:
-                if (Terminals.IsTerminal(status))
-                {
-                    return shellJob ? (FdTypes.Tty, null) : (null, $"fd {fd}: terminal {link} (use -ShellJob)");
-                }
-                return (FdTypes.Reg, null);
-            case FileStatus.Fifo:
-                return link.StartsWith("pipe:", StringComparison.Ordinal) ? (FdTypes.Pipe, null) : (null, $"fd {fd}: named FIFO '{link}'");
-            case FileStatus.Socket:
-                return (null, $"fd {fd}: socket {link}");
-            default:
-                return (null, $"fd {fd}: {link}");
-        }
+        var problem = kind.Problem(probe, options);
+        return problem is null ? (kind, null) : (null, problem);
     }
+
+    private static string Describe(DescriptorProbe probe) => probe.Status.Type switch
+    {
+        FileStatus.Socket => $"socket {probe.Link}",
+        FileStatus.Fifo => $"named FIFO '{probe.Link}'",
+        _ => probe.Link,
+    };
 
     public static void Dump(DumpedProcess process, DumpSession session)
     {
@@ -57,43 +44,33 @@ internal static class FileDescriptors
         using var pidfd = Pidfd.Open(pid);
         foreach (int fd in ProcFiles.FileDescriptors(pid))
         {
-            var (type, problem) = Classify(pid, fd, session.Options.ShellJob);
+            var (kind, problem) = Classify(pid, fd, session.Options);
             if (problem is not null)
             {
                 throw new CheckpointException(
                     problem.Contains("-ShellJob") ? CheckpointErrorKind.ShellJobRequired : CheckpointErrorKind.Unsupported,
                     $"Process {pid} has {problem}, which CriuPS cannot save.", pid);
             }
-            if (type is null)
+            if (kind is null)
             {
                 continue;
             }
-            var path = $"/proc/{pid}/fd/{fd}";
+            var probe = DescriptorProbe.Of(pid, fd)!;
             var info = FdInfo.Read(pid, fd);
-            var status = FileStatus.Of(path);
-            uint? known = session.Files.FindDescription(pid, fd, status.Device, status.Inode);
+            uint? known = session.Files.FindDescription(pid, fd, probe.Status.Device, probe.Status.Inode);
             uint id = known ?? session.Files.NewId();
             if (known is null)
             {
-                session.Files.RememberDescription(pid, fd, status.Device, status.Inode, id);
-                FownEntry owner;
-                using (var copy = Pidfd.GetFd(pidfd, fd))
-                {
-                    owner = FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
-                }
-                session.Files.Add(type switch
-                {
-                    FdTypes.Reg => RegularFiles.ForDescriptor(id, ProcFiles.ReadLink(path), info, status, owner),
-                    FdTypes.Pipe => Pipes.Dump(session, pid, fd, id, info, status, owner),
-                    FdTypes.Tty => Terminals.Dump(session, pid, fd, id, info, status, owner),
-                    _ => throw new InvalidOperationException($"unexpected descriptor type {type}"),
-                });
+                session.Files.RememberDescription(pid, fd, probe.Status.Device, probe.Status.Inode, id);
+                using var copy = Pidfd.GetFd(pidfd, fd);
+                var owner = FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
+                session.Files.Add(kind.Dump(new DescriptorDump(session, process, probe, id, info, owner, copy)));
             }
             process.FileDescriptors.Add(new FdinfoEntry
             {
                 Id = id,
                 Flags = (info.Flags & O.CLOEXEC) != 0 ? (uint)Fcntl.FD_CLOEXEC : 0,
-                Type = type.Value,
+                Type = kind.Type,
                 Fd = (uint)fd,
             });
         }
@@ -128,15 +105,10 @@ internal static class FileDescriptors
             return;
         }
         var file = session.Images.File(fd.Id);
-        var (description, owner) = file.Type switch
-        {
-            FdTypes.Reg => (RegularFiles.Open(file.Reg, session.Log), file.Reg.Fown),
-            FdTypes.Pipe => (Pipes.Open(session, file.Pipe), file.Pipe.Fown),
-            FdTypes.Tty => (Terminals.Open(session, file), file.Tty.Fown),
-            _ => throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"fd {fd.Fd} of process {images.Pid} is of type {file.Type}, which CriuPS cannot restore yet.", fd.Fd),
-        };
-        FileOwner.Restore(description, owner);
+        var kind = FileKinds.For(file.Type) ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+            $"fd {fd.Fd} of process {images.Pid} is of type {file.Type}, which CriuPS cannot restore yet.", fd.Fd);
+        var description = kind.Open(session, file);
+        FileOwner.Restore(description, kind.Owner(file));
         session.OpenFiles[fd.Id] = description;
     }
 
@@ -169,6 +141,11 @@ internal static class FileDescriptors
             }
         }
         caller.Checked("close", SyscallNumber.Close, (ulong)pidfd);
+        foreach (var fd in fds)
+        {
+            var file = session.Images.File(fd.Id);
+            FileKinds.For(file.Type)!.AfterInstall(session, process, fd, file);
+        }
         session.Log.Detail($"descriptors of {process.Pid}: {fds.Count} installed");
     }
 }

@@ -12,17 +12,27 @@ namespace CriuPS.Engine.Resources.Files;
 /// the pipe, which leaves them in place. Restore: the engine creates the pipe, refills it, and hands each end to
 /// the process.
 /// </summary>
-internal static class Pipes
+internal sealed class Pipes : FileKind
 {
     private const uint SpliceNonBlock = 2;
 
-    public static FileEntry Dump(DumpSession session, int pid, int fd, uint id, FdInfo info, FileStatus status, FownEntry owner)
+    public override FdTypes Type => FdTypes.Pipe;
+
+    public override bool Handles(DescriptorProbe probe) => probe.Status.Type == FileStatus.Fifo && probe.Link.StartsWith("pipe:", StringComparison.Ordinal);
+
+    public override FownEntry? Owner(FileEntry file) => file.Pipe.Fown;
+
+    public override FileEntry Dump(DescriptorDump dump)
     {
+        var session = dump.Session;
+        var status = dump.Probe.Status;
+        int pid = dump.Probe.Pid;
+        int fd = dump.Probe.Fd;
         var entry = new FileEntry
         {
             Type = FdTypes.Pipe,
-            Id = id,
-            Pipe = new PipeEntry { Id = id, PipeId = (uint)status.Inode, Flags = (uint)(info.Flags & ~O.CLOEXEC), Fown = owner },
+            Id = dump.Id,
+            Pipe = new PipeEntry { Id = dump.Id, PipeId = (uint)status.Inode, Flags = dump.Flags, Fown = dump.Owner },
         };
         if (!session.PipeData.Any(d => d.Entry.PipeId == (uint)status.Inode))
         {
@@ -77,8 +87,9 @@ internal static class Pipes
     }
 
     /// <summary>Opens (creating the pipe on first use) the end of a saved pipe that <paramref name="entry"/> describes.</summary>
-    public static FileDescriptor Open(RestoreSession session, PipeEntry entry)
+    public override FileDescriptor Open(RestoreSession session, FileEntry file)
     {
+        var entry = file.Pipe;
         if (!session.Pipes.TryGetValue(entry.PipeId, out var pipe))
         {
             pipe = Create(session, entry.PipeId);

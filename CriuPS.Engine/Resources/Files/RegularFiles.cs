@@ -1,6 +1,8 @@
+using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
@@ -10,8 +12,25 @@ namespace CriuPS.Engine.Resources.Files;
 /// Regular files, directories and device nodes reached by path (reg_file_entry): recorded with their open
 /// flags, position and size on dump, reopened by the engine on restore.
 /// </summary>
-internal static class RegularFiles
+internal sealed class RegularFiles : FileKind
 {
+    public override FdTypes Type => FdTypes.Reg;
+
+    public override bool Handles(DescriptorProbe probe) =>
+        probe.Status.Type is FileStatus.Regular or FileStatus.Directory or FileStatus.BlockDevice
+            ? !probe.Link.StartsWith("anon_inode:", StringComparison.Ordinal) && !probe.Link.StartsWith("/memfd:", StringComparison.Ordinal)
+            : probe.Status.Type == FileStatus.CharDevice && !Terminals.IsTerminal(probe.Status);
+
+    public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
+        probe.Link.EndsWith(" (deleted)", StringComparison.Ordinal) ? $"fd {probe.Fd}: open file '{probe.Link}' was deleted" : null;
+
+    public override FileEntry Dump(DescriptorDump dump) =>
+        Entry(dump.Id, dump.Probe.Link, (int)dump.Flags, dump.Info.Position, dump.Probe.Status, dump.Info.MountId, dump.Owner);
+
+    public override FileDescriptor Open(RestoreSession session, FileEntry file) => Open(file.Reg, session.Log);
+
+    public override FownEntry? Owner(FileEntry file) => file.Reg.Fown;
+
     // Flags that would change the file if we passed them again on reopen.
     private const int CreationFlags = O.CREAT | O.EXCL | O.TRUNC | O.TMPFILE;
 
@@ -29,10 +48,6 @@ internal static class RegularFiles
         var status = FileStatus.Of(linkPath);
         return files.Path(path, openFlags, id => Entry(id, path, openFlags, 0, status, mountId: -1, FileOwner.None));
     }
-
-    /// <summary>The entry of an open descriptor's file description.</summary>
-    public static FileEntry ForDescriptor(uint id, string path, FdInfo info, FileStatus status, FownEntry owner) =>
-        Entry(id, path, info.Flags & ~O.CLOEXEC, info.Position, status, info.MountId, owner);
 
     private static FileEntry Entry(uint id, string path, int flags, ulong position, FileStatus status, int mountId, FownEntry owner)
     {

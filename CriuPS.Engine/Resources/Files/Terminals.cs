@@ -12,8 +12,17 @@ namespace CriuPS.Engine.Resources.Files;
 /// Terminals (tty_file_entry, tty-info.img), for shell jobs only, as CRIU's --shell-job: a terminal cannot be
 /// recreated, so on restore every saved terminal descriptor is connected to the caller's own terminal.
 /// </summary>
-internal static class Terminals
+internal sealed class Terminals : FileKind
 {
+    public override FdTypes Type => FdTypes.Tty;
+
+    public override bool Handles(DescriptorProbe probe) => probe.Status.Type == FileStatus.CharDevice && IsTerminal(probe.Status);
+
+    public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
+        options.ShellJob ? null : $"fd {probe.Fd}: terminal {probe.Link} (use -ShellJob)";
+
+    public override FownEntry? Owner(FileEntry file) => file.Tty.Fown;
+
     private const uint PtySlaveFirstMajor = 136, PtySlaveLastMajor = 143, TtyMajor = 4, TtyAuxMajor = 5;
 
     public static bool IsTerminal(FileStatus status)
@@ -25,8 +34,12 @@ internal static class Terminals
             || (major == TtyAuxMajor && minor is 0 or 1);
     }
 
-    public static FileEntry Dump(DumpSession session, int pid, int fd, uint id, FdInfo info, FileStatus status, FownEntry owner)
+    public override FileEntry Dump(DescriptorDump dump)
     {
+        var session = dump.Session;
+        var status = dump.Probe.Status;
+        int pid = dump.Probe.Pid;
+        uint id = dump.Id;
         uint major = status.RawDeviceMajor;
         uint minor = status.RawDeviceMinor;
         var type = major is >= PtySlaveFirstMajor and <= PtySlaveLastMajor ? TtyType.Pty
@@ -58,12 +71,12 @@ internal static class Terminals
         {
             Type = FdTypes.Tty,
             Id = id,
-            Tty = new TtyFileEntry { Id = id, TtyInfoId = infoId, Flags = (uint)(info.Flags & ~O.CLOEXEC), Fown = owner },
+            Tty = new TtyFileEntry { Id = id, TtyInfoId = infoId, Flags = dump.Flags, Fown = dump.Owner },
         };
     }
 
     /// <summary>A new description of the caller's terminal, opened with the saved flags.</summary>
-    public static FileDescriptor Open(RestoreSession session, FileEntry file)
+    public override FileDescriptor Open(RestoreSession session, FileEntry file)
     {
         if (!session.Options.ShellJob)
         {

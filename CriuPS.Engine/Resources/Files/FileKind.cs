@@ -1,0 +1,66 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Files;
+
+/// <summary>What a descriptor is, as /proc shows it: the text of its link and the status of the open object.</summary>
+internal sealed record DescriptorProbe(int Pid, int Fd, string Link, FileStatus Status)
+{
+    /// <summary>An anonymous-inode file such as "anon_inode:[eventfd]".</summary>
+    public bool IsAnonInode(string name) => Link == $"anon_inode:[{name}]" || Link == $"anon_inode:{name}";
+
+    public static DescriptorProbe? Of(int pid, int fd)
+    {
+        try
+        {
+            return new DescriptorProbe(pid, fd, ProcFiles.ReadLink($"/proc/{pid}/fd/{fd}"), FileStatus.Of($"/proc/{pid}/fd/{fd}"));
+        }
+        catch (Exception e) when (e is IOException or NativeException)
+        {
+            return null; // closed meanwhile
+        }
+    }
+}
+
+/// <summary>What a kind of file gets to record one open file description on dump.</summary>
+/// <param name="Copy">Our own descriptor of the same open file description (pulled with pidfd_getfd).</param>
+internal sealed record DescriptorDump(DumpSession Session, DumpedProcess Process, DescriptorProbe Probe, uint Id, FdInfo Info, FownEntry Owner, FileDescriptor Copy)
+{
+    /// <summary>The open flags of the description, without the descriptor's close-on-exec flag.</summary>
+    public uint Flags => (uint)(Info.Flags & ~O.CLOEXEC);
+}
+
+/// <summary>
+/// One kind of open file (regular file, pipe, eventfd, socket...): how to recognise it, save it as a file_entry,
+/// and recreate the open file description in the engine for the restored process to pull in.
+/// </summary>
+internal abstract class FileKind
+{
+    public abstract FdTypes Type { get; }
+
+    /// <summary>Whether this kind handles the descriptor.</summary>
+    public abstract bool Handles(DescriptorProbe probe);
+
+    /// <summary>Why the descriptor cannot be saved (reported by the pre-flight check), or null.</summary>
+    public virtual string? Problem(DescriptorProbe probe, DumpOptions options) => null;
+
+    /// <summary>The file_entry of a new open file description.</summary>
+    public abstract FileEntry Dump(DescriptorDump dump);
+
+    /// <summary>Recreates the open file description in the engine.</summary>
+    public abstract FileDescriptor Open(RestoreSession session, FileEntry file);
+
+    /// <summary>The saved owner (for SIGIO), set on the recreated description.</summary>
+    public abstract FownEntry? Owner(FileEntry file);
+
+    /// <summary>
+    /// Work that needs the descriptor installed in the process at its number (epoll registrations, POSIX locks):
+    /// runs once every descriptor of the process is in place.
+    /// </summary>
+    public virtual void AfterInstall(RestoreSession session, RestoringProcess process, FdinfoEntry fd, FileEntry file)
+    {
+    }
+}
