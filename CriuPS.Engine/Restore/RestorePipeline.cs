@@ -89,6 +89,7 @@ public static class RestorePipeline
                 TaskAttributes.Restore(session, process);
                 ThreadGroup.CreateThreads(process);
                 created.AddRange(process.Threads.Skip(1).Select(t => t.Tracee));
+                PosixTimers.Restore(process); // after the threads: a timer may signal one of them
                 foreach (var thread in process.Threads)
                 {
                     ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);

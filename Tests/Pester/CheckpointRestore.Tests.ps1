@@ -211,6 +211,24 @@ Describe 'Process trees' {
     }
 }
 
+Describe 'POSIX timers' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'keeps their ids, clocks, notifications (process, thread, none) and remaining times' {
+        $work = Join-Path $TestDrive 'timers'
+        $log = Join-Path $work 'timers.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'timers') -Arguments $work -WorkDirectory $work
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        # One block per timer (id, signal and value, notification and target, clock); the kernel lists them in creation order.
+        function Get-Timers { (Get-Content "/proc/$target/timers" -Raw) -split '(?=ID: )' | Where-Object { $_ } | Sort-Object }
+        $before = Get-Timers
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-timers') | Restore-Process | Out-Null
+        Register-TestProcess $target
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        Get-Timers | Should -Be $before
+    }
+}
+
 Describe 'Registers' {
     AfterEach { Stop-TestProcesses }
 

@@ -27,6 +27,7 @@ internal static class TaskAttributes
         tc.BlkSigset = process.Frozen.OriginalMasks[process.Pid];
         tc.Comm = process.Stat.Comm;
         tc.Timers = IntervalTimers.Dump(process);
+        PosixTimers.Dump(process, tc.Timers);
         tc.Rlimits = ResourceLimits.Dump(process.Pid);
         tc.SignalsS = PendingSignals.Read(process.Pid, shared: true);
         tc.OomScoreAdj = ProcFiles.OomScoreAdj(process.Pid);
