@@ -83,7 +83,7 @@ public static class DumpPipeline
                 SignalHandlers.Dump(process);
                 foreach (var thread in process.Threads)
                 {
-                    ThreadState.Dump(process, thread);
+                    ThreadState.Dump(process, thread, session.SeccompFilters);
                 }
                 FsState.Dump(process, session);
                 FileDescriptors.Dump(process, session);

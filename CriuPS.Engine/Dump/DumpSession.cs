@@ -29,6 +29,9 @@ internal sealed class DumpSession
     /// <summary>pipes-data.img: unread pipe contents.</summary>
     public List<(PipeDataEntry Entry, byte[] Data)> PipeData { get; } = new();
 
+    /// <summary>seccomp.img: every thread's chain of filters.</summary>
+    public List<SeccompFilter> SeccompFilters { get; } = new();
+
     /// <summary>tty-info.img: the terminals of shell jobs.</summary>
     public List<TtyInfoEntry> TtyInfos { get; } = new();
 

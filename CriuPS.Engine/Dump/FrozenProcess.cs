@@ -15,7 +15,7 @@ namespace CriuPS.Engine.Dump;
 /// </summary>
 internal sealed class FrozenProcess
 {
-    private const PtraceOptions SeizeOptions = PtraceOptions.TraceSysGood;
+    private const PtraceOptions SeizeOptions = PtraceOptions.TraceSysGood | PtraceOptions.SuspendSeccomp;
     private readonly EngineLog log;
 
     private FrozenProcess(int pid, EngineLog log)

@@ -76,6 +76,11 @@ internal static class ImageSetWriter
             }
         }
 
+        // CRIU's restore expects seccomp.img even when no thread has a filter.
+        var seccomp = new SeccompEntry();
+        seccomp.SeccompFilters.Add(session.SeccompFilters);
+        ImageWriter.WriteSingle(dir, ImageTypes.Seccomp, null, seccomp);
+
         foreach (var ((type, id), entries) in session.ExtraImages)
         {
             ImageWriter.WriteAll(Path.Combine(dir, type.FileName(id)), type, entries);

@@ -69,9 +69,9 @@ internal static class Preflight
             throw new CheckpointException(CheckpointErrorKind.NotTraceable, $"Process {pid} is already traced by process {status.TracerPid} (a debugger?).", pid,
                 "Detach the debugger first.");
         }
-        if (status.SeccompMode != 0)
+        if (status.SeccompMode == (int)Seccomp.ModeStrict)
         {
-            yield return "a seccomp filter (not supported yet)";
+            yield return "strict seccomp mode (not supported: no system call could restore it)";
         }
         foreach (var vma in SmapsParser.Read(pid))
         {

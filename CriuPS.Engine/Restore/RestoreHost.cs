@@ -17,7 +17,8 @@ namespace CriuPS.Engine.Restore;
 /// </summary>
 internal sealed class RestoreHost : IDisposable
 {
-    private const PtraceOptions Options = PtraceOptions.TraceSysGood | PtraceOptions.TraceFork | PtraceOptions.TraceClone | PtraceOptions.ExitKill;
+    // Every restored task inherits these; with seccomp suspended, filters installed early cannot stop what follows.
+    private const PtraceOptions Options = PtraceOptions.TraceSysGood | PtraceOptions.TraceFork | PtraceOptions.TraceClone | PtraceOptions.ExitKill | PtraceOptions.SuspendSeccomp;
     private static readonly string[] SleepPaths = { "/bin/sleep", "/usr/bin/sleep" };
 
     private readonly Tracee tracee;

@@ -98,6 +98,7 @@ public static class RestorePipeline
                     {
                         Creds.Restore(creds, thread.Caller, process.Injection.Scratch);
                     }
+                    Seccomp.Restore(session, process, thread.Caller, thread.Core.ThreadCore);
                 }
             }
 

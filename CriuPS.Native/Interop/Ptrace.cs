@@ -23,6 +23,7 @@ public enum PtraceRequest : long
     GetSigMask = 0x420a,
     SetSigMask = 0x420b,
     SeccompGetFilter = 0x420c,
+    SeccompGetMetadata = 0x420d,
     GetRseqConfiguration = 0x420f,
 }
 
@@ -40,6 +41,9 @@ public enum PtraceOptions : ulong
     TraceSeccomp = 1 << 7,
     /// <summary>The kernel kills the tracee if the tracer exits: a half-built restore never survives us.</summary>
     ExitKill = 1 << 20,
+
+    /// <summary>The tracee's seccomp filters do not apply while we trace it (our injected calls could be forbidden).</summary>
+    SuspendSeccomp = 1 << 21,
 }
 
 /// <summary>Event codes reported in bits 16..23 of a wait status.</summary>
@@ -210,6 +214,39 @@ public static unsafe class Ptrace
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// The BPF program of a thread's seccomp filter number <paramref name="index"/> (0 is the newest), or null past
+    /// the oldest one.
+    /// </summary>
+    public static byte[]? GetSeccompFilter(int tid, ulong index)
+    {
+        long instructions = Syscall.Raw(SyscallNumber.Ptrace, (ulong)PtraceRequest.SeccompGetFilter, (ulong)tid, index, 0);
+        if (instructions == -Errno.ENOENT)
+        {
+            return null;
+        }
+        if (instructions < 0)
+        {
+            throw new NativeException($"ptrace(PTRACE_SECCOMP_GET_FILTER, {tid}, {index})", (int)-instructions);
+        }
+        var program = new byte[instructions * 8];
+        fixed (byte* p = program)
+        {
+            Syscall.Checked($"ptrace(PTRACE_SECCOMP_GET_FILTER, {tid}, {index})", SyscallNumber.Ptrace, (ulong)PtraceRequest.SeccompGetFilter, (ulong)tid, index, (ulong)p);
+        }
+        return program;
+    }
+
+    /// <summary>The SECCOMP_FILTER_FLAG_* flags a thread's filter number <paramref name="index"/> was installed with.</summary>
+    public static ulong GetSeccompFlags(int tid, ulong index)
+    {
+        ulong* metadata = stackalloc ulong[2];
+        metadata[0] = index;
+        metadata[1] = 0;
+        Syscall.Checked($"ptrace(PTRACE_SECCOMP_GET_METADATA, {tid}, {index})", SyscallNumber.Ptrace, (ulong)PtraceRequest.SeccompGetMetadata, (ulong)tid, 16, (ulong)metadata);
+        return metadata[1];
     }
 
     /// <summary>The thread's rseq registration, or null when it has none.</summary>

@@ -86,6 +86,7 @@ public enum SyscallNumber : long
     ProcessVmReadv = 310,
     ProcessVmWritev = 311,
     Renameat2 = 316,
+    Seccomp = 317,
     Userfaultfd = 323,
     Rseq = 334,
     Waitid = 247,

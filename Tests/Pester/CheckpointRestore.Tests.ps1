@@ -229,6 +229,21 @@ Describe 'POSIX timers' {
     }
 }
 
+Describe 'Seccomp filters' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'restores each thread''s chain of filters, in order and with their flags, even filters that forbid what the restore uses' {
+        $work = Join-Path $TestDrive 'seccomp'
+        $log = Join-Path $work 'seccomp.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'seccomp') -Arguments $work -WorkDirectory $work
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-seccomp') | Restore-Process | Out-Null
+        Register-TestProcess $target
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        (Get-Content "/proc/$target/status" | Select-String '^Seccomp:').Line | Should -Match '\s2$'
+    }
+}
+
 Describe 'Registers' {
     AfterEach { Stop-TestProcesses }
 

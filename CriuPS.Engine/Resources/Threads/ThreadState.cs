@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Credentials;
+using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
@@ -31,7 +32,7 @@ internal static class ThreadState
         public ulong Size;
     }
 
-    public static void Dump(DumpedProcess process, Tracee thread)
+    public static void Dump(DumpedProcess process, Tracee thread, List<SeccompFilter> seccompFilters)
     {
         var core = process.Cores[thread.Tid];
         var caller = process.CallerFor(thread);
@@ -70,6 +71,10 @@ internal static class ThreadState
         tc.SignalsP = PendingSignals.Read(tid, shared: false);
         tc.Creds = Creds.Dump(status, caller);
         tc.SeccompMode = (SeccompMode)status.SeccompMode;
+        if ((uint)status.SeccompMode == Seccomp.ModeFilter)
+        {
+            tc.SeccompFilter = Seccomp.Dump(tid, seccompFilters);
+        }
         tc.Comm = ProcFiles.Comm(process.Pid, tid);
 
         var rseq = Native.Interop.Ptrace.GetRseqConfiguration(tid);
