@@ -6,12 +6,13 @@
     Build   (default) builds the module into out/CriuPS, importable with Import-Module ./out/CriuPS/CriuPS.psd1.
     Test    builds, then runs every test (xunit and Pester) and prints one summary line "N passed, N failed".
     Demo    builds, starts a small program, checkpoints it, restores it and shows it running with the same PID.
+    Bench   builds, then measures checkpoint and restore against this machine's limits (bench/Invoke-Benchmark.ps1).
 .EXAMPLE
     dotnet tool restore; dotnet pwsh ./build.ps1 Test
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench')]
     [string]$Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -143,4 +144,8 @@ switch ($Task) {
     'Build' { Invoke-Build }
     'Test' { Invoke-Tests }
     'Demo' { Invoke-Demo }
+    'Bench' {
+        Invoke-Build
+        & (Join-Path $root 'bench/Invoke-Benchmark.ps1')
+    }
 }

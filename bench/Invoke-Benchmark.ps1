@@ -1,0 +1,151 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Measures checkpoint and restore on this machine, next to the machine's own limits measured in the same run.
+.DESCRIPTION
+    For each workload (bench/workloads/*.c, built with gcc): start it, checkpoint it (the process ends), restore
+    it, and let it verify itself (a run whose workload does not verify is an error, not a number). Each figure is
+    the minimum and the median of -Runs runs. The raw limits (memcpy bandwidth, sequential write and read of
+    1 GiB to the image directory's filesystem, first touch of fresh anonymous memory) are measured in the same
+    run, because this machine is shared and noisy. Writes a table and out/bench/bench-<time>.json.
+.PARAMETER ImageRoot
+    Directories to put the images in, one set of runs each: by default tmpfs (/dev/shm) and disk (/var/tmp).
+#>
+[CmdletBinding()]
+param(
+    [string[]]$ImageRoot = @('/dev/shm', '/var/tmp'),
+    [ValidateRange(3, 20)]
+    [int]$Runs = 3,
+    [string[]]$Workload = @('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m')
+)
+
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$root = Split-Path $PSScriptRoot
+Import-Module (Join-Path $root 'out/CriuPS/CriuPS.psd1') -Force
+Import-Module (Join-Path $root 'Tests/Pester/TestHelpers.psm1') -Force
+$build = Join-Path ([IO.Path]::GetTempPath()) "criups-bench-$PID"
+New-Item -ItemType Directory -Force $build | Out-Null
+
+# bench/workloads/NAME.c, or the test target of that name (memhog is both a test target and a workload).
+function Build-Workload([string]$Name) {
+    $source = Join-Path $PSScriptRoot "workloads/$Name.c"
+    if (-not (Test-Path $source)) { return Get-TestTarget $Name }
+    $binary = Join-Path $build $Name
+    if (-not (Test-Path $binary)) {
+        $output = & gcc -O2 -Wall -pthread -o $binary $source 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "gcc failed for ${Name}: $output" }
+    }
+    $binary
+}
+
+# The workloads: how to start one, and how it proves itself (a C target logs OK on SIGUSR1).
+$workloads = [ordered]@{
+    'memory-1g'  = @{ Program = 'memhog'; Arguments = { param($log) '1024', $log } }
+    'memory-4g'  = @{ Program = 'memhog'; Arguments = { param($log) '4096', $log } }
+    'vmas-5000'  = @{ Program = 'vmas'; Arguments = { param($log) '5000', $log } }
+    'threads-64' = @{ Program = 'threads'; Arguments = { param($log) '64', $log } }
+    'tree-32'    = @{ Program = 'pipetree'; Arguments = { param($log) '32', $log } }
+    'redis-1m'   = @{ Program = 'redis' }
+}
+
+function Invoke-Limit([string]$Mode, [string[]]$Arguments) {
+    $output = & (Build-Workload 'limits') $Mode @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "limits $Mode failed: $output" }
+    [double]$output
+}
+
+function Get-Median([double[]]$Values) {
+    $sorted = $Values | Sort-Object
+    if ($sorted.Count % 2) { $sorted[[int][Math]::Floor($sorted.Count / 2)] } else { ($sorted[$sorted.Count / 2 - 1] + $sorted[$sorted.Count / 2]) / 2 }
+}
+
+function Get-DirectorySize([string]$Path) { (Get-ChildItem $Path -File -Recurse | Measure-Object Length -Sum).Sum }
+
+# Starts the redis workload: redis-server on a loopback port without persistence, loaded with a million keys.
+function Start-Redis([string]$Work) {
+    $port = 16379
+    $server = (Get-Command redis-server -ErrorAction Stop).Source
+    $target = Start-TestTarget -Program $server -WorkDirectory $Work -Arguments '--port', "$port", '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--daemonize', 'no', '--pidfile', (Join-Path $Work 'ready')
+    Wait-Until { (& redis-cli -p $port ping 2>$null) -eq 'PONG' } 'redis to answer'
+    & redis-cli -p $port DEBUG POPULATE 1000000 bench 64 | Out-Null
+    if ([int](& redis-cli -p $port DBSIZE) -ne 1000000) { throw 'redis did not load a million keys' }
+    $target
+}
+
+function Test-Redis([int]$Port = 16379) {
+    Wait-Until { (& redis-cli -p $Port ping 2>$null) -eq 'PONG' } 'the restored redis to answer'
+    [int](& redis-cli -p $Port DBSIZE) -eq 1000000 -and (& redis-cli -p $Port SET bench:after ok) -eq 'OK'
+}
+
+$results = [System.Collections.Generic.List[object]]::new()
+foreach ($imageRoot in $ImageRoot) {
+    $medium = if ((Get-Item $imageRoot).FullName -like '/dev/shm*') { 'tmpfs' } else { 'disk' }
+    Write-Host "== images on $imageRoot ($medium)"
+    $limits = [ordered]@{
+        MemcpyGiBps       = Invoke-Limit 'memcpy' @('1024')
+        WriteGBps         = Invoke-Limit 'write' @((Join-Path $imageRoot "criups-bench-$PID.tmp"), '1024')
+        ReadGBps          = Invoke-Limit 'read' @((Join-Path $imageRoot "criups-bench-$PID.tmp"), '1024')
+        FirstTouchSPerGiB = Invoke-Limit 'touch' @('1024')
+    }
+    Remove-Item (Join-Path $imageRoot "criups-bench-$PID.tmp") -ErrorAction Ignore
+    Write-Host ("limits: memcpy {0:N1} GiB/s, write {1:N2} GB/s, read {2:N2} GB/s, first touch {3:N2} s/GiB" -f $limits.MemcpyGiBps, $limits.WriteGBps, $limits.ReadGBps, $limits.FirstTouchSPerGiB)
+
+    foreach ($name in $Workload) {
+        $spec = $workloads[$name]
+        if ($name -eq 'redis-1m' -and -not (Get-Command redis-server -ErrorAction Ignore)) {
+            Write-Warning 'redis-server is not installed: skipping redis-1m'
+            continue
+        }
+        $samples = foreach ($run in 1..$Runs) {
+            $work = Join-Path $build "$name-$run"
+            Remove-Item -Recurse -Force $work -ErrorAction Ignore
+            $log = Join-Path $work 'bench.log'
+            $target = if ($spec.Program -eq 'redis') { Start-Redis $work } else {
+                Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
+            }
+            $image = Join-Path $imageRoot "criups-bench-$PID-$name-$run"
+            try {
+                $clock = [Diagnostics.Stopwatch]::StartNew()
+                $checkpoint = Checkpoint-Process -Id $target -ImagePath $image -Force
+                $dumpSeconds = $clock.Elapsed.TotalSeconds
+                $clock.Restart()
+                $restored = Restore-Process -ImagePath $image
+                $restoreSeconds = $clock.Elapsed.TotalSeconds
+                Register-TestProcess $restored.Id
+                $verified = if ($spec.Program -eq 'redis') { Test-Redis } else { (Invoke-SelfCheck $target $log) -match '^OK' }
+                if (-not $verified) { throw "$name did not verify itself after the restore (run $run)" }
+                [pscustomobject]@{
+                    Dump = $dumpSeconds; Frozen = $checkpoint.FrozenTime.TotalSeconds; Restore = $restoreSeconds
+                    RestoreEngine = $restored.RestoreTime.TotalSeconds; ImageBytes = Get-DirectorySize $image; MemoryBytes = $checkpoint.MemoryBytes
+                }
+            }
+            finally {
+                Stop-TestProcesses
+                Remove-Item -Recurse -Force $image -ErrorAction Ignore
+            }
+        }
+        $row = [pscustomobject]@{
+            Medium = $medium; Workload = $name
+            DumpMin = ($samples.Dump | Measure-Object -Minimum).Minimum; DumpMedian = Get-Median $samples.Dump
+            FrozenMin = ($samples.Frozen | Measure-Object -Minimum).Minimum; FrozenMedian = Get-Median $samples.Frozen
+            RestoreMin = ($samples.Restore | Measure-Object -Minimum).Minimum; RestoreMedian = Get-Median $samples.Restore
+            ImageMiB = [Math]::Round(($samples.ImageBytes | Measure-Object -Maximum).Maximum / 1MB, 1)
+            DumpGBps = [Math]::Round(($samples.MemoryBytes | Measure-Object -Maximum).Maximum / 1e9 / ($samples.Dump | Measure-Object -Minimum).Minimum, 2)
+            Limits = $limits
+        }
+        $row.PSObject.Properties.Add([psnoteproperty]::new('DumpVsWrite', [Math]::Round($row.DumpGBps / $limits.WriteGBps, 2)))
+        $results.Add($row)
+        Write-Host ("{0,-12} dump {1:N2}/{2:N2} s (frozen {3:N2}/{4:N2}), restore {5:N2}/{6:N2} s, image {7} MiB" -f $name,
+            $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ImageMiB)
+    }
+}
+
+$out = Join-Path $root 'out/bench'
+New-Item -ItemType Directory -Force $out | Out-Null
+$json = Join-Path $out ("bench-{0:yyyyMMdd-HHmmss}.json" -f (Get-Date))
+$results | ConvertTo-Json -Depth 4 | Set-Content $json
+$results | Format-Table Medium, Workload, DumpMin, DumpMedian, FrozenMin, FrozenMedian, RestoreMin, RestoreMedian, ImageMiB, DumpGBps, DumpVsWrite | Out-Host
+Write-Host "Results: $json"
+Remove-Item -Recurse -Force $build -ErrorAction Ignore
