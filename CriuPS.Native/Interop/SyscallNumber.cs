@@ -88,6 +88,7 @@ public enum SyscallNumber : long
     Renameat2 = 316,
     Seccomp = 317,
     Userfaultfd = 323,
+    Membarrier = 324,
     Rseq = 334,
     Waitid = 247,
     PidfdSendSignal = 424,

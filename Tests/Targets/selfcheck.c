@@ -12,6 +12,7 @@
  *             ignored; SIGUSR2 and SIGRTMIN+2 blocked and pending (SIGRTMIN+2 queued with value 42);
  *             an alternate signal stack; an ITIMER_REAL timer armed far in the future (SIGALRM ignored);
  *   process - umask 027, cwd = WORKDIR, RLIMIT_NOFILE soft limit 512, RLIMIT_CORE 0/unlimited, nice 5,
+ *             registered for private expedited membarrier(2),
  *             name "selfcheck"; the stack must still grow on demand.
  *
  * MODE=sleep: the main loop sleeps in nanosleep (so a checkpoint interrupts a sleep);
@@ -31,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/membarrier.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -116,6 +119,7 @@ static const char *check_process(void)
 	if (cf < 0 || read(cf, comm, sizeof(comm) - 1) <= 0) return "comm-read";
 	close(cf);
 	if (strcmp(comm, "selfcheck\n") != 0) return "comm";
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) return "membarrier-registration";
 	return NULL;
 }
 
@@ -256,6 +260,7 @@ int main(int argc, char **argv)
 	rl.rlim_cur = 0; rl.rlim_max = RLIM_INFINITY;
 	setrlimit(RLIMIT_CORE, &rl);
 	if (setpriority(PRIO_PROCESS, 0, 5)) die("nice");
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0)) die("membarrier");
 
 	const char *bad = check_all();
 	if (bad) { report("SETUP ", bad); return 1; }

@@ -16,6 +16,9 @@ internal static class TaskAttributes
     public const uint TaskAlive = 1, TaskStopped = 3;
     private const int PrSetChildSubreaper = 36, PrGetChildSubreaper = 37;
 
+    /// <summary>MEMBARRIER_CMD_GET_REGISTRATIONS (Linux 6.3): which MEMBARRIER_CMD_REGISTER_* the process issued.</summary>
+    private const ulong MembarrierGetRegistrations = 1 << 9;
+
     public static void Dump(DumpedProcess process)
     {
         var tc = process.LeaderCore.Tc;
@@ -36,6 +39,12 @@ internal static class TaskAttributes
         var subreaper = process.Injection.Scratch.Reserve(4);
         caller.Checked("prctl(PR_GET_CHILD_SUBREAPER)", SyscallNumber.Prctl, PrGetChildSubreaper, subreaper.Value);
         tc.ChildSubreaper = process.Memory.Read<int>(subreaper) != 0;
+        // Runtimes such as .NET register for expedited membarrier(2) and fail without it after a restore.
+        long registrations = caller.Call(SyscallNumber.Membarrier, MembarrierGetRegistrations, 0, 0);
+        if (registrations > 0)
+        {
+            tc.MembarrierRegistrationMask = (uint)registrations;
+        }
     }
 
     public static void Restore(RestoreSession session, RestoringProcess process)
@@ -45,6 +54,14 @@ internal static class TaskAttributes
         if (tc.Personality != ProcFiles.Personality(process.Pid))
         {
             caller.Checked("personality", SyscallNumber.Personality, tc.Personality);
+        }
+        // Each bit of the mask is a MEMBARRIER_CMD_REGISTER_* command: issuing it again registers the process.
+        for (int bit = 0; tc.HasMembarrierRegistrationMask && bit < 32; bit++)
+        {
+            if ((tc.MembarrierRegistrationMask & (1u << bit)) != 0)
+            {
+                caller.Checked($"membarrier(register {1u << bit:x})", SyscallNumber.Membarrier, 1UL << bit, 0, 0);
+            }
         }
         if (tc.ChildSubreaper)
         {
