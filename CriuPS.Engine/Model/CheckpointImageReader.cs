@@ -93,6 +93,11 @@ public static class CheckpointImageReader
             FdTypes.Reg => (file.Reg.Name, (int)file.Reg.Flags, (long?)file.Reg.Pos),
             FdTypes.Pipe => ($"pipe:[{file.Pipe.PipeId}]", (int)file.Pipe.Flags, null),
             FdTypes.Tty => ("terminal", (int)file.Tty.Flags, null),
+            FdTypes.Eventfd => ("anon_inode:[eventfd]", (int)file.Efd.Flags, null),
+            FdTypes.Signalfd => ("anon_inode:[signalfd]", (int)file.Sgfd.Flags, null),
+            FdTypes.Timerfd => ("anon_inode:[timerfd]", (int)file.Tfd.Flags, null),
+            FdTypes.Inotify => ("anon_inode:inotify", (int)file.Ify.Flags, null),
+            FdTypes.Eventpoll => ("anon_inode:[eventpoll]", (int)file.Epfd.Flags, null),
             _ => (file?.Type.ToString() ?? "?", 0, null),
         };
         return new ImageFileDescriptor

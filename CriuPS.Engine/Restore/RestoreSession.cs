@@ -25,6 +25,12 @@ internal sealed class RestoreSession : IDisposable
     /// <summary>Open file descriptions we created for the restored processes, by file id; closed when the restore ends.</summary>
     public Dictionary<uint, FileDescriptor> OpenFiles { get; } = new();
 
+    /// <summary>
+    /// Open file descriptions whose after-install work is done (epoll registrations): a description that several
+    /// descriptors or processes share is set up once.
+    /// </summary>
+    public HashSet<uint> FilesSetUp { get; } = new();
+
     /// <summary>The pipes we created, by pipe id (inode at checkpoint time): both ends, shared by every process using them.</summary>
     public Dictionary<uint, (FileDescriptor Read, FileDescriptor Write)> Pipes { get; } = new();
 

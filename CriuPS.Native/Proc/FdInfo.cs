@@ -1,9 +1,10 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 
 namespace CriuPS.Native.Proc;
 
 /// <summary>/proc/PID/fdinfo/FD: position, open flags, mount id, and the type-specific lines (eventfd-count, tfd, ...).</summary>
-public sealed class FdInfo
+public sealed partial class FdInfo
 {
     private FdInfo(ulong position, int flags, int mountId, List<KeyValuePair<string, string>> lines)
     {
@@ -45,4 +46,21 @@ public sealed class FdInfo
     }
 
     public string? Get(string key) => Lines.FirstOrDefault(l => l.Key == key).Value;
+
+    /// <summary>
+    /// The lines that start with <paramref name="key"/> and hold several "name:value" fields, as
+    /// "tfd: 5 events: 19 data: 7 pos:0 ..." or "inotify wd:2 ino:35a ...": one dictionary per line, the
+    /// leading field under the last word of the key ("tfd", "wd").
+    /// </summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, string>> Records(string key)
+    {
+        string leading = key[(key.LastIndexOf(' ') + 1)..];
+        return Lines.Where(l => l.Key == key)
+            .Select(l => (IReadOnlyDictionary<string, string>)FieldPattern().Matches($"{leading}:{l.Value}")
+                .ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value))
+            .ToList();
+    }
+
+    [GeneratedRegex(@"([A-Za-z_][\w-]*):\s*(\S+)")]
+    private static partial Regex FieldPattern();
 }

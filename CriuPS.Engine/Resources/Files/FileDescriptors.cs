@@ -35,6 +35,7 @@ internal static class FileDescriptors
     {
         FileStatus.Socket => $"socket {probe.Link}",
         FileStatus.Fifo => $"named FIFO '{probe.Link}'",
+        _ when probe.Link.StartsWith("anon_inode:", StringComparison.Ordinal) => AnonInodeKind.DescribeUnsupported(probe.Link),
         _ => probe.Link,
     };
 

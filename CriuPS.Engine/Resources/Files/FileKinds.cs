@@ -10,6 +10,11 @@ internal static class FileKinds
         new RegularFiles(),
         new Pipes(),
         new Terminals(),
+        new Eventfds(),
+        new Signalfds(),
+        new Timerfds(),
+        new InotifyInstances(),
+        new EpollInstances(),
     };
 
     /// <summary>The kind that handles a descriptor, or null when CriuPS does not know it.</summary>

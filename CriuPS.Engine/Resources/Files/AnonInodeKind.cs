@@ -1,0 +1,48 @@
+using CriuPS.Native.Interop;
+
+namespace CriuPS.Engine.Resources.Files;
+
+/// <summary>
+/// A kind of anonymous-inode file (eventfd, signalfd, timerfd, inotify, epoll): recognised by the name in its
+/// /proc link ("anon_inode:[eventfd]"), and created anew in the engine on restore, with its state put back.
+/// </summary>
+internal abstract class AnonInodeKind : FileKind
+{
+    /// <summary>The name the kernel gives the inode: "eventfd" for "anon_inode:[eventfd]".</summary>
+    protected abstract string InodeName { get; }
+
+    public override bool Handles(DescriptorProbe probe) => probe.IsAnonInode(InodeName);
+
+    /// <summary>Gives a description we created the saved O_NONBLOCK and O_ASYNC (the flags F_SETFL changes), or disposes it on failure.</summary>
+    protected static FileDescriptor WithStatusFlags(FileDescriptor created, uint savedFlags)
+    {
+        try
+        {
+            Fcntl.Call(created, Fcntl.F_SETFL, (int)savedFlags & (O.NONBLOCK | O.ASYNC));
+            return created;
+        }
+        catch
+        {
+            created.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>How the pre-flight check names an anonymous-inode file that no kind handles ("anon_inode:[io_uring]").</summary>
+    public static string DescribeUnsupported(string link)
+    {
+        var name = link["anon_inode:".Length..].Trim('[', ']');
+        var what = name switch
+        {
+            "io_uring" => "an io_uring instance",
+            "userfaultfd" => "a userfaultfd",
+            "pidfd" => "a pidfd",
+            "perf_event" => "a perf_event counter",
+            "fanotify" => "a fanotify group",
+            _ when name.StartsWith("bpf", StringComparison.Ordinal) => "a BPF object",
+            _ when name.StartsWith("kvm", StringComparison.Ordinal) => "a KVM object",
+            _ => "an anonymous-inode file",
+        };
+        return $"{what}, {link}";
+    }
+}

@@ -1,0 +1,13 @@
+namespace CriuPS.Native.Interop;
+
+/// <summary>clock_gettime(2).</summary>
+public static unsafe class ClockGettime
+{
+    /// <summary>The current time of <paramref name="clock"/> (CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME...).</summary>
+    public static (long Seconds, long Nanoseconds) Now(int clock)
+    {
+        long* time = stackalloc long[2];
+        Syscall.Checked($"clock_gettime(clock {clock})", SyscallNumber.ClockGettime, (ulong)clock, (ulong)time);
+        return (time[0], time[1]);
+    }
+}
