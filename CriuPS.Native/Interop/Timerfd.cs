@@ -3,13 +3,6 @@ using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
-/// <summary>struct itimerspec: the interval of a timer, then the time left to its next expiry.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct ItimerSpec
-{
-    public long IntervalSeconds, IntervalNanoseconds, ValueSeconds, ValueNanoseconds;
-}
-
 /// <summary>timerfd_create(2), timerfd_settime(2), timerfd_gettime(2) and the TFD_IOC_SET_TICKS ioctl.</summary>
 public static unsafe class Timerfd
 {

@@ -18,12 +18,6 @@ internal static class PosixTimers
     private const int PrTimerCreateRestoreIds = 77, RestoreIdsOff = 0, RestoreIdsOn = 1;
     private const uint SigevThreadId = 4;
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct ItimerSpec
-    {
-        public long IntervalSeconds, IntervalNanoseconds, ValueSeconds, ValueNanoseconds;
-    }
-
     /// <summary>struct sigevent as the kernel reads it (64 bytes): value, signal, notify kind, target thread.</summary>
     [StructLayout(LayoutKind.Sequential, Size = 64)]
     private struct SigEvent
