@@ -33,6 +33,7 @@ public static class DumpPipeline
         var total = Stopwatch.StartNew();
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
+        EngineWarmup.Wait();
         int root = options.ProcessId;
         Preflight.CheckTarget(root);
         Preflight.CheckTree(root, options);

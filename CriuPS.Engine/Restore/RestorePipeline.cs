@@ -33,6 +33,7 @@ public static class RestorePipeline
         var total = Stopwatch.StartNew();
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Reading images");
+        EngineWarmup.Wait();
         var images = ImageSet.Read(options.ImagePath);
         AttachLog(log, images.Directory, options);
         log.Write($"CriuPS {typeof(RestorePipeline).Assembly.GetName().Version} restoring from {images.Directory}");
