@@ -1,5 +1,6 @@
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Memory;
+using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Memory;
 
@@ -93,6 +94,7 @@ public static class CheckpointImageReader
             FdTypes.Reg => (file.Reg.Name, (int)file.Reg.Flags, (long?)file.Reg.Pos),
             FdTypes.Pipe => ($"pipe:[{file.Pipe.PipeId}]", (int)file.Pipe.Flags, null),
             FdTypes.Tty => ("terminal", (int)file.Tty.Flags, null),
+            FdTypes.Unixsk => (UnixSocketName.Describe(file.Usk), (int)file.Usk.Flags, null),
             _ => (file?.Type.ToString() ?? "?", 0, null),
         };
         return new ImageFileDescriptor
