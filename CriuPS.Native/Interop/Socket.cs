@@ -14,11 +14,11 @@ public static unsafe class Socket
 
     private const int SunPathOffset = 2;
 
-    /// <summary>A new socket, close-on-exec and non-blocking (so that nothing the engine does on it can hang).</summary>
-    public static FileDescriptor Create(int family, int type, int protocol = 0)
+    /// <summary>A new AF_UNIX socket of <paramref name="type"/>, close-on-exec and non-blocking (so that nothing the engine does on it can hang).</summary>
+    public static FileDescriptor Create(int type)
     {
-        int fd = LibC.socket(family, type | LibC.SOCK_CLOEXEC | LibC.SOCK_NONBLOCK, protocol);
-        return fd >= 0 ? new FileDescriptor(fd) : throw new NativeException($"socket({family}, {type})", LibC.errno);
+        int fd = LibC.socket(LibC.AF_UNIX, type | LibC.SOCK_CLOEXEC | LibC.SOCK_NONBLOCK, 0);
+        return fd >= 0 ? new FileDescriptor(fd) : throw new NativeException($"socket(AF_UNIX, {type})", LibC.errno);
     }
 
     /// <summary>Two connected AF_UNIX sockets of <paramref name="type"/>, close-on-exec and non-blocking.</summary>

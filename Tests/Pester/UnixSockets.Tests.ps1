@@ -53,6 +53,94 @@ Describe 'Unix domain sockets' {
         Invoke-SelfCheck $tree.Root $log | Should -Be "OK processes=4 pid=$($tree.Root)"
     }
 
+    It 'restores connections whose peer closed, a removed name with pending connections, a relative name, and the names of senders that are gone' {
+        $work = Join-Path $TestDrive 'edge'
+        New-Item -ItemType Directory -Force $work | Out-Null
+        $script = Join-Path $work 'edge.py'
+        @'
+import os, socket, signal, sys, time
+work = sys.argv[1]
+os.chdir(work)
+log = open('edge.log', 'a', buffering=1)
+def rm(p):
+    try: os.unlink(p)
+    except FileNotFoundError: pass
+# A connection whose peer closed after sending
+a, b = socket.socketpair()
+b.send(b'before-close'); b.close()
+# A listener whose file was removed, with one accepted and two pending connections (taken in order)
+rm('gone.sock')
+L = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); L.bind(os.path.join(work, 'gone.sock')); L.listen(3)
+c1 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c1.connect(os.path.join(work, 'gone.sock'))
+s1, _ = L.accept()
+c2 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c2.connect(os.path.join(work, 'gone.sock'))
+c3 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c3.connect(os.path.join(work, 'gone.sock'))
+os.unlink('gone.sock')
+c1.send(b'c1-data')
+# A datagram socket bound to a relative name
+rm('rel.sock')
+R = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); R.bind('rel.sock')
+# Datagrams from senders that are gone: one with an abstract name (it comes back), one with a path (it does not)
+G = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); G.bind(b'\0criups-gone-%d' % os.getpid())
+G.sendto(b'from-gone', 'rel.sock'); G.close()
+P = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); rm('psender.sock'); P.bind('psender.sock')
+P.sendto(b'from-path', 'rel.sock'); P.close(); os.unlink('psender.sock')
+# Options
+a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 50000); rcv = a.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, b'\x05\0\0\0\0\0\0\0\x07\0\0\0\0\0\0\0')
+# An accepted connection whose listener closed (its file stays, stale); a client bound to a name whose server
+# closed; a stream socketpair with one end bound afterwards: each keeps its name
+rm('once.sock'); rm('cli.sock')
+O = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); O.bind(os.path.join(work, 'once.sock')); O.listen(1)
+oc = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); oc.connect(os.path.join(work, 'once.sock'))
+os_, _ = O.accept(); O.close()
+T = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); T.bind(b'\0criups-edge-%d' % os.getpid()); T.listen(1)
+cl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); cl.bind(os.path.join(work, 'cli.sock')); cl.connect(b'\0criups-edge-%d' % os.getpid())
+ts, _ = T.accept(); ts.send(b'last'); ts.close(); T.close()
+pa, pb = socket.socketpair(); rm('pair.sock'); pa.bind(os.path.join(work, 'pair.sock'))
+def check():
+    try:
+        assert os_.getsockname() == os.path.join(work, 'once.sock'), 'orphan-accepted-name %r' % os_.getsockname()
+        assert oc.getpeername() == os.path.join(work, 'once.sock'), 'orphan-client-peer'
+        oc.send(b'still'); assert os_.recv(10) == b'still', 'orphan-traffic'
+        assert pa.getsockname() == os.path.join(work, 'pair.sock') and pb.getpeername() == os.path.join(work, 'pair.sock'), 'pair-name'
+        pa.send(b'p'); assert pb.recv(1) == b'p', 'pair-traffic'
+        assert cl.getsockname() == os.path.join(work, 'cli.sock'), 'semi-closed-client-name'
+        assert cl.recv(10) == b'last' and cl.recv(10) == b'', 'semi-closed-client-data'
+        assert a.recv(100) == b'before-close', 'semi'
+        assert a.recv(100) == b'', 'semi-eof'
+        assert a.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == rcv, 'rcvbuf'
+        assert a.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)[:1] == b'\x05', 'rcvtimeo'
+        assert s1.recv(100) == b'c1-data', 'accepted-data'
+        assert s1.getsockname() == os.path.join(work, 'gone.sock'), 'accepted-name %r' % s1.getsockname()
+        assert c1.getpeername() == os.path.join(work, 'gone.sock'), 'client-peer'
+        assert not os.path.exists('gone.sock'), 'deleted-name-back'
+        L.settimeout(2)
+        x2, _ = L.accept(); x3, _ = L.accept()
+        c2.send(b'two'); c3.send(b'three')
+        assert x2.recv(10) == b'two' and x3.recv(10) == b'three', 'backlog-order'
+        assert R.getsockname() == 'rel.sock', 'relative %r' % R.getsockname()
+        m1 = R.recvfrom(100); m2 = R.recvfrom(100)
+        assert m1[0] == b'from-gone' and m1[1] == b'\0criups-gone-%d' % os.getpid(), 'gone-sender %r' % (m1,)
+        assert m2[0] == b'from-path', 'path-sender %r' % (m2,)
+        assert os.path.exists('rel.sock'), 'rel-file'
+        log.write('OK edge pid=%d\n' % os.getpid())
+    except Exception as e:
+        log.write('CORRUPT %s pid=%d\n' % (e, os.getpid()))
+signal.signal(signal.SIGUSR1, lambda *_: check())
+open('ready.tmp', 'w').write(str(os.getpid())); os.rename('ready.tmp', 'ready')
+while True: time.sleep(1)
+'@ | Set-Content $script
+        $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
+        $target = Start-TestTarget -Program $python -Arguments $script, $work -WorkDirectory $work
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-edge')
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        Restore-Process $image.Path | Out-Null
+        Invoke-SelfCheck $target (Join-Path $work 'edge.log') | Should -Be "OK edge pid=$target"
+        Join-Path $image.Path 'restore.log' | Should -FileContentMatch 'came from psender\.sock, which is not in the image'
+    }
+
     It 'refuses, before freezing, a socket connected to a process outside the tree, and leaves the process untouched' {
         $path = Join-Path $TestDrive 'server.sock'
         Start-TestTarget -Program $UnixSockets -Arguments (Join-Path $TestDrive 'server'), 'server', $path -WorkDirectory (Join-Path $TestDrive 'server') | Out-Null

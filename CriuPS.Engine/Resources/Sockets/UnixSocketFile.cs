@@ -74,31 +74,42 @@ internal static class UnixSocketFile
 
     /// <summary>Binds a recreated socket to its saved name; returns the file a path name made (null for an abstract name).</summary>
     /// <param name="inUse">Whether a live socket is bound to the file at the path (the kernel's view, from sock_diag).</param>
-    public static FileStatus? Bind(FileDescriptor socket, UnixSkEntry entry, Func<FileStatus, bool> inUse)
+    public static FileStatus? Bind(FileDescriptor socket, UnixSkEntry entry, Func<FileStatus, bool> inUse) =>
+        TryBind(socket, entry, inUse, out var file) is { } taken
+            ? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                $"The {UnixSocketName.Describe(entry.Type, entry.Name.Span)} cannot be bound to its name again: {taken}.",
+                UnixSocketName.Display(entry.Name.Span),
+                "Move the file away, or stop the process that holds the name, then restore again.")
+            : file;
+
+    /// <summary>Like <see cref="Bind"/>, but says why the name is taken (null when bound) instead of failing on it.</summary>
+    public static string? TryBind(FileDescriptor socket, UnixSkEntry entry, Func<FileStatus, bool> inUse, out FileStatus? file)
     {
+        file = null;
         var name = entry.Name.Span;
-        var shown = UnixSocketName.Describe(entry.Type, name);
-        if (UnixSocketName.IsPath(name))
+        bool isPath = UnixSocketName.IsPath(name);
+        if (isPath && Stale(FullPath(entry), inUse) is { } taken)
         {
-            RemoveStale(FullPath(entry), inUse, shown);
+            return taken;
         }
-        int errno = entry.HasNameDir && UnixSocketName.IsPath(name) ? BindIn(entry.NameDir, socket, name) : Socket.TryBind(socket, name);
+        int errno = entry.HasNameDir && isPath ? BindIn(entry.NameDir, socket, name) : Socket.TryBind(socket, name);
+        if (errno == Errno.EADDRINUSE)
+        {
+            return "another socket holds the name now";
+        }
         if (errno != 0)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"The {shown} cannot be bound to its name again: {Errno.Describe(errno)}.",
-                UnixSocketName.Display(name),
-                errno == Errno.EADDRINUSE ? "Another process holds the name now; stop it, or restore once it is free." : null);
+            throw new NativeException("bind", errno, UnixSocketName.Display(name));
         }
-        if (!UnixSocketName.IsPath(name))
+        if (isPath)
         {
-            return null;
+            if (entry.FilePerms is { } perms)
+            {
+                SetOwnerAndMode(FullPath(entry), perms);
+            }
+            file = FileStatus.OfEntry(FullPath(entry));
         }
-        if (entry.FilePerms is { } perms)
-        {
-            SetOwnerAndMode(FullPath(entry), perms);
-        }
-        return FileStatus.OfEntry(FullPath(entry));
+        return null;
     }
 
     /// <summary>
@@ -113,26 +124,24 @@ internal static class UnixSocketFile
         }
     }
 
-    // A socket file nobody is bound to any more is what a process that ended leaves behind: bind(2) fails on it.
-    private static void RemoveStale(string path, Func<FileStatus, bool> inUse, string shown)
+    // A socket file nobody is bound to any more is what a process that ended leaves behind, and bind(2) fails on
+    // it: remove it. Anything else at the path stays, and the name is taken.
+    private static string? Stale(string path, Func<FileStatus, bool> inUse)
     {
         if (FileStatus.OfEntry(path) is not { } status)
         {
-            return;
+            return null;
         }
         if (status.Type != FileStatus.Socket)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"The {shown} cannot be bound again: '{path}' exists and is not a socket (CriuPS removes only stale socket files).", path,
-                "Move the file away, then restore again.");
+            return $"'{path}' exists and is not a socket (CriuPS removes only stale socket files)";
         }
         if (inUse(status))
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"The {shown} cannot be bound again: another socket is bound to '{path}' now.", path,
-                "Stop the process that holds it, or restore once it is free.");
+            return $"another socket is bound to '{path}' now";
         }
         Unlink(path);
+        return null;
     }
 
     private static unsafe void Unlink(string path)

@@ -73,6 +73,7 @@ internal sealed class UnixSocketRestore : IDisposable
             restore.RefillDatagrams();
             restore.RefillStreams();
             restore.Finish();
+            session.Log.Detail($"unix sockets: {restore.sockets.Count} rebuilt, {restore.sockets.Sum(s => s.Queue.Count)} queued message(s) put back");
         }
         catch
         {
@@ -138,7 +139,6 @@ internal sealed class UnixSocketRestore : IDisposable
                 // Connected, but the other end has closed: a pair whose far end refills the queue and then closes.
                 var (near, far) = Native.Interop.Socket.Pair((int)entry.Type);
                 (socket.Socket, socket.Orphan) = (near, far);
-                WarnNameLost(socket, "its peer had closed");
             }
             else if (socket.IsStream && mutual && ListenerNamed(socket) is { } listener)
             {
@@ -147,18 +147,13 @@ internal sealed class UnixSocketRestore : IDisposable
             else if (socket.IsStream && mutual && ListenerNamed(peer!) is { } peerListener)
             {
                 peer!.AcceptedFrom = peerListener;
-                socket.Socket = Native.Interop.Socket.Create(Unix, (int)entry.Type);
+                socket.Socket = Native.Interop.Socket.Create((int)entry.Type);
             }
             else if (mutual && (socket.IsStream || entry.Name.Length == 0 || peer!.Entry.Name.Length == 0))
             {
                 var (first, second) = Native.Interop.Socket.Pair((int)entry.Type);
                 (socket.Socket, peer!.Socket) = (first, second);
                 socket.Paired = peer.Paired = true;
-                if (socket.IsStream)
-                {
-                    WarnNameLost(socket, "it is restored as a socketpair");
-                    WarnNameLost(peer, "it is restored as a socketpair");
-                }
             }
             else if (socket.IsStream && entry.State == UnixDiagSocket.StateEstablished && peer!.Entry.State != UnixDiagSocket.StateListen)
             {
@@ -167,29 +162,41 @@ internal sealed class UnixSocketRestore : IDisposable
             }
             else
             {
-                socket.Socket = Native.Interop.Socket.Create(Unix, (int)entry.Type);
+                socket.Socket = Native.Interop.Socket.Create((int)entry.Type);
             }
         }
     }
 
-    private const int Unix = 1;
-
-    // Only one socket can be bound to a name: the far end of a connection keeps it only through a listener.
-    private void WarnNameLost(Restored socket, string why)
-    {
-        if (socket.Entry.Name.Length > 0)
-        {
-            session.Log.Warning($"The {socket.Shown} (id {socket.Entry.Id}) comes back without its name, since {why}: getsockname(2) on it and getpeername(2) on its peer report none.");
-        }
-    }
-
+    /// <summary>
+    /// Every name is bound again. A connected stream socket that was not made by accept(2) here (a socketpair, a
+    /// connection whose peer had closed) may carry the name of a listener it was accepted from: that name stays with
+    /// the listener, and with a name some other socket holds now the socket comes back unnamed.
+    /// </summary>
     private void Bind()
     {
-        foreach (var socket in sockets.Where(s => s.Entry.Name.Length > 0 && s.AcceptedFrom is null && s.Orphan is null && !(s.Paired && s.IsStream)))
+        foreach (var socket in sockets.Where(s => s.Entry.Name.Length > 0 && s.AcceptedFrom is null))
         {
-            socket.BoundFile = UnixSocketFile.Bind(socket.Socket!, socket.Entry, InUse);
+            if (!(socket.IsStream && (socket.Paired || socket.Orphan is not null)))
+            {
+                socket.BoundFile = UnixSocketFile.Bind(socket.Socket!, socket.Entry, InUse);
+            }
+            else if (ListenerNamed(socket) is not null)
+            {
+                WarnNameLost(socket, "its listener holds it");
+            }
+            else if (UnixSocketFile.TryBind(socket.Socket!, socket.Entry, InUse, out var file) is { } taken)
+            {
+                WarnNameLost(socket, taken);
+            }
+            else
+            {
+                socket.BoundFile = file;
+            }
         }
     }
+
+    private void WarnNameLost(Restored socket, string why) =>
+        session.Log.Warning($"The {socket.Shown} (id {socket.Entry.Id}) comes back without its name, since {why}: getsockname(2) on it and getpeername(2) on its peer report none.");
 
     // Whether a live socket (not one connected through a listener, which only shares the listener's file) is bound to the file.
     private bool InUse(FileStatus file)
@@ -303,7 +310,7 @@ internal sealed class UnixSocketRestore : IDisposable
         {
             return known.Socket!;
         }
-        var sender = Native.Interop.Socket.Create(Unix, SockDgram);
+        var sender = Native.Interop.Socket.Create(SockDgram);
         temporary.Add(sender);
         if (name.Length > 0 && !(IsAbstract(name.Span) && Native.Interop.Socket.TryBind(sender, name.Span) == 0))
         {

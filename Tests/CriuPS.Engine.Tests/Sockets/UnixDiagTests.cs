@@ -166,8 +166,8 @@ public sealed class UnixDiagTests
     public void TheKernelListsAConnectionNotYetAcceptedAsTheListenersAndNotAsAPeer()
     {
         var name = Encoding.ASCII.GetBytes($"\0criups-test-diag-{Environment.ProcessId}");
-        using var listener = Socket.Create(1, Stream);
-        using var client = Socket.Create(1, Stream);
+        using var listener = Socket.Create(Stream);
+        using var client = Socket.Create(Stream);
         Assert.Equal(0, Socket.TryBind(listener, name));
         Socket.Listen(listener, 4);
         Assert.Equal(0, Socket.TryConnect(client, name));
