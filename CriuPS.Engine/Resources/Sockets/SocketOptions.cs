@@ -90,15 +90,16 @@ internal static class SocketOptions
         {
             Set(socket, SOL_SOCKET, SO_MARK, (int)options.SoMark);
         }
-        SetFlag(socket, SO_REUSEADDR, options.Reuseaddr);
-        SetFlag(socket, SO_REUSEPORT, options.SoReuseport);
-        SetFlag(socket, SO_PASSCRED, options.SoPasscred);
-        SetFlag(socket, SO_PASSSEC, options.SoPasssec);
-        SetFlag(socket, SO_DONTROUTE, options.SoDontroute);
-        SetFlag(socket, SO_NO_CHECK, options.SoNoCheck);
-        SetFlag(socket, SO_BROADCAST, options.SoBroadcast);
-        SetFlag(socket, SO_KEEPALIVE, options.SoKeepalive);
-        SetFlag(socket, SO_OOBINLINE, options.SoOobinline != 0);
+        // Saved flags are set either way: a socket made by accept(2) starts with some of its listener's.
+        SetFlag(socket, SO_REUSEADDR, options.HasReuseaddr, options.Reuseaddr);
+        SetFlag(socket, SO_REUSEPORT, options.HasSoReuseport, options.SoReuseport);
+        SetFlag(socket, SO_PASSCRED, options.HasSoPasscred, options.SoPasscred);
+        SetFlag(socket, SO_PASSSEC, options.HasSoPasssec, options.SoPasssec);
+        SetFlag(socket, SO_DONTROUTE, options.HasSoDontroute, options.SoDontroute);
+        SetFlag(socket, SO_NO_CHECK, options.HasSoNoCheck, options.SoNoCheck);
+        SetFlag(socket, SO_BROADCAST, options.HasSoBroadcast, options.SoBroadcast);
+        SetFlag(socket, SO_KEEPALIVE, options.HasSoKeepalive, options.SoKeepalive);
+        SetFlag(socket, SO_OOBINLINE, options.HasSoOobinline, options.SoOobinline != 0);
         if (options.HasSoLinger)
         {
             SetStruct(socket, SO_LINGER, new Linger { OnOff = 1, Seconds = (int)options.SoLinger });
@@ -113,12 +114,12 @@ internal static class SocketOptions
 
     private static bool Flag(FileDescriptor socket, int name) => Get(socket, SOL_SOCKET, name) != 0;
 
-    // Only flags that are on: an option absent from an image (or off) stays at the new socket's default, off.
-    private static void SetFlag(FileDescriptor socket, int name, bool on)
+    // An option an image does not have (CRIU's older ones) stays at the new socket's default.
+    private static void SetFlag(FileDescriptor socket, int name, bool saved, bool on)
     {
-        if (on)
+        if (saved)
         {
-            Set(socket, SOL_SOCKET, name, 1);
+            Set(socket, SOL_SOCKET, name, on ? 1 : 0);
         }
     }
 

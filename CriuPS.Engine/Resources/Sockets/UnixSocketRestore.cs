@@ -3,6 +3,7 @@ using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using Google.Protobuf;
 using static CriuPS.Engine.Resources.Sockets.UnixSocketName;
 
 namespace CriuPS.Engine.Resources.Sockets;
@@ -46,7 +47,7 @@ internal sealed class UnixSocketRestore : IDisposable
     private readonly List<Restored> sockets;
     private readonly Dictionary<uint, Restored> byInode;
     private readonly Dictionary<uint, Restored> byId;
-    private readonly List<FileDescriptor> temporary = new();
+    private readonly Dictionary<ByteString, FileDescriptor> strangers = new();
     private readonly HashSet<FileDescriptor> unlimited = new();
     private Dictionary<uint, UnixDiagSocket>? live;
 
@@ -82,7 +83,7 @@ internal sealed class UnixSocketRestore : IDisposable
         }
         finally
         {
-            foreach (var socket in restore.temporary)
+            foreach (var socket in restore.strangers.Values)
             {
                 socket.Dispose();
             }
@@ -301,8 +302,9 @@ internal sealed class UnixSocketRestore : IDisposable
         socket.Entry.Name.Length > 0 ? UnixSocketFile.Address(socket.Entry) : throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
             $"sk-queues.img: the unnamed {socket.Shown} (id {socket.Entry.Id}) has messages from sockets that could not have reached it.", session.Images.Directory);
 
-    // The socket a saved datagram comes from again: the one of the image bound to the sender's name; else a socket
-    // of our own, bound to that name when it is an abstract one nobody holds, unnamed otherwise.
+    // The socket a saved datagram comes from again: the one of the image bound to the sender's name; else one of our
+    // own for each name (closed once the queues are full), bound to it when it is an abstract name nobody holds,
+    // unnamed otherwise.
     private FileDescriptor SenderOf(ImageEntry message, Restored receiver)
     {
         var name = ((SkPacketEntry)message.Message).CriupsSenderName;
@@ -310,11 +312,14 @@ internal sealed class UnixSocketRestore : IDisposable
         {
             return known.Socket!;
         }
-        var sender = Native.Interop.Socket.Create(SockDgram);
-        temporary.Add(sender);
-        if (name.Length > 0 && !(IsAbstract(name.Span) && Native.Interop.Socket.TryBind(sender, name.Span) == 0))
+        if (!strangers.TryGetValue(name, out var sender))
         {
-            session.Log.Warning($"A datagram queued on the {receiver.Shown} came from {Display(name.Span)}, which is not in the image: recvfrom(2) will report an unnamed sender.");
+            sender = Native.Interop.Socket.Create(SockDgram);
+            strangers[name] = sender;
+            if (name.Length > 0 && !(IsAbstract(name.Span) && Native.Interop.Socket.TryBind(sender, name.Span) == 0))
+            {
+                session.Log.Warning($"A datagram queued on the {receiver.Shown} came from {Display(name.Span)}, which is not in the image: recvfrom(2) will report an unnamed sender.");
+            }
         }
         return sender;
     }
