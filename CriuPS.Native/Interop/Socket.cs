@@ -3,16 +3,14 @@ using Tmds.Linux;
 namespace CriuPS.Native.Interop;
 
 /// <summary>
-/// socket(2), socketpair(2), bind(2), listen(2), connect(2), accept4(2), shutdown(2), getsockname(2) and
-/// getpeername(2) for AF_UNIX sockets of this process. Names are the raw bytes of sun_path as the kernel keeps them:
+/// socket(2), socketpair(2), bind(2), listen(2), connect(2), accept4(2) and shutdown(2) for AF_UNIX sockets of
+/// this process. Names are the raw bytes of sun_path as the kernel keeps them:
 /// a path with its terminating NUL, an abstract name starting with a NUL, or nothing for an unnamed socket.
 /// </summary>
 public static unsafe class Socket
 {
     /// <summary>The most bytes sun_path holds.</summary>
     public const int MaxNameLength = 108;
-
-    private const int SunPathOffset = 2;
 
     /// <summary>A new AF_UNIX socket of <paramref name="type"/>, close-on-exec and non-blocking (so that nothing the engine does on it can hang).</summary>
     public static FileDescriptor Create(int type)
@@ -81,24 +79,6 @@ public static unsafe class Socket
         return fd >= 0 ? new FileDescriptor(fd) : throw new NativeException("ioctl(SIOCUNIXFILE)", LibC.errno);
     }
 
-    /// <summary>The name the socket is bound to (getsockname), empty when unnamed.</summary>
-    public static byte[] Name(FileDescriptor socket) => NameOf(socket, peer: false);
-
-    /// <summary>The name of the socket it is connected to (getpeername), empty when that one is unnamed.</summary>
-    public static byte[] PeerName(FileDescriptor socket) => NameOf(socket, peer: true);
-
-    private static byte[] NameOf(FileDescriptor socket, bool peer)
-    {
-        sockaddr_un address = default;
-        socklen_t length = (uint)sizeof(sockaddr_un);
-        int result = peer ? LibC.getpeername(socket.Value, (sockaddr*)&address, &length) : LibC.getsockname(socket.Value, (sockaddr*)&address, &length);
-        if (result != 0)
-        {
-            throw new NativeException(peer ? "getpeername" : "getsockname", LibC.errno);
-        }
-        return new ReadOnlySpan<byte>(address.sun_path, Math.Max(0, (int)(uint)length - SunPathOffset)).ToArray();
-    }
-
     /// <summary>A sockaddr_un for <paramref name="name"/> and its length (the family and the name's bytes, as the kernel counts).</summary>
     public static sockaddr_un Address(ReadOnlySpan<byte> name, out socklen_t length)
     {
@@ -108,7 +88,7 @@ public static unsafe class Socket
         }
         var address = new sockaddr_un { sun_family = (ushort)LibC.AF_UNIX };
         name.CopyTo(new Span<byte>(address.sun_path, MaxNameLength));
-        length = (uint)(SunPathOffset + name.Length);
+        length = (uint)(sizeof(ushort) + name.Length); // sun_family, then the name
         return address;
     }
 }

@@ -6,7 +6,7 @@ namespace CriuPS.Native.Interop;
 /// <summary>What recvmsg(2) with MSG_PEEK saw: the bytes copied, the sender's name, the control messages and the flags.</summary>
 public readonly record struct PeekedMessage(int Length, byte[] SenderName, IReadOnlyList<ControlMessage> Control, int Flags)
 {
-    public const int MSG_TRUNC = 0x20, MSG_CTRUNC = 0x08;
+    private const int MSG_TRUNC = 0x20;
 
     /// <summary>The message was longer than the buffer (only part of it was copied).</summary>
     public bool Truncated => (Flags & MSG_TRUNC) != 0;
@@ -24,15 +24,18 @@ public static unsafe class SocketMessage
     private const int MSG_PEEK = 2, MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000, MSG_CMSG_CLOEXEC = 0x40000000;
     private const int ControlHeader = 16;
 
+    // Room for the control messages of one message (CRIU's CMSG_MAX_SIZE): credentials, or a few descriptors.
+    private const int ControlSpace = 1024;
+
     /// <summary>
     /// Copies the next message (at the socket's peek offset, when SO_PEEK_OFF is set) without taking it from the
     /// queue; null when nothing is queued. Descriptors passed with SCM_RIGHTS arrive here as new close-on-exec
     /// descriptors of this process: the caller closes them.
     /// </summary>
-    public static PeekedMessage? Peek(FileDescriptor socket, Span<byte> data, int controlSpace = 1024)
+    public static PeekedMessage? Peek(FileDescriptor socket, Span<byte> data)
     {
         var name = new byte[Socket.MaxNameLength + 2];
-        var control = new byte[controlSpace];
+        var control = new byte[ControlSpace];
         fixed (byte* d = data)
         fixed (byte* n = name)
         fixed (byte* c = control)
@@ -81,14 +84,15 @@ public static unsafe class SocketMessage
     /// <summary>Sends one message (to <paramref name="to"/>, or to the connected peer when empty); returns the bytes sent or -errno.</summary>
     public static long TrySend(FileDescriptor socket, ReadOnlySpan<byte> data, ReadOnlySpan<byte> to)
     {
-        var address = to.IsEmpty ? default : Socket.Address(to, out _);
+        socklen_t length = 0;
+        var address = to.IsEmpty ? default : Socket.Address(to, out length);
         fixed (byte* d = data)
         {
             var vector = new iovec { iov_base = d, iov_len = (size_t)(ulong)data.Length };
             var header = new msghdr
             {
                 msg_name = to.IsEmpty ? null : &address,
-                msg_namelen = to.IsEmpty ? 0u : (uint)(2 + to.Length),
+                msg_namelen = length,
                 msg_iov = &vector,
                 msg_iovlen = 1,
             };

@@ -26,7 +26,6 @@ internal sealed class UnixSockets : FileKind
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options)
     {
-        var socket = UnixDiag.Find((uint)probe.Status.Inode);
         FdInfo info;
         try
         {
@@ -36,9 +35,9 @@ internal sealed class UnixSockets : FileKind
         {
             return null; // closed meanwhile
         }
-        if (socket is null)
+        if (UnixDiag.Find((uint)probe.Status.Inode) is not { } socket)
         {
-            return null;
+            return null; // closed meanwhile
         }
         string what = $"fd {probe.Fd}: {UnixSocketName.Describe((uint)socket.Type, socket.Name)}";
         if (int.TryParse(info.Get("scm_fds"), out int inFlight) && inFlight > 0)
