@@ -3,6 +3,7 @@ using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Process;
+using CriuPS.Engine.Resources.Sockets;
 
 namespace CriuPS.Engine.Dump;
 
@@ -31,6 +32,9 @@ internal sealed class DumpSession
 
     /// <summary>seccomp.img: every thread's chain of filters.</summary>
     public List<SeccompFilter> SeccompFilters { get; } = new();
+
+    /// <summary>Who is connected to whom among the tree's unix sockets, looked at once the tree is frozen.</summary>
+    public UnixSocketTopology? UnixSockets { get; set; }
 
     /// <summary>tty-info.img: the terminals of shell jobs.</summary>
     public List<TtyInfoEntry> TtyInfos { get; } = new();

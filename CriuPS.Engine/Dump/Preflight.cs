@@ -2,6 +2,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
+using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Dump;
@@ -43,11 +44,12 @@ internal static class Preflight
     {
         var members = ProcessTree.Discover(root);
         var problems = new List<string>();
+        string Prefix(int pid) => pid == root ? "" : $"process {pid}: ";
         foreach (var member in members.Where(m => !m.IsZombie))
         {
-            var prefix = member.Pid == root ? "" : $"process {member.Pid}: ";
-            problems.AddRange(ResourceProblems(member.Pid, options).Select(p => prefix + p));
+            problems.AddRange(ResourceProblems(member.Pid, options).Select(p => Prefix(member.Pid) + p));
         }
+        problems.AddRange(UnixSocketTopology.Of(members.Where(m => !m.IsZombie).Select(m => m.Pid)).Problems().Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(ProcessTree.LayoutProblems(members, options.ShellJob));
         if (problems.Count > 0)
         {

@@ -1,5 +1,6 @@
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Memory;
+using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Memory;
 
@@ -98,6 +99,7 @@ public static class CheckpointImageReader
             FdTypes.Timerfd => ("anon_inode:[timerfd]", (int)file.Tfd.Flags, null),
             FdTypes.Inotify => ("anon_inode:inotify", (int)file.Ify.Flags, null),
             FdTypes.Eventpoll => ("anon_inode:[eventpoll]", (int)file.Epfd.Flags, null),
+            FdTypes.Unixsk => (UnixSocketName.Describe(file.Usk), (int)file.Usk.Flags, null),
             _ => (file?.Type.ToString() ?? "?", 0, null),
         };
         return new ImageFileDescriptor

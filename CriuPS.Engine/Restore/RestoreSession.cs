@@ -1,4 +1,5 @@
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Native.Interop;
 
 namespace CriuPS.Engine.Restore;
@@ -34,8 +35,12 @@ internal sealed class RestoreSession : IDisposable
     /// <summary>The pipes we created, by pipe id (inode at checkpoint time): both ends, shared by every process using them.</summary>
     public Dictionary<uint, (FileDescriptor Read, FileDescriptor Write)> Pipes { get; } = new();
 
+    /// <summary>The unix sockets of the image, all rebuilt when the first one is opened.</summary>
+    public UnixSocketRestore? UnixSockets { get; set; }
+
     public void Dispose()
     {
+        UnixSockets?.Dispose();
         foreach (var fd in OpenFiles.Values.Concat(Pipes.Values.SelectMany(p => new[] { p.Read, p.Write })))
         {
             fd.Dispose();

@@ -47,6 +47,7 @@ public static class Errno
     public const int ENOSYS = 38;
     public const int ENOTEMPTY = 39;
     public const int EOPNOTSUPP = 95;
+    public const int EADDRINUSE = 98;
     public const int ESTALE = 116;
 
     /// <summary>Kernel-internal restart codes a thread interrupted in a system call shows in rax.</summary>

@@ -1,4 +1,5 @@
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Sockets;
 
 namespace CriuPS.Engine.Resources.Files;
 
@@ -15,6 +16,7 @@ internal static class FileKinds
         new Timerfds(),
         new InotifyInstances(),
         new EpollInstances(),
+        new UnixSockets(),
     };
 
     /// <summary>The kind that handles a descriptor, or null when CriuPS does not know it.</summary>

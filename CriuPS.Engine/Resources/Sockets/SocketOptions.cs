@@ -1,0 +1,135 @@
+using System.Runtime.InteropServices;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Native.Interop;
+using static CriuPS.Native.Interop.SocketOption;
+
+namespace CriuPS.Engine.Resources.Sockets;
+
+/// <summary>
+/// The SOL_SOCKET options of a socket (sk_opts_entry), the ones CRIU saves: buffer sizes and their lock, timeouts,
+/// priority, mark, low-water mark, the boolean flags, linger and an attached classic BPF filter.
+/// </summary>
+internal static class SocketOptions
+{
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeVal
+    {
+        public long Seconds;
+        public long Microseconds;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Linger
+    {
+        public int OnOff;
+        public int Seconds;
+    }
+
+    public static SkOptsEntry Dump(FileDescriptor socket)
+    {
+        var send = GetStruct<TimeVal>(socket, SO_SNDTIMEO);
+        var receive = GetStruct<TimeVal>(socket, SO_RCVTIMEO);
+        var linger = GetStruct<Linger>(socket, SO_LINGER);
+        int mark = Get(socket, SOL_SOCKET, SO_MARK);
+        var options = new SkOptsEntry
+        {
+            // getsockopt reports the doubled size the kernel uses; Restore halves it again.
+            SoSndbuf = (uint)Get(socket, SOL_SOCKET, SO_SNDBUF),
+            SoRcvbuf = (uint)Get(socket, SOL_SOCKET, SO_RCVBUF),
+            SoSndTmoSec = (ulong)send.Seconds,
+            SoSndTmoUsec = (ulong)send.Microseconds,
+            SoRcvTmoSec = (ulong)receive.Seconds,
+            SoRcvTmoUsec = (ulong)receive.Microseconds,
+            SoBufLock = (uint)Get(socket, SOL_SOCKET, SO_BUF_LOCK),
+            SoPriority = (uint)Get(socket, SOL_SOCKET, SO_PRIORITY),
+            SoRcvlowat = (uint)Get(socket, SOL_SOCKET, SO_RCVLOWAT),
+            Reuseaddr = Flag(socket, SO_REUSEADDR),
+            SoReuseport = Flag(socket, SO_REUSEPORT),
+            SoPasscred = Flag(socket, SO_PASSCRED),
+            SoPasssec = Flag(socket, SO_PASSSEC),
+            SoDontroute = Flag(socket, SO_DONTROUTE),
+            SoNoCheck = Flag(socket, SO_NO_CHECK),
+            SoBroadcast = Flag(socket, SO_BROADCAST),
+            SoKeepalive = Flag(socket, SO_KEEPALIVE),
+            SoOobinline = (uint)Get(socket, SOL_SOCKET, SO_OOBINLINE),
+        };
+        // As CRIU: a mark is saved only when set (restoring one needs CAP_NET_ADMIN), linger only when on.
+        if (mark != 0)
+        {
+            options.SoMark = (uint)mark;
+        }
+        if (linger.OnOff != 0)
+        {
+            options.SoLinger = (uint)linger.Seconds;
+        }
+        options.SoFilter.AddRange(GetFilter(socket));
+        return options;
+    }
+
+    /// <summary>
+    /// Sets the saved options on a recreated socket. Buffer sizes are forced (SO_*BUFFORCE, allowed with
+    /// CAP_NET_ADMIN), so that sizes above net.core.[rw]mem_max come back as they were.
+    /// </summary>
+    public static void Restore(FileDescriptor socket, SkOptsEntry options)
+    {
+        Set(socket, SOL_SOCKET, SO_SNDBUFFORCE, (int)(options.SoSndbuf / 2));
+        Set(socket, SOL_SOCKET, SO_RCVBUFFORCE, (int)(options.SoRcvbuf / 2));
+        if (options.HasSoBufLock)
+        {
+            Set(socket, SOL_SOCKET, SO_BUF_LOCK, (int)options.SoBufLock);
+        }
+        if (options.HasSoPriority)
+        {
+            Set(socket, SOL_SOCKET, SO_PRIORITY, (int)options.SoPriority);
+        }
+        if (options.HasSoRcvlowat)
+        {
+            Set(socket, SOL_SOCKET, SO_RCVLOWAT, (int)options.SoRcvlowat);
+        }
+        if (options.HasSoMark)
+        {
+            Set(socket, SOL_SOCKET, SO_MARK, (int)options.SoMark);
+        }
+        // Saved flags are set either way: a socket made by accept(2) starts with some of its listener's.
+        SetFlag(socket, SO_REUSEADDR, options.HasReuseaddr, options.Reuseaddr);
+        SetFlag(socket, SO_REUSEPORT, options.HasSoReuseport, options.SoReuseport);
+        SetFlag(socket, SO_PASSCRED, options.HasSoPasscred, options.SoPasscred);
+        SetFlag(socket, SO_PASSSEC, options.HasSoPasssec, options.SoPasssec);
+        SetFlag(socket, SO_DONTROUTE, options.HasSoDontroute, options.SoDontroute);
+        SetFlag(socket, SO_NO_CHECK, options.HasSoNoCheck, options.SoNoCheck);
+        SetFlag(socket, SO_BROADCAST, options.HasSoBroadcast, options.SoBroadcast);
+        SetFlag(socket, SO_KEEPALIVE, options.HasSoKeepalive, options.SoKeepalive);
+        SetFlag(socket, SO_OOBINLINE, options.HasSoOobinline, options.SoOobinline != 0);
+        if (options.HasSoLinger)
+        {
+            SetStruct(socket, SO_LINGER, new Linger { OnOff = 1, Seconds = (int)options.SoLinger });
+        }
+        SetStruct(socket, SO_SNDTIMEO, new TimeVal { Seconds = (long)options.SoSndTmoSec, Microseconds = (long)options.SoSndTmoUsec });
+        SetStruct(socket, SO_RCVTIMEO, new TimeVal { Seconds = (long)options.SoRcvTmoSec, Microseconds = (long)options.SoRcvTmoUsec });
+        if (options.SoFilter.Count > 0)
+        {
+            AttachFilter(socket, options.SoFilter);
+        }
+    }
+
+    private static bool Flag(FileDescriptor socket, int name) => Get(socket, SOL_SOCKET, name) != 0;
+
+    // An option an image does not have (CRIU's older ones) stays at the new socket's default.
+    private static void SetFlag(FileDescriptor socket, int name, bool saved, bool on)
+    {
+        if (saved)
+        {
+            Set(socket, SOL_SOCKET, name, on ? 1 : 0);
+        }
+    }
+
+    private static T GetStruct<T>(FileDescriptor socket, int name) where T : unmanaged
+    {
+        T value = default;
+        Get(socket, SOL_SOCKET, name, MemoryMarshal.AsBytes(new Span<T>(ref value)));
+        return value;
+    }
+
+    private static void SetStruct<T>(FileDescriptor socket, int name, T value) where T : unmanaged =>
+        Set(socket, SOL_SOCKET, name, MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
+}

@@ -1,0 +1,101 @@
+using System.Buffers.Binary;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Native.Interop;
+using static CriuPS.Native.Interop.SocketOption;
+
+namespace CriuPS.Engine.Resources.Sockets;
+
+/// <summary>
+/// The receive queue of a unix socket (sk-queues.img: one sk_packet_entry and its bytes per message). Dump reads it
+/// with MSG_PEEK from a peek offset it moves along (SO_PEEK_OFF), so nothing is taken from the queue: a process
+/// left running, or killed, loses nothing. Stream data comes as chunks whose limits do not matter; datagrams and
+/// seqpacket records one by one, with their boundaries, and each datagram with its sender's name.
+/// </summary>
+internal static class UnixSocketQueue
+{
+    private const int FirstBufferSize = 64 * 1024;
+
+    /// <summary>Every message waiting in <paramref name="socket"/> (our copy of it), oldest first.</summary>
+    /// <param name="describe">The socket as errors name it ("process 12: fd 4: unix datagram socket /run/x").</param>
+    public static List<(SkPacketEntry Entry, byte[] Data)> Dump(FileDescriptor socket, uint fileId, UnixDiagSocket diag, string describe)
+    {
+        var messages = new List<(SkPacketEntry, byte[])>();
+        int originalOffset = Get(socket, SOL_SOCKET, SO_PEEK_OFF);
+        try
+        {
+            Set(socket, SOL_SOCKET, SO_PEEK_OFF, 0);
+            var buffer = new byte[FirstBufferSize];
+            long offset = 0;
+            while (true)
+            {
+                var peeked = SocketMessage.Peek(socket, buffer);
+                if (peeked is not { } message)
+                {
+                    break;
+                }
+                CheckControl(message, describe);
+                if (message.Truncated)
+                {
+                    // A datagram larger than the buffer: look at it again, whole, with a buffer that fits.
+                    buffer = new byte[buffer.Length * 4];
+                    Set(socket, SOL_SOCKET, SO_PEEK_OFF, checked((int)offset));
+                    continue;
+                }
+                if (message.Length == 0 && IsEnd(diag))
+                {
+                    break;
+                }
+                var entry = new SkPacketEntry { IdFor = fileId, Length = (uint)message.Length };
+                if (diag.Type == UnixSocketName.SockDgram && message.SenderName.Length > 0)
+                {
+                    entry.CriupsSenderName = Google.Protobuf.ByteString.CopyFrom(message.SenderName);
+                }
+                messages.Add((entry, buffer.AsSpan(0, message.Length).ToArray()));
+                offset += message.Length;
+            }
+        }
+        finally
+        {
+            Set(socket, SOL_SOCKET, SO_PEEK_OFF, originalOffset);
+        }
+        long total = messages.Sum(m => (long)m.Item1.Length);
+        // Stream and seqpacket sockets report every queued byte: a difference means data a peek cannot see
+        // (an out-of-band byte, MSG_OOB), which cannot be put back as it was.
+        if (diag.Type != UnixSocketName.SockDgram && total != diag.ReceiveQueue)
+        {
+            throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                $"{describe} has {diag.ReceiveQueue} bytes queued but only {total} can be read without taking them (out-of-band data?); CriuPS cannot save it.", describe);
+        }
+        return messages;
+    }
+
+    // A peek of nothing: the end of a stream whose writer has shut down (or an empty record then: the kernel cannot
+    // tell them apart, as for CRIU); for a datagram and a seqpacket socket still open, an empty message.
+    private static bool IsEnd(UnixDiagSocket diag) =>
+        diag.Type == UnixSocketName.SockStream || (diag.Type == UnixSocketName.SockSeqpacket && (diag.Shutdown & UnixDiagSocket.ShutdownRead) != 0);
+
+    // Descriptors in flight (SCM_RIGHTS) are refused by the pre-flight check; if one arrived since, the peek has just
+    // given us copies: close them and refuse. Credentials recorded with a message cannot be forged back for processes
+    // that do not exist yet when queues are refilled.
+    private static void CheckControl(PeekedMessage message, string describe)
+    {
+        foreach (var control in message.Control)
+        {
+            if (control.Type == ControlMessage.SCM_RIGHTS)
+            {
+                for (int i = 0; i + 4 <= control.Data.Length; i += 4)
+                {
+                    new FileDescriptor(BinaryPrimitives.ReadInt32LittleEndian(control.Data.AsSpan(i))).Dispose();
+                }
+                throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                    $"{describe} has descriptors passed with SCM_RIGHTS waiting in its queue, which CriuPS cannot save.", describe);
+            }
+            if (control.Type == ControlMessage.SCM_CREDENTIALS && control.Data.Length >= 4 && BinaryPrimitives.ReadInt32LittleEndian(control.Data) != 0)
+            {
+                throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                    $"{describe} has messages queued with their senders' credentials (SO_PASSCRED), which CriuPS cannot put back.", describe);
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+using Google.Protobuf;
+
+namespace CriuPS.Engine.Resources.Sockets;
+
+/// <summary>
+/// Unix domain sockets (unix_sk_entry in files.img, queued data in sk-queues.img), as CRIU saves them: stream,
+/// datagram and seqpacket sockets, named or not, listening, connected within the tree (socketpairs, accepted
+/// connections, connections still waiting to be accepted), shut down, with their options and every queued byte.
+/// What /proc does not show comes from sock_diag. Restore rebuilds them all at once in the engine
+/// (<see cref="UnixSocketRestore"/>), before any process takes its descriptors.
+/// </summary>
+internal sealed class UnixSockets : FileKind
+{
+    public override FdTypes Type => FdTypes.Unixsk;
+
+    public override bool Handles(DescriptorProbe probe) =>
+        probe.Status.Type == FileStatus.Socket && UnixDiag.Find((uint)probe.Status.Inode) is not null;
+
+    public override string? Problem(DescriptorProbe probe, DumpOptions options)
+    {
+        FdInfo info;
+        try
+        {
+            info = FdInfo.Read(probe.Pid, probe.Fd);
+        }
+        catch (IOException)
+        {
+            return null; // closed meanwhile
+        }
+        if (UnixDiag.Find((uint)probe.Status.Inode) is not { } socket)
+        {
+            return null; // closed meanwhile
+        }
+        string what = $"fd {probe.Fd}: {UnixSocketName.Describe((uint)socket.Type, socket.Name)}";
+        if (int.TryParse(info.Get("scm_fds"), out int inFlight) && inFlight > 0)
+        {
+            return $"{what} has {inFlight} descriptor(s) passed with SCM_RIGHTS waiting in its queue (not supported yet)";
+        }
+        if (!socket.IsListening && socket.ReceiveQueue > 0 && PassesCredentials(probe))
+        {
+            return $"{what} has messages queued with their senders' credentials (SO_PASSCRED), which CriuPS cannot put back";
+        }
+        return null;
+    }
+
+    private static bool PassesCredentials(DescriptorProbe probe)
+    {
+        using var pidfd = Pidfd.Open(probe.Pid);
+        using var copy = Pidfd.GetFd(pidfd, probe.Fd);
+        return SocketOption.Get(copy, SocketOption.SOL_SOCKET, SocketOption.SO_PASSCRED) != 0;
+    }
+
+    public override FileEntry Dump(DescriptorDump dump)
+    {
+        var session = dump.Session;
+        var topology = session.UnixSockets ??= FrozenTopology(session);
+        uint inode = (uint)dump.Probe.Status.Inode;
+        if (!topology.TryGet(inode, out var socket))
+        {
+            throw new CheckpointException(CheckpointErrorKind.DumpFailed,
+                $"Process {dump.Probe.Pid}: fd {dump.Probe.Fd} (socket:[{inode}]) is a unix socket that sock_diag did not list.", dump.Probe.Pid);
+        }
+        string describe = $"Process {dump.Probe.Pid}: fd {dump.Probe.Fd}: {UnixSocketName.Describe((uint)socket.Type, socket.Name)}";
+        var entry = new UnixSkEntry
+        {
+            Id = dump.Id,
+            Ino = inode,
+            Type = (uint)socket.Type,
+            State = (uint)socket.State,
+            Flags = dump.Flags,
+            Uflags = 0,
+            // For a listener, its backlog; for others CRIU stores the memory queued for the peer the same way.
+            Backlog = socket.SendQueue,
+            Peer = socket.Peer,
+            Fown = dump.Owner,
+            Opts = SocketOptions.Dump(dump.Copy),
+            Name = ByteString.CopyFrom(socket.Name),
+            NsId = dump.Process.Ids.NetNsId,
+        };
+        if (socket.Shutdown != 0)
+        {
+            entry.Shutdown = (SkShutdown)socket.Shutdown;
+        }
+        // A connection not accepted yet has no peer to name (its other end is not a file yet): name the listener,
+        // as CRIU does, and its place in the queue.
+        if (socket.Peer == 0 && topology.PendingOn(inode) is var (listener, position))
+        {
+            entry.Peer = listener.Inode;
+            entry.CriupsBacklogPosition = (uint)position;
+        }
+        UnixSocketFile.Dump(dump.Copy, entry, describe);
+        // Only a datagram socket, or a connected one, has a queue to read (recvmsg on others fails).
+        if (socket.Type == UnixSocketName.SockDgram || socket.State == UnixDiagSocket.StateEstablished)
+        {
+            var queue = UnixSocketQueue.Dump(dump.Copy, dump.Id, socket, describe);
+            foreach (var (packet, data) in queue)
+            {
+                session.AddImageEntry(ImageTypes.SkQueues, null, packet, data);
+            }
+            if (queue.Count > 0)
+            {
+                session.Log.Detail($"{describe}: {queue.Count} queued message(s), {queue.Sum(q => q.Data.Length)} bytes");
+            }
+        }
+        return new FileEntry { Type = FdTypes.Unixsk, Id = dump.Id, Usk = entry };
+    }
+
+    // The tree is frozen now: look again at who is connected to whom, in case something changed since the pre-flight check.
+    private static UnixSocketTopology FrozenTopology(DumpSession session)
+    {
+        int root = session.Processes[0].Pid;
+        var topology = UnixSocketTopology.Of(session.Processes.Select(p => p.Pid));
+        var problems = topology.Problems().Select(p => (p.Pid == root ? "" : $"process {p.Pid}: ") + p.Problem).ToList();
+        return problems.Count == 0 ? topology : throw new CheckpointException(CheckpointErrorKind.Unsupported,
+            $"Process {root} cannot be checkpointed: {string.Join("; ", problems)}.", root);
+    }
+
+    public override FileDescriptor Open(RestoreSession session, FileEntry file)
+    {
+        session.UnixSockets ??= UnixSocketRestore.Build(session);
+        return session.UnixSockets.For(file.Id);
+    }
+
+    public override FownEntry? Owner(FileEntry file) => file.Usk.Fown;
+}

@@ -1,0 +1,113 @@
+using System.Buffers.Binary;
+using Tmds.Linux;
+
+namespace CriuPS.Native.Interop;
+
+/// <summary>
+/// A NETLINK_SOCK_DIAG socket: one request to the kernel, and the netlink messages it answers with (what ss(8)
+/// reads). Sees the sockets of this process's network namespace.
+/// </summary>
+public sealed unsafe class SockDiag : IDisposable
+{
+    private const int NetlinkSockDiag = 4;
+    public const ushort SockDiagByFamily = 20;
+    public const ushort NlmsgError = 2, NlmsgDone = 3;
+    public const ushort NlmFRequest = 1, NlmFDump = 0x300;
+    public const int HeaderLength = 16;
+
+    private readonly FileDescriptor socket;
+    private uint sequence;
+
+    private SockDiag(FileDescriptor socket) => this.socket = socket;
+
+    public static SockDiag Open()
+    {
+        int fd = LibC.socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, NetlinkSockDiag);
+        return fd >= 0 ? new SockDiag(new FileDescriptor(fd)) : throw new NativeException("socket(AF_NETLINK, NETLINK_SOCK_DIAG)", LibC.errno);
+    }
+
+    /// <summary>
+    /// Sends a SOCK_DIAG_BY_FAMILY request with <paramref name="payload"/> and hands every answering message's payload
+    /// to <paramref name="onMessage"/>, until the kernel is done: after the first message for a single-socket request,
+    /// at NLMSG_DONE for a dump. Returns 0, or the errno the kernel answered with.
+    /// </summary>
+    public int Exchange(ReadOnlySpan<byte> payload, bool dump, Action<ReadOnlySpan<byte>> onMessage)
+    {
+        uint seq = ++sequence;
+        var request = new byte[HeaderLength + payload.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(request, (uint)request.Length);
+        BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), SockDiagByFamily);
+        BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), (ushort)(NlmFRequest | (dump ? NlmFDump : 0)));
+        BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), seq);
+        payload.CopyTo(request.AsSpan(HeaderLength));
+        fixed (byte* p = request)
+        {
+            if ((long)LibC.send(socket.Value, p, (size_t)(ulong)request.Length, 0) != request.Length)
+            {
+                throw new NativeException("send to NETLINK_SOCK_DIAG", LibC.errno);
+            }
+        }
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            long received;
+            fixed (byte* p = buffer)
+            {
+                received = (long)LibC.recv(socket.Value, p, (size_t)(ulong)buffer.Length, 0);
+            }
+            if (received < 0)
+            {
+                int errno = LibC.errno;
+                if (errno == Errno.EINTR)
+                {
+                    continue;
+                }
+                throw new NativeException("recv from NETLINK_SOCK_DIAG", errno);
+            }
+            var (done, error) = Split(buffer.AsSpan(0, (int)received), seq, onMessage);
+            if (error != 0 || done || !dump)
+            {
+                return error;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Walks the netlink messages of one datagram: answers go to <paramref name="onMessage"/>; stops at NLMSG_DONE or
+    /// NLMSG_ERROR (whose errno it returns). Messages of another sequence number (a stale answer) are skipped.
+    /// </summary>
+    public static (bool Done, int Errno) Split(ReadOnlySpan<byte> datagram, uint sequence, Action<ReadOnlySpan<byte>> onMessage)
+    {
+        int offset = 0;
+        while (offset + HeaderLength <= datagram.Length)
+        {
+            int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(datagram[offset..]);
+            if (length < HeaderLength || offset + length > datagram.Length)
+            {
+                throw new InvalidDataException($"NETLINK_SOCK_DIAG: a message claims {length} bytes at offset {offset} of a {datagram.Length}-byte answer");
+            }
+            ushort type = BinaryPrimitives.ReadUInt16LittleEndian(datagram[(offset + 4)..]);
+            uint seq = BinaryPrimitives.ReadUInt32LittleEndian(datagram[(offset + 8)..]);
+            var body = datagram.Slice(offset + HeaderLength, length - HeaderLength);
+            offset += (length + 3) & ~3;
+            if (seq != sequence)
+            {
+                continue;
+            }
+            switch (type)
+            {
+                case NlmsgDone:
+                    return (true, 0);
+                case NlmsgError:
+                    int error = body.Length >= 4 ? -BinaryPrimitives.ReadInt32LittleEndian(body) : Errno.EIO;
+                    return (true, error);
+                default:
+                    onMessage(body);
+                    break;
+            }
+        }
+        return (false, 0);
+    }
+
+    public void Dispose() => socket.Dispose();
+}

@@ -1,0 +1,103 @@
+using System.Buffers.Binary;
+using Tmds.Linux;
+
+namespace CriuPS.Native.Interop;
+
+/// <summary>What recvmsg(2) with MSG_PEEK saw: the bytes copied, the sender's name, the control messages and the flags.</summary>
+public readonly record struct PeekedMessage(int Length, byte[] SenderName, IReadOnlyList<ControlMessage> Control, int Flags)
+{
+    private const int MSG_TRUNC = 0x20;
+
+    /// <summary>The message was longer than the buffer (only part of it was copied).</summary>
+    public bool Truncated => (Flags & MSG_TRUNC) != 0;
+}
+
+/// <summary>One control message (cmsg) of a received message.</summary>
+public sealed record ControlMessage(int Level, int Type, byte[] Data)
+{
+    public const int SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
+}
+
+/// <summary>recvmsg(2) and sendmsg(2) on sockets of this process; never blocking, never raising SIGPIPE.</summary>
+public static unsafe class SocketMessage
+{
+    private const int MSG_PEEK = 2, MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000, MSG_CMSG_CLOEXEC = 0x40000000;
+    private const int ControlHeader = 16;
+
+    // Room for the control messages of one message (CRIU's CMSG_MAX_SIZE): credentials, or a few descriptors.
+    private const int ControlSpace = 1024;
+
+    /// <summary>
+    /// Copies the next message (at the socket's peek offset, when SO_PEEK_OFF is set) without taking it from the
+    /// queue; null when nothing is queued. Descriptors passed with SCM_RIGHTS arrive here as new close-on-exec
+    /// descriptors of this process: the caller closes them.
+    /// </summary>
+    public static PeekedMessage? Peek(FileDescriptor socket, Span<byte> data)
+    {
+        var name = new byte[Socket.MaxNameLength + 2];
+        var control = new byte[ControlSpace];
+        fixed (byte* d = data)
+        fixed (byte* n = name)
+        fixed (byte* c = control)
+        {
+            var vector = new iovec { iov_base = d, iov_len = (size_t)(ulong)data.Length };
+            var header = new msghdr
+            {
+                msg_name = n,
+                msg_namelen = (uint)name.Length,
+                msg_iov = &vector,
+                msg_iovlen = 1,
+                msg_control = c,
+                msg_controllen = (uint)control.Length,
+            };
+            long length = (long)LibC.recvmsg(socket.Value, &header, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+            if (length < 0)
+            {
+                int errno = LibC.errno;
+                return errno == Errno.EAGAIN ? null : throw new NativeException("recvmsg(MSG_PEEK)", errno);
+            }
+            int nameLength = Math.Max(0, (int)(uint)header.msg_namelen - 2);
+            return new PeekedMessage((int)length, name.AsSpan(2, nameLength).ToArray(), ParseControl(control.AsSpan(0, (int)(uint)header.msg_controllen)), header.msg_flags);
+        }
+    }
+
+    /// <summary>The control messages in a msg_control buffer as the kernel filled it.</summary>
+    public static List<ControlMessage> ParseControl(ReadOnlySpan<byte> control)
+    {
+        var messages = new List<ControlMessage>();
+        int offset = 0;
+        while (offset + ControlHeader <= control.Length)
+        {
+            int length = (int)BinaryPrimitives.ReadUInt64LittleEndian(control[offset..]);
+            if (length < ControlHeader || offset + length > control.Length)
+            {
+                break;
+            }
+            int level = BinaryPrimitives.ReadInt32LittleEndian(control[(offset + 8)..]);
+            int type = BinaryPrimitives.ReadInt32LittleEndian(control[(offset + 12)..]);
+            messages.Add(new ControlMessage(level, type, control.Slice(offset + ControlHeader, length - ControlHeader).ToArray()));
+            offset += (length + 7) & ~7;
+        }
+        return messages;
+    }
+
+    /// <summary>Sends one message (to <paramref name="to"/>, or to the connected peer when empty); returns the bytes sent or -errno.</summary>
+    public static long TrySend(FileDescriptor socket, ReadOnlySpan<byte> data, ReadOnlySpan<byte> to)
+    {
+        socklen_t length = 0;
+        var address = to.IsEmpty ? default : Socket.Address(to, out length);
+        fixed (byte* d = data)
+        {
+            var vector = new iovec { iov_base = d, iov_len = (size_t)(ulong)data.Length };
+            var header = new msghdr
+            {
+                msg_name = to.IsEmpty ? null : &address,
+                msg_namelen = length,
+                msg_iov = &vector,
+                msg_iovlen = 1,
+            };
+            long sent = (long)LibC.sendmsg(socket.Value, &header, MSG_DONTWAIT | MSG_NOSIGNAL);
+            return sent >= 0 ? sent : -LibC.errno;
+        }
+    }
+}
