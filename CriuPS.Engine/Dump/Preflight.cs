@@ -48,6 +48,7 @@ internal static class Preflight
             var prefix = member.Pid == root ? "" : $"process {member.Pid}: ";
             problems.AddRange(ResourceProblems(member.Pid, options).Select(p => prefix + p));
         }
+        problems.AddRange(FileLocks.Problems(members.Where(m => !m.IsZombie).Select(m => m.Pid).ToList()));
         problems.AddRange(ProcessTree.LayoutProblems(members, options.ShellJob));
         if (problems.Count > 0)
         {
@@ -75,7 +76,7 @@ internal static class Preflight
         }
         foreach (var vma in SmapsParser.Read(pid))
         {
-            var problem = AddressSpace.Unsupported(vma);
+            var problem = AddressSpace.Unsupported(pid, vma, options);
             if (problem is not null)
             {
                 yield return problem;

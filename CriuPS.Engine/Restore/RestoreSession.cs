@@ -28,6 +28,22 @@ internal sealed class RestoreSession : IDisposable
     /// <summary>The pipes we created, by pipe id (inode at checkpoint time): both ends, shared by every process using them.</summary>
     public Dictionary<uint, (FileDescriptor Read, FileDescriptor Write)> Pipes { get; } = new();
 
+    private readonly Dictionary<Type, object> states = new();
+
+    /// <summary>
+    /// The state one resource module keeps for the whole restore (objects it created for the processes), created on
+    /// first use and disposed with the session.
+    /// </summary>
+    public T State<T>() where T : class, new()
+    {
+        if (!states.TryGetValue(typeof(T), out var state))
+        {
+            state = new T();
+            states[typeof(T)] = state;
+        }
+        return (T)state;
+    }
+
     public void Dispose()
     {
         foreach (var fd in OpenFiles.Values.Concat(Pipes.Values.SelectMany(p => new[] { p.Read, p.Write })))
@@ -36,5 +52,10 @@ internal sealed class RestoreSession : IDisposable
         }
         OpenFiles.Clear();
         Pipes.Clear();
+        foreach (var state in states.Values.OfType<IDisposable>())
+        {
+            state.Dispose();
+        }
+        states.Clear();
     }
 }

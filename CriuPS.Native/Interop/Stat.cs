@@ -14,6 +14,23 @@ public readonly record struct FileStatus(uint Mode, ulong Device, ulong Inode, u
 
     public uint RawDeviceMinor => (uint)((RawDevice & 0xff) | ((RawDevice >> 12) & ~0xffUL));
 
+    public uint DeviceMajor => (uint)(((Device >> 8) & 0xfff) | ((Device >> 32) & ~0xfffUL));
+
+    public uint DeviceMinor => (uint)((Device & 0xff) | ((Device >> 12) & ~0xffUL));
+
+    public uint Uid { get; init; }
+
+    public uint Gid { get; init; }
+
+    /// <summary>The space the file takes on its file system (st_blocks in bytes; less than the size for sparse files).</summary>
+    public ulong AllocatedBytes { get; init; }
+
+    /// <summary>Last access, in nanoseconds since the epoch.</summary>
+    public long AccessTimeNs { get; init; }
+
+    /// <summary>Last modification, in nanoseconds since the epoch.</summary>
+    public long ModifyTimeNs { get; init; }
+
     /// <summary>stat(2), following symbolic links (so /proc/PID/fd/N gives the open object itself).</summary>
     public static unsafe FileStatus Of(string path)
     {
@@ -26,7 +43,22 @@ public readonly record struct FileStatus(uint Mode, ulong Device, ulong Inode, u
                 throw new NativeException("stat", LibC.errno, path);
             }
         }
-        return new FileStatus((uint)st.st_mode, (ulong)st.st_dev, (ulong)st.st_ino, (ulong)(long)st.st_size, (ulong)st.st_rdev);
+        return From(st);
+    }
+
+    /// <summary>lstat(2): the link itself. The mode of a /proc/PID/map_files link tells how its file was opened (0600: read-write).</summary>
+    public static unsafe FileStatus OfLink(string path)
+    {
+        var bytes = FileDescriptor.NullTerminated(path);
+        stat st;
+        fixed (byte* p = bytes)
+        {
+            if (LibC.lstat(p, &st) != 0)
+            {
+                throw new NativeException("lstat", LibC.errno, path);
+            }
+        }
+        return From(st);
     }
 
     public static unsafe FileStatus Of(FileDescriptor fd)
@@ -36,6 +68,16 @@ public readonly record struct FileStatus(uint Mode, ulong Device, ulong Inode, u
         {
             throw new NativeException("fstat", LibC.errno);
         }
-        return new FileStatus((uint)st.st_mode, (ulong)st.st_dev, (ulong)st.st_ino, (ulong)(long)st.st_size, (ulong)st.st_rdev);
+        return From(st);
     }
+
+    private static FileStatus From(in stat st) =>
+        new((uint)st.st_mode, (ulong)st.st_dev, (ulong)st.st_ino, (ulong)(long)st.st_size, (ulong)st.st_rdev)
+        {
+            Uid = (uint)st.st_uid,
+            Gid = (uint)st.st_gid,
+            AllocatedBytes = (ulong)(long)st.st_blocks * 512,
+            AccessTimeNs = (long)st.st_atim.tv_sec * 1_000_000_000 + (long)st.st_atim.tv_nsec,
+            ModifyTimeNs = (long)st.st_mtim.tv_sec * 1_000_000_000 + (long)st.st_mtim.tv_nsec,
+        };
 }

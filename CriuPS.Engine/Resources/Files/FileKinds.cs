@@ -10,6 +10,8 @@ internal static class FileKinds
         new RegularFiles(),
         new Pipes(),
         new Terminals(),
+        new Memfds(),
+        new Fifos(),
     };
 
     /// <summary>The kind that handles a descriptor, or null when CriuPS does not know it.</summary>
