@@ -9,10 +9,14 @@ BeforeAll {
 Describe 'Deleted files, FIFOs and file locks' {
     AfterEach { Stop-TestProcesses }
 
-    It 'restores deleted files open and mapped, a FIFO with unread data, and flock, OFD and POSIX locks' {
+    It 'restores deleted files open and mapped (its own executable too), a FIFO with unread data, and flock, OFD and POSIX locks' {
         $work = Join-Path $TestDrive 'specialfiles'
         $log = Join-Path $work 'specialfiles.log'
-        $target = Start-TestTarget -Program (Get-TestTarget 'specialfiles') -Arguments $work -WorkDirectory $work
+        # The program runs from a copy that is deleted once it runs: its executable and code are deleted files too.
+        $program = Join-Path $TestDrive 'specialfiles-copy'
+        Copy-Item (Get-TestTarget 'specialfiles') $program
+        $target = Start-TestTarget -Program $program -Arguments $work -WorkDirectory $work
+        Remove-Item $program
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
         $pids = Get-ProcessTreeLayout $target | ForEach-Object { [int]$_.Split(' ')[0] }
         $locks = Get-Content /proc/locks | Where-Object { $_ -match "\b($($pids -join '|'))\b" }
@@ -30,6 +34,8 @@ Describe 'Deleted files, FIFOs and file locks' {
         Get-ChildItem $work -Filter 'ghost-*' | Should -BeNullOrEmpty -Because 'the deleted files are deleted again'
         Invoke-SelfCheck $target $log 'USR2' | Should -Match "^OK pid=$target$" -Because 'the FIFO gives back its unread line, then carries new ones'
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        (Get-Item "/proc/$target/exe").LinkTarget | Should -Be "$program (deleted)"
+        Test-Path $program | Should -BeFalse
         $after = Get-Content /proc/locks | Where-Object { $_ -match "\b($($pids -join '|'))\b" }
         ($after -replace "^\d+:\s*" | Sort-Object) | Should -Be ($locks -replace "^\d+:\s*" | Sort-Object) -Because 'every lock is back, held by the same processes'
     }

@@ -69,7 +69,27 @@ internal static class GhostFiles
         {
             return $"{what} '{link}' was deleted and takes {status.AllocatedBytes} bytes on disk, more than the ghost file limit of {options.GhostFileLimit} bytes (GhostFileLimit)";
         }
+        // It is created again in its directory: that must still be there, on the file's own file system (which also
+        // keeps out files of the kernel's internal mounts, such as /secretmem).
+        var directory = Path.GetDirectoryName(PathOf(link));
+        if (directory is null || !SameFileSystem(directory, status))
+        {
+            return $"{what} '{link}' was deleted, and its directory is gone or on another file system";
+        }
         return null;
+    }
+
+    private static bool SameFileSystem(string directory, FileStatus file)
+    {
+        try
+        {
+            var status = FileStatus.Of(directory);
+            return status.Type == FileStatus.Directory && status.Device == file.Device;
+        }
+        catch (NativeException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Saves the deleted file that <paramref name="readablePath"/> opens (once per file) and ties file entry <paramref name="fileId"/> to it.</summary>
@@ -164,7 +184,15 @@ internal static class GhostFiles
     }
 
     /// <summary>A new description of the deleted file, created again on first use, with these open flags.</summary>
-    public static FileDescriptor Open(RestoreSession session, RegFileEntry reg, uint ghostId, int flags)
+    public static FileDescriptor Open(RestoreSession session, RegFileEntry reg, uint ghostId, int flags) =>
+        FileDescriptor.Open($"/proc/self/fd/{Created(session, reg, ghostId).Value}", flags);
+
+    /// <summary>A path through which a restored process opens the deleted file itself (our descriptor's /proc link).</summary>
+    public static string PathInEngine(RestoreSession session, RegFileEntry reg, uint ghostId) =>
+        $"/proc/{session.EnginePid}/fd/{Created(session, reg, ghostId).Value}";
+
+    // Our O_PATH descriptor of the deleted file, created again on first use.
+    private static FileDescriptor Created(RestoreSession session, RegFileEntry reg, uint ghostId)
     {
         var created = session.State<CreatedGhosts>();
         if (!created.ById.TryGetValue(ghostId, out var ghost))
@@ -172,7 +200,7 @@ internal static class GhostFiles
             ghost = Recreate(session, reg, ghostId);
             created.ById[ghostId] = ghost;
         }
-        return FileDescriptor.Open($"/proc/self/fd/{ghost.Value}", flags);
+        return ghost;
     }
 
     /// <summary>Our description of the deleted file, open with <paramref name="flags"/>, that a process maps it through.</summary>

@@ -58,6 +58,10 @@ internal sealed class Memfds : FileKind
 
     public override bool Handles(DescriptorProbe probe) => probe.Status.Type == FileStatus.Regular && IsMemfd(probe.Link);
 
+    // A memfd made with MFD_HUGETLB lives on hugetlbfs: its pages cannot be written back with pwrite.
+    public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
+        Statfs.FileSystemType($"/proc/{probe.Pid}/fd/{probe.Fd}") == Statfs.HugetlbfsMagic ? $"fd {probe.Fd}: hugetlb memfd '{probe.Link}' (not supported yet)" : null;
+
     public override FownEntry? Owner(FileEntry file) => file.Memfd.Fown;
 
     public override FileEntry Dump(DescriptorDump dump)

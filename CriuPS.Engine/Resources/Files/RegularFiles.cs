@@ -72,12 +72,19 @@ internal sealed class RegularFiles : FileKind
         });
     }
 
-    /// <summary>A file reached through a /proc link of the process (exe, cwd, root).</summary>
-    public static uint ForLink(FileRegistry files, string linkPath, int openFlags)
+    /// <summary>A file reached through a /proc link of the process (exe, cwd, root); a deleted one is saved as a ghost file.</summary>
+    public static uint ForLink(DumpSession session, string linkPath, int openFlags)
     {
         var path = ProcFiles.ReadLink(linkPath);
         var status = FileStatus.Of(linkPath);
-        return files.Path(path, openFlags, id => Entry(id, path, openFlags, 0, status, mountId: -1, FileOwner.None));
+        return session.Files.Path(path, openFlags, id =>
+        {
+            if (GhostFiles.IsDeleted(path))
+            {
+                GhostFiles.Dump(session, id, linkPath, path);
+            }
+            return Entry(id, GhostFiles.PathOf(path), openFlags, 0, status, mountId: -1, FileOwner.None);
+        });
     }
 
     /// <summary>A reg_file_entry: the path, open flags and position of a file, with its size and mode at dump time.</summary>

@@ -30,7 +30,7 @@ internal static class ShmemPages
         uint pagesId = session.NextPagesId++;
         var entries = new List<PagemapEntry>();
         var pagemap = new PagemapBuilder(entries);
-        var object_ = new SafeFileHandle(readable.Value, ownsHandle: false);
+        var contents = new SafeFileHandle(readable.Value, ownsHandle: false);
         var buffer = GC.AllocateUninitializedArray<byte>(ChunkBytes);
         ulong end = Page.AlignUp(size);
         ulong scanned = 0;
@@ -52,7 +52,7 @@ internal static class ShmemPages
                     int length = (int)Math.Min(ChunkBytes, stop - offset);
                     var chunk = buffer.AsSpan(0, length);
                     // The last page may reach past the end of the object: that part reads as zeros.
-                    int read = RandomAccess.Read(object_, chunk, (long)offset);
+                    int read = RandomAccess.Read(contents, chunk, (long)offset);
                     chunk[read..].Clear();
                     written += WriteNonZeroPages(pages, pagemap, chunk, offset);
                     scanned += (ulong)length >> Page.Shift;
@@ -128,7 +128,7 @@ internal static class ShmemPages
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, "The image is damaged; take a new checkpoint.", e);
         }
         using var pages = new PagesFile(directory, head, entries);
-        var object_ = new SafeFileHandle(writable.Value, ownsHandle: false);
+        var contents = new SafeFileHandle(writable.Value, ownsHandle: false);
         foreach (var run in pages.Runs)
         {
             if (run.Range.End.Value > Page.AlignUp(size))
@@ -140,7 +140,7 @@ internal static class ShmemPages
             {
                 int length = (int)Math.Min(ChunkBytes, run.Range.End.Value - offset);
                 var data = pages.Read(new Address(offset), length)!;
-                RandomAccess.Write(object_, data.AsSpan(0, (int)Math.Min((ulong)length, size - offset)), (long)offset);
+                RandomAccess.Write(contents, data.AsSpan(0, (int)Math.Min((ulong)length, size - offset)), (long)offset);
             }
         }
     }
