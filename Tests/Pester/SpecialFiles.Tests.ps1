@@ -51,7 +51,8 @@ Describe 'Deleted files, FIFOs and file locks' {
 
         Restore-Process $image.Path -WarningVariable warnings -WarningAction SilentlyContinue | Out-Null
         $pids | ForEach-Object { Register-TestProcess $_ }
-        $warnings | Should -Match 'fifo. was missing'
+        $warnings | Should -Match "fifo' was missing; it was created again with mode 600"
+        Get-ModeBits (Join-Path $work 'fifo') | Should -Be '600'
         Invoke-SelfCheck $target $log 'USR2' | Should -Match "^OK pid=$target$"
     }
 

@@ -10,8 +10,8 @@ namespace CriuPS.Engine.Resources.Files;
 /// <summary>
 /// FIFOs opened by path (named pipes): a fifo_entry, a reg_file_entry with the path, open flags and owner (as CRIU
 /// writes it), and the FIFO's unread bytes once in fifo-data.img. Restore: the engine first opens the FIFO read-write,
-/// which never blocks, so that opening it again read-only or write-only with the saved flags finds its other end (as
-/// CRIU does); the unread bytes go back in through that first descriptor, once per FIFO. A FIFO node missing at
+/// which never blocks, so that opening it again (through /proc/self/fd) read-only or write-only with the saved flags
+/// finds its other end, as CRIU does; the unread bytes go back in through that first descriptor, once per FIFO. A FIFO node missing at
 /// restore is created again with its saved mode: the node itself holds nothing (the bytes are in the image), and
 /// peers outside the tree can only find the restored process by that path.
 /// </summary>
@@ -63,9 +63,13 @@ internal sealed class Fifos : FileKind
     {
         var fifo = file.Fifo;
         var reg = session.Images.File(fifo.HasRegfId ? fifo.RegfId : fifo.Id).Reg;
-        EnsureNode(session, reg);
+        bool created = CreateNodeIfMissing(session, reg);
         using var bothEnds = FileDescriptor.Open(reg.Name, O.RDWR);
-        var description = FileDescriptor.Open(reg.Name, ((int)reg.Flags & ~CreationFlags) | O.NOCTTY);
+        if (created)
+        {
+            Inode.Fchmod(bothEnds, reg.Mode & 0xFFF); // the mode mkfifo gave went through our umask
+        }
+        var description = FileDescriptor.Open($"/proc/self/fd/{bothEnds.Value}", ((int)reg.Flags & ~CreationFlags) | O.NOCTTY);
         try
         {
             if (session.State<HandledFifos>().PipeIds.Add(fifo.PipeId))
@@ -86,13 +90,14 @@ internal sealed class Fifos : FileKind
         return description;
     }
 
-    private static void EnsureNode(RestoreSession session, RegFileEntry reg)
+    // Whether the FIFO node had to be created again.
+    private static bool CreateNodeIfMissing(RestoreSession session, RegFileEntry reg)
     {
         int errno = DirectoryEntry.Mkfifo(reg.Name, reg.Mode & 0xFFF);
         if (errno == 0)
         {
             session.Log.Warning($"The FIFO '{reg.Name}' was missing; it was created again with mode {Convert.ToString(reg.Mode & 0xFFF, 8)}.");
-            return;
+            return true;
         }
         if (errno != Errno.EEXIST)
         {
@@ -105,5 +110,6 @@ internal sealed class Fifos : FileKind
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                 $"'{reg.Name}' is no longer a FIFO; the process had it open as one.", reg.Name, "Remove what is at that path, or put the FIFO back.");
         }
+        return false;
     }
 }
