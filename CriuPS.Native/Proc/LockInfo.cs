@@ -31,16 +31,32 @@ public sealed record LockInfo(LockKind Kind, string Mode, string Access, int Pid
     /// <summary>The length fcntl takes: 0 means up to the end of the file, however far it grows.</summary>
     public long Length => End is null ? 0 : End.Value - Start + 1;
 
-    /// <summary>The granted locks in /proc/locks (requests still waiting, the "->" lines, are left out).</summary>
+    /// <summary>The granted locks in /proc/locks (requests still waiting, the "->" lines, and locks on no inode are left out).</summary>
     public static List<LockInfo> ReadAll() =>
-        File.ReadAllLines("/proc/locks").Where(l => !l.Contains("->", StringComparison.Ordinal)).Select(Parse).ToList();
+        File.ReadAllLines("/proc/locks").Where(l => !l.Contains("->", StringComparison.Ordinal)).Select(TryParse).OfType<LockInfo>().ToList();
 
-    public static LockInfo Parse(string line)
+    /// <summary>The lock a line describes, or null when the line is not one this parser knows.</summary>
+    public static LockInfo? TryParse(string line)
     {
         var fields = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-        if (fields.Length < 8 || !fields[0].EndsWith(':'))
+        var file = fields.Length >= 8 ? fields[5].Split(':') : Array.Empty<string>();
+        if (fields.Length < 8 || !fields[0].EndsWith(':') || file.Length != 3
+            || !int.TryParse(fields[4], NumberStyles.Integer, CultureInfo.InvariantCulture, out int pid)
+            || !uint.TryParse(file[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint major)
+            || !uint.TryParse(file[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint minor)
+            || !ulong.TryParse(file[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong inode)
+            || !long.TryParse(fields[6], NumberStyles.Integer, CultureInfo.InvariantCulture, out long start))
         {
-            throw new FormatException($"not a file lock line: '{line}'");
+            return null;
+        }
+        long? end = null;
+        if (fields[7] != "EOF")
+        {
+            if (!long.TryParse(fields[7], NumberStyles.Integer, CultureInfo.InvariantCulture, out long last))
+            {
+                return null;
+            }
+            end = last;
         }
         var kind = fields[1] switch
         {
@@ -50,17 +66,7 @@ public sealed record LockInfo(LockKind Kind, string Mode, string Access, int Pid
             "LEASE" => LockKind.Lease,
             _ => LockKind.Other,
         };
-        var file = fields[5].Split(':');
-        return new LockInfo(
-            kind,
-            fields[2],
-            fields[3],
-            int.Parse(fields[4], CultureInfo.InvariantCulture),
-            uint.Parse(file[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-            uint.Parse(file[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-            ulong.Parse(file[2], CultureInfo.InvariantCulture),
-            long.Parse(fields[6], CultureInfo.InvariantCulture),
-            fields[7] == "EOF" ? null : long.Parse(fields[7], CultureInfo.InvariantCulture));
+        return new LockInfo(kind, fields[2], fields[3], pid, major, minor, inode, start, end);
     }
 
     /// <summary>"POSIX write lock", "flock read lock", "read lease"...</summary>

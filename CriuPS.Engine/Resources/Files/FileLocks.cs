@@ -21,6 +21,12 @@ internal static class FileLocks
     // CRIU's FL_* flags (criu/include/file-lock.h).
     private const uint FlPosix = 1, FlFlock = 2, FlOfd = 4;
 
+    /// <summary>POSIX locks already saved (a process shows them on every descriptor of the description they were taken through).</summary>
+    private sealed class SavedPosixLocks
+    {
+        public HashSet<LockInfo> Locks { get; } = new();
+    }
+
     /// <summary>The locks of the tree CriuPS cannot save, one line each (for the pre-flight check).</summary>
     public static IEnumerable<string> Problems(IReadOnlyCollection<int> pids)
     {
@@ -30,10 +36,15 @@ internal static class FileLocks
         {
             foreach (int fd in ProcFiles.FileDescriptors(pid))
             {
-                foreach (var held in Read(pid, fd))
+                foreach (var (line, held) in Read(pid, fd))
                 {
+                    if (held is null || held.Kind == LockKind.Other)
+                    {
+                        problems.Add($"process {pid}: fd {fd}: a lock CriuPS does not know ('{line}')");
+                        continue;
+                    }
                     shown.Add(held);
-                    if (held.Kind is LockKind.Lease or LockKind.Other)
+                    if (held.Kind == LockKind.Lease)
                     {
                         problems.Add($"process {pid}: fd {fd}: a {held} (leases are not supported yet)");
                     }
@@ -50,7 +61,7 @@ internal static class FileLocks
     }
 
     // The locks held through a descriptor; none when it was closed meanwhile.
-    private static IEnumerable<LockInfo> Read(int pid, int fd)
+    private static IEnumerable<(string Line, LockInfo? Lock)> Read(int pid, int fd)
     {
         FdInfo info;
         try
@@ -59,18 +70,14 @@ internal static class FileLocks
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return Array.Empty<LockInfo>();
+            return Array.Empty<(string, LockInfo?)>();
         }
         return Of(info);
     }
 
-    private static IEnumerable<LockInfo> Of(FdInfo info) => info.Lines.Where(l => l.Key == "lock").Select(l => LockInfo.Parse(l.Value));
-
-    /// <summary>POSIX locks already saved (a process shows them on every descriptor of the description they were taken through).</summary>
-    private sealed class SavedPosixLocks
-    {
-        public HashSet<LockInfo> Locks { get; } = new();
-    }
+    // The "lock:" lines of a descriptor, each with the lock it describes (null: a line this parser does not know).
+    private static IEnumerable<(string Line, LockInfo? Lock)> Of(FdInfo info) =>
+        info.Lines.Where(l => l.Key == "lock").Select(l => (l.Value, LockInfo.TryParse(l.Value)));
 
     /// <summary>
     /// Records the locks held through <paramref name="fd"/> of process <paramref name="pid"/>: flock and OFD locks once per
@@ -78,19 +85,19 @@ internal static class FileLocks
     /// </summary>
     public static void Dump(DumpSession session, int pid, int fd, FdInfo info, bool newDescription)
     {
-        foreach (var held in Of(info))
+        foreach (var (line, held) in Of(info))
         {
-            if (held.Kind == LockKind.Posix ? !session.State<SavedPosixLocks>().Locks.Add(held) : !newDescription)
-            {
-                continue;
-            }
-            uint flag = held.Kind switch
+            uint flag = held?.Kind switch
             {
                 LockKind.Posix => FlPosix,
                 LockKind.Flock => FlFlock,
                 LockKind.Ofd => FlOfd,
-                _ => throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {pid} holds a {held} on fd {fd}, which CriuPS cannot save.", pid),
+                _ => throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {pid} holds a lock on fd {fd} that CriuPS cannot save ('{line}').", pid),
             };
+            if (held!.Kind == LockKind.Posix ? !session.State<SavedPosixLocks>().Locks.Add(held) : !newDescription)
+            {
+                continue;
+            }
             session.AddImageEntry(ImageTypes.FileLocks, null, new FileLockEntry
             {
                 Flag = flag,
