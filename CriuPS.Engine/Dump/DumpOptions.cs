@@ -18,6 +18,15 @@ public sealed class DumpOptions
     /// <summary>Replace an existing non-empty image directory.</summary>
     public bool Force { get; init; }
 
+    /// <summary>
+    /// The most disk space (in bytes) a deleted file the process still has open or mapped may take: its contents are
+    /// saved in the image (a ghost file, as CRIU's --ghost-limit), and a larger one is refused before anything is frozen.
+    /// </summary>
+    public long GhostFileLimit { get; init; } = DefaultGhostFileLimit;
+
+    /// <summary>CRIU's default ghost limit: 1 MiB.</summary>
+    public const long DefaultGhostFileLimit = 1 << 20;
+
     /// <summary>Use /proc/PID/pagemap even where PAGEMAP_SCAN exists (to exercise the fallback).</summary>
     public bool ForcePagemapFile { get; init; }
 

@@ -69,6 +69,19 @@ internal sealed class DumpSession
         entries.Add(new ImageEntry(message, payload));
     }
 
+    private readonly Dictionary<Type, object> states = new();
+
+    /// <summary>The state one resource module keeps for the whole dump (what it already saved), created on first use.</summary>
+    public T State<T>() where T : class, new()
+    {
+        if (!states.TryGetValue(typeof(T), out var state))
+        {
+            state = new T();
+            states[typeof(T)] = state;
+        }
+        return (T)state;
+    }
+
     /// <summary>stats-dump (CRIU's required fields all start at zero).</summary>
     public DumpStatsEntry Stats { get; } = new()
     {

@@ -50,6 +50,7 @@ internal static class Preflight
             problems.AddRange(ResourceProblems(member.Pid, options).Select(p => Prefix(member.Pid) + p));
         }
         problems.AddRange(UnixSocketTopology.Of(members.Where(m => !m.IsZombie).Select(m => m.Pid)).Problems().Select(p => Prefix(p.Pid) + p.Problem));
+        problems.AddRange(FileLocks.Problems(members.Where(m => !m.IsZombie).Select(m => m.Pid).ToList()));
         problems.AddRange(ProcessTree.LayoutProblems(members, options.ShellJob));
         if (problems.Count > 0)
         {
@@ -77,7 +78,7 @@ internal static class Preflight
         }
         foreach (var vma in SmapsParser.Read(pid))
         {
-            var problem = AddressSpace.Unsupported(vma);
+            var problem = AddressSpace.Unsupported(pid, vma, options);
             if (problem is not null)
             {
                 yield return problem;

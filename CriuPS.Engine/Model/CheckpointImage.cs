@@ -98,7 +98,7 @@ public sealed class ImageMemoryArea
     /// <summary>Protection and sharing as /proc/PID/maps shows them, e.g. "rw-p".</summary>
     public required string Protection { get; init; }
 
-    /// <summary>anon, heap, stack, file, shared-file, shared-anon, vdso, vvar, vsyscall...</summary>
+    /// <summary>anon, heap, stack, file, shared-file, shared-anon, memfd, shared-memfd, vdso, vvar, vsyscall...</summary>
     public required string Kind { get; init; }
 
     /// <summary>The mapped file, for file mappings.</summary>

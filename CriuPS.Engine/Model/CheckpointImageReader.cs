@@ -64,7 +64,7 @@ public static class CheckpointImageReader
                 End = v.End,
                 Protection = Protection(v),
                 Kind = Kind(v),
-                Path = ((VmaStatus)v.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared)) != 0 && images.Files.TryGetValue((uint)v.Shmid, out var f) ? f.Reg?.Name : null,
+                Path = ((VmaStatus)v.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared)) != 0 && images.Files.TryGetValue((uint)v.Shmid, out var f) ? (f.Memfd is null ? f.Reg?.Name : MemfdName(images, f.Memfd)) : null,
                 SavedBytes = Saved(v),
             }).ToList(),
             Files = p.FileDescriptors.Select(fd => Descriptor(images, fd)).ToList(),
@@ -100,6 +100,9 @@ public static class CheckpointImageReader
             FdTypes.Inotify => ("anon_inode:inotify", (int)file.Ify.Flags, null),
             FdTypes.Eventpoll => ("anon_inode:[eventpoll]", (int)file.Epfd.Flags, null),
             FdTypes.Unixsk => (UnixSocketName.Describe(file.Usk), (int)file.Usk.Flags, null),
+            FdTypes.Memfd => (MemfdName(images, file.Memfd), (int)file.Memfd.Flags, (long?)file.Memfd.Pos),
+            FdTypes.Fifo when images.Files.TryGetValue(file.Fifo.HasRegfId ? file.Fifo.RegfId : file.Fifo.Id, out var path) && path.Reg is not null =>
+                (path.Reg.Name, (int)path.Reg.Flags, null),
             _ => (file?.Type.ToString() ?? "?", 0, null),
         };
         return new ImageFileDescriptor
@@ -112,6 +115,11 @@ public static class CheckpointImageReader
             Position = position,
         };
     }
+
+    // "memfd:NAME", as /proc shows it without the leading slash and " (deleted)".
+    private static string MemfdName(ImageSet images, MemfdFileEntry memfd) =>
+        images.Entries(Images.ImageTypes.Memfd).Select(e => (MemfdInodeEntry)e.Message).FirstOrDefault(m => m.InodeId == memfd.InodeId) is { } inode
+            ? $"memfd:{inode.Name}" : "memfd";
 
     private static long Overlap(AddressRange a, AddressRange b)
     {
@@ -131,6 +139,7 @@ public static class CheckpointImageReader
         : (status & VmaStatus.Vvar) != 0 ? "vvar"
         : (status & VmaStatus.Heap) != 0 ? "heap"
         : (v.Flags & Native.Interop.Mman.MAP_GROWSDOWN) != 0 ? "stack"
+        : (status & VmaStatus.Memfd) != 0 ? ((status & VmaStatus.FileShared) != 0 ? "shared-memfd" : "memfd")
         : (status & VmaStatus.FileShared) != 0 ? "shared-file"
         : (status & VmaStatus.FilePrivate) != 0 ? "file"
         : (status & VmaStatus.AnonShared) != 0 ? "shared-anon"

@@ -41,6 +41,7 @@ public static class RestorePipeline
         using var session = new RestoreSession(options, log, images);
         CheckCanRestore(session);
         FileDescriptors.OpenForRestore(session);
+        FileLocks.TakeOnDescriptions(session);
         var readTime = total.Elapsed;
 
         RestoreHost? host = null;
@@ -71,6 +72,7 @@ public static class RestorePipeline
                 AddressSpace.Restore(session, process);
                 MmFields.Restore(session, process);
             }
+            Memfds.ApplyLateSeals(session);
             memoryTime = memoryClock.Elapsed;
 
             log.Phase("Restoring files");
@@ -81,6 +83,10 @@ public static class RestorePipeline
             foreach (var process in OnePerTable(processes, p => p.Images.Ids.FsId))
             {
                 FsState.Restore(session, process);
+            }
+            foreach (var process in processes)
+            {
+                FileLocks.TakeInProcess(session, process);
             }
 
             log.Phase("Restoring process state");

@@ -38,6 +38,22 @@ internal sealed class RestoreSession : IDisposable
     /// <summary>The unix sockets of the image, all rebuilt when the first one is opened.</summary>
     public UnixSocketRestore? UnixSockets { get; set; }
 
+    private readonly Dictionary<Type, object> states = new();
+
+    /// <summary>
+    /// The state one resource module keeps for the whole restore (objects it created for the processes), created on
+    /// first use and disposed with the session.
+    /// </summary>
+    public T State<T>() where T : class, new()
+    {
+        if (!states.TryGetValue(typeof(T), out var state))
+        {
+            state = new T();
+            states[typeof(T)] = state;
+        }
+        return (T)state;
+    }
+
     public void Dispose()
     {
         UnixSockets?.Dispose();
@@ -47,5 +63,10 @@ internal sealed class RestoreSession : IDisposable
         }
         OpenFiles.Clear();
         Pipes.Clear();
+        foreach (var state in states.Values.OfType<IDisposable>())
+        {
+            state.Dispose();
+        }
+        states.Clear();
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
@@ -9,6 +10,10 @@ public static class Fcntl
     public const int F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032, F_DUPFD_CLOEXEC = 1030;
     public const int FD_CLOEXEC = 1;
 
+    /// <summary>Record locks: classic POSIX locks belong to the process, OFD locks to the open file description.</summary>
+    public const int F_GETLK = 5, F_SETLK = 6, F_OFD_GETLK = 36, F_OFD_SETLK = 37;
+    public const short F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
+
     public static int Call(FileDescriptor fd, int command, int argument = 0)
     {
         int result = LibC.fcntl(fd.Value, command, argument);
@@ -18,4 +23,21 @@ public static class Fcntl
         }
         return result;
     }
+
+    /// <summary>Sets a record lock without waiting (F_SETLK or F_OFD_SETLK); returns 0, or the errno (EAGAIN on a conflict).</summary>
+    public static unsafe int TrySetLock(FileDescriptor fd, int command, RecordLock range)
+    {
+        return LibC.fcntl(fd.Value, command, &range) == 0 ? 0 : LibC.errno;
+    }
+}
+
+/// <summary>struct flock of x86-64: one byte range of a record lock (length 0: up to the end of the file, however far it grows).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct RecordLock
+{
+    public short Type;
+    public short Whence;
+    public long Start;
+    public long Length;
+    public int Pid;
 }

@@ -29,6 +29,7 @@ public enum SyscallNumber : long
     Wait4 = 61,
     Kill = 62,
     Fcntl = 72,
+    Flock = 73,
     Getcwd = 79,
     Chdir = 80,
     Fchdir = 81,

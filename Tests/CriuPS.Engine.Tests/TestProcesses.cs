@@ -17,6 +17,10 @@ public sealed class TestProcess : IDisposable
         return process;
     }
 
+    /// <summary>Starts a program in a session of its own.</summary>
+    public static TestProcess Start(string path, params string[] arguments) =>
+        new(PosixSpawn.Spawn(path, arguments.Prepend(Path.GetFileName(path)).ToList(), newSession: true));
+
     public char State => File.ReadAllText($"/proc/{Pid}/stat").Split(") ")[1][0];
 
     public void WaitForState(char state)

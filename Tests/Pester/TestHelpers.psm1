@@ -86,13 +86,15 @@ function Stop-TestProcesses([int[]]$Also = @()) {
 # Registers a pid (e.g. a restored process) to be killed by Stop-TestProcesses.
 function Register-TestProcess([int]$Id) { $script:Started.Add($Id) }
 
-# The process tree under a root, one line per process: "pid ppid pgid sid state", sorted, to compare layouts.
+# The process tree under a root, one line per process: "pid ppid pgid sid state" (S, T or Z), sorted, to compare layouts.
 function Get-ProcessTreeLayout([int]$Root) {
     $all = foreach ($dir in Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$') {
         try {
             $stat = Get-Content "$($dir.FullName)/stat" -Raw -ErrorAction Stop
             $fields = $stat.Substring($stat.LastIndexOf(')') + 2).Split(' ')
-            [pscustomobject]@{ Pid = [int]$dir.Name; State = $fields[0]; Ppid = [int]$fields[1]; Pgid = [int]$fields[2]; Sid = [int]$fields[3] }
+            # Running or sleeping is a matter of the moment; stopped and zombie are what a checkpoint keeps.
+            $state = if ($fields[0] -in 'R', 'D') { 'S' } else { $fields[0] }
+            [pscustomobject]@{ Pid = [int]$dir.Name; State = $state; Ppid = [int]$fields[1]; Pgid = [int]$fields[2]; Sid = [int]$fields[3] }
         }
         catch { }
     }

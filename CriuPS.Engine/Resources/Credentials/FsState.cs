@@ -10,8 +10,8 @@ internal static class FsState
 {
     public static void Dump(DumpedProcess process, DumpSession session)
     {
-        process.Fs.CwdId = RegularFiles.ForLink(session.Files, $"/proc/{process.Pid}/cwd", O.RDONLY | O.DIRECTORY);
-        process.Fs.RootId = RegularFiles.ForLink(session.Files, $"/proc/{process.Pid}/root", O.RDONLY | O.DIRECTORY);
+        process.Fs.CwdId = RegularFiles.ForLink(session, $"/proc/{process.Pid}/cwd", O.RDONLY | O.DIRECTORY);
+        process.Fs.RootId = RegularFiles.ForLink(session, $"/proc/{process.Pid}/root", O.RDONLY | O.DIRECTORY);
         process.Fs.Umask = process.Status.Umask;
     }
 

@@ -34,7 +34,6 @@ internal static class FileDescriptors
     private static string Describe(DescriptorProbe probe) => probe.Status.Type switch
     {
         FileStatus.Socket => $"socket {probe.Link}",
-        FileStatus.Fifo => $"named FIFO '{probe.Link}'",
         _ when probe.Link.StartsWith("anon_inode:", StringComparison.Ordinal) => AnonInodeKind.DescribeUnsupported(probe.Link),
         _ => probe.Link,
     };
@@ -67,6 +66,7 @@ internal static class FileDescriptors
                 var owner = FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
                 session.Files.Add(kind.Dump(new DescriptorDump(session, process, probe, id, info, owner, copy)));
             }
+            FileLocks.Dump(session, pid, fd, info, newDescription: known is null);
             process.FileDescriptors.Add(new FdinfoEntry
             {
                 Id = id,

@@ -17,6 +17,8 @@ internal static class FileKinds
         new InotifyInstances(),
         new EpollInstances(),
         new UnixSockets(),
+        new Memfds(),
+        new Fifos(),
     };
 
     /// <summary>The kind that handles a descriptor, or null when CriuPS does not know it.</summary>

@@ -46,8 +46,11 @@ internal sealed class Pipes : FileKind
         return entry;
     }
 
-    // Opening /proc/PID/fd/N of a pipe with O_RDONLY gives a new reader of the same pipe, whichever end N is.
-    private static unsafe (byte[] Data, int Size) ReadUnread(int pid, int fd)
+    /// <summary>
+    /// The unread bytes of a pipe or FIFO and its capacity. Opening /proc/PID/fd/N with O_RDONLY gives a new reader of
+    /// the same pipe, whichever end N is.
+    /// </summary>
+    public static unsafe (byte[] Data, int Size) ReadUnread(int pid, int fd)
     {
         using var reader = FileDescriptor.Open($"/proc/{pid}/fd/{fd}", O.RDONLY | O.NONBLOCK);
         int size = Fcntl.Call(reader, Fcntl.F_GETPIPE_SZ);
@@ -112,24 +115,30 @@ internal sealed class Pipes : FileKind
         var write = new FileDescriptor(ends[1]);
         if (session.Images.PipeData.TryGetValue(pipeId, out var saved))
         {
-            if (saved.Entry.HasSize && saved.Entry.Size > 0)
-            {
-                Fcntl.Call(write, Fcntl.F_SETPIPE_SZ, (int)saved.Entry.Size);
-            }
-            fixed (byte* p = saved.Data)
-            {
-                long done = 0;
-                while (done < saved.Data.Length)
-                {
-                    long n = (long)LibC.write(write.Value, p + done, (size_t)(ulong)(saved.Data.Length - done));
-                    if (n <= 0)
-                    {
-                        throw new NativeException("write of saved pipe data", n < 0 ? LibC.errno : Errno.EIO, $"pipe:[{pipeId}]");
-                    }
-                    done += n;
-                }
-            }
+            Refill(write, saved.Entry, saved.Data);
         }
         return (read, write);
+    }
+
+    /// <summary>Gives a new pipe or FIFO its saved capacity and unread bytes, through a descriptor that writes to it.</summary>
+    public static unsafe void Refill(FileDescriptor writer, PipeDataEntry entry, byte[] data)
+    {
+        if (entry.HasSize && entry.Size > 0)
+        {
+            Fcntl.Call(writer, Fcntl.F_SETPIPE_SZ, (int)entry.Size);
+        }
+        fixed (byte* p = data)
+        {
+            long done = 0;
+            while (done < data.Length)
+            {
+                long n = (long)LibC.write(writer.Value, p + done, (size_t)(ulong)(data.Length - done));
+                if (n <= 0)
+                {
+                    throw new NativeException("write of saved pipe data", n < 0 ? LibC.errno : Errno.EIO, $"pipe:[{entry.PipeId}]");
+                }
+                done += n;
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
@@ -22,34 +23,72 @@ internal sealed class RegularFiles : FileKind
             : probe.Status.Type == FileStatus.CharDevice && !Terminals.IsTerminal(probe.Status);
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
-        probe.Link.EndsWith(" (deleted)", StringComparison.Ordinal) ? $"fd {probe.Fd}: open file '{probe.Link}' was deleted" : null;
+        GhostFiles.IsDeleted(probe.Link) ? GhostFiles.Problem($"fd {probe.Fd}: open file", probe.Link, probe.Status, options) : null;
 
-    public override FileEntry Dump(DescriptorDump dump) =>
-        Entry(dump.Id, dump.Probe.Link, (int)dump.Flags, dump.Info.Position, dump.Probe.Status, dump.Info.MountId, dump.Owner);
+    public override FileEntry Dump(DescriptorDump dump)
+    {
+        var link = dump.Probe.Link;
+        var entry = Entry(dump.Id, GhostFiles.PathOf(link), (int)dump.Flags, dump.Info.Position, dump.Probe.Status, dump.Info.MountId, dump.Owner);
+        if (GhostFiles.IsDeleted(link))
+        {
+            // Our copy may be write-only: the contents are read through a new read-only description.
+            GhostFiles.Dump(dump.Session, dump.Id, $"/proc/self/fd/{dump.Copy.Value}", link);
+        }
+        return entry;
+    }
 
-    public override FileDescriptor Open(RestoreSession session, FileEntry file) => Open(file.Reg, session.Log);
+    public override FileDescriptor Open(RestoreSession session, FileEntry file)
+    {
+        var ghost = GhostFiles.GhostOf(session.Images, file.Id);
+        if (ghost is null)
+        {
+            return Open(file.Reg, session.Log);
+        }
+        var fd = GhostFiles.Open(session, file.Reg, ghost.Value, (int)file.Reg.Flags & ~CreationFlags);
+        Lseek.Set(fd, file.Reg.Pos);
+        return fd;
+    }
 
     public override FownEntry? Owner(FileEntry file) => file.Reg.Fown;
 
     // Flags that would change the file if we passed them again on reopen.
     private const int CreationFlags = O.CREAT | O.EXCL | O.TRUNC | O.TMPFILE;
 
-    /// <summary>The file behind a memory mapping (shared by every area mapping it with the same flags).</summary>
-    public static uint ForMapping(FileRegistry files, int pid, VmaInfo vma, int openFlags)
+    /// <summary>
+    /// The file behind a memory mapping (shared by every area mapping it with the same flags); a deleted one is saved
+    /// as a ghost file.
+    /// </summary>
+    public static uint ForMapping(DumpSession session, int pid, VmaInfo vma, int openFlags)
     {
-        var status = FileStatus.Of($"/proc/{pid}/map_files/{vma.Start.Value:x}-{vma.End.Value:x}");
-        return files.Path(vma.Path, openFlags, id => Entry(id, vma.Path, openFlags, 0, status, mountId: -1, FileOwner.None));
+        var mapFile = MapFiles.PathOf(pid, vma);
+        var status = FileStatus.Of(mapFile);
+        return session.Files.Path(vma.Path, openFlags, id =>
+        {
+            if (GhostFiles.IsDeleted(vma.Path))
+            {
+                GhostFiles.Dump(session, id, mapFile, vma.Path);
+            }
+            return Entry(id, GhostFiles.PathOf(vma.Path), openFlags, 0, status, mountId: -1, FileOwner.None);
+        });
     }
 
-    /// <summary>A file reached through a /proc link of the process (exe, cwd, root).</summary>
-    public static uint ForLink(FileRegistry files, string linkPath, int openFlags)
+    /// <summary>A file reached through a /proc link of the process (exe, cwd, root); a deleted one is saved as a ghost file.</summary>
+    public static uint ForLink(DumpSession session, string linkPath, int openFlags)
     {
         var path = ProcFiles.ReadLink(linkPath);
         var status = FileStatus.Of(linkPath);
-        return files.Path(path, openFlags, id => Entry(id, path, openFlags, 0, status, mountId: -1, FileOwner.None));
+        return session.Files.Path(path, openFlags, id =>
+        {
+            if (GhostFiles.IsDeleted(path))
+            {
+                GhostFiles.Dump(session, id, linkPath, path);
+            }
+            return Entry(id, GhostFiles.PathOf(path), openFlags, 0, status, mountId: -1, FileOwner.None);
+        });
     }
 
-    private static FileEntry Entry(uint id, string path, int flags, ulong position, FileStatus status, int mountId, FownEntry owner)
+    /// <summary>A reg_file_entry: the path, open flags and position of a file, with its size and mode at dump time.</summary>
+    public static FileEntry Entry(uint id, string path, int flags, ulong position, FileStatus status, int mountId, FownEntry owner)
     {
         var reg = new RegFileEntry
         {

@@ -62,46 +62,29 @@ internal static partial class AddressSpace
     private static void MapAreas(RestoreSession session, RestoringProcess process, List<VmaEntry> areas, HashSet<VmaEntry> filled)
     {
         var caller = process.Caller;
-        var scratch = process.Injection.Scratch;
-        var openFiles = new Dictionary<(ulong Id, uint Flags), long>();
-        try
+        using var files = new MappedFiles(session, process);
+        foreach (var area in areas)
         {
-            foreach (var area in areas)
+            var status = (VmaStatus)area.Status;
+            ulong prot = area.Prot | (filled.Contains(area) ? Mman.PROT_WRITE : 0);
+            ulong flags = (area.Flags & ~(uint)Mman.MAP_LOCKED) | Mman.MAP_FIXED;
+            ulong fd = unchecked((ulong)-1);
+            ulong offset = 0;
+            if ((status & (VmaStatus.FilePrivate | VmaStatus.FileShared | VmaStatus.AnonShared)) != 0)
             {
-                var status = (VmaStatus)area.Status;
-                ulong prot = area.Prot | (filled.Contains(area) ? Mman.PROT_WRITE : 0);
-                ulong flags = (area.Flags & ~(uint)Mman.MAP_LOCKED) | Mman.MAP_FIXED;
-                ulong fd = unchecked((ulong)-1);
-                ulong offset = 0;
-                if ((status & (VmaStatus.FilePrivate | VmaStatus.FileShared)) != 0)
-                {
-                    uint openFlags = area.HasFdflags ? area.Fdflags : (uint)O.RDONLY;
-                    if (!openFiles.TryGetValue((area.Shmid, openFlags), out long opened))
-                    {
-                        var name = session.Images.File((uint)area.Shmid).Reg.Name;
-                        scratch.Reset();
-                        opened = caller.Checked($"open of mapped file {name}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(name).Value, openFlags | (uint)O.CLOEXEC);
-                        openFiles[(area.Shmid, openFlags)] = opened;
-                    }
-                    fd = (ulong)opened;
-                    offset = area.Pgoff;
-                }
-                long mapped = caller.Checked($"mmap of {Range(area)}", SyscallNumber.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
-                if ((ulong)mapped != area.Start)
-                {
-                    throw new InvalidOperationException($"area {Range(area)} was mapped at 0x{mapped:x}");
-                }
-                if ((area.Flags & Mman.MAP_LOCKED) != 0)
-                {
-                    caller.Checked($"mlock of {Range(area)}", SyscallNumber.Mlock, area.Start, area.End - area.Start);
-                }
+                fd = (ulong)files.For(area);
+                offset = area.Pgoff;
+                // Shared anonymous memory is mapped from its object, which the process gets as a file.
+                flags &= ~Mman.MAP_ANONYMOUS;
             }
-        }
-        finally
-        {
-            foreach (var fd in openFiles.Values)
+            long mapped = caller.Checked($"mmap of {Range(area)}", SyscallNumber.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
+            if ((ulong)mapped != area.Start)
             {
-                caller.Call(SyscallNumber.Close, (ulong)fd);
+                throw new InvalidOperationException($"area {Range(area)} was mapped at 0x{mapped:x}");
+            }
+            if ((area.Flags & Mman.MAP_LOCKED) != 0)
+            {
+                caller.Checked($"mlock of {Range(area)}", SyscallNumber.Mlock, area.Start, area.End - area.Start);
             }
         }
     }
@@ -126,7 +109,13 @@ internal static partial class AddressSpace
     /// <summary>Checks, before anything is started, that every mapped file is still there and unchanged.</summary>
     public static void CheckMappedFiles(RestoreSession session, ProcessImages images)
     {
-        foreach (var id in images.Mm.Vmas.Where(v => ((VmaStatus)v.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared)) != 0).Select(v => (uint)v.Shmid).Distinct())
+        // memfds and deleted files come from the image, not from a path.
+        var byPath = images.Mm.Vmas
+            .Where(v => ((VmaStatus)v.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared)) != 0 && ((VmaStatus)v.Status & VmaStatus.Memfd) == 0)
+            .Select(v => (uint)v.Shmid)
+            .Distinct()
+            .Where(id => GhostFiles.GhostOf(session.Images, id) is null);
+        foreach (var id in byPath)
         {
             RegularFiles.CheckMappedFile(session.Images.File(id).Reg);
         }

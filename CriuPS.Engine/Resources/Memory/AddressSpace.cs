@@ -44,8 +44,8 @@ internal static partial class AddressSpace
         return saved;
     }
 
-    /// <summary>The problem with an area CriuPS cannot save, or null (used by the pre-flight check too).</summary>
-    public static string? Unsupported(VmaInfo vma)
+    /// <summary>The problem with an area of process <paramref name="pid"/> CriuPS cannot save, or null (used by the pre-flight check too).</summary>
+    public static string? Unsupported(int pid, VmaInfo vma, DumpOptions options)
     {
         if (vma.HasFlag("io") || vma.HasFlag("pf"))
         {
@@ -63,17 +63,9 @@ internal static partial class AddressSpace
         {
             return $"System V shared memory {vma.Range}";
         }
-        if (IsSharedAnonymous(vma))
+        if (!vma.IsAnonymous && vma.IsDeleted && !SharedMemory.IsSharedAnonymous(vma) && !Memfds.IsMemfd(vma.Path))
         {
-            return $"shared anonymous mapping {vma.Range}";
-        }
-        if (vma.Path.StartsWith("/memfd:", StringComparison.Ordinal))
-        {
-            return $"memfd mapping {vma.Range} ({vma.Path})";
-        }
-        if (!vma.IsAnonymous && vma.IsDeleted && !IsSharedAnonymous(vma))
-        {
-            return $"mapping {vma.Range} of deleted file {vma.Path}";
+            return GhostFiles.Problem($"mapping {vma.Range} of", vma.Path, FileStatus.Of(MapFiles.PathOf(pid, vma)), options);
         }
         if (vma.Path.StartsWith("anon_inode:", StringComparison.Ordinal) || vma.Path.StartsWith("socket:", StringComparison.Ordinal))
         {
@@ -84,7 +76,7 @@ internal static partial class AddressSpace
 
     private static VmaEntry Describe(VmaInfo vma, DumpedProcess process, DumpSession session)
     {
-        var problem = Unsupported(vma);
+        var problem = Unsupported(process.Pid, vma, session.Options);
         if (problem is not null)
         {
             throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {process.Pid} has a {problem}, which CriuPS cannot save.", process.Pid);
@@ -146,11 +138,25 @@ internal static partial class AddressSpace
                     status |= VmaStatus.AnonPrivate;
                     flags |= Mman.MAP_ANONYMOUS;
                 }
+                else if (SharedMemory.IsSharedAnonymous(vma))
+                {
+                    status |= VmaStatus.AnonShared;
+                    flags |= Mman.MAP_ANONYMOUS;
+                    entry.Shmid = vma.Inode;
+                    entry.Fdflags = (uint)O.RDWR;
+                    entry.CriupsShmemSize = SharedMemory.Dump(session, process.Pid, vma);
+                }
+                else if (Memfds.IsMemfd(vma.Path))
+                {
+                    status |= VmaStatus.Memfd | (vma.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate);
+                    entry.Shmid = Memfds.ForMapping(session, process.Pid, vma);
+                    entry.Fdflags = (uint)MapFiles.OpenFlags(process.Pid, vma);
+                }
                 else
                 {
                     status |= vma.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate;
                     int openFlags = vma.Shared && vma.Writable ? O.RDWR : O.RDONLY;
-                    entry.Shmid = RegularFiles.ForMapping(session.Files, process.Pid, vma, openFlags);
+                    entry.Shmid = RegularFiles.ForMapping(session, process.Pid, vma, openFlags);
                     entry.Fdflags = (uint)openFlags;
                 }
                 break;
@@ -160,17 +166,14 @@ internal static partial class AddressSpace
         return entry;
     }
 
-    // MAP_SHARED|MAP_ANONYMOUS memory lives in the kernel's internal shmem mount and shows as "/dev/zero (deleted)".
-    private static bool IsSharedAnonymous(VmaInfo vma) =>
-        vma.Shared && (vma.Path == "/dev/zero (deleted)" || vma.Path.StartsWith("[anon_shmem:", StringComparison.Ordinal));
-
     private static PagePolicy PolicyFor(VmaStatus status)
     {
         if ((status & VmaStatus.Vdso) != 0)
         {
             return PagePolicy.All;
         }
-        if ((status & (VmaStatus.Vvar | VmaStatus.Vsyscall | VmaStatus.FileShared)) != 0)
+        // Shared memory comes back with its object: its pages are saved once, with the object.
+        if ((status & (VmaStatus.Vvar | VmaStatus.Vsyscall | VmaStatus.FileShared | VmaStatus.AnonShared)) != 0)
         {
             return PagePolicy.None;
         }

@@ -43,7 +43,7 @@ internal static class MmFields
         mm.MmEnvStart = stat.EnvStart;
         mm.MmEnvEnd = stat.EnvEnd;
         mm.MmSavedAuxv.Add(ProcFiles.Auxv(process.Pid));
-        mm.ExeFileId = RegularFiles.ForLink(session.Files, $"/proc/{process.Pid}/exe", O.RDONLY);
+        mm.ExeFileId = RegularFiles.ForLink(session, $"/proc/{process.Pid}/exe", O.RDONLY);
         mm.Dumpable = (int)caller.Checked("prctl(PR_GET_DUMPABLE)", SyscallNumber.Prctl, PrGetDumpable);
         mm.ThpDisabled = caller.Checked("prctl(PR_GET_THP_DISABLE)", SyscallNumber.Prctl, PrGetThpDisable) != 0;
     }
@@ -53,7 +53,9 @@ internal static class MmFields
         var mm = process.Images.Mm;
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
-        var exe = session.Images.File(mm.ExeFileId).Reg.Name;
+        var exeFile = session.Images.File(mm.ExeFileId);
+        var ghost = GhostFiles.GhostOf(session.Images, exeFile.Id);
+        var exe = ghost is null ? exeFile.Reg.Name : GhostFiles.PathInEngine(session, exeFile.Reg, ghost.Value);
         scratch.Reset();
         // The kernel refuses to replace the executable while the old one is still mapped; when it is the very file
         // the host ran (a checkpointed `sleep`, say), the saved areas map it again, and it needs no replacing.

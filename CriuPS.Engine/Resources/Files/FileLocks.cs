@@ -1,0 +1,194 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Files;
+
+/// <summary>
+/// File locks (filelocks.img, one FileLockEntry per lock, as CRIU's --file-locks writes it): flock() and OFD locks
+/// belong to an open file description, classic POSIX record locks to a process. Dump: the "lock:" lines of each
+/// description's fdinfo (flock and OFD locks once per description, POSIX locks once per owner). Restore: OFD locks are
+/// taken by the engine on its own copy of the description before the process pulls it in; POSIX and flock locks are
+/// taken inside their process with an injected fcntl(F_SETLK) or flock once its descriptors are in place. Leases, and
+/// locks that no descriptor of the tree shows, are refused before anything is frozen.
+/// </summary>
+internal static class FileLocks
+{
+    // CRIU's FL_* flags (criu/include/file-lock.h).
+    private const uint FlPosix = 1, FlFlock = 2, FlOfd = 4;
+
+    /// <summary>POSIX locks already saved (a process shows them on every descriptor of the description they were taken through).</summary>
+    private sealed class SavedPosixLocks
+    {
+        public HashSet<LockInfo> Locks { get; } = new();
+    }
+
+    /// <summary>The locks of the tree CriuPS cannot save, one line each (for the pre-flight check).</summary>
+    public static IEnumerable<string> Problems(IReadOnlyCollection<int> pids)
+    {
+        var shown = new HashSet<LockInfo>();
+        var problems = new List<string>();
+        foreach (int pid in pids)
+        {
+            foreach (int fd in ProcFiles.FileDescriptors(pid))
+            {
+                foreach (var (line, held) in Read(pid, fd))
+                {
+                    if (held is null || held.Kind == LockKind.Other)
+                    {
+                        problems.Add($"process {pid}: fd {fd}: a lock CriuPS does not know ('{line}')");
+                        continue;
+                    }
+                    shown.Add(held);
+                    if (held.Kind == LockKind.Lease)
+                    {
+                        problems.Add($"process {pid}: fd {fd}: a {held} (leases are not supported yet)");
+                    }
+                }
+            }
+        }
+        // A lock the kernel lists for one of our processes that none of its descriptors shows lives on through
+        // something we do not save (a description kept only by a memory mapping, or handed to a process outside).
+        foreach (var held in LockInfo.ReadAll().Where(l => l.Pid > 0 && pids.Contains(l.Pid) && !shown.Contains(l)))
+        {
+            problems.Add($"process {held.Pid}: a {held} on inode {held.DevMajor:x2}:{held.DevMinor:x2}:{held.Inode} that none of the tree's descriptors holds (a file kept open only by a memory mapping, or by a process outside the tree)");
+        }
+        return problems;
+    }
+
+    // The locks held through a descriptor; none when it was closed meanwhile.
+    private static IEnumerable<(string Line, LockInfo? Lock)> Read(int pid, int fd)
+    {
+        FdInfo info;
+        try
+        {
+            info = FdInfo.Read(pid, fd);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Array.Empty<(string, LockInfo?)>();
+        }
+        return Of(info);
+    }
+
+    // The "lock:" lines of a descriptor, each with the lock it describes (null: a line this parser does not know).
+    private static IEnumerable<(string Line, LockInfo? Lock)> Of(FdInfo info) =>
+        info.Lines.Where(l => l.Key == "lock").Select(l => (l.Value, LockInfo.TryParse(l.Value)));
+
+    /// <summary>
+    /// Records the locks held through <paramref name="fd"/> of process <paramref name="pid"/>: flock and OFD locks once per
+    /// open file description (every process sharing it shows them), POSIX locks once per owner.
+    /// </summary>
+    public static void Dump(DumpSession session, int pid, int fd, FdInfo info, bool newDescription)
+    {
+        foreach (var (line, held) in Of(info))
+        {
+            uint flag = held?.Kind switch
+            {
+                LockKind.Posix => FlPosix,
+                LockKind.Flock => FlFlock,
+                LockKind.Ofd => FlOfd,
+                _ => throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {pid} holds a lock on fd {fd} that CriuPS cannot save ('{line}').", pid),
+            };
+            if (held!.Kind == LockKind.Posix ? !session.State<SavedPosixLocks>().Locks.Add(held) : !newDescription)
+            {
+                continue;
+            }
+            session.AddImageEntry(ImageTypes.FileLocks, null, new FileLockEntry
+            {
+                Flag = flag,
+                Type = (uint)(held.IsWrite ? Fcntl.F_WRLCK : Fcntl.F_RDLCK),
+                // A POSIX lock is restored in its owner (CLONE_FILES processes share the descriptor); the others on the description behind pid's fd.
+                Pid = held.Kind == LockKind.Posix ? held.Pid : pid,
+                Fd = fd,
+                Start = held.Start,
+                Len = held.Length,
+            });
+            session.Log.Detail($"process {pid}: fd {fd} holds a {held} from {held.Start} to {held.End?.ToString() ?? "the end"}");
+        }
+    }
+
+    /// <summary>Takes the saved OFD locks on the engine's copies of the descriptions (before the processes pull them in).</summary>
+    public static void TakeOnDescriptions(RestoreSession session)
+    {
+        foreach (var (saved, fd) in Saved(session).Where(s => (s.Lock.Flag & FlOfd) != 0))
+        {
+            int errno = Fcntl.TrySetLock(session.OpenFiles[fd.Id], Fcntl.F_OFD_SETLK, Range(saved));
+            if (errno != 0)
+            {
+                throw Conflict(session, saved, fd, errno);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Takes the saved POSIX and flock locks of a process, inside it, once its descriptors are in place: a POSIX lock
+    /// belongs to the process that takes it, and a flock lock, though it belongs to the description, shows the pid of
+    /// the process that took it in /proc/locks.
+    /// </summary>
+    public static void TakeInProcess(RestoreSession session, RestoringProcess process)
+    {
+        foreach (var (saved, fd) in Saved(session).Where(s => (s.Lock.Flag & (FlPosix | FlFlock)) != 0 && s.Lock.Pid == process.Pid))
+        {
+            long result;
+            if ((saved.Flag & FlFlock) != 0)
+            {
+                int operation = (saved.Type == (uint)Fcntl.F_WRLCK ? Flock.LOCK_EX : Flock.LOCK_SH) | Flock.LOCK_NB;
+                result = process.Caller.Call(SyscallNumber.Flock, (ulong)saved.Fd, (ulong)operation);
+            }
+            else
+            {
+                var scratch = process.Injection.Scratch;
+                scratch.Reset();
+                var range = scratch.Put(Range(saved));
+                result = process.Caller.Call(SyscallNumber.Fcntl, (ulong)saved.Fd, (ulong)Fcntl.F_SETLK, range.Value);
+            }
+            if (result < 0)
+            {
+                throw Conflict(session, saved, fd, (int)-result);
+            }
+        }
+    }
+
+    private static RecordLock Range(FileLockEntry saved) => new()
+    {
+        Type = (short)saved.Type,
+        Whence = 0,
+        Start = saved.Start,
+        Length = saved.Len,
+    };
+
+    // Each saved lock with the descriptor it is held through.
+    private static IEnumerable<(FileLockEntry Lock, FdinfoEntry Fd)> Saved(RestoreSession session)
+    {
+        var path = Path.Combine(session.Images.Directory, ImageTypes.FileLocks.FileName(null));
+        foreach (var saved in session.Images.Entries(ImageTypes.FileLocks).Select(e => (FileLockEntry)e.Message))
+        {
+            if ((saved.Flag & (FlPosix | FlFlock | FlOfd)) == 0)
+            {
+                throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                    $"{path}: a lock of kind {saved.Flag} (a lease?) held by process {saved.Pid}, which CriuPS cannot restore.", path);
+            }
+            var owner = session.Images.Processes.FirstOrDefault(p => p.Pid == saved.Pid)
+                ?? throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{path}: a lock of process {saved.Pid}, which is not in the image.", path);
+            var fd = owner.FileDescriptors.FirstOrDefault(f => f.Fd == (uint)saved.Fd)
+                ?? throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{path}: a lock on fd {saved.Fd} of process {saved.Pid}, which has no such descriptor.", path);
+            yield return (saved, fd);
+        }
+    }
+
+    private static CheckpointException Conflict(RestoreSession session, FileLockEntry saved, FdinfoEntry fd, int errno)
+    {
+        var file = session.Images.File(fd.Id);
+        var name = file.Reg?.Name ?? file.Type.ToString();
+        var kind = (saved.Flag & FlPosix) != 0 ? "POSIX" : (saved.Flag & FlFlock) != 0 ? "flock" : "OFD";
+        return new CheckpointException(CheckpointErrorKind.RestoreFailed,
+            $"The {kind} {(saved.Type == (uint)Fcntl.F_WRLCK ? "write" : "read")} lock of process {saved.Pid} on fd {saved.Fd} ('{name}') cannot be taken again: {Errno.Describe(errno)}.",
+            saved.Pid,
+            errno is Errno.EAGAIN or Errno.EACCES ? "Another process holds a conflicting lock on that file now; stop it, then restore again." : null);
+    }
+}

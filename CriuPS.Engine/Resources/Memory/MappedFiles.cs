@@ -1,0 +1,78 @@
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+
+namespace CriuPS.Engine.Resources.Memory;
+
+/// <summary>
+/// The descriptors a process being restored maps its file-backed areas through. A file that still has its path is
+/// opened by the process itself; objects only the engine can provide (shared anonymous memory, memfds, deleted files
+/// created again) are pulled from the engine with pidfd_getfd. Each is opened once per file and open flags, and all
+/// are closed once the areas are mapped (a mapping keeps its file).
+/// </summary>
+internal sealed class MappedFiles : IDisposable
+{
+    private readonly RestoreSession session;
+    private readonly RestoringProcess process;
+    private readonly Dictionary<(ulong Id, uint Flags), long> byPath = new();
+    private readonly Dictionary<int, long> pulled = new();
+    private long enginePidfd = -1;
+
+    public MappedFiles(RestoreSession session, RestoringProcess process)
+    {
+        this.session = session;
+        this.process = process;
+    }
+
+    /// <summary>The process's descriptor of the file an area maps.</summary>
+    public long For(VmaEntry area)
+    {
+        var status = (VmaStatus)area.Status;
+        uint openFlags = area.HasFdflags ? area.Fdflags : (uint)O.RDONLY;
+        if ((status & VmaStatus.AnonShared) != 0)
+        {
+            return Pull(SharedMemory.Object(session, area.Shmid));
+        }
+        if ((status & VmaStatus.Memfd) != 0)
+        {
+            return Pull(Memfds.ForMapping(session, (uint)area.Shmid, openFlags));
+        }
+        var file = session.Images.File((uint)area.Shmid);
+        var ghost = GhostFiles.GhostOf(session.Images, file.Id);
+        if (ghost is not null)
+        {
+            return Pull(GhostFiles.ForMapping(session, file.Reg, ghost.Value, (int)openFlags));
+        }
+        if (!byPath.TryGetValue((area.Shmid, openFlags), out long opened))
+        {
+            var scratch = process.Injection.Scratch;
+            scratch.Reset();
+            opened = process.Caller.Checked($"open of mapped file {file.Reg.Name}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(file.Reg.Name).Value, openFlags | (uint)O.CLOEXEC);
+            byPath[(area.Shmid, openFlags)] = opened;
+        }
+        return opened;
+    }
+
+    private long Pull(FileDescriptor ours)
+    {
+        if (!pulled.TryGetValue(ours.Value, out long theirs))
+        {
+            if (enginePidfd < 0)
+            {
+                enginePidfd = process.Caller.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)session.EnginePid, 0);
+            }
+            theirs = process.Caller.Checked("pidfd_getfd of a mapped object", SyscallNumber.PidfdGetfd, (ulong)enginePidfd, (ulong)ours.Value, 0);
+            pulled[ours.Value] = theirs;
+        }
+        return theirs;
+    }
+
+    public void Dispose()
+    {
+        foreach (long fd in byPath.Values.Concat(pulled.Values).Append(enginePidfd).Where(fd => fd >= 0))
+        {
+            process.Caller.Call(SyscallNumber.Close, (ulong)fd);
+        }
+    }
+}

@@ -1,0 +1,26 @@
+using Tmds.Linux;
+
+namespace CriuPS.Native.Interop;
+
+/// <summary>mmap(2) and munmap(2) in this process.</summary>
+public static unsafe class Mmap
+{
+    /// <summary>Maps <paramref name="length"/> bytes of new MAP_SHARED|MAP_ANONYMOUS memory (a new shmem object) and returns its address.</summary>
+    public static ulong SharedAnonymous(ulong length)
+    {
+        void* address = LibC.mmap(null, (size_t)length, (int)(Mman.PROT_READ | Mman.PROT_WRITE), (int)(Mman.MAP_SHARED | Mman.MAP_ANONYMOUS), -1, 0);
+        if (address == (void*)-1)
+        {
+            throw new NativeException("mmap(MAP_SHARED|MAP_ANONYMOUS)", LibC.errno, $"{length} bytes");
+        }
+        return (ulong)address;
+    }
+
+    public static void Munmap(ulong address, ulong length)
+    {
+        if (LibC.munmap((void*)address, (size_t)length) != 0)
+        {
+            throw new NativeException("munmap", LibC.errno);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+namespace CriuPS.Native.Interop;
+
+/// <summary>statfs(2): which kind of file system a file lives on.</summary>
+public static unsafe class Statfs
+{
+    private const SyscallNumber StatfsCall = (SyscallNumber)137;
+
+    public const long HugetlbfsMagic = 0x958458f6;
+
+    /// <summary>The f_type of the file system of <paramref name="path"/> (following links, so /proc/PID/fd/N gives the open file's).</summary>
+    public static long FileSystemType(string path)
+    {
+        var bytes = FileDescriptor.NullTerminated(path);
+        // struct statfs of x86-64 is 120 bytes; f_type comes first.
+        long* buffer = stackalloc long[16];
+        fixed (byte* p = bytes)
+        {
+            Syscall.Checked("statfs", StatfsCall, (ulong)p, (ulong)buffer);
+        }
+        return buffer[0];
+    }
+}

@@ -1,0 +1,104 @@
+# End to end: deleted files still open or mapped, FIFOs opened by path, and file locks.
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    Import-CriuPS
+    $script:Checkpoint = 'CriuPS.Cmdlets.CheckpointProcessCommand'
+}
+
+Describe 'Deleted files, FIFOs and file locks' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'restores deleted files open and mapped (its own executable too), a FIFO with unread data, and flock, OFD and POSIX locks' {
+        $work = Join-Path $TestDrive 'specialfiles'
+        $log = Join-Path $work 'specialfiles.log'
+        # The program runs from a copy that is deleted once it runs: its executable and code are deleted files too.
+        $program = Join-Path $TestDrive 'specialfiles-copy'
+        Copy-Item (Get-TestTarget 'specialfiles') $program
+        $target = Start-TestTarget -Program $program -Arguments $work -WorkDirectory $work
+        Remove-Item $program
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        $pids = Get-ProcessTreeLayout $target | ForEach-Object { [int]$_.Split(' ')[0] }
+        $locks = Get-Content /proc/locks | Where-Object { $_ -match "\b($($pids -join '|'))\b" }
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-specialfiles')
+        foreach ($name in 'ghost-file-1.img', 'remap-fpath.img', 'filelocks.img', 'fifo-data.img') {
+            Test-Path (Join-Path $image.Path $name) | Should -BeTrue -Because "$name holds what the process had"
+        }
+        ($image.Processes | Where-Object Id -EQ $target).Files | Where-Object Type -EQ 'FIFO' | ForEach-Object Target | Should -Be (Join-Path $work 'fifo')
+        foreach ($id in $pids) { Wait-Until { -not (Test-ProcessAlive $id) } "process $id to end" }
+        Get-ChildItem $work -Filter 'ghost-*' | Should -BeNullOrEmpty
+
+        Restore-Process $image.Path | Out-Null
+        $pids | ForEach-Object { Register-TestProcess $_ }
+        Get-ChildItem $work -Filter 'ghost-*' | Should -BeNullOrEmpty -Because 'the deleted files are deleted again'
+        Invoke-SelfCheck $target $log 'USR2' | Should -Match "^OK pid=$target$" -Because 'the FIFO gives back its unread line, then carries new ones'
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        (Get-Item "/proc/$target/exe").LinkTarget | Should -Be "$program (deleted)"
+        Test-Path $program | Should -BeFalse
+        $after = Get-Content /proc/locks | Where-Object { $_ -match "\b($($pids -join '|'))\b" }
+        ($after -replace "^\d+:\s*" | Sort-Object) | Should -Be ($locks -replace "^\d+:\s*" | Sort-Object) -Because 'every lock is back, held by the same processes'
+    }
+
+    It 'recreates a FIFO node removed since the checkpoint' {
+        $work = Join-Path $TestDrive 'specialfiles-nonode'
+        $log = Join-Path $work 'specialfiles.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'specialfiles') -Arguments $work -WorkDirectory $work
+        $pids = Get-ProcessTreeLayout $target | ForEach-Object { [int]$_.Split(' ')[0] }
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-nonode')
+        foreach ($id in $pids) { Wait-Until { -not (Test-ProcessAlive $id) } "process $id to end" }
+        Remove-Item (Join-Path $work 'fifo')
+
+        Restore-Process $image.Path -WarningVariable warnings -WarningAction SilentlyContinue | Out-Null
+        $pids | ForEach-Object { Register-TestProcess $_ }
+        $warnings | Should -Match "fifo' was missing; it was created again with mode 600"
+        Get-ModeBits (Join-Path $work 'fifo') | Should -Be '600'
+        Invoke-SelfCheck $target $log 'USR2' | Should -Match "^OK pid=$target$"
+    }
+
+    It 'refuses <What> before freezing anything' -ForEach @(
+        @{ What = 'a lease'; Mode = 'lease'; Message = 'fd \d+: a read lease \(leases are not supported yet\)' }
+        @{ What = 'a flock lock held only through a memory mapping'; Mode = 'mapped-lock'; Message = 'a flock write lock on inode \S+ that none of the tree''s descriptors holds' }
+        @{ What = 'a deleted file larger than the ghost file limit'; Mode = 'big-ghost'; Message = "fd \d+: open file '.*/big\.dat \(deleted\)' was deleted and takes 2097152 bytes on disk, more than the ghost file limit of 1048576 bytes" }
+    ) {
+        $work = Join-Path $TestDrive "refused-$Mode"
+        $script = Join-Path $TestDrive 'hold.py'
+        @'
+import ctypes, fcntl, os, sys, time
+mode = sys.argv[1]
+with open("locked.dat", "wb") as f:
+    f.write(b"x" * 4096)
+if mode == "lease":
+    fd = os.open("locked.dat", os.O_RDONLY)
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+elif mode == "mapped-lock":
+    # The lock belongs to the description, which only the mapping keeps once the descriptor is closed.
+    fd = os.open("locked.dat", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mmap(None, 4096, 1, 1, fd, 0)
+    os.close(fd)
+else:
+    fd = os.open("big.dat", os.O_RDWR | os.O_CREAT)
+    os.write(fd, os.urandom(2 << 20))
+    os.fsync(fd)
+    os.unlink("big.dat")
+with open("ready.tmp", "w") as r:
+    r.write(str(os.getpid()))
+os.rename("ready.tmp", "ready")
+time.sleep(1000)
+'@ | Set-Content $script
+        $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
+        $target = Start-TestTarget -Program $python -Arguments $script, $Mode -WorkDirectory $work
+        $before = Get-Content "/proc/$target/stat" -Raw
+
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "image-$Mode") -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Be "Unsupported,$Checkpoint"
+        $errors[0].Exception.Message | Should -Match 'nothing was frozen'
+        $errors[0].Exception.Message | Should -Match $Message
+        Test-ProcessAlive $target | Should -BeTrue
+        (Get-Content "/proc/$target/stat" -Raw).Split(' ')[2] | Should -Be $before.Split(' ')[2]
+    }
+}
