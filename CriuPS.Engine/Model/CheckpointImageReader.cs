@@ -50,7 +50,7 @@ public static class CheckpointImageReader
             ProcessGroupId = (int)p.Pstree.Pgid,
             SessionId = (int)p.Pstree.Sid,
             Name = p.Name,
-            State = p.LeaderCore.Tc.TaskState == Resources.Process.TaskAttributes.TaskStopped ? "stopped" : "running",
+            State = State(p.LeaderCore),
             Threads = p.Cores.Select(c => new ImageThread
             {
                 Id = c.Tid,
@@ -106,17 +106,21 @@ public static class CheckpointImageReader
         };
     }
 
-    private static long Overlap(AddressRange a, AddressRange b)
+    /// <summary>running, or stopped when a signal (SIGSTOP...) had stopped the process.</summary>
+    internal static string State(CoreEntry leader) =>
+        leader.Tc.TaskState == Resources.Process.TaskAttributes.TaskStopped ? "stopped" : "running";
+
+    internal static long Overlap(AddressRange a, AddressRange b)
     {
         ulong start = Math.Max(a.Start.Value, b.Start.Value);
         ulong end = Math.Min(a.End.Value, b.End.Value);
         return end > start ? (long)(end - start) : 0;
     }
 
-    private static string Protection(VmaEntry v) =>
+    internal static string Protection(VmaEntry v) =>
         $"{((v.Prot & 1) != 0 ? 'r' : '-')}{((v.Prot & 2) != 0 ? 'w' : '-')}{((v.Prot & 4) != 0 ? 'x' : '-')}{((v.Flags & 1) != 0 ? 's' : 'p')}";
 
-    private static string Kind(VmaEntry v)
+    internal static string Kind(VmaEntry v)
     {
         var status = (VmaStatus)v.Status;
         return (status & VmaStatus.Vsyscall) != 0 ? "vsyscall"
