@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using System.Management.Automation.Runspaces;
 
 namespace CriuPS.Completers;
 
@@ -50,15 +49,9 @@ internal static class PathCompletion
         {
             return typedDirectory.Length == 0 ? "/" : typedDirectory;
         }
-        string current = Environment.CurrentDirectory;
-        try
-        {
-            current = Runspace.DefaultRunspace?.SessionStateProxy.Path.CurrentFileSystemLocation.ProviderPath ?? current;
-        }
-        catch (PSInvalidOperationException)
-        {
-            // no runspace on this thread: the process's directory will do
-        }
+        // Completers run on the pipeline thread of the session: a script block sees its current location.
+        string current = ScriptBlock.Create("(Get-Location -PSProvider FileSystem).ProviderPath").Invoke()
+            .Select(location => location?.BaseObject as string).FirstOrDefault() ?? Environment.CurrentDirectory;
         return Path.Combine(current, typedDirectory);
     }
 }
