@@ -153,7 +153,7 @@ internal static class MessageJson
             case FieldType.Enum:
                 EnumValueDescriptor? value = node.GetValueKind() == JsonValueKind.String
                     ? field.EnumType.FindValueByName(node.GetValue<string>())
-                    : field.EnumType.FindValueByNumber((int)Integer(node, path, int.MinValue, int.MaxValue));
+                    : field.EnumType.FindValueByNumber((int)Fitting(Integer(node, path), int.MinValue, int.MaxValue, field, path));
                 if (value is null)
                     throw new ImageJsonException(path, $"{node.ToJsonString()} is no {field.EnumType.Name} (one of {string.Join(", ", field.EnumType.Values.Select(v => v.Name))})");
                 return Enum.ToObject(field.EnumType.ClrType, value.Number);
@@ -173,11 +173,9 @@ internal static class MessageJson
         }
 
         var (min, max) = Range(field.FieldType);
-        BigInteger integer = node.GetValueKind() == JsonValueKind.String
+        BigInteger integer = Fitting(node.GetValueKind() == JsonValueKind.String
             ? ParseInteger(field, display, node.GetValue<string>(), path)
-            : Integer(node, path, min, max);
-        if (integer < min || integer > max)
-            throw new ImageJsonException(path, $"{integer} does not fit a {field.FieldType} field");
+            : Integer(node, path), min, max, field, path);
         return field.FieldType switch
         {
             FieldType.Int32 or FieldType.SInt32 or FieldType.SFixed32 => (object)(int)integer,
@@ -215,7 +213,10 @@ internal static class MessageJson
             : throw new ImageJsonException(path, $"'{text}' is not a number");
     }
 
-    private static BigInteger Integer(JsonNode node, string path, BigInteger min, BigInteger max)
+    private static BigInteger Fitting(BigInteger integer, BigInteger min, BigInteger max, FieldDescriptor field, string path) =>
+        integer >= min && integer <= max ? integer : throw new ImageJsonException(path, $"{integer} does not fit a {field.FieldType} field");
+
+    private static BigInteger Integer(JsonNode node, string path)
     {
         if (node.GetValueKind() != JsonValueKind.Number)
             throw new ImageJsonException(path, $"expected a number, found {Describe(node)}");
@@ -225,7 +226,7 @@ internal static class MessageJson
         // 1.0 or 1e3 from tools that write every number as a float: fine when it is a whole number.
         if (decimal.TryParse(literal, NumberStyles.Float, CultureInfo.InvariantCulture, out decimal real) && real == decimal.Truncate(real))
             return new BigInteger(real);
-        throw new ImageJsonException(path, $"{literal} is not a whole number between {min} and {max}");
+        throw new ImageJsonException(path, $"{literal} is not a whole number");
     }
 
     private static double Real(JsonNode node, string path) =>

@@ -147,6 +147,8 @@ public sealed class JsonRoundTripTests
     [InlineData("""{"magic": "PIPES_DATA", "entries": [{"pipe_id": 1, "bytes": 5, "extra": "YWJj\n"}]}""", "entries[0].extra", "announces 5 bytes")]
     [InlineData("""{"magic": "VMAS", "entries": [{"start": "0x1000", "end": "0x2000", "pgoff": 0, "shmid": 0, "prot": "PROT_READ | PROT_SING", "flags": "MAP_PRIVATE", "status": "", "fd": -1}]}""", "entries[0].prot", "'PROT_SING' is no mmap.prot flag")]
     [InlineData("""{"magic": "CORE", "entries": [{"mtype": "Z80"}]}""", "entries[0].mtype", "is no March")]
+    [InlineData("""{"magic": "CORE", "entries": [{"mtype": 99999999999}]}""", "entries[0].mtype", "does not fit")]
+    [InlineData("""{"magic": "PSTREE", "entries": [{"pid": 1.5, "ppid": 0, "pgid": 1, "sid": 1}]}""", "entries[0].pid", "not a whole number")]
     [InlineData("""{"magic": "PSTREE", "entries": {"pid": 1}}""", "entries", "expected the list of entries")]
     public void InvalidDocumentsAreRefusedSayingWhereAndWhyAndNothingIsWritten(string json, string where, string why)
     {
