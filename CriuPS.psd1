@@ -19,7 +19,7 @@
             Tags         = @('Linux', 'CRIU', 'Checkpoint', 'Restore', 'Migration', 'Process', 'ptrace')
             ProjectUri   = 'https://github.com/criups/criups'
             LicenseUri   = 'https://github.com/criups/criups/blob/main/LICENSE'
-            ReleaseNotes = 'First version: single-process checkpoint and restore.'
+            ReleaseNotes = 'First version: checkpoint and restore of process trees; Test-CheckpointSupport; image inspection with crit''s views and JSON (Import-/Export-CheckpointImageFile).'
         }
     }
 }
