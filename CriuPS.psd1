@@ -8,17 +8,18 @@
     Description          = 'Checkpoint and restore of live Linux processes (like CRIU), natively in .NET: save a running process to an image directory in CRIU''s format and bring it back later, with the same PID, memory, open files, signal handlers and timers.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    CmdletsToExport      = @('Checkpoint-Process', 'Restore-Process', 'Get-CheckpointImage')
+    CmdletsToExport      = @('Checkpoint-Process', 'Restore-Process', 'Get-CheckpointImage', 'Test-CheckpointSupport', 'Import-CheckpointImageFile', 'Export-CheckpointImageFile')
     FunctionsToExport    = @()
     VariablesToExport    = @()
     AliasesToExport      = @()
     FormatsToProcess     = @('CriuPS.Format.ps1xml')
+    TypesToProcess       = @('CriuPS.Types.ps1xml')
     PrivateData          = @{
         PSData = @{
             Tags         = @('Linux', 'CRIU', 'Checkpoint', 'Restore', 'Migration', 'Process', 'ptrace')
             ProjectUri   = 'https://github.com/criups/criups'
             LicenseUri   = 'https://github.com/criups/criups/blob/main/LICENSE'
-            ReleaseNotes = 'First version: single-process checkpoint and restore.'
+            ReleaseNotes = 'First version: checkpoint and restore of process trees; Test-CheckpointSupport; image inspection with crit''s views and JSON (Import-/Export-CheckpointImageFile).'
         }
     }
 }

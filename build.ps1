@@ -3,16 +3,21 @@
 .SYNOPSIS
     Builds, tests, demonstrates and benchmarks CriuPS.
 .DESCRIPTION
-    Build   (default) builds the module into out/CriuPS, importable with Import-Module ./out/CriuPS/CriuPS.psd1.
+    Build   (default) checks the repository's PowerShell files (see Invoke-Lint), then builds the module into
+            out/CriuPS, importable with Import-Module ./out/CriuPS/CriuPS.psd1.
     Test    builds, then runs every test (xunit and Pester) and prints one summary line "N passed, N failed".
     Demo    builds, starts a small program, checkpoints it, restores it and shows it running with the same PID.
     Bench   builds, then measures checkpoint and restore against this machine's limits (bench/Invoke-Benchmark.ps1).
+    Package builds, then packs out/CriuPS into out/packages/CriuPS.<version>.nupkg (build/New-ModulePackage.ps1),
+            which Install-PSResource or Install-Module install from a repository holding it (a folder will do).
 .EXAMPLE
     dotnet tool restore; dotnet pwsh ./build.ps1 Test
+.EXAMPLE
+    dotnet pwsh ./build.ps1 Package; Register-PSResourceRepository -Name Local -Uri ./out/packages -Trusted; Install-PSResource CriuPS -Repository Local
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package')]
     [string]$Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -28,11 +33,28 @@ function Invoke-Native([string]$What, [scriptblock]$Command) {
     if ($LASTEXITCODE -ne 0) { throw "$What failed (exit code $LASTEXITCODE)" }
 }
 
+# The repository's own PowerShell files are checked before every build by build/Test-PowerShellFiles.ps1, with the
+# parser's AST (PSScriptAnalyzer is not available offline). Its rules are few, and each catches a real problem:
+#   ParseError        a script, module or data file that does not parse; a *.ps1xml that is not well-formed XML.
+#   Alias             a command called by an alias (%, ?, gci, select...): aliases differ between platforms and
+#                     sessions, and hide what a script does.
+#   WriteHostInModule Write-Host in a module (*.psm1): module code writes objects, verbose or warnings, never to
+#                     the host. Scripts such as this one may talk to the person running them.
+#   NullOnRight       $x -eq $null: with an array on the left PowerShell filters the array instead of comparing;
+#                     $null belongs on the left.
+function Invoke-Lint {
+    $problems = @(& (Join-Path $root 'build/Test-PowerShellFiles.ps1') -Path $root)
+    if ($problems.Count -gt 0) {
+        throw "PowerShell checks failed:`n  $(($problems | ForEach-Object { "$($_.File):$($_.Line): $($_.Rule): $($_.Message)" }) -join "`n  ")"
+    }
+}
+
 function Invoke-Build {
+    Invoke-Lint
     Write-Host "Building CriuPS ($Configuration) into $moduleOut"
     if (Test-Path $moduleOut) { Remove-Item -Recurse -Force $moduleOut }
     Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $root 'CriuPS/CriuPS.csproj') -c $Configuration -o $moduleOut --nologo -v quiet }
-    Copy-Item (Join-Path $root 'CriuPS.psd1'), (Join-Path $root 'CriuPS.Format.ps1xml') $moduleOut
+    Copy-Item (Join-Path $root 'CriuPS.psd1'), (Join-Path $root 'CriuPS.Format.ps1xml'), (Join-Path $root 'CriuPS.Types.ps1xml') $moduleOut
     Get-ChildItem $moduleOut -Filter '*.pdb' | Remove-Item
     Get-ChildItem $moduleOut -Filter '*.deps.json' | Remove-Item
     # Help: en-US/CriuPS.dll-Help.xml from docs/*.md and the built cmdlets' metadata, plus en-US/about_CriuPS.help.txt
@@ -140,6 +162,12 @@ function Invoke-Demo {
     }
 }
 
+function Invoke-Package {
+    Invoke-Build
+    $package = & (Join-Path $root 'build/New-ModulePackage.ps1') -ModulePath $moduleOut -OutputPath (Join-Path $root 'out/packages')
+    Write-Host "Packed $($package.FullName)"
+}
+
 switch ($Task) {
     'Build' { Invoke-Build }
     'Test' { Invoke-Tests }
@@ -148,4 +176,5 @@ switch ($Task) {
         Invoke-Build
         & (Join-Path $root 'bench/Invoke-Benchmark.ps1')
     }
+    'Package' { Invoke-Package }
 }

@@ -34,6 +34,7 @@ internal static class ErrorRecords
         CheckpointErrorKind.ImageNotFound => ErrorCategory.ObjectNotFound,
         CheckpointErrorKind.ImageCorrupt => ErrorCategory.InvalidData,
         CheckpointErrorKind.ImageIncompatible => ErrorCategory.InvalidOperation,
+        CheckpointErrorKind.InvalidImageData => ErrorCategory.InvalidData,
         CheckpointErrorKind.PidInUse => ErrorCategory.ResourceExists,
         CheckpointErrorKind.ProcessExited => ErrorCategory.OperationStopped,
         CheckpointErrorKind.Cancelled => ErrorCategory.OperationStopped,

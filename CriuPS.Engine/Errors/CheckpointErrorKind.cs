@@ -33,6 +33,9 @@ public enum CheckpointErrorKind
     /// <summary>The image needs something this machine does not have (another architecture, another vDSO, a missing file).</summary>
     ImageIncompatible,
 
+    /// <summary>Objects or JSON text given to be written as an image file do not describe a valid image.</summary>
+    InvalidImageData,
+
     /// <summary>A PID the image needs is taken by another process.</summary>
     PidInUse,
 

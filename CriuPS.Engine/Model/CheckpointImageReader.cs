@@ -51,7 +51,7 @@ public static class CheckpointImageReader
             ProcessGroupId = (int)p.Pstree.Pgid,
             SessionId = (int)p.Pstree.Sid,
             Name = p.Name,
-            State = p.LeaderCore.Tc.TaskState == Resources.Process.TaskAttributes.TaskStopped ? "stopped" : "running",
+            State = State(p.LeaderCore),
             Threads = p.Cores.Select(c => new ImageThread
             {
                 Id = c.Tid,
@@ -121,17 +121,21 @@ public static class CheckpointImageReader
         images.Entries(Images.ImageTypes.Memfd).Select(e => (MemfdInodeEntry)e.Message).FirstOrDefault(m => m.InodeId == memfd.InodeId) is { } inode
             ? $"memfd:{inode.Name}" : "memfd";
 
-    private static long Overlap(AddressRange a, AddressRange b)
+    /// <summary>running, or stopped when a signal (SIGSTOP...) had stopped the process.</summary>
+    internal static string State(CoreEntry leader) =>
+        leader.Tc.TaskState == Resources.Process.TaskAttributes.TaskStopped ? "stopped" : "running";
+
+    internal static long Overlap(AddressRange a, AddressRange b)
     {
         ulong start = Math.Max(a.Start.Value, b.Start.Value);
         ulong end = Math.Min(a.End.Value, b.End.Value);
         return end > start ? (long)(end - start) : 0;
     }
 
-    private static string Protection(VmaEntry v) =>
+    internal static string Protection(VmaEntry v) =>
         $"{((v.Prot & 1) != 0 ? 'r' : '-')}{((v.Prot & 2) != 0 ? 'w' : '-')}{((v.Prot & 4) != 0 ? 'x' : '-')}{((v.Flags & 1) != 0 ? 's' : 'p')}";
 
-    private static string Kind(VmaEntry v)
+    internal static string Kind(VmaEntry v)
     {
         var status = (VmaStatus)v.Status;
         return (status & VmaStatus.Vsyscall) != 0 ? "vsyscall"

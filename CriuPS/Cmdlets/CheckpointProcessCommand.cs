@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Management.Automation;
+using CriuPS.Completers;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Model;
 
@@ -24,6 +25,7 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
     [Alias("Pid", "ProcessId")]
     [ValidateRange(1, int.MaxValue)]
+    [ArgumentCompleter(typeof(ProcessIdCompleter))]
     public int[] Id { get; set; } = Array.Empty<int>();
 
     [Parameter(Mandatory = true, ParameterSetName = ByProcess, ValueFromPipeline = true)]
@@ -32,10 +34,12 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     [Parameter(Mandatory = true, ParameterSetName = ByName)]
     [SupportsWildcards]
     [Alias("ProcessName")]
+    [ArgumentCompleter(typeof(ProcessNameCompleter))]
     public string[] Name { get; set; } = Array.Empty<string>();
 
     [Parameter]
     [Alias("Path", "ImagesDirectory")]
+    [ArgumentCompleter(typeof(ImageDirectoryCompleter))]
     public string? ImagePath { get; set; }
 
     [Parameter]
@@ -134,14 +138,18 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
             Cancellation = stopping.Token,
         };
+        CheckpointImage image;
         try
         {
-            WriteObject(EngineRunner.Run(this, $"Checkpoint of {name} ({pid})", observer => DumpPipeline.Run(options, observer)));
+            image = EngineRunner.Run(this, $"Checkpoint of {name} ({pid})", observer => DumpPipeline.Run(options, observer));
         }
         catch (Exception e)
         {
             WriteError(ErrorRecords.From(e, pid));
+            return;
         }
+        // Outside the try: a downstream Select-Object -First stops the pipeline with an exception that must pass.
+        WriteObject(image);
     }
 
     private static string SafeName(Process process)

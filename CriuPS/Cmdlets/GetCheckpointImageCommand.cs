@@ -1,6 +1,8 @@
 using System.Collections.ObjectModel;
 using System.Management.Automation;
+using CriuPS.Completers;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.Model.Views;
 
 namespace CriuPS.Cmdlets;
 
@@ -8,7 +10,7 @@ namespace CriuPS.Cmdlets;
 /// <para type="synopsis">Reads checkpoint image directories (written by CriuPS or CRIU) into objects.</para>
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "CheckpointImage", DefaultParameterSetName = ByPath)]
-[OutputType(typeof(CheckpointImage))]
+[OutputType(typeof(CheckpointImage), typeof(ImageTreeNode), typeof(ImageOpenFile), typeof(ImageMapping), typeof(ImageResidentPages))]
 public sealed class GetCheckpointImageCommand : PSCmdlet
 {
     private const string ByPath = "Path";
@@ -16,11 +18,17 @@ public sealed class GetCheckpointImageCommand : PSCmdlet
 
     [Parameter(Position = 0, ParameterSetName = ByPath, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(ImageDirectoryCompleter))]
     public string[]? Path { get; set; }
 
     [Parameter(Mandatory = true, ParameterSetName = ByLiteralPath, ValueFromPipelineByPropertyName = true)]
     [Alias("PSPath", "LP", "FullName")]
+    [ArgumentCompleter(typeof(ImageDirectoryCompleter))]
     public string[] LiteralPath { get; set; } = Array.Empty<string>();
+
+    /// <summary>What to show: the image (default), or one of crit's explorer views.</summary>
+    [Parameter]
+    public CheckpointImageView View { get; set; } = CheckpointImageView.Image;
 
     protected override void ProcessRecord()
     {
@@ -69,14 +77,18 @@ public sealed class GetCheckpointImageCommand : PSCmdlet
 
     private void Read(string path)
     {
+        IEnumerable<object> objects;
         try
         {
-            WriteObject(CheckpointImageReader.Read(path));
+            objects = CheckpointImageViews.Read(path, View);
         }
         catch (Exception e)
         {
             WriteError(ErrorRecords.From(e, path));
+            return;
         }
+        // Outside the try: a downstream Select-Object -First stops the pipeline with an exception that must pass.
+        WriteObject(objects, enumerateCollection: true);
     }
 
     private static bool IsImage(string path) => File.Exists(System.IO.Path.Combine(path, "inventory.img"));

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using CriuPS.Completers;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.Restore;
 
@@ -16,6 +17,7 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Path", "ImagesDirectory", "FullName", "PSPath")]
+    [ArgumentCompleter(typeof(ImageDirectoryCompleter))]
     public string[] ImagePath { get; set; } = Array.Empty<string>();
 
     [Parameter(Mandatory = true, ParameterSetName = ByImage, ValueFromPipeline = true)]
@@ -46,15 +48,18 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
                 continue;
             }
             var options = new RestoreOptions { ImagePath = path, Detach = Detach, ShellJob = ShellJob, Cancellation = stopping.Token };
+            RestoredProcess restored;
             try
             {
-                var restored = EngineRunner.Run(this, $"Restore from {path}", observer => RestorePipeline.Run(options, observer));
-                WriteObject(RestoredProcessView.For(restored));
+                restored = EngineRunner.Run(this, $"Restore from {path}", observer => RestorePipeline.Run(options, observer));
             }
             catch (Exception e)
             {
                 WriteError(ErrorRecords.From(e, path));
+                continue;
             }
+            // Outside the try: a downstream Select-Object -First stops the pipeline with an exception that must pass.
+            WriteObject(RestoredProcessView.For(restored));
         }
     }
 }

@@ -18,6 +18,8 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-CriuPS
     $script:Common = [System.Management.Automation.Cmdlet]::CommonParameters
+    $script:AllCmdlets = @('Checkpoint-Process', 'Export-CheckpointImageFile', 'Get-CheckpointImage', 'Import-CheckpointImageFile',
+        'Restore-Process', 'Test-CheckpointSupport')
 
     # The text of a help node made of paragraphs (description, remarks, alerts), or '' when there is none.
     function Get-HelpText($Node) { (@($Node | Where-Object { $_ } | ForEach-Object { $_.Text }) -join "`n").Trim() }
@@ -25,7 +27,7 @@ BeforeAll {
 
 Describe 'The module' {
     It 'exports the cmdlets whose help is tested here' {
-        @(Get-Command -Module CriuPS -CommandType Cmdlet).Name | Sort-Object | Should -Be @('Checkpoint-Process', 'Get-CheckpointImage', 'Restore-Process')
+        @(Get-Command -Module CriuPS -CommandType Cmdlet).Name | Sort-Object | Should -Be $AllCmdlets
     }
 
     It 'ships its MAML help and about topic in en-US' {
@@ -163,7 +165,7 @@ Describe 'build/ConvertTo-MamlHelp.ps1' {
         $result = Invoke-Converter $Docs
         $result.ExitCode | Should -Be 0 -Because $result.Output
         $maml = [xml](Get-Content -Raw $result.Maml)
-        @($maml.helpItems.command.details.name) | Sort-Object | Should -Be @('Checkpoint-Process', 'Get-CheckpointImage', 'Restore-Process')
+        @($maml.helpItems.command.details.name) | Sort-Object | Should -Be $AllCmdlets
         Test-Path (Join-Path (Split-Path $result.Maml) 'about_CriuPS.help.txt') | Should -BeTrue
     }
 

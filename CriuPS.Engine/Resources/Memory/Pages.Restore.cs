@@ -67,6 +67,11 @@ internal static partial class Pages
             }
         }
         Flush();
+        // Runs left to other means (the vDSO family is moved into place, not read) complete the count too.
+        if (done != pages.TotalBytes)
+        {
+            log.Progress("Restoring memory", pages.TotalBytes, pages.TotalBytes);
+        }
         caller.Checked("close", SyscallNumber.Close, (ulong)fd);
     }
 }

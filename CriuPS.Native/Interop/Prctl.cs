@@ -1,0 +1,30 @@
+namespace CriuPS.Native.Interop;
+
+/// <summary>The prctl(2) and arch_prctl(2) queries that tell what the kernel can restore.</summary>
+public static unsafe class Prctl
+{
+    private const ulong PrSetMm = 35;
+    private const ulong PrSetMmMapSize = 15;
+    private const ulong PrTimerCreateRestoreIds = 77;
+    private const ulong RestoreIdsGet = 2;
+    private const ulong ArchShstkStatus = 0x5005;
+
+    /// <summary>prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE): the size of struct prctl_mm_map the kernel expects, or -errno.</summary>
+    public static long MmMapSize()
+    {
+        uint size = 0;
+        long result = Syscall.Raw(SyscallNumber.Prctl, PrSetMm, PrSetMmMapSize, (ulong)&size, 0, 0);
+        return result < 0 ? result : size;
+    }
+
+    /// <summary>prctl(PR_TIMER_CREATE_RESTORE_IDS, GET): 0 or 1 (whether timer_create restores ids for this process now), or -errno.</summary>
+    public static long TimerCreateRestoreIds() => Syscall.Raw(SyscallNumber.Prctl, PrTimerCreateRestoreIds, RestoreIdsGet, 0, 0, 0);
+
+    /// <summary>arch_prctl(ARCH_SHSTK_STATUS): the shadow stack features enabled for this thread, or -errno.</summary>
+    public static long ShadowStackStatus()
+    {
+        ulong features = 0;
+        long result = Syscall.Raw(SyscallNumber.ArchPrctl, ArchShstkStatus, (ulong)&features);
+        return result < 0 ? result : (long)features;
+    }
+}

@@ -1,0 +1,97 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using Tmds.Linux;
+
+namespace CriuPS.Native.Interop;
+
+/// <summary>The socket calls that tell whether sockets can be checkpointed: TCP repair mode and netlink requests.</summary>
+public static unsafe class Sockets
+{
+    private const int AfInet = 2, AfNetlink = 16;
+    private const int SockStream = 1, SockRaw = 3, SockCloexec = 0x80000;
+    private const int SolSocket = 1, SoRcvtimeo = 20;
+    private const int IpprotoTcp = 6, TcpRepair = 19;
+    private const int NlmsgError = 2;
+    private const int NlmsgHeaderSize = 16;
+
+    /// <summary>Whether a fresh TCP socket accepts TCP_REPAIR (needs CAP_NET_ADMIN): 0, or the errno of the failing call.</summary>
+    public static int TryTcpRepair(out string failedCall)
+    {
+        int fd = LibC.socket(AfInet, SockStream | SockCloexec, IpprotoTcp);
+        if (fd < 0)
+        {
+            failedCall = "socket(AF_INET, SOCK_STREAM)";
+            return LibC.errno;
+        }
+        try
+        {
+            int on = 1;
+            failedCall = "setsockopt(TCP_REPAIR)";
+            return LibC.setsockopt(fd, IpprotoTcp, TcpRepair, &on, sizeof(int)) < 0 ? LibC.errno : 0;
+        }
+        finally
+        {
+            LibC.close(fd);
+        }
+    }
+
+    /// <summary>
+    /// Sends one netlink request to the kernel and reads the first reply, waiting at most <paramref name="timeout"/>.
+    /// </summary>
+    public static NetlinkAnswer NetlinkRequest(int protocol, ushort type, ushort flags, ReadOnlySpan<byte> body, TimeSpan timeout)
+    {
+        int fd = LibC.socket(AfNetlink, SockRaw | SockCloexec, protocol);
+        if (fd < 0)
+        {
+            return NetlinkAnswer.Failed($"socket(AF_NETLINK, {protocol})", LibC.errno);
+        }
+        try
+        {
+            var wait = new TimeVal { Seconds = (long)timeout.TotalSeconds, Microseconds = timeout.Microseconds };
+            LibC.setsockopt(fd, SolSocket, SoRcvtimeo, &wait, (uint)sizeof(TimeVal));
+            var request = new byte[NlmsgHeaderSize + body.Length];
+            BinaryPrimitives.WriteUInt32LittleEndian(request, (uint)request.Length);
+            BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), type);
+            BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), flags);
+            BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), 1); // sequence number
+            body.CopyTo(request.AsSpan(NlmsgHeaderSize));
+            fixed (byte* r = request)
+            {
+                if ((long)LibC.send(fd, r, request.Length, 0) < 0)
+                {
+                    return NetlinkAnswer.Failed("send(netlink request)", LibC.errno);
+                }
+            }
+            var reply = new byte[8192];
+            long received;
+            fixed (byte* r = reply)
+            {
+                received = (long)LibC.recv(fd, r, reply.Length, 0);
+            }
+            if (received < NlmsgHeaderSize)
+            {
+                return NetlinkAnswer.Failed("recv(netlink reply)", received < 0 ? LibC.errno : Errno.EIO);
+            }
+            int replyType = BinaryPrimitives.ReadUInt16LittleEndian(reply.AsSpan(4));
+            int error = replyType == NlmsgError && received >= NlmsgHeaderSize + 4 ? -BinaryPrimitives.ReadInt32LittleEndian(reply.AsSpan(NlmsgHeaderSize)) : 0;
+            return new NetlinkAnswer(replyType, error, error == 0 ? null : "netlink request");
+        }
+        finally
+        {
+            LibC.close(fd);
+        }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeVal
+    {
+        public long Seconds;
+        public long Microseconds;
+    }
+}
+
+/// <summary>The first reply to a netlink request: its type, and an errno (of the call that failed, or of NLMSG_ERROR) or 0.</summary>
+public readonly record struct NetlinkAnswer(int ReplyType, int Errno, string? FailedCall)
+{
+    public static NetlinkAnswer Failed(string call, int errno) => new(-1, errno, call);
+}
