@@ -3,6 +3,7 @@ using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.Ptrace;
 
 namespace CriuPS.Engine.Dump;
 
@@ -43,13 +44,14 @@ internal sealed class FrozenTree
                     {
                         frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, log);
                     }
-                    catch (CheckpointException) when (member.Pid != root && !IsAlive(member.Pid))
+                    catch (Exception e) when (e is CheckpointException or IOException or NativeException or TraceeGoneException && member.Pid != root && !ProcessTree.IsAlive(member.Pid))
                     {
                         // It exited (or became a zombie) meanwhile: the next listing says which.
                     }
                 }
                 if (!changed)
                 {
+                    RefuseVforkInProgress(members);
                     return new FrozenTree(members, frozen);
                 }
             }
@@ -79,15 +81,17 @@ internal sealed class FrozenTree
         }
     }
 
-    private static bool IsAlive(int pid)
+    // A parent in vfork cannot stop before its child execs or exits, so once the tree is frozen no child should
+    // still share its parent's memory; if one does, refuse rather than save one address space as two.
+    private static void RefuseVforkInProgress(List<ProcessTree.Member> members)
     {
-        try
+        foreach (var member in members.Skip(1).Where(m => !m.IsZombie && ProcessTree.InVfork(m)))
         {
-            return ProcStat.Read(pid).State is not ('Z' or 'X');
-        }
-        catch (IOException)
-        {
-            return false;
+            throw new CheckpointException(
+                CheckpointErrorKind.Unsupported,
+                $"Process {member.Pid} shares its memory with its parent {member.ParentPid} (a vfork that has not finished).",
+                member.Pid,
+                "Checkpoint again once the child has started its program.");
         }
     }
 }

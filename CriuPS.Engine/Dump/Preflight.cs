@@ -3,6 +3,7 @@ using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Sockets;
+using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Dump;
@@ -42,7 +43,24 @@ internal static class Preflight
     /// <summary>Checks the whole tree under <paramref name="root"/>; returns it (parents first) when it can be saved.</summary>
     public static List<ProcessTree.Member> CheckTree(int root, DumpOptions options)
     {
-        var members = ProcessTree.Discover(root);
+        const int attempts = 20;
+        for (int attempt = 1; ; attempt++)
+        {
+            var members = ProcessTree.Discover(root);
+            try
+            {
+                CheckMembers(root, members, options);
+                return members;
+            }
+            catch (Exception e) when (e is IOException or NativeException && attempt < attempts && members.Skip(1).Any(m => !ProcessTree.IsAlive(m.Pid)))
+            {
+                // A process of the tree exited while we looked at it (a shell's short-lived command): look again.
+            }
+        }
+    }
+
+    private static void CheckMembers(int root, List<ProcessTree.Member> members, DumpOptions options)
+    {
         var problems = new List<string>();
         string Prefix(int pid) => pid == root ? "" : $"process {pid}: ";
         foreach (var member in members.Where(m => !m.IsZombie))
@@ -61,7 +79,6 @@ internal static class Preflight
                 root,
                 problems.Any(p => p.Contains("-ShellJob", StringComparison.Ordinal)) ? "Use -ShellJob for processes attached to your terminal." : null);
         }
-        return members;
     }
 
     private static IEnumerable<string> ResourceProblems(int pid, DumpOptions options)
