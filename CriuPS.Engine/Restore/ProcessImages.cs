@@ -1,4 +1,7 @@
+using System.Globalization;
+using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Memory;
 
 namespace CriuPS.Engine.Restore;
 
@@ -21,6 +24,10 @@ internal sealed class ProcessImages
     public required PagemapHead PagemapHead { get; init; }
 
     public required IReadOnlyList<PagemapEntry> Pagemap { get; init; }
+
+    /// <summary>Its saved pages, read through the chain of parent images (opened and checked).</summary>
+    public PageChain OpenPages(string directory) =>
+        new(directory, ImageTypes.Pagemap, Pid.ToString(CultureInfo.InvariantCulture), PagemapHead, Pagemap);
 
     public required IReadOnlyList<FdinfoEntry> FileDescriptors { get; init; }
 

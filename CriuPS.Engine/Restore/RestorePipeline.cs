@@ -189,7 +189,7 @@ public static class RestorePipeline
         foreach (var process in images.Processes)
         {
             AddressSpace.CheckMappedFiles(session, process);
-            using var pages = new PagesFile(images.Directory, process.PagemapHead, process.Pagemap); // checks its size
+            using var pages = process.OpenPages(images.Directory); // checks the chain of parents and the files' sizes
         }
     }
 

@@ -97,9 +97,7 @@ public static class CheckpointImageViews
         var result = new List<ImageResidentPages>();
         foreach (var process in images.Processes)
         {
-            var runs = process.Pagemap.Select(e => (
-                Range: new AddressRange(e.Vaddr, e.Vaddr + ((e.HasNrPages ? e.NrPages : e.CompatNrPages) << Page.Shift)),
-                InParent: e.InParent || (e.Flags & (uint)PagemapFlags.InParent) != 0)).ToList();
+            var runs = process.Pagemap.Select(e => (Range: e.Range(), InParent: e.IsInParent())).ToList();
             foreach (var vma in process.Mm.Vmas)
             {
                 var area = new AddressRange(vma.Start, vma.End);

@@ -6,18 +6,19 @@ using CriuPS.Native.Memory;
 namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
-/// Restore of page contents: the process itself reads its pages from the pages file with injected preadv, up
-/// to 1024 runs per call, straight into the areas just mapped.
+/// Restore of page contents: the process itself reads its pages from the pages files (of this image and of its
+/// parents) with injected preadv, up to 1024 runs of one file per call, straight into the areas just mapped.
 /// </summary>
 internal static partial class Pages
 {
-    public static void Restore(RestoringProcess process, PagesFile pages, IReadOnlyList<AddressRange> skip, Logging.EngineLog log)
+    public static void Restore(RestoringProcess process, PageChain pages, IReadOnlyList<AddressRange> skip, Logging.EngineLog log)
     {
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
-        scratch.Reset();
-        long fd = caller.Checked("open of the pages image", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(pages.Path).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+        // One descriptor per pages file of the chain, opened in the process when its first run comes.
+        var descriptors = new Dictionary<PagemapLevel, long>();
         var iovecs = new List<IoVec>(MaxIovecs);
+        PagemapLevel? batchFile = null;
         long batchOffset = 0;
         long batchBytes = 0;
         long done = 0;
@@ -30,10 +31,10 @@ internal static partial class Pages
             }
             scratch.Reset();
             var array = scratch.PutArray<IoVec>(iovecs.ToArray());
-            long n = caller.Checked("preadv of pages", SyscallNumber.Preadv, (ulong)fd, array.Value, (ulong)iovecs.Count, (ulong)batchOffset, 0);
+            long n = caller.Checked("preadv of pages", SyscallNumber.Preadv, (ulong)descriptors[batchFile!], array.Value, (ulong)iovecs.Count, (ulong)batchOffset, 0);
             if (n != batchBytes)
             {
-                throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{Path.GetFileName(pages.Path)}: read {n} of {batchBytes} bytes at offset {batchOffset}.", pages.Path);
+                throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{batchFile!.PagesPath}: read {n} of {batchBytes} bytes at offset {batchOffset}.", batchFile.PagesPath);
             }
             done += batchBytes;
             log.Progress("Restoring memory", done, pages.TotalBytes);
@@ -49,16 +50,22 @@ internal static partial class Pages
             {
                 continue;
             }
+            if (!descriptors.ContainsKey(run.Source))
+            {
+                scratch.Reset();
+                descriptors[run.Source] = caller.Checked($"open of {run.PagesPath}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(run.PagesPath).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+            }
             for (ulong start = run.Range.Start.Value; start < run.Range.End.Value;)
             {
                 long length = (long)Math.Min(run.Range.End.Value - start, 1UL << 30);
                 long offset = run.FileOffset + (long)(start - run.Range.Start.Value);
-                if (iovecs.Count == MaxIovecs || (iovecs.Count > 0 && (batchOffset + batchBytes != offset || batchBytes + length > MaxBytesPerCall)))
+                if (iovecs.Count == MaxIovecs || (iovecs.Count > 0 && (batchFile != run.Source || batchOffset + batchBytes != offset || batchBytes + length > MaxBytesPerCall)))
                 {
                     Flush();
                 }
                 if (iovecs.Count == 0)
                 {
+                    batchFile = run.Source;
                     batchOffset = offset;
                 }
                 iovecs.Add(new IoVec { Base = start, Length = (ulong)length });
@@ -72,6 +79,9 @@ internal static partial class Pages
         {
             log.Progress("Restoring memory", pages.TotalBytes, pages.TotalBytes);
         }
-        caller.Checked("close", SyscallNumber.Close, (ulong)fd);
+        foreach (var fd in descriptors.Values)
+        {
+            caller.Checked("close", SyscallNumber.Close, (ulong)fd);
+        }
     }
 }

@@ -127,7 +127,7 @@ internal static class ShmemPages
         {
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, "The image is damaged; take a new checkpoint.", e);
         }
-        using var pages = new PagesFile(directory, head, entries);
+        using var pages = new PageChain(directory, ImageTypes.ShmemPagemap, shmid.ToString(CultureInfo.InvariantCulture), head, entries);
         var contents = new SafeFileHandle(writable.Value, ownsHandle: false);
         foreach (var run in pages.Runs)
         {

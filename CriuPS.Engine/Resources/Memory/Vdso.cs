@@ -23,7 +23,7 @@ internal static class Vdso
         vmas.Where(v => v.Path is "[vdso]" or "[vvar]" or "[vvar_vclock]").OrderBy(v => v.Start).ToList();
 
     /// <summary>Moves the process's vDSO family to the saved addresses, after checking the vDSO is the same.</summary>
-    public static void Restore(RestoringProcess process, PagesFile pages, IReadOnlyList<VmaInfo> runtime)
+    public static void Restore(RestoringProcess process, PageChain pages, IReadOnlyList<VmaInfo> runtime)
     {
         var caller = process.Caller;
         var saved = process.Images.Mm.Vmas.Where(v => IsVdso(v) || IsVvar(v)).OrderBy(v => v.Start).ToList();
@@ -59,7 +59,7 @@ internal static class Vdso
     /// Where each runtime area goes. The data pages may be one saved area (CRIU merges [vvar] and [vvar_vclock])
     /// or several; what must match is the vDSO's bytes and the size of the data block before it.
     /// </summary>
-    private static List<ulong> Targets(RestoringProcess process, PagesFile pages, List<VmaEntry> saved, IReadOnlyList<VmaInfo> runtime)
+    private static List<ulong> Targets(RestoringProcess process, PageChain pages, List<VmaEntry> saved, IReadOnlyList<VmaInfo> runtime)
     {
         var savedVvar = saved.Where(IsVvar).ToList();
         var savedVdso = saved.Where(IsVdso).ToList();

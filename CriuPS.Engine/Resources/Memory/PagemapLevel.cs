@@ -1,0 +1,107 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Native.Memory;
+using Microsoft.Win32.SafeHandles;
+
+namespace CriuPS.Engine.Resources.Memory;
+
+/// <summary>One entry of a pagemap: a run of pages whose bytes are in the pages file (at an offset) or in the parent image.</summary>
+internal readonly record struct PagemapRun(AddressRange Range, bool InParent, long FileOffset, bool Lazy);
+
+/// <summary>
+/// One image directory's pagemap (of a process, or of a shared memory object) read against its pages file: where
+/// the bytes of each run are, and which runs are in the parent image. Checks that the entries are in address order
+/// without overlaps and that the pages file holds every byte they list.
+/// </summary>
+internal sealed class PagemapLevel : IDisposable
+{
+    private readonly SafeFileHandle? file;
+
+    public PagemapLevel(string directory, string pagemapName, PagemapHead head, IEnumerable<PagemapEntry> entries)
+    {
+        Directory = directory;
+        PagemapPath = Path.Combine(directory, pagemapName);
+        PagesPath = Path.Combine(directory, ImageTypes.Pages.FileName(head.PagesId));
+        long offset = 0;
+        var runs = new List<PagemapRun>();
+        foreach (var entry in entries)
+        {
+            var range = entry.Range();
+            if (runs.Count > 0 && range.Start < runs[^1].Range.End)
+            {
+                throw Corrupt(PagemapPath, $"{PagemapPath}: the entry at {range.Start} overlaps or comes before the one at {runs[^1].Range.Start}; pagemap entries must be in address order.");
+            }
+            bool inParent = entry.IsInParent();
+            runs.Add(new PagemapRun(range, inParent, inParent ? -1 : offset, ((PagemapFlags)entry.Flags & PagemapFlags.Lazy) != 0));
+            if (!inParent)
+            {
+                offset += (long)range.Length.Value;
+            }
+        }
+        Runs = runs;
+        PresentBytes = offset;
+        if (offset == 0)
+        {
+            return; // nothing to read here: the pages file may be absent
+        }
+        try
+        {
+            file = File.OpenHandle(PagesPath, FileMode.Open, FileAccess.Read);
+        }
+        catch (FileNotFoundException)
+        {
+            throw Corrupt(PagesPath, $"{PagesPath} is missing (its pagemap lists {offset} bytes of pages).");
+        }
+        long length = RandomAccess.GetLength(file);
+        if (length < offset)
+        {
+            file.Dispose();
+            throw Corrupt(PagesPath, $"{PagesPath} is truncated: {length} bytes, but its pagemap lists {offset} bytes of pages.");
+        }
+    }
+
+    /// <summary>Reads a parent image's pagemap of the same name.</summary>
+    public static PagemapLevel Read(string directory, string pagemapName, ImageType type)
+    {
+        var path = Path.Combine(directory, pagemapName);
+        try
+        {
+            using var reader = ImageReader.Open(path, type);
+            var head = reader.ReadEntry<PagemapHead>() ?? throw Corrupt(path, $"{path} is empty.");
+            var entries = new List<PagemapEntry>();
+            while (reader.TryReadEntry<PagemapEntry>(out var entry))
+            {
+                entries.Add(entry);
+            }
+            return new PagemapLevel(directory, pagemapName, head, entries);
+        }
+        catch (FileNotFoundException)
+        {
+            throw Corrupt(path, $"{path} is missing: the image that names this directory as its parent has pages in it.");
+        }
+        catch (ImageFormatException e)
+        {
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, "The image is damaged; take a new checkpoint.", e);
+        }
+    }
+
+    public string Directory { get; }
+
+    public string PagemapPath { get; }
+
+    public string PagesPath { get; }
+
+    /// <summary>Every entry, in address order.</summary>
+    public IReadOnlyList<PagemapRun> Runs { get; }
+
+    /// <summary>Bytes of pages in this level's pages file.</summary>
+    public long PresentBytes { get; }
+
+    public void Read(long fileOffset, Span<byte> destination) => RandomAccess.Read(file!, destination, fileOffset);
+
+    public void Dispose() => file?.Dispose();
+
+    private static CheckpointException Corrupt(string path, string message) =>
+        new(CheckpointErrorKind.ImageCorrupt, message, path, "The image is damaged; take a new checkpoint.");
+}
