@@ -30,6 +30,19 @@ function Get-TestTarget([string]$Name) {
     $binary
 }
 
+# Builds the .NET test program Tests/Targets/NAME (a project folder) once per run and returns its executable.
+function Get-DotnetTestTarget([string]$Name) {
+    $output = Join-Path $script:TargetBuild $Name
+    $binary = Join-Path $output $Name
+    $project = Join-Path $script:TargetSources $Name
+    $newest = (Get-ChildItem $project -File | Measure-Object -Property LastWriteTimeUtc -Maximum).Maximum
+    if (-not (Test-Path $binary) -or $newest -gt (Get-Item $binary).LastWriteTimeUtc) {
+        $log = & dotnet build $project -c Release -o $output --nologo -v quiet -p:AssemblyName=$Name 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "dotnet build failed for ${Name}: $log" }
+    }
+    $binary
+}
+
 # Waits until a condition holds, or fails with a message that says what was awaited.
 function Wait-Until([scriptblock]$Condition, [string]$What, [double]$TimeoutSeconds = 15) {
     $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
