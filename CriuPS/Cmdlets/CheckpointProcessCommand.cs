@@ -51,6 +51,11 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>The most disk space, in bytes, that a deleted file still open or mapped may take to be saved into the image.</summary>
+    [Parameter]
+    [ValidateRange(0, long.MaxValue)]
+    public long GhostFileLimit { get; set; } = DumpOptions.DefaultGhostFileLimit;
+
     private readonly CancellationTokenSource stopping = new();
 
     /// <summary>Ctrl+C: the engine stops at its next phase or batch of pages and cleans up.</summary>
@@ -135,6 +140,7 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             LeaveRunning = LeaveRunning,
             ShellJob = ShellJob,
             Force = Force,
+            GhostFileLimit = GhostFileLimit,
             FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
             Cancellation = stopping.Token,
         };
