@@ -85,12 +85,16 @@ function Invoke-SelfCheck([int]$Id, [string]$Log, [string]$Signal = 'USR1') {
     @(Get-Content $Log)[$before]
 }
 
-# Kills every process the tests started (and any given), and waits until they are gone.
+# Kills every process the tests started (and any given) with all their descendants, and waits until they are gone.
 function Stop-TestProcesses([int[]]$Also = @()) {
+    $victims = [System.Collections.Generic.HashSet[int]]::new()
     foreach ($id in @($script:Started) + $Also) {
-        if (Test-ProcessAlive $id) { & kill -s KILL $id 2>$null }
+        if (Test-ProcessAlive $id) {
+            Get-ProcessTreeLayout $id | ForEach-Object { [void]$victims.Add([int]$_.Split(' ')[0]) }
+        }
     }
-    foreach ($id in @($script:Started) + $Also) {
+    foreach ($id in $victims) { & kill -s KILL $id 2>$null }
+    foreach ($id in $victims) {
         Wait-Until { -not (Test-ProcessAlive $id) } "process $id to end"
     }
     $script:Started.Clear()
