@@ -28,7 +28,7 @@ internal sealed class FrozenTree
     /// <summary>The live processes, in tree order.</summary>
     public IEnumerable<FrozenProcess> Processes => Members.Where(m => !m.IsZombie).Select(m => frozen[m.Pid]);
 
-    public static FrozenTree Freeze(int root, EngineLog log)
+    public static FrozenTree Freeze(int root, TimeSpan timeout, EngineLog log)
     {
         var frozen = new Dictionary<int, FrozenProcess>();
         try
@@ -42,7 +42,7 @@ internal sealed class FrozenTree
                     changed = true;
                     try
                     {
-                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, log);
+                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, timeout, log);
                     }
                     catch (Exception e) when (e is CheckpointException or IOException or NativeException or TraceeGoneException && member.Pid != root && !ProcessTree.IsAlive(member.Pid))
                     {

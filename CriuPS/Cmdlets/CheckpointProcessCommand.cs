@@ -51,6 +51,11 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>Seconds each thread may take to stop when frozen.</summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int FreezeTimeout { get; set; } = (int)DumpOptions.DefaultFreezeTimeout.TotalSeconds;
+
     /// <summary>The most disk space, in bytes, that a deleted file still open or mapped may take to be saved into the image.</summary>
     [Parameter]
     [ValidateRange(0, long.MaxValue)]
@@ -141,6 +146,7 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             ShellJob = ShellJob,
             Force = Force,
             GhostFileLimit = GhostFileLimit,
+            FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),
             FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
             Cancellation = stopping.Token,
         };
