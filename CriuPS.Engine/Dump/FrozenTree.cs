@@ -81,17 +81,16 @@ internal sealed class FrozenTree
         }
     }
 
-    // A parent in vfork cannot stop before its child execs or exits, so once the tree is frozen no child should
-    // still share its parent's memory; if one does, refuse rather than save one address space as two.
+    // A parent in vfork cannot stop before its child execs or exits, so once the tree is frozen a child that still
+    // shares its parent's memory was cloned with CLONE_VM: refuse rather than save one address space as two.
     private static void RefuseVforkInProgress(List<ProcessTree.Member> members)
     {
         foreach (var member in members.Skip(1).Where(m => !m.IsZombie && ProcessTree.InVfork(m)))
         {
             throw new CheckpointException(
                 CheckpointErrorKind.Unsupported,
-                $"Process {member.Pid} shares its memory with its parent {member.ParentPid} (a vfork that has not finished).",
-                member.Pid,
-                "Checkpoint again once the child has started its program.");
+                $"Process {member.Pid} shares its memory with its parent {member.ParentPid} (cloned with CLONE_VM but not as a thread); only threads may share memory.",
+                member.Pid);
         }
     }
 }
