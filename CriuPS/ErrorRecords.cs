@@ -36,6 +36,7 @@ internal static class ErrorRecords
         CheckpointErrorKind.ImageIncompatible => ErrorCategory.InvalidOperation,
         CheckpointErrorKind.InvalidImageData => ErrorCategory.InvalidData,
         CheckpointErrorKind.PidInUse => ErrorCategory.ResourceExists,
+        CheckpointErrorKind.FreezeTimeout => ErrorCategory.OperationTimeout,
         CheckpointErrorKind.ProcessExited => ErrorCategory.OperationStopped,
         CheckpointErrorKind.Cancelled => ErrorCategory.OperationStopped,
         _ => ErrorCategory.NotSpecified,

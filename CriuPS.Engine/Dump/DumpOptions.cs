@@ -27,6 +27,15 @@ public sealed class DumpOptions
     /// <summary>CRIU's default ghost limit: 1 MiB.</summary>
     public const long DefaultGhostFileLimit = 1 << 20;
 
+    /// <summary>
+    /// How long a thread may take to stop when frozen (CRIU's --timeout). A thread sleeping uninterruptibly in the
+    /// kernel (a hung network file system, a vfork parent whose child is stopped) cannot stop before it wakes.
+    /// </summary>
+    public TimeSpan FreezeTimeout { get; init; } = DefaultFreezeTimeout;
+
+    /// <summary>CRIU's default: 10 seconds.</summary>
+    public static readonly TimeSpan DefaultFreezeTimeout = TimeSpan.FromSeconds(10);
+
     /// <summary>Use /proc/PID/pagemap even where PAGEMAP_SCAN exists (to exercise the fallback).</summary>
     public bool ForcePagemapFile { get; init; }
 

@@ -49,7 +49,7 @@ public static class DumpPipeline
         try
         {
             log.Phase("Freezing");
-            tree = FrozenTree.Freeze(root, log);
+            tree = FrozenTree.Freeze(root, options.FreezeTimeout, log);
             frozenTime.Start();
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
             // Processes forked while we froze were not checked before: check the layout of what is frozen.

@@ -28,7 +28,7 @@ internal sealed class FrozenTree
     /// <summary>The live processes, in tree order.</summary>
     public IEnumerable<FrozenProcess> Processes => Members.Where(m => !m.IsZombie).Select(m => frozen[m.Pid]);
 
-    public static FrozenTree Freeze(int root, EngineLog log)
+    public static FrozenTree Freeze(int root, TimeSpan timeout, EngineLog log)
     {
         var frozen = new Dictionary<int, FrozenProcess>();
         try
@@ -42,7 +42,7 @@ internal sealed class FrozenTree
                     changed = true;
                     try
                     {
-                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, log);
+                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, timeout, log);
                     }
                     catch (Exception e) when (e is CheckpointException or IOException or NativeException or TraceeGoneException && member.Pid != root && !ProcessTree.IsAlive(member.Pid))
                     {
@@ -81,17 +81,16 @@ internal sealed class FrozenTree
         }
     }
 
-    // A parent in vfork cannot stop before its child execs or exits, so once the tree is frozen no child should
-    // still share its parent's memory; if one does, refuse rather than save one address space as two.
+    // A parent in vfork cannot stop before its child execs or exits, so once the tree is frozen a child that still
+    // shares its parent's memory was cloned with CLONE_VM: refuse rather than save one address space as two.
     private static void RefuseVforkInProgress(List<ProcessTree.Member> members)
     {
         foreach (var member in members.Skip(1).Where(m => !m.IsZombie && ProcessTree.InVfork(m)))
         {
             throw new CheckpointException(
                 CheckpointErrorKind.Unsupported,
-                $"Process {member.Pid} shares its memory with its parent {member.ParentPid} (a vfork that has not finished).",
-                member.Pid,
-                "Checkpoint again once the child has started its program.");
+                $"Process {member.Pid} shares its memory with its parent {member.ParentPid} (cloned with CLONE_VM but not as a thread); only threads may share memory.",
+                member.Pid);
         }
     }
 }

@@ -39,6 +39,9 @@ public enum CheckpointErrorKind
     /// <summary>A PID the image needs is taken by another process.</summary>
     PidInUse,
 
+    /// <summary>A thread did not stop within the freeze timeout (it sleeps uninterruptibly in the kernel); it was left running.</summary>
+    FreezeTimeout,
+
     /// <summary>The process exited or was killed while being checkpointed.</summary>
     ProcessExited,
 

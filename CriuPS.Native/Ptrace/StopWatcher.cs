@@ -18,7 +18,8 @@ internal static unsafe class StopWatcher
     private const int WStopped = 2, WExited = 4, WNoWait = 0x01000000;
     private const int ClaimTrapped = 4, ClaimStopped = 5;
 
-    public static WaitStatus Wait(int tid, int processId)
+    /// <summary>The next stop of the thread, or null once <paramref name="deadline"/> (Environment.TickCount64) has passed.</summary>
+    public static WaitStatus? Wait(int tid, int processId, long deadline)
     {
         int rounds = 0;
         int tracedWithoutStatus = 0;
@@ -59,6 +60,10 @@ internal static unsafe class StopWatcher
                     continue;
             }
             tracedWithoutStatus = 0;
+            if (Environment.TickCount64 >= deadline)
+            {
+                return null;
+            }
             if (++rounds < 200)
             {
                 Thread.Yield();

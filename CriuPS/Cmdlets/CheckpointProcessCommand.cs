@@ -51,6 +51,16 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>Seconds each thread may take to stop when frozen.</summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int FreezeTimeout { get; set; } = (int)DumpOptions.DefaultFreezeTimeout.TotalSeconds;
+
+    /// <summary>The most disk space, in bytes, that a deleted file still open or mapped may take to be saved into the image.</summary>
+    [Parameter]
+    [ValidateRange(0, long.MaxValue)]
+    public long GhostFileLimit { get; set; } = DumpOptions.DefaultGhostFileLimit;
+
     private readonly CancellationTokenSource stopping = new();
 
     /// <summary>Ctrl+C: the engine stops at its next phase or batch of pages and cleans up.</summary>
@@ -135,6 +145,8 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             LeaveRunning = LeaveRunning,
             ShellJob = ShellJob,
             Force = Force,
+            GhostFileLimit = GhostFileLimit,
+            FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),
             FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
             Cancellation = stopping.Token,
         };

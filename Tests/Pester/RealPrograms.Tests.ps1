@@ -98,3 +98,39 @@ i=0; while :; do i=$((i + 1)); echo "$i"; [ $((i % 20)) -eq 0 ] && sleep 0.02; d
         $restored.Id | Should -Be $target
     }
 }
+
+Describe 'A .NET program, on the runtime CriuPS ships on' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'carries on with its threads, its memfd mapped twice and its eventfd under epoll, and still answers on its socket' {
+        $work = Join-Path $TestDrive 'dotnet'
+        $socket = Join-Path $work 'control.sock'
+        $target = Start-TestTarget -Program (Get-DotnetTestTarget 'dotnet') -Arguments $socket -WorkDirectory $work
+        function Invoke-Check {
+            $client = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
+            try {
+                $client.ReceiveTimeout = 10000
+                $client.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($socket))
+                $stream = [System.Net.Sockets.NetworkStream]::new($client)
+                $writer = [System.IO.StreamWriter]::new($stream)
+                $writer.AutoFlush = $true
+                $writer.WriteLine('check')
+                [System.IO.StreamReader]::new($stream).ReadLine()
+            }
+            finally { $client.Dispose() }
+        }
+        $before = Invoke-Check
+        $before | Should -Match "^OK pid=$target workers=24 threads=\d+ memfd=2$"
+        $threads = [int]($before -replace '.* threads=(\d+) .*', '$1')
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-dotnet')
+        $image.Processes[0].Threads.Count | Should -Be $threads
+        @($image.Processes[0].Files.Target) | Should -Contain 'anon_inode:[eventfd]'
+        @($image.Processes[0].Files.Target) | Should -Contain 'anon_inode:[eventpoll]'
+        @($image.Processes[0].MemoryAreas | Where-Object Path -Like '*criups-double*').Count | Should -Be 2
+
+        $restored = Restore-Process $image.Path
+        Register-TestProcess $restored.Id
+        Invoke-Check | Should -Be "OK pid=$target workers=24 threads=$threads memfd=3"
+    }
+}
