@@ -12,6 +12,18 @@ public sealed class DumpOptions
     /// <summary>Keep the process running after a successful dump (by default it is killed, as CRIU does).</summary>
     public bool LeaveRunning { get; init; }
 
+    /// <summary>
+    /// Save memory only, while the process keeps running, and track its writes from then on, so that a later dump
+    /// given this image as <see cref="ParentImage"/> saves only what changed (CRIU's pre-dump). The process is never ended.
+    /// </summary>
+    public bool PreDump { get; init; }
+
+    /// <summary>
+    /// An earlier pre-dump (or dump) of the same processes: pages not written since it was taken are left to it, and
+    /// the new image links to it (a relative `parent` symlink, as CRIU's --prev-images-dir).
+    /// </summary>
+    public string? ParentImage { get; init; }
+
     /// <summary>Allow a process attached to a terminal; the terminal is reconnected on restore with the same switch.</summary>
     public bool ShellJob { get; init; }
 

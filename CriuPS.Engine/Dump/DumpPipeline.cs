@@ -30,6 +30,10 @@ public static class DumpPipeline
 
     public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
     {
+        if (options.PreDump)
+        {
+            return PreDumpPipeline.Run(options, observer);
+        }
         var total = Stopwatch.StartNew();
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
@@ -37,10 +41,11 @@ public static class DumpPipeline
         int root = options.ProcessId;
         Preflight.CheckTarget(root);
         Preflight.CheckTree(root, options);
+        var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
         var directory = ImageDirectoryTransaction.Begin(options.ImagePath, options.Force);
         log.AttachFile(Path.Combine(directory.WorkPath, "dump.log"));
-        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {root} into {directory.FinalPath} on {Environment.OSVersion}");
-        var session = new DumpSession(options, log, directory.WorkPath);
+        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {root} into {directory.FinalPath}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
+        var session = new DumpSession(options, log, directory.WorkPath, directory.FinalPath, parent);
         using var quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
         var frozenTime = new Stopwatch();
         FrozenTree? tree = null;
@@ -52,28 +57,7 @@ public static class DumpPipeline
             tree = FrozenTree.Freeze(root, options.FreezeTimeout, log);
             frozenTime.Start();
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
-            // Processes forked while we froze were not checked before: check the layout of what is frozen.
-            var layout = ProcessTree.LayoutProblems(tree.Members, options.ShellJob).ToList();
-            if (layout.Count > 0)
-            {
-                throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {root} cannot be checkpointed: {string.Join("; ", layout)}.", root);
-            }
-            foreach (var member in tree.Members)
-            {
-                session.TreeOrder.Add(member.Pid);
-                if (member.IsZombie)
-                {
-                    session.Zombies.Add(new DumpedZombie(member));
-                    continue;
-                }
-                var frozen = tree[member.Pid];
-                var memory = ProcessMemory.Open(member.Pid);
-                memories.Add(memory);
-                var injection = Injection.Begin(frozen.Leader, memory, SmapsParser.Read(member.Pid), InjectionAreaSize);
-                injections[member.Pid] = injection;
-                frozen.TakeBackContinue(injection);
-                session.Processes.Add(new DumpedProcess(frozen, memory, injection));
-            }
+            Attach(tree, session, injections, memories);
             log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
 
             log.Phase("Saving process state");
@@ -95,7 +79,7 @@ public static class DumpPipeline
             {
                 MmFields.Dump(process, session);
                 var areas = AddressSpace.Dump(process, session);
-                Pages.Dump(process, session, areas);
+                Pages.Copy(process, session, Pages.Plan(process, session, areas, parent, rearm: false), whileRunning: false);
             }
 
             log.Phase("Writing images");
@@ -105,6 +89,11 @@ public static class DumpPipeline
             log.Flush();
             directory.Commit();
             log.Relocate(Path.Combine(directory.FinalPath, "dump.log"));
+            // The final dump ends write tracking: closing the userfaultfd lifts every protection.
+            foreach (var process in session.Processes)
+            {
+                WriteTracking.End(process.Pid);
+            }
 
             if (options.LeaveRunning)
             {
@@ -147,7 +136,37 @@ public static class DumpPipeline
         return CheckpointImageReader.Read(directory.FinalPath);
     }
 
-    private static void Release(FrozenTree tree, Dictionary<int, Injection> injections, EngineLog log)
+    /// <summary>
+    /// Takes over the frozen tree for a dump: checks the layout of what is frozen (processes forked while we froze
+    /// were not checked before), and opens memory and an injection session in every live process.
+    /// </summary>
+    internal static void Attach(FrozenTree tree, DumpSession session, Dictionary<int, Injection> injections, List<ProcessMemory> memories)
+    {
+        int root = session.Options.ProcessId;
+        var layout = ProcessTree.LayoutProblems(tree.Members, session.Options.ShellJob).ToList();
+        if (layout.Count > 0)
+        {
+            throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {root} cannot be checkpointed: {string.Join("; ", layout)}.", root);
+        }
+        foreach (var member in tree.Members)
+        {
+            session.TreeOrder.Add(member.Pid);
+            if (member.IsZombie)
+            {
+                session.Zombies.Add(new DumpedZombie(member));
+                continue;
+            }
+            var frozen = tree[member.Pid];
+            var memory = ProcessMemory.Open(member.Pid);
+            memories.Add(memory);
+            var injection = Injection.Begin(frozen.Leader, memory, SmapsParser.Read(member.Pid), InjectionAreaSize);
+            injections[member.Pid] = injection;
+            frozen.TakeBackContinue(injection);
+            session.Processes.Add(new DumpedProcess(frozen, memory, injection));
+        }
+    }
+
+    internal static void Release(FrozenTree tree, Dictionary<int, Injection> injections, EngineLog log)
     {
         foreach (var process in tree.Processes)
         {
@@ -182,7 +201,7 @@ public static class DumpPipeline
     }
 
     // A failed dump leaves nothing in the image path; its log moves to the temporary directory for the error to name.
-    private static string? KeepFailedLog(ImageDirectoryTransaction directory)
+    internal static string? KeepFailedLog(ImageDirectoryTransaction directory)
     {
         var log = Path.Combine(directory.WorkPath, "dump.log");
         if (!File.Exists(log))
@@ -194,7 +213,7 @@ public static class DumpPipeline
         return kept;
     }
 
-    private static CheckpointException Explain(Exception e, int pid, string? logPath)
+    internal static CheckpointException Explain(Exception e, int pid, string? logPath)
     {
         var error = e switch
         {

@@ -2,6 +2,7 @@ using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Sockets;
 
@@ -10,11 +11,13 @@ namespace CriuPS.Engine.Dump;
 /// <summary>State shared by every process of one dump: options, log, the directory being written, shared tables.</summary>
 internal sealed class DumpSession
 {
-    public DumpSession(DumpOptions options, EngineLog log, string workDirectory)
+    public DumpSession(DumpOptions options, EngineLog log, string workDirectory, string imageDirectory, ParentImage? parent)
     {
         Options = options;
         Log = log;
         WorkDirectory = workDirectory;
+        ImageDirectory = imageDirectory;
+        Parent = parent;
     }
 
     public DumpOptions Options { get; }
@@ -23,6 +26,15 @@ internal sealed class DumpSession
 
     /// <summary>The temporary image directory; renamed to the image path once everything is written.</summary>
     public string WorkDirectory { get; }
+
+    /// <summary>The image path, as a full path.</summary>
+    public string ImageDirectory { get; }
+
+    /// <summary>The image an incremental dump refers to for the pages not written since (-ParentImage), if any.</summary>
+    public ParentImage? Parent { get; }
+
+    /// <summary>This dump's id (the inventory's dump_criu_run_id): write tracking counts writes from the image that has it.</summary>
+    public string RunId { get; } = Guid.NewGuid().ToString();
 
     /// <summary>files.img: every open file description, mapped file, exe, cwd and root, by id.</summary>
     public FileRegistry Files { get; } = new();

@@ -9,11 +9,31 @@ internal static class ImageSetWriter
     /// <summary>CRTOOLS_IMAGES_V1_1: every image but the inventory carries the common magic.</summary>
     private const uint ImageVersion = 2;
 
+    /// <summary>CRIU's PRE_DUMP_READ: the pre-dump read the pages with process_vm_readv while the process ran.</summary>
+    private const uint PreDumpRead = 2;
+
+    /// <summary>
+    /// A pre-dump's images, as CRIU's: the inventory, each process's pagemap (its pages are written already) and the
+    /// link to the parent image. The rest of the process's state is saved by the final dump.
+    /// </summary>
+    public static void WritePreDump(DumpSession session)
+    {
+        var inventory = Inventory(session);
+        inventory.PreDumpMode = PreDumpRead;
+        inventory.RootIds = null; // the kernel objects of the root are looked at by the final dump
+        ImageWriter.WriteSingle(session.WorkDirectory, ImageTypes.Inventory, null, inventory);
+        foreach (var process in session.Processes)
+        {
+            WritePagemap(session.WorkDirectory, process);
+        }
+        session.Parent?.Link(session.WorkDirectory, session.ImageDirectory);
+    }
+
     public static void Write(DumpSession session)
     {
         var dir = session.WorkDirectory;
-        var root = session.Processes[0];
-        ImageWriter.WriteSingle(dir, ImageTypes.Inventory, null, Inventory(root));
+        ImageWriter.WriteSingle(dir, ImageTypes.Inventory, null, Inventory(session));
+        session.Parent?.Link(dir, session.ImageDirectory);
 
         using (var pstree = ImageWriter.Create(dir, ImageTypes.Pstree, null))
         {
@@ -39,14 +59,7 @@ internal static class ImageSetWriter
             ImageWriter.WriteSingle(dir, ImageTypes.Ids, pid, process.Ids);
             ImageWriter.WriteSingle(dir, ImageTypes.Mm, pid, process.Mm);
             ImageWriter.WriteSingle(dir, ImageTypes.Fs, pid, process.Fs);
-            using (var pagemap = ImageWriter.Create(dir, ImageTypes.Pagemap, pid))
-            {
-                pagemap.WriteEntry(process.PagemapHead);
-                foreach (var entry in process.Pagemap)
-                {
-                    pagemap.WriteEntry(entry);
-                }
-            }
+            WritePagemap(dir, process);
             // Processes that share their descriptor table (CLONE_FILES) share one fdinfo image.
             if (writtenTables.Add(process.Ids.FilesId))
             {
@@ -96,17 +109,29 @@ internal static class ImageSetWriter
         }
     }
 
-    private static InventoryEntry Inventory(DumpedProcess root) => new()
+    private static void WritePagemap(string dir, DumpedProcess process)
+    {
+        using var pagemap = ImageWriter.Create(dir, ImageTypes.Pagemap, process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        pagemap.WriteEntry(process.PagemapHead);
+        foreach (var entry in process.Pagemap)
+        {
+            pagemap.WriteEntry(entry);
+        }
+    }
+
+    private static InventoryEntry Inventory(DumpSession session) => new()
     {
         ImgVersion = ImageVersion,
         FdinfoPerId = true,
-        RootIds = root.Ids.Clone(),
+        RootIds = session.Processes[0].Ids.Clone(),
         NsPerId = true,
         Lsmtype = Lsmtype.NoLsm,
-        DumpCriuRunId = Guid.NewGuid().ToString(),
+        DumpCriuRunId = session.RunId,
         CriupsVersion = typeof(ImageSetWriter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
         CriupsKernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
         CriupsCreatedAt = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+        CriupsRootPid = (uint)session.Processes[0].Pid,
+        CriupsRootName = session.Processes[0].Stat.Comm,
     };
 
     /// <summary>stats-dump: timings and page counts, written once the process is gone or resumed.</summary>

@@ -12,15 +12,29 @@ public sealed class CheckpointImage
     /// <summary>The root process's name (comm).</summary>
     public required string Name { get; init; }
 
+    /// <summary>Processes saved (for a pre-dump: processes whose memory it holds).</summary>
     public required int ProcessCount { get; init; }
 
+    /// <summary>Threads saved (0 for a pre-dump).</summary>
     public required int ThreadCount { get; init; }
 
-    /// <summary>Bytes of memory contents saved in the pages images.</summary>
+    /// <summary>Bytes of memory contents saved in this image's pages files.</summary>
     public required long MemoryBytes { get; init; }
 
-    /// <summary>Pages (4 KiB) saved.</summary>
+    /// <summary>Pages (4 KiB) saved in this image.</summary>
     public required long Pages { get; init; }
+
+    /// <summary>Bytes of memory contents this image leaves to its parent images (not written since they were taken).</summary>
+    public long ParentMemoryBytes { get; init; }
+
+    /// <summary>The image this one builds on (where its `parent` link leads), for incremental images; null for a full image.</summary>
+    public string? ParentPath { get; init; }
+
+    /// <summary>
+    /// Whether this is a pre-dump: memory only, copied while the processes ran, for a later checkpoint to build on. It
+    /// cannot be restored itself, and has no processes, threads or files to show.
+    /// </summary>
+    public bool PreDump { get; init; }
 
     /// <summary>Open files, mapped files and directories recorded in files.img.</summary>
     public required int FileCount { get; init; }
@@ -40,6 +54,7 @@ public sealed class CheckpointImage
     /// <summary>"CriuPS 0.1.0", or "CRIU" for images written by CRIU itself.</summary>
     public required string WrittenBy { get; init; }
 
+    /// <summary>The saved processes (none for a pre-dump).</summary>
     public required IReadOnlyList<ImageProcess> Processes { get; init; }
 
     public override string ToString() => Path;
@@ -67,7 +82,7 @@ public sealed class ImageProcess
 
     public required IReadOnlyList<ImageFileDescriptor> Files { get; init; }
 
-    /// <summary>Bytes of this process's memory saved in the image.</summary>
+    /// <summary>Bytes of this process's memory saved in the image (not counting what it leaves to its parent images).</summary>
     public required long MemoryBytes { get; init; }
 
     public override string ToString() => $"{Name} ({Id})";
@@ -104,7 +119,7 @@ public sealed class ImageMemoryArea
     /// <summary>The mapped file, for file mappings.</summary>
     public string? Path { get; init; }
 
-    /// <summary>Bytes of this area's contents saved in the image.</summary>
+    /// <summary>Bytes of this area's contents saved in the image (not counting what it leaves to its parent images).</summary>
     public required long SavedBytes { get; init; }
 
     public override string ToString() => $"{Start:x}-{End:x} {Protection} {Kind} {Path}";

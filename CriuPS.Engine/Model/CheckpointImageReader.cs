@@ -11,6 +11,10 @@ public static class CheckpointImageReader
 {
     public static CheckpointImage Read(string path)
     {
+        if (PreDumpImages.Find(path) is { } preDump)
+        {
+            return PreDump(preDump);
+        }
         var images = ImageSet.Read(path);
         var processes = images.Tree.Select(entry =>
             images.Processes.FirstOrDefault(p => p.Pid == (int)entry.Pid) is { } live
@@ -28,6 +32,8 @@ public static class CheckpointImageReader
             ThreadCount = processes.Sum(p => p.Threads.Count),
             MemoryBytes = processes.Sum(p => p.MemoryBytes),
             Pages = processes.Sum(p => p.MemoryBytes) / Page.Size,
+            ParentMemoryBytes = images.Processes.Sum(p => ParentBytes(p.Pagemap)),
+            ParentPath = PageChain.ParentDirectory(images.Directory),
             FileCount = images.Files.Count,
             FrozenTime = dump is null ? null : TimeSpan.FromMicroseconds(dump.FrozenTime),
             TotalTime = dump is not null && dump.HasCriupsTotalTime ? TimeSpan.FromMicroseconds(dump.CriupsTotalTime) : null,
@@ -40,9 +46,43 @@ public static class CheckpointImageReader
         };
     }
 
+    private static CheckpointImage PreDump(PreDumpImages images)
+    {
+        var inventory = images.Inventory;
+        var dump = images.Stats?.Dump;
+        return new CheckpointImage
+        {
+            Path = images.Directory,
+            RootProcessId = (int)inventory.CriupsRootPid,
+            Name = inventory.HasCriupsRootName ? inventory.CriupsRootName : "",
+            ProcessCount = images.Pagemaps.Count,
+            ThreadCount = 0,
+            MemoryBytes = images.Pagemaps.Values.Sum(PresentBytes),
+            Pages = images.Pagemaps.Values.Sum(PresentBytes) / Page.Size,
+            ParentMemoryBytes = images.Pagemaps.Values.Sum(ParentBytes),
+            ParentPath = PageChain.ParentDirectory(images.Directory),
+            PreDump = true,
+            FileCount = 0,
+            FrozenTime = dump is null ? null : TimeSpan.FromMicroseconds(dump.FrozenTime),
+            TotalTime = dump is not null && dump.HasCriupsTotalTime ? TimeSpan.FromMicroseconds(dump.CriupsTotalTime) : null,
+            Kernel = inventory.HasCriupsKernel ? inventory.CriupsKernel : null,
+            CreatedAt = inventory.HasCriupsCreatedAt
+                ? DateTimeOffset.FromUnixTimeMilliseconds((long)inventory.CriupsCreatedAt)
+                : new DateTimeOffset(File.GetLastWriteTimeUtc(Path.Combine(images.Directory, "inventory.img"))),
+            WrittenBy = inventory.HasCriupsVersion ? $"CriuPS {inventory.CriupsVersion}" : "CRIU",
+            Processes = [],
+        };
+    }
+
+    private static long PresentBytes(IEnumerable<PagemapEntry> pagemap) =>
+        pagemap.Where(e => !e.IsInParent()).Sum(e => (long)e.Range().Length.Value);
+
+    private static long ParentBytes(IEnumerable<PagemapEntry> pagemap) =>
+        pagemap.Where(e => e.IsInParent()).Sum(e => (long)e.Range().Length.Value);
+
     private static ImageProcess Process(ImageSet images, ProcessImages p)
     {
-        var runs = p.Pagemap.Select(e => new AddressRange(e.Vaddr, e.Vaddr + ((e.HasNrPages ? e.NrPages : e.CompatNrPages) << Page.Shift))).ToList();
+        var runs = p.Pagemap.Where(e => !e.IsInParent()).Select(e => e.Range()).ToList();
         long Saved(VmaEntry v) => runs.Sum(r => Overlap(r, new AddressRange(v.Start, v.End)));
         return new ImageProcess
         {

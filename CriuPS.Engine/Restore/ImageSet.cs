@@ -88,6 +88,12 @@ internal sealed class ImageSet
         try
         {
             var inventory = ImageReader.ReadSingle<InventoryEntry>(directory, ImageTypes.Inventory, null);
+            if (PreDumpImages.IsPreDump(directory, inventory))
+            {
+                throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                    $"'{directory}' is a pre-dump: it holds memory only, copied while the process ran, and cannot be restored by itself.", directory,
+                    "Restore the checkpoint taken with -ParentImage naming this pre-dump (Checkpoint-Process without -PreDump).");
+            }
             var tree = ReadAll<PstreeEntry>(directory, ImageTypes.Pstree, null);
             if (tree.Count == 0)
             {

@@ -11,7 +11,7 @@ public static class SupportCheck
         new PidfdGetfdProbe(),
         new RseqConfigurationProbe(),
         new PagemapScanProbe(),
-        new UffdWriteProtectProbe(),
+        new WriteTrackingProbe(),
         new TimerIdRestoreProbe(),
         new TcpRepairProbe(),
         new NftablesProbe(),

@@ -16,6 +16,17 @@ public static unsafe class Mmap
         return (ulong)address;
     }
 
+    /// <summary>Maps <paramref name="length"/> bytes of new MAP_PRIVATE|MAP_ANONYMOUS memory, readable and writable, and returns its address.</summary>
+    public static ulong PrivateAnonymous(ulong length)
+    {
+        void* address = LibC.mmap(null, (size_t)length, (int)(Mman.PROT_READ | Mman.PROT_WRITE), (int)(Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS), -1, 0);
+        if (address == (void*)-1)
+        {
+            throw new NativeException("mmap(MAP_PRIVATE|MAP_ANONYMOUS)", LibC.errno, $"{length} bytes");
+        }
+        return (ulong)address;
+    }
+
     public static void Munmap(ulong address, ulong length)
     {
         if (LibC.munmap((void*)address, (size_t)length) != 0)

@@ -4,7 +4,7 @@ using Tmds.Linux;
 namespace CriuPS.Native.Interop;
 
 /// <summary>userfaultfd(2) and its UFFDIO_API handshake (linux/userfaultfd.h).</summary>
-public static unsafe class Userfaultfd
+public static unsafe partial class Userfaultfd
 {
     /// <summary>Handle faults of user space only: allowed without CAP_SYS_PTRACE when vm.unprivileged_userfaultfd is 0.</summary>
     public const ulong UserModeOnly = 1;
@@ -23,29 +23,5 @@ public static unsafe class Userfaultfd
         public ulong Api;
         public ulong Features;
         public ulong Ioctls;
-    }
-
-    /// <summary>
-    /// Opens a userfaultfd and asks for <paramref name="features"/>; closes it again. Returns 0, or the errno of
-    /// the step named in <paramref name="failedCall"/> (EINVAL from UFFDIO_API: a feature is unknown to this kernel).
-    /// </summary>
-    public static int TryHandshake(ulong features, out string failedCall)
-    {
-        long fd = Syscall.Raw(SyscallNumber.Userfaultfd, (ulong)O.CLOEXEC | UserModeOnly);
-        if (fd < 0)
-        {
-            failedCall = "userfaultfd(O_CLOEXEC | UFFD_USER_MODE_ONLY)";
-            return (int)-fd;
-        }
-        try
-        {
-            var args = new UffdioApiArgs { Api = Api, Features = features };
-            failedCall = "ioctl(UFFDIO_API)";
-            return LibC.ioctl((int)fd, UffdioApi, &args) < 0 ? LibC.errno : 0;
-        }
-        finally
-        {
-            LibC.close((int)fd);
-        }
     }
 }

@@ -21,4 +21,57 @@ public static class SortedRanges
         }
         return low;
     }
+
+    /// <summary>The addresses in both lists, in address order (each list in address order without overlaps).</summary>
+    public static List<AddressRange> Intersect(IReadOnlyList<AddressRange> a, IReadOnlyList<AddressRange> b)
+    {
+        var result = new List<AddressRange>();
+        int i = 0, j = 0;
+        while (i < a.Count && j < b.Count)
+        {
+            var part = a[i].Intersect(b[j]);
+            if (part.Length.Value > 0)
+            {
+                result.Add(part);
+            }
+            // Whichever ends first can meet nothing further in the other list.
+            if (a[i].End <= b[j].End)
+            {
+                i++;
+            }
+            else
+            {
+                j++;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>The addresses of <paramref name="a"/> that are not in <paramref name="b"/>, in address order (both in address order without overlaps).</summary>
+    public static List<AddressRange> Subtract(IReadOnlyList<AddressRange> a, IReadOnlyList<AddressRange> b)
+    {
+        var result = new List<AddressRange>();
+        int j = 0;
+        foreach (var range in a)
+        {
+            var start = range.Start;
+            while (j < b.Count && b[j].End <= start)
+            {
+                j++;
+            }
+            for (int k = j; k < b.Count && b[k].Start < range.End; k++)
+            {
+                if (b[k].Start > start)
+                {
+                    result.Add(new AddressRange(start, b[k].Start));
+                }
+                start = b[k].End > start ? b[k].End : start;
+            }
+            if (start < range.End)
+            {
+                result.Add(new AddressRange(start, range.End));
+            }
+        }
+        return result;
+    }
 }

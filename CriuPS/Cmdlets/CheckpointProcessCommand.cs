@@ -45,6 +45,16 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter LeaveRunning { get; set; }
 
+    /// <summary>Saves memory only, while the process keeps running, and tracks its writes for the next checkpoint.</summary>
+    [Parameter]
+    public SwitchParameter PreDump { get; set; }
+
+    /// <summary>An earlier pre-dump of the process (its path, or the image object): pages not written since are left to it.</summary>
+    [Parameter]
+    [ImagePathTransformation]
+    [ArgumentCompleter(typeof(ImageDirectoryCompleter))]
+    public string? ParentImage { get; set; }
+
     [Parameter]
     public SwitchParameter ShellJob { get; set; }
 
@@ -133,7 +143,19 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             path = GetUnresolvedProviderPathFromPSPath(ImagePath);
         }
 
-        var action = LeaveRunning ? "Save to " + path : "Save to " + path + " and end the process";
+        if (ParentImage is not null && processCount > 1)
+        {
+            WriteError(new ErrorRecord(
+                new ArgumentException($"-ParentImage names the image of one process, already used by the first process; process {pid} has images of its own."),
+                "ParentImageShared", ErrorCategory.InvalidArgument, pid)
+            {
+                ErrorDetails = new ErrorDetails($"-ParentImage names the image of one process; process {pid} has images of its own.") { RecommendedAction = "Checkpoint one process per call when you give -ParentImage." },
+            });
+            return;
+        }
+
+        var action = PreDump ? $"Save the memory to {path} while the process runs"
+            : LeaveRunning ? "Save to " + path : "Save to " + path + " and end the process";
         if (!ShouldProcess($"{name} ({pid})", action))
         {
             return;
@@ -143,6 +165,8 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             ProcessId = pid,
             ImagePath = path,
             LeaveRunning = LeaveRunning,
+            PreDump = PreDump,
+            ParentImage = ParentImage is null ? null : GetUnresolvedProviderPathFromPSPath(ParentImage),
             ShellJob = ShellJob,
             Force = Force,
             GhostFileLimit = GhostFileLimit,

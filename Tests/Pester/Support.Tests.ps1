@@ -4,7 +4,7 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-CriuPS
     $script:Essential = 'PtraceSeize', 'Clone3SetTid', 'PrSetMmMap', 'PidfdGetfd', 'RseqConfiguration'
-    $script:Optional = 'PagemapScan', 'UffdWriteProtectAsync', 'TimerIdRestore', 'TcpRepair', 'Nftables', 'Cgroups', 'ShadowStack', 'CudaCheckpoint'
+    $script:Optional = 'PagemapScan', 'WriteTracking', 'TimerIdRestore', 'TcpRepair', 'Nftables', 'Cgroups', 'ShadowStack', 'CudaCheckpoint'
 
     # The PIDs whose parent is this PowerShell process.
     function Get-ChildProcessId {
@@ -35,6 +35,10 @@ Describe 'Test-CheckpointSupport' {
         foreach ($name in $Essential) { ($Features | Where-Object Name -EQ $name).Available | Should -BeTrue -Because ($Features | Where-Object Name -EQ $name).Detail }
         ($Features | Where-Object Name -EQ 'PtraceSeize').Detail | Should -Match 'seized and interrupted a test process \(pid \d+\)'
         ($Features | Where-Object Name -EQ 'Cgroups').Detail | Should -Match 'cgroup|v2|v1'
+        # Pre-dumps rely on it; this kernel (6.7 or later) has it.
+        $tracking = $Features | Where-Object Name -EQ 'WriteTracking'
+        $tracking.Available | Should -BeTrue -Because $tracking.Detail
+        $tracking.Detail | Should -Match 'reported by PAGEMAP_SCAN'
     }
 
     It 'reports the CUDA checkpoint API missing, not failing, where there is no NVIDIA driver' {

@@ -30,19 +30,33 @@ internal static partial class AddressSpace
     public static List<SavedVma> Dump(DumpedProcess process, DumpSession session)
     {
         var saved = new List<SavedVma>();
-        foreach (var vma in process.Vmas)
+        foreach (var vma in OwnAreas(process))
         {
-            if (vma.Range.Overlaps(process.Injection.Scratch.Range))
-            {
-                continue;
-            }
             var entry = Describe(vma, process, session);
-            var policy = PolicyFor((VmaStatus)entry.Status);
             process.Mm.Vmas.Add(entry);
-            saved.Add(new SavedVma(vma, entry, policy));
+            saved.Add(new SavedVma(vma, entry, PolicyFor((VmaStatus)entry.Status)));
         }
         return saved;
     }
+
+    /// <summary>
+    /// The areas of the process with the pages policy of each, from /proc alone: a pre-dump saves pages only, and
+    /// records neither areas nor the files behind them.
+    /// </summary>
+    public static List<SavedVma> PageAreas(DumpedProcess process, DumpSession session)
+    {
+        var areas = new List<SavedVma>();
+        foreach (var vma in OwnAreas(process))
+        {
+            RefuseUnsupported(vma, process, session);
+            var entry = Layout(vma);
+            areas.Add(new SavedVma(vma, entry, PolicyFor((VmaStatus)entry.Status)));
+        }
+        return areas;
+    }
+
+    private static IEnumerable<VmaInfo> OwnAreas(DumpedProcess process) =>
+        process.Vmas.Where(vma => !vma.Range.Overlaps(process.Injection.Scratch.Range));
 
     /// <summary>The problem with an area of process <paramref name="pid"/> CriuPS cannot save, or null (used by the pre-flight check too).</summary>
     public static string? Unsupported(int pid, VmaInfo vma, DumpOptions options)
@@ -74,13 +88,44 @@ internal static partial class AddressSpace
         return null;
     }
 
-    private static VmaEntry Describe(VmaInfo vma, DumpedProcess process, DumpSession session)
+    private static void RefuseUnsupported(VmaInfo vma, DumpedProcess process, DumpSession session)
     {
         var problem = Unsupported(process.Pid, vma, session.Options);
         if (problem is not null)
         {
             throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {process.Pid} has a {problem}, which CriuPS cannot save.", process.Pid);
         }
+    }
+
+    // The area's entry with the objects behind it recorded: shared memory saved, files registered.
+    private static VmaEntry Describe(VmaInfo vma, DumpedProcess process, DumpSession session)
+    {
+        RefuseUnsupported(vma, process, session);
+        var entry = Layout(vma);
+        var status = (VmaStatus)entry.Status;
+        if ((status & VmaStatus.AnonShared) != 0)
+        {
+            entry.Shmid = vma.Inode;
+            entry.Fdflags = (uint)O.RDWR;
+            entry.CriupsShmemSize = SharedMemory.Dump(session, process.Pid, vma);
+        }
+        else if ((status & VmaStatus.Memfd) != 0)
+        {
+            entry.Shmid = Memfds.ForMapping(session, process.Pid, vma);
+            entry.Fdflags = (uint)MapFiles.OpenFlags(process.Pid, vma);
+        }
+        else if ((status & (VmaStatus.FileShared | VmaStatus.FilePrivate)) != 0)
+        {
+            int openFlags = vma.Shared && vma.Writable ? O.RDWR : O.RDONLY;
+            entry.Shmid = RegularFiles.ForMapping(session, process.Pid, vma, openFlags);
+            entry.Fdflags = (uint)openFlags;
+        }
+        return entry;
+    }
+
+    // What an area is from /proc alone: place, protection, flags, advice and kind, no object behind it recorded yet.
+    private static VmaEntry Layout(VmaInfo vma)
+    {
         ulong prot = (vma.Readable ? Mman.PROT_READ : 0) | (vma.Writable ? Mman.PROT_WRITE : 0) | (vma.Executable ? Mman.PROT_EXEC : 0);
         ulong flags = vma.Shared ? Mman.MAP_SHARED : Mman.MAP_PRIVATE;
         foreach (var (flag, mapFlag) in MapFlagsFromVmFlags)
@@ -142,22 +187,14 @@ internal static partial class AddressSpace
                 {
                     status |= VmaStatus.AnonShared;
                     flags |= Mman.MAP_ANONYMOUS;
-                    entry.Shmid = vma.Inode;
-                    entry.Fdflags = (uint)O.RDWR;
-                    entry.CriupsShmemSize = SharedMemory.Dump(session, process.Pid, vma);
                 }
                 else if (Memfds.IsMemfd(vma.Path))
                 {
                     status |= VmaStatus.Memfd | (vma.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate);
-                    entry.Shmid = Memfds.ForMapping(session, process.Pid, vma);
-                    entry.Fdflags = (uint)MapFiles.OpenFlags(process.Pid, vma);
                 }
                 else
                 {
                     status |= vma.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate;
-                    int openFlags = vma.Shared && vma.Writable ? O.RDWR : O.RDONLY;
-                    entry.Shmid = RegularFiles.ForMapping(session, process.Pid, vma, openFlags);
-                    entry.Fdflags = (uint)openFlags;
                 }
                 break;
         }

@@ -5,7 +5,8 @@ namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
 /// Finds the pages of an area worth saving: PAGEMAP_SCAN asks the kernel for runs of anonymous (incl.
-/// copy-on-write) pages in one call per area; older kernels get /proc/PID/pagemap read page by page.
+/// copy-on-write) pages in one call per area; older kernels get /proc/PID/pagemap read page by page. With write
+/// tracking (see <see cref="WriteTracking"/>), PAGEMAP_SCAN also says which of them were written since the last dump.
 /// </summary>
 internal sealed class PageScanner : IDisposable
 {
@@ -36,22 +37,52 @@ internal sealed class PageScanner : IDisposable
         return UsesPagemapScan ? ScanWithIoctl(range) : ScanPagemapFile(range);
     }
 
-    private List<AddressRange> ScanWithIoctl(AddressRange range)
+    /// <summary>
+    /// Runs of pages whose data were written since the area was last write-protected (PAGE_IS_WRITTEN, kept by a
+    /// userfaultfd in asynchronous write-protect mode), in address order. With <paramref name="rearm"/> the same call
+    /// protects them again (PM_SCAN_WP_MATCHING): a write that races with the scan is reported now or next time, never
+    /// lost. Only pages with data count (page-cache pages of private file mappings are not saved, whatever happens to
+    /// them). Null when the area is not registered for asynchronous write protection (PM_SCAN_CHECK_WPASYNC): a new
+    /// area, one that was moved or replaced, or one whose tracking ended.
+    /// </summary>
+    public List<AddressRange>? ScanWritten(AddressRange range, bool rearm)
+    {
+        var arg = new PmScanArg
+        {
+            Flags = PagemapScan.CheckWpAsync | (rearm ? PagemapScan.WpMatching : 0),
+            CategoryInverted = (ulong)(PageCategory.File | PageCategory.PfnZero),
+            CategoryMask = (ulong)(PageCategory.Written | PageCategory.File | PageCategory.PfnZero),
+            CategoryAnyOfMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
+            ReturnMask = (ulong)PageCategory.Written,
+        };
+        try
+        {
+            return ScanWithIoctl(range, arg);
+        }
+        catch (NativeException e) when (e.Errno == Errno.EPERM)
+        {
+            return null;
+        }
+    }
+
+    // Present or swapped, and neither a page-cache page nor the zero page.
+    private List<AddressRange> ScanWithIoctl(AddressRange range) => ScanWithIoctl(range, new PmScanArg
+    {
+        CategoryInverted = (ulong)(PageCategory.File | PageCategory.PfnZero),
+        CategoryMask = (ulong)(PageCategory.File | PageCategory.PfnZero),
+        CategoryAnyOfMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
+        ReturnMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
+    });
+
+    private List<AddressRange> ScanWithIoctl(AddressRange range, PmScanArg template)
     {
         var result = new List<AddressRange>();
         ulong start = range.Start.Value;
         while (start < range.End.Value)
         {
-            var arg = new PmScanArg
-            {
-                Start = start,
-                End = range.End.Value,
-                // Present or swapped, and neither a page-cache page nor the zero page.
-                CategoryInverted = (ulong)(PageCategory.File | PageCategory.PfnZero),
-                CategoryMask = (ulong)(PageCategory.File | PageCategory.PfnZero),
-                CategoryAnyOfMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
-                ReturnMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
-            };
+            var arg = template;
+            arg.Start = start;
+            arg.End = range.End.Value;
             int n = PagemapScan.Scan(pagemap, ref arg, regions);
             for (int i = 0; i < n; i++)
             {

@@ -3,27 +3,59 @@ using CriuPS.Native.Memory;
 
 namespace CriuPS.Engine.Resources.Memory;
 
-/// <summary>Collects pagemap entries in address order, merging runs that touch and share flags.</summary>
+/// <summary>
+/// Collects pagemap entries, merging runs that touch and share flags: the runs copied into the pages file (in address
+/// order, as their bytes follow one another there) and the runs left to the parent image (in address order too), which
+/// <see cref="Finish"/> merges into one list in address order, as the pagemap must be.
+/// </summary>
 internal sealed class PagemapBuilder
 {
     private readonly List<PagemapEntry> entries;
+    private readonly List<PagemapEntry> present = new();
+    private readonly List<PagemapEntry> inParent = new();
 
     public PagemapBuilder(List<PagemapEntry> entries) => this.entries = entries;
 
+    /// <summary>Pages copied into the pages file.</summary>
     public PageCount Pages { get; private set; }
+
+    /// <summary>Pages left to the parent image.</summary>
+    public PageCount ParentPages { get; private set; }
 
     public void Add(Address start, PageCount pages, PagemapFlags flags)
     {
         Pages += pages;
-        if (entries.Count > 0)
+        Append(present, start, pages, flags);
+    }
+
+    public void AddInParent(AddressRange run)
+    {
+        ParentPages += run.Pages;
+        Append(inParent, run.Start, run.Pages, PagemapFlags.InParent);
+    }
+
+    /// <summary>Puts every entry into the pagemap, in address order.</summary>
+    public void Finish()
+    {
+        int i = 0, j = 0;
+        while (i < present.Count || j < inParent.Count)
         {
-            var last = entries[^1];
+            bool takePresent = j == inParent.Count || (i < present.Count && present[i].Vaddr < inParent[j].Vaddr);
+            entries.Add(takePresent ? present[i++] : inParent[j++]);
+        }
+    }
+
+    private static void Append(List<PagemapEntry> list, Address start, PageCount pages, PagemapFlags flags)
+    {
+        if (list.Count > 0)
+        {
+            var last = list[^1];
             if (last.Flags == (uint)flags && last.Vaddr + (last.NrPages << Page.Shift) == start.Value)
             {
                 last.NrPages += pages.Value;
                 return;
             }
         }
-        entries.Add(new PagemapEntry { Vaddr = start.Value, CompatNrPages = 0, NrPages = pages.Value, Flags = (uint)flags });
+        list.Add(new PagemapEntry { Vaddr = start.Value, CompatNrPages = 0, NrPages = pages.Value, Flags = (uint)flags });
     }
 }

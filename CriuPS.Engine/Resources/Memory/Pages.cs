@@ -1,5 +1,6 @@
 using System.Buffers;
 using CriuPS.Engine.Dump;
+using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using Microsoft.Win32.SafeHandles;
@@ -7,33 +8,80 @@ using Microsoft.Win32.SafeHandles;
 namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
-/// Page contents (pagemap-PID.img + pages-N.img). Dump: find the pages worth saving, copy them out of the
-/// frozen process in large batches (process_vm_readv, or /proc/PID/mem for unreadable areas) and append them
-/// to the pages file, leaving out all-zero anonymous pages (they come back as fresh zero pages).
+/// Page contents (pagemap-PID.img + pages-N.img). Dump: find the pages worth saving, copy them out of the process in
+/// large batches (process_vm_readv, or /proc/PID/mem for unreadable areas) and append them to the pages file, leaving
+/// out all-zero anonymous pages (they come back as fresh zero pages). An incremental dump (a parent image) copies only
+/// the pages written since the parent, as its write tracking says, and refers to the parent for the rest.
 /// </summary>
 internal static partial class Pages
 {
     private const int BatchBytes = 8 << 20;
     private const int MaxIovecs = 1024;
 
-    public static void Dump(DumpedProcess process, DumpSession session, IReadOnlyList<SavedVma> vmas)
+    /// <summary>Finds the pages of a frozen process to save: what to copy, and what the parent image holds.</summary>
+    public static PagePlan Plan(DumpedProcess process, DumpSession session, IReadOnlyList<SavedVma> areas, ParentImage? parent, bool rearm)
     {
         var log = session.Log;
-        uint pagesId = session.NextPagesId++;
-        process.PagemapHead.PagesId = pagesId;
         bool useIoctl = !session.Options.ForcePagemapFile && PagemapScan.IsSupported();
         using var scanner = new PageScanner(process.Pid, useIoctl);
-
-        var work = new List<(SavedVma Vma, List<AddressRange> Runs)>();
-        ulong toCopy = 0;
-        foreach (var vma in vmas.Where(v => v.Policy != PagePolicy.None))
+        TrackedProcess? tracking = null;
+        IReadOnlyList<AddressRange> held = [];
+        if (parent is not null)
         {
-            var runs = scanner.Scan(vma.Info.Range, vma.Policy);
-            toCopy += (ulong)runs.Sum(r => (long)r.Pages.Value);
-            work.Add((vma, runs));
+            tracking = WriteTracking.Find(process.Pid, parent.Directory, parent.RunId, out string why);
+            if (tracking is null)
+            {
+                log.Warning($"{why}: all its pages are saved in '{session.Options.ImagePath}'.");
+            }
+            else
+            {
+                held = parent.Holds(process.Pid);
+            }
         }
-        log.Detail($"pages of {process.Pid}: {toCopy} to copy from {work.Count} areas (found with {(useIoctl ? "PAGEMAP_SCAN" : "/proc/PID/pagemap")})");
+        if (tracking is null)
+        {
+            // Protection left on pages not there yet reads as swapped pages: end stale tracking before looking.
+            WriteTracking.End(process.Pid);
+        }
 
+        var plan = new PagePlan(tracking);
+        foreach (var area in areas.Where(a => a.Policy != PagePolicy.None))
+        {
+            // Written first: with rearm that scan protects the pages again, and the process is frozen in between.
+            var written = tracking is not null && area.Policy == PagePolicy.Private ? scanner.ScanWritten(area.Info.Range, rearm) : null;
+            var saved = scanner.Scan(area.Info.Range, area.Policy);
+            if (written is null)
+            {
+                if (tracking is not null && area.Policy == PagePolicy.Private)
+                {
+                    plan.Untracked.Add(area);
+                }
+                plan.Copy(area, saved);
+                continue;
+            }
+            var (copy, inParent) = PageDelta.Split(saved, written, held);
+            plan.Tracked.Add(area);
+            plan.Copy(area, copy);
+            plan.LeaveToParent(inParent);
+        }
+        if (plan.Untracked.Count > 0)
+        {
+            var bytes = new ByteCount((ulong)plan.Untracked.Sum(a => (long)a.Info.Range.Length.Value));
+            log.Warning($"{plan.Untracked.Count} memory area(s) of process {process.Pid} ({bytes.Value >> 10} KiB) were not tracked since '{parent!.Directory}' (mapped, moved or replaced since): their pages are saved in full.");
+        }
+        log.Detail($"pages of {process.Pid}: {plan.CopyPages.Value} to copy, {plan.ParentPages.Value} in the parent image (found with {(useIoctl ? "PAGEMAP_SCAN" : "/proc/PID/pagemap")})");
+        return plan;
+    }
+
+    /// <summary>
+    /// Copies the planned pages into a new pages file and fills the process's pagemap. <paramref name="whileRunning"/>:
+    /// the process runs again (a pre-dump), so a run it unmapped meanwhile is left out rather than failing the dump;
+    /// the area it was in is no longer tracked, so the next dump copies whatever is there then.
+    /// </summary>
+    public static void Copy(DumpedProcess process, DumpSession session, PagePlan plan, bool whileRunning)
+    {
+        uint pagesId = session.NextPagesId++;
+        process.PagemapHead.PagesId = pagesId;
         var path = Path.Combine(session.WorkDirectory, $"pages-{pagesId}.img");
         using var stream = new FileStream(path, new FileStreamOptions
         {
@@ -42,14 +90,21 @@ internal static partial class Pages
             Share = FileShare.None,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         });
-        var copier = new PageCopier(process, stream.SafeFileHandle, new PagemapBuilder(process.Pagemap), session, toCopy);
-        foreach (var (vma, runs) in work)
+        var pagemap = new PagemapBuilder(process.Pagemap);
+        var copier = new PageCopier(process, stream.SafeFileHandle, pagemap, session, plan.CopyPages.Value, whileRunning);
+        foreach (var (area, runs) in plan.Copies)
         {
-            copier.Copy(vma, runs);
+            copier.Copy(area, runs);
         }
-        session.Stats.PagesScanned += toCopy;
-        session.Stats.PagesWritten += copier.Written.Value;
-        log.Detail($"pages of {process.Pid}: {copier.Written.Value} written, {copier.ZeroSkipped.Value} zero pages left out");
+        foreach (var run in plan.InParent)
+        {
+            pagemap.AddInParent(run);
+        }
+        pagemap.Finish();
+        session.Stats.PagesScanned += plan.CopyPages.Value + plan.ParentPages.Value;
+        session.Stats.PagesWritten += pagemap.Pages.Value;
+        session.Stats.PagesSkippedParent += pagemap.ParentPages.Value;
+        session.Log.Detail($"pages of {process.Pid}: {pagemap.Pages.Value} written, {copier.ZeroSkipped.Value} zero pages left out, {pagemap.ParentPages.Value} in the parent image{(copier.Vanished.Value > 0 ? $", {copier.Vanished.Value} unmapped while copied" : "")}");
     }
 
     /// <summary>Copies runs of pages from the process into the pages file, batch by batch.</summary>
@@ -60,23 +115,26 @@ internal static partial class Pages
         private readonly PagemapBuilder pagemap;
         private readonly DumpSession session;
         private readonly ulong total;
+        private readonly bool whileRunning;
         private readonly byte[] buffer = GC.AllocateUninitializedArray<byte>(BatchBytes, pinned: true);
         private long fileOffset;
         private ulong done;
         private bool failurePointPassed;
 
-        public PageCopier(DumpedProcess process, SafeFileHandle file, PagemapBuilder pagemap, DumpSession session, ulong total)
+        public PageCopier(DumpedProcess process, SafeFileHandle file, PagemapBuilder pagemap, DumpSession session, ulong total, bool whileRunning)
         {
             this.process = process;
             this.file = file;
             this.pagemap = pagemap;
             this.session = session;
             this.total = total;
+            this.whileRunning = whileRunning;
         }
 
-        public PageCount Written { get; private set; }
-
         public PageCount ZeroSkipped { get; private set; }
+
+        /// <summary>Pages of runs the running process unmapped before they could be read.</summary>
+        public PageCount Vanished { get; private set; }
 
         public void Copy(SavedVma vma, List<AddressRange> runs)
         {
@@ -108,12 +166,20 @@ internal static partial class Pages
 
         private void Flush(SavedVma vma, List<AddressRange> batch, ulong bytes)
         {
-            Read(vma, batch, buffer.AsSpan(0, (int)bytes));
+            var read = Read(vma, batch, buffer.AsSpan(0, (int)bytes));
             var flags = PagemapFlags.Present | (vma.CanBeLazy ? PagemapFlags.Lazy : 0);
             int offset = 0;
-            foreach (var run in batch)
+            for (int i = 0; i < batch.Count; i++)
             {
-                Emit(run, buffer.AsSpan(offset, (int)run.Length.Value), flags, vma.ZeroPagesMayBeSkipped);
+                var run = batch[i];
+                if (read[i])
+                {
+                    Emit(run, buffer.AsSpan(offset, (int)run.Length.Value), flags, vma.ZeroPagesMayBeSkipped);
+                }
+                else
+                {
+                    Vanished += run.Pages;
+                }
                 offset += (int)run.Length.Value;
             }
             done += bytes >> Page.Shift;
@@ -125,8 +191,10 @@ internal static partial class Pages
             }
         }
 
-        private unsafe void Read(SavedVma vma, List<AddressRange> batch, Span<byte> destination)
+        // Reads the batch into `destination`; says which runs could be read (all of them, unless the process runs).
+        private unsafe bool[] Read(SavedVma vma, List<AddressRange> batch, Span<byte> destination)
         {
+            var read = new bool[batch.Count];
             if (vma.Info.Readable)
             {
                 var remote = ArrayPool<IoVec>.Shared.Rent(batch.Count);
@@ -142,7 +210,8 @@ internal static partial class Pages
                         long n = ProcessVm.Readv(process.Pid, new ReadOnlySpan<IoVec>(in local), remote.AsSpan(0, batch.Count));
                         if (n == destination.Length)
                         {
-                            return;
+                            Array.Fill(read, true);
+                            return read;
                         }
                     }
                 }
@@ -153,11 +222,21 @@ internal static partial class Pages
             }
             // Unreadable areas (PROT_NONE, exec-only) or a short read: /proc/PID/mem forces access.
             int offset = 0;
-            foreach (var run in batch)
+            for (int i = 0; i < batch.Count; i++)
             {
-                process.Memory.Read(run.Start, destination.Slice(offset, (int)run.Length.Value));
+                var run = batch[i];
+                try
+                {
+                    process.Memory.Read(run.Start, destination.Slice(offset, (int)run.Length.Value));
+                    read[i] = true;
+                }
+                catch (NativeException e) when (whileRunning && e.Errno is Errno.EIO or Errno.EFAULT && ProcessTree.IsAlive(process.Pid))
+                {
+                    session.Log.Write($"pages {run} of {process.Pid} were unmapped before they were read: {e.Message}");
+                }
                 offset += (int)run.Length.Value;
             }
+            return read;
         }
 
         // Writes a run's pages, leaving out all-zero pages where that is allowed.
@@ -181,9 +260,7 @@ internal static partial class Pages
                 var slice = data.Slice(first << Page.Shift, (i - first) << Page.Shift);
                 RandomAccess.Write(file, slice, fileOffset);
                 fileOffset += slice.Length;
-                var count = new PageCount((ulong)(i - first));
-                pagemap.Add(run.Start + new ByteCount((ulong)first << Page.Shift), count, flags);
-                Written += count;
+                pagemap.Add(run.Start + new ByteCount((ulong)first << Page.Shift), new PageCount((ulong)(i - first)), flags);
             }
         }
 

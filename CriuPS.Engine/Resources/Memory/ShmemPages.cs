@@ -60,6 +60,7 @@ internal static class ShmemPages
                 data = stop >= end ? null : Lseek.NextData(readable, stop);
             }
         }
+        pagemap.Finish();
         using (var image = ImageWriter.Create(session.WorkDirectory, ImageTypes.ShmemPagemap, shmid.ToString(CultureInfo.InvariantCulture)))
         {
             image.WriteEntry(new PagemapHead { PagesId = pagesId });

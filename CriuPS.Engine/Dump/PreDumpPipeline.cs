@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Logging;
+using CriuPS.Engine.Model;
+using CriuPS.Engine.Resources.Memory;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
+
+namespace CriuPS.Engine.Dump;
+
+/// <summary>
+/// A pre-dump: the memory of a running process tree saved while it keeps running, to make the final dump small and
+/// its freeze short. The tree is frozen only to find the pages to save (those written since the parent image, when
+/// there is one and its writes were tracked) and to arm write tracking for the next dump; the pages are copied once
+/// it runs again. A page written meanwhile may be copied torn, but its write is tracked: the next dump copies it
+/// again. The images are CRIU's for a pre-dump: inventory, pagemaps and pages, and a `parent` link. The processes
+/// are never ended. Must run on one thread from start to end (ptrace ties a tracee to the thread that seized it).
+/// </summary>
+internal static class PreDumpPipeline
+{
+    public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
+    {
+        var total = Stopwatch.StartNew();
+        using var log = new EngineLog(observer, options.Cancellation);
+        log.Phase("Checking the process");
+        EngineWarmup.Wait();
+        int root = options.ProcessId;
+        Preflight.CheckTarget(root);
+        var (tracks, detail) = WriteTracking.SelfTest();
+        if (!tracks)
+        {
+            throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                $"Process {root} cannot be pre-dumped: pre-dumps need write tracking, which this machine lacks ({detail}).", root,
+                "Take a full checkpoint instead; Test-CheckpointSupport -Name WriteTracking says what is missing.");
+        }
+        // A tree that the final dump would refuse is refused now, before anything is copied.
+        Preflight.CheckTree(root, options);
+        var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
+        var directory = ImageDirectoryTransaction.Begin(options.ImagePath, options.Force);
+        log.AttachFile(Path.Combine(directory.WorkPath, "dump.log"));
+        log.Write($"CriuPS {typeof(PreDumpPipeline).Assembly.GetName().Version} pre-dumping {root} into {directory.FinalPath}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
+        var session = new DumpSession(options, log, directory.WorkPath, directory.FinalPath, parent);
+        using var quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
+        var frozenTime = new Stopwatch();
+        FrozenTree? tree = null;
+        bool frozen = false;
+        var injections = new Dictionary<int, Injection>();
+        var memories = new List<ProcessMemory>();
+        var armed = new List<TrackedProcess>();
+        try
+        {
+            log.Phase("Freezing");
+            tree = FrozenTree.Freeze(root, options.FreezeTimeout, log);
+            frozen = true;
+            frozenTime.Start();
+            FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
+            DumpPipeline.Attach(tree, session, injections, memories);
+
+            log.Phase("Finding pages and tracking writes");
+            var plans = new List<PagePlan>();
+            foreach (var process in session.Processes)
+            {
+                var areas = AddressSpace.PageAreas(process, session);
+                var plan = Pages.Plan(process, session, areas, parent, rearm: true);
+                armed.Add(WriteTracking.Arm(process, plan, areas, log));
+                plans.Add(plan);
+            }
+
+            log.Phase("Resuming the processes");
+            DumpPipeline.Release(tree, injections, log);
+            frozen = false;
+            frozenTime.Stop();
+
+            log.Phase("Saving memory");
+            for (int i = 0; i < session.Processes.Count; i++)
+            {
+                Pages.Copy(session.Processes[i], session, plans[i], whileRunning: true);
+            }
+
+            log.Phase("Writing images");
+            ImageSetWriter.WritePreDump(session);
+            log.Flush();
+            directory.Commit();
+            log.Relocate(Path.Combine(directory.FinalPath, "dump.log"));
+            foreach (var tracking in armed)
+            {
+                WriteTracking.Publish(tracking, session.RunId);
+            }
+        }
+        catch (Exception e)
+        {
+            log.Error(e.ToString());
+            if (frozen)
+            {
+                DumpPipeline.Release(tree!, injections, log);
+            }
+            // Writes seen by this pre-dump were counted from it on; without its image they are lost: start over.
+            foreach (var process in session.Processes)
+            {
+                WriteTracking.End(process.Pid);
+            }
+            log.Dispose();
+            var kept = DumpPipeline.KeepFailedLog(directory);
+            directory.Abort();
+            throw DumpPipeline.Explain(e, root, kept);
+        }
+        finally
+        {
+            foreach (var memory in memories)
+            {
+                memory.Dispose();
+            }
+        }
+
+        session.Stats.FrozenTime = (uint)frozenTime.Elapsed.TotalMicroseconds;
+        session.Stats.CriupsTotalTime = (ulong)total.Elapsed.TotalMicroseconds;
+        log.Phase("Done");
+        log.Write($"frozen for {frozenTime.Elapsed.TotalMilliseconds:F1} ms, {total.Elapsed.TotalMilliseconds:F1} ms in all");
+        log.Dispose();
+        ImageSetWriter.WriteStats(directory.FinalPath, session.Stats);
+        return CheckpointImageReader.Read(directory.FinalPath);
+    }
+}
