@@ -88,12 +88,19 @@ internal sealed class PageScanner : IDisposable
             {
                 Append(result, new AddressRange(regions[i].Start, regions[i].End));
             }
-            // The kernel stops early when the region array is full; walk_end says where to go on.
-            if (arg.WalkEnd <= start)
+            // The kernel stops early only when the region array is full, and says in walk_end where. Otherwise the
+            // walk is done, whatever walk_end says: it may be left at a point where the kernel emptied its own buffer
+            // and walked on (6.18), and going on from there would report the same runs again.
+            if (n < regions.Length)
             {
                 break;
             }
-            start = arg.WalkEnd;
+            ulong next = Math.Max(arg.WalkEnd, regions[n - 1].End);
+            if (next <= start)
+            {
+                break;
+            }
+            start = next;
         }
         return result;
     }
