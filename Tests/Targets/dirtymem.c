@@ -8,7 +8,8 @@
  *          "CORRUPT page=I version=V pid=P" to LOGFILE.
  * SIGUSR2: map a new 4 MiB area and fill it (memory that appears after a pre-dump, never registered for write
  *          tracking), append "MAPPED pid=P" to LOGFILE.
- * Writes its pid to ./ready once the memory is filled. */
+ * SIGHUP:  exec itself again (a new address space under the same PID), which starts over.
+ * Writes its pid to ./ready and appends "STARTED pid=P" to LOGFILE once the memory is filled. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>
@@ -23,9 +24,10 @@
 #define EXTRA_PAGES 1024
 #define MAX_EXTRA 16
 
-static volatile sig_atomic_t check_requested, map_requested;
+static volatile sig_atomic_t check_requested, map_requested, exec_requested;
 static void on_usr1(int s) { (void)s; check_requested = 1; }
 static void on_usr2(int s) { (void)s; map_requested = 1; }
+static void on_hup(int s) { (void)s; exec_requested = 1; }
 
 static uint64_t xs(uint64_t *s) { uint64_t x = *s; x ^= x << 13; x ^= x >> 7; x ^= x << 17; return *s = x; }
 
@@ -69,14 +71,17 @@ int main(int argc, char **argv)
 	int extras = 0;
 	signal(SIGUSR1, on_usr1);
 	signal(SIGUSR2, on_usr2);
+	signal(SIGHUP, on_hup);
 	FILE *ready = fopen("ready.tmp", "w");
 	fprintf(ready, "%d\n", getpid());
 	fclose(ready);
 	rename("ready.tmp", "ready");
+	char line[160];
+	snprintf(line, sizeof(line), "STARTED pid=%d\n", getpid());
+	log_line(argv[3], line);
 
 	uint64_t seed = 0x2545F4914F6CDD1Dull, writes = 0;
 	double due = 0;
-	char line[160];
 	for (;;) {
 		struct timespec tick = { 0, 10 * 1000 * 1000 };
 		nanosleep(&tick, NULL);
@@ -84,6 +89,10 @@ int main(int argc, char **argv)
 			uint64_t p = xs(&seed) % pages;
 			fill(memory + p * WORDS, p, ++versions[p]);
 			writes++;
+		}
+		if (exec_requested) {
+			execv("/proc/self/exe", argv);
+			return 1;
 		}
 		if (map_requested && extras < MAX_EXTRA) {
 			map_requested = 0;

@@ -31,7 +31,7 @@ internal static partial class Pages
             tracking = WriteTracking.Find(process.Pid, parent.Directory, parent.RunId, out string why);
             if (tracking is null)
             {
-                log.Warning($"{why}: all its pages are saved in '{session.Options.ImagePath}'.");
+                log.Warning($"{why}: all its pages are saved in '{session.ImageDirectory}'.");
             }
             else
             {

@@ -56,7 +56,7 @@ internal static class WriteTracking
     {
         if (!Table.TryGetValue(pid, out var tracking))
         {
-            why = $"the writes of process {pid} were not tracked since '{parentName}' (only a pre-dump taken in this PowerShell session tracks them)";
+            why = $"the writes of process {pid} since '{parentName}' are not known (write tracking lives in the PowerShell session that took the pre-dump, and a final checkpoint or a failed pre-dump ends it)";
             return null;
         }
         if (!tracking.IsSameProcess())
