@@ -100,6 +100,7 @@ public static class CheckpointImageReader
             FdTypes.Inotify => ("anon_inode:inotify", (int)file.Ify.Flags, null),
             FdTypes.Eventpoll => ("anon_inode:[eventpoll]", (int)file.Epfd.Flags, null),
             FdTypes.Unixsk => (UnixSocketName.Describe(file.Usk), (int)file.Usk.Flags, null),
+            FdTypes.Inetsk => (InetSocketRestore.Describe(file.Isk, images.Directory), (int)file.Isk.Flags, null),
             _ => (file?.Type.ToString() ?? "?", 0, null),
         };
         return new ImageFileDescriptor

@@ -45,6 +45,9 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     public SwitchParameter ShellJob { get; set; }
 
     [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    [Parameter]
     public SwitchParameter Force { get; set; }
 
     private readonly CancellationTokenSource stopping = new();
@@ -130,6 +133,7 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             ImagePath = path,
             LeaveRunning = LeaveRunning,
             ShellJob = ShellJob,
+            TcpEstablished = TcpEstablished,
             Force = Force,
             FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
             Cancellation = stopping.Token,

@@ -27,6 +27,12 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter ShellJob { get; set; }
 
+    [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    [Parameter]
+    public SwitchParameter TcpClose { get; set; }
+
     private readonly CancellationTokenSource stopping = new();
 
     /// <summary>Ctrl+C: the engine stops at its next phase or batch of pages and cleans up.</summary>
@@ -45,7 +51,15 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
             {
                 continue;
             }
-            var options = new RestoreOptions { ImagePath = path, Detach = Detach, ShellJob = ShellJob, Cancellation = stopping.Token };
+            var options = new RestoreOptions
+            {
+                ImagePath = path,
+                Detach = Detach,
+                ShellJob = ShellJob,
+                TcpEstablished = TcpEstablished,
+                TcpClose = TcpClose,
+                Cancellation = stopping.Token,
+            };
             try
             {
                 var restored = EngineRunner.Run(this, $"Restore from {path}", observer => RestorePipeline.Run(options, observer));

@@ -17,6 +17,7 @@ internal static class FileKinds
         new InotifyInstances(),
         new EpollInstances(),
         new UnixSockets(),
+        new InetSockets(),
     };
 
     /// <summary>The kind that handles a descriptor, or null when CriuPS does not know it.</summary>
