@@ -42,7 +42,8 @@ public static class InetDiag
                         sockets[socket.Inode] = socket;
                     }
                 });
-                if (error != 0)
+                // ENOENT: this kernel has no sock_diag handler for the protocol (udp_diag not built): none to list.
+                if (error != 0 && error != Errno.ENOENT)
                 {
                     throw new NativeException($"INET_DIAG dump of {(family == Socket.AF_INET ? "IPv4" : "IPv6")} {(protocol == Socket.IPPROTO_TCP ? "TCP" : "UDP")} sockets", error);
                 }

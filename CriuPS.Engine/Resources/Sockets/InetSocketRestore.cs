@@ -14,7 +14,8 @@ namespace CriuPS.Engine.Resources.Sockets;
 /// Every IPv4/IPv6 socket of an image, rebuilt in the engine in one go, each in its own network namespace (the
 /// engine's thread steps into it to create the socket). The saved TCP connections are locked first (the dump's
 /// nftables table, put back if it is gone); then sockets that bind, listen or connect as any socket does, then
-/// connections, rebuilt in repair mode. A port several saved sockets share takes SO_REUSEADDR while they bind;
+/// connections, rebuilt in repair mode (which binds to a port in use, their listener's). A port several of the
+/// other saved sockets share takes SO_REUSEADDR while they bind;
 /// every saved option, flag and shutdown comes back afterwards. The connections stay in repair mode, silent, until
 /// <see cref="Resume"/>, once the processes are whole: the lock is lifted, then each leaves repair mode. A restore
 /// that fails lifts the lock too, and its sockets close without a word (repair mode).
@@ -299,9 +300,10 @@ internal sealed class InetSocketRestore : IDisposable
         }
     }
 
+    // Connections bind in repair mode, which may share any port: only the other sockets that bind count.
     private bool SharesPort(Restored socket) =>
-        sockets.Count(s => s != socket && s.Entry.Type == socket.Entry.Type && s.Entry.SrcPort == socket.Entry.SrcPort
-            && s.Namespace!.Inode == socket.Namespace!.Inode) > 0;
+        sockets.Any(s => s != socket && !s.IsConnection && s.Entry.Type == socket.Entry.Type && s.Entry.SrcPort == socket.Entry.SrcPort
+            && s.Namespace!.Inode == socket.Namespace!.Inode);
 
     // An address taken by someone else is the one failure a user can fix: name it, and who holds it.
     private void CheckAddress(int errno, Restored socket, string what)

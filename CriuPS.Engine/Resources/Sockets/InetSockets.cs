@@ -129,6 +129,10 @@ internal sealed class InetSockets : FileKind
         {
             DumpConnection(dump, entry, info, shown);
         }
+        else if (info.IsUdp && diag is { ReceiveQueue: > 0 })
+        {
+            session.Log.Warning($"The {shown} has {diag.ReceiveQueue} bytes of datagrams waiting; they are not saved (a datagram may be lost on any network).");
+        }
         session.Log.Detail($"{shown}: saved{(ns.IsEngines ? "" : $" in the {ns}")}");
         return new FileEntry { Type = FdTypes.Inetsk, Id = dump.Id, Isk = entry };
     }
@@ -147,9 +151,9 @@ internal sealed class InetSockets : FileKind
         session.Log.Detail($"{shown}: {stream.InqLen} bytes received and unread, {stream.OutqLen} bytes not acknowledged of which {stream.UnsqLen} not sent yet");
     }
 
-    // A link-local IPv6 address is only meaningful with its interface.
+    // A link-local IPv6 address (or a node- or link-local multicast one) is only meaningful with its interface.
     private static bool NeedsDevice(IPEndPoint local) =>
-        local.Port != 0 && (local.Address.IsIPv6LinkLocal || (local.Address.IsIPv6Multicast && local.Address.GetAddressBytes()[1] is 1 or 2));
+        local.Port != 0 && (local.Address.IsIPv6LinkLocal || (local.Address.IsIPv6Multicast && (local.Address.GetAddressBytes()[1] & 0x0F) is 1 or 2));
 
     private static FileDescriptor? CopyOf(DescriptorProbe probe)
     {
