@@ -17,7 +17,7 @@ public static unsafe class Socket
     public const int MaxNameLength = 108;
 
     public const int AF_INET = 2, AF_INET6 = 10;
-    public const int SOCK_STREAM = 1, SOCK_DGRAM = 2;
+    public const int SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3;
     public const int IPPROTO_TCP = 6, IPPROTO_UDP = 17;
 
     /// <summary>ioctls: bytes waiting to be read, bytes not yet acknowledged (sent or not), bytes not yet sent.</summary>
@@ -129,9 +129,9 @@ public static unsafe class Socket
     }
 
     // sockaddr_in: family, port (big-endian), address, padding; sockaddr_in6: family, port, flow info, address, scope id.
-    private const int InetAddressLength = 28;
+    internal const int InetAddressLength = 28;
 
-    private static int Encode(IPEndPoint address, Span<byte> raw)
+    internal static int Encode(IPEndPoint address, Span<byte> raw)
     {
         raw.Clear();
         bool v6 = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;

@@ -99,6 +99,19 @@ public static unsafe class SocketMessage
         return messages;
     }
 
+    /// <summary>Sends one datagram or raw packet to an IPv4 or IPv6 address; returns the bytes sent or -errno.</summary>
+    public static long TrySendTo(FileDescriptor socket, ReadOnlySpan<byte> data, System.Net.IPEndPoint to)
+    {
+        Span<byte> address = stackalloc byte[Socket.InetAddressLength];
+        int length = Socket.Encode(to, address);
+        fixed (byte* d = data)
+        fixed (byte* a = address)
+        {
+            long sent = (long)LibC.sendto(socket.Value, d, (size_t)(ulong)data.Length, MSG_DONTWAIT | MSG_NOSIGNAL, (sockaddr*)a, (uint)length);
+            return sent >= 0 ? sent : -LibC.errno;
+        }
+    }
+
     /// <summary>Sends one message (to <paramref name="to"/>, or to the connected peer when empty); returns the bytes sent or -errno.</summary>
     public static long TrySend(FileDescriptor socket, ReadOnlySpan<byte> data, ReadOnlySpan<byte> to)
     {

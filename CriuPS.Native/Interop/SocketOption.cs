@@ -13,7 +13,8 @@ public static unsafe class SocketOption
     public const int SO_TYPE = 3, SO_BINDTODEVICE = 25, SO_PROTOCOL = 38, SO_DOMAIN = 39;
 
     public const int SOL_IP = 0, SOL_TCP = 6, SOL_UDP = 17, SOL_IPV6 = 41;
-    public const int IP_TOS = 1, IP_TTL = 2, IP_PKTINFO = 8, IP_FREEBIND = 15;
+    public const int IP_TOS = 1, IP_TTL = 2, IP_HDRINCL = 3, IP_PKTINFO = 8, IP_FREEBIND = 15;
+    public const int IPV6_CHECKSUM = 7;
     public const int IPV6_V6ONLY = 26, IPV6_RECVPKTINFO = 49, IPV6_FREEBIND = 78;
     public const int UDP_CORK = 1;
     public const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_CORK = 3, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6, TCP_INFO = 11;

@@ -19,6 +19,10 @@ internal static class InetImageAddress
         }
     }
 
+    /// <summary>The IPv4 address behind an IPv4-mapped IPv6 one: a dual-stack socket talking to an IPv4 peer sends IPv4 packets.</summary>
+    public static IPEndPoint Unmapped(IPEndPoint endpoint) =>
+        endpoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endpoint.Address.MapToIPv4(), endpoint.Port) : endpoint;
+
     /// <summary>The saved address and port of a socket of <paramref name="family"/>.</summary>
     public static IPEndPoint Endpoint(uint family, IReadOnlyList<uint> words, uint port, string image)
     {

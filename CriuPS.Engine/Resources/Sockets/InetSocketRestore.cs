@@ -276,7 +276,7 @@ internal sealed class InetSocketRestore : IDisposable
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
                 $"{ImageTypes.TcpStream.FileName(inode)}: the state of the {socket.Shown} is {(stream.Count == 0 ? "missing" : "given more than once")}.", session.Images.Directory);
         }
-        TcpConnection.Restore(fd, socket.Local, socket.Remote!, (TcpStreamEntry)stream[0].Message, stream[0].Payload ?? [], socket.Shown);
+        TcpConnection.Restore(fd, socket.Namespace!, socket.Local, socket.Remote!, (int)socket.Entry.State, (TcpStreamEntry)stream[0].Message, stream[0].Payload ?? [], socket.Shown);
     }
 
     private void Finish(Restored socket)

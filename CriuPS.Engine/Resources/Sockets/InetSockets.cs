@@ -57,9 +57,9 @@ internal sealed class InetSockets : FileKind
         {
             return $"{what}: an established TCP connection, saved only with {TcpEstablishedSwitch}";
         }
-        if (info.IsConnection && info.State != InetSocketInfo.Established)
+        if (info.IsConnection && !TcpConnection.CanSave(info.State))
         {
-            return $"{what}: CriuPS saves established TCP connections only, not those still connecting or half-closed";
+            return $"{what}: CriuPS saves established and half-closed TCP connections, not those still being set up";
         }
         if (info.IsUdp && Get(copy, SOL_UDP, UDP_CORK) != 0)
         {
@@ -146,7 +146,8 @@ internal sealed class InetSockets : FileKind
                 $"The {shown} was not locked when the tree was frozen (it connected since?); it cannot be saved safely.", dump.Probe.Pid);
         }
         session.InetSockets.Repaired(dump.Copy, entry.Opts.Reuseaddr, info.Describe());
-        var (stream, queues) = TcpConnection.Dump(dump.Copy, shown);
+        var (stream, queues, state) = TcpConnection.Dump(dump.Copy, shown);
+        entry.State = (uint)state;
         session.AddImageEntry(ImageTypes.TcpStream, entry.Ino.ToString("x", CultureInfo.InvariantCulture), stream, queues);
         session.Log.Detail($"{shown}: {stream.InqLen} bytes received and unread, {stream.OutqLen} bytes not acknowledged of which {stream.UnsqLen} not sent yet");
     }

@@ -27,7 +27,6 @@ internal sealed class NetworkLock
 
     // CRIU writes "inet CRIU-<id>" into 32 bytes: the table name keeps what fits.
     private const int CriuTableSpecLength = 31;
-    private const string PassMark = "0xc114";
 
     private readonly string table;
     private readonly List<NetworkNamespace> namespaces = new();
@@ -107,7 +106,7 @@ internal sealed class NetworkLock
         var v6 = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var connection in connections)
         {
-            var (local, remote) = (Unmapped(connection.Local), Unmapped(connection.Remote));
+            var (local, remote) = (InetImageAddress.Unmapped(connection.Local), InetImageAddress.Unmapped(connection.Remote));
             var set = local.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? v4 : v6;
             set.Add(Element(remote, local));
             set.Add(Element(local, remote));
@@ -118,7 +117,7 @@ internal sealed class NetworkLock
         text.Append($"\tset conns6 {{ type ipv6_addr . inet_service . ipv6_addr . inet_service; {Elements(v6)}}}\n");
         foreach (var chain in new[] { "output", "input" })
         {
-            text.Append($"\tchain {chain} {{ type filter hook {chain} priority 0; meta mark {PassMark} accept; ");
+            text.Append($"\tchain {chain} {{ type filter hook {chain} priority 0; meta mark 0x{TcpPeerSegment.SoccrMark:x} accept; ");
             text.Append("ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop; ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop; }\n");
         }
         text.Append("}\n");
@@ -130,8 +129,4 @@ internal sealed class NetworkLock
     // Addresses without an IPv6 scope (nft has no syntax for it): the scope does not change which packets match.
     private static string Element(IPEndPoint source, IPEndPoint destination) =>
         $"{new IPAddress(source.Address.GetAddressBytes())} . {source.Port} . {new IPAddress(destination.Address.GetAddressBytes())} . {destination.Port}";
-
-    // A dual-stack IPv6 socket talking to an IPv4 peer sends IPv4 packets: lock those.
-    private static IPEndPoint Unmapped(IPEndPoint endpoint) =>
-        endpoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endpoint.Address.MapToIPv4(), endpoint.Port) : endpoint;
 }

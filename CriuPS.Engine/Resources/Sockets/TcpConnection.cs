@@ -8,13 +8,14 @@ using static CriuPS.Native.Interop.SocketOption;
 namespace CriuPS.Engine.Resources.Sockets;
 
 /// <summary>
-/// An established TCP connection, saved and rebuilt through the kernel's TCP repair mode, as CRIU's libsoccr does
-/// (tcp-stream-&lt;inode&gt;.img: a tcp_stream_entry followed by the receive queue and the send queue). In repair
-/// mode a socket sends nothing and its state can be read and written directly: the sequence numbers of both
-/// queues, the queued bytes (peeked, never taken), MSS, window scaling, SACK and timestamps, the timestamp clock,
-/// the windows. Restore binds and "connects" a new socket in repair mode (no handshake), sets the sequence numbers,
-/// fills the queues (the send queue's sent part as sent, its unsent part as unsent) and the options, and leaves it
-/// in repair mode until the network lock is released.
+/// A TCP connection, established or half-closed, saved and rebuilt through the kernel's TCP repair mode, as CRIU's
+/// libsoccr does (tcp-stream-&lt;inode&gt;.img: a tcp_stream_entry followed by the receive queue and the send
+/// queue). In repair mode a socket sends nothing and its state can be read and written directly: the sequence
+/// numbers of both queues, the queued bytes (peeked, never taken), MSS, window scaling, SACK and timestamps, the
+/// timestamp clock, the windows. Restore binds and "connects" a new socket in repair mode (no handshake), sets the
+/// sequence numbers, fills the queues (the send queue's sent part as sent, its unsent part as unsent) and the
+/// options, puts the FINs of a half-closed connection back (ours with shutdown(2), the peer's with a forged segment,
+/// <see cref="TcpPeerSegment"/>), and leaves it in repair mode until the network lock is released.
 /// </summary>
 internal static class TcpConnection
 {
@@ -25,21 +26,31 @@ internal static class TcpConnection
     // The kernel may refuse to queue a large chunk at once (a linear buffer that big): halve down to this.
     private const int SmallestChunk = 1024;
 
+    /// <summary>Whether CriuPS saves a connection in this state: established, or half-closed either way.</summary>
+    public static bool CanSave(int state) => state is InetSocketInfo.Established or InetSocketInfo.FinWait1 or InetSocketInfo.FinWait2
+        or InetSocketInfo.CloseWait or InetSocketInfo.LastAck or InetSocketInfo.Closing;
+
+    // Our FIN is in the send queue; the peer's FIN was received; the peer acknowledged ours (libsoccr's SNDQ_*, RCVQ_*).
+    private static bool SentFin(int state) => state is InetSocketInfo.FinWait1 or InetSocketInfo.FinWait2 or InetSocketInfo.Closing or InetSocketInfo.LastAck;
+
+    private static bool ReceivedFin(int state) => state is InetSocketInfo.CloseWait or InetSocketInfo.LastAck or InetSocketInfo.Closing;
+
     /// <summary>
     /// Puts the connection in repair mode (from now on it sends nothing, and stays so: a killed process then closes it
     /// without a reset) and reads its state and queued bytes.
     /// </summary>
     /// <param name="describe">The connection as errors name it.</param>
-    public static (TcpStreamEntry Entry, byte[] Queues) Dump(FileDescriptor socket, string describe)
+    /// <returns>The image entry, the queued bytes, and the TCP state they belong to.</returns>
+    public static (TcpStreamEntry Entry, byte[] Queues, int State) Dump(FileDescriptor socket, string describe)
     {
         Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
         Span<byte> info = stackalloc byte[8];
         Get(socket, SOL_TCP, TCP_INFO, info);
         int state = info[0];
-        if (state != InetSocketInfo.Established)
+        if (!CanSave(state))
         {
             throw new CheckpointException(CheckpointErrorKind.Unsupported,
-                $"The {describe} became {InetSocketInfo.StateName(state)} while it was being saved; CriuPS saves established connections only.", describe);
+                $"The {describe} became {InetSocketInfo.StateName(state)} while it was being saved, which CriuPS cannot save.", describe);
         }
         uint options = info[5];
         var entry = new TcpStreamEntry
@@ -52,6 +63,12 @@ internal static class TcpConnection
             // In repair mode TCP_MAXSEG reads the MSS clamp, what TCP_REPAIR_OPTIONS sets again.
             MssClamp = (uint)Get(socket, SOL_TCP, TCP_MAXSEG),
         };
+        if (SentFin(state))
+        {
+            // Our FIN counts in the send queue but holds no byte: it comes back with shutdown(2).
+            entry.OutqLen = entry.OutqLen > 0 ? entry.OutqLen - 1 : 0;
+            entry.UnsqLen = entry.UnsqLen > 0 ? entry.UnsqLen - 1 : 0;
+        }
         if ((options & OptWscale) != 0)
         {
             entry.SndWscale = (uint)(info[6] & 0xF);
@@ -88,7 +105,7 @@ internal static class TcpConnection
                 Set(socket, SOL_SOCKET, SO_PEEK_OFF, peekOffset);
             }
         }
-        return (entry, queues);
+        return (entry, queues, state);
     }
 
     // The sequence number after the queue's last byte (rcv_nxt, write_seq), and its bytes, peeked.
@@ -122,11 +139,18 @@ internal static class TcpConnection
 
     /// <summary>
     /// Rebuilds the connection on a new, unbound socket: repair mode on, bind, sequence numbers, connect (no
-    /// handshake in repair mode), options, timestamp clock, queues, windows. The socket stays in repair mode.
+    /// handshake in repair mode), options, timestamp clock, queues, windows, FINs. The socket stays in repair mode.
     /// </summary>
+    /// <param name="ns">The socket's network namespace, where the peer's forged segments go.</param>
+    /// <param name="state">The saved TCP state.</param>
     /// <param name="queues">The image's bytes: receive queue, then send queue.</param>
-    public static void Restore(FileDescriptor socket, IPEndPoint local, IPEndPoint remote, TcpStreamEntry entry, byte[] queues, string describe)
+    public static void Restore(FileDescriptor socket, NetworkNamespace ns, IPEndPoint local, IPEndPoint remote, int state, TcpStreamEntry entry, byte[] queues, string describe)
     {
+        if (!CanSave(state))
+        {
+            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                $"The {describe} was saved {InetSocketInfo.StateName(state)}, which CriuPS cannot restore.", describe);
+        }
         if (!entry.HasUnsqLen || queues.Length != entry.InqLen + entry.OutqLen || entry.UnsqLen > entry.OutqLen)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
@@ -135,8 +159,11 @@ internal static class TcpConnection
         Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
         // In repair mode a socket may bind an address and port that others use (the listener it came from).
         Check(Socket.TryBind(socket, local), describe, $"bind to {local}");
-        SetSequence(socket, TCP_RECV_QUEUE, entry.InqSeq - entry.InqLen);
-        SetSequence(socket, TCP_SEND_QUEUE, entry.OutqSeq - entry.OutqLen);
+        // The saved sequence numbers count the FINs; the FINs themselves come back at the end.
+        uint inqSeq = entry.InqSeq - (ReceivedFin(state) ? 1u : 0);
+        uint outqSeq = entry.OutqSeq - (SentFin(state) ? 1u : 0);
+        SetSequence(socket, TCP_RECV_QUEUE, inqSeq - entry.InqLen);
+        SetSequence(socket, TCP_SEND_QUEUE, outqSeq - entry.OutqLen);
         int connected = Socket.TryConnect(socket, remote);
         if (connected == Errno.EADDRNOTAVAIL)
         {
@@ -169,16 +196,58 @@ internal static class TcpConnection
             Fill(socket, queues.AsSpan((int)entry.InqLen + sent), describe, "unsent part of the send queue");
             Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
         }
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
         if (entry.HasSndWnd)
         {
+            // The peer's FIN, forged below, takes one more sequence number of the window.
+            uint finInWindow = ReceivedFin(state) ? 1u : 0;
             Span<byte> window = stackalloc byte[20];
             BinaryPrimitives.WriteUInt32LittleEndian(window, entry.SndWl1);
             BinaryPrimitives.WriteUInt32LittleEndian(window[4..], entry.SndWnd);
             BinaryPrimitives.WriteUInt32LittleEndian(window[8..], entry.MaxWindow);
-            BinaryPrimitives.WriteUInt32LittleEndian(window[12..], entry.RcvWnd);
-            BinaryPrimitives.WriteUInt32LittleEndian(window[16..], entry.RcvWup);
+            BinaryPrimitives.WriteUInt32LittleEndian(window[12..], entry.RcvWnd + finInWindow);
+            BinaryPrimitives.WriteUInt32LittleEndian(window[16..], entry.RcvWup - finInWindow);
             Set(socket, SOL_TCP, TCP_REPAIR_WINDOW, window);
+        }
+        RestoreFins(socket, ns, local, remote, state, entry, inqSeq, outqSeq, describe);
+        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+    }
+
+    // In libsoccr's order: our first FIN (FIN_WAIT1, FIN_WAIT2, CLOSING), the peer's FIN (CLOSE_WAIT, LAST_ACK,
+    // CLOSING), our FIN after the peer's (LAST_ACK), and the peer's acknowledgement of ours (FIN_WAIT2).
+    private static void RestoreFins(FileDescriptor socket, NetworkNamespace ns, IPEndPoint local, IPEndPoint remote, int state,
+        TcpStreamEntry entry, uint inqSeq, uint outqSeq, string describe)
+    {
+        ushort window = (ushort)Math.Min(ushort.MaxValue, (entry.OptMask & OptWscale) != 0 ? entry.SndWnd >> (int)entry.SndWscale : entry.SndWnd);
+        if (SentFin(state) && state != InetSocketInfo.LastAck)
+        {
+            SendOurFin(socket, acknowledged: state == InetSocketInfo.FinWait2, describe);
+        }
+        if (ReceivedFin(state))
+        {
+            TcpPeerSegment.Send(ns, remote, local, inqSeq, outqSeq - entry.OutqLen, window, fin: true, describe);
+        }
+        if (state == InetSocketInfo.LastAck)
+        {
+            SendOurFin(socket, acknowledged: false, describe);
+        }
+        if (state == InetSocketInfo.FinWait2)
+        {
+            TcpPeerSegment.Send(ns, remote, local, inqSeq, outqSeq + 1 - entry.OutqLen, window, fin: false, describe);
+        }
+    }
+
+    // shutdown(SHUT_WR) queues our FIN; an acknowledged one is queued as already sent (TCP_SEND_QUEUE), for the peer's
+    // forged acknowledgement to take.
+    private static void SendOurFin(FileDescriptor socket, bool acknowledged, string describe)
+    {
+        if (acknowledged)
+        {
+            Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
+        }
+        int errno = Socket.TryShutdown(socket, 1);
+        if (errno != 0)
+        {
+            throw new CheckpointException(CheckpointErrorKind.RestoreFailed, $"The FIN of the {describe} cannot be put back: shutdown failed: {Errno.Describe(errno)}.", describe);
         }
     }
 

@@ -52,7 +52,7 @@ public sealed class TcpConnectionTests
             var remote = Socket.PeerAddress(server)!;
             using var ns = NetworkNamespace.OfSocket(server);
             var locked = NetworkLock.Engage(Guid.NewGuid().ToString(), [new LockedConnection(ns, local, remote)], CheckpointErrorKind.DumpFailed);
-            var (entry, queues) = TcpConnection.Dump(server, "the test connection");
+            var (entry, queues, state) = TcpConnection.Dump(server, "the test connection");
             server.Dispose(); // in repair mode: gone without a word to the client
 
             Assert.Equal((uint)clientData.Length, entry.InqLen);
@@ -63,7 +63,7 @@ public sealed class TcpConnectionTests
 
             Nftables.Run("delete table inet criups-test\n");
             using var restored = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
-            TcpConnection.Restore(restored, local, remote, entry, queues, "the test connection");
+            TcpConnection.Restore(restored, ns, local, remote, state, entry, queues, "the test connection");
             locked.Release();
             TcpConnection.Resume(restored, reuseAddress: false);
 
@@ -73,6 +73,105 @@ public sealed class TcpConnectionTests
             SendAll(client, "again"u8.ToArray());
             Assert.Equal("after"u8.ToArray(), Receive(client, 5));
             Assert.Equal("again"u8.ToArray(), Receive(restored, 5));
+        });
+    }
+
+    /// <summary>
+    /// Half-closed connections, each state made for real: shutdown(2) on either end, with one direction's packets
+    /// dropped where a FIN must stay unacknowledged. Each end must then read the other's bytes and, where the other
+    /// end had shut down, the end of the stream; an end not shut down must still send.
+    /// </summary>
+    [Theory]
+    [InlineData(InetSocketInfo.CloseWait)]
+    [InlineData(InetSocketInfo.FinWait1)]
+    [InlineData(InetSocketInfo.FinWait2)]
+    [InlineData(InetSocketInfo.LastAck)]
+    [InlineData(InetSocketInfo.Closing)]
+    public void RebuildsAHalfClosedConnection(int wanted)
+    {
+        PrivateNetwork.Run(() =>
+        {
+            var clientData = Pattern(20_000, 3);
+            var serverData = Pattern(30_000, 5);
+            using var listener = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
+            Assert.Equal(0, Socket.TryBind(listener, new IPEndPoint(IPAddress.Loopback, 0)));
+            Socket.Listen(listener, 4);
+            using var client = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
+            Socket.TryConnect(client, Socket.LocalAddress(listener));
+            var server = Until(() => TryAccept(listener), "the connection to be accepted");
+            SendAll(client, clientData);
+            SendAll(server, serverData);
+            Until(() => Socket.QueuedBytes(server, Socket.SIOCINQ) == clientData.Length, "the client's data to wait in the server");
+
+            bool clientShut = wanted is InetSocketInfo.CloseWait or InetSocketInfo.LastAck or InetSocketInfo.Closing;
+            bool serverShut = wanted != InetSocketInfo.CloseWait;
+            if (wanted is InetSocketInfo.CloseWait or InetSocketInfo.LastAck)
+            {
+                Socket.Shutdown(client, 1);
+                WaitForState(server, InetSocketInfo.CloseWait);
+            }
+            // Our FIN stays unacknowledged when the client's packets are dropped; the client's FIN can still reach a
+            // server in FIN_WAIT1 whose own packets are dropped (CLOSING).
+            int dropped = wanted switch
+            {
+                InetSocketInfo.FinWait1 or InetSocketInfo.LastAck => Socket.LocalAddress(client).Port,
+                InetSocketInfo.Closing => Socket.LocalAddress(server).Port,
+                _ => 0,
+            };
+            if (dropped != 0)
+            {
+                Nftables.Run($"add table inet criups-test\nadd chain inet criups-test out {{ type filter hook output priority 0; }}\nadd rule inet criups-test out tcp sport {dropped} drop\n");
+            }
+            if (serverShut)
+            {
+                Socket.Shutdown(server, 1);
+            }
+            if (wanted == InetSocketInfo.Closing)
+            {
+                WaitForState(server, InetSocketInfo.FinWait1);
+                Socket.Shutdown(client, 1);
+            }
+            WaitForState(server, wanted);
+
+            var local = Socket.LocalAddress(server);
+            var remote = Socket.PeerAddress(server)!;
+            using var ns = NetworkNamespace.OfSocket(server);
+            var locked = NetworkLock.Engage(Guid.NewGuid().ToString(), [new LockedConnection(ns, local, remote)], CheckpointErrorKind.DumpFailed);
+            var (entry, queues, state) = TcpConnection.Dump(server, "the test connection");
+            server.Dispose();
+            Assert.Equal(wanted, state);
+            Assert.Equal((uint)clientData.Length, entry.InqLen);
+
+            if (dropped != 0)
+            {
+                Nftables.Run("delete table inet criups-test\n");
+            }
+            using var restored = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
+            TcpConnection.Restore(restored, ns, local, remote, state, entry, queues, "the test connection");
+            Assert.Equal(wanted, TcpState(restored));
+            locked.Release();
+            TcpConnection.Resume(restored, reuseAddress: false);
+
+            Assert.Equal(serverData, Receive(client, serverData.Length));
+            Assert.Equal(clientData, Receive(restored, clientData.Length));
+            if (serverShut)
+            {
+                AssertEnd(client);
+            }
+            else
+            {
+                SendAll(restored, "after"u8.ToArray());
+                Assert.Equal("after"u8.ToArray(), Receive(client, 5));
+            }
+            if (clientShut)
+            {
+                AssertEnd(restored);
+            }
+            else
+            {
+                SendAll(client, "again"u8.ToArray());
+                Assert.Equal("again"u8.ToArray(), Receive(restored, 5));
+            }
         });
     }
 
@@ -97,6 +196,25 @@ public sealed class TcpConnectionTests
             Assert.Equal(1, connected.State);
             Assert.Equal(new IPEndPoint(IPAddress.Loopback, 9), connected.Remote);
         });
+    }
+
+    private static int TcpState(FileDescriptor socket)
+    {
+        Span<byte> info = stackalloc byte[8];
+        Get(socket, SOL_TCP, TCP_INFO, info);
+        return info[0];
+    }
+
+    private static void WaitForState(FileDescriptor socket, int state) =>
+        Until(() => TcpState(socket) == state, $"the server's connection to reach {InetSocketInfo.StateName(state)}");
+
+    // The end of the stream: recv gives 0 bytes.
+    private static void AssertEnd(FileDescriptor socket) => Until(() => ReceiveOne(socket) == 0, "the end of the stream");
+
+    private static unsafe long ReceiveOne(FileDescriptor socket)
+    {
+        byte one;
+        return (long)LibC.recv(socket.Value, &one, 1, 0x40 /* MSG_DONTWAIT */);
     }
 
     private static byte[] Pattern(int length, int seed) => Enumerable.Range(0, length).Select(i => (byte)(i * seed + i / 251)).ToArray();
