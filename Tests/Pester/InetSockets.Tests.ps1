@@ -214,6 +214,26 @@ Describe 'IPv4 and IPv6 sockets' {
         Join-Path $image.Path 'tcp-stream-*.img' | Should -Exist
     }
 
+    It 'releases the connection unharmed, out of repair mode and unlocked, when a checkpoint fails after saving it' {
+        $serverWork = Join-Path $TestDrive 'failed-server'
+        $clientWork = Join-Path $TestDrive 'failed-client'
+        New-Item -ItemType Directory -Force $clientWork | Out-Null
+        $server = Start-StreamServer $serverWork '127.0.0.1'
+        Start-StreamClient $clientWork '127.0.0.1' $server.Port | Out-Null
+        Stop-ClientReading $clientWork | Out-Null
+
+        try {
+            $env:CRIUPS_FAIL_AT = 'before-kill'
+            Checkpoint-Process -Id $server.Pid -ImagePath (Join-Path $TestDrive 'failed-image') -TcpEstablished -ErrorVariable errors -ErrorAction SilentlyContinue
+        }
+        finally { $env:CRIUPS_FAIL_AT = $null }
+        $errors[0].FullyQualifiedErrorId | Should -Be 'DumpFailed,CriuPS.Cmdlets.CheckpointProcessCommand'
+        Get-LockTable | Should -BeNullOrEmpty -Because 'a failed checkpoint removes the lock'
+        Resume-ClientReading $clientWork
+        Wait-ClientResult $clientWork | Should -Match "^OK sent=$Total received=$Total " -Because 'the connection left repair mode with nothing lost'
+        Test-ProcessAlive $server.Pid | Should -BeTrue
+    }
+
     It 'refuses a restore without a switch (the lock stays), then brings the connection back closed with -TcpClose' {
         $serverWork = Join-Path $TestDrive 'close-server'
         $clientWork = Join-Path $TestDrive 'close-client'
