@@ -13,7 +13,7 @@ internal static class ImageSetWriter
     {
         var dir = session.WorkDirectory;
         var root = session.Processes[0];
-        ImageWriter.WriteSingle(dir, ImageTypes.Inventory, null, Inventory(root));
+        ImageWriter.WriteSingle(dir, ImageTypes.Inventory, null, Inventory(root, session.RunId));
 
         using (var pstree = ImageWriter.Create(dir, ImageTypes.Pstree, null))
         {
@@ -96,14 +96,15 @@ internal static class ImageSetWriter
         }
     }
 
-    private static InventoryEntry Inventory(DumpedProcess root) => new()
+    private static InventoryEntry Inventory(DumpedProcess root, string runId) => new()
     {
         ImgVersion = ImageVersion,
         FdinfoPerId = true,
         RootIds = root.Ids.Clone(),
         NsPerId = true,
         Lsmtype = Lsmtype.NoLsm,
-        DumpCriuRunId = Guid.NewGuid().ToString(),
+        DumpCriuRunId = runId,
+        NetworkLockMethod = Resources.Sockets.NetworkLock.MethodNftables,
         CriupsVersion = typeof(ImageSetWriter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
         CriupsKernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
         CriupsCreatedAt = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),

@@ -49,6 +49,9 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     public SwitchParameter ShellJob { get; set; }
 
     [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    [Parameter]
     public SwitchParameter Force { get; set; }
 
     /// <summary>Seconds each thread may take to stop when frozen.</summary>
@@ -144,6 +147,7 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             ImagePath = path,
             LeaveRunning = LeaveRunning,
             ShellJob = ShellJob,
+            TcpEstablished = TcpEstablished,
             Force = Force,
             GhostFileLimit = GhostFileLimit,
             FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),
