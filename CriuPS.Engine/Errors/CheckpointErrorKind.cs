@@ -44,6 +44,7 @@ public enum CheckpointErrorKind
 
     /// <summary>A thread did not stop within the freeze timeout (it sleeps uninterruptibly in the kernel); it was left running.</summary>
     FreezeTimeout,
+
     /// <summary>An address or port a restored socket needs is taken by another socket.</summary>
     AddressInUse,
 
