@@ -27,6 +27,9 @@ public sealed class DumpOptions
     /// <summary>Allow a process attached to a terminal; the terminal is reconnected on restore with the same switch.</summary>
     public bool ShellJob { get; init; }
 
+    /// <summary>Save established TCP connections (CRIU's --tcp-established), with the network locked meanwhile.</summary>
+    public bool TcpEstablished { get; init; }
+
     /// <summary>Replace an existing non-empty image directory.</summary>
     public bool Force { get; init; }
 

@@ -59,6 +59,12 @@ public static class DumpPipeline
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
             Attach(tree, session, injections, memories);
             log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
+            if (options.TcpEstablished)
+            {
+                // From now until the restore (or the release) the connections' packets are dropped: no end sees a reset.
+                log.Phase("Locking the network");
+                session.InetSockets.LockConnections(session.RunId, session.Processes.Select(p => p.Pid), log);
+            }
 
             log.Phase("Saving process state");
             foreach (var process in session.Processes)
@@ -98,18 +104,26 @@ public static class DumpPipeline
             if (options.LeaveRunning)
             {
                 log.Phase("Resuming the processes");
+                session.InetSockets.Resume(log);
                 Release(tree, injections, log);
             }
             else
             {
                 log.Phase("Killing the processes");
                 tree.Kill();
+                // Their connections closed silently in repair mode; the lock stays for Restore-Process to lift.
+                session.InetSockets.Forget();
+                if (session.InetSockets.Lock is { } kept)
+                {
+                    log.Write($"the network lock {kept.Table} stays until the connections are restored");
+                }
             }
             frozenTime.Stop();
         }
         catch (Exception e)
         {
             log.Error(e.ToString());
+            session.InetSockets.Resume(log);
             if (tree is not null)
             {
                 Release(tree, injections, log);
@@ -159,10 +173,12 @@ public static class DumpPipeline
             var frozen = tree[member.Pid];
             var memory = ProcessMemory.Open(member.Pid);
             memories.Add(memory);
-            var injection = Injection.Begin(frozen.Leader, memory, SmapsParser.Read(member.Pid), InjectionAreaSize);
+            // Read once (megabytes for thousands of areas), before the injection area joins them.
+            var vmas = SmapsParser.Read(member.Pid);
+            var injection = Injection.Begin(frozen.Leader, memory, vmas, InjectionAreaSize);
             injections[member.Pid] = injection;
             frozen.TakeBackContinue(injection);
-            session.Processes.Add(new DumpedProcess(frozen, memory, injection));
+            session.Processes.Add(new DumpedProcess(frozen, memory, injection, vmas));
         }
     }
 

@@ -33,9 +33,6 @@ internal sealed class DumpSession
     /// <summary>The image an incremental dump refers to for the pages not written since (-ParentImage), if any.</summary>
     public ParentImage? Parent { get; }
 
-    /// <summary>This dump's id (the inventory's dump_criu_run_id): write tracking counts writes from the image that has it.</summary>
-    public string RunId { get; } = Guid.NewGuid().ToString();
-
     /// <summary>files.img: every open file description, mapped file, exe, cwd and root, by id.</summary>
     public FileRegistry Files { get; } = new();
 
@@ -47,6 +44,15 @@ internal sealed class DumpSession
 
     /// <summary>Who is connected to whom among the tree's unix sockets, looked at once the tree is frozen.</summary>
     public UnixSocketTopology? UnixSockets { get; set; }
+
+    /// <summary>The network lock, the connections in repair mode and sock_diag's view of the tree's IPv4/IPv6 sockets.</summary>
+    public InetSocketDump InetSockets { get; } = new();
+
+    /// <summary>
+    /// This dump's id (inventory dump_criu_run_id, as CRIU's): it names the network lock's nftables table, and write
+    /// tracking counts writes from the image that has it.
+    /// </summary>
+    public string RunId { get; } = Guid.NewGuid().ToString();
 
     /// <summary>tty-info.img: the terminals of shell jobs.</summary>
     public List<TtyInfoEntry> TtyInfos { get; } = new();

@@ -127,6 +127,7 @@ internal static class ImageSetWriter
         NsPerId = true,
         Lsmtype = Lsmtype.NoLsm,
         DumpCriuRunId = session.RunId,
+        NetworkLockMethod = Resources.Sockets.NetworkLock.MethodNftables,
         CriupsVersion = typeof(ImageSetWriter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
         CriupsKernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
         CriupsCreatedAt = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),

@@ -12,6 +12,12 @@ public sealed class RestoreOptions
     /// <summary>Reconnect saved terminal descriptors to the caller's terminal, and join the caller's session.</summary>
     public bool ShellJob { get; init; }
 
+    /// <summary>Restore the saved TCP connections (CRIU's --tcp-established).</summary>
+    public bool TcpEstablished { get; init; }
+
+    /// <summary>Bring the saved TCP connections back closed instead (CRIU's --tcp-close); wins over <see cref="TcpEstablished"/>.</summary>
+    public bool TcpClose { get; init; }
+
     /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 

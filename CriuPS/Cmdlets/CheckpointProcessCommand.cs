@@ -59,6 +59,9 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     public SwitchParameter ShellJob { get; set; }
 
     [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    [Parameter]
     public SwitchParameter Force { get; set; }
 
     /// <summary>Seconds each thread may take to stop when frozen.</summary>
@@ -168,6 +171,7 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             PreDump = PreDump,
             ParentImage = ParentImage is null ? null : GetUnresolvedProviderPathFromPSPath(ParentImage),
             ShellJob = ShellJob,
+            TcpEstablished = TcpEstablished,
             Force = Force,
             GhostFileLimit = GhostFileLimit,
             FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),

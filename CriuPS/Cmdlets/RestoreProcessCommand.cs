@@ -29,6 +29,12 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter ShellJob { get; set; }
 
+    [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    [Parameter]
+    public SwitchParameter TcpClose { get; set; }
+
     private readonly CancellationTokenSource stopping = new();
 
     /// <summary>Ctrl+C: the engine stops at its next phase or batch of pages and cleans up.</summary>
@@ -47,7 +53,15 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
             {
                 continue;
             }
-            var options = new RestoreOptions { ImagePath = path, Detach = Detach, ShellJob = ShellJob, Cancellation = stopping.Token };
+            var options = new RestoreOptions
+            {
+                ImagePath = path,
+                Detach = Detach,
+                ShellJob = ShellJob,
+                TcpEstablished = TcpEstablished,
+                TcpClose = TcpClose,
+                Cancellation = stopping.Token,
+            };
             RestoredProcess restored;
             try
             {

@@ -187,7 +187,7 @@ Describe 'Threads' {
 Describe 'Process trees' {
     AfterEach { Stop-TestProcesses }
 
-    It 'restores a tree of 10 processes: pipes between them, sessions and groups, a stopped process and a zombie' {
+    It 'restores a tree of 10 processes: pipes and a socketpair between them, sessions and groups, a stopped process and a zombie' {
         $work = Join-Path $TestDrive 'tree'
         $log = Join-Path $work 'tree.log'
         $target = Start-TestTarget -Program (Get-TestTarget 'tree') -Arguments $work -WorkDirectory $work

@@ -134,3 +134,45 @@ Describe 'A .NET program, on the runtime CriuPS ships on' {
         Invoke-Check | Should -Be "OK pid=$target workers=24 threads=$threads memfd=3"
     }
 }
+
+Describe 'redis-server holding a million keys' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'keeps every key, on its TCP port and its unix socket, and takes new commands' {
+        $work = Join-Path $TestDrive 'redis'
+        $socket = Join-Path $work 'redis.sock'
+        # A port that was free a moment ago: redis cannot be asked for port 0 and tell which one it got.
+        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
+        # No persistence, so that everything the restored server knows comes from its memory; the pid file doubles
+        # as the ready file Start-TestTarget waits for.
+        $target = Start-TestTarget -Program (Get-Command redis-server -CommandType Application)[0].Source -WorkDirectory $work -Arguments @(
+            '--bind', '127.0.0.1', '--port', $port, '--unixsocket', $socket, '--save', '', '--appendonly', 'no',
+            '--enable-debug-command', 'yes', '--pidfile', (Join-Path $work 'ready'), '--logfile', (Join-Path $work 'redis.log'))
+        function Invoke-Redis([string[]]$Command, [switch]$Unix) {
+            $to = if ($Unix) { '-s', $socket } else { '-p', $port }
+            $answer = & redis-cli @to @Command 2>&1
+            if ($LASTEXITCODE -ne 0) { throw "redis-cli $Command failed: $answer" }
+            "$answer"
+        }
+        Wait-Until { (& redis-cli -p $port ping 2>$null) -eq 'PONG' } 'redis to answer on its port'
+        Invoke-Redis debug, populate, 1000000 | Should -Be 'OK'
+        Invoke-Redis set, marker, 'before checkpoint' | Should -Be 'OK'
+        Invoke-Redis dbsize | Should -Be '1000001'
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-redis')
+        Test-ProcessAlive $target | Should -BeFalse
+        $restoreTime = Measure-Command { $restored = Restore-Process $image.Path }
+        Register-TestProcess $restored.Id
+        Write-Host ("    redis with 1,000,000 keys ({0:N0} MiB in {1} pages): frozen {2:N0} ms, dump {3:N0} ms, restore {4:N0} ms" -f
+            $image.MemoryMiB, $image.Pages, $image.FrozenTime.TotalMilliseconds, $image.TotalTime.TotalMilliseconds, $restoreTime.TotalMilliseconds)
+
+        $restored.Id | Should -Be $target
+        Invoke-Redis dbsize | Should -Be '1000001'
+        Invoke-Redis get, 'key:765432' | Should -Be 'value:765432'
+        Invoke-Redis get, marker -Unix | Should -Be 'before checkpoint'
+        Invoke-Redis set, after, 'restore' -Unix | Should -Be 'OK'
+        Invoke-Redis get, after | Should -Be 'restore'
+        Invoke-Redis dbsize | Should -Be '1000002'
+    }
+}
