@@ -28,7 +28,8 @@ internal static partial class Pages
         IReadOnlyList<AddressRange> held = [];
         if (parent is not null)
         {
-            tracking = WriteTracking.Find(process.Pid, parent.Directory, parent.RunId, out string why);
+            string why = $"process {process.Pid} is not in '{parent.Directory}' (it is new to the tree)";
+            tracking = parent.HasProcess(process.Pid) ? WriteTracking.Find(process.Pid, parent.Directory, parent.RunId, out why) : null;
             if (tracking is null)
             {
                 log.Warning($"{why}: all its pages are saved in '{session.ImageDirectory}'.");
@@ -117,6 +118,8 @@ internal static partial class Pages
         private readonly ulong total;
         private readonly bool whileRunning;
         private readonly byte[] buffer = GC.AllocateUninitializedArray<byte>(BatchBytes, pinned: true);
+        // The slices of the buffer a batch writes, in one pwritev: scattered pages make many small slices.
+        private readonly List<ReadOnlyMemory<byte>> slices = new();
         private long fileOffset;
         private ulong done;
         private bool failurePointPassed;
@@ -174,7 +177,7 @@ internal static partial class Pages
                 var run = batch[i];
                 if (read[i])
                 {
-                    Emit(run, buffer.AsSpan(offset, (int)run.Length.Value), flags, vma.ZeroPagesMayBeSkipped);
+                    Emit(run, buffer.AsMemory(offset, (int)run.Length.Value), flags, vma.ZeroPagesMayBeSkipped);
                 }
                 else
                 {
@@ -182,6 +185,10 @@ internal static partial class Pages
                 }
                 offset += (int)run.Length.Value;
             }
+            long written = slices.Sum(slice => (long)slice.Length);
+            RandomAccess.Write(file, slices, fileOffset);
+            fileOffset += written;
+            slices.Clear();
             done += bytes >> Page.Shift;
             session.Log.Progress("Saving memory", (long)done, (long)total);
             if (!failurePointPassed)
@@ -239,8 +246,8 @@ internal static partial class Pages
             return read;
         }
 
-        // Writes a run's pages, leaving out all-zero pages where that is allowed.
-        private void Emit(AddressRange run, ReadOnlySpan<byte> data, PagemapFlags flags, bool skipZeroPages)
+        // Lists a run's pages for the pages file and the pagemap, leaving out all-zero pages where that is allowed.
+        private void Emit(AddressRange run, ReadOnlyMemory<byte> data, PagemapFlags flags, bool skipZeroPages)
         {
             int pages = data.Length >> Page.Shift;
             int i = 0;
@@ -257,14 +264,12 @@ internal static partial class Pages
                 {
                     i++;
                 }
-                var slice = data.Slice(first << Page.Shift, (i - first) << Page.Shift);
-                RandomAccess.Write(file, slice, fileOffset);
-                fileOffset += slice.Length;
+                slices.Add(data.Slice(first << Page.Shift, (i - first) << Page.Shift));
                 pagemap.Add(run.Start + new ByteCount((ulong)first << Page.Shift), new PageCount((ulong)(i - first)), flags);
             }
         }
 
-        private static bool IsZero(ReadOnlySpan<byte> data, int page) =>
-            data.Slice(page << Page.Shift, Page.Size).IndexOfAnyExcept((byte)0) < 0;
+        private static bool IsZero(ReadOnlyMemory<byte> data, int page) =>
+            data.Span.Slice(page << Page.Shift, Page.Size).IndexOfAnyExcept((byte)0) < 0;
     }
 }

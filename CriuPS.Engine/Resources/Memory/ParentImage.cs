@@ -59,6 +59,9 @@ internal sealed class ParentImage
         }
     }
 
+    /// <summary>Whether the parent holds memory of process <paramref name="pid"/> (its pagemap).</summary>
+    public bool HasProcess(int pid) => File.Exists(Path.Combine(Directory, ImageTypes.Pagemap.FileName(pid.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+
     /// <summary>
     /// The pages of process <paramref name="pid"/> the parent chain holds, in address order; none when the parent
     /// has no pagemap of that process. The whole chain is read and checked, so a broken one is reported now, naming
@@ -66,12 +69,11 @@ internal sealed class ParentImage
     /// </summary>
     public IReadOnlyList<AddressRange> Holds(int pid)
     {
-        var id = pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        if (!File.Exists(Path.Combine(Directory, ImageTypes.Pagemap.FileName(id))))
+        if (!HasProcess(pid))
         {
             return [];
         }
-        using var chain = PageChain.Open(Directory, ImageTypes.Pagemap, id);
+        using var chain = PageChain.Open(Directory, ImageTypes.Pagemap, pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         return chain.Runs.Select(r => r.Range).ToList();
     }
 

@@ -80,6 +80,14 @@ internal static class WriteTracking
     /// </summary>
     public static TrackedProcess Start(int pid, Injection injection)
     {
+        // The tracking of processes that ended without a final dump holds their userfaultfd (and mm) until now.
+        foreach (var (other, stale) in Table)
+        {
+            if (!stale.IsSameProcess())
+            {
+                End(other);
+            }
+        }
         var caller = injection.Caller;
         long fd = caller.Checked("userfaultfd", SyscallNumber.Userfaultfd, CreateFlags);
         FileDescriptor uffd;
