@@ -3,6 +3,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.PageServer;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
@@ -28,7 +29,41 @@ public static class DumpPipeline
 {
     private static readonly ByteCount InjectionAreaSize = new(64 * 1024);
 
+    /// <summary>Checkpoints into the image directory of <see cref="DumpOptions.ImagePath"/>.</summary>
     public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
+    {
+        var (_, output) = Dump(options, observer, () => ImageDirectoryTransaction.Begin(options.ImagePath, options.Force));
+        return CheckpointImageReader.Read(output.Location);
+    }
+
+    /// <summary>Checkpoints into the image directory of the page server of <see cref="DumpOptions.PageServer"/>.</summary>
+    public static RemoteCheckpointImage RunToPageServer(DumpOptions options, IEngineObserver observer)
+    {
+        var server = options.PageServer ?? throw new ArgumentException("the options name no page server", nameof(options));
+        PageServerImageOutput? sent = null;
+        var (session, _) = Dump(options, observer, () => sent = PageServerImageOutput.Open(server, options.ProcessId));
+        var root = session.Processes[0];
+        long pages = session.Processes.Sum(p => p.Pagemap.Sum(e => (long)e.NrPages));
+        return new RemoteCheckpointImage
+        {
+            PageServer = server.ToString(),
+            Tls = server.Tls,
+            Path = sent!.Location,
+            RootProcessId = root.Pid,
+            Name = root.Stat.Comm,
+            ProcessCount = session.TreeOrder.Count,
+            ThreadCount = session.Processes.Sum(p => p.Cores.Count),
+            MemoryBytes = pages << Page.Shift,
+            Pages = pages,
+            BytesSent = sent.BytesSent,
+            FrozenTime = TimeSpan.FromMicroseconds(session.Stats.FrozenTime),
+            TotalTime = TimeSpan.FromMicroseconds(session.Stats.CriupsTotalTime),
+            CreatedAt = DateTimeOffset.Now,
+            LogPath = sent.LogPath,
+        };
+    }
+
+    private static (DumpSession Session, IImageOutput Output) Dump(DumpOptions options, IEngineObserver observer, Func<IImageOutput> open)
     {
         var total = Stopwatch.StartNew();
         using var log = new EngineLog(observer, options.Cancellation);
@@ -37,10 +72,10 @@ public static class DumpPipeline
         int root = options.ProcessId;
         Preflight.CheckTarget(root);
         Preflight.CheckTree(root, options);
-        var directory = ImageDirectoryTransaction.Begin(options.ImagePath, options.Force);
-        log.AttachFile(Path.Combine(directory.WorkPath, "dump.log"));
-        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {root} into {directory.FinalPath} on {Environment.OSVersion}");
-        var session = new DumpSession(options, log, directory.WorkPath);
+        var directory = open();
+        log.AttachFile(directory.LogPath);
+        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {root} into {directory.Location} on {Environment.OSVersion}");
+        var session = new DumpSession(options, log, directory);
         using var quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
         var frozenTime = new Stopwatch();
         FrozenTree? tree = null;
@@ -104,7 +139,7 @@ public static class DumpPipeline
             log.Write($"{injections.Values.Sum(i => i.Caller.CallCount)} injected system calls");
             log.Flush();
             directory.Commit();
-            log.Relocate(Path.Combine(directory.FinalPath, "dump.log"));
+            log.Relocate(directory.LogPath);
 
             if (options.LeaveRunning)
             {
@@ -126,8 +161,7 @@ public static class DumpPipeline
                 Release(tree, injections, log);
             }
             log.Dispose();
-            var kept = KeepFailedLog(directory);
-            directory.Abort();
+            var kept = directory.Abort();
             throw Explain(e, root, kept);
         }
         finally
@@ -142,9 +176,18 @@ public static class DumpPipeline
         session.Stats.CriupsTotalTime = (ulong)total.Elapsed.TotalMicroseconds;
         log.Phase("Done");
         log.Write($"frozen for {frozenTime.Elapsed.TotalMilliseconds:F1} ms, {total.Elapsed.TotalMilliseconds:F1} ms in all");
+        // The image is committed and the process gone or resumed: stats-dump completes it, but is no condition.
+        try
+        {
+            ImageSetWriter.WriteStats(session);
+            directory.Finish();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointException)
+        {
+            log.Warning($"The checkpoint is complete in {directory.Location}, but its stats-dump.img could not be written: {e.Message}");
+        }
         log.Dispose();
-        ImageSetWriter.WriteStats(directory.FinalPath, session.Stats);
-        return CheckpointImageReader.Read(directory.FinalPath);
+        return (session, directory);
     }
 
     private static void Release(FrozenTree tree, Dictionary<int, Injection> injections, EngineLog log)
@@ -179,19 +222,6 @@ public static class DumpPipeline
             }
         }
         frozen.Release();
-    }
-
-    // A failed dump leaves nothing in the image path; its log moves to the temporary directory for the error to name.
-    private static string? KeepFailedLog(ImageDirectoryTransaction directory)
-    {
-        var log = Path.Combine(directory.WorkPath, "dump.log");
-        if (!File.Exists(log))
-        {
-            return null;
-        }
-        var kept = Path.Combine(Path.GetTempPath(), $"criups-dump-{Path.GetFileName(directory.FinalPath)}-{DateTime.Now:yyyyMMdd-HHmmss}.log");
-        File.Move(log, kept, overwrite: true);
-        return kept;
     }
 
     private static CheckpointException Explain(Exception e, int pid, string? logPath)

@@ -11,11 +11,10 @@ internal static class ImageSetWriter
 
     public static void Write(DumpSession session)
     {
-        var dir = session.WorkDirectory;
         var root = session.Processes[0];
-        ImageWriter.WriteSingle(dir, ImageTypes.Inventory, null, Inventory(root));
+        session.WriteSingle(ImageTypes.Inventory, null, Inventory(root));
 
-        using (var pstree = ImageWriter.Create(dir, ImageTypes.Pstree, null))
+        using (var pstree = session.CreateImage(ImageTypes.Pstree, null))
         {
             foreach (int pid in session.TreeOrder)
             {
@@ -25,7 +24,7 @@ internal static class ImageSetWriter
 
         foreach (var zombie in session.Zombies)
         {
-            ImageWriter.WriteSingle(dir, ImageTypes.Core, zombie.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), zombie.Core);
+            session.WriteSingle(ImageTypes.Core, zombie.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), zombie.Core);
         }
 
         var writtenTables = new HashSet<uint>();
@@ -34,12 +33,12 @@ internal static class ImageSetWriter
             var pid = process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
             foreach (var (tid, core) in process.Cores)
             {
-                ImageWriter.WriteSingle(dir, ImageTypes.Core, tid.ToString(System.Globalization.CultureInfo.InvariantCulture), core);
+                session.WriteSingle(ImageTypes.Core, tid.ToString(System.Globalization.CultureInfo.InvariantCulture), core);
             }
-            ImageWriter.WriteSingle(dir, ImageTypes.Ids, pid, process.Ids);
-            ImageWriter.WriteSingle(dir, ImageTypes.Mm, pid, process.Mm);
-            ImageWriter.WriteSingle(dir, ImageTypes.Fs, pid, process.Fs);
-            using (var pagemap = ImageWriter.Create(dir, ImageTypes.Pagemap, pid))
+            session.WriteSingle(ImageTypes.Ids, pid, process.Ids);
+            session.WriteSingle(ImageTypes.Mm, pid, process.Mm);
+            session.WriteSingle(ImageTypes.Fs, pid, process.Fs);
+            using (var pagemap = session.CreateImage(ImageTypes.Pagemap, pid))
             {
                 pagemap.WriteEntry(process.PagemapHead);
                 foreach (var entry in process.Pagemap)
@@ -50,7 +49,7 @@ internal static class ImageSetWriter
             // Processes that share their descriptor table (CLONE_FILES) share one fdinfo image.
             if (writtenTables.Add(process.Ids.FilesId))
             {
-                using var fdinfo = ImageWriter.Create(dir, ImageTypes.Fdinfo, process.Ids.FilesId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                using var fdinfo = session.CreateImage(ImageTypes.Fdinfo, process.Ids.FilesId.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 foreach (var fd in process.FileDescriptors)
                 {
                     fdinfo.WriteEntry(fd);
@@ -58,7 +57,7 @@ internal static class ImageSetWriter
             }
         }
 
-        using (var files = ImageWriter.Create(dir, ImageTypes.Files, null))
+        using (var files = session.CreateImage(ImageTypes.Files, null))
         {
             foreach (var file in session.Files.Entries)
             {
@@ -68,7 +67,7 @@ internal static class ImageSetWriter
 
         if (session.PipeData.Count > 0)
         {
-            using var pipes = ImageWriter.Create(dir, ImageTypes.PipesData, null);
+            using var pipes = session.CreateImage(ImageTypes.PipesData, null);
             foreach (var (entry, data) in session.PipeData)
             {
                 pipes.WriteEntry(entry);
@@ -79,16 +78,17 @@ internal static class ImageSetWriter
         // CRIU's restore expects seccomp.img even when no thread has a filter.
         var seccomp = new SeccompEntry();
         seccomp.SeccompFilters.Add(session.SeccompFilters);
-        ImageWriter.WriteSingle(dir, ImageTypes.Seccomp, null, seccomp);
+        session.WriteSingle(ImageTypes.Seccomp, null, seccomp);
 
         foreach (var ((type, id), entries) in session.ExtraImages)
         {
-            ImageWriter.WriteAll(Path.Combine(dir, type.FileName(id)), type, entries);
+            using var image = session.CreateImage(type, id);
+            image.WriteEntries(entries);
         }
 
         if (session.TtyInfos.Count > 0)
         {
-            using var ttys = ImageWriter.Create(dir, ImageTypes.TtyInfo, null);
+            using var ttys = session.CreateImage(ImageTypes.TtyInfo, null);
             foreach (var tty in session.TtyInfos)
             {
                 ttys.WriteEntry(tty);
@@ -110,6 +110,6 @@ internal static class ImageSetWriter
     };
 
     /// <summary>stats-dump: timings and page counts, written once the process is gone or resumed.</summary>
-    public static void WriteStats(string directory, DumpStatsEntry stats) =>
-        ImageWriter.WriteSingle(directory, ImageTypes.Stats, "dump", new StatsEntry { Dump = stats });
+    public static void WriteStats(DumpSession session) =>
+        session.WriteSingle(ImageTypes.Stats, "dump", new StatsEntry { Dump = session.Stats });
 }

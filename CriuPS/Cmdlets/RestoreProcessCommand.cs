@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using CriuPS.Completers;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.PageServer;
 using CriuPS.Engine.Restore;
 
 namespace CriuPS.Cmdlets;
@@ -10,7 +11,7 @@ namespace CriuPS.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsData.Restore, "Process", DefaultParameterSetName = ByPath, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(System.Diagnostics.Process))]
-public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
+public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
 {
     private const string ByPath = "Path";
     private const string ByImage = "InputObject";
@@ -29,7 +30,21 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter ShellJob { get; set; }
 
+    /// <summary>Run the process before its private memory is back; the pages arrive on fault and in the background.</summary>
+    [Parameter]
+    public SwitchParameter LazyPages { get; set; }
+
     private readonly CancellationTokenSource stopping = new();
+    private PageServerEndpoint? server;
+
+    protected override void BeginProcessing()
+    {
+        server = ResolvePageServer();
+        if (server is not null && !LazyPages)
+        {
+            Refuse("Pages come from a page server only during a lazy restore: add -LazyPages.");
+        }
+    }
 
     /// <summary>Ctrl+C: the engine stops at its next phase or batch of pages and cleans up.</summary>
     protected override void StopProcessing() => stopping.Cancel();
@@ -47,7 +62,15 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
             {
                 continue;
             }
-            var options = new RestoreOptions { ImagePath = path, Detach = Detach, ShellJob = ShellJob, Cancellation = stopping.Token };
+            var options = new RestoreOptions
+            {
+                ImagePath = path,
+                Detach = Detach,
+                ShellJob = ShellJob,
+                LazyPages = LazyPages,
+                PageServer = server,
+                Cancellation = stopping.Token,
+            };
             RestoredProcess restored;
             try
             {

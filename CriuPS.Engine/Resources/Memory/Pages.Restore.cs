@@ -11,7 +11,8 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static partial class Pages
 {
-    public static void Restore(RestoringProcess process, PagesFile pages, IReadOnlyList<AddressRange> skip, Logging.EngineLog log)
+    /// <summary>Fills the process's memory with every run of the pages file but those <paramref name="skip"/> picks.</summary>
+    public static void Restore(RestoringProcess process, PagesFile pages, Func<PageRun, bool> skip, Logging.EngineLog log)
     {
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
@@ -45,7 +46,7 @@ internal static partial class Pages
         const long MaxBytesPerCall = 0x7ffff000;
         foreach (var run in pages.Runs)
         {
-            if (skip.Any(s => s.Overlaps(run.Range)))
+            if (skip(run))
             {
                 continue;
             }
@@ -67,7 +68,7 @@ internal static partial class Pages
             }
         }
         Flush();
-        // Runs left to other means (the vDSO family is moved into place, not read) complete the count too.
+        // Runs left to other means (the vDSO family is moved into place, lazy pages arrive later) complete the count too.
         if (done != pages.TotalBytes)
         {
             log.Progress("Restoring memory", pages.TotalBytes, pages.TotalBytes);

@@ -2,14 +2,13 @@ using System.Buffers;
 using CriuPS.Engine.Dump;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
-using Microsoft.Win32.SafeHandles;
 
 namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
 /// Page contents (pagemap-PID.img + pages-N.img). Dump: find the pages worth saving, copy them out of the
 /// frozen process in large batches (process_vm_readv, or /proc/PID/mem for unreadable areas) and append them
-/// to the pages file, leaving out all-zero anonymous pages (they come back as fresh zero pages).
+/// to the pages file (streamed: the output may be a page server), leaving out all-zero anonymous pages (they come back as fresh zero pages).
 /// </summary>
 internal static partial class Pages
 {
@@ -34,15 +33,8 @@ internal static partial class Pages
         }
         log.Detail($"pages of {process.Pid}: {toCopy} to copy from {work.Count} areas (found with {(useIoctl ? "PAGEMAP_SCAN" : "/proc/PID/pagemap")})");
 
-        var path = Path.Combine(session.WorkDirectory, $"pages-{pagesId}.img");
-        using var stream = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        });
-        var copier = new PageCopier(process, stream.SafeFileHandle, new PagemapBuilder(process.Pagemap), session, toCopy);
+        using var stream = session.Output.Create($"pages-{pagesId}.img");
+        var copier = new PageCopier(process, stream, new PagemapBuilder(process.Pagemap), session, toCopy);
         foreach (var (vma, runs) in work)
         {
             copier.Copy(vma, runs);
@@ -56,16 +48,15 @@ internal static partial class Pages
     private sealed class PageCopier
     {
         private readonly DumpedProcess process;
-        private readonly SafeFileHandle file;
+        private readonly Stream file;
         private readonly PagemapBuilder pagemap;
         private readonly DumpSession session;
         private readonly ulong total;
         private readonly byte[] buffer = GC.AllocateUninitializedArray<byte>(BatchBytes, pinned: true);
-        private long fileOffset;
         private ulong done;
         private bool failurePointPassed;
 
-        public PageCopier(DumpedProcess process, SafeFileHandle file, PagemapBuilder pagemap, DumpSession session, ulong total)
+        public PageCopier(DumpedProcess process, Stream file, PagemapBuilder pagemap, DumpSession session, ulong total)
         {
             this.process = process;
             this.file = file;
@@ -179,8 +170,7 @@ internal static partial class Pages
                     i++;
                 }
                 var slice = data.Slice(first << Page.Shift, (i - first) << Page.Shift);
-                RandomAccess.Write(file, slice, fileOffset);
-                fileOffset += slice.Length;
+                file.Write(slice);
                 var count = new PageCount((ulong)(i - first));
                 pagemap.Add(run.Start + new ByteCount((ulong)first << Page.Shift), count, flags);
                 Written += count;
