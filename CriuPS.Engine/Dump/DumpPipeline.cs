@@ -41,7 +41,7 @@ public static class DumpPipeline
     {
         var server = options.PageServer ?? throw new ArgumentException("the options name no page server", nameof(options));
         PageServerImageOutput? sent = null;
-        var (session, _) = Dump(options, observer, () => sent = PageServerImageOutput.Open(server, options.ProcessId));
+        var (session, _) = Dump(options, observer, () => sent = PageServerImageOutput.Open(server, options.ProcessId, options.Cancellation));
         var root = session.Processes[0];
         long pages = session.Processes.Sum(p => p.Pagemap.Sum(e => (long)e.NrPages));
         return new RemoteCheckpointImage
@@ -162,7 +162,8 @@ public static class DumpPipeline
             }
             log.Dispose();
             var kept = directory.Abort();
-            throw Explain(e, root, kept);
+            // Cancelling breaks a page server's connection too: the user asked to stop, whatever broke first.
+            throw Explain(options.Cancellation.IsCancellationRequested && e is not OperationCanceledException ? new OperationCanceledException(e.Message, e) : e, root, kept);
         }
         finally
         {

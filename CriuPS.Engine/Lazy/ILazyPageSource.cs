@@ -16,4 +16,7 @@ internal interface ILazyPageSource : IDisposable
 
     /// <summary>Every page has arrived (a page server then stops).</summary>
     void Complete(PageCount pages);
+
+    /// <summary>Breaks off, from another thread, a read that waits on the network (the transfer is being stopped).</summary>
+    void Interrupt();
 }

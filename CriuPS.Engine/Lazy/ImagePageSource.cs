@@ -43,6 +43,10 @@ internal sealed class ImagePageSource : ILazyPageSource
     {
     }
 
+    public void Interrupt()
+    {
+    }
+
     public void Dispose()
     {
         foreach (var file in files.Values)

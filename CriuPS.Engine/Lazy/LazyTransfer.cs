@@ -96,6 +96,10 @@ internal sealed class LazyTransfer
     {
         stopReason ??= reason;
         Wake();
+        if (!Status.IsFinished)
+        {
+            source.Interrupt(); // a fetch waiting on the network would hold the loop for its whole timeout
+        }
         if (Thread.CurrentThread != thread)
         {
             thread.Join(StopWait);
@@ -125,7 +129,11 @@ internal sealed class LazyTransfer
         }
         catch (Exception e)
         {
-            EndSafely(() => Fail(e));
+            // Once stopped, a read broken off by Interrupt fails too: the stop is the reason, not the lost source.
+            var cause = stopReason is { } reason && e is not CheckpointException { Kind: CheckpointErrorKind.Cancelled }
+                ? new CheckpointException(CheckpointErrorKind.Cancelled, reason, root, null, e)
+                : e;
+            EndSafely(() => Fail(cause));
         }
         finally
         {

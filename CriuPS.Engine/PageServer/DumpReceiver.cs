@@ -5,7 +5,9 @@ namespace CriuPS.Engine.PageServer;
 
 /// <summary>
 /// The server side of a dump: the image files arrive into a transaction on the image directory (hidden, 0700,
-/// files 0600) that becomes visible only on Commit; a session that ends before leaves nothing.
+/// files 0600) that becomes visible only on Commit; a session that ends before leaves nothing. A file that follows
+/// the commit (stats-dump) arrives under a hidden name and takes its own when complete, so that a restore that
+/// starts as soon as the image is there never reads half of it.
 /// </summary>
 internal static class DumpReceiver
 {
@@ -22,7 +24,6 @@ internal static class DumpReceiver
             throw;
         }
         var open = new Dictionary<uint, (string Name, Stream Stream, long Length)>();
-        var committedFiles = new List<string>();
         try
         {
             PageServerMessages.Send(connection.Frames, new Welcome(PageServerMessages.Version, transaction.FinalPath));
@@ -37,11 +38,7 @@ internal static class DumpReceiver
                         {
                             throw new ProtocolException($"{connection.Peer} sent a file '{begin.Name}' (id {begin.File}) that cannot be an image file here.");
                         }
-                        open[begin.File] = (begin.Name, transaction.Create(begin.Name), 0);
-                        if (transaction.Committed)
-                        {
-                            committedFiles.Add(begin.Name);
-                        }
+                        open[begin.File] = (begin.Name, transaction.Create(transaction.Committed ? Partial(begin.Name) : begin.Name), 0);
                         break;
                     case FrameType.FileData:
                         var (file, data) = PageServerMessages.ReadFileData(frame);
@@ -59,7 +56,10 @@ internal static class DumpReceiver
                         }
                         ended.Stream.Dispose();
                         open.Remove(end.File);
-                        committedFiles.Remove(ended.Name);
+                        if (transaction.Committed)
+                        {
+                            System.IO.File.Move(Path.Combine(transaction.FinalPath, Partial(ended.Name)), Path.Combine(transaction.FinalPath, ended.Name));
+                        }
                         break;
                     case FrameType.Commit:
                         PageServerMessages.ReadEmpty(frame, FrameType.Commit);
@@ -78,7 +78,8 @@ internal static class DumpReceiver
                         PageServerMessages.SendEmpty(connection.Frames, FrameType.Goodbye);
                         return;
                     case FrameType.Error:
-                        throw new PeerRefusedException(PageServerMessages.ReadError(frame).Code, PageServerMessages.ReadError(frame).Text);
+                        var error = PageServerMessages.ReadError(frame);
+                        throw new PeerRefusedException(error.Code, error.Text);
                     default:
                         throw new ProtocolException($"{connection.Peer} sent {frame.Type} during a dump.");
                 }
@@ -86,19 +87,21 @@ internal static class DumpReceiver
         }
         catch
         {
-            foreach (var (_, stream, _) in open.Values)
+            foreach (var (name, stream, _) in open.Values)
             {
                 stream.Dispose();
+                if (transaction.Committed)
+                {
+                    System.IO.File.Delete(Path.Combine(transaction.FinalPath, Partial(name)));
+                }
             }
             // Before the commit nothing is kept; after it, only a file cut off midway (stats-dump) goes.
             transaction.Abort();
-            foreach (var name in committedFiles)
-            {
-                System.IO.File.Delete(Path.Combine(transaction.FinalPath, name));
-            }
             throw;
         }
     }
+
+    private static string Partial(string name) => $".{name}.partial";
 
     // Plain names as CRIU's images have (core-1.img, pages-2.img, stats-dump): nothing that leaves the directory.
     private static bool IsImageFileName(string name) =>

@@ -18,6 +18,7 @@ internal sealed class PageServerImageOutput : IImageOutput
     private readonly int pid;
     private uint nextFile = 1;
     private bool broken;
+    private CancellationTokenRegistration cancelled;
 
     private PageServerImageOutput(PageServerEndpoint endpoint, PageServerConnection connection, string location, int pid)
     {
@@ -36,11 +37,16 @@ internal sealed class PageServerImageOutput : IImageOutput
     /// <summary>Bytes of image files sent.</summary>
     public long BytesSent { get; private set; }
 
-    /// <summary>Connects to the server for a dump of <paramref name="pid"/>; the server's image directory must be free.</summary>
-    public static PageServerImageOutput Open(PageServerEndpoint endpoint, int pid)
+    /// <summary>
+    /// Connects to the server for a dump of <paramref name="pid"/>; the server's image directory must be free.
+    /// Cancelling breaks the connection at once, rather than after a send that waits on the network.
+    /// </summary>
+    public static PageServerImageOutput Open(PageServerEndpoint endpoint, int pid, CancellationToken cancellation)
     {
         var (connection, welcome) = PageServerClient.Connect(endpoint, SessionPurpose.Dump, "", pid);
-        return new PageServerImageOutput(endpoint, connection, welcome.ImagePath, pid);
+        var output = new PageServerImageOutput(endpoint, connection, welcome.ImagePath, pid);
+        output.cancelled = cancellation.Register(connection.Abort);
+        return output;
     }
 
     public Stream Create(string fileName)
@@ -58,14 +64,22 @@ internal sealed class PageServerImageOutput : IImageOutput
 
     public void Finish()
     {
-        Send(frames => PageServerMessages.SendEmpty(frames, FrameType.Close));
-        Guard(() => connection.Expect(FrameType.Goodbye));
-        connection.Dispose();
+        try
+        {
+            Send(frames => PageServerMessages.SendEmpty(frames, FrameType.Close));
+            Guard(() => connection.Expect(FrameType.Goodbye));
+        }
+        finally
+        {
+            cancelled.Dispose();
+            connection.Dispose();
+        }
     }
 
     public string? Abort()
     {
         broken = true;
+        cancelled.Dispose();
         connection.Dispose(); // the server sees the connection end before a commit, and removes the upload
         return LogPath;
     }

@@ -60,6 +60,8 @@ internal sealed class PageServerPageSource : ILazyPageSource
         }
     }
 
+    public void Interrupt() => connection.Abort();
+
     public void Dispose() => connection.Dispose();
 }
 

@@ -30,29 +30,36 @@ BeforeAll {
     }
 
     # A page server in a PowerShell of its own (so that it can be killed): writes its port to PORTFILE, and with
-    # -DieAfterBytes kills itself once it has received that much.
+    # -DieAfterBytes or -DieAfterPages sends itself SIGNAL (KILL, or STOP: it hangs) once it has received that many
+    # bytes, or served that many pages.
     $script:ServerScript = Join-Path $TestDrive 'server.ps1'
     Set-Content $ServerScript @'
-param($Module, $ImagePath, $PortFile, [long]$DieAfterBytes = 0)
+param($Module, $ImagePath, $PortFile, [long]$DieAfterBytes, [long]$DieAfterPages, $Signal)
 $ErrorActionPreference = 'Stop'
 Import-Module $Module
 $server = Start-LazyPageServer -ImagePath $ImagePath -Port 0
 Set-Content "$PortFile.tmp" $server.Port
 Move-Item "$PortFile.tmp" $PortFile
-if ($DieAfterBytes -gt 0) {
-    while ($server.BytesReceived -lt $DieAfterBytes) { Start-Sleep -Milliseconds 2 }
-    & kill -s KILL $PID
+if ($DieAfterBytes -gt 0 -or $DieAfterPages -gt 0) {
+    while (($DieAfterBytes -gt 0 -and $server.BytesReceived -lt $DieAfterBytes) -or ($DieAfterPages -gt 0 -and $server.PagesServed -lt $DieAfterPages)) {
+        Start-Sleep -Milliseconds 1
+    }
+    & kill -s $Signal $PID
 }
 while ($server.State -notin 'Stopped', 'Failed') { Start-Sleep -Milliseconds 50 }
 '@
 
-    function Start-ServerProcess([string]$ImagePath, [long]$DieAfterBytes = 0) {
+    function Start-ServerProcess([string]$ImagePath, [long]$DieAfterBytes = 0, [long]$DieAfterPages = 0, [string]$Signal = 'KILL') {
         $portFile = Join-Path $TestDrive "port-$([guid]::NewGuid())"
-        $process = Start-Process "$PSHOME/pwsh" -ArgumentList '-NoProfile', '-NonInteractive', '-File', $ServerScript, $Module, $ImagePath, $portFile, $DieAfterBytes -PassThru `
+        $process = Start-Process "$PSHOME/pwsh" -ArgumentList '-NoProfile', '-NonInteractive', '-File', $ServerScript, $Module, $ImagePath, $portFile, $DieAfterBytes, $DieAfterPages, $Signal -PassThru `
             -RedirectStandardOutput "$portFile.out" -RedirectStandardError "$portFile.err"
+        Register-TestProcess $process.Id
         Wait-Until { Test-Path $portFile } 'the page server process to listen' -TimeoutSeconds 60
         [pscustomobject]@{ Process = $process; Port = [int](Get-Content $portFile) }
     }
+
+    # This session's TCP connections to PORT.
+    function Get-ConnectionsTo([int]$Port) { @(& ss -Htn "dport = :$Port") }
 
     function Test-Listening([int]$Port) { [bool](& ss -Hltn "sport = :$Port") }
 
@@ -193,16 +200,75 @@ Describe 'When the other side goes away' {
         @(Get-ChildItem $TestDrive -Force -Filter '.mid-stream-image.criups-*') | Should -BeNullOrEmpty
     }
 
+    It 'stops a checkpoint at once on Ctrl+C while the page server does not answer, and releases the process unharmed' {
+        $t = Start-LazyTarget 'hung'
+        $image = Join-Path $TestDrive 'hung-image'
+        # The server stops (SIGSTOP) after 16 MiB: the dump's sends block once the socket buffers are full.
+        $server = Start-ServerProcess $image -DieAfterBytes 16MB -Signal STOP
+        $shell = [powershell]::Create()
+        $null = $shell.AddScript("Import-Module '$Module'; Checkpoint-Process -Id $($t.Id) -PageServer '127.0.0.1:$($server.Port)'")
+        $running = $shell.BeginInvoke()
+        try {
+            Wait-Until { (Get-Content "/proc/$($server.Process.Id)/stat" -Raw).Split(') ')[1][0] -eq 'T' } 'the page server to hang' -TimeoutSeconds 60
+            # Blocked in a send: the connection's send queue is full and stays so.
+            $queued = { [long]((@(Get-ConnectionsTo $server.Port)[0] -split '\s+')[2]) }
+            Wait-Until { $before = & $queued; Start-Sleep -Milliseconds 500; $before -gt 0 -and (& $queued) -eq $before } 'the checkpoint to wait on the page server'
+            $clock = [Diagnostics.Stopwatch]::StartNew()
+            $shell.Stop()
+            $clock.Elapsed.TotalSeconds | Should -BeLessThan 10 -Because 'the connection is broken off, not waited on until it times out (30 s)'
+            $running.IsCompleted | Should -BeTrue
+        }
+        finally { $shell.Dispose() }
+        (Get-Content "/proc/$($t.Id)/status" | Select-String '^TracerPid:').Line | Should -Match '\s0$'
+        Invoke-SelfCheck $t.Id $t.Log 'USR1' | Should -Be "OK pid=$($t.Id)"
+        Test-Path $image | Should -BeFalse
+    }
+
+    It 'kills the restored process at once when the session serving it ends while the page server does not answer' {
+        $t = Start-LazyTarget 'session-ends'
+        $image = Join-Path $TestDrive 'session-ends-image'
+        Checkpoint-Process -Id $t.Id -ImagePath $image | Out-Null
+        Wait-Until { -not (Test-ProcessAlive $t.Id) } 'the checkpointed process to end'
+        $server = Start-ServerProcess $image -DieAfterPages 1024 -Signal STOP
+        $status = Join-Path $t.Work 'status'
+        $go = Join-Path $t.Work 'go'
+        $script = Join-Path $t.Work 'restore.ps1'
+        # The child session restores lazily from the server, says so, and exits when told to.
+        Set-Content $script @'
+param($Module, $Image, $Server, $Status, $Go)
+Import-Module $Module
+$restored = Restore-Process -ImagePath $Image -LazyPages -PageServer $Server -Detach
+"$($restored.Id)" | Set-Content $Status
+while (-not (Test-Path $Go)) { Start-Sleep -Milliseconds 10 }
+'@
+        $child = Start-Process "$PSHOME/pwsh" -ArgumentList '-NoProfile', '-NonInteractive', '-File', $script, $Module, $image, "127.0.0.1:$($server.Port)", $status, $go -PassThru `
+            -RedirectStandardOutput (Join-Path $t.Work 'out.txt') -RedirectStandardError (Join-Path $t.Work 'err.txt')
+        Register-TestProcess $child.Id
+        Wait-Until { (Test-Path $status) -and (Get-Content $status) } 'the child session to restore the process' -TimeoutSeconds 60
+        [int](Get-Content $status) | Should -Be $t.Id
+        Register-TestProcess $t.Id
+        Wait-Until { (Get-Content "/proc/$($server.Process.Id)/stat" -Raw).Split(') ')[1][0] -eq 'T' } 'the page server to hang'
+        Test-ProcessAlive $t.Id | Should -BeTrue -Because 'it runs while a page request waits on the server'
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        Set-Content $go ''
+        Wait-Until { -not (Test-ProcessAlive $t.Id) } 'the restored process to be killed' -TimeoutSeconds 30
+        $clock.Elapsed.TotalSeconds | Should -BeLessThan 5 -Because 'the waiting page request is broken off, not waited on until it times out'
+        Wait-Until { $child.HasExited } 'the child session to end'
+        Join-Path $image 'restore.log' | Should -FileContentMatch 'Error: lazy restore: .*The PowerShell session that served the lazy restore ended'
+    }
+
     It 'kills the restored process, with a clear error, when the page server is killed during a lazy restore' {
         $t = Start-LazyTarget 'server-killed'
         $image = Join-Path $TestDrive 'server-killed-image'
         Checkpoint-Process -Id $t.Id -ImagePath $image | Out-Null
         Wait-Until { -not (Test-ProcessAlive $t.Id) } 'the checkpointed process to end'
-        $server = Start-ServerProcess $image
+        $files = @(Get-ChildItem $image -Force).Name
+        # Killed by itself early in the transfer (after 1024 of 65536 pages), however fast the transfer is.
+        $server = Start-ServerProcess $image -DieAfterPages 1024
         $restored = Restore-Process -ImagePath $image -LazyPages -PageServer "127.0.0.1:$($server.Port)"
         Register-TestProcess $restored.Id
-        $server.Process.Kill()
         $lazy = $restored | Wait-LazyRestore -Timeout 60 -ErrorVariable failed -ErrorAction SilentlyContinue
+        $server.Process.HasExited | Should -BeTrue
         $lazy.State | Should -Be 'Failed'
         $lazy.PagesDone | Should -BeLessThan $lazy.PagesTotal
         $failed.Count | Should -Be 1
@@ -214,8 +280,12 @@ Describe 'When the other side goes away' {
         Wait-Until { $null -ne $restored.ExitStatus } 'the restored process to be reaped'
         $restored.ExitStatus | Should -Be (128 + 9)
         Join-Path $image 'restore.log' | Should -FileContentMatch 'Error: lazy restore: .*was lost'
+        # Nothing is left: no listener, no connection, no thread, and the image as it was but for the restore's log.
         Test-Listening $server.Port | Should -BeFalse
+        Get-ConnectionsTo $server.Port | Should -BeNullOrEmpty
         Wait-Until { (Get-PageServerThreads).Count -eq 0 } 'the transfer thread to end'
+        @(Get-ChildItem $image -Force).Name | Sort-Object | Should -Be (@($files) + 'restore.log' | Sort-Object)
+        @(Get-ChildItem $TestDrive -Force -Filter '.server-killed-image*') | Should -BeNullOrEmpty
     }
 }
 
@@ -225,17 +295,21 @@ Describe 'Migration between two network namespaces, over TLS' {
         $script:DestinationNs = 'criups-lazy-dst'
         $script:SourceIp = '10.199.77.1'
         $script:DestinationIp = '10.199.77.2'
-        foreach ($ns in $SourceNs, $DestinationNs) {
-            if ((& ip netns list) -match "^$ns\b") { & ip netns delete $ns }
-            & ip netns add $ns
-            & ip -n $ns link set lo up
+        function Invoke-Ip {
+            & ip @args
+            if ($LASTEXITCODE -ne 0) { throw "ip $args failed (exit code $LASTEXITCODE)" }
         }
-        & ip link add criups-lzs netns $SourceNs type veth peer name criups-lzd netns $DestinationNs
-        & ip -n $SourceNs addr add "$SourceIp/24" dev criups-lzs
-        & ip -n $DestinationNs addr add "$DestinationIp/24" dev criups-lzd
-        & ip -n $SourceNs link set criups-lzs up
-        & ip -n $DestinationNs link set criups-lzd up
-        if ($LASTEXITCODE -ne 0) { throw 'setting up the network namespaces failed' }
+        foreach ($ns in $SourceNs, $DestinationNs) {
+            if ((& ip netns list) -match "^$ns\b") { Invoke-Ip netns delete $ns }
+            Invoke-Ip netns add $ns
+            Invoke-Ip -n $ns link set lo up
+        }
+        # The veth pair is made inside the namespaces: deleting them deletes it.
+        Invoke-Ip link add criups-lzs netns $SourceNs type veth peer name criups-lzd netns $DestinationNs
+        Invoke-Ip -n $SourceNs addr add "$SourceIp/24" dev criups-lzs
+        Invoke-Ip -n $DestinationNs addr add "$DestinationIp/24" dev criups-lzd
+        Invoke-Ip -n $SourceNs link set criups-lzs up
+        Invoke-Ip -n $DestinationNs link set criups-lzd up
     }
 
     AfterAll {
