@@ -70,6 +70,28 @@ function Invoke-Build {
     Write-Host "Built CriuPS $($manifest.Version) with $($manifest.ExportedCmdlets.Count) cmdlets"
 }
 
+# The Debian packages the tests and the demo need at run time: libnftables1 (the network lock of
+# Checkpoint-Process -TcpEstablished). Installs what is missing with apt-get, as root, without questions; fails
+# with a message saying what to install when it cannot.
+$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools')
+
+function Install-TestPrerequisites([string[]]$Packages = $script:TestPackages) {
+    if (-not (Get-Command dpkg-query -ErrorAction Ignore)) {
+        throw "dpkg-query is missing: this is not a Debian system. Install the equivalents of these Debian packages by hand: $($Packages -join ', ')"
+    }
+    $missing = @($Packages | Where-Object { (& dpkg-query -W -f '${Status}' $_ 2>$null) -ne 'install ok installed' })
+    if ($missing.Count -eq 0) { return }
+    Write-Host "Installing the Debian packages the tests need: $($missing -join ', ')"
+    if ((& id -u) -ne '0') { throw "Missing Debian packages $($missing -join ', '); run as root, or install them: apt-get install $($missing -join ' ')" }
+    $env:DEBIAN_FRONTEND = 'noninteractive'
+    & apt-get update -q | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "apt-get update failed (exit code $LASTEXITCODE); install by hand: apt-get install $($missing -join ' ')" }
+    & apt-get install -y -q --no-install-recommends @missing | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "apt-get install $($missing -join ' ') failed (exit code $LASTEXITCODE)" }
+    $still = @($missing | Where-Object { (& dpkg-query -W -f '${Status}' $_ 2>$null) -ne 'install ok installed' })
+    if ($still.Count -gt 0) { throw "apt-get did not install $($still -join ', ')" }
+}
+
 function Get-PesterModulePath {
     Invoke-Native 'dotnet restore of test tools' { dotnet restore (Join-Path $root 'Tests/Tools/Tools.csproj') --nologo -v quiet }
     $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
@@ -112,6 +134,7 @@ Import-Module '$pester'
 }
 
 function Invoke-Tests {
+    Install-TestPrerequisites
     Invoke-Build
     $xunit = Invoke-XunitTests
     $pester = Invoke-PesterTests
@@ -127,6 +150,7 @@ function Invoke-Tests {
 }
 
 function Invoke-Demo {
+    Install-TestPrerequisites
     Invoke-Build
     Import-Module (Join-Path $moduleOut 'CriuPS.psd1') -Force
     $work = Join-Path ([IO.Path]::GetTempPath()) "criups-demo-$PID"

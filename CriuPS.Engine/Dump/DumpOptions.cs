@@ -18,6 +18,9 @@ public sealed class DumpOptions
     /// <summary>Allow a process attached to a terminal; the terminal is reconnected on restore with the same switch.</summary>
     public bool ShellJob { get; init; }
 
+    /// <summary>Save established TCP connections (CRIU's --tcp-established), with the network locked meanwhile.</summary>
+    public bool TcpEstablished { get; init; }
+
     /// <summary>Replace an existing non-empty image directory.</summary>
     public bool Force { get; init; }
 
@@ -29,6 +32,15 @@ public sealed class DumpOptions
 
     /// <summary>CRIU's default ghost limit: 1 MiB.</summary>
     public const long DefaultGhostFileLimit = 1 << 20;
+
+    /// <summary>
+    /// How long a thread may take to stop when frozen (CRIU's --timeout). A thread sleeping uninterruptibly in the
+    /// kernel (a hung network file system, a vfork parent whose child is stopped) cannot stop before it wakes.
+    /// </summary>
+    public TimeSpan FreezeTimeout { get; init; } = DefaultFreezeTimeout;
+
+    /// <summary>CRIU's default: 10 seconds.</summary>
+    public static readonly TimeSpan DefaultFreezeTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>Use /proc/PID/pagemap even where PAGEMAP_SCAN exists (to exercise the fallback).</summary>
     public bool ForcePagemapFile { get; init; }

@@ -84,7 +84,7 @@ public static class DumpPipeline
         try
         {
             log.Phase("Freezing");
-            tree = FrozenTree.Freeze(root, log);
+            tree = FrozenTree.Freeze(root, options.FreezeTimeout, log);
             frozenTime.Start();
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
             // Processes forked while we froze were not checked before: check the layout of what is frozen.
@@ -110,6 +110,12 @@ public static class DumpPipeline
                 session.Processes.Add(new DumpedProcess(frozen, memory, injection));
             }
             log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
+            if (options.TcpEstablished)
+            {
+                // From now until the restore (or the release) the connections' packets are dropped: no end sees a reset.
+                log.Phase("Locking the network");
+                session.InetSockets.LockConnections(session.RunId, session.Processes.Select(p => p.Pid), log);
+            }
 
             log.Phase("Saving process state");
             foreach (var process in session.Processes)
@@ -144,18 +150,26 @@ public static class DumpPipeline
             if (options.LeaveRunning)
             {
                 log.Phase("Resuming the processes");
+                session.InetSockets.Resume(log);
                 Release(tree, injections, log);
             }
             else
             {
                 log.Phase("Killing the processes");
                 tree.Kill();
+                // Their connections closed silently in repair mode; the lock stays for Restore-Process to lift.
+                session.InetSockets.Forget();
+                if (session.InetSockets.Lock is { } kept)
+                {
+                    log.Write($"the network lock {kept.Table} stays until the connections are restored");
+                }
             }
             frozenTime.Stop();
         }
         catch (Exception e)
         {
             log.Error(e.ToString());
+            session.InetSockets.Resume(log);
             if (tree is not null)
             {
                 Release(tree, injections, log);

@@ -50,6 +50,12 @@ internal sealed class DumpSession
     /// <summary>Who is connected to whom among the tree's unix sockets, looked at once the tree is frozen.</summary>
     public UnixSocketTopology? UnixSockets { get; set; }
 
+    /// <summary>The network lock, the connections in repair mode and sock_diag's view of the tree's IPv4/IPv6 sockets.</summary>
+    public InetSocketDump InetSockets { get; } = new();
+
+    /// <summary>This dump's id (inventory dump_criu_run_id, as CRIU's): it names the network lock's nftables table.</summary>
+    public string RunId { get; } = Guid.NewGuid().ToString();
+
     /// <summary>tty-info.img: the terminals of shell jobs.</summary>
     public List<TtyInfoEntry> TtyInfos { get; } = new();
 

@@ -40,12 +40,12 @@ internal sealed class FrozenProcess
     /// <summary>Whether the process was stopped (SIGSTOP and the like) when we seized it.</summary>
     public bool WasStopped => Leader.WasGroupStopped;
 
-    public static FrozenProcess Freeze(int pid, EngineLog log)
+    public static FrozenProcess Freeze(int pid, TimeSpan timeout, EngineLog log)
     {
         var frozen = new FrozenProcess(pid, log);
         try
         {
-            frozen.SeizeAllThreads();
+            frozen.SeizeAllThreads(timeout);
         }
         catch
         {
@@ -56,7 +56,7 @@ internal sealed class FrozenProcess
     }
 
     // Threads may be created while we seize: list again until a listing brings nothing new.
-    private void SeizeAllThreads()
+    private void SeizeAllThreads(TimeSpan timeout)
     {
         var seen = new HashSet<int>();
         while (true)
@@ -88,7 +88,14 @@ internal sealed class FrozenProcess
                         e);
                 }
                 Threads.Add(thread);
-                thread.InterruptAndWait();
+                if (!thread.TryInterruptAndWait(timeout))
+                {
+                    throw new CheckpointException(
+                        CheckpointErrorKind.FreezeTimeout,
+                        $"Thread {tid} of process {ProcessId} did not stop within {timeout.TotalSeconds:0.#} s: {WhyNotStopping(tid)}. The process was left running.",
+                        ProcessId,
+                        "Checkpoint it again once it is no longer waiting in the kernel, or allow more time with -FreezeTimeout.");
+                }
                 OriginalMasks[tid] = Native.Interop.Ptrace.GetSigMask(tid);
                 Native.Interop.Ptrace.SetSigMask(tid, ulong.MaxValue);
             }
@@ -102,6 +109,22 @@ internal sealed class FrozenProcess
             LibC.kill(ProcessId, Signals.SIGCONT);
         }
         log.Detail($"froze process {ProcessId}: {Threads.Count} thread(s){(WasStopped ? ", it was stopped" : "")}");
+    }
+
+    // What the thread is doing, from /proc: its state and the kernel function it waits in.
+    private string WhyNotStopping(int tid)
+    {
+        try
+        {
+            var stat = ProcStat.ReadThread(ProcessId, tid);
+            var wchan = File.ReadAllText($"/proc/{ProcessId}/task/{tid}/wchan").Trim();
+            string where = wchan is "" or "0" ? "" : $" in {wchan}";
+            return stat.State == 'D' ? $"it waits uninterruptibly in the kernel (state D{where})" : $"it is in state {stat.State}{where}";
+        }
+        catch (IOException)
+        {
+            return "it could not be observed";
+        }
     }
 
     /// <summary>Whether the SIGCONT now pending is the one we sent to wake a stopped process.</summary>
@@ -124,7 +147,8 @@ internal sealed class FrozenProcess
     /// <summary>Puts back registers and signal masks and lets every thread run on as if nothing happened.</summary>
     public void Release()
     {
-        foreach (var thread in Threads.Where(t => t.IsAttached))
+        // A thread that never stopped cannot be detached; the kernel does it when our tracing thread ends.
+        foreach (var thread in Threads.Where(t => t.IsAttached && t.IsStopped))
         {
             try
             {

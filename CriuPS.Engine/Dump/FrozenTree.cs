@@ -3,6 +3,7 @@ using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.Ptrace;
 
 namespace CriuPS.Engine.Dump;
 
@@ -27,7 +28,7 @@ internal sealed class FrozenTree
     /// <summary>The live processes, in tree order.</summary>
     public IEnumerable<FrozenProcess> Processes => Members.Where(m => !m.IsZombie).Select(m => frozen[m.Pid]);
 
-    public static FrozenTree Freeze(int root, EngineLog log)
+    public static FrozenTree Freeze(int root, TimeSpan timeout, EngineLog log)
     {
         var frozen = new Dictionary<int, FrozenProcess>();
         try
@@ -41,15 +42,16 @@ internal sealed class FrozenTree
                     changed = true;
                     try
                     {
-                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, log);
+                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, timeout, log);
                     }
-                    catch (CheckpointException) when (member.Pid != root && !IsAlive(member.Pid))
+                    catch (Exception e) when (e is CheckpointException or IOException or NativeException or TraceeGoneException && member.Pid != root && !ProcessTree.IsAlive(member.Pid))
                     {
                         // It exited (or became a zombie) meanwhile: the next listing says which.
                     }
                 }
                 if (!changed)
                 {
+                    RefuseVforkInProgress(members);
                     return new FrozenTree(members, frozen);
                 }
             }
@@ -79,15 +81,16 @@ internal sealed class FrozenTree
         }
     }
 
-    private static bool IsAlive(int pid)
+    // A parent in vfork cannot stop before its child execs or exits, so once the tree is frozen a child that still
+    // shares its parent's memory was cloned with CLONE_VM: refuse rather than save one address space as two.
+    private static void RefuseVforkInProgress(List<ProcessTree.Member> members)
     {
-        try
+        foreach (var member in members.Skip(1).Where(m => !m.IsZombie && ProcessTree.InVfork(m)))
         {
-            return ProcStat.Read(pid).State is not ('Z' or 'X');
-        }
-        catch (IOException)
-        {
-            return false;
+            throw new CheckpointException(
+                CheckpointErrorKind.Unsupported,
+                $"Process {member.Pid} shares its memory with its parent {member.ParentPid} (cloned with CLONE_VM but not as a thread); only threads may share memory.",
+                member.Pid);
         }
     }
 }

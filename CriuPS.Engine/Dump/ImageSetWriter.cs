@@ -12,7 +12,7 @@ internal static class ImageSetWriter
     public static void Write(DumpSession session)
     {
         var root = session.Processes[0];
-        session.WriteSingle(ImageTypes.Inventory, null, Inventory(root));
+        session.WriteSingle(ImageTypes.Inventory, null, Inventory(root, session.RunId));
 
         using (var pstree = session.CreateImage(ImageTypes.Pstree, null))
         {
@@ -96,14 +96,15 @@ internal static class ImageSetWriter
         }
     }
 
-    private static InventoryEntry Inventory(DumpedProcess root) => new()
+    private static InventoryEntry Inventory(DumpedProcess root, string runId) => new()
     {
         ImgVersion = ImageVersion,
         FdinfoPerId = true,
         RootIds = root.Ids.Clone(),
         NsPerId = true,
         Lsmtype = Lsmtype.NoLsm,
-        DumpCriuRunId = Guid.NewGuid().ToString(),
+        DumpCriuRunId = runId,
+        NetworkLockMethod = Resources.Sockets.NetworkLock.MethodNftables,
         CriupsVersion = typeof(ImageSetWriter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
         CriupsKernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
         CriupsCreatedAt = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),

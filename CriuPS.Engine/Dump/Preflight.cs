@@ -3,6 +3,7 @@ using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Sockets;
+using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Dump;
@@ -42,7 +43,30 @@ internal static class Preflight
     /// <summary>Checks the whole tree under <paramref name="root"/>; returns it (parents first) when it can be saved.</summary>
     public static List<ProcessTree.Member> CheckTree(int root, DumpOptions options)
     {
-        var members = ProcessTree.Discover(root);
+        if (options.TcpEstablished && !Native.Interop.Nftables.IsAvailable)
+        {
+            throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                $"{InetSockets.TcpEstablishedSwitch} locks the network with nftables while connections are saved, and {Native.Interop.Nftables.Library} is not installed; nothing was frozen.",
+                root, "Install the Debian package libnftables1 (apt-get install libnftables1), then try again.");
+        }
+        const int attempts = 20;
+        for (int attempt = 1; ; attempt++)
+        {
+            var members = ProcessTree.Discover(root);
+            try
+            {
+                CheckMembers(root, members, options);
+                return members;
+            }
+            catch (Exception e) when (e is IOException or NativeException && attempt < attempts && members.Skip(1).Any(m => !ProcessTree.IsAlive(m.Pid)))
+            {
+                // A process of the tree exited while we looked at it (a shell's short-lived command): look again.
+            }
+        }
+    }
+
+    private static void CheckMembers(int root, List<ProcessTree.Member> members, DumpOptions options)
+    {
         var problems = new List<string>();
         string Prefix(int pid) => pid == root ? "" : $"process {pid}: ";
         foreach (var member in members.Where(m => !m.IsZombie))
@@ -54,14 +78,25 @@ internal static class Preflight
         problems.AddRange(ProcessTree.LayoutProblems(members, options.ShellJob));
         if (problems.Count > 0)
         {
-            bool onlyShellJob = problems.All(p => p.Contains("-ShellJob", StringComparison.Ordinal));
+            bool Needs(string problem, string parameter) => problem.Contains(parameter, StringComparison.Ordinal);
+            var kind = problems.All(p => Needs(p, "-ShellJob")) ? CheckpointErrorKind.ShellJobRequired
+                : problems.All(p => Needs(p, InetSockets.TcpEstablishedSwitch)) ? CheckpointErrorKind.TcpEstablishedRequired
+                : CheckpointErrorKind.Unsupported;
+            var actions = new List<string>();
+            if (problems.Any(p => Needs(p, "-ShellJob")))
+            {
+                actions.Add("Use -ShellJob for processes attached to your terminal.");
+            }
+            if (problems.Any(p => Needs(p, InetSockets.TcpEstablishedSwitch)))
+            {
+                actions.Add($"Use {InetSockets.TcpEstablishedSwitch} to save established TCP connections (and again to restore them).");
+            }
             throw new CheckpointException(
-                onlyShellJob ? CheckpointErrorKind.ShellJobRequired : CheckpointErrorKind.Unsupported,
+                kind,
                 $"Process {root} ({ProcStat.Read(root).Comm}) cannot be checkpointed; nothing was frozen:{Environment.NewLine} - {string.Join(Environment.NewLine + " - ", problems)}",
                 root,
-                problems.Any(p => p.Contains("-ShellJob", StringComparison.Ordinal)) ? "Use -ShellJob for processes attached to your terminal." : null);
+                actions.Count > 0 ? string.Join(" ", actions) : null);
         }
-        return members;
     }
 
     private static IEnumerable<string> ResourceProblems(int pid, DumpOptions options)

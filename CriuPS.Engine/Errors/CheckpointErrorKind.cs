@@ -21,6 +21,9 @@ public enum CheckpointErrorKind
     /// <summary>A terminal is involved and -ShellJob was not given.</summary>
     ShellJobRequired,
 
+    /// <summary>An established TCP connection is involved and neither -TcpEstablished nor (on restore) -TcpClose was given.</summary>
+    TcpEstablishedRequired,
+
     /// <summary>The image path is unusable (a file, or a directory that is not empty).</summary>
     ImagePathUnusable,
 
@@ -38,6 +41,12 @@ public enum CheckpointErrorKind
 
     /// <summary>A PID the image needs is taken by another process.</summary>
     PidInUse,
+
+    /// <summary>A thread did not stop within the freeze timeout (it sleeps uninterruptibly in the kernel); it was left running.</summary>
+    FreezeTimeout,
+
+    /// <summary>An address or port a restored socket needs is taken by another socket.</summary>
+    AddressInUse,
 
     /// <summary>The process exited or was killed while being checkpointed.</summary>
     ProcessExited,

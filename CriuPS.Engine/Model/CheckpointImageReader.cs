@@ -103,6 +103,7 @@ public static class CheckpointImageReader
             FdTypes.Memfd => (MemfdName(images, file.Memfd), (int)file.Memfd.Flags, (long?)file.Memfd.Pos),
             FdTypes.Fifo when images.Files.TryGetValue(file.Fifo.HasRegfId ? file.Fifo.RegfId : file.Fifo.Id, out var path) && path.Reg is not null =>
                 (path.Reg.Name, (int)path.Reg.Flags, null),
+            FdTypes.Inetsk => (InetSocketRestore.Describe(file.Isk, images.Directory), (int)file.Isk.Flags, null),
             _ => (file?.Type.ToString() ?? "?", 0, null),
         };
         return new ImageFileDescriptor

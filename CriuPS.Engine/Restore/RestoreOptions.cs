@@ -21,6 +21,12 @@ public sealed class RestoreOptions
     /// <summary>With <see cref="LazyPages"/>: the page server the pages come from (by default, the image directory).</summary>
     public PageServer.PageServerEndpoint? PageServer { get; init; }
 
+    /// <summary>Restore the saved TCP connections (CRIU's --tcp-established).</summary>
+    public bool TcpEstablished { get; init; }
+
+    /// <summary>Bring the saved TCP connections back closed instead (CRIU's --tcp-close); wins over <see cref="TcpEstablished"/>.</summary>
+    public bool TcpClose { get; init; }
+
     /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 

@@ -8,6 +8,7 @@ using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
+using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Engine.Resources.Threads;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -59,21 +60,22 @@ public static class RestorePipeline
         var root = images.Root;
         using var session = new RestoreSession(options, log, images);
         CheckCanRestore(session);
-        FileDescriptors.OpenForRestore(session);
-        FileLocks.TakeOnDescriptions(session);
-        var readTime = total.Elapsed;
 
         RestoreHost? host = null;
         var created = new List<Tracee>();
         var memories = new List<ProcessMemory>();
-        TimeSpan memoryTime;
+        TimeSpan readTime, memoryTime;
         var processes = new List<RestoringProcess>();
         try
         {
+            FileDescriptors.OpenForRestore(session);
+            FileLocks.TakeOnDescriptions(session);
+            readTime = total.Elapsed;
             if (options.LazyPages)
             {
                 session.Lazy = new LazyTransfer(LazyPageSources.Open(session), log, root.Pid);
             }
+
             log.Phase("Creating the processes");
             host = RestoreHost.Start(options.ShellJob, log);
             var shells = TreeBuilder.Create(session, host, InjectionAreaSize, childOfCaller: !options.Detach, created.Add);
@@ -138,6 +140,8 @@ public static class RestorePipeline
             {
                 SetFinalState(process);
             }
+            // Every process is whole: the network lock goes, and the connections leave repair mode.
+            session.InetSockets?.Resume();
             // Children first: a parent that runs first could already signal or wait for them.
             foreach (var process in Enumerable.Reverse(processes))
             {
@@ -218,6 +222,7 @@ public static class RestorePipeline
                     $"Stop process {id}, or restore once it has exited.");
             }
         }
+        InetSocketRestore.Check(session);
         foreach (var process in images.Processes)
         {
             AddressSpace.CheckMappedFiles(session, process);

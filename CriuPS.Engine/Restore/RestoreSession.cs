@@ -44,6 +44,9 @@ internal sealed class RestoreSession : IDisposable
     /// <summary>The unix sockets of the image, all rebuilt when the first one is opened.</summary>
     public UnixSocketRestore? UnixSockets { get; set; }
 
+    /// <summary>The IPv4/IPv6 sockets of the image, all rebuilt when the first one is opened.</summary>
+    public InetSocketRestore? InetSockets { get; set; }
+
     private readonly Dictionary<Type, object> states = new();
 
     /// <summary>
@@ -63,6 +66,7 @@ internal sealed class RestoreSession : IDisposable
     public void Dispose()
     {
         UnixSockets?.Dispose();
+        InetSockets?.Dispose();
         foreach (var fd in OpenFiles.Values.Concat(Pipes.Values.SelectMany(p => new[] { p.Read, p.Write })))
         {
             fd.Dispose();

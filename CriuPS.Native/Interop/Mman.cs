@@ -14,7 +14,7 @@ public static class Mman
     public const int MADV_NORMAL = 0, MADV_RANDOM = 1, MADV_SEQUENTIAL = 2, MADV_WILLNEED = 3, MADV_DONTNEED = 4;
     public const int MADV_DONTFORK = 10, MADV_DOFORK = 11, MADV_MERGEABLE = 12, MADV_UNMERGEABLE = 13;
     public const int MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_DONTDUMP = 16, MADV_DODUMP = 17;
-    public const int MADV_WIPEONFORK = 18, MADV_KEEPONFORK = 19;
+    public const int MADV_WIPEONFORK = 18, MADV_KEEPONFORK = 19, MADV_POPULATE_WRITE = 23;
 
     /// <summary>The lowest address user mappings may use by default (vm.mmap_min_addr); CRIU also assumes 64 KiB.</summary>
     public const ulong MinAddress = 0x10000;

@@ -49,6 +49,9 @@ public static class Errno
     public const int ENOTEMPTY = 39;
     public const int EOPNOTSUPP = 95;
     public const int EADDRINUSE = 98;
+    public const int EADDRNOTAVAIL = 99;
+    public const int ENOTCONN = 107;
+    public const int EINPROGRESS = 115;
     public const int ESTALE = 116;
 
     /// <summary>Kernel-internal restart codes a thread interrupted in a system call shows in rax.</summary>

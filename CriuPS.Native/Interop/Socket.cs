@@ -1,22 +1,36 @@
+using System.Buffers.Binary;
+using System.Net;
 using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
 /// <summary>
-/// socket(2), socketpair(2), bind(2), listen(2), connect(2), accept4(2) and shutdown(2) for AF_UNIX sockets of
-/// this process. Names are the raw bytes of sun_path as the kernel keeps them:
-/// a path with its terminating NUL, an abstract name starting with a NUL, or nothing for an unnamed socket.
+/// socket(2), socketpair(2), bind(2), listen(2), connect(2), accept4(2), shutdown(2), getsockname(2), the
+/// peer's name and the socket ioctls, for sockets of this process. Unix socket names are the raw bytes of
+/// sun_path as the kernel keeps them: a path with its terminating NUL, an abstract name starting with a NUL, or
+/// nothing for an unnamed socket. IPv4 and IPv6 addresses are <see cref="IPEndPoint"/>s (an IPv6 scope id is the
+/// interface index).
 /// </summary>
 public static unsafe class Socket
 {
     /// <summary>The most bytes sun_path holds.</summary>
     public const int MaxNameLength = 108;
 
+    public const int AF_INET = 2, AF_INET6 = 10;
+    public const int SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3;
+    public const int IPPROTO_TCP = 6, IPPROTO_UDP = 17;
+
+    /// <summary>ioctls: bytes waiting to be read, bytes not yet acknowledged (sent or not), bytes not yet sent.</summary>
+    public const int SIOCINQ = 0x541B, SIOCOUTQ = 0x5411, SIOCOUTQNSD = 0x894B;
+
     /// <summary>A new AF_UNIX socket of <paramref name="type"/>, close-on-exec and non-blocking (so that nothing the engine does on it can hang).</summary>
-    public static FileDescriptor Create(int type)
+    public static FileDescriptor Create(int type) => Create(LibC.AF_UNIX, type, 0);
+
+    /// <summary>A new socket, close-on-exec and non-blocking, in the calling thread's network namespace.</summary>
+    public static FileDescriptor Create(int family, int type, int protocol)
     {
-        int fd = LibC.socket(LibC.AF_UNIX, type | LibC.SOCK_CLOEXEC | LibC.SOCK_NONBLOCK, 0);
-        return fd >= 0 ? new FileDescriptor(fd) : throw new NativeException($"socket(AF_UNIX, {type})", LibC.errno);
+        int fd = LibC.socket(family, type | LibC.SOCK_CLOEXEC | LibC.SOCK_NONBLOCK, protocol);
+        return fd >= 0 ? new FileDescriptor(fd) : throw new NativeException($"socket({family}, {type}, {protocol})", LibC.errno);
     }
 
     /// <summary>Two connected AF_UNIX sockets of <paramref name="type"/>, close-on-exec and non-blocking.</summary>
@@ -37,13 +51,125 @@ public static unsafe class Socket
         return LibC.bind(socket.Value, (sockaddr*)&address, length) == 0 ? 0 : LibC.errno;
     }
 
-    public static void Listen(FileDescriptor socket, int backlog)
+    /// <summary>Binds an IPv4 or IPv6 socket to <paramref name="address"/>; returns 0 or the errno.</summary>
+    public static int TryBind(FileDescriptor socket, IPEndPoint address)
     {
-        if (LibC.listen(socket.Value, backlog) != 0)
+        Span<byte> raw = stackalloc byte[InetAddressLength];
+        int length = Encode(address, raw);
+        fixed (byte* p = raw)
         {
-            throw new NativeException($"listen(backlog {backlog})", LibC.errno);
+            return LibC.bind(socket.Value, (sockaddr*)p, (uint)length) == 0 ? 0 : LibC.errno;
         }
     }
+
+    /// <summary>Connects an IPv4 or IPv6 socket to <paramref name="address"/>; returns 0 or the errno (EINPROGRESS for a connection under way).</summary>
+    public static int TryConnect(FileDescriptor socket, IPEndPoint address)
+    {
+        Span<byte> raw = stackalloc byte[InetAddressLength];
+        int length = Encode(address, raw);
+        fixed (byte* p = raw)
+        {
+            return LibC.connect(socket.Value, (sockaddr*)p, (uint)length) == 0 ? 0 : LibC.errno;
+        }
+    }
+
+    /// <summary>getsockname(2) of an IPv4 or IPv6 socket: the address it is bound to (any address and port 0 when unbound).</summary>
+    public static IPEndPoint LocalAddress(FileDescriptor socket)
+    {
+        Span<byte> raw = stackalloc byte[128];
+        socklen_t length = (uint)raw.Length;
+        fixed (byte* p = raw)
+        {
+            if (LibC.getsockname(socket.Value, (sockaddr*)p, &length) != 0)
+            {
+                throw new NativeException("getsockname", LibC.errno);
+            }
+        }
+        return Decode(raw[..(int)(uint)length]);
+    }
+
+    /// <summary>
+    /// The address an IPv4 or IPv6 socket is connected to, or null when it has none. Read with getsockopt(SO_PEERNAME),
+    /// which unlike getpeername(2) also answers for a TCP socket still connecting (SYN_SENT) or reset.
+    /// </summary>
+    public static IPEndPoint? PeerAddress(FileDescriptor socket)
+    {
+        const int SoPeerName = 28;
+        // The kernel wants a buffer no longer than the address it holds.
+        Span<byte> raw = stackalloc byte[SocketOption.Get(socket, SocketOption.SOL_SOCKET, SocketOption.SO_DOMAIN) == AF_INET6 ? 28 : 16];
+        socklen_t length = (uint)raw.Length;
+        fixed (byte* p = raw)
+        {
+            if (LibC.getsockopt(socket.Value, SocketOption.SOL_SOCKET, SoPeerName, p, &length) != 0)
+            {
+                int errno = LibC.errno;
+                return errno == Errno.ENOTCONN ? null : throw new NativeException("getsockopt(SO_PEERNAME)", errno);
+            }
+        }
+        return Decode(raw[..(int)(uint)length]);
+    }
+
+    /// <summary>One of the queue-size ioctls (<see cref="SIOCINQ"/>, <see cref="SIOCOUTQ"/>, <see cref="SIOCOUTQNSD"/>).</summary>
+    public static int QueuedBytes(FileDescriptor socket, int request)
+    {
+        int size = 0;
+        if (LibC.ioctl(socket.Value, request, &size) != 0)
+        {
+            throw new NativeException($"ioctl({request:x})", LibC.errno);
+        }
+        return size;
+    }
+
+    /// <summary>ioctl(SIOCGSKNS): a descriptor of the network namespace the socket belongs to. Needs CAP_NET_ADMIN.</summary>
+    public static FileDescriptor OpenNetworkNamespace(FileDescriptor socket)
+    {
+        const int SiocGetSocketNamespace = 0x894C;
+        int fd = LibC.ioctl(socket.Value, SiocGetSocketNamespace);
+        return fd >= 0 ? new FileDescriptor(fd) : throw new NativeException("ioctl(SIOCGSKNS)", LibC.errno);
+    }
+
+    // sockaddr_in: family, port (big-endian), address, padding; sockaddr_in6: family, port, flow info, address, scope id.
+    internal const int InetAddressLength = 28;
+
+    internal static int Encode(IPEndPoint address, Span<byte> raw)
+    {
+        raw.Clear();
+        bool v6 = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        BinaryPrimitives.WriteUInt16LittleEndian(raw, (ushort)(v6 ? AF_INET6 : AF_INET));
+        BinaryPrimitives.WriteUInt16BigEndian(raw[2..], (ushort)address.Port);
+        if (v6)
+        {
+            address.Address.TryWriteBytes(raw[8..24], out _);
+            BinaryPrimitives.WriteUInt32LittleEndian(raw[24..], (uint)address.Address.ScopeId);
+            return 28;
+        }
+        address.Address.TryWriteBytes(raw[4..8], out _);
+        return 16;
+    }
+
+    private static IPEndPoint Decode(ReadOnlySpan<byte> raw)
+    {
+        int family = raw.Length >= 2 ? BinaryPrimitives.ReadUInt16LittleEndian(raw) : 0;
+        int port = raw.Length >= 4 ? BinaryPrimitives.ReadUInt16BigEndian(raw[2..]) : 0;
+        return family switch
+        {
+            AF_INET when raw.Length >= 8 => new IPEndPoint(new IPAddress(raw[4..8]), port),
+            AF_INET6 when raw.Length >= 28 => new IPEndPoint(new IPAddress(raw[8..24], BinaryPrimitives.ReadUInt32LittleEndian(raw[24..])), port),
+            _ => throw new InvalidDataException($"not an IPv4 or IPv6 socket address (family {family}, {raw.Length} bytes)"),
+        };
+    }
+
+    public static void Listen(FileDescriptor socket, int backlog)
+    {
+        int errno = TryListen(socket, backlog);
+        if (errno != 0)
+        {
+            throw new NativeException($"listen(backlog {backlog})", errno);
+        }
+    }
+
+    /// <summary>listen(2); returns 0 or the errno (EADDRINUSE when another listener holds the port).</summary>
+    public static int TryListen(FileDescriptor socket, int backlog) => LibC.listen(socket.Value, backlog) == 0 ? 0 : LibC.errno;
 
     /// <summary>Connects to the socket named <paramref name="name"/>; returns 0 or the errno.</summary>
     public static int TryConnect(FileDescriptor socket, ReadOnlySpan<byte> name)
@@ -62,11 +188,15 @@ public static unsafe class Socket
     /// <summary>shutdown(2) with SHUT_RD, SHUT_WR or SHUT_RDWR.</summary>
     public static void Shutdown(FileDescriptor socket, int how)
     {
-        if (LibC.shutdown(socket.Value, how) != 0)
+        int errno = TryShutdown(socket, how);
+        if (errno != 0)
         {
-            throw new NativeException($"shutdown({how})", LibC.errno);
+            throw new NativeException($"shutdown({how})", errno);
         }
     }
+
+    /// <summary>shutdown(2); returns 0 or the errno. On a socket that is not connected it says ENOTCONN, yet marks the socket shut down all the same.</summary>
+    public static int TryShutdown(FileDescriptor socket, int how) => LibC.shutdown(socket.Value, how) == 0 ? 0 : LibC.errno;
 
     /// <summary>
     /// ioctl(SIOCUNIXFILE): an O_PATH descriptor of the file a socket is bound to, the way to learn whether that

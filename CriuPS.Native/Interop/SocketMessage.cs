@@ -61,6 +61,24 @@ public static unsafe class SocketMessage
         }
     }
 
+    /// <summary>
+    /// Copies bytes of a stream socket's queue without taking them (recv with MSG_PEEK); 0 when nothing is queued.
+    /// A TCP socket in repair mode peeks at the queue TCP_REPAIR_QUEUE chose, its send queue included.
+    /// </summary>
+    public static int PeekBytes(FileDescriptor socket, Span<byte> data)
+    {
+        fixed (byte* d = data)
+        {
+            long length = (long)LibC.recv(socket.Value, d, (size_t)(ulong)data.Length, MSG_PEEK | MSG_DONTWAIT);
+            if (length < 0)
+            {
+                int errno = LibC.errno;
+                return errno == Errno.EAGAIN ? 0 : throw new NativeException("recv(MSG_PEEK)", errno);
+            }
+            return (int)length;
+        }
+    }
+
     /// <summary>The control messages in a msg_control buffer as the kernel filled it.</summary>
     public static List<ControlMessage> ParseControl(ReadOnlySpan<byte> control)
     {
@@ -79,6 +97,19 @@ public static unsafe class SocketMessage
             offset += (length + 7) & ~7;
         }
         return messages;
+    }
+
+    /// <summary>Sends one datagram or raw packet to an IPv4 or IPv6 address; returns the bytes sent or -errno.</summary>
+    public static long TrySendTo(FileDescriptor socket, ReadOnlySpan<byte> data, System.Net.IPEndPoint to)
+    {
+        Span<byte> address = stackalloc byte[Socket.InetAddressLength];
+        int length = Socket.Encode(to, address);
+        fixed (byte* d = data)
+        fixed (byte* a = address)
+        {
+            long sent = (long)LibC.sendto(socket.Value, d, (size_t)(ulong)data.Length, MSG_DONTWAIT | MSG_NOSIGNAL, (sockaddr*)a, (uint)length);
+            return sent >= 0 ? sent : -LibC.errno;
+        }
     }
 
     /// <summary>Sends one message (to <paramref name="to"/>, or to the connected peer when empty); returns the bytes sent or -errno.</summary>

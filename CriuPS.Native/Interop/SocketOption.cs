@@ -10,6 +10,23 @@ public static unsafe class SocketOption
     public const int SO_OOBINLINE = 10, SO_NO_CHECK = 11, SO_PRIORITY = 12, SO_LINGER = 13, SO_REUSEPORT = 15, SO_PASSCRED = 16;
     public const int SO_RCVLOWAT = 18, SO_RCVTIMEO = 20, SO_SNDTIMEO = 21, SO_GET_FILTER = 26, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
     public const int SO_PASSSEC = 34, SO_MARK = 36, SO_PEEK_OFF = 42, SO_BUF_LOCK = 72;
+    public const int SO_TYPE = 3, SO_BINDTODEVICE = 25, SO_PROTOCOL = 38, SO_DOMAIN = 39;
+
+    public const int SOL_IP = 0, SOL_TCP = 6, SOL_UDP = 17, SOL_IPV6 = 41;
+    public const int IP_TOS = 1, IP_TTL = 2, IP_HDRINCL = 3, IP_PKTINFO = 8, IP_FREEBIND = 15;
+    public const int IPV6_CHECKSUM = 7;
+    public const int IPV6_V6ONLY = 26, IPV6_RECVPKTINFO = 49, IPV6_FREEBIND = 78;
+    public const int UDP_CORK = 1;
+    public const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_CORK = 3, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6, TCP_INFO = 11;
+
+    /// <summary>TCP repair mode (linux/tcp.h): a socket whose state can be read and written directly, which sends nothing meanwhile.</summary>
+    public const int TCP_REPAIR = 19, TCP_REPAIR_QUEUE = 20, TCP_QUEUE_SEQ = 21, TCP_REPAIR_OPTIONS = 22, TCP_TIMESTAMP = 24, TCP_REPAIR_WINDOW = 29;
+
+    /// <summary>TCP_REPAIR values: on, off (the kernel then sends a window probe), off without the probe.</summary>
+    public const int TCP_REPAIR_ON = 1, TCP_REPAIR_OFF = 0, TCP_REPAIR_OFF_NO_WP = -1;
+
+    /// <summary>TCP_REPAIR_QUEUE values: which queue TCP_QUEUE_SEQ, recv(MSG_PEEK) and send act on.</summary>
+    public const int TCP_NO_QUEUE = 0, TCP_RECV_QUEUE = 1, TCP_SEND_QUEUE = 2;
 
     public static int Get(FileDescriptor socket, int level, int name)
     {
@@ -68,6 +85,16 @@ public static unsafe class SocketOption
             program[1] = (ulong)p;
             Set(socket, SOL_SOCKET, SoAttachFilter, new ReadOnlySpan<byte>(program, 16));
         }
+    }
+
+    /// <summary>A string option such as SO_BINDTODEVICE: empty when unset.</summary>
+    public static string GetString(FileDescriptor socket, int level, int name)
+    {
+        Span<byte> value = stackalloc byte[64];
+        int length = Get(socket, level, name, value);
+        var text = value[..length];
+        int end = text.IndexOf((byte)0);
+        return System.Text.Encoding.UTF8.GetString(end < 0 ? text : text[..end]);
     }
 
     public static void Set(FileDescriptor socket, int level, int name, int value) =>

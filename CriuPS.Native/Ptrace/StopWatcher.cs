@@ -40,7 +40,8 @@ internal static unsafe class StopWatcher
         return reporter == 0 ? null : new WaitStatus(tid, (*(int*)(info + 24) << 8) | 0x7f);
     }
 
-    public static WaitStatus Wait(int tid, int processId)
+    /// <summary>The next stop of the thread, or null once <paramref name="deadline"/> (Environment.TickCount64) has passed.</summary>
+    public static WaitStatus? Wait(int tid, int processId, long deadline)
     {
         int rounds = 0;
         int tracedWithoutStatus = 0;
@@ -81,6 +82,10 @@ internal static unsafe class StopWatcher
                     continue;
             }
             tracedWithoutStatus = 0;
+            if (Environment.TickCount64 >= deadline)
+            {
+                return null;
+            }
             if (++rounds < 200)
             {
                 Thread.Yield();

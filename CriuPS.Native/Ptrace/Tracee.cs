@@ -66,17 +66,33 @@ public sealed class Tracee
         WaitForInterruptStop();
     }
 
+    /// <summary>
+    /// Stops a seized thread, giving up after <paramref name="timeout"/>: false when it did not stop, as a thread
+    /// sleeping uninterruptibly in the kernel (state D) cannot until it wakes. Such a thread is left running, and
+    /// the kernel detaches it when the tracing thread ends.
+    /// </summary>
+    public bool TryInterruptAndWait(TimeSpan timeout)
+    {
+        Interop.Ptrace.Interrupt(Tid);
+        return WaitForInterruptStop(Environment.TickCount64 + (long)timeout.TotalMilliseconds);
+    }
+
     /// <summary>Waits for the PTRACE_EVENT_STOP of a seize, an interrupt or a kernel auto-attach.</summary>
-    public void WaitForInterruptStop()
+    public void WaitForInterruptStop() => WaitForInterruptStop(long.MaxValue);
+
+    private bool WaitForInterruptStop(long deadline)
     {
         while (true)
         {
-            var status = WaitStop();
+            if (WaitStop(deadline) is not { } status)
+            {
+                return false;
+            }
             if (status.Event == PtraceEvent.Stop)
             {
                 int signal = status.StopSignal & 0x7f;
                 WasGroupStopped = signal is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU;
-                return;
+                return true;
             }
             // A signal-delivery stop: let the thread take the signal, the pending interrupt stops it next.
             Continue(status.Event == PtraceEvent.None ? status.StopSignal : 0);
@@ -84,12 +100,20 @@ public sealed class Tracee
     }
 
     /// <summary>Waits for the next stop of this thread; throws <see cref="TraceeGoneException"/> if it ended.</summary>
-    public WaitStatus WaitStop()
+    public WaitStatus WaitStop() => WaitStop(long.MaxValue)!.Value;
+
+    // The next stop, or null once the deadline (Environment.TickCount64) has passed.
+    private WaitStatus? WaitStop(long deadline)
     {
         WaitStatus status;
         try
         {
-            status = statusesMayBeStolen ? StopWatcher.Wait(Tid, ProcessId) : Wait4.Wait(Tid, Wait4.WALL)!.Value;
+            var next = statusesMayBeStolen ? StopWatcher.Wait(Tid, ProcessId, deadline) : WaitOwnTracee(deadline);
+            if (next is null)
+            {
+                return null;
+            }
+            status = next.Value;
         }
         catch (NativeException e) when (e.Errno == Errno.ECHILD)
         {
@@ -135,6 +159,27 @@ public sealed class Tracee
     {
         Interop.Ptrace.Listen(Tid);
         IsStopped = false;
+    }
+
+    // Blocks in wait4 when there is no deadline; otherwise polls it.
+    private WaitStatus? WaitOwnTracee(long deadline)
+    {
+        if (deadline == long.MaxValue)
+        {
+            return Wait4.Wait(Tid, Wait4.WALL);
+        }
+        while (true)
+        {
+            if (Wait4.Wait(Tid, Wait4.WALL | Wait4.WNOHANG) is { } status)
+            {
+                return status;
+            }
+            if (Environment.TickCount64 >= deadline)
+            {
+                return null;
+            }
+            Thread.Sleep(1);
+        }
     }
 
     public void Continue(int signal = 0)

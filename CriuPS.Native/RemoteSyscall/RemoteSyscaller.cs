@@ -70,6 +70,25 @@ public sealed class RemoteSyscaller
     public long CallAndStopAtExit(SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
         Run(number, a1, a2, a3, a4, a5, a6, stopAtSyscallExit: true);
 
+    /// <summary>
+    /// Runs code of ours placed in the target (a <see cref="SyscallBatch"/>) from <paramref name="entry"/> until it
+    /// stops at the int3 at <paramref name="trap"/>; <paramref name="calls"/> counts the system calls it makes.
+    /// </summary>
+    public void RunCode(Address entry, Address trap, int calls)
+    {
+        if (!instructionIsOurs)
+        {
+            throw new InvalidOperationException("code can only run once the scratch area is in place");
+        }
+        var regs = template;
+        regs.OrigRax = NoSyscall;
+        regs.Rip = entry.Value;
+        thread.SetRegs(regs);
+        LastCreatedChild = null;
+        CallCount += calls;
+        RunToTrap($"batch of {calls} calls", trap + new ByteCount(1));
+    }
+
     /// <summary>Puts back the registers the thread had before we started.</summary>
     public void RestoreOriginalRegisters()
     {
@@ -92,10 +111,11 @@ public sealed class RemoteSyscaller
         thread.SetRegs(regs);
         LastCreatedChild = null;
         CallCount++;
-        return stopAtSyscallExit ? RunToSyscallExit(number) : RunToTrap(number);
+        return stopAtSyscallExit ? RunToSyscallExit(number) : (long)RunToTrap(number.ToString(), instruction + new ByteCount(3)).Rax;
     }
 
-    private long RunToTrap(SyscallNumber number)
+    // Continues the thread until it stops at the int3 that ends our code, with rip just past it.
+    private UserRegs RunToTrap(string what, Address stopRip)
     {
         thread.Continue();
         int notifications = 0;
@@ -114,11 +134,11 @@ public sealed class RemoteSyscaller
                 continue;
             }
             var regs = thread.GetRegs();
-            if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP && regs.Rip == instruction.Value + 3)
+            if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP && regs.Rip == stopRip.Value)
             {
-                return (long)regs.Rax;
+                return regs;
             }
-            throw new InvalidOperationException($"injected {number} in {thread} stopped unexpectedly: {status} at rip 0x{regs.Rip:x}");
+            throw new InvalidOperationException($"injected {what} in {thread} stopped unexpectedly: {status} at rip 0x{regs.Rip:x}");
         }
     }
 

@@ -36,6 +36,12 @@ public sealed class ScratchArea
     /// <summary>Forgets all data placed since the last reset.</summary>
     public void Reset() => used = CodeReserve;
 
+    /// <summary>The point the next reservation starts from, for <see cref="Rewind"/>.</summary>
+    public ulong Mark() => used;
+
+    /// <summary>Frees everything reserved since <paramref name="mark"/>, keeping what came before.</summary>
+    public void Rewind(ulong mark) => used = mark;
+
     /// <summary>Reserves 16-byte aligned room for <paramref name="size"/> bytes and returns its remote address.</summary>
     public Address Reserve(int size)
     {

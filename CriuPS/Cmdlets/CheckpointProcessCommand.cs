@@ -50,7 +50,20 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     public SwitchParameter ShellJob { get; set; }
 
     [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    [Parameter]
     public SwitchParameter Force { get; set; }
+
+    /// <summary>Seconds each thread may take to stop when frozen.</summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int FreezeTimeout { get; set; } = (int)DumpOptions.DefaultFreezeTimeout.TotalSeconds;
+
+    /// <summary>The most disk space, in bytes, that a deleted file still open or mapped may take to be saved into the image.</summary>
+    [Parameter]
+    [ValidateRange(0, long.MaxValue)]
+    public long GhostFileLimit { get; set; } = DumpOptions.DefaultGhostFileLimit;
 
     private readonly CancellationTokenSource stopping = new();
     private PageServerEndpoint? server;
@@ -150,7 +163,10 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
             PageServer = server,
             LeaveRunning = LeaveRunning,
             ShellJob = ShellJob,
+            TcpEstablished = TcpEstablished,
             Force = Force,
+            GhostFileLimit = GhostFileLimit,
+            FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),
             FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
             Cancellation = stopping.Token,
         };

@@ -34,6 +34,12 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
     [Parameter]
     public SwitchParameter LazyPages { get; set; }
 
+    [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    [Parameter]
+    public SwitchParameter TcpClose { get; set; }
+
     private readonly CancellationTokenSource stopping = new();
     private PageServerEndpoint? server;
 
@@ -69,6 +75,8 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
                 ShellJob = ShellJob,
                 LazyPages = LazyPages,
                 PageServer = server,
+                TcpEstablished = TcpEstablished,
+                TcpClose = TcpClose,
                 Cancellation = stopping.Token,
             };
             RestoredProcess restored;

@@ -57,6 +57,29 @@ Describe 'Checkpoint-Process refuses what it cannot do, with proper error record
         Invoke-SelfCheck $target $log | Should -Match '^OK'
     }
 
+    It 'gives up with FreezeTimeout on a thread that cannot stop, and leaves the process running' {
+        $work = Join-Path $TestDrive 'vforkstop'
+        $target = Start-TestTarget -Program (Get-TestTarget 'vforkstop') -WorkDirectory $work
+        Wait-Until { (Get-Content "/proc/$target/stat" -Raw) -match '\) D ' } 'the parent to wait in vfork (state D)'
+        $child = [int](Get-Content "/proc/$target/task/$target/children" -Raw).Trim()
+        Register-TestProcess $child
+        $path = Join-Path $TestDrive 'image-vforkstop'
+
+        $started = [DateTime]::UtcNow
+        Checkpoint-Process -Id $target -ImagePath $path -FreezeTimeout 1 -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        ([DateTime]::UtcNow - $started).TotalSeconds | Should -BeLessThan 10
+        $errors[0].FullyQualifiedErrorId | Should -Be "FreezeTimeout,$Checkpoint"
+        $errors[0].CategoryInfo.Category | Should -Be 'OperationTimeout'
+        $errors[0].Exception.Message | Should -Match "Thread $target of process $target did not stop within 1 s: it waits uninterruptibly in the kernel \(state D"
+        Test-Path $path | Should -BeFalse
+        (Get-Content "/proc/$target/status" | Select-String '^TracerPid:\s+(\d+)').Matches[0].Groups[1].Value | Should -Be '0'
+
+        # Once the child goes on, the parent does too: it was never touched.
+        Send-Signal $child 'CONT'
+        Wait-Until { Test-Path (Join-Path $work 'done') } 'the parent to carry on after its vfork'
+        Test-ProcessAlive $target | Should -BeTrue
+    }
+
     It 'refuses an image path that is a file' {
         $work = Join-Path $TestDrive 'file-path'
         $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work

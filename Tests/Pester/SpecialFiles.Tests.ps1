@@ -101,4 +101,33 @@ time.sleep(1000)
         Test-ProcessAlive $target | Should -BeTrue
         (Get-Content "/proc/$target/stat" -Raw).Split(' ')[2] | Should -Be $before.Split(' ')[2]
     }
+
+    It 'saves a deleted file larger than the default limit when -GhostFileLimit allows it' {
+        $work = Join-Path $TestDrive 'big-ghost-allowed'
+        New-Item -ItemType Directory -Force $work | Out-Null
+        $script = Join-Path $work 'hold.py'
+        @'
+import hashlib, os, time
+data = os.urandom(3 << 20)
+fd = os.open("big.dat", os.O_RDWR | os.O_CREAT)
+os.write(fd, data)
+os.unlink("big.dat")
+with open("digest", "w") as d:
+    d.write(hashlib.sha256(data).hexdigest())
+with open("ready.tmp", "w") as r:
+    r.write(str(os.getpid()))
+os.rename("ready.tmp", "ready")
+time.sleep(1000)
+'@ | Set-Content $script
+        $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
+        $target = Start-TestTarget -Program $python -Arguments $script -WorkDirectory $work
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-big-ghost') -GhostFileLimit 4MB
+        Get-ChildItem $image.Path -Filter 'ghost-file-*.img' | Should -Not -BeNullOrEmpty
+
+        Restore-Process $image.Path | Out-Null
+        Register-TestProcess $target
+        $fd = Get-ChildItem "/proc/$target/fd" | Where-Object { $_.LinkTarget -like '*big.dat (deleted)' }
+        $fd | Should -HaveCount 1
+        (Get-FileHash -Algorithm SHA256 -LiteralPath $fd.FullName).Hash | Should -Be (Get-Content (Join-Path $work 'digest') -Raw).ToUpperInvariant()
+    }
 }

@@ -30,6 +30,19 @@ function Get-TestTarget([string]$Name) {
     $binary
 }
 
+# Builds the .NET test program Tests/Targets/NAME (a project folder) once per run and returns its executable.
+function Get-DotnetTestTarget([string]$Name) {
+    $output = Join-Path $script:TargetBuild $Name
+    $binary = Join-Path $output $Name
+    $project = Join-Path $script:TargetSources $Name
+    $newest = (Get-ChildItem $project -File | Measure-Object -Property LastWriteTimeUtc -Maximum).Maximum
+    if (-not (Test-Path $binary) -or $newest -gt (Get-Item $binary).LastWriteTimeUtc) {
+        $log = & dotnet build $project -c Release -o $output --nologo -v quiet -p:AssemblyName=$Name 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "dotnet build failed for ${Name}: $log" }
+    }
+    $binary
+}
+
 # Waits until a condition holds, or fails with a message that says what was awaited.
 function Wait-Until([scriptblock]$Condition, [string]$What, [double]$TimeoutSeconds = 15) {
     $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
@@ -72,12 +85,16 @@ function Invoke-SelfCheck([int]$Id, [string]$Log, [string]$Signal = 'USR1', [dou
     @(Get-Content $Log)[$before]
 }
 
-# Kills every process the tests started (and any given), and waits until they are gone.
+# Kills every process the tests started (and any given) with all their descendants, and waits until they are gone.
 function Stop-TestProcesses([int[]]$Also = @()) {
+    $victims = [System.Collections.Generic.HashSet[int]]::new()
     foreach ($id in @($script:Started) + $Also) {
-        if (Test-ProcessAlive $id) { & kill -s KILL $id 2>$null }
+        if (Test-ProcessAlive $id) {
+            Get-ProcessTreeLayout $id | ForEach-Object { [void]$victims.Add([int]$_.Split(' ')[0]) }
+        }
     }
-    foreach ($id in @($script:Started) + $Also) {
+    foreach ($id in $victims) { & kill -s KILL $id 2>$null }
+    foreach ($id in $victims) {
         Wait-Until { -not (Test-ProcessAlive $id) } "process $id to end"
     }
     $script:Started.Clear()

@@ -5,12 +5,14 @@
  *   consumer  - in the root's group; reads pipe B, checks the sequence 2, 4, 6... has no gap or repeat, and
  *               keeps the last number in a MAP_SHARED file page the root reads
  *   leader    - starts a session of its own and forks two children there: one in its group, one in a group of
- *               its own
+ *               its own; the two play ping-pong over a socketpair (the first sends n, the second answers n + 1)
+ *               and count the rounds in the shared page
  *   sleeper   - stopped by SIGSTOP
  *   zombie    - exits at once with status 42; the root does not reap it until the end
  *   orphaner  - sets PR_SET_PDEATHSIG to SIGUSR2 (ignored) and sleeps
  * The root is a child subreaper. On SIGUSR1 the root checks that every process is there with its saved
- * session and group, the sleeper is stopped, the zombie is still a zombie, and the pipeline moves, then appends
+ * session and group, the sleeper is stopped, the zombie is still a zombie, and the pipeline and the ping-pong move
+ * with no number lost, then appends
  * "OK processes=N pid=P" or "CORRUPT <what> pid=P" to WORKDIR/tree.log. On SIGTERM it checks once more, reaps
  * the zombie (its status must be 42), kills the others and logs "EXIT ...". Writes WORKDIR/ready when set up. */
 #define _GNU_SOURCE
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,7 +33,7 @@
 enum { PRODUCER, FILTER, CONSUMER, LEADER, LEADER_CHILD, LEADER_GROUP, SLEEPER, ZOMBIE, ORPHANER, COUNT };
 static const char *names[COUNT] = { "producer", "filter", "consumer", "leader", "leader-child", "leader-group", "sleeper", "zombie", "orphaner" };
 
-struct shared { volatile uint64_t consumed; volatile int broken; pid_t leader_kids[2]; };
+struct shared { volatile uint64_t consumed, pings; volatile int broken, ping_broken; };
 static struct shared *shared;
 static pid_t pids[COUNT], sids[COUNT], pgids[COUNT];
 static volatile sig_atomic_t check_requested, stop_requested;
@@ -63,6 +66,27 @@ static void consumer(int in)
 	}
 }
 
+static void pinger(int sock)
+{
+	for (uint64_t n = 1;; n += 2) {
+		uint64_t answer;
+		if (write(sock, &n, sizeof(n)) != sizeof(n) || read(sock, &answer, sizeof(answer)) != sizeof(answer)) _exit(1);
+		if (answer != n + 1) shared->ping_broken = 1;
+		shared->pings = answer;
+		usleep(2000);
+	}
+}
+
+static void ponger(int sock)
+{
+	for (;;) {
+		uint64_t n;
+		if (read(sock, &n, sizeof(n)) != sizeof(n)) _exit(1);
+		n++;
+		if (write(sock, &n, sizeof(n)) != sizeof(n)) _exit(1);
+	}
+}
+
 static char state_of(pid_t pid)
 {
 	char path[64], buf[256];
@@ -90,11 +114,13 @@ static const char *check(void)
 		char s = state_of(pids[i]);
 		if (s == '?' || (s == 'Z' && i != ZOMBIE)) { snprintf(what, sizeof(what), "%s-missing", names[i]); return what; }
 	}
-	uint64_t before = shared->consumed;
+	uint64_t before = shared->consumed, pings = shared->pings;
 	struct timespec pause = { 0, 100 * 1000 * 1000 };
 	nanosleep(&pause, NULL);
 	if (shared->consumed == before) return "pipeline-stuck";
 	if (shared->broken) return "pipeline-lost-or-repeated-data";
+	if (shared->pings == pings) return "socketpair-stuck";
+	if (shared->ping_broken) return "socketpair-lost-or-repeated-data";
 	return NULL;
 }
 
@@ -130,10 +156,13 @@ int main(int argc, char **argv)
 	if (pipe(ready)) return 1;
 	if (!(pids[LEADER] = fork())) {
 		setsid();
+		int sp[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp)) _exit(1);
 		pid_t kids[2];
-		if (!(kids[0] = fork())) idle();
-		if (!(kids[1] = fork())) { setpgid(0, 0); idle(); }
+		if (!(kids[0] = fork())) { close(sp[1]); pinger(sp[0]); }
+		if (!(kids[1] = fork())) { setpgid(0, 0); close(sp[0]); ponger(sp[1]); }
 		setpgid(kids[1], kids[1]);
+		close(sp[0]); close(sp[1]);
 		if (write(ready[1], kids, sizeof(kids)) != sizeof(kids)) _exit(1);
 		idle();
 	}

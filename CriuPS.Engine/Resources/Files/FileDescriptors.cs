@@ -48,7 +48,9 @@ internal static class FileDescriptors
             if (problem is not null)
             {
                 throw new CheckpointException(
-                    problem.Contains("-ShellJob") ? CheckpointErrorKind.ShellJobRequired : CheckpointErrorKind.Unsupported,
+                    problem.Contains("-ShellJob") ? CheckpointErrorKind.ShellJobRequired
+                    : problem.Contains(Sockets.InetSockets.TcpEstablishedSwitch) ? CheckpointErrorKind.TcpEstablishedRequired
+                    : CheckpointErrorKind.Unsupported,
                     $"Process {pid} has {problem}, which CriuPS cannot save.", pid);
             }
             if (kind is null)

@@ -12,6 +12,24 @@ internal sealed record DescriptorProbe(int Pid, int Fd, string Link, FileStatus 
     /// <summary>An anonymous-inode file such as "anon_inode:[eventfd]".</summary>
     public bool IsAnonInode(string name) => Link == $"anon_inode:[{name}]" || Link == $"anon_inode:{name}";
 
+    /// <summary>The inode of the socket behind a descriptor (its link reads socket:[inode]); null for anything else, or a descriptor closed meanwhile.</summary>
+    public static ulong? SocketInode(int pid, int fd)
+    {
+        string link;
+        try
+        {
+            link = ProcFiles.ReadLink($"/proc/{pid}/fd/{fd}");
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        const string Prefix = "socket:[";
+        return link.StartsWith(Prefix, StringComparison.Ordinal) && link.EndsWith(']')
+            ? ulong.Parse(link.AsSpan(Prefix.Length, link.Length - Prefix.Length - 1), System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+    }
+
     public static DescriptorProbe? Of(int pid, int fd)
     {
         try

@@ -19,6 +19,7 @@ internal static class FileKinds
         new UnixSockets(),
         new Memfds(),
         new Fifos(),
+        new InetSockets(),
     };
 
     /// <summary>The kind that handles a descriptor, or null when CriuPS does not know it.</summary>

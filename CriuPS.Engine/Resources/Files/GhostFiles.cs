@@ -67,7 +67,7 @@ internal static class GhostFiles
         }
         if (status.AllocatedBytes > (ulong)options.GhostFileLimit)
         {
-            return $"{what} '{link}' was deleted and takes {status.AllocatedBytes} bytes on disk, more than the ghost file limit of {options.GhostFileLimit} bytes (GhostFileLimit)";
+            return $"{what} '{link}' was deleted and takes {status.AllocatedBytes} bytes on disk, more than the ghost file limit of {options.GhostFileLimit} bytes (-GhostFileLimit)";
         }
         // It is created again in its directory: that must still be there, on the file's own file system (which also
         // keeps out files of the kernel's internal mounts, such as /secretmem).

@@ -18,18 +18,17 @@ internal static partial class AddressSpace
     public static void Restore(RestoreSession session, RestoringProcess process)
     {
         var log = session.Log;
-        var caller = process.Caller;
         var runtime = SmapsParser.Read(process.Pid);
         var vdsoFamily = Vdso.RuntimeAreas(runtime);
 
         var keep = vdsoFamily.Select(v => v.Range).Append(process.Injection.Scratch.Range).OrderBy(r => r.Start).ToList();
-        UnmapAllBut(caller, keep);
+        UnmapAllBut(process.Injection, keep);
 
         using var pages = new PagesFile(session.Images.Directory, process.Images.PagemapHead, process.Images.Pagemap);
         Vdso.Restore(process, pages, vdsoFamily);
 
         var areas = process.Images.Mm.Vmas.Where(v => !Vdso.IsVdso(v) && !Vdso.IsVvar(v) && ((VmaStatus)v.Status & VmaStatus.Vsyscall) == 0).ToList();
-        var filled = areas.Where(a => pages.Runs.Any(r => r.Range.Overlaps(Range(a)))).ToHashSet();
+        var filled = AreasWithPages(areas, pages.Runs);
         MapAreas(session, process, areas, filled);
         log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped");
 
@@ -38,14 +37,16 @@ internal static partial class AddressSpace
         Pages.Restore(process, pages, run => vdsoRanges.Any(v => v.Overlaps(run.Range)) || lazy?.Runs.Contains(run) == true, log);
         log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");
 
+        var final = new SyscallBatch(process.Injection);
         foreach (var area in areas)
         {
             if (filled.Contains(area) && (area.Prot & Mman.PROT_WRITE) == 0)
             {
-                caller.Checked($"mprotect of {Range(area)}", SyscallNumber.Mprotect, area.Start, area.End - area.Start, area.Prot);
+                final.Add(() => $"mprotect of {Range(area)}", SyscallNumber.Mprotect, area.Start, area.End - area.Start, area.Prot);
             }
-            Advise(caller, area);
+            Advise(final, area);
         }
+        final.Run();
 
         if (lazy is not null && !lazy.Missing.IsEmpty)
         {
@@ -61,50 +62,75 @@ internal static partial class AddressSpace
         }
     }
 
-    private static void UnmapAllBut(RemoteSyscaller caller, List<AddressRange> keep)
+    // The areas that have saved pages: one pass over both lists, each sorted by address.
+    private static HashSet<VmaEntry> AreasWithPages(List<VmaEntry> areas, IReadOnlyList<PageRun> runs)
     {
+        var sortedRuns = runs.Select(r => r.Range).OrderBy(r => r.Start).ToList();
+        var filled = new HashSet<VmaEntry>();
+        int next = 0;
+        foreach (var area in areas.OrderBy(a => a.Start))
+        {
+            var range = Range(area);
+            while (next < sortedRuns.Count && sortedRuns[next].End <= range.Start)
+            {
+                next++;
+            }
+            if (next < sortedRuns.Count && sortedRuns[next].Overlaps(range))
+            {
+                filled.Add(area);
+            }
+        }
+        return filled;
+    }
+
+    private static void UnmapAllBut(Injection injection, List<AddressRange> keep)
+    {
+        var batch = new SyscallBatch(injection);
         ulong from = 0;
         foreach (var range in keep.Append(new AddressRange(Mman.TaskSize, Mman.TaskSize)))
         {
             if (range.Start.Value > from)
             {
-                caller.Checked($"munmap of the host's {new AddressRange(from, range.Start.Value)}", SyscallNumber.Munmap, from, range.Start.Value - from);
+                batch.Add($"munmap of the host's {new AddressRange(from, range.Start.Value)}", SyscallNumber.Munmap, from, range.Start.Value - from);
             }
             from = Math.Max(from, range.End.Value);
         }
+        batch.Run();
     }
 
     private static void MapAreas(RestoreSession session, RestoringProcess process, List<VmaEntry> areas, HashSet<VmaEntry> filled)
     {
-        var caller = process.Caller;
         using var files = new MappedFiles(session, process);
+        // Files are opened first (that takes calls of its own), then every area is mapped in one batch.
+        var fds = areas.Where(IsFileBacked).ToDictionary(a => a, files.For);
+        var batch = new SyscallBatch(process.Injection);
         foreach (var area in areas)
         {
-            var status = (VmaStatus)area.Status;
             ulong prot = area.Prot | (filled.Contains(area) ? Mman.PROT_WRITE : 0);
             ulong flags = (area.Flags & ~(uint)Mman.MAP_LOCKED) | Mman.MAP_FIXED;
             ulong fd = unchecked((ulong)-1);
             ulong offset = 0;
-            if ((status & (VmaStatus.FilePrivate | VmaStatus.FileShared | VmaStatus.AnonShared)) != 0)
+            if (fds.TryGetValue(area, out long fileFd))
             {
-                fd = (ulong)files.For(area);
+                fd = (ulong)fileFd;
                 offset = area.Pgoff;
                 // Shared anonymous memory is mapped from its object, which the process gets as a file.
                 flags &= ~Mman.MAP_ANONYMOUS;
             }
-            long mapped = caller.Checked($"mmap of {Range(area)}", SyscallNumber.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
-            if ((ulong)mapped != area.Start)
-            {
-                throw new InvalidOperationException($"area {Range(area)} was mapped at 0x{mapped:x}");
-            }
+            // MAP_FIXED puts the area exactly at its address (over nothing: the host's areas are gone).
+            batch.Add(() => $"mmap of {Range(area)}", SyscallNumber.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
             if ((area.Flags & Mman.MAP_LOCKED) != 0)
             {
-                caller.Checked($"mlock of {Range(area)}", SyscallNumber.Mlock, area.Start, area.End - area.Start);
+                batch.Add(() => $"mlock of {Range(area)}", SyscallNumber.Mlock, area.Start, area.End - area.Start);
             }
         }
+        batch.Run();
     }
 
-    private static void Advise(RemoteSyscaller caller, VmaEntry area)
+    private static bool IsFileBacked(VmaEntry area) =>
+        ((VmaStatus)area.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared | VmaStatus.AnonShared)) != 0;
+
+    private static void Advise(SyscallBatch batch, VmaEntry area)
     {
         if (!area.HasMadv)
         {
@@ -114,7 +140,8 @@ internal static partial class AddressSpace
         {
             if ((area.Madv & (1UL << advice)) != 0)
             {
-                caller.Checked($"madvise({advice}) of {Range(area)}", SyscallNumber.Madvise, area.Start, area.End - area.Start, (ulong)advice);
+                int named = advice; // a for loop's variable is one for all the closures
+                batch.Add(() => $"madvise({named}) of {Range(area)}", SyscallNumber.Madvise, area.Start, area.End - area.Start, (ulong)named);
             }
         }
     }

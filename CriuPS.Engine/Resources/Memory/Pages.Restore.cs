@@ -2,12 +2,15 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
 /// Restore of page contents: the process itself reads its pages from the pages file with injected preadv, up
-/// to 1024 runs per call, straight into the areas just mapped.
+/// to 1024 runs per call, straight into the areas just mapped. The pages are populated first with
+/// MADV_POPULATE_WRITE: one call that allocates a whole run is many times faster than taking a page fault per page
+/// inside preadv (a page fault is dear on virtual machines: 0.2 s against 4 s per GiB on ours).
 /// </summary>
 internal static partial class Pages
 {
@@ -16,6 +19,8 @@ internal static partial class Pages
     {
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
+        var runs = pages.Runs.Where(run => !skip(run)).ToList();
+        Populate(process, runs, log);
         scratch.Reset();
         long fd = caller.Checked("open of the pages image", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(pages.Path).Value, (ulong)(O.RDONLY | O.CLOEXEC));
         var iovecs = new List<IoVec>(MaxIovecs);
@@ -44,12 +49,8 @@ internal static partial class Pages
 
         // preadv moves at most 2 GiB minus a page per call.
         const long MaxBytesPerCall = 0x7ffff000;
-        foreach (var run in pages.Runs)
+        foreach (var run in runs)
         {
-            if (skip(run))
-            {
-                continue;
-            }
             for (ulong start = run.Range.Start.Value; start < run.Range.End.Value;)
             {
                 long length = (long)Math.Min(run.Range.End.Value - start, 1UL << 30);
@@ -74,5 +75,46 @@ internal static partial class Pages
             log.Progress("Restoring memory", pages.TotalBytes, pages.TotalBytes);
         }
         caller.Checked("close", SyscallNumber.Close, (ulong)fd);
+    }
+
+    // Allocates the pages of the runs (adjacent runs merged) in one batch of madvise calls. Kernels before 5.14
+    // do not know MADV_POPULATE_WRITE (EINVAL): the pages are then allocated as preadv faults them in.
+    private static void Populate(RestoringProcess process, List<PageRun> runs, Logging.EngineLog log)
+    {
+        var batch = new SyscallBatch(process.Injection);
+        foreach (var range in Merged(runs.Select(r => r.Range)))
+        {
+            batch.Add(() => $"madvise(MADV_POPULATE_WRITE) of {range}", SyscallNumber.Madvise, range.Start.Value, range.Length.Value, Mman.MADV_POPULATE_WRITE);
+        }
+        try
+        {
+            batch.Run();
+        }
+        catch (NativeException e) when (e.Errno == Errno.EINVAL)
+        {
+            log.Detail($"pages of {process.Pid} not populated ahead: {e.Message}");
+        }
+    }
+
+    private static IEnumerable<AddressRange> Merged(IEnumerable<AddressRange> ranges)
+    {
+        AddressRange? pending = null;
+        foreach (var range in ranges.OrderBy(r => r.Start))
+        {
+            if (pending is { } open && open.End == range.Start)
+            {
+                pending = new AddressRange(open.Start, range.End);
+                continue;
+            }
+            if (pending is not null)
+            {
+                yield return pending.Value;
+            }
+            pending = range;
+        }
+        if (pending is not null)
+        {
+            yield return pending.Value;
+        }
     }
 }

@@ -41,11 +41,38 @@ internal static class ProcessTree
         return members;
     }
 
+    /// <summary>Whether the process still runs (it is neither gone nor a zombie).</summary>
+    public static bool IsAlive(int pid)
+    {
+        try
+        {
+            return ProcStat.Read(pid).State is not ('Z' or 'X');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Whether the process shares its memory with its parent: a vfork child that has not yet exec'd or exited.
+    /// </summary>
+    public static bool InVfork(Member member) => Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Vm) == 0;
+
     // Children hang off the thread that forked them: ask every thread.
     private static IEnumerable<int> Children(int pid)
     {
         var children = new SortedSet<int>();
-        foreach (var tid in ProcFiles.ThreadIds(pid))
+        IEnumerable<int> threads;
+        try
+        {
+            threads = ProcFiles.ThreadIds(pid).ToList();
+        }
+        catch (IOException)
+        {
+            return children; // the process exited since it was listed
+        }
+        foreach (var tid in threads)
         {
             try
             {
@@ -86,11 +113,9 @@ internal static class ProcessTree
             {
                 yield return $"process {member.Pid} is in process group {stat.ProcessGroup}, whose leader is neither in the tree nor the root's";
             }
-            if (Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Vm) == 0)
-            {
-                yield return $"process {member.Pid} shares its memory with its parent {member.ParentPid} (vfork in progress)";
-            }
-            else if (Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Sighand) == 0)
+            // A vfork child shares its parent's memory only until it execs or exits, which freezing the parent
+            // waits for (the parent cannot stop before): only handlers shared by CLONE_SIGHAND without threads stay.
+            if (Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Sighand) == 0 && Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Vm) != 0)
             {
                 yield return $"process {member.Pid} shares signal handlers with its parent {member.ParentPid}";
             }

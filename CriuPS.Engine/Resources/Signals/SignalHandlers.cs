@@ -4,6 +4,7 @@ using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Signals;
 
@@ -27,15 +28,16 @@ internal static class SignalHandlers
 
     public static unsafe void Dump(DumpedProcess process)
     {
-        var caller = process.Injection.Caller;
         var scratch = process.Injection.Scratch;
         scratch.Reset();
         var signals = Changeable.ToList();
         var results = scratch.Reserve(signals.Count * sizeof(KernelSigaction));
+        var batch = new SyscallBatch(process.Injection);
         for (int i = 0; i < signals.Count; i++)
         {
-            caller.Checked($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], 0, results.Value + (ulong)(i * sizeof(KernelSigaction)), SigsetSize);
+            batch.Add($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], 0, results.Value + (ulong)(i * sizeof(KernelSigaction)), SigsetSize);
         }
+        batch.Run();
         var actions = new KernelSigaction[signals.Count];
         process.Memory.Read(results, MemoryMarshal.AsBytes(actions.AsSpan()));
         foreach (var action in actions)
@@ -46,7 +48,6 @@ internal static class SignalHandlers
 
     public static unsafe void Restore(RestoringProcess process)
     {
-        var caller = process.Caller;
         var scratch = process.Injection.Scratch;
         var saved = process.Images.LeaderCore.Tc.Sigactions;
         var signals = Changeable.ToList();
@@ -57,9 +58,11 @@ internal static class SignalHandlers
             actions[i] = new KernelSigaction { Handler = saved[i].Sigaction, Flags = saved[i].Flags, Restorer = saved[i].Restorer, Mask = saved[i].Mask };
         }
         var table = scratch.PutArray<KernelSigaction>(actions);
+        var batch = new SyscallBatch(process.Injection);
         for (int i = 0; i < actions.Length; i++)
         {
-            caller.Checked($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], table.Value + (ulong)(i * sizeof(KernelSigaction)), 0, SigsetSize);
+            batch.Add($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], table.Value + (ulong)(i * sizeof(KernelSigaction)), 0, SigsetSize);
         }
+        batch.Run();
     }
 }

@@ -7,10 +7,13 @@ namespace CriuPS.Engine.Resources.Sockets;
 
 /// <summary>
 /// The SOL_SOCKET options of a socket (sk_opts_entry), the ones CRIU saves: buffer sizes and their lock, timeouts,
-/// priority, mark, low-water mark, the boolean flags, linger and an attached classic BPF filter.
+/// priority, mark, low-water mark, the boolean flags, linger, the device it is bound to and an attached classic
+/// BPF filter.
 /// </summary>
 internal static class SocketOptions
 {
+    public const int UnixFamily = 1;
+
     [StructLayout(LayoutKind.Sequential)]
     private struct TimeVal
     {
@@ -25,7 +28,8 @@ internal static class SocketOptions
         public int Seconds;
     }
 
-    public static SkOptsEntry Dump(FileDescriptor socket)
+    /// <param name="family">AF_UNIX, AF_INET...: as CRIU, credential passing is saved for unix sockets only.</param>
+    public static SkOptsEntry Dump(FileDescriptor socket, int family)
     {
         var send = GetStruct<TimeVal>(socket, SO_SNDTIMEO);
         var receive = GetStruct<TimeVal>(socket, SO_RCVTIMEO);
@@ -45,8 +49,6 @@ internal static class SocketOptions
             SoRcvlowat = (uint)Get(socket, SOL_SOCKET, SO_RCVLOWAT),
             Reuseaddr = Flag(socket, SO_REUSEADDR),
             SoReuseport = Flag(socket, SO_REUSEPORT),
-            SoPasscred = Flag(socket, SO_PASSCRED),
-            SoPasssec = Flag(socket, SO_PASSSEC),
             SoDontroute = Flag(socket, SO_DONTROUTE),
             SoNoCheck = Flag(socket, SO_NO_CHECK),
             SoBroadcast = Flag(socket, SO_BROADCAST),
@@ -61,6 +63,16 @@ internal static class SocketOptions
         if (linger.OnOff != 0)
         {
             options.SoLinger = (uint)linger.Seconds;
+        }
+        if (family == UnixFamily)
+        {
+            options.SoPasscred = Flag(socket, SO_PASSCRED);
+            options.SoPasssec = Flag(socket, SO_PASSSEC);
+        }
+        var device = GetString(socket, SOL_SOCKET, SO_BINDTODEVICE);
+        if (device.Length > 0)
+        {
+            options.SoBoundDev = device;
         }
         options.SoFilter.AddRange(GetFilter(socket));
         return options;
@@ -106,9 +118,19 @@ internal static class SocketOptions
         }
         SetStruct(socket, SO_SNDTIMEO, new TimeVal { Seconds = (long)options.SoSndTmoSec, Microseconds = (long)options.SoSndTmoUsec });
         SetStruct(socket, SO_RCVTIMEO, new TimeVal { Seconds = (long)options.SoRcvTmoSec, Microseconds = (long)options.SoRcvTmoUsec });
+        BindToDevice(socket, options);
         if (options.SoFilter.Count > 0)
         {
             AttachFilter(socket, options.SoFilter);
+        }
+    }
+
+    /// <summary>SO_BINDTODEVICE with the saved device name, if any (an IP socket needs it before bind and connect).</summary>
+    public static void BindToDevice(FileDescriptor socket, SkOptsEntry options)
+    {
+        if (options.HasSoBoundDev)
+        {
+            Set(socket, SOL_SOCKET, SO_BINDTODEVICE, System.Text.Encoding.UTF8.GetBytes(options.SoBoundDev));
         }
     }
 

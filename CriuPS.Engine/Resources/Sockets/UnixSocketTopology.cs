@@ -1,4 +1,4 @@
-using System.Globalization;
+using CriuPS.Engine.Resources.Files;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
@@ -37,32 +37,15 @@ internal sealed class UnixSocketTopology
         {
             foreach (int fd in ProcFiles.FileDescriptors(pid))
             {
-                if (SocketInode(pid, fd) is uint inode)
+                if (DescriptorProbe.SocketInode(pid, fd) is ulong inode)
                 {
-                    sockets.TryAdd(inode, (pid, fd));
+                    sockets.TryAdd((uint)inode, (pid, fd));
                 }
             }
         }
         // No socket, no netlink round trip; sockets of other families are other modules' business.
         var all = sockets.Count == 0 ? new Dictionary<uint, UnixDiagSocket>() : UnixDiag.All();
         return new UnixSocketTopology(all, sockets.Where(s => all.ContainsKey(s.Key)).ToDictionary());
-    }
-
-    private static uint? SocketInode(int pid, int fd)
-    {
-        string link;
-        try
-        {
-            link = ProcFiles.ReadLink($"/proc/{pid}/fd/{fd}");
-        }
-        catch (IOException)
-        {
-            return null; // closed meanwhile
-        }
-        const string Prefix = "socket:[";
-        return link.StartsWith(Prefix, StringComparison.Ordinal) && link.EndsWith(']')
-            ? uint.Parse(link.AsSpan(Prefix.Length, link.Length - Prefix.Length - 1), CultureInfo.InvariantCulture)
-            : null;
     }
 
     /// <summary>What sock_diag reported for the socket (it exists in this namespace at the time of the snapshot).</summary>

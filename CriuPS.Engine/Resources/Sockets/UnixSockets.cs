@@ -81,7 +81,7 @@ internal sealed class UnixSockets : FileKind
             Backlog = socket.SendQueue,
             Peer = socket.Peer,
             Fown = dump.Owner,
-            Opts = SocketOptions.Dump(dump.Copy),
+            Opts = SocketOptions.Dump(dump.Copy, SocketOptions.UnixFamily),
             Name = ByteString.CopyFrom(socket.Name),
             NsId = dump.Process.Ids.NetNsId,
         };

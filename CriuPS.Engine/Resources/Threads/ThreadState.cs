@@ -104,32 +104,33 @@ internal static class ThreadState
         var tc = core.ThreadCore;
         int tid = thread.Tid;
 
-        caller.Checked("set_tid_address", SyscallNumber.SetTidAddress, core.ThreadInfo.ClearTidAddr);
+        scratch.Reset();
+        var batch = new SyscallBatch(scratch, caller);
+        batch.Add("set_tid_address", SyscallNumber.SetTidAddress, core.ThreadInfo.ClearTidAddr);
         if (tc.FutexRla != 0)
         {
-            caller.Checked("set_robust_list", SyscallNumber.SetRobustList, tc.FutexRla, tc.FutexRlaLen);
+            batch.Add("set_robust_list", SyscallNumber.SetRobustList, tc.FutexRla, tc.FutexRlaLen);
         }
         if (tc.Sas is not null && (tc.Sas.SsSp != 0 || tc.Sas.SsFlags != 0))
         {
-            scratch.Reset();
             // SS_DISABLE is the only flag sigaltstack accepts on input; SS_ONSTACK is a state, not a setting.
             var ss = scratch.Put(new StackT { Sp = tc.Sas.SsSp, Size = tc.Sas.SsSize, Flags = (int)(tc.Sas.SsFlags & 2) });
-            caller.Checked("sigaltstack", SyscallNumber.Sigaltstack, ss.Value, 0);
+            batch.Add("sigaltstack", SyscallNumber.Sigaltstack, ss.Value, 0);
         }
         if (tc.PdeathSig != 0)
         {
-            caller.Checked("prctl(PR_SET_PDEATHSIG)", SyscallNumber.Prctl, PrSetPdeathsig, tc.PdeathSig);
+            batch.Add("prctl(PR_SET_PDEATHSIG)", SyscallNumber.Prctl, PrSetPdeathsig, tc.PdeathSig);
         }
         if (tc.HasComm)
         {
-            scratch.Reset();
             var name = scratch.PutString(tc.Comm);
-            caller.Checked("prctl(PR_SET_NAME)", SyscallNumber.Prctl, PrSetName, name.Value);
+            batch.Add("prctl(PR_SET_NAME)", SyscallNumber.Prctl, PrSetName, name.Value);
         }
         if (tc.RseqEntry is not null)
         {
-            caller.Checked("rseq", SyscallNumber.Rseq, tc.RseqEntry.RseqAbiPointer, tc.RseqEntry.RseqAbiSize, 0, tc.RseqEntry.Signature);
+            batch.Add("rseq", SyscallNumber.Rseq, tc.RseqEntry.RseqAbiPointer, tc.RseqEntry.RseqAbiSize, 0, tc.RseqEntry.Signature);
         }
+        batch.Run();
         RestoreScheduling(tid, tc);
         PendingSignals.Queue(process, caller, tc.SignalsP, tid);
     }

@@ -24,7 +24,7 @@ public class GhostFileLimitTests
 
         Assert.Equal(CheckpointErrorKind.Unsupported, error.Kind);
         Assert.Contains("nothing was frozen", error.Message);
-        Assert.Contains($"fd 3: open file '{work.PathOf("big.dat")} (deleted)' was deleted and takes {GhostBytes} bytes on disk, more than the ghost file limit of 16384 bytes (GhostFileLimit)", error.Message);
+        Assert.Contains($"fd 3: open file '{work.PathOf("big.dat")} (deleted)' was deleted and takes {GhostBytes} bytes on disk, more than the ghost file limit of 16384 bytes (-GhostFileLimit)", error.Message);
         Assert.False(Directory.Exists(imagePath));
         Assert.Equal('S', target.State);
         Assert.Contains("TracerPid:\t0", File.ReadAllText($"/proc/{target.Pid}/status"));

@@ -1,0 +1,116 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Logging;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Sockets;
+
+/// <summary>
+/// What a dump keeps about IPv4/IPv6 sockets while the tree is frozen: the network lock over the tree's TCP
+/// connections, the connections put in repair mode (our own descriptors of them), and what sock_diag reported in
+/// each network namespace. A dump that ends with the processes killed leaves the lock for the restore to lift; one
+/// that fails, or lets the processes go on, lifts it and takes the connections out of repair mode, nothing lost.
+/// </summary>
+internal sealed class InetSocketDump
+{
+    private readonly Dictionary<ulong, Dictionary<uint, InetDiagSocket>> diagByNamespace = new();
+    private readonly List<(FileDescriptor Socket, bool ReuseAddress, string Shown)> repaired = new();
+
+    public NetworkLock? Lock { get; private set; }
+
+    /// <summary>Locks every TCP connection the processes hold (the tree is frozen: none can appear but by the kernel finishing a connect).</summary>
+    public void LockConnections(string runId, IEnumerable<int> pids, EngineLog log)
+    {
+        var connections = new List<LockedConnection>();
+        var seen = new HashSet<ulong>();
+        try
+        {
+            foreach (int pid in pids)
+            {
+                using var pidfd = Pidfd.Open(pid);
+                foreach (int fd in ProcFiles.FileDescriptors(pid))
+                {
+                    if (DescriptorProbe.SocketInode(pid, fd) is not ulong inode || !seen.Add(inode))
+                    {
+                        continue;
+                    }
+                    using var copy = Pidfd.GetFd(pidfd, fd);
+                    if (InetSockets.IsInet(copy) && InetSocketInfo.Of(copy) is { IsConnection: true } info)
+                    {
+                        connections.Add(new LockedConnection(NetworkNamespace.OfSocket(copy), info.Local, info.Remote!));
+                    }
+                }
+            }
+            if (connections.Count > 0)
+            {
+                Lock = NetworkLock.Engage(runId, connections, CheckpointErrorKind.DumpFailed);
+                log.Detail($"network locked for {connections.Count} TCP connection(s) with nftables table {Lock.Table}: {string.Join(", ", connections)}");
+            }
+        }
+        finally
+        {
+            foreach (var connection in connections)
+            {
+                connection.Namespace.Dispose();
+            }
+        }
+    }
+
+    /// <summary>What sock_diag reports for a socket of <paramref name="ns"/> (null for one only bound, or unbound); asked once per namespace.</summary>
+    public InetDiagSocket? Diag(NetworkNamespace ns, uint inode)
+    {
+        if (!diagByNamespace.TryGetValue(ns.Inode, out var sockets))
+        {
+            using (ns.Enter())
+            {
+                sockets = InetDiag.All();
+            }
+            diagByNamespace[ns.Inode] = sockets;
+        }
+        return sockets.GetValueOrDefault(inode);
+    }
+
+    /// <summary>Keeps a descriptor of a connection put in repair mode, to take it out again if the processes go on.</summary>
+    public void Repaired(FileDescriptor socket, bool reuseAddress, string shown) =>
+        repaired.Add((new FileDescriptor(Fcntl.Call(socket, Fcntl.F_DUPFD_CLOEXEC)), reuseAddress, shown));
+
+    /// <summary>
+    /// For processes that go on (a failed dump, -LeaveRunning): the lock is lifted and every connection leaves repair
+    /// mode, which sends a window probe so that both ends carry on at once. Failures are logged; the rest still happens.
+    /// </summary>
+    public void Resume(EngineLog log)
+    {
+        try
+        {
+            Lock?.Release();
+        }
+        catch (NftablesException e)
+        {
+            log.Error($"removing the network lock {Lock!.Table}: {e.Message}");
+        }
+        Lock = null;
+        foreach (var (socket, reuseAddress, shown) in repaired)
+        {
+            try
+            {
+                TcpConnection.Resume(socket, reuseAddress);
+            }
+            catch (NativeException e)
+            {
+                log.Error($"taking the {shown} out of repair mode: {e.Message}");
+            }
+        }
+        Forget();
+    }
+
+    /// <summary>For killed processes: their connections went away silently, in repair mode; the lock stays for the restore.</summary>
+    public void Forget()
+    {
+        foreach (var (socket, _, _) in repaired)
+        {
+            socket.Dispose();
+        }
+        repaired.Clear();
+    }
+}

@@ -1,0 +1,179 @@
+using System.Globalization;
+using System.Net;
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Interop;
+using static CriuPS.Native.Interop.SocketOption;
+
+namespace CriuPS.Engine.Resources.Sockets;
+
+/// <summary>
+/// IPv4 and IPv6 TCP and UDP sockets (inet_sk_entry in files.img), as CRIU saves them: unbound, bound, listening
+/// (with its backlog), UDP bound or connected, and with -TcpEstablished established TCP connections with their
+/// queues (<see cref="TcpConnection"/>, tcp-stream-&lt;inode&gt;.img), each with its options. What the descriptor
+/// does not tell (backlog, shutdown) comes from sock_diag, asked in the socket's own network namespace. Queued UDP
+/// datagrams are not saved (as with CRIU: a datagram may be lost anyway). Restore rebuilds them all at once in the
+/// engine (<see cref="InetSocketRestore"/>).
+/// </summary>
+internal sealed class InetSockets : FileKind
+{
+    public override FdTypes Type => FdTypes.Inetsk;
+
+    public override bool Handles(DescriptorProbe probe)
+    {
+        if (probe.Status.Type != FileStatus.Socket)
+        {
+            return false;
+        }
+        using var copy = CopyOf(probe);
+        return copy is not null && IsInet(copy);
+    }
+
+    /// <summary>Whether our descriptor is an IPv4 or IPv6 socket.</summary>
+    public static bool IsInet(FileDescriptor socket) => Get(socket, SOL_SOCKET, SO_DOMAIN) is Socket.AF_INET or Socket.AF_INET6;
+
+    public override string? Problem(DescriptorProbe probe, DumpOptions options)
+    {
+        using var copy = CopyOf(probe);
+        if (copy is null)
+        {
+            return null; // closed meanwhile
+        }
+        var info = InetSocketInfo.Of(copy);
+        string what = $"fd {probe.Fd}: {info.Describe()}";
+        if (!info.IsTcp && !info.IsUdp)
+        {
+            return $"{what} (not supported yet)";
+        }
+        if (info.State == InetSocketInfo.Listen && info.AcceptQueue > 0)
+        {
+            return $"{what} has {info.AcceptQueue} connection(s) waiting to be accepted, which CriuPS cannot save (only the process can take them from the queue)";
+        }
+        if (info.IsConnection && !options.TcpEstablished)
+        {
+            return $"{what}: an established TCP connection, saved only with {TcpEstablishedSwitch}";
+        }
+        if (info.IsConnection && !TcpConnection.CanSave(info.State))
+        {
+            return $"{what}: CriuPS saves established and half-closed TCP connections, not those still being set up";
+        }
+        if (info.IsUdp && Get(copy, SOL_UDP, UDP_CORK) != 0)
+        {
+            return $"{what} is corked (UDP_CORK): the datagram it is building cannot be saved";
+        }
+        if (NeedsDevice(info.Local) && GetString(copy, SOL_SOCKET, SO_BINDTODEVICE).Length == 0)
+        {
+            return $"{what} is bound to a link-local address without naming its device (SO_BINDTODEVICE), so its interface cannot be found again";
+        }
+        return null;
+    }
+
+    /// <summary>The switch that saves (and restores) established connections, as messages name it.</summary>
+    public const string TcpEstablishedSwitch = "-TcpEstablished";
+
+    public override FileEntry Dump(DescriptorDump dump)
+    {
+        var session = dump.Session;
+        var socket = dump.Copy;
+        var info = InetSocketInfo.Of(socket);
+        uint inode = (uint)dump.Probe.Status.Inode;
+        string shown = $"{info.Describe()} (process {dump.Probe.Pid}, fd {dump.Probe.Fd})";
+        using var ns = NetworkNamespace.OfSocket(socket);
+        var diag = session.InetSockets.Diag(ns, inode);
+        var entry = new InetSkEntry
+        {
+            Id = dump.Id,
+            Ino = inode,
+            Family = (uint)info.Family,
+            Type = (uint)info.Type,
+            Proto = (uint)info.Protocol,
+            State = (uint)info.State,
+            SrcPort = (uint)info.Local.Port,
+            DstPort = (uint)(info.Remote?.Port ?? 0),
+            Flags = dump.Flags,
+            // For a listener its backlog; CRIU stores the same counter (bytes not acknowledged) for the others.
+            Backlog = diag?.SendQueue ?? 0,
+            Fown = dump.Owner,
+            Opts = SocketOptions.Dump(socket, info.Family),
+            IpOpts = InetSocketOptions.DumpIp(socket, info.Family),
+            TcpOpts = info.IsTcp ? InetSocketOptions.DumpTcp(socket) : new TcpOptsEntry(),
+            NsId = session.ObjectIds.For($"net:[{ns.Inode}]"),
+        };
+        entry.SrcAddr.AddRange(InetImageAddress.Words(info.Local.Address));
+        entry.DstAddr.AddRange(InetImageAddress.Words(info.Remote?.Address ?? (info.Family == Socket.AF_INET ? IPAddress.Any : IPAddress.IPv6Any)));
+        if (info.Family == Socket.AF_INET6)
+        {
+            entry.V6Only = Get(socket, SOL_IPV6, IPV6_V6ONLY) != 0;
+            if (NeedsDevice(info.Local))
+            {
+                entry.Ifname = GetString(socket, SOL_SOCKET, SO_BINDTODEVICE);
+            }
+        }
+        if (diag is { Shutdown: not 0 })
+        {
+            entry.Shutdown = (SkShutdown)diag.Shutdown;
+        }
+        if (!ns.IsEngines)
+        {
+            entry.CriupsNetnsInode = ns.Inode;
+            if (ns.Name is not null)
+            {
+                entry.CriupsNetnsName = ns.Name;
+            }
+        }
+        if (info.IsConnection)
+        {
+            DumpConnection(dump, entry, info, shown);
+        }
+        else if (info.IsUdp && diag is { ReceiveQueue: > 0 })
+        {
+            session.Log.Warning($"The {shown} has {diag.ReceiveQueue} bytes of datagrams waiting; they are not saved (a datagram may be lost on any network).");
+        }
+        session.Log.Detail($"{shown}: saved{(ns.IsEngines ? "" : $" in the {ns}")}");
+        return new FileEntry { Type = FdTypes.Inetsk, Id = dump.Id, Isk = entry };
+    }
+
+    private static void DumpConnection(DescriptorDump dump, InetSkEntry entry, InetSocketInfo info, string shown)
+    {
+        var session = dump.Session;
+        if (session.InetSockets.Lock is null)
+        {
+            throw new CheckpointException(CheckpointErrorKind.DumpFailed,
+                $"The {shown} was not locked when the tree was frozen (it connected since?); it cannot be saved safely.", dump.Probe.Pid);
+        }
+        session.InetSockets.Repaired(dump.Copy, entry.Opts.Reuseaddr, info.Describe());
+        var (stream, queues, state) = TcpConnection.Dump(dump.Copy, shown);
+        entry.State = (uint)state;
+        session.AddImageEntry(ImageTypes.TcpStream, entry.Ino.ToString("x", CultureInfo.InvariantCulture), stream, queues);
+        session.Log.Detail($"{shown}: {stream.InqLen} bytes received and unread, {stream.OutqLen} bytes not acknowledged of which {stream.UnsqLen} not sent yet");
+    }
+
+    // A link-local IPv6 address (or a node- or link-local multicast one) is only meaningful with its interface.
+    private static bool NeedsDevice(IPEndPoint local) =>
+        local.Port != 0 && (local.Address.IsIPv6LinkLocal || (local.Address.IsIPv6Multicast && (local.Address.GetAddressBytes()[1] & 0x0F) is 1 or 2));
+
+    private static FileDescriptor? CopyOf(DescriptorProbe probe)
+    {
+        try
+        {
+            using var pidfd = Pidfd.Open(probe.Pid);
+            return Pidfd.GetFd(pidfd, probe.Fd);
+        }
+        catch (NativeException e) when (e.Errno is Errno.ESRCH or Errno.EBADF)
+        {
+            return null; // ended, or closed meanwhile
+        }
+    }
+
+    public override FileDescriptor Open(RestoreSession session, FileEntry file)
+    {
+        session.InetSockets ??= InetSocketRestore.Build(session);
+        return session.InetSockets.For(file.Id);
+    }
+
+    public override FownEntry? Owner(FileEntry file) => file.Isk.Fown;
+}

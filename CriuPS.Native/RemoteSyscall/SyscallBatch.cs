@@ -1,0 +1,145 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+
+namespace CriuPS.Native.RemoteSyscall;
+
+/// <summary>
+/// Many injected system calls for the price of one stop. Each stop of a traced thread costs two context switches,
+/// which on a busy machine outweigh the calls themselves (mapping 10,000 areas one call at a time took seconds).
+/// A batch lays its calls down in the scratch area as straight-line code — load the six argument registers,
+/// `syscall`, store rax into a result slot, and jump to the final int3 at the first error — and runs it in one go.
+/// The code makes no decision of its own beyond stopping at an error: it is the calls the engine chose, in order.
+/// </summary>
+public sealed class SyscallBatch
+{
+    // Per call: 7 × mov r64, imm64 (10 bytes) + syscall (2) + movabs [moffs64], rax (10) + cmp rax, -4095 (6)
+    // + jae rel32 (6).
+    private const int CallCodeBytes = 7 * 10 + 2 + 10 + 6 + 6;
+    private const int MaxCallsPerRun = 512;
+
+    /// <summary>Never a system call's result: marks a slot whose call did not run.</summary>
+    private const long NotRun = long.MinValue;
+
+    private readonly ScratchArea scratch;
+    private readonly RemoteSyscaller caller;
+    private readonly List<(Func<string> What, SyscallNumber Number, ulong[] Arguments)> calls = new();
+
+    /// <summary>A batch for the thread the injection started in.</summary>
+    public SyscallBatch(Injection injection)
+        : this(injection.Scratch, injection.Caller)
+    {
+    }
+
+    /// <summary>A batch for any stopped thread of the process that holds <paramref name="scratch"/>.</summary>
+    public SyscallBatch(ScratchArea scratch, RemoteSyscaller caller)
+    {
+        this.scratch = scratch;
+        this.caller = caller;
+    }
+
+    public int Count => calls.Count;
+
+    /// <summary>Queues a call; <paramref name="what"/> names it in the error if it fails. Returns its index.</summary>
+    public int Add(string what, SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
+        Add(() => what, number, a1, a2, a3, a4, a5, a6);
+
+    /// <summary>Queues a call whose description is only made if it fails (batches run to thousands of calls).</summary>
+    public int Add(Func<string> what, SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    {
+        calls.Add((what, number, new[] { a1, a2, a3, a4, a5, a6 }));
+        return calls.Count - 1;
+    }
+
+    /// <summary>
+    /// Runs every queued call in order and returns their results. Throws a <see cref="NativeException"/> naming
+    /// the first call that failed; the calls after it did not run. Data the calls point to must already be in the
+    /// scratch area: the batch takes its room after it, so nothing placed before is overwritten.
+    /// </summary>
+    public long[] Run()
+    {
+        var results = new long[calls.Count];
+        var mark = scratch.Mark();
+        try
+        {
+            for (int first = 0; first < calls.Count; first += MaxCallsPerRun)
+            {
+                int count = Math.Min(MaxCallsPerRun, calls.Count - first);
+                RunChunk(first, count, results.AsSpan(first, count));
+                scratch.Rewind(mark);
+            }
+        }
+        finally
+        {
+            calls.Clear();
+        }
+        return results;
+    }
+
+    private void RunChunk(int first, int count, Span<long> results)
+    {
+        var resultSlots = scratch.Reserve(count * sizeof(long));
+        var code = new byte[count * CallCodeBytes + 1];
+        var codeAddress = scratch.Reserve(code.Length);
+        var trap = codeAddress + new ByteCount((ulong)(code.Length - 1));
+        for (int i = 0; i < count; i++)
+        {
+            var (_, number, arguments) = calls[first + i];
+            var slot = resultSlots + new ByteCount((ulong)(i * sizeof(long)));
+            EncodeCall(code.AsSpan(i * CallCodeBytes, CallCodeBytes), codeAddress + new ByteCount((ulong)(i * CallCodeBytes)), trap, number, arguments, slot);
+        }
+        code[^1] = 0xcc; // int3
+
+        results.Fill(NotRun);
+        scratch.Memory.Write(resultSlots, MemoryMarshal.AsBytes(results));
+        scratch.Memory.Write(codeAddress, code);
+        caller.RunCode(codeAddress, trap, count);
+        scratch.Memory.Read(resultSlots, MemoryMarshal.AsBytes(results));
+
+        for (int i = 0; i < count; i++)
+        {
+            long result = results[i];
+            if (result == NotRun)
+            {
+                throw new InvalidOperationException($"a batch of injected calls in {caller.Thread} ended before {calls[first + i].What()}");
+            }
+            if (result < 0 && result > -4096)
+            {
+                throw new NativeException($"{calls[first + i].What()} in {caller.Thread.ProcessId}", (int)-result);
+            }
+        }
+    }
+
+    private static void EncodeCall(Span<byte> code, Address at, Address trap, SyscallNumber number, ulong[] arguments, Address slot)
+    {
+        int offset = 0;
+        MovImm64(code, ref offset, 0x48, 0xb8, (ulong)number); // mov rax
+        MovImm64(code, ref offset, 0x48, 0xbf, arguments[0]); // mov rdi
+        MovImm64(code, ref offset, 0x48, 0xbe, arguments[1]); // mov rsi
+        MovImm64(code, ref offset, 0x48, 0xba, arguments[2]); // mov rdx
+        MovImm64(code, ref offset, 0x49, 0xba, arguments[3]); // mov r10
+        MovImm64(code, ref offset, 0x49, 0xb8, arguments[4]); // mov r8
+        MovImm64(code, ref offset, 0x49, 0xb9, arguments[5]); // mov r9
+        code[offset++] = 0x0f; // syscall
+        code[offset++] = 0x05;
+        MovImm64(code, ref offset, 0x48, 0xa3, slot.Value); // movabs [slot], rax
+        code[offset++] = 0x48; // cmp rax, -4095
+        code[offset++] = 0x3d;
+        BinaryPrimitives.WriteInt32LittleEndian(code.Slice(offset), -4095);
+        offset += 4;
+        code[offset++] = 0x0f; // jae trap: rax of -4095 or more, unsigned, is an error
+        code[offset++] = 0x83;
+        long next = (long)at.Value + offset + 4;
+        BinaryPrimitives.WriteInt32LittleEndian(code.Slice(offset), checked((int)((long)trap.Value - next)));
+    }
+
+    // REX prefix, opcode, then the 64-bit immediate (or absolute address).
+    private static void MovImm64(Span<byte> code, ref int offset, byte rex, byte opcode, ulong value)
+    {
+        code[offset++] = rex;
+        code[offset++] = opcode;
+        BinaryPrimitives.WriteUInt64LittleEndian(code.Slice(offset), value);
+        offset += 8;
+    }
+}
