@@ -121,7 +121,7 @@ internal static class Preflight
         }
         foreach (var fd in ProcFiles.FileDescriptors(pid))
         {
-            var (_, problem) = FileDescriptors.Classify(pid, fd, options);
+            var (_, _, problem) = FileDescriptors.Classify(pid, fd, options);
             if (problem is not null)
             {
                 yield return problem;

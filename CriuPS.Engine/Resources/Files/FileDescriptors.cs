@@ -4,6 +4,7 @@ using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Files;
 
@@ -14,21 +15,24 @@ namespace CriuPS.Engine.Resources.Files;
 /// </summary>
 internal static class FileDescriptors
 {
-    /// <summary>The kind of open file a descriptor is, or why CriuPS cannot save it (null and null: it was closed meanwhile).</summary>
-    public static (FileKind? Kind, string? Problem) Classify(int pid, int fd, DumpOptions options)
+    /// <summary>
+    /// The kind of open file a descriptor is with what was learnt of it, or why CriuPS cannot save it (all null: it
+    /// was closed meanwhile).
+    /// </summary>
+    public static (FileKind? Kind, DescriptorProbe? Probe, string? Problem) Classify(int pid, int fd, DumpOptions options)
     {
         var probe = DescriptorProbe.Of(pid, fd);
         if (probe is null)
         {
-            return (null, null);
+            return (null, null, null);
         }
         var kind = FileKinds.For(probe);
         if (kind is null)
         {
-            return (null, $"fd {fd}: {Describe(probe)} (not supported yet)");
+            return (null, probe, $"fd {fd}: {Describe(probe)} (not supported yet)");
         }
         var problem = kind.Problem(probe, options);
-        return problem is null ? (kind, null) : (null, problem);
+        return problem is null ? (kind, probe, null) : (null, probe, problem);
     }
 
     private static string Describe(DescriptorProbe probe) => probe.Status.Type switch
@@ -44,7 +48,7 @@ internal static class FileDescriptors
         using var pidfd = Pidfd.Open(pid);
         foreach (int fd in ProcFiles.FileDescriptors(pid))
         {
-            var (kind, problem) = Classify(pid, fd, session.Options);
+            var (kind, probe, problem) = Classify(pid, fd, session.Options);
             if (problem is not null)
             {
                 throw new CheckpointException(
@@ -53,11 +57,10 @@ internal static class FileDescriptors
                     : CheckpointErrorKind.Unsupported,
                     $"Process {pid} has {problem}, which CriuPS cannot save.", pid);
             }
-            if (kind is null)
+            if (kind is null || probe is null)
             {
                 continue;
             }
-            var probe = DescriptorProbe.Of(pid, fd)!;
             var info = FdInfo.Read(pid, fd);
             uint? known = session.Files.FindDescription(pid, fd, probe.Status.Device, probe.Status.Inode);
             uint id = known ?? session.Files.NewId();
@@ -116,34 +119,55 @@ internal static class FileDescriptors
     }
 
     /// <summary>Installs every saved descriptor in the process, at its number, with its close-on-exec flag.</summary>
+    /// <remarks>
+    /// All in one batch of injected calls: pidfd_open of the engine, moved above the saved numbers, then per descriptor
+    /// pidfd_getfd and, unless it landed on its number, dup3 and close. A batch cannot feed one call's result to the
+    /// next, so the numbers the kernel will hand out are worked out beforehand from the process's descriptor table
+    /// (the kernel always takes the lowest free number) and checked against what it returned.
+    /// </remarks>
     public static void Restore(RestoreSession session, RestoringProcess process)
     {
-        var caller = process.Caller;
         var fds = process.Images.FileDescriptors.OrderBy(f => f.Fd).ToList();
         if (fds.Count == 0)
         {
             return;
         }
+        var table = new DescriptorTable(OpenDescriptors(process.Pid));
+        var batch = new SyscallBatch(process.Injection);
+        var expected = new List<(int Call, int Number)>();
+
         // Our pidfd must not sit on a number the process needs: move it above all of them.
-        long first = caller.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)session.EnginePid, 0);
-        long pidfd = caller.Checked("fcntl(F_DUPFD_CLOEXEC)", SyscallNumber.Fcntl, (ulong)first, Fcntl.F_DUPFD_CLOEXEC, fds[^1].Fd + 1);
-        caller.Checked("close", SyscallNumber.Close, (ulong)first);
+        int first = table.Take();
+        expected.Add((batch.Add("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)session.EnginePid, 0), first));
+        int pidfd = table.Take((int)fds[^1].Fd + 1);
+        expected.Add((batch.Add("fcntl(F_DUPFD_CLOEXEC)", SyscallNumber.Fcntl, (ulong)first, Fcntl.F_DUPFD_CLOEXEC, (ulong)(fds[^1].Fd + 1)), pidfd));
+        batch.Add("close", SyscallNumber.Close, (ulong)first);
+        table.Release(first);
         foreach (var fd in fds)
         {
             var mine = session.OpenFiles[fd.Id];
-            long pulled = caller.Checked($"pidfd_getfd of fd {fd.Fd}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)mine.Value, 0);
+            int pulled = table.Take();
+            expected.Add((batch.Add(() => $"pidfd_getfd of fd {fd.Fd}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)mine.Value, 0), pulled));
             bool closeOnExec = (fd.Flags & Fcntl.FD_CLOEXEC) != 0;
             if (pulled != fd.Fd)
             {
-                caller.Checked($"dup3 to fd {fd.Fd}", SyscallNumber.Dup3, (ulong)pulled, fd.Fd, closeOnExec ? (ulong)O.CLOEXEC : 0);
-                caller.Checked("close", SyscallNumber.Close, (ulong)pulled);
+                batch.Add(() => $"dup3 to fd {fd.Fd}", SyscallNumber.Dup3, (ulong)pulled, (ulong)fd.Fd, closeOnExec ? (ulong)O.CLOEXEC : 0);
+                batch.Add("close", SyscallNumber.Close, (ulong)pulled);
+                table.Release(pulled);
+                table.Add((int)fd.Fd);
             }
             else if (!closeOnExec)
             {
-                caller.Checked($"fcntl(F_SETFD) of fd {fd.Fd}", SyscallNumber.Fcntl, (ulong)fd.Fd, Fcntl.F_SETFD, 0);
+                batch.Add(() => $"fcntl(F_SETFD) of fd {fd.Fd}", SyscallNumber.Fcntl, (ulong)fd.Fd, Fcntl.F_SETFD, 0);
             }
         }
-        caller.Checked("close", SyscallNumber.Close, (ulong)pidfd);
+        batch.Add("close", SyscallNumber.Close, (ulong)pidfd);
+        var results = batch.Run();
+        foreach (var (call, number) in expected.Where(e => results[e.Call] != e.Number))
+        {
+            throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
+                $"Process {process.Pid} got descriptor {results[call]} where {number} was due; its descriptor table changed during the restore.", process.Pid);
+        }
         foreach (var fd in fds)
         {
             var file = session.Images.File(fd.Id);
@@ -151,4 +175,7 @@ internal static class FileDescriptors
         }
         session.Log.Detail($"descriptors of {process.Pid}: {fds.Count} installed");
     }
+
+    private static IEnumerable<int> OpenDescriptors(int pid) =>
+        System.IO.Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd").Select(path => int.Parse(Path.GetFileName(path)));
 }
