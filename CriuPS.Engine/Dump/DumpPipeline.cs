@@ -104,10 +104,12 @@ public static class DumpPipeline
                 var frozen = tree[member.Pid];
                 var memory = ProcessMemory.Open(member.Pid);
                 memories.Add(memory);
-                var injection = Injection.Begin(frozen.Leader, memory, SmapsParser.Read(member.Pid), InjectionAreaSize);
+                // Read once (megabytes for thousands of areas), before the injection area joins them.
+                var vmas = SmapsParser.Read(member.Pid);
+                var injection = Injection.Begin(frozen.Leader, memory, vmas, InjectionAreaSize);
                 injections[member.Pid] = injection;
                 frozen.TakeBackContinue(injection);
-                session.Processes.Add(new DumpedProcess(frozen, memory, injection));
+                session.Processes.Add(new DumpedProcess(frozen, memory, injection, vmas));
             }
             log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
             if (options.TcpEstablished)

@@ -8,14 +8,14 @@ namespace CriuPS.Engine.Dump;
 /// <summary>One frozen process and the image entries its resource modules fill in.</summary>
 internal sealed class DumpedProcess
 {
-    public DumpedProcess(FrozenProcess frozen, ProcessMemory memory, Injection injection)
+    public DumpedProcess(FrozenProcess frozen, ProcessMemory memory, Injection injection, List<VmaInfo> vmas)
     {
         Frozen = frozen;
         Memory = memory;
         Injection = injection;
         Stat = ProcStat.Read(frozen.ProcessId);
         Status = ProcStatus.Read(frozen.ProcessId);
-        Vmas = SmapsParser.Read(frozen.ProcessId);
+        Vmas = vmas;
         foreach (var thread in frozen.Threads)
         {
             Cores[thread.Tid] = new CoreEntry

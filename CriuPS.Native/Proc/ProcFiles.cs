@@ -44,4 +44,29 @@ public static class ProcFiles
     public static uint LoginUid(int pid) => uint.Parse(File.ReadAllText($"/proc/{pid}/loginuid").Trim(), CultureInfo.InvariantCulture);
 
     public static bool Exists(int pid) => Directory.Exists($"/proc/{pid}");
+
+    /// <summary>
+    /// Reads a large /proc file whole (smaps of a process with thousands of areas runs to megabytes), in reads of
+    /// 1 MiB into one growing buffer; the caller parses the bytes, which beats decoding megabytes of text it mostly
+    /// skips. Returns the buffer and the length read.
+    /// </summary>
+    public static (byte[] Bytes, int Length) ReadLarge(string path)
+    {
+        using var handle = File.OpenHandle(path);
+        var bytes = new byte[1 << 20];
+        int length = 0;
+        while (true)
+        {
+            if (bytes.Length - length < 1 << 20)
+            {
+                Array.Resize(ref bytes, bytes.Length * 2);
+            }
+            int n = RandomAccess.Read(handle, bytes.AsSpan(length), length);
+            if (n == 0)
+            {
+                return (bytes, length);
+            }
+            length += n;
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using CriuPS.Native.Memory;
 
 namespace CriuPS.Native.Proc;
@@ -6,30 +7,40 @@ namespace CriuPS.Native.Proc;
 /// <summary>Parses /proc/PID/smaps: the memory areas of a process with their VmFlags.</summary>
 public static class SmapsParser
 {
-    public static List<VmaInfo> Read(int pid) => Parse(File.ReadAllText($"/proc/{pid}/smaps"));
+    public static List<VmaInfo> Read(int pid)
+    {
+        var (bytes, length) = ProcFiles.ReadLarge($"/proc/{pid}/smaps");
+        return Parse(bytes.AsSpan(0, length));
+    }
 
-    public static List<VmaInfo> Parse(string text)
+    /// <summary>
+    /// Parses smaps as bytes: of the twenty-odd lines per area only the header and VmFlags matter, and only those
+    /// are decoded (a header's path may be UTF-8).
+    /// </summary>
+    public static List<VmaInfo> Parse(ReadOnlySpan<byte> text)
     {
         var result = new List<VmaInfo>();
         VmaInfo? current = null;
-        foreach (var line in text.AsSpan().EnumerateLines())
+        while (!text.IsEmpty)
         {
+            int end = text.IndexOf((byte)'\n');
+            var line = end < 0 ? text : text[..end];
+            text = end < 0 ? ReadOnlySpan<byte>.Empty : text[(end + 1)..];
             if (line.IsEmpty)
             {
                 continue;
             }
-            if (IsHeader(line))
+            if (line.StartsWith("VmFlags:"u8) && current is not null)
+            {
+                current = current with { VmFlags = new VmFlagSet(Encoding.ASCII.GetString(line["VmFlags:".Length..])) };
+            }
+            else if (IsHeader(line))
             {
                 if (current is not null)
                 {
                     result.Add(current);
                 }
-                current = ParseHeader(line);
-            }
-            else if (line.StartsWith("VmFlags:") && current is not null)
-            {
-                var flags = line["VmFlags:".Length..].ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                current = current with { VmFlags = new HashSet<string>(flags) };
+                current = ParseHeader(Encoding.UTF8.GetString(line));
             }
         }
         if (current is not null)
@@ -39,12 +50,11 @@ public static class SmapsParser
         return result;
     }
 
-    // A header starts with "start-end"; the other smaps lines start with a "Name:" key.
-    private static bool IsHeader(ReadOnlySpan<char> line)
+    // A header starts with "start-end" in lower-case hex; the other smaps lines start with a capitalised "Name:" key.
+    private static bool IsHeader(ReadOnlySpan<byte> line)
     {
-        int dash = line.IndexOf('-');
-        int space = line.IndexOf(' ');
-        return dash > 0 && space > dash && line[..dash].IndexOfAnyExcept("0123456789abcdef") < 0;
+        int dash = line.IndexOf((byte)'-');
+        return dash > 0 && line[..dash].IndexOfAnyExcept("0123456789abcdef"u8) < 0;
     }
 
     /// <summary>Parses a /proc/PID/maps line.</summary>
@@ -71,7 +81,7 @@ public static class SmapsParser
             (uint)Hex(dev[(colon + 1)..]),
             ulong.Parse(inode, CultureInfo.InvariantCulture),
             path,
-            new HashSet<string>());
+            VmFlagSet.Empty);
     }
 
     private static ReadOnlySpan<char> NextField(ref ReadOnlySpan<char> rest)

@@ -14,7 +14,7 @@ public sealed record VmaInfo(
     uint DevMinor,
     ulong Inode,
     string Path,
-    IReadOnlySet<string> VmFlags)
+    VmFlagSet VmFlags)
 {
     public Address Start => Range.Start;
 

@@ -42,6 +42,9 @@ public sealed class ScratchArea
     /// <summary>Frees everything reserved since <paramref name="mark"/>, keeping what came before.</summary>
     public void Rewind(ulong mark) => used = mark;
 
+    /// <summary>The bytes a reservation could still take.</summary>
+    public ulong Free => Range.Length.Value - Math.Min(Range.Length.Value, (used + 15) & ~15UL);
+
     /// <summary>Reserves 16-byte aligned room for <paramref name="size"/> bytes and returns its remote address.</summary>
     public Address Reserve(int size)
     {

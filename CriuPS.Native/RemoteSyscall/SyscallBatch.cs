@@ -17,7 +17,9 @@ public sealed class SyscallBatch
     // Per call: 7 × mov r64, imm64 (10 bytes) + syscall (2) + movabs [moffs64], rax (10) + cmp rax, -4095 (6)
     // + jae rel32 (6).
     private const int CallCodeBytes = 7 * 10 + 2 + 10 + 6 + 6;
-    private const int MaxCallsPerRun = 512;
+
+    // Room a run needs beyond its calls' code and result slots: the final int3 and two 16-byte alignments.
+    private const int RunOverheadBytes = 64;
 
     /// <summary>Never a system call's result: marks a slot whose call did not run.</summary>
     private const long NotRun = long.MinValue;
@@ -63,9 +65,16 @@ public sealed class SyscallBatch
         var mark = scratch.Mark();
         try
         {
-            for (int first = 0; first < calls.Count; first += MaxCallsPerRun)
+            // As many calls per run as the scratch area holds (a dump's area takes hundreds, a restore's thousands):
+            // every run is a stop and a resume, which cost most on a busy machine.
+            int perRun = (int)Math.Min(int.MaxValue, (scratch.Free - Math.Min(scratch.Free, RunOverheadBytes)) / (CallCodeBytes + sizeof(long)));
+            if (perRun == 0)
             {
-                int count = Math.Min(MaxCallsPerRun, calls.Count - first);
+                throw new InvalidOperationException($"the scratch area of {caller.Thread} has no room left for a batch of calls");
+            }
+            for (int first = 0; first < calls.Count; first += perRun)
+            {
+                int count = Math.Min(perRun, calls.Count - first);
                 RunChunk(first, count, results.AsSpan(first, count));
                 scratch.Rewind(mark);
             }

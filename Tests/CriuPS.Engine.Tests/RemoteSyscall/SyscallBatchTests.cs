@@ -21,9 +21,9 @@ public class SyscallBatchTests
         var (injection, thread, memory) = Begin(target);
         try
         {
-            // More calls than one run holds, so that the batch goes in several runs.
+            // More calls than one run holds (the 256 KiB area takes about 2,500), so that the batch goes in several runs.
             var batch = new SyscallBatch(injection);
-            const int Areas = 700;
+            const int Areas = 3000;
             var at = new Address(0x5a0000000000);
             for (int i = 0; i < Areas; i++)
             {

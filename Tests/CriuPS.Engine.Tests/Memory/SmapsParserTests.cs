@@ -1,0 +1,44 @@
+using System.Text;
+using CriuPS.Native.Proc;
+using Xunit;
+
+namespace CriuPS.Engine.Tests.Memory;
+
+public class SmapsParserTests
+{
+    private const string Smaps =
+        "55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]\n" +
+        "Size:                132 kB\n" +
+        "Anonymous:             8 kB\n" +
+        "VmFlags: rd wr mr mw me ac sd \n" +
+        "7f1e2c000000-7f1e2c001000 r--s 00002000 fe:01 1234567                    /tmp/caf\u00e9 (deleted)\n" +
+        "Size:                  4 kB\n" +
+        "FilePmdMapped:         0 kB\n" +
+        "VmFlags: rd sh mr mw me ms dd io pf \n";
+
+    [Fact]
+    public void ReadsHeadersAndFlagsFromBytes()
+    {
+        var vmas = SmapsParser.Parse(Encoding.UTF8.GetBytes(Smaps));
+        Assert.Equal(2, vmas.Count);
+        Assert.Equal("[heap]", vmas[0].Path);
+        Assert.Equal(0x55d0c0a00000UL, vmas[0].Start.Value);
+        Assert.True(vmas[0].Writable && !vmas[0].Shared);
+        Assert.True(vmas[0].HasFlag("ac"));
+        Assert.False(vmas[0].HasFlag("io"));
+        Assert.Equal("/tmp/caf\u00e9 (deleted)", vmas[1].Path);
+        Assert.True(vmas[1].IsDeleted && vmas[1].Shared);
+        Assert.Equal(0x2000UL, vmas[1].Offset);
+        Assert.Equal(1234567UL, vmas[1].Inode);
+        Assert.True(vmas[1].HasFlag("io") && vmas[1].HasFlag("pf") && vmas[1].HasFlag("rd"));
+        Assert.False(vmas[1].HasFlag("wr"));
+    }
+
+    [Fact]
+    public void MatchesThisProcessMaps()
+    {
+        var fromSmaps = SmapsParser.Read(Environment.ProcessId);
+        Assert.Contains(fromSmaps, v => v.Path == "[stack]" && v.HasFlag("gd"));
+        Assert.All(fromSmaps, v => Assert.True(v.End > v.Start));
+    }
+}
