@@ -112,6 +112,8 @@ function Measure-LazyRun([string]$Image, [int]$Target, [string]$Log, [System.Sec
         if ($server) { $lazy.PageServer = "127.0.0.1:$($server.Port)" }
         if ($server.Tls) { $lazy.PageServerThumbprint = $server.CertificateThumbprint }
         try {
+            # As for the other workloads: the restore is timed once the PID is free (reaping is the machine's time).
+            Wait-Until { -not (Test-Path "/proc/$Target") } 'the previous process to be reaped' 30
             $clock = [Diagnostics.Stopwatch]::StartNew()
             $restored = Restore-Process -ImagePath $Image @lazy
             $running = $clock.Elapsed.TotalSeconds
