@@ -23,6 +23,7 @@ param(
     [string[]]$ImageRoot = @('/dev/shm', '/var/tmp'),
     [ValidateRange(3, 20)]
     [int]$Runs = 3,
+    [ValidateSet('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g')]
     [string[]]$Workload = @('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g')
 )
 
@@ -168,9 +169,9 @@ foreach ($imageRoot in $ImageRoot) {
                 $work = Join-Path $build "$name-$run"
                 Remove-Item -Recurse -Force $work -ErrorAction Ignore
                 $log = Join-Path $work 'bench.log'
-                $target = Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
                 $image = Join-Path $imageRoot "criups-bench-$PID-$name-$run"
                 try {
+                    $target = Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
                     Checkpoint-Process -Id $target -ImagePath $image -Force | Out-Null
                     Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed workload to end'
                     Measure-LazyRun $image $target $log $certificate
@@ -202,11 +203,12 @@ foreach ($imageRoot in $ImageRoot) {
             $work = Join-Path $build "$name-$run"
             Remove-Item -Recurse -Force $work -ErrorAction Ignore
             $log = Join-Path $work 'bench.log'
-            $target = if ($spec.Program -eq 'redis') { Start-Redis $work } else {
-                Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
-            }
             $image = Join-Path $imageRoot "criups-bench-$PID-$name-$run"
             try {
+                # Started inside the try: a workload that fails to start is stopped like any other.
+                $target = if ($spec.Program -eq 'redis') { Start-Redis $work } else {
+                    Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
+                }
                 $clock = [Diagnostics.Stopwatch]::StartNew()
                 $checkpoint = Checkpoint-Process -Id $target -ImagePath $image -Force
                 $dumpSeconds = $clock.Elapsed.TotalSeconds
@@ -234,14 +236,20 @@ foreach ($imageRoot in $ImageRoot) {
             DumpMin = ($samples.Dump | Measure-Object -Minimum).Minimum; DumpMedian = Get-Median $samples.Dump
             FrozenMin = ($samples.Frozen | Measure-Object -Minimum).Minimum; FrozenMedian = Get-Median $samples.Frozen
             RestoreMin = ($samples.Restore | Measure-Object -Minimum).Minimum; RestoreMedian = Get-Median $samples.Restore
+            # The engine's own time, from reading the image to the process running again (the cmdlet adds its output).
+            ResumedMin = ($samples.RestoreEngine | Measure-Object -Minimum).Minimum; ResumedMedian = Get-Median $samples.RestoreEngine
             ImageMiB = [Math]::Round(($samples.ImageBytes | Measure-Object -Maximum).Maximum / 1MB, 1)
             DumpGBps = [Math]::Round(($samples.MemoryBytes | Measure-Object -Maximum).Maximum / 1e9 / ($samples.Dump | Measure-Object -Minimum).Minimum, 2)
             Limits = $limits
         }
         $row.PSObject.Properties.Add([psnoteproperty]::new('DumpVsWrite', [Math]::Round($row.DumpGBps / $limits.WriteGBps, 2)))
+        # Restored memory is fresh memory: its first touch bounds the restore.
+        $restoreGBps = ($samples.MemoryBytes | Measure-Object -Maximum).Maximum / 1e9 / $row.RestoreMin
+        $row.PSObject.Properties.Add([psnoteproperty]::new('RestoreGBps', [Math]::Round($restoreGBps, 2)))
+        $row.PSObject.Properties.Add([psnoteproperty]::new('RestoreVsTouch', [Math]::Round($restoreGBps / ([Math]::Pow(2, 30) / 1e9 / $limits.FirstTouchSPerGiB), 2)))
         $results.Add($row)
-        Write-Host ("{0,-12} dump {1:N2}/{2:N2} s (frozen {3:N2}/{4:N2}), restore {5:N2}/{6:N2} s, image {7} MiB" -f $name,
-            $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ImageMiB)
+        Write-Host ("{0,-12} dump {1:N2}/{2:N2} s (frozen {3:N2}/{4:N2}), restore {5:N2}/{6:N2} s (running after {7:N2}/{8:N2}), image {9} MiB" -f $name,
+            $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ResumedMin, $row.ResumedMedian, $row.ImageMiB)
     }
 }
 
@@ -249,7 +257,14 @@ $out = Join-Path $root 'out/bench'
 New-Item -ItemType Directory -Force $out | Out-Null
 $json = Join-Path $out ("bench-{0:yyyyMMdd-HHmmss}.json" -f (Get-Date))
 $results | ConvertTo-Json -Depth 4 | Set-Content $json
-$results | Where-Object DumpMin | Format-Table Medium, Workload, DumpMin, DumpMedian, FrozenMin, FrozenMedian, RestoreMin, RestoreMedian, ImageMiB, DumpGBps, DumpVsWrite | Out-Host
-$results | Where-Object RunningMin | Format-Table Medium, Workload, RunningMin, RunningMedian, CheckedMedian, AllPagesMedian, PagesPerSecond, FaultPagesPerSecond, PagesOnFault, BackgroundPagesPerSecond | Out-Host
+$results | Where-Object DumpMin | Format-Table Medium, Workload, DumpMin, DumpMedian, FrozenMin, FrozenMedian, RestoreMin, RestoreMedian, ResumedMin, ImageMiB, DumpGBps, DumpVsWrite, RestoreGBps, RestoreVsTouch | Out-Host
+# The same as a Markdown table, as the README shows it.
+Write-Host '| images | workload | dump min / median (s) | frozen min / median (s) | restore min / median (s) | image (MiB) | dump vs write | restore vs first touch |'
+Write-Host '| --- | --- | --- | --- | --- | --- | --- | --- |'
+foreach ($row in $results | Where-Object DumpMin) {
+    Write-Host ('| {0} | {1} | {2:N2} / {3:N2} | {4:N2} / {5:N2} | {6:N2} / {7:N2} | {8} | {9:N2} | {10:N2} |' -f $row.Medium, $row.Workload, $row.DumpMin, $row.DumpMedian,
+        $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ImageMiB, $row.DumpVsWrite, $row.RestoreVsTouch)
+}
+$results | Where-Object Workload -Like 'lazy*' | Format-Table Medium, Workload, RunningMin, RunningMedian, CheckedMedian, AllPagesMedian, PagesPerSecond, FaultPagesPerSecond, PagesOnFault, BackgroundPagesPerSecond | Out-Host
 Write-Host "Results: $json"
 Remove-Item -Recurse -Force $build -ErrorAction Ignore
