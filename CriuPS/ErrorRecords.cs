@@ -41,6 +41,10 @@ internal static class ErrorRecords
         CheckpointErrorKind.AddressInUse => ErrorCategory.ResourceExists,
         CheckpointErrorKind.ProcessExited => ErrorCategory.OperationStopped,
         CheckpointErrorKind.Cancelled => ErrorCategory.OperationStopped,
+        CheckpointErrorKind.PageServerUnavailable => ErrorCategory.ConnectionError,
+        CheckpointErrorKind.PageServerUntrusted => ErrorCategory.SecurityError,
+        CheckpointErrorKind.PageServerRefused => ErrorCategory.InvalidOperation,
+        CheckpointErrorKind.CertificateUnusable => ErrorCategory.InvalidData,
         _ => ErrorCategory.NotSpecified,
     };
 }

@@ -32,6 +32,10 @@ internal static class RestoredProcessView
         AddNote(view, "ReadTime", restored.ReadTime);
         AddNote(view, "MemoryTime", restored.MemoryTime);
         AddNote(view, "LogPath", restored.LogPath);
+        if (restored.LazyRestore is not null)
+        {
+            AddNote(view, "LazyRestore", restored.LazyRestore);
+        }
         if (view.Properties["ExitStatus"] is null)
         {
             view.Properties.Add(new PSCodeProperty("ExitStatus", typeof(RestoredProcessView).GetMethod(nameof(ExitStatus))));

@@ -8,6 +8,13 @@
     the minimum and the median of -Runs runs. The raw limits (memcpy bandwidth, sequential write and read of
     1 GiB to the image directory's filesystem, first touch of fresh anonymous memory) are measured in the same
     run, because this machine is shared and noisy. Writes a table and out/bench/bench-<time>.json.
+
+    The lazy-* workloads measure post-copy against the full restore of the same image in the same run: the time
+    until the process runs (Restore-Process) for a full restore, a lazy restore from the image directory and one
+    from a page server on the loopback (plain TCP, then TLS); the time the process then takes to read all its memory
+    (on fault, for a lazy restore); and for each lazy restore the pages per second: from
+    the process running to the last page in (wall clock), and while serving faults (the process checks all its
+    memory as soon as it runs) and background pages (time spent reading and placing them).
 .PARAMETER ImageRoot
     Directories to put the images in, one set of runs each: by default tmpfs (/dev/shm) and disk (/var/tmp).
 #>
@@ -16,7 +23,8 @@ param(
     [string[]]$ImageRoot = @('/dev/shm', '/var/tmp'),
     [ValidateRange(3, 20)]
     [int]$Runs = 3,
-    [string[]]$Workload = @('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m')
+    [ValidateSet('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g')]
+    [string[]]$Workload = @('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g')
 )
 
 $ErrorActionPreference = 'Stop'
@@ -26,6 +34,8 @@ Import-Module (Join-Path $root 'out/CriuPS/CriuPS.psd1') -Force
 Import-Module (Join-Path $root 'Tests/Pester/TestHelpers.psm1') -Force
 $build = Join-Path ([IO.Path]::GetTempPath()) "criups-bench-$PID"
 New-Item -ItemType Directory -Force $build | Out-Null
+# A run that fails leaves no build directory behind either (the workloads and images go in their own finally blocks).
+trap { Remove-Item -Recurse -Force $build -ErrorAction Ignore; break }
 
 # bench/workloads/NAME.c, or the test target of that name (memhog is both a test target and a workload).
 function Build-Workload([string]$Name) {
@@ -47,6 +57,7 @@ $workloads = [ordered]@{
     'threads-64' = @{ Program = 'threads'; Arguments = { param($log) '64', $log } }
     'tree-32'    = @{ Program = 'pipetree'; Arguments = { param($log) '32', $log } }
     'redis-1m'   = @{ Program = 'redis' }
+    'lazy-1g'    = @{ Program = 'lazymem'; Arguments = { param($log) '1024', $log }; Lazy = $true }
 }
 
 function Invoke-Limit([string]$Mode, [string[]]$Arguments) {
@@ -81,6 +92,58 @@ function Test-Redis {
     [int](& redis-cli -p $script:RedisPort DBSIZE) -eq 1000000 -and (& redis-cli -p $script:RedisPort SET bench:after ok) -eq 'OK'
 }
 
+# A throwaway self-signed certificate for the TLS page server.
+function New-BenchCertificate {
+    $key = [System.Security.Cryptography.RSA]::Create(2048)
+    $request = [System.Security.Cryptography.X509Certificates.CertificateRequest]::new('CN=criups-bench', $key, 'SHA256', [System.Security.Cryptography.RSASignaturePadding]::Pkcs1)
+    $request.CreateSelfSigned([DateTimeOffset]::Now.AddMinutes(-5), [DateTimeOffset]::Now.AddHours(1))
+}
+
+# One run of a lazy-* workload on an image: a full restore, then lazy restores of the same image from the directory,
+# a plain page server and a TLS one; each time the process checks all its memory at once (so it faults while the
+# background fills) and must answer OK. Returns one sample per way of restoring.
+function Measure-LazyRun([string]$Image, [int]$Target, [string]$Log, [System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate) {
+    foreach ($mode in 'full', 'lazy-dir', 'lazy-server', 'lazy-server-tls') {
+        $server = switch ($mode) {
+            'lazy-server' { Start-LazyPageServer -ImagePath $Image }
+            'lazy-server-tls' { Start-LazyPageServer -ImagePath $Image -Certificate $Certificate }
+        }
+        $lazy = @{}
+        if ($mode -ne 'full') { $lazy.LazyPages = $true }
+        if ($server) { $lazy.PageServer = "127.0.0.1:$($server.Port)" }
+        if ($server.Tls) { $lazy.PageServerThumbprint = $server.CertificateThumbprint }
+        try {
+            # As for the other workloads: the restore is timed once the PID is free (reaping is the machine's time).
+            Wait-Until { -not (Test-Path "/proc/$Target") } 'the previous process to be reaped' 30
+            $clock = [Diagnostics.Stopwatch]::StartNew()
+            $restored = Restore-Process -ImagePath $Image @lazy
+            $running = $clock.Elapsed.TotalSeconds
+            Register-TestProcess $restored.Id
+            # A lazily restored 1 GiB checks itself at the pace its pages arrive: allow for a loaded machine.
+            $clock.Restart()
+            $check = Invoke-SelfCheck $Target $Log -TimeoutSeconds 300
+            $checked = $clock.Elapsed.TotalSeconds
+            $transfer = if ($restored.LazyRestore) { $restored | Wait-LazyRestore -Timeout 300 -ErrorAction Stop }
+            if ($check -notmatch '^OK' -or ($transfer -and $transfer.State -ne 'Completed')) { throw "$mode did not verify: $check $($transfer.State)" }
+            [pscustomobject]@{
+                Mode = $mode; Running = $running; Checked = $checked
+                AllPages = if ($transfer) { $transfer.Elapsed.TotalSeconds + $running } else { $running }
+                PagesPerSecond = if ($transfer) { ($transfer.PagesOnFault + $transfer.PagesInBackground) / $transfer.Elapsed.TotalSeconds } else { 0 }
+                FaultPagesPerSecond = if ($transfer.PagesOnFault) { $transfer.PagesOnFault / $transfer.FaultTime.TotalSeconds } else { 0 }
+                BackgroundPagesPerSecond = if ($transfer.PagesInBackground) { $transfer.PagesInBackground / $transfer.BackgroundTime.TotalSeconds } else { 0 }
+                PagesOnFault = [long]$transfer.PagesOnFault; PagesInBackground = [long]$transfer.PagesInBackground
+            }
+        }
+        catch {
+            throw "lazy restore benchmark, ${mode}: $_"
+        }
+        finally {
+            Stop-TestProcesses
+            if ($server) { $server | Stop-LazyPageServer }
+        }
+    }
+}
+
 $results = [System.Collections.Generic.List[object]]::new()
 foreach ($imageRoot in $ImageRoot) {
     $medium = if ((Get-Item $imageRoot).FullName -like '/dev/shm*') { 'tmpfs' } else { 'disk' }
@@ -100,15 +163,52 @@ foreach ($imageRoot in $ImageRoot) {
             Write-Warning 'redis-server is not installed: skipping redis-1m'
             continue
         }
+        if ($spec.Lazy) {
+            $certificate = New-BenchCertificate
+            $lazySamples = foreach ($run in 1..$Runs) {
+                $work = Join-Path $build "$name-$run"
+                Remove-Item -Recurse -Force $work -ErrorAction Ignore
+                $log = Join-Path $work 'bench.log'
+                $image = Join-Path $imageRoot "criups-bench-$PID-$name-$run"
+                try {
+                    $target = Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
+                    Checkpoint-Process -Id $target -ImagePath $image -Force | Out-Null
+                    Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed workload to end'
+                    Measure-LazyRun $image $target $log $certificate
+                }
+                finally {
+                    Stop-TestProcesses
+                    Remove-Item -Recurse -Force $image -ErrorAction Ignore
+                }
+            }
+            foreach ($group in $lazySamples | Group-Object Mode) {
+                $row = [pscustomobject]@{
+                    Medium = $medium; Workload = "$name/$($group.Name)"
+                    RunningMin = ($group.Group.Running | Measure-Object -Minimum).Minimum; RunningMedian = Get-Median $group.Group.Running
+                    CheckedMedian = Get-Median $group.Group.Checked
+                    AllPagesMedian = Get-Median $group.Group.AllPages
+                    PagesPerSecond = [Math]::Round((Get-Median $group.Group.PagesPerSecond))
+                    FaultPagesPerSecond = [Math]::Round((Get-Median $group.Group.FaultPagesPerSecond))
+                    BackgroundPagesPerSecond = [Math]::Round((Get-Median $group.Group.BackgroundPagesPerSecond))
+                    PagesOnFault = Get-Median $group.Group.PagesOnFault
+                    Limits = $limits
+                }
+                $results.Add($row)
+                Write-Host ("{0,-28} running after {1:N3}/{2:N3} s, memory checked {3:N2} s later, every page in after {4:N2} s ({5:N0} pages/s), on fault {6:N0} pages/s ({7:N0} pages), background {8:N0} pages/s" -f $row.Workload,
+                    $row.RunningMin, $row.RunningMedian, $row.CheckedMedian, $row.AllPagesMedian, $row.PagesPerSecond, $row.FaultPagesPerSecond, $row.PagesOnFault, $row.BackgroundPagesPerSecond)
+            }
+            continue
+        }
         $samples = foreach ($run in 1..$Runs) {
             $work = Join-Path $build "$name-$run"
             Remove-Item -Recurse -Force $work -ErrorAction Ignore
             $log = Join-Path $work 'bench.log'
-            $target = if ($spec.Program -eq 'redis') { Start-Redis $work } else {
-                Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
-            }
             $image = Join-Path $imageRoot "criups-bench-$PID-$name-$run"
             try {
+                # Started inside the try: a workload that fails to start is stopped like any other.
+                $target = if ($spec.Program -eq 'redis') { Start-Redis $work } else {
+                    Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
+                }
                 $clock = [Diagnostics.Stopwatch]::StartNew()
                 $checkpoint = Checkpoint-Process -Id $target -ImagePath $image -Force
                 $dumpSeconds = $clock.Elapsed.TotalSeconds
@@ -136,14 +236,20 @@ foreach ($imageRoot in $ImageRoot) {
             DumpMin = ($samples.Dump | Measure-Object -Minimum).Minimum; DumpMedian = Get-Median $samples.Dump
             FrozenMin = ($samples.Frozen | Measure-Object -Minimum).Minimum; FrozenMedian = Get-Median $samples.Frozen
             RestoreMin = ($samples.Restore | Measure-Object -Minimum).Minimum; RestoreMedian = Get-Median $samples.Restore
+            # The engine's own time, from reading the image to the process running again (the cmdlet adds its output).
+            ResumedMin = ($samples.RestoreEngine | Measure-Object -Minimum).Minimum; ResumedMedian = Get-Median $samples.RestoreEngine
             ImageMiB = [Math]::Round(($samples.ImageBytes | Measure-Object -Maximum).Maximum / 1MB, 1)
             DumpGBps = [Math]::Round(($samples.MemoryBytes | Measure-Object -Maximum).Maximum / 1e9 / ($samples.Dump | Measure-Object -Minimum).Minimum, 2)
             Limits = $limits
         }
         $row.PSObject.Properties.Add([psnoteproperty]::new('DumpVsWrite', [Math]::Round($row.DumpGBps / $limits.WriteGBps, 2)))
+        # Restored memory is fresh memory: its first touch bounds the restore.
+        $restoreGBps = ($samples.MemoryBytes | Measure-Object -Maximum).Maximum / 1e9 / $row.RestoreMin
+        $row.PSObject.Properties.Add([psnoteproperty]::new('RestoreGBps', [Math]::Round($restoreGBps, 2)))
+        $row.PSObject.Properties.Add([psnoteproperty]::new('RestoreVsTouch', [Math]::Round($restoreGBps / ([Math]::Pow(2, 30) / 1e9 / $limits.FirstTouchSPerGiB), 2)))
         $results.Add($row)
-        Write-Host ("{0,-12} dump {1:N2}/{2:N2} s (frozen {3:N2}/{4:N2}), restore {5:N2}/{6:N2} s, image {7} MiB" -f $name,
-            $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ImageMiB)
+        Write-Host ("{0,-12} dump {1:N2}/{2:N2} s (frozen {3:N2}/{4:N2}), restore {5:N2}/{6:N2} s (running after {7:N2}/{8:N2}), image {9} MiB" -f $name,
+            $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ResumedMin, $row.ResumedMedian, $row.ImageMiB)
     }
 }
 
@@ -151,6 +257,14 @@ $out = Join-Path $root 'out/bench'
 New-Item -ItemType Directory -Force $out | Out-Null
 $json = Join-Path $out ("bench-{0:yyyyMMdd-HHmmss}.json" -f (Get-Date))
 $results | ConvertTo-Json -Depth 4 | Set-Content $json
-$results | Format-Table Medium, Workload, DumpMin, DumpMedian, FrozenMin, FrozenMedian, RestoreMin, RestoreMedian, ImageMiB, DumpGBps, DumpVsWrite | Out-Host
+$results | Where-Object DumpMin | Format-Table Medium, Workload, DumpMin, DumpMedian, FrozenMin, FrozenMedian, RestoreMin, RestoreMedian, ResumedMin, ImageMiB, DumpGBps, DumpVsWrite, RestoreGBps, RestoreVsTouch | Out-Host
+# The same as a Markdown table, as the README shows it.
+Write-Host '| images | workload | dump min / median (s) | frozen min / median (s) | restore min / median (s) | image (MiB) | dump vs write | restore vs first touch |'
+Write-Host '| --- | --- | --- | --- | --- | --- | --- | --- |'
+foreach ($row in $results | Where-Object DumpMin) {
+    Write-Host ('| {0} | {1} | {2:N2} / {3:N2} | {4:N2} / {5:N2} | {6:N2} / {7:N2} | {8} | {9:N2} | {10:N2} |' -f $row.Medium, $row.Workload, $row.DumpMin, $row.DumpMedian,
+        $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ImageMiB, $row.DumpVsWrite, $row.RestoreVsTouch)
+}
+$results | Where-Object Workload -Like 'lazy*' | Format-Table Medium, Workload, RunningMin, RunningMedian, CheckedMedian, AllPagesMedian, PagesPerSecond, FaultPagesPerSecond, PagesOnFault, BackgroundPagesPerSecond | Out-Host
 Write-Host "Results: $json"
 Remove-Item -Recurse -Force $build -ErrorAction Ignore

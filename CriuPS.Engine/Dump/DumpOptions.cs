@@ -6,8 +6,11 @@ public sealed class DumpOptions
     /// <summary>The root of the process tree to save.</summary>
     public required int ProcessId { get; init; }
 
-    /// <summary>The image directory to create (it must not exist, or be empty, or <see cref="Force"/> is set).</summary>
-    public required string ImagePath { get; init; }
+    /// <summary>The image directory to create (it must not exist, or be empty, or <see cref="Force"/> is set); unused with <see cref="PageServer"/>.</summary>
+    public string ImagePath { get; init; } = "";
+
+    /// <summary>Send every image file to this page server instead, into its image directory (see DumpPipeline.RunToPageServer).</summary>
+    public PageServer.PageServerEndpoint? PageServer { get; init; }
 
     /// <summary>Keep the process running after a successful dump (by default it is killed, as CRIU does).</summary>
     public bool LeaveRunning { get; init; }

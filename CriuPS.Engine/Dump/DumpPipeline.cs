@@ -3,6 +3,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.PageServer;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
@@ -28,12 +29,54 @@ public static class DumpPipeline
 {
     private static readonly ByteCount InjectionAreaSize = new(64 * 1024);
 
+    /// <summary>Checkpoints into the image directory of <see cref="DumpOptions.ImagePath"/>.</summary>
     public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
     {
         if (options.PreDump)
         {
             return PreDumpPipeline.Run(options, observer);
         }
+        var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
+        var (_, output) = Dump(options, observer, parent, () => BeginImage(options, parent));
+        return CheckpointImageReader.Read(output.Location);
+    }
+
+    /// <summary>Checkpoints into the image directory of the page server of <see cref="DumpOptions.PageServer"/>.</summary>
+    public static RemoteCheckpointImage RunToPageServer(DumpOptions options, IEngineObserver observer)
+    {
+        var server = options.PageServer ?? throw new ArgumentException("the options name no page server", nameof(options));
+        if (options.PreDump || options.ParentImage is not null)
+        {
+            // A pre-dump chain is a chain of directories linked to one another; the protocol carries files only.
+            throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                $"Process {options.ProcessId}: pre-dumps and images with a parent are written to image directories, not sent to a page server.", options.ProcessId,
+                "Pre-dump and checkpoint into directories, then copy them to the other machine together.");
+        }
+        PageServerImageOutput? sent = null;
+        var (session, _) = Dump(options, observer, null, () => sent = PageServerImageOutput.Open(server, options.ProcessId, options.Cancellation));
+        var root = session.Processes[0];
+        long pages = session.Processes.Sum(p => p.Pagemap.Sum(e => (long)e.NrPages));
+        return new RemoteCheckpointImage
+        {
+            PageServer = server.ToString(),
+            Tls = server.Tls,
+            Path = sent!.Location,
+            RootProcessId = root.Pid,
+            Name = root.Stat.Comm,
+            ProcessCount = session.TreeOrder.Count,
+            ThreadCount = session.Processes.Sum(p => p.Cores.Count),
+            MemoryBytes = pages << Page.Shift,
+            Pages = pages,
+            BytesSent = sent.BytesSent,
+            FrozenTime = TimeSpan.FromMicroseconds(session.Stats.FrozenTime),
+            TotalTime = TimeSpan.FromMicroseconds(session.Stats.CriupsTotalTime),
+            CreatedAt = DateTimeOffset.Now,
+            LogPath = sent.LogPath,
+        };
+    }
+
+    private static (DumpSession Session, IImageOutput Output) Dump(DumpOptions options, IEngineObserver observer, ParentImage? parent, Func<IImageOutput> open)
+    {
         var total = Stopwatch.StartNew();
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
@@ -41,11 +84,10 @@ public static class DumpPipeline
         int root = options.ProcessId;
         Preflight.CheckTarget(root);
         Preflight.CheckTree(root, options);
-        var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
-        var directory = ImageDirectoryTransaction.Begin(options.ImagePath, options.Force);
-        log.AttachFile(Path.Combine(directory.WorkPath, "dump.log"));
-        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {root} into {directory.FinalPath}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
-        var session = new DumpSession(options, log, directory.WorkPath, directory.FinalPath, parent);
+        var directory = open();
+        log.AttachFile(directory.LogPath);
+        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {root} into {directory.Location}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
+        var session = new DumpSession(options, log, directory, parent);
         using var quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
         var frozenTime = new Stopwatch();
         FrozenTree? tree = null;
@@ -94,7 +136,7 @@ public static class DumpPipeline
             log.Write($"{injections.Values.Sum(i => i.Caller.CallCount)} injected system calls");
             log.Flush();
             directory.Commit();
-            log.Relocate(Path.Combine(directory.FinalPath, "dump.log"));
+            log.Relocate(directory.LogPath);
             // The final dump ends write tracking: closing the userfaultfd lifts every protection.
             foreach (var process in session.Processes)
             {
@@ -129,9 +171,9 @@ public static class DumpPipeline
                 Release(tree, injections, log);
             }
             log.Dispose();
-            var kept = KeepFailedLog(directory);
-            directory.Abort();
-            throw Explain(e, root, kept);
+            var kept = directory.Abort();
+            // Cancelling breaks a page server's connection too: the user asked to stop, whatever broke first.
+            throw Explain(options.Cancellation.IsCancellationRequested && e is not OperationCanceledException ? new OperationCanceledException(e.Message, e) : e, root, kept);
         }
         finally
         {
@@ -145,9 +187,18 @@ public static class DumpPipeline
         session.Stats.CriupsTotalTime = (ulong)total.Elapsed.TotalMicroseconds;
         log.Phase("Done");
         log.Write($"frozen for {frozenTime.Elapsed.TotalMilliseconds:F1} ms, {total.Elapsed.TotalMilliseconds:F1} ms in all");
+        // The image is committed and the process gone or resumed: stats-dump completes it, but is no condition.
+        try
+        {
+            ImageSetWriter.WriteStats(session);
+            directory.Finish();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointException)
+        {
+            log.Warning($"The checkpoint is complete in {directory.Location}, but its stats-dump.img could not be written: {e.Message}");
+        }
         log.Dispose();
-        ImageSetWriter.WriteStats(directory.FinalPath, session.Stats);
-        return CheckpointImageReader.Read(directory.FinalPath);
+        return (session, directory);
     }
 
     /// <summary>
@@ -216,17 +267,20 @@ public static class DumpPipeline
         frozen.Release();
     }
 
-    // A failed dump leaves nothing in the image path; its log moves to the temporary directory for the error to name.
-    internal static string? KeepFailedLog(ImageDirectoryTransaction directory)
+    /// <summary>Creates the image directory of a dump, linked to its parent image (as CRIU links it) when it has one.</summary>
+    internal static ImageDirectoryTransaction BeginImage(DumpOptions options, ParentImage? parent)
     {
-        var log = Path.Combine(directory.WorkPath, "dump.log");
-        if (!File.Exists(log))
+        var directory = ImageDirectoryTransaction.Begin(options.ImagePath, options.Force);
+        try
         {
-            return null;
+            parent?.Link(directory.WorkPath, directory.FinalPath);
         }
-        var kept = Path.Combine(Path.GetTempPath(), $"criups-dump-{Path.GetFileName(directory.FinalPath)}-{DateTime.Now:yyyyMMdd-HHmmss}.log");
-        File.Move(log, kept, overwrite: true);
-        return kept;
+        catch
+        {
+            directory.Abort();
+            throw;
+        }
+        return directory;
     }
 
     internal static CheckpointException Explain(Exception e, int pid, string? logPath)

@@ -11,12 +11,11 @@ namespace CriuPS.Engine.Dump;
 /// <summary>State shared by every process of one dump: options, log, the directory being written, shared tables.</summary>
 internal sealed class DumpSession
 {
-    public DumpSession(DumpOptions options, EngineLog log, string workDirectory, string imageDirectory, ParentImage? parent)
+    public DumpSession(DumpOptions options, EngineLog log, IImageOutput output, ParentImage? parent)
     {
         Options = options;
         Log = log;
-        WorkDirectory = workDirectory;
-        ImageDirectory = imageDirectory;
+        Output = output;
         Parent = parent;
     }
 
@@ -24,11 +23,22 @@ internal sealed class DumpSession
 
     public EngineLog Log { get; }
 
-    /// <summary>The temporary image directory; renamed to the image path once everything is written.</summary>
-    public string WorkDirectory { get; }
+    /// <summary>Where the image files go: a directory made visible at the end, or a page server.</summary>
+    public IImageOutput Output { get; }
 
-    /// <summary>The image path, as a full path.</summary>
-    public string ImageDirectory { get; }
+    /// <summary>Creates image file <paramref name="type"/> (for <paramref name="id"/>) in the output.</summary>
+    public ImageWriter CreateImage(ImageType type, string? id)
+    {
+        var name = type.FileName(id);
+        return ImageWriter.Create(Output.Create(name), name, type);
+    }
+
+    /// <summary>Writes an image that holds exactly one entry.</summary>
+    public void WriteSingle(ImageType type, string? id, Google.Protobuf.IMessage entry)
+    {
+        using var writer = CreateImage(type, id);
+        writer.WriteEntry(entry);
+    }
 
     /// <summary>The image an incremental dump refers to for the pages not written since (-ParentImage), if any.</summary>
     public ParentImage? Parent { get; }

@@ -13,29 +13,26 @@ internal static class ImageSetWriter
     private const uint PreDumpRead = 2;
 
     /// <summary>
-    /// A pre-dump's images, as CRIU's: the inventory, each process's pagemap (its pages are written already) and the
-    /// link to the parent image. The rest of the process's state is saved by the final dump.
+    /// A pre-dump's images, as CRIU's: the inventory and each process's pagemap (its pages are written already; the
+    /// link to the parent image is made with the directory). The rest of the state is saved by the final dump.
     /// </summary>
     public static void WritePreDump(DumpSession session)
     {
         var inventory = Inventory(session);
         inventory.PreDumpMode = PreDumpRead;
         inventory.RootIds = null; // the kernel objects of the root are looked at by the final dump
-        ImageWriter.WriteSingle(session.WorkDirectory, ImageTypes.Inventory, null, inventory);
+        session.WriteSingle(ImageTypes.Inventory, null, inventory);
         foreach (var process in session.Processes)
         {
-            WritePagemap(session.WorkDirectory, process);
+            WritePagemap(session, process);
         }
-        session.Parent?.Link(session.WorkDirectory, session.ImageDirectory);
     }
 
     public static void Write(DumpSession session)
     {
-        var dir = session.WorkDirectory;
-        ImageWriter.WriteSingle(dir, ImageTypes.Inventory, null, Inventory(session));
-        session.Parent?.Link(dir, session.ImageDirectory);
+        session.WriteSingle(ImageTypes.Inventory, null, Inventory(session));
 
-        using (var pstree = ImageWriter.Create(dir, ImageTypes.Pstree, null))
+        using (var pstree = session.CreateImage(ImageTypes.Pstree, null))
         {
             foreach (int pid in session.TreeOrder)
             {
@@ -45,7 +42,7 @@ internal static class ImageSetWriter
 
         foreach (var zombie in session.Zombies)
         {
-            ImageWriter.WriteSingle(dir, ImageTypes.Core, zombie.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), zombie.Core);
+            session.WriteSingle(ImageTypes.Core, zombie.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), zombie.Core);
         }
 
         var writtenTables = new HashSet<uint>();
@@ -54,16 +51,16 @@ internal static class ImageSetWriter
             var pid = process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
             foreach (var (tid, core) in process.Cores)
             {
-                ImageWriter.WriteSingle(dir, ImageTypes.Core, tid.ToString(System.Globalization.CultureInfo.InvariantCulture), core);
+                session.WriteSingle(ImageTypes.Core, tid.ToString(System.Globalization.CultureInfo.InvariantCulture), core);
             }
-            ImageWriter.WriteSingle(dir, ImageTypes.Ids, pid, process.Ids);
-            ImageWriter.WriteSingle(dir, ImageTypes.Mm, pid, process.Mm);
-            ImageWriter.WriteSingle(dir, ImageTypes.Fs, pid, process.Fs);
-            WritePagemap(dir, process);
+            session.WriteSingle(ImageTypes.Ids, pid, process.Ids);
+            session.WriteSingle(ImageTypes.Mm, pid, process.Mm);
+            session.WriteSingle(ImageTypes.Fs, pid, process.Fs);
+            WritePagemap(session, process);
             // Processes that share their descriptor table (CLONE_FILES) share one fdinfo image.
             if (writtenTables.Add(process.Ids.FilesId))
             {
-                using var fdinfo = ImageWriter.Create(dir, ImageTypes.Fdinfo, process.Ids.FilesId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                using var fdinfo = session.CreateImage(ImageTypes.Fdinfo, process.Ids.FilesId.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 foreach (var fd in process.FileDescriptors)
                 {
                     fdinfo.WriteEntry(fd);
@@ -71,7 +68,7 @@ internal static class ImageSetWriter
             }
         }
 
-        using (var files = ImageWriter.Create(dir, ImageTypes.Files, null))
+        using (var files = session.CreateImage(ImageTypes.Files, null))
         {
             foreach (var file in session.Files.Entries)
             {
@@ -81,7 +78,7 @@ internal static class ImageSetWriter
 
         if (session.PipeData.Count > 0)
         {
-            using var pipes = ImageWriter.Create(dir, ImageTypes.PipesData, null);
+            using var pipes = session.CreateImage(ImageTypes.PipesData, null);
             foreach (var (entry, data) in session.PipeData)
             {
                 pipes.WriteEntry(entry);
@@ -92,16 +89,17 @@ internal static class ImageSetWriter
         // CRIU's restore expects seccomp.img even when no thread has a filter.
         var seccomp = new SeccompEntry();
         seccomp.SeccompFilters.Add(session.SeccompFilters);
-        ImageWriter.WriteSingle(dir, ImageTypes.Seccomp, null, seccomp);
+        session.WriteSingle(ImageTypes.Seccomp, null, seccomp);
 
         foreach (var ((type, id), entries) in session.ExtraImages)
         {
-            ImageWriter.WriteAll(Path.Combine(dir, type.FileName(id)), type, entries);
+            using var image = session.CreateImage(type, id);
+            image.WriteEntries(entries);
         }
 
         if (session.TtyInfos.Count > 0)
         {
-            using var ttys = ImageWriter.Create(dir, ImageTypes.TtyInfo, null);
+            using var ttys = session.CreateImage(ImageTypes.TtyInfo, null);
             foreach (var tty in session.TtyInfos)
             {
                 ttys.WriteEntry(tty);
@@ -109,9 +107,9 @@ internal static class ImageSetWriter
         }
     }
 
-    private static void WritePagemap(string dir, DumpedProcess process)
+    private static void WritePagemap(DumpSession session, DumpedProcess process)
     {
-        using var pagemap = ImageWriter.Create(dir, ImageTypes.Pagemap, process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var pagemap = session.CreateImage(ImageTypes.Pagemap, process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         pagemap.WriteEntry(process.PagemapHead);
         foreach (var entry in process.Pagemap)
         {
@@ -136,6 +134,6 @@ internal static class ImageSetWriter
     };
 
     /// <summary>stats-dump: timings and page counts, written once the process is gone or resumed.</summary>
-    public static void WriteStats(string directory, DumpStatsEntry stats) =>
-        ImageWriter.WriteSingle(directory, ImageTypes.Stats, "dump", new StatsEntry { Dump = stats });
+    public static void WriteStats(DumpSession session) =>
+        session.WriteSingle(ImageTypes.Stats, "dump", new StatsEntry { Dump = session.Stats });
 }

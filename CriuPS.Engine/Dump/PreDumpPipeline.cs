@@ -37,10 +37,10 @@ internal static class PreDumpPipeline
         // A tree that the final dump would refuse is refused now, before anything is copied.
         Preflight.CheckTree(root, options);
         var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
-        var directory = ImageDirectoryTransaction.Begin(options.ImagePath, options.Force);
-        log.AttachFile(Path.Combine(directory.WorkPath, "dump.log"));
-        log.Write($"CriuPS {typeof(PreDumpPipeline).Assembly.GetName().Version} pre-dumping {root} into {directory.FinalPath}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
-        var session = new DumpSession(options, log, directory.WorkPath, directory.FinalPath, parent);
+        var directory = DumpPipeline.BeginImage(options, parent);
+        log.AttachFile(directory.LogPath);
+        log.Write($"CriuPS {typeof(PreDumpPipeline).Assembly.GetName().Version} pre-dumping {root} into {directory.Location}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
+        var session = new DumpSession(options, log, directory, parent);
         using var quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
         var frozenTime = new Stopwatch();
         FrozenTree? tree = null;
@@ -82,7 +82,7 @@ internal static class PreDumpPipeline
             ImageSetWriter.WritePreDump(session);
             log.Flush();
             directory.Commit();
-            log.Relocate(Path.Combine(directory.FinalPath, "dump.log"));
+            log.Relocate(directory.LogPath);
             foreach (var tracking in armed)
             {
                 WriteTracking.Publish(tracking, session.RunId);
@@ -101,8 +101,7 @@ internal static class PreDumpPipeline
                 WriteTracking.End(process.Pid);
             }
             log.Dispose();
-            var kept = DumpPipeline.KeepFailedLog(directory);
-            directory.Abort();
+            var kept = directory.Abort();
             throw DumpPipeline.Explain(e, root, kept);
         }
         finally
@@ -117,8 +116,17 @@ internal static class PreDumpPipeline
         session.Stats.CriupsTotalTime = (ulong)total.Elapsed.TotalMicroseconds;
         log.Phase("Done");
         log.Write($"frozen for {frozenTime.Elapsed.TotalMilliseconds:F1} ms, {total.Elapsed.TotalMilliseconds:F1} ms in all");
+        // The image is committed and the processes run on: stats-dump completes it, but is no condition.
+        try
+        {
+            ImageSetWriter.WriteStats(session);
+            directory.Finish();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointException)
+        {
+            log.Warning($"The pre-dump is complete in {directory.Location}, but its stats-dump.img could not be written: {e.Message}");
+        }
         log.Dispose();
-        ImageSetWriter.WriteStats(directory.FinalPath, session.Stats);
-        return CheckpointImageReader.Read(directory.FinalPath);
+        return CheckpointImageReader.Read(directory.Location);
     }
 }

@@ -59,4 +59,16 @@ public enum CheckpointErrorKind
 
     /// <summary>Any other failure of a restore; nothing was left running.</summary>
     RestoreFailed,
+
+    /// <summary>A page server cannot be reached, stopped answering, or broke the protocol.</summary>
+    PageServerUnavailable,
+
+    /// <summary>A page server presented a certificate that is not trusted; nothing was sent to it.</summary>
+    PageServerUntrusted,
+
+    /// <summary>A page server refused the request (its image directory is not empty, it serves another image...).</summary>
+    PageServerRefused,
+
+    /// <summary>A certificate or key file for a page server cannot be used.</summary>
+    CertificateUnusable,
 }

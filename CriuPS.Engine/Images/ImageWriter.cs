@@ -12,9 +12,9 @@ public sealed class ImageWriter : IDisposable
 {
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
-    private readonly FileStream stream;
+    private readonly Stream stream;
 
-    private ImageWriter(FileStream stream, string path, ImageType type)
+    private ImageWriter(Stream stream, string path, ImageType type)
     {
         this.stream = stream;
         Path = path;
@@ -38,7 +38,12 @@ public sealed class ImageWriter : IDisposable
         // Always true here (CriuPS is Linux-only); the check tells the platform analyzer so.
         if (!OperatingSystem.IsWindows())
             options.UnixCreateMode = OwnerOnly;
-        var stream = new FileStream(path, options);
+        return Create(new FileStream(path, options), path, type);
+    }
+
+    /// <summary>Writes the header of <paramref name="type"/> into a new file's stream, named <paramref name="path"/> in messages.</summary>
+    public static ImageWriter Create(Stream stream, string path, ImageType type)
+    {
         var writer = new ImageWriter(stream, path, type);
         stream.Write(type.HeaderBytes());
         return writer;
@@ -62,11 +67,17 @@ public sealed class ImageWriter : IDisposable
     public static void WriteAll(string path, ImageType type, IEnumerable<ImageEntry> entries)
     {
         using ImageWriter writer = Create(path, type);
+        writer.WriteEntries(entries);
+    }
+
+    /// <summary>Writes decoded entries, each followed by its payload if it has one.</summary>
+    public void WriteEntries(IEnumerable<ImageEntry> entries)
+    {
         foreach (ImageEntry entry in entries)
         {
-            writer.WriteEntry(entry.Message);
+            WriteEntry(entry.Message);
             if (entry.Payload is not null)
-                writer.WriteRaw(entry.Payload);
+                WriteRaw(entry.Payload);
         }
     }
 

@@ -6,13 +6,14 @@ namespace CriuPS.Engine.Logging;
 /// <summary>
 /// The run's log: every line goes to a file (dump.log / restore.log, like CRIU's, with seconds since the start)
 /// and phases, warnings and details also go to the observer. Phases are timed so that -Verbose says how long
-/// each took.
+/// each took. Lines may come from another thread too (a lazy restore's page transfer writes to restore.log).
 /// </summary>
 public sealed class EngineLog : IDisposable
 {
     private readonly Stopwatch clock = Stopwatch.StartNew();
     private readonly IEngineObserver observer;
     private readonly List<string> warnings = new();
+    private readonly object gate = new();
     private StreamWriter? file;
     private string? currentPhase;
     private TimeSpan currentPhaseStart;
@@ -43,14 +44,17 @@ public sealed class EngineLog : IDisposable
             Access = FileAccess.Write,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         });
-        file = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = false };
-        FilePath = path;
-        foreach (var line in earlierLines ?? buffered)
+        lock (gate)
         {
-            file.WriteLine(line);
+            file = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = false };
+            FilePath = path;
+            foreach (var line in earlierLines ?? buffered)
+            {
+                file.WriteLine(line);
+            }
+            buffered.Clear();
+            file.Flush();
         }
-        buffered.Clear();
-        file.Flush();
     }
 
     /// <summary>Moves the log file with its directory (the image directory is renamed at the end of a dump).</summary>
@@ -62,13 +66,16 @@ public sealed class EngineLog : IDisposable
     public void Write(string message)
     {
         var line = $"({clock.Elapsed.TotalSeconds:00.000000}) {message}";
-        if (file is null)
+        lock (gate)
         {
-            buffered.Add(line);
-        }
-        else
-        {
-            file.WriteLine(line);
+            if (file is null)
+            {
+                buffered.Add(line);
+            }
+            else
+            {
+                file.WriteLine(line);
+            }
         }
     }
 
@@ -116,12 +123,21 @@ public sealed class EngineLog : IDisposable
         observer.Progress(activity, done, total);
     }
 
-    public void Flush() => file?.Flush();
+    public void Flush()
+    {
+        lock (gate)
+        {
+            file?.Flush();
+        }
+    }
 
     public void Dispose()
     {
         EndPhase();
-        file?.Dispose();
-        file = null;
+        lock (gate)
+        {
+            file?.Dispose();
+            file = null;
+        }
     }
 }

@@ -33,6 +33,9 @@ public sealed class RestoredProcess
     /// <summary>The restore log.</summary>
     public string? LogPath { get; init; }
 
+    /// <summary>With -LazyPages: the pages still arriving, and how the transfer ends.</summary>
+    public Lazy.LazyRestore? LazyRestore { get; init; }
+
     /// <summary>Whether the process has ended (known for processes that stayed our children).</summary>
     public bool HasExited => Restore.ChildReaper.TryGetExitCode(Id, out var code) ? code is not null : !Directory.Exists($"/proc/{Id}");
 

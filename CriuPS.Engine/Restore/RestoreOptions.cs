@@ -12,6 +12,15 @@ public sealed class RestoreOptions
     /// <summary>Reconnect saved terminal descriptors to the caller's terminal, and join the caller's session.</summary>
     public bool ShellJob { get; init; }
 
+    /// <summary>
+    /// Let the process run before its private anonymous memory is back: those pages arrive on fault and in the
+    /// background (post-copy), served by this process until every one is in.
+    /// </summary>
+    public bool LazyPages { get; init; }
+
+    /// <summary>With <see cref="LazyPages"/>: the page server the pages come from (by default, the image directory).</summary>
+    public PageServer.PageServerEndpoint? PageServer { get; init; }
+
     /// <summary>Restore the saved TCP connections (CRIU's --tcp-established).</summary>
     public bool TcpEstablished { get; init; }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.Resources.Credentials;
@@ -31,8 +32,26 @@ public static class RestorePipeline
 
     public static RestoredProcess Run(RestoreOptions options, IEngineObserver observer)
     {
+        var log = new EngineLog(observer, options.Cancellation);
+        RestoredProcess? restored = null;
+        try
+        {
+            restored = Restore(options, log);
+            return restored;
+        }
+        finally
+        {
+            // A lazy restore's page transfer goes on writing restore.log, and closes it when it ends.
+            if (restored?.LazyRestore is null)
+            {
+                log.Dispose();
+            }
+        }
+    }
+
+    private static RestoredProcess Restore(RestoreOptions options, EngineLog log)
+    {
         var total = Stopwatch.StartNew();
-        using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Reading images");
         EngineWarmup.Wait();
         var images = ImageSet.Read(options.ImagePath);
@@ -46,11 +65,16 @@ public static class RestorePipeline
         var created = new List<Tracee>();
         var memories = new List<ProcessMemory>();
         TimeSpan readTime, memoryTime;
+        var processes = new List<RestoringProcess>();
         try
         {
             FileDescriptors.OpenForRestore(session);
             FileLocks.TakeOnDescriptions(session);
             readTime = total.Elapsed;
+            if (options.LazyPages)
+            {
+                session.Lazy = new LazyTransfer(LazyPageSources.Open(session), log, root.Pid);
+            }
 
             log.Phase("Creating the processes");
             host = RestoreHost.Start(options.ShellJob, log);
@@ -58,7 +82,7 @@ public static class RestorePipeline
             host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
             host = null;
             memories.AddRange(shells.Select(s => s.Memory));
-            var processes = shells.Where(s => !s.IsZombie)
+            processes = shells.Where(s => !s.IsZombie)
                 .Select(s => new RestoringProcess(images.Processes.First(p => p.Pid == s.Pid), s.Leader, s.Memory, s.Injection))
                 .ToList();
             log.Detail($"created {shells.Count} process(es), {images.Zombies.Count} of them zombies");
@@ -133,7 +157,10 @@ public static class RestorePipeline
             log.Error(e.ToString());
             KillPartial(created);
             host?.Dispose();
-            throw Explain(e, root.Pid, log.FilePath);
+            // A page source lost mid-way is the cause, whatever the restore tripped over when the transfer killed the process.
+            session.Lazy?.Abort($"The restore of process {root.Pid} failed.");
+            var cause = session.Lazy?.Status.Error is { Kind: not CheckpointErrorKind.Cancelled } lost ? lost : e;
+            throw Explain(cause, root.Pid, log.FilePath);
         }
         finally
         {
@@ -149,7 +176,8 @@ public static class RestorePipeline
         }
         log.Phase("Done");
         log.Write($"restored {root.Pid} in {total.Elapsed.TotalMilliseconds:F1} ms");
-        return new RestoredProcess
+        log.EndPhase();
+        var restored = new RestoredProcess
         {
             Id = root.Pid,
             Name = root.Name,
@@ -162,7 +190,11 @@ public static class RestorePipeline
             ReadTime = readTime,
             MemoryTime = memoryTime,
             LogPath = log.FilePath,
+            LazyRestore = session.Lazy?.Status,
         };
+        // Last: from here on the transfer owns the log.
+        session.Lazy?.Resume(processes.Select(p => p.Pid));
+        return restored;
     }
 
     private static void CheckCanRestore(RestoreSession session)

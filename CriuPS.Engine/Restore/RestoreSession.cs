@@ -35,6 +35,12 @@ internal sealed class RestoreSession : IDisposable
     /// <summary>The pipes we created, by pipe id (inode at checkpoint time): both ends, shared by every process using them.</summary>
     public Dictionary<uint, (FileDescriptor Read, FileDescriptor Write)> Pipes { get; } = new();
 
+    /// <summary>
+    /// With -LazyPages: the transfer that serves the missing pages. It outlives the session (it runs on after the
+    /// restore returns) and is not disposed with it.
+    /// </summary>
+    public Lazy.LazyTransfer? Lazy { get; set; }
+
     /// <summary>The unix sockets of the image, all rebuilt when the first one is opened.</summary>
     public UnixSocketRestore? UnixSockets { get; set; }
 

@@ -28,4 +28,18 @@ public static unsafe class Eventfd
         }
         return eventfd;
     }
+
+    /// <summary>Adds one to the counter: wakes whoever polls the descriptor.</summary>
+    public static void Signal(FileDescriptor eventfd)
+    {
+        ulong one = 1;
+        LibC.write(eventfd.Value, &one, sizeof(ulong));
+    }
+
+    /// <summary>Empties the counter of a non-blocking eventfd, so that polling it waits again.</summary>
+    public static void Drain(FileDescriptor eventfd)
+    {
+        ulong counter;
+        LibC.read(eventfd.Value, &counter, sizeof(ulong));
+    }
 }

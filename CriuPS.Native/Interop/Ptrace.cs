@@ -116,6 +116,10 @@ public static unsafe class Ptrace
     public static void Interrupt(int tid) =>
         Syscall.Checked($"ptrace(PTRACE_INTERRUPT, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.Interrupt, (ulong)tid);
 
+    /// <summary>PTRACE_LISTEN: leaves a thread in its group stop while still reporting the signals it gets.</summary>
+    public static void Listen(int tid) =>
+        Syscall.Checked($"ptrace(PTRACE_LISTEN, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.Listen, (ulong)tid);
+
     public static void Cont(int tid, int signal = 0) =>
         Syscall.Checked($"ptrace(PTRACE_CONT, {tid})", SyscallNumber.Ptrace, (ulong)PtraceRequest.Cont, (ulong)tid, 0, (ulong)signal);
 

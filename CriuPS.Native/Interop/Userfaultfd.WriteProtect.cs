@@ -15,31 +15,11 @@ public static unsafe partial class Userfaultfd
     /// <summary>UFFDIO_REGISTER_MODE_WP: the range may be write-protected.</summary>
     public const ulong RegisterModeWp = 2;
 
-    /// <summary>_IOWR(0xAA, 0x00, struct uffdio_register).</summary>
-    public const int UffdioRegister = unchecked((int)0xC020AA00);
-
     /// <summary>_IOWR(0xAA, 0x06, struct uffdio_writeprotect).</summary>
     private const int UffdioWriteprotect = unchecked((int)0xC018AA06);
 
     /// <summary>UFFDIO_WRITEPROTECT_MODE_WP: set the protection (without it, lift it).</summary>
     private const ulong WriteprotectModeWp = 1;
-
-    /// <summary>struct uffdio_range.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct UffdioRange
-    {
-        public ulong Start;
-        public ulong Length;
-    }
-
-    /// <summary>struct uffdio_register: the range and mode going in, the ioctls the range supports coming out.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct UffdioRegisterArgs
-    {
-        public UffdioRange Range;
-        public ulong Mode;
-        public ulong Ioctls;
-    }
 
     [StructLayout(LayoutKind.Sequential)]
     private struct UffdioWriteprotectArgs

@@ -12,13 +12,15 @@ public static unsafe partial class Userfaultfd
     public const ulong FeatureWpUnpopulated = 1UL << 13;
     public const ulong FeatureWpAsync = 1UL << 15;
 
-    private const ulong Api = 0xAA;
+    /// <summary>UFFD_API: the value UFFDIO_API expects in its api field.</summary>
+    public const ulong Api = 0xAA;
 
     /// <summary>_IOWR(0xAA, 0x3F, struct uffdio_api).</summary>
-    private const int UffdioApi = unchecked((int)0xC018AA3F);
+    public const int UffdioApi = unchecked((int)0xC018AA3F);
 
+    /// <summary>struct uffdio_api.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    private struct UffdioApiArgs
+    public struct UffdioApiArgs
     {
         public ulong Api;
         public ulong Features;

@@ -18,6 +18,28 @@ internal static unsafe class StopWatcher
     private const int WStopped = 2, WExited = 4, WNoWait = 0x01000000;
     private const int ClaimTrapped = 4, ClaimStopped = 5;
 
+    /// <summary>
+    /// The ptrace stop a thread sits in now, collected, or null when it runs; never waits, and never reports (or
+    /// reaps) an exit, which stays for the thread's parent.
+    /// </summary>
+    public static WaitStatus? Poll(int tid)
+    {
+        var info = stackalloc byte[128];
+        new Span<byte>(info, 128).Clear();
+        long result;
+        do
+        {
+            result = Syscall.Raw(SyscallNumber.Waitid, IdTypePid, (ulong)tid, (ulong)info, WStopped | Wait4.WNOHANG | Wait4.WALL, 0);
+        }
+        while (result == -Errno.EINTR);
+        if (result < 0)
+        {
+            throw new NativeException($"waitid({tid})", (int)-result);
+        }
+        int reporter = *(int*)(info + 16); // si_pid: 0 when nothing is to be reported
+        return reporter == 0 ? null : new WaitStatus(tid, (*(int*)(info + 24) << 8) | 0x7f);
+    }
+
     /// <summary>The next stop of the thread, or null once <paramref name="deadline"/> (Environment.TickCount64) has passed.</summary>
     public static WaitStatus? Wait(int tid, int processId, long deadline)
     {

@@ -130,6 +130,37 @@ public sealed class Tracee
         return status;
     }
 
+    /// <summary>
+    /// The stop this thread is in now, if any, without waiting: for a tracee that runs on its own while we watch it.
+    /// An exit is not reported here (it stays for the parent to reap); ECHILD means the thread is gone.
+    /// </summary>
+    public WaitStatus? PollStop()
+    {
+        WaitStatus? status;
+        try
+        {
+            status = StopWatcher.Poll(Tid);
+        }
+        catch (NativeException e) when (e.Errno == Errno.ECHILD)
+        {
+            IsAttached = false;
+            throw new TraceeGoneException(Tid, new WaitStatus(Tid, Signals.SIGKILL));
+        }
+        if (status is { } stop)
+        {
+            IsStopped = true;
+            LastStop = stop;
+        }
+        return status;
+    }
+
+    /// <summary>Lets a thread that reported a group stop stay stopped, as it would untraced (PTRACE_LISTEN).</summary>
+    public void Listen()
+    {
+        Interop.Ptrace.Listen(Tid);
+        IsStopped = false;
+    }
+
     // Blocks in wait4 when there is no deadline; otherwise polls it.
     private WaitStatus? WaitOwnTracee(long deadline)
     {

@@ -3,6 +3,7 @@ using System.Management.Automation;
 using CriuPS.Completers;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.PageServer;
 
 namespace CriuPS.Cmdlets;
 
@@ -10,8 +11,8 @@ namespace CriuPS.Cmdlets;
 /// <para type="synopsis">Saves the complete state of running processes to checkpoint images.</para>
 /// </summary>
 [Cmdlet(VerbsData.Checkpoint, "Process", DefaultParameterSetName = ById, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
-[OutputType(typeof(CheckpointImage))]
-public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
+[OutputType(typeof(CheckpointImage), typeof(RemoteCheckpointImage))]
+public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposable
 {
     private const string ById = "Id";
     private const string ByProcess = "InputObject";
@@ -75,6 +76,16 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     public long GhostFileLimit { get; set; } = DumpOptions.DefaultGhostFileLimit;
 
     private readonly CancellationTokenSource stopping = new();
+    private PageServerEndpoint? server;
+
+    protected override void BeginProcessing()
+    {
+        server = ResolvePageServer();
+        if (server is not null && (ImagePath is not null || Force))
+        {
+            Refuse("-ImagePath and -Force are about a local image directory; with -PageServer the images go to the server's directory.");
+        }
+    }
 
     /// <summary>Ctrl+C: the engine stops at its next phase or batch of pages and cleans up.</summary>
     protected override void StopProcessing() => stopping.Cancel();
@@ -126,22 +137,26 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
     private void Checkpoint(int pid, string name)
     {
         processCount++;
-        string path;
-        if (ImagePath is null)
+        string? path = null;
+        if (ImagePath is null && server is null)
         {
             path = Path.Combine(SessionState.Path.CurrentFileSystemLocation.ProviderPath, $"{name}-{pid}-{DateTime.Now:yyyyMMdd-HHmmss}");
         }
         else if (processCount > 1)
         {
+            var what = server is null ? "-ImagePath names one image directory" : "-PageServer names a server that receives one image";
             WriteError(new ErrorRecord(
-                new ArgumentException($"-ImagePath names one image directory, already used by the first process; process {pid} needs its own."),
-                "ImagePathShared", ErrorCategory.InvalidArgument, pid)
+                new ArgumentException($"{what}, already used by the first process; process {pid} needs its own."),
+                server is null ? "ImagePathShared" : "PageServerShared", ErrorCategory.InvalidArgument, pid)
             {
-                ErrorDetails = new ErrorDetails($"-ImagePath names one image directory; process {pid} needs its own.") { RecommendedAction = "Omit -ImagePath to get one directory per process, or checkpoint one process per call." },
+                ErrorDetails = new ErrorDetails($"{what}; process {pid} needs its own.")
+                {
+                    RecommendedAction = server is null ? "Omit -ImagePath to get one directory per process, or checkpoint one process per call." : "Checkpoint one process tree per page server.",
+                },
             });
             return;
         }
-        else
+        else if (ImagePath is not null)
         {
             path = GetUnresolvedProviderPathFromPSPath(ImagePath);
         }
@@ -157,8 +172,9 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             return;
         }
 
+        var destination = path is null ? $"Send to the {server!.Description}" : "Save to " + path;
         var action = PreDump ? $"Save the memory to {path} while the process runs"
-            : LeaveRunning ? "Save to " + path : "Save to " + path + " and end the process";
+            : LeaveRunning ? destination : destination + " and end the process";
         if (!ShouldProcess($"{name} ({pid})", action))
         {
             return;
@@ -166,7 +182,8 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
         var options = new DumpOptions
         {
             ProcessId = pid,
-            ImagePath = path,
+            ImagePath = path ?? "",
+            PageServer = server,
             LeaveRunning = LeaveRunning,
             PreDump = PreDump,
             ParentImage = ParentImage is null ? null : GetUnresolvedProviderPathFromPSPath(ParentImage),
@@ -178,10 +195,11 @@ public sealed class CheckpointProcessCommand : PSCmdlet, IDisposable
             FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
             Cancellation = stopping.Token,
         };
-        CheckpointImage image;
+        object image;
         try
         {
-            image = EngineRunner.Run(this, $"Checkpoint of {name} ({pid})", observer => DumpPipeline.Run(options, observer));
+            image = EngineRunner.Run<object>(this, $"Checkpoint of {name} ({pid})",
+                observer => server is null ? DumpPipeline.Run(options, observer) : DumpPipeline.RunToPageServer(options, observer));
         }
         catch (Exception e)
         {

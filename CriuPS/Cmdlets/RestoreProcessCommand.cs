@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using CriuPS.Completers;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.PageServer;
 using CriuPS.Engine.Restore;
 
 namespace CriuPS.Cmdlets;
@@ -10,7 +11,7 @@ namespace CriuPS.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsData.Restore, "Process", DefaultParameterSetName = ByPath, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(System.Diagnostics.Process))]
-public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
+public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
 {
     private const string ByPath = "Path";
     private const string ByImage = "InputObject";
@@ -29,6 +30,10 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter ShellJob { get; set; }
 
+    /// <summary>Run the process before its private memory is back; the pages arrive on fault and in the background.</summary>
+    [Parameter]
+    public SwitchParameter LazyPages { get; set; }
+
     [Parameter]
     public SwitchParameter TcpEstablished { get; set; }
 
@@ -36,6 +41,16 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
     public SwitchParameter TcpClose { get; set; }
 
     private readonly CancellationTokenSource stopping = new();
+    private PageServerEndpoint? server;
+
+    protected override void BeginProcessing()
+    {
+        server = ResolvePageServer();
+        if (server is not null && !LazyPages)
+        {
+            Refuse("Pages come from a page server only during a lazy restore: add -LazyPages.");
+        }
+    }
 
     /// <summary>Ctrl+C: the engine stops at its next phase or batch of pages and cleans up.</summary>
     protected override void StopProcessing() => stopping.Cancel();
@@ -58,6 +73,8 @@ public sealed class RestoreProcessCommand : PSCmdlet, IDisposable
                 ImagePath = path,
                 Detach = Detach,
                 ShellJob = ShellJob,
+                LazyPages = LazyPages,
+                PageServer = server,
                 TcpEstablished = TcpEstablished,
                 TcpClose = TcpClose,
                 Cancellation = stopping.Token,

@@ -6,7 +6,8 @@ BeforeDiscovery {
         'CriuPS.Engine.Model.CheckpointImage', 'CriuPS.Engine.Model.ImageProcess', 'CriuPS.Engine.Model.ImageThread',
         'CriuPS.Engine.Model.ImageMemoryArea', 'CriuPS.Engine.Model.ImageFileDescriptor', 'CriuPS.RestoredProcess',
         'CriuPS.Engine.Model.Views.ImageTreeNode', 'CriuPS.Engine.Model.Views.ImageOpenFile', 'CriuPS.Engine.Model.Views.ImageMapping',
-        'CriuPS.Engine.Model.Views.ImageResidentPages', 'CriuPS.Engine.Support.SupportFeature', 'CriuPS.ImageFile'
+        'CriuPS.Engine.Model.Views.ImageResidentPages', 'CriuPS.Engine.Support.SupportFeature', 'CriuPS.ImageFile',
+        'CriuPS.Engine.Model.RemoteCheckpointImage', 'CriuPS.Engine.PageServer.LazyPageServer', 'CriuPS.Engine.Lazy.LazyRestore'
     ) | ForEach-Object { @{ Type = $_ } }
 }
 

@@ -18,8 +18,8 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-CriuPS
     $script:Common = [System.Management.Automation.Cmdlet]::CommonParameters
-    $script:AllCmdlets = @('Checkpoint-Process', 'Export-CheckpointImageFile', 'Get-CheckpointImage', 'Import-CheckpointImageFile',
-        'Restore-Process', 'Test-CheckpointSupport')
+    $script:AllCmdlets = @('Checkpoint-Process', 'Export-CheckpointImageFile', 'Get-CheckpointImage', 'Get-LazyPageServer', 'Import-CheckpointImageFile',
+        'Restore-Process', 'Start-LazyPageServer', 'Stop-LazyPageServer', 'Test-CheckpointSupport', 'Wait-LazyRestore')
 
     # The text of a help node made of paragraphs (description, remarks, alerts), or '' when there is none.
     function Get-HelpText($Node) { (@($Node | Where-Object { $_ } | ForEach-Object { $_.Text }) -join "`n").Trim() }

@@ -187,6 +187,18 @@ Describe 'Checkpoint-Process -PreDump and -ParentImage' {
         Test-ProcessAlive $target.Id | Should -BeTrue
     }
 
+    It 'refuses -PreDump and -ParentImage with -PageServer before anything is frozen' {
+        $target = Start-DirtyMem 'server' 4
+        $pre = Checkpoint-Process -Id $target.Id -ImagePath (Join-Path $TestDrive 'server-pre') -PreDump
+        foreach ($arguments in @{ PreDump = $true }, @{ ParentImage = $pre }) {
+            Checkpoint-Process -Id $target.Id -PageServer 127.0.0.1:9 @arguments -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $errors[0].FullyQualifiedErrorId | Should -Be "Unsupported,$Checkpoint"
+            $errors[0].Exception.Message | Should -Match 'written to image directories, not sent to a page server'
+        }
+        Test-ProcessAlive $target.Id | Should -BeTrue
+        (Get-Content "/proc/$($target.Id)/status" | Select-String '^TracerPid:').Line | Should -Match '\s0$'
+    }
+
     It 'refuses to restore an image whose parent is gone, naming the missing directory, and a pre-dump by itself' {
         $target = Start-DirtyMem 'broken' 4
         $pre = Checkpoint-Process -Id $target.Id -ImagePath (Join-Path $TestDrive 'broken-pre') -PreDump

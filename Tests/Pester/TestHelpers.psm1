@@ -78,10 +78,10 @@ function Send-Signal([int]$Id, [string]$Signal) {
 }
 
 # Asks a selfcheck-style target to verify itself (SIGUSR1) and returns the line it appends to its log.
-function Invoke-SelfCheck([int]$Id, [string]$Log, [string]$Signal = 'USR1') {
+function Invoke-SelfCheck([int]$Id, [string]$Log, [string]$Signal = 'USR1', [double]$TimeoutSeconds = 15) {
     $before = if (Test-Path $Log) { @(Get-Content $Log).Count } else { 0 }
     Send-Signal $Id $Signal
-    Wait-Until { (Test-Path $Log) -and @(Get-Content $Log).Count -gt $before } "process $Id to answer SIG$Signal in $Log"
+    Wait-Until { (Test-Path $Log) -and @(Get-Content $Log).Count -gt $before } "process $Id to answer SIG$Signal in $Log" -TimeoutSeconds $TimeoutSeconds
     @(Get-Content $Log)[$before]
 }
 

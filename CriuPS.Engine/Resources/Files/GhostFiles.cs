@@ -133,7 +133,7 @@ internal static class GhostFiles
             head.Chunks = true;
             head.Size = status.Size;
         }
-        using var image = ImageWriter.Create(session.WorkDirectory, ImageTypes.GhostFile, ghostId.ToString("x", CultureInfo.InvariantCulture));
+        using var image = session.CreateImage(ImageTypes.GhostFile, ghostId.ToString("x", CultureInfo.InvariantCulture));
         image.WriteEntry(head);
         var contents = new SafeFileHandle(file.Value, ownsHandle: false);
         if (!chunks)

@@ -1,4 +1,5 @@
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
@@ -32,8 +33,9 @@ internal static partial class AddressSpace
         log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped");
 
         var vdsoRanges = process.Images.Mm.Vmas.Where(Vdso.IsVdso).Select(Range).ToList();
-        Pages.Restore(process, pages, vdsoRanges, log);
-        log.Detail($"memory of {process.Pid}: {pages.TotalBytes >> Page.Shift} pages filled");
+        var lazy = session.Lazy is null ? null : LazyMemory.Plan(pages, areas);
+        Pages.Restore(process, pages, run => vdsoRanges.Any(v => v.Overlaps(run.Range)) || lazy?.Runs.Contains(run) == true, log);
+        log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");
 
         var final = new SyscallBatch(process.Injection);
         foreach (var area in areas)
@@ -45,6 +47,19 @@ internal static partial class AddressSpace
             Advise(final, area);
         }
         final.Run();
+
+        if (lazy is not null && !lazy.Missing.IsEmpty)
+        {
+            // From here on, touching a lazy page waits for the transfer, which serves faults at once.
+            var registered = new PageRanges();
+            foreach (var area in lazy.Areas)
+            {
+                registered.Add(area, area.Start);
+            }
+            var uffd = UffdRegistration.Register(process, lazy.Areas);
+            session.Lazy!.Add(new LazyAddressSpace(uffd, process.Pid, process.Pid, lazy.Missing, registered));
+            log.Detail($"memory of {process.Pid}: {lazy.Missing.Count.Value} pages left to arrive lazily, in {lazy.Areas.Count} areas");
+        }
     }
 
     // The areas that have saved pages: one pass over both lists, each sorted by address.

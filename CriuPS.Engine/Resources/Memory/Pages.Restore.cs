@@ -14,11 +14,12 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static partial class Pages
 {
-    public static void Restore(RestoringProcess process, PageChain pages, IReadOnlyList<AddressRange> skip, Logging.EngineLog log)
+    /// <summary>Fills the process's memory with every run of the chain of pages files but those <paramref name="skip"/> picks.</summary>
+    public static void Restore(RestoringProcess process, PageChain pages, Func<PageRun, bool> skip, Logging.EngineLog log)
     {
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
-        var runs = pages.Runs.Where(run => !skip.Any(s => s.Overlaps(run.Range))).ToList();
+        var runs = pages.Runs.Where(run => !skip(run)).ToList();
         Populate(process, runs, log);
         // One descriptor per pages file of the chain, opened in the process when its first run comes.
         var descriptors = new Dictionary<PagemapLevel, long>();
@@ -75,7 +76,7 @@ internal static partial class Pages
             }
         }
         Flush();
-        // Runs left to other means (the vDSO family is moved into place, not read) complete the count too.
+        // Runs left to other means (the vDSO family is moved into place, lazy pages arrive later) complete the count too.
         if (done != pages.TotalBytes)
         {
             log.Progress("Restoring memory", pages.TotalBytes, pages.TotalBytes);

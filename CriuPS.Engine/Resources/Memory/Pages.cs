@@ -3,14 +3,14 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
-using Microsoft.Win32.SafeHandles;
 
 namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
 /// Page contents (pagemap-PID.img + pages-N.img). Dump: find the pages worth saving, copy them out of the process in
-/// large batches (process_vm_readv, or /proc/PID/mem for unreadable areas) and append them to the pages file, leaving
-/// out all-zero anonymous pages (they come back as fresh zero pages). An incremental dump (a parent image) copies only
+/// large batches (process_vm_readv, or /proc/PID/mem for unreadable areas) and append them to the pages file (streamed:
+/// the output may be a page server), leaving out all-zero anonymous pages (they come back as fresh zero pages). An
+/// incremental dump (a parent image) copies only
 /// the pages written since the parent, as its write tracking says, and refers to the parent for the rest.
 /// </summary>
 internal static partial class Pages
@@ -32,7 +32,7 @@ internal static partial class Pages
             tracking = parent.HasProcess(process.Pid) ? WriteTracking.Find(process.Pid, parent.Directory, parent.RunId, out why) : null;
             if (tracking is null)
             {
-                log.Warning($"{why}: all its pages are saved in '{session.ImageDirectory}'.");
+                log.Warning($"{why}: all its pages are saved in '{session.Output.Location}'.");
             }
             else
             {
@@ -83,16 +83,9 @@ internal static partial class Pages
     {
         uint pagesId = session.NextPagesId++;
         process.PagemapHead.PagesId = pagesId;
-        var path = Path.Combine(session.WorkDirectory, $"pages-{pagesId}.img");
-        using var stream = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        });
+        using var stream = session.Output.Create($"pages-{pagesId}.img");
         var pagemap = new PagemapBuilder(process.Pagemap);
-        var copier = new PageCopier(process, stream.SafeFileHandle, pagemap, session, plan.CopyPages.Value, whileRunning);
+        var copier = new PageCopier(process, stream, pagemap, session, plan.CopyPages.Value, whileRunning);
         foreach (var (area, runs) in plan.Copies)
         {
             copier.Copy(area, runs);
@@ -112,19 +105,16 @@ internal static partial class Pages
     private sealed class PageCopier
     {
         private readonly DumpedProcess process;
-        private readonly SafeFileHandle file;
+        private readonly Stream file;
         private readonly PagemapBuilder pagemap;
         private readonly DumpSession session;
         private readonly ulong total;
         private readonly bool whileRunning;
         private readonly byte[] buffer = GC.AllocateUninitializedArray<byte>(BatchBytes, pinned: true);
-        // The slices of the buffer a batch writes, in one pwritev: scattered pages make many small slices.
-        private readonly List<ReadOnlyMemory<byte>> slices = new();
-        private long fileOffset;
         private ulong done;
         private bool failurePointPassed;
 
-        public PageCopier(DumpedProcess process, SafeFileHandle file, PagemapBuilder pagemap, DumpSession session, ulong total, bool whileRunning)
+        public PageCopier(DumpedProcess process, Stream file, PagemapBuilder pagemap, DumpSession session, ulong total, bool whileRunning)
         {
             this.process = process;
             this.file = file;
@@ -177,7 +167,7 @@ internal static partial class Pages
                 var run = batch[i];
                 if (read[i])
                 {
-                    Emit(run, buffer.AsMemory(offset, (int)run.Length.Value), flags, vma.ZeroPagesMayBeSkipped);
+                    Emit(run, buffer.AsSpan(offset, (int)run.Length.Value), flags, vma.ZeroPagesMayBeSkipped);
                 }
                 else
                 {
@@ -185,10 +175,6 @@ internal static partial class Pages
                 }
                 offset += (int)run.Length.Value;
             }
-            long written = slices.Sum(slice => (long)slice.Length);
-            RandomAccess.Write(file, slices, fileOffset);
-            fileOffset += written;
-            slices.Clear();
             done += bytes >> Page.Shift;
             session.Log.Progress("Saving memory", (long)done, (long)total);
             if (!failurePointPassed)
@@ -246,8 +232,8 @@ internal static partial class Pages
             return read;
         }
 
-        // Lists a run's pages for the pages file and the pagemap, leaving out all-zero pages where that is allowed.
-        private void Emit(AddressRange run, ReadOnlyMemory<byte> data, PagemapFlags flags, bool skipZeroPages)
+        // Writes a run's pages, leaving out all-zero pages where that is allowed.
+        private void Emit(AddressRange run, ReadOnlySpan<byte> data, PagemapFlags flags, bool skipZeroPages)
         {
             int pages = data.Length >> Page.Shift;
             int i = 0;
@@ -264,12 +250,12 @@ internal static partial class Pages
                 {
                     i++;
                 }
-                slices.Add(data.Slice(first << Page.Shift, (i - first) << Page.Shift));
+                file.Write(data.Slice(first << Page.Shift, (i - first) << Page.Shift));
                 pagemap.Add(run.Start + new ByteCount((ulong)first << Page.Shift), new PageCount((ulong)(i - first)), flags);
             }
         }
 
-        private static bool IsZero(ReadOnlyMemory<byte> data, int page) =>
-            data.Span.Slice(page << Page.Shift, Page.Size).IndexOfAnyExcept((byte)0) < 0;
+        private static bool IsZero(ReadOnlySpan<byte> data, int page) =>
+            data.Slice(page << Page.Shift, Page.Size).IndexOfAnyExcept((byte)0) < 0;
     }
 }

@@ -25,7 +25,16 @@ internal sealed record SavedVma(VmaInfo Info, VmaEntry Entry, PagePolicy Policy)
     public bool ZeroPagesMayBeSkipped => Policy == PagePolicy.Private && (Status & VmaStatus.AnonPrivate) != 0;
 
     /// <summary>Whether CRIU would let these pages arrive lazily, on fault.</summary>
-    public bool CanBeLazy =>
-        (Status & VmaStatus.AnonPrivate) != 0 && (Status & (VmaStatus.Vdso | VmaStatus.Vvar | VmaStatus.Vsyscall)) == 0
-        && (Entry.Flags & (uint)Native.Interop.Mman.MAP_LOCKED) == 0;
+    public bool CanBeLazy => MayBeLazy(Entry);
+
+    /// <summary>
+    /// Whether an area's pages may arrive lazily: private anonymous memory (what a userfaultfd can fill), not locked
+    /// (mlock must find it all there) and not the vDSO family.
+    /// </summary>
+    public static bool MayBeLazy(VmaEntry area)
+    {
+        var status = (VmaStatus)area.Status;
+        return (status & VmaStatus.AnonPrivate) != 0 && (status & (VmaStatus.Vdso | VmaStatus.Vvar | VmaStatus.Vsyscall)) == 0
+            && (area.Flags & (uint)Native.Interop.Mman.MAP_LOCKED) == 0;
+    }
 }

@@ -35,13 +35,7 @@ internal static class ShmemPages
         ulong end = Page.AlignUp(size);
         ulong scanned = 0;
         long written = 0;
-        using (var pages = new FileStream(Path.Combine(session.WorkDirectory, ImageTypes.Pages.FileName(pagesId)), new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
+        using (var pages = session.Output.Create(ImageTypes.Pages.FileName(pagesId)))
         {
             for (ulong? data = Lseek.NextData(readable, 0); data is { } from && from < end;)
             {
@@ -61,7 +55,7 @@ internal static class ShmemPages
             }
         }
         pagemap.Finish();
-        using (var image = ImageWriter.Create(session.WorkDirectory, ImageTypes.ShmemPagemap, shmid.ToString(CultureInfo.InvariantCulture)))
+        using (var image = session.CreateImage(ImageTypes.ShmemPagemap, shmid.ToString(CultureInfo.InvariantCulture)))
         {
             image.WriteEntry(new PagemapHead { PagesId = pagesId });
             foreach (var entry in entries)
@@ -75,7 +69,7 @@ internal static class ShmemPages
     }
 
     // Appends the runs of non-zero pages of a chunk at object offset `offset` to the pages file and the pagemap.
-    private static long WriteNonZeroPages(FileStream pages, PagemapBuilder pagemap, ReadOnlySpan<byte> chunk, ulong offset)
+    private static long WriteNonZeroPages(Stream pages, PagemapBuilder pagemap, ReadOnlySpan<byte> chunk, ulong offset)
     {
         int count = chunk.Length >> Page.Shift;
         long written = 0;

@@ -1,0 +1,120 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Errors;
+
+namespace CriuPS.Engine.PageServer;
+
+/// <summary>
+/// The server side of a dump: the image files arrive into a transaction on the image directory (hidden, 0700,
+/// files 0600) that becomes visible only on Commit; a session that ends before leaves nothing. A file that follows
+/// the commit (stats-dump) arrives under a hidden name and takes its own when complete, so that a restore that
+/// starts as soon as the image is there never reads half of it.
+/// </summary>
+internal static class DumpReceiver
+{
+    public static void Receive(PageServerConnection connection, LazyPageServer server)
+    {
+        ImageDirectoryTransaction transaction;
+        try
+        {
+            transaction = ImageDirectoryTransaction.Begin(server.ImagePath, force: false);
+        }
+        catch (CheckpointException e)
+        {
+            PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Refused, e.Message));
+            throw;
+        }
+        var open = new Dictionary<uint, (string Name, Stream Stream, long Length)>();
+        try
+        {
+            PageServerMessages.Send(connection.Frames, new Welcome(PageServerMessages.Version, transaction.FinalPath));
+            while (true)
+            {
+                var frame = connection.Receive();
+                switch (frame.Type)
+                {
+                    case FrameType.FileBegin:
+                        var begin = PageServerMessages.ReadFileBegin(frame);
+                        if (!IsImageFileName(begin.Name) || open.ContainsKey(begin.File) || open.Values.Any(f => f.Name == begin.Name))
+                        {
+                            throw new ProtocolException($"{connection.Peer} sent a file '{begin.Name}' (id {begin.File}) that cannot be an image file here.");
+                        }
+                        open[begin.File] = (begin.Name, transaction.Create(transaction.Committed ? Partial(begin.Name) : begin.Name), 0);
+                        break;
+                    case FrameType.FileData:
+                        var (file, data) = PageServerMessages.ReadFileData(frame);
+                        var target = File(open, file, connection);
+                        target.Stream.Write(data.Span);
+                        open[file] = target with { Length = target.Length + data.Length };
+                        server.Received(target.Name, data.Length);
+                        break;
+                    case FrameType.FileEnd:
+                        var end = PageServerMessages.ReadFileEnd(frame);
+                        var ended = File(open, end.File, connection);
+                        if ((ulong)ended.Length != end.Length)
+                        {
+                            throw new ProtocolException($"{ended.Name} from {connection.Peer} ends after {ended.Length} bytes, but {end.Length} were sent.");
+                        }
+                        ended.Stream.Dispose();
+                        open.Remove(end.File);
+                        if (transaction.Committed)
+                        {
+                            System.IO.File.Move(Path.Combine(transaction.FinalPath, Partial(ended.Name)), Path.Combine(transaction.FinalPath, ended.Name));
+                        }
+                        break;
+                    case FrameType.Commit:
+                        PageServerMessages.ReadEmpty(frame, FrameType.Commit);
+                        RequireNoOpenFile(open, connection);
+                        transaction.Commit();
+                        server.Committed();
+                        PageServerMessages.SendCommitted(connection.Frames, transaction.FinalPath);
+                        break;
+                    case FrameType.Close:
+                        PageServerMessages.ReadEmpty(frame, FrameType.Close);
+                        RequireNoOpenFile(open, connection);
+                        if (!transaction.Committed)
+                        {
+                            throw new ProtocolException($"{connection.Peer} closed the dump without committing it.");
+                        }
+                        PageServerMessages.SendEmpty(connection.Frames, FrameType.Goodbye);
+                        return;
+                    case FrameType.Error:
+                        var error = PageServerMessages.ReadError(frame);
+                        throw new PeerRefusedException(error.Code, error.Text);
+                    default:
+                        throw new ProtocolException($"{connection.Peer} sent {frame.Type} during a dump.");
+                }
+            }
+        }
+        catch
+        {
+            foreach (var (name, stream, _) in open.Values)
+            {
+                stream.Dispose();
+                if (transaction.Committed)
+                {
+                    System.IO.File.Delete(Path.Combine(transaction.FinalPath, Partial(name)));
+                }
+            }
+            // Before the commit nothing is kept; after it, only a file cut off midway (stats-dump) goes.
+            transaction.Abort();
+            throw;
+        }
+    }
+
+    private static string Partial(string name) => $".{name}.partial";
+
+    // Plain names as CRIU's images have (core-1.img, pages-2.img, stats-dump): nothing that leaves the directory.
+    private static bool IsImageFileName(string name) =>
+        name.Length is > 0 and <= 255 && name[0] != '.' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    private static (string Name, Stream Stream, long Length) File(Dictionary<uint, (string Name, Stream Stream, long Length)> open, uint file, PageServerConnection connection) =>
+        open.TryGetValue(file, out var entry) ? entry : throw new ProtocolException($"{connection.Peer} sent data for file id {file}, which is not open.");
+
+    private static void RequireNoOpenFile(Dictionary<uint, (string Name, Stream Stream, long Length)> open, PageServerConnection connection)
+    {
+        if (open.Count > 0)
+        {
+            throw new ProtocolException($"{connection.Peer} ended the dump with {string.Join(", ", open.Values.Select(f => f.Name))} still open.");
+        }
+    }
+}

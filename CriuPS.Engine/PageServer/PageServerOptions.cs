@@ -1,0 +1,26 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+
+namespace CriuPS.Engine.PageServer;
+
+/// <summary>How to start a page server.</summary>
+public sealed class PageServerOptions
+{
+    /// <summary>The image directory: where a dump streamed to the server lands, and whose pages it serves.</summary>
+    public required string ImagePath { get; init; }
+
+    /// <summary>The address to listen on.</summary>
+    public IPAddress Address { get; init; } = IPAddress.Loopback;
+
+    /// <summary>The port; 0 lets the system pick a free one.</summary>
+    public int Port { get; init; }
+
+    /// <summary>With a certificate (and its private key) the server speaks TLS only.</summary>
+    public X509Certificate2? Certificate { get; init; }
+
+    /// <summary>Or the certificate's file: PEM (with <see cref="KeyPath"/>, or the key in the same file) or PKCS#12.</summary>
+    public string? CertificatePath { get; init; }
+
+    /// <summary>The PEM private key of <see cref="CertificatePath"/>.</summary>
+    public string? KeyPath { get; init; }
+}

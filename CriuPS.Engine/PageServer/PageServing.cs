@@ -1,0 +1,97 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Resources.Memory;
+using CriuPS.Engine.Restore;
+using CriuPS.Native.Memory;
+
+namespace CriuPS.Engine.PageServer;
+
+/// <summary>
+/// The server side of a lazy restore: pages of the image directory's checkpoint, read through its pages files and
+/// sent on request, after checking that the restore reads this very checkpoint.
+/// </summary>
+internal static class PageServing
+{
+    /// <summary>The most pages one request may ask for (the protocol's frames hold 4 MiB).</summary>
+    public const uint MaxPages = 1024;
+
+    /// <summary>Serves until the client has every page (true: the server may stop) or closes (false).</summary>
+    public static bool Serve(PageServerConnection connection, LazyPageServer server, string imageId)
+    {
+        ImageSet images;
+        try
+        {
+            images = ImageSet.Read(server.ImagePath);
+        }
+        catch (CheckpointException e)
+        {
+            PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.NoImage, $"there is no image to serve in {server.ImagePath}: {e.Message}"));
+            throw;
+        }
+        if (ImageIdentity.Of(images) != imageId)
+        {
+            var message = $"it serves the checkpoint in {images.Directory} (run {ImageIdentity.Of(images)}), not the one being restored (run {imageId})";
+            PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.WrongImage, message));
+            throw new CheckpointException(CheckpointErrorKind.PageServerRefused, $"A lazy restore of another checkpoint was refused: {message}.", images.Directory);
+        }
+        PageServerMessages.Send(connection.Frames, new Welcome(PageServerMessages.Version, images.Directory));
+        var files = new Dictionary<uint, PageChain>();
+        try
+        {
+            while (true)
+            {
+                var frame = connection.Receive();
+                switch (frame.Type)
+                {
+                    case FrameType.PageRequest:
+                        var request = PageServerMessages.ReadPageRequest(frame);
+                        var data = Read(images, files, request);
+                        if (data is null)
+                        {
+                            var message = $"the image has no {request.Pages} saved pages at 0x{request.Address:x} of process {request.Pid}";
+                            PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Refused, message));
+                            throw new ProtocolException($"{connection.Peer} asked for pages that are not there: {message}.");
+                        }
+                        PageServerMessages.SendPageData(connection.Frames, request.Pid, request.Address, data);
+                        server.Served(request.Pages);
+                        break;
+                    case FrameType.Done:
+                        PageServerMessages.ReadDone(frame);
+                        PageServerMessages.SendEmpty(connection.Frames, FrameType.Goodbye);
+                        return true;
+                    case FrameType.Close:
+                        PageServerMessages.ReadEmpty(frame, FrameType.Close);
+                        PageServerMessages.SendEmpty(connection.Frames, FrameType.Goodbye);
+                        return false;
+                    default:
+                        throw new ProtocolException($"{connection.Peer} sent {frame.Type} while fetching pages.");
+                }
+            }
+        }
+        finally
+        {
+            foreach (var file in files.Values)
+            {
+                file.Dispose();
+            }
+        }
+    }
+
+    private static byte[]? Read(ImageSet images, Dictionary<uint, PageChain> files, PageRequest request)
+    {
+        if (request.Pages is 0 or > MaxPages || (request.Address & (Page.Size - 1)) != 0)
+        {
+            throw new ProtocolException($"A request for {request.Pages} pages at 0x{request.Address:x} is not valid.");
+        }
+        if (!files.TryGetValue(request.Pid, out var file))
+        {
+            var process = images.Processes.FirstOrDefault(p => p.Pid == request.Pid);
+            if (process is null)
+            {
+                return null;
+            }
+            file = process.OpenPages(images.Directory);
+            files[request.Pid] = file;
+        }
+        return file.Read(new Address(request.Address), (int)(request.Pages << Page.Shift));
+    }
+}
