@@ -99,6 +99,22 @@ Describe 'Checkpoint-Process -PreDump and -ParentImage' {
         Get-Descriptors $target.Id | Should -Be $before
     }
 
+    It 'restores lazily through the chain: pages left to the parent image arrive on fault and in the background too' {
+        $target = Start-DirtyMem 'lazy' 64
+        $pre = Checkpoint-Process -Id $target.Id -ImagePath (Join-Path $TestDrive 'lazy-pre') -PreDump
+        Start-Sleep -Milliseconds 500
+        $final = Checkpoint-Process -Id $target.Id -ImagePath (Join-Path $TestDrive 'lazy-final') -ParentImage $pre
+        $final.ParentMemoryBytes | Should -BeGreaterThan 32MB
+        Wait-Until { -not (Test-ProcessAlive $target.Id) } 'the checkpointed process to end'
+
+        $restored = Restore-Process -ImagePath $final.Path -LazyPages
+        Register-TestProcess $restored.Id
+        $lazy = $restored | Wait-LazyRestore -Timeout 120
+        $lazy.State | Should -Be 'Completed'
+        $lazy.PagesTotal | Should -BeGreaterThan (($final.MemoryBytes + $final.ParentMemoryBytes) / 4096 / 2)
+        Invoke-SelfCheck $target.Id $target.Log | Should -Match "^OK pages=16384 writes=\d+ pid=$($target.Id)$"
+    }
+
     It 'copies areas mapped since the pre-dump in full, with a warning that names them, and restores them' {
         $target = Start-DirtyMem 'mapped' 16
         $pre = Checkpoint-Process -Id $target.Id -ImagePath (Join-Path $TestDrive 'mapped-pre') -PreDump
