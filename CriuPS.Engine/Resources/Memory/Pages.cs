@@ -12,7 +12,7 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static partial class Pages
 {
-    private const int BatchBytes = 8 << 20;
+    private const int BatchBytes = PageSink.BatchBytes;
     private const int MaxIovecs = 1024;
 
     public static void Dump(DumpedProcess process, DumpSession session, IReadOnlyList<SavedVma> vmas)
@@ -34,80 +34,83 @@ internal static partial class Pages
         log.Detail($"pages of {process.Pid}: {toCopy} to copy from {work.Count} areas (found with {(useIoctl ? "PAGEMAP_SCAN" : "/proc/PID/pagemap")})");
 
         using var stream = session.Output.Create($"pages-{pagesId}.img");
-        var copier = new PageCopier(process, stream, new PagemapBuilder(process.Pagemap), session, toCopy);
+        using var sink = new PageSink(stream, new PagemapBuilder(process.Pagemap));
+        var copier = new PageCopier(process, sink, session, toCopy);
         foreach (var (vma, runs) in work)
         {
             copier.Copy(vma, runs);
         }
+        copier.Finish();
+        sink.Complete();
         session.Stats.PagesScanned += toCopy;
-        session.Stats.PagesWritten += copier.Written.Value;
-        log.Detail($"pages of {process.Pid}: {copier.Written.Value} written, {copier.ZeroSkipped.Value} zero pages left out");
+        session.Stats.PagesWritten += sink.Written.Value;
+        log.Detail($"pages of {process.Pid}: {sink.Written.Value} written, {sink.ZeroSkipped.Value} zero pages left out");
     }
 
-    /// <summary>Copies runs of pages from the process into the pages file, batch by batch.</summary>
+    /// <summary>
+    /// Reads runs of pages out of the process in batches of up to <see cref="BatchBytes"/> and <see cref="MaxIovecs"/>
+    /// runs, across areas (a process of thousands of small areas still makes few large reads), for the sink to write
+    /// while the next batch is read.
+    /// </summary>
     private sealed class PageCopier
     {
         private readonly DumpedProcess process;
-        private readonly Stream file;
-        private readonly PagemapBuilder pagemap;
+        private readonly PageSink sink;
         private readonly DumpSession session;
         private readonly ulong total;
-        private readonly byte[] buffer = GC.AllocateUninitializedArray<byte>(BatchBytes, pinned: true);
+        private List<PageSink.Run> batch = new();
+        private readonly List<bool> readable = new();
+        private int batchBytes;
         private ulong done;
         private bool failurePointPassed;
 
-        public PageCopier(DumpedProcess process, Stream file, PagemapBuilder pagemap, DumpSession session, ulong total)
+        public PageCopier(DumpedProcess process, PageSink sink, DumpSession session, ulong total)
         {
             this.process = process;
-            this.file = file;
-            this.pagemap = pagemap;
+            this.sink = sink;
             this.session = session;
             this.total = total;
         }
 
-        public PageCount Written { get; private set; }
-
-        public PageCount ZeroSkipped { get; private set; }
-
         public void Copy(SavedVma vma, List<AddressRange> runs)
         {
-            var batch = new List<AddressRange>();
-            ulong batchBytes = 0;
+            var flags = PagemapFlags.Present | (vma.CanBeLazy ? PagemapFlags.Lazy : 0);
             foreach (var run in runs)
             {
                 // Split runs so that a batch never exceeds the buffer.
                 for (var start = run.Start; start < run.End;)
                 {
-                    ulong room = BatchBytes - batchBytes;
-                    ulong length = Math.Min(room, (run.End - start).Value);
-                    batch.Add(new AddressRange(start, start + new ByteCount(length)));
+                    int length = (int)Math.Min((ulong)(BatchBytes - batchBytes), (run.End - start).Value);
+                    batch.Add(new PageSink.Run(new AddressRange(start, start + new ByteCount((ulong)length)), batchBytes, flags, vma.ZeroPagesMayBeSkipped));
+                    readable.Add(vma.Info.Readable);
                     batchBytes += length;
-                    start += new ByteCount(length);
+                    start += new ByteCount((ulong)length);
                     if (batchBytes == BatchBytes || batch.Count == MaxIovecs)
                     {
-                        Flush(vma, batch, batchBytes);
-                        batch.Clear();
-                        batchBytes = 0;
+                        Flush();
                     }
                 }
             }
+        }
+
+        /// <summary>Hands over the last, partial batch.</summary>
+        public void Finish()
+        {
             if (batch.Count > 0)
             {
-                Flush(vma, batch, batchBytes);
+                Flush();
             }
         }
 
-        private void Flush(SavedVma vma, List<AddressRange> batch, ulong bytes)
+        private void Flush()
         {
-            Read(vma, batch, buffer.AsSpan(0, (int)bytes));
-            var flags = PagemapFlags.Present | (vma.CanBeLazy ? PagemapFlags.Lazy : 0);
-            int offset = 0;
-            foreach (var run in batch)
-            {
-                Emit(run, buffer.AsSpan(offset, (int)run.Length.Value), flags, vma.ZeroPagesMayBeSkipped);
-                offset += (int)run.Length.Value;
-            }
-            done += bytes >> Page.Shift;
+            var buffer = sink.Rent();
+            Read(buffer);
+            sink.Submit(buffer, batch);
+            done += (ulong)batchBytes >> Page.Shift;
+            batch = new List<PageSink.Run>();
+            readable.Clear();
+            batchBytes = 0;
             session.Log.Progress("Saving memory", (long)done, (long)total);
             if (!failurePointPassed)
             {
@@ -116,68 +119,42 @@ internal static partial class Pages
             }
         }
 
-        private unsafe void Read(SavedVma vma, List<AddressRange> batch, Span<byte> destination)
+        // One process_vm_readv for the readable runs; unreadable areas (PROT_NONE, exec-only), or all of them after
+        // a short read, through /proc/PID/mem, which forces access.
+        private unsafe void Read(byte[] buffer)
         {
-            if (vma.Info.Readable)
+            var remote = ArrayPool<IoVec>.Shared.Rent(batch.Count);
+            var local = ArrayPool<IoVec>.Shared.Rent(batch.Count);
+            try
             {
-                var remote = ArrayPool<IoVec>.Shared.Rent(batch.Count);
-                try
+                fixed (byte* p = buffer)
                 {
+                    int count = 0;
+                    ulong wanted = 0;
                     for (int i = 0; i < batch.Count; i++)
                     {
-                        remote[i] = new IoVec { Base = batch[i].Start.Value, Length = batch[i].Length.Value };
-                    }
-                    fixed (byte* p = destination)
-                    {
-                        var local = new IoVec { Base = (ulong)p, Length = (ulong)destination.Length };
-                        long n = ProcessVm.Readv(process.Pid, new ReadOnlySpan<IoVec>(in local), remote.AsSpan(0, batch.Count));
-                        if (n == destination.Length)
+                        if (readable[i])
                         {
-                            return;
+                            remote[count] = new IoVec { Base = batch[i].Range.Start.Value, Length = batch[i].Range.Length.Value };
+                            local[count++] = new IoVec { Base = (ulong)(p + batch[i].Offset), Length = batch[i].Range.Length.Value };
+                            wanted += batch[i].Range.Length.Value;
+                        }
+                    }
+                    bool allRead = count > 0 && ProcessVm.Readv(process.Pid, local.AsSpan(0, count), remote.AsSpan(0, count)) == (long)wanted;
+                    for (int i = 0; i < batch.Count; i++)
+                    {
+                        if (!readable[i] || !allRead)
+                        {
+                            process.Memory.Read(batch[i].Range.Start, buffer.AsSpan(batch[i].Offset, (int)batch[i].Range.Length.Value));
                         }
                     }
                 }
-                finally
-                {
-                    ArrayPool<IoVec>.Shared.Return(remote);
-                }
             }
-            // Unreadable areas (PROT_NONE, exec-only) or a short read: /proc/PID/mem forces access.
-            int offset = 0;
-            foreach (var run in batch)
+            finally
             {
-                process.Memory.Read(run.Start, destination.Slice(offset, (int)run.Length.Value));
-                offset += (int)run.Length.Value;
+                ArrayPool<IoVec>.Shared.Return(remote);
+                ArrayPool<IoVec>.Shared.Return(local);
             }
         }
-
-        // Writes a run's pages, leaving out all-zero pages where that is allowed.
-        private void Emit(AddressRange run, ReadOnlySpan<byte> data, PagemapFlags flags, bool skipZeroPages)
-        {
-            int pages = data.Length >> Page.Shift;
-            int i = 0;
-            while (i < pages)
-            {
-                if (skipZeroPages && IsZero(data, i))
-                {
-                    ZeroSkipped += new PageCount(1);
-                    i++;
-                    continue;
-                }
-                int first = i;
-                while (i < pages && !(skipZeroPages && IsZero(data, i)))
-                {
-                    i++;
-                }
-                var slice = data.Slice(first << Page.Shift, (i - first) << Page.Shift);
-                file.Write(slice);
-                var count = new PageCount((ulong)(i - first));
-                pagemap.Add(run.Start + new ByteCount((ulong)first << Page.Shift), count, flags);
-                Written += count;
-            }
-        }
-
-        private static bool IsZero(ReadOnlySpan<byte> data, int page) =>
-            data.Slice(page << Page.Shift, Page.Size).IndexOfAnyExcept((byte)0) < 0;
     }
 }
