@@ -82,8 +82,9 @@ public static class CheckpointImageReader
 
     private static ImageProcess Process(ImageSet images, ProcessImages p)
     {
+        // What this image holds; runs left to a parent image are counted by ParentMemoryBytes.
         var runs = p.Pagemap.Where(e => !e.IsInParent()).Select(e => e.Range()).ToList();
-        long Saved(VmaEntry v) => runs.Sum(r => Overlap(r, new AddressRange(v.Start, v.End)));
+        var saved = SavedBytes(p.Mm.Vmas, runs);
         return new ImageProcess
         {
             Id = p.Pid,
@@ -98,14 +99,14 @@ public static class CheckpointImageReader
                 Name = c.Core.ThreadCore?.HasComm == true ? c.Core.ThreadCore.Comm : p.Name,
                 InstructionPointer = c.Core.ThreadInfo.Gpregs.Ip,
             }).ToList(),
-            MemoryAreas = p.Mm.Vmas.Select(v => new ImageMemoryArea
+            MemoryAreas = p.Mm.Vmas.Select((v, i) => new ImageMemoryArea
             {
                 Start = v.Start,
                 End = v.End,
                 Protection = Protection(v),
                 Kind = Kind(v),
                 Path = ((VmaStatus)v.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared)) != 0 && images.Files.TryGetValue((uint)v.Shmid, out var f) ? (f.Memfd is null ? f.Reg?.Name : MemfdName(images, f.Memfd)) : null,
-                SavedBytes = Saved(v),
+                SavedBytes = saved[i],
             }).ToList(),
             Files = p.FileDescriptors.Select(fd => Descriptor(images, fd)).ToList(),
             MemoryBytes = runs.Sum(r => (long)r.Length.Value),
@@ -165,6 +166,29 @@ public static class CheckpointImageReader
     /// <summary>running, or stopped when a signal (SIGSTOP...) had stopped the process.</summary>
     internal static string State(CoreEntry leader) =>
         leader.Tc.TaskState == Resources.Process.TaskAttributes.TaskStopped ? "stopped" : "running";
+
+    // The bytes of each area that the pagemap's runs cover, in one sweep over both (each in address order): a process
+    // of 10,000 areas and as many runs would otherwise cost 100 million comparisons.
+    private static long[] SavedBytes(IReadOnlyList<VmaEntry> areas, List<AddressRange> runs)
+    {
+        runs.Sort((a, b) => a.Start.Value.CompareTo(b.Start.Value));
+        var saved = new long[areas.Count];
+        var order = Enumerable.Range(0, areas.Count).OrderBy(i => areas[i].Start).ToList();
+        int first = 0;
+        foreach (int i in order)
+        {
+            var area = new AddressRange(areas[i].Start, areas[i].End);
+            while (first < runs.Count && runs[first].End <= area.Start)
+            {
+                first++;
+            }
+            for (int r = first; r < runs.Count && runs[r].Start < area.End; r++)
+            {
+                saved[i] += Overlap(runs[r], area);
+            }
+        }
+        return saved;
+    }
 
     internal static long Overlap(AddressRange a, AddressRange b)
     {

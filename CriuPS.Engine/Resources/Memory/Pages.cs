@@ -7,15 +7,15 @@ using CriuPS.Native.Memory;
 namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
-/// Page contents (pagemap-PID.img + pages-N.img). Dump: find the pages worth saving, copy them out of the process in
-/// large batches (process_vm_readv, or /proc/PID/mem for unreadable areas) and append them to the pages file (streamed:
-/// the output may be a page server), leaving out all-zero anonymous pages (they come back as fresh zero pages). An
-/// incremental dump (a parent image) copies only
-/// the pages written since the parent, as its write tracking says, and refers to the parent for the rest.
+/// Page contents (pagemap-PID.img + pages-N.img). Dump: find the pages worth saving, copy them out of the
+/// process in large batches (process_vm_readv, or /proc/PID/mem for unreadable areas) and append them
+/// to the pages file (streamed: the output may be a page server), leaving out all-zero anonymous pages (they come back as fresh zero pages).
+/// An incremental dump (a parent image) copies only the pages written since the parent, as its write tracking says,
+/// and refers to the parent for the rest.
 /// </summary>
 internal static partial class Pages
 {
-    private const int BatchBytes = 8 << 20;
+    private const int BatchBytes = PageSink.BatchBytes;
     private const int MaxIovecs = 1024;
 
     /// <summary>Finds the pages of a frozen process to save: what to copy, and what the parent image holds.</summary>
@@ -85,97 +85,93 @@ internal static partial class Pages
         process.PagemapHead.PagesId = pagesId;
         using var stream = session.Output.Create($"pages-{pagesId}.img");
         var pagemap = new PagemapBuilder(process.Pagemap);
-        var copier = new PageCopier(process, stream, pagemap, session, plan.CopyPages.Value, whileRunning);
+        using var sink = new PageSink(stream, pagemap);
+        var copier = new PageCopier(process, sink, session, plan.CopyPages.Value, whileRunning);
         foreach (var (area, runs) in plan.Copies)
         {
             copier.Copy(area, runs);
         }
+        copier.Finish();
+        sink.Complete();
         foreach (var run in plan.InParent)
         {
             pagemap.AddInParent(run);
         }
         pagemap.Finish();
         session.Stats.PagesScanned += plan.CopyPages.Value + plan.ParentPages.Value;
-        session.Stats.PagesWritten += pagemap.Pages.Value;
+        session.Stats.PagesWritten += sink.Written.Value;
         session.Stats.PagesSkippedParent += pagemap.ParentPages.Value;
-        session.Log.Detail($"pages of {process.Pid}: {pagemap.Pages.Value} written, {copier.ZeroSkipped.Value} zero pages left out, {pagemap.ParentPages.Value} in the parent image{(copier.Vanished.Value > 0 ? $", {copier.Vanished.Value} unmapped while copied" : "")}");
+        session.Log.Detail($"pages of {process.Pid}: {sink.Written.Value} written, {sink.ZeroSkipped.Value} zero pages left out, {pagemap.ParentPages.Value} in the parent image{(copier.Vanished.Value > 0 ? $", {copier.Vanished.Value} unmapped while copied" : "")}");
     }
 
-    /// <summary>Copies runs of pages from the process into the pages file, batch by batch.</summary>
+    /// <summary>
+    /// Reads runs of pages out of the process in batches of up to <see cref="BatchBytes"/> and <see cref="MaxIovecs"/>
+    /// runs, across areas (a process of thousands of small areas still makes few large reads), for the sink to write
+    /// while the next batch is read.
+    /// </summary>
     private sealed class PageCopier
     {
         private readonly DumpedProcess process;
-        private readonly Stream file;
-        private readonly PagemapBuilder pagemap;
+        private readonly PageSink sink;
         private readonly DumpSession session;
         private readonly ulong total;
         private readonly bool whileRunning;
-        private readonly byte[] buffer = GC.AllocateUninitializedArray<byte>(BatchBytes, pinned: true);
+        private List<PageSink.Run> batch = new();
+        private readonly List<bool> readable = new();
+        private int batchBytes;
         private ulong done;
         private bool failurePointPassed;
 
-        public PageCopier(DumpedProcess process, Stream file, PagemapBuilder pagemap, DumpSession session, ulong total, bool whileRunning)
+        public PageCopier(DumpedProcess process, PageSink sink, DumpSession session, ulong total, bool whileRunning)
         {
             this.process = process;
-            this.file = file;
-            this.pagemap = pagemap;
+            this.sink = sink;
             this.session = session;
             this.total = total;
             this.whileRunning = whileRunning;
         }
-
-        public PageCount ZeroSkipped { get; private set; }
 
         /// <summary>Pages of runs the running process unmapped before they could be read.</summary>
         public PageCount Vanished { get; private set; }
 
         public void Copy(SavedVma vma, List<AddressRange> runs)
         {
-            var batch = new List<AddressRange>();
-            ulong batchBytes = 0;
+            var flags = PagemapFlags.Present | (vma.CanBeLazy ? PagemapFlags.Lazy : 0);
             foreach (var run in runs)
             {
                 // Split runs so that a batch never exceeds the buffer.
                 for (var start = run.Start; start < run.End;)
                 {
-                    ulong room = BatchBytes - batchBytes;
-                    ulong length = Math.Min(room, (run.End - start).Value);
-                    batch.Add(new AddressRange(start, start + new ByteCount(length)));
+                    int length = (int)Math.Min((ulong)(BatchBytes - batchBytes), (run.End - start).Value);
+                    batch.Add(new PageSink.Run(new AddressRange(start, start + new ByteCount((ulong)length)), batchBytes, flags, vma.ZeroPagesMayBeSkipped));
+                    readable.Add(vma.Info.Readable);
                     batchBytes += length;
-                    start += new ByteCount(length);
+                    start += new ByteCount((ulong)length);
                     if (batchBytes == BatchBytes || batch.Count == MaxIovecs)
                     {
-                        Flush(vma, batch, batchBytes);
-                        batch.Clear();
-                        batchBytes = 0;
+                        Flush();
                     }
                 }
             }
+        }
+
+        /// <summary>Hands over the last, partial batch.</summary>
+        public void Finish()
+        {
             if (batch.Count > 0)
             {
-                Flush(vma, batch, batchBytes);
+                Flush();
             }
         }
 
-        private void Flush(SavedVma vma, List<AddressRange> batch, ulong bytes)
+        private void Flush()
         {
-            var read = Read(vma, batch, buffer.AsSpan(0, (int)bytes));
-            var flags = PagemapFlags.Present | (vma.CanBeLazy ? PagemapFlags.Lazy : 0);
-            int offset = 0;
-            for (int i = 0; i < batch.Count; i++)
-            {
-                var run = batch[i];
-                if (read[i])
-                {
-                    Emit(run, buffer.AsSpan(offset, (int)run.Length.Value), flags, vma.ZeroPagesMayBeSkipped);
-                }
-                else
-                {
-                    Vanished += run.Pages;
-                }
-                offset += (int)run.Length.Value;
-            }
-            done += bytes >> Page.Shift;
+            var buffer = sink.Rent();
+            sink.Submit(buffer, Read(buffer));
+            done += (ulong)batchBytes >> Page.Shift;
+            batch = new List<PageSink.Run>();
+            readable.Clear();
+            batchBytes = 0;
             session.Log.Progress("Saving memory", (long)done, (long)total);
             if (!failurePointPassed)
             {
@@ -184,78 +180,61 @@ internal static partial class Pages
             }
         }
 
-        // Reads the batch into `destination`; says which runs could be read (all of them, unless the process runs).
-        private unsafe bool[] Read(SavedVma vma, List<AddressRange> batch, Span<byte> destination)
+        // One process_vm_readv for the readable runs; unreadable areas (PROT_NONE, exec-only), or all of them after
+        // a short read, through /proc/PID/mem, which forces access. Returns the runs read: all of them, unless the
+        // process runs and unmapped some meanwhile.
+        private unsafe List<PageSink.Run> Read(byte[] buffer)
         {
-            var read = new bool[batch.Count];
-            if (vma.Info.Readable)
+            var read = new List<PageSink.Run>(batch.Count);
+            var remote = ArrayPool<IoVec>.Shared.Rent(batch.Count);
+            var local = ArrayPool<IoVec>.Shared.Rent(batch.Count);
+            try
             {
-                var remote = ArrayPool<IoVec>.Shared.Rent(batch.Count);
-                try
+                fixed (byte* p = buffer)
                 {
+                    int count = 0;
+                    ulong wanted = 0;
                     for (int i = 0; i < batch.Count; i++)
                     {
-                        remote[i] = new IoVec { Base = batch[i].Start.Value, Length = batch[i].Length.Value };
-                    }
-                    fixed (byte* p = destination)
-                    {
-                        var local = new IoVec { Base = (ulong)p, Length = (ulong)destination.Length };
-                        long n = ProcessVm.Readv(process.Pid, new ReadOnlySpan<IoVec>(in local), remote.AsSpan(0, batch.Count));
-                        if (n == destination.Length)
+                        if (readable[i])
                         {
-                            Array.Fill(read, true);
-                            return read;
+                            remote[count] = new IoVec { Base = batch[i].Range.Start.Value, Length = batch[i].Range.Length.Value };
+                            local[count++] = new IoVec { Base = (ulong)(p + batch[i].Offset), Length = batch[i].Range.Length.Value };
+                            wanted += batch[i].Range.Length.Value;
+                        }
+                    }
+                    bool allRead = count > 0 && ProcessVm.Readv(process.Pid, local.AsSpan(0, count), remote.AsSpan(0, count)) == (long)wanted;
+                    for (int i = 0; i < batch.Count; i++)
+                    {
+                        if ((readable[i] && allRead) || ReadForced(batch[i], buffer))
+                        {
+                            read.Add(batch[i]);
                         }
                     }
                 }
-                finally
-                {
-                    ArrayPool<IoVec>.Shared.Return(remote);
-                }
             }
-            // Unreadable areas (PROT_NONE, exec-only) or a short read: /proc/PID/mem forces access.
-            int offset = 0;
-            for (int i = 0; i < batch.Count; i++)
+            finally
             {
-                var run = batch[i];
-                try
-                {
-                    process.Memory.Read(run.Start, destination.Slice(offset, (int)run.Length.Value));
-                    read[i] = true;
-                }
-                catch (NativeException e) when (whileRunning && e.Errno is Errno.EIO or Errno.EFAULT && ProcessTree.IsAlive(process.Pid))
-                {
-                    session.Log.Write($"pages {run} of {process.Pid} were unmapped before they were read: {e.Message}");
-                }
-                offset += (int)run.Length.Value;
+                ArrayPool<IoVec>.Shared.Return(remote);
+                ArrayPool<IoVec>.Shared.Return(local);
             }
             return read;
         }
 
-        // Writes a run's pages, leaving out all-zero pages where that is allowed.
-        private void Emit(AddressRange run, ReadOnlySpan<byte> data, PagemapFlags flags, bool skipZeroPages)
+        // Reads a run through /proc/PID/mem; false for a run that a running process unmapped before it was read.
+        private bool ReadForced(PageSink.Run run, byte[] buffer)
         {
-            int pages = data.Length >> Page.Shift;
-            int i = 0;
-            while (i < pages)
+            try
             {
-                if (skipZeroPages && IsZero(data, i))
-                {
-                    ZeroSkipped += new PageCount(1);
-                    i++;
-                    continue;
-                }
-                int first = i;
-                while (i < pages && !(skipZeroPages && IsZero(data, i)))
-                {
-                    i++;
-                }
-                file.Write(data.Slice(first << Page.Shift, (i - first) << Page.Shift));
-                pagemap.Add(run.Start + new ByteCount((ulong)first << Page.Shift), new PageCount((ulong)(i - first)), flags);
+                process.Memory.Read(run.Range.Start, buffer.AsSpan(run.Offset, (int)run.Range.Length.Value));
+                return true;
+            }
+            catch (NativeException e) when (whileRunning && e.Errno is Errno.EIO or Errno.EFAULT && ProcessTree.IsAlive(process.Pid))
+            {
+                session.Log.Write($"pages {run.Range} of {process.Pid} were unmapped before they were read: {e.Message}");
+                Vanished += run.Range.Pages;
+                return false;
             }
         }
-
-        private static bool IsZero(ReadOnlySpan<byte> data, int page) =>
-            data.Slice(page << Page.Shift, Page.Size).IndexOfAnyExcept((byte)0) < 0;
     }
 }

@@ -1,0 +1,65 @@
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Memory;
+using CriuPS.Native.Memory;
+using Xunit;
+
+namespace CriuPS.Engine.Tests.Memory;
+
+public class PageSinkTests
+{
+    private static readonly Address Base = new(0x7f0000000000);
+
+    [Fact]
+    public void WritesBatchesInOrderLeavingOutZeroPagesWhereAllowed()
+    {
+        var entries = new List<PagemapEntry>();
+        using var file = new MemoryStream();
+        using (var sink = new PageSink(file, new PagemapBuilder(entries)))
+        {
+            // Batch 1: pages 0..3 with page 1 all zero (skippable); batch 2: pages 4..5, page 4 zero but not skippable.
+            var first = sink.Rent();
+            Fill(first, 0, 4, zeroPage: 1);
+            sink.Submit(first, new[] { new PageSink.Run(Pages(0, 4), 0, PagemapFlags.Present, SkipZeroPages: true) });
+            var second = sink.Rent();
+            Fill(second, 4, 2, zeroPage: 4);
+            sink.Submit(second, new[] { new PageSink.Run(Pages(4, 2), 0, PagemapFlags.Present | PagemapFlags.Lazy, SkipZeroPages: false) });
+            sink.Complete();
+            Assert.Equal(5UL, sink.Written.Value);
+            Assert.Equal(1UL, sink.ZeroSkipped.Value);
+        }
+
+        Assert.Equal(new[] { (0UL, 1UL), (2UL, 2UL), (4UL, 2UL) }, entries.Select(e => ((e.Vaddr - Base.Value) >> Page.Shift, e.NrPages)));
+        var bytes = file.ToArray();
+        Assert.Equal(5 * Page.Size, bytes.Length);
+        // The file holds pages 0, 2, 3, 4, 5 in that order, each filled with its own number (page 4 with zeros).
+        Assert.Equal(new byte[] { 1, 3, 4, 0, 6 }, Enumerable.Range(0, 5).Select(i => bytes[i * Page.Size + 7]));
+    }
+
+    [Fact]
+    public void ReportsAWriteFailureToTheReader()
+    {
+        using var sink = new PageSink(new FailingStream(), new PagemapBuilder(new List<PagemapEntry>()));
+        var buffer = sink.Rent();
+        Fill(buffer, 0, 1, zeroPage: -1);
+        sink.Submit(buffer, new[] { new PageSink.Run(Pages(0, 1), 0, PagemapFlags.Present, SkipZeroPages: true) });
+        var e = Assert.Throws<IOException>(() => sink.Complete());
+        Assert.Equal("disk full", e.Message);
+    }
+
+    private static AddressRange Pages(int first, int count) =>
+        new(Base + new ByteCount((ulong)first * Page.Size), Base + new ByteCount((ulong)(first + count) * Page.Size));
+
+    // Page n of the run holds the byte n + 1 everywhere, except the zero page.
+    private static void Fill(byte[] buffer, int firstPage, int count, int zeroPage)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            buffer.AsSpan(i * Page.Size, Page.Size).Fill(firstPage + i == zeroPage ? (byte)0 : (byte)(firstPage + i + 1));
+        }
+    }
+
+    private sealed class FailingStream : MemoryStream
+    {
+        public override void Write(ReadOnlySpan<byte> buffer) => throw new IOException("disk full");
+    }
+}
