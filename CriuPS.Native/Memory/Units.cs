@@ -85,8 +85,6 @@ public readonly record struct AddressRange(Address Start, Address End)
 
     public bool Overlaps(AddressRange other) => Start < other.End && other.Start < End;
 
-    public bool Contains(AddressRange other) => other.Start >= Start && other.End <= End;
-
     /// <summary>The addresses in both ranges (empty when they do not overlap).</summary>
     public AddressRange Intersect(AddressRange other) =>
         Overlaps(other) ? new AddressRange(Start > other.Start ? Start : other.Start, End < other.End ? End : other.End) : new AddressRange(Start, Start);

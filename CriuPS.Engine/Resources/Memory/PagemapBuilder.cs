@@ -4,14 +4,13 @@ using CriuPS.Native.Memory;
 namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
-/// Collects pagemap entries, merging runs that touch and share flags: the runs copied into the pages file (in address
-/// order, as their bytes follow one another there) and the runs left to the parent image (in address order too), which
-/// <see cref="Finish"/> merges into one list in address order, as the pagemap must be.
+/// Collects pagemap entries, merging runs that touch and share flags: the runs copied into the pages file go straight
+/// into the pagemap (in address order, as their bytes follow one another there); the runs left to the parent image of
+/// an incremental dump (in address order too) join them at <see cref="Finish"/>, which keeps the whole in address order.
 /// </summary>
 internal sealed class PagemapBuilder
 {
     private readonly List<PagemapEntry> entries;
-    private readonly List<PagemapEntry> present = new();
     private readonly List<PagemapEntry> inParent = new();
 
     public PagemapBuilder(List<PagemapEntry> entries) => this.entries = entries;
@@ -25,7 +24,7 @@ internal sealed class PagemapBuilder
     public void Add(Address start, PageCount pages, PagemapFlags flags)
     {
         Pages += pages;
-        Append(present, start, pages, flags);
+        Append(entries, start, pages, flags);
     }
 
     public void AddInParent(AddressRange run)
@@ -34,15 +33,18 @@ internal sealed class PagemapBuilder
         Append(inParent, run.Start, run.Pages, PagemapFlags.InParent);
     }
 
-    /// <summary>Puts every entry into the pagemap, in address order.</summary>
+    /// <summary>Merges the runs left to the parent into the pagemap, in address order.</summary>
     public void Finish()
     {
+        var present = entries.ToList();
+        entries.Clear();
         int i = 0, j = 0;
         while (i < present.Count || j < inParent.Count)
         {
             bool takePresent = j == inParent.Count || (i < present.Count && present[i].Vaddr < inParent[j].Vaddr);
             entries.Add(takePresent ? present[i++] : inParent[j++]);
         }
+        inParent.Clear();
     }
 
     private static void Append(List<PagemapEntry> list, Address start, PageCount pages, PagemapFlags flags)

@@ -40,7 +40,6 @@ internal sealed class PagemapLevel : IDisposable
             }
         }
         Runs = runs;
-        PresentBytes = offset;
         if (offset == 0)
         {
             return; // nothing to read here: the pages file may be absent
@@ -94,9 +93,6 @@ internal sealed class PagemapLevel : IDisposable
 
     /// <summary>Every entry, in address order.</summary>
     public IReadOnlyList<PagemapRun> Runs { get; }
-
-    /// <summary>Bytes of pages in this level's pages file.</summary>
-    public long PresentBytes { get; }
 
     public void Read(long fileOffset, Span<byte> destination) => RandomAccess.Read(file!, destination, fileOffset);
 

@@ -54,7 +54,6 @@ internal static class ShmemPages
                 data = stop >= end ? null : Lseek.NextData(readable, stop);
             }
         }
-        pagemap.Finish();
         using (var image = session.CreateImage(ImageTypes.ShmemPagemap, shmid.ToString(CultureInfo.InvariantCulture)))
         {
             image.WriteEntry(new PagemapHead { PagesId = pagesId });
