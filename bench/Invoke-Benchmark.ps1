@@ -28,6 +28,8 @@ param(
 )
 
 $ErrorActionPreference = 'Stop'
+# Filling or checking gigabytes on this VM takes seconds per GiB (first touch): the waits around the timed parts allow for it.
+$SetupSeconds = 300
 $ProgressPreference = 'SilentlyContinue'
 $root = Split-Path $PSScriptRoot
 Import-Module (Join-Path $root 'out/CriuPS/CriuPS.psd1') -Force
@@ -171,7 +173,7 @@ foreach ($imageRoot in $ImageRoot) {
                 $log = Join-Path $work 'bench.log'
                 $image = Join-Path $imageRoot "criups-bench-$PID-$name-$run"
                 try {
-                    $target = Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
+                    $target = Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work -TimeoutSeconds $SetupSeconds
                     Checkpoint-Process -Id $target -ImagePath $image -Force | Out-Null
                     Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed workload to end'
                     Measure-LazyRun $image $target $log $certificate
@@ -207,7 +209,7 @@ foreach ($imageRoot in $ImageRoot) {
             try {
                 # Started inside the try: a workload that fails to start is stopped like any other.
                 $target = if ($spec.Program -eq 'redis') { Start-Redis $work } else {
-                    Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work
+                    Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work -TimeoutSeconds $SetupSeconds
                 }
                 $clock = [Diagnostics.Stopwatch]::StartNew()
                 $checkpoint = Checkpoint-Process -Id $target -ImagePath $image -Force
@@ -219,7 +221,7 @@ foreach ($imageRoot in $ImageRoot) {
                 $restored = Restore-Process -ImagePath $image
                 $restoreSeconds = $clock.Elapsed.TotalSeconds
                 Register-TestProcess $restored.Id
-                $verified = if ($spec.Program -eq 'redis') { Test-Redis } else { (Invoke-SelfCheck $target $log) -match '^OK' }
+                $verified = if ($spec.Program -eq 'redis') { Test-Redis } else { (Invoke-SelfCheck $target $log -TimeoutSeconds $SetupSeconds) -match '^OK' }
                 if (-not $verified) { throw "$name did not verify itself after the restore (run $run)" }
                 [pscustomobject]@{
                     Dump = $dumpSeconds; Frozen = $checkpoint.FrozenTime.TotalSeconds; Restore = $restoreSeconds

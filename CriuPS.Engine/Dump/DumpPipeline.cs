@@ -183,11 +183,21 @@ public static class DumpPipeline
             }
         }
 
+        Conclude(session, directory, frozenTime, total, "checkpoint");
+        return (session, directory);
+    }
+
+    /// <summary>
+    /// Ends a dump whose image is committed and whose processes are gone or resumed: records the times, writes
+    /// stats-dump (which completes the image but is no condition of it) and closes the log.
+    /// </summary>
+    internal static void Conclude(DumpSession session, IImageOutput directory, Stopwatch frozenTime, Stopwatch total, string what)
+    {
+        var log = session.Log;
         session.Stats.FrozenTime = (uint)frozenTime.Elapsed.TotalMicroseconds;
         session.Stats.CriupsTotalTime = (ulong)total.Elapsed.TotalMicroseconds;
         log.Phase("Done");
         log.Write($"frozen for {frozenTime.Elapsed.TotalMilliseconds:F1} ms, {total.Elapsed.TotalMilliseconds:F1} ms in all");
-        // The image is committed and the process gone or resumed: stats-dump completes it, but is no condition.
         try
         {
             ImageSetWriter.WriteStats(session);
@@ -195,10 +205,9 @@ public static class DumpPipeline
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointException)
         {
-            log.Warning($"The checkpoint is complete in {directory.Location}, but its stats-dump.img could not be written: {e.Message}");
+            log.Warning($"The {what} is complete in {directory.Location}, but its stats-dump.img could not be written: {e.Message}");
         }
         log.Dispose();
-        return (session, directory);
     }
 
     /// <summary>

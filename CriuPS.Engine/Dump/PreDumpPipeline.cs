@@ -112,21 +112,7 @@ internal static class PreDumpPipeline
             }
         }
 
-        session.Stats.FrozenTime = (uint)frozenTime.Elapsed.TotalMicroseconds;
-        session.Stats.CriupsTotalTime = (ulong)total.Elapsed.TotalMicroseconds;
-        log.Phase("Done");
-        log.Write($"frozen for {frozenTime.Elapsed.TotalMilliseconds:F1} ms, {total.Elapsed.TotalMilliseconds:F1} ms in all");
-        // The image is committed and the processes run on: stats-dump completes it, but is no condition.
-        try
-        {
-            ImageSetWriter.WriteStats(session);
-            directory.Finish();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointException)
-        {
-            log.Warning($"The pre-dump is complete in {directory.Location}, but its stats-dump.img could not be written: {e.Message}");
-        }
-        log.Dispose();
+        DumpPipeline.Conclude(session, directory, frozenTime, total, "pre-dump");
         return CheckpointImageReader.Read(directory.Location);
     }
 }

@@ -22,7 +22,6 @@ public static class CheckpointImageReader
                 : Zombie(images.Zombies.First(z => z.Pid == (int)entry.Pid))).ToList();
         var inventory = images.Inventory;
         var dump = images.Stats?.Dump;
-        bool ours = inventory.HasCriupsVersion;
         return new CheckpointImage
         {
             Path = images.Directory,
@@ -35,13 +34,11 @@ public static class CheckpointImageReader
             ParentMemoryBytes = images.Processes.Sum(p => ParentBytes(p.Pagemap)),
             ParentPath = PageChain.ParentDirectory(images.Directory),
             FileCount = images.Files.Count,
-            FrozenTime = dump is null ? null : TimeSpan.FromMicroseconds(dump.FrozenTime),
-            TotalTime = dump is not null && dump.HasCriupsTotalTime ? TimeSpan.FromMicroseconds(dump.CriupsTotalTime) : null,
+            FrozenTime = FrozenTime(dump),
+            TotalTime = TotalTime(dump),
             Kernel = inventory.HasCriupsKernel ? inventory.CriupsKernel : null,
-            CreatedAt = inventory.HasCriupsCreatedAt
-                ? DateTimeOffset.FromUnixTimeMilliseconds((long)inventory.CriupsCreatedAt)
-                : new DateTimeOffset(File.GetLastWriteTimeUtc(Path.Combine(images.Directory, "inventory.img"))),
-            WrittenBy = ours ? $"CriuPS {inventory.CriupsVersion}" : "CRIU",
+            CreatedAt = CreatedAt(inventory, images.Directory),
+            WrittenBy = WrittenBy(inventory),
             Processes = processes,
         };
     }
@@ -63,13 +60,11 @@ public static class CheckpointImageReader
             ParentPath = PageChain.ParentDirectory(images.Directory),
             PreDump = true,
             FileCount = 0,
-            FrozenTime = dump is null ? null : TimeSpan.FromMicroseconds(dump.FrozenTime),
-            TotalTime = dump is not null && dump.HasCriupsTotalTime ? TimeSpan.FromMicroseconds(dump.CriupsTotalTime) : null,
+            FrozenTime = FrozenTime(dump),
+            TotalTime = TotalTime(dump),
             Kernel = inventory.HasCriupsKernel ? inventory.CriupsKernel : null,
-            CreatedAt = inventory.HasCriupsCreatedAt
-                ? DateTimeOffset.FromUnixTimeMilliseconds((long)inventory.CriupsCreatedAt)
-                : new DateTimeOffset(File.GetLastWriteTimeUtc(Path.Combine(images.Directory, "inventory.img"))),
-            WrittenBy = inventory.HasCriupsVersion ? $"CriuPS {inventory.CriupsVersion}" : "CRIU",
+            CreatedAt = CreatedAt(inventory, images.Directory),
+            WrittenBy = WrittenBy(inventory),
             Processes = [],
         };
     }
@@ -189,6 +184,18 @@ public static class CheckpointImageReader
         }
         return saved;
     }
+
+    private static TimeSpan? FrozenTime(DumpStatsEntry? dump) => dump is null ? null : TimeSpan.FromMicroseconds(dump.FrozenTime);
+
+    private static TimeSpan? TotalTime(DumpStatsEntry? dump) =>
+        dump is not null && dump.HasCriupsTotalTime ? TimeSpan.FromMicroseconds(dump.CriupsTotalTime) : null;
+
+    // CriuPS records when; for CRIU's images the inventory's time on disk is the best guess.
+    private static DateTimeOffset CreatedAt(InventoryEntry inventory, string directory) => inventory.HasCriupsCreatedAt
+        ? DateTimeOffset.FromUnixTimeMilliseconds((long)inventory.CriupsCreatedAt)
+        : new DateTimeOffset(File.GetLastWriteTimeUtc(Path.Combine(directory, "inventory.img")));
+
+    private static string WrittenBy(InventoryEntry inventory) => inventory.HasCriupsVersion ? $"CriuPS {inventory.CriupsVersion}" : "CRIU";
 
     internal static long Overlap(AddressRange a, AddressRange b)
     {

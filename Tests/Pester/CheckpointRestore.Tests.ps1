@@ -115,7 +115,8 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         ($restored | Get-Process).Id | Should -Be $target
         { $restored | Wait-Process -Timeout 1 -ErrorAction Stop } | Should -Throw -ErrorId 'ProcessNotTerminated,Microsoft.PowerShell.Commands.WaitProcessCommand'
         $restored | Stop-Process
-        Wait-Until { -not (Test-ProcessAlive $target) } 'the restored process to be stopped'
+        # Reaped by the session's reaper thread, which may come a moment after the process is a zombie.
+        Wait-Until { $null -ne $restored.ExitStatus } 'the restored process to be stopped and reaped'
         $restored.ExitStatus | Should -Be 137 -Because 'SIGKILL ends it, as 128 + 9'
     }
 

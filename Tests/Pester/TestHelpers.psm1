@@ -55,13 +55,14 @@ function Wait-Until([scriptblock]$Condition, [string]$What, [double]$TimeoutSeco
 # Starts PROGRAM ARGS in WORKDIR, detached in a session of its own with a reaper as parent (Tests/Targets/launch.c),
 # waits for WORKDIR/ready and returns the pid written there.
 function Start-TestTarget {
-    param([Parameter(Mandatory)][string]$Program, [string[]]$Arguments = @(), [Parameter(Mandatory)][string]$WorkDirectory)
+    param([Parameter(Mandatory)][string]$Program, [string[]]$Arguments = @(), [Parameter(Mandatory)][string]$WorkDirectory,
+        [double]$TimeoutSeconds = 15)
     New-Item -ItemType Directory -Force $WorkDirectory | Out-Null
     $ready = Join-Path $WorkDirectory 'ready'
     Remove-Item $ready -ErrorAction Ignore
     & (Get-TestTarget 'launch') $WorkDirectory $Program @Arguments
     if ($LASTEXITCODE -ne 0) { throw "launch failed for $Program" }
-    Wait-Until { (Test-Path $ready) -and (Get-Content $ready -Raw) -match '^\d+\s*$' } "$Program to write $ready"
+    Wait-Until { (Test-Path $ready) -and (Get-Content $ready -Raw) -match '^\d+\s*$' } "$Program to write $ready" $TimeoutSeconds
     $target = [int](Get-Content $ready -Raw)
     $script:Started.Add($target)
     $target
