@@ -132,7 +132,7 @@ internal static class FileDescriptors
         {
             return;
         }
-        var table = new DescriptorTable(OpenDescriptors(process.Pid));
+        var table = new DescriptorTable(ProcFiles.FileDescriptors(process.Pid));
         var batch = new SyscallBatch(process.Injection);
         var expected = new List<(int Call, int Number)>();
 
@@ -175,7 +175,4 @@ internal static class FileDescriptors
         }
         session.Log.Detail($"descriptors of {process.Pid}: {fds.Count} installed");
     }
-
-    private static IEnumerable<int> OpenDescriptors(int pid) =>
-        System.IO.Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd").Select(path => int.Parse(Path.GetFileName(path)));
 }
