@@ -46,6 +46,7 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         [int]($second -replace '.*counter=(\d+).*', '$1') | Should -BeGreaterThan $counter
         Invoke-SelfCheck $target $log 'TERM' | Should -Match "^EXIT OK counter=\d+ pid=$target$"
         Wait-Until { -not (Test-ProcessAlive $target) } 'the restored process to exit'
+        Wait-Until { $null -ne $restored.ExitStatus } 'the session''s reaper to record its exit status'
         $restored.ExitStatus | Should -Be 0
     }
 

@@ -55,6 +55,7 @@ Describe 'The CRIU 4.2 vector of <Program>' -ForEach @(
         [int]($line -replace '.*counter=(\d+).*', '$1') | Should -BeGreaterOrEqual 6
         Invoke-SelfCheck $Pid0 $LogPath 'TERM' | Should -Match "^OK counter=\d+ pid=$Pid0$"
         Wait-Until { -not (Test-ProcessAlive $Pid0) } 'the restored counter to exit'
+        Wait-Until { $null -ne $restored.ExitStatus } 'the session''s reaper to record its exit status'
         $restored.ExitStatus | Should -Be 0
     }
 }
