@@ -1,4 +1,3 @@
-using System.Collections.ObjectModel;
 using System.Management.Automation;
 using CriuPS.Completers;
 using CriuPS.Engine.Model;
@@ -50,28 +49,10 @@ public sealed class GetCheckpointImageCommand : PSCmdlet
             }
             return;
         }
-        foreach (var pattern in Path)
+        // A wildcard may match ordinary directories and files: only images are of interest then.
+        foreach (var path in PathPatterns.Resolve(this, Path, IsImage))
         {
-            Collection<string> resolved;
-            try
-            {
-                resolved = GetResolvedProviderPathFromPSPath(pattern, out _);
-            }
-            catch (ItemNotFoundException e)
-            {
-                WriteError(new ErrorRecord(e, "ImageNotFound", ErrorCategory.ObjectNotFound, pattern));
-                continue;
-            }
-            bool wildcard = WildcardPattern.ContainsWildcardCharacters(pattern);
-            foreach (var path in resolved)
-            {
-                // A wildcard may match ordinary directories and files: only images are of interest then.
-                if (wildcard && !IsImage(path))
-                {
-                    continue;
-                }
-                Read(path);
-            }
+            Read(path);
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Collections.ObjectModel;
 using System.Management.Automation;
 using CriuPS.Completers;
 using CriuPS.Engine.Images;
@@ -36,28 +35,10 @@ public sealed class ImportCheckpointImageFileCommand : PSCmdlet
             }
             return;
         }
-        foreach (var pattern in Path)
+        // A wildcard such as ./img/* also matches dump.log and directories: only image files are of interest then.
+        foreach (var path in PathPatterns.Resolve(this, Path, p => !Directory.Exists(p) && ImageTypes.Identify(p) is not null))
         {
-            Collection<string> resolved;
-            try
-            {
-                resolved = GetResolvedProviderPathFromPSPath(pattern, out _);
-            }
-            catch (ItemNotFoundException e)
-            {
-                WriteError(new ErrorRecord(e, "ImageNotFound", ErrorCategory.ObjectNotFound, pattern));
-                continue;
-            }
-            bool wildcard = WildcardPattern.ContainsWildcardCharacters(pattern);
-            foreach (var path in resolved)
-            {
-                // A wildcard such as ./img/* also matches dump.log and directories: only image files are of interest then.
-                if (wildcard && (Directory.Exists(path) || ImageTypes.Identify(path) is null))
-                {
-                    continue;
-                }
-                Import(path);
-            }
+            Import(path);
         }
     }
 
