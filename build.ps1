@@ -108,8 +108,17 @@ function Invoke-XunitTests {
     dotnet test (Join-Path $root 'Tests/CriuPS.Engine.Tests/CriuPS.Engine.Tests.csproj') -c $Configuration --nologo `
         --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' | Out-Host
     if (-not (Test-Path $trx)) { throw 'xunit produced no results' }
-    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
-    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout; Skipped = [int]$counters.notExecuted }
+    $run = ([xml](Get-Content -Raw $trx)).TestRun
+    # Each failure with the first lines of its message, printed again at the very end: CI shows only the end.
+    $failures = foreach ($failure in @($run.Results.UnitTestResult | Where-Object outcome -notin 'Passed', 'NotExecuted')) {
+        "FAILED (xunit) $($failure.testName)"
+        "$($failure.Output.ErrorInfo.Message)" -split "`n" | Select-Object -First 6 | ForEach-Object { "    $_" }
+    }
+    $counters = $run.ResultSummary.Counters
+    [pscustomobject]@{
+        Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
+        Skipped = [int]$counters.notExecuted; Failures = @($failures)
+    }
 }
 
 function Invoke-PesterTests {
@@ -123,6 +132,17 @@ Import-Module '$pester'
 `$config.Run.PassThru = `$true
 `$config.Output.Verbosity = 'Detailed'
 `$result = Invoke-Pester -Configuration `$config
+# CI shows only the end of the output: name every failure again there, with the first lines of its error.
+foreach (`$failure in @(`$result.Failed) + @(`$result.FailedBlocks) + @(`$result.FailedContainers)) {
+    `$name = if (`$failure.ExpandedPath) { `$failure.ExpandedPath } elseif (`$failure.Path) { `$failure.Path -join ' ' } else { "`$(`$failure.Item)" }
+    "FAILED (Pester) `$name"
+    foreach (`$record in `$failure.ErrorRecord) {
+        ("`$record" -split "``n" | Select-Object -First 6 | ForEach-Object { "    `$_" })
+        # The test's own frames, not Pester's.
+        `$frames = @(`$record.ScriptStackTrace -split "``n" | Where-Object { `$_ -notmatch '[\\/]Pester\.psm?1:' } | Select-Object -First 3)
+        if (`$frames) { "    " + (`$frames -join ' <- ') }
+    }
+}
 "PESTER-COUNTS {0} {1} {2}" -f `$result.PassedCount, (`$result.FailedCount + `$result.FailedBlocksCount + `$result.FailedContainersCount), `$result.SkippedCount
 "@
     $counts = $null
@@ -138,6 +158,7 @@ function Invoke-Tests {
     Invoke-Build
     $xunit = Invoke-XunitTests
     $pester = Invoke-PesterTests
+    $xunit.Failures | Write-Host
     $passed = $xunit.Passed + $pester.Passed
     $failed = $xunit.Failed + $pester.Failed
     $skipped = $xunit.Skipped + $pester.Skipped

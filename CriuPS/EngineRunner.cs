@@ -43,11 +43,29 @@ internal sealed class EngineRunner : IEngineObserver
             IsBackground = true,
         };
         thread.Start();
+        PipelineStoppedException? stopped = null;
         foreach (var message in runner.messages.GetConsumingEnumerable())
         {
-            message(cmdlet);
+            if (stopped is not null)
+            {
+                continue;
+            }
+            try
+            {
+                message(cmdlet);
+            }
+            catch (PipelineStoppedException e)
+            {
+                // Ctrl+C: the cmdlet may write nothing more, but it returns only once the engine has seen the
+                // cancellation and released the process and removed its partial image, not while it still does.
+                stopped = e;
+            }
         }
         thread.Join();
+        if (stopped is not null)
+        {
+            throw stopped;
+        }
         cmdlet.WriteProgress(new ProgressRecord(ProgressActivityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
         if (failure is not null)
         {

@@ -24,7 +24,7 @@ public sealed partial class FdInfo
     /// <summary>Every "key: value" line in order (some keys, like "tfd", repeat).</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Lines { get; }
 
-    public static FdInfo Read(int pid, int fd) => Parse(File.ReadAllText($"/proc/{pid}/fdinfo/{fd}"));
+    public static FdInfo Read(int pid, int fd) => Parse(ProcFiles.ReadText($"/proc/{pid}/fdinfo/{fd}"));
 
     public static FdInfo Parse(string text)
     {

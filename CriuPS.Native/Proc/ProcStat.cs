@@ -13,9 +13,9 @@ public sealed class ProcStat
         this.fields = fields;
     }
 
-    public static ProcStat Read(int pid) => Parse(File.ReadAllText($"/proc/{pid}/stat"));
+    public static ProcStat Read(int pid) => Parse(ProcFiles.ReadText($"/proc/{pid}/stat"));
 
-    public static ProcStat ReadThread(int pid, int tid) => Parse(File.ReadAllText($"/proc/{pid}/task/{tid}/stat"));
+    public static ProcStat ReadThread(int pid, int tid) => Parse(ProcFiles.ReadText($"/proc/{pid}/task/{tid}/stat"));
 
     public static ProcStat Parse(string text)
     {

@@ -9,9 +9,9 @@ public sealed class ProcStatus
 
     private ProcStatus(Dictionary<string, string> fields) => this.fields = fields;
 
-    public static ProcStatus Read(int pid) => Parse(File.ReadAllText($"/proc/{pid}/status"));
+    public static ProcStatus Read(int pid) => Parse(ProcFiles.ReadText($"/proc/{pid}/status"));
 
-    public static ProcStatus ReadThread(int pid, int tid) => Parse(File.ReadAllText($"/proc/{pid}/task/{tid}/status"));
+    public static ProcStatus ReadThread(int pid, int tid) => Parse(ProcFiles.ReadText($"/proc/{pid}/task/{tid}/status"));
 
     public static ProcStatus Parse(string text)
     {

@@ -7,11 +7,7 @@ namespace CriuPS.Native.Proc;
 /// <summary>Parses /proc/PID/smaps: the memory areas of a process with their VmFlags.</summary>
 public static class SmapsParser
 {
-    public static List<VmaInfo> Read(int pid)
-    {
-        var (bytes, length) = ProcFiles.ReadLarge($"/proc/{pid}/smaps");
-        return Parse(bytes.AsSpan(0, length));
-    }
+    public static List<VmaInfo> Read(int pid) => ProcFiles.ParseWhole($"/proc/{pid}/smaps", Parse);
 
     /// <summary>
     /// Parses smaps as bytes: of the twenty-odd lines per area only the header and VmFlags matter, and only those

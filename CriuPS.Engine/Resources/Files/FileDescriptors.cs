@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
@@ -15,24 +16,16 @@ namespace CriuPS.Engine.Resources.Files;
 /// </summary>
 internal static class FileDescriptors
 {
-    /// <summary>
-    /// The kind of open file a descriptor is with what was learnt of it, or why CriuPS cannot save it (all null: it
-    /// was closed meanwhile).
-    /// </summary>
-    public static (FileKind? Kind, DescriptorProbe? Probe, string? Problem) Classify(int pid, int fd, DumpOptions options)
+    /// <summary>The kind of open file a probed descriptor is, or why CriuPS cannot save it.</summary>
+    public static bool TryClassify(DescriptorProbe probe, DumpOptions options, [NotNullWhen(true)] out FileKind? kind, [NotNullWhen(false)] out string? problem)
     {
-        var probe = DescriptorProbe.Of(pid, fd);
-        if (probe is null)
+        kind = FileKinds.For(probe);
+        problem = kind is null ? $"fd {probe.Fd}: {Describe(probe)} (not supported yet)" : kind.Problem(probe, options);
+        if (problem is not null)
         {
-            return (null, null, null);
+            kind = null;
         }
-        var kind = FileKinds.For(probe);
-        if (kind is null)
-        {
-            return (null, probe, $"fd {fd}: {Describe(probe)} (not supported yet)");
-        }
-        var problem = kind.Problem(probe, options);
-        return problem is null ? (kind, probe, null) : (null, probe, problem);
+        return kind is not null;
     }
 
     private static string Describe(DescriptorProbe probe) => probe.Status.Type switch
@@ -46,20 +39,16 @@ internal static class FileDescriptors
     {
         int pid = process.Pid;
         using var pidfd = Pidfd.Open(pid);
-        foreach (int fd in ProcFiles.FileDescriptors(pid))
+        foreach (var probe in DescriptorProbe.All(pid))
         {
-            var (kind, probe, problem) = Classify(pid, fd, session.Options);
-            if (problem is not null)
+            int fd = probe.Fd;
+            if (!TryClassify(probe, session.Options, out var kind, out var problem))
             {
                 throw new CheckpointException(
                     problem.Contains("-ShellJob") ? CheckpointErrorKind.ShellJobRequired
                     : problem.Contains(Sockets.InetSockets.TcpEstablishedSwitch) ? CheckpointErrorKind.TcpEstablishedRequired
                     : CheckpointErrorKind.Unsupported,
                     $"Process {pid} has {problem}, which CriuPS cannot save.", pid);
-            }
-            if (kind is null || probe is null)
-            {
-                continue;
             }
             var info = FdInfo.Read(pid, fd);
             uint? known = session.Files.FindDescription(pid, fd, probe.Status.Device, probe.Status.Inode);

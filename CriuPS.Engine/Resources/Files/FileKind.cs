@@ -15,20 +15,30 @@ internal sealed record DescriptorProbe(int Pid, int Fd, string Link, FileStatus 
     /// <summary>The inode of the socket behind a descriptor (its link reads socket:[inode]); null for anything else, or a descriptor closed meanwhile.</summary>
     public static ulong? SocketInode(int pid, int fd)
     {
-        string link;
         try
         {
-            link = ProcFiles.ReadLink($"/proc/{pid}/fd/{fd}");
+            return SocketInodeOf(ProcFiles.ReadLink($"/proc/{pid}/fd/{fd}"));
         }
         catch (IOException)
         {
             return null;
         }
+    }
+
+    /// <summary>The inode of the socket this descriptor is, or null when it is no socket.</summary>
+    public ulong? SocketInode() => SocketInodeOf(Link);
+
+    private static ulong? SocketInodeOf(string link)
+    {
         const string Prefix = "socket:[";
         return link.StartsWith(Prefix, StringComparison.Ordinal) && link.EndsWith(']')
             ? ulong.Parse(link.AsSpan(Prefix.Length, link.Length - Prefix.Length - 1), System.Globalization.CultureInfo.InvariantCulture)
             : null;
     }
+
+    /// <summary>Every descriptor the process has open now, probed (those closed meanwhile left out).</summary>
+    public static List<DescriptorProbe> All(int pid) =>
+        ProcFiles.FileDescriptors(pid).Select(fd => Of(pid, fd)).OfType<DescriptorProbe>().ToList();
 
     public static DescriptorProbe? Of(int pid, int fd)
     {

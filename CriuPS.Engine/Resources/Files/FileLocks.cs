@@ -28,39 +28,42 @@ internal static class FileLocks
     }
 
     /// <summary>The locks of the tree CriuPS cannot save, one line each (for the pre-flight check).</summary>
-    public static IEnumerable<string> Problems(IReadOnlyCollection<int> pids)
+    /// <param name="pids">The live processes of the tree.</param>
+    /// <param name="descriptors">Their descriptors.</param>
+    public static IEnumerable<string> Problems(IReadOnlyCollection<int> pids, IEnumerable<DescriptorProbe> descriptors)
     {
+        var locks = LockInfo.ReadAll();
+        // Only a file the kernel lists a lock on has "lock:" lines to read in fdinfo. Matched by inode number alone:
+        // the device /proc/locks names may differ from what stat reports (overlayfs), and a spare read costs little.
+        var lockedInodes = locks.Select(l => l.Inode).ToHashSet();
         var shown = new HashSet<LockInfo>();
         var problems = new List<string>();
-        foreach (int pid in pids)
+        foreach (var descriptor in descriptors.Where(d => lockedInodes.Contains(d.Status.Inode)))
         {
-            foreach (int fd in ProcFiles.FileDescriptors(pid))
+            var (pid, fd) = (descriptor.Pid, descriptor.Fd);
+            foreach (var (line, held) in Read(pid, fd))
             {
-                foreach (var (line, held) in Read(pid, fd))
+                if (held is null || held.Kind == LockKind.Other)
                 {
-                    if (held is null || held.Kind == LockKind.Other)
-                    {
-                        problems.Add($"process {pid}: fd {fd}: a lock CriuPS does not know ('{line}')");
-                        continue;
-                    }
-                    shown.Add(held);
-                    if (held.Kind == LockKind.Lease)
-                    {
-                        problems.Add($"process {pid}: fd {fd}: a {held} (leases are not supported yet)");
-                    }
+                    problems.Add($"process {pid}: fd {fd}: a lock CriuPS does not know ('{line}')");
+                    continue;
+                }
+                shown.Add(held);
+                if (held.Kind == LockKind.Lease)
+                {
+                    problems.Add($"process {pid}: fd {fd}: a {held} (leases are not supported yet)");
                 }
             }
         }
         // A lock the kernel lists for one of our processes that none of its descriptors shows lives on through
         // something we do not save (a description kept only by a memory mapping, or handed to a process outside).
-        foreach (var held in LockInfo.ReadAll().Where(l => l.Pid > 0 && pids.Contains(l.Pid) && !shown.Contains(l)))
+        foreach (var held in locks.Where(l => l.Pid > 0 && pids.Contains(l.Pid) && !shown.Contains(l)))
         {
             problems.Add($"process {held.Pid}: a {held} on inode {held.DevMajor:x2}:{held.DevMinor:x2}:{held.Inode} that none of the tree's descriptors holds (a file kept open only by a memory mapping, or by a process outside the tree)");
         }
         return problems;
     }
 
-    // The locks held through a descriptor; none when it was closed meanwhile.
     private static IEnumerable<(string Line, LockInfo? Lock)> Read(int pid, int fd)
     {
         FdInfo info;

@@ -3,6 +3,8 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Signals;
 
@@ -19,17 +21,24 @@ internal static class IntervalTimers
 
     public static TaskTimersEntry Dump(DumpedProcess process)
     {
-        return new TaskTimersEntry { Real = Get(process, Real), Virt = Get(process, Virtual), Prof = Get(process, Profiling) };
+        // The three timers in one batch of injected calls: one stop of the process instead of three.
+        var scratch = process.Injection.Scratch;
+        scratch.Reset();
+        int size = Marshal.SizeOf<ItimerVal>();
+        var values = scratch.Reserve(3 * size);
+        var batch = new SyscallBatch(process.Injection);
+        foreach (int which in new[] { Real, Virtual, Profiling })
+        {
+            batch.Add($"getitimer({which})", SyscallNumber.Getitimer, (ulong)which, (values + new ByteCount((ulong)(which * size))).Value);
+        }
+        batch.Run();
+        var read = new ItimerVal[3];
+        process.Memory.Read(values, MemoryMarshal.AsBytes(read.AsSpan()));
+        return new TaskTimersEntry { Real = Entry(read[Real]), Virt = Entry(read[Virtual]), Prof = Entry(read[Profiling]) };
     }
 
-    private static ItimerEntry Get(DumpedProcess process, int which)
-    {
-        process.Injection.Scratch.Reset();
-        var address = process.Injection.Scratch.Reserve(Marshal.SizeOf<ItimerVal>());
-        process.Injection.Caller.Checked($"getitimer({which})", SyscallNumber.Getitimer, (ulong)which, address.Value);
-        var value = process.Memory.Read<ItimerVal>(address);
-        return new ItimerEntry { Isec = (ulong)value.IntervalSeconds, Iusec = (ulong)value.IntervalMicroseconds, Vsec = (ulong)value.ValueSeconds, Vusec = (ulong)value.ValueMicroseconds };
-    }
+    private static ItimerEntry Entry(ItimerVal value) =>
+        new() { Isec = (ulong)value.IntervalSeconds, Iusec = (ulong)value.IntervalMicroseconds, Vsec = (ulong)value.ValueSeconds, Vusec = (ulong)value.ValueMicroseconds };
 
     public static void Restore(RestoringProcess process)
     {

@@ -30,17 +30,21 @@ internal sealed class UnixSocketTopology
     }
 
     /// <summary>The unix sockets <paramref name="pids"/> hold (each with its first holder, in the order given), and all the others.</summary>
-    public static UnixSocketTopology Of(IEnumerable<int> pids)
+    public static UnixSocketTopology Of(IEnumerable<int> pids) =>
+        Of(pids.SelectMany(pid => ProcFiles.FileDescriptors(pid).Select(fd => (pid, fd, DescriptorProbe.SocketInode(pid, fd)))));
+
+    /// <summary>The unix sockets among descriptors already probed (each with its first holder, in the order given), and all the others.</summary>
+    public static UnixSocketTopology Of(IEnumerable<DescriptorProbe> descriptors) =>
+        Of(descriptors.Select(d => (d.Pid, d.Fd, d.SocketInode())));
+
+    private static UnixSocketTopology Of(IEnumerable<(int Pid, int Fd, ulong? SocketInode)> descriptors)
     {
         var sockets = new Dictionary<uint, (int Pid, int Fd)>();
-        foreach (int pid in pids)
+        foreach (var (pid, fd, socket) in descriptors)
         {
-            foreach (int fd in ProcFiles.FileDescriptors(pid))
+            if (socket is ulong inode)
             {
-                if (DescriptorProbe.SocketInode(pid, fd) is ulong inode)
-                {
-                    sockets.TryAdd((uint)inode, (pid, fd));
-                }
+                sockets.TryAdd((uint)inode, (pid, fd));
             }
         }
         // No socket, no netlink round trip; sockets of other families are other modules' business.

@@ -41,9 +41,16 @@ internal static class ThreadState
         int tid = thread.Tid;
 
         var regs = caller.OriginalRegs;
+        // What only the thread itself can tell, asked in one batch: a stop of the thread costs more than the calls.
         scratch.Reset();
         var tidAddress = scratch.Reserve(8);
-        caller.Checked("prctl(PR_GET_TID_ADDRESS)", SyscallNumber.Prctl, PrGetTidAddress, tidAddress.Value);
+        var altStack = scratch.Reserve(Marshal.SizeOf<StackT>());
+        var deathSignal = scratch.Reserve(4);
+        var batch = new SyscallBatch(scratch, caller);
+        batch.Add("prctl(PR_GET_TID_ADDRESS)", SyscallNumber.Prctl, PrGetTidAddress, tidAddress.Value);
+        batch.Add("sigaltstack", SyscallNumber.Sigaltstack, 0, altStack.Value);
+        batch.Add("prctl(PR_GET_PDEATHSIG)", SyscallNumber.Prctl, PrGetPdeathsig, deathSignal.Value);
+        batch.Run();
         core.ThreadInfo = new ThreadInfoX86
         {
             ClearTidAddr = memory.Read<ulong>(tidAddress),
@@ -60,13 +67,9 @@ internal static class ThreadState
         tc.SchedNice = 20 - (int)Syscall.Checked("getpriority", SyscallNumber.Getpriority, 0, (ulong)tid);
         tc.BlkSigset = process.Frozen.OriginalMasks[tid];
 
-        var altStack = scratch.Reserve(Marshal.SizeOf<StackT>());
-        caller.Checked("sigaltstack", SyscallNumber.Sigaltstack, 0, altStack.Value);
         var ss = memory.Read<StackT>(altStack);
         tc.Sas = new ThreadSasEntry { SsSp = ss.Sp, SsSize = ss.Size, SsFlags = (uint)ss.Flags };
 
-        var deathSignal = scratch.Reserve(4);
-        caller.Checked("prctl(PR_GET_PDEATHSIG)", SyscallNumber.Prctl, PrGetPdeathsig, deathSignal.Value);
         tc.PdeathSig = memory.Read<uint>(deathSignal);
         tc.SignalsP = PendingSignals.Read(tid, shared: false);
         tc.Creds = Creds.Dump(status, caller);
