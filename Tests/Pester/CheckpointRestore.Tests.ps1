@@ -211,6 +211,24 @@ Describe 'Process trees' {
         Invoke-SelfCheck $target $log | Should -Match "^OK processes=10 pid=$target$"
         Invoke-SelfCheck $target $log 'TERM' | Should -Match "^EXIT OK processes=10 pid=$target$"
     }
+
+    It 'keeps a descriptor table and fs information shared by processes cloned with CLONE_FILES and CLONE_FS, and not shared by the others' {
+        $work = Join-Path $TestDrive 'sharedtables'
+        $log = Join-Path $work 'sharedtables.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'sharedtables') -Arguments $work -WorkDirectory $work
+        Invoke-SelfCheck $target $log | Should -Match "^OK processes=4 pid=$target$"
+        $pids = Get-ProcessTreeLayout $target | ForEach-Object { [int]$_.Split(' ')[0] }
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-sharedtables')
+        $image.ProcessCount | Should -Be 4
+        foreach ($id in $pids) { Wait-Until { -not (Test-ProcessAlive $id) } "process $id of the tree to end" }
+        # One descriptor table for the parent and its CLONE_FILES child: one fdinfo image for the two.
+        @(Get-ChildItem $image.Path -Filter 'fdinfo-*.img').Count | Should -Be 3
+
+        Restore-Process $image.Path | Out-Null
+        $pids | ForEach-Object { Register-TestProcess $_ }
+        Invoke-SelfCheck $target $log | Should -Match "^OK processes=4 pid=$target$"
+    }
 }
 
 Describe 'POSIX timers' {

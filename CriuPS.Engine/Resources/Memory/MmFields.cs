@@ -4,6 +4,7 @@ using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Memory;
 
@@ -29,23 +30,29 @@ internal static class MmFields
     {
         var mm = process.Mm;
         var stat = process.Stat;
-        var caller = process.Injection.Caller;
         mm.MmStartCode = stat.StartCode;
         mm.MmEndCode = stat.EndCode;
         mm.MmStartData = stat.StartData;
         mm.MmEndData = stat.EndData;
         mm.MmStartStack = stat.StartStack;
         mm.MmStartBrk = stat.StartBrk;
-        // The current program break is not in /proc: brk(0) answers it without changing it.
-        mm.MmBrk = (ulong)caller.Checked("brk(0)", SyscallNumber.Brk, 0);
+        // Asked of the process itself, in one batch: the current program break is not in /proc (brk(0) answers it
+        // without changing it), nor are the dumpable and THP-disabled flags.
+        process.Injection.Scratch.Reset();
+        var batch = new SyscallBatch(process.Injection);
+        int brk = batch.Add("brk(0)", SyscallNumber.Brk, 0);
+        int dumpable = batch.Add("prctl(PR_GET_DUMPABLE)", SyscallNumber.Prctl, PrGetDumpable);
+        int thpDisabled = batch.Add("prctl(PR_GET_THP_DISABLE)", SyscallNumber.Prctl, PrGetThpDisable);
+        var answers = batch.Run();
+        mm.MmBrk = (ulong)answers[brk];
+        mm.Dumpable = (int)answers[dumpable];
+        mm.ThpDisabled = answers[thpDisabled] != 0;
         mm.MmArgStart = stat.ArgStart;
         mm.MmArgEnd = stat.ArgEnd;
         mm.MmEnvStart = stat.EnvStart;
         mm.MmEnvEnd = stat.EnvEnd;
         mm.MmSavedAuxv.Add(ProcFiles.Auxv(process.Pid));
         mm.ExeFileId = RegularFiles.ForLink(session, $"/proc/{process.Pid}/exe", O.RDONLY);
-        mm.Dumpable = (int)caller.Checked("prctl(PR_GET_DUMPABLE)", SyscallNumber.Prctl, PrGetDumpable);
-        mm.ThpDisabled = caller.Checked("prctl(PR_GET_THP_DISABLE)", SyscallNumber.Prctl, PrGetThpDisable) != 0;
     }
 
     public static unsafe void Restore(RestoreSession session, RestoringProcess process)

@@ -147,14 +147,15 @@ internal static class ProcessTree
         ids.TimeNsId = ns["time"];
     }
 
-    // Processes of the tree that share the object (kcmp says equal) share its id.
+    // Processes of the tree that share the object (kcmp says equal) share its id: the id of the first of them in
+    // dump order, so each process compares itself with those before it only, and all of them name the same one.
     private static uint SharedObjectId(DumpSession session, int pid, int kind, string name)
     {
-        foreach (var other in session.Processes.Where(p => p.Pid != pid))
+        foreach (var earlier in session.Processes.TakeWhile(p => p.Pid != pid))
         {
-            if (Kcmp.Compare(pid, other.Pid, kind) == 0)
+            if (Kcmp.Compare(pid, earlier.Pid, kind) == 0)
             {
-                return session.ObjectIds.For($"{name}:{other.Pid}");
+                return session.ObjectIds.For($"{name}:{earlier.Pid}");
             }
         }
         return session.ObjectIds.For($"{name}:{pid}");
