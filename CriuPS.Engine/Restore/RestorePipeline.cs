@@ -106,10 +106,6 @@ public static class RestorePipeline
             {
                 FileDescriptors.Restore(session, process);
             }
-            foreach (var process in OnePerTable(processes, p => p.Images.Ids.FsId))
-            {
-                FsState.Restore(session, process);
-            }
             foreach (var process in processes)
             {
                 FileLocks.TakeInProcess(session, process);
@@ -120,6 +116,15 @@ public static class RestorePipeline
             {
                 SignalHandlers.Restore(process);
                 TaskAttributes.Restore(session, process);
+            }
+            // After the attributes (the login uid is written through /proc, which a new root may not have) and
+            // before the credentials (chroot needs CAP_SYS_CHROOT).
+            foreach (var process in OnePerTable(processes, p => p.Images.Ids.FsId))
+            {
+                FsState.Restore(session, process);
+            }
+            foreach (var process in processes)
+            {
                 ThreadGroup.CreateThreads(process);
                 created.AddRange(process.Threads.Skip(1).Select(t => t.Tracee));
                 PosixTimers.Restore(process); // after the threads: a timer may signal one of them
@@ -131,6 +136,13 @@ public static class RestorePipeline
                     {
                         Creds.Restore(creds, thread.Caller, process.Injection.Scratch);
                     }
+                    // A change of credentials clears the parent-death signal and resets the dumpable flag.
+                    ThreadState.RestoreParentDeathSignal(thread.Core, thread.Caller);
+                }
+                MmFields.RestoreDumpable(process);
+                // Last: a filter may forbid the calls above.
+                foreach (var thread in process.Threads)
+                {
                     Seccomp.Restore(session, process, thread.Caller, thread.Core.ThreadCore);
                 }
             }

@@ -84,7 +84,7 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         $work = Join-Path $TestDrive 'twice'
         $log = Join-Path $work 'selfcheck.log'
         $target = Start-TestTarget -Program $SelfCheck -Arguments 'read', $work -WorkDirectory $work
-        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'twice-1') | Restore-Process | Out-Null
+        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'twice-1') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
         Register-TestProcess $target
         $again = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'twice-2')
         $again.MemoryBytes | Should -BeGreaterThan 24MB
@@ -231,6 +231,41 @@ Describe 'Process trees' {
     }
 }
 
+Describe 'Who a process is and where it lives' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'restores a chrooted process with other uids, gids, groups and capabilities, with the parent-death signal and dumpable flag a change of credentials resets' {
+        $work = Join-Path $TestDrive 'identity'
+        $log = Join-Path $work 'identity.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'identity') -Arguments $work -WorkDirectory $work
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        function Get-Identity { (Get-Content "/proc/$target/status" | Select-String '^(Uid|Gid|Groups|Cap\w+|NoNewPrivs):').Line }
+        $before = Get-Identity
+        (Get-Item "/proc/$target/root").LinkTarget | Should -Be $work
+
+        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-identity') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
+        Register-TestProcess $target
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        Get-Identity | Should -Be $before
+        (Get-Item "/proc/$target/root").LinkTarget | Should -Be $work
+        (Get-Item "/proc/$target/cwd").LinkTarget | Should -Be (Join-Path $work 'inner')
+    }
+}
+
+Describe 'What a process and each of its threads set for themselves' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'keeps the personality, child subreaper and interval timers, and each thread''s rseq, robust list, clear_child_tid, scheduling, sigaltstack and queued signal' {
+        $work = Join-Path $TestDrive 'attributes'
+        $log = Join-Path $work 'attributes.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'attributes') -Arguments $work -WorkDirectory $work
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-attributes') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
+        Register-TestProcess $target
+        Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
+    }
+}
+
 Describe 'POSIX timers' {
     AfterEach { Stop-TestProcesses }
 
@@ -242,7 +277,7 @@ Describe 'POSIX timers' {
         # One block per timer (id, signal and value, notification and target, clock); the kernel lists them in creation order.
         function Get-Timers { (Get-Content "/proc/$target/timers" -Raw) -split '(?=ID: )' | Where-Object { $_ } | Sort-Object }
         $before = Get-Timers
-        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-timers') | Restore-Process | Out-Null
+        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-timers') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
         Register-TestProcess $target
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
         Get-Timers | Should -Be $before
@@ -257,7 +292,7 @@ Describe 'Seccomp filters' {
         $log = Join-Path $work 'seccomp.log'
         $target = Start-TestTarget -Program (Get-TestTarget 'seccomp') -Arguments $work -WorkDirectory $work
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
-        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-seccomp') | Restore-Process | Out-Null
+        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-seccomp') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
         Register-TestProcess $target
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
         (Get-Content "/proc/$target/status" | Select-String '^Seccomp:').Line | Should -Match '\s2$'
@@ -272,7 +307,7 @@ Describe 'Registers' {
         $log = Join-Path $work 'regcheck.log'
         $target = Start-TestTarget -Program (Get-TestTarget 'regcheck') -Arguments $work -WorkDirectory $work
         Invoke-SelfCheck $target $log | Should -Match "^OK( avx512)? pid=$target$"
-        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-registers') | Restore-Process | Out-Null
+        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-registers') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
         Register-TestProcess $target
         $line = Invoke-SelfCheck $target $log
         $line | Should -Match "^OK( avx512)? pid=$target$"

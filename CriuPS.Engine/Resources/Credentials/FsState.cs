@@ -20,12 +20,8 @@ internal static class FsState
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
         var fs = process.Images.Fs;
-        var root = session.Images.File(fs.RootId).Reg.Name;
-        if (root != "/")
-        {
-            scratch.Reset();
-            caller.Checked($"chroot({root})", SyscallNumber.Chroot, scratch.PutString(root).Value);
-        }
+        // Both paths are as seen from outside the process: the working directory is entered before the root
+        // changes (chroot leaves it where it is), when its path still means what it says.
         var cwd = session.Images.File(fs.CwdId).Reg.Name;
         scratch.Reset();
         long result = caller.Call(SyscallNumber.Chdir, scratch.PutString(cwd).Value);
@@ -36,6 +32,12 @@ internal static class FsState
                 $"The working directory '{cwd}' of process {process.Pid} is not available: {Errno.Describe((int)-result)}.",
                 cwd,
                 "Create the directory, or restore where the same paths exist.");
+        }
+        var root = session.Images.File(fs.RootId).Reg.Name;
+        if (root != "/")
+        {
+            scratch.Reset();
+            caller.Checked($"chroot({root})", SyscallNumber.Chroot, scratch.PutString(root).Value);
         }
         if (fs.HasUmask)
         {

@@ -1,10 +1,14 @@
+using System.Runtime.InteropServices;
+using CriuPS.Engine.Dump;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Logging;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Credentials;
 
-/// <summary>Resource limits (task_rlimits_entry): read and set from outside with prlimit64.</summary>
+/// <summary>Resource limits (task_rlimits_entry): read inside the process, set from outside with prlimit64.</summary>
 internal static class ResourceLimits
 {
     private static readonly string[] Names =
@@ -12,14 +16,27 @@ internal static class ResourceLimits
         "CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME",
     };
 
-    public static TaskRlimitsEntry Dump(int pid)
+    /// <summary>
+    /// Asks the process itself, in one batch of injected prlimit64 calls: from outside, reading the limits of a
+    /// process whose uids are not the engine's needs CAP_SYS_RESOURCE, which root need not have.
+    /// </summary>
+    public static TaskRlimitsEntry Dump(DumpedProcess process)
     {
-        var entry = new TaskRlimitsEntry();
+        var scratch = process.Injection.Scratch;
+        scratch.Reset();
+        int size = Marshal.SizeOf<ResourceLimit>();
+        var limits = scratch.Reserve(Prlimit.ResourceCount * size);
+        var batch = new SyscallBatch(process.Injection);
         for (int resource = 0; resource < Prlimit.ResourceCount; resource++)
         {
-            var limit = Prlimit.Get(pid, resource);
-            entry.Rlimits.Add(new RlimitEntry { Cur = limit.Current, Max = limit.Maximum });
+            var slot = limits + new ByteCount((ulong)(resource * size));
+            batch.Add($"prlimit64(RLIMIT_{Names[resource]})", SyscallNumber.Prlimit64, 0, (ulong)resource, 0, slot.Value);
         }
+        batch.Run();
+        var read = new ResourceLimit[Prlimit.ResourceCount];
+        process.Memory.Read(limits, MemoryMarshal.AsBytes(read.AsSpan()));
+        var entry = new TaskRlimitsEntry();
+        entry.Rlimits.Add(read.Select(limit => new RlimitEntry { Cur = limit.Current, Max = limit.Maximum }));
         return entry;
     }
 

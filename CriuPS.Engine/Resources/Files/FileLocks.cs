@@ -64,6 +64,7 @@ internal static class FileLocks
         return problems;
     }
 
+    // The locks held through a descriptor; none when it was closed meanwhile.
     private static IEnumerable<(string Line, LockInfo? Lock)> Read(int pid, int fd)
     {
         FdInfo info;

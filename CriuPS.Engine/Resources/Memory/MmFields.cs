@@ -55,6 +55,20 @@ internal static class MmFields
         mm.ExeFileId = RegularFiles.ForLink(session, $"/proc/{process.Pid}/exe", O.RDONLY);
     }
 
+    /// <summary>
+    /// Sets the dumpable flag, once every thread's credentials are restored: a change of credentials resets it
+    /// (to fs.suid_dumpable). prctl takes 0 or 1; 2 (SUID_DUMP_ROOT) only the kernel sets, from that same setting,
+    /// so it is left as the kernel made it.
+    /// </summary>
+    public static void RestoreDumpable(RestoringProcess process)
+    {
+        var mm = process.Images.Mm;
+        if (mm.HasDumpable && mm.Dumpable is 0 or 1)
+        {
+            process.Caller.Checked("prctl(PR_SET_DUMPABLE)", SyscallNumber.Prctl, PrSetDumpable, (ulong)mm.Dumpable);
+        }
+    }
+
     public static unsafe void Restore(RestoreSession session, RestoringProcess process)
     {
         var mm = process.Images.Mm;
@@ -82,10 +96,6 @@ internal static class MmFields
         if (exeFd >= 0)
         {
             caller.Checked("close", SyscallNumber.Close, (ulong)exeFd);
-        }
-        if (mm.HasDumpable)
-        {
-            caller.Checked("prctl(PR_SET_DUMPABLE)", SyscallNumber.Prctl, PrSetDumpable, (ulong)mm.Dumpable);
         }
         if (mm.ThpDisabled)
         {

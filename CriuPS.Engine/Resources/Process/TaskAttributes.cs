@@ -31,7 +31,7 @@ internal static class TaskAttributes
         tc.Comm = process.Stat.Comm;
         tc.Timers = IntervalTimers.Dump(process);
         PosixTimers.Dump(process, tc.Timers);
-        tc.Rlimits = ResourceLimits.Dump(process.Pid);
+        tc.Rlimits = ResourceLimits.Dump(process);
         tc.SignalsS = PendingSignals.Read(process.Pid, shared: true);
         tc.OomScoreAdj = ProcFiles.OomScoreAdj(process.Pid);
         tc.Loginuid = ProcFiles.LoginUid(process.Pid);

@@ -120,10 +120,6 @@ internal static class ThreadState
             var ss = scratch.Put(new StackT { Sp = tc.Sas.SsSp, Size = tc.Sas.SsSize, Flags = (int)(tc.Sas.SsFlags & 2) });
             batch.Add("sigaltstack", SyscallNumber.Sigaltstack, ss.Value, 0);
         }
-        if (tc.PdeathSig != 0)
-        {
-            batch.Add("prctl(PR_SET_PDEATHSIG)", SyscallNumber.Prctl, PrSetPdeathsig, tc.PdeathSig);
-        }
         if (tc.HasComm)
         {
             var name = scratch.PutString(tc.Comm);
@@ -136,6 +132,19 @@ internal static class ThreadState
         batch.Run();
         RestoreScheduling(tid, tc);
         PendingSignals.Queue(process, caller, tc.SignalsP, tid);
+    }
+
+    /// <summary>
+    /// Sets the thread's parent-death signal, once its credentials are restored: the kernel clears it whenever a
+    /// thread's credentials change.
+    /// </summary>
+    public static void RestoreParentDeathSignal(CoreEntry core, RemoteSyscaller caller)
+    {
+        uint signal = core.ThreadCore.PdeathSig;
+        if (signal != 0)
+        {
+            caller.Checked("prctl(PR_SET_PDEATHSIG)", SyscallNumber.Prctl, PrSetPdeathsig, signal);
+        }
     }
 
     /// <summary>The registers and XSAVE state the thread resumes with, for the end of the restore.</summary>
