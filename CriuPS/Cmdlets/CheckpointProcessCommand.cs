@@ -22,6 +22,7 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     private const string FailAtVariable = "CRIUPS_FAIL_AT";
 
     private int processCount;
+    private readonly Dictionary<int, int> savedWithTree = new();
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
     [Alias("Pid", "ProcessId")]
@@ -96,6 +97,13 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     {
         foreach (var (pid, name) in Targets())
         {
+            // A checkpoint saves the whole tree below its process: `Get-Process app | Checkpoint-Process` or -Name
+            // that matches a parent and its children saves the children with their parent, not again.
+            if (savedWithTree.TryGetValue(pid, out int root))
+            {
+                WriteVerbose($"{name} ({pid}) is saved already, with the tree of process {root}.");
+                continue;
+            }
             Checkpoint(pid, name);
         }
     }
@@ -205,6 +213,10 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
         {
             WriteError(ErrorRecords.From(e, pid));
             return;
+        }
+        foreach (var saved in (image as CheckpointImage)?.Processes ?? Array.Empty<ImageProcess>())
+        {
+            savedWithTree.TryAdd(saved.Id, pid);
         }
         // Outside the try: a downstream Select-Object -First stops the pipeline with an exception that must pass.
         WriteObject(image);

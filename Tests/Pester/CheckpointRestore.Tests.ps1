@@ -161,6 +161,12 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         Checkpoint-Process -Id $target -ImagePath $path -WhatIf | Should -BeNullOrEmpty
         Test-Path $path | Should -BeFalse
         Invoke-SelfCheck $target $log | Should -Match '^OK'
+        # Restored for real, the image would meet its process still running (PidInUse); with -WhatIf nothing is tried.
+        $image = Checkpoint-Process -Id $target -ImagePath $path -LeaveRunning
+        Restore-Process $image.Path -WhatIf -ErrorVariable errors | Should -BeNullOrEmpty
+        $errors | Should -BeNullOrEmpty
+        Get-ChildItem $image.Path -Filter 'restore.log' | Should -BeNullOrEmpty
+        Invoke-SelfCheck $target $log | Should -Match '^OK'
     }
 }
 
@@ -210,6 +216,26 @@ Describe 'Process trees' {
         ($restored | Select-Object -Skip 1) | Should -Be ($layout | Select-Object -Skip 1) -Because 'every process is back with its parent, group, session and state'
         Invoke-SelfCheck $target $log | Should -Match "^OK processes=10 pid=$target$"
         Invoke-SelfCheck $target $log 'TERM' | Should -Match "^EXIT OK processes=10 pid=$target$"
+    }
+
+    It 'checkpoints what -Name matches once, children with their parent, and reports a name that matches nothing' {
+        # A copy of the tree under a name of its own: its ten processes (a zombie and a stopped one too) are named alike.
+        $name = 'named' + (Get-Random -Minimum 1000 -Maximum 9999)
+        $program = Join-Path $TestDrive $name
+        Copy-Item (Get-TestTarget 'tree') $program
+        $work = Join-Path $TestDrive 'named'
+        $target = Start-TestTarget -Program $program -Arguments $work -WorkDirectory $work
+        Invoke-SelfCheck $target (Join-Path $work 'tree.log') | Should -Match "^OK processes=10 pid=$target$"
+        @(Get-Process -Name $name).Count | Should -Be 10
+
+        $images = @(Checkpoint-Process -Name "$($name.Substring(0, 7))*" -ImagePath (Join-Path $TestDrive 'image-named') -LeaveRunning -ErrorVariable errors)
+        $errors | Should -BeNullOrEmpty
+        $images.Count | Should -Be 1
+        $images[0].RootProcessId | Should -Be $target
+        $images[0].ProcessCount | Should -Be 10
+
+        Checkpoint-Process -Name "$name-none" -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Be 'ProcessNotFound,CriuPS.Cmdlets.CheckpointProcessCommand'
     }
 
     It 'keeps a descriptor table and fs information shared by processes cloned with CLONE_FILES and CLONE_FS, and not shared by the others' {

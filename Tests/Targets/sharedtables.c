@@ -3,9 +3,12 @@
  *   files-sharer - cloned with CLONE_FILES: one descriptor table with the parent
  *   fs-sharer    - cloned with CLONE_FS: one working directory, root and umask with the parent
  *   loner        - forked: shares neither
- * On SIGUSR1 the parent checks with kcmp(2) that each child shares exactly what it was cloned to share, then that
- * the sharing works: it opens a descriptor the files-sharer must then find open (and the others not), and changes
- * directory where the fs-sharer must then be (and the others not); it appends "OK processes=4 pid=P" or
+ * All four hold one open file description of WORKDIR/shared.dat, inherited before the children were made, which the
+ * parent also holds twice (dup). On SIGUSR1 the parent checks with kcmp(2) that each child shares exactly what it
+ * was cloned to share, then that the sharing works: it opens a descriptor the files-sharer must then find open (and
+ * the others not), and changes directory where the fs-sharer must then be (and the others not); it writes through
+ * one of its two descriptors of shared.dat, and the other and every child's must then be at the new offset. It
+ * appends "OK processes=4 pid=P" or
  * "CORRUPT <what> pid=P" to WORKDIR/sharedtables.log. The children answer through a MAP_SHARED anonymous page.
  * Writes WORKDIR/ready when set up. */
 #define _GNU_SOURCE
@@ -35,9 +38,11 @@ struct shared {
 	volatile int fd;
 	char dir[PATH_MAX];
 	volatile int fd_open[CHILDREN], in_dir[CHILDREN];
+	volatile long offset[CHILDREN];
 };
 static struct shared *shared;
 static pid_t pids[CHILDREN];
+static int data, data_again; /* one description of shared.dat, twice in the parent's table */
 static volatile sig_atomic_t check_requested, question;
 static void on_usr1(int s) { (void)s; check_requested = 1; }
 static void on_usr2(int s) { (void)s; question = 1; }
@@ -60,6 +65,7 @@ static void child(int me)
 		char cwd[PATH_MAX];
 		shared->fd_open[me] = fcntl(shared->fd, F_GETFD) != -1;
 		shared->in_dir[me] = getcwd(cwd, sizeof(cwd)) && strcmp(cwd, shared->dir) == 0;
+		shared->offset[me] = lseek(data, 0, SEEK_CUR);
 		__sync_synchronize();
 		shared->answered[me] = shared->asked;
 	}
@@ -107,13 +113,17 @@ static void check(const char *log_path)
 		shared->fd = fd;
 		snprintf(shared->dir, sizeof(shared->dir), "%s/elsewhere", home);
 		mkdir(shared->dir, 0700);
-		if (fd < 0 || chdir(shared->dir) != 0) snprintf(problem, sizeof(problem), "open or chdir failed");
+		long offset = lseek(data, 0, SEEK_CUR) + 5;
+		if (fd < 0 || chdir(shared->dir) != 0 || write(data, "tick\n", 5) != 5) snprintf(problem, sizeof(problem), "open, chdir or write failed");
+		else if (lseek(data_again, 0, SEEK_CUR) != offset) snprintf(problem, sizeof(problem), "the duplicated descriptor is at another offset");
 		else if (!ask()) snprintf(problem, sizeof(problem), "a child did not answer");
 		for (int i = 0; i < CHILDREN && !problem[0]; i++) {
 			if (shared->fd_open[i] != files_expected[i])
 				snprintf(problem, sizeof(problem), "%s %s the parent's new descriptor", names[i], files_expected[i] ? "does not see" : "sees");
 			else if (shared->in_dir[i] != fs_expected[i])
 				snprintf(problem, sizeof(problem), "%s %s the parent's new directory", names[i], fs_expected[i] ? "is not in" : "is in");
+			else if (shared->offset[i] != offset)
+				snprintf(problem, sizeof(problem), "%s's shared.dat is at %ld, not %ld", names[i], shared->offset[i], offset);
 		}
 		if (fd >= 0) close(fd);
 		if (chdir(home) != 0 && !problem[0]) snprintf(problem, sizeof(problem), "chdir back failed");
@@ -132,6 +142,9 @@ int main(int argc, char **argv)
 	snprintf(log_path, sizeof(log_path), "%s/sharedtables.log", argv[1]);
 	shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shared == MAP_FAILED) return 1;
+	data = open("shared.dat", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	data_again = dup(data);
+	if (data < 0 || data_again < 0) return 1;
 	/* SIGUSR1 and SIGUSR2 come only through sigsuspend; the children inherit the mask and SIGUSR2's handler. */
 	sigset_t blocked;
 	sigemptyset(&blocked);
