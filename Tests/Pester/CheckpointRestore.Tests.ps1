@@ -18,6 +18,10 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         $log = Join-Path $work 'selfcheck.log'
         $target = Start-TestTarget -Program $SelfCheck -Arguments $Mode, $work -WorkDirectory $work
         Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
+        # Every area at its address with its protection, offset and file; the argument and environment strings.
+        $maps = Get-Content "/proc/$target/maps"
+        $arguments = [Convert]::ToBase64String([IO.File]::ReadAllBytes("/proc/$target/cmdline"))
+        $environment = [Convert]::ToBase64String([IO.File]::ReadAllBytes("/proc/$target/environ"))
 
         $image = Get-Process -Id $target | Checkpoint-Process -ImagePath (Join-Path $TestDrive "image-$Mode")
         $image.RootProcessId | Should -Be $target
@@ -37,6 +41,9 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         $restored.Name | Should -Be 'selfcheck'
         $restored.Parent.Id | Should -Be $PID
         $restored.RestoreTime | Should -BeGreaterThan ([TimeSpan]::Zero)
+        Get-Content "/proc/$target/maps" | Should -Be $maps
+        [Convert]::ToBase64String([IO.File]::ReadAllBytes("/proc/$target/cmdline")) | Should -Be $arguments
+        [Convert]::ToBase64String([IO.File]::ReadAllBytes("/proc/$target/environ")) | Should -Be $environment
 
         $first = Invoke-SelfCheck $target $log
         $first | Should -Match "^OK counter=(\d+) pid=$target$"

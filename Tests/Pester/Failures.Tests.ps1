@@ -57,6 +57,18 @@ Describe 'Checkpoint-Process refuses what it cannot do, with proper error record
         Invoke-SelfCheck $target $log | Should -Match '^OK'
     }
 
+    It 'refuses, before freezing, a child that shares memory and signal handlers with its parent without being a thread' {
+        $work = Join-Path $TestDrive 'clonevm'
+        $target = Start-TestTarget -Program (Get-TestTarget 'clonevm') -Arguments $work -WorkDirectory $work
+        $child = [int](Get-Content "/proc/$target/task/$target/children" -Raw).Trim()
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'clonevm-image') -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Be "Unsupported,$Checkpoint"
+        $errors[0].Exception.Message | Should -Match 'nothing was frozen'
+        $errors[0].Exception.Message | Should -Match "process $child shares its memory and signal handlers with its parent $target \(cloned with CLONE_VM \| CLONE_SIGHAND"
+        Test-ProcessAlive $target | Should -BeTrue
+        Test-ProcessAlive $child | Should -BeTrue
+    }
+
     It 'gives up with FreezeTimeout on a thread that cannot stop, and leaves the process running' {
         $work = Join-Path $TestDrive 'vforkstop'
         $target = Start-TestTarget -Program (Get-TestTarget 'vforkstop') -WorkDirectory $work

@@ -113,6 +113,10 @@ Describe 'IPv4 and IPv6 sockets' {
         $log = Join-Path $work 'inetsockets.log'
         $target = Start-TestTarget -Program $Python -Arguments (Join-Path (Get-RepositoryRoot) 'Tests/Targets/inetsockets.py'), $work -WorkDirectory $work
         $ports = (Get-Content (Join-Path $work 'ports') -Raw).Trim().Split(' ')
+        # ss shows a listener's backlog as its Send-Q: "LISTEN 0 <backlog> <address>:<port> ...".
+        function Get-Listeners { @(& ss -Hltn | Where-Object { $_ -match ":($($ports[0])|$($ports[1]))\s" } | ForEach-Object { ($_ -split '\s+')[0..3] -join ' ' } | Sort-Object) }
+        $listeners = Get-Listeners
+        $listeners.Count | Should -Be 2
 
         $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'plain-image')
         $sockets = @($image.Processes.Files | Where-Object Type -EQ 'INETSK')
@@ -124,6 +128,7 @@ Describe 'IPv4 and IPv6 sockets' {
         Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
 
         Restore-Process $image.Path | Out-Null
+        Get-Listeners | Should -Be $listeners -Because 'each listener is back on its address with its backlog'
         Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the listeners accept, a datagram sent now arrives, the options are back'
         Get-LockTable | Should -BeNullOrEmpty
     }

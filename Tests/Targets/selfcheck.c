@@ -69,6 +69,17 @@ static const char *check_memory(void)
 	if (strcmp(priv_map, "copy-on-write page") != 0) return "private-map-cow";
 	if (strcmp(priv_map + PAGE, "file page 1") != 0) return "private-map-file";
 	if (strcmp(shared_map, "shared mapping") != 0) return "shared-map";
+	/* A write through the shared mapping must reach the file: a private copy would keep it. */
+	static unsigned checks;
+	char stamp[32] = "", seen[32] = "";
+	snprintf(stamp, sizeof(stamp), "check %u", ++checks);
+	memcpy(shared_map + 64, stamp, sizeof(stamp));
+	int sf = open("shared.bin", O_RDONLY);
+	if (sf < 0 || pread(sf, seen, sizeof(seen), 64) != (ssize_t)sizeof(seen) || memcmp(seen, stamp, sizeof(stamp)) != 0) {
+		if (sf >= 0) close(sf);
+		return "shared-map-not-shared";
+	}
+	close(sf);
 	unsigned char vec;
 	if (mincore(none_page, PAGE, &vec) != 0) return "prot-none-missing";
 	return NULL;

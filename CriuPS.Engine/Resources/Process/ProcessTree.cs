@@ -114,10 +114,12 @@ internal static class ProcessTree
                 yield return $"process {member.Pid} is in process group {stat.ProcessGroup}, whose leader is neither in the tree nor the root's";
             }
             // A vfork child shares its parent's memory only until it execs or exits, which freezing the parent
-            // waits for (the parent cannot stop before): only handlers shared by CLONE_SIGHAND without threads stay.
-            if (Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Sighand) == 0 && Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Vm) != 0)
+            // waits for (the parent cannot stop before), and the frozen tree is checked for it. A child that shares
+            // the signal handlers too was cloned with CLONE_VM | CLONE_SIGHAND (the kernel allows the one only with
+            // the other), which no exec of the parent's ends: one address space for two processes.
+            if (Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Sighand) == 0 && Kcmp.Compare(member.Pid, member.ParentPid, Kcmp.Vm) == 0)
             {
-                yield return $"process {member.Pid} shares signal handlers with its parent {member.ParentPid}";
+                yield return $"process {member.Pid} shares its memory and signal handlers with its parent {member.ParentPid} (cloned with CLONE_VM | CLONE_SIGHAND, not as a thread; only threads may share memory)";
             }
         }
     }
