@@ -127,10 +127,16 @@ internal static class Preflight
         }
         foreach (var descriptor in descriptors)
         {
-            if (!FileDescriptors.TryClassify(descriptor, options, out _, out var problem))
+            if (!FileDescriptors.TryClassify(descriptor, options, out _, out var problem) && !ClosedSince(descriptor))
             {
                 yield return problem;
             }
         }
     }
+
+    // The process runs during the pre-flight check: a descriptor probed a moment ago may be closed by now, and what
+    // was behind it gone (a socket leaves sock_diag once its last descriptor is closed), which is no problem of the
+    // dump. The file goes only after the descriptor, so a descriptor still there with the same file is a problem.
+    private static bool ClosedSince(DescriptorProbe probe) =>
+        DescriptorProbe.Of(probe.Pid, probe.Fd) is not { } now || now.Status.Device != probe.Status.Device || now.Status.Inode != probe.Status.Inode;
 }
