@@ -3,7 +3,8 @@
  *   process - personality ADDR_NO_RANDOMIZE, child subreaper, ITIMER_VIRTUAL and ITIMER_PROF armed with long
  *             intervals (ITIMER_REAL is selfcheck's)
  *   each of the two threads - its rseq registration (glibc's), robust futex list and clear_child_tid address as
- *             they were; the main thread SCHED_RR at priority 1 (it mostly sleeps), the worker SCHED_BATCH; the worker its own sigaltstack and a
+ *             they were; the main thread SCHED_BATCH at nice 3, the worker SCHED_IDLE at nice 7 (each thread has
+ *             its own; a real-time policy is left out, as a cgroup may forbid it); the worker its own sigaltstack and a
  *             SIGRTMIN+3 queued to it alone, with value 77, blocked
  * On SIGUSR1 the main thread checks its own and the process's, asks the worker to check its own, and appends
  * "OK pid=P" or "CORRUPT <what> pid=P" to WORKDIR/attributes.log. Writes WORKDIR/ready when set up. */
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -49,7 +51,7 @@ static void remember(struct self *self)
 }
 
 /* The checks every thread makes of itself; "" when all hold. */
-static void check_thread(const struct self *self, int policy, int priority, char *problem, size_t size)
+static void check_thread(const struct self *self, int policy, int nice, char *problem, size_t size)
 {
 	struct self now;
 	struct sched_param param;
@@ -63,8 +65,10 @@ static void check_thread(const struct self *self, int policy, int priority, char
 		snprintf(problem, size, "robust list %p/%zu, was %p/%zu", now.robust_head, now.robust_length, self->robust_head, self->robust_length);
 	else if (now.tid_address != self->tid_address)
 		snprintf(problem, size, "clear_child_tid %p, was %p", (void *)now.tid_address, (void *)self->tid_address);
-	else if (sched_getscheduler(0) != policy || sched_getparam(0, &param) != 0 || param.sched_priority != priority)
-		snprintf(problem, size, "scheduling policy %d, not %d at %d", sched_getscheduler(0), policy, priority);
+	else if (sched_getscheduler(0) != policy || sched_getparam(0, &param) != 0 || param.sched_priority != 0)
+		snprintf(problem, size, "scheduling policy %d, not %d", sched_getscheduler(0), policy);
+	else if (getpriority(PRIO_PROCESS, (id_t)gettid()) != nice)
+		snprintf(problem, size, "nice %d, not %d", getpriority(PRIO_PROCESS, (id_t)gettid()), nice);
 }
 
 static void *work(void *unused)
@@ -73,14 +77,15 @@ static void *work(void *unused)
 	struct self self;
 	remember(&self);
 	struct sched_param param = { 0 };
-	sched_setscheduler(0, SCHED_BATCH, &param);
+	sched_setscheduler(0, SCHED_IDLE, &param);
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 7);
 	stack_t ss = { .ss_sp = alt_stack, .ss_size = sizeof(alt_stack), .ss_flags = 0 };
 	sigaltstack(&ss, NULL);
 	sem_post(&answered);
 	for (;;) {
 		while (sem_wait(&asked) != 0) {}
 		worker_problem[0] = 0;
-		check_thread(&self, SCHED_BATCH, 0, worker_problem, sizeof(worker_problem));
+		check_thread(&self, SCHED_IDLE, 7, worker_problem, sizeof(worker_problem));
 		stack_t now;
 		sigset_t pending;
 		sigpending(&pending);
@@ -116,7 +121,7 @@ static void check(const char *log_path, const struct self *self)
 	char problem[160] = "";
 	int subreaper = 0;
 	prctl(PR_GET_CHILD_SUBREAPER, &subreaper);
-	check_thread(self, SCHED_RR, 1, problem, sizeof(problem));
+	check_thread(self, SCHED_BATCH, 3, problem, sizeof(problem));
 	if (problem[0]) {
 	} else if (personality(0xffffffff) != ADDR_NO_RANDOMIZE)
 		snprintf(problem, sizeof(problem), "personality %x", personality(0xffffffff));
@@ -162,8 +167,8 @@ int main(int argc, char **argv)
 	while (sem_wait(&answered) != 0) {}
 	pthread_sigqueue(worker, QUEUED, (union sigval){ .sival_int = QUEUED_VALUE });
 
-	struct sched_param param = { .sched_priority = 1 };
-	if (sched_setscheduler(0, SCHED_RR, &param) != 0) return 1;
+	struct sched_param param = { 0 };
+	if (sched_setscheduler(0, SCHED_BATCH, &param) != 0 || setpriority(PRIO_PROCESS, (id_t)gettid(), 3) != 0) return 1;
 	if (personality(ADDR_NO_RANDOMIZE) == -1 || prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return 1;
 	struct itimerval virtual_timer = { { 1000, 0 }, { 1000, 0 } }, profiling_timer = { { 2000, 0 }, { 2000, 0 } };
 	if (setitimer(ITIMER_VIRTUAL, &virtual_timer, NULL) != 0 || setitimer(ITIMER_PROF, &profiling_timer, NULL) != 0) return 1;
