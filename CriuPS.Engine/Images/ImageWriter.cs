@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Google.Protobuf;
 
@@ -92,10 +93,19 @@ public sealed class ImageWriter : IDisposable
                 $"{Path}: the {entry.Descriptor.Name} lacks required field(s) {string.Join(", ", missing)}; CRIU could not read it",
                 nameof(entry));
         int size = entry.CalculateSize();
-        Span<byte> prefix = stackalloc byte[sizeof(uint)];
-        BinaryPrimitives.WriteUInt32LittleEndian(prefix, (uint)size);
-        stream.Write(prefix);
-        entry.WriteTo(stream);
+        // Prefix and message into one pooled buffer: WriteTo(Stream) would allocate a coder and its 4 KiB buffer
+        // per entry, and a pagemap has thousands of entries.
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(sizeof(uint) + size);
+        try
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer, (uint)size);
+            entry.WriteTo(buffer.AsSpan(sizeof(uint), size));
+            stream.Write(buffer, 0, sizeof(uint) + size);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>Writes payload bytes that follow an entry (pipe data, page contents of a raw image...).</summary>

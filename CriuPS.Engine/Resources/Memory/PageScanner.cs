@@ -38,6 +38,53 @@ internal sealed class PageScanner : IDisposable
     }
 
     /// <summary>
+    /// <see cref="Scan"/> for many areas, in address order: one result per area. With PAGEMAP_SCAN, adjacent areas
+    /// are scanned together, one call for each stretch of them, and the runs found are split among them: a process
+    /// of thousands of small areas made a call for each (10,000 took 35 ms).
+    /// </summary>
+    public List<List<AddressRange>> Scan(IReadOnlyList<(AddressRange Range, PagePolicy Policy)> areas)
+    {
+        var results = new List<List<AddressRange>>(areas.Count);
+        int i = 0;
+        while (i < areas.Count)
+        {
+            if (!UsesPagemapScan || areas[i].Policy == PagePolicy.All)
+            {
+                results.Add(Scan(areas[i].Range, areas[i].Policy));
+                i++;
+                continue;
+            }
+            int end = i + 1;
+            while (end < areas.Count && areas[end].Policy != PagePolicy.All && areas[end].Range.Start == areas[end - 1].Range.End)
+            {
+                end++;
+            }
+            var runs = ScanWithIoctl(new AddressRange(areas[i].Range.Start, areas[end - 1].Range.End));
+            int next = 0;
+            for (; i < end; i++)
+            {
+                var range = areas[i].Range;
+                var own = new List<AddressRange>();
+                while (next < runs.Count && runs[next].End <= range.Start)
+                {
+                    next++;
+                }
+                // A run may reach over the area's end into the next one: it is cut there, and looked at again.
+                for (int r = next; r < runs.Count && runs[r].Start < range.End; r++)
+                {
+                    own.Add(new AddressRange(Max(runs[r].Start, range.Start), Min(runs[r].End, range.End)));
+                }
+                results.Add(own);
+            }
+        }
+        return results;
+    }
+
+    private static Address Max(Address a, Address b) => a.Value >= b.Value ? a : b;
+
+    private static Address Min(Address a, Address b) => a.Value <= b.Value ? a : b;
+
+    /// <summary>
     /// Runs of pages whose data were written since the area was last write-protected (PAGE_IS_WRITTEN, kept by a
     /// userfaultfd in asynchronous write-protect mode), in address order. With <paramref name="rearm"/> the same call
     /// protects them again (PM_SCAN_WP_MATCHING): a write that races with the scan is reported now or next time, never

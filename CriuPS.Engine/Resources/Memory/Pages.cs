@@ -46,11 +46,15 @@ internal static partial class Pages
         }
 
         var plan = new PagePlan(tracking);
-        foreach (var area in areas.Where(a => a.Policy != PagePolicy.None))
+        var scanned = areas.Where(a => a.Policy != PagePolicy.None).ToList();
+        // Without tracking, every area is scanned up front in as few calls as can be. With it, each area is asked
+        // what was written first: with rearm that scan protects the pages again, and the process is frozen in between.
+        var found = tracking is null ? scanner.Scan(scanned.Select(a => (a.Info.Range, a.Policy)).ToList()) : null;
+        for (int i = 0; i < scanned.Count; i++)
         {
-            // Written first: with rearm that scan protects the pages again, and the process is frozen in between.
+            var area = scanned[i];
             var written = tracking is not null && area.Policy == PagePolicy.Private ? scanner.ScanWritten(area.Info.Range, rearm) : null;
-            var saved = scanner.Scan(area.Info.Range, area.Policy);
+            var saved = found?[i] ?? scanner.Scan(area.Info.Range, area.Policy);
             if (written is null)
             {
                 if (tracking is not null && area.Policy == PagePolicy.Private)

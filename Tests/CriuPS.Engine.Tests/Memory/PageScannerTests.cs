@@ -66,6 +66,42 @@ public unsafe class PageScannerTests
     }
 
     [Fact]
+    public void AdjacentAreasScannedTogetherGetWhatEachWouldGetAlone()
+    {
+        // Three adjacent areas (different protections, so three VMAs) with runs written across their boundaries, and
+        // a fourth whose pages are all taken: the batched scan must hand each area exactly its own runs.
+        var area = (byte*)LibC.mmap(null, Pages * Page.Size, (int)(Mman.PROT_READ | Mman.PROT_WRITE), (int)(Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS), -1, 0);
+        Assert.True(area != (byte*)-1);
+        try
+        {
+            foreach (int page in new[] { 0, 14, 15, 16, 17, 30, 31, 32, 33, 40, 63 })
+            {
+                area[page * Page.Size] = 1;
+            }
+            // Pages 16..31 read-only: the area splits into [0, 16) rw, [16, 32) r, [32, 48) rw, [48, 64) rw.
+            Assert.Equal(0, LibC.mprotect(area + 16 * Page.Size, 16 * Page.Size, (int)Mman.PROT_READ));
+            var start = new Address((ulong)area);
+            AddressRange PagesAt(int first, int count) => new(start + new ByteCount((ulong)first * Page.Size), start + new ByteCount((ulong)(first + count) * Page.Size));
+            var areas = new List<(AddressRange, PagePolicy)>
+            {
+                (PagesAt(0, 16), PagePolicy.Private), (PagesAt(16, 16), PagePolicy.Private), (PagesAt(32, 16), PagePolicy.Private), (PagesAt(48, 16), PagePolicy.All),
+            };
+            using var scanner = new PageScanner(Environment.ProcessId, usePagemapScan: true);
+            var together = scanner.Scan(areas);
+            var alone = areas.Select(a => scanner.Scan(a.Item1, a.Item2)).ToList();
+            Assert.Equal(alone.Select(r => r.ToArray()), together.Select(r => r.ToArray()));
+            Assert.Equal(new[] { PagesAt(0, 1), PagesAt(14, 2) }, together[0]);
+            Assert.Equal(new[] { PagesAt(16, 2), PagesAt(30, 2) }, together[1]);
+            Assert.Equal(new[] { PagesAt(32, 2), PagesAt(40, 1) }, together[2]);
+            Assert.Equal(new[] { PagesAt(48, 16) }, together[3]);
+        }
+        finally
+        {
+            LibC.munmap(area, Pages * Page.Size);
+        }
+    }
+
+    [Fact]
     public void PolicyAllTakesTheWholeArea()
     {
         using var scanner = new PageScanner(Environment.ProcessId, usePagemapScan: true);
