@@ -39,13 +39,13 @@ public static class ProcFiles
     }
 
     public static uint Personality(int pid) =>
-        uint.Parse(File.ReadAllText($"/proc/{pid}/personality").Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        uint.Parse(ReadText($"/proc/{pid}/personality").Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 
-    public static string Comm(int pid, int tid) => File.ReadAllText($"/proc/{pid}/task/{tid}/comm").TrimEnd('\n');
+    public static string Comm(int pid, int tid) => ReadText($"/proc/{pid}/task/{tid}/comm").TrimEnd('\n');
 
-    public static int OomScoreAdj(int pid) => int.Parse(File.ReadAllText($"/proc/{pid}/oom_score_adj").Trim(), CultureInfo.InvariantCulture);
+    public static int OomScoreAdj(int pid) => int.Parse(ReadText($"/proc/{pid}/oom_score_adj").Trim(), CultureInfo.InvariantCulture);
 
-    public static uint LoginUid(int pid) => uint.Parse(File.ReadAllText($"/proc/{pid}/loginuid").Trim(), CultureInfo.InvariantCulture);
+    public static uint LoginUid(int pid) => uint.Parse(ReadText($"/proc/{pid}/loginuid").Trim(), CultureInfo.InvariantCulture);
 
     public static bool Exists(int pid) => Directory.Exists($"/proc/{pid}");
 
@@ -60,8 +60,8 @@ public static class ProcFiles
     public static T ParseWhole<T>(string path, BytesParser<T> parse) => ParseWhole(path, parse, 256 * 1024);
 
     /// <summary>
-    /// Reads a small /proc file (a descriptor's fdinfo, a stat or status) whole as text: one open, a read or two
-    /// and a close, where File.ReadAllText costs streams and encoders per file, thousands of times per dump.
+    /// Reads a small /proc file (a descriptor's fdinfo, a stat, status or comm) whole as text: one open, a read or
+    /// two and a close, where File.ReadAllText costs streams and encoders per file, thousands of times per dump.
     /// </summary>
     public static string ReadText(string path) => ParseWhole(path, static bytes => Encoding.UTF8.GetString(bytes), 4096);
 

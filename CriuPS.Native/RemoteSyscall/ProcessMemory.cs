@@ -82,5 +82,12 @@ public sealed unsafe class ProcessMemory : IDisposable
     public void WriteArray<T>(Address address, ReadOnlySpan<T> values) where T : unmanaged =>
         Write(address, MemoryMarshal.AsBytes(values));
 
+    public T[] ReadArray<T>(Address address, int count) where T : unmanaged
+    {
+        var values = new T[count];
+        Read(address, MemoryMarshal.AsBytes(values.AsSpan()));
+        return values;
+    }
+
     public void Dispose() => file.Dispose();
 }

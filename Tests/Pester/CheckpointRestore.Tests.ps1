@@ -4,6 +4,13 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-CriuPS
     $script:SelfCheck = Get-TestTarget 'selfcheck'
+
+    # Checkpoints the process into $TestDrive/<image> and restores it; fails unless both happened, the same PID back.
+    function Invoke-CheckpointRestore([int]$Target, [string]$Image) {
+        $restored = Checkpoint-Process -Id $Target -ImagePath (Join-Path $TestDrive $Image) -ErrorAction Stop | Restore-Process -ErrorAction Stop
+        Register-TestProcess $Target
+        $restored.Id | Should -Be $Target
+    }
 }
 
 Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
@@ -91,8 +98,7 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         $work = Join-Path $TestDrive 'twice'
         $log = Join-Path $work 'selfcheck.log'
         $target = Start-TestTarget -Program $SelfCheck -Arguments 'read', $work -WorkDirectory $work
-        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'twice-1') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
-        Register-TestProcess $target
+        Invoke-CheckpointRestore $target 'twice-1'
         $again = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'twice-2')
         $again.MemoryBytes | Should -BeGreaterThan 24MB
         Restore-Process $again.Path | Out-Null
@@ -276,8 +282,7 @@ Describe 'Who a process is and where it lives' {
         $before = Get-Identity
         (Get-Item "/proc/$target/root").LinkTarget | Should -Be $work
 
-        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-identity') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
-        Register-TestProcess $target
+        Invoke-CheckpointRestore $target 'image-identity'
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
         Get-Identity | Should -Be $before
         (Get-Item "/proc/$target/root").LinkTarget | Should -Be $work
@@ -293,8 +298,7 @@ Describe 'What a process and each of its threads set for themselves' {
         $log = Join-Path $work 'attributes.log'
         $target = Start-TestTarget -Program (Get-TestTarget 'attributes') -Arguments $work -WorkDirectory $work
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
-        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-attributes') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
-        Register-TestProcess $target
+        Invoke-CheckpointRestore $target 'image-attributes'
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
     }
 }
@@ -310,8 +314,7 @@ Describe 'POSIX timers' {
         # One block per timer (id, signal and value, notification and target, clock); the kernel lists them in creation order.
         function Get-Timers { (Get-Content "/proc/$target/timers" -Raw) -split '(?=ID: )' | Where-Object { $_ } | Sort-Object }
         $before = Get-Timers
-        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-timers') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
-        Register-TestProcess $target
+        Invoke-CheckpointRestore $target 'image-timers'
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
         Get-Timers | Should -Be $before
     }
@@ -325,8 +328,7 @@ Describe 'Seccomp filters' {
         $log = Join-Path $work 'seccomp.log'
         $target = Start-TestTarget -Program (Get-TestTarget 'seccomp') -Arguments $work -WorkDirectory $work
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
-        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-seccomp') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
-        Register-TestProcess $target
+        Invoke-CheckpointRestore $target 'image-seccomp'
         Invoke-SelfCheck $target $log | Should -Match "^OK pid=$target$"
         (Get-Content "/proc/$target/status" | Select-String '^Seccomp:').Line | Should -Match '\s2$'
     }
@@ -340,8 +342,7 @@ Describe 'Registers' {
         $log = Join-Path $work 'regcheck.log'
         $target = Start-TestTarget -Program (Get-TestTarget 'regcheck') -Arguments $work -WorkDirectory $work
         Invoke-SelfCheck $target $log | Should -Match "^OK( avx512)? pid=$target$"
-        (Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-registers') -ErrorAction Stop | Restore-Process -ErrorAction Stop).Id | Should -Be $target
-        Register-TestProcess $target
+        Invoke-CheckpointRestore $target 'image-registers'
         $line = Invoke-SelfCheck $target $log
         $line | Should -Match "^OK( avx512)? pid=$target$"
         if ((Get-Content /proc/cpuinfo -Raw) -match '\bavx512f\b') { $line | Should -Match 'avx512' }

@@ -33,8 +33,7 @@ internal static class ResourceLimits
             batch.Add($"prlimit64(RLIMIT_{Names[resource]})", SyscallNumber.Prlimit64, 0, (ulong)resource, 0, slot.Value);
         }
         batch.Run();
-        var read = new ResourceLimit[Prlimit.ResourceCount];
-        process.Memory.Read(limits, MemoryMarshal.AsBytes(read.AsSpan()));
+        var read = process.Memory.ReadArray<ResourceLimit>(limits, Prlimit.ResourceCount);
         var entry = new TaskRlimitsEntry();
         entry.Rlimits.Add(read.Select(limit => new RlimitEntry { Cur = limit.Current, Max = limit.Maximum }));
         return entry;

@@ -72,17 +72,13 @@ internal sealed class PageScanner : IDisposable
                 // A run may reach over the area's end into the next one: it is cut there, and looked at again.
                 for (int r = next; r < runs.Count && runs[r].Start < range.End; r++)
                 {
-                    own.Add(new AddressRange(Max(runs[r].Start, range.Start), Min(runs[r].End, range.End)));
+                    own.Add(runs[r].Intersect(range));
                 }
                 results.Add(own);
             }
         }
         return results;
     }
-
-    private static Address Max(Address a, Address b) => a.Value >= b.Value ? a : b;
-
-    private static Address Min(Address a, Address b) => a.Value <= b.Value ? a : b;
 
     /// <summary>
     /// Runs of pages whose data were written since the area was last write-protected (PAGE_IS_WRITTEN, kept by a

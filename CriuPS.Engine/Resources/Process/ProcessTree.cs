@@ -76,7 +76,7 @@ internal static class ProcessTree
         {
             try
             {
-                foreach (var word in File.ReadAllText($"/proc/{pid}/task/{tid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                foreach (var word in ProcFiles.ReadText($"/proc/{pid}/task/{tid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries))
                 {
                     children.Add(int.Parse(word, System.Globalization.CultureInfo.InvariantCulture));
                 }

@@ -32,8 +32,7 @@ internal static class IntervalTimers
             batch.Add($"getitimer({which})", SyscallNumber.Getitimer, (ulong)which, (values + new ByteCount((ulong)(which * size))).Value);
         }
         batch.Run();
-        var read = new ItimerVal[3];
-        process.Memory.Read(values, MemoryMarshal.AsBytes(read.AsSpan()));
+        var read = process.Memory.ReadArray<ItimerVal>(values, 3);
         return new TaskTimersEntry { Real = Entry(read[Real]), Virt = Entry(read[Virtual]), Prof = Entry(read[Profiling]) };
     }
 

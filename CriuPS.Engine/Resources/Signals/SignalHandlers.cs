@@ -38,9 +38,7 @@ internal static class SignalHandlers
             batch.Add($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], 0, results.Value + (ulong)(i * sizeof(KernelSigaction)), SigsetSize);
         }
         batch.Run();
-        var actions = new KernelSigaction[signals.Count];
-        process.Memory.Read(results, MemoryMarshal.AsBytes(actions.AsSpan()));
-        foreach (var action in actions)
+        foreach (var action in process.Memory.ReadArray<KernelSigaction>(results, signals.Count))
         {
             process.LeaderCore.Tc.Sigactions.Add(new SaEntry { Sigaction = action.Handler, Flags = action.Flags, Restorer = action.Restorer, Mask = action.Mask });
         }
