@@ -71,22 +71,11 @@ internal sealed class RestoreHost : IDisposable
     private Injection BeginInjection(IReadOnlyList<VmaEntry> savedLayout, ByteCount size)
     {
         var hostLayout = SmapsParser.Read(Pid);
-        var taken = savedLayout.Select(v => new AddressRange(v.Start, v.End)).Concat(hostLayout.Select(v => v.Range)).OrderByDescending(r => r.Start).ToList();
-        ulong guard = (ulong)Page.Size * 16;
-        ulong top = Mman.TaskSize;
-        foreach (var range in taken.Append(new AddressRange(0, Mman.MinAddress)))
-        {
-            if (range.End.Value + size.Value + 2 * guard <= top)
-            {
-                var at = new Address(top - guard - size.Value);
-                if (!taken.Any(t => t.Overlaps(new AddressRange(at, at + size))))
-                {
-                    return Injection.Begin(tracee, memory, hostLayout, size, at);
-                }
-            }
-            top = Math.Min(top, range.Start.Value);
-        }
-        throw new InvalidOperationException("no room for the injection area in the restored process's address space");
+        var taken = savedLayout.Select(v => new AddressRange(v.Start, v.End)).Concat(hostLayout.Select(v => v.Range));
+        var guard = new ByteCount((ulong)Page.Size * 16);
+        var at = FreeSpace.HighestFit(taken, size, guard, new Address(Mman.TaskSize), new Address(Mman.MinAddress))
+            ?? throw new InvalidOperationException("no room for the injection area in the restored process's address space");
+        return Injection.Begin(tracee, memory, hostLayout, size, at);
     }
 
     public void Kill()

@@ -239,6 +239,7 @@ public static class RestorePipeline
         {
             AddressSpace.CheckMappedFiles(session, process);
             using var pages = process.OpenPages(images.Directory); // checks the chain of parents and the files' sizes
+            Vdso.Check(images.Directory, process, pages);
         }
     }
 

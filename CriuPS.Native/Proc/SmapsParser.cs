@@ -9,6 +9,9 @@ public static class SmapsParser
 {
     public static List<VmaInfo> Read(int pid) => ProcFiles.ParseWhole($"/proc/{pid}/smaps", Parse);
 
+    /// <summary>The areas alone, without their VmFlags, from /proc/PID/maps: a fraction of smaps' size.</summary>
+    public static List<VmaInfo> ReadMaps(int pid) => ProcFiles.ParseWhole($"/proc/{pid}/maps", Parse);
+
     /// <summary>
     /// Parses smaps as bytes: of the twenty-odd lines per area only the header and VmFlags matter, and only those
     /// are decoded (a header's path may be UTF-8).

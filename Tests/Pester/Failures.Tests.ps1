@@ -263,30 +263,25 @@ Describe 'Restore-Process refuses what it cannot do, and leaves nothing half-ali
             }
         }
 
-        It 'refuses an image whose vDSO is not this kernel''s, and starts nothing' {
+        It 'refuses an image whose saved vDSO exports a function this kernel''s lacks, naming it, and starts nothing' {
             $copy = Join-Path $TestDrive 'foreign-vdso'
             Copy-Item $Image.Path $copy -Recurse
-            # Where the saved vDSO's first page lies in pages-1.img: the pages of the pagemap's runs, in order.
             $vdso = (Import-CheckpointImageFile (Join-Path $copy "mm-$Original.img")).Entries[0].Vmas | Where-Object status -Match 'VMA_AREA_VDSO'
             $start = [Convert]::ToUInt64($vdso.start.Substring(2), 16)
-            $offset = $null
-            $skipped = 0L
-            foreach ($run in (Import-CheckpointImageFile (Join-Path $copy "pagemap-$Original.img")).Entries | Select-Object -Skip 1) {
-                $from = [Convert]::ToUInt64($run.vaddr.Substring(2), 16)
-                if ($from -eq $start) { $offset = $skipped; break }
-                if ($run.flags -match 'PE_PRESENT') { $skipped += 4096L * $run.nr_pages }
-            }
-            $offset | Should -Not -BeNullOrEmpty -Because 'the image holds the vDSO''s pages'
-            # One byte of another kernel's build: the ELF header's padding, which no code reads.
-            $pages = [IO.File]::Open((Join-Path $copy 'pages-1.img'), 'Open')
-            $pages.Position = $offset + 9
-            $pages.WriteByte(0x5A)
-            $pages.Dispose()
+            $location = Get-SavedPageLocation $copy $Original $start
+            $location | Should -Not -BeNullOrEmpty -Because 'the image holds the vDSO''s pages'
+            # Another kernel's vDSO that exports __vdso_getcpX (and getcpX, whose name is the tail of the same string).
+            $bytes = [IO.File]::ReadAllBytes($location.Path)
+            $vdsoBytes = [byte[]]$bytes[$location.Offset..($location.Offset + 8191)]
+            $at = [Text.Encoding]::ASCII.GetString($vdsoBytes).IndexOf("__vdso_getcpu`0")
+            $at | Should -BeGreaterThan 0
+            $bytes[$location.Offset + $at + 12] = [byte][char]'X'
+            [IO.File]::WriteAllBytes($location.Path, $bytes)
 
             $hosts = (Get-RestoreHosts).Count
             Restore-Process $copy -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
             $errors[0].FullyQualifiedErrorId | Should -Be "ImageIncompatible,$Restore"
-            $errors[0].Exception.Message | Should -Match 'the saved vDSO is not this kernel''s vDSO'
+            $errors[0].Exception.Message | Should -Match 'the saved vDSO exports __vdso_getcpX, getcpX, which this kernel''s vDSO lacks'
             $errors[0].ErrorDetails.RecommendedAction | Should -Match 'kernel'
             Test-ProcessAlive $Original | Should -BeFalse
             (Get-RestoreHosts).Count | Should -Be $hosts

@@ -52,9 +52,54 @@ Describe 'The CRIU 4.2 vector of <Program>' -ForEach @(
         $restored.Name | Should -Be $Program
         $line = Invoke-SelfCheck $Pid0 $LogPath
         $line | Should -Match "^OK counter=(\d+) pid=$Pid0$"
-        [int]($line -replace '.*counter=(\d+).*', '$1') | Should -BeGreaterOrEqual 6
+        $counter = [int]($line -replace '.*counter=(\d+).*', '$1')
+        $counter | Should -BeGreaterOrEqual 6
+        # It keeps running: 2 s later its 100 ms ticks have moved the counter on, and its state is still intact.
+        Start-Sleep -Seconds 2
+        $later = Invoke-SelfCheck $Pid0 $LogPath
+        $later | Should -Match "^OK counter=(\d+) pid=$Pid0$"
+        [int]($later -replace '.*counter=(\d+).*', '$1') | Should -BeGreaterOrEqual ($counter + 10)
         Invoke-SelfCheck $Pid0 $LogPath 'TERM' | Should -Match "^OK counter=\d+ pid=$Pid0$"
         Wait-Until { -not (Test-ProcessAlive $Pid0) } 'the restored counter to exit'
+        Wait-Until { $null -ne $restored.ExitStatus } 'the session''s reaper to record its exit status'
+        $restored.ExitStatus | Should -Be 0
+    }
+}
+
+Describe 'The CRIU 4.2 vector of family-dyn: threads and a child' {
+    BeforeAll {
+        $vector = Join-Path $Interop 'criu-4.2/family-dyn'
+        $script:Parent = [int](Get-Content (Join-Path $vector 'pid.txt'))
+        $script:Images = Join-Path $TestDrive 'family-dyn-images'
+        Copy-Item (Join-Path $vector 'images') $Images -Recurse
+        Copy-Item (Join-Path $Interop 'bin/family-dyn') (Join-Path $Place 'family-dyn')
+        $script:LogPath = Join-Path $Place 'family.log'
+        Copy-Item (Join-Path $vector 'log-at-dump.txt') $LogPath
+        [IO.File]::SetUnixFileMode($LogPath, [IO.UnixFileMode]'UserRead, UserWrite, GroupRead, OtherRead')
+        $script:Child = [int]((Get-Content (Join-Path $vector 'log-at-dump.txt') | Select-Object -First 1) -replace '.*child=(\d+).*', '$1')
+    }
+    AfterAll { Stop-TestProcesses }
+
+    It 'is read by Get-CheckpointImage: a parent with 4 threads and a child' {
+        $image = Get-CheckpointImage -LiteralPath $Images
+        $image.WrittenBy | Should -Be 'CRIU'
+        $image.RootProcessId | Should -Be $Parent
+        $image.ProcessCount | Should -Be 2
+        $image.ThreadCount | Should -Be 6
+        ($image.Processes | Where-Object Id -EQ $Child).ParentId | Should -Be $Parent
+    }
+
+    It 'is restored by Restore-Process with the same PIDs, and the family finds its state intact, then and 2 s later' {
+        $restored = Restore-Process -ImagePath $Images
+        Register-TestProcess $Parent
+        $restored.Id | Should -Be $Parent
+        @(Get-ChildItem "/proc/$Parent/task").Count | Should -Be 5
+        (Get-Content "/proc/$Child/stat" -Raw).Split(') ')[1].Split(' ')[1] | Should -Be $Parent
+        Invoke-SelfCheck $Parent $LogPath | Should -Be "OK family threads=4 child=$Child pid=$Parent"
+        Start-Sleep -Seconds 2
+        Invoke-SelfCheck $Parent $LogPath | Should -Be "OK family threads=4 child=$Child pid=$Parent"
+        Send-Signal $Parent 'TERM'
+        Wait-Until { -not (Test-ProcessAlive $Parent) -and -not (Test-ProcessAlive $Child) } 'the family to exit'
         Wait-Until { $null -ne $restored.ExitStatus } 'the session''s reaper to record its exit status'
         $restored.ExitStatus | Should -Be 0
     }

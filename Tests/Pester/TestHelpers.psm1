@@ -125,6 +125,23 @@ function Get-ProcessTreeLayout([int]$Root) {
     $all | Where-Object { $inTree.Contains($_.Pid) } | Sort-Object Pid | ForEach-Object { "$($_.Pid) $($_.Ppid) $($_.Pgid) $($_.Sid) $($_.State)" }
 }
 
+# Where the saved bytes of a page lie: the pages file of process PID's pagemap in an image directory and the offset in
+# it (the present runs' pages follow one another there, in pagemap order), or $null when the page was not saved there.
+function Get-SavedPageLocation([string]$ImagePath, [int]$ProcessId, [uint64]$Address) {
+    $pagemap = @((Import-CheckpointImageFile (Join-Path $ImagePath "pagemap-$ProcessId.img")).Entries)
+    $offset = 0L
+    foreach ($run in $pagemap | Select-Object -Skip 1) {
+        $from = [Convert]::ToUInt64($run.vaddr.Substring(2), 16)
+        $pages = [long]$run.nr_pages
+        $present = $run.flags -match 'PE_PRESENT'
+        if ($present -and $Address -ge $from -and $Address -lt $from + 4096 * $pages) {
+            return [pscustomobject]@{ Path = Join-Path $ImagePath "pages-$($pagemap[0].pages_id).img"; Offset = $offset + [long]($Address - $from) }
+        }
+        if ($present) { $offset += 4096L * $pages }
+    }
+    $null
+}
+
 # The mode bits of a file or directory, as an octal string such as '700'.
 function Get-ModeBits([string]$Path) {
     [Convert]::ToString([int]([System.IO.File]::GetUnixFileMode($Path)) -band 0x1FF, 8)

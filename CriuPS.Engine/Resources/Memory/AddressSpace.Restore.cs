@@ -10,7 +10,7 @@ using CriuPS.Native.RemoteSyscall;
 namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
-/// Restore of the address space: empty the host's copy, move the vDSO into place, map every saved area at its
+/// Restore of the address space: empty the host's copy, put this kernel's vDSO in place (or a proxy of it), map every saved area at its
 /// address, fill in the saved pages, then give each area its final protection and advice.
 /// </summary>
 internal static partial class AddressSpace
@@ -25,16 +25,16 @@ internal static partial class AddressSpace
         UnmapAllBut(process.Injection, keep);
 
         using var pages = process.Images.OpenPages(session.Images.Directory);
-        Vdso.Restore(process, pages, vdsoFamily);
+        var vdso = Vdso.Place(session, process, pages, vdsoFamily);
 
-        var areas = process.Images.Mm.Vmas.Where(v => !Vdso.IsVdso(v) && !Vdso.IsVvar(v) && ((VmaStatus)v.Status & VmaStatus.Vsyscall) == 0).ToList();
+        var areas = process.Images.Mm.Vmas.Where(vdso.MapsFromImage).ToList();
         var filled = AreasWithPages(areas, pages.Runs);
         MapAreas(session, process, areas, filled);
         log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped");
 
-        var vdsoRanges = process.Images.Mm.Vmas.Where(Vdso.IsVdso).Select(Range).ToList();
         var lazy = session.Lazy is null ? null : LazyMemory.Plan(pages, areas);
-        Pages.Restore(process, pages, run => vdsoRanges.Any(v => v.Overlaps(run.Range)) || lazy?.Runs.Contains(run) == true, log);
+        Pages.Restore(process, pages, run => vdso.Skips(run) || lazy?.Runs.Contains(run) == true, log);
+        vdso.ApplyProxy(process);
         log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");
 
         var final = new SyscallBatch(process.Injection);
