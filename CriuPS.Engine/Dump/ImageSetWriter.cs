@@ -1,5 +1,7 @@
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Process;
+using CriuPS.Engine.Resources.Sockets;
 
 namespace CriuPS.Engine.Dump;
 
@@ -18,9 +20,9 @@ internal static class ImageSetWriter
     /// </summary>
     public static void WritePreDump(DumpSession session)
     {
+        // No root_ids: the kernel objects of the tree are looked at by the final dump.
         var inventory = Inventory(session);
         inventory.PreDumpMode = PreDumpRead;
-        inventory.RootIds = null; // the kernel objects of the root are looked at by the final dump
         session.WriteSingle(ImageTypes.Inventory, null, inventory);
         foreach (var process in session.Processes)
         {
@@ -30,7 +32,9 @@ internal static class ImageSetWriter
 
     public static void Write(DumpSession session)
     {
-        session.WriteSingle(ImageTypes.Inventory, null, Inventory(session));
+        var inventory = Inventory(session);
+        inventory.RootIds = ProcessTree.InventoryRootIds(session);
+        session.WriteSingle(ImageTypes.Inventory, null, inventory);
 
         using (var pstree = session.CreateImage(ImageTypes.Pstree, null))
         {
@@ -70,7 +74,7 @@ internal static class ImageSetWriter
 
         using (var files = session.CreateImage(ImageTypes.Files, null))
         {
-            foreach (var file in session.Files.Entries)
+            foreach (var file in UnixSockets.PeersFirst(session.Files.Entries))
             {
                 files.WriteEntry(file);
             }
@@ -121,11 +125,10 @@ internal static class ImageSetWriter
     {
         ImgVersion = ImageVersion,
         FdinfoPerId = true,
-        RootIds = session.Processes[0].Ids.Clone(),
         NsPerId = true,
         Lsmtype = Lsmtype.NoLsm,
         DumpCriuRunId = session.RunId,
-        NetworkLockMethod = Resources.Sockets.NetworkLock.MethodNftables,
+        NetworkLockMethod = session.InetSockets.Lock is null ? NetworkLock.MethodSkip : NetworkLock.MethodNftables,
         CriupsVersion = typeof(ImageSetWriter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
         CriupsKernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
         CriupsCreatedAt = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),

@@ -3,14 +3,13 @@ using System.Text.RegularExpressions;
 
 namespace CriuPS.Native.Proc;
 
-/// <summary>/proc/PID/fdinfo/FD: position, open flags, mount id, and the type-specific lines (eventfd-count, tfd, ...).</summary>
+/// <summary>/proc/PID/fdinfo/FD: position, open flags, and the other lines (mnt_id, eventfd-count, tfd, ...).</summary>
 public sealed partial class FdInfo
 {
-    private FdInfo(ulong position, int flags, int mountId, List<KeyValuePair<string, string>> lines)
+    private FdInfo(ulong position, int flags, List<KeyValuePair<string, string>> lines)
     {
         Position = position;
         Flags = flags;
-        MountId = mountId;
         Lines = lines;
     }
 
@@ -18,8 +17,6 @@ public sealed partial class FdInfo
 
     /// <summary>The open flags of the file description, O_CLOEXEC of the descriptor included.</summary>
     public int Flags { get; }
-
-    public int MountId { get; }
 
     /// <summary>Every "key: value" line in order (some keys, like "tfd", repeat).</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Lines { get; }
@@ -41,7 +38,6 @@ public sealed partial class FdInfo
         return new FdInfo(
             ulong.Parse(Value("pos"), CultureInfo.InvariantCulture),
             Convert.ToInt32(Value("flags"), 8),
-            int.Parse(Value("mnt_id"), CultureInfo.InvariantCulture),
             lines);
     }
 

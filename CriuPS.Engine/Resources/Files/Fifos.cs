@@ -41,7 +41,7 @@ internal sealed class Fifos : FileKind
         var session = dump.Session;
         uint pipeId = (uint)dump.Probe.Status.Inode;
         uint regId = session.Files.NewId();
-        session.Files.Add(RegularFiles.Entry(regId, dump.Probe.Link, (int)dump.Flags, 0, dump.Probe.Status, dump.Info.MountId, dump.Owner));
+        session.Files.Add(RegularFiles.Entry(regId, dump.Probe.Link, (int)dump.Flags, 0, dump.Probe.Status, dump.Owner));
         if (session.State<HandledFifos>().PipeIds.Add(pipeId))
         {
             var (data, size) = Pipes.ReadUnread(dump.Probe.Pid, dump.Probe.Fd);

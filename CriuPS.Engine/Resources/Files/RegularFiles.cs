@@ -28,7 +28,7 @@ internal sealed class RegularFiles : FileKind
     public override FileEntry Dump(DescriptorDump dump)
     {
         var link = dump.Probe.Link;
-        var entry = Entry(dump.Id, GhostFiles.PathOf(link), (int)dump.Flags, dump.Info.Position, dump.Probe.Status, dump.Info.MountId, dump.Owner);
+        var entry = Entry(dump.Id, GhostFiles.PathOf(link), (int)dump.Flags, dump.Info.Position, dump.Probe.Status, dump.Owner);
         if (GhostFiles.IsDeleted(link))
         {
             // Our copy may be write-only: the contents are read through a new read-only description.
@@ -68,7 +68,7 @@ internal sealed class RegularFiles : FileKind
             {
                 GhostFiles.Dump(session, id, mapFile, vma.Path);
             }
-            return Entry(id, GhostFiles.PathOf(vma.Path), openFlags, 0, status, mountId: -1, FileOwner.None);
+            return Entry(id, GhostFiles.PathOf(vma.Path), openFlags, 0, status, FileOwner.None);
         });
     }
 
@@ -83,12 +83,16 @@ internal sealed class RegularFiles : FileKind
             {
                 GhostFiles.Dump(session, id, linkPath, path);
             }
-            return Entry(id, GhostFiles.PathOf(path), openFlags, 0, status, mountId: -1, FileOwner.None);
+            return Entry(id, GhostFiles.PathOf(path), openFlags, 0, status, FileOwner.None);
         });
     }
 
-    /// <summary>A reg_file_entry: the path, open flags and position of a file, with its size and mode at dump time.</summary>
-    public static FileEntry Entry(uint id, string path, int flags, ulong position, FileStatus status, int mountId, FownEntry owner)
+    /// <summary>
+    /// A reg_file_entry: the path, open flags and position of a file, with its size and mode at dump time. No mnt_id:
+    /// CRIU writes one only when it saves the mount namespace, and its restore looks a file's mount up among the saved
+    /// ones when there is one (none are saved here: a ghost file is then not linked back, "No such file or directory").
+    /// </summary>
+    public static FileEntry Entry(uint id, string path, int flags, ulong position, FileStatus status, FownEntry owner)
     {
         var reg = new RegFileEntry
         {
@@ -100,10 +104,6 @@ internal sealed class RegularFiles : FileKind
             Size = status.Size,
             Mode = status.Mode,
         };
-        if (mountId >= 0)
-        {
-            reg.MntId = mountId;
-        }
         return new FileEntry { Type = FdTypes.Reg, Id = id, Reg = reg };
     }
 

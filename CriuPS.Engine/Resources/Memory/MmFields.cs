@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using CriuPS.Engine.Dump;
+using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
@@ -16,6 +17,15 @@ internal static class MmFields
 {
     private const int PrGetDumpable = 3, PrSetDumpable = 4, PrSetThpDisable = 41, PrGetThpDisable = 42;
     private const int PrSetMm = 35, PrSetMmMap = 14;
+
+    /// <summary>
+    /// CRIU's bound on mm_saved_auxv on x86-64, in 64-bit words (its AT_VECTOR_SIZE): its dump reads no more of
+    /// /proc/PID/auxv, and its restore refuses an image with more ("Image corrupted on pid N").
+    /// </summary>
+    public const int CriuAuxvWords = 44;
+
+    // The AT_NULL pair that ends the vector.
+    private const int AuxvEndWords = 2;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct PrctlMmMap
@@ -51,9 +61,28 @@ internal static class MmFields
         mm.MmArgEnd = stat.ArgEnd;
         mm.MmEnvStart = stat.EnvStart;
         mm.MmEnvEnd = stat.EnvEnd;
-        mm.MmSavedAuxv.Add(ProcFiles.Auxv(process.Pid));
+        SaveAuxv(mm, ProcFiles.Auxv(process.Pid));
         mm.ExeFileId = RegularFiles.ForLink(session, $"/proc/{process.Pid}/exe", O.RDONLY);
     }
+
+    /// <summary>
+    /// Puts the auxiliary vector (its AT_NULL pair included) into the image: in CRIU's form, the first
+    /// <see cref="CriuAuxvWords"/> words, and whole in criups_saved_auxv only when that cut more than the AT_NULL pair.
+    /// Cutting that alone loses nothing, since PR_SET_MM_MAP zero-fills its copy beyond what it is given: Linux 6.18
+    /// gives 46 words (22 entries, AT_RSEQ_FEATURE_SIZE and AT_RSEQ_ALIGN the last, and AT_NULL), and CRIU's 44 hold
+    /// every entry.
+    /// </summary>
+    internal static void SaveAuxv(MmEntry mm, ulong[] auxv)
+    {
+        mm.MmSavedAuxv.Add(auxv.Take(CriuAuxvWords));
+        if (auxv.Length - AuxvEndWords > CriuAuxvWords)
+        {
+            mm.CriupsSavedAuxv.Add(auxv);
+        }
+    }
+
+    /// <summary>The vector to restore: the whole one where CriuPS kept it, else CRIU's form (all that CRIU's images have).</summary>
+    internal static IReadOnlyList<ulong> AuxvToRestore(MmEntry mm) => mm.CriupsSavedAuxv.Count > 0 ? mm.CriupsSavedAuxv : mm.MmSavedAuxv;
 
     /// <summary>
     /// Sets the dumpable flag, once every thread's credentials are restored: a change of credentials resets it
@@ -84,13 +113,14 @@ internal static class MmFields
             && current.Device == saved.Device && current.Inode == saved.Inode;
         long exeFd = sameExecutable ? -1
             : caller.Checked($"open of the executable {exe}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));
-        var auxv = scratch.PutArray<ulong>(mm.MmSavedAuxv.ToArray());
+        var savedAuxv = AuxvToRestore(mm);
+        var auxv = scratch.PutArray<ulong>(savedAuxv.ToArray());
         var map = scratch.Put(new PrctlMmMap
         {
             StartCode = mm.MmStartCode, EndCode = mm.MmEndCode, StartData = mm.MmStartData, EndData = mm.MmEndData,
             StartBrk = mm.MmStartBrk, Brk = mm.MmBrk, StartStack = mm.MmStartStack,
             ArgStart = mm.MmArgStart, ArgEnd = mm.MmArgEnd, EnvStart = mm.MmEnvStart, EnvEnd = mm.MmEnvEnd,
-            Auxv = auxv.Value, AuxvSize = (uint)(mm.MmSavedAuxv.Count * 8), ExeFd = (uint)exeFd,
+            Auxv = auxv.Value, AuxvSize = (uint)(savedAuxv.Count * sizeof(ulong)), ExeFd = (uint)exeFd,
         });
         caller.Checked("prctl(PR_SET_MM, PR_SET_MM_MAP)", SyscallNumber.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)sizeof(PrctlMmMap), 0);
         if (exeFd >= 0)

@@ -1,5 +1,6 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
@@ -147,6 +148,26 @@ internal static class ProcessTree
         ids.UserNsId = ns["user"];
         ids.CgroupNsId = ns["cgroup"];
         ids.TimeNsId = ns["time"];
+    }
+
+    /// <summary>
+    /// inventory.img's root_ids as CRIU writes them: the ids of the dumping task itself. CRIU's restore compares the
+    /// root task's ids with these to learn what the root shares with the restorer: an equal files_id would say that
+    /// the root shares the restorer's descriptor table, which CRIU rejects ("Image corruption on kIDs data"), and a
+    /// namespace id that differs, that the root's namespace is to be created from images of its own. So memory,
+    /// descriptor table, fs information and signal handlers are numbered for this process (compared with every task
+    /// like the tasks among themselves), and the namespaces are the root's: CriuPS saves no namespace and restores
+    /// into the restorer's, which is what equal namespace ids tell CRIU.
+    /// </summary>
+    public static TaskKobjIdsEntry InventoryRootIds(DumpSession session)
+    {
+        int self = Environment.ProcessId;
+        var ids = session.Processes[0].Ids.Clone();
+        ids.VmId = SharedObjectId(session, self, Kcmp.Vm, "vm");
+        ids.FilesId = SharedObjectId(session, self, Kcmp.Files, "files");
+        ids.FsId = SharedObjectId(session, self, Kcmp.Fs, "fs");
+        ids.SighandId = SharedObjectId(session, self, Kcmp.Sighand, "sighand");
+        return ids;
     }
 
     // Processes of the tree that share the object (kcmp says equal) share its id: the id of the first of them in

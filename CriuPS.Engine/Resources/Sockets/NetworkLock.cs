@@ -25,6 +25,12 @@ internal sealed class NetworkLock
     /// <summary>inventory network_lock_method: CRIU's NETWORK_LOCK_NFTABLES.</summary>
     public const uint MethodNftables = 1;
 
+    /// <summary>
+    /// inventory network_lock_method: CRIU's NETWORK_LOCK_SKIP, for a dump that locked nothing. Told "nftables", CRIU's
+    /// restore deletes the table of the dump's run id whatever it restored, and reports the table missing as an error.
+    /// </summary>
+    public const uint MethodSkip = 2;
+
     // CRIU writes "inet CRIU-<id>" into 32 bytes: the table name keeps what fits.
     private const int CriuTableSpecLength = 31;
 

@@ -113,6 +113,42 @@ internal sealed class UnixSockets : FileKind
         return new FileEntry { Type = FdTypes.Unixsk, Id = dump.Id, Usk = entry };
     }
 
+    /// <summary>
+    /// The entries of files.img in an order CRIU's restore can follow. It looks for a socket's peer among the entries
+    /// read before it, and later only from a peer that names it back; so a socket whose peer does not name it (a
+    /// datagram socket connected to a bound one, a connection waiting on a listener) must come after that peer, as
+    /// CRIU's dump writes them. The entries keep their order otherwise.
+    /// </summary>
+    public static IReadOnlyList<FileEntry> PeersFirst(IReadOnlyList<FileEntry> entries)
+    {
+        var byInode = new Dictionary<uint, FileEntry>();
+        foreach (var entry in entries.Where(e => e.Usk is not null))
+        {
+            byInode.TryAdd(entry.Usk.Ino, entry);
+        }
+        var placed = new HashSet<FileEntry>(ReferenceEqualityComparer.Instance);
+        var order = new List<FileEntry>(entries.Count);
+        foreach (var entry in entries)
+        {
+            Place(entry);
+        }
+        return order;
+
+        void Place(FileEntry entry)
+        {
+            // Marked before its peer is placed, so that a ring of one-way connections ends.
+            if (!placed.Add(entry))
+            {
+                return;
+            }
+            if (entry.Usk is { Peer: not 0 } socket && byInode.TryGetValue(socket.Peer, out var peer) && peer.Usk.Peer != socket.Ino)
+            {
+                Place(peer);
+            }
+            order.Add(entry);
+        }
+    }
+
     // The tree is frozen now: look again at who is connected to whom, in case something changed since the pre-flight check.
     private static UnixSocketTopology FrozenTopology(DumpSession session)
     {
