@@ -5,9 +5,9 @@ namespace CriuPS.Engine;
 
 /// <summary>
 /// Pays the one-time costs of a first checkpoint (JIT of the image code, Google.Protobuf building its reflection
-/// accessors for the required-field checks, this CPU's description for cpuinfo.img) before any process is frozen:
-/// started in the background when the module loads, and awaited at the start of a dump or restore, so that none of
-/// it lands in the frozen window.
+/// accessors for the required-field checks, this CPU's description for cpuinfo.img and the restore's check of it)
+/// before any process is frozen: started in the background when the module loads, and awaited at the start of a
+/// dump or restore, so that none of it lands in the frozen window.
 /// </summary>
 public static class EngineWarmup
 {
@@ -21,7 +21,7 @@ public static class EngineWarmup
 
     private static void Run()
     {
-        _ = Resources.Cpu.CpuDescription.Current;
+        Resources.Cpu.CpuFit.Warm();
         var seen = new HashSet<MessageDescriptor>();
         foreach (var type in ImageTypes.All)
         {

@@ -2,6 +2,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
+using Google.Protobuf;
 using CriuPS.Native.Ptrace;
 
 namespace CriuPS.Engine.Resources.Cpu;
@@ -48,12 +49,31 @@ public static class CpuFit
 
     private static string SavedPath(string directory) => Path.Combine(directory, ImageTypes.Cpuinfo.FileName(null));
 
+    /// <summary>
+    /// Runs the comparison once, on this CPU's description written and read back through the image codec, so that
+    /// the first restore in a new PowerShell does not wait for it to be compiled (the engine's warm-up calls it).
+    /// </summary>
+    internal static void Warm()
+    {
+        var written = new CpuinfoEntry { X86Entry = { CpuDescription.Current } }.ToByteArray();
+        _ = Compare("", CpuinfoEntry.Parser.ParseFrom(written).X86Entry, [new ThreadComponents(0, 0)]);
+    }
+
     private static CpuCompatibility Evaluate(ImageSet images)
     {
-        var saved = SavedCpus(images);
-        var threads = images.Processes.SelectMany(p => p.Cores)
-            .Select(t => (t.Tid, Components: t.Core.ThreadInfo?.Fpregs?.Xsave?.XstateBv ?? 0))
-            .ToList();
+        var threads = new List<ThreadComponents>();
+        foreach (var process in images.Processes)
+        {
+            foreach (var (tid, core) in process.Cores)
+            {
+                threads.Add(new ThreadComponents(tid, core.ThreadInfo?.Fpregs?.Xsave?.XstateBv ?? 0));
+            }
+        }
+        return Compare(images.Directory, SavedCpus(images), threads);
+    }
+
+    private static CpuCompatibility Compare(string directory, IReadOnlyList<CpuinfoX86Entry>? saved, IReadOnlyList<ThreadComponents> threads)
+    {
         var here = CpuDescription.Current;
         ulong enabled = XStateLayout.Current.SupportedFeatures;
         ulong used = UsedComponents(threads);
@@ -77,7 +97,7 @@ public static class CpuFit
         }
         return new CpuCompatibility
         {
-            ImagePath = images.Directory,
+            ImagePath = directory,
             MissingFeatures = Missing(saved ?? [], threads, here, enabled),
             SavedCpu = saved is null ? null : CpuDescription.Display(saved),
             ThisCpu = CpuDescription.Display(here),
@@ -90,7 +110,7 @@ public static class CpuFit
     /// What the saved CPUs and threads need that this CPU (<paramref name="here"/>, whose kernel enables the XSAVE
     /// components <paramref name="enabled"/>) lacks, by name.
     /// </summary>
-    internal static List<string> Missing(IReadOnlyList<CpuinfoX86Entry> saved, IReadOnlyList<(int Tid, ulong Components)> threads, CpuinfoX86Entry here, ulong enabled)
+    internal static List<string> Missing(IReadOnlyList<CpuinfoX86Entry> saved, IReadOnlyList<ThreadComponents> threads, CpuinfoX86Entry here, ulong enabled)
     {
         var missing = InstructionFeatures.All
             .Where(f => saved.Any(cpu => HasFeature(cpu, f)) && !HasFeature(here, f))
@@ -104,8 +124,8 @@ public static class CpuFit
             var name = XsaveComponents.Describe(component);
             if ((components & (1UL << component)) == 0)
             {
-                var users = threads.Where(t => (t.Components & (1UL << component)) != 0).Select(t => t.Tid).ToList();
-                name += $", in use by thread {users[0]} (core-{users[0]}.img){(users.Count > 1 ? $" and {users.Count - 1} other(s)" : "")}";
+                var users = threads.Where(t => (t.InUse & (1UL << component)) != 0).ToList();
+                name += $", in use by thread {users[0].Tid} (core-{users[0].Tid}.img){(users.Count > 1 ? $" and {users.Count - 1} other(s)" : "")}";
             }
             missing.Add(name);
         }
@@ -117,9 +137,25 @@ public static class CpuFit
         return missing;
     }
 
-    private static ulong SavedComponents(IEnumerable<CpuinfoX86Entry> saved) => saved.Aggregate(0UL, (all, cpu) => all | cpu.XfeaturesMask);
+    private static ulong SavedComponents(IEnumerable<CpuinfoX86Entry> saved)
+    {
+        ulong all = 0;
+        foreach (var cpu in saved)
+        {
+            all |= cpu.XfeaturesMask;
+        }
+        return all;
+    }
 
-    private static ulong UsedComponents(IEnumerable<(int Tid, ulong Components)> threads) => threads.Aggregate(0UL, (all, t) => all | t.Components);
+    private static ulong UsedComponents(IEnumerable<ThreadComponents> threads)
+    {
+        ulong all = 0;
+        foreach (var thread in threads)
+        {
+            all |= thread.InUse;
+        }
+        return all;
+    }
 
     /// <summary>Whether a CPU has a feature; version 1 images hold fewer words, and say nothing of the features of the others.</summary>
     private static bool HasFeature(CpuinfoX86Entry cpu, InstructionFeature feature) =>
@@ -158,3 +194,6 @@ public static class CpuFit
         return cpus;
     }
 }
+
+/// <summary>The XSAVE components a saved thread has in use (xstate_bv in its core image).</summary>
+internal sealed record ThreadComponents(int Tid, ulong InUse);

@@ -3,7 +3,9 @@ using static CriuPS.Engine.Resources.Cpu.CapabilityWords;
 namespace CriuPS.Engine.Resources.Cpu;
 
 /// <summary>One instruction-set feature: its bit in the capability words and its name in /proc/cpuinfo.</summary>
-internal readonly record struct InstructionFeature(int Word, int Bit, string Name);
+/// <remarks>A class: LINQ over reference types runs precompiled framework code, where a struct would be compiled
+/// at a first restore.</remarks>
+internal sealed record InstructionFeature(int Word, int Bit, string Name);
 
 /// <summary>
 /// The bits of the capability words that a restored program may depend on: instruction-set extensions that user

@@ -30,8 +30,8 @@ public class CpuFitTests
         return copy;
     }
 
-    private static List<string> Missing(CpuinfoX86Entry? saved, CpuinfoX86Entry here, ulong enabled = Legacy | Avx | Avx512, params (int Tid, ulong Components)[] threads) =>
-        CpuFit.Missing(saved is null ? [] : [saved], threads, here, enabled);
+    private static List<string> Missing(CpuinfoX86Entry? saved, CpuinfoX86Entry here, ulong enabled = Legacy | Avx | Avx512, params (int Tid, ulong InUse)[] threads) =>
+        CpuFit.Missing(saved is null ? [] : [saved], threads.Select(t => new ThreadComponents(t.Tid, t.InUse)).ToList(), here, enabled);
 
     [Fact]
     public void AnImageOfThisCpuFits()
