@@ -5,8 +5,9 @@ namespace CriuPS.Engine;
 
 /// <summary>
 /// Pays the one-time costs of a first checkpoint (JIT of the image code, Google.Protobuf building its reflection
-/// accessors for the required-field checks) before any process is frozen: started in the background when the
-/// module loads, and awaited at the start of a dump or restore, so that none of it lands in the frozen window.
+/// accessors for the required-field checks, this CPU's description for cpuinfo.img and the restore's check of it)
+/// before any process is frozen: started in the background when the module loads, and awaited at the start of a
+/// dump or restore, so that none of it lands in the frozen window.
 /// </summary>
 public static class EngineWarmup
 {
@@ -20,6 +21,7 @@ public static class EngineWarmup
 
     private static void Run()
     {
+        Resources.Cpu.CpuFit.Warm();
         var seen = new HashSet<MessageDescriptor>();
         foreach (var type in ImageTypes.All)
         {

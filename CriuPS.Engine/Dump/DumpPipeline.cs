@@ -4,6 +4,7 @@ using CriuPS.Engine.Images;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.PageServer;
+using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
@@ -131,6 +132,7 @@ public static class DumpPipeline
             }
 
             log.Phase("Writing images");
+            CpuDescription.Dump(session);
             ImageSetWriter.Write(session);
             FailurePoint.Check(options.FailAt, FailurePoint.BeforeKill);
             log.Write($"{injections.Values.Sum(i => i.Caller.CallCount)} injected system calls");

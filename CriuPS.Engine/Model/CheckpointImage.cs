@@ -48,6 +48,9 @@ public sealed class CheckpointImage
     /// <summary>The kernel the checkpoint was taken on (CriuPS images only).</summary>
     public string? Kernel { get; init; }
 
+    /// <summary>The CPU the checkpoint was taken on, from cpuinfo.img (CriuPS images, and CRIU's made with --cpu-cap).</summary>
+    public string? Cpu { get; init; }
+
     /// <summary>When the checkpoint was taken.</summary>
     public required DateTimeOffset CreatedAt { get; init; }
 

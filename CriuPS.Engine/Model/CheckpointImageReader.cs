@@ -1,4 +1,5 @@
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Engine.Restore;
@@ -37,6 +38,7 @@ public static class CheckpointImageReader
             FrozenTime = FrozenTime(dump),
             TotalTime = TotalTime(dump),
             Kernel = inventory.HasCriupsKernel ? inventory.CriupsKernel : null,
+            Cpu = CpuDescription.Saved(images),
             CreatedAt = CreatedAt(inventory, images.Directory),
             WrittenBy = WrittenBy(inventory),
             Processes = processes,

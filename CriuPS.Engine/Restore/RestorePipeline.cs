@@ -3,6 +3,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
@@ -211,6 +212,7 @@ public static class RestorePipeline
 
     private static void CheckCanRestore(RestoreSession session)
     {
+        CpuFit.Check(session);
         var images = session.Images;
         var root = images.Tree[0];
         if (root.Sid != root.Pid && !session.Options.ShellJob)

@@ -8,6 +8,7 @@ public static unsafe class Prctl
     private const ulong PrTimerCreateRestoreIds = 77;
     private const ulong RestoreIdsGet = 2;
     private const ulong ArchShstkStatus = 0x5005;
+    private const ulong ArchGetXcompSupp = 0x1021;
 
     /// <summary>prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE): the size of struct prctl_mm_map the kernel expects, or -errno.</summary>
     public static long MmMapSize()
@@ -26,5 +27,16 @@ public static unsafe class Prctl
         ulong features = 0;
         long result = Syscall.Raw(SyscallNumber.ArchPrctl, ArchShstkStatus, (ulong)&features);
         return result < 0 ? result : (long)features;
+    }
+
+    /// <summary>
+    /// arch_prctl(ARCH_GET_XCOMP_SUPP), Linux 5.16+: the XSAVE state components the kernel enabled for user space (what
+    /// it put in XCR0, x87 and SSE included), or -errno.
+    /// </summary>
+    public static long XStateComponentsEnabled()
+    {
+        ulong components = 0;
+        long result = Syscall.Raw(SyscallNumber.ArchPrctl, ArchGetXcompSupp, (ulong)&components);
+        return result < 0 ? result : (long)components;
     }
 }

@@ -1,4 +1,5 @@
-using System.Runtime.Intrinsics.X86;
+using CriuPS.Native.Cpu;
+using CriuPS.Native.Interop;
 
 namespace CriuPS.Native.Ptrace;
 
@@ -18,7 +19,8 @@ public sealed class XStateLayout
 
     private readonly Dictionary<int, (int Offset, int Size)> components;
 
-    private XStateLayout(ulong supported, int size, Dictionary<int, (int Offset, int Size)> components)
+    /// <summary>A layout of the given components: another CPU's, in tests.</summary>
+    internal XStateLayout(ulong supported, int size, Dictionary<int, (int Offset, int Size)> components)
     {
         SupportedFeatures = supported;
         Size = size;
@@ -27,7 +29,10 @@ public sealed class XStateLayout
 
     public static XStateLayout Current { get; } = Probe();
 
-    /// <summary>The user state components this CPU and kernel enable (XCR0).</summary>
+    /// <summary>
+    /// The user state components the kernel enabled on this CPU (XCR0): what glibc sees with XGETBV and what
+    /// PTRACE_SETREGSET accepts.
+    /// </summary>
     public ulong SupportedFeatures { get; }
 
     /// <summary>Bytes of the standard-format XSAVE area for the enabled features.</summary>
@@ -43,12 +48,11 @@ public sealed class XStateLayout
 
     private static XStateLayout Probe()
     {
-        if (!X86Base.IsSupported)
-        {
-            throw new PlatformNotSupportedException("CriuPS needs an x86-64 CPU");
-        }
-        var (eax, ebx, _, edx) = X86Base.CpuId(0xD, 0);
-        ulong supported = (uint)eax | ((ulong)(uint)edx << 32);
+        var leaf = CpuId.Read(0xD, 0);
+        // CPUID lists what the CPU supports; the kernel may enable less (a component it does not handle, or one
+        // turned off at boot). Linux before 5.16 cannot be asked: CPUID's list stands in for its answer.
+        long enabled = Prctl.XStateComponentsEnabled();
+        ulong supported = enabled >= 0 ? (ulong)enabled : leaf.Eax | ((ulong)leaf.Edx << 32);
         var components = new Dictionary<int, (int, int)>();
         for (int i = 2; i < 64; i++)
         {
@@ -56,9 +60,10 @@ public sealed class XStateLayout
             {
                 continue;
             }
-            var (size, offset, _, _) = X86Base.CpuId(0xD, i);
-            components[i] = (offset, size);
+            var component = CpuId.Read(0xD, (uint)i);
+            components[i] = ((int)component.Ebx, (int)component.Eax);
         }
-        return new XStateLayout(supported, ebx, components);
+        // EBX: the size of the standard-format area for what XCR0 enables.
+        return new XStateLayout(supported, (int)leaf.Ebx, components);
     }
 }

@@ -6,7 +6,7 @@ BeforeDiscovery {
         'CriuPS.Engine.Model.CheckpointImage', 'CriuPS.Engine.Model.ImageProcess', 'CriuPS.Engine.Model.ImageThread',
         'CriuPS.Engine.Model.ImageMemoryArea', 'CriuPS.Engine.Model.ImageFileDescriptor', 'CriuPS.RestoredProcess',
         'CriuPS.Engine.Model.Views.ImageTreeNode', 'CriuPS.Engine.Model.Views.ImageOpenFile', 'CriuPS.Engine.Model.Views.ImageMapping',
-        'CriuPS.Engine.Model.Views.ImageResidentPages', 'CriuPS.Engine.Support.SupportFeature', 'CriuPS.ImageFile',
+        'CriuPS.Engine.Model.Views.ImageResidentPages', 'CriuPS.Engine.Support.SupportFeature', 'CriuPS.Engine.Resources.Cpu.CpuCompatibility', 'CriuPS.ImageFile',
         'CriuPS.Engine.Model.RemoteCheckpointImage', 'CriuPS.Engine.PageServer.LazyPageServer', 'CriuPS.Engine.Lazy.LazyRestore'
     ) | ForEach-Object { @{ Type = $_ } }
 }
@@ -56,6 +56,12 @@ Describe 'Format data' {
         ($feature | Format-List | Out-String) | Should -Match 'Requirement\s+: pidfd_open'
     }
 
+    It 'shows whether an image fits this CPU as a table, and what was compared as a list' {
+        $fit = Test-CheckpointSupport -ImagePath $Dyn
+        Get-TableHeader $fit | Should -Be @('Fits', 'Missing', 'SavedCpu', 'ImagePath')
+        ($fit | Format-List | Out-String) | Should -Match 'Detail\s+: No CPU description was saved'
+    }
+
     It 'summarises imported image files without changing them' {
         $file = Import-CheckpointImageFile (Join-Path $Dyn 'pstree.img')
         Get-TableHeader $file | Should -Be @('Magic', 'Entries', 'First', 'entry')
@@ -71,9 +77,10 @@ Describe 'Type data' {
         $image.Processes[0].MemoryMiB | Should -Be ([math]::Round($image.Processes[0].MemoryBytes / 1MB, 1))
     }
 
-    It 'gives images and features a default display property set' {
+    It 'gives images, features and CPU comparisons a default display property set' {
         (Get-TypeData CriuPS.Engine.Model.CheckpointImage).DefaultDisplayPropertySet.ReferencedProperties | Should -Be @('Name', 'RootProcessId', 'ProcessCount', 'MemoryMiB', 'CreatedAt', 'Path')
         (Get-TypeData CriuPS.Engine.Support.SupportFeature).DefaultDisplayPropertySet.ReferencedProperties | Should -Be @('Name', 'Available', 'Essential', 'Detail')
+        (Get-TypeData CriuPS.Engine.Resources.Cpu.CpuCompatibility).DefaultDisplayPropertySet.ReferencedProperties | Should -Be @('Fits', 'MissingFeatures', 'SavedCpu', 'ImagePath')
     }
 
     It 'adds no member to imported image files, whose properties are crit''s JSON' {

@@ -91,6 +91,7 @@ Describe 'Export-CheckpointImageFile' {
             $files = @(Get-ChildItem $Own.Path -File | Where-Object Name -NE 'dump.log')
             $files.Name | Should -Contain 'pstree.img'
             $files.Name | Should -Contain 'pipes-data.img'
+            $files.Name | Should -Contain 'cpuinfo.img'
             $different = foreach ($file in $files) {
                 $copy = Join-Path $TestDrive "own-$($file.Name)"
                 Invoke-JsonRoundTrip $file.FullName $copy | Out-Null

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
-using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Ptrace;
 
@@ -69,7 +68,12 @@ internal static class XStateCodec
         return fp;
     }
 
-    /// <summary>Builds a standard-format XSAVE buffer for this CPU from an image's fpregs.</summary>
+    /// <summary>
+    /// Builds a standard-format XSAVE buffer for this CPU from an image's fpregs, which another CPU may have saved:
+    /// each component the image carries and this CPU enables goes to this CPU's offset for it, and the header marks
+    /// in use what the thread had in use among them. The restore has checked beforehand (CpuFit) that this CPU enables
+    /// every component the thread had in use; a component it carries but did not use stays in its initial state.
+    /// </summary>
     public static byte[] FromImage(UserX86FpregsEntry fp, XStateLayout layout)
     {
         var xstate = new byte[layout.Size];
@@ -97,15 +101,7 @@ internal static class XStateCodec
             Component(xsave.ZmmUpper, XStateLayout.Avx512ZmmHi256, layout, span, ref present);
             Component(xsave.Hi16Zmm, XStateLayout.Avx512Hi16Zmm, layout, span, ref present);
             Component(xsave.Pkru, XStateLayout.Pkru, layout, span, ref present);
-            ulong wanted = xsave.XstateBv;
-            ulong missing = wanted & ~layout.SupportedFeatures;
-            if (missing != 0)
-            {
-                throw new CheckpointException(
-                    CheckpointErrorKind.ImageIncompatible,
-                    $"the saved FPU state uses XSAVE features 0x{missing:x} that this CPU does not enable (it has 0x{layout.SupportedFeatures:x})");
-            }
-            BinaryPrimitives.WriteUInt64LittleEndian(span[XStateBvOffset..], wanted & present);
+            BinaryPrimitives.WriteUInt64LittleEndian(span[XStateBvOffset..], xsave.XstateBv & present);
         }
         else
         {
