@@ -106,7 +106,7 @@ public static class DumpPipeline
             {
                 // From now until the restore (or the release) the connections' packets are dropped: no end sees a reset.
                 log.Phase("Locking the network");
-                session.InetSockets.LockConnections(session.RunId, session.Processes.Select(p => p.Pid), log);
+                session.InetSockets.LockConnections(session.RunId, session.Processes, log);
             }
 
             log.Phase("Saving process state");
@@ -156,7 +156,7 @@ public static class DumpPipeline
                 log.Phase("Killing the processes");
                 tree.Kill();
                 // Their connections closed silently in repair mode; the lock stays for Restore-Process to lift.
-                session.InetSockets.Forget();
+                session.InetSockets.KeepLockForRestore(log);
                 if (session.InetSockets.Lock is { } kept)
                 {
                     log.Write($"the network lock {kept.Table} stays until the connections are restored");
@@ -237,9 +237,15 @@ public static class DumpPipeline
             memories.Add(memory);
             // Read once (megabytes for thousands of areas), before the injection area joins them.
             var vmas = SmapsParser.Read(member.Pid);
-            var injection = Injection.Begin(frozen.Leader, memory, vmas, InjectionAreaSize);
+            var injection = frozen.Parked.TryGetValue(member.Pid, out var leader)
+                ? Injection.BeginParked(leader, memory, InjectionAreaSize, frozen.StopSignal, frozen.HeldWhileRunning)
+                : Injection.Begin(frozen.Leader, memory, vmas, InjectionAreaSize);
             injections[member.Pid] = injection;
-            frozen.TakeBackContinue(injection);
+            foreach (var leftover in injection.RemoveLeftovers(vmas))
+            {
+                session.Log.Write($"process {member.Pid}: removed the injection area {leftover.Range} that a checkpoint which died left behind");
+                vmas.Remove(leftover);
+            }
             session.Processes.Add(new DumpedProcess(frozen, memory, injection, vmas));
         }
     }

@@ -29,6 +29,7 @@ internal sealed class DumpSession
     /// <summary>Creates image file <paramref name="type"/> (for <paramref name="id"/>) in the output.</summary>
     public ImageWriter CreateImage(ImageType type, string? id)
     {
+        Native.Diagnostics.DeathPoint.Reach(Native.Diagnostics.DeathPoint.Write);
         var name = type.FileName(id);
         return ImageWriter.Create(Output.Create(name), name, type);
     }

@@ -78,9 +78,16 @@ internal sealed class DumpedProcess
         }
         if (!callers.TryGetValue(thread.Tid, out var caller))
         {
-            caller = Injection.CallerFor(thread);
+            if (Frozen.Parked.TryGetValue(thread.Tid, out var parked))
+            {
+                caller = Injection.CallerFor(parked, Frozen.StopSignal, Frozen.HeldWhileRunning);
+            }
+            else
+            {
+                caller = Injection.CallerFor(thread);
+                Frozen.RegistersToRestore[thread.Tid] = caller.OriginalRegs;
+            }
             callers[thread.Tid] = caller;
-            Frozen.RegistersToRestore[thread.Tid] = caller.OriginalRegs;
         }
         return caller;
     }

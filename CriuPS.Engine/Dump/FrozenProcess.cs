@@ -1,6 +1,8 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
+using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
 using CriuPS.Native.RemoteSyscall;
@@ -9,9 +11,13 @@ using Tmds.Linux;
 namespace CriuPS.Engine.Dump;
 
 /// <summary>
-/// A process whose every thread we have seized and stopped, with all signals held back (blocked through
+/// A process whose every thread we have seized and stopped, with signals held back (blocked through
 /// PTRACE_SETSIGMASK) so that nothing is delivered while we look at it: a signal that arrives stays pending and is
-/// saved as pending. Release puts every thread back exactly as it was.
+/// saved as pending. Every thread is parked on a frame of its own state (<see cref="ParkedThread"/>) as soon as it
+/// stops, before anything of it is changed: if we die at any instant, the kernel detaches it and it returns to
+/// itself, its mask included. A process that was stopped (SIGSTOP) stays in its group stop all along: a seized thread
+/// runs injected code once it has reported the stop, and the kernel puts it back into the group stop when it is
+/// detached, by us or by our death. Release puts every thread back exactly as it was.
 /// </summary>
 internal sealed class FrozenProcess
 {
@@ -37,6 +43,31 @@ internal sealed class FrozenProcess
     /// <summary>Registers to put back on release, for threads whose registers we changed.</summary>
     public Dictionary<int, UserRegs> RegistersToRestore { get; } = new();
 
+    /// <summary>Every thread's parked state, when the process could be parked (see <see cref="Unguarded"/>).</summary>
+    public Dictionary<int, ParkedThread> Parked { get; } = new();
+
+    /// <summary>Why the process could not be parked, or null: it then survives our death only while it is not frozen.</summary>
+    public string? Unguarded { get; private set; }
+
+    /// <summary>
+    /// The signal our code in the process stops with: one that it neither catches nor has pending, so that it means
+    /// nothing to the process if we die (null: none was free; our code then stops at a no-op system call).
+    /// </summary>
+    public int? StopSignal { get; private set; }
+
+    /// <summary>The mask our code runs with: every signal but <see cref="StopSignal"/>, which it stops with.</summary>
+    public ulong SignalsHeld => Unguarded is null && StopSignal is int stop ? ~Signals.Bit(stop) : ulong.MaxValue;
+
+    /// <summary>
+    /// For a process that was stopped, <see cref="SignalsHeld"/>, set only while our code runs: a thread we leave by
+    /// dying stays in its group stop without running its way back to itself, so its mask must be its own meanwhile.
+    /// Null: the mask is held from the freeze to the release.
+    /// </summary>
+    public ulong? HeldWhileRunning => WasStopped && Unguarded is null ? SignalsHeld : null;
+
+    // Signals that do nothing by default, the candidates for StopSignal.
+    private static readonly int[] IgnoredByDefault = [Signals.SIGURG, Signals.SIGWINCH, Signals.SIGCHLD];
+
     /// <summary>Whether the process was stopped (SIGSTOP and the like) when we seized it.</summary>
     public bool WasStopped => Leader.WasGroupStopped;
 
@@ -58,6 +89,19 @@ internal sealed class FrozenProcess
     // Threads may be created while we seize: list again until a listing brings nothing new.
     private void SeizeAllThreads(TimeSpan timeout)
     {
+        using var memory = ProcessMemory.Open(ProcessId);
+        var vmas = SmapsParser.ReadMaps(ProcessId);
+        var restorer = SignalRestorer.Find(vmas, memory);
+        int syscallOffset = restorer is { } found ? SignalRestorer.SyscallOffset(memory, found) : 0;
+        if (restorer is null)
+        {
+            Unguarded = "it has no signal restorer (mov $15, %rax; syscall) in its code";
+        }
+        else
+        {
+            var status = ProcStatus.Read(ProcessId);
+            StopSignal = IgnoredByDefault.Cast<int?>().FirstOrDefault(s => ((status.SigCaught | status.SharedPending | status.SigPending) & Signals.Bit(s!.Value)) == 0);
+        }
         var seen = new HashSet<int>();
         while (true)
         {
@@ -96,19 +140,46 @@ internal sealed class FrozenProcess
                         ProcessId,
                         "Checkpoint it again once it is no longer waiting in the kernel, or allow more time with -FreezeTimeout.");
                 }
+                DeathPoint.Reach(DeathPoint.Stopped);
                 OriginalMasks[tid] = Native.Interop.Ptrace.GetSigMask(tid);
-                Native.Interop.Ptrace.SetSigMask(tid, ulong.MaxValue);
+                Park(thread, memory, vmas, restorer, syscallOffset);
+                DeathPoint.Reach(DeathPoint.Parked);
+                if (HeldWhileRunning is null)
+                {
+                    Native.Interop.Ptrace.SetSigMask(tid, SignalsHeld);
+                }
             }
         }
-        if (WasStopped)
+        log.Detail($"froze process {ProcessId}: {Threads.Count} thread(s){(WasStopped ? ", it was stopped" : "")}, "
+            + (Unguarded is null ? $"parked (our code stops with {(StopSignal is int signal ? $"signal {signal}" : "a no-op system call")})" : $"not parked: {Unguarded}"));
+        if (Unguarded is not null)
         {
-            // A stopped process re-enters its group stop instead of running injected code: continue it (our
-            // ptrace stop still holds it) and stop it again on release. The SIGCONT stays pending, blocked; it is
-            // taken back once our code runs in the process (see TakeBackContinue) unless one was pending already.
-            ContinueIsOurs = (ProcStatus.Read(ProcessId).SharedPending & Signals.Bit(Signals.SIGCONT)) == 0;
-            LibC.kill(ProcessId, Signals.SIGCONT);
+            log.Warning($"Process {ProcessId} is not protected against the end of this session while it is frozen: {Unguarded}.");
         }
-        log.Detail($"froze process {ProcessId}: {Threads.Count} thread(s){(WasStopped ? ", it was stopped" : "")}");
+    }
+
+    // Parks a thread that just stopped; if one cannot be (no room below its stack pointer), no thread is: the process
+    // is then worked on the plain way, with the threads parked so far given their own registers back.
+    private void Park(Tracee thread, ProcessMemory memory, List<VmaInfo> vmas, Address? restorer, int syscallOffset)
+    {
+        if (Unguarded is not null)
+        {
+            return;
+        }
+        var parked = ParkedThread.TryPark(thread, memory, vmas, restorer!.Value, syscallOffset);
+        if (parked is null)
+        {
+            Unguarded = $"thread {thread.Tid} has no writable stack below its stack pointer for the frame it would return to itself from";
+            foreach (var other in Parked.Values)
+            {
+                other.Thread.SetRegs(other.OriginalRegs);
+                RegistersToRestore.Remove(other.Thread.Tid);
+            }
+            Parked.Clear();
+            return;
+        }
+        Parked[thread.Tid] = parked;
+        RegistersToRestore[thread.Tid] = parked.OriginalRegs;
     }
 
     // What the thread is doing, from /proc: its state and the kernel function it waits in.
@@ -127,42 +198,23 @@ internal sealed class FrozenProcess
         }
     }
 
-    /// <summary>Whether the SIGCONT now pending is the one we sent to wake a stopped process.</summary>
-    public bool ContinueIsOurs { get; private set; }
-
-    /// <summary>Dequeues the SIGCONT we sent to a stopped process, with an injected rt_sigtimedwait that does not wait.</summary>
-    public void TakeBackContinue(Injection injection)
-    {
-        if (!ContinueIsOurs)
-        {
-            return;
-        }
-        injection.Scratch.Reset();
-        var set = injection.Scratch.Put(Signals.Bit(Signals.SIGCONT));
-        var noWait = injection.Scratch.PutArray<long>(new long[] { 0, 0 });
-        injection.Caller.Checked("rt_sigtimedwait(SIGCONT)", SyscallNumber.RtSigtimedwait, set.Value, 0, noWait.Value, 8);
-        ContinueIsOurs = false;
-    }
-
     /// <summary>Puts back registers and signal masks and lets every thread run on as if nothing happened.</summary>
     public void Release()
     {
         // A thread that never stopped cannot be detached; the kernel does it when our tracing thread ends.
         foreach (var thread in Threads.Where(t => t.IsAttached && t.IsStopped))
         {
+            DeathPoint.Reach(DeathPoint.Release);
             try
             {
-                if (RegistersToRestore.TryGetValue(thread.Tid, out var regs))
-                {
-                    thread.SetRegs(SyscallRestart.ForResume(regs, restartBlockKept: true));
-                }
+                // The mask first: a parked thread that we leave between the two still returns to itself whole.
                 if (OriginalMasks.TryGetValue(thread.Tid, out var mask))
                 {
                     Native.Interop.Ptrace.SetSigMask(thread.Tid, mask);
                 }
-                if (WasStopped && thread == Leader)
+                if (RegistersToRestore.TryGetValue(thread.Tid, out var regs))
                 {
-                    LibC.kill(ProcessId, Signals.SIGSTOP); // back into the group stop it was in
+                    thread.SetRegs(SyscallRestart.ForResume(regs, restartBlockKept: true));
                 }
                 thread.Detach();
             }

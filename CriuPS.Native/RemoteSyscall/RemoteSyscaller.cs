@@ -1,3 +1,4 @@
+using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Ptrace;
@@ -7,14 +8,24 @@ namespace CriuPS.Native.RemoteSyscall;
 /// <summary>
 /// Runs system calls inside a stopped thread of another process: load the registers, let the thread execute a
 /// `syscall` instruction, stop it again and read rax. This is the one injection primitive of both dump and
-/// restore.
+/// restore. It works two ways:
+/// - in a process of our own making (a restore), the thread runs our `syscall; int3` and stops at the trap;
+/// - in a process we must not harm (a dump), the thread is a <see cref="ParkedThread"/> and never executes anything
+///   that it could not leave on its own if we died: each call replaces, at its syscall-entry stop, the rt_sigreturn
+///   of the process's own signal restorer, and returns there; our code in the scratch area ends with a stop that a
+///   thread without a tracer simply goes through (a signal that it ignores, or a no-op system call), then with the
+///   same rt_sigreturn. Dead or alive, we leave the thread where its next step is to become itself again.
 /// </summary>
 public sealed class RemoteSyscaller
 {
     private const ulong NoSyscall = ulong.MaxValue; // orig_rax = -1: the kernel must not "restart" our call
+    private const int SiTkill = -6; // si_code of a signal sent with tgkill
 
     private readonly Tracee thread;
-    private readonly UserRegs template;
+    private readonly UserRegs legacyTemplate;
+    private readonly ParkedThread? parked;
+    private readonly int? stopSignal;
+    private readonly ulong? heldWhileRunning;
     private Address instruction;
     private bool instructionIsOurs;
 
@@ -25,12 +36,38 @@ public sealed class RemoteSyscaller
     {
         this.thread = thread;
         OriginalRegs = thread.GetRegs();
-        template = OriginalRegs;
+        legacyTemplate = OriginalRegs;
         instruction = syscallInstruction;
         instructionIsOurs = followedByTrap;
     }
 
+    /// <summary>
+    /// A caller for a parked thread. <paramref name="stopSignal"/> is a signal the process neither catches nor has
+    /// pending, which therefore does nothing untraced: our code stops with it; without one (every such signal
+    /// caught), it stops at a no-op system call, with a stop at each call of the code instead of one for all.
+    /// </summary>
+    /// <param name="heldWhileRunning">
+    /// The signal mask to run our code with, for a thread whose mask is its own between calls (in a process that was
+    /// stopped, a thread left by our death stays stopped without running its way back: its mask must be its own).
+    /// Null when the thread's mask is held for the whole session.
+    /// </param>
+    public RemoteSyscaller(ParkedThread parked, int? stopSignal, ulong? heldWhileRunning)
+    {
+        thread = parked.Thread;
+        this.parked = parked;
+        this.stopSignal = stopSignal;
+        this.heldWhileRunning = heldWhileRunning;
+        OriginalRegs = parked.OriginalRegs;
+        instruction = parked.RestorerSyscall;
+    }
+
     public Tracee Thread => thread;
+
+    // The registers every injected call starts from: the thread's own (a parked thread's, at its return point).
+    private UserRegs Template => parked?.Parked ?? legacyTemplate;
+
+    /// <summary>Whether this caller works in a parked thread (a dump) rather than a process of ours.</summary>
+    public bool IsGuarded => parked is not null;
 
     /// <summary>The registers the thread had before the first injected call.</summary>
     public UserRegs OriginalRegs { get; }
@@ -41,16 +78,21 @@ public sealed class RemoteSyscaller
     /// <summary>The new process or thread id reported by a fork/clone event during the last call, if any.</summary>
     public int? LastCreatedChild { get; private set; }
 
-    /// <summary>Switches to our own `syscall; int3` code once it is in place.</summary>
+    /// <summary>Switches to our own `syscall; int3` code once it is in place (not for a parked thread, which never runs it).</summary>
     public void UseOwnCode(Address code)
     {
+        if (parked is not null)
+        {
+            throw new InvalidOperationException("a parked thread makes its calls through its signal restorer");
+        }
         instruction = code;
         instructionIsOurs = true;
     }
 
     /// <summary>Runs a call and returns its raw result (negative errno on failure).</summary>
     public long Call(SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
-        Run(number, a1, a2, a3, a4, a5, a6, stopAtSyscallExit: !instructionIsOurs);
+        parked is not null ? RunThroughRestorer(number, a1, a2, a3, a4, a5, a6, parked.ReturnPoint)
+            : Run(number, a1, a2, a3, a4, a5, a6, stopAtSyscallExit: !instructionIsOurs);
 
     /// <summary>Runs a call and throws a <see cref="NativeException"/> describing <paramref name="what"/> on failure.</summary>
     public long Checked(string what, SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
@@ -65,28 +107,146 @@ public sealed class RemoteSyscaller
 
     /// <summary>
     /// Runs a call and leaves the thread in its syscall-exit stop, for the last call of a session (the one
-    /// that unmaps our own code): the registers are replaced before the thread returns anywhere.
+    /// that unmaps our own code): the registers are replaced before the thread returns anywhere. A parked thread
+    /// returns to the process's own restorer, outside the code that goes away, as after every call.
     /// </summary>
-    public long CallAndStopAtExit(SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
-        Run(number, a1, a2, a3, a4, a5, a6, stopAtSyscallExit: true);
+    public long CallAndStopAtExit(SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    {
+        if (parked is null)
+        {
+            return Run(number, a1, a2, a3, a4, a5, a6, stopAtSyscallExit: true);
+        }
+        long result = RunThroughRestorer(number, a1, a2, a3, a4, a5, a6, parked.Restorer);
+        parked.ReturnStraightBack();
+        return result;
+    }
+
+    /// <summary>Bytes of the code that ends our code in the target (<see cref="EncodeEnd"/>).</summary>
+    public int EndLength => parked is null ? 1 : GuardedEndLength;
+
+    // mov $tgkill, %eax; mov tgid, %rdi; mov tid, %rsi; mov sig, %rdx; syscall — the stop — then
+    // mov frame, %rsp; mov returnPoint, %rax; jmp *%rax — the way back to itself.
+    private const int StopLength = 5 + 3 * 10 + 2;
+    private const int GuardedEndLength = StopLength + 10 + 10 + 2;
+
+    /// <summary>
+    /// The code that ends a piece of our code: an int3 in a process of ours; for a parked thread, the stop, then the
+    /// rt_sigreturn into its frame that a thread left alone runs on to.
+    /// </summary>
+    public byte[] EncodeEnd()
+    {
+        if (parked is null)
+        {
+            return [0xcc];
+        }
+        var code = new byte[GuardedEndLength];
+        int offset = 0;
+        X86Code.MovEax(code, ref offset, (int)SyscallNumber.Tgkill);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdi, (ulong)thread.ProcessId);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsi, (ulong)thread.Tid);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdx, (ulong)(stopSignal ?? 0)); // signal 0 sends nothing
+        X86Code.Syscall(code, ref offset);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsp, parked.Frame.SigreturnStack.Value);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRax, parked.ReturnPoint.Value);
+        X86Code.JumpRax(code, ref offset);
+        return code;
+    }
 
     /// <summary>
     /// Runs code of ours placed in the target (a <see cref="SyscallBatch"/>) from <paramref name="entry"/> until it
-    /// stops at the int3 at <paramref name="trap"/>; <paramref name="calls"/> counts the system calls it makes.
+    /// stops in the code <see cref="EncodeEnd"/> made at <paramref name="end"/>; <paramref name="calls"/> counts the
+    /// system calls it makes.
     /// </summary>
-    public void RunCode(Address entry, Address trap, int calls)
+    public void RunCode(Address entry, Address end, int calls)
     {
-        if (!instructionIsOurs)
+        if (!instructionIsOurs && parked is null)
         {
             throw new InvalidOperationException("code can only run once the scratch area is in place");
         }
-        var regs = template;
+        var regs = Template;
         regs.OrigRax = NoSyscall;
         regs.Rip = entry.Value;
         thread.SetRegs(regs);
         LastCreatedChild = null;
+        ContinueCode(end, calls);
+    }
+
+    /// <summary>
+    /// Lets the thread run on in code of ours from where it stopped, to the end made at <paramref name="end"/>.
+    /// </summary>
+    public void ContinueCode(Address end, int calls)
+    {
         CallCount += calls;
-        RunToTrap($"batch of {calls} calls", trap + new ByteCount(1));
+        string what = $"code of {calls} calls";
+        if (parked is null)
+        {
+            RunToTrap(what, end + new ByteCount(1));
+        }
+        else if (stopSignal is int signal)
+        {
+            WithSignalsHeld(() => RunToStopSignal(what, signal));
+        }
+        else
+        {
+            WithSignalsHeld(() => RunToNoOpExit(what, end + new ByteCount(StopLength)));
+        }
+    }
+
+    // Runs a step of a parked thread with its signals held back, when they are not for the whole session.
+    private T WithSignalsHeld<T>(Func<T> step)
+    {
+        if (heldWhileRunning is not ulong held)
+        {
+            return step();
+        }
+        Interop.Ptrace.SetSigMask(thread.Tid, held);
+        try
+        {
+            return step();
+        }
+        finally
+        {
+            if (thread.IsAttached)
+            {
+                Interop.Ptrace.SetSigMask(thread.Tid, parked!.SignalMask);
+            }
+        }
+    }
+
+    private void WithSignalsHeld(Action step) => WithSignalsHeld(() =>
+    {
+        step();
+        return 0;
+    });
+
+    /// <summary>
+    /// A call in a parked thread that returns into code of ours at <paramref name="returnTo"/> instead of the restorer:
+    /// code that undoes what the call made (<see cref="Injection.CallAndClose"/>), which the thread then runs whether
+    /// we are there or not. The thread stops at the call's exit.
+    /// </summary>
+    public long CallReturningTo(Address returnTo, SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    {
+        if (parked is null)
+        {
+            throw new InvalidOperationException("only a parked thread returns into code of ours");
+        }
+        return RunThroughRestorer(number, a1, a2, a3, a4, a5, a6, returnTo);
+    }
+
+    // The registers of a call: its number and arguments on the template, orig_rax and rip as the way of calling wants.
+    private UserRegs CallRegs(ulong origRax, SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, Address rip)
+    {
+        var regs = Template;
+        regs.OrigRax = origRax;
+        regs.Rax = (ulong)number;
+        regs.Rdi = a1;
+        regs.Rsi = a2;
+        regs.Rdx = a3;
+        regs.R10 = a4;
+        regs.R8 = a5;
+        regs.R9 = a6;
+        regs.Rip = rip.Value;
+        return regs;
     }
 
     /// <summary>Puts back the registers the thread had before we started.</summary>
@@ -98,17 +258,7 @@ public sealed class RemoteSyscaller
 
     private long Run(SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, bool stopAtSyscallExit)
     {
-        var regs = template;
-        regs.Rax = (ulong)number;
-        regs.OrigRax = NoSyscall;
-        regs.Rdi = a1;
-        regs.Rsi = a2;
-        regs.Rdx = a3;
-        regs.R10 = a4;
-        regs.R8 = a5;
-        regs.R9 = a6;
-        regs.Rip = instruction.Value;
-        thread.SetRegs(regs);
+        thread.SetRegs(CallRegs(NoSyscall, number, a1, a2, a3, a4, a5, a6, instruction));
         LastCreatedChild = null;
         CallCount++;
         return stopAtSyscallExit ? RunToSyscallExit(number) : (long)RunToTrap(number.ToString(), instruction + new ByteCount(3)).Rax;
@@ -174,12 +324,131 @@ public sealed class RemoteSyscaller
     }
 
     /// <summary>
-    /// A trap that only tells us something (a group stop that ended, a pending interrupt): the call has not run
-    /// yet, so the thread is simply resumed again. A few at most; more would mean it cannot run at all.
+    /// A call in a parked thread: the thread is let go up to the rt_sigreturn it is parked before (the process's
+    /// restorer, or the end of our code); at that syscall-entry stop the call takes its place, with
+    /// <paramref name="returnTo"/> (the restorer, unless code of ours follows) as the place to return to; the thread
+    /// stops again at the call's exit, parked once more.
+    /// </summary>
+    private long RunThroughRestorer(SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, Address returnTo) =>
+        WithSignalsHeld(() => RunThroughRestorerHeld(number, a1, a2, a3, a4, a5, a6, returnTo));
+
+    private long RunThroughRestorerHeld(SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, Address returnTo)
+    {
+        LastCreatedChild = null;
+        CallCount++;
+        WaitForSyscallStop(number.ToString(), entry: true);
+        // The first system call on the way back (the rt_sigreturn, or the first undoing call before it): replaced by
+        // ours, it does not happen.
+        if ((long)thread.GetRegs().OrigRax != (long)parked!.FirstSyscallOnTheWayBack)
+        {
+            throw new InvalidOperationException($"{thread} was not parked on its way back when {number} was to be injected");
+        }
+        thread.SetRegs(CallRegs((ulong)number, number, a1, a2, a3, a4, a5, a6, returnTo));
+        WaitForSyscallStop(number.ToString(), entry: false);
+        return (long)thread.GetRegs().Rax;
+    }
+
+    // Resumes the thread to its next syscall stop, through the events and notifications a call may bring.
+    private void WaitForSyscallStop(string what, bool entry) =>
+        RunUntil(entry ? $"{what} (before it ran)" : what, syscallStops: true, entry ? null : DeathPoint.Call, status => status.IsSyscallStop ? true : null);
+
+    // Our code runs until the thread sends itself the stop signal: that signal's delivery stop is ours.
+    private void RunToStopSignal(string what, int signal) =>
+        RunUntil(what, syscallStops: false, DeathPoint.Code, status => status.Event == PtraceEvent.None && status.StopSignal == signal && IsOwnSignal() ? true : null);
+
+    // Without a stop signal our code ends with a no-op tgkill: the thread is run from syscall stop to syscall stop
+    // until the exit of that one.
+    private void RunToNoOpExit(string what, Address stopRip)
+    {
+        bool inSyscall = false;
+        RunUntil(what, syscallStops: true, DeathPoint.Code, status =>
+        {
+            if (!status.IsSyscallStop)
+            {
+                return null;
+            }
+            if (inSyscall)
+            {
+                var regs = thread.GetRegs();
+                if (regs.Rip == stopRip.Value && (long)regs.OrigRax == (long)SyscallNumber.Tgkill)
+                {
+                    return true;
+                }
+            }
+            inSyscall = !inSyscall;
+            return false;
+        });
+    }
+
+    /// <summary>
+    /// Lets a parked thread run (stopping at every syscall entry and exit too, with <paramref name="syscallStops"/>)
+    /// until <paramref name="awaited"/> says a stop is the one awaited (true) or one to go on from (false); any other
+    /// stop (null) may be a child's creation, a notification or the stop signal sent from elsewhere (which an untraced
+    /// thread ignores: suppressing it changes nothing), else it is unexpected.
+    /// </summary>
+    private void RunUntil(string what, bool syscallStops, string? deathPoint, Func<WaitStatus, bool?> awaited)
+    {
+        int notifications = 0;
+        Resume(syscallStops);
+        if (deathPoint is not null)
+        {
+            DeathPoint.Reach(deathPoint);
+        }
+        while (true)
+        {
+            var status = thread.WaitStop();
+            if (IsChildCreationEvent(status))
+            {
+                LastCreatedChild = (int)thread.GetEventMessage();
+            }
+            else if (awaited(status) is bool done)
+            {
+                if (done)
+                {
+                    return;
+                }
+            }
+            else if (!IsNotification(status, ref notifications) && !IsStrayStopSignal(status))
+            {
+                throw new InvalidOperationException($"injected {what} in {thread} stopped unexpectedly: {status} at rip 0x{thread.GetRegs().Rip:x}");
+            }
+            Resume(syscallStops);
+        }
+    }
+
+    private void Resume(bool syscallStops)
+    {
+        if (syscallStops)
+        {
+            thread.ContinueToSyscall();
+        }
+        else
+        {
+            thread.Continue();
+        }
+    }
+
+    // The stop signal sent by the thread to itself (our code), not by another process.
+    private bool IsOwnSignal()
+    {
+        var info = Interop.Ptrace.GetSigInfo(thread.Tid);
+        int code = BitConverter.ToInt32(info, 8);
+        int sender = BitConverter.ToInt32(info, 16);
+        return code == SiTkill && sender == thread.ProcessId;
+    }
+
+    // The stop signal sent by someone else: what an untraced thread would do with it is nothing, so it is dropped.
+    private bool IsStrayStopSignal(WaitStatus status) =>
+        stopSignal is int signal && status.Event == PtraceEvent.None && status.StopSignal == signal;
+
+    /// <summary>
+    /// A trap that only tells us something (a group stop that ended, or that is reported again before a stopped
+    /// process runs our code, a pending interrupt): the call has not run yet, so the thread is simply resumed again.
+    /// A few at most; more would mean it cannot run at all.
     /// </summary>
     private bool IsNotification(WaitStatus status, ref int count)
     {
-        if (status.Event != PtraceEvent.Stop || (status.StopSignal & 0x7f) != Signals.SIGTRAP)
+        if (status.Event != PtraceEvent.Stop)
         {
             return false;
         }

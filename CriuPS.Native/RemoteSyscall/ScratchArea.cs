@@ -1,11 +1,13 @@
+using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using CriuPS.Native.Memory;
 
 namespace CriuPS.Native.RemoteSyscall;
 
 /// <summary>
-/// Memory we mapped inside the target: the first bytes hold `syscall; int3`, the rest holds the arguments of
-/// injected calls (paths, structures, iovec arrays), handed out by a bump allocator reset between calls.
+/// Memory we mapped inside the target: the first bytes hold `syscall; int3` (a restore's) or our signature (a dump's),
+/// the rest holds the arguments of injected calls (paths, structures, iovec arrays) and our code, handed out by a bump
+/// allocator reset between calls.
 /// </summary>
 public sealed class ScratchArea
 {
@@ -14,6 +16,7 @@ public sealed class ScratchArea
 
     private const int CodeReserve = 64;
     private ulong used;
+    private ulong floor = CodeReserve;
 
     public ScratchArea(AddressRange range, ProcessMemory memory)
     {
@@ -34,7 +37,16 @@ public sealed class ScratchArea
     public ByteCount DataCapacity => Range.Length - new ByteCount(CodeReserve);
 
     /// <summary>Forgets all data placed since the last reset.</summary>
-    public void Reset() => used = CodeReserve;
+    public void Reset() => used = floor;
+
+    /// <summary>Places bytes that stay for the rest of the session (no reset frees them) and returns where they are.</summary>
+    public Address Keep(ReadOnlySpan<byte> data)
+    {
+        Reset();
+        var address = Put(data);
+        floor = used;
+        return address;
+    }
 
     /// <summary>The point the next reservation starts from, for <see cref="Rewind"/>.</summary>
     public ulong Mark() => used;
@@ -73,4 +85,20 @@ public sealed class ScratchArea
     public Address PutString(string text) => Put(Interop.FileDescriptor.NullTerminated(text));
 
     public void InstallCode() => Memory.Write(CodeAddress, Code);
+
+    /// <summary>
+    /// What the area of a dump starts with, followed by the tool's pid and its start time (clock ticks after boot):
+    /// a dump that died leaves its area in the process, and the next dump of that process removes it.
+    /// </summary>
+    public static ReadOnlySpan<byte> Signature => "CriuPS injection area\0"u8;
+
+    /// <summary>Writes <see cref="Signature"/> and this process's identity at the start of the area.</summary>
+    public void InstallSignature()
+    {
+        var stamp = new byte[CodeReserve];
+        Signature.CopyTo(stamp);
+        BinaryPrimitives.WriteInt32LittleEndian(stamp.AsSpan(Signature.Length), Environment.ProcessId);
+        BinaryPrimitives.WriteUInt64LittleEndian(stamp.AsSpan(Signature.Length + 4), Proc.ProcStat.Read(Environment.ProcessId).StartTime);
+        Memory.Write(CodeAddress, stamp);
+    }
 }

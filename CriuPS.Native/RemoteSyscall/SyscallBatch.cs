@@ -9,17 +9,17 @@ namespace CriuPS.Native.RemoteSyscall;
 /// Many injected system calls for the price of one stop. Each stop of a traced thread costs two context switches,
 /// which on a busy machine outweigh the calls themselves (mapping 10,000 areas one call at a time took seconds).
 /// A batch lays its calls down in the scratch area as straight-line code — load the six argument registers,
-/// `syscall`, store rax into a result slot, and jump to the final int3 at the first error — and runs it in one go.
+/// `syscall`, store rax into a result slot, and jump to the end at the first error — and runs it in one go. The end is
+/// the caller's: an int3 in a process of ours, the stop of a parked thread in a process we must not harm.
 /// The code makes no decision of its own beyond stopping at an error: it is the calls the engine chose, in order.
 /// </summary>
 public sealed class SyscallBatch
 {
-    // Per call: 7 × mov r64, imm64 (10 bytes) + syscall (2) + movabs [moffs64], rax (10) + cmp rax, -4095 (6)
-    // + jae rel32 (6).
-    private const int CallCodeBytes = 7 * 10 + 2 + 10 + 6 + 6;
+    // Per call: the call (7 × mov r64, imm64 and syscall) + movabs [moffs64], rax (10) + cmp rax, -4095 (6) + jae rel32 (6).
+    private const int CallCodeBytes = X86Code.CallLength + 10 + 6 + 6;
 
-    // Room a run needs beyond its calls' code and result slots: the final int3 and two 16-byte alignments.
-    private const int RunOverheadBytes = 64;
+    // Room a run needs beyond its calls' code and result slots: the code that ends it and two 16-byte alignments.
+    private const int RunOverheadBytes = 128;
 
     /// <summary>Never a system call's result: marks a slot whose call did not run.</summary>
     private const long NotRun = long.MinValue;
@@ -89,16 +89,17 @@ public sealed class SyscallBatch
     private void RunChunk(int first, int count, Span<long> results)
     {
         var resultSlots = scratch.Reserve(count * sizeof(long));
-        var code = new byte[count * CallCodeBytes + 1];
+        var end = caller.EncodeEnd();
+        var code = new byte[count * CallCodeBytes + end.Length];
         var codeAddress = scratch.Reserve(code.Length);
-        var trap = codeAddress + new ByteCount((ulong)(code.Length - 1));
+        var trap = codeAddress + new ByteCount((ulong)(count * CallCodeBytes));
         for (int i = 0; i < count; i++)
         {
             var (_, number, arguments) = calls[first + i];
             var slot = resultSlots + new ByteCount((ulong)(i * sizeof(long)));
             EncodeCall(code.AsSpan(i * CallCodeBytes, CallCodeBytes), codeAddress + new ByteCount((ulong)(i * CallCodeBytes)), trap, number, arguments, slot);
         }
-        code[^1] = 0xcc; // int3
+        end.CopyTo(code, count * CallCodeBytes);
 
         results.Fill(NotRun);
         scratch.Memory.Write(resultSlots, MemoryMarshal.AsBytes(results));
@@ -123,16 +124,8 @@ public sealed class SyscallBatch
     private static void EncodeCall(Span<byte> code, Address at, Address trap, SyscallNumber number, ulong[] arguments, Address slot)
     {
         int offset = 0;
-        MovImm64(code, ref offset, 0x48, 0xb8, (ulong)number); // mov rax
-        MovImm64(code, ref offset, 0x48, 0xbf, arguments[0]); // mov rdi
-        MovImm64(code, ref offset, 0x48, 0xbe, arguments[1]); // mov rsi
-        MovImm64(code, ref offset, 0x48, 0xba, arguments[2]); // mov rdx
-        MovImm64(code, ref offset, 0x49, 0xba, arguments[3]); // mov r10
-        MovImm64(code, ref offset, 0x49, 0xb8, arguments[4]); // mov r8
-        MovImm64(code, ref offset, 0x49, 0xb9, arguments[5]); // mov r9
-        code[offset++] = 0x0f; // syscall
-        code[offset++] = 0x05;
-        MovImm64(code, ref offset, 0x48, 0xa3, slot.Value); // movabs [slot], rax
+        X86Code.Call(code, ref offset, number, arguments);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.StoreRax, slot.Value); // movabs %rax, [slot]
         code[offset++] = 0x48; // cmp rax, -4095
         code[offset++] = 0x3d;
         BinaryPrimitives.WriteInt32LittleEndian(code.Slice(offset), -4095);
@@ -141,14 +134,5 @@ public sealed class SyscallBatch
         code[offset++] = 0x83;
         long next = (long)at.Value + offset + 4;
         BinaryPrimitives.WriteInt32LittleEndian(code.Slice(offset), checked((int)((long)trap.Value - next)));
-    }
-
-    // REX prefix, opcode, then the 64-bit immediate (or absolute address).
-    private static void MovImm64(Span<byte> code, ref int offset, byte rex, byte opcode, ulong value)
-    {
-        code[offset++] = rex;
-        code[offset++] = opcode;
-        BinaryPrimitives.WriteUInt64LittleEndian(code.Slice(offset), value);
-        offset += 8;
     }
 }

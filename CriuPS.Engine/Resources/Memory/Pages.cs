@@ -1,6 +1,7 @@
 using System.Buffers;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Resources.Process;
+using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 
@@ -172,6 +173,7 @@ internal static partial class Pages
         {
             var buffer = sink.Rent();
             sink.Submit(buffer, Read(buffer));
+            DeathPoint.Reach(DeathPoint.Copy);
             done += (ulong)batchBytes >> Page.Shift;
             batch = new List<PageSink.Run>();
             readable.Clear();

@@ -88,18 +88,11 @@ internal static class WriteTracking
                 End(other);
             }
         }
-        var caller = injection.Caller;
-        long fd = caller.Checked("userfaultfd", SyscallNumber.Userfaultfd, CreateFlags);
-        FileDescriptor uffd;
-        try
+        var uffd = injection.CallAndClose("userfaultfd", SyscallNumber.Userfaultfd, CreateFlags, fd =>
         {
             using var pidfd = Pidfd.Open(pid);
-            uffd = Pidfd.GetFd(pidfd, (int)fd);
-        }
-        finally
-        {
-            caller.Checked("close of the userfaultfd", SyscallNumber.Close, (ulong)fd);
-        }
+            return Pidfd.GetFd(pidfd, fd);
+        });
         var tracking = new TrackedProcess(pid, ProcStat.Read(pid).StartTime, uffd);
         try
         {

@@ -1,3 +1,4 @@
+using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Files;
@@ -10,7 +11,8 @@ namespace CriuPS.Engine.Resources.Sockets;
 /// What a dump keeps about IPv4/IPv6 sockets while the tree is frozen: the network lock over the tree's TCP
 /// connections, the connections put in repair mode (our own descriptors of them), and what sock_diag reported in
 /// each network namespace. A dump that ends with the processes killed leaves the lock for the restore to lift; one
-/// that fails, or lets the processes go on, lifts it and takes the connections out of repair mode, nothing lost.
+/// that fails, or lets the processes go on, lifts it and takes the connections out of repair mode, nothing lost; one
+/// that dies leaves neither (the kernel lifts a lock owned by the session, the processes undo repair mode).
 /// </summary>
 internal sealed class InetSocketDump
 {
@@ -19,32 +21,46 @@ internal sealed class InetSocketDump
 
     public NetworkLock? Lock { get; private set; }
 
-    /// <summary>Locks every TCP connection the processes hold (the tree is frozen: none can appear but by the kernel finishing a connect).</summary>
-    public void LockConnections(string runId, IEnumerable<int> pids, EngineLog log)
+    /// <summary>
+    /// Locks every TCP connection the processes hold (the tree is frozen: none can appear but by the kernel finishing
+    /// a connect). The lock is owned by this session, and each process's leader, if we die, takes every connection out
+    /// of repair mode (with its SO_REUSEADDR back) on its way back to itself: then nothing of the dump is left.
+    /// </summary>
+    public void LockConnections(string runId, IReadOnlyList<DumpedProcess> processes, EngineLog log)
     {
         var connections = new List<LockedConnection>();
         var seen = new HashSet<ulong>();
         try
         {
-            foreach (int pid in pids)
+            foreach (var process in processes)
             {
-                using var pidfd = Pidfd.Open(pid);
-                foreach (int fd in ProcFiles.FileDescriptors(pid))
+                var undo = new List<(SyscallNumber, ulong[])>();
+                using var pidfd = Pidfd.Open(process.Pid);
+                foreach (int fd in ProcFiles.FileDescriptors(process.Pid))
                 {
-                    if (DescriptorProbe.SocketInode(pid, fd) is not ulong inode || !seen.Add(inode))
+                    if (DescriptorProbe.SocketInode(process.Pid, fd) is not ulong inode)
                     {
                         continue;
                     }
                     using var copy = Pidfd.GetFd(pidfd, fd);
-                    if (InetSockets.IsInet(copy) && InetSocketInfo.Of(copy) is { IsConnection: true } info)
+                    if (!InetSockets.IsInet(copy) || InetSocketInfo.Of(copy) is not { IsConnection: true } info)
+                    {
+                        continue;
+                    }
+                    if (seen.Add(inode))
                     {
                         connections.Add(new LockedConnection(NetworkNamespace.OfSocket(copy), info.Local, info.Remote!));
                     }
+                    undo.AddRange(TcpConnection.ResumeCalls(fd, SocketOption.Get(copy, SocketOption.SOL_SOCKET, SocketOption.SO_REUSEADDR) != 0, process.Injection.Scratch));
+                }
+                if (undo.Count > 0 && process.Frozen.Parked.TryGetValue(process.Pid, out var leader))
+                {
+                    leader.DoOnTheWayBack(process.Injection.Scratch, undo);
                 }
             }
             if (connections.Count > 0)
             {
-                Lock = NetworkLock.Engage(runId, connections, CheckpointErrorKind.DumpFailed);
+                Lock = NetworkLock.Engage(runId, connections, CheckpointErrorKind.DumpFailed, ownedBySession: true);
                 log.Detail($"network locked for {connections.Count} TCP connection(s) with nftables table {Lock.Table}: {string.Join(", ", connections)}");
             }
         }
@@ -104,8 +120,24 @@ internal sealed class InetSocketDump
         Forget();
     }
 
-    /// <summary>For killed processes: their connections went away silently, in repair mode; the lock stays for the restore.</summary>
-    public void Forget()
+    /// <summary>
+    /// For killed processes: their connections went away silently, in repair mode; the lock is made to outlive this
+    /// session, for the restore to lift.
+    /// </summary>
+    public void KeepLockForRestore(EngineLog log)
+    {
+        try
+        {
+            Lock?.Persist();
+        }
+        catch (NftablesException e)
+        {
+            log.Error($"keeping the network lock {Lock!.Table} for the restore: {e.Message}");
+        }
+        Forget();
+    }
+
+    private void Forget()
     {
         foreach (var (socket, _, _) in repaired)
         {

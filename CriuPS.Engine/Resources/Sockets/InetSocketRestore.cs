@@ -200,7 +200,7 @@ internal sealed class InetSocketRestore : IDisposable
         }
         var inventory = session.Images.Inventory;
         string runId = inventory.HasDumpCriuRunId ? inventory.DumpCriuRunId : session.Images.Root.Pid.ToString(CultureInfo.InvariantCulture);
-        networkLock = NetworkLock.Engage(runId, connections, CheckpointErrorKind.RestoreFailed);
+        networkLock = NetworkLock.Engage(runId, connections, CheckpointErrorKind.RestoreFailed, ownedBySession: false);
         session.Log.Detail($"network locked with nftables table {networkLock.Table} for {connections.Count} TCP connection(s)");
     }
 

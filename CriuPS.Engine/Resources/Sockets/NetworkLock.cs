@@ -18,7 +18,9 @@ internal sealed record LockedConnection(NetworkNamespace Namespace, IPEndPoint L
 /// characters) in the network namespace of the sockets, whose input and output chains drop packets matching the sets
 /// conns4 and conns6 of (source address, source port, destination address, destination port), and let through
 /// packets marked 0xc114 (SOCCR_MARK). Engaging replaces any table of that name atomically (a leftover of an earlier
-/// run is no error); releasing deletes it, and a table already gone is no error either.
+/// run is no error); releasing deletes it, and a table already gone is no error either. A dump's lock is owned by the
+/// dumping session (nftables' owner flag): if the session dies, the kernel lifts it, and the processes, which go on,
+/// keep their connections; only once they are killed is it made to outlive the session, for the restore.
 /// </summary>
 internal sealed class NetworkLock
 {
@@ -35,7 +37,10 @@ internal sealed class NetworkLock
     private const int CriuTableSpecLength = 31;
 
     private readonly string table;
-    private readonly List<NetworkNamespace> namespaces = new();
+
+    // Where the lock is set: each network namespace with its connections and, for a lock owned by this session, the
+    // open nftables context that owns the table there.
+    private readonly List<(NetworkNamespace Namespace, List<LockedConnection> Connections, NftablesContext? Owner)> places = new();
 
     private NetworkLock(string table) => this.table = table;
 
@@ -48,7 +53,12 @@ internal sealed class NetworkLock
 
     /// <summary>Drops the packets of every connection, in the namespaces of their sockets, from now on.</summary>
     /// <param name="failure">DumpFailed or RestoreFailed: what a refusal by nftables is reported as.</param>
-    public static NetworkLock Engage(string runId, IReadOnlyCollection<LockedConnection> connections, CheckpointErrorKind failure)
+    /// <param name="ownedBySession">
+    /// A dump's lock: its tables carry nftables' owner flag, so that the kernel removes them if this session dies
+    /// before it lifts them (the processes then carry on with their connections); <see cref="Persist"/> makes them
+    /// outlive the session once the processes are gone.
+    /// </param>
+    public static NetworkLock Engage(string runId, IReadOnlyCollection<LockedConnection> connections, CheckpointErrorKind failure, bool ownedBySession)
     {
         var locked = new NetworkLock(TableName(runId));
         try
@@ -56,11 +66,20 @@ internal sealed class NetworkLock
             foreach (var group in connections.GroupBy(c => c.Namespace.Inode))
             {
                 var ns = group.First().Namespace;
+                NftablesContext? owner = null;
                 using (ns.Enter())
                 {
-                    Nftables.Run(locked.Ruleset(group));
+                    if (ownedBySession)
+                    {
+                        owner = NftablesContext.Open(); // its socket stays in this namespace
+                        owner.Run(locked.Ruleset(group, owned: true));
+                    }
+                    else
+                    {
+                        Nftables.Run(locked.Ruleset(group, owned: false));
+                    }
                 }
-                locked.namespaces.Add(ns.Duplicate());
+                locked.places.Add((ns.Duplicate(), group.ToList(), owner));
             }
         }
         catch (NftablesException e)
@@ -77,17 +96,36 @@ internal sealed class NetworkLock
 
     /// <summary>Lets the packets through again: the table is deleted in every namespace it was set in.</summary>
     /// <exception cref="NftablesException">A table could not be deleted (the others still are).</exception>
-    public void Release()
+    public void Release() => ForEachPlace((ns, _, owner) =>
+    {
+        if (owner is not null)
+        {
+            owner.Run($"delete table inet {table}\n");
+            return;
+        }
+        using (ns.Enter())
+        {
+            Nftables.Run($"add table inet {table}\ndelete table inet {table}\n");
+        }
+    });
+
+    /// <summary>
+    /// Makes a lock owned by this session outlive it, for the restore to lift: in one transaction each table is
+    /// replaced by the same one without the owner flag.
+    /// </summary>
+    /// <exception cref="NftablesException">A table could not be replaced (the others still are).</exception>
+    public void Persist() => ForEachPlace((_, connections, owner) => owner?.Run($"delete table inet {table}\n" + Ruleset(connections, owned: false)));
+
+    // Does something to the table in every place, then lets go of the places (the lock is done with): a failure in one
+    // place does not keep the others from it, and the first is thrown at the end.
+    private void ForEachPlace(Action<NetworkNamespace, List<LockedConnection>, NftablesContext?> action)
     {
         NftablesException? failed = null;
-        foreach (var ns in namespaces)
+        foreach (var (ns, connections, owner) in places)
         {
             try
             {
-                using (ns.Enter())
-                {
-                    Nftables.Run($"add table inet {table}\ndelete table inet {table}\n");
-                }
+                action(ns, connections, owner);
             }
             catch (NftablesException e)
             {
@@ -95,18 +133,20 @@ internal sealed class NetworkLock
             }
             finally
             {
+                owner?.Dispose();
                 ns.Dispose();
             }
         }
-        namespaces.Clear();
+        places.Clear();
         if (failed is not null)
         {
             throw failed;
         }
     }
 
-    // One transaction: whatever table had this name goes, and the new one comes with its sets filled.
-    private string Ruleset(IEnumerable<LockedConnection> connections)
+    // The table with its sets filled, replacing whatever table had this name, unless it is to be owned (an owned table
+    // cannot replace one of another socket: that one, a leftover, stays and the transaction fails).
+    private string Ruleset(IEnumerable<LockedConnection> connections, bool owned)
     {
         var v4 = new SortedSet<string>(StringComparer.Ordinal);
         var v6 = new SortedSet<string>(StringComparer.Ordinal);
@@ -118,7 +158,15 @@ internal sealed class NetworkLock
             set.Add(Element(local, remote));
         }
         var text = new StringBuilder();
-        text.Append($"add table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
+        if (!owned)
+        {
+            text.Append($"add table inet {table}\ndelete table inet {table}\n");
+        }
+        text.Append($"table inet {table} {{\n");
+        if (owned)
+        {
+            text.Append("\tflags owner;\n");
+        }
         text.Append($"\tset conns4 {{ type ipv4_addr . inet_service . ipv4_addr . inet_service; {Elements(v4)}}}\n");
         text.Append($"\tset conns6 {{ type ipv6_addr . inet_service . ipv6_addr . inet_service; {Elements(v6)}}}\n");
         foreach (var chain in new[] { "output", "input" })

@@ -138,6 +138,18 @@ internal static class TcpConnection
     }
 
     /// <summary>
+    /// What <see cref="Resume"/> does, as system calls the process itself makes on its descriptor
+    /// <paramref name="fd"/>, the option values kept in <paramref name="scratch"/>.
+    /// </summary>
+    public static IEnumerable<(SyscallNumber, ulong[])> ResumeCalls(int fd, bool reuseAddress, Native.RemoteSyscall.ScratchArea scratch)
+    {
+        var off = scratch.Keep(BitConverter.GetBytes(TCP_REPAIR_OFF));
+        var reuse = scratch.Keep(BitConverter.GetBytes(reuseAddress ? 1 : 0));
+        yield return (SyscallNumber.Setsockopt, [(ulong)fd, SOL_TCP, TCP_REPAIR, off.Value, sizeof(int)]);
+        yield return (SyscallNumber.Setsockopt, [(ulong)fd, SOL_SOCKET, SO_REUSEADDR, reuse.Value, sizeof(int)]);
+    }
+
+    /// <summary>
     /// Rebuilds the connection on a new, unbound socket: repair mode on, bind, sequence numbers, connect (no
     /// handshake in repair mode), options, timestamp clock, queues, windows, FINs. The socket stays in repair mode.
     /// </summary>

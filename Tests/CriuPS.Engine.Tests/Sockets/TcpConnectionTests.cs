@@ -51,7 +51,7 @@ public sealed class TcpConnectionTests
             var local = Socket.LocalAddress(server);
             var remote = Socket.PeerAddress(server)!;
             using var ns = NetworkNamespace.OfSocket(server);
-            var locked = NetworkLock.Engage(Guid.NewGuid().ToString(), [new LockedConnection(ns, local, remote)], CheckpointErrorKind.DumpFailed);
+            var locked = NetworkLock.Engage(Guid.NewGuid().ToString(), [new LockedConnection(ns, local, remote)], CheckpointErrorKind.DumpFailed, ownedBySession: true);
             var (entry, queues, state) = TcpConnection.Dump(server, "the test connection");
             server.Dispose(); // in repair mode: gone without a word to the client
 
@@ -136,7 +136,7 @@ public sealed class TcpConnectionTests
             var local = Socket.LocalAddress(server);
             var remote = Socket.PeerAddress(server)!;
             using var ns = NetworkNamespace.OfSocket(server);
-            var locked = NetworkLock.Engage(Guid.NewGuid().ToString(), [new LockedConnection(ns, local, remote)], CheckpointErrorKind.DumpFailed);
+            var locked = NetworkLock.Engage(Guid.NewGuid().ToString(), [new LockedConnection(ns, local, remote)], CheckpointErrorKind.DumpFailed, ownedBySession: true);
             var (entry, queues, state) = TcpConnection.Dump(server, "the test connection");
             server.Dispose();
             Assert.Equal(wanted, state);
