@@ -11,12 +11,6 @@ BeforeAll {
     $script:Stream = Join-Path (Get-RepositoryRoot) 'Tests/Targets/tcpstream.py'
     $script:Total = 3MB
 
-    # The nftables tables named like the network lock, through the engine's own libnftables binding.
-    function Get-LockTable {
-        Add-Type -Path (Join-Path (Get-RepositoryRoot) 'out/CriuPS/CriuPS.Native.dll')
-        @([CriuPS.Native.Interop.Nftables]::Run('list tables') -split "`n" | Where-Object { $_ -match '^table inet CRIU-' })
-    }
-
     # Starts a Python target, in the network namespace $Namespace when one is named (nsenter changes nothing else).
     function Start-PythonTarget([string[]]$Arguments, [string]$Work, [string]$Namespace) {
         if (-not $Namespace) { return Start-TestTarget -Program $Python -Arguments $Arguments -WorkDirectory $Work }
