@@ -30,6 +30,9 @@ public sealed class RestoreOptions
     /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 
+    /// <summary>Test hook: fail on purpose at this point (see <see cref="FailurePoint"/>) to prove that nothing is left half-restored.</summary>
+    public string? FailAt { get; init; }
+
     /// <summary>Where the log goes when the image directory is not writable (defaults to a temporary file).</summary>
     public string? LogPath { get; init; }
 }

@@ -71,6 +71,7 @@ public static class RestorePipeline
         {
             FileDescriptors.OpenForRestore(session);
             FileLocks.TakeOnDescriptions(session);
+            FailurePoint.Check(options.FailAt, FailurePoint.AfterSockets);
             readTime = total.Elapsed;
             if (options.LazyPages)
             {
@@ -91,6 +92,7 @@ public static class RestorePipeline
             {
                 process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
             }
+            FailurePoint.Check(options.FailAt, FailurePoint.AfterCreate);
 
             log.Phase("Restoring memory");
             var memoryClock = Stopwatch.StartNew();
@@ -101,6 +103,7 @@ public static class RestorePipeline
             }
             Memfds.ApplyLateSeals(session);
             memoryTime = memoryClock.Elapsed;
+            FailurePoint.Check(options.FailAt, FailurePoint.AfterMemory);
 
             log.Phase("Restoring files");
             foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
@@ -111,6 +114,7 @@ public static class RestorePipeline
             {
                 FileLocks.TakeInProcess(session, process);
             }
+            FailurePoint.Check(options.FailAt, FailurePoint.AfterFiles);
 
             log.Phase("Restoring process state");
             foreach (var process in processes)
@@ -147,6 +151,7 @@ public static class RestorePipeline
                     Seccomp.Restore(session, process, thread.Caller, thread.Core.ThreadCore);
                 }
             }
+            FailurePoint.Check(options.FailAt, FailurePoint.AfterCredentials);
 
             log.Phase("Resuming");
             foreach (var process in processes)
@@ -155,6 +160,7 @@ public static class RestorePipeline
             }
             // Every process is whole: the network lock goes, and the connections leave repair mode.
             session.InetSockets?.Resume();
+            FailurePoint.Check(options.FailAt, FailurePoint.BeforeResume);
             // Children first: a parent that runs first could already signal or wait for them.
             foreach (var process in Enumerable.Reverse(processes))
             {

@@ -18,9 +18,6 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     private const string ByProcess = "InputObject";
     private const string ByName = "Name";
 
-    /// <summary>Test hook: names a point where the dump fails on purpose (see FailurePoint); never set it in production.</summary>
-    private const string FailAtVariable = "CRIUPS_FAIL_AT";
-
     private int processCount;
     private readonly Dictionary<int, int> savedWithTree = new();
 
@@ -200,7 +197,7 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
             Force = Force,
             GhostFileLimit = GhostFileLimit,
             FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),
-            FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
+            FailAt = FailureInjection.RequestedPoint,
             Cancellation = stopping.Token,
         };
         object image;

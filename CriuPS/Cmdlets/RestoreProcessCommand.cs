@@ -77,6 +77,7 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
                 PageServer = server,
                 TcpEstablished = TcpEstablished,
                 TcpClose = TcpClose,
+                FailAt = FailureInjection.RequestedPoint,
                 Cancellation = stopping.Token,
             };
             RestoredProcess restored;

@@ -1,5 +1,10 @@
 # Bad input and failures: proper error records, the target unharmed, nothing left behind.
 
+BeforeDiscovery {
+    # The points where a dump is made to fail (CRIUPS_FAIL_AT); RestoreFailures.Tests.ps1 has the restore's.
+    $script:DumpPoints = @('after-seize', 'mid-memory', 'before-kill')
+}
+
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-CriuPS
@@ -7,9 +12,6 @@ BeforeAll {
     $script:Checkpoint = 'CriuPS.Cmdlets.CheckpointProcessCommand'
     $script:Restore = 'CriuPS.Cmdlets.RestoreProcessCommand'
     $script:GetImage = 'CriuPS.Cmdlets.GetCheckpointImageCommand'
-
-    # Host processes a restore starts run `sleep 1000000`: none may survive a failed restore.
-    function Get-RestoreHosts { @(Get-Process sleep -ErrorAction Ignore | Where-Object { $_.CommandLine -eq 'sleep 1000000' }) }
 }
 
 Describe 'Checkpoint-Process refuses what it cannot do, with proper error records' {
@@ -141,11 +143,7 @@ Describe 'Checkpoint-Process refuses what it cannot do, with proper error record
     }
 }
 
-Describe 'A dump that fails at <Point> leaves the process exactly as it was' -ForEach @(
-    @{ Point = 'after-seize' }
-    @{ Point = 'mid-memory' }
-    @{ Point = 'before-kill' }
-) {
+Describe 'A dump that fails at <Point> leaves the process exactly as it was' -ForEach ($DumpPoints | ForEach-Object { @{ Point = $_ } }) {
     AfterEach {
         Stop-TestProcesses
         $env:CRIUPS_FAIL_AT = $null
@@ -172,6 +170,12 @@ Describe 'A dump that fails at <Point> leaves the process exactly as it was' -Fo
         (Get-Content "/proc/$target/status" | Select-String '^TracerPid:').Line | Should -Match '\s0$'
         Invoke-SelfCheck $target $log | Should -Match "^OK counter=\d+ pid=$target$"
         Invoke-SelfCheck $target $log 'TERM' | Should -Match '^EXIT OK'
+    }
+}
+
+Describe 'Dump failure points' {
+    It 'tests every point a dump passes' -ForEach @(@{ Tested = $DumpPoints }) {
+        $Tested | Should -Be (Get-FailurePoints 'Dump')
     }
 }
 

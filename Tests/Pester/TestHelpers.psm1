@@ -101,6 +101,27 @@ function Stop-TestProcesses([int[]]$Also = @()) {
     $script:Started.Clear()
 }
 
+# The restore hosts this session started (`sleep 1000000`, forked by the engine) that are still around, zombies too.
+function Get-RestoreHosts {
+    @(foreach ($dir in Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$') {
+        $stat = Get-Content "$($dir.FullName)/stat" -Raw -ErrorAction Ignore
+        if ($stat -match "^\d+ \(sleep\) \S $PID ") { [int]$dir.Name }
+    })
+}
+
+# The nftables tables named like the network lock ("table inet CRIU-..."), through the engine's own libnftables binding.
+function Get-LockTable {
+    Add-Type -Path (Join-Path $script:RepositoryRoot 'out/CriuPS/CriuPS.Native.dll')
+    @([CriuPS.Native.Interop.Nftables]::Run('list tables') -split "`n" | Where-Object { $_ -match '^table inet CRIU-' })
+}
+
+# The points where CRIUPS_FAIL_AT makes a dump or a restore fail, in the order the pipeline passes them (the engine's
+# internal FailurePoint lists, read by reflection).
+function Get-FailurePoints([ValidateSet('Dump', 'Restore')][string]$Pipeline) {
+    $type = [CriuPS.Engine.Restore.RestoreOptions].Assembly.GetType('CriuPS.Engine.FailurePoint', $true)
+    @($type.GetField($Pipeline).GetValue($null))
+}
+
 # Registers a pid (e.g. a restored process) to be killed by Stop-TestProcesses.
 function Register-TestProcess([int]$Id) { $script:Started.Add($Id) }
 

@@ -33,7 +33,7 @@ internal static partial class AddressSpace
         log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped");
 
         var lazy = session.Lazy is null ? null : LazyMemory.Plan(pages, areas);
-        Pages.Restore(process, pages, run => vdso.Skips(run) || lazy?.Runs.Contains(run) == true, log);
+        Pages.Restore(session, process, pages, run => vdso.Skips(run) || lazy?.Runs.Contains(run) == true);
         vdso.ApplyProxy(process);
         log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");
 

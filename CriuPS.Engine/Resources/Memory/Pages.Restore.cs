@@ -15,8 +15,9 @@ namespace CriuPS.Engine.Resources.Memory;
 internal static partial class Pages
 {
     /// <summary>Fills the process's memory with every run of the chain of pages files but those <paramref name="skip"/> picks.</summary>
-    public static void Restore(RestoringProcess process, PageChain pages, Func<PageRun, bool> skip, Logging.EngineLog log)
+    public static void Restore(RestoreSession session, RestoringProcess process, PageChain pages, Func<PageRun, bool> skip)
     {
+        var log = session.Log;
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
         var runs = pages.Runs.Where(run => !skip(run)).ToList();
@@ -42,8 +43,13 @@ internal static partial class Pages
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{batchFile!.PagesPath}: read {n} of {batchBytes} bytes at offset {batchOffset}.", batchFile.PagesPath);
             }
+            bool first = done == 0;
             done += batchBytes;
             log.Progress("Restoring memory", done, pages.TotalBytes);
+            if (first)
+            {
+                FailurePoint.Check(session.Options.FailAt, FailurePoint.MidMemory);
+            }
             iovecs.Clear();
             batchBytes = 0;
         }

@@ -1,0 +1,63 @@
+namespace CriuPS.Engine;
+
+/// <summary>
+/// Named points where a test can make a dump or a restore fail on purpose (CRIUPS_FAIL_AT, read into
+/// DumpOptions.FailAt and RestoreOptions.FailAt), to prove that a failed dump leaves the process running exactly as
+/// before and nothing in the image path, and that a failed restore leaves nothing alive, every PID free and the image
+/// as it was. One list for both pipelines: a point that both pass (mid-memory) fails whichever runs.
+/// </summary>
+internal static class FailurePoint
+{
+    /// <summary>Dumps and pre-dumps: the tree is frozen, nothing read yet.</summary>
+    public const string AfterSeize = "after-seize";
+
+    /// <summary>Dumps: every image file is written but not yet moved into place; the processes are not yet killed (or released).</summary>
+    public const string BeforeKill = "before-kill";
+
+    /// <summary>Dumps, pre-dumps and restores: the first batch of pages is copied out of (or read into) a process.</summary>
+    public const string MidMemory = "mid-memory";
+
+    /// <summary>
+    /// Restores: every file the processes need is open in the engine, its sockets rebuilt (the network lock engaged)
+    /// and OFD locks taken; no process exists yet.
+    /// </summary>
+    public const string AfterSockets = "after-sockets";
+
+    /// <summary>Restores: every process of the tree exists with its PID, session and group; zombies have exited.</summary>
+    public const string AfterCreate = "after-create";
+
+    /// <summary>Restores: every process has its memory and mm fields (lazy pages registered for the transfer).</summary>
+    public const string AfterMemory = "after-memory";
+
+    /// <summary>Restores: every process has its descriptors, sockets included, and its file locks.</summary>
+    public const string AfterFiles = "after-files";
+
+    /// <summary>Restores: every process has its threads with their credentials, and the rest of its state (seccomp filters last).</summary>
+    public const string AfterCredentials = "after-credentials";
+
+    /// <summary>Restores: everything is done (final registers set, network lock lifted) but the detach that lets the processes run.</summary>
+    public const string BeforeResume = "before-resume";
+
+    /// <summary>The points a dump passes, in order.</summary>
+    public static readonly IReadOnlyList<string> Dump = new[] { AfterSeize, MidMemory, BeforeKill };
+
+    /// <summary>The points a restore passes, in order.</summary>
+    public static readonly IReadOnlyList<string> Restore = new[] { AfterSockets, AfterCreate, MidMemory, AfterMemory, AfterFiles, AfterCredentials, BeforeResume };
+
+    public static void Check(string? configured, string point)
+    {
+        if (string.Equals(configured, point, StringComparison.Ordinal))
+        {
+            throw new InjectedFailureException(point);
+        }
+    }
+}
+
+/// <summary>The failure a test asked for.</summary>
+internal sealed class InjectedFailureException : Exception
+{
+    public InjectedFailureException(string point)
+        : base($"injected test failure at '{point}'")
+    {
+    }
+}
