@@ -163,12 +163,6 @@ function Get-SavedPageLocation([string]$ImagePath, [int]$ProcessId, [uint64]$Add
     $null
 }
 
-# The nftables tables named like the network lock (inet CRIU-...), through the engine's own libnftables binding.
-function Get-LockTable {
-    Add-Type -Path (Join-Path $script:RepositoryRoot 'out/CriuPS/CriuPS.Native.dll')
-    @([CriuPS.Native.Interop.Nftables]::Run('list tables') -split "`n" | Where-Object { $_ -match '^table inet CRIU-' })
-}
-
 # The mode bits of a file or directory, as an octal string such as '700'.
 function Get-ModeBits([string]$Path) {
     [Convert]::ToString([int]([System.IO.File]::GetUnixFileMode($Path)) -band 0x1FF, 8)
