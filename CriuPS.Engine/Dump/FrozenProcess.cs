@@ -1,5 +1,6 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
@@ -15,7 +16,6 @@ namespace CriuPS.Engine.Dump;
 /// </summary>
 internal sealed class FrozenProcess
 {
-    private const PtraceOptions SeizeOptions = PtraceOptions.TraceSysGood | PtraceOptions.SuspendSeccomp;
     private readonly EngineLog log;
 
     private FrozenProcess(int pid, EngineLog log)
@@ -59,6 +59,7 @@ internal sealed class FrozenProcess
     private void SeizeAllThreads(TimeSpan timeout)
     {
         var seen = new HashSet<int>();
+        var options = SeizeOptions(SessionPrivileges.Current());
         while (true)
         {
             var fresh = ProcFiles.ThreadIds(ProcessId).Where(seen.Add).ToList();
@@ -72,7 +73,7 @@ internal sealed class FrozenProcess
                 Tracee thread;
                 try
                 {
-                    thread = Tracee.Seize(tid, ProcessId, SeizeOptions);
+                    thread = Tracee.Seize(tid, ProcessId, options);
                 }
                 catch (NativeException e) when (e.Errno == Errno.ESRCH && tid != ProcessId)
                 {
@@ -80,12 +81,7 @@ internal sealed class FrozenProcess
                 }
                 catch (NativeException e) when (e.Errno is Errno.EPERM or Errno.ESRCH)
                 {
-                    throw new CheckpointException(
-                        CheckpointErrorKind.NotTraceable,
-                        $"Cannot trace process {ProcessId} (thread {tid}): {Errno.Describe(e.Errno)}. It may be traced by a debugger already, be a zombie, or be protected.",
-                        ProcessId,
-                        "Detach any debugger (gdb, strace) and run as root with CAP_SYS_PTRACE.",
-                        e);
+                    throw TraceAccess.SeizeRefused(ProcessId, tid, e);
                 }
                 Threads.Add(thread);
                 if (!thread.TryInterruptAndWait(timeout))
@@ -110,6 +106,10 @@ internal sealed class FrozenProcess
         }
         log.Detail($"froze process {ProcessId}: {Threads.Count} thread(s){(WasStopped ? ", it was stopped" : "")}");
     }
+
+    // PTRACE_O_SUSPEND_SECCOMP needs CAP_SYS_ADMIN; without it the pre-flight check has refused processes with filters.
+    private static PtraceOptions SeizeOptions(SessionPrivileges session) =>
+        PtraceOptions.TraceSysGood | (session.Has(Capability.SysAdmin) ? PtraceOptions.SuspendSeccomp : 0);
 
     // What the thread is doing, from /proc: its state and the kernel function it waits in.
     private string WhyNotStopping(int tid)
