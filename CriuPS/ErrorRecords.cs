@@ -19,7 +19,10 @@ internal static class ErrorRecords
                 },
             };
         }
-        return new ErrorRecord(exception, "UnexpectedError", ErrorCategory.NotSpecified, target);
+        // Engine calls name the paths they are denied; this catches a denial in the cmdlets' own file handling.
+        return exception is UnauthorizedAccessException
+            ? new ErrorRecord(exception, nameof(CheckpointErrorKind.PermissionDenied), ErrorCategory.PermissionDenied, target)
+            : new ErrorRecord(exception, "UnexpectedError", ErrorCategory.NotSpecified, target);
     }
 
     private static ErrorCategory Category(CheckpointErrorKind kind) => kind switch
@@ -28,6 +31,8 @@ internal static class ErrorRecords
         CheckpointErrorKind.KernelThread => ErrorCategory.InvalidArgument,
         CheckpointErrorKind.SelfCheckpoint => ErrorCategory.InvalidOperation,
         CheckpointErrorKind.NotTraceable => ErrorCategory.PermissionDenied,
+        CheckpointErrorKind.PermissionDenied => ErrorCategory.PermissionDenied,
+        CheckpointErrorKind.InsufficientPrivilege => ErrorCategory.PermissionDenied,
         CheckpointErrorKind.Unsupported => ErrorCategory.NotImplemented,
         CheckpointErrorKind.ShellJobRequired => ErrorCategory.InvalidOperation,
         CheckpointErrorKind.TcpEstablishedRequired => ErrorCategory.InvalidOperation,

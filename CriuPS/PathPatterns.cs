@@ -1,5 +1,6 @@
 using System.Collections.ObjectModel;
 using System.Management.Automation;
+using CriuPS.Engine.Privileges;
 
 namespace CriuPS;
 
@@ -22,7 +23,11 @@ internal static class PathPatterns
             }
             catch (ItemNotFoundException e)
             {
-                cmdlet.WriteError(new ErrorRecord(e, "ImageNotFound", ErrorCategory.ObjectNotFound, pattern));
+                // A path that is there but hidden from this session by a directory it may not search looks missing.
+                var denied = WildcardPattern.ContainsWildcardCharacters(pattern)
+                    ? null
+                    : PathAccess.Denial(cmdlet.GetUnresolvedProviderPathFromPSPath(pattern), "the image path");
+                cmdlet.WriteError(denied is null ? new ErrorRecord(e, "ImageNotFound", ErrorCategory.ObjectNotFound, pattern) : ErrorRecords.From(denied, pattern));
                 continue;
             }
             bool wildcard = WildcardPattern.ContainsWildcardCharacters(pattern);

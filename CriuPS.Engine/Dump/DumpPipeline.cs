@@ -4,6 +4,7 @@ using CriuPS.Engine.Images;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.PageServer;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
@@ -308,6 +309,7 @@ public static class DumpPipeline
             OperationCanceledException => new CheckpointException(CheckpointErrorKind.Cancelled, $"The checkpoint of process {pid} was cancelled; the process was left running as it was.", pid, null, e),
             TraceeGoneException gone => new CheckpointException(CheckpointErrorKind.ProcessExited, $"Process {pid} ended while it was being checkpointed ({gone.Status}).", pid, null, e),
             ImageFormatException format => new CheckpointException(CheckpointErrorKind.DumpFailed, format.Message, format.Path, null, e),
+            _ when AccessFailures.Explain(e, pid) is { } denied => denied,
             _ => new CheckpointException(CheckpointErrorKind.DumpFailed, $"Checkpoint of process {pid} failed: {e.Message}. The process was left running as it was.", pid, null, e),
         };
         error.LogPath = logPath;

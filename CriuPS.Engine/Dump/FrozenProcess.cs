@@ -1,5 +1,6 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -21,7 +22,6 @@ namespace CriuPS.Engine.Dump;
 /// </summary>
 internal sealed class FrozenProcess
 {
-    private const PtraceOptions SeizeOptions = PtraceOptions.TraceSysGood | PtraceOptions.SuspendSeccomp;
     private readonly EngineLog log;
 
     private FrozenProcess(int pid, EngineLog log)
@@ -103,6 +103,7 @@ internal sealed class FrozenProcess
             StopSignal = IgnoredByDefault.Cast<int?>().FirstOrDefault(s => ((status.SigCaught | status.SharedPending | status.SigPending) & Signals.Bit(s!.Value)) == 0);
         }
         var seen = new HashSet<int>();
+        var options = SeizeOptions(SessionPrivileges.Current());
         while (true)
         {
             var fresh = ProcFiles.ThreadIds(ProcessId).Where(seen.Add).ToList();
@@ -116,7 +117,7 @@ internal sealed class FrozenProcess
                 Tracee thread;
                 try
                 {
-                    thread = Tracee.Seize(tid, ProcessId, SeizeOptions);
+                    thread = Tracee.Seize(tid, ProcessId, options);
                 }
                 catch (NativeException e) when (e.Errno == Errno.ESRCH && tid != ProcessId)
                 {
@@ -124,12 +125,7 @@ internal sealed class FrozenProcess
                 }
                 catch (NativeException e) when (e.Errno is Errno.EPERM or Errno.ESRCH)
                 {
-                    throw new CheckpointException(
-                        CheckpointErrorKind.NotTraceable,
-                        $"Cannot trace process {ProcessId} (thread {tid}): {Errno.Describe(e.Errno)}. It may be traced by a debugger already, be a zombie, or be protected.",
-                        ProcessId,
-                        "Detach any debugger (gdb, strace) and run as root with CAP_SYS_PTRACE.",
-                        e);
+                    throw TraceAccess.SeizeRefused(ProcessId, tid, e);
                 }
                 Threads.Add(thread);
                 if (!thread.TryInterruptAndWait(timeout))
@@ -181,6 +177,10 @@ internal sealed class FrozenProcess
         Parked[thread.Tid] = parked;
         RegistersToRestore[thread.Tid] = parked.OriginalRegs;
     }
+
+    // PTRACE_O_SUSPEND_SECCOMP needs CAP_SYS_ADMIN; without it the pre-flight check has refused processes with filters.
+    private static PtraceOptions SeizeOptions(SessionPrivileges session) =>
+        PtraceOptions.TraceSysGood | (session.Has(Capability.SysAdmin) ? PtraceOptions.SuspendSeccomp : 0);
 
     // What the thread is doing, from /proc: its state and the kernel function it waits in.
     private string WhyNotStopping(int tid)

@@ -1,4 +1,5 @@
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
 
 namespace CriuPS.Engine.Dump;
@@ -41,6 +42,20 @@ internal sealed class ImageDirectoryTransaction : IImageOutput
     public static ImageDirectoryTransaction Begin(string imagePath, bool force)
     {
         var final = Path.GetFullPath(imagePath);
+        try
+        {
+            return BeginAt(final, force);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            // The path itself (an image to replace) or a directory on the way; else its directory, which the image joins.
+            throw PathAccess.Denial(final, "the image path", Faccessat.Read | Faccessat.Search, e)
+                ?? PathAccess.Denied(Path.GetDirectoryName(final) ?? "/", "the directory of the image path", Faccessat.Write | Faccessat.Search, e);
+        }
+    }
+
+    private static ImageDirectoryTransaction BeginAt(string final, bool force)
+    {
         if (File.Exists(final))
         {
             throw new CheckpointException(CheckpointErrorKind.ImagePathUnusable, $"The image path '{final}' is a file, not a directory.", final, "Choose a directory path.");

@@ -1,4 +1,5 @@
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
@@ -43,6 +44,17 @@ internal static class Preflight
     /// <summary>Checks the whole tree under <paramref name="root"/>; returns it (parents first) when it can be saved.</summary>
     public static List<ProcessTree.Member> CheckTree(int root, DumpOptions options)
     {
+        var session = SessionPrivileges.Current();
+        if (!session.CanCheckpointRestore)
+        {
+            // CAP_SYS_PTRACE is no condition for one's own processes, but what CRIU's unprivileged mode is given as well.
+            bool ptrace = session.Has(Capability.SysPtrace);
+            throw MissingPrivilege.Error(
+                $"Process {root} cannot be checkpointed by this session; nothing was frozen: a checkpoint reads the files a process maps through /proc/PID/map_files, "
+                + $"which needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN), and {MissingPrivilege.DescribeSession(session)}"
+                + (ptrace ? "." : "; CAP_SYS_PTRACE, which it lacks too, lets it trace processes that hold capabilities."),
+                root, ptrace ? [Capability.CheckpointRestore] : [Capability.CheckpointRestore, Capability.SysPtrace]);
+        }
         if (options.TcpEstablished && !Native.Interop.Nftables.IsAvailable)
         {
             throw new CheckpointException(CheckpointErrorKind.Unsupported,
@@ -70,6 +82,13 @@ internal static class Preflight
         var problems = new List<string>();
         string Prefix(int pid) => pid == root ? "" : $"process {pid}: ";
         var live = members.Where(m => !m.IsZombie).Select(m => m.Pid).ToList();
+        // First what this session may not do: the checks below read /proc files that another user's process keeps to itself.
+        var session = SessionPrivileges.Current();
+        var obstacles = live.SelectMany(pid => TraceAccess.Obstacles(pid, session).Select(o => (pid, o))).ToList();
+        if (obstacles.Count > 0)
+        {
+            throw TraceAccess.Refusal(root, obstacles, session);
+        }
         // Each descriptor is probed once (its link and status), for every check below: a tree of 32 processes that
         // inherited 67 descriptors each has over 2,000 of them.
         var descriptors = new List<DescriptorProbe>();

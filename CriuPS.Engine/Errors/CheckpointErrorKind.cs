@@ -12,8 +12,21 @@ public enum CheckpointErrorKind
     /// <summary>The caller asked to checkpoint its own process.</summary>
     SelfCheckpoint,
 
-    /// <summary>The process cannot be traced (permissions, another tracer, a zombie).</summary>
+    /// <summary>The process cannot be traced (another tracer, a zombie, a security module); missing privileges are <see cref="InsufficientPrivilege"/>.</summary>
     NotTraceable,
+
+    /// <summary>
+    /// This session may not read or write a path: an image file or directory, a directory on the way to one, or the
+    /// /proc files of another user's process. The error names the path, its owner and mode.
+    /// </summary>
+    PermissionDenied,
+
+    /// <summary>
+    /// A capability or a ptrace restriction stands in the way (CAP_CHECKPOINT_RESTORE, CAP_SYS_PTRACE, CAP_SYS_ADMIN...,
+    /// kernel.yama.ptrace_scope, a process of another user, a non-dumpable process). The error names exactly what is
+    /// missing, and its recommended action how to get it.
+    /// </summary>
+    InsufficientPrivilege,
 
     /// <summary>The process holds something CriuPS cannot save yet; nothing was frozen.</summary>
     Unsupported,

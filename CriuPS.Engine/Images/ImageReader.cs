@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
+using CriuPS.Engine.Privileges;
 using Google.Protobuf;
 
 namespace CriuPS.Engine.Images;
@@ -43,7 +44,15 @@ public sealed class ImageReader : IDisposable
     /// </summary>
     public static ImageReader Open(string path, ImageType? type = null)
     {
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 64 << 10);
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 64 << 10);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw PathAccess.Denied(path, "the image file", inner: e);
+        }
         try
         {
             var reader = new ImageReader(stream, path, type ?? ImageTypes.Identify(path) ?? IdentifyByContent(stream, path));

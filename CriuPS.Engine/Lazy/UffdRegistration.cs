@@ -1,7 +1,9 @@
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
+using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Lazy;
 
@@ -26,7 +28,19 @@ internal static class UffdRegistration
         var scratch = process.Injection.Scratch;
         // Non-blocking: our fault loop reads events without waiting. Not UFFD_USER_MODE_ONLY: the kernel's own
         // accesses to lazy memory (a signal frame, rseq, a read() into a buffer) must wait for the page too.
-        long fd = caller.Checked("userfaultfd", SyscallNumber.Userfaultfd, (ulong)(O.CLOEXEC | O.NONBLOCK));
+        // Such a userfaultfd needs CAP_SYS_PTRACE (unless vm.unprivileged_userfaultfd is 1) in the process, which
+        // has the session's capabilities until its own are restored.
+        long fd = caller.Call(SyscallNumber.Userfaultfd, (ulong)(O.CLOEXEC | O.NONBLOCK));
+        if (fd == -Errno.EPERM)
+        {
+            throw MissingPrivilege.For(Capability.SysPtrace,
+                $"A lazy restore's userfaultfd in process {process.Pid}, which the kernel's own accesses to its memory wait on,", process.Pid,
+                new NativeException("userfaultfd", Errno.EPERM));
+        }
+        if (fd < 0)
+        {
+            throw new NativeException($"userfaultfd in {process.Pid}", (int)-fd);
+        }
         try
         {
             scratch.Reset();

@@ -3,6 +3,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Privileges;
 
 namespace CriuPS.Engine.PageServer;
 
@@ -100,6 +101,12 @@ public sealed class LazyPageServer
         if (File.Exists(imagePath))
         {
             throw new CheckpointException(CheckpointErrorKind.ImagePathUnusable, $"The image path '{imagePath}' is a file, not a directory.", imagePath, "Choose a directory path.");
+        }
+        // The checkpoint it receives is written beside the image path; better refused now than when it arrives.
+        const int WriteAndSearch = Native.Interop.Faccessat.Write | Native.Interop.Faccessat.Search;
+        if (PathAccess.Denial(Path.GetDirectoryName(imagePath) ?? "/", "the directory of the image path", WriteAndSearch) is { } denied)
+        {
+            throw denied;
         }
         ImageDirectoryTransaction.RemoveStale(imagePath);
         SslServerAuthenticationOptions? tls = null;

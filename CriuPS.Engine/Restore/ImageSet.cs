@@ -2,6 +2,8 @@ using System.Globalization;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
+using CriuPS.Native.Interop;
 
 namespace CriuPS.Engine.Restore;
 
@@ -77,6 +79,11 @@ internal sealed class ImageSet
     public static ImageSet Read(string path)
     {
         var directory = Path.GetFullPath(path);
+        // File.Exists cannot tell a missing file from one this session may not see.
+        if (PathAccess.Denial(directory, "the image directory", Faccessat.Read | Faccessat.Search) is { } denied)
+        {
+            throw denied;
+        }
         if (!System.IO.Directory.Exists(directory))
         {
             throw new CheckpointException(CheckpointErrorKind.ImageNotFound, $"There is no image directory at '{directory}'.", directory);

@@ -1,6 +1,7 @@
 using CriuPS.Engine.Images.Proto;
-using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Privileges;
+using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
@@ -18,7 +19,8 @@ namespace CriuPS.Engine.Restore;
 internal sealed class RestoreHost : IDisposable
 {
     // Every restored task inherits these; with seccomp suspended, filters installed early cannot stop what follows.
-    private const PtraceOptions Options = PtraceOptions.TraceSysGood | PtraceOptions.TraceFork | PtraceOptions.TraceClone | PtraceOptions.ExitKill | PtraceOptions.SuspendSeccomp;
+    // Suspending needs CAP_SYS_ADMIN: without it, images with filters are refused before anything is created.
+    private const PtraceOptions Options = PtraceOptions.TraceSysGood | PtraceOptions.TraceFork | PtraceOptions.TraceClone | PtraceOptions.ExitKill;
     private static readonly string[] SleepPaths = { "/bin/sleep", "/usr/bin/sleep" };
 
     private readonly Tracee tracee;
@@ -37,10 +39,14 @@ internal sealed class RestoreHost : IDisposable
     public static RestoreHost Start(bool shellJob, EngineLog log)
     {
         var sleep = SleepPaths.First(File.Exists);
-        int pid = PosixSpawn.Spawn(sleep, new[] { "sleep", "1000000" }, newSession: !shellJob);
+        int pid;
+        using (InheritedCapabilities.PassOn())
+        {
+            pid = PosixSpawn.Spawn(sleep, new[] { "sleep", "1000000" }, newSession: !shellJob);
+        }
         try
         {
-            var tracee = Tracee.Seize(pid, pid, Options);
+            var tracee = Tracee.Seize(pid, pid, SessionPrivileges.Current().Has(Capability.SysAdmin) ? Options | PtraceOptions.SuspendSeccomp : Options);
             tracee.InterruptAndWait();
             log.Detail($"host process {pid} ({sleep}) seized");
             return new RestoreHost(tracee, ProcessMemory.Open(pid));

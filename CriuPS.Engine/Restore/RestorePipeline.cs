@@ -3,6 +3,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
@@ -137,9 +138,10 @@ public static class RestorePipeline
                 {
                     ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
                     var creds = thread.Core.ThreadCore.Creds;
-                    if (creds is not null && Creds.Differ(creds, ProcStatus.ReadThread(process.Pid, thread.Tid)))
+                    var current = ProcStatus.ReadThread(process.Pid, thread.Tid);
+                    if (creds is not null && Creds.Differ(creds, current))
                     {
-                        Creds.Restore(creds, thread.Caller, process.Injection.Scratch);
+                        Creds.Restore(creds, current, thread.Caller, process.Injection.Scratch);
                     }
                     // A change of credentials clears the parent-death signal and resets the dumpable flag.
                     ThreadState.RestoreParentDeathSignal(thread.Core, thread.Caller);
@@ -218,6 +220,7 @@ public static class RestorePipeline
 
     private static void CheckCanRestore(RestoreSession session)
     {
+        RestorePrivileges.Check(session);
         CpuFit.Check(session);
         var images = session.Images;
         var root = images.Tree[0];
@@ -355,6 +358,7 @@ public static class RestorePipeline
         {
             CheckpointException known => known,
             OperationCanceledException => new CheckpointException(CheckpointErrorKind.Cancelled, $"The restore of process {pid} was cancelled; nothing was left running.", pid, null, e),
+            _ when AccessFailures.Explain(e, pid) is { } denied => denied,
             _ => new CheckpointException(CheckpointErrorKind.RestoreFailed, $"Restore of process {pid} failed: {e.Message}. Nothing was left running.", pid, null, e),
         };
         error.LogPath = logPath;

@@ -1,4 +1,6 @@
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Support;
 
@@ -23,9 +25,10 @@ internal sealed class Clone3SetTidProbe : FeatureProbe
         long answer = Syscall.Raw(SyscallNumber.Clone3, 0, 0);
         bool present = answer == -Errno.EINVAL;
         bool newEnough = KernelFacts.Version >= SetTidKernel;
-        bool allowed = KernelFacts.HasCapability(KernelFacts.CapCheckpointRestore) || KernelFacts.HasCapability(KernelFacts.CapSysAdmin);
+        var session = SessionPrivileges.Current();
+        bool allowed = session.CanCheckpointRestore;
         string detail = $"kernel {KernelFacts.Release}; clone3 {(present ? "present" : $"answers {Errno.Describe((int)-answer)}")}; "
-            + $"{KernelFacts.DescribeCapability(KernelFacts.CapCheckpointRestore)}, {KernelFacts.DescribeCapability(KernelFacts.CapSysAdmin)}";
+            + $"{session.Describe(Capability.CheckpointRestore)}, {session.Describe(Capability.SysAdmin)}";
         return (present && newEnough && allowed, detail);
     }
 }

@@ -1,4 +1,6 @@
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Support;
 
@@ -30,7 +32,7 @@ internal sealed class NftablesProbe : FeatureProbe
         // struct nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, resource id 0.
         var answer = Sockets.NetlinkRequest(NetlinkNetfilter, (NfnlSubsysNftables << 8) | NftMsgGetgen, NlmFRequest, [0, 0, 0, 0], TimeSpan.FromSeconds(2));
         return answer.ReplyType == ((NfnlSubsysNftables << 8) | NftMsgNewgen)
-            ? (true, $"nf_tables answered a ruleset generation request; {KernelFacts.DescribeCapability(KernelFacts.CapNetAdmin)}")
+            ? (true, $"nf_tables answered a ruleset generation request; {SessionPrivileges.Current().Describe(Capability.NetAdmin)}")
             : (false, answer.Errno != 0 ? $"{answer.FailedCall} failed: {Errno.Describe(answer.Errno)}" : $"unexpected netlink reply of type 0x{answer.ReplyType:x}");
     }
 

@@ -1,4 +1,6 @@
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
 
 namespace CriuPS.Engine.Support;
@@ -10,13 +12,15 @@ internal sealed class PtraceSeizeProbe : FeatureProbe
 
     public override bool Essential => true;
 
-    public override string Requirement => "PTRACE_SEIZE and PTRACE_INTERRUPT (Linux 3.4+) over the target: root or CAP_SYS_PTRACE, and a Yama ptrace_scope that allows it";
+    public override string Requirement =>
+        "PTRACE_SEIZE and PTRACE_INTERRUPT (Linux 3.4+) over the target: its owner or CAP_SYS_PTRACE, and a Yama ptrace_scope that allows it";
 
     public override string Impact => "Nothing can be checkpointed or restored: dumps stop and inspect processes with ptrace, and restores build the new process with it.";
 
     public override (bool, string) Check()
     {
-        string scope = File.Exists(YamaScope) ? $"; Yama ptrace_scope {File.ReadAllText(YamaScope).Trim()}" : "";
+        var session = SessionPrivileges.Current();
+        string scope = session.YamaPtraceScope is { } yama ? $"; Yama ptrace_scope {yama}" : "";
         using var child = ProbeChild.Start();
         try
         {
@@ -25,10 +29,8 @@ internal sealed class PtraceSeizeProbe : FeatureProbe
         }
         catch (NativeException e)
         {
-            return (false, $"{e.Message}{scope}; {KernelFacts.DescribeCapability(KernelFacts.CapSysPtrace)}");
+            return (false, $"{e.Message}{scope}; {session.Describe(Capability.SysPtrace)}");
         }
         return (true, $"seized and interrupted a test process (pid {child.Pid}){scope}");
     }
-
-    private const string YamaScope = "/proc/sys/kernel/yama/ptrace_scope";
 }

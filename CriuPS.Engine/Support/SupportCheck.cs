@@ -1,3 +1,5 @@
+using CriuPS.Native.Proc;
+
 namespace CriuPS.Engine.Support;
 
 /// <summary>Checks what CriuPS needs from this machine, as "criu check" does. Must run on one thread (some probes trace a process).</summary>
@@ -18,6 +20,34 @@ public static class SupportCheck
         new CgroupProbe(),
         new ShadowStackProbe(),
         new CudaCheckpointProbe(),
+        // Privileges: what this session may do, and what fails without each.
+        new RootProbe(),
+        new CapabilityProbe(Capability.CheckpointRestore,
+            "Nothing can be checkpointed or restored, unless CAP_SYS_ADMIN is effective: dumps read the files a process maps through /proc/PID/map_files, "
+            + "restores give the saved PIDs with clone3 set_tid and the executable with PR_SET_MM_MAP.",
+            "; Linux 5.9+, CAP_SYS_ADMIN stands in for it"),
+        new CapabilityProbe(Capability.SysPtrace,
+            "Only processes of this session's user that are dumpable (no set-user-ID program) and hold no capability this session lacks can be "
+            + "checkpointed, and with Yama's ptrace_scope 1 only those this session started."),
+        new CapabilityProbe(Capability.SysAdmin,
+            "Processes with seccomp filters can be neither checkpointed nor restored: their filters are read, and suspended while CriuPS works in them, "
+            + "through ptrace calls that need it."),
+        new CapabilityProbe(Capability.DacOverride,
+            "Processes of other users, and processes that are not dumpable, cannot be checkpointed: their /proc/PID/fd, map_files and mem belong to "
+            + "their owner, or to root."),
+        new CapabilityProbe(Capability.DacReadSearch,
+            "Inotify watches can be neither checkpointed nor restored: the watched files are found again by their handles (open_by_handle_at)."),
+        new CapabilityProbe(Capability.Setuid, "Images of processes that ran as another user cannot be restored."),
+        new CapabilityProbe(Capability.Setgid, "Images of processes that ran with other groups or supplementary groups cannot be restored."),
+        new CapabilityProbe(Capability.Setpcap, "Images of processes with another capability bounding set or other securebits cannot be restored."),
+        new CapabilityProbe(Capability.SysChroot, "Images of chrooted processes cannot be restored."),
+        new CapabilityProbe(Capability.SysNice, "Images of threads with a real-time scheduling policy, or a nice value below this session's, cannot be restored."),
+        new CapabilityProbe(Capability.SysResource,
+            "Restored processes keep this session's hard resource limits where theirs were higher (with a warning), and an OOM score adjustment below "
+            + "this session's cannot be restored."),
+        new CapabilityProbe(Capability.AuditControl, "Images of processes with another login uid (from another login session) cannot be restored."),
+        new CapabilityProbe(Capability.NetAdmin, "Established TCP connections can be neither checkpointed nor restored: TCP repair mode and the nftables lock need it."),
+        new YamaPtraceScopeProbe(),
     ];
 
     /// <summary>The names of every feature checked, in the order <see cref="Run"/> reports them.</summary>

@@ -1,4 +1,6 @@
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Support;
 
@@ -17,7 +19,7 @@ internal sealed class TcpRepairProbe : FeatureProbe
     {
         int errno = Sockets.TryTcpRepair(out string call);
         return errno == 0
-            ? (true, $"a TCP socket accepts TCP_REPAIR; {KernelFacts.DescribeCapability(KernelFacts.CapNetAdmin)}")
-            : (false, $"{call} failed: {Errno.Describe(errno)}; {KernelFacts.DescribeCapability(KernelFacts.CapNetAdmin)}");
+            ? (true, $"a TCP socket accepts TCP_REPAIR; {SessionPrivileges.Current().Describe(Capability.NetAdmin)}")
+            : (false, $"{call} failed: {Errno.Describe(errno)}; {SessionPrivileges.Current().Describe(Capability.NetAdmin)}");
     }
 }

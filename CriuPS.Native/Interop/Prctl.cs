@@ -1,8 +1,9 @@
 namespace CriuPS.Native.Interop;
 
-/// <summary>The prctl(2) and arch_prctl(2) queries that tell what the kernel can restore.</summary>
+/// <summary>The prctl(2) and arch_prctl(2) queries that tell what the kernel can restore, and what this thread may do.</summary>
 public static unsafe class Prctl
 {
+    private const ulong PrGetSecurebits = 27;
     private const ulong PrSetMm = 35;
     private const ulong PrSetMmMapSize = 15;
     private const ulong PrTimerCreateRestoreIds = 77;
@@ -17,6 +18,9 @@ public static unsafe class Prctl
         long result = Syscall.Raw(SyscallNumber.Prctl, PrSetMm, PrSetMmMapSize, (ulong)&size, 0, 0);
         return result < 0 ? result : size;
     }
+
+    /// <summary>prctl(PR_GET_SECUREBITS): this thread's securebits (SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP...).</summary>
+    public static uint Securebits() => (uint)Syscall.Checked("prctl(PR_GET_SECUREBITS)", SyscallNumber.Prctl, PrGetSecurebits);
 
     /// <summary>prctl(PR_TIMER_CREATE_RESTORE_IDS, GET): 0 or 1 (whether timer_create restores ids for this process now), or -errno.</summary>
     public static long TimerCreateRestoreIds() => Syscall.Raw(SyscallNumber.Prctl, PrTimerCreateRestoreIds, RestoreIdsGet, 0, 0, 0);

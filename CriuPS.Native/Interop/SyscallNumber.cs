@@ -48,6 +48,7 @@ public enum SyscallNumber : long
     Setfsgid = 123,
     Getpgid = 121,
     Getsid = 124,
+    Capget = 125,
     Capset = 126,
     RtSigtimedwait = 128,
     RtSigqueueinfo = 129,

@@ -110,8 +110,12 @@ public static class ProcFiles
         }
     }
 
-    // The exceptions File.ReadAllText throws, which callers expect of a process that is gone.
-    private static IOException OpenFailed(string path, int errno) => errno == Errno.ENOENT
-        ? new FileNotFoundException($"Could not find {path}", path)
-        : new IOException($"Could not open {path}: {Errno.Describe(errno)}");
+    // The exceptions File.ReadAllText throws: callers take the first for a process that is gone, and must not take
+    // a file another user's process keeps to itself for one.
+    private static Exception OpenFailed(string path, int errno) => errno switch
+    {
+        Errno.ENOENT => new FileNotFoundException($"Could not find {path}", path),
+        Errno.EACCES or Errno.EPERM => new UnauthorizedAccessException($"Access to the path '{path}' is denied."),
+        _ => new IOException($"Could not open {path}: {Errno.Describe(errno)}"),
+    };
 }

@@ -108,7 +108,7 @@ public sealed class RemoteSyscaller
     /// <summary>
     /// Runs a call and leaves the thread in its syscall-exit stop, for the last call of a session (the one
     /// that unmaps our own code): the registers are replaced before the thread returns anywhere. A parked thread
-    /// returns to the process's own restorer, outside the code that goes away, as after every call.
+    /// returns to the process's own restorer, outside the code that goes away, and is parked there from then on.
     /// </summary>
     public long CallAndStopAtExit(SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {

@@ -5,6 +5,12 @@ BeforeAll {
     Import-CriuPS
     $script:Essential = 'PtraceSeize', 'Clone3SetTid', 'PrSetMmMap', 'PidfdGetfd', 'RseqConfiguration'
     $script:Optional = 'PagemapScan', 'WriteTracking', 'TimerIdRestore', 'TcpRepair', 'Nftables', 'Cgroups', 'ShadowStack', 'CudaCheckpoint'
+    # The privileges of this session, with the bit of each capability in CapEff.
+    $script:Capabilities = [ordered]@{
+        CAP_CHECKPOINT_RESTORE = 40; CAP_SYS_PTRACE = 19; CAP_SYS_ADMIN = 21; CAP_DAC_OVERRIDE = 1; CAP_DAC_READ_SEARCH = 2; CAP_SETUID = 7; CAP_SETGID = 6; CAP_SETPCAP = 8
+        CAP_SYS_CHROOT = 18; CAP_SYS_NICE = 23; CAP_SYS_RESOURCE = 24; CAP_AUDIT_CONTROL = 30; CAP_NET_ADMIN = 12
+    }
+    $script:Privileges = @('Root') + $Capabilities.Keys + 'YamaPtraceScope'
 
     # The PIDs whose parent is this PowerShell process.
     function Get-ChildProcessId {
@@ -19,7 +25,7 @@ Describe 'Test-CheckpointSupport' {
     BeforeAll { $script:Features = @(Test-CheckpointSupport) }
 
     It 'reports every feature, the essential ones first, each with its requirement, impact and what was seen' {
-        $Features.Name | Should -Be ($Essential + $Optional)
+        $Features.Name | Should -Be ($Essential + $Optional + $Privileges)
         foreach ($feature in $Features) {
             $feature | Should -BeOfType [CriuPS.Engine.Support.SupportFeature]
             $feature.Available | Should -BeOfType [bool]
@@ -39,6 +45,23 @@ Describe 'Test-CheckpointSupport' {
         $tracking = $Features | Where-Object Name -EQ 'WriteTracking'
         $tracking.Available | Should -BeTrue -Because $tracking.Detail
         $tracking.Detail | Should -Match 'reported by PAGEMAP_SCAN'
+    }
+
+    It 'reports whether this session is root, and each capability as its effective set has it' {
+        $root = $Features | Where-Object Name -EQ 'Root'
+        $root.Available | Should -Be ((id -u) -eq '0')
+        $root.Detail | Should -Match "^effective uid $(id -u) \($(id -un)\), real uid $(id -ru)"
+        $effective = [Convert]::ToUInt64(((Get-Content /proc/self/status) -match '^CapEff:')[0].Split(':')[1].Trim(), 16)
+        foreach ($name in $Capabilities.Keys) {
+            $feature = $Features | Where-Object Name -EQ $name
+            $has = ($effective -band (1uL -shl $Capabilities[$name])) -ne 0
+            $feature.Available | Should -Be $has -Because $name
+            $feature.Detail | Should -Match $(if ($has) { "^$name is effective" } else { "^$name is (neither permitted nor|permitted but not) effective: this session runs as" }) -Because $name
+            $feature.Essential | Should -BeFalse
+        }
+        $yama = $Features | Where-Object Name -EQ 'YamaPtraceScope'
+        $scope = '/proc/sys/kernel/yama/ptrace_scope'
+        if (Test-Path $scope) { $yama.Detail | Should -Match "kernel.yama.ptrace_scope is $(Get-Content $scope)" } else { $yama.Available | Should -BeTrue; $yama.Detail | Should -Match 'no Yama' }
     }
 
     It 'reports the CUDA checkpoint API missing, not failing, where there is no NVIDIA driver' {

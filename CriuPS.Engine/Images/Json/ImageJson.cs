@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Privileges;
+using CriuPS.Native.Interop;
 using Google.Protobuf;
 
 namespace CriuPS.Engine.Images.Json;
@@ -23,6 +25,8 @@ public static class ImageJson
     /// <summary>Decodes one image file (its kind from its name, else from its magic).</summary>
     public static JsonObject Read(string path)
     {
+        if (PathAccess.Denial(path, "the image file") is { } denied)
+            throw denied;
         if (Directory.Exists(path))
             throw new CheckpointException(CheckpointErrorKind.ImageNotFound, $"'{path}' is a directory, not an image file.", path,
                 "Give one file of the image directory; Get-CheckpointImage reads whole directories.");
@@ -58,6 +62,8 @@ public static class ImageJson
                 Directory.Exists(path) ? $"'{path}' is a directory." : $"'{path}' exists.", path,
                 Directory.Exists(path) ? "Name the image file to write." : "Add -Force to replace it, or choose another path.");
         string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (PathAccess.Denial(directory, "the directory of the image file", Faccessat.Write | Faccessat.Search) is { } denied)
+            throw denied;
         string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():n}.tmp");
         try
         {

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using CriuPS.Native.RemoteSyscall;
@@ -13,7 +14,7 @@ namespace CriuPS.Engine.Resources.Credentials;
 internal static class Creds
 {
     private const int PrGetSecurebits = 27, PrSetSecurebits = 28, PrCapbsetDrop = 24, PrSetNoNewPrivs = 38, PrCapAmbient = 47;
-    private const int PrCapAmbientRaise = 2;
+    private const int PrCapAmbientRaise = 2, PrCapAmbientClearAll = 4;
     private const uint SecureNoSetuidFixup = 1 << 2;
     private const uint CapabilityVersion3 = 0x20080522;
     private const int LastCapability = 63;
@@ -64,54 +65,127 @@ internal static class Creds
             || !saved.Groups.SequenceEqual(current.Groups);
     }
 
-    public static unsafe void Restore(CredsEntry creds, RemoteSyscaller caller, ScratchArea scratch)
+    /// <summary>
+    /// Gives a thread that now has <paramref name="current"/> credentials the saved ones, changing only what differs:
+    /// each change needs its own capability (CAP_SETUID, CAP_SETGID, CAP_SETPCAP), which a restore by another user
+    /// than root has only where <see cref="Obstacles"/> found nothing missing.
+    /// </summary>
+    public static unsafe void Restore(CredsEntry creds, ProcStatus current, RemoteSyscaller caller, ScratchArea scratch)
     {
-        // Keep our capabilities across the uid change until the final capset.
-        caller.Checked("prctl(PR_SET_SECUREBITS)", SyscallNumber.Prctl, PrSetSecurebits, SecureNoSetuidFixup);
+        uint[] uids = current.Uids, gids = current.Gids;
+        bool uidsChange = !uids.SequenceEqual(new[] { creds.Uid, creds.Euid, creds.Suid, creds.Fsuid });
+        bool gidsChange = !gids.SequenceEqual(new[] { creds.Gid, creds.Egid, creds.Sgid, creds.Fsgid });
+        uint securebits = (uint)caller.Checked("prctl(PR_GET_SECUREBITS)", SyscallNumber.Prctl, PrGetSecurebits);
+        if (uidsChange && uids.Contains(0u) && (securebits & SecureNoSetuidFixup) == 0)
+        {
+            // Leaving uid 0 would clear the capabilities: keep them until the final capset.
+            securebits |= SecureNoSetuidFixup;
+            caller.Checked("prctl(PR_SET_SECUREBITS)", SyscallNumber.Prctl, PrSetSecurebits, securebits);
+        }
         scratch.Reset();
-        var groups = scratch.PutArray<uint>(creds.Groups.ToArray());
-        caller.Checked("setgroups", SyscallNumber.Setgroups, (ulong)creds.Groups.Count, groups.Value);
-        caller.Checked("setresgid", SyscallNumber.Setresgid, creds.Gid, creds.Egid, creds.Sgid);
-        caller.Checked("setfsgid", SyscallNumber.Setfsgid, creds.Fsgid);
-        caller.Checked("setresuid", SyscallNumber.Setresuid, creds.Uid, creds.Euid, creds.Suid);
-        caller.Checked("setfsuid", SyscallNumber.Setfsuid, creds.Fsuid);
+        if (!creds.Groups.SequenceEqual(current.Groups))
+        {
+            var groups = scratch.PutArray<uint>(creds.Groups.ToArray());
+            caller.Checked("setgroups", SyscallNumber.Setgroups, (ulong)creds.Groups.Count, groups.Value);
+        }
+        if (gidsChange)
+        {
+            caller.Checked("setresgid", SyscallNumber.Setresgid, creds.Gid, creds.Egid, creds.Sgid);
+            caller.Checked("setfsgid", SyscallNumber.Setfsgid, creds.Fsgid);
+        }
+        if (uidsChange)
+        {
+            caller.Checked("setresuid", SyscallNumber.Setresuid, creds.Uid, creds.Euid, creds.Suid);
+            caller.Checked("setfsuid", SyscallNumber.Setfsuid, creds.Fsuid);
+        }
 
-        ulong bounding = Whole(creds.CapBnd);
+        ulong drop = current.CapBounding & ~Whole(creds.CapBnd);
         for (int cap = 0; cap <= LastCapability; cap++)
         {
-            if ((bounding & (1UL << cap)) == 0)
+            if ((drop & (1UL << cap)) != 0)
             {
                 // EINVAL for capabilities this kernel does not know: nothing to drop.
                 caller.Call(SyscallNumber.Prctl, PrCapbsetDrop, (ulong)cap);
             }
         }
-        caller.Checked("prctl(PR_SET_SECUREBITS)", SyscallNumber.Prctl, PrSetSecurebits, creds.Secbits);
+        if (creds.Secbits != securebits)
+        {
+            caller.Checked("prctl(PR_SET_SECUREBITS)", SyscallNumber.Prctl, PrSetSecurebits, creds.Secbits);
+        }
 
         ulong eff = Whole(creds.CapEff), prm = Whole(creds.CapPrm), inh = Whole(creds.CapInh);
-        var header = scratch.Put(new CapHeader { Version = CapabilityVersion3, Pid = 0 });
-        var data = scratch.PutArray<CapData>(new[]
+        if (eff != current.CapEffective || prm != current.CapPermitted || inh != current.CapInheritable)
         {
-            new CapData { Effective = (uint)eff, Permitted = (uint)prm, Inheritable = (uint)inh },
-            new CapData { Effective = (uint)(eff >> 32), Permitted = (uint)(prm >> 32), Inheritable = (uint)(inh >> 32) },
-        });
-        caller.Checked("capset", SyscallNumber.Capset, header.Value, data.Value);
+            var header = scratch.Put(new CapHeader { Version = CapabilityVersion3, Pid = 0 });
+            var data = scratch.PutArray<CapData>(new[]
+            {
+                new CapData { Effective = (uint)eff, Permitted = (uint)prm, Inheritable = (uint)inh },
+                new CapData { Effective = (uint)(eff >> 32), Permitted = (uint)(prm >> 32), Inheritable = (uint)(inh >> 32) },
+            });
+            caller.Checked("capset", SyscallNumber.Capset, header.Value, data.Value);
+        }
 
         ulong ambient = Whole(creds.CapAmb);
-        for (int cap = 0; cap <= LastCapability; cap++)
+        if (ambient != current.CapAmbient)
         {
-            if ((ambient & (1UL << cap)) != 0)
+            // The thread may have come with ambient capabilities of the session's (see InheritedCapabilities).
+            caller.Checked("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", SyscallNumber.Prctl, PrCapAmbient, PrCapAmbientClearAll);
+            for (int cap = 0; cap <= LastCapability; cap++)
             {
-                caller.Checked($"prctl(PR_CAP_AMBIENT_RAISE, {cap})", SyscallNumber.Prctl, PrCapAmbient, PrCapAmbientRaise, (ulong)cap);
+                if ((ambient & (1UL << cap)) != 0)
+                {
+                    caller.Checked($"prctl(PR_CAP_AMBIENT_RAISE, {cap})", SyscallNumber.Prctl, PrCapAmbient, PrCapAmbientRaise, (ulong)cap);
+                }
             }
         }
-        if (creds.NoNewPrivs != 0)
+        if (creds.NoNewPrivs != 0 && current.NoNewPrivs == 0)
         {
             caller.Checked("prctl(PR_SET_NO_NEW_PRIVS)", SyscallNumber.Prctl, PrSetNoNewPrivs, 1);
         }
     }
 
+    /// <summary>
+    /// What this session lacks to give a thread its saved credentials. The thread starts with the session's ids,
+    /// groups and securebits and the capabilities it passes on; a process may switch among its own real, effective
+    /// and saved ids and drop capabilities, but any other change needs a capability.
+    /// </summary>
+    public static IEnumerable<Obstacle> Obstacles(CredsEntry saved, SessionPrivileges session)
+    {
+        var own = session.Uids.Take(3).ToHashSet();
+        if (!session.Has(Capability.Setuid) && new[] { saved.Uid, saved.Euid, saved.Suid, saved.Fsuid }.Any(u => !own.Contains(u)))
+        {
+            yield return new($"it ran as {SessionPrivileges.DescribeUser(saved.Euid)}, and taking another user's ids needs CAP_SETUID", Capability.Setuid);
+        }
+        var ownGroups = session.Gids.Take(3).ToHashSet();
+        if (!session.Has(Capability.Setgid) && new[] { saved.Gid, saved.Egid, saved.Sgid, saved.Fsgid }.Any(g => !ownGroups.Contains(g)))
+        {
+            yield return new($"it ran with group {saved.Egid}, and taking another group's ids needs CAP_SETGID", Capability.Setgid);
+        }
+        if (!session.Has(Capability.Setgid) && !saved.Groups.SequenceEqual(session.Groups))
+        {
+            yield return new($"its supplementary groups ({string.Join(" ", saved.Groups)}) are not this session's ({string.Join(" ", session.Groups)}), "
+                + "and setting them needs CAP_SETGID", Capability.Setgid);
+        }
+        ulong lacking = Whole(saved.CapPrm) & ~session.PassedOn;
+        if (lacking != 0)
+        {
+            yield return new($"it held capabilities this session does not have to give ({Capabilities.Describe(lacking)})",
+                Enum.GetValues<Capability>().Where(c => c.In(lacking)).ToList());
+        }
+        if (!session.Has(Capability.Setpcap) && (session.Bounding & ~Whole(saved.CapBnd)) != 0)
+        {
+            yield return new($"its capability bounding set lacks {Capabilities.Describe(session.Bounding & ~Whole(saved.CapBnd))}, and dropping them needs CAP_SETPCAP",
+                Capability.Setpcap);
+        }
+        if (!session.Has(Capability.Setpcap) && saved.Secbits != session.SecurebitsPassedOn)
+        {
+            yield return new($"its securebits (0x{saved.Secbits:x}) are not this session's (0x{session.SecurebitsPassedOn:x}), and setting them needs CAP_SETPCAP",
+                Capability.Setpcap);
+        }
+    }
+
     private static uint[] Halves(ulong mask) => new[] { (uint)mask, (uint)(mask >> 32) };
 
-    private static ulong Whole(Google.Protobuf.Collections.RepeatedField<uint> halves) =>
+    internal static ulong Whole(Google.Protobuf.Collections.RepeatedField<uint> halves) =>
         (halves.Count > 0 ? halves[0] : 0) | (halves.Count > 1 ? (ulong)halves[1] << 32 : 0);
 }

@@ -1,7 +1,9 @@
 using CriuPS.Engine.Dump;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Resources.Credentials;
 
@@ -15,6 +17,16 @@ internal static class FsState
         process.Fs.Umask = process.Status.Umask;
     }
 
+    /// <summary>What this session lacks to restore a process's root directory: chroot needs CAP_SYS_CHROOT.</summary>
+    public static IEnumerable<Obstacle> Obstacles(RestoreSession session, ProcessImages process, SessionPrivileges privileges)
+    {
+        var root = session.Images.File(process.Fs.RootId).Reg.Name;
+        if (root != "/" && !privileges.Has(Capability.SysChroot))
+        {
+            yield return new($"it ran chrooted in '{root}', and chroot needs CAP_SYS_CHROOT", Capability.SysChroot);
+        }
+    }
+
     public static void Restore(RestoreSession session, RestoringProcess process)
     {
         var caller = process.Caller;
@@ -25,6 +37,10 @@ internal static class FsState
         var cwd = session.Images.File(fs.CwdId).Reg.Name;
         scratch.Reset();
         long result = caller.Call(SyscallNumber.Chdir, scratch.PutString(cwd).Value);
+        if (result == -Errno.EACCES)
+        {
+            throw PathAccess.Denied(cwd, $"the working directory of process {process.Pid}", Faccessat.Search);
+        }
         if (result < 0)
         {
             throw new Errors.CheckpointException(

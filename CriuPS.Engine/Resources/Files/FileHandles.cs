@@ -1,4 +1,5 @@
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
@@ -6,7 +7,8 @@ namespace CriuPS.Engine.Resources.Files;
 
 /// <summary>
 /// Finds a file again by the handle the kernel showed for it (inotify watches): open_by_handle_at on a mount of its
-/// filesystem, found by device number. Root has CAP_DAC_READ_SEARCH, which the call needs.
+/// filesystem, found by device number. Root has CAP_DAC_READ_SEARCH, which the call needs; another user gets an
+/// InsufficientPrivilege error that names it.
 /// </summary>
 internal static class FileHandles
 {
@@ -26,6 +28,11 @@ internal static class FileHandles
             if (file is not null)
             {
                 return file;
+            }
+            if (errno == Errno.EPERM)
+            {
+                throw MissingPrivilege.For(Capability.DacReadSearch, $"Finding a file watched with inotify by its handle (open_by_handle_at on {point})",
+                    $"{major}:{minor}");
             }
             why = errno == Errno.ESTALE ? "it no longer exists" : $"open_by_handle_at failed: {Errno.Describe(errno)}";
         }

@@ -2,6 +2,7 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
@@ -112,6 +113,11 @@ internal sealed class RegularFiles : FileKind
     {
         int flags = (int)reg.Flags & ~CreationFlags;
         var fd = FileDescriptor.TryOpen(reg.Name, flags | O.NOCTTY, out int errno);
+        if (fd is null && errno == Errno.EACCES)
+        {
+            int access = (flags & O.ACCMODE) switch { O.WRONLY => Faccessat.Write, O.RDWR => Faccessat.Read | Faccessat.Write, _ => Faccessat.Read };
+            throw PathAccess.Denied(reg.Name, "the file that the process had open", access);
+        }
         if (fd is null)
         {
             throw new CheckpointException(
@@ -147,6 +153,10 @@ internal sealed class RegularFiles : FileKind
         try
         {
             status = FileStatus.Of(reg.Name);
+        }
+        catch (NativeException e) when (e.Errno == Errno.EACCES)
+        {
+            throw PathAccess.Denied(reg.Name, "the file that the process had mapped into memory", inner: e);
         }
         catch (NativeException e)
         {

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
@@ -122,7 +123,17 @@ internal static class MmFields
             ArgStart = mm.MmArgStart, ArgEnd = mm.MmArgEnd, EnvStart = mm.MmEnvStart, EnvEnd = mm.MmEnvEnd,
             Auxv = auxv.Value, AuxvSize = (uint)(savedAuxv.Count * sizeof(ulong)), ExeFd = (uint)exeFd,
         });
-        caller.Checked("prctl(PR_SET_MM, PR_SET_MM_MAP)", SyscallNumber.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)sizeof(PrctlMmMap), 0);
+        long result = caller.Call(SyscallNumber.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)sizeof(PrctlMmMap), 0);
+        if (result == -Errno.EPERM && exeFd >= 0)
+        {
+            // Replacing the executable link is for checkpoint/restore only, in the restored process (it has the session's capabilities).
+            throw MissingPrivilege.For(Capability.CheckpointRestore, $"Giving process {process.Pid} its executable {exe} (PR_SET_MM_MAP)", process.Pid,
+                new NativeException("prctl(PR_SET_MM, PR_SET_MM_MAP)", Errno.EPERM));
+        }
+        if (result < 0)
+        {
+            throw new NativeException($"prctl(PR_SET_MM, PR_SET_MM_MAP) in {process.Pid}", (int)-result);
+        }
         if (exeFd >= 0)
         {
             caller.Checked("close", SyscallNumber.Close, (ulong)exeFd);

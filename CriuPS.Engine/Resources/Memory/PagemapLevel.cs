@@ -1,6 +1,7 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Memory;
 using Microsoft.Win32.SafeHandles;
 
@@ -51,6 +52,10 @@ internal sealed class PagemapLevel : IDisposable
         catch (FileNotFoundException)
         {
             throw Corrupt(PagesPath, $"{PagesPath} is missing (its pagemap lists {offset} bytes of pages).");
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw PathAccess.Denied(PagesPath, "the pages image", inner: e);
         }
         long length = RandomAccess.GetLength(file);
         if (length < offset)

@@ -1,6 +1,7 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 
@@ -27,6 +28,10 @@ internal sealed class ParentImage
     public static ParentImage Open(string path, string imagePath)
     {
         var directory = Path.GetFullPath(path);
+        if (PathAccess.Denial(directory, "the parent image", Faccessat.Read | Faccessat.Search) is { } denied)
+        {
+            throw denied;
+        }
         if (!System.IO.Directory.Exists(directory))
         {
             throw new CheckpointException(CheckpointErrorKind.ImageNotFound, $"There is no parent image at '{directory}'.", directory,

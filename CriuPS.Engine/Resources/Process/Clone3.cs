@@ -1,5 +1,7 @@
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
 using CriuPS.Native.RemoteSyscall;
 
@@ -34,6 +36,13 @@ internal static class Clone3
         {
             throw new CheckpointException(CheckpointErrorKind.PidInUse, $"PID {tid} is in use by another process (perhaps a zombie).", tid,
                 $"Stop the process that holds PID {tid}, or restore after it has exited.");
+        }
+        if (created == -Errno.EPERM)
+        {
+            // The capability counts in the user namespace that owns the PID namespace, and in the task that forks.
+            throw MissingPrivilege.For(Capability.CheckpointRestore,
+                $"Giving task {tid} its saved id (clone3 with set_tid, in the task {caller.Thread.Tid} that forks it)", tid,
+                new NativeException($"clone3 with set_tid {tid}", Errno.EPERM));
         }
         if (created < 0)
         {

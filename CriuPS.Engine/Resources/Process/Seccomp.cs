@@ -2,8 +2,10 @@ using System.Runtime.InteropServices;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
 using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Process;
@@ -55,6 +57,19 @@ internal static class Seccomp
         }
         filters.AddRange(chain);
         return (uint)(filters.Count - 1);
+    }
+
+    /// <summary>
+    /// What this session lacks to restore a thread with filters: injected calls must pass them until the registers
+    /// are set, which PTRACE_O_SUSPEND_SECCOMP ensures, for CAP_SYS_ADMIN only.
+    /// </summary>
+    public static IEnumerable<Obstacle> Obstacles(ThreadCoreEntry thread, SessionPrivileges session)
+    {
+        if (thread.HasSeccompMode && (uint)thread.SeccompMode == ModeFilter && !session.Has(Capability.SysAdmin))
+        {
+            yield return new("it ran under seccomp filters, and restoring them (with seccomp suspended while CriuPS works in the process) needs CAP_SYS_ADMIN",
+                Capability.SysAdmin);
+        }
     }
 
     /// <summary>Installs a thread's saved filters, oldest first; the last injected calls before its registers are set.</summary>

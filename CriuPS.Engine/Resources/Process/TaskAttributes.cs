@@ -1,4 +1,6 @@
 using CriuPS.Engine.Dump;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Engine.Restore;
@@ -15,6 +17,8 @@ internal static class TaskAttributes
 {
     public const uint TaskAlive = 1, TaskStopped = 3;
     private const int PrSetChildSubreaper = 36, PrGetChildSubreaper = 37;
+    private const uint UnsetLoginUid = uint.MaxValue;
+    private const string LoginUidPath = "/proc/self/loginuid";
 
     /// <summary>MEMBARRIER_CMD_GET_REGISTRATIONS (Linux 6.3): which MEMBARRIER_CMD_REGISTER_* the process issued.</summary>
     private const ulong MembarrierGetRegistrations = 1 << 9;
@@ -67,9 +71,9 @@ internal static class TaskAttributes
         {
             caller.Checked("prctl(PR_SET_CHILD_SUBREAPER)", SyscallNumber.Prctl, PrSetChildSubreaper, 1);
         }
-        if (tc.HasOomScoreAdj)
+        if (tc.HasOomScoreAdj && tc.OomScoreAdj != ProcFiles.OomScoreAdj(process.Pid))
         {
-            File.WriteAllText($"/proc/{process.Pid}/oom_score_adj", tc.OomScoreAdj.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            RestoreOomScoreAdj(process.Pid, tc.OomScoreAdj);
         }
         if (tc.HasLoginuid && tc.Loginuid != ProcFiles.LoginUid(process.Pid))
         {
@@ -80,13 +84,40 @@ internal static class TaskAttributes
         PendingSignals.Queue(process, caller, tc.SignalsS, tid: null);
     }
 
+    /// <summary>
+    /// What this session lacks to restore the attributes: a restored process starts with the session's login uid,
+    /// and another one needs CAP_AUDIT_CONTROL (unless none is set yet).
+    /// </summary>
+    public static IEnumerable<Obstacle> Obstacles(TaskCoreEntry tc, SessionPrivileges session)
+    {
+        if (tc.HasLoginuid && File.Exists(LoginUidPath) && ProcFiles.LoginUid(Environment.ProcessId) is var own
+            && tc.Loginuid != own && own != UnsetLoginUid && !session.Has(Capability.AuditControl))
+        {
+            yield return new($"its login uid is {tc.Loginuid}, not this session's {own}, and setting it needs CAP_AUDIT_CONTROL", Capability.AuditControl);
+        }
+    }
+
+    // Lowering the score below the lowest a privileged writer set (the session's, inherited) needs CAP_SYS_RESOURCE.
+    private static void RestoreOomScoreAdj(int pid, int score)
+    {
+        try
+        {
+            File.WriteAllText($"/proc/{pid}/oom_score_adj", score.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw MissingPrivilege.For(Capability.SysResource,
+                $"Setting the OOM score adjustment of process {pid} to {score}, below this session's {ProcFiles.OomScoreAdj(Environment.ProcessId)},", pid, e);
+        }
+    }
+
     // Only a process itself may write its /proc/self/loginuid.
     private static void RestoreLoginUid(RestoringProcess process, uint loginUid)
     {
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
         scratch.Reset();
-        var path = scratch.PutString("/proc/self/loginuid");
+        var path = scratch.PutString(LoginUidPath);
         var text = System.Text.Encoding.ASCII.GetBytes(loginUid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var data = scratch.Put(text);
         long fd = caller.Checked("open(/proc/self/loginuid)", SyscallNumber.Openat, unchecked((ulong)-100), path.Value, (ulong)O.WRONLY);

@@ -84,6 +84,7 @@ internal sealed class InetSocketRestore : IDisposable
                 $"Restoring TCP connections ({listed}) needs {Nftables.Library} for the network lock, and it is not installed.",
                 images.Directory, "Install the Debian package libnftables1 (apt-get install libnftables1), then restore again.");
         }
+        NetworkLock.CheckPrivilege(connections.Count, listed, images.Directory);
     }
 
     public static InetSocketRestore Build(RestoreSession session)

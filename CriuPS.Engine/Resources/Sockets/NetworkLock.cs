@@ -1,7 +1,9 @@
 using System.Net;
 using System.Text;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -60,6 +62,7 @@ internal sealed class NetworkLock
     /// </param>
     public static NetworkLock Engage(string runId, IReadOnlyCollection<LockedConnection> connections, CheckpointErrorKind failure, bool ownedBySession)
     {
+        CheckPrivilege(connections.Count, string.Join(", ", connections), TableName(runId));
         var locked = new NetworkLock(TableName(runId));
         try
         {
@@ -89,6 +92,17 @@ internal sealed class NetworkLock
                 $"The network could not be locked for {connections.Count} TCP connection(s) ({string.Join(", ", connections)}): {e.Message}.", locked.table, null, e);
         }
         return locked;
+    }
+
+    /// <summary>Refuses a session without CAP_NET_ADMIN, which nftables and TCP repair mode need, naming the connections.</summary>
+    public static void CheckPrivilege(int count, string connections, object target)
+    {
+        if (!SessionPrivileges.Current().Has(Capability.NetAdmin))
+        {
+            throw MissingPrivilege.For(Capability.NetAdmin,
+                $"Saving or restoring {count} established TCP connection(s) ({connections}), in TCP repair mode and with an nftables table that holds "
+                + "their packets,", target);
+        }
     }
 
     /// <summary>The nft table's name, as the log and messages show it.</summary>

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
@@ -169,16 +170,25 @@ internal static class ThreadState
         return (uint)priority;
     }
 
+    // A real-time policy, or a nice value below the session's, needs CAP_SYS_NICE (or RLIMIT_RTPRIO, RLIMIT_NICE).
     private static unsafe void RestoreScheduling(int tid, ThreadCoreEntry tc)
     {
-        if (tc.HasSchedPolicy)
+        try
         {
-            int priority = (int)tc.SchedPrio;
-            Syscall.Checked("sched_setscheduler", SyscallNumber.SchedSetscheduler, (ulong)tid, tc.SchedPolicy, (ulong)&priority);
+            if (tc.HasSchedPolicy)
+            {
+                int priority = (int)tc.SchedPrio;
+                Syscall.Checked("sched_setscheduler", SyscallNumber.SchedSetscheduler, (ulong)tid, tc.SchedPolicy, (ulong)&priority);
+            }
+            if (tc.HasSchedNice)
+            {
+                Syscall.Checked("setpriority", SyscallNumber.Setpriority, 0, (ulong)tid, unchecked((ulong)tc.SchedNice));
+            }
         }
-        if (tc.HasSchedNice)
+        catch (NativeException e) when (e.Errno is Errno.EPERM or Errno.EACCES)
         {
-            Syscall.Checked("setpriority", SyscallNumber.Setpriority, 0, (ulong)tid, unchecked((ulong)tc.SchedNice));
+            throw MissingPrivilege.For(Capability.SysNice,
+                $"Giving thread {tid} its scheduling policy {tc.SchedPolicy} (priority {tc.SchedPrio}) and nice value {tc.SchedNice}", tid, e);
         }
     }
 }
