@@ -8,7 +8,7 @@
     Description          = 'Checkpoint and restore of live Linux processes (like CRIU), natively in .NET: save a running process to an image directory in CRIU''s format and bring it back later, with the same PID, memory, open files, signal handlers and timers.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    CmdletsToExport      = @('Checkpoint-Process', 'Restore-Process', 'Get-CheckpointImage', 'Test-CheckpointSupport', 'Import-CheckpointImageFile', 'Export-CheckpointImageFile',
+    CmdletsToExport      = @('Checkpoint-Process', 'Restore-Process', 'Get-CheckpointImage', 'Test-CheckpointSupport', 'Import-CheckpointImageFile', 'Export-CheckpointImageFile', 'Test-CheckpointImage',
         'Start-LazyPageServer', 'Stop-LazyPageServer', 'Get-LazyPageServer', 'Wait-LazyRestore')
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -10,15 +10,24 @@ internal static class FailurePoint
     public const string MidMemory = "mid-memory";
     public const string BeforeKill = "before-kill";
 
-    public static readonly IReadOnlyList<string> All = new[] { AfterSeize, MidMemory, BeforeKill };
+    /// <summary>
+    /// A dump to a page server flips one byte of the first pages file on its way, after it was digested, as a faulty
+    /// network or memory would: the server must find it and refuse the image.
+    /// </summary>
+    public const string DamageInFlight = "damage-in-flight";
+
+    public static readonly IReadOnlyList<string> All = new[] { AfterSeize, MidMemory, BeforeKill, DamageInFlight };
 
     public static void Check(string? configured, string point)
     {
-        if (string.Equals(configured, point, StringComparison.Ordinal))
+        if (Is(configured, point))
         {
             throw new InjectedFailureException(point);
         }
     }
+
+    /// <summary>Whether the test asked for <paramref name="point"/>, for points that do harm rather than throw.</summary>
+    public static bool Is(string? configured, string point) => string.Equals(configured, point, StringComparison.Ordinal);
 }
 
 /// <summary>The failure a test asked for.</summary>

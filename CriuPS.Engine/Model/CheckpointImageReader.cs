@@ -1,3 +1,4 @@
+using CriuPS.Engine.Images.Digests;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Sockets;
@@ -33,6 +34,7 @@ public static class CheckpointImageReader
             Pages = processes.Sum(p => p.MemoryBytes) / Page.Size,
             ParentMemoryBytes = images.Processes.Sum(p => ParentBytes(p.Pagemap)),
             ParentPath = PageChain.ParentDirectory(images.Directory),
+            HasDigests = HasDigests(images.Directory),
             FileCount = images.Files.Count,
             FrozenTime = FrozenTime(dump),
             TotalTime = TotalTime(dump),
@@ -58,6 +60,7 @@ public static class CheckpointImageReader
             Pages = images.Pagemaps.Values.Sum(PresentBytes) / Page.Size,
             ParentMemoryBytes = images.Pagemaps.Values.Sum(ParentBytes),
             ParentPath = PageChain.ParentDirectory(images.Directory),
+            HasDigests = HasDigests(images.Directory),
             PreDump = true,
             FileCount = 0,
             FrozenTime = FrozenTime(dump),
@@ -68,6 +71,8 @@ public static class CheckpointImageReader
             Processes = [],
         };
     }
+
+    private static bool HasDigests(string directory) => File.Exists(Path.Combine(directory, DigestManifest.FileName));
 
     private static long PresentBytes(IEnumerable<PagemapEntry> pagemap) =>
         pagemap.Where(e => !e.IsInParent()).Sum(e => (long)e.Range().Length.Value);

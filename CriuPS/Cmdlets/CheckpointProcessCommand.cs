@@ -21,6 +21,9 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     /// <summary>Test hook: names a point where the dump fails on purpose (see FailurePoint); never set it in production.</summary>
     private const string FailAtVariable = "CRIUPS_FAIL_AT";
 
+    /// <summary>Benchmark knob: "1" writes no criups-digests.img, to measure what the digests cost (DumpOptions.SkipDigests).</summary>
+    private const string NoDigestsVariable = "CRIUPS_BENCH_NO_DIGESTS";
+
     private int processCount;
     private readonly Dictionary<int, int> savedWithTree = new();
 
@@ -201,6 +204,7 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
             GhostFileLimit = GhostFileLimit,
             FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),
             FailAt = Environment.GetEnvironmentVariable(FailAtVariable),
+            SkipDigests = Environment.GetEnvironmentVariable(NoDigestsVariable) == "1",
             Cancellation = stopping.Token,
         };
         object image;

@@ -46,6 +46,12 @@ internal sealed class PageSink : IDisposable
     /// <summary>All-zero pages left out.</summary>
     public PageCount ZeroSkipped { get; private set; }
 
+    /// <summary>
+    /// How long the writer worked (zero checks, and writes through the output's stream, which digests them): against
+    /// the copy's duration, how much room the writing thread has left.
+    /// </summary>
+    public TimeSpan BusyTime { get; private set; }
+
     /// <summary>A buffer of <see cref="BatchBytes"/> to read the next batch into; waits while all are in use.</summary>
     public byte[] Rent()
     {
@@ -96,6 +102,7 @@ internal sealed class PageSink : IDisposable
     {
         foreach (var batch in pending.GetConsumingEnumerable())
         {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 if (failure is null)
@@ -105,6 +112,7 @@ internal sealed class PageSink : IDisposable
                         Emit(run.Range, batch.Buffer.AsSpan(run.Offset, (int)run.Range.Length.Value), run.Flags, run.SkipZeroPages);
                     }
                 }
+                BusyTime += System.Diagnostics.Stopwatch.GetElapsedTime(start);
             }
             catch (Exception e)
             {

@@ -85,6 +85,7 @@ internal static partial class Pages
     /// </summary>
     public static void Copy(DumpedProcess process, DumpSession session, PagePlan plan, bool whileRunning)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         uint pagesId = session.NextPagesId++;
         process.PagemapHead.PagesId = pagesId;
         using var stream = session.Output.Create($"pages-{pagesId}.img");
@@ -105,7 +106,7 @@ internal static partial class Pages
         session.Stats.PagesScanned += plan.CopyPages.Value + plan.ParentPages.Value;
         session.Stats.PagesWritten += sink.Written.Value;
         session.Stats.PagesSkippedParent += pagemap.ParentPages.Value;
-        session.Log.Detail($"pages of {process.Pid}: {sink.Written.Value} written, {sink.ZeroSkipped.Value} zero pages left out, {pagemap.ParentPages.Value} in the parent image{(copier.Vanished.Value > 0 ? $", {copier.Vanished.Value} unmapped while copied" : "")}");
+        session.Log.Detail($"pages of {process.Pid}: {sink.Written.Value} written, {sink.ZeroSkipped.Value} zero pages left out, {pagemap.ParentPages.Value} in the parent image{(copier.Vanished.Value > 0 ? $", {copier.Vanished.Value} unmapped while copied" : "")}; the page writer worked {sink.BusyTime.TotalMilliseconds:F1} ms of {clock.Elapsed.TotalMilliseconds:F1} ms");
     }
 
     /// <summary>
