@@ -4,7 +4,6 @@ using System.Diagnostics;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.Resources.Memory;
-using CriuPS.Native.Interop;
 using Microsoft.Win32.SafeHandles;
 
 namespace CriuPS.Engine.Images.Digests;
@@ -24,7 +23,8 @@ internal static class ImageVerifier
     public static ChainVerification VerifyChain(string path, bool deferPages)
     {
         var clock = Stopwatch.StartNew();
-        var directories = Chain(Path.GetFullPath(path)).Select(d => Verify(d, deferPages)).ToList();
+        // As far as the chain exists: a missing parent is the restore's to report (ImageNotFound), when it needs it.
+        var directories = PageChain.Directories(Path.GetFullPath(path)).TakeWhile(Directory.Exists).Select(d => Verify(d, deferPages)).ToList();
         return new ChainVerification(Path.GetFullPath(path), directories, clock.Elapsed);
     }
 
@@ -122,21 +122,6 @@ internal static class ImageVerifier
         Span<byte> actual = stackalloc byte[FileDigest.DigestBytes];
         BlockDigester.Digest(block, actual);
         return actual.SequenceEqual(digest.Block(index));
-    }
-
-    // The directory and the parents its links lead to, as far as they exist, without coming back to one.
-    private static IEnumerable<string> Chain(string directory)
-    {
-        var seen = new HashSet<(ulong, ulong)>();
-        for (string? current = directory; current is not null && Directory.Exists(current); current = PageChain.ParentDirectory(current))
-        {
-            var status = FileStatus.Of(current);
-            if (!seen.Add((status.Device, status.Inode)))
-            {
-                yield break; // a loop: the restore reports it when it follows the chain
-            }
-            yield return current;
-        }
     }
 
     // Every block on whichever core is free (the check reads as fast as the machine reads and hashes); the first

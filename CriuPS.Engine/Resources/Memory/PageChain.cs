@@ -170,6 +170,19 @@ internal sealed class PageChain : IDisposable
         };
     }
 
+    /// <summary>
+    /// The directory and every image it builds on, following `parent` links, whether they exist or not (a loop ends
+    /// the walk; the restore reports it when it follows the chain).
+    /// </summary>
+    public static IEnumerable<string> Directories(string directory)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (string? current = directory; current is not null && seen.Add(current); current = ParentDirectory(current))
+        {
+            yield return current;
+        }
+    }
+
     private static (ulong, ulong) Identity(string directory)
     {
         var status = FileStatus.Of(directory);
