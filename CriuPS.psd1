@@ -20,7 +20,7 @@
             Tags         = @('Linux', 'CRIU', 'Checkpoint', 'Restore', 'Migration', 'Process', 'ptrace')
             ProjectUri   = 'https://github.com/criups/criups'
             LicenseUri   = 'https://github.com/criups/criups/blob/main/LICENSE'
-            ReleaseNotes = 'First version: checkpoint and restore of process trees; Test-CheckpointSupport; image inspection with crit''s views and JSON (Import-/Export-CheckpointImageFile); live migration: checkpoints streamed to a page server (optional TLS) and lazy restores whose memory arrives on fault (Start-/Stop-/Get-LazyPageServer, Wait-LazyRestore).'
+            ReleaseNotes = 'First version: checkpoint and restore of process trees; Test-CheckpointSupport; verified images (the digests of every image file in criups-digests.img, checked before a restore; Test-CheckpointImage); image inspection with crit''s views and JSON (Import-/Export-CheckpointImageFile); live migration: checkpoints streamed to a page server (optional TLS) and lazy restores whose memory arrives on fault (Start-/Stop-/Get-LazyPageServer, Wait-LazyRestore).'
         }
     }
 }

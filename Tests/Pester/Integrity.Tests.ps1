@@ -220,19 +220,27 @@ Describe 'Restore-Process and Test-CheckpointImage on damaged images' {
 }
 
 Describe 'Restore-Process -LazyPages on a damaged image' {
+    BeforeAll {
+        # A lazymem image whose pages-1.img has one bit flipped in its middle (in the big lazily restored area).
+        function New-DamagedLazyImage([string]$Name) {
+            $work = Join-Path $TestDrive $Name
+            $log = Join-Path $work 'lazymem.log'
+            $target = Start-TestTarget -Program $LazyMem -Arguments '64', $log -WorkDirectory $work
+            $image = Join-Path $TestDrive "$Name-image"
+            Checkpoint-Process -Id $target -ImagePath $image | Out-Null
+            Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+            $pages = Join-Path $image 'pages-1.img'
+            $bytes = [IO.File]::ReadAllBytes($pages)
+            $bytes[$bytes.Length / 2] = $bytes[$bytes.Length / 2] -bxor 0x80
+            [IO.File]::WriteAllBytes($pages, $bytes)
+            @{ Id = $target; Image = $image; Pages = $pages }
+        }
+    }
     AfterEach { Stop-TestProcesses }
 
     It 'verifies the pages as they arrive, and kills the process with ImageCorrupt naming the file' {
-        $work = Join-Path $TestDrive 'lazy'
-        $log = Join-Path $work 'lazymem.log'
-        $target = Start-TestTarget -Program $LazyMem -Arguments '64', $log -WorkDirectory $work
-        $image = Join-Path $TestDrive 'lazy-image'
-        Checkpoint-Process -Id $target -ImagePath $image | Out-Null
-        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
-        $pages = Join-Path $image 'pages-1.img'
-        $bytes = [IO.File]::ReadAllBytes($pages)
-        $bytes[$bytes.Length / 2] = $bytes[$bytes.Length / 2] -bxor 0x80
-        [IO.File]::WriteAllBytes($pages, $bytes)
+        $t = New-DamagedLazyImage 'lazy'
+        $target, $image, $pages = $t.Id, $t.Image, $t.Pages
 
         # Up front, all but the pages: the process runs, and its pages are checked block by block as they come.
         $restored = Restore-Process -ImagePath $image -LazyPages
@@ -243,6 +251,22 @@ Describe 'Restore-Process -LazyPages on a damaged image' {
         $failed[0].Exception.Message | Should -Match "the process was killed rather than left to run without its memory: $([regex]::Escape($pages)) is not as its checkpoint wrote it: damaged: bytes \d+ to \d+"
         Wait-Until { -not (Test-ProcessAlive $target) } 'the restored process to be killed'
         Join-Path $image 'restore.log' | Should -FileContentMatch 'the pages are verified as they are read'
+    }
+
+    It 'gets no damaged page from a page server either: it refuses to serve it, and the process is killed' {
+        $t = New-DamagedLazyImage 'lazy-served'
+        $server = Start-LazyPageServer -ImagePath $t.Image
+        try {
+            $restored = Restore-Process -ImagePath $t.Image -LazyPages -PageServer "127.0.0.1:$($server.Port)"
+            Register-TestProcess $restored.Id
+            $lazy = $restored | Wait-LazyRestore -Timeout 60 -ErrorVariable failed -ErrorAction SilentlyContinue
+            $lazy.State | Should -Be 'Failed'
+            $failed[0].FullyQualifiedErrorId | Should -Be 'ImageCorrupt,CriuPS.Cmdlets.WaitLazyRestoreCommand'
+            $failed[0].Exception.Message | Should -Match "found image files damaged: $([regex]::Escape($t.Pages)) is not as its checkpoint wrote it: damaged: bytes \d+ to \d+"
+            Wait-Until { -not (Test-ProcessAlive $t.Id) } 'the restored process to be killed'
+            $server.Error.InnerException.Kind | Should -Be 'ImageCorrupt'
+        }
+        finally { $server | Stop-LazyPageServer }
     }
 }
 
