@@ -4,8 +4,9 @@ using CriuPS.Engine.Logging;
 namespace CriuPS.Engine.Dump;
 
 /// <summary>
-/// An image output whose every file is digested as it is written (<see cref="DigestingStream"/>), the pages on the
-/// page writer's thread: the one place a dump's files are hashed, whether they go to a directory or a page server.
+/// An image output whose every file is digested as it is written (<see cref="DigestingStream"/>; the pages beside the
+/// page writer, see PageSink): the one place a dump's files are hashed, whether they go to a directory or a page
+/// server.
 /// The commit first writes criups-digests.img, so a committed image always has its manifest; files written after
 /// the commit (stats-dump) are not in it.
 /// </summary>
@@ -52,7 +53,7 @@ internal sealed class DigestedImageOutput : IImageOutput
                 throw new InvalidOperationException($"image files still open at the commit: {string.Join(", ", open)}");
             }
             DigestManifest.Write(inner.Create(DigestManifest.FileName), DigestManifest.FileName, digests);
-            log.Write($"{DigestManifest.FileName}: digests of {digests.Count} files ({digests.Sum(d => d.Size) >> 20} MiB), {hashTime.TotalMilliseconds:F1} ms of hashing on the writing threads");
+            log.Write($"{DigestManifest.FileName}: digests of {digests.Count} files ({digests.Sum(d => d.Size) >> 20} MiB), {hashTime.TotalMilliseconds:F1} ms of hashing");
         }
         inner.Commit();
         committed = true;
@@ -62,7 +63,7 @@ internal sealed class DigestedImageOutput : IImageOutput
 
     public string? Abort() => inner.Abort();
 
-    // Called on the thread that closes the file (the page writer closes none: Pages.Copy closes after it completes).
+    // Called on the thread that closes the file (Pages.Copy closes the pages file once the sink has completed).
     private void Closed(FileDigest digest, TimeSpan time)
     {
         lock (digests)

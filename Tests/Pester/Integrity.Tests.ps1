@@ -108,7 +108,7 @@ Describe 'Restore-Process and Test-CheckpointImage on damaged images' {
             [long]$entry.size | Should -Be (Get-Item (Join-Path $Original $entry.name)).Length -Because $entry.name
         }
         Join-Path $Original 'dump.log' | Should -FileContentMatch 'criups-digests.img: digests of \d+ files'
-        Join-Path $Original 'dump.log' | Should -FileContentMatch 'the page writer worked [\d.]+ ms of [\d.]+ ms'
+        Join-Path $Original 'dump.log' | Should -FileContentMatch 'the page writer worked [\d.]+ ms, the reader read [\d.]+ ms and waited [\d.]+ ms'
     }
 
     It 'refuses to restore when it has to <Case>, naming the file, and creates nothing' -ForEach @(

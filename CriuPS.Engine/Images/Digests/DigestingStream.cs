@@ -3,9 +3,9 @@ using System.Diagnostics;
 namespace CriuPS.Engine.Images.Digests;
 
 /// <summary>
-/// A write-only stream that digests every byte on its way to the stream underneath, on the writing thread (the
-/// page writer's, for the pages): no second pass over the file. Closing it closes the file, then hands the digest
-/// to <see cref="Closed"/>.
+/// A write-only stream that digests every byte on its way to the stream underneath, on the writing thread, or for
+/// the pages beside it on a thread of the page writer's (<see cref="WriteWithoutDigest"/>, <see cref="Digest"/>): no
+/// second pass over the file. Closing it closes the file, then hands the digest to the callback.
 /// </summary>
 internal sealed class DigestingStream : Stream
 {
@@ -40,13 +40,25 @@ internal sealed class DigestingStream : Stream
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
-        long start = Stopwatch.GetTimestamp();
-        digester.Append(buffer);
-        hashTicks += Stopwatch.GetTimestamp() - start;
+        Digest(buffer);
         inner.Write(buffer);
     }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    /// <summary>
+    /// Writes bytes that <see cref="Digest"/> digests, on another thread: the page writer's pages are hashed beside
+    /// the write rather than in its way (see PageSink). Every byte must go through both, in the same order.
+    /// </summary>
+    public void WriteWithoutDigest(ReadOnlySpan<byte> buffer) => inner.Write(buffer);
+
+    /// <summary>Digests the next bytes written with <see cref="WriteWithoutDigest"/> (one thread at a time).</summary>
+    public void Digest(ReadOnlySpan<byte> buffer)
+    {
+        long start = Stopwatch.GetTimestamp();
+        digester.Append(buffer);
+        hashTicks += Stopwatch.GetTimestamp() - start;
+    }
 
     public override void WriteByte(byte value) => Write([value]);
 
