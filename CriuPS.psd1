@@ -8,7 +8,7 @@
     Description          = 'Checkpoint and restore of live Linux processes (like CRIU), natively in .NET: save a running process to an image directory in CRIU''s format and bring it back later, with the same PID, memory, open files, signal handlers and timers.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    CmdletsToExport      = @('Checkpoint-Process', 'Restore-Process', 'Get-CheckpointImage', 'Test-CheckpointSupport', 'Import-CheckpointImageFile', 'Export-CheckpointImageFile',
+    CmdletsToExport      = @('Checkpoint-Process', 'Restore-Process', 'Get-CheckpointImage', 'Test-CheckpointSupport', 'Import-CheckpointImageFile', 'Export-CheckpointImageFile', 'Test-CheckpointImage',
         'Start-LazyPageServer', 'Stop-LazyPageServer', 'Get-LazyPageServer', 'Wait-LazyRestore')
     FunctionsToExport    = @()
     VariablesToExport    = @()
@@ -20,7 +20,7 @@
             Tags         = @('Linux', 'CRIU', 'Checkpoint', 'Restore', 'Migration', 'Process', 'ptrace')
             ProjectUri   = 'https://github.com/criups/criups'
             LicenseUri   = 'https://github.com/criups/criups/blob/main/LICENSE'
-            ReleaseNotes = 'First version: checkpoint and restore of process trees; Test-CheckpointSupport; image inspection with crit''s views and JSON (Import-/Export-CheckpointImageFile); live migration: checkpoints streamed to a page server (optional TLS) and lazy restores whose memory arrives on fault (Start-/Stop-/Get-LazyPageServer, Wait-LazyRestore).'
+            ReleaseNotes = 'First version: checkpoint and restore of process trees; Test-CheckpointSupport; verified images (the digests of every image file in criups-digests.img, checked before a restore; Test-CheckpointImage); image inspection with crit''s views and JSON (Import-/Export-CheckpointImageFile); live migration: checkpoints streamed to a page server (optional TLS) and lazy restores whose memory arrives on fault (Start-/Stop-/Get-LazyPageServer, Wait-LazyRestore).'
         }
     }
 }

@@ -4,10 +4,10 @@ using Google.Protobuf.Reflection;
 namespace CriuPS.Engine;
 
 /// <summary>
-/// Pays the one-time costs of a first checkpoint (JIT of the image code, Google.Protobuf building its reflection
-/// accessors for the required-field checks, this CPU's description for cpuinfo.img and the restore's check of it)
-/// before any process is frozen: started in the background when the module loads, and awaited at the start of a
-/// dump or restore, so that none of it lands in the frozen window.
+/// Pays the one-time costs of a first checkpoint (JIT of the image code and of the digests' hashing, Google.Protobuf
+/// building its reflection accessors for the required-field checks, this CPU's description for cpuinfo.img and the
+/// restore's check of it) before any process is frozen: started in the background when the module loads, and awaited
+/// at the start of a dump or restore, so that none of it lands in the frozen window.
 /// </summary>
 public static class EngineWarmup
 {
@@ -30,6 +30,9 @@ public static class EngineWarmup
                 Touch(schema.Descriptor, seen);
             }
         }
+        // Last, after the JIT work above (which delays the promotion of hot code): dumps hash every byte they write,
+        // restores every byte they read, on optimized code only (see WarmUp).
+        Images.Digests.BlockDigester.WarmUp(TimeSpan.FromSeconds(3));
     }
 
     // A default instance of every message type, checked and serialized: builds the accessors the writer uses.

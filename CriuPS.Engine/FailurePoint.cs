@@ -38,6 +38,13 @@ internal static class FailurePoint
     /// <summary>Restores: everything is done (final registers set, network lock lifted) but the detach that lets the processes run.</summary>
     public const string BeforeResume = "before-resume";
 
+    /// <summary>
+    /// Dumps to a page server: one byte of the first pages file is flipped on its way, after it was digested, as a
+    /// faulty network or memory would: the server must find it and refuse the image (a point that does harm rather
+    /// than throw, tested by Tests/Pester/Integrity.Tests.ps1).
+    /// </summary>
+    public const string DamageInFlight = "damage-in-flight";
+
     /// <summary>The points a dump passes, in order.</summary>
     public static readonly IReadOnlyList<string> Dump = new[] { AfterSeize, MidMemory, BeforeKill };
 
@@ -46,11 +53,14 @@ internal static class FailurePoint
 
     public static void Check(string? configured, string point)
     {
-        if (string.Equals(configured, point, StringComparison.Ordinal))
+        if (Is(configured, point))
         {
             throw new InjectedFailureException(point);
         }
     }
+
+    /// <summary>Whether the test asked for <paramref name="point"/>, for points that do harm rather than throw.</summary>
+    public static bool Is(string? configured, string point) => string.Equals(configured, point, StringComparison.Ordinal);
 }
 
 /// <summary>The failure a test asked for.</summary>

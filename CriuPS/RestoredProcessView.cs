@@ -30,6 +30,7 @@ internal static class RestoredProcessView
         AddNote(view, "MemoryBytes", restored.MemoryBytes);
         AddNote(view, "RestoreTime", restored.RestoreTime);
         AddNote(view, "ReadTime", restored.ReadTime);
+        AddNote(view, "VerifyTime", restored.VerifyTime);
         AddNote(view, "MemoryTime", restored.MemoryTime);
         AddNote(view, "LogPath", restored.LogPath);
         if (restored.LazyRestore is not null)

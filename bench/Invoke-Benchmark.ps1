@@ -15,6 +15,11 @@
     (on fault, for a lazy restore); and for each lazy restore the pages per second: from
     the process running to the last page in (wall clock), and while serving faults (the process checks all its
     memory as soon as it runs) and background pages (time spent reading and placing them).
+.PARAMETER CompareDigests
+    Measures each workload (but the lazy ones) without digests as well, each run right after the same run with
+    them: the checkpoint writes no criups-digests.img (CRIUPS_BENCH_NO_DIGESTS=1, a knob for benchmarks only),
+    so the restore has nothing to verify. Adds a row "<workload> (no digests)" and a line with what the digests
+    cost the dump and the restore.
 .PARAMETER ImageRoot
     Directories to put the images in, one set of runs each: by default tmpfs (/dev/shm) and disk (/var/tmp).
 #>
@@ -24,7 +29,8 @@ param(
     [ValidateRange(3, 20)]
     [int]$Runs = 3,
     [ValidateSet('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g')]
-    [string[]]$Workload = @('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g')
+    [string[]]$Workload = @('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g'),
+    [switch]$CompareDigests
 )
 
 $ErrorActionPreference = 'Stop'
@@ -146,6 +152,68 @@ function Measure-LazyRun([string]$Image, [int]$Target, [string]$Log, [System.Sec
     }
 }
 
+# One checkpoint and restore of a workload, the restored process verified. Without $Digests the checkpoint writes no
+# criups-digests.img (the benchmark knob CRIUPS_BENCH_NO_DIGESTS), so its restore verifies nothing either.
+function Measure-Run([string]$Name, $Spec, [int]$Run, [string]$ImageRoot, [bool]$Digests) {
+    $work = Join-Path $build "$Name-$Run"
+    Remove-Item -Recurse -Force $work -ErrorAction Ignore
+    $log = Join-Path $work 'bench.log'
+    $image = Join-Path $ImageRoot "criups-bench-$PID-$Name-$Run"
+    try {
+        # Started inside the try: a workload that fails to start is stopped like any other.
+        $target = if ($Spec.Program -eq 'redis') { Start-Redis $work } else {
+            Start-TestTarget -Program (Build-Workload $Spec.Program) -Arguments (& $Spec.Arguments $log) -WorkDirectory $work -TimeoutSeconds $SetupSeconds
+        }
+        $env:CRIUPS_BENCH_NO_DIGESTS = if ($Digests) { $null } else { '1' }
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        try { $checkpoint = Checkpoint-Process -Id $target -ImagePath $image -Force }
+        finally { $env:CRIUPS_BENCH_NO_DIGESTS = $null }
+        $dumpSeconds = $clock.Elapsed.TotalSeconds
+        if ($checkpoint.HasDigests -ne $Digests) { throw "$Name run ${Run}: the image has digests: $($checkpoint.HasDigests), expected $Digests" }
+        # A killed tree's orphans are reaped by init, which on this VM takes up to seconds: that wait is
+        # the machine's, not the restore's, so the restore is timed once every saved PID is free.
+        Wait-Until { -not ($checkpoint.Processes.Id | Where-Object { Test-Path "/proc/$_" }) } 'the checkpointed processes to be reaped' 30
+        $clock.Restart()
+        $restored = Restore-Process -ImagePath $image
+        $restoreSeconds = $clock.Elapsed.TotalSeconds
+        Register-TestProcess $restored.Id
+        $verified = if ($Spec.Program -eq 'redis') { Test-Redis } else { (Invoke-SelfCheck $target $log -TimeoutSeconds $SetupSeconds) -match '^OK' }
+        if (-not $verified) { throw "$Name did not verify itself after the restore (run $Run)" }
+        [pscustomobject]@{
+            Digests = $Digests; Dump = $dumpSeconds; Frozen = $checkpoint.FrozenTime.TotalSeconds; Restore = $restoreSeconds
+            RestoreEngine = $restored.RestoreTime.TotalSeconds; Verify = $restored.VerifyTime.TotalSeconds
+            ImageBytes = Get-DirectorySize $image; MemoryBytes = $checkpoint.MemoryBytes
+        }
+    }
+    finally {
+        Stop-TestProcesses
+        Remove-Item -Recurse -Force $image -ErrorAction Ignore
+    }
+}
+
+# A row of the results: min and median of each figure over the samples of one workload.
+function New-Row([string]$Medium, [string]$Workload, $Samples, $Limits) {
+    $row = [pscustomobject]@{
+        Medium = $Medium; Workload = $Workload
+        DumpMin = ($Samples.Dump | Measure-Object -Minimum).Minimum; DumpMedian = Get-Median $Samples.Dump
+        FrozenMin = ($Samples.Frozen | Measure-Object -Minimum).Minimum; FrozenMedian = Get-Median $Samples.Frozen
+        RestoreMin = ($Samples.Restore | Measure-Object -Minimum).Minimum; RestoreMedian = Get-Median $Samples.Restore
+        # The engine's own time, from reading the image to the process running again (the cmdlet adds its output).
+        ResumedMin = ($Samples.RestoreEngine | Measure-Object -Minimum).Minimum; ResumedMedian = Get-Median $Samples.RestoreEngine
+        # Of which: verifying the image against its digests, before anything was created.
+        VerifyMedian = Get-Median $Samples.Verify
+        ImageMiB = [Math]::Round(($Samples.ImageBytes | Measure-Object -Maximum).Maximum / 1MB, 1)
+        DumpGBps = [Math]::Round(($Samples.MemoryBytes | Measure-Object -Maximum).Maximum / 1e9 / ($Samples.Dump | Measure-Object -Minimum).Minimum, 2)
+        Limits = $Limits
+    }
+    $row.PSObject.Properties.Add([psnoteproperty]::new('DumpVsWrite', [Math]::Round($row.DumpGBps / $Limits.WriteGBps, 2)))
+    # Restored memory is fresh memory: its first touch bounds the restore.
+    $restoreGBps = ($Samples.MemoryBytes | Measure-Object -Maximum).Maximum / 1e9 / $row.RestoreMin
+    $row.PSObject.Properties.Add([psnoteproperty]::new('RestoreGBps', [Math]::Round($restoreGBps, 2)))
+    $row.PSObject.Properties.Add([psnoteproperty]::new('RestoreVsTouch', [Math]::Round($restoreGBps / ([Math]::Pow(2, 30) / 1e9 / $Limits.FirstTouchSPerGiB), 2)))
+    $row
+}
+
 $results = [System.Collections.Generic.List[object]]::new()
 foreach ($imageRoot in $ImageRoot) {
     $medium = if ((Get-Item $imageRoot).FullName -like '/dev/shm*') { 'tmpfs' } else { 'disk' }
@@ -201,57 +269,27 @@ foreach ($imageRoot in $ImageRoot) {
             }
             continue
         }
+        # With -CompareDigests each run is taken twice in a row, with and without digests, so that both see the
+        # machine in the same state, first one and then the other in turn (what runs first in a pair is slower or
+        # faster for reasons of its own: on disk, the writeback of the pair's first image).
         $samples = foreach ($run in 1..$Runs) {
-            $work = Join-Path $build "$name-$run"
-            Remove-Item -Recurse -Force $work -ErrorAction Ignore
-            $log = Join-Path $work 'bench.log'
-            $image = Join-Path $imageRoot "criups-bench-$PID-$name-$run"
-            try {
-                # Started inside the try: a workload that fails to start is stopped like any other.
-                $target = if ($spec.Program -eq 'redis') { Start-Redis $work } else {
-                    Start-TestTarget -Program (Build-Workload $spec.Program) -Arguments (& $spec.Arguments $log) -WorkDirectory $work -TimeoutSeconds $SetupSeconds
-                }
-                $clock = [Diagnostics.Stopwatch]::StartNew()
-                $checkpoint = Checkpoint-Process -Id $target -ImagePath $image -Force
-                $dumpSeconds = $clock.Elapsed.TotalSeconds
-                # A killed tree's orphans are reaped by init, which on this VM takes up to seconds: that wait is
-                # the machine's, not the restore's, so the restore is timed once every saved PID is free.
-                Wait-Until { -not ($checkpoint.Processes.Id | Where-Object { Test-Path "/proc/$_" }) } 'the checkpointed processes to be reaped' 30
-                $clock.Restart()
-                $restored = Restore-Process -ImagePath $image
-                $restoreSeconds = $clock.Elapsed.TotalSeconds
-                Register-TestProcess $restored.Id
-                $verified = if ($spec.Program -eq 'redis') { Test-Redis } else { (Invoke-SelfCheck $target $log -TimeoutSeconds $SetupSeconds) -match '^OK' }
-                if (-not $verified) { throw "$name did not verify itself after the restore (run $run)" }
-                [pscustomobject]@{
-                    Dump = $dumpSeconds; Frozen = $checkpoint.FrozenTime.TotalSeconds; Restore = $restoreSeconds
-                    RestoreEngine = $restored.RestoreTime.TotalSeconds; ImageBytes = Get-DirectorySize $image; MemoryBytes = $checkpoint.MemoryBytes
-                }
-            }
-            finally {
-                Stop-TestProcesses
-                Remove-Item -Recurse -Force $image -ErrorAction Ignore
-            }
+            $variants = if (-not $CompareDigests) { , $true } elseif ($run % 2) { $true, $false } else { $false, $true }
+            foreach ($digests in $variants) { Measure-Run $name $spec $run $imageRoot $digests }
         }
-        $row = [pscustomobject]@{
-            Medium = $medium; Workload = $name
-            DumpMin = ($samples.Dump | Measure-Object -Minimum).Minimum; DumpMedian = Get-Median $samples.Dump
-            FrozenMin = ($samples.Frozen | Measure-Object -Minimum).Minimum; FrozenMedian = Get-Median $samples.Frozen
-            RestoreMin = ($samples.Restore | Measure-Object -Minimum).Minimum; RestoreMedian = Get-Median $samples.Restore
-            # The engine's own time, from reading the image to the process running again (the cmdlet adds its output).
-            ResumedMin = ($samples.RestoreEngine | Measure-Object -Minimum).Minimum; ResumedMedian = Get-Median $samples.RestoreEngine
-            ImageMiB = [Math]::Round(($samples.ImageBytes | Measure-Object -Maximum).Maximum / 1MB, 1)
-            DumpGBps = [Math]::Round(($samples.MemoryBytes | Measure-Object -Maximum).Maximum / 1e9 / ($samples.Dump | Measure-Object -Minimum).Minimum, 2)
-            Limits = $limits
+        $rows = foreach ($group in $samples | Group-Object Digests) {
+            $row = New-Row $medium ($group.Name -eq 'True' ? $name : "$name (no digests)") $group.Group $limits
+            $results.Add($row)
+            Write-Host ("{0,-24} dump {1:N2}/{2:N2} s (frozen {3:N2}/{4:N2}), restore {5:N2}/{6:N2} s (running after {7:N2}/{8:N2}, verifying {9:N3}), image {10} MiB" -f $row.Workload,
+                $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ResumedMin, $row.ResumedMedian, $row.VerifyMedian, $row.ImageMiB)
+            $row
         }
-        $row.PSObject.Properties.Add([psnoteproperty]::new('DumpVsWrite', [Math]::Round($row.DumpGBps / $limits.WriteGBps, 2)))
-        # Restored memory is fresh memory: its first touch bounds the restore.
-        $restoreGBps = ($samples.MemoryBytes | Measure-Object -Maximum).Maximum / 1e9 / $row.RestoreMin
-        $row.PSObject.Properties.Add([psnoteproperty]::new('RestoreGBps', [Math]::Round($restoreGBps, 2)))
-        $row.PSObject.Properties.Add([psnoteproperty]::new('RestoreVsTouch', [Math]::Round($restoreGBps / ([Math]::Pow(2, 30) / 1e9 / $limits.FirstTouchSPerGiB), 2)))
-        $results.Add($row)
-        Write-Host ("{0,-12} dump {1:N2}/{2:N2} s (frozen {3:N2}/{4:N2}), restore {5:N2}/{6:N2} s (running after {7:N2}/{8:N2}), image {9} MiB" -f $name,
-            $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ResumedMin, $row.ResumedMedian, $row.ImageMiB)
+        if ($CompareDigests) {
+            $with = $rows | Where-Object Workload -EQ $name
+            $without = $rows | Where-Object Workload -NE $name
+            Write-Host ("{0,-24} digests cost the dump {1:+0.0;-0.0}% (median; frozen {2:+0.0;-0.0}%), the restore {3:+0.0;-0.0}% (verifying {4:N3} s)" -f $name,
+                (100 * ($with.DumpMedian / $without.DumpMedian - 1)), (100 * ($with.FrozenMedian / $without.FrozenMedian - 1)),
+                (100 * ($with.RestoreMedian / $without.RestoreMedian - 1)), $with.VerifyMedian)
+        }
     }
 }
 

@@ -60,6 +60,13 @@ public sealed class DumpOptions
     /// <summary>Cancels the dump (the process is released unharmed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 
+    /// <summary>
+    /// Benchmark knob (CRIUPS_BENCH_NO_DIGESTS): write no criups-digests.img, so that a benchmark can measure what
+    /// the digests cost. The image is then restored unverified, as CRIU's are. Image directories only: a page server
+    /// requires the digests, and a dump sent to one always has them.
+    /// </summary>
+    public bool SkipDigests { get; init; }
+
     /// <summary>Test hook: fail on purpose at this point (see <see cref="FailurePoint"/>) to prove the target survives.</summary>
     public string? FailAt { get; init; }
 }

@@ -55,7 +55,7 @@ public static class DumpPipeline
                 "Pre-dump and checkpoint into directories, then copy them to the other machine together.");
         }
         PageServerImageOutput? sent = null;
-        var (session, _) = Dump(options, observer, null, () => sent = PageServerImageOutput.Open(server, options.ProcessId, options.Cancellation));
+        var (session, _) = Dump(options, observer, null, () => sent = PageServerImageOutput.Open(server, options.ProcessId, options.Cancellation, options.FailAt));
         var root = session.Processes[0];
         long pages = session.Processes.Sum(p => p.Pagemap.Sum(e => (long)e.NrPages));
         return new RemoteCheckpointImage
@@ -86,7 +86,7 @@ public static class DumpPipeline
         int root = options.ProcessId;
         Preflight.CheckTarget(root);
         Preflight.CheckTree(root, options);
-        var directory = open();
+        var directory = WithDigests(open(), options, log);
         log.AttachFile(directory.LogPath);
         log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} dumping {root} into {directory.Location}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
         var session = new DumpSession(options, log, directory, parent);
@@ -284,6 +284,14 @@ public static class DumpPipeline
         }
         frozen.Release();
     }
+
+    /// <summary>
+    /// The output every file of a dump goes through: digested as written, with criups-digests.img written at the
+    /// commit, unless a benchmark asked for none (<see cref="DumpOptions.SkipDigests"/>; never for a page server,
+    /// which verifies what it receives against them).
+    /// </summary>
+    internal static IImageOutput WithDigests(IImageOutput output, DumpOptions options, EngineLog log) =>
+        options.SkipDigests && options.PageServer is null ? output : new DigestedImageOutput(output, log);
 
     /// <summary>Creates the image directory of a dump, linked to its parent image (as CRIU links it) when it has one.</summary>
     internal static ImageDirectoryTransaction BeginImage(DumpOptions options, ParentImage? parent)

@@ -37,7 +37,7 @@ internal static class PreDumpPipeline
         // A tree that the final dump would refuse is refused now, before anything is copied.
         Preflight.CheckTree(root, options);
         var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
-        var directory = DumpPipeline.BeginImage(options, parent);
+        var directory = DumpPipeline.WithDigests(DumpPipeline.BeginImage(options, parent), options, log);
         log.AttachFile(directory.LogPath);
         log.Write($"CriuPS {typeof(PreDumpPipeline).Assembly.GetName().Version} pre-dumping {root} into {directory.Location}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
         var session = new DumpSession(options, log, directory, parent);

@@ -85,6 +85,9 @@ public static class ImageMagic
     public const uint Stats = 0x57093306;
     public const uint IrmapCache = 0x57004059;
 
+    /// <summary>CriuPS's own service file, criups-digests.img (a value no CRIU image uses).</summary>
+    public const uint CriupsDigests = 0x43525053;
+
     /// <summary>A magic as error messages and listings show it: "0x54564319".</summary>
     public static string ToHex(uint magic) => $"0x{magic:x8}";
 }

@@ -8,7 +8,8 @@ namespace CriuPS.Engine.Images;
 /// Every kind of image file CRIU writes (criu/image-desc.c), with the entry layout crit uses to
 /// decode it (lib/pycriu/images/images.py). Images CRIU no longer writes but still restores
 /// (vmas, sigacts, creds, itimers, ...) are included; the obsolete PAGES_OLD and SHM_PAGES_OLD
-/// layouts ("pages-%d" with a pagemap magic, "pages-shmem-%ld") are not: CRIU never opens them.
+/// layouts ("pages-%d" with a pagemap magic, "pages-shmem-%ld") are not: CRIU never opens them. One is CriuPS's own:
+/// criups-digests.img, the digests of the others.
 /// </summary>
 public static class ImageTypes
 {
@@ -126,6 +127,10 @@ public static class ImageTypes
     public static readonly ImageType IrmapCache = new("irmap-cache", "IRMAP_CACHE", "irmap-cache", ImageIdKind.None,
         ImageMagic.Service, ImageMagic.IrmapCache, null, EntrySchema.Of<IrmapCacheEntry>());
 
+    // CriuPS's own: the digests of the other files (Images/Digests), which CRIU never opens.
+    public static readonly ImageType CriupsDigests = new("criups-digests", "CRIUPS_DIGESTS", "criups-digests.img", ImageIdKind.None,
+        ImageMagic.Service, ImageMagic.CriupsDigests, null, EntrySchema.Of<CriupsDigestEntry>());
+
     /// <summary>
     /// All image types. Where several share a magic (pagemap and pagemap-shmem, signal-s and
     /// signal-p, binfmt-misc and binfmt-misc-old) they also share their layout, and the one listed
@@ -143,7 +148,7 @@ public static class ImageTypes
         Utsns, Userns, Timens, Pidns, IpcnsVar, IpcnsShm, IpcnsSem, IpcnsMsg, Mountpoints, Autofs, BinfmtMisc,
         BinfmtMiscOld, TmpfsImg, TmpfsDev,
         Netdev, Netns, Tunfile, Ifaddr, Route, Route6, Rule, Iptables, Ip6tables, Nftables, NetnsCt, NetnsExp,
-        Cpuinfo, Apparmor, Stats, IrmapCache,
+        Cpuinfo, Apparmor, Stats, IrmapCache, CriupsDigests,
     ];
 
     /// <summary>The type a file name (a directory part is ignored) belongs to, or null.</summary>

@@ -10,14 +10,15 @@ internal sealed class ImagePageSource : ILazyPageSource
 {
     private readonly Dictionary<int, PageChain> files = new();
 
-    public ImagePageSource(ImageSet images)
+    /// <param name="verifier">Verifies each block of the pages files when first read (null: verified up front, or no digests).</param>
+    public ImagePageSource(ImageSet images, Images.Digests.PageVerifier? verifier)
     {
         Description = $"the image directory {images.Directory}";
         try
         {
             foreach (var process in images.Processes)
             {
-                files[process.Pid] = process.OpenPages(images.Directory);
+                files[process.Pid] = process.OpenPages(images.Directory, verifier);
             }
         }
         catch

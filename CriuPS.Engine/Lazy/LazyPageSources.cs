@@ -10,5 +10,5 @@ internal static class LazyPageSources
     public static ILazyPageSource Open(RestoreSession session) =>
         session.Options.PageServer is { } server
             ? PageServerPageSource.Connect(server, session.Images)
-            : new ImagePageSource(session.Images);
+            : new ImagePageSource(session.Images, session.PagesVerifiedOnRead);
 }

@@ -54,6 +54,12 @@ public sealed class CheckpointImage
     /// <summary>When the checkpoint was taken.</summary>
     public required DateTimeOffset CreatedAt { get; init; }
 
+    /// <summary>
+    /// Whether the image has the digests of its files (criups-digests.img, which CriuPS writes and CRIU does not), so
+    /// that a restore verifies it first. Whether it is intact is Test-CheckpointImage's to say: that reads every file.
+    /// </summary>
+    public bool HasDigests { get; init; }
+
     /// <summary>"CriuPS 0.1.0", or "CRIU" for images written by CRIU itself.</summary>
     public required string WrittenBy { get; init; }
 

@@ -1,3 +1,4 @@
+using CriuPS.Engine.Images.Digests;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Memory;
@@ -34,6 +35,7 @@ public static class CheckpointImageReader
             Pages = processes.Sum(p => p.MemoryBytes) / Page.Size,
             ParentMemoryBytes = images.Processes.Sum(p => ParentBytes(p.Pagemap)),
             ParentPath = PageChain.ParentDirectory(images.Directory),
+            HasDigests = HasDigests(images.Directory),
             FileCount = images.Files.Count,
             FrozenTime = FrozenTime(dump),
             TotalTime = TotalTime(dump),
@@ -60,6 +62,7 @@ public static class CheckpointImageReader
             Pages = images.Pagemaps.Values.Sum(PresentBytes) / Page.Size,
             ParentMemoryBytes = images.Pagemaps.Values.Sum(ParentBytes),
             ParentPath = PageChain.ParentDirectory(images.Directory),
+            HasDigests = HasDigests(images.Directory),
             PreDump = true,
             FileCount = 0,
             FrozenTime = FrozenTime(dump),
@@ -70,6 +73,8 @@ public static class CheckpointImageReader
             Processes = [],
         };
     }
+
+    private static bool HasDigests(string directory) => File.Exists(Path.Combine(directory, DigestManifest.FileName));
 
     private static long PresentBytes(IEnumerable<PagemapEntry> pagemap) =>
         pagemap.Where(e => !e.IsInParent()).Sum(e => (long)e.Range().Length.Value);

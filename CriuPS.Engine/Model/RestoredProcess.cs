@@ -27,6 +27,9 @@ public sealed class RestoredProcess
     /// <summary>Of which: reading and checking the images.</summary>
     public required TimeSpan ReadTime { get; init; }
 
+    /// <summary>Of which: verifying the image files against their digests (criups-digests.img), before anything was created.</summary>
+    public required TimeSpan VerifyTime { get; init; }
+
     /// <summary>Of which: filling memory.</summary>
     public required TimeSpan MemoryTime { get; init; }
 

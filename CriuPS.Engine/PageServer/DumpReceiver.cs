@@ -1,5 +1,6 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Digests;
 
 namespace CriuPS.Engine.PageServer;
 
@@ -7,7 +8,9 @@ namespace CriuPS.Engine.PageServer;
 /// The server side of a dump: the image files arrive into a transaction on the image directory (hidden, 0700,
 /// files 0600) that becomes visible only on Commit; a session that ends before leaves nothing. A file that follows
 /// the commit (stats-dump) arrives under a hidden name and takes its own when complete, so that a restore that
-/// starts as soon as the image is there never reads half of it.
+/// starts as soon as the image is there never reads half of it. Every file before the commit is digested as it
+/// arrives and checked, at the commit, against the digests the client wrote with it (criups-digests.img): a file
+/// damaged on its way makes the server refuse the commit (RefusalCode.Corrupt), and keep nothing.
 /// </summary>
 internal static class DumpReceiver
 {
@@ -24,6 +27,9 @@ internal static class DumpReceiver
             throw;
         }
         var open = new Dictionary<uint, (string Name, Stream Stream, long Length)>();
+        // Every file before the commit is digested as its bytes arrive, to be checked against the client's manifest.
+        var digesters = new Dictionary<uint, BlockDigester>();
+        var received = new List<FileDigest>();
         try
         {
             PageServerMessages.Send(connection.Frames, new Welcome(PageServerMessages.Version, transaction.FinalPath));
@@ -39,10 +45,15 @@ internal static class DumpReceiver
                             throw new ProtocolException($"{connection.Peer} sent a file '{begin.Name}' (id {begin.File}) that cannot be an image file here.");
                         }
                         open[begin.File] = (begin.Name, transaction.Create(transaction.Committed ? Partial(begin.Name) : begin.Name), 0);
+                        if (!transaction.Committed)
+                        {
+                            digesters[begin.File] = new BlockDigester();
+                        }
                         break;
                     case FrameType.FileData:
                         var (file, data) = PageServerMessages.ReadFileData(frame);
                         var target = File(open, file, connection);
+                        digesters.GetValueOrDefault(file)?.Append(data.Span);
                         target.Stream.Write(data.Span);
                         open[file] = target with { Length = target.Length + data.Length };
                         server.Received(target.Name, data.Length);
@@ -56,6 +67,10 @@ internal static class DumpReceiver
                         }
                         ended.Stream.Dispose();
                         open.Remove(end.File);
+                        if (digesters.Remove(end.File, out var digester))
+                        {
+                            received.Add(digester.Finish(ended.Name));
+                        }
                         if (transaction.Committed)
                         {
                             System.IO.File.Move(Path.Combine(transaction.FinalPath, Partial(ended.Name)), Path.Combine(transaction.FinalPath, ended.Name));
@@ -64,6 +79,12 @@ internal static class DumpReceiver
                     case FrameType.Commit:
                         PageServerMessages.ReadEmpty(frame, FrameType.Commit);
                         RequireNoOpenFile(open, connection);
+                        if (Damage(transaction.WorkPath, received) is { } damage)
+                        {
+                            transaction.Abort(); // nothing is kept by the time the client hears of it
+                            PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Corrupt, damage));
+                            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"The checkpoint {connection.Peer} sent was refused: {damage}", server.ImagePath);
+                        }
                         transaction.Commit();
                         server.Committed();
                         PageServerMessages.SendCommitted(connection.Frames, transaction.FinalPath);
@@ -99,6 +120,42 @@ internal static class DumpReceiver
             transaction.Abort();
             throw;
         }
+    }
+
+    /// <summary>
+    /// What does not match between the files that arrived and the digests the client computed as it wrote them
+    /// (criups-digests.img, received with them): a file damaged on its way, one missing or one not listed. Null when
+    /// everything matches.
+    /// </summary>
+    internal static string? Damage(string directory, IReadOnlyList<FileDigest> received)
+    {
+        DigestManifest? manifest;
+        try
+        {
+            manifest = DigestManifest.Read(directory);
+        }
+        catch (CheckpointException e) when (e.Kind == CheckpointErrorKind.ImageCorrupt)
+        {
+            return e.Message;
+        }
+        if (manifest is null)
+        {
+            return $"it came without {DigestManifest.FileName}, so what arrived cannot be verified (a client of protocol version {PageServerMessages.Version} always sends it)";
+        }
+        var problems = new List<string>();
+        foreach (var file in received.Where(f => f.Name != DigestManifest.FileName))
+        {
+            if (!manifest.Files.TryGetValue(file.Name, out var sent))
+            {
+                problems.Add($"{file.Name} is not in the client's {DigestManifest.FileName}");
+            }
+            else if (sent.Difference(file) is { } difference)
+            {
+                problems.Add($"{file.Name} arrived {difference}");
+            }
+        }
+        problems.AddRange(manifest.Files.Keys.Where(name => received.All(f => f.Name != name)).Select(name => $"{name} is listed but never arrived"));
+        return problems.Count == 0 ? null : string.Join("; ", problems);
     }
 
     private static string Partial(string name) => $".{name}.partial";

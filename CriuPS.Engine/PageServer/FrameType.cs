@@ -3,7 +3,9 @@ namespace CriuPS.Engine.PageServer;
 /// <summary>
 /// The messages of the page server protocol. A session starts with the client's Hello and the server's Welcome
 /// (or Error), then follows one of two purposes:
-/// dump:  FileBegin / FileData... / FileEnd per image file, Commit → Committed, late files (stats), Close → Goodbye;
+/// dump:  FileBegin / FileData... / FileEnd per image file, the last of them criups-digests.img (the digests of the
+///        others, which the server checks against what arrived), Commit → Committed (or Error), late files (stats),
+///        Close → Goodbye;
 /// pages: PageRequest → PageData (or Error), ..., Done → Goodbye (the server stops) or Close → Goodbye.
 /// Either side may send Error instead of its next message, and then closes.
 /// </summary>
@@ -54,4 +56,10 @@ internal enum RefusalCode : byte
 
     /// <summary>Anything else that went wrong on that side.</summary>
     Failed = 6,
+
+    /// <summary>
+    /// An image file is not as its checkpoint wrote it: a dump's file arrived damaged (it does not match the digests
+    /// the client sent in criups-digests.img), or the image a server serves pages from is damaged.
+    /// </summary>
+    Corrupt = 7,
 }

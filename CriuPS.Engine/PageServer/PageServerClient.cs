@@ -56,6 +56,9 @@ internal static class PageServerClient
     public static CheckpointException Lost(Exception e, PageServerEndpoint endpoint, object target) => e switch
     {
         CheckpointException known => known,
+        PeerRefusedException { Code: RefusalCode.Corrupt } corrupt => new CheckpointException(CheckpointErrorKind.ImageCorrupt,
+            $"The {endpoint.Description} found image files damaged: {corrupt.Message}", target,
+            "Nothing damaged was kept or served. Checkpoint again (a file damaged on its way points at the network or the machines' memory), or restore from an intact copy.", e),
         PeerRefusedException refused => new CheckpointException(CheckpointErrorKind.PageServerRefused, $"The {endpoint.Description} refused: {refused.Message}", target, null, e),
         _ => new CheckpointException(CheckpointErrorKind.PageServerUnavailable,
             $"The connection to the {endpoint.Description} was lost: {Describe(e)}", target, "Check that the page server is still running and reachable.", e),

@@ -18,6 +18,7 @@ internal sealed class PageServerImageOutput : IImageOutput
     private readonly int pid;
     private uint nextFile = 1;
     private bool broken;
+    private bool damageNextPages; // test hook: FailurePoint.DamageInFlight
     private CancellationTokenRegistration cancelled;
 
     private PageServerImageOutput(PageServerEndpoint endpoint, PageServerConnection connection, string location, int pid)
@@ -41,10 +42,13 @@ internal sealed class PageServerImageOutput : IImageOutput
     /// Connects to the server for a dump of <paramref name="pid"/>; the server's image directory must be free.
     /// Cancelling breaks the connection at once, rather than after a send that waits on the network.
     /// </summary>
-    public static PageServerImageOutput Open(PageServerEndpoint endpoint, int pid, CancellationToken cancellation)
+    public static PageServerImageOutput Open(PageServerEndpoint endpoint, int pid, CancellationToken cancellation, string? failAt = null)
     {
         var (connection, welcome) = PageServerClient.Connect(endpoint, SessionPurpose.Dump, "", pid);
-        var output = new PageServerImageOutput(endpoint, connection, welcome.ImagePath, pid);
+        var output = new PageServerImageOutput(endpoint, connection, welcome.ImagePath, pid)
+        {
+            damageNextPages = FailurePoint.Is(failAt, FailurePoint.DamageInFlight),
+        };
         output.cancelled = cancellation.Register(connection.Abort);
         return output;
     }
@@ -53,7 +57,9 @@ internal sealed class PageServerImageOutput : IImageOutput
     {
         uint file = nextFile++;
         Send(frames => PageServerMessages.Send(frames, new FileBegin(file, fileName)));
-        return new Upload(this, file);
+        bool damage = damageNextPages && Images.ImageTypes.Pages.MatchesFileName(fileName);
+        damageNextPages &= !damage;
+        return new Upload(this, file, damage);
     }
 
     public void Commit()
@@ -116,11 +122,13 @@ internal sealed class PageServerImageOutput : IImageOutput
         private int buffered;
         private long length;
         private bool closed;
+        private bool damage;
 
-        public Upload(PageServerImageOutput output, uint file)
+        public Upload(PageServerImageOutput output, uint file, bool damage)
         {
             this.output = output;
             this.file = file;
+            this.damage = damage;
         }
 
         public override bool CanRead => false;
@@ -161,6 +169,11 @@ internal sealed class PageServerImageOutput : IImageOutput
             {
                 int n = buffered;
                 buffered = 0;
+                if (damage)
+                {
+                    buffer[n / 2] ^= 0x01; // one bit, once, in the middle of the first chunk
+                    damage = false;
+                }
                 output.Send(frames => PageServerMessages.SendFileData(frames, file, buffer.AsSpan(0, n)));
                 output.BytesSent += n;
             }

@@ -23,7 +23,8 @@ internal static class PageServerMessages
     /// <summary>The first bytes of a Hello: "CRPS".</summary>
     public static ReadOnlySpan<byte> Magic => "CRPS"u8;
 
-    public const ushort Version = 1;
+    /// <summary>2: a dump carries criups-digests.img, which the server verifies before it commits; RefusalCode.Corrupt.</summary>
+    public const ushort Version = 2;
 
     // Room for a frame's fixed fields: a few integers and at most one string.
     private const int FieldRoom = 16 + 2 + FrameFieldWriter.MaxString;

@@ -1,4 +1,5 @@
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Digests;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Memory;
@@ -7,7 +8,8 @@ namespace CriuPS.Engine.PageServer;
 
 /// <summary>
 /// The server side of a lazy restore: pages of the image directory's checkpoint, read through its pages files and
-/// sent on request, after checking that the restore reads this very checkpoint.
+/// sent on request, after checking that the restore reads this very checkpoint. The image's digests are checked as
+/// well: everything but the pages before the first page is sent, each block of pages when first read.
 /// </summary>
 internal static class PageServing
 {
@@ -18,6 +20,7 @@ internal static class PageServing
     public static bool Serve(PageServerConnection connection, LazyPageServer server, string imageId)
     {
         ImageSet images;
+        PageVerifier verifier;
         try
         {
             images = ImageSet.Read(server.ImagePath);
@@ -25,6 +28,15 @@ internal static class PageServing
         catch (CheckpointException e)
         {
             PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.NoImage, $"there is no image to serve in {server.ImagePath}: {e.Message}"));
+            throw;
+        }
+        try
+        {
+            verifier = PageVerifier.ForServing(images.Directory);
+        }
+        catch (CheckpointException e) when (e.Kind == CheckpointErrorKind.ImageCorrupt)
+        {
+            PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Corrupt, e.Message));
             throw;
         }
         if (ImageIdentity.Of(images) != imageId)
@@ -44,7 +56,17 @@ internal static class PageServing
                 {
                     case FrameType.PageRequest:
                         var request = PageServerMessages.ReadPageRequest(frame);
-                        var data = Read(images, files, request);
+                        byte[]? data;
+                        try
+                        {
+                            data = Read(images, files, request, verifier);
+                        }
+                        catch (CheckpointException e) when (e.Kind == CheckpointErrorKind.ImageCorrupt)
+                        {
+                            // Damaged pages are never served: the restore fails, and kills its process, instead.
+                            PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Corrupt, e.Message));
+                            throw;
+                        }
                         if (data is null)
                         {
                             var message = $"the image has no {request.Pages} saved pages at 0x{request.Address:x} of process {request.Pid}";
@@ -76,7 +98,7 @@ internal static class PageServing
         }
     }
 
-    private static byte[]? Read(ImageSet images, Dictionary<uint, PageChain> files, PageRequest request)
+    private static byte[]? Read(ImageSet images, Dictionary<uint, PageChain> files, PageRequest request, PageVerifier verifier)
     {
         if (request.Pages is 0 or > MaxPages || (request.Address & (Page.Size - 1)) != 0)
         {
@@ -89,7 +111,7 @@ internal static class PageServing
             {
                 return null;
             }
-            file = process.OpenPages(images.Directory);
+            file = process.OpenPages(images.Directory, verifier);
             files[request.Pid] = file;
         }
         return file.Read(new Address(request.Address), (int)(request.Pages << Page.Shift));

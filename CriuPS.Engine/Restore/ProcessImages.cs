@@ -25,9 +25,12 @@ internal sealed class ProcessImages
 
     public required IReadOnlyList<PagemapEntry> Pagemap { get; init; }
 
-    /// <summary>Its saved pages, read through the chain of parent images (opened and checked).</summary>
-    public PageChain OpenPages(string directory) =>
-        new(directory, ImageTypes.Pagemap, Pid.ToString(CultureInfo.InvariantCulture), PagemapHead, Pagemap);
+    /// <summary>
+    /// Its saved pages, read through the chain of parent images (opened and checked); with a <paramref name="verifier"/>,
+    /// each block of them verified when first read.
+    /// </summary>
+    public PageChain OpenPages(string directory, Images.Digests.PageVerifier? verifier = null) =>
+        new(directory, ImageTypes.Pagemap, Pid.ToString(CultureInfo.InvariantCulture), PagemapHead, Pagemap, verifier);
 
     public required IReadOnlyList<FdinfoEntry> FileDescriptors { get; init; }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Digests;
 using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
@@ -54,13 +55,21 @@ public static class RestorePipeline
     private static RestoredProcess Restore(RestoreOptions options, EngineLog log)
     {
         var total = Stopwatch.StartNew();
-        log.Phase("Reading images");
+        log.Phase("Verifying images");
         EngineWarmup.Wait();
+        // Before anything is read into the restore, let alone created: a damaged image is refused naming the file.
+        var verified = ImageVerifier.VerifyChain(options.ImagePath, deferPages: options.LazyPages);
+        verified.ThrowIfDamaged();
+        log.Phase("Reading images");
         var images = ImageSet.Read(options.ImagePath);
         AttachLog(log, images.Directory, options);
         log.Write($"CriuPS {typeof(RestorePipeline).Assembly.GetName().Version} restoring from {images.Directory}");
+        LogVerification(log, verified, options.LazyPages);
         var root = images.Root;
-        using var session = new RestoreSession(options, log, images);
+        using var session = new RestoreSession(options, log, images)
+        {
+            PagesVerifiedOnRead = options.LazyPages ? PageVerifier.For(verified) : null,
+        };
         CheckCanRestore(session);
 
         RestoreHost? host = null;
@@ -209,6 +218,7 @@ public static class RestorePipeline
             MemoryBytes = root.Pagemap.Sum(e => (long)((e.HasNrPages ? e.NrPages : e.CompatNrPages) << Page.Shift)),
             RestoreTime = total.Elapsed,
             ReadTime = readTime,
+            VerifyTime = verified.Elapsed,
             MemoryTime = memoryTime,
             LogPath = log.FilePath,
             LazyRestore = session.Lazy?.Status,
@@ -216,6 +226,18 @@ public static class RestorePipeline
         // Last: from here on the transfer owns the log.
         session.Lazy?.Resume(processes.Select(p => p.Pid));
         return restored;
+    }
+
+    // What was verified, and what could not be (images without digests are restored as CRIU restores them).
+    private static void LogVerification(EngineLog log, ChainVerification verified, bool lazy)
+    {
+        foreach (var directory in verified.Directories)
+        {
+            log.Write(directory.Manifest is null
+                ? $"{directory.Directory} has no {DigestManifest.FileName} (an image written by CRIU, or whose digests were removed): restored unverified"
+                : $"{directory.Directory}: {directory.Files} files ({directory.Bytes >> 20} MiB) verified against {DigestManifest.FileName}{(lazy ? "; the pages are verified as they are read" : "")}");
+        }
+        log.Detail($"images verified in {verified.Elapsed.TotalMilliseconds:F1} ms");
     }
 
     private static void CheckCanRestore(RestoreSession session)

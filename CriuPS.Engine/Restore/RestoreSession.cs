@@ -41,6 +41,12 @@ internal sealed class RestoreSession : IDisposable
     /// </summary>
     public Lazy.LazyTransfer? Lazy { get; set; }
 
+    /// <summary>
+    /// For a lazy restore: the pages files whose blocks are verified as they are read (the rest of the image was
+    /// verified before anything was created). Null when the whole image was verified up front, or has no digests.
+    /// </summary>
+    public Images.Digests.PageVerifier? PagesVerifiedOnRead { get; set; }
+
     /// <summary>The unix sockets of the image, all rebuilt when the first one is opened.</summary>
     public UnixSocketRestore? UnixSockets { get; set; }
 

@@ -18,6 +18,9 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     private const string ByProcess = "InputObject";
     private const string ByName = "Name";
 
+    /// <summary>Benchmark knob: "1" writes no criups-digests.img, to measure what the digests cost (DumpOptions.SkipDigests).</summary>
+    private const string NoDigestsVariable = "CRIUPS_BENCH_NO_DIGESTS";
+
     private int processCount;
     private readonly Dictionary<int, int> savedWithTree = new();
 
@@ -198,6 +201,7 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
             GhostFileLimit = GhostFileLimit,
             FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),
             FailAt = FailureInjection.RequestedPoint,
+            SkipDigests = Environment.GetEnvironmentVariable(NoDigestsVariable) == "1",
             Cancellation = stopping.Token,
         };
         object image;

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Json;
+using CriuPS.Engine.Model;
 
 namespace CriuPS.Cmdlets;
 
@@ -89,6 +90,11 @@ public sealed class ExportCheckpointImageFileCommand : PSCmdlet
         try
         {
             ImageJson.Write(document, path, Force);
+            // Written into a CriuPS image: its digests now record this file, or the restore would refuse the edit.
+            if (ImageIntegrity.RecordDigest(path))
+            {
+                WriteVerbose($"Recorded the digest of {path} in the image's criups-digests.img.");
+            }
         }
         catch (Exception e)
         {

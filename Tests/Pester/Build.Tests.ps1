@@ -102,7 +102,8 @@ Describe 'build.ps1 Package' {
         Add-Type -AssemblyName System.IO.Compression.FileSystem
         $zip = [System.IO.Compression.ZipFile]::OpenRead($Package.FullName)
         try { $entries = $zip.Entries.FullName } finally { $zip.Dispose() }
-        foreach ($file in 'CriuPS.psd1', 'CriuPS.dll', 'CriuPS.Engine.dll', 'CriuPS.Format.ps1xml', 'CriuPS.Types.ps1xml', 'en-US/CriuPS.dll-Help.xml', 'CriuPS.nuspec') {
+        # System.IO.Hashing.dll: the digests of image files (XxHash128); PowerShell does not ship it.
+        foreach ($file in 'CriuPS.psd1', 'CriuPS.dll', 'CriuPS.Engine.dll', 'System.IO.Hashing.dll', 'CriuPS.Format.ps1xml', 'CriuPS.Types.ps1xml', 'en-US/CriuPS.dll-Help.xml', 'CriuPS.nuspec') {
             $entries | Should -Contain $file
         }
     }

@@ -7,7 +7,8 @@ BeforeDiscovery {
         'CriuPS.Engine.Model.ImageMemoryArea', 'CriuPS.Engine.Model.ImageFileDescriptor', 'CriuPS.RestoredProcess',
         'CriuPS.Engine.Model.Views.ImageTreeNode', 'CriuPS.Engine.Model.Views.ImageOpenFile', 'CriuPS.Engine.Model.Views.ImageMapping',
         'CriuPS.Engine.Model.Views.ImageResidentPages', 'CriuPS.Engine.Support.SupportFeature', 'CriuPS.Engine.Resources.Cpu.CpuCompatibility', 'CriuPS.ImageFile',
-        'CriuPS.Engine.Model.RemoteCheckpointImage', 'CriuPS.Engine.PageServer.LazyPageServer', 'CriuPS.Engine.Lazy.LazyRestore'
+        'CriuPS.Engine.Model.RemoteCheckpointImage', 'CriuPS.Engine.PageServer.LazyPageServer', 'CriuPS.Engine.Lazy.LazyRestore',
+        'CriuPS.Engine.Model.ImageIntegrity', 'CriuPS.Engine.Model.ImageFileProblem'
     ) | ForEach-Object { @{ Type = $_ } }
 }
 
@@ -48,6 +49,13 @@ Describe 'Format data' {
         Get-TableHeader (Get-CheckpointImage $Dyn -View Memory) | Should -Be @('PID', 'Range', 'SizeKiB', 'Prot', 'Mapping')
         Get-TableHeader (Get-CheckpointImage $Dyn -View Pages) | Should -Be @('PID', 'Start', 'Pages', 'Resident', 'Parent', 'Runs', 'Mapping')
         (Get-CheckpointImage $Dyn -View Memory | Format-Table | Out-String -Width 250) | Should -Match '\b[0-9a-f]{12}-[0-9a-f]{12}\s+4 r--p /tmp/criups-interop/counter-dyn\b'
+    }
+
+    It 'shows the check of an image as a table, and its problems file by file as a list' {
+        $result = Test-CheckpointImage $Dyn
+        Get-TableHeader $result | Should -Be @('Intact', 'HasDigests', 'Problems', 'Files', 'MiB', 'Elapsed', 'Path')
+        ($result | Format-List | Out-String) | Should -Match ('Unverified\s+: ' + [regex]::Escape($Dyn))
+        Get-TableHeader ([CriuPS.Engine.Model.ImageFileProblem]::new('/img/core-1.img', 'missing')) | Should -Be @('File', 'Problem')
     }
 
     It 'shows features as a table of name and availability, and their requirement and impact as a list' {

@@ -24,7 +24,7 @@ internal static partial class AddressSpace
         var keep = vdsoFamily.Select(v => v.Range).Append(process.Injection.Scratch.Range).OrderBy(r => r.Start).ToList();
         UnmapAllBut(process.Injection, keep);
 
-        using var pages = process.Images.OpenPages(session.Images.Directory);
+        using var pages = process.Images.OpenPages(session.Images.Directory, session.PagesVerifiedOnRead);
         var vdso = Vdso.Place(session, process, pages, vdsoFamily);
 
         var areas = process.Images.Mm.Vmas.Where(vdso.MapsFromImage).ToList();

@@ -1,5 +1,6 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
+using CriuPS.Engine.Images.Digests;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -27,16 +28,19 @@ internal sealed class PageChain : IDisposable
     private readonly List<PagemapLevel> levels = new();
     private readonly ImageType pagemapType;
     private readonly string pagemapName;
+    private readonly PageVerifier? verifier;
 
-    public PageChain(string directory, ImageType pagemapType, string id, PagemapHead head, IEnumerable<PagemapEntry> entries)
-        : this(pagemapType, pagemapType.FileName(id), name => new PagemapLevel(directory, name, head, entries))
+    /// <param name="verifier">Verifies the pages of every level as they are first read (lazy restores, page servers).</param>
+    public PageChain(string directory, ImageType pagemapType, string id, PagemapHead head, IEnumerable<PagemapEntry> entries, PageVerifier? verifier = null)
+        : this(pagemapType, pagemapType.FileName(id), name => new PagemapLevel(directory, name, head, entries, verifier), verifier)
     {
     }
 
-    private PageChain(ImageType pagemapType, string pagemapName, Func<string, PagemapLevel> top)
+    private PageChain(ImageType pagemapType, string pagemapName, Func<string, PagemapLevel> top, PageVerifier? verifier)
     {
         this.pagemapType = pagemapType;
         this.pagemapName = pagemapName;
+        this.verifier = verifier;
         try
         {
             levels.Add(top(pagemapName));
@@ -64,7 +68,7 @@ internal sealed class PageChain : IDisposable
 
     /// <summary>Reads the pagemap image <paramref name="id"/> of <paramref name="pagemapType"/> in a directory, with its chain.</summary>
     public static PageChain Open(string directory, ImageType pagemapType, string id) =>
-        new(pagemapType, pagemapType.FileName(id), name => PagemapLevel.Read(directory, name, pagemapType));
+        new(pagemapType, pagemapType.FileName(id), name => PagemapLevel.Read(directory, name, pagemapType), verifier: null);
 
     /// <summary>Every saved run, in address order, each within one pages file.</summary>
     public IReadOnlyList<PageRun> Runs { get; }
@@ -149,7 +153,7 @@ internal sealed class PageChain : IDisposable
                 $"The chain of parent images loops: {string.Join(" -> ", levels.Select(l => l.Directory).Append(parent))}.", link,
                 "Fix the 'parent' links so that each image names an older one.");
         }
-        var level = PagemapLevel.Read(parent, pagemapName, pagemapType);
+        var level = PagemapLevel.Read(parent, pagemapName, pagemapType, verifier);
         levels.Add(level);
         return level;
     }
@@ -164,6 +168,19 @@ internal sealed class PageChain : IDisposable
             FileStatus.Symlink => System.IO.Directory.ResolveLinkTarget(link, returnFinalTarget: true)?.FullName ?? link,
             _ => link, // a directory of that name serves as well (CRIU opens it with openat either way)
         };
+    }
+
+    /// <summary>
+    /// The directory and every image it builds on, following `parent` links, whether they exist or not (a loop ends
+    /// the walk; the restore reports it when it follows the chain).
+    /// </summary>
+    public static IEnumerable<string> Directories(string directory)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (string? current = directory; current is not null && seen.Add(current); current = ParentDirectory(current))
+        {
+            yield return current;
+        }
     }
 
     private static (ulong, ulong) Identity(string directory)

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
+using CriuPS.Engine.Images.Digests;
 using CriuPS.Native.Memory;
 
 namespace CriuPS.Engine.Resources.Memory;
@@ -8,36 +10,52 @@ namespace CriuPS.Engine.Resources.Memory;
 /// while this one is written: it leaves out all-zero pages where that is allowed, appends the others to the pages
 /// file and records them in the pagemap, batch after batch in the order they were read. On two cores this takes the
 /// zero check and the write (a third and a half of the copy) out of the reading thread's way.
+/// <para>
+/// When the pages file is digested (<see cref="DigestingStream"/>), a third thread hashes each batch's pages while
+/// the writer writes them. The writer is the busiest stage of the copy on this kind of VM (it works 80 to 96 % of the
+/// copy's time, writing to tmpfs, while the reader waits 100 to 500 ms per GiB for buffers): hashed on it (35 to
+/// 48 ms per GiB), the pages made 1 GiB dumps a median 4.8 % longer, hashed beside it 1.4 % (sessions of 20 to 30
+/// paired dumps). A buffer is free again once both are done with it.
+/// </para>
 /// </summary>
 internal sealed class PageSink : IDisposable
 {
     /// <summary>Bytes of one batch: large reads and writes, few system calls.</summary>
     public const int BatchBytes = 8 << 20;
 
-    // Three buffers: one being read into, one being written, one ready; more buys nothing on two cores.
-    private const int BufferCount = 3;
+    // Four buffers: one being read into, one being written, one being hashed when the hashing lags, one ready.
+    private const int BufferCount = 4;
 
     // Buffers outlive dumps: fresh memory is expensive to touch on this kind of VM (seconds per GiB), and a warm
     // buffer costs nothing the next time. At most BufferCount of them exist.
     private static readonly ConcurrentBag<byte[]> Warm = new();
 
     private readonly Stream file;
+    private readonly DigestingStream? digested;
     private readonly PagemapBuilder pagemap;
     private readonly BlockingCollection<byte[]> free = new();
     private readonly BlockingCollection<Batch> pending = new(BufferCount);
+    private readonly BlockingCollection<Batch> toHash = new(BufferCount);
     private readonly Thread writer;
+    private readonly Thread? hasher;
     private Exception? failure;
 
     public PageSink(Stream file, PagemapBuilder pagemap)
     {
         this.file = file;
         this.pagemap = pagemap;
+        digested = file as DigestingStream;
         for (int i = 0; i < BufferCount; i++)
         {
             free.Add(Warm.TryTake(out var buffer) ? buffer : GC.AllocateUninitializedArray<byte>(BatchBytes, pinned: true));
         }
         writer = new Thread(WriteAll) { IsBackground = true, Name = "CriuPS page writer" };
         writer.Start();
+        if (digested is not null)
+        {
+            hasher = new Thread(HashAll) { IsBackground = true, Name = "CriuPS page hasher" };
+            hasher.Start();
+        }
     }
 
     /// <summary>Pages appended to the pages file (valid once <see cref="Complete"/> has returned).</summary>
@@ -45,6 +63,12 @@ internal sealed class PageSink : IDisposable
 
     /// <summary>All-zero pages left out.</summary>
     public PageCount ZeroSkipped { get; private set; }
+
+    /// <summary>
+    /// How long the writer worked (zero checks and writes): against the copy's duration, how much room the writing
+    /// thread has left.
+    /// </summary>
+    public TimeSpan BusyTime { get; private set; }
 
     /// <summary>A buffer of <see cref="BatchBytes"/> to read the next batch into; waits while all are in use.</summary>
     public byte[] Rent()
@@ -57,15 +81,16 @@ internal sealed class PageSink : IDisposable
 
     /// <summary>
     /// Hands a filled buffer to the writer: each run's bytes lie at its offset in the buffer. The runs are written
-    /// in order, after those of earlier batches, and the buffer is free again once they are.
+    /// in order, after those of earlier batches, and the buffer is free again once they are (and hashed).
     /// </summary>
-    public void Submit(byte[] buffer, IReadOnlyList<Run> runs) => pending.Add(new Batch(buffer, runs));
+    public void Submit(byte[] buffer, IReadOnlyList<Run> runs) => pending.Add(new Batch(buffer, runs, hasher is null ? 1 : 2));
 
-    /// <summary>Waits until every submitted batch is written; throws what the writer failed with.</summary>
+    /// <summary>Waits until every submitted batch is written (and hashed); throws what the writer failed with.</summary>
     public void Complete()
     {
         pending.CompleteAdding();
         writer.Join();
+        hasher?.Join();
         ThrowIfFailed();
     }
 
@@ -76,12 +101,14 @@ internal sealed class PageSink : IDisposable
             pending.CompleteAdding();
         }
         writer.Join();
+        hasher?.Join();
         while (free.TryTake(out var buffer) && Warm.Count < BufferCount)
         {
             Warm.Add(buffer);
         }
         free.Dispose();
         pending.Dispose();
+        toHash.Dispose();
     }
 
     private void ThrowIfFailed()
@@ -96,48 +123,102 @@ internal sealed class PageSink : IDisposable
     {
         foreach (var batch in pending.GetConsumingEnumerable())
         {
+            long start = Stopwatch.GetTimestamp();
             try
             {
                 if (failure is null)
                 {
+                    // The pages to write first (the zero checks), for the hasher to hash while they are written.
                     foreach (var run in batch.Runs)
                     {
-                        Emit(run.Range, batch.Buffer.AsSpan(run.Offset, (int)run.Range.Length.Value), run.Flags, run.SkipZeroPages);
+                        Plan(run, batch);
                     }
+                }
+                if (hasher is not null)
+                {
+                    toHash.Add(batch);
+                }
+                foreach (var (offset, length) in batch.Written)
+                {
+                    var bytes = batch.Buffer.AsSpan(offset, length);
+                    if (digested is not null)
+                    {
+                        digested.WriteWithoutDigest(bytes);
+                    }
+                    else
+                    {
+                        file.Write(bytes);
+                    }
+                }
+                BusyTime += Stopwatch.GetElapsedTime(start);
+            }
+            catch (Exception e)
+            {
+                failure ??= e;
+            }
+            finally
+            {
+                Release(batch);
+            }
+        }
+        toHash.CompleteAdding();
+    }
+
+    // Digests what the writer writes, in the same order, beside it.
+    private void HashAll()
+    {
+        foreach (var batch in toHash.GetConsumingEnumerable())
+        {
+            try
+            {
+                foreach (var (offset, length) in batch.Written)
+                {
+                    digested!.Digest(batch.Buffer.AsSpan(offset, length));
                 }
             }
             catch (Exception e)
             {
-                failure = e;
+                failure ??= e;
             }
             finally
             {
-                free.Add(batch.Buffer);
+                Release(batch);
             }
         }
     }
 
-    // Writes a run's pages, leaving out all-zero pages where that is allowed.
-    private void Emit(AddressRange run, ReadOnlySpan<byte> data, PagemapFlags flags, bool skipZeroPages)
+    // The buffer is free once the last of the writer and the hasher is done with it.
+    private void Release(Batch batch)
     {
+        if (Interlocked.Decrement(ref batch.Holders) == 0)
+        {
+            free.Add(batch.Buffer);
+        }
+    }
+
+    // Decides which of a run's pages are written, leaving out all-zero pages where that is allowed, and records
+    // them in the pagemap.
+    private void Plan(Run run, Batch batch)
+    {
+        var data = batch.Buffer.AsSpan(run.Offset, (int)run.Range.Length.Value);
         int pages = data.Length >> Page.Shift;
         int i = 0;
         while (i < pages)
         {
-            if (skipZeroPages && IsZero(data, i))
+            if (run.SkipZeroPages && IsZero(data, i))
             {
                 ZeroSkipped += new PageCount(1);
                 i++;
                 continue;
             }
             int first = i;
-            while (i < pages && !(skipZeroPages && IsZero(data, i)))
+            while (i < pages && !(run.SkipZeroPages && IsZero(data, i)))
             {
                 i++;
             }
-            file.Write(data.Slice(first << Page.Shift, (i - first) << Page.Shift));
+            batch.Written.Add((run.Offset + (first << Page.Shift), (i - first) << Page.Shift));
             var count = new PageCount((ulong)(i - first));
-            pagemap.Add(run.Start + new ByteCount((ulong)first << Page.Shift), count, flags);
+            pagemap.Add(run.Range.Start + new ByteCount((ulong)first << Page.Shift), count, run.Flags);
             Written += count;
         }
     }
@@ -148,5 +229,16 @@ internal sealed class PageSink : IDisposable
     /// <summary>A run of pages read into a batch's buffer at <paramref name="Offset"/>, and how the pagemap records it.</summary>
     public readonly record struct Run(AddressRange Range, int Offset, PagemapFlags Flags, bool SkipZeroPages);
 
-    private sealed record Batch(byte[] Buffer, IReadOnlyList<Run> Runs);
+    private sealed class Batch(byte[] buffer, IReadOnlyList<Run> runs, int holders)
+    {
+        public byte[] Buffer { get; } = buffer;
+
+        public IReadOnlyList<Run> Runs { get; } = runs;
+
+        /// <summary>The stretches of the buffer that go into the pages file, in order.</summary>
+        public List<(int Offset, int Length)> Written { get; } = new();
+
+        /// <summary>The writer, and the hasher when there is one, until each is done with the buffer.</summary>
+        public int Holders = holders;
+    }
 }

@@ -1,5 +1,6 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
+using CriuPS.Engine.Images.Digests;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Privileges;
 using CriuPS.Native.Memory;
@@ -18,8 +19,10 @@ internal readonly record struct PagemapRun(AddressRange Range, bool InParent, lo
 internal sealed class PagemapLevel : IDisposable
 {
     private readonly SafeFileHandle? file;
+    private readonly VerifiedPagesFile? verified;
 
-    public PagemapLevel(string directory, string pagemapName, PagemapHead head, IEnumerable<PagemapEntry> entries)
+    /// <param name="verifier">For a lazy restore or a page server: verifies each block of the pages file when first read.</param>
+    public PagemapLevel(string directory, string pagemapName, PagemapHead head, IEnumerable<PagemapEntry> entries, PageVerifier? verifier = null)
     {
         Directory = directory;
         PagemapPath = Path.Combine(directory, pagemapName);
@@ -63,10 +66,11 @@ internal sealed class PagemapLevel : IDisposable
             file.Dispose();
             throw Corrupt(PagesPath, $"{PagesPath} is truncated: {length} bytes, but its pagemap lists {offset} bytes of pages.");
         }
+        verified = verifier?.Find(PagesPath);
     }
 
     /// <summary>Reads a parent image's pagemap of the same name.</summary>
-    public static PagemapLevel Read(string directory, string pagemapName, ImageType type)
+    public static PagemapLevel Read(string directory, string pagemapName, ImageType type, PageVerifier? verifier = null)
     {
         var path = Path.Combine(directory, pagemapName);
         try
@@ -78,7 +82,7 @@ internal sealed class PagemapLevel : IDisposable
             {
                 entries.Add(entry);
             }
-            return new PagemapLevel(directory, pagemapName, head, entries);
+            return new PagemapLevel(directory, pagemapName, head, entries, verifier);
         }
         catch (FileNotFoundException)
         {
@@ -99,7 +103,23 @@ internal sealed class PagemapLevel : IDisposable
     /// <summary>Every entry, in address order.</summary>
     public IReadOnlyList<PagemapRun> Runs { get; }
 
-    public void Read(long fileOffset, Span<byte> destination) => RandomAccess.Read(file!, destination, fileOffset);
+    public void Read(long fileOffset, Span<byte> destination)
+    {
+        Verify(fileOffset, destination.Length);
+        RandomAccess.Read(file!, destination, fileOffset);
+    }
+
+    /// <summary>
+    /// Makes sure the pages file's bytes at [<paramref name="fileOffset"/>, +<paramref name="length"/>) are as written,
+    /// where this level verifies as it reads (otherwise the whole image was verified before the restore began).
+    /// </summary>
+    public void Verify(long fileOffset, long length)
+    {
+        if (file is not null)
+        {
+            verified?.Verify(file, fileOffset, length);
+        }
+    }
 
     public void Dispose() => file?.Dispose();
 

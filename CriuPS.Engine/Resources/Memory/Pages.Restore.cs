@@ -58,6 +58,8 @@ internal static partial class Pages
         const long MaxBytesPerCall = 0x7ffff000;
         foreach (var run in runs)
         {
+            // A lazy restore verifies pages as they are read: these the process reads itself, now.
+            run.Source.Verify(run.FileOffset, (long)run.Range.Length.Value);
             if (!descriptors.ContainsKey(run.Source))
             {
                 scratch.Reset();

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Diagnostics;
@@ -86,6 +87,7 @@ internal static partial class Pages
     /// </summary>
     public static void Copy(DumpedProcess process, DumpSession session, PagePlan plan, bool whileRunning)
     {
+        var clock = Stopwatch.StartNew();
         uint pagesId = session.NextPagesId++;
         process.PagemapHead.PagesId = pagesId;
         using var stream = session.Output.Create($"pages-{pagesId}.img");
@@ -106,7 +108,7 @@ internal static partial class Pages
         session.Stats.PagesScanned += plan.CopyPages.Value + plan.ParentPages.Value;
         session.Stats.PagesWritten += sink.Written.Value;
         session.Stats.PagesSkippedParent += pagemap.ParentPages.Value;
-        session.Log.Detail($"pages of {process.Pid}: {sink.Written.Value} written, {sink.ZeroSkipped.Value} zero pages left out, {pagemap.ParentPages.Value} in the parent image{(copier.Vanished.Value > 0 ? $", {copier.Vanished.Value} unmapped while copied" : "")}");
+        session.Log.Detail($"pages of {process.Pid}: {sink.Written.Value} written, {sink.ZeroSkipped.Value} zero pages left out, {pagemap.ParentPages.Value} in the parent image{(copier.Vanished.Value > 0 ? $", {copier.Vanished.Value} unmapped while copied" : "")}; of the copy's {clock.Elapsed.TotalMilliseconds:F1} ms the page writer worked {sink.BusyTime.TotalMilliseconds:F1} ms, the reader read {copier.ReadTime.TotalMilliseconds:F1} ms and waited {copier.WaitTime.TotalMilliseconds:F1} ms for a buffer");
     }
 
     /// <summary>
@@ -135,6 +137,12 @@ internal static partial class Pages
             this.total = total;
             this.whileRunning = whileRunning;
         }
+
+        /// <summary>How long the reading thread read the process's memory (process_vm_readv, /proc/PID/mem).</summary>
+        public TimeSpan ReadTime { get; private set; }
+
+        /// <summary>How long it waited for a free buffer: the writing side being the slower.</summary>
+        public TimeSpan WaitTime { get; private set; }
 
         /// <summary>Pages of runs the running process unmapped before they could be read.</summary>
         public PageCount Vanished { get; private set; }
@@ -171,8 +179,13 @@ internal static partial class Pages
 
         private void Flush()
         {
+            long waiting = Stopwatch.GetTimestamp();
             var buffer = sink.Rent();
-            sink.Submit(buffer, Read(buffer));
+            long reading = Stopwatch.GetTimestamp();
+            var read = Read(buffer);
+            WaitTime += Stopwatch.GetElapsedTime(waiting, reading);
+            ReadTime += Stopwatch.GetElapsedTime(reading);
+            sink.Submit(buffer, read);
             DeathPoint.Reach(DeathPoint.Copy);
             done += (ulong)batchBytes >> Page.Shift;
             batch = new List<PageSink.Run>();

@@ -44,7 +44,7 @@ internal sealed class ParentImage
         }
         var image = Path.GetFullPath(imagePath);
         // The new image may not take the place of an image of its own chain: it would end up its own ancestor.
-        foreach (var ancestor in Chain(directory))
+        foreach (var ancestor in PageChain.Directories(directory))
         {
             if (SameDirectory(ancestor, image))
             {
@@ -85,16 +85,6 @@ internal sealed class ParentImage
     /// <summary>Creates the `parent` link of the image being written in <paramref name="workDirectory"/>, relative to <paramref name="finalDirectory"/>, as CRIU writes it.</summary>
     public void Link(string workDirectory, string finalDirectory) =>
         File.CreateSymbolicLink(Path.Combine(workDirectory, PageChain.ParentLink), Path.GetRelativePath(finalDirectory, Directory));
-
-    // The directory and every image it builds on, following `parent` links (a loop ends the walk; restore reports it).
-    private static IEnumerable<string> Chain(string directory)
-    {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (string? current = directory; current is not null && seen.Add(current); current = PageChain.ParentDirectory(current))
-        {
-            yield return current;
-        }
-    }
 
     private static bool SameDirectory(string a, string b)
     {

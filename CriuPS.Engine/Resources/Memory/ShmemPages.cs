@@ -121,7 +121,7 @@ internal static class ShmemPages
         {
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, "The image is damaged; take a new checkpoint.", e);
         }
-        using var pages = new PageChain(directory, ImageTypes.ShmemPagemap, shmid.ToString(CultureInfo.InvariantCulture), head, entries);
+        using var pages = new PageChain(directory, ImageTypes.ShmemPagemap, shmid.ToString(CultureInfo.InvariantCulture), head, entries, session.PagesVerifiedOnRead);
         var contents = new SafeFileHandle(writable.Value, ownsHandle: false);
         foreach (var run in pages.Runs)
         {

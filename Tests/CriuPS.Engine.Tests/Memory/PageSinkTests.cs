@@ -1,3 +1,5 @@
+using System.IO.Hashing;
+using CriuPS.Engine.Images.Digests;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Native.Memory;
@@ -33,6 +35,44 @@ public class PageSinkTests
         Assert.Equal(5 * Page.Size, bytes.Length);
         // The file holds pages 0, 2, 3, 4, 5 in that order, each filled with its own number (page 4 with zeros).
         Assert.Equal(new byte[] { 1, 3, 4, 0, 6 }, Enumerable.Range(0, 5).Select(i => bytes[i * Page.Size + 7]));
+    }
+
+    [Fact]
+    public void DigestsWhatItWritesBesideTheWriterInFileOrder()
+    {
+        // Batches of random pages with zero pages among them: the digest must be that of the file as written.
+        var entries = new List<PagemapEntry>();
+        using var file = new MemoryStream();
+        FileDigest? digest = null;
+        var random = new Random(7);
+        using (var digesting = new DigestingStream(file, "pages-1.img", (d, _) => digest = d))
+        {
+            using var sink = new PageSink(digesting, new PagemapBuilder(entries));
+            int next = 0;
+            for (int batch = 0; batch < 6; batch++)
+            {
+                var buffer = sink.Rent();
+                int pages = PageSink.BatchBytes / Page.Size - batch * 100;
+                random.NextBytes(buffer.AsSpan(0, pages * Page.Size));
+                for (int zero = batch; zero < pages; zero += 37)
+                {
+                    buffer.AsSpan(zero * Page.Size, Page.Size).Clear();
+                }
+                sink.Submit(buffer, new[] { new PageSink.Run(Pages(next, pages), 0, PagemapFlags.Present, SkipZeroPages: true) });
+                next += pages;
+            }
+            sink.Complete();
+        }
+
+        var written = file.ToArray();
+        Assert.NotNull(digest);
+        Assert.Equal(written.Length, digest!.Size);
+        Assert.True(digest.BlockCount > 40);
+        for (int i = 0; i < digest.BlockCount; i++)
+        {
+            var (offset, length) = digest.BlockRange(i);
+            Assert.Equal(XxHash128.Hash(written.AsSpan((int)offset, length)), digest.Block(i).ToArray());
+        }
     }
 
     [Fact]

@@ -27,7 +27,7 @@ public class FramingTests
 
         stream.Position = 0;
         var reader = new FrameStream(stream);
-        Assert.Equal(new Hello(1, SessionPurpose.LazyPages, "run-id-ü"), PageServerMessages.ReadHello(Next(reader)));
+        Assert.Equal(new Hello(PageServerMessages.Version, SessionPurpose.LazyPages, "run-id-ü"), PageServerMessages.ReadHello(Next(reader)));
         Assert.Equal(new Welcome(1, "/srv/img/app"), PageServerMessages.ReadWelcome(Next(reader)));
         Assert.Equal(new ErrorMessage(RefusalCode.WrongImage, "another checkpoint"), PageServerMessages.ReadError(Next(reader)));
         Assert.Equal(new FileBegin(7, "pages-1.img"), PageServerMessages.ReadFileBegin(Next(reader)));

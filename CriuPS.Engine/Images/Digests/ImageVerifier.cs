@@ -1,0 +1,190 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Model;
+using CriuPS.Engine.Resources.Memory;
+using Microsoft.Win32.SafeHandles;
+
+namespace CriuPS.Engine.Images.Digests;
+
+/// <summary>
+/// Checks image directories against their criups-digests.img: every listed file present with its size and, block by
+/// block on every core, its digests; no image file the checkpoint did not write. A directory without a manifest (CRIU's
+/// images) is reported unverified, not damaged.
+/// </summary>
+internal static class ImageVerifier
+{
+    /// <summary>
+    /// Verifies the image directory and every parent image its `parent` links lead to (a restore may read pages from
+    /// any of them). <paramref name="deferPages"/>: the pages files are checked for their size only, for a lazy
+    /// restore that verifies each of their blocks as it first reads it (<see cref="PageVerifier"/>).
+    /// </summary>
+    public static ChainVerification VerifyChain(string path, bool deferPages)
+    {
+        var clock = Stopwatch.StartNew();
+        // As far as the chain exists: a missing parent is the restore's to report (ImageNotFound), when it needs it.
+        var directories = PageChain.Directories(Path.GetFullPath(path)).TakeWhile(Directory.Exists).Select(d => Verify(d, deferPages)).ToList();
+        return new ChainVerification(Path.GetFullPath(path), directories, clock.Elapsed);
+    }
+
+    /// <summary>Verifies one directory.</summary>
+    public static DirectoryVerification Verify(string directory, bool deferPages)
+    {
+        DigestManifest? manifest;
+        try
+        {
+            manifest = DigestManifest.Read(directory);
+        }
+        catch (CheckpointException e) when (e.Kind == CheckpointErrorKind.ImageCorrupt)
+        {
+            return new DirectoryVerification(directory, null, [new ImageFileProblem(Path.Combine(directory, DigestManifest.FileName), e.Message)], 0, 0);
+        }
+        if (manifest is null)
+        {
+            return new DirectoryVerification(directory, null, [], 0, 0);
+        }
+        var problems = new ConcurrentBag<ImageFileProblem>();
+        var blocks = new List<(FileDigest Digest, SafeFileHandle File, int Block)>();
+        var handles = new List<SafeFileHandle>();
+        int files = 0;
+        long bytes = 0;
+        try
+        {
+            foreach (var digest in manifest.Files.Values)
+            {
+                var path = Path.Combine(directory, digest.Name);
+                SafeFileHandle file;
+                try
+                {
+                    file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+                }
+                catch (FileNotFoundException)
+                {
+                    problems.Add(new ImageFileProblem(path, $"missing: the checkpoint wrote it ({digest.Size} bytes)"));
+                    continue;
+                }
+                handles.Add(file);
+                long size = RandomAccess.GetLength(file);
+                if (size != digest.Size)
+                {
+                    problems.Add(new ImageFileProblem(path, digest.SizeProblem(size)));
+                    continue;
+                }
+                if (deferPages && ImageTypes.Pages.MatchesFileName(digest.Name))
+                {
+                    continue;
+                }
+                files++;
+                bytes += size;
+                for (int i = 0; i < digest.BlockCount; i++)
+                {
+                    blocks.Add((digest, file, i));
+                }
+            }
+            foreach (var name in Directory.EnumerateFiles(directory).Select(f => Path.GetFileName(f)!))
+            {
+                if (DigestManifest.Covers(name) && !manifest.Files.ContainsKey(name))
+                {
+                    problems.Add(new ImageFileProblem(Path.Combine(directory, name), $"not written by the checkpoint: {DigestManifest.FileName} does not list it"));
+                }
+            }
+            foreach (var (digest, block) in FirstDamagedBlocks(blocks))
+            {
+                problems.Add(new ImageFileProblem(Path.Combine(directory, digest.Name), digest.BlockProblem(block)));
+            }
+        }
+        finally
+        {
+            foreach (var handle in handles)
+            {
+                handle.Dispose();
+            }
+        }
+        return new DirectoryVerification(directory, manifest, problems.OrderBy(p => p.Path, StringComparer.Ordinal).ToList(), files, bytes);
+    }
+
+    /// <summary>Whether block <paramref name="index"/> of an open file holds what its digest says.</summary>
+    public static bool BlockMatches(SafeFileHandle file, FileDigest digest, int index, byte[] buffer)
+    {
+        var (offset, length) = digest.BlockRange(index);
+        var block = buffer.AsSpan(0, length);
+        int read = 0;
+        while (read < length)
+        {
+            int n = RandomAccess.Read(file, block[read..], offset + read);
+            if (n == 0)
+            {
+                return false; // shorter than when its size was checked
+            }
+            read += n;
+        }
+        Span<byte> actual = stackalloc byte[FileDigest.DigestBytes];
+        BlockDigester.Digest(block, actual);
+        return actual.SequenceEqual(digest.Block(index));
+    }
+
+    // Every block on whichever core is free (the check reads as fast as the machine reads and hashes); the first
+    // damaged block of each file, if any.
+    private static IEnumerable<(FileDigest Digest, int Block)> FirstDamagedBlocks(List<(FileDigest Digest, SafeFileHandle File, int Block)> blocks)
+    {
+        var damaged = new ConcurrentDictionary<FileDigest, int>();
+        Parallel.ForEach(blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, item =>
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(item.Digest.BlockBytes);
+            try
+            {
+                if (!BlockMatches(item.File, item.Digest, item.Block, buffer))
+                {
+                    damaged.AddOrUpdate(item.Digest, item.Block, (_, other) => Math.Min(other, item.Block));
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        });
+        return damaged.Select(d => (d.Key, d.Value));
+    }
+}
+
+/// <summary>What the check of one directory found; <see cref="Manifest"/> is null when it has none (or an unreadable one).</summary>
+internal sealed record DirectoryVerification(string Directory, DigestManifest? Manifest, IReadOnlyList<ImageFileProblem> Problems, int Files, long Bytes);
+
+/// <summary>What the check of an image and its parents found.</summary>
+internal sealed record ChainVerification(string Path, IReadOnlyList<DirectoryVerification> Directories, TimeSpan Elapsed)
+{
+    public IEnumerable<ImageFileProblem> Problems => Directories.SelectMany(d => d.Problems);
+
+    /// <summary>Directories without a manifest (and without an unreadable one, which is a problem).</summary>
+    public IEnumerable<string> Unverified => Directories.Where(d => d.Manifest is null && d.Problems.Count == 0).Select(d => d.Directory);
+
+    public ImageIntegrity ToModel() => new()
+    {
+        Path = Path,
+        HasDigests = Directories.Count > 0 && System.IO.File.Exists(System.IO.Path.Combine(Directories[0].Directory, DigestManifest.FileName)),
+        Problems = Problems.ToList(),
+        Unverified = Unverified.ToList(),
+        Directories = Directories.Select(d => d.Directory).ToList(),
+        FileCount = Directories.Sum(d => d.Files),
+        Bytes = Directories.Sum(d => d.Bytes),
+        Elapsed = Elapsed,
+    };
+
+    /// <summary>
+    /// For a restore: refuses the image, naming the first damaged file and the problem (and how many more there are),
+    /// when anything is not as written.
+    /// </summary>
+    public void ThrowIfDamaged()
+    {
+        var problems = Problems.ToList();
+        if (problems.Count > 0)
+        {
+            var first = problems[0];
+            var more = problems.Count > 1 ? $" ({problems.Count - 1} more: {string.Join("; ", problems.Skip(1).Take(5))}{(problems.Count > 6 ? "; ..." : "")})" : "";
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
+                $"The image in '{Path}' is not as its checkpoint wrote it: {first}{more}. Nothing was restored.", first.Path,
+                "Restore a copy of the image that is intact (Test-CheckpointImage tells), or take a new checkpoint. To restore an image edited on purpose, write the edits with Export-CheckpointImageFile (which records their digests), or remove criups-digests.img to restore it unverified.");
+        }
+    }
+}
