@@ -31,7 +31,12 @@ BeforeAll {
     & chown "${Uid}:${Gid}" $UserHome $Work
 
     # A copy of the dotnet host with the two capabilities as file capabilities, next to links to the runtime it loads.
-    $dotnet = [Environment]::ProcessPath
+    # The dotnet host of the runtime this session runs on, however this session was started (`dotnet pwsh` or the pwsh
+    # apphost, as build.ps1 starts the tests): the runtime lies in <dotnet root>/shared/Microsoft.NETCore.App/<version>/.
+    $runtime = Get-Item ([Runtime.InteropServices.RuntimeEnvironment]::GetRuntimeDirectory())
+    $script:DotnetHost = Join-Path $runtime.Parent.Parent.Parent.FullName 'dotnet'
+    if (-not (Test-Path $DotnetHost -PathType Leaf)) { throw "No dotnet host at $DotnetHost" }
+    $dotnet = $DotnetHost
     $script:CapableHost = New-Item -ItemType Directory (Join-Path $Share 'dotnet-caps')
     Copy-Item $dotnet $CapableHost
     foreach ($part in 'host', 'shared') { New-Item -ItemType SymbolicLink -Path (Join-Path $CapableHost $part) -Target (Join-Path (Split-Path $dotnet) $part) | Out-Null }
@@ -75,7 +80,7 @@ function Wait-Gone([int]`$Id) {
         Set-Content $file ($Prologue + "`n" + $Script + "`n")
         & chmod a+r $file
         $caps = @(if ($Capabilities) { '--inh-caps=+checkpoint_restore,+sys_ptrace', '--ambient-caps=+checkpoint_restore,+sys_ptrace' } else { '--inh-caps=-all' })
-        $dotnet = if ($FileCapabilities) { Join-Path $CapableHost 'dotnet' } else { [Environment]::ProcessPath }
+        $dotnet = if ($FileCapabilities) { Join-Path $CapableHost 'dotnet' } else { $DotnetHost }
         $stderr = Join-Path $TestDrive 'session.err'
         $json = & env -i "HOME=$UserHome" "PATH=$env:PATH" NO_COLOR=1 TERM=dumb POWERSHELL_TELEMETRY_OPTOUT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 `
             timeout 180 setpriv "--reuid=$Uid" "--regid=$Gid" --init-groups @caps -- $dotnet (Join-Path $Share 'pwsh/pwsh.dll') -NoProfile -NonInteractive -File $file 2>$stderr

@@ -3,7 +3,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Memory;
+using CriuPS.Native.Interop;
 using Microsoft.Win32.SafeHandles;
 
 namespace CriuPS.Engine.Images.Digests;
@@ -23,10 +25,16 @@ internal static class ImageVerifier
     public static ChainVerification VerifyChain(string path, bool deferPages)
     {
         var clock = Stopwatch.StartNew();
+        var top = Path.GetFullPath(path);
         // As far as the chain exists: a missing parent is the restore's to report (ImageNotFound), when it needs it.
-        var directories = PageChain.Directories(Path.GetFullPath(path)).TakeWhile(Directory.Exists).Select(d => Verify(d, deferPages)).ToList();
-        return new ChainVerification(Path.GetFullPath(path), directories, clock.Elapsed);
+        // Each directory is checked before its `parent` link is read, which a directory this session may not read hides.
+        var directories = PageChain.Directories(top).TakeWhile(Directory.Exists)
+            .Select(d => Verify(Readable(d, d == top ? "the image directory" : "the parent image"), deferPages)).ToList();
+        return new ChainVerification(top, directories, clock.Elapsed);
     }
+
+    private static string Readable(string directory, string what) =>
+        PathAccess.Denial(directory, what, Faccessat.Read | Faccessat.Search) is { } denied ? throw denied : directory;
 
     /// <summary>Verifies one directory.</summary>
     public static DirectoryVerification Verify(string directory, bool deferPages)
