@@ -5,7 +5,7 @@ using CriuPS.Native.Interop;
 
 namespace CriuPS.Engine.Resources.Credentials;
 
-/// <summary>Working directory, root directory and umask (fs-PID.img).</summary>
+/// <summary>Working directory, root directory (either may have been deleted since it was entered) and umask (fs-PID.img).</summary>
 internal static class FsState
 {
     public static void Dump(DumpedProcess process, DumpSession session)
@@ -13,6 +13,13 @@ internal static class FsState
         process.Fs.CwdId = RegularFiles.ForLink(session, $"/proc/{process.Pid}/cwd", O.RDONLY | O.DIRECTORY);
         process.Fs.RootId = RegularFiles.ForLink(session, $"/proc/{process.Pid}/root", O.RDONLY | O.DIRECTORY);
         process.Fs.Umask = process.Status.Umask;
+    }
+
+    // The path a directory is entered by: its own, or for a deleted one, the engine's descriptor of it created again.
+    private static string PathOf(RestoreSession session, uint fileId)
+    {
+        var reg = session.Images.File(fileId).Reg;
+        return GhostFiles.GhostOf(session.Images, fileId) is uint ghost ? GhostFiles.PathInEngine(session, reg, ghost) : reg.Name;
     }
 
     public static void Restore(RestoreSession session, RestoringProcess process)
@@ -24,7 +31,7 @@ internal static class FsState
         // changes (chroot leaves it where it is), when its path still means what it says.
         var cwd = session.Images.File(fs.CwdId).Reg.Name;
         scratch.Reset();
-        long result = caller.Call(SyscallNumber.Chdir, scratch.PutString(cwd).Value);
+        long result = caller.Call(SyscallNumber.Chdir, scratch.PutString(PathOf(session, fs.CwdId)).Value);
         if (result < 0)
         {
             throw new Errors.CheckpointException(
@@ -37,7 +44,7 @@ internal static class FsState
         if (root != "/")
         {
             scratch.Reset();
-            caller.Checked($"chroot({root})", SyscallNumber.Chroot, scratch.PutString(root).Value);
+            caller.Checked($"chroot({root})", SyscallNumber.Chroot, scratch.PutString(PathOf(session, fs.RootId)).Value);
         }
         if (fs.HasUmask)
         {
