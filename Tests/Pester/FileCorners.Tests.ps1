@@ -16,7 +16,7 @@ BeforeAll {
         Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the target is sound before the checkpoint'
         $pids = @(Get-ProcessTreeLayout $target | ForEach-Object { [int]$_.Split(' ')[0] })
         $locks = Get-Locks $pids
-        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "image-$Name") -WarningVariable warnings -WarningAction SilentlyContinue
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "image-$Name") -WarningVariable warnings -WarningAction SilentlyContinue -ErrorAction Stop
         $warnings | Should -BeNullOrEmpty
         foreach ($id in $pids) { Wait-Until { -not (Test-ProcessAlive $id) } "process $id to end" }
         [pscustomobject]@{ Target = $target; Pids = $pids; Image = $image; Work = $work; Log = $log; Locks = $locks }

@@ -91,6 +91,7 @@ time.sleep(1000)
 '@ | Set-Content $script
         $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
         $target = Start-TestTarget -Program $python -Arguments $script, $Mode -WorkDirectory $work
+        Wait-Until { (Get-Content "/proc/$target/stat" -Raw).Split(' ')[2] -eq 'S' } 'the target to sleep'
         $before = Get-Content "/proc/$target/stat" -Raw
         if ($Mode -eq 'outside-lock') {
             Register-TestProcess ([int]$before.Split(') ')[1].Split(' ')[1]) # the parent, which keeps the locked file

@@ -43,13 +43,16 @@ internal static class MappedFileLocks
         var where = $"inode {held.DevMajor:x2}:{held.DevMinor:x2}:{held.Inode}";
         switch (held.Kind)
         {
-            case LockKind.Flock when pids.Contains(held.Pid) && !mapped:
-            case LockKind.Posix when pids.Contains(held.Pid):
-                return $"process {held.Pid}: a {held} on {where} that none of the tree's descriptors or memory mappings holds (a file kept open by a process outside the tree)";
-            case LockKind.Ofd when mapped && HolderOutside(held, pids) is int other:
-                return $"an {held} on {where}, a file the tree maps, that none of the tree's descriptors holds, and that process {other} outside the tree may hold (it has the file open or mapped too)";
-            default:
+            case LockKind.Flock when mapped:
                 return null;
+            case LockKind.Ofd:
+                return mapped && HolderOutside(held, pids) is int other
+                    ? $"an {held} on {where}, a file the tree maps, that none of the tree's descriptors holds, and that process {other} outside the tree may hold (it has the file open or mapped too)"
+                    : null;
+            default:
+                return pids.Contains(held.Pid)
+                    ? $"process {held.Pid}: a {held} on {where} that none of the tree's descriptors or memory mappings holds (a file kept open by a process outside the tree)"
+                    : null;
         }
     }
 
@@ -63,7 +66,7 @@ internal static class MappedFileLocks
             try
             {
                 if (File.ReadAllText($"/proc/{pid}/maps").Contains(mapsLine, StringComparison.Ordinal)
-                    || DescriptorProbe.All(pid).Any(d => d.Status.Inode == held.Inode && d.Status.Type == FileStatus.Regular))
+                    || DescriptorProbe.All(pid).Any(d => d.Status.Inode == held.Inode && d.Status.DeviceMajor == held.DevMajor && d.Status.DeviceMinor == held.DevMinor))
                 {
                     return pid;
                 }
