@@ -123,6 +123,7 @@ public static class DumpPipeline
                 FsState.Dump(process, session);
                 FileDescriptors.Dump(process, session);
             }
+            EpollInstances.ResolveClosedTargets(session);
 
             log.Phase("Saving memory");
             foreach (var process in session.Processes)

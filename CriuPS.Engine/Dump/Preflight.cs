@@ -92,14 +92,17 @@ internal static class Preflight
         // Each descriptor is probed once (its link and status), for every check below: a tree of 32 processes that
         // inherited 67 descriptors each has over 2,000 of them.
         var descriptors = new List<DescriptorProbe>();
+        var areas = new Dictionary<int, List<VmaInfo>>();
         foreach (int pid in live)
         {
             var own = DescriptorProbe.All(pid);
             descriptors.AddRange(own);
-            problems.AddRange(ResourceProblems(pid, own, options).Select(p => Prefix(pid) + p));
+            areas[pid] = SmapsParser.Read(pid);
+            problems.AddRange(ResourceProblems(pid, own, areas[pid], options).Select(p => Prefix(pid) + p));
         }
         problems.AddRange(UnixSocketTopology.Of(descriptors).Problems().Select(p => Prefix(p.Pid) + p.Problem));
-        problems.AddRange(FileLocks.Problems(live, descriptors));
+        problems.AddRange(EpollInstances.Problems(descriptors).Select(p => Prefix(p.Pid) + p.Problem));
+        problems.AddRange(FileLocks.Problems(live, descriptors, areas));
         problems.AddRange(ProcessTree.LayoutProblems(members, options.ShellJob));
         if (problems.Count > 0)
         {
@@ -124,7 +127,7 @@ internal static class Preflight
         }
     }
 
-    private static IEnumerable<string> ResourceProblems(int pid, List<DescriptorProbe> descriptors, DumpOptions options)
+    private static IEnumerable<string> ResourceProblems(int pid, List<DescriptorProbe> descriptors, List<VmaInfo> areas, DumpOptions options)
     {
         var status = ProcStatus.Read(pid);
         if (status.TracerPid != 0)
@@ -136,7 +139,7 @@ internal static class Preflight
         {
             yield return "strict seccomp mode (not supported: no system call could restore it)";
         }
-        foreach (var vma in SmapsParser.Read(pid))
+        foreach (var vma in areas)
         {
             var problem = AddressSpace.Unsupported(pid, vma, options);
             if (problem is not null)

@@ -98,6 +98,7 @@ public static class RestorePipeline
                 .Select(s => new RestoringProcess(images.Processes.First(p => p.Pid == s.Pid), s.Leader, s.Memory, s.Injection))
                 .ToList();
             log.Detail($"created {shells.Count} process(es), {images.Zombies.Count} of them zombies");
+            FileDescriptors.OpenOnceProcessesExist(session);
             foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
             {
                 process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
@@ -162,6 +163,7 @@ public static class RestorePipeline
                     Seccomp.Restore(session, process, thread.Caller, thread.Core.ThreadCore);
                 }
             }
+            FileDescriptors.RestoreOwners(session); // every thread an owner may name exists now
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCredentials);
 
             log.Phase("Resuming");

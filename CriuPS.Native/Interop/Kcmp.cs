@@ -24,9 +24,16 @@ public static unsafe class Kcmp
     /// <paramref name="epfd"/> watches under that number (<paramref name="toff"/>: which of several registrations
     /// with that number, in fdinfo order). False when the number is closed or holds another file now.
     /// </summary>
-    public static bool IsEpollTarget(int pid, int epfd, int tfd, uint toff)
+    public static bool IsEpollTarget(int pid, int epfd, int tfd, uint toff) => IsEpollTarget(pid, tfd, pid, epfd, tfd, toff);
+
+    /// <summary>
+    /// Whether fd <paramref name="fd"/> of <paramref name="pid"/> is the file that the epoll at <paramref name="epfd"/>
+    /// of <paramref name="epollPid"/> watches as registration (<paramref name="tfd"/>, <paramref name="toff"/>), whatever
+    /// number it has now (kcmp's KCMP_EPOLL_TFD). False as well when that fd is closed.
+    /// </summary>
+    public static bool IsEpollTarget(int pid, int fd, int epollPid, int epfd, int tfd, uint toff)
     {
         var slot = new EpollSlot { Efd = (uint)epfd, Tfd = (uint)tfd, Toff = toff };
-        return Syscall.Raw(KcmpCall, (ulong)pid, (ulong)pid, EpollTfd, (ulong)tfd, (ulong)&slot) == 0;
+        return Syscall.Raw(KcmpCall, (ulong)pid, (ulong)epollPid, EpollTfd, (ulong)fd, (ulong)&slot) == 0;
     }
 }

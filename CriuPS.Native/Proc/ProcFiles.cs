@@ -12,6 +12,13 @@ public static class ProcFiles
     public static string ReadLink(string path) =>
         new FileInfo(path).LinkTarget ?? throw new IOException($"{path} is not a symbolic link");
 
+    /// <summary>Every process of this pid namespace now (/proc's numbered directories).</summary>
+    public static List<int> ProcessIds() =>
+        Directory.EnumerateDirectories("/proc")
+            .Select(d => int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) ? pid : 0)
+            .Where(pid => pid > 0)
+            .ToList();
+
     public static List<int> ThreadIds(int pid) =>
         Directory.EnumerateDirectories($"/proc/{pid}/task")
             .Select(d => int.Parse(Path.GetFileName(d), CultureInfo.InvariantCulture))

@@ -58,27 +58,26 @@ Describe 'Deleted files, FIFOs and file locks' {
 
     It 'refuses <What> before freezing anything' -ForEach @(
         @{ What = 'a lease'; Mode = 'lease'; Message = 'fd \d+: a read lease \(leases are not supported yet\)' }
-        @{ What = 'a flock lock held only through a memory mapping'; Mode = 'mapped-lock'; Message = 'a flock write lock on inode \S+ that none of the tree''s descriptors holds' }
+        @{ What = 'a flock lock whose file only a process outside the tree holds'; Mode = 'outside-lock'; Message = 'a flock write lock on inode \S+ that none of the tree''s descriptors or memory mappings holds' }
         @{ What = 'a deleted file larger than the ghost file limit'; Mode = 'big-ghost'; Message = "fd \d+: open file '.*/big\.dat \(deleted\)' was deleted and takes 2097152 bytes on disk, more than the ghost file limit of 1048576 bytes" }
     ) {
         $work = Join-Path $TestDrive "refused-$Mode"
         $script = Join-Path $TestDrive 'hold.py'
         @'
-import ctypes, fcntl, os, sys, time
+import fcntl, os, sys, time
 mode = sys.argv[1]
 with open("locked.dat", "wb") as f:
     f.write(b"x" * 4096)
 if mode == "lease":
     fd = os.open("locked.dat", os.O_RDONLY)
     fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
-elif mode == "mapped-lock":
-    # The lock belongs to the description, which only the mapping keeps once the descriptor is closed.
+elif mode == "outside-lock":
+    # The lock belongs to the description, which only the parent (not checkpointed) keeps once the child closes it.
     fd = os.open("locked.dat", os.O_RDWR)
+    if os.fork() > 0:
+        while True:
+            time.sleep(1000)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.mmap(None, 4096, 1, 1, fd, 0)
     os.close(fd)
 else:
     fd = os.open("big.dat", os.O_RDWR | os.O_CREAT)
@@ -92,7 +91,11 @@ time.sleep(1000)
 '@ | Set-Content $script
         $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
         $target = Start-TestTarget -Program $python -Arguments $script, $Mode -WorkDirectory $work
+        Wait-Until { (Get-Content "/proc/$target/stat" -Raw).Split(' ')[2] -eq 'S' } 'the target to sleep'
         $before = Get-Content "/proc/$target/stat" -Raw
+        if ($Mode -eq 'outside-lock') {
+            Register-TestProcess ([int]$before.Split(') ')[1].Split(' ')[1]) # the parent, which keeps the locked file
+        }
 
         Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "image-$Mode") -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $errors[0].FullyQualifiedErrorId | Should -Be "Unsupported,$Checkpoint"

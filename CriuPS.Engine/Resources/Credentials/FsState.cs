@@ -7,7 +7,7 @@ using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Resources.Credentials;
 
-/// <summary>Working directory, root directory and umask (fs-PID.img).</summary>
+/// <summary>Working directory, root directory (either may have been deleted since it was entered) and umask (fs-PID.img).</summary>
 internal static class FsState
 {
     public static void Dump(DumpedProcess process, DumpSession session)
@@ -27,6 +27,13 @@ internal static class FsState
         }
     }
 
+    // The path a directory is entered by: its own, or for a deleted one, the engine's descriptor of it created again.
+    private static string PathOf(RestoreSession session, uint fileId)
+    {
+        var reg = session.Images.File(fileId).Reg;
+        return GhostFiles.GhostOf(session.Images, fileId) is uint ghost ? GhostFiles.PathInEngine(session, reg, ghost) : reg.Name;
+    }
+
     public static void Restore(RestoreSession session, RestoringProcess process)
     {
         var caller = process.Caller;
@@ -36,7 +43,7 @@ internal static class FsState
         // changes (chroot leaves it where it is), when its path still means what it says.
         var cwd = session.Images.File(fs.CwdId).Reg.Name;
         scratch.Reset();
-        long result = caller.Call(SyscallNumber.Chdir, scratch.PutString(cwd).Value);
+        long result = caller.Call(SyscallNumber.Chdir, scratch.PutString(PathOf(session, fs.CwdId)).Value);
         if (result == -Errno.EACCES)
         {
             throw PathAccess.Denied(cwd, $"the working directory of process {process.Pid}", Faccessat.Search);
@@ -53,7 +60,7 @@ internal static class FsState
         if (root != "/")
         {
             scratch.Reset();
-            caller.Checked($"chroot({root})", SyscallNumber.Chroot, scratch.PutString(root).Value);
+            caller.Checked($"chroot({root})", SyscallNumber.Chroot, scratch.PutString(PathOf(session, fs.RootId)).Value);
         }
         if (fs.HasUmask)
         {

@@ -13,21 +13,6 @@ internal abstract class AnonInodeKind : FileKind
 
     public override bool Handles(DescriptorProbe probe) => probe.IsAnonInode(InodeName);
 
-    /// <summary>Gives a description we created the saved O_NONBLOCK and O_ASYNC (the flags F_SETFL changes), or disposes it on failure.</summary>
-    protected static FileDescriptor WithStatusFlags(FileDescriptor created, uint savedFlags)
-    {
-        try
-        {
-            Fcntl.Call(created, Fcntl.F_SETFL, (int)savedFlags & (O.NONBLOCK | O.ASYNC));
-            return created;
-        }
-        catch
-        {
-            created.Dispose();
-            throw;
-        }
-    }
-
     /// <summary>How the pre-flight check names an anonymous-inode file that no kind handles ("anon_inode:[io_uring]").</summary>
     public static string DescribeUnsupported(string link)
     {

@@ -15,7 +15,7 @@ internal sealed class Eventfds : AnonInodeKind
 
     protected override string InodeName => "eventfd";
 
-    public override FownEntry? Owner(FileEntry file) => file.Efd.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Efd.Flags, file.Efd.Fown);
 
     public override FileEntry Dump(DescriptorDump dump)
     {
@@ -29,5 +29,5 @@ internal sealed class Eventfds : AnonInodeKind
     }
 
     public override FileDescriptor Open(RestoreSession session, FileEntry file) =>
-        WithStatusFlags(Eventfd.Create(file.Efd.Counter, file.Efd.CriupsSemaphore ? Eventfd.Semaphore : 0), file.Efd.Flags);
+        Eventfd.Create(file.Efd.Counter, file.Efd.CriupsSemaphore ? Eventfd.Semaphore : 0);
 }

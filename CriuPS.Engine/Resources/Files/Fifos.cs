@@ -33,8 +33,14 @@ internal sealed class Fifos : FileKind
     public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
         GhostFiles.IsDeleted(probe.Link) ? $"fd {probe.Fd}: named FIFO '{probe.Link}' was deleted" : null;
 
-    // The owner is on the FIFO's reg_file_entry; Open sets it.
-    public override FownEntry? Owner(FileEntry file) => null;
+    // Flags and owner are on the FIFO's reg_file_entry.
+    public override SavedDescription Saved(ImageSet images, FileEntry file)
+    {
+        var reg = RegOf(images, file);
+        return new(reg.Flags, reg.Fown);
+    }
+
+    private static RegFileEntry RegOf(ImageSet images, FileEntry file) => images.File(file.Fifo.HasRegfId ? file.Fifo.RegfId : file.Fifo.Id).Reg;
 
     public override FileEntry Dump(DescriptorDump dump)
     {
@@ -62,32 +68,22 @@ internal sealed class Fifos : FileKind
     public override FileDescriptor Open(RestoreSession session, FileEntry file)
     {
         var fifo = file.Fifo;
-        var reg = session.Images.File(fifo.HasRegfId ? fifo.RegfId : fifo.Id).Reg;
+        var reg = RegOf(session.Images, file);
         bool created = CreateNodeIfMissing(session, reg);
         using var bothEnds = FileDescriptor.Open(reg.Name, O.RDWR);
         if (created)
         {
             Inode.Fchmod(bothEnds, reg.Mode & 0xFFF); // the mode mkfifo gave went through our umask
         }
-        var description = FileDescriptor.Open($"/proc/self/fd/{bothEnds.Value}", ((int)reg.Flags & ~CreationFlags) | O.NOCTTY);
-        try
+        if (session.State<HandledFifos>().PipeIds.Add(fifo.PipeId))
         {
-            if (session.State<HandledFifos>().PipeIds.Add(fifo.PipeId))
+            var saved = session.Images.Entries(ImageTypes.FifoData).FirstOrDefault(e => ((PipeDataEntry)e.Message).PipeId == fifo.PipeId);
+            if (saved is not null)
             {
-                var saved = session.Images.Entries(ImageTypes.FifoData).FirstOrDefault(e => ((PipeDataEntry)e.Message).PipeId == fifo.PipeId);
-                if (saved is not null)
-                {
-                    Pipes.Refill(bothEnds, (PipeDataEntry)saved.Message, saved.Payload ?? Array.Empty<byte>());
-                }
+                Pipes.Refill(bothEnds, (PipeDataEntry)saved.Message, saved.Payload ?? Array.Empty<byte>());
             }
-            FileOwner.Restore(description, reg.Fown);
         }
-        catch
-        {
-            description.Dispose();
-            throw;
-        }
-        return description;
+        return FileDescriptor.Open($"/proc/self/fd/{bothEnds.Value}", ((int)reg.Flags & ~CreationFlags) | O.NOCTTY);
     }
 
     // Whether the FIFO node had to be created again.

@@ -72,10 +72,13 @@ internal static class FileDescriptors
         session.Log.Detail($"descriptors of {pid}: {process.FileDescriptors.Count}");
     }
 
-    /// <summary>Opens, in the engine, every file description the processes need.</summary>
+    /// <summary>
+    /// Opens, in the engine, every file description the processes need, but those that can only be opened once the
+    /// processes exist (<see cref="OpenOnceProcessesExist"/>).
+    /// </summary>
     public static void OpenForRestore(RestoreSession session)
     {
-        foreach (var fd in session.Images.Processes.SelectMany(p => p.FileDescriptors.Select(fd => (Images: p, Fd: fd))))
+        foreach (var fd in SavedDescriptors(session).Where(d => !NeedsProcesses(session, d.Fd)))
         {
             Open(session, fd.Images, fd.Fd);
         }
@@ -93,6 +96,34 @@ internal static class FileDescriptors
         }
     }
 
+    /// <summary>Opens the file descriptions that name processes of the tree (files under /proc/PID), which exist now.</summary>
+    public static void OpenOnceProcessesExist(RestoreSession session)
+    {
+        foreach (var fd in SavedDescriptors(session).Where(d => NeedsProcesses(session, d.Fd)))
+        {
+            Open(session, fd.Images, fd.Fd);
+        }
+    }
+
+    /// <summary>
+    /// Gives every description its saved owner for SIGIO, once every process and thread of the tree exists: the kernel
+    /// refuses an owner that does not exist (yet).
+    /// </summary>
+    public static void RestoreOwners(RestoreSession session)
+    {
+        foreach (var (id, description) in session.OpenFiles)
+        {
+            var file = session.Images.File(id);
+            FileOwner.Restore(description, FileKinds.For(file.Type)!.Saved(session.Images, file).Owner);
+        }
+    }
+
+    private static IEnumerable<(ProcessImages Images, FdinfoEntry Fd)> SavedDescriptors(RestoreSession session) =>
+        session.Images.Processes.SelectMany(p => p.FileDescriptors.Select(fd => (p, fd)));
+
+    private static bool NeedsProcesses(RestoreSession session, FdinfoEntry fd) =>
+        session.Images.File(fd.Id) is { Type: FdTypes.Reg } file && ProcFileOfTree.Names(session.Images, file.Reg.Name) is not null;
+
     private static void Open(RestoreSession session, ProcessImages images, FdinfoEntry fd)
     {
         if (session.OpenFiles.ContainsKey(fd.Id))
@@ -103,8 +134,8 @@ internal static class FileDescriptors
         var kind = FileKinds.For(file.Type) ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
             $"fd {fd.Fd} of process {images.Pid} is of type {file.Type}, which CriuPS cannot restore yet.", fd.Fd);
         var description = kind.Open(session, file);
-        FileOwner.Restore(description, kind.Owner(file));
         session.OpenFiles[fd.Id] = description;
+        StatusFlags.Restore(description, kind.Saved(session.Images, file).Flags, $"fd {fd.Fd} of process {images.Pid} ({file.Type})");
     }
 
     /// <summary>Installs every saved descriptor in the process, at its number, with its close-on-exec flag.</summary>
@@ -157,6 +188,7 @@ internal static class FileDescriptors
             throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
                 $"Process {process.Pid} got descriptor {results[call]} where {number} was due; its descriptor table changed during the restore.", process.Pid);
         }
+        StatusFlags.RestoreAsync(session, process, fds);
         foreach (var fd in fds)
         {
             var file = session.Images.File(fd.Id);

@@ -53,6 +53,9 @@ internal sealed record DescriptorProbe(int Pid, int Fd, string Link, FileStatus 
     }
 }
 
+/// <summary>What every open file description keeps of its own, whatever its kind: status flags and owner.</summary>
+internal sealed record SavedDescription(uint Flags, FownEntry? Owner);
+
 /// <summary>What a kind of file gets to record one open file description on dump.</summary>
 /// <param name="Copy">Our own descriptor of the same open file description (pulled with pidfd_getfd).</param>
 internal sealed record DescriptorDump(DumpSession Session, DumpedProcess Process, DescriptorProbe Probe, uint Id, FdInfo Info, FownEntry Owner, FileDescriptor Copy)
@@ -81,8 +84,11 @@ internal abstract class FileKind
     /// <summary>Recreates the open file description in the engine.</summary>
     public abstract FileDescriptor Open(RestoreSession session, FileEntry file);
 
-    /// <summary>The saved owner (for SIGIO), set on the recreated description.</summary>
-    public abstract FownEntry? Owner(FileEntry file);
+    /// <summary>
+    /// The saved status flags (O_NONBLOCK, O_ASYNC...: what F_SETFL changes) and owner (for SIGIO) of the description,
+    /// which the restore gives the recreated description whatever kind it is.
+    /// </summary>
+    public abstract SavedDescription Saved(ImageSet images, FileEntry file);
 
     /// <summary>
     /// Work that needs the descriptor installed in the process at its number (epoll registrations, POSIX locks):

@@ -13,24 +13,33 @@ namespace CriuPS.Engine.Resources.Files;
 /// belong to an open file description, classic POSIX record locks to a process. Dump: the "lock:" lines of each
 /// description's fdinfo (flock and OFD locks once per description, POSIX locks once per owner). Restore: OFD locks are
 /// taken by the engine on its own copy of the description before the process pulls it in; POSIX and flock locks are
-/// taken inside their process with an injected fcntl(F_SETLK) or flock once its descriptors are in place. Leases, and
-/// locks that no descriptor of the tree shows, are refused before anything is frozen.
+/// taken inside their process with an injected fcntl(F_SETLK) or flock once its descriptors are in place. A flock or
+/// OFD lock outlives the descriptor it was taken through as long as its description lives, and a memory mapping keeps
+/// the description: such locks, which no descriptor shows, go with the mapping (<see cref="MappedFileLocks"/>). A POSIX
+/// lock cannot (closing any descriptor of the file releases its owner's locks on it). Leases, and other locks that no
+/// descriptor or mapping of the tree holds, are refused before anything is frozen.
 /// </summary>
 internal static class FileLocks
 {
     // CRIU's FL_* flags (criu/include/file-lock.h).
     private const uint FlPosix = 1, FlFlock = 2, FlOfd = 4;
 
-    /// <summary>POSIX locks already saved (a process shows them on every descriptor of the description they were taken through).</summary>
-    private sealed class SavedPosixLocks
+    /// <summary>The locks the tree's descriptors show, and the POSIX locks already saved (a process shows them on every descriptor of the description they were taken through).</summary>
+    private sealed class SavedLocks
     {
-        public HashSet<LockInfo> Locks { get; } = new();
+        public HashSet<LockInfo> Shown { get; } = new();
+
+        public HashSet<LockInfo> Posix { get; } = new();
     }
+
+    /// <summary>The locks that the tree's descriptors show, once every descriptor is saved.</summary>
+    public static IReadOnlySet<LockInfo> Shown(DumpSession session) => session.State<SavedLocks>().Shown;
 
     /// <summary>The locks of the tree CriuPS cannot save, one line each (for the pre-flight check).</summary>
     /// <param name="pids">The live processes of the tree.</param>
     /// <param name="descriptors">Their descriptors.</param>
-    public static IEnumerable<string> Problems(IReadOnlyCollection<int> pids, IEnumerable<DescriptorProbe> descriptors)
+    /// <param name="areas">Their memory areas, by process.</param>
+    public static IEnumerable<string> Problems(IReadOnlyCollection<int> pids, IEnumerable<DescriptorProbe> descriptors, IReadOnlyDictionary<int, List<VmaInfo>> areas)
     {
         var locks = LockInfo.ReadAll();
         // Only a file the kernel lists a lock on has "lock:" lines to read in fdinfo. Matched by inode number alone:
@@ -55,11 +64,16 @@ internal static class FileLocks
                 }
             }
         }
-        // A lock the kernel lists for one of our processes that none of its descriptors shows lives on through
-        // something we do not save (a description kept only by a memory mapping, or handed to a process outside).
-        foreach (var held in locks.Where(l => l.Pid > 0 && pids.Contains(l.Pid) && !shown.Contains(l)))
+        // A lock that none of the tree's descriptors shows: a flock or OFD lock on a file the tree maps lives on with
+        // that mapping; any other lock the kernel lists for one of our processes lives on through something we do not
+        // save (a description handed to a process outside the tree).
+        foreach (var held in locks.Where(l => !shown.Contains(l)))
         {
-            problems.Add($"process {held.Pid}: a {held} on inode {held.DevMajor:x2}:{held.DevMinor:x2}:{held.Inode} that none of the tree's descriptors holds (a file kept open only by a memory mapping, or by a process outside the tree)");
+            var problem = MappedFileLocks.Problem(held, pids, areas);
+            if (problem is not null)
+            {
+                problems.Add(problem);
+            }
         }
         return problems;
     }
@@ -91,27 +105,18 @@ internal static class FileLocks
     {
         foreach (var (line, held) in Of(info))
         {
-            uint flag = held?.Kind switch
+            if (held is null || held.Kind is not (LockKind.Posix or LockKind.Flock or LockKind.Ofd))
             {
-                LockKind.Posix => FlPosix,
-                LockKind.Flock => FlFlock,
-                LockKind.Ofd => FlOfd,
-                _ => throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {pid} holds a lock on fd {fd} that CriuPS cannot save ('{line}').", pid),
-            };
-            if (held!.Kind == LockKind.Posix ? !session.State<SavedPosixLocks>().Locks.Add(held) : !newDescription)
+                throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {pid} holds a lock on fd {fd} that CriuPS cannot save ('{line}').", pid);
+            }
+            var saved = session.State<SavedLocks>();
+            saved.Shown.Add(held);
+            if (held.Kind == LockKind.Posix ? !saved.Posix.Add(held) : !newDescription)
             {
                 continue;
             }
-            session.AddImageEntry(ImageTypes.FileLocks, null, new FileLockEntry
-            {
-                Flag = flag,
-                Type = (uint)(held.IsWrite ? Fcntl.F_WRLCK : Fcntl.F_RDLCK),
-                // A POSIX lock is restored in its owner (CLONE_FILES processes share the descriptor); the others on the description behind pid's fd.
-                Pid = held.Kind == LockKind.Posix ? held.Pid : pid,
-                Fd = fd,
-                Start = held.Start,
-                Len = held.Length,
-            });
+            // A POSIX lock is restored in its owner (CLONE_FILES processes share the descriptor); the others on the description behind pid's fd.
+            session.AddImageEntry(ImageTypes.FileLocks, null, Entry(held, held.Kind == LockKind.Posix ? held.Pid : pid, fd));
             session.Log.Detail($"process {pid}: fd {fd} holds a {held} from {held.Start} to {held.End?.ToString() ?? "the end"}");
         }
     }
@@ -138,25 +143,47 @@ internal static class FileLocks
     {
         foreach (var (saved, fd) in Saved(session).Where(s => (s.Lock.Flag & (FlPosix | FlFlock)) != 0 && s.Lock.Pid == process.Pid))
         {
-            long result;
-            if ((saved.Flag & FlFlock) != 0)
+            int errno = TakeThrough(process, saved, saved.Fd);
+            if (errno != 0)
             {
-                int operation = (saved.Type == (uint)Fcntl.F_WRLCK ? Flock.LOCK_EX : Flock.LOCK_SH) | Flock.LOCK_NB;
-                result = process.Caller.Call(SyscallNumber.Flock, (ulong)saved.Fd, (ulong)operation);
-            }
-            else
-            {
-                var scratch = process.Injection.Scratch;
-                scratch.Reset();
-                var range = scratch.Put(Range(saved));
-                result = process.Caller.Call(SyscallNumber.Fcntl, (ulong)saved.Fd, (ulong)Fcntl.F_SETLK, range.Value);
-            }
-            if (result < 0)
-            {
-                throw Conflict(session, saved, fd, (int)-result);
+                throw Conflict(session, saved, fd, errno);
             }
         }
     }
+
+    /// <summary>Takes a saved lock inside <paramref name="process"/> through its descriptor <paramref name="fd"/>; returns 0 or the errno.</summary>
+    public static int TakeThrough(RestoringProcess process, FileLockEntry saved, long fd)
+    {
+        long result;
+        if ((saved.Flag & FlFlock) != 0)
+        {
+            int operation = (saved.Type == (uint)Fcntl.F_WRLCK ? Flock.LOCK_EX : Flock.LOCK_SH) | Flock.LOCK_NB;
+            result = process.Caller.Call(SyscallNumber.Flock, (ulong)fd, (ulong)operation);
+        }
+        else
+        {
+            var scratch = process.Injection.Scratch;
+            scratch.Reset();
+            var range = scratch.Put(Range(saved));
+            result = process.Caller.Call(SyscallNumber.Fcntl, (ulong)fd, (ulong)((saved.Flag & FlOfd) != 0 ? Fcntl.F_OFD_SETLK : Fcntl.F_SETLK), range.Value);
+        }
+        return result < 0 ? (int)-result : 0;
+    }
+
+    /// <summary>A saved lock of the kind of <paramref name="held"/>, held by <paramref name="pid"/> through <paramref name="fd"/>.</summary>
+    public static FileLockEntry Entry(LockInfo held, int pid, int fd) => new()
+    {
+        Flag = held.Kind switch { LockKind.Posix => FlPosix, LockKind.Flock => FlFlock, _ => FlOfd },
+        Type = (uint)(held.IsWrite ? Fcntl.F_WRLCK : Fcntl.F_RDLCK),
+        Pid = pid,
+        Fd = fd,
+        Start = held.Start,
+        Len = held.Length,
+    };
+
+    /// <summary>"flock write lock", "OFD read lock"...: what a saved lock is, in words.</summary>
+    public static string Describe(FileLockEntry saved) =>
+        $"{((saved.Flag & FlPosix) != 0 ? "POSIX" : (saved.Flag & FlFlock) != 0 ? "flock" : "OFD")} {(saved.Type == (uint)Fcntl.F_WRLCK ? "write" : "read")} lock";
 
     private static RecordLock Range(FileLockEntry saved) => new()
     {
@@ -189,10 +216,12 @@ internal static class FileLocks
     {
         var file = session.Images.File(fd.Id);
         var name = file.Reg?.Name ?? file.Type.ToString();
-        var kind = (saved.Flag & FlPosix) != 0 ? "POSIX" : (saved.Flag & FlFlock) != 0 ? "flock" : "OFD";
-        return new CheckpointException(CheckpointErrorKind.RestoreFailed,
-            $"The {kind} {(saved.Type == (uint)Fcntl.F_WRLCK ? "write" : "read")} lock of process {saved.Pid} on fd {saved.Fd} ('{name}') cannot be taken again: {Errno.Describe(errno)}.",
-            saved.Pid,
-            errno is Errno.EAGAIN or Errno.EACCES ? "Another process holds a conflicting lock on that file now; stop it, then restore again." : null);
+        return Conflict(saved, $"fd {saved.Fd} ('{name}')", errno);
     }
+
+    /// <summary>The error of a saved lock on <paramref name="what"/> that cannot be taken again.</summary>
+    public static CheckpointException Conflict(FileLockEntry saved, string what, int errno) => new(CheckpointErrorKind.RestoreFailed,
+        $"The {Describe(saved)} of process {saved.Pid} on {what} cannot be taken again: {Errno.Describe(errno)}.",
+        saved.Pid,
+        errno is Errno.EAGAIN or Errno.EACCES ? "Another process holds a conflicting lock on that file now; stop it, then restore again." : null);
 }

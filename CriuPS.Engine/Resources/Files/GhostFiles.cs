@@ -10,12 +10,14 @@ using Microsoft.Win32.SafeHandles;
 namespace CriuPS.Engine.Resources.Files;
 
 /// <summary>
-/// Deleted files a process still has open or mapped ("/path (deleted)"): CRIU's ghost files. Dump: the contents (up to
-/// <see cref="DumpOptions.GhostFileLimit"/> of disk space) and attributes go to ghost-file-ID.img, and remap-fpath.img
-/// ties the file's entry in files.img (named by its old path) to that ghost. Restore: the engine creates the file
-/// again under its old name (or, when another file has that name now, beside it as NAME.cr.ID.ghost, CRIU's name),
-/// writes contents, owner, mode and times, keeps an O_PATH descriptor of it and unlinks it at once: every description
-/// and mapping is then opened from that descriptor, so the processes find the same deleted file as before.
+/// Deleted files and directories a process still has open, mapped, watched or as its working or root directory
+/// ("/path (deleted)"): CRIU's ghost files. Dump: the attributes, and a file's contents (up to
+/// <see cref="DumpOptions.GhostFileLimit"/> of disk space), go to ghost-file-ID.img, and remap-fpath.img ties the
+/// file's entry in files.img (named by its old path) to that ghost. Restore: the engine creates the file (or the
+/// directory, which was empty to be removed) again under its old name (or, when another file has that name now, beside
+/// it as NAME.cr.ID.ghost, CRIU's name), writes contents, owner, mode and times, keeps an O_PATH descriptor of it and
+/// unlinks (or removes) it at once: every description, mapping, watch and working directory is then opened from that
+/// descriptor, so the processes find the same deleted file as before.
 /// </summary>
 internal static class GhostFiles
 {
@@ -61,11 +63,11 @@ internal static class GhostFiles
     /// <summary>Why a deleted file (what: "fd 4: open file", "mapping 0x...") cannot be saved, or null.</summary>
     public static string? Problem(string what, string link, FileStatus status, DumpOptions options)
     {
-        if (status.Type != FileStatus.Regular)
+        if (status.Type is not (FileStatus.Regular or FileStatus.Directory))
         {
-            return $"{what} '{link}' was deleted, and only deleted regular files can be saved";
+            return $"{what} '{link}' was deleted, and only deleted regular files and directories can be saved";
         }
-        if (status.AllocatedBytes > (ulong)options.GhostFileLimit)
+        if (status.Type == FileStatus.Regular && status.AllocatedBytes > (ulong)options.GhostFileLimit)
         {
             return $"{what} '{link}' was deleted and takes {status.AllocatedBytes} bytes on disk, more than the ghost file limit of {options.GhostFileLimit} bytes (-GhostFileLimit)";
         }
@@ -127,7 +129,9 @@ internal static class GhostFiles
             Atim = Timeval(status.AccessTimeNs),
             Mtim = Timeval(status.ModifyTimeNs),
         };
-        bool chunks = status.Size >= ChunksThreshold;
+        // A directory had to be empty to be removed: it has attributes only.
+        bool contents = status.Type == FileStatus.Regular;
+        bool chunks = contents && status.Size >= ChunksThreshold;
         if (chunks)
         {
             head.Chunks = true;
@@ -135,17 +139,20 @@ internal static class GhostFiles
         }
         using var image = session.CreateImage(ImageTypes.GhostFile, ghostId.ToString("x", CultureInfo.InvariantCulture));
         image.WriteEntry(head);
-        var contents = new SafeFileHandle(file.Value, ownsHandle: false);
+        var handle = new SafeFileHandle(file.Value, ownsHandle: false);
         if (!chunks)
         {
-            Copy(contents, image, 0, status.Size);
+            if (contents)
+            {
+                Copy(handle, image, 0, status.Size);
+            }
             return;
         }
         for (ulong? data = Lseek.NextData(file, 0); data is { } start && start < status.Size;)
         {
             ulong end = Math.Min(Lseek.NextHole(file, start), status.Size);
             image.WriteEntry(new GhostChunkEntry { Off = start, Len = end - start });
-            Copy(contents, image, start, end - start);
+            Copy(handle, image, start, end - start);
             data = end >= status.Size ? null : Lseek.NextData(file, end);
         }
     }
@@ -179,6 +186,24 @@ internal static class GhostFiles
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                 $"The file '{images.File(fileId).Reg?.Name}' was saved as a {(remap.HasRemapType ? remap.RemapType : RemapType.Linked)} remap (remap-fpath.img), which CriuPS cannot restore yet.",
                 images.Directory);
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The ghost saved for the file with inode <paramref name="inode"/> on device <paramref name="device"/> (the
+    /// kernel's encoding), with the file entry it was saved for, or null: how CRIU finds the deleted file a watch is on.
+    /// </summary>
+    public static (RegFileEntry File, uint GhostId)? OfInode(ImageSet images, uint device, ulong inode)
+    {
+        foreach (var remap in images.Entries(ImageTypes.RemapFpath).Select(e => (RemapFilePathEntry)e.Message))
+        {
+            if (GhostOf(images, remap.OrigId) is uint ghostId
+                && images.Entries(ImageTypes.GhostFile, ghostId.ToString("x", CultureInfo.InvariantCulture)) is [{ Message: GhostFileEntry head }, ..]
+                && head.Dev == device && head.Ino == inode)
+            {
+                return (images.File(remap.OrigId).Reg, ghostId);
+            }
         }
         return null;
     }
@@ -224,29 +249,34 @@ internal static class GhostFiles
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
                 $"{imageName} is missing or empty: the contents of the deleted file '{reg.Name}' are not in the image.", session.Images.Directory);
         }
-        if ((head.Mode & FileStatus.TypeMask) != FileStatus.Regular)
+        uint type = head.Mode & FileStatus.TypeMask;
+        if (type is not (FileStatus.Regular or FileStatus.Directory))
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"{imageName}: the deleted file '{reg.Name}' is not a regular file (mode {Convert.ToString(head.Mode, 8)}), which CriuPS cannot create again yet.", session.Images.Directory);
+                $"{imageName}: the deleted file '{reg.Name}' is neither a regular file nor a directory (mode {Convert.ToString(head.Mode, 8)}), which CriuPS cannot create again yet.", session.Images.Directory);
         }
+        bool directory = type == FileStatus.Directory;
         string path = reg.Name;
-        var file = FileDescriptor.TryOpen(path, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, out int errno, head.Mode & 0xFFF);
+        var file = Create(path, directory, head.Mode & 0xFFF, out int errno);
         if (file is null && errno == Errno.EEXIST)
         {
             path = $"{reg.Name}.cr.{ghostId:x}.ghost";
-            file = FileDescriptor.TryOpen(path, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, out errno, head.Mode & 0xFFF);
+            file = Create(path, directory, head.Mode & 0xFFF, out errno);
         }
         if (file is null)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"The deleted file '{reg.Name}' that the process had open cannot be created again as '{path}': {Errno.Describe(errno)}.",
+                $"The deleted {(directory ? "directory" : "file")} '{reg.Name}' that the process had open cannot be created again as '{path}': {Errno.Describe(errno)}.",
                 reg.Name, "Its directory must exist and be writable on this machine.");
         }
         try
         {
             using (file)
             {
-                WriteContents(file, head, entries, imageName);
+                if (!directory)
+                {
+                    WriteContents(file, head, entries, imageName);
+                }
                 Inode.Fchown(file, head.Uid, head.Gid);
                 Inode.Fchmod(file, head.Mode & 0xFFF);
                 if (head.Atim is not null && head.Mtim is not null)
@@ -258,8 +288,35 @@ internal static class GhostFiles
         }
         finally
         {
-            DirectoryEntry.Unlink(path);
+            if (directory)
+            {
+                DirectoryEntry.RemoveDirectory(path);
+            }
+            else
+            {
+                DirectoryEntry.Unlink(path);
+            }
         }
+    }
+
+    // A new file (open for writing) or directory (open for its attributes) at path; null and the errno when it cannot be made.
+    private static FileDescriptor? Create(string path, bool directory, uint mode, out int errno)
+    {
+        if (!directory)
+        {
+            return FileDescriptor.TryOpen(path, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, out errno, mode);
+        }
+        errno = DirectoryEntry.Mkdir(path, mode);
+        if (errno != 0)
+        {
+            return null;
+        }
+        var created = FileDescriptor.TryOpen(path, O.RDONLY | O.DIRECTORY | O.NOFOLLOW, out errno);
+        if (created is null)
+        {
+            DirectoryEntry.RemoveDirectory(path);
+        }
+        return created;
     }
 
     private static void WriteContents(FileDescriptor file, GhostFileEntry head, IReadOnlyList<ImageEntry> entries, string imageName)

@@ -9,9 +9,11 @@ namespace CriuPS.Engine.Resources.Files;
 
 /// <summary>
 /// inotify instances (inotify_file_entry with its inotify_wd_entry list): every watch with its wd, mask, and the
-/// watched file's inode, device and handle (fh_entry, with the path it had as a hint for CRIU). Restore creates
-/// the instance in the engine, finds each file by its handle and adds the watches in wd order, each given its
-/// saved wd with INOTIFY_IOC_SETNEXTWD. Events queued and not yet read are not saved.
+/// watched file's inode, device and handle (fh_entry, with the path it had as a hint for CRIU). A watched file that
+/// was deleted (a watch keeps its inode only while something holds the file open) is saved as a ghost file. Restore
+/// creates the instance in the engine, finds each file through its inode, as CRIU does: the ghost saved for that
+/// device and inode, created again, or else the file its handle opens; and adds the watches in wd order, each given
+/// its saved wd with INOTIFY_IOC_SETNEXTWD. Events queued and not yet read are not saved.
 /// </summary>
 internal sealed class InotifyInstances : AnonInodeKind
 {
@@ -24,7 +26,7 @@ internal sealed class InotifyInstances : AnonInodeKind
 
     protected override string InodeName => "inotify";
 
-    public override FownEntry? Owner(FileEntry file) => file.Ify.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Ify.Flags, file.Ify.Fown);
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options)
     {
@@ -43,6 +45,11 @@ internal sealed class InotifyInstances : AnonInodeKind
             if (file is null)
             {
                 return $"fd {probe.Fd}: an inotify watch (wd {watch.Wd}) on inode {watch.Inode} of device {watch.DeviceMajor}:{watch.DeviceMinor}, a file CriuPS cannot find again by its handle ({why})";
+            }
+            var link = ProcFiles.ReadLink($"/proc/self/fd/{file.Value}");
+            if (GhostFiles.IsDeleted(link) && GhostFiles.Problem($"fd {probe.Fd}: inotify watch (wd {watch.Wd}) on", link, FileStatus.Of($"/proc/self/fd/{file.Value}"), options) is { } problem)
+            {
+                return problem;
             }
         }
         return null;
@@ -70,6 +77,15 @@ internal sealed class InotifyInstances : AnonInodeKind
         {
             using var file = Find(watch, out var why) ?? throw new CheckpointException(CheckpointErrorKind.Unsupported,
                 $"Process {dump.Probe.Pid} has fd {dump.Probe.Fd}: an inotify watch (wd {watch.Wd}) on a file CriuPS cannot find again by its handle ({why}).", dump.Probe.Pid);
+            var found = $"/proc/self/fd/{file.Value}";
+            var link = ProcFiles.ReadLink(found);
+            bool deleted = GhostFiles.IsDeleted(link);
+            if (deleted)
+            {
+                // Saved as a ghost file, which the restore finds by this watch's device and inode.
+                RegularFiles.ForLink(dump.Session, found, O.RDONLY);
+                dump.Session.Log.Detail($"process {dump.Probe.Pid}, fd {dump.Probe.Fd}: inotify watch {watch.Wd} is on the deleted '{link}'");
+            }
             entry.Wd.Add(new InotifyWdEntry
             {
                 Id = dump.Id,
@@ -78,7 +94,8 @@ internal sealed class InotifyInstances : AnonInodeKind
                 IgnoredMask = watch.IgnoredMask,
                 SDev = watch.Device,
                 Wd = (uint)watch.Wd,
-                FHandle = FileHandles.ToEntry(watch.HandleType, watch.Handle!, ProcFiles.ReadLink($"/proc/self/fd/{file.Value}")),
+                // No path for a deleted file: CRIU would open the path before trying the handle.
+                FHandle = FileHandles.ToEntry(watch.HandleType, watch.Handle!, deleted ? null : link),
             });
         }
         return new FileEntry { Type = FdTypes.Inotify, Id = dump.Id, Ify = entry };
@@ -100,7 +117,7 @@ internal sealed class InotifyInstances : AnonInodeKind
             inotify.Dispose();
             throw;
         }
-        return WithStatusFlags(inotify, saved.Flags);
+        return inotify;
     }
 
     private static void Watch(RestoreSession session, FileDescriptor inotify, InotifyWdEntry watch)
@@ -109,7 +126,10 @@ internal sealed class InotifyInstances : AnonInodeKind
         var handle = FileHandles.FromEntry(watch.FHandle, image);
         uint major = watch.SDev >> 20, minor = watch.SDev & 0xfffff;
         var name = watch.FHandle.HasPath ? $"'{watch.FHandle.Path}'" : $"inode {watch.IIno} of device {major}:{minor}";
-        using var target = FileHandles.Open(major, minor, (int)watch.FHandle.Type, handle, out var why) ?? throw new CheckpointException(
+        string why = "";
+        using var target = GhostFiles.OfInode(session.Images, watch.SDev, watch.IIno) is ({ } deleted, uint ghostId)
+            ? GhostFiles.Open(session, deleted, ghostId, O.PATH)
+            : FileHandles.Open(major, minor, (int)watch.FHandle.Type, handle, out why) ?? throw new CheckpointException(
             CheckpointErrorKind.ImageIncompatible,
             $"The process watched {name} with inotify (wd {watch.Wd}), and that file cannot be found: {why}.",
             watch.FHandle.HasPath ? watch.FHandle.Path : image,

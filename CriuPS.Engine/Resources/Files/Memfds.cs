@@ -62,7 +62,7 @@ internal sealed class Memfds : FileKind
     public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
         Statfs.FileSystemType($"/proc/{probe.Pid}/fd/{probe.Fd}") == Statfs.HugetlbfsMagic ? $"fd {probe.Fd}: hugetlb memfd '{probe.Link}' (not supported yet)" : null;
 
-    public override FownEntry? Owner(FileEntry file) => file.Memfd.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Memfd.Flags, file.Memfd.Fown);
 
     public override FileEntry Dump(DescriptorDump dump)
     {

@@ -20,7 +20,7 @@ internal sealed class Pipes : FileKind
 
     public override bool Handles(DescriptorProbe probe) => probe.Status.Type == FileStatus.Fifo && probe.Link.StartsWith("pipe:", StringComparison.Ordinal);
 
-    public override FownEntry? Owner(FileEntry file) => file.Pipe.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Pipe.Flags, file.Pipe.Fown);
 
     public override FileEntry Dump(DescriptorDump dump)
     {
@@ -89,7 +89,11 @@ internal sealed class Pipes : FileKind
         return (data, size);
     }
 
-    /// <summary>Opens (creating the pipe on first use) the end of a saved pipe that <paramref name="entry"/> describes.</summary>
+    /// <summary>
+    /// A description of the saved pipe's end that <paramref name="file"/> describes, creating the pipe on first use. The
+    /// first read-only and the first write-only description get the ends pipe2 made; any other (an end opened again
+    /// through /proc/PID/fd, read-write ones) is opened anew through an end, as it was made: each has flags of its own.
+    /// </summary>
     public override FileDescriptor Open(RestoreSession session, FileEntry file)
     {
         var entry = file.Pipe;
@@ -98,10 +102,20 @@ internal sealed class Pipes : FileKind
             pipe = Create(session, entry.PipeId);
             session.Pipes[entry.PipeId] = pipe;
         }
-        var end = ((int)entry.Flags & O.ACCMODE) == O.RDONLY ? pipe.Read : pipe.Write;
-        int statusFlags = (int)entry.Flags & (O.NONBLOCK | O.APPEND | O.ASYNC | O.DIRECT | O.NOATIME);
-        Fcntl.Call(end, Fcntl.F_SETFL, statusFlags);
-        return end;
+        int access = (int)entry.Flags & O.ACCMODE;
+        var end = access == O.RDONLY ? pipe.Read : pipe.Write;
+        if (access != O.RDWR && session.State<HandedOutEnds>().Ends.Add(end))
+        {
+            return end;
+        }
+        // Both ends are still ours: opening one again never waits for a partner.
+        return FileDescriptor.Open($"/proc/self/fd/{end.Value}", access);
+    }
+
+    /// <summary>The ends pipe2 made that a saved description already got.</summary>
+    private sealed class HandedOutEnds
+    {
+        public HashSet<FileDescriptor> Ends { get; } = new(ReferenceEqualityComparer.Instance);
     }
 
     private static unsafe (FileDescriptor Read, FileDescriptor Write) Create(RestoreSession session, uint pipeId)

@@ -23,8 +23,17 @@ internal sealed class RegularFiles : FileKind
             ? !probe.Link.StartsWith("anon_inode:", StringComparison.Ordinal) && !probe.Link.StartsWith("/memfd:", StringComparison.Ordinal)
             : probe.Status.Type == FileStatus.CharDevice && !Terminals.IsTerminal(probe.Status);
 
-    public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
-        GhostFiles.IsDeleted(probe.Link) ? GhostFiles.Problem($"fd {probe.Fd}: open file", probe.Link, probe.Status, options) : null;
+    public override string? Problem(DescriptorProbe probe, DumpOptions options)
+    {
+        if (GhostFiles.IsDeleted(probe.Link))
+        {
+            return GhostFiles.Problem($"fd {probe.Fd}: open file", probe.Link, probe.Status, options);
+        }
+        // Files under /proc/PID of the tree are opened once its processes exist again; its threads come later.
+        return ProcFileOfTree.ThreadOf(probe.Link) is int thread && thread != probe.Pid && Directory.Exists($"/proc/{probe.Pid}/task/{thread}")
+            ? $"fd {probe.Fd}: '{probe.Link}' of its own thread {thread} (a thread's files under /proc cannot be opened again before the thread exists)"
+            : null;
+    }
 
     public override FileEntry Dump(DescriptorDump dump)
     {
@@ -50,7 +59,7 @@ internal sealed class RegularFiles : FileKind
         return fd;
     }
 
-    public override FownEntry? Owner(FileEntry file) => file.Reg.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Reg.Flags, file.Reg.Fown);
 
     // Flags that would change the file if we passed them again on reopen.
     private const int CreationFlags = O.CREAT | O.EXCL | O.TRUNC | O.TMPFILE;

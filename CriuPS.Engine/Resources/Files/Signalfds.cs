@@ -15,7 +15,7 @@ internal sealed class Signalfds : AnonInodeKind
 
     protected override string InodeName => "signalfd";
 
-    public override FownEntry? Owner(FileEntry file) => file.Sgfd.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Sgfd.Flags, file.Sgfd.Fown);
 
     public override FileEntry Dump(DescriptorDump dump) => new()
     {
@@ -25,5 +25,5 @@ internal sealed class Signalfds : AnonInodeKind
     };
 
     public override FileDescriptor Open(RestoreSession session, FileEntry file) =>
-        WithStatusFlags(Signalfd.Create(file.Sgfd.Sigmask, 0), file.Sgfd.Flags);
+        Signalfd.Create(file.Sgfd.Sigmask, 0);
 }

@@ -21,7 +21,7 @@ internal sealed class Terminals : FileKind
     public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
         options.ShellJob ? null : $"fd {probe.Fd}: terminal {probe.Link} (use -ShellJob)";
 
-    public override FownEntry? Owner(FileEntry file) => file.Tty.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Tty.Flags, file.Tty.Fown);
 
     private const uint PtySlaveFirstMajor = 136, PtySlaveLastMajor = 143, TtyMajor = 4, TtyAuxMajor = 5;
 

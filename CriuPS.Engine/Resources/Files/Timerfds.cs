@@ -18,7 +18,7 @@ internal sealed class Timerfds : AnonInodeKind
 
     protected override string InodeName => "timerfd";
 
-    public override FownEntry? Owner(FileEntry file) => file.Tfd.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Tfd.Flags, file.Tfd.Fown);
 
     public override FileEntry Dump(DescriptorDump dump)
     {
@@ -85,6 +85,6 @@ internal sealed class Timerfds : AnonInodeKind
             timer.Dispose();
             throw;
         }
-        return WithStatusFlags(timer, saved.Flags);
+        return timer;
     }
 }

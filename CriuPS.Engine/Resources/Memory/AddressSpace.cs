@@ -113,10 +113,15 @@ internal static partial class AddressSpace
         {
             entry.Shmid = Memfds.ForMapping(session, process.Pid, vma);
             entry.Fdflags = (uint)MapFiles.OpenFlags(process.Pid, vma);
+            entry.CriupsLocks.AddRange(MappedFileLocks.Claim(session, process, vma));
         }
         else if ((status & (VmaStatus.FileShared | VmaStatus.FilePrivate)) != 0)
         {
-            int openFlags = vma.Shared && vma.Writable ? O.RDWR : O.RDONLY;
+            entry.CriupsLocks.AddRange(MappedFileLocks.Claim(session, process, vma));
+            // An OFD write lock needs a description open for writing, as the one it was taken through.
+            int openFlags = vma.Shared && vma.Writable ? O.RDWR
+                : entry.CriupsLocks.Any(l => l.Type == (uint)Fcntl.F_WRLCK) ? MapFiles.OpenFlags(process.Pid, vma)
+                : O.RDONLY;
             entry.Shmid = RegularFiles.ForMapping(session, process.Pid, vma, openFlags);
             entry.Fdflags = (uint)openFlags;
         }

@@ -9,7 +9,7 @@ namespace CriuPS.Engine.Resources.Memory;
 /// The descriptors a process being restored maps its file-backed areas through. A file that still has its path is
 /// opened by the process itself; objects only the engine can provide (shared anonymous memory, memfds, deleted files
 /// created again) are pulled from the engine with pidfd_getfd. Each is opened once per file and open flags, and all
-/// are closed once the areas are mapped (a mapping keeps its file).
+/// are closed once the areas are mapped (a mapping keeps its file, and the flock and OFD locks taken through it).
 /// </summary>
 internal sealed class MappedFiles : IDisposable
 {
@@ -25,8 +25,18 @@ internal sealed class MappedFiles : IDisposable
         this.process = process;
     }
 
-    /// <summary>The process's descriptor of the file an area maps.</summary>
+    /// <summary>The process's descriptor of the file an area maps, holding the locks saved with the area.</summary>
     public long For(VmaEntry area)
+    {
+        long fd = Open(area);
+        if (area.CriupsLocks.Count > 0)
+        {
+            MappedFileLocks.Take(process, area, fd, session.Images.File((uint)area.Shmid) is { Reg: { } reg } ? reg.Name : $"file {area.Shmid}");
+        }
+        return fd;
+    }
+
+    private long Open(VmaEntry area)
     {
         var status = (VmaStatus)area.Status;
         uint openFlags = area.HasFdflags ? area.Fdflags : (uint)O.RDONLY;

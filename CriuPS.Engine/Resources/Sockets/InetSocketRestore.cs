@@ -284,7 +284,6 @@ internal sealed class InetSocketRestore : IDisposable
     {
         var entry = socket.Entry;
         var fd = socket.Socket!;
-        Fcntl.Call(fd, Fcntl.F_SETFL, (int)entry.Flags & (O.NONBLOCK | O.ASYNC));
         SocketOptions.Restore(fd, entry.Opts);
         if (entry.Proto == Native.Interop.Socket.IPPROTO_TCP)
         {

@@ -175,5 +175,5 @@ internal sealed class InetSockets : FileKind
         return session.InetSockets.For(file.Id);
     }
 
-    public override FownEntry? Owner(FileEntry file) => file.Isk.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Isk.Flags, file.Isk.Fown);
 }

@@ -378,7 +378,6 @@ internal sealed class UnixSocketRestore : IDisposable
                 Native.Interop.Socket.Shutdown(socket.Socket!, (int)entry.Shutdown - 1); // READ, WRITE, BOTH: SHUT_RD, SHUT_WR, SHUT_RDWR
             }
             SocketOptions.Restore(socket.Socket!, entry.Opts);
-            Fcntl.Call(socket.Socket!, Fcntl.F_SETFL, (int)entry.Flags & (O.NONBLOCK | O.ASYNC));
         }
         foreach (var socket in sockets.Where(s => s.Entry.Deleted && s.BoundFile is not null))
         {

@@ -165,5 +165,5 @@ internal sealed class UnixSockets : FileKind
         return session.UnixSockets.For(file.Id);
     }
 
-    public override FownEntry? Owner(FileEntry file) => file.Usk.Fown;
+    public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Usk.Flags, file.Usk.Fown);
 }
