@@ -20,6 +20,11 @@
     them: the checkpoint writes no criups-digests.img (CRIUPS_BENCH_NO_DIGESTS=1, a knob for benchmarks only),
     so the restore has nothing to verify. Adds a row "<workload> (no digests)" and a line with what the digests
     cost the dump and the restore.
+.PARAMETER Session
+    How the cmdlets run: Warm, in this session (the module loaded and its code compiled by the runs before), and
+    Cold, each checkpoint and each restore in a new PowerShell that imports the module first, as a script, a cron job
+    or an Ansible task runs them. A cold row's times are the cmdlet's own, measured inside that PowerShell; its
+    import and the whole life of that PowerShell (start to exit) are reported beside them. Both by default.
 .PARAMETER ImageRoot
     Directories to put the images in, one set of runs each: by default tmpfs (/dev/shm) and disk (/var/tmp).
 #>
@@ -30,7 +35,9 @@ param(
     [int]$Runs = 3,
     [ValidateSet('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g')]
     [string[]]$Workload = @('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g'),
-    [switch]$CompareDigests
+    [switch]$CompareDigests,
+    [ValidateSet('Warm', 'Cold')]
+    [string[]]$Session = @('Warm', 'Cold')
 )
 
 $ErrorActionPreference = 'Stop'
@@ -38,7 +45,8 @@ $ErrorActionPreference = 'Stop'
 $SetupSeconds = 300
 $ProgressPreference = 'SilentlyContinue'
 $root = Split-Path $PSScriptRoot
-Import-Module (Join-Path $root 'out/CriuPS/CriuPS.psd1') -Force
+$modulePath = Join-Path $root 'out/CriuPS/CriuPS.psd1'
+Import-Module $modulePath -Force
 Import-Module (Join-Path $root 'Tests/Pester/TestHelpers.psm1') -Force
 $build = Join-Path ([IO.Path]::GetTempPath()) "criups-bench-$PID"
 New-Item -ItemType Directory -Force $build | Out-Null
@@ -152,9 +160,33 @@ function Measure-LazyRun([string]$Image, [int]$Target, [string]$Log, [System.Sec
     }
 }
 
+# One cmdlet in a new PowerShell, as a script runs it: the module imported, then $Command timed inside. Returns what
+# $Select makes of its result (a hashtable of plain values, as JSON), with Import, Seconds (the cmdlet) and Life (the
+# PowerShell from start to exit).
+function Invoke-InNewSession([string]$Command, [string]$Select) {
+    $script = @"
+`$ErrorActionPreference = 'Stop'
+`$clock = [Diagnostics.Stopwatch]::StartNew()
+Import-Module '$modulePath'
+`$import = `$clock.Elapsed.TotalSeconds
+`$clock.Restart()
+`$result = $Command
+`$seconds = `$clock.Elapsed.TotalSeconds
+`$selected = & { $Select }
+`$selected.Import = `$import; `$selected.Seconds = `$seconds
+`$selected | ConvertTo-Json -Compress -Depth 3
+"@
+    $life = [Diagnostics.Stopwatch]::StartNew()
+    $json = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script
+    if ($LASTEXITCODE -ne 0) { throw "A new PowerShell failed to run ${Command}: $json" }
+    $result = $json | ConvertFrom-Json
+    $result | Add-Member Life $life.Elapsed.TotalSeconds
+    $result
+}
+
 # One checkpoint and restore of a workload, the restored process verified. Without $Digests the checkpoint writes no
 # criups-digests.img (the benchmark knob CRIUPS_BENCH_NO_DIGESTS), so its restore verifies nothing either.
-function Measure-Run([string]$Name, $Spec, [int]$Run, [string]$ImageRoot, [bool]$Digests) {
+function Measure-Run([string]$Name, $Spec, [int]$Run, [string]$ImageRoot, [bool]$Digests, [bool]$Cold) {
     $work = Join-Path $build "$Name-$Run"
     Remove-Item -Recurse -Force $work -ErrorAction Ignore
     $log = Join-Path $work 'bench.log'
@@ -166,23 +198,34 @@ function Measure-Run([string]$Name, $Spec, [int]$Run, [string]$ImageRoot, [bool]
         }
         $env:CRIUPS_BENCH_NO_DIGESTS = if ($Digests) { $null } else { '1' }
         $clock = [Diagnostics.Stopwatch]::StartNew()
-        try { $checkpoint = Checkpoint-Process -Id $target -ImagePath $image -Force }
+        try {
+            $checkpoint = if ($Cold) {
+                Invoke-InNewSession "Checkpoint-Process -Id $target -ImagePath '$image' -Force" `
+                    '@{ HasDigests = $result.HasDigests; FrozenTime = @{ TotalSeconds = $result.FrozenTime.TotalSeconds }; MemoryBytes = $result.MemoryBytes; Processes = @($result.Processes | ForEach-Object { @{ Id = $_.Id } }) }'
+            }
+            else { Checkpoint-Process -Id $target -ImagePath $image -Force }
+        }
         finally { $env:CRIUPS_BENCH_NO_DIGESTS = $null }
-        $dumpSeconds = $clock.Elapsed.TotalSeconds
+        $dumpSeconds = $Cold ? $checkpoint.Seconds : $clock.Elapsed.TotalSeconds
         if ($checkpoint.HasDigests -ne $Digests) { throw "$Name run ${Run}: the image has digests: $($checkpoint.HasDigests), expected $Digests" }
         # A killed tree's orphans are reaped by init, which on this VM takes up to seconds: that wait is
         # the machine's, not the restore's, so the restore is timed once every saved PID is free.
         Wait-Until { -not ($checkpoint.Processes.Id | Where-Object { Test-Path "/proc/$_" }) } 'the checkpointed processes to be reaped' 30
         $clock.Restart()
-        $restored = Restore-Process -ImagePath $image
-        $restoreSeconds = $clock.Elapsed.TotalSeconds
+        $restored = if ($Cold) {
+            Invoke-InNewSession "Restore-Process -ImagePath '$image'" `
+                '@{ Id = $result.Id; RestoreTime = @{ TotalSeconds = $result.RestoreTime.TotalSeconds }; VerifyTime = @{ TotalSeconds = $result.VerifyTime.TotalSeconds } }'
+        }
+        else { Restore-Process -ImagePath $image }
+        $restoreSeconds = $Cold ? $restored.Seconds : $clock.Elapsed.TotalSeconds
         Register-TestProcess $restored.Id
         $verified = if ($Spec.Program -eq 'redis') { Test-Redis } else { (Invoke-SelfCheck $target $log -TimeoutSeconds $SetupSeconds) -match '^OK' }
         if (-not $verified) { throw "$Name did not verify itself after the restore (run $Run)" }
         [pscustomobject]@{
-            Digests = $Digests; Dump = $dumpSeconds; Frozen = $checkpoint.FrozenTime.TotalSeconds; Restore = $restoreSeconds
+            Digests = $Digests; Cold = $Cold; Dump = $dumpSeconds; Frozen = $checkpoint.FrozenTime.TotalSeconds; Restore = $restoreSeconds
             RestoreEngine = $restored.RestoreTime.TotalSeconds; Verify = $restored.VerifyTime.TotalSeconds
             ImageBytes = Get-DirectorySize $image; MemoryBytes = $checkpoint.MemoryBytes
+            Import = ($Cold ? ($checkpoint.Import + $restored.Import) / 2 : 0); Life = ($Cold ? ($checkpoint.Life + $restored.Life) / 2 : 0)
         }
     }
     finally {
@@ -272,23 +315,34 @@ foreach ($imageRoot in $ImageRoot) {
         # With -CompareDigests each run is taken twice in a row, with and without digests, so that both see the
         # machine in the same state, first one and then the other in turn (what runs first in a pair is slower or
         # faster for reasons of its own: on disk, the writeback of the pair's first image).
+        # Cold and warm runs alternate too, a cold one first (a warm session is warm from the second run on: the
+        # first run of all warms it, and its sample counts, as a script's first checkpoint would).
         $samples = foreach ($run in 1..$Runs) {
             $variants = if (-not $CompareDigests) { , $true } elseif ($run % 2) { $true, $false } else { $false, $true }
-            foreach ($digests in $variants) { Measure-Run $name $spec $run $imageRoot $digests }
+            foreach ($cold in @($Session | Sort-Object | ForEach-Object { $_ -eq 'Cold' })) {
+                foreach ($digests in $variants) { Measure-Run $name $spec $run $imageRoot $digests $cold }
+            }
         }
-        $rows = foreach ($group in $samples | Group-Object Digests) {
-            $row = New-Row $medium ($group.Name -eq 'True' ? $name : "$name (no digests)") $group.Group $limits
-            $results.Add($row)
-            Write-Host ("{0,-24} dump {1:N2}/{2:N2} s (frozen {3:N2}/{4:N2}), restore {5:N2}/{6:N2} s (running after {7:N2}/{8:N2}, verifying {9:N3}), image {10} MiB" -f $row.Workload,
-                $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ResumedMin, $row.ResumedMedian, $row.VerifyMedian, $row.ImageMiB)
-            $row
-        }
-        if ($CompareDigests) {
-            $with = $rows | Where-Object Workload -EQ $name
-            $without = $rows | Where-Object Workload -NE $name
-            Write-Host ("{0,-24} digests cost the dump {1:+0.0;-0.0}% (median; frozen {2:+0.0;-0.0}%), the restore {3:+0.0;-0.0}% (verifying {4:N3} s)" -f $name,
-                (100 * ($with.DumpMedian / $without.DumpMedian - 1)), (100 * ($with.FrozenMedian / $without.FrozenMedian - 1)),
-                (100 * ($with.RestoreMedian / $without.RestoreMedian - 1)), $with.VerifyMedian)
+        foreach ($sessionGroup in $samples | Group-Object Cold) {
+            $sessionKind = $sessionGroup.Group[0].Cold ? 'cold' : 'warm'
+            $rows = foreach ($group in $sessionGroup.Group | Group-Object Digests) {
+                $row = New-Row $medium ($group.Name -eq 'True' ? $name : "$name (no digests)") $group.Group $limits
+                $row | Add-Member -NotePropertyName Session -NotePropertyValue $sessionKind
+                $row | Add-Member -NotePropertyName ImportMedian -NotePropertyValue (Get-Median $group.Group.Import)
+                $row | Add-Member -NotePropertyName LifeMedian -NotePropertyValue (Get-Median $group.Group.Life)
+                $results.Add($row)
+                $cold = $sessionKind -eq 'cold' ? (", in a new PowerShell: import {0:N2} s, its whole life {1:N2} s" -f $row.ImportMedian, $row.LifeMedian) : ''
+                Write-Host ("{0,-24} {1} dump {2:N2}/{3:N2} s (frozen {4:N2}/{5:N2}), restore {6:N2}/{7:N2} s (running after {8:N2}/{9:N2}, verifying {10:N3}), image {11} MiB{12}" -f $row.Workload, $sessionKind,
+                    $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ResumedMin, $row.ResumedMedian, $row.VerifyMedian, $row.ImageMiB, $cold)
+                $row
+            }
+            if ($CompareDigests) {
+                $with = $rows | Where-Object Workload -EQ $name
+                $without = $rows | Where-Object Workload -NE $name
+                Write-Host ("{0,-24} {1} digests cost the dump {2:+0.0;-0.0}% (median; frozen {3:+0.0;-0.0}%), the restore {4:+0.0;-0.0}% (verifying {5:N3} s)" -f $name, $sessionKind,
+                    (100 * ($with.DumpMedian / $without.DumpMedian - 1)), (100 * ($with.FrozenMedian / $without.FrozenMedian - 1)),
+                    (100 * ($with.RestoreMedian / $without.RestoreMedian - 1)), $with.VerifyMedian)
+            }
         }
     }
 }
@@ -297,13 +351,13 @@ $out = Join-Path $root 'out/bench'
 New-Item -ItemType Directory -Force $out | Out-Null
 $json = Join-Path $out ("bench-{0:yyyyMMdd-HHmmss}.json" -f (Get-Date))
 $results | ConvertTo-Json -Depth 4 | Set-Content $json
-$results | Where-Object DumpMin | Format-Table Medium, Workload, DumpMin, DumpMedian, FrozenMin, FrozenMedian, RestoreMin, RestoreMedian, ResumedMin, ImageMiB, DumpGBps, DumpVsWrite, RestoreGBps, RestoreVsTouch | Out-Host
+$results | Where-Object DumpMin | Format-Table Medium, Workload, Session, DumpMin, DumpMedian, FrozenMin, FrozenMedian, RestoreMin, RestoreMedian, ResumedMin, ImageMiB, DumpGBps, DumpVsWrite, RestoreGBps, RestoreVsTouch | Out-Host
 # The same as a Markdown table, as the README shows it.
-Write-Host '| images | workload | dump min / median (s) | frozen min / median (s) | restore min / median (s) | image (MiB) | dump vs write | restore vs first touch |'
-Write-Host '| --- | --- | --- | --- | --- | --- | --- | --- |'
+Write-Host '| images | workload | session | dump min / median (s) | frozen min / median (s) | restore min / median (s) | image (MiB) | dump vs write | restore vs first touch |'
+Write-Host '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'
 foreach ($row in $results | Where-Object DumpMin) {
-    Write-Host ('| {0} | {1} | {2:N2} / {3:N2} | {4:N2} / {5:N2} | {6:N2} / {7:N2} | {8} | {9:N2} | {10:N2} |' -f $row.Medium, $row.Workload, $row.DumpMin, $row.DumpMedian,
-        $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ImageMiB, $row.DumpVsWrite, $row.RestoreVsTouch)
+    Write-Host ('| {0} | {1} | {11} | {2:N2} / {3:N2} | {4:N2} / {5:N2} | {6:N2} / {7:N2} | {8} | {9:N2} | {10:N2} |' -f $row.Medium, $row.Workload, $row.DumpMin, $row.DumpMedian,
+        $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ImageMiB, $row.DumpVsWrite, $row.RestoreVsTouch, $row.Session)
 }
 $results | Where-Object Workload -Like 'lazy*' | Format-Table Medium, Workload, RunningMin, RunningMedian, CheckedMedian, AllPagesMedian, PagesPerSecond, FaultPagesPerSecond, PagesOnFault, BackgroundPagesPerSecond | Out-Host
 Write-Host "Results: $json"

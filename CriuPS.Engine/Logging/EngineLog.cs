@@ -17,6 +17,7 @@ public sealed class EngineLog : IDisposable
     private StreamWriter? file;
     private string? currentPhase;
     private TimeSpan currentPhaseStart;
+    private JitWork currentPhaseJit;
 
     private readonly CancellationToken cancellation;
 
@@ -101,6 +102,7 @@ public sealed class EngineLog : IDisposable
         EndPhase();
         currentPhase = name;
         currentPhaseStart = clock.Elapsed;
+        currentPhaseJit = JitWork.SoFar();
         Write($"==== {name}");
         observer.Phase(name);
     }
@@ -110,7 +112,7 @@ public sealed class EngineLog : IDisposable
         if (currentPhase is not null)
         {
             var took = clock.Elapsed - currentPhaseStart;
-            var message = $"{currentPhase}: done in {took.TotalMilliseconds:F1} ms";
+            var message = $"{currentPhase}: done in {took.TotalMilliseconds:F1} ms{JitWork.SoFar().Since(currentPhaseJit)}";
             Write(message);
             observer.Detail(message);
             currentPhase = null;

@@ -1,0 +1,21 @@
+using System.Runtime;
+
+namespace CriuPS.Engine.Logging;
+
+/// <summary>
+/// What the runtime has compiled so far, in every thread of this process: a phase that compiles is a phase that runs
+/// slower the first time in a session (a fresh PowerShell per checkpoint pays it each time), so the log says how much
+/// of each phase went to the JIT. The module is precompiled (ReadyToRun); what remains is mostly generic code over
+/// types of other assemblies and rejits of hot methods.
+/// </summary>
+internal readonly record struct JitWork(long Methods, TimeSpan Time)
+{
+    public static JitWork SoFar() => new(JitInfo.GetCompiledMethodCount(), JitInfo.GetCompilationTime());
+
+    /// <summary>" (the runtime compiled N methods for X ms of it)" since <paramref name="start"/>, or nothing when it compiled nothing.</summary>
+    public string Since(JitWork start)
+    {
+        long methods = Methods - start.Methods;
+        return methods <= 0 ? "" : $" (the runtime compiled {methods} methods for {(Time - start.Time).TotalMilliseconds:F1} ms of it)";
+    }
+}
