@@ -73,7 +73,7 @@ function Invoke-Build {
 # The Debian packages the tests and the demo need at run time: libnftables1 (the network lock of
 # Checkpoint-Process -TcpEstablished). Installs what is missing with apt-get, as root, without questions; fails
 # with a message saying what to install when it cannot.
-$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools')
+$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools', 'tmux', 'screen')
 
 function Install-TestPrerequisites([string[]]$Packages = $script:TestPackages) {
     if (-not (Get-Command dpkg-query -ErrorAction Ignore)) {

@@ -80,6 +80,7 @@ internal static class Preflight
             problems.AddRange(ResourceProblems(pid, own, options).Select(p => Prefix(pid) + p));
         }
         problems.AddRange(UnixSocketTopology.Of(descriptors).Problems().Select(p => Prefix(p.Pid) + p.Problem));
+        problems.AddRange(TerminalTopology.Of(descriptors, live).ShellJobProblems(descriptors, options.ShellJob).Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(FileLocks.Problems(live, descriptors));
         problems.AddRange(ProcessTree.LayoutProblems(members, options.ShellJob));
         if (problems.Count > 0)

@@ -102,9 +102,24 @@ internal static class FileDescriptors
         var file = session.Images.File(fd.Id);
         var kind = FileKinds.For(file.Type) ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
             $"fd {fd.Fd} of process {images.Pid} is of type {file.Type}, which CriuPS cannot restore yet.", fd.Fd);
-        var description = kind.Open(session, file);
-        FileOwner.Restore(description, kind.Owner(file));
-        session.OpenFiles[fd.Id] = description;
+        if (kind.OpensInRestoredProcess(session, file))
+        {
+            return;
+        }
+        session.OpenFiles[fd.Id] = kind.Open(session, file);
+    }
+
+    /// <summary>
+    /// Gives every description its saved owner for SIGIO (F_SETOWN_EX), once the processes, groups and threads it may
+    /// name exist: a program usually names itself (screen's socket does).
+    /// </summary>
+    public static void RestoreOwners(RestoreSession session)
+    {
+        foreach (var (id, description) in session.OpenFiles)
+        {
+            var file = session.Images.File(id);
+            FileOwner.Restore(description, FileKinds.For(file.Type)!.Owner(file));
+        }
     }
 
     /// <summary>Installs every saved descriptor in the process, at its number, with its close-on-exec flag.</summary>
@@ -134,7 +149,8 @@ internal static class FileDescriptors
         table.Release(first);
         foreach (var fd in fds)
         {
-            var mine = session.OpenFiles[fd.Id];
+            var mine = session.OpenFiles.GetValueOrDefault(fd.Id) ?? throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
+                $"fd {fd.Fd} of process {process.Pid} could not be opened again: only a process of its session could open it, and none did.", process.Pid);
             int pulled = table.Take();
             expected.Add((batch.Add(() => $"pidfd_getfd of fd {fd.Fd}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)mine.Value, 0), pulled));
             bool closeOnExec = (fd.Flags & Fcntl.FD_CLOEXEC) != 0;
