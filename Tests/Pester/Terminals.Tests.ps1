@@ -121,6 +121,40 @@ Describe 'A pseudo-terminal pair inside the tree' {
     }
 }
 
+Describe 'Pseudo-terminals that cannot be saved' {
+    AfterEach { Stop-TestProcesses }
+
+    BeforeAll {
+        $script:Python = (Get-Command python3 -CommandType Application)[0].Source
+
+        # Checkpoints a python3 program with -ShellJob (so that a session led outside the tree is no reason to refuse it)
+        # and expects the refusal named, the program running on as before.
+        function Assert-Refused([string]$Name, [string]$Program, [string]$Pattern) {
+            $target = Start-TestTarget -Program $Python -Arguments '-c', $Program -WorkDirectory (Join-Path $TestDrive $Name)
+            Register-TestProcess ([int](Get-Content "/proc/$target/stat" -Raw).Split(') ')[1].Split(' ')[1])
+            Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "image-$Name") -ShellJob -ErrorVariable errors -ErrorAction SilentlyContinue |
+                Should -BeNullOrEmpty
+            $errors[0].FullyQualifiedErrorId | Should -Be "Unsupported,$Checkpoint"
+            $errors[0].Exception.Message | Should -Match $Pattern
+            Test-ProcessAlive $target | Should -BeTrue
+            (Get-Content "/proc/$target/stat" -Raw).Split(') ')[1][0] | Should -Not -Be 'T' -Because 'the tree was released'
+        }
+    }
+
+    It 'refuses a slave that was hung up (its master closed), with the tree released' {
+        $program = "import os, time`nm, s = os.openpty()`nos.close(m)`nopen('ready', 'w').write(str(os.getpid()))`nwhile True: time.sleep(60)`n"
+        Assert-Refused 'hungup' $program 'terminal /dev/pts/\d+ \(deleted\), which was hung up'
+    }
+
+    It 'refuses a master whose slave controls a session led outside the tree' {
+        # The parent (launch made it a session leader) leads its session on the slave and stays outside; its child,
+        # checkpointed, holds the master.
+        $program = "import os, fcntl, termios, time`nm, s = os.openpty()`nfcntl.ioctl(s, termios.TIOCSCTTY, 0)`n" +
+            "child = os.fork()`nif child == 0:`n    while True: time.sleep(60)`nopen('ready', 'w').write(str(child))`nwhile True: time.sleep(60)`n"
+        Assert-Refused 'outside' $program 'holds the master of /dev/pts/\d+ .*whose leader is not in the tree'
+    }
+}
+
 Describe 'Terminal multiplexers' {
     AfterEach { Stop-TestProcesses }
 
