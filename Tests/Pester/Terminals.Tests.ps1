@@ -158,30 +158,41 @@ Describe 'Pseudo-terminals that cannot be saved' {
 Describe 'Terminal multiplexers' {
     AfterEach { Stop-TestProcesses }
 
-    It 'restores a tmux server: tmux ls answers and keys sent reach the window, whose output tmux captures' {
+    It 'restores a tmux server: tmux ls answers and keys sent reach each window, whose output tmux captures' {
         $socket = Join-Path $TestDrive 'tmux.sock'
         $tmux = @('-S', $socket, '-f', '/dev/null')
-        & tmux @tmux new-session -d -s work -x 100 -y 30 'while read line; do echo "got:$line"; done'
+        # Each window's shell answers through /dev/tty, which it opened on its own terminal: two sessions, two /dev/tty.
+        $loop = 'exec 9<>/dev/tty; while read line; do echo "got:$line" >&9; done'
+        & tmux @tmux new-session -d -s work -x 100 -y 30 $loop
+        & tmux @tmux new-window -d -t work $loop
         $server = [int](& tmux @tmux display-message -p '#{pid}')
         Register-TestProcess $server
-        $paneTty = & tmux @tmux display-message -p '#{pane_tty}'
+        $windows = 'work:0', 'work:1'
+        $paneTtys = $windows | ForEach-Object { & tmux @tmux display-message -p -t $_ '#{pane_tty}' }
+        $paneTtys | Select-Object -Unique | Should -HaveCount 2
         $layout = @(Get-ProcessTreeLayout $server)
-        $layout.Count | Should -Be 2
-        & tmux @tmux send-keys -t work 'before' Enter
-        Wait-Until { (& tmux @tmux capture-pane -p -t work) -contains 'got:before' } 'the window to answer before the checkpoint'
+        $layout.Count | Should -Be 3
+        foreach ($w in $windows) {
+            & tmux @tmux send-keys -t $w "before-$w" Enter
+            Wait-Until { (& tmux @tmux capture-pane -p -t $w) -contains "got:before-$w" } "window $w to answer before the checkpoint"
+        }
 
         $image = Checkpoint-Process -Id $server -ImagePath (Join-Path $TestDrive 'image-tmux')
         Wait-TreeGone $layout
+        $infos = @((Import-CheckpointImageFile (Join-Path $image.Path 'tty-info.img')).Entries)
+        @($infos | Where-Object type -EQ 'CTTY').sid | Sort-Object | Should -Be ($layout[1..2] | ForEach-Object { [int]$_.Split(' ')[0] } | Sort-Object)
         & tmux @tmux ls 2>$null
         $LASTEXITCODE | Should -Not -Be 0 -Because 'no server answers while it is checkpointed'
 
         Restore-Process $image.Path -Detach | Out-Null
         $layout | ForEach-Object { Register-TestProcess ([int]$_.Split(' ')[0]) }
-        & tmux @tmux ls | Should -Match '^work: 1 windows'
-        & tmux @tmux display-message -p '#{pane_tty}' | Should -Be $paneTty
-        & tmux @tmux send-keys -t work 'after' Enter
-        Wait-Until { (& tmux @tmux capture-pane -p -t work) -contains 'got:after' } 'the window to answer after the restore'
-        (& tmux @tmux capture-pane -p -t work) -contains 'got:before' | Should -BeTrue -Because 'the screen tmux kept is back'
+        & tmux @tmux ls | Should -Match '^work: 2 windows'
+        $windows | ForEach-Object { & tmux @tmux display-message -p -t $_ '#{pane_tty}' } | Should -Be $paneTtys
+        foreach ($w in $windows) {
+            & tmux @tmux send-keys -t $w "after-$w" Enter
+            Wait-Until { (& tmux @tmux capture-pane -p -t $w) -contains "got:after-$w" } "window $w to answer after the restore"
+            (& tmux @tmux capture-pane -p -t $w) -contains "got:before-$w" | Should -BeTrue -Because 'the screen tmux kept is back'
+        }
     }
 
     It 'restores a detached screen session: screen -ls lists it and stuffed input reaches the window, as a hardcopy shows' {
