@@ -71,10 +71,10 @@ function Invoke-Build {
 }
 
 # The Debian packages the tests and the demo need at run time: libnftables1 (the network lock of
-# Checkpoint-Process -TcpEstablished), redis and OpenJDK (default-jre-headless) for real programs, libcap2-bin (setcap: the unprivileged tests give a
+# Checkpoint-Process -TcpEstablished), redis, OpenJDK (default-jre-headless), tmux and screen for real programs, libcap2-bin (setcap: the unprivileged tests give a
 # copy of the dotnet host file capabilities). Installs what is missing with apt-get, as root, without questions;
 # fails with a message saying what to install when it cannot.
-$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools', 'libcap2-bin', 'default-jre-headless')
+$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools', 'libcap2-bin', 'default-jre-headless', 'tmux', 'screen')
 
 function Install-TestPrerequisites([string[]]$Packages = $script:TestPackages) {
     if (-not (Get-Command dpkg-query -ErrorAction Ignore)) {

@@ -44,6 +44,7 @@ internal static class ErrorRecords
         CheckpointErrorKind.PidInUse => ErrorCategory.ResourceExists,
         CheckpointErrorKind.FreezeTimeout => ErrorCategory.OperationTimeout,
         CheckpointErrorKind.AddressInUse => ErrorCategory.ResourceExists,
+        CheckpointErrorKind.TerminalInUse => ErrorCategory.ResourceExists,
         CheckpointErrorKind.ProcessExited => ErrorCategory.OperationStopped,
         CheckpointErrorKind.Cancelled => ErrorCategory.OperationStopped,
         CheckpointErrorKind.PageServerUnavailable => ErrorCategory.ConnectionError,

@@ -134,6 +134,7 @@ public static class DumpPipeline
             }
 
             log.Phase("Writing images");
+            PseudoTerminalDump.SaveQueuedData(session);
             CpuDescription.Dump(session);
             ImageSetWriter.Write(session);
             FailurePoint.Check(options.FailAt, FailurePoint.BeforeKill);
@@ -151,12 +152,14 @@ public static class DumpPipeline
             {
                 log.Phase("Resuming the processes");
                 session.InetSockets.Resume(log);
+                PseudoTerminalDump.End(session, putBack: true);
                 Release(tree, injections, log);
             }
             else
             {
                 log.Phase("Killing the processes");
                 tree.Kill();
+                PseudoTerminalDump.End(session, putBack: false);
                 // Their connections closed silently in repair mode; the lock stays for Restore-Process to lift.
                 session.InetSockets.KeepLockForRestore(log);
                 if (session.InetSockets.Lock is { } kept)
@@ -170,6 +173,7 @@ public static class DumpPipeline
         {
             log.Error(e.ToString());
             session.InetSockets.Resume(log);
+            PutBackTerminalData(session);
             if (tree is not null)
             {
                 Release(tree, injections, log);
@@ -249,6 +253,19 @@ public static class DumpPipeline
                 vmas.Remove(leftover);
             }
             session.Processes.Add(new DumpedProcess(frozen, memory, injection, vmas));
+        }
+    }
+
+    // A failed dump gives the terminals back the bytes it took from them; a failure here must not hide the first one.
+    private static void PutBackTerminalData(DumpSession session)
+    {
+        try
+        {
+            PseudoTerminalDump.End(session, putBack: true);
+        }
+        catch (Exception e) when (e is NativeException or CheckpointException)
+        {
+            session.Log.Error($"putting back the bytes queued in terminals: {e.Message}");
         }
     }
 

@@ -61,6 +61,9 @@ public enum CheckpointErrorKind
     /// <summary>An address or port a restored socket needs is taken by another socket.</summary>
     AddressInUse,
 
+    /// <summary>A pseudo-terminal index (/dev/pts/N) the restored processes need is taken by another terminal.</summary>
+    TerminalInUse,
+
     /// <summary>The process exited or was killed while being checkpointed.</summary>
     ProcessExited,
 

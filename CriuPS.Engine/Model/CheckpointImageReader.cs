@@ -136,7 +136,7 @@ public static class CheckpointImageReader
         {
             FdTypes.Reg => (file.Reg.Name, (int)file.Reg.Flags, (long?)file.Reg.Pos),
             FdTypes.Pipe => ($"pipe:[{file.Pipe.PipeId}]", (int)file.Pipe.Flags, null),
-            FdTypes.Tty => ("terminal", (int)file.Tty.Flags, null),
+            FdTypes.Tty => (images.Files.TryGetValue(file.Tty.RegfId, out var node) && node.Reg is not null ? node.Reg.Name : "terminal", (int)file.Tty.Flags, null),
             FdTypes.Eventfd => ("anon_inode:[eventfd]", (int)file.Efd.Flags, null),
             FdTypes.Signalfd => ("anon_inode:[signalfd]", (int)file.Sgfd.Flags, null),
             FdTypes.Timerfd => ("anon_inode:[timerfd]", (int)file.Tfd.Flags, null),

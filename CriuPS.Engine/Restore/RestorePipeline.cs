@@ -163,7 +163,8 @@ public static class RestorePipeline
                     Seccomp.Restore(session, process, thread.Caller, thread.Core.ThreadCore);
                 }
             }
-            FileDescriptors.RestoreOwners(session); // every thread an owner may name exists now
+            // Once every process, group and thread exists: an owner may name any of them.
+            FileDescriptors.RestoreOwners(session);
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCredentials);
 
             log.Phase("Resuming");

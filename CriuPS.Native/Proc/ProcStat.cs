@@ -44,7 +44,11 @@ public sealed class ProcStat
 
     public int Session => (int)L(6);
 
+    /// <summary>The controlling terminal's device number (major in bits 8-15, minor in bits 0-7 and 20-31), 0 for none.</summary>
     public int TtyNumber => (int)L(7);
+
+    /// <summary>The foreground process group of the controlling terminal, -1 when there is none.</summary>
+    public int TerminalForegroundGroup => (int)L(8);
 
     /// <summary>The kernel's PF_* task flags.</summary>
     public uint Flags => (uint)U(9);

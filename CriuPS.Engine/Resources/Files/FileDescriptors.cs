@@ -133,6 +133,10 @@ internal static class FileDescriptors
         var file = session.Images.File(fd.Id);
         var kind = FileKinds.For(file.Type) ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
             $"fd {fd.Fd} of process {images.Pid} is of type {file.Type}, which CriuPS cannot restore yet.", fd.Fd);
+        if (kind.OpensInRestoredProcess(session, file))
+        {
+            return;
+        }
         var description = kind.Open(session, file);
         session.OpenFiles[fd.Id] = description;
         StatusFlags.Restore(description, kind.Saved(session.Images, file).Flags, $"fd {fd.Fd} of process {images.Pid} ({file.Type})");
@@ -165,7 +169,8 @@ internal static class FileDescriptors
         table.Release(first);
         foreach (var fd in fds)
         {
-            var mine = session.OpenFiles[fd.Id];
+            var mine = session.OpenFiles.GetValueOrDefault(fd.Id) ?? throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
+                $"fd {fd.Fd} of process {process.Pid} could not be opened again: only a process of its session could open it, and none did.", process.Pid);
             int pulled = table.Take();
             expected.Add((batch.Add(() => $"pidfd_getfd of fd {fd.Fd}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)mine.Value, 0), pulled));
             bool closeOnExec = (fd.Flags & Fcntl.FD_CLOEXEC) != 0;

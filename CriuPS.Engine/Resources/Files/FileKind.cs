@@ -81,6 +81,12 @@ internal abstract class FileKind
     /// <summary>The file_entry of a new open file description.</summary>
     public abstract FileEntry Dump(DescriptorDump dump);
 
+    /// <summary>
+    /// Whether only a restored process can open the description (/dev/tty of a restored session): then the module
+    /// that restores it opens it there once the tree exists, and <see cref="Open"/> is not called.
+    /// </summary>
+    public virtual bool OpensInRestoredProcess(RestoreSession session, FileEntry file) => false;
+
     /// <summary>Recreates the open file description in the engine.</summary>
     public abstract FileDescriptor Open(RestoreSession session, FileEntry file);
 

@@ -21,7 +21,7 @@ internal sealed class RegularFiles : FileKind
     public override bool Handles(DescriptorProbe probe) =>
         probe.Status.Type is FileStatus.Regular or FileStatus.Directory or FileStatus.BlockDevice
             ? !probe.Link.StartsWith("anon_inode:", StringComparison.Ordinal) && !probe.Link.StartsWith("/memfd:", StringComparison.Ordinal)
-            : probe.Status.Type == FileStatus.CharDevice && !Terminals.IsTerminal(probe.Status);
+            : probe.Status.Type == FileStatus.CharDevice && !TerminalDevice.IsTerminal(probe.Status);
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options)
     {

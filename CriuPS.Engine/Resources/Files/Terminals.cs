@@ -9,74 +9,73 @@ using Tmds.Linux;
 namespace CriuPS.Engine.Resources.Files;
 
 /// <summary>
-/// Terminals (tty_file_entry, tty-info.img), for shell jobs only, as CRIU's --shell-job: a terminal cannot be
-/// recreated, so on restore every saved terminal descriptor is connected to the caller's own terminal.
+/// Terminals (tty_file_entry, tty-info.img, tty-data.img). A pseudo-terminal pair whose master the tree holds is the
+/// tree's own: both ends are saved with their settings and queued bytes and recreated on restore
+/// (<see cref="PseudoTerminalDump"/>, <see cref="PseudoTerminalRestore"/>), and so is /dev/tty opened on one
+/// (<see cref="ControllingTerminals"/>). Any other terminal belongs to a shell job, as CRIU's --shell-job: it cannot be
+/// recreated, so on restore every such descriptor is connected to the caller's own terminal.
 /// </summary>
 internal sealed class Terminals : FileKind
 {
     public override FdTypes Type => FdTypes.Tty;
 
-    public override bool Handles(DescriptorProbe probe) => probe.Status.Type == FileStatus.CharDevice && IsTerminal(probe.Status);
+    public override bool Handles(DescriptorProbe probe) => TerminalDevice.IsTerminal(probe.Status);
 
+    // Pseudo-terminals and /dev/tty are the tree's own or not depending on the rest of the tree (TerminalTopology).
     public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
-        options.ShellJob ? null : $"fd {probe.Fd}: terminal {probe.Link} (use -ShellJob)";
+        options.ShellJob || TerminalDevice.Of(probe.Status, () => -1).Role is TerminalRole.PtyMaster or TerminalRole.PtySlave or TerminalRole.ControllingTerminal
+            ? null
+            : TerminalTopology.ShellJobProblem(probe);
 
     public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Tty.Flags, file.Tty.Fown);
-
-    private const uint PtySlaveFirstMajor = 136, PtySlaveLastMajor = 143, TtyMajor = 4, TtyAuxMajor = 5;
-
-    public static bool IsTerminal(FileStatus status)
-    {
-        uint major = status.RawDeviceMajor;
-        uint minor = status.RawDeviceMinor;
-        return (major >= PtySlaveFirstMajor && major <= PtySlaveLastMajor)
-            || major == TtyMajor
-            || (major == TtyAuxMajor && minor is 0 or 1);
-    }
 
     public override FileEntry Dump(DescriptorDump dump)
     {
         var session = dump.Session;
-        var status = dump.Probe.Status;
-        int pid = dump.Probe.Pid;
-        uint id = dump.Id;
-        uint major = status.RawDeviceMajor;
-        uint minor = status.RawDeviceMinor;
-        var type = major is >= PtySlaveFirstMajor and <= PtySlaveLastMajor ? TtyType.Pty
-            : major == TtyAuxMajor && minor == 0 ? TtyType.Ctty
-            : major == TtyAuxMajor ? TtyType.Console
-            : minor < 64 ? TtyType.Vt : TtyType.Serial;
-        uint infoId = (uint)status.RawDevice;
-        if (!session.TtyInfos.Any(t => t.Id == infoId))
+        var device = TerminalDevice.Of(dump.Probe.Status, () => Terminal.PtyNumber(dump.Copy));
+        if (device.IsPty && device.Index > TerminalDevice.MaxPtyIndex)
         {
-            var stat = ProcStat.Read(pid);
-            var tty = new TtyInfoEntry
-            {
-                Id = infoId,
-                Type = type,
-                Locked = false,
-                Exclusive = false,
-                PacketMode = false,
-                Sid = (uint)stat.Session,
-                Pgrp = (uint)stat.ProcessGroup,
-                Rdev = (uint)status.RawDevice,
-            };
-            if (type == TtyType.Pty)
-            {
-                tty.Pty = new TtyPtyEntry { Index = minor + (major - PtySlaveFirstMajor) * 256 };
-            }
-            session.TtyInfos.Add(tty);
+            // Its tty_info id would be that of another kind of terminal (the console's is 2 * 1002).
+            throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                $"Process {dump.Probe.Pid} has fd {dump.Probe.Fd}: pseudo-terminal /dev/pts/{device.Index}, whose index is above {TerminalDevice.MaxPtyIndex}, the highest an image can hold.",
+                dump.Probe.Pid);
         }
+        uint infoId = session.State<PseudoTerminalDump>().Record(dump, device) ?? RecordShellJobTerminal(dump, device);
+        uint regId = session.Files.NewId();
+        session.Files.Add(RegularFiles.Entry(regId, dump.Probe.Link, (int)dump.Flags, 0, dump.Probe.Status, dump.Owner));
         return new FileEntry
         {
             Type = FdTypes.Tty,
-            Id = id,
-            Tty = new TtyFileEntry { Id = id, TtyInfoId = infoId, Flags = dump.Flags, Fown = dump.Owner },
+            Id = dump.Id,
+            Tty = new TtyFileEntry { Id = dump.Id, TtyInfoId = infoId, Flags = dump.Flags, Fown = dump.Owner, RegfId = regId },
         };
     }
 
+    private static uint RecordShellJobTerminal(DescriptorDump dump, TerminalDevice device)
+    {
+        var session = dump.Session;
+        if (!session.Options.ShellJob)
+        {
+            throw new CheckpointException(CheckpointErrorKind.ShellJobRequired,
+                $"Process {dump.Probe.Pid} has {TerminalTopology.ShellJobProblem(dump.Probe)}, which CriuPS cannot save.", dump.Probe.Pid);
+        }
+        uint id = device.InfoId;
+        if (!session.TtyInfos.Any(t => t.Id == id))
+        {
+            var stat = ProcStat.Read(dump.Probe.Pid);
+            session.TtyInfos.Add(TerminalInfo.Read(id, device, dump.Probe, dump.Copy, stat.Session, stat.ProcessGroup));
+        }
+        return id;
+    }
+
+    public override bool OpensInRestoredProcess(RestoreSession session, FileEntry file) =>
+        PseudoTerminalRestore.Of(session).IsControllingTerminalOfPair(file);
+
+    public override FileDescriptor Open(RestoreSession session, FileEntry file) =>
+        PseudoTerminalRestore.Of(session).Open(session, file) ?? OpenShellJobTerminal(session, file);
+
     /// <summary>A new description of the caller's terminal, opened with the saved flags.</summary>
-    public override FileDescriptor Open(RestoreSession session, FileEntry file)
+    private static FileDescriptor OpenShellJobTerminal(RestoreSession session, FileEntry file)
     {
         if (!session.Options.ShellJob)
         {

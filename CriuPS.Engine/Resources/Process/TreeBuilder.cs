@@ -1,5 +1,6 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -37,6 +38,7 @@ internal static class TreeBuilder
         builder.Adopt(root, rootTask);
         builder.CreateSubtree(root);
         builder.JoinGroups();
+        ControllingTerminals.SetForegroundGroups(session, shells);
         builder.EndZombies();
         return shells;
     }
@@ -95,6 +97,8 @@ internal static class TreeBuilder
             if (newSession)
             {
                 shell.Injection.Caller.Checked("setsid", SyscallNumber.Setsid);
+                // Before its children are forked: they inherit the terminal.
+                ControllingTerminals.Acquire(session, shell);
             }
             if (parent.Pgid == parent.Pid && ProcStat.Read(pid).ProcessGroup != pid)
             {
