@@ -147,6 +147,8 @@ public static class CheckpointImageReader
             FdTypes.Fifo when images.Files.TryGetValue(file.Fifo.HasRegfId ? file.Fifo.RegfId : file.Fifo.Id, out var path) && path.Reg is not null =>
                 (path.Reg.Name, (int)path.Reg.Flags, null),
             FdTypes.Inetsk => (InetSocketRestore.Describe(file.Isk, images.Directory), (int)file.Isk.Flags, null),
+            FdTypes.Packetsk => (PacketSockets.Describe(file.Psk), (int)file.Psk.Flags, null),
+            FdTypes.Fanotify => ("anon_inode:[fanotify]", (int)file.Ffy.Flags, null),
             _ => (file?.Type.ToString() ?? "?", 0, null),
         };
         return new ImageFileDescriptor

@@ -36,7 +36,7 @@ public static class SupportCheck
             "Processes of other users, and processes that are not dumpable, cannot be checkpointed: their /proc/PID/fd, map_files and mem belong to "
             + "their owner, or to root."),
         new CapabilityProbe(Capability.DacReadSearch,
-            "Inotify watches can be neither checkpointed nor restored: the watched files are found again by their handles (open_by_handle_at)."),
+            "Inotify watches and fanotify marks can be neither checkpointed nor restored: the watched files are found again by their handles (open_by_handle_at)."),
         new CapabilityProbe(Capability.Setuid, "Images of processes that ran as another user cannot be restored."),
         new CapabilityProbe(Capability.Setgid, "Images of processes that ran with other groups or supplementary groups cannot be restored."),
         new CapabilityProbe(Capability.Setpcap, "Images of processes with another capability bounding set or other securebits cannot be restored."),
@@ -47,6 +47,7 @@ public static class SupportCheck
             + "this session's cannot be restored."),
         new CapabilityProbe(Capability.AuditControl, "Images of processes with another login uid (from another login session) cannot be restored."),
         new CapabilityProbe(Capability.NetAdmin, "Established TCP connections can be neither checkpointed nor restored: TCP repair mode and the nftables lock need it."),
+        new CapabilityProbe(Capability.NetRaw, "Images of processes with packet sockets cannot be restored: creating an AF_PACKET socket needs it."),
         new YamaPtraceScopeProbe(),
     ];
 

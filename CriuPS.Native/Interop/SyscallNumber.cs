@@ -92,6 +92,8 @@ public enum SyscallNumber : long
     InotifyInit1 = 294,
     Dup3 = 292,
     Preadv = 295,
+    FanotifyInit = 300,
+    FanotifyMark = 301,
     RtTgsigqueueinfo = 297,
     Prlimit64 = 302,
     ProcessVmReadv = 310,

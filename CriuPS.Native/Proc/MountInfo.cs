@@ -10,6 +10,14 @@ public static partial class MountInfo
     public static List<string> MountPointsOf(uint major, uint minor, string mountinfo = "/proc/self/mountinfo") =>
         Parse(File.ReadAllText(mountinfo)).Where(m => m.Major == major && m.Minor == minor).Select(m => m.MountPoint).ToList();
 
+    /// <summary>The mount point of mount <paramref name="mountId"/> (the first field of its line), or null when there is none.</summary>
+    public static string? MountPointOf(int mountId, string mountinfo)
+    {
+        string id = mountId.ToString(CultureInfo.InvariantCulture);
+        var line = File.ReadAllText(mountinfo).Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(l => l.Split(' ')[0] == id);
+        return line is null ? null : Unescape(line.Split(' ')[4]);
+    }
+
     /// <summary>Each line's device and mount point: "36 35 98:0 /root /mnt ..." is 98:0 at /mnt.</summary>
     public static IEnumerable<(uint Major, uint Minor, string MountPoint)> Parse(string text)
     {

@@ -8,7 +8,7 @@ BeforeAll {
     # The privileges of this session, with the bit of each capability in CapEff.
     $script:Capabilities = [ordered]@{
         CAP_CHECKPOINT_RESTORE = 40; CAP_SYS_PTRACE = 19; CAP_SYS_ADMIN = 21; CAP_DAC_OVERRIDE = 1; CAP_DAC_READ_SEARCH = 2; CAP_SETUID = 7; CAP_SETGID = 6; CAP_SETPCAP = 8
-        CAP_SYS_CHROOT = 18; CAP_SYS_NICE = 23; CAP_SYS_RESOURCE = 24; CAP_AUDIT_CONTROL = 30; CAP_NET_ADMIN = 12
+        CAP_SYS_CHROOT = 18; CAP_SYS_NICE = 23; CAP_SYS_RESOURCE = 24; CAP_AUDIT_CONTROL = 30; CAP_NET_ADMIN = 12; CAP_NET_RAW = 13
     }
     $script:Privileges = @('Root') + $Capabilities.Keys + 'YamaPtraceScope'
 

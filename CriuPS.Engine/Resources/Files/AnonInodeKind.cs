@@ -3,7 +3,7 @@ using CriuPS.Native.Interop;
 namespace CriuPS.Engine.Resources.Files;
 
 /// <summary>
-/// A kind of anonymous-inode file (eventfd, signalfd, timerfd, inotify, epoll): recognised by the name in its
+/// A kind of anonymous-inode file (eventfd, signalfd, timerfd, inotify, fanotify, epoll): recognised by the name in its
 /// /proc link ("anon_inode:[eventfd]"), and created anew in the engine on restore, with its state put back.
 /// </summary>
 internal abstract class AnonInodeKind : FileKind
@@ -23,7 +23,6 @@ internal abstract class AnonInodeKind : FileKind
             "userfaultfd" => "a userfaultfd",
             "pidfd" => "a pidfd",
             "perf_event" => "a perf_event counter",
-            "fanotify" => "a fanotify group",
             _ when name.StartsWith("bpf", StringComparison.Ordinal) => "a BPF object",
             _ when name.StartsWith("kvm", StringComparison.Ordinal) => "a KVM object",
             _ => "an anonymous-inode file",

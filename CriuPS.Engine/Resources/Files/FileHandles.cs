@@ -6,7 +6,7 @@ using CriuPS.Native.Proc;
 namespace CriuPS.Engine.Resources.Files;
 
 /// <summary>
-/// Finds a file again by the handle the kernel showed for it (inotify watches): open_by_handle_at on a mount of its
+/// Finds a file again by the handle the kernel showed for it (inotify watches, fanotify marks): open_by_handle_at on a mount of its
 /// filesystem, found by device number. Root has CAP_DAC_READ_SEARCH, which the call needs; another user gets an
 /// InsufficientPrivilege error that names it.
 /// </summary>
@@ -31,7 +31,7 @@ internal static class FileHandles
             }
             if (errno == Errno.EPERM)
             {
-                throw MissingPrivilege.For(Capability.DacReadSearch, $"Finding a file watched with inotify by its handle (open_by_handle_at on {point})",
+                throw MissingPrivilege.For(Capability.DacReadSearch, $"Finding a file watched with inotify or fanotify by its handle (open_by_handle_at on {point})",
                     $"{major}:{minor}");
             }
             why = errno == Errno.ESTALE ? "it no longer exists" : $"open_by_handle_at failed: {Errno.Describe(errno)}";

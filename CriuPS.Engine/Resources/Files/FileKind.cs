@@ -36,6 +36,20 @@ internal sealed record DescriptorProbe(int Pid, int Fd, string Link, FileStatus 
             : null;
     }
 
+    /// <summary>Our own descriptor of the same open file description (pidfd_getfd), or null when it was closed or its process ended meanwhile.</summary>
+    public FileDescriptor? Copy()
+    {
+        try
+        {
+            using var pidfd = Pidfd.Open(Pid);
+            return Pidfd.GetFd(pidfd, Fd);
+        }
+        catch (NativeException e) when (e.Errno is Errno.ESRCH or Errno.EBADF)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Every descriptor the process has open now, probed (those closed meanwhile left out).</summary>
     public static List<DescriptorProbe> All(int pid) =>
         ProcFiles.FileDescriptors(pid).Select(fd => Of(pid, fd)).OfType<DescriptorProbe>().ToList();

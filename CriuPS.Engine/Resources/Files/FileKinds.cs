@@ -20,6 +20,8 @@ internal static class FileKinds
         new Memfds(),
         new Fifos(),
         new InetSockets(),
+        new PacketSockets(),
+        new FanotifyGroups(),
     };
 
     /// <summary>The kind that handles a descriptor, or null when CriuPS does not know it.</summary>

@@ -130,7 +130,7 @@ internal static partial class AddressSpace
     }
 
     private static bool IsFileBacked(VmaEntry area) =>
-        ((VmaStatus)area.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared | VmaStatus.AnonShared)) != 0;
+        ((VmaStatus)area.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared | VmaStatus.AnonShared | VmaStatus.Socket)) != 0;
 
     private static void Advise(SyscallBatch batch, VmaEntry area)
     {

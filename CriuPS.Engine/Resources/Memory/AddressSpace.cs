@@ -2,6 +2,7 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
@@ -81,7 +82,11 @@ internal static partial class AddressSpace
         {
             return GhostFiles.Problem($"mapping {vma.Range} of", vma.Path, FileStatus.Of(MapFiles.PathOf(pid, vma)), options);
         }
-        if (vma.Path.StartsWith("anon_inode:", StringComparison.Ordinal) || vma.Path.StartsWith("socket:", StringComparison.Ordinal))
+        if (IsSocket(vma) && PacketSockets.RingHolder(pid, vma) is null)
+        {
+            return $"mapping {vma.Range} of {vma.Path}, which is not the ring of a packet socket the process holds";
+        }
+        if (vma.Path.StartsWith("anon_inode:", StringComparison.Ordinal))
         {
             return $"mapping {vma.Range} of {vma.Path}";
         }
@@ -108,6 +113,13 @@ internal static partial class AddressSpace
             entry.Shmid = vma.Inode;
             entry.Fdflags = (uint)O.RDWR;
             entry.CriupsShmemSize = SharedMemory.Dump(session, process.Pid, vma);
+        }
+        else if ((status & VmaStatus.Socket) != 0)
+        {
+            // The ring of a packet socket: the area maps the socket's file, saved as a descriptor already.
+            var holder = PacketSockets.RingHolder(process.Pid, vma);
+            entry.Shmid = (holder is null ? null : session.Files.FindDescription(process.Pid, holder.Fd, holder.Status.Device, holder.Status.Inode))
+                ?? throw new CheckpointException(CheckpointErrorKind.DumpFailed, $"Process {process.Pid} maps {vma.Path} at {vma.Range}, and no saved descriptor holds that socket.", process.Pid);
         }
         else if ((status & VmaStatus.Memfd) != 0)
         {
@@ -193,6 +205,10 @@ internal static partial class AddressSpace
                     status |= VmaStatus.AnonShared;
                     flags |= Mman.MAP_ANONYMOUS;
                 }
+                else if (IsSocket(vma))
+                {
+                    status |= VmaStatus.Socket; // as CRIU: no file status, so no pages saved
+                }
                 else if (Memfds.IsMemfd(vma.Path))
                 {
                     status |= VmaStatus.Memfd | (vma.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate);
@@ -208,6 +224,8 @@ internal static partial class AddressSpace
         return entry;
     }
 
+    private static bool IsSocket(VmaInfo vma) => vma.Path.StartsWith("socket:", StringComparison.Ordinal);
+
     private static PagePolicy PolicyFor(VmaStatus status)
     {
         if ((status & VmaStatus.Vdso) != 0)
@@ -215,7 +233,8 @@ internal static partial class AddressSpace
             return PagePolicy.All;
         }
         // Shared memory comes back with its object: its pages are saved once, with the object.
-        if ((status & (VmaStatus.Vvar | VmaStatus.Vsyscall | VmaStatus.FileShared | VmaStatus.AnonShared)) != 0)
+        // A packet ring comes back empty, as with CRIU.
+        if ((status & (VmaStatus.Vvar | VmaStatus.Vsyscall | VmaStatus.FileShared | VmaStatus.AnonShared | VmaStatus.Socket)) != 0)
         {
             return PagePolicy.None;
         }

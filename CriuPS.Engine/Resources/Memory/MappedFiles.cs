@@ -1,3 +1,4 @@
+using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
@@ -43,6 +44,12 @@ internal sealed class MappedFiles : IDisposable
         if ((status & VmaStatus.AnonShared) != 0)
         {
             return Pull(SharedMemory.Object(session, area.Shmid));
+        }
+        if ((status & VmaStatus.Socket) != 0)
+        {
+            // A packet socket's ring: the socket was made with its rings, among the process's descriptions.
+            return Pull(session.OpenFiles.TryGetValue((uint)area.Shmid, out var socket) ? socket : throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
+                $"mm-{process.Pid}.img: the area at {area.Start:x} maps the socket of file id {area.Shmid}, which no descriptor of the image holds.", session.Images.Directory));
         }
         if ((status & VmaStatus.Memfd) != 0)
         {

@@ -14,10 +14,10 @@ namespace CriuPS.Engine.Resources.Sockets;
 /// Every IPv4/IPv6 socket of an image, rebuilt in the engine in one go, each in its own network namespace (the
 /// engine's thread steps into it to create the socket). The saved TCP connections are locked first (the dump's
 /// nftables table, put back if it is gone); then sockets that bind, listen or connect as any socket does, then
-/// connections, rebuilt in repair mode (which binds to a port in use, their listener's). A port several of the
-/// other saved sockets share takes SO_REUSEADDR while they bind;
-/// every saved option, flag and shutdown comes back afterwards. The connections stay in repair mode, silent, until
-/// <see cref="Resume"/>, once the processes are whole: the lock is lifted, then each leaves repair mode. A restore
+/// connections, rebuilt in repair mode (which binds to a port in use, their listener's). A TCP socket, and a port
+/// several of the other saved sockets share, take SO_REUSEADDR while they bind (a listener's port may still have
+/// connections in TIME-WAIT or held elsewhere); every saved option, flag and shutdown comes back afterwards. The
+/// connections stay in repair mode, silent, until <see cref="Resume"/>, once the processes are whole: the lock is lifted, then each leaves repair mode. A restore
 /// that fails lifts the lock too, and its sockets close without a word (repair mode).
 /// </summary>
 internal sealed class InetSocketRestore : IDisposable
@@ -182,12 +182,8 @@ internal sealed class InetSocketRestore : IDisposable
         foreach (var socket in sockets)
         {
             var entry = socket.Entry;
-            socket.Namespace = entry.HasCriupsNetnsInode
-                ? NetworkNamespace.Find(entry.CriupsNetnsInode, entry.HasCriupsNetnsName ? entry.CriupsNetnsName : null) ?? throw new CheckpointException(
-                    CheckpointErrorKind.ImageIncompatible,
-                    $"The {socket.Shown} lived in the {NetworkNamespace.Describe(entry.CriupsNetnsInode, entry.HasCriupsNetnsName ? entry.CriupsNetnsName : null)}, which does not exist now.",
-                    session.Images.Directory, "CriuPS does not save network namespaces: create it again (ip netns add), then restore.")
-                : NetworkNamespace.Engine();
+            socket.Namespace = NetworkNamespace.Saved(entry.HasCriupsNetnsInode, entry.CriupsNetnsInode, entry.HasCriupsNetnsName ? entry.CriupsNetnsName : null,
+                socket.Shown, session.Images.Directory);
         }
     }
 
@@ -232,8 +228,10 @@ internal sealed class InetSocketRestore : IDisposable
         var fd = NewSocket(socket);
         if (entry.SrcPort != 0)
         {
-            // Saved sockets sharing a port (a listener and the connections it accepted, UDP sockets) bind side by side.
-            if (SharesPort(socket))
+            // As CRIU, with address reuse while binding: a TCP port keeps connections after its socket is gone (in
+            // TIME-WAIT, or accepted and held by a process outside the tree), and saved sockets sharing a port (UDP)
+            // bind side by side. Finish puts the saved SO_REUSEADDR back.
+            if (entry.Proto == Native.Interop.Socket.IPPROTO_TCP || SharesPort(socket))
             {
                 Set(fd, SOL_SOCKET, SO_REUSEADDR, 1);
             }
@@ -340,7 +338,11 @@ internal sealed class InetSocketRestore : IDisposable
             && (s.Local.Address.Equals(socket.Local.Address) || IsAny(s.Local.Address) || IsAny(socket.Local.Address)));
         if (holder is null)
         {
-            return "another socket";
+            // Connections left in TIME-WAIT or closing belong to no process; they share a port only with sockets that
+            // all allow SO_REUSEADDR, and this one was saved without it.
+            return socket.Entry.Proto == Native.Interop.Socket.IPPROTO_TCP && !socket.Entry.Opts.Reuseaddr
+                ? "another socket (a connection of that port left in TIME-WAIT or closing, which no process holds: the socket was saved without SO_REUSEADDR, so it cannot bind through it)"
+                : "another socket";
         }
         foreach (var process in Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => int.TryParse(n, out _)))
         {

@@ -29,7 +29,7 @@ internal sealed class InetSockets : FileKind
         {
             return false;
         }
-        using var copy = CopyOf(probe);
+        using var copy = probe.Copy();
         return copy is not null && IsInet(copy);
     }
 
@@ -38,7 +38,7 @@ internal sealed class InetSockets : FileKind
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options)
     {
-        using var copy = CopyOf(probe);
+        using var copy = probe.Copy();
         if (copy is null)
         {
             return null; // closed meanwhile
@@ -155,19 +155,6 @@ internal sealed class InetSockets : FileKind
     // A link-local IPv6 address (or a node- or link-local multicast one) is only meaningful with its interface.
     private static bool NeedsDevice(IPEndPoint local) =>
         local.Port != 0 && (local.Address.IsIPv6LinkLocal || (local.Address.IsIPv6Multicast && (local.Address.GetAddressBytes()[1] & 0x0F) is 1 or 2));
-
-    private static FileDescriptor? CopyOf(DescriptorProbe probe)
-    {
-        try
-        {
-            using var pidfd = Pidfd.Open(probe.Pid);
-            return Pidfd.GetFd(pidfd, probe.Fd);
-        }
-        catch (NativeException e) when (e.Errno is Errno.ESRCH or Errno.EBADF)
-        {
-            return null; // ended, or closed meanwhile
-        }
-    }
 
     public override FileDescriptor Open(RestoreSession session, FileEntry file)
     {

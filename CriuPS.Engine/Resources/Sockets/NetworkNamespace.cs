@@ -1,3 +1,4 @@
+using CriuPS.Engine.Errors;
 using CriuPS.Native.Interop;
 
 namespace CriuPS.Engine.Resources.Sockets;
@@ -59,6 +60,15 @@ internal sealed class NetworkNamespace : IDisposable
         }
         return name is not null && InodeOf(Path.Combine(NamedNamespaces, name)) is ulong renewed ? Open(Path.Combine(NamedNamespaces, name), renewed, name) : null;
     }
+
+    /// <summary>
+    /// The namespace a saved socket (<paramref name="shown"/>) lived in: the engine's when none was saved, else the one
+    /// found by <see cref="Find"/>; ImageIncompatible naming it when it does not exist now.
+    /// </summary>
+    public static NetworkNamespace Saved(bool saved, ulong inode, string? name, string shown, string directory) =>
+        !saved ? Engine() : Find(inode, name) ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+            $"The {shown} lived in the {Describe(inode, name)}, which does not exist now.",
+            directory, "CriuPS does not save network namespaces: create it again (ip netns add), then restore.");
 
     /// <summary>The namespace the engine runs in.</summary>
     public static NetworkNamespace Engine() => new(FileDescriptor.Open("/proc/self/ns/net", O.RDONLY), EngineInode, null);

@@ -1,0 +1,56 @@
+using System.Buffers.Binary;
+using Tmds.Linux;
+
+namespace CriuPS.Native.Interop;
+
+/// <summary>AF_PACKET sockets (packet(7)): their SOL_PACKET options, and bind to an interface.</summary>
+public static unsafe class PacketSocket
+{
+    public const int AF_PACKET = 17, SOCK_PACKET = 10;
+    public const int SOL_PACKET = 263;
+    public const int PACKET_ADD_MEMBERSHIP = 1, PACKET_RX_RING = 5, PACKET_COPY_THRESH = 7, PACKET_AUXDATA = 8, PACKET_ORIGDEV = 9;
+    public const int PACKET_VERSION = 10, PACKET_RESERVE = 12, PACKET_TX_RING = 13, PACKET_LOSS = 14, PACKET_VNET_HDR = 15;
+    public const int PACKET_TIMESTAMP = 17, PACKET_FANOUT = 18;
+
+    /// <summary>The most bytes of a link-layer address a membership holds (MAX_ADDR_LEN).</summary>
+    public const int MaxAddressLength = 32;
+
+    /// <summary>
+    /// Binds to the interface <paramref name="interfaceIndex"/> (0: every interface), keeping the protocol the socket
+    /// was created with (a sockaddr_ll with protocol 0); returns 0 or the errno.
+    /// </summary>
+    public static int TryBind(FileDescriptor socket, int interfaceIndex)
+    {
+        Span<byte> address = stackalloc byte[20];
+        address.Clear();
+        BinaryPrimitives.WriteUInt16LittleEndian(address, AF_PACKET);
+        BinaryPrimitives.WriteInt32LittleEndian(address[4..], interfaceIndex);
+        fixed (byte* p = address)
+        {
+            return LibC.bind(socket.Value, (sockaddr*)p, (uint)address.Length) == 0 ? 0 : LibC.errno;
+        }
+    }
+
+    /// <summary>A struct packet_mreq as PACKET_ADD_MEMBERSHIP takes it (with room for the longest address).</summary>
+    public static byte[] Membership(int interfaceIndex, ushort type, ReadOnlySpan<byte> address)
+    {
+        var request = new byte[8 + MaxAddressLength];
+        BinaryPrimitives.WriteInt32LittleEndian(request, interfaceIndex);
+        BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), type);
+        BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), (ushort)address.Length);
+        address.CopyTo(request.AsSpan(8));
+        return request;
+    }
+
+    /// <summary>A struct tpacket_req3 as PACKET_RX_RING and PACKET_TX_RING take it (the first four words make a tpacket_req).</summary>
+    public static byte[] Ring(uint blockSize, uint blockCount, uint frameSize, uint frameCount, uint retireTimeout, uint privateSize, uint features)
+    {
+        var request = new byte[28];
+        uint[] words = [blockSize, blockCount, frameSize, frameCount, retireTimeout, privateSize, features];
+        for (int i = 0; i < words.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(i * 4), words[i]);
+        }
+        return request;
+    }
+}
