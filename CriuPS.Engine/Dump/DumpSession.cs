@@ -50,6 +50,11 @@ internal sealed class DumpSession
     /// <summary>pipes-data.img: unread pipe contents.</summary>
     public List<(PipeDataEntry Entry, byte[] Data)> PipeData { get; } = new();
 
+    /// <summary>CLOCK_MONOTONIC less the scheduler's clock, measured once per dump when a thread waits in a call that needs it.</summary>
+    public long SchedClockOffset => schedClockOffset ??= Native.Proc.SchedClock.MonotonicOffset();
+
+    private long? schedClockOffset;
+
     /// <summary>seccomp.img: every thread's chain of filters.</summary>
     public List<SeccompFilter> SeccompFilters { get; } = new();
 
