@@ -72,7 +72,15 @@ Describe 'System calls interrupted by the checkpoint' {
         Start-Sleep -Seconds 1
 
         $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-interrupted')
+        # Saved for the calls whose deadline only the kernel's restart block held (poll, both nanosleeps, relative
+        # clock_nanosleep, FUTEX_WAIT), for the epoll waits and for the ticker's nanosleep: 8 of the 14 threads.
+        $timesLeft = @(Get-ChildItem $image.Path -Filter 'core-*.img' | ForEach-Object { (Import-CheckpointImageFile $_.FullName).Entries[0].thread_core.criups_call_time_left_ns } | Where-Object { $_ })
+        $timesLeft.Count | Should -Be 8
+        $timesLeft | ForEach-Object { [long]$_ | Should -BeLessOrEqual 8000000000 }
         Wait-Until { -not (Test-ProcessAlive $target) } "process $target to end"
+        # Down for 3 s: far more than the target's tolerance, so that a relative wait that ended at its first deadline
+        # (3 s early) or one that started its whole time again (1 s late) both fail.
+        Start-Sleep -Seconds 3
         Restore-Process $image.Path | Out-Null
         Register-TestProcess $target
 
@@ -80,6 +88,7 @@ Describe 'System calls interrupted by the checkpoint' {
         Get-Content (Join-Path $work "calls") | ForEach-Object { Write-Host "    $_" }
         Write-Host "    $line"
         $line | Should -Match '^OK calls=12 '
+        [double]($line -replace '^.* gap=', '') | Should -BeGreaterThan 3 -Because 'the process did not run from the checkpoint to the restore'
     }
 
     It 'leaves the calls of a process left running to resume as after any stop' {
