@@ -68,6 +68,7 @@ public enum SyscallNumber : long
     ArchPrctl = 158,
     Chroot = 161,
     Gettid = 186,
+    SchedSetaffinity = 203,
     Tkill = 200,
     Futex = 202,
     SetTidAddress = 218,

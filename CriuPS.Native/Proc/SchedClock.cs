@@ -8,33 +8,61 @@ namespace CriuPS.Native.Proc;
 /// time was last accounted, which for a sleeping thread is when it went to sleep. A system call that keeps its
 /// deadline inside the kernel (poll's, a relative futex wait's, a nanosleep's without a remaining-time pointer) shows
 /// nothing of it elsewhere; this is how long such a call has waited. The scheduler's clock (rq_clock_task, in
-/// nanoseconds) runs beside CLOCK_MONOTONIC at an offset that <see cref="MonotonicOffset"/> measures; it leaves out
-/// time stolen by a hypervisor, so after steal time a wait seems shorter than it was (and the call waits longer).
+/// nanoseconds) runs beside CLOCK_MONOTONIC at an offset that <see cref="MonotonicOffset"/> measures on the CPU the
+/// thread slept on: each CPU's clock leaves out the interrupt and hypervisor-stolen time of that CPU (where the kernel
+/// accounts them), so the offsets of two CPUs may differ; steal time while the thread slept still makes its wait
+/// seem shorter than it was (and the call waits longer).
 /// </summary>
 public static class SchedClock
 {
-    /// <summary>What is known of a thread just before it was stopped: when it last ran, and when we looked (CLOCK_MONOTONIC).</summary>
-    public readonly record struct Observation(long LastRanSchedNanoseconds, long ObservedAtMonotonicNanoseconds);
+    /// <summary>
+    /// What is known of a thread just before it was stopped: when it last ran, on which CPU's clock, and when we looked
+    /// (CLOCK_MONOTONIC).
+    /// </summary>
+    public readonly record struct Observation(long LastRanSchedNanoseconds, int Cpu, long ObservedAtMonotonicNanoseconds);
 
     private const string ExecStart = "se.exec_start";
 
-    /// <summary>Reads when thread <paramref name="tid"/> last ran, now; null when the kernel does not say (or the thread is gone).</summary>
+    /// <summary>
+    /// Reads when thread <paramref name="tid"/> last ran, now; null when the kernel does not say, the thread is gone, or
+    /// it is stopped (a call it was in then fails with EINTR on restore, as with CRIU).
+    /// </summary>
     public static Observation? Observe(int pid, int tid)
     {
         long? lastRan = LastRan($"/proc/{pid}/task/{tid}/sched");
-        return lastRan is long value ? new Observation(value, ClockGettime.MonotonicNanoseconds()) : null;
+        if (lastRan is not long value)
+        {
+            return null;
+        }
+        try
+        {
+            // A stopped thread last ran when it entered its stop, which tells nothing of when a call it is in began.
+            var stat = ProcStat.ReadThread(pid, tid);
+            return stat.State is 'T' or 't' ? null : new Observation(value, stat.Processor, ClockGettime.MonotonicNanoseconds());
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     /// <summary>
-    /// CLOCK_MONOTONIC minus the scheduler's clock, in nanoseconds: a thread of ours reads CLOCK_MONOTONIC and goes to
-    /// sleep at once, and its se.exec_start tells when that was by the scheduler's clock.
+    /// CLOCK_MONOTONIC minus the scheduler's clock of <paramref name="cpu"/>, in nanoseconds: a thread of ours, bound
+    /// to that CPU, reads CLOCK_MONOTONIC and goes to sleep at once, and its se.exec_start tells when that was by the
+    /// CPU's clock. Where we may not run on that CPU (a narrower cpuset), the CPU we run on answers instead.
     /// </summary>
-    public static unsafe long MonotonicOffset()
+    public static unsafe long MonotonicOffset(int cpu)
     {
         long before = 0;
         int tid = 0;
         var sleeper = new Thread(() =>
         {
+            var mask = new ulong[cpu / 64 + 1];
+            mask[cpu / 64] = 1UL << (cpu % 64);
+            fixed (ulong* bits = mask)
+            {
+                Syscall.Raw(SyscallNumber.SchedSetaffinity, 0, (ulong)(mask.Length * sizeof(ulong)), (ulong)bits);
+            }
             long now = ClockGettime.MonotonicNanoseconds();
             var nap = new KernelTimespec(0, 50_000_000);
             Volatile.Write(ref before, now);

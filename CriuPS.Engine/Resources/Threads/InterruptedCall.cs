@@ -21,7 +21,8 @@ namespace CriuPS.Engine.Resources.Threads;
 ///   <see cref="SyscallRestart"/> arranges; nothing more is needed.
 /// For the others, the dump saves the time left in criups_call_time_left_ns (thread_core_entry, from 1000): the
 /// remaining-time argument, else the timeout less how long the thread had slept, which the scheduler's clock tells
-/// (<see cref="SchedClock"/>, read just before the thread was stopped). The restore then runs the same call in the
+/// (<see cref="SchedClock"/>, read just before the thread was stopped; a thread already in a stop, SIGSTOP's, last ran
+/// when it stopped, which says nothing of its call: that call keeps the EINTR). The restore then runs the same call in the
 /// thread with that time left and interrupts it at once, which leaves the kernel's own restart block in the thread:
 /// the thread resumes at its own syscall instruction with restart_syscall (rax 219), every other register as saved,
 /// exactly as after a stop. epoll_wait and epoll_pwait have no block: they run again with their timeout register
@@ -41,14 +42,14 @@ internal static class InterruptedCall
     /// The time left of the call a stopped thread was in (its registers as stopped), when CriuPS resumes it on
     /// restore; null otherwise. <paramref name="observation"/> is when it last ran, read before it was stopped.
     /// </summary>
-    public static long? TimeLeft(in UserRegs regs, ProcessMemory memory, SchedClock.Observation? observation, Func<long> monotonicOffset, bool signalPending)
+    public static long? TimeLeft(in UserRegs regs, ProcessMemory memory, SchedClock.Observation? observation, Func<int, long> monotonicOffset, bool signalPending)
     {
         if ((long)regs.OrigRax < 0)
         {
             return null;
         }
         long result = (long)regs.Rax;
-        long? Waited(long timeout) => observation is { } seen ? Math.Max(0, timeout - (seen.ObservedAtMonotonicNanoseconds - (seen.LastRanSchedNanoseconds + monotonicOffset()))) : null;
+        long? Waited(long timeout) => observation is { } seen ? Math.Max(0, timeout - (seen.ObservedAtMonotonicNanoseconds - (seen.LastRanSchedNanoseconds + monotonicOffset(seen.Cpu)))) : null;
         long Timespec(ulong address) => memory.Read<KernelTimespec>(new Address(address)).TotalNanoseconds;
         switch ((SyscallNumber)regs.OrigRax)
         {

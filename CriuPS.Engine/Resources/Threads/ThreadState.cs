@@ -82,7 +82,7 @@ internal static class ThreadState
         // A signal that the thread's mask lets through would have interrupted the call (it is pending, held by the freeze).
         bool signalPending = ((status.SigPending | status.SharedPending) & ~tc.BlkSigset) != 0;
         var lastRan = process.Frozen.LastRan.TryGetValue(tid, out var seen) ? seen : (SchedClock.Observation?)null;
-        if (InterruptedCall.TimeLeft(regs, memory, lastRan, () => session.SchedClockOffset, signalPending) is long timeLeft)
+        if (InterruptedCall.TimeLeft(regs, memory, lastRan, session.SchedClockOffset, signalPending) is long timeLeft)
         {
             tc.CriupsCallTimeLeftNs = timeLeft;
         }
