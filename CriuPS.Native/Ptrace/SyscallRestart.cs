@@ -72,9 +72,9 @@ public static class SyscallRestart
         (long)regs.OrigRax == (long)SyscallNumber.FutexWait
         || (long)regs.OrigRax == (long)SyscallNumber.Futex && FutexCommand(regs.Rsi) != FutexWaitCommand;
 
-    /// <summary>FUTEX_WAIT: the only futex command whose timeout is relative.</summary>
-    public const int FutexWaitCommand = 0;
+    // FUTEX_WAIT: the only futex command whose timeout is relative.
+    private const int FutexWaitCommand = 0;
 
     // The command of a futex operation without its FUTEX_PRIVATE_FLAG (128) and FUTEX_CLOCK_REALTIME (256) bits.
-    public static int FutexCommand(ulong operation) => (int)(operation & 0x7f);
+    private static int FutexCommand(ulong operation) => (int)(operation & 0x7f);
 }

@@ -18,6 +18,11 @@ BeforeAll {
 Describe 'madvise state of memory areas' {
     AfterEach { Stop-TestProcesses }
 
+    # Every area of the process is compared, not only the target's own: heap, stack, the program's and libraries'
+    # mappings, the vDSO family. No flag needs an exception on Linux 6.18: those the kernel sets by itself follow from
+    # what is restored (rd wr ex sh mr mw me ms from the protection and the file's open mode, ac from the mapping
+    # being private and writable or once so, de dd io pf on the vDSO family moved into place; "sd", soft-dirty, which
+    # the kernel sets on every new area, is not shown by this one).
     It 'keeps the VmFlags of every area identical (<Mode>)' -ForEach @(@{ Mode = 'plain' }, @{ Mode = 'merge-any' }) {
         $work = Join-Path $TestDrive "madvise-$Mode"
         $log = Join-Path $work 'madvise.log'
