@@ -83,8 +83,8 @@ Describe 'System calls interrupted by the checkpoint' {
         $timesLeft.Count | Should -Be 8
         $timesLeft | ForEach-Object { [long]$_ | Should -BeLessOrEqual 8000000000 }
         Wait-Until { -not (Test-ProcessAlive $target) } "process $target to end"
-        # Down for 3 s: far more than the target's tolerance, so that a relative wait that ended at its first deadline
-        # (3 s early) or one that started its whole time again (1 s late) both fail.
+        # Down for 3 s: more than the target's tolerance (1 s either way), so that a relative wait that ended at its first
+        # deadline (3 s early) or failed with EINTR at the restore (7 s early) fails.
         Start-Sleep -Seconds 3
         Restore-Process $image.Path | Out-Null
         Register-TestProcess $target

@@ -25,7 +25,8 @@ namespace CriuPS.Engine.Resources.Threads;
 /// when it stopped, which says nothing of its call: that call keeps the EINTR). The restore then runs the same call in the
 /// thread with that time left and interrupts it at once, which leaves the kernel's own restart block in the thread:
 /// the thread resumes at its own syscall instruction with restart_syscall (rax 219), every other register as saved,
-/// exactly as after a stop. epoll_wait and epoll_pwait have no block: they run again with their timeout register
+/// exactly as after a stop. Its time left counts from that moment, in the restore's last phase, a little before the
+/// process runs again (the rest of that phase: other threads, the connections, the detach). epoll_wait and epoll_pwait have no block: they run again with their timeout register
 /// (r10, the fourth argument) set to the milliseconds left, the one register CriuPS changes (the calls' wrappers do
 /// not read it back); that is done only when no signal was pending for the thread, since a signal with a handler
 /// would have made them fail with EINTR. epoll_pwait2 (a timeout in memory) and epoll_pwait with a signal mask keep
