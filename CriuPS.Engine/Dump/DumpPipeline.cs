@@ -118,7 +118,7 @@ public static class DumpPipeline
                 SignalHandlers.Dump(process);
                 foreach (var thread in process.Threads)
                 {
-                    ThreadState.Dump(process, thread, session.SeccompFilters);
+                    ThreadState.Dump(process, thread, session);
                 }
                 FsState.Dump(process, session);
                 FileDescriptors.Dump(process, session);

@@ -50,6 +50,18 @@ internal sealed class DumpSession
     /// <summary>pipes-data.img: unread pipe contents.</summary>
     public List<(PipeDataEntry Entry, byte[] Data)> PipeData { get; } = new();
 
+    /// <summary>CLOCK_MONOTONIC less the scheduler's clock of a CPU, measured once per dump and CPU when a thread waits in a call that needs it.</summary>
+    public long SchedClockOffset(int cpu)
+    {
+        if (!schedClockOffsets.TryGetValue(cpu, out long offset))
+        {
+            schedClockOffsets[cpu] = offset = Native.Proc.SchedClock.MonotonicOffset(cpu);
+        }
+        return offset;
+    }
+
+    private readonly Dictionary<int, long> schedClockOffsets = new();
+
     /// <summary>seccomp.img: every thread's chain of filters.</summary>
     public List<SeccompFilter> SeccompFilters { get; } = new();
 

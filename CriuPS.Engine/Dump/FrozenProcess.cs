@@ -40,6 +40,12 @@ internal sealed class FrozenProcess
     /// <summary>The signal mask each thread had before we blocked everything.</summary>
     public Dictionary<int, ulong> OriginalMasks { get; } = new();
 
+    /// <summary>
+    /// When each thread last ran, read just before it was stopped (the stop makes it run): how long a call it was
+    /// stopped in had waited (<see cref="Resources.Threads.InterruptedCall"/>).
+    /// </summary>
+    public Dictionary<int, SchedClock.Observation> LastRan { get; } = new();
+
     /// <summary>Registers to put back on release, for threads whose registers we changed.</summary>
     public Dictionary<int, UserRegs> RegistersToRestore { get; } = new();
 
@@ -128,6 +134,10 @@ internal sealed class FrozenProcess
                     throw TraceAccess.SeizeRefused(ProcessId, tid, e);
                 }
                 Threads.Add(thread);
+                if (SchedClock.Observe(ProcessId, tid) is { } observed)
+                {
+                    LastRan[tid] = observed;
+                }
                 if (!thread.TryInterruptAndWait(timeout))
                 {
                     throw new CheckpointException(

@@ -257,7 +257,8 @@ public static class RestorePipeline
                 session.Options.ImagePath,
                 "Restore with -ShellJob (and checkpoint such processes with -ShellJob), or start the process with setsid.");
         }
-        var ids = images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid));
+        // Stand-ins take the PIDs of gone session and group leaders for a moment.
+        var ids = images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(TreeBuilder.StandInPids(images.Tree));
         foreach (int id in ids)
         {
             WaitForZombieToGo(id, session.Log);
@@ -291,13 +292,13 @@ public static class RestorePipeline
     {
         foreach (var thread in process.Threads.Skip(1))
         {
-            var (threadRegs, threadXState) = ThreadState.FinalState(thread.Core);
+            var (threadRegs, threadXState) = ThreadState.FinalState(thread.Core, thread.Caller, process.Injection.Scratch);
             thread.Tracee.SetRegs(threadRegs);
             thread.Tracee.SetXState(threadXState);
             Native.Interop.Ptrace.SetSigMask(thread.Tid, SavedMask(thread.Core));
         }
         var core = process.Images.LeaderCore;
-        var (regs, xstate) = ThreadState.FinalState(core);
+        var (regs, xstate) = ThreadState.FinalState(core, process.Caller, process.Injection.Scratch);
         process.Injection.End(regs);
         process.Leader.SetXState(xstate);
         Native.Interop.Ptrace.SetSigMask(process.Pid, SavedMask(core));

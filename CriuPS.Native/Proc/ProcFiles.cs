@@ -56,6 +56,13 @@ public static class ProcFiles
 
     public static bool Exists(int pid) => Directory.Exists($"/proc/{pid}");
 
+    /// <summary>
+    /// Whether the process set prctl(PR_SET_MEMORY_MERGE), which makes every area it maps mergeable by KSM
+    /// (/proc/PID/ksm_stat says "ksm_merge_any: yes"; a kernel without KSM has no such file).
+    /// </summary>
+    public static bool KsmMergesAny(int pid) =>
+        File.Exists($"/proc/{pid}/ksm_stat") && ReadText($"/proc/{pid}/ksm_stat").Contains("ksm_merge_any: yes", StringComparison.Ordinal);
+
     /// <summary>The parser of a file's bytes that <see cref="ParseWhole"/> calls.</summary>
     public delegate T BytesParser<out T>(ReadOnlySpan<byte> bytes);
 

@@ -67,6 +67,9 @@ public sealed class ProcStat
 
     public uint ExitSignal => (uint)L(38);
 
+    /// <summary>The CPU the thread last ran on (whose runqueue a sleeping thread's scheduler times were taken on).</summary>
+    public int Processor => (int)L(39);
+
     public uint RtPriority => (uint)U(40);
 
     public uint Policy => (uint)U(41);

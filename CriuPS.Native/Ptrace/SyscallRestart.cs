@@ -10,7 +10,8 @@ namespace CriuPS.Native.Ptrace;
 /// </summary>
 public static class SyscallRestart
 {
-    private const int SyscallInstructionLength = 2;
+    /// <summary>Bytes of the `syscall` instruction: a call runs again from its address, rip less this.</summary>
+    public const int SyscallInstructionLength = 2;
 
     /// <summary>Whether the registers show a system call interrupted with one of the kernel's restart codes.</summary>
     public static bool IsInterrupted(in UserRegs regs) =>
@@ -32,7 +33,9 @@ public static class SyscallRestart
     /// The registers with which the thread resumes as the kernel would after a stop without a signal handler:
     /// the call runs again. A call that needs its restart block (relative sleeps, poll...) is resumed through
     /// restart_syscall when that block is still the kernel's (<paramref name="restartBlockKept"/>, the same
-    /// process); in a restored process the block is gone, so it returns EINTR, which the call's contract allows.
+    /// process); in a restored process the block is gone: a futex wait whose deadline is absolute runs again with its
+    /// own arguments (the block holds that same deadline), any other returns EINTR, which the call's contract allows
+    /// (CriuPS gives such calls their remaining time on restore, Resources/Threads/InterruptedCall.cs).
     /// </summary>
     public static UserRegs ForResume(UserRegs regs, bool restartBlockKept)
     {
@@ -42,6 +45,10 @@ public static class SyscallRestart
             {
                 case Errno.ERESTART_RESTARTBLOCK when restartBlockKept:
                     regs.Rax = (ulong)SyscallNumber.RestartSyscall;
+                    regs.Rip -= SyscallInstructionLength;
+                    break;
+                case Errno.ERESTART_RESTARTBLOCK when HasAbsoluteDeadline(regs):
+                    regs.Rax = regs.OrigRax;
                     regs.Rip -= SyscallInstructionLength;
                     break;
                 case Errno.ERESTART_RESTARTBLOCK:
@@ -56,4 +63,18 @@ public static class SyscallRestart
         regs.OrigRax = ulong.MaxValue;
         return regs;
     }
+
+    /// <summary>
+    /// Whether an interrupted futex wait has an absolute deadline (FUTEX_WAIT_BITSET and the other commands, or the
+    /// futex_wait call): only FUTEX_WAIT takes a relative timeout, which the kernel turned into a deadline of its own.
+    /// </summary>
+    public static bool HasAbsoluteDeadline(in UserRegs regs) =>
+        (long)regs.OrigRax == (long)SyscallNumber.FutexWait
+        || (long)regs.OrigRax == (long)SyscallNumber.Futex && FutexCommand(regs.Rsi) != FutexWaitCommand;
+
+    // FUTEX_WAIT: the only futex command whose timeout is relative.
+    private const int FutexWaitCommand = 0;
+
+    // The command of a futex operation without its FUTEX_PRIVATE_FLAG (128) and FUTEX_CLOCK_REALTIME (256) bits.
+    private static int FutexCommand(ulong operation) => (int)(operation & 0x7f);
 }

@@ -106,6 +106,54 @@ public sealed class RemoteSyscaller
     }
 
     /// <summary>
+    /// Runs a call that waits (a sleep, a poll, a futex wait) and interrupts it as soon as it has begun, as a stop of
+    /// the thread would: a call that keeps its deadline in the kernel's restart block leaves that block in the thread
+    /// and returns -ERESTART_RESTARTBLOCK, so that restart_syscall, run next by this thread, waits out the rest; a
+    /// call that had nothing to wait for returns its result. Only in a process of ours (a restore), as the thread's
+    /// last call: any rt_sigreturn before its restart_syscall would drop the block. The thread is left stopped.
+    /// </summary>
+    public long CallInterrupted(SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    {
+        if (parked is not null || !instructionIsOurs)
+        {
+            throw new InvalidOperationException("a call is interrupted only in a process of ours, once its scratch area is in place");
+        }
+        thread.SetRegs(CallRegs(NoSyscall, number, a1, a2, a3, a4, a5, a6, instruction));
+        CallCount++;
+        int notifications = 0;
+        // In the call at its entry stop, then let go into it and interrupted there: the interrupt makes it return.
+        thread.ContinueToSyscall();
+        while (thread.WaitStop() is var entry && !entry.IsSyscallStop)
+        {
+            if (!IsNotification(entry, ref notifications))
+            {
+                throw new InvalidOperationException($"injected {number} in {thread} stopped unexpectedly before it ran: {entry}");
+            }
+            thread.ContinueToSyscall();
+        }
+        thread.Continue();
+        Interop.Ptrace.Interrupt(thread.Tid);
+        while (true)
+        {
+            var status = thread.WaitStop();
+            if (status.Event == PtraceEvent.Stop)
+            {
+                return (long)thread.GetRegs().Rax;
+            }
+            if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP)
+            {
+                // The call ended before the interrupt came, at the int3 after it: rax is its result, and the
+                // interrupt stops the thread as soon as it is let go (before it runs anything).
+                long result = (long)thread.GetRegs().Rax;
+                thread.Continue();
+                thread.WaitForInterruptStop();
+                return result;
+            }
+            throw new InvalidOperationException($"injected {number} in {thread} stopped unexpectedly: {status}");
+        }
+    }
+
+    /// <summary>
     /// Runs a call and leaves the thread in its syscall-exit stop, for the last call of a session (the one
     /// that unmaps our own code): the registers are replaced before the thread returns anywhere. A parked thread
     /// returns to the process's own restorer, outside the code that goes away, and is parked there from then on.

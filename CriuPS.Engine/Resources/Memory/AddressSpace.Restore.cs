@@ -15,6 +15,8 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static partial class AddressSpace
 {
+    private const ulong PrSetMemoryMerge = 67;
+
     public static void Restore(RestoreSession session, RestoringProcess process)
     {
         var log = session.Log;
@@ -38,13 +40,19 @@ internal static partial class AddressSpace
         log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");
 
         var final = new SyscallBatch(process.Injection);
+        bool mergeAny = process.Images.Mm.CriupsMergeAny;
+        if (mergeAny)
+        {
+            // Every area mapped from now on is mergeable, and every one mapped so far becomes so.
+            final.Add("prctl(PR_SET_MEMORY_MERGE)", SyscallNumber.Prctl, PrSetMemoryMerge, 1);
+        }
         foreach (var area in areas)
         {
             if (filled.Contains(area) && (area.Prot & Mman.PROT_WRITE) == 0)
             {
                 final.Add(() => $"mprotect of {Range(area)}", SyscallNumber.Mprotect, area.Start, area.End - area.Start, area.Prot);
             }
-            Advise(final, area);
+            Advise(final, area, mergeAny);
         }
         final.Run();
 
@@ -60,6 +68,18 @@ internal static partial class AddressSpace
             session.Lazy!.Add(new LazyAddressSpace(uffd, process.Pid, process.Pid, lazy.Missing, registered));
             log.Detail($"memory of {process.Pid}: {lazy.Missing.Count.Value} pages left to arrive lazily, in {lazy.Areas.Count} areas");
         }
+        Seal(process, areas);
+    }
+
+    // Last: a sealed area can no longer be unmapped, moved, protected otherwise or advised to drop its pages.
+    private static void Seal(RestoringProcess process, List<VmaEntry> areas)
+    {
+        var sealing = new SyscallBatch(process.Injection);
+        foreach (var area in areas.Where(a => a.CriupsSealed))
+        {
+            sealing.Add(() => $"mseal of {Range(area)}", SyscallNumber.Mseal, area.Start, area.End - area.Start, 0);
+        }
+        sealing.Run();
     }
 
     // The areas that have saved pages: one pass over both lists, each sorted by address. The set compares the
@@ -123,7 +143,7 @@ internal static partial class AddressSpace
             batch.Add(() => $"mmap of {Range(area)}", SyscallNumber.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
             if ((area.Flags & Mman.MAP_LOCKED) != 0)
             {
-                batch.Add(() => $"mlock of {Range(area)}", SyscallNumber.Mlock, area.Start, area.End - area.Start);
+                batch.Add(() => $"mlock2 of {Range(area)}", SyscallNumber.Mlock2, area.Start, area.End - area.Start, area.CriupsLockOnFault ? Mman.MLOCK_ONFAULT : 0);
             }
         }
         batch.Run();
@@ -132,8 +152,14 @@ internal static partial class AddressSpace
     private static bool IsFileBacked(VmaEntry area) =>
         ((VmaStatus)area.Status & (VmaStatus.FilePrivate | VmaStatus.FileShared | VmaStatus.AnonShared | VmaStatus.Socket)) != 0;
 
-    private static void Advise(SyscallBatch batch, VmaEntry area)
+    // The advice recorded for the area; in a process that merges every area (PR_SET_MEMORY_MERGE), one that was not
+    // mergeable had been advised MADV_UNMERGEABLE.
+    private static void Advise(SyscallBatch batch, VmaEntry area, bool mergeAny)
     {
+        if (mergeAny && (area.Madv & (1UL << Mman.MADV_MERGEABLE)) == 0)
+        {
+            batch.Add(() => $"madvise(MADV_UNMERGEABLE) of {Range(area)}", SyscallNumber.Madvise, area.Start, area.End - area.Start, Mman.MADV_UNMERGEABLE);
+        }
         if (!area.HasMadv)
         {
             return;

@@ -14,7 +14,9 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static partial class AddressSpace
 {
-    // VmFlags of smaps that become mmap flags (as CRIU records them).
+    // VmFlags of smaps that become mmap flags (as CRIU records them); "dp" is the mapping type MAP_DROPPABLE, "lf"
+    // (lock on fault) and "sl" (sealed) have fields of their own. What else VmFlags show follows from these, the
+    // protection and the file (rd wr ex sh mr mw me ms ac), or the kernel sets it on areas of its own (vDSO, devices).
     private static readonly (string Flag, ulong MapFlag)[] MapFlagsFromVmFlags =
     {
         ("gd", Mman.MAP_GROWSDOWN), ("lo", Mman.MAP_LOCKED), ("nr", Mman.MAP_NORESERVE),
@@ -130,10 +132,10 @@ internal static partial class AddressSpace
         else if ((status & (VmaStatus.FileShared | VmaStatus.FilePrivate)) != 0)
         {
             entry.CriupsLocks.AddRange(MappedFileLocks.Claim(session, process, vma));
-            // An OFD write lock needs a description open for writing, as the one it was taken through.
-            int openFlags = vma.Shared && vma.Writable ? O.RDWR
-                : entry.CriupsLocks.Any(l => l.Type == (uint)Fcntl.F_WRLCK) ? MapFiles.OpenFlags(process.Pid, vma)
-                : O.RDONLY;
+            // A shared mapping may be made writable later (VmFlags "mw") only when its file was opened for writing,
+            // even while it is read-only now, and an OFD write lock needs a description open for writing, as the one
+            // it was taken through: such an area is mapped again from a file opened as the process opened it.
+            int openFlags = vma.Shared || entry.CriupsLocks.Any(l => l.Type == (uint)Fcntl.F_WRLCK) ? MapFiles.OpenFlags(process.Pid, vma) : O.RDONLY;
             entry.Shmid = RegularFiles.ForMapping(session, process.Pid, vma, openFlags);
             entry.Fdflags = (uint)openFlags;
         }
@@ -144,7 +146,8 @@ internal static partial class AddressSpace
     private static VmaEntry Layout(VmaInfo vma)
     {
         ulong prot = (vma.Readable ? Mman.PROT_READ : 0) | (vma.Writable ? Mman.PROT_WRITE : 0) | (vma.Executable ? Mman.PROT_EXEC : 0);
-        ulong flags = vma.Shared ? Mman.MAP_SHARED : Mman.MAP_PRIVATE;
+        // A droppable area is a mapping type of its own, which maps shows as private (CRIU records it so too).
+        ulong flags = vma.Shared ? Mman.MAP_SHARED : vma.HasFlag("dp") ? Mman.MAP_DROPPABLE : Mman.MAP_PRIVATE;
         foreach (var (flag, mapFlag) in MapFlagsFromVmFlags)
         {
             if (vma.HasFlag(flag))
@@ -173,6 +176,14 @@ internal static partial class AddressSpace
         if (advice != 0)
         {
             entry.Madv = advice;
+        }
+        if (vma.HasFlag("lo") && vma.HasFlag("lf"))
+        {
+            entry.CriupsLockOnFault = true;
+        }
+        if (vma.HasFlag("sl"))
+        {
+            entry.CriupsSealed = true;
         }
 
         VmaStatus status = VmaStatus.Regular;

@@ -58,6 +58,10 @@ internal static class MmFields
         mm.MmBrk = (ulong)answers[brk];
         mm.Dumpable = (int)answers[dumpable];
         mm.ThpDisabled = answers[thpDisabled] != 0;
+        if (ProcFiles.KsmMergesAny(process.Pid))
+        {
+            mm.CriupsMergeAny = true;
+        }
         mm.MmArgStart = stat.ArgStart;
         mm.MmArgEnd = stat.ArgEnd;
         mm.MmEnvStart = stat.EnvStart;

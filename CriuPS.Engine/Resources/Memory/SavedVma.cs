@@ -29,12 +29,12 @@ internal sealed record SavedVma(VmaInfo Info, VmaEntry Entry, PagePolicy Policy)
 
     /// <summary>
     /// Whether an area's pages may arrive lazily: private anonymous memory (what a userfaultfd can fill), not locked
-    /// (mlock must find it all there) and not the vDSO family.
+    /// (mlock must find it all there), not droppable (a userfaultfd cannot register it) and not the vDSO family.
     /// </summary>
     public static bool MayBeLazy(VmaEntry area)
     {
         var status = (VmaStatus)area.Status;
         return (status & VmaStatus.AnonPrivate) != 0 && (status & (VmaStatus.Vdso | VmaStatus.Vvar | VmaStatus.Vsyscall)) == 0
-            && (area.Flags & (uint)Native.Interop.Mman.MAP_LOCKED) == 0;
+            && (area.Flags & (uint)(Native.Interop.Mman.MAP_LOCKED | Native.Interop.Mman.MAP_DROPPABLE)) == 0;
     }
 }

@@ -91,9 +91,10 @@ internal static class ProcessTree
     }
 
     /// <summary>
-    /// What cannot be rebuilt in the tree's session and group layout: every session and group must be led by a
-    /// process of the tree, or be the root's own (a shell job's, joined on restore); processes may share an fd
-    /// table or fs information, but not signal handlers or memory (that needs threads).
+    /// What cannot be rebuilt in the tree's session and group layout: a session or group led by a process outside the
+    /// tree (but the root's own, a shell job's, joined on restore); a session whose leader is gone (a stand-in makes it
+    /// again on restore) entered from more than one parent; processes may share an fd table or fs information, but
+    /// not signal handlers or memory (that needs threads). Zombies keep their session and group as well.
     /// </summary>
     public static IEnumerable<string> LayoutProblems(IReadOnlyList<Member> members, bool shellJob)
     {
@@ -103,16 +104,23 @@ internal static class ProcessTree
         {
             yield return $"session {root.Session} and process group {root.ProcessGroup} led by another process (a shell job: use -ShellJob)";
         }
-        foreach (var member in members.Skip(1).Where(m => !m.IsZombie))
+        var stats = members.ToDictionary(m => m.Pid, m => m.Pid == members[0].Pid ? root : ProcStat.Read(m.Pid));
+        bool LedOutside(int id, int rootsOwn) => !pids.Contains(id) && id != rootsOwn && ProcFiles.Exists(id);
+        foreach (var member in members.Skip(1))
         {
-            var stat = ProcStat.Read(member.Pid);
-            if (!pids.Contains(stat.Session) && stat.Session != root.Session)
+            var stat = stats[member.Pid];
+            string what = member.IsZombie ? "zombie" : "process";
+            if (LedOutside(stat.Session, root.Session))
             {
-                yield return $"process {member.Pid} is in session {stat.Session}, whose leader is neither in the tree nor the root's";
+                yield return $"{what} {member.Pid} is in session {stat.Session}, whose leader runs outside the tree";
             }
-            if (!pids.Contains(stat.ProcessGroup) && stat.ProcessGroup != root.ProcessGroup)
+            if (LedOutside(stat.ProcessGroup, root.ProcessGroup))
             {
-                yield return $"process {member.Pid} is in process group {stat.ProcessGroup}, whose leader is neither in the tree nor the root's";
+                yield return $"{what} {member.Pid} is in process group {stat.ProcessGroup}, whose leader runs outside the tree";
+            }
+            if (member.IsZombie)
+            {
+                continue;
             }
             // A vfork child shares its parent's memory only until it execs or exits, which freezing the parent
             // waits for (the parent cannot stop before), and the frozen tree is checked for it. A child that shares
@@ -122,6 +130,15 @@ internal static class ProcessTree
             {
                 yield return $"process {member.Pid} shares its memory and signal handlers with its parent {member.ParentPid} (cloned with CLONE_VM | CLONE_SIGHAND, not as a thread; only threads may share memory)";
             }
+        }
+        // A process is born into its parent's session: one whose parent is in another session is forked on restore by a
+        // process of its session with the same parent, the stand-in of a gone leader included, which has one parent.
+        var leaderless = members.Skip(1)
+            .Where(m => stats[m.Pid].Session is var sid && !pids.Contains(sid) && sid != root.Session && stats.GetValueOrDefault(m.ParentPid)?.Session != sid)
+            .GroupBy(m => stats[m.Pid].Session);
+        foreach (var session in leaderless.Where(g => g.Select(m => m.ParentPid).Distinct().Count() > 1))
+        {
+            yield return $"session {session.Key}, whose leader has gone, holds children of several processes ({string.Join(", ", session.Select(m => $"{m.Pid} of {m.ParentPid}"))}), which no single stand-in for its leader can fork";
         }
     }
 

@@ -21,11 +21,13 @@ internal sealed record ProcessShell(PstreeEntry Pstree, Tracee Leader, ProcessMe
 /// Recreates the process tree before any process gets its own state: the root is forked from the host, every
 /// other process from its restored parent (clone3 with set_tid), in an order that lets each join its saved session
 /// and group (a session is inherited at fork, so children that stay in their parent's old session are forked
-/// before the parent starts a new one). Zombies then exit with their saved status, for their parents to collect.
+/// before the parent starts a new one). A process born into a session its parent is not in is forked from a
+/// sibling in that session, or from a stand-in for its gone leader, with CLONE_PARENT; a group whose leader is gone
+/// is made by a stand-in (<see cref="StandInLeader"/>). Zombies then exit with their saved status, for their parents
+/// to collect.
 /// </summary>
 internal static class TreeBuilder
 {
-
     public static List<ProcessShell> Create(RestoreSession session, RestoreHost host, ByteCount scratchSize, bool childOfCaller, Action<Tracee> created)
     {
         var images = session.Images;
@@ -40,7 +42,22 @@ internal static class TreeBuilder
         builder.JoinGroups();
         ControllingTerminals.SetForegroundGroups(session, shells);
         builder.EndZombies();
+        builder.DrainChildSignals();
         return shells;
+    }
+
+    /// <summary>
+    /// The PIDs that stand-ins will take on restore: sessions and groups of the tree whose leader is not in it (nor
+    /// the root's own, which a shell job joins), for the restore to check that they are free.
+    /// </summary>
+    public static IEnumerable<int> StandInPids(IReadOnlyList<PstreeEntry> tree)
+    {
+        var pids = tree.Select(p => (int)p.Pid).ToHashSet();
+        var root = tree[0];
+        return tree.SelectMany(p => new[] { (p.Sid, root.Sid), (p.Pgid, root.Pgid) })
+            .Where(ids => ids.Item1 != ids.Item2 && !pids.Contains((int)ids.Item1))
+            .Select(ids => (int)ids.Item1)
+            .Distinct();
     }
 
     private sealed class Builder
@@ -51,6 +68,11 @@ internal static class TreeBuilder
         private readonly Action<Tracee> created;
         private readonly Dictionary<int, PstreeEntry> byPid;
         private readonly HashSet<int> zombies;
+        private readonly PstreeEntry root;
+        // Stand-ins of gone session leaders, alive while their parent's children are forked; by session.
+        private readonly Dictionary<int, StandInLeader> sessionStandIns = new();
+        // Processes that saw a child of theirs end (a zombie, a stand-in): each got a SIGCHLD the saved one has not.
+        private readonly HashSet<int> notifiedParents = new();
 
         public Builder(RestoreSession session, AddressRange scratch, List<ProcessShell> shells, Action<Tracee> created)
         {
@@ -60,6 +82,7 @@ internal static class TreeBuilder
             this.created = created;
             byPid = session.Images.Tree.ToDictionary(p => (int)p.Pid);
             zombies = session.Images.Zombies.Select(z => z.Pid).ToHashSet();
+            root = session.Images.Tree[0];
         }
 
         private ProcessShell Shell(int pid) => shells.First(s => s.Pid == pid);
@@ -75,10 +98,14 @@ internal static class TreeBuilder
             Threads.ThreadState.UnregisterInheritedRseq(task, shell.Injection.Caller);
         }
 
-        /// <summary>The session a process must end in: its own, one led by a process of the tree, or the root's (a shell job's).</summary>
-        private int TargetSession(PstreeEntry p) => byPid.ContainsKey((int)p.Sid) ? (int)p.Sid : ProcStat.Read((int)session.Images.Tree[0].Pid).Session;
+        /// <summary>
+        /// The session a process must end in: its own or one of the tree's, whether its leader is in the image or
+        /// gone (a stand-in makes it again); the root's saved session, when the root did not lead it, is the one the
+        /// root joins now (a shell job's).
+        /// </summary>
+        private int TargetSession(PstreeEntry p) => !byPid.ContainsKey((int)p.Sid) && p.Sid == root.Sid ? ProcStat.Read((int)root.Pid).Session : (int)p.Sid;
 
-        private int TargetGroup(PstreeEntry p) => byPid.ContainsKey((int)p.Pgid) ? (int)p.Pgid : ProcStat.Read((int)session.Images.Tree[0].Pid).ProcessGroup;
+        private int TargetGroup(PstreeEntry p) => !byPid.ContainsKey((int)p.Pgid) && p.Pgid == root.Pgid ? ProcStat.Read((int)root.Pid).ProcessGroup : (int)p.Pgid;
 
         public void CreateSubtree(PstreeEntry parent)
         {
@@ -104,38 +131,98 @@ internal static class TreeBuilder
             {
                 shell.Injection.Caller.Checked("setpgid", SyscallNumber.Setpgid, 0, 0);
             }
-            foreach (var child in children.Except(early))
+            // Session leaders before the rest: a sibling born into a leader's session is forked by that leader.
+            foreach (var child in children.Except(early).OrderBy(c => c.Sid == c.Pid ? 0 : 1))
             {
                 Fork(shell, child);
             }
+            foreach (var standIn in sessionStandIns.Values.ToList())
+            {
+                standIn.End();
+                notifiedParents.Add(pid);
+            }
+            sessionStandIns.Clear();
         }
 
         private void Fork(ProcessShell parent, PstreeEntry child)
         {
-            ulong flags = 0;
-            var parentImages = session.Images.Processes.FirstOrDefault(p => p.Pid == parent.Pid);
-            var childImages = session.Images.Processes.FirstOrDefault(p => p.Pid == (int)child.Pid);
-            if (parentImages is not null && childImages is not null)
+            int targetSession = TargetSession(child);
+            Tracee task;
+            if (targetSession == (int)child.Pid || targetSession == ProcStat.Read(parent.Pid).Session)
             {
-                // Processes that shared a descriptor table or fs information (CLONE_FILES, CLONE_FS) share them again.
-                flags |= childImages.Ids.FilesId == parentImages.Ids.FilesId ? Clone3.CloneFiles : 0;
-                flags |= childImages.Ids.FsId == parentImages.Ids.FsId ? Clone3.CloneFs : 0;
+                task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, (int)child.Pid, SharingFlags(parent.Pid, child), Native.Interop.Signals.SIGCHLD);
             }
-            var task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, (int)child.Pid, flags, Native.Interop.Signals.SIGCHLD);
+            else
+            {
+                // Born into a session its parent is not in: forked by a process of that session whose parent is the
+                // same (CLONE_PARENT makes the child its sibling), which takes the exit signal from it.
+                var forker = SessionForker(parent, child, targetSession);
+                task = Clone3.Create(forker.Caller, forker.Scratch, (int)child.Pid, SharingFlags(parent.Pid, child) | Clone3.CloneParent, 0);
+            }
             created(task);
             Adopt(child, task);
             CreateSubtree(child);
         }
 
-        /// <summary>Now that every group leader exists, moves each process into its group.</summary>
+        // The descriptor table and fs information the child shares with its parent (CLONE_FILES, CLONE_FS).
+        private ulong SharingFlags(int parentPid, PstreeEntry child)
+        {
+            var parentImages = session.Images.Processes.FirstOrDefault(p => p.Pid == parentPid);
+            var childImages = session.Images.Processes.FirstOrDefault(p => p.Pid == (int)child.Pid);
+            if (parentImages is null || childImages is null)
+            {
+                return 0;
+            }
+            return (childImages.Ids.FilesId == parentImages.Ids.FilesId ? Clone3.CloneFiles : 0)
+                | (childImages.Ids.FsId == parentImages.Ids.FsId ? Clone3.CloneFs : 0);
+        }
+
+        // A child of the parent already in the session (one that shares what the parent shares with the new child),
+        // or else the stand-in for the session's gone leader, forked by the parent.
+        private Injection SessionForker(ProcessShell parent, PstreeEntry child, int targetSession)
+        {
+            ulong sharing = SharingFlags(parent.Pid, child);
+            var sibling = shells.FirstOrDefault(s => s.Pstree.Ppid == (uint)parent.Pid && s.Pid != parent.Pid
+                && (SharingFlags(parent.Pid, s.Pstree) & sharing) == sharing && ProcStat.Read(s.Pid).Session == targetSession);
+            if (sibling is not null)
+            {
+                return sibling.Injection;
+            }
+            if (sessionStandIns.TryGetValue(targetSession, out var standIn))
+            {
+                return standIn.Injection;
+            }
+            if (byPid.ContainsKey(targetSession) || ProcFiles.Exists(targetSession))
+            {
+                throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                    $"Process {child.Pid} cannot be born into session {targetSession}: no process of that session is a child of its parent {parent.Pid} to fork it, and its leader {targetSession} exists.",
+                    (int)child.Pid);
+            }
+            standIn = StandInLeader.Start(parent, targetSession, sharing, newSession: true, scratch, created);
+            sessionStandIns[targetSession] = standIn;
+            return standIn.Injection;
+        }
+
+        /// <summary>Now that every group leader exists, moves each process into its group; a stand-in makes a group whose leader is gone.</summary>
         public void JoinGroups()
         {
             foreach (var shell in shells)
             {
                 int group = TargetGroup(shell.Pstree);
-                if (ProcStat.Read(shell.Pid).ProcessGroup != group)
+                if (ProcStat.Read(shell.Pid).ProcessGroup == group)
                 {
-                    shell.Injection.Caller.Checked($"setpgid({group})", SyscallNumber.Setpgid, 0, (ulong)group);
+                    continue;
+                }
+                StandInLeader? standIn = null;
+                if (!byPid.ContainsKey(group) && !shells.Any(s => ProcStat.Read(s.Pid).ProcessGroup == group))
+                {
+                    standIn = StandInLeader.Start(shell, group, 0, newSession: false, scratch, created);
+                }
+                shell.Injection.Caller.Checked($"setpgid({group})", SyscallNumber.Setpgid, 0, (ulong)group);
+                if (standIn is not null)
+                {
+                    standIn.End();
+                    notifiedParents.Add(shell.Pid);
                 }
             }
             foreach (var shell in shells)
@@ -150,41 +237,30 @@ internal static class TreeBuilder
             }
         }
 
-        /// <summary>Lets each zombie exit as it did, and collects the tracer's notice, leaving the zombie to its parent.</summary>
+        /// <summary>Lets each zombie exit as it did, leaving it to its parent.</summary>
         public void EndZombies()
         {
             foreach (var zombie in session.Images.Zombies)
             {
-                var shell = Shell(zombie.Pid);
-                int status = zombie.ExitStatus;
+                Zombies.End(Shell(zombie.Pid), zombie);
+                notifiedParents.Add((int)zombie.Pstree.Ppid);
+            }
+        }
+
+        /// <summary>
+        /// Takes back the SIGCHLD that the end of a zombie or stand-in queued in its parent (blocked, so queued even
+        /// where the default action ignores it): the saved process had taken it already, and its own pending signals
+        /// are queued later.
+        /// </summary>
+        public void DrainChildSignals()
+        {
+            foreach (var shell in shells.Where(s => notifiedParents.Contains(s.Pid) && !s.IsZombie))
+            {
                 shell.Injection.Scratch.Reset();
-                var name = shell.Injection.Scratch.PutString(zombie.Core.Tc.Comm);
-                shell.Injection.Caller.Checked("prctl(PR_SET_NAME)", SyscallNumber.Prctl, 15, name.Value);
-                int signal = status & 0x7f;
-                try
+                var set = shell.Injection.Scratch.Put(Native.Interop.Signals.Bit(Native.Interop.Signals.SIGCHLD));
+                var noWait = shell.Injection.Scratch.PutArray<long>(new long[2]); // a timespec of zero: do not wait
+                while (shell.Injection.Caller.Call(SyscallNumber.RtSigtimedwait, set.Value, 0, noWait.Value, 8) == Native.Interop.Signals.SIGCHLD)
                 {
-                    if (signal == 0)
-                    {
-                        shell.Injection.Caller.Call(SyscallNumber.ExitGroup, (ulong)((status >> 8) & 0xff));
-                    }
-                    else
-                    {
-                        Prlimit.TrySet(zombie.Pid, 4 /* RLIMIT_CORE */, new ResourceLimit());
-                        Native.Interop.Ptrace.SetSigMask(zombie.Pid, 0);
-                        LibC.kill(zombie.Pid, signal);
-                        int deliver = 0;
-                        while (true)
-                        {
-                            shell.Leader.Continue(deliver);
-                            var stop = shell.Leader.WaitStop();
-                            deliver = stop.Event == PtraceEvent.None ? stop.StopSignal : 0;
-                        }
-                    }
-                    throw new InvalidOperationException($"zombie {zombie.Pid} did not exit");
-                }
-                catch (TraceeGoneException)
-                {
-                    shell.Memory.Dispose();
                 }
             }
         }

@@ -33,7 +33,7 @@ internal static class ThreadState
         public ulong Size;
     }
 
-    public static void Dump(DumpedProcess process, Tracee thread, List<SeccompFilter> seccompFilters)
+    public static void Dump(DumpedProcess process, Tracee thread, DumpSession session)
     {
         var core = process.Cores[thread.Tid];
         var caller = process.CallerFor(thread);
@@ -77,7 +77,14 @@ internal static class ThreadState
         tc.SeccompMode = (SeccompMode)status.SeccompMode;
         if ((uint)status.SeccompMode == Seccomp.ModeFilter)
         {
-            tc.SeccompFilter = Seccomp.Dump(tid, seccompFilters);
+            tc.SeccompFilter = Seccomp.Dump(tid, session.SeccompFilters);
+        }
+        // A signal that the thread's mask lets through would have interrupted the call (it is pending, held by the freeze).
+        bool signalPending = ((status.SigPending | status.SharedPending) & ~tc.BlkSigset) != 0;
+        var lastRan = process.Frozen.LastRan.TryGetValue(tid, out var seen) ? seen : (SchedClock.Observation?)null;
+        if (InterruptedCall.TimeLeft(regs, memory, lastRan, session.SchedClockOffset, signalPending) is long timeLeft)
+        {
+            tc.CriupsCallTimeLeftNs = timeLeft;
         }
         tc.Comm = ProcFiles.Comm(process.Pid, tid);
 
@@ -148,10 +155,16 @@ internal static class ThreadState
         }
     }
 
-    /// <summary>The registers and XSAVE state the thread resumes with, for the end of the restore.</summary>
-    public static (UserRegs Regs, byte[] XState) FinalState(CoreEntry core)
+    /// <summary>
+    /// The registers and XSAVE state the thread resumes with, for the end of the restore. A call it was stopped in
+    /// that waits out its time left is run in it now (<see cref="InterruptedCall"/>): its last injected call.
+    /// </summary>
+    public static (UserRegs Regs, byte[] XState) FinalState(CoreEntry core, RemoteSyscaller caller, ScratchArea scratch)
     {
-        var regs = SyscallRestart.ForResume(RegistersCodec.FromImage(core.ThreadInfo.Gpregs), restartBlockKept: false);
+        var saved = RegistersCodec.FromImage(core.ThreadInfo.Gpregs);
+        var regs = core.ThreadCore.HasCriupsCallTimeLeftNs
+            ? InterruptedCall.Resume(saved, core.ThreadCore.CriupsCallTimeLeftNs, caller, scratch)
+            : SyscallRestart.ForResume(saved, restartBlockKept: false);
         return (regs, XStateCodec.FromImage(core.ThreadInfo.Fpregs, XStateLayout.Current));
     }
 

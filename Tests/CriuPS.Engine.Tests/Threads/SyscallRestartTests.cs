@@ -39,6 +39,29 @@ public class SyscallRestartTests
         Assert.Equal(ulong.MaxValue, regs.OrigRax);
     }
 
+    [Theory]
+    [InlineData(9 /* FUTEX_WAIT_BITSET */ | 128 /* FUTEX_PRIVATE_FLAG */)]
+    [InlineData(9 | 256 /* FUTEX_CLOCK_REALTIME */)]
+    public void AnAbsoluteFutexWaitRunsAgainWithItsOwnDeadlineInARestoredProcess(ulong operation)
+    {
+        var interrupted = Interrupted(Errno.ERESTART_RESTARTBLOCK, SyscallNumber.Futex);
+        interrupted.Rsi = operation;
+        var regs = SyscallRestart.ForResume(interrupted, restartBlockKept: false);
+        Assert.Equal((ulong)SyscallNumber.Futex, regs.Rax);
+        Assert.Equal(Rip - 2, regs.Rip);
+        Assert.Equal(ulong.MaxValue, regs.OrigRax);
+    }
+
+    [Fact]
+    public void ARelativeFutexWaitFailsWithEintrWhereItsTimeLeftIsUnknown()
+    {
+        var interrupted = Interrupted(Errno.ERESTART_RESTARTBLOCK, SyscallNumber.Futex);
+        interrupted.Rsi = 0 /* FUTEX_WAIT */ | 128;
+        var regs = SyscallRestart.ForResume(interrupted, restartBlockKept: false);
+        Assert.Equal(unchecked((ulong)-Errno.EINTR), regs.Rax);
+        Assert.Equal(Rip, regs.Rip);
+    }
+
     [Fact]
     public void AThreadOutsideASystemCallKeepsItsRegisters()
     {

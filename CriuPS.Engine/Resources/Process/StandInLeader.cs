@@ -1,0 +1,71 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+using CriuPS.Native.Ptrace;
+using CriuPS.Native.RemoteSyscall;
+
+namespace CriuPS.Engine.Resources.Process;
+
+/// <summary>
+/// A stand-in for the leader of a session or process group that has gone (it exited and was reaped) while its
+/// session or group lives on in the tree. A process is born into its parent's session and may only join groups of
+/// its own session, so such a session or group can only be made by a process with the leader's PID: the stand-in
+/// takes it, makes the session (setsid) or the group (setpgid), passes it on, and exits, collected by its parent.
+/// Members of the session are forked from it with CLONE_PARENT, which makes them children of the stand-in's own
+/// parent, as they were saved. CRIU restores such layouts with helper tasks in the same way.
+/// </summary>
+internal sealed class StandInLeader
+{
+    private readonly ProcessShell parent;
+    private readonly ProcessMemory memory;
+
+    private StandInLeader(ProcessShell parent, Tracee task, ProcessMemory memory, Injection injection)
+    {
+        this.parent = parent;
+        this.memory = memory;
+        Task = task;
+        Injection = injection;
+    }
+
+    public int Pid => Task.Tid;
+
+    public Tracee Task { get; }
+
+    public Injection Injection { get; }
+
+    /// <summary>
+    /// Forks the stand-in with PID <paramref name="pid"/> from <paramref name="parent"/> (sharing what
+    /// <paramref name="cloneFlags"/> say) and has it lead a new session or, in its parent's session, a new group.
+    /// </summary>
+    public static StandInLeader Start(ProcessShell parent, int pid, ulong cloneFlags, bool newSession, AddressRange scratch, Action<Tracee> created)
+    {
+        var task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, pid, cloneFlags, Native.Interop.Signals.SIGCHLD);
+        created(task);
+        var memory = ProcessMemory.Open(pid);
+        var standIn = new StandInLeader(parent, task, memory, Injection.Adopt(task, memory, scratch));
+        if (newSession)
+        {
+            standIn.Injection.Caller.Checked($"setsid in the stand-in for session {pid}", SyscallNumber.Setsid);
+        }
+        else
+        {
+            standIn.Injection.Caller.Checked($"setpgid in the stand-in for group {pid}", SyscallNumber.Setpgid, 0, 0);
+        }
+        return standIn;
+    }
+
+    /// <summary>Ends the stand-in: it exits and its parent collects it (whose SIGCHLD the tree builder drains).</summary>
+    public void End()
+    {
+        try
+        {
+            Injection.Caller.Call(SyscallNumber.ExitGroup, 0);
+            throw new CheckpointException(CheckpointErrorKind.RestoreFailed, $"The stand-in leader {Pid} did not exit.", Pid);
+        }
+        catch (TraceeGoneException)
+        {
+            memory.Dispose();
+        }
+        parent.Injection.Caller.Checked($"wait4 of the stand-in leader {Pid}", SyscallNumber.Wait4, (ulong)Pid, 0, Wait4.WALL, 0);
+    }
+}

@@ -1,0 +1,121 @@
+using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+using CriuPS.Native.Proc;
+using CriuPS.Native.Ptrace;
+using CriuPS.Native.RemoteSyscall;
+
+namespace CriuPS.Engine.Resources.Threads;
+
+/// <summary>
+/// A wait with a timeout that the checkpoint interrupted, resumed on restore for the time it had left, counted from
+/// the restore. The kernel keeps what resumes such a call after a stop in the thread's restart block (poll's deadline,
+/// a relative sleep's or futex wait's), which a restored thread lacks and no interface reads; the registers then make
+/// the call fail with EINTR, as CRIU leaves it (and as the image's registers say for CRIU). What each call leaves, on
+/// Linux 6.18:
+/// - nanosleep and relative clock_nanosleep: -ERESTART_RESTARTBLOCK; the time left is written to the remaining-time
+///   argument when there is one, else only the block knows the deadline;
+/// - poll with a timeout, futex FUTEX_WAIT with a timeout: -ERESTART_RESTARTBLOCK, the deadline only in the block;
+/// - epoll_wait and epoll_pwait: -EINTR after any stop, by design (signal(7)), nothing kept;
+/// - absolute waits (clock_nanosleep TIMER_ABSTIME, futex FUTEX_WAIT_BITSET, futex_wait) and select, pselect6, ppoll
+///   (which write the time left back to their timeout argument): the call runs again with its own arguments, which
+///   <see cref="SyscallRestart"/> arranges; nothing more is needed.
+/// For the others, the dump saves the time left in criups_call_time_left_ns (thread_core_entry, from 1000): the
+/// remaining-time argument, else the timeout less how long the thread had slept, which the scheduler's clock tells
+/// (<see cref="SchedClock"/>, read just before the thread was stopped; a thread already in a stop, SIGSTOP's, last ran
+/// when it stopped, which says nothing of its call: that call keeps the EINTR). The restore then runs the same call in the
+/// thread with that time left and interrupts it at once, which leaves the kernel's own restart block in the thread:
+/// the thread resumes at its own syscall instruction with restart_syscall (rax 219), every other register as saved,
+/// exactly as after a stop. Its time left counts from that moment, in the restore's last phase, a little before the
+/// process runs again (the rest of that phase: other threads, the connections, the detach). epoll_wait and epoll_pwait have no block: they run again with their timeout register
+/// (r10, the fourth argument) set to the milliseconds left, the one register CriuPS changes (the calls' wrappers do
+/// not read it back); that is done only when no signal was pending for the thread, since a signal with a handler
+/// would have made them fail with EINTR. epoll_pwait2 (a timeout in memory) and epoll_pwait with a signal mask keep
+/// the EINTR.
+/// </summary>
+internal static class InterruptedCall
+{
+    /// <summary>The saved time left of a call resumed without a timeout (epoll_wait waiting for ever).</summary>
+    public const long NoTimeout = -1;
+
+    private const long NanosecondsPerMillisecond = 1_000_000;
+
+    /// <summary>
+    /// The time left of the call a stopped thread was in (its registers as stopped), when CriuPS resumes it on
+    /// restore; null otherwise. <paramref name="observation"/> is when it last ran, read before it was stopped.
+    /// </summary>
+    public static long? TimeLeft(in UserRegs regs, ProcessMemory memory, SchedClock.Observation? observation, Func<int, long> monotonicOffset, bool signalPending)
+    {
+        if ((long)regs.OrigRax < 0)
+        {
+            return null;
+        }
+        long result = (long)regs.Rax;
+        long? Waited(long timeout) => observation is { } seen ? Math.Max(0, timeout - (seen.ObservedAtMonotonicNanoseconds - (seen.LastRanSchedNanoseconds + monotonicOffset(seen.Cpu)))) : null;
+        long Timespec(ulong address) => memory.Read<KernelTimespec>(new Address(address)).TotalNanoseconds;
+        switch ((SyscallNumber)regs.OrigRax)
+        {
+            case SyscallNumber.Nanosleep when result == -Errno.ERESTART_RESTARTBLOCK:
+                return regs.Rsi != 0 ? Timespec(regs.Rsi) : Waited(Timespec(regs.Rdi));
+            case SyscallNumber.ClockNanosleep when result == -Errno.ERESTART_RESTARTBLOCK:
+                return regs.R10 != 0 ? Timespec(regs.R10) : Waited(Timespec(regs.Rdx));
+            case SyscallNumber.Poll when result == -Errno.ERESTART_RESTARTBLOCK:
+                return Waited((int)regs.Rdx * NanosecondsPerMillisecond);
+            case SyscallNumber.Futex when result == -Errno.ERESTART_RESTARTBLOCK && !SyscallRestart.HasAbsoluteDeadline(regs):
+                return Waited(Timespec(regs.R10));
+            case SyscallNumber.EpollWait or SyscallNumber.EpollPwait when result == -Errno.EINTR && !signalPending
+                && ((SyscallNumber)regs.OrigRax == SyscallNumber.EpollWait || regs.R8 == 0):
+                int timeout = (int)regs.R10;
+                return timeout < 0 ? NoTimeout : timeout == 0 ? null : Waited(timeout * NanosecondsPerMillisecond);
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>
+    /// The registers a restored thread resumes with when its saved call had <paramref name="timeLeft"/> to wait
+    /// (<paramref name="saved"/>: as the image has them, the call failed with EINTR). A call with a restart block is run
+    /// in the thread now and interrupted (<see cref="RemoteSyscaller.CallInterrupted"/>), so this must be the thread's
+    /// last injected call; the thread then restarts it, or gets the result of a call that did not wait.
+    /// </summary>
+    public static UserRegs Resume(UserRegs saved, long timeLeft, RemoteSyscaller caller, ScratchArea scratch)
+    {
+        var number = (SyscallNumber)saved.OrigRax;
+        if (number is SyscallNumber.EpollWait or SyscallNumber.EpollPwait)
+        {
+            if (timeLeft != NoTimeout)
+            {
+                saved.R10 = (ulong)(int)Math.Min(int.MaxValue, (timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond);
+            }
+            return RunAgain(saved);
+        }
+        scratch.Reset();
+        var left = scratch.Put(KernelTimespec.FromNanoseconds(timeLeft)).Value;
+        long result = number switch
+        {
+            SyscallNumber.Nanosleep => caller.CallInterrupted(number, left, saved.Rsi),
+            SyscallNumber.ClockNanosleep => caller.CallInterrupted(number, saved.Rdi, 0, left, saved.R10),
+            SyscallNumber.Poll => caller.CallInterrupted(number, saved.Rdi, saved.Rsi, (ulong)((timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)),
+            SyscallNumber.Futex => caller.CallInterrupted(number, saved.Rdi, saved.Rsi, saved.Rdx, left, saved.R8, saved.R9),
+            _ => throw new InvalidOperationException($"system call {number} is not one CriuPS resumes with its time left"),
+        };
+        if (result == -Errno.ERESTART_RESTARTBLOCK)
+        {
+            saved.Rax = (ulong)SyscallNumber.RestartSyscall;
+            saved.Rip -= SyscallRestart.SyscallInstructionLength;
+        }
+        else
+        {
+            saved.Rax = (ulong)result;
+        }
+        saved.OrigRax = ulong.MaxValue;
+        return saved;
+    }
+
+    private static UserRegs RunAgain(UserRegs saved)
+    {
+        saved.Rax = saved.OrigRax;
+        saved.Rip -= SyscallRestart.SyscallInstructionLength;
+        saved.OrigRax = ulong.MaxValue;
+        return saved;
+    }
+}
