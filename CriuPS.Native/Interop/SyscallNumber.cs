@@ -94,6 +94,7 @@ public enum SyscallNumber : long
     Preadv = 295,
     RtTgsigqueueinfo = 297,
     Prlimit64 = 302,
+    Setns = 308,
     ProcessVmReadv = 310,
     ProcessVmWritev = 311,
     Renameat2 = 316,
