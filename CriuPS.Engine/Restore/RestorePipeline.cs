@@ -141,6 +141,10 @@ public static class RestorePipeline
             }
             foreach (var process in processes)
             {
+                ProcessNamespaces.Restore(session, process); // before the credentials: setns needs CAP_SYS_ADMIN
+            }
+            foreach (var process in processes)
+            {
                 ThreadGroup.CreateThreads(process);
                 created.AddRange(process.Threads.Skip(1).Select(t => t.Tracee));
                 PosixTimers.Restore(process); // after the threads: a timer may signal one of them

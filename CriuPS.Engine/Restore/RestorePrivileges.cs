@@ -28,6 +28,7 @@ internal static class RestorePrivileges
         {
             var found = TaskAttributes.Obstacles(process.LeaderCore.Tc, privileges)
                 .Concat(FsState.Obstacles(session, process, privileges))
+                .Concat(ProcessNamespaces.Obstacles(process, privileges))
                 .Concat(process.Cores.SelectMany(c => ThreadObstacles(c.Core.ThreadCore, privileges)));
             obstacles.AddRange(found.DistinctBy(o => o.Reason).Select(o => (process.Pid, o)));
         }

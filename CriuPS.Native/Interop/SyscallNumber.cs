@@ -102,6 +102,7 @@ public enum SyscallNumber : long
     FanotifyMark = 301,
     RtTgsigqueueinfo = 297,
     Prlimit64 = 302,
+    Setns = 308,
     ProcessVmReadv = 310,
     ProcessVmWritev = 311,
     Renameat2 = 316,

@@ -352,7 +352,9 @@ Import-Module $Module
 Checkpoint-Process -Id $Id -PageServer $Server -PageServerThumbprint $Thumbprint | ConvertTo-Json | Set-Content $Result
 '@
         $launch = Get-TestTarget 'launch'
-        & ip netns exec $SourceNs $launch $work $LazyMem 256 $log
+        # nsenter --net changes the network namespace only; ip netns exec would make a mount namespace too, another
+        # world than the checkpointing PowerShell's, which the checkpoint refuses.
+        & nsenter "--net=/run/netns/$SourceNs" $launch $work $LazyMem 256 $log
         Wait-Until { Test-Path (Join-Path $work 'ready') } 'the process to start in the source namespace'
         $target = [int](Get-Content (Join-Path $work 'ready'))
         Register-TestProcess $target
@@ -365,7 +367,7 @@ Checkpoint-Process -Id $Id -PageServer $Server -PageServerThumbprint $Thumbprint
             Wait-Until { (Get-Content $status -ErrorAction Ignore) -match '^PORT' } 'the destination page server to listen' -TimeoutSeconds 60
             $port = [int]((@(Get-Content $status) -match '^PORT')[0] -split ' ')[1]
             $result = Join-Path $work 'sent.json'
-            & ip netns exec $SourceNs "$PSHOME/pwsh" -NoProfile -NonInteractive -File $source $Module $target "$($DestinationIp):$port" $certificate.Certificate.Thumbprint $result
+            & nsenter "--net=/run/netns/$SourceNs" "$PSHOME/pwsh" -NoProfile -NonInteractive -File $source $Module $target "$($DestinationIp):$port" $certificate.Certificate.Thumbprint $result
             $LASTEXITCODE | Should -Be 0 -Because (Get-Content (Join-Path $work 'destination.err') -Raw)
             $sent = Get-Content $result -Raw | ConvertFrom-Json
             $sent.Tls | Should -BeTrue

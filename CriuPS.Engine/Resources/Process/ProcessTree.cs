@@ -165,6 +165,7 @@ internal static class ProcessTree
         ids.UserNsId = ns["user"];
         ids.CgroupNsId = ns["cgroup"];
         ids.TimeNsId = ns["time"];
+        ProcessNamespaces.Dump(process.Pid, ids);
     }
 
     /// <summary>

@@ -92,7 +92,8 @@ internal sealed class NetworkNamespace : IDisposable
         return handle is null ? null : new NetworkNamespace(handle, inode, name);
     }
 
-    private static string? NameOf(ulong inode) => Named().FirstOrDefault(n => InodeOf(Path.Combine(NamedNamespaces, n)) == inode);
+    /// <summary>The name under /run/netns of the namespace with <paramref name="inode"/>, if ip netns named it.</summary>
+    public static string? NameOf(ulong inode) => Named().FirstOrDefault(n => InodeOf(Path.Combine(NamedNamespaces, n)) == inode);
 
     private static IEnumerable<string> Named() =>
         Directory.Exists(NamedNamespaces) ? Directory.EnumerateFileSystemEntries(NamedNamespaces).Select(Path.GetFileName).OfType<string>() : [];

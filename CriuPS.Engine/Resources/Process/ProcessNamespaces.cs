@@ -1,0 +1,198 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
+using CriuPS.Engine.Restore;
+using CriuPS.Engine.Resources.Sockets;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+
+namespace CriuPS.Engine.Resources.Process;
+
+/// <summary>
+/// The namespaces and cgroups a process lives in: its world. CriuPS saves none of them yet, and a restored process
+/// lands in the restorer's, except for a network namespace of its own, which it joins again at restore (the namespace
+/// must still exist, or exist again under the same name in /run/netns), as its sockets do. So the pre-flight check
+/// refuses a process whose other namespaces or whose cgroups are not the engine's: restored, it would wake up in
+/// another world (another PID, other mounts, another hostname, other limits) without a word.
+/// </summary>
+internal static class ProcessNamespaces
+{
+    // What /proc/PID/ns/ shows and how a message names it; "net" is joined again, not refused.
+    private static readonly (string Link, string Shown)[] NotSaved =
+    {
+        ("pid", "PID namespace"),
+        ("pid_for_children", "PID namespace for its children"),
+        ("mnt", "mount namespace"),
+        ("uts", "UTS namespace"),
+        ("ipc", "IPC namespace"),
+        ("user", "user namespace"),
+        ("cgroup", "cgroup namespace"),
+        ("time", "time namespace"),
+        ("time_for_children", "time namespace for its children"),
+    };
+
+    private const string Network = "net";
+
+    /// <summary>
+    /// What keeps the process <paramref name="pid"/> from being restored in the same world: each namespace that is not
+    /// the engine's (but the network's), a thread in other namespaces than its process, and each cgroup of the process
+    /// or one of its threads that is not the engine's. Empty when there is none.
+    /// </summary>
+    public static IEnumerable<string> Problems(int pid)
+    {
+        foreach (var (link, shown) in NotSaved)
+        {
+            var theirs = Namespace(pid, link);
+            var ours = Namespace(Environment.ProcessId, link);
+            // A namespace for its children that is the process's own is said once, with the process's.
+            bool saidAlready = link.EndsWith("_for_children", StringComparison.Ordinal) && theirs == Namespace(pid, link[..link.IndexOf('_')]);
+            if (theirs is null && link == "pid_for_children" && PendingPidNamespace(pid))
+            {
+                yield return "it made a PID namespace for its children, in which no process runs yet: CriuPS does not save namespaces of this kind yet";
+            }
+            else if (theirs is not null && ours is not null && theirs != ours && !saidAlready)
+            {
+                yield return $"its {shown} ({theirs}) is not the one CriuPS runs in ({ours}): CriuPS does not save namespaces of this kind yet, "
+                    + "and the restored process would live in the restorer's (run Checkpoint-Process in the same namespaces as the process, e.g. with nsenter)";
+            }
+        }
+        var ownCgroups = Cgroups($"/proc/{Environment.ProcessId}");
+        foreach (var task in Tasks(pid))
+        {
+            string who = task == pid ? "it" : $"its thread {task}";
+            if (task != pid)
+            {
+                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Network))
+                {
+                    var thread = Namespace(pid, link, task);
+                    if (thread is not null && thread != Namespace(pid, link))
+                    {
+                        yield return $"its thread {task} is in another {link} namespace ({thread}) than the process: CriuPS restores one set of namespaces per process";
+                    }
+                }
+            }
+            var cgroups = Cgroups($"/proc/{pid}/task/{task}");
+            foreach (var (hierarchy, path) in cgroups.Where(c => ownCgroups.TryGetValue(c.Key, out var own) && own != c.Value))
+            {
+                yield return $"{who} sits in cgroup {Hierarchy(hierarchy)}:{path}, not in this session's ({ownCgroups[hierarchy]}): CriuPS does not restore cgroups yet, "
+                    + "and the restored process would join the restorer's (move it, or run Checkpoint-Process from the same cgroups)";
+            }
+        }
+    }
+
+    /// <summary>At dump: a network namespace of its own is recorded (inode, and name in /run/netns) to be joined again.</summary>
+    public static void Dump(int pid, TaskKobjIdsEntry ids)
+    {
+        ulong inode = FileStatus.Of($"/proc/{pid}/ns/{Network}").Inode;
+        if (inode != NetworkNamespace.EngineInode)
+        {
+            ids.CriupsNetnsInode = inode;
+            if (NetworkNamespace.NameOf(inode) is { } name)
+            {
+                ids.CriupsNetnsName = name;
+            }
+        }
+    }
+
+    /// <summary>What this session lacks to put a process back into its own network namespace: setns needs CAP_SYS_ADMIN.</summary>
+    public static IEnumerable<Obstacle> Obstacles(ProcessImages process, SessionPrivileges privileges)
+    {
+        if (process.Ids.HasCriupsNetnsInode && !privileges.Has(Capability.SysAdmin))
+        {
+            yield return new($"it lived in {Describe(process.Ids)}, and joining it (setns) needs CAP_SYS_ADMIN", Capability.SysAdmin);
+        }
+    }
+
+    /// <summary>
+    /// At restore, before the credentials change: a process that had a network namespace of its own joins it again
+    /// (it opens the engine's descriptor of the namespace through /proc and calls setns, then closes it); the threads
+    /// it creates afterwards are in it too.
+    /// </summary>
+    public static void Restore(RestoreSession session, RestoringProcess process)
+    {
+        var ids = process.Images.Ids;
+        if (!ids.HasCriupsNetnsInode)
+        {
+            return;
+        }
+        using var ns = NetworkNamespace.Find(ids.CriupsNetnsInode, ids.HasCriupsNetnsName ? ids.CriupsNetnsName : null)
+            ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                $"Process {process.Pid} lived in {Describe(ids)}, which does not exist now.", session.Images.Directory,
+                "CriuPS does not save network namespaces: create it again (ip netns add), then restore.");
+        var caller = process.Caller;
+        var scratch = process.Injection.Scratch;
+        scratch.Reset();
+        var path = scratch.PutString($"/proc/{session.EnginePid}/fd/{ns.Handle.Value}");
+        long fd = caller.Checked($"open of {ns}", SyscallNumber.Openat, unchecked((ulong)-100) /* AT_FDCWD */, path.Value, (ulong)(O.RDONLY | O.CLOEXEC));
+        try
+        {
+            caller.Checked($"setns into {ns}", SyscallNumber.Setns, (ulong)fd, Setns.CloneNewNet);
+        }
+        finally
+        {
+            caller.Call(SyscallNumber.Close, (ulong)fd);
+        }
+        session.Log.Detail($"process {process.Pid}: back in its {ns}");
+    }
+
+    private static string Describe(TaskKobjIdsEntry ids) =>
+        NetworkNamespace.Describe(ids.CriupsNetnsInode, ids.HasCriupsNetnsName ? ids.CriupsNetnsName : null);
+
+    // "net:[4026531833]", or null when the kernel has no such namespace or the task is gone.
+    private static string? Namespace(int pid, string link, int? task = null)
+    {
+        try
+        {
+            return ProcFiles.ReadLink(task is null ? $"/proc/{pid}/ns/{link}" : $"/proc/{pid}/task/{task}/ns/{link}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NativeException)
+        {
+            return null;
+        }
+    }
+
+    // After unshare(CLONE_NEWPID) and before its first child, /proc/PID/ns/pid_for_children is a link that cannot be read.
+    private static bool PendingPidNamespace(int pid) =>
+        Namespace(pid, "pid") is not null && FileStatus.OfEntry($"/proc/{pid}/ns/pid_for_children") is not null;
+
+    private static List<int> Tasks(int pid)
+    {
+        try
+        {
+            return ProcFiles.ThreadIds(pid);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return []; // it ended meanwhile: the tree's check looks again
+        }
+    }
+
+    // /proc/.../cgroup: "4:memory:/path" per hierarchy, keyed by "4:memory" (v2: "0:").
+    private static Dictionary<string, string> Cgroups(string task)
+    {
+        var cgroups = new Dictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var line in File.ReadAllLines(Path.Combine(task, "cgroup")))
+            {
+                int last = line.IndexOf(':', line.IndexOf(':') + 1);
+                if (last > 0)
+                {
+                    cgroups[line[..last]] = line[(last + 1)..];
+                }
+            }
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // the thread ended meanwhile
+        }
+        return cgroups;
+    }
+
+    // "4:memory" -> "memory"; "0:" (cgroup v2) -> "v2".
+    private static string Hierarchy(string key)
+    {
+        string controllers = key[(key.IndexOf(':') + 1)..];
+        return controllers.Length == 0 ? "v2" : controllers;
+    }
+}

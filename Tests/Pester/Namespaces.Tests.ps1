@@ -1,0 +1,145 @@
+# The world of a process: CriuPS saves no namespace but the network's (joined again at restore) and no cgroup yet, so a
+# process in any other namespace or cgroup than the engine's is refused before anything is frozen, naming what differs,
+# and runs on untouched; one in a network namespace of its own comes back in it.
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    Import-CriuPS
+    $script:SelfCheck = Get-TestTarget 'selfcheck'
+    # launch runs a program by its path.
+    $script:Unshare = (Get-Command unshare -CommandType Application | Select-Object -First 1).Source
+    $script:Nsenter = (Get-Command nsenter -CommandType Application | Select-Object -First 1).Source
+
+    # The refusal of a checkpoint of $Target, after which the target must run on as it was: not stopped, not traced.
+    function Get-Refusal([int]$Target, [string]$Image) {
+        $failure = $null
+        try { Checkpoint-Process -Id $Target -ImagePath $Image -ErrorAction Stop | Out-Null }
+        catch { $failure = $_ }
+        $failure | Should -Not -BeNullOrEmpty -Because 'the checkpoint must be refused'
+        Test-Path $Image | Should -BeFalse -Because 'nothing is written'
+        Test-ProcessAlive $Target | Should -BeTrue
+        (Get-Content "/proc/$Target/status" | Where-Object { $_ -match '^(State|TracerPid):' }) -join ' ' | Should -Match 'State:\s+S .*TracerPid:\s+0'
+        $failure
+    }
+}
+
+AfterAll { Stop-TestProcesses }
+
+Describe 'A process in namespaces of its own' {
+    It 'is refused before freezing when its <Shown> is not the engine''s, naming it, and runs on' -ForEach @(
+        @{ Flags = @('--uts'); Shown = 'UTS namespace'; Link = 'uts' }
+        @{ Flags = @('--ipc'); Shown = 'IPC namespace'; Link = 'ipc' }
+        @{ Flags = @('--mount'); Shown = 'mount namespace'; Link = 'mnt' }
+        # No process runs in it yet: its link cannot be read.
+        @{ Flags = @('--pid'); Shown = 'PID namespace for its children'; Link = 'pid_for_children'; Message = 'it made a PID namespace for its children, in which no process runs yet' }
+        @{ Flags = @('--cgroup'); Shown = 'cgroup namespace'; Link = 'cgroup' }
+        # execve moves a process into the time namespace it made for its children.
+        @{ Flags = @('--time'); Shown = 'time namespace'; Link = 'time' }
+        @{ Flags = @('--user', '--map-root-user'); Shown = 'user namespace'; Link = 'user' }
+    ) {
+        $work = Join-Path $TestDrive "ns-$Link"
+        $target = Start-TestTarget -Program $Unshare -Arguments ($Flags + @($SelfCheck, 'sleep', $work)) -WorkDirectory $work
+        $theirs = (Get-Item "/proc/$target/ns/$Link").LinkTarget
+        $theirs | Should -Not -Be (Get-Item "/proc/self/ns/$Link").LinkTarget -Because 'unshare made the namespace'
+        $failure = Get-Refusal $target (Join-Path $work 'image')
+        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $failure.Exception.Message | Should -BeLike '*nothing was frozen*'
+        $failure.Exception.Message | Should -Match ([regex]::Escape($Message ?? "its $Shown ($theirs) is not the one CriuPS runs in"))
+        Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
+    }
+
+    It 'is refused whole when a child is the init of a PID namespace with its own mounts, host and domain name and IPC' {
+        # What was tried before this check existed: unshare -p -f --mount-proc -m -u -i -n sleep, checkpointed by its
+        # parent, came back in the host's PID, mount and network namespaces without a word.
+        $unshare = Start-Process unshare -ArgumentList '--pid --fork --mount-proc --mount --uts --ipc --net sleep 1000' -PassThru
+        Register-TestProcess $unshare.Id
+        Wait-Until { (Get-Content "/proc/$($unshare.Id)/task/$($unshare.Id)/children" -Raw -ErrorAction Ignore) -match '\d' } 'unshare to start its child'
+        $child = [int](Get-Content "/proc/$($unshare.Id)/task/$($unshare.Id)/children" -Raw).Trim()
+        Register-TestProcess $child
+        $failure = Get-Refusal $unshare.Id (Join-Path $TestDrive 'container-like')
+        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        foreach ($shown in 'PID namespace for its children', 'mount namespace') {
+            $failure.Exception.Message | Should -BeLike "*- its $shown * is not the one CriuPS runs in*" -Because "unshare itself has a new $shown"
+        }
+        foreach ($shown in 'PID namespace', 'mount namespace', 'UTS namespace', 'IPC namespace') {
+            $failure.Exception.Message | Should -BeLike "*- process $child`: its $shown * is not the one CriuPS runs in*"
+        }
+        Test-ProcessAlive $child | Should -BeTrue
+    }
+}
+
+Describe 'A process in a network namespace of its own' {
+    BeforeAll {
+        $script:Netns = "criups-ns$PID"
+        & ip netns add $Netns
+        if ($LASTEXITCODE -ne 0) { throw "ip netns add $Netns failed" }
+        $script:NetnsLink = "net:[$(& stat -L -c %i "/run/netns/$Netns")]"
+    }
+    AfterAll { & ip netns delete $Netns 2>$null }
+
+    It 'is restored into that namespace again, and verifies itself' {
+        $work = Join-Path $TestDrive 'netns'
+        $target = Start-TestTarget -Program $Nsenter -Arguments @("--net=/run/netns/$Netns", $SelfCheck, 'sleep', $work) -WorkDirectory $work
+        (Get-Item "/proc/$target/ns/net").LinkTarget | Should -Be $NetnsLink
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image')
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        $restored = $image | Restore-Process
+        Register-TestProcess $restored.Id
+        $restored.Id | Should -Be $target
+        (Get-Item "/proc/$target/ns/net").LinkTarget | Should -Be $NetnsLink -Because 'it joined its namespace again'
+        Get-Content (Join-Path $image.Path 'restore.log') -Raw | Should -Match "process $target`: back in its network namespace '$Netns'"
+        Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
+    }
+
+    It 'is refused with ImageIncompatible naming the namespace once it is gone, and nothing is left' {
+        $work = Join-Path $TestDrive 'netns-gone'
+        $gone = "criups-gone$PID"
+        & ip netns add $gone
+        $target = Start-TestTarget -Program $Nsenter -Arguments @("--net=/run/netns/$gone", $SelfCheck, 'sleep', $work) -WorkDirectory $work
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image')
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        & ip netns delete $gone
+        $failure = $null
+        try { $image | Restore-Process -ErrorAction Stop | Out-Null } catch { $failure = $_ }
+        $failure.FullyQualifiedErrorId | Should -Be 'ImageIncompatible,CriuPS.Cmdlets.RestoreProcessCommand'
+        $failure.Exception.Message | Should -BeLike "Process $target lived in network namespace '$gone' (net:*), which does not exist now."
+        Test-Path "/proc/$target" | Should -BeFalse -Because 'a restore that fails leaves nothing half-alive'
+    }
+}
+
+Describe 'A process in other cgroups than the engine''s' {
+    BeforeAll {
+        # cgroup v1's pids hierarchy, as this machine mounts it; a process or a single thread is moved into a child.
+        $script:Hierarchy = '/sys/fs/cgroup/pids'
+        $script:Cgroup = Join-Path $Hierarchy "criups-t$PID"
+        New-Item -ItemType Directory $Cgroup | Out-Null
+        $script:Own = ((Get-Content /proc/self/cgroup | Where-Object { $_ -match '^\d+:pids:' }) -split ':', 3)[2]
+    }
+    AfterAll {
+        Stop-TestProcesses
+        # A cgroup goes with rmdir once its last task has ended.
+        Wait-Until { -not (Get-Content (Join-Path $Cgroup 'tasks')) } 'the cgroup to empty'
+        & rmdir $Cgroup
+    }
+
+    It 'is refused before freezing, naming the cgroup, and runs on' {
+        $work = Join-Path $TestDrive 'cgroup'
+        $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+        Set-Content (Join-Path $Cgroup 'cgroup.procs') $target
+        $failure = Get-Refusal $target (Join-Path $work 'image')
+        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $failure.Exception.Message | Should -BeLike "*it sits in cgroup pids:/criups-t$PID, not in this session's ($Own): CriuPS does not restore cgroups yet*"
+        Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
+    }
+
+    It 'is refused when one of its threads sits in another cgroup (cgroup v1 places threads one by one)' {
+        $work = Join-Path $TestDrive 'thread-cgroup'
+        $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
+        $thread = Get-ChildItem "/proc/$target/task" | ForEach-Object { [int]$_.Name } | Where-Object { $_ -ne $target } | Select-Object -First 1
+        Set-Content (Join-Path $Cgroup 'tasks') $thread
+        $failure = Get-Refusal $target (Join-Path $work 'image')
+        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $failure.Exception.Message | Should -BeLike "*its thread $thread sits in cgroup pids:/criups-t$PID*"
+        $failure.Exception.Message | Should -Not -BeLike '*- it sits in cgroup*' -Because 'the process itself is in the engine''s'
+    }
+}
