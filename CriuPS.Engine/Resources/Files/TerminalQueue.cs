@@ -22,8 +22,19 @@ internal static class TerminalQueue
         {
             return ReadAll(tty);
         }
+        // Under its own settings first: bytes still on their way would otherwise meet the reading settings (and be
+        // echoed as ^J instead of a new line, say).
+        LetPendingIn(tty);
         var saved = Terminal.GetAttributes(tty);
         return WithSettings(tty, saved, TerminalSettings.ForReading(saved), () => ReadAll(tty));
+    }
+
+    // Bytes the other end wrote may still wait for the line discipline: polling a terminal with nothing to read lets
+    // them in (n_tty_poll flushes the pending input).
+    private static unsafe void LetPendingIn(FileDescriptor tty)
+    {
+        var poll = new pollfd { fd = tty.Value, events = 1 /* POLLIN */ };
+        LibC.poll(&poll, 1, 0);
     }
 
     /// <summary>
@@ -114,10 +125,7 @@ internal static class TerminalQueue
             int queued = Terminal.QueuedInput(tty);
             if (queued == 0)
             {
-                // Bytes the other end wrote may still wait for the line discipline: polling a terminal with nothing to
-                // read lets them in first (n_tty_poll flushes the pending input).
-                var poll = new pollfd { fd = tty.Value, events = 1 /* POLLIN */ };
-                LibC.poll(&poll, 1, 0);
+                LetPendingIn(tty);
                 queued = Terminal.QueuedInput(tty);
                 if (queued == 0)
                 {
