@@ -217,13 +217,15 @@ function Invoke-FileBomb {
 }
 
 # Opens COUNT connections at once that never say anything; returns those established within 3 s (close them with
-# Close-PageServerConnection): a server that accepts one connection at a time leaves the rest in its backlog.
+# Close-PageServerConnection): a server that accepts one connection at a time leaves the rest in its backlog, one
+# at its limit closes some.
 function Open-IdleConnections([int]$Port, [int]$Count) {
     $attempts = @(for ($i = 0; $i -lt $Count; $i++) {
         $client = [System.Net.Sockets.TcpClient]::new()
         [pscustomobject]@{ Client = $client; Connecting = $client.ConnectAsync('127.0.0.1', $Port) }
     })
-    $null = [System.Threading.Tasks.Task]::WhenAll([System.Threading.Tasks.Task[]]$attempts.Connecting).Wait([timespan]::FromSeconds(3))
+    # Some may fail (a server at its limit closes them at once): those are simply not returned.
+    try { $null = [System.Threading.Tasks.Task]::WhenAll([System.Threading.Tasks.Task[]]$attempts.Connecting).Wait([timespan]::FromSeconds(3)) } catch { }
     foreach ($attempt in $attempts) {
         if ($attempt.Connecting.IsCompletedSuccessfully) { [pscustomobject]@{ Client = $attempt.Client; Stream = $attempt.Client.GetStream() } }
         else { $attempt.Client.Dispose() }

@@ -40,7 +40,7 @@ BeforeAll {
     # The normal time of a legitimate checkpoint: one to a server nobody attacks, in this session (so the code is
     # warm, as for those made during the attacks). During an attack it may take three times that, plus 3 s for a
     # busy machine: every attack here held the server 30 s or more before.
-    $quiet = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'quiet') @Short
+    $quiet = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'quiet-image') @Short
     $baseline = (Invoke-LegitimateCheckpoint $quiet 'quiet').Seconds
     $quiet | Stop-LazyPageServer
     Stop-TestProcesses
@@ -96,16 +96,16 @@ Describe 'A page server under attack' {
     }
 
     It 'holds no more than its limit of 200 idle connections, drops them by their deadline, and serves a checkpoint meanwhile' {
-        $server = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'idle') @Short -MaxConnections 32
+        $server = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'idle-image') @Short -MaxConnections 32
         $descriptors = Get-OpenDescriptors
         $idle = @(Open-IdleConnections -Port $server.Port -Count 200)
         try {
-            $idle.Count | Should -Be 200 -Because 'the server accepts as fast as they come'
             $server.Connections | Should -BeLessOrEqual 32
             $legit = Invoke-LegitimateCheckpoint $server 'idle-legit'
             $legit.Seconds | Should -BeLessThan $NormalSeconds
             $server.ImagesReceived | Should -Be 1
             Wait-Until { $server.Connections -eq 0 } 'the idle connections to be dropped' -TimeoutSeconds 6
+            # Every one was accepted, then made way for a newer one or was dropped at its deadline.
             $server.ConnectionsRefused | Should -Be 200
         }
         finally { $idle | ForEach-Object { Close-PageServerConnection $_ } }
@@ -177,7 +177,7 @@ Describe 'A page server under attack' {
         try {
             $junk.Steps[-1] | Should -Be "Committed $image"
             $before = Get-ChildItem $image -Force | ForEach-Object { "$($_.Name) $((Get-FileHash $_.FullName).Hash)" }
-            $after = Invoke-JunkAfterCommit $junk.Connection
+            $after = @(Invoke-JunkAfterCommit $junk.Connection)
             $after[-1] | Should -Match '^Error 1 this server ended the dump: it sent FileBegin after the commit: the image .* is committed, and nothing can be added to it or replaced|^failed|^closed'
         }
         finally { Close-PageServerConnection $junk.Connection }
@@ -187,10 +187,10 @@ Describe 'A page server under attack' {
         (Open-DumpSession -Port $server.Port -Version $Version).Answer | Should -Match '^Error 1 .*is not empty'
 
         # A legitimate checkpoint (to its own server: this one's image is final) goes through in its normal time.
-        $other = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'final-legit') @Short
+        $other = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'final-legit-image') @Short
         $legit = Invoke-LegitimateCheckpoint $other 'final-legit'
         $legit.Seconds | Should -BeLessThan $NormalSeconds
-        (Get-ChildItem (Join-Path $TestDrive 'final-legit')).Name | Should -Not -Contain 'stats-dump' -Because 'what follows the commit stays on the source'
+        (Get-ChildItem (Join-Path $TestDrive 'final-legit-image')).Name | Should -Not -Contain 'stats-dump' -Because 'what follows the commit stays on the source'
         Test-Path ($legit.Sent.LogPath -replace '\.log$', '-stats-dump') | Should -BeTrue
     }
 
