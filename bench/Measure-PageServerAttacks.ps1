@@ -12,6 +12,8 @@
       junk-commit      32 junk bytes as core-1.img with matching digests, committed, without credentials
       junk-after       the same, then more files after the commit (a new one, and one under a committed name)
       file-bomb        3,000 files begun and never ended, then a 1 GiB file
+      big-file         one 1 GiB file, to a server whose -MaxImageSize is 256 MiB (the 64 MiB checkpoint and a
+                       margin; the default, this machine's memory and swap plus a quarter, allows 1 GiB on most)
     For each: the attack's outcome; the legitimate Checkpoint-Process -PageServer made while the attack holds on
     (its time, or its error); and the serving PowerShell's descriptors and resident memory before, at the peak of
     the attack, and 5 s after it ended.
@@ -21,8 +23,8 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('slow-client', 'silent', 'idle-200', 'junk-commit', 'junk-after', 'file-bomb')]
-    [string[]]$Attack = @('slow-client', 'silent', 'idle-200', 'junk-commit', 'junk-after', 'file-bomb'),
+    [ValidateSet('slow-client', 'silent', 'idle-200', 'junk-commit', 'junk-after', 'file-bomb', 'big-file')]
+    [string[]]$Attack = @('slow-client', 'silent', 'idle-200', 'junk-commit', 'junk-after', 'file-bomb', 'big-file'),
     [switch]$MutualTls,
     [int]$ProtocolVersion = 3
 )
@@ -43,19 +45,20 @@ $clientCertificate = if ($MutualTls) { New-TestCertificate 'attacks-client' $wor
 $clientIdentity = if ($MutualTls) { [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPemFile($clientCertificate.Path, $clientCertificate.KeyPath) }
 $serverScript = Join-Path $work 'server.ps1'
 Set-Content $serverScript @'
-param($Module, $ImagePath, $PortFile, $Certificate, $Key, $ClientThumbprint)
+param($Module, $ImagePath, $PortFile, [long]$MaxImageSize, $Certificate, $Key, $ClientThumbprint)
 $ErrorActionPreference = 'Stop'
 Import-Module $Module
 $tls = if ($Certificate) { @{ CertificatePath = $Certificate; KeyPath = $Key; ClientThumbprint = $ClientThumbprint } } else { @{} }
-$server = Start-LazyPageServer -ImagePath $ImagePath -Port 0 @tls
+$limit = if ($MaxImageSize) { @{ MaxImageSize = $MaxImageSize } } else { @{} }
+$server = Start-LazyPageServer -ImagePath $ImagePath -Port 0 @tls @limit
 Set-Content "$PortFile.tmp" $server.Port
 Move-Item "$PortFile.tmp" $PortFile
 while ($server.State -notin 'Stopped', 'Failed') { Start-Sleep -Milliseconds 100 }
 '@
 
-function Start-Server([string]$Name) {
+function Start-Server([string]$Name, [long]$MaxImageSize = 0) {
     $portFile = Join-Path $work "$Name.port"
-    $arguments = @('-NoProfile', '-NonInteractive', '-File', $serverScript, $module, (Join-Path $work "$Name-image"), $portFile)
+    $arguments = @('-NoProfile', '-NonInteractive', '-File', $serverScript, $module, (Join-Path $work "$Name-image"), $portFile, $MaxImageSize)
     if ($MutualTls) { $arguments += $serverCertificate.Path, $serverCertificate.KeyPath, $clientCertificate.Certificate.Thumbprint }
     $process = Start-Process "$PSHOME/pwsh" -ArgumentList $arguments -PassThru -RedirectStandardOutput "$portFile.out" -RedirectStandardError "$portFile.err"
     Register-TestProcess $process.Id
@@ -84,7 +87,7 @@ function Invoke-LegitimateCheckpoint($Server, [string]$Name) {
 $attackOptions = @{ Version = $ProtocolVersion; Tls = [bool]$MutualTls }
 $results = foreach ($name in $Attack) {
     Write-Host "== $name"
-    $server = Start-Server $name
+    $server = Start-Server $name -MaxImageSize ($name -eq 'big-file' ? 256MB : 0)
     $before = Get-Footprint $server.Process.Id
     $peak = $before
     $attackOutcome = ''
@@ -97,7 +100,8 @@ $results = foreach ($name in $Attack) {
                 Start-Sleep -Seconds 1
                 $legit = Invoke-LegitimateCheckpoint $server $name
                 $peak = Get-Footprint $server.Process.Id
-                $attackOutcome = if ($job | Wait-Job -Timeout 1) { $job | Receive-Job } else { 'still holding its connection after the checkpoint' }
+                # It notices being cut off at its next byte (20 s apart), or holds on: 60 s tell which.
+                $attackOutcome = if ($job | Wait-Job -Timeout 60) { $job | Receive-Job } else { 'still holding its connection 60 s after the checkpoint' }
                 $job | Remove-Job -Force
             }
             'silent' {
@@ -112,8 +116,11 @@ $results = foreach ($name in $Attack) {
                 $held = Open-IdleConnections -Port $server.Port -Count 200
                 $peak = Get-Footprint $server.Process.Id
                 $legit = Invoke-LegitimateCheckpoint $server $name
-                $open = @(& ss -Htn "dport = :$($server.Port)" | Where-Object { $_ -match '^ESTAB' }).Count
-                $attackOutcome = "$($held.Count) of 200 idle connections established; $open of them still open after the checkpoint"
+                $open = { @(& ss -Htn "sport = :$($server.Port)" | Where-Object { $_ -match '^ESTAB' }).Count }
+                $afterCheckpoint = & $open
+                $clock = [Diagnostics.Stopwatch]::StartNew()
+                while ((& $open) -gt 0 -and $clock.Elapsed.TotalSeconds -lt 60) { Start-Sleep -Milliseconds 200 }
+                $attackOutcome = "$($held.Count) of 200 idle connections established; the server held $afterCheckpoint of them after the checkpoint, and $(& $open) $([math]::Round($clock.Elapsed.TotalSeconds, 1)) s later"
             }
             'junk-commit' {
                 $junk = Invoke-JunkCommit -Port $server.Port @attackOptions
@@ -130,11 +137,12 @@ $results = foreach ($name in $Attack) {
                 $peak = Get-Footprint $server.Process.Id
                 $legit = Invoke-LegitimateCheckpoint $server $name
             }
-            'file-bomb' {
-                $bomb = Start-ThreadJob -ArgumentList (Join-Path $root 'Tests/Pester/PageServerAttacker.psm1'), $module, $server.Port, $ProtocolVersion, $MutualTls.IsPresent -ScriptBlock {
-                    param($Attacker, $Module, $Port, $Version, $Tls)
+            { $_ -in 'file-bomb', 'big-file' } {
+                $files = $name -eq 'file-bomb' ? 3000 : 0
+                $bomb = Start-ThreadJob -ArgumentList (Join-Path $root 'Tests/Pester/PageServerAttacker.psm1'), $module, $server.Port, $ProtocolVersion, $MutualTls.IsPresent, $files -ScriptBlock {
+                    param($Attacker, $Module, $Port, $Version, $Tls, $Files)
                     Import-Module $Module; Import-Module $Attacker
-                    Invoke-FileBomb -Port $Port -Version $Version -Files 3000 -Bytes 1GB -Tls:$Tls
+                    Invoke-FileBomb -Port $Port -Version $Version -Files $Files -Bytes 1GB -Tls:$Tls
                 }
                 while ($bomb.State -in 'NotStarted', 'Running') {
                     $now = Get-Footprint $server.Process.Id

@@ -233,7 +233,8 @@ function Open-IdleConnections([int]$Port, [int]$Count) {
 }
 
 # The slow client, in a thread job: connects and sends the bytes of a Hello one at a time, one every INTERVAL
-# seconds, then idles. Returns the job; its output is what happened, with the seconds it had the server's attention.
+# seconds, until the server answers or closes. Returns the job; its output is what happened, with the seconds it
+# had the server's attention.
 function Start-SlowClient {
     param([Parameter(Mandatory)][int]$Port, [Parameter(Mandatory)][int]$Version, [double]$IntervalSeconds = 20, [switch]$Tls)
     $module = $PSCommandPath
@@ -247,7 +248,8 @@ function Start-SlowClient {
             $frame = [byte[]]([System.BitConverter]::GetBytes([uint32](1 + $hello.Length)) + [byte]1 + $hello)
             foreach ($byte in $frame) {
                 Send-Bytes $connection ([byte[]]$byte)
-                Start-Sleep -Seconds $Interval
+                # Readable before the next byte is due: the server answered, or closed the connection.
+                if ($connection.Client.Client.Poll([int]($Interval * 1e6), [System.Net.Sockets.SelectMode]::SelectRead)) { break }
             }
             "held the server $([math]::Round($clock.Elapsed.TotalSeconds, 1)) s, then it answered $(Format-Frame (Read-Frame $connection))"
         }
