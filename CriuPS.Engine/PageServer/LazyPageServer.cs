@@ -168,10 +168,6 @@ public sealed class LazyPageServer
         }
         ImageDirectoryTransaction.RemoveStale(imagePath);
         SslServerAuthenticationOptions? tls = null;
-        foreach (var client in options.ClientCertificates)
-        {
-            _ = client.RawData; // a disposed certificate fails here, not in a handshake
-        }
         if (certificate is not null)
         {
             PageServerTls.RequireKey(certificate, certificate.Subject);

@@ -37,12 +37,15 @@ BeforeAll {
 
     function Get-WorkDirectories([string]$Image) { @(Get-ChildItem (Split-Path $Image) -Force -Filter ".$(Split-Path $Image -Leaf).criups-*") }
 
-    # The normal time of a legitimate checkpoint: one to a server nobody attacks, in this session (so the code is
-    # warm, as for those made during the attacks). During an attack it may take three times that, plus 3 s for a
-    # busy machine: every attack here held the server 30 s or more before.
-    $quiet = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'quiet-image') @Short
-    $baseline = (Invoke-LegitimateCheckpoint $quiet 'quiet').Seconds
-    $quiet | Stop-LazyPageServer
+    # The normal time of a legitimate checkpoint: the second to a server nobody attacks, in this session (the first
+    # warms the code up, as it is for those made during the attacks). During an attack it may take three times
+    # that, plus 3 s for a busy machine: every attack here held the server 30 s or more before.
+    $baseline = foreach ($run in 1, 2) {
+        $quiet = Start-LazyPageServer -ImagePath (Join-Path $TestDrive "quiet-image-$run") @Short
+        (Invoke-LegitimateCheckpoint $quiet "quiet-$run").Seconds
+        $quiet | Stop-LazyPageServer
+    }
+    $baseline = $baseline[-1]
     Stop-TestProcesses
     $script:NormalSeconds = 3 * $baseline + 3
     Write-Host "A legitimate checkpoint takes $([math]::Round($baseline, 2)) s without attack; allowed during one: $([math]::Round($NormalSeconds, 2)) s"
@@ -95,7 +98,7 @@ Describe 'A page server under attack' {
         $server.ConnectionsRefused | Should -Be 2
     }
 
-    It 'holds no more than its limit of 200 idle connections, drops them by their deadline, and serves a checkpoint meanwhile' {
+    It 'holds no more than its limit of 200 idle connections, drops each at its deadline, and serves a checkpoint meanwhile' {
         $server = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'idle-image') @Short -MaxConnections 32
         $descriptors = Get-OpenDescriptors
         $idle = @(Open-IdleConnections -Port $server.Port -Count 200)
