@@ -109,7 +109,10 @@ public sealed class LazyPageServer
         }
     }
 
-    /// <summary>Connections it ended for a client that broke a limit, failed to authenticate, or found it full.</summary>
+    /// <summary>
+    /// Connections that ended without their session completing: a deadline, a limit, a failed authentication, a full
+    /// server, a session that failed.
+    /// </summary>
     public long ConnectionsRefused => Interlocked.Read(ref connectionsRefused);
 
     /// <summary>Whether the image directory holds an image to serve.</summary>
@@ -336,7 +339,9 @@ public sealed class LazyPageServer
             Stream stream = new NetworkStream(client.Socket, ownsSocket: false);
             if (tls is not null)
             {
-                var secure = new SslStream(stream, leaveInnerStreamOpen: false, check.Validate);
+                // .NET asks the callback even when no certificate was asked for: only a server that authenticates
+                // its clients judges them.
+                var secure = new SslStream(stream, leaveInnerStreamOpen: false, AuthenticatesClients ? check.Validate : null);
                 stream = secure;
                 try
                 {

@@ -149,6 +149,21 @@ Describe 'TLS' {
         finally { $server | Stop-LazyPageServer }
     }
 
+    It 'takes a checkpoint over TLS from a client without a certificate when it authenticates none (on the loopback)' {
+        $mine = New-TestCertificate 'criups-tls-only' $TestDrive
+        $image = Join-Path $TestDrive 'tls-only-image'
+        $server = Start-LazyPageServer -ImagePath $image -CertificatePath $mine.Path -KeyPath $mine.KeyPath
+        try {
+            $server.AuthenticatesClients | Should -BeFalse
+            $t = Start-LazyTarget 'tls-only' -MiB 8
+            $sent = Checkpoint-Process -Id $t.Id -PageServer "127.0.0.1:$($server.Port)" -PageServerThumbprint $mine.Certificate.Thumbprint
+            $sent.Tls | Should -BeTrue
+            $server.ImagesReceived | Should -Be 1
+            (Get-CheckpointImage $image).Pages | Should -Be $sent.Pages
+        }
+        finally { $server | Stop-LazyPageServer }
+    }
+
     It 'tells a client without TLS that the server expects it' {
         $mine = New-TestCertificate 'criups-tls-plain' $TestDrive
         $server = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'tls-plain') -Certificate (
