@@ -218,6 +218,24 @@ Describe 'A page server under attack' {
         $server.ImagesReceived | Should -Be 1
     }
 
+    It 'refuses a file name that would leave the image directory (<Name>), creating nothing' -ForEach @(
+        @{ Name = '../escaped.img' }, @{ Name = '/tmp/escaped.img' }, @{ Name = '.hidden.img' }
+    ) {
+        $image = Join-Path $TestDrive 'traversal'
+        $server = Start-LazyPageServer -ImagePath $image @Short
+        $session = Open-DumpSession -Port $server.Port -Version $Version
+        try {
+            Send-FileBegin $session 1 $Name
+            $answer = try { Format-Frame (Read-Frame $session) } catch { 'reset' }
+            $answer | Should -BeIn 'closed', 'reset' -Because 'the server ends the session at the name'
+        }
+        finally { Close-PageServerConnection $session }
+        $server.Error.Message | Should -Match ([regex]::Escape("sent a file '$Name' (id 1) that cannot be an image file here"))
+        Test-Path (Join-Path $TestDrive 'escaped.img') | Should -BeFalse
+        Test-Path /tmp/escaped.img | Should -BeFalse
+        Get-WorkDirectories $image | Should -BeNullOrEmpty
+    }
+
     It 'refuses a checkpoint of more files than -MaxImageFiles' {
         $image = Join-Path $TestDrive 'many'
         $server = Start-LazyPageServer -ImagePath $image @Short -MaxImageFiles 10
