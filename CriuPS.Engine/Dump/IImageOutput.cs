@@ -15,7 +15,8 @@ internal interface IImageOutput
 
     /// <summary>
     /// Creates an image file (mode 0600); before the commit it belongs to the image to commit, after it (stats-dump)
-    /// it goes straight into the committed image.
+    /// it goes straight into the committed image, or stays on this machine when that image is a page server's (a
+    /// committed image is final there).
     /// </summary>
     Stream Create(string fileName);
 

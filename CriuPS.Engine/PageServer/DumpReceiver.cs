@@ -6,11 +6,14 @@ namespace CriuPS.Engine.PageServer;
 
 /// <summary>
 /// The server side of a dump: the image files arrive into a transaction on the image directory (hidden, 0700,
-/// files 0600) that becomes visible only on Commit; a session that ends before leaves nothing. A file that follows
-/// the commit (stats-dump) arrives under a hidden name and takes its own when complete, so that a restore that
-/// starts as soon as the image is there never reads half of it. Every file before the commit is digested as it
-/// arrives and checked, at the commit, against the digests the client wrote with it (criups-digests.img): a file
-/// damaged on its way makes the server refuse the commit (RefusalCode.Corrupt), and keep nothing.
+/// files 0600, one per session: dumps received at once do not see each other) that becomes visible only on Commit;
+/// a session that ends before leaves nothing. A committed image is final: after the commit the session may only
+/// close, and anything else ends it with the image as committed (the client keeps stats-dump, which follows the
+/// commit, on its side). Every file is digested as it arrives and checked, at the commit, against the digests the
+/// client wrote with it (criups-digests.img): a file damaged on its way makes the server refuse the commit
+/// (RefusalCode.Corrupt), and keep nothing. A dump may send at most <see cref="PageServerLimits.MaxImageFiles"/>
+/// files and <see cref="PageServerLimits.MaxImageSize"/> bytes, with <see cref="PageServerLimits.MaxOpenFiles"/>
+/// open at once: past that it is refused, and nothing it sent is kept.
 /// </summary>
 internal static class DumpReceiver
 {
@@ -27,33 +30,50 @@ internal static class DumpReceiver
             throw;
         }
         var open = new Dictionary<uint, (string Name, Stream Stream, long Length)>();
-        // Every file before the commit is digested as its bytes arrive, to be checked against the client's manifest.
+        // Every file is digested as its bytes arrive, to be checked against the client's manifest.
         var digesters = new Dictionary<uint, BlockDigester>();
         var received = new List<FileDigest>();
+        var limits = server.Limits;
+        int files = 0;
+        ulong bytes = 0;
         try
         {
             PageServerMessages.Send(connection.Frames, new Welcome(PageServerMessages.Version, transaction.FinalPath));
             while (true)
             {
                 var frame = connection.Receive();
+                if (transaction.Committed && frame.Type != FrameType.Close)
+                {
+                    Refuse(connection, $"it sent {frame.Type} after the commit: the image {transaction.FinalPath} is committed, and nothing can be added to it or replaced");
+                }
                 switch (frame.Type)
                 {
                     case FrameType.FileBegin:
                         var begin = PageServerMessages.ReadFileBegin(frame);
-                        if (!IsImageFileName(begin.Name) || open.ContainsKey(begin.File) || open.Values.Any(f => f.Name == begin.Name))
+                        if (!IsImageFileName(begin.Name) || open.ContainsKey(begin.File) || open.Values.Any(f => f.Name == begin.Name) || received.Any(f => f.Name == begin.Name))
                         {
                             throw new ProtocolException($"{connection.Peer} sent a file '{begin.Name}' (id {begin.File}) that cannot be an image file here.");
                         }
-                        open[begin.File] = (begin.Name, transaction.Create(transaction.Committed ? Partial(begin.Name) : begin.Name), 0);
-                        if (!transaction.Committed)
+                        if (++files > limits.MaxImageFiles)
                         {
-                            digesters[begin.File] = new BlockDigester();
+                            Refuse(connection, $"it sent more than {limits.MaxImageFiles} image files, this server's limit for a dump");
                         }
+                        if (open.Count >= PageServerLimits.MaxOpenFiles)
+                        {
+                            Refuse(connection, $"it kept more than {PageServerLimits.MaxOpenFiles} image files open at once ({string.Join(", ", open.Values.Take(3).Select(f => f.Name))}...)");
+                        }
+                        open[begin.File] = (begin.Name, transaction.Create(begin.Name), 0);
+                        digesters[begin.File] = new BlockDigester();
                         break;
                     case FrameType.FileData:
                         var (file, data) = PageServerMessages.ReadFileData(frame);
                         var target = File(open, file, connection);
-                        digesters.GetValueOrDefault(file)?.Append(data.Span);
+                        bytes += (ulong)data.Length;
+                        if (bytes > limits.MaxImageSize.Value)
+                        {
+                            Refuse(connection, $"it sent more than {limits.MaxImageSize.Value >> 20} MiB, this server's limit for a dump (in {target.Name})");
+                        }
+                        digesters[file].Append(data.Span);
                         target.Stream.Write(data.Span);
                         open[file] = target with { Length = target.Length + data.Length };
                         server.Received(target.Name, data.Length);
@@ -67,14 +87,8 @@ internal static class DumpReceiver
                         }
                         ended.Stream.Dispose();
                         open.Remove(end.File);
-                        if (digesters.Remove(end.File, out var digester))
-                        {
-                            received.Add(digester.Finish(ended.Name));
-                        }
-                        if (transaction.Committed)
-                        {
-                            System.IO.File.Move(Path.Combine(transaction.FinalPath, Partial(ended.Name)), Path.Combine(transaction.FinalPath, ended.Name));
-                        }
+                        digesters.Remove(end.File, out var digester);
+                        received.Add(digester!.Finish(ended.Name));
                         break;
                     case FrameType.Commit:
                         PageServerMessages.ReadEmpty(frame, FrameType.Commit);
@@ -85,8 +99,7 @@ internal static class DumpReceiver
                             PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Corrupt, damage));
                             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"The checkpoint {connection.Peer} sent was refused: {damage}", server.ImagePath);
                         }
-                        transaction.Commit();
-                        server.Committed();
+                        Commit(transaction, connection, server);
                         PageServerMessages.SendCommitted(connection.Frames, transaction.FinalPath);
                         break;
                     case FrameType.Close:
@@ -108,18 +121,44 @@ internal static class DumpReceiver
         }
         catch
         {
-            foreach (var (name, stream, _) in open.Values)
+            foreach (var (_, stream, _) in open.Values)
             {
                 stream.Dispose();
-                if (transaction.Committed)
-                {
-                    System.IO.File.Delete(Path.Combine(transaction.FinalPath, Partial(name)));
-                }
             }
-            // Before the commit nothing is kept; after it, only a file cut off midway (stats-dump) goes.
+            // Before the commit nothing is kept; after it, the image stays as committed.
             transaction.Abort();
             throw;
         }
+    }
+
+    // Dumps received at once each have their own work directory; the first to commit is the image, and a later
+    // one finds the image directory taken (a committed image is never replaced by a page server).
+    private static void Commit(ImageDirectoryTransaction transaction, PageServerConnection connection, LazyPageServer server)
+    {
+        lock (server.CommitGate)
+        {
+            if (Directory.Exists(transaction.FinalPath) && Directory.EnumerateFileSystemEntries(transaction.FinalPath).Any())
+            {
+                transaction.Abort();
+                Refuse(connection, $"the image directory '{transaction.FinalPath}' received another checkpoint meanwhile, which is final");
+            }
+            transaction.Commit();
+        }
+        server.Committed();
+    }
+
+    // Tells the client why the server ends the dump, then ends it (nothing of it is kept).
+    private static void Refuse(PageServerConnection connection, string why)
+    {
+        try
+        {
+            PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Refused, $"this server ended the dump: {why}"));
+        }
+        catch (IOException)
+        {
+            // a client that does not read finds the connection closed instead
+        }
+        throw new CheckpointException(CheckpointErrorKind.PageServerRefused, $"The dump from {connection.Peer} was refused: {why}.", connection.Peer);
     }
 
     /// <summary>
@@ -157,8 +196,6 @@ internal static class DumpReceiver
         problems.AddRange(manifest.Files.Keys.Where(name => received.All(f => f.Name != name)).Select(name => $"{name} is listed but never arrived"));
         return problems.Count == 0 ? null : string.Join("; ", problems);
     }
-
-    private static string Partial(string name) => $".{name}.partial";
 
     // Plain names as CRIU's images have (core-1.img, pages-2.img, stats-dump): nothing that leaves the directory.
     private static bool IsImageFileName(string name) =>

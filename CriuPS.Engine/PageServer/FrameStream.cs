@@ -25,17 +25,33 @@ internal sealed class FrameStream
     private byte[] receive = new byte[64 << 10];
     private byte[] send = new byte[64 << 10];
 
-    public FrameStream(Stream stream) => this.stream = stream;
+    private readonly ReceiveDeadline? deadline;
+
+    /// <summary>A stream of frames; on the server, <paramref name="deadline"/> bounds how long each is waited for.</summary>
+    public FrameStream(Stream stream, ReceiveDeadline? deadline = null)
+    {
+        this.stream = stream;
+        this.deadline = deadline;
+    }
+
+    /// <summary>
+    /// The largest frame accepted: <see cref="MaxFrame"/>, less where only small frames are expected (a server
+    /// allocates no megabytes for a client that has not said Hello).
+    /// </summary>
+    public int Limit { get; set; } = MaxFrame;
 
     /// <summary>Reads the next frame; null when the stream ends cleanly between frames.</summary>
     public Frame? Read()
     {
         Span<byte> header = stackalloc byte[HeaderSize];
-        int got = ReadAtMost(header);
+        deadline?.BetweenFrames();
+        int got = stream.Read(header);
         if (got == 0)
         {
             return null;
         }
+        deadline?.FrameBegun();
+        got += ReadAtMost(header[got..]);
         if (got < HeaderSize)
         {
             throw new ProtocolException($"The connection ended inside a frame header ({got} of {HeaderSize} bytes).");
@@ -45,9 +61,9 @@ internal sealed class FrameStream
         {
             throw new ProtocolException("The peer started a TLS handshake, but this end does not use TLS.");
         }
-        if (length == 0 || length > MaxFrame)
+        if (length == 0 || length > Limit)
         {
-            throw new ProtocolException($"A frame of {length} bytes is not valid (1 to {MaxFrame}): this is not a CriuPS page server peer, or the stream is corrupt.");
+            throw new ProtocolException($"A frame of {length} bytes is not valid here (1 to {Limit}): this is not a CriuPS page server peer, or the stream is corrupt.");
         }
         if (receive.Length < length)
         {
@@ -59,6 +75,7 @@ internal sealed class FrameStream
         {
             throw new ProtocolException($"The connection ended inside a frame ({got} of {length} bytes).");
         }
+        deadline?.FrameEnded();
         var type = (FrameType)body[0];
         if (!Enum.IsDefined(type))
         {

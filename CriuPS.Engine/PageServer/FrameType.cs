@@ -4,8 +4,8 @@ namespace CriuPS.Engine.PageServer;
 /// The messages of the page server protocol. A session starts with the client's Hello and the server's Welcome
 /// (or Error), then follows one of two purposes:
 /// dump:  FileBegin / FileData... / FileEnd per image file, the last of them criups-digests.img (the digests of the
-///        others, which the server checks against what arrived), Commit → Committed (or Error), late files (stats),
-///        Close → Goodbye;
+///        others, which the server checks against what arrived), Commit → Committed (or Error), Close → Goodbye
+///        (nothing else after the commit: the image is final);
 /// pages: PageRequest → PageData (or Error), ..., Done → Goodbye (the server stops) or Close → Goodbye.
 /// Either side may send Error instead of its next message, and then closes.
 /// </summary>

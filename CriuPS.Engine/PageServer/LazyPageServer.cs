@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Privileges;
@@ -9,9 +10,12 @@ namespace CriuPS.Engine.PageServer;
 
 /// <summary>
 /// A page server of this process (Start-LazyPageServer): it listens on a thread of its own, receives a dump
-/// streamed to it into its image directory, and serves that image's pages to a lazy restore, one connection at a
-/// time. Its counters move while it works. It stops when told to, when the session ends, or by itself once a lazy
-/// restore it served has every page; stopping closes its sockets and ends its thread.
+/// streamed to it into its image directory, and serves that image's pages to a lazy restore. Each connection has a
+/// thread of its own, so that no client holds up another: a client that trickles bytes or says nothing is cut off
+/// by its deadlines (<see cref="PageServerLimits"/>) while the others are served. With client certificates to
+/// trust, a client must present one of them in the TLS handshake, or it is refused before it can send anything.
+/// Its counters move while it works. It stops when told to, when the session ends, or by itself once a lazy
+/// restore it served has every page; stopping closes its sockets and ends its threads.
 /// </summary>
 public sealed class LazyPageServer
 {
@@ -21,22 +25,33 @@ public sealed class LazyPageServer
     private const int SolSocket = 1;
     private const int SoReuseAddr = 2;
 
+    /// <summary>A Hello is a few dozen bytes: a client that has not said it gets no larger frame (nor buffer).</summary>
+    private const int HelloLimit = 1024;
+
     private readonly Socket listener;
     private readonly SslServerAuthenticationOptions? tls;
+    private readonly IReadOnlyList<X509Certificate2> clientCertificates;
+    private readonly IReadOnlyList<string> clientThumbprints;
     private readonly Thread thread;
     private readonly object gate = new();
-    private volatile PageServerState state = PageServerState.Listening;
+    private readonly List<Client> clients = new(); // under gate
+    private volatile PageServerState ended = PageServerState.Listening; // Stopped or Failed once it is
     private volatile bool stopping;
-    private PageServerConnection? current;
+    private int receiving;
+    private int serving;
     private long pagesReceived;
     private long pagesServed;
     private long bytesReceived;
     private int imagesReceived;
+    private long connectionsRefused;
 
-    private LazyPageServer(Socket listener, string imagePath, SslServerAuthenticationOptions? tls, string? thumbprint)
+    private LazyPageServer(Socket listener, string imagePath, SslServerAuthenticationOptions? tls, string? thumbprint, PageServerOptions options)
     {
         this.listener = listener;
         this.tls = tls;
+        clientCertificates = options.ClientCertificates;
+        clientThumbprints = options.ClientThumbprints;
+        Limits = options.Limits;
         var bound = (IPEndPoint)listener.LocalEndPoint!;
         Address = bound.Address.ToString();
         Port = bound.Port;
@@ -55,10 +70,20 @@ public sealed class LazyPageServer
     /// <summary>Whether it speaks TLS.</summary>
     public bool Tls => tls is not null;
 
+    /// <summary>Whether it accepts only clients that present a certificate it trusts (mutual TLS).</summary>
+    public bool AuthenticatesClients => tls is not null && (clientCertificates.Count > 0 || clientThumbprints.Count > 0);
+
     /// <summary>The SHA-1 thumbprint of its certificate, for clients to trust (-PageServerThumbprint).</summary>
     public string? CertificateThumbprint { get; }
 
-    public PageServerState State => state;
+    /// <summary>Its deadlines and caps per client.</summary>
+    public PageServerLimits Limits { get; }
+
+    public PageServerState State =>
+        ended != PageServerState.Listening ? ended
+        : Volatile.Read(ref receiving) > 0 ? PageServerState.Receiving
+        : Volatile.Read(ref serving) > 0 ? PageServerState.Serving
+        : PageServerState.Listening;
 
     /// <summary>Pages received in pages images.</summary>
     public long PagesReceived => Interlocked.Read(ref pagesReceived);
@@ -72,6 +97,24 @@ public sealed class LazyPageServer
     /// <summary>Dumps received and committed into the image directory.</summary>
     public int ImagesReceived => Volatile.Read(ref imagesReceived);
 
+    /// <summary>Connections open now (sessions and handshakes).</summary>
+    public int Connections
+    {
+        get
+        {
+            lock (gate)
+            {
+                return clients.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Connections that ended without their session completing: a deadline, a limit, a failed authentication, a full
+    /// server, a session that failed.
+    /// </summary>
+    public long ConnectionsRefused => Interlocked.Read(ref connectionsRefused);
+
     /// <summary>Whether the image directory holds an image to serve.</summary>
     public bool HasImage => File.Exists(Path.Combine(ImagePath, "inventory.img"));
 
@@ -81,6 +124,9 @@ public sealed class LazyPageServer
 
     /// <summary>The last failure: a session that broke off (the server listens on), or what made it fail.</summary>
     public CheckpointException? Error { get; private set; }
+
+    /// <summary>Committing is one at a time: of two dumps received at once, the first to commit is the image.</summary>
+    internal object CommitGate { get; } = new();
 
     /// <summary>The servers started in this process, stopped ones included, oldest first.</summary>
     public static IReadOnlyList<LazyPageServer> All
@@ -97,6 +143,7 @@ public sealed class LazyPageServer
     /// <summary>Binds, and starts listening in the background.</summary>
     public static LazyPageServer Start(PageServerOptions options)
     {
+        options.Limits.Validate();
         var imagePath = Path.GetFullPath(options.ImagePath);
         if (File.Exists(imagePath))
         {
@@ -108,16 +155,30 @@ public sealed class LazyPageServer
         {
             throw denied;
         }
+        var certificate = options.CertificatePath is { } file ? PageServerTls.LoadServerCertificate(file, options.KeyPath) : options.Certificate;
+        bool trustsClients = options.ClientCertificates.Count > 0 || options.ClientThumbprints.Count > 0;
+        if (trustsClients && certificate is null)
+        {
+            throw new ArgumentException("Client certificates are checked in the TLS handshake: give the server a certificate too.");
+        }
+        // Whoever reaches an unauthenticated server can write its image and read its pages (process memory): on the
+        // loopback that is this machine's users, elsewhere the whole network, which only the user can vouch for.
+        if (!trustsClients && !IPAddress.IsLoopback(options.Address) && !options.TrustedNetwork)
+        {
+            throw new CheckpointException(CheckpointErrorKind.PageServerUntrusted,
+                $"A page server on {new IPEndPoint(options.Address, options.Port)} would accept any client that reaches it: it does not authenticate its clients.", options.Address,
+                "Give the server a certificate and the clients' certificates to trust (-ClientCertificate or -ClientThumbprint), listen on the loopback, or say with -TrustedNetwork that only legitimate clients can reach it.");
+        }
         ImageDirectoryTransaction.RemoveStale(imagePath);
         SslServerAuthenticationOptions? tls = null;
-        var certificate = options.CertificatePath is { } file ? PageServerTls.LoadServerCertificate(file, options.KeyPath) : options.Certificate;
         if (certificate is not null)
         {
             PageServerTls.RequireKey(certificate, certificate.Subject);
             tls = new SslServerAuthenticationOptions
             {
                 ServerCertificateContext = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true),
-                ClientCertificateRequired = false,
+                ClientCertificateRequired = trustsClients,
+                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             };
         }
         var listener = new Socket(options.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -128,7 +189,9 @@ public sealed class LazyPageServer
             // SO_REUSEPORT, which lets two servers share a port).
             listener.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
             listener.Bind(new IPEndPoint(options.Address, options.Port));
-            listener.Listen(4);
+            // Connections are accepted as fast as they come (each gets its own thread and deadline): the backlog only
+            // bridges the moments between two accepts.
+            listener.Listen(128);
         }
         catch (SocketException e)
         {
@@ -137,7 +200,7 @@ public sealed class LazyPageServer
                 $"Cannot listen on {new IPEndPoint(options.Address, options.Port)}: {e.Message}.", options.Address,
                 "Choose another port (or -Port 0 for any free one), or an address of this machine.", e);
         }
-        var server = new LazyPageServer(listener, imagePath, tls, certificate?.Thumbprint);
+        var server = new LazyPageServer(listener, imagePath, tls, certificate?.Thumbprint, options);
         lock (Servers)
         {
             Servers.Add(server);
@@ -146,14 +209,11 @@ public sealed class LazyPageServer
         return server;
     }
 
-    /// <summary>Stops listening, breaks off a session in progress, and waits for the thread to end.</summary>
+    /// <summary>Stops listening, breaks off the sessions in progress, and waits for the threads to end.</summary>
     public void Stop()
     {
         stopping = true;
-        lock (gate)
-        {
-            current?.Abort();
-        }
+        AbortClients();
         if (Thread.CurrentThread != thread)
         {
             thread.Join(StopWait);
@@ -194,59 +254,113 @@ public sealed class LazyPageServer
                 {
                     continue;
                 }
-                using var client = listener.Accept();
-                if (Session(client))
-                {
-                    break; // a lazy restore has every page: the server's work is done
-                }
+                Admit(listener.Accept());
             }
-            state = PageServerState.Stopped;
+            ended = PageServerState.Stopped;
         }
         catch (Exception e)
         {
             Error = new CheckpointException(CheckpointErrorKind.PageServerUnavailable, $"The page server on {Address}:{Port} failed: {e.Message}", ImagePath, null, e);
-            state = PageServerState.Failed;
+            ended = PageServerState.Failed;
         }
         finally
         {
             listener.Dispose();
+            AbortClients();
+            foreach (var client in Snapshot())
+            {
+                client.Thread.Join(StopWait);
+            }
             Stopped = DateTime.Now;
         }
     }
 
-    // One client, start to end; true when the server should stop. A session that fails is recorded, not fatal.
-    private bool Session(Socket client)
+    // A new connection gets a thread; at the limit it takes the place of the oldest that has not said Hello (a
+    // client that authenticates and greets takes milliseconds; those that linger are what an attacker opens), or is
+    // closed when every place is a session.
+    private void Admit(Socket socket)
     {
-        var peer = client.RemoteEndPoint?.ToString() ?? "a client";
-        PageServerConnection? connection = null;
+        var client = new Client(socket);
+        lock (gate)
+        {
+            if (clients.Count(c => !c.Evicted) >= Limits.MaxConnections)
+            {
+                var oldest = clients.Where(c => !c.Greeted && !c.Evicted).MinBy(c => c.Accepted);
+                if (oldest is null)
+                {
+                    Interlocked.Increment(ref connectionsRefused);
+                    socket.Close(0);
+                    return;
+                }
+                oldest.Evicted = true;
+                oldest.Abort();
+            }
+            clients.Add(client);
+        }
+        client.Thread = new Thread(() => Serve(client)) { IsBackground = true, Name = "criups-pagesrv" };
+        client.Thread.Start();
+    }
+
+    private void Serve(Client client)
+    {
+        bool done = false;
         try
         {
-            PageServerConnection.LimitWaits(client);
-            Stream stream = new NetworkStream(client, ownsSocket: false);
-            if (tls is not null)
-            {
-                var secure = new SslStream(stream, leaveInnerStreamOpen: false);
-                stream = secure;
-                using var timeout = new CancellationTokenSource(PageServerConnection.Timeout);
-                try
-                {
-                    secure.AuthenticateAsServerAsync(tls, timeout.Token).GetAwaiter().GetResult();
-                }
-                catch (Exception e) when (e is IOException or System.Security.Authentication.AuthenticationException or OperationCanceledException)
-                {
-                    throw new IOException($"the TLS handshake failed ({e.Message.TrimEnd('.')}): a client that does not trust this server's certificate ends it so, and a client without TLS cannot start it.", e);
-                }
-            }
-            connection = new PageServerConnection(client, stream, peer);
+            done = Session(client);
+        }
+        finally
+        {
+            client.Socket.Dispose();
             lock (gate)
             {
-                if (stopping)
-                {
-                    return false;
-                }
-                current = connection;
+                clients.Remove(client);
             }
+        }
+        if (done && !stopping)
+        {
+            // A lazy restore has every page: the server's work is done.
+            stopping = true;
+            AbortClients();
+        }
+    }
+
+    // One client, start to end; true when the server should stop. A session that fails is recorded, not fatal.
+    private bool Session(Client client)
+    {
+        var peer = client.Socket.RemoteEndPoint?.ToString() ?? "a client";
+        PageServerConnection? connection = null;
+        var check = new PageServerTls.ClientCheck(clientCertificates, clientThumbprints);
+        using var deadline = new ReceiveDeadline(Limits, client.Abort);
+        int purpose = 0; // 1: receiving a dump, 2: serving pages (the counters behind State)
+        try
+        {
+            client.Socket.NoDelay = true;
+            client.Socket.SendTimeout = (int)Limits.IdleTimeout.TotalMilliseconds;
+            Stream stream = new NetworkStream(client.Socket, ownsSocket: false);
+            if (tls is not null)
+            {
+                // .NET asks the callback even when no certificate was asked for: only a server that authenticates
+                // its clients judges them.
+                var secure = new SslStream(stream, leaveInnerStreamOpen: false, AuthenticatesClients ? check.Validate : null);
+                stream = secure;
+                try
+                {
+                    secure.AuthenticateAsServer(tls);
+                }
+                catch (Exception e) when (e is IOException or System.Security.Authentication.AuthenticationException or ObjectDisposedException)
+                {
+                    var why = check.Refusal is { } refusal ? $"the client was refused: {refusal}"
+                        : deadline.Expired is { } late ? $"the client {late}"
+                        : $"the TLS handshake failed ({e.Message.TrimEnd('.')}): a client that does not trust this server's certificate ends it so, and a client without TLS cannot start it";
+                    throw new IOException(why + ".", e);
+                }
+            }
+            connection = new PageServerConnection(client.Socket, stream, peer, deadline);
+            connection.Frames.Limit = HelloLimit;
             var hello = PageServerMessages.ReadHello(connection.Receive());
+            deadline.Greeted();
+            client.Greeted = true;
+            connection.Frames.Limit = FrameStream.MaxFrame;
             if (hello.Version != PageServerMessages.Version)
             {
                 PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Version, $"this server speaks version {PageServerMessages.Version}, not {hello.Version}"));
@@ -254,33 +368,87 @@ public sealed class LazyPageServer
             }
             if (hello.Purpose == SessionPurpose.Dump)
             {
-                state = PageServerState.Receiving;
+                Interlocked.Increment(ref receiving);
+                purpose = 1;
                 DumpReceiver.Receive(connection, this);
                 return false;
             }
-            state = PageServerState.Serving;
+            Interlocked.Increment(ref serving);
+            purpose = 2;
             return PageServing.Serve(connection, this, hello.ImageId);
         }
-        catch (Exception e) when (!stopping)
+        catch (Exception e) when (!stopping && !client.Evicted)
         {
+            Interlocked.Increment(ref connectionsRefused);
             Error = new CheckpointException(CheckpointErrorKind.PageServerUnavailable,
-                $"A session with {peer} broke off: {e.Message}{(state == PageServerState.Receiving ? " Nothing it sent was kept." : "")}", ImagePath, null, e);
+                    $"A session with {peer} broke off: {e.Message}{(purpose == 1 ? " Nothing it sent was kept." : "")}", ImagePath, null, e);
             return false;
         }
-        catch (Exception) when (stopping)
+        catch (Exception) when (stopping || client.Evicted)
         {
-            return true;
+            if (client.Evicted)
+            {
+                Interlocked.Increment(ref connectionsRefused);
+            }
+            return false;
         }
         finally
         {
-            lock (gate)
+            if (purpose == 1)
             {
-                current = null;
+                Interlocked.Decrement(ref receiving);
+            }
+            else if (purpose == 2)
+            {
+                Interlocked.Decrement(ref serving);
             }
             connection?.Dispose();
-            if (state is PageServerState.Receiving or PageServerState.Serving)
+        }
+    }
+
+    private Client[] Snapshot()
+    {
+        lock (gate)
+        {
+            return clients.ToArray();
+        }
+    }
+
+    private void AbortClients()
+    {
+        foreach (var client in Snapshot())
+        {
+            client.Abort();
+        }
+    }
+
+    /// <summary>One accepted connection and its thread.</summary>
+    private sealed class Client
+    {
+        public Client(Socket socket) => Socket = socket;
+
+        public Socket Socket { get; }
+
+        public Thread Thread { get; set; } = null!;
+
+        public DateTime Accepted { get; } = DateTime.UtcNow;
+
+        /// <summary>It said Hello (after its TLS handshake): a session, never displaced by a new connection.</summary>
+        public volatile bool Greeted;
+
+        /// <summary>A new connection took its place.</summary>
+        public volatile bool Evicted;
+
+        /// <summary>Closes at once: its blocked send or receive fails, and its thread ends.</summary>
+        public void Abort()
+        {
+            try
             {
-                state = PageServerState.Listening;
+                Socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // already closed: nothing to interrupt
             }
         }
     }

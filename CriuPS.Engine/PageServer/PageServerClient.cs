@@ -15,10 +15,12 @@ internal static class PageServerClient
     /// <summary>Connects for <paramref name="purpose"/>; returns the connection and the server's Welcome.</summary>
     public static (PageServerConnection Connection, Welcome Welcome) Connect(PageServerEndpoint endpoint, SessionPurpose purpose, string imageId, object target)
     {
+        var identity = endpoint.ClientCertificate is { } mine ? PageServerTls.RequireKey(mine, target) : null;
         var socket = Open(endpoint, target);
         Stream stream = new NetworkStream(socket, ownsSocket: false);
         var check = new PageServerTls.ServerCheck(endpoint);
         PageServerConnection? connection = null;
+        bool secured = false;
         try
         {
             if (endpoint.Tls)
@@ -30,7 +32,9 @@ internal static class PageServerClient
                 {
                     TargetHost = endpoint.Host,
                     CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                    ClientCertificateContext = identity is null ? null : SslStreamCertificateContext.Create(identity, additionalCertificates: null, offline: true),
                 }, timeout.Token).GetAwaiter().GetResult();
+                secured = true;
             }
             connection = new PageServerConnection(socket, stream, endpoint.Description);
             PageServerMessages.Send(connection.Frames, new Hello(PageServerMessages.Version, purpose, imageId));
@@ -48,7 +52,7 @@ internal static class PageServerClient
             {
                 connection.Dispose();
             }
-            throw Explain(e, endpoint, check, target);
+            throw Explain(e, endpoint, check, target, secured);
         }
     }
 
@@ -86,7 +90,7 @@ internal static class PageServerClient
         }
     }
 
-    private static CheckpointException Explain(Exception e, PageServerEndpoint endpoint, PageServerTls.ServerCheck check, object target)
+    private static CheckpointException Explain(Exception e, PageServerEndpoint endpoint, PageServerTls.ServerCheck check, object target, bool secured)
     {
         if (check.Refusal is { } refusal)
         {
@@ -94,11 +98,20 @@ internal static class PageServerClient
                 $"The {endpoint.Description} is not trusted: {refusal}. Nothing was sent to it.", target,
                 "Trust its certificate explicitly with -PageServerCertificate or -PageServerThumbprint, or give the server a certificate this machine trusts.", e);
         }
+        // In TLS 1.3 the server judges the client's certificate after the client has finished its handshake: a
+        // refusal reaches the client as the connection ending where the Welcome was due.
+        if (secured && e is IOException)
+        {
+            var presented = endpoint.ClientCertificate is { } mine ? $"its certificate {mine.Subject} ({mine.Thumbprint}) is not one the server trusts" : "it presented no client certificate";
+            return new CheckpointException(CheckpointErrorKind.PageServerRefused,
+                $"The {endpoint.Description} ended the connection after the TLS handshake, before its Welcome: a server that authenticates its clients does so when a client is not one of them, and {presented} ({Describe(e)}). Nothing was sent to it.", target,
+                "Give -ClientCertificate with a certificate (and its private key) that the server trusts: Start-LazyPageServer -ClientCertificate or -ClientThumbprint names those.", e);
+        }
         if (e is AuthenticationException)
         {
             return new CheckpointException(CheckpointErrorKind.PageServerUnavailable,
                 $"The TLS handshake with the {endpoint.Description} failed: {Describe(e)}", target,
-                "Start the page server with a certificate (-CertificatePath or -Certificate) to use TLS, or connect without TLS.", e);
+                "Start the page server with a certificate (-CertificatePath or -Certificate) to use TLS, or connect without TLS; a server that authenticates its clients needs -ClientCertificate.", e);
         }
         if (e is PeerRefusedException { Code: RefusalCode.Version } version)
         {

@@ -12,13 +12,16 @@ internal sealed class PageServerConnection : IDisposable
 
     private readonly Socket socket;
     private readonly Stream stream;
+    private readonly ReceiveDeadline? deadline;
 
-    public PageServerConnection(Socket socket, Stream stream, string peer)
+    /// <summary>A connection; on the server, <paramref name="deadline"/> bounds how long the client may take.</summary>
+    public PageServerConnection(Socket socket, Stream stream, string peer, ReceiveDeadline? deadline = null)
     {
         this.socket = socket;
         this.stream = stream;
+        this.deadline = deadline;
         Peer = peer;
-        Frames = new FrameStream(stream);
+        Frames = new FrameStream(stream, deadline);
     }
 
     public FrameStream Frames { get; }
@@ -35,7 +38,17 @@ internal sealed class PageServerConnection : IDisposable
     }
 
     /// <summary>The next frame; the connection ending here is an error.</summary>
-    public Frame Receive() => Frames.Read() ?? throw new ProtocolException($"{Peer} closed the connection.");
+    public Frame Receive()
+    {
+        try
+        {
+            return Frames.Read() ?? throw new ProtocolException($"{Peer} closed the connection.");
+        }
+        catch (Exception e) when (deadline?.Expired is { } late)
+        {
+            throw new ProtocolException($"{Peer} {late}, and was cut off.", e);
+        }
+    }
 
     /// <summary>The next frame, which must be of <paramref name="type"/>; an Error frame in its place throws <see cref="PeerRefusedException"/>.</summary>
     public Frame Expect(FrameType type)

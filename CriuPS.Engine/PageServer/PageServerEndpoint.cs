@@ -23,8 +23,11 @@ public sealed class PageServerEndpoint
     /// <summary>Use TLS and accept exactly the certificate with this SHA-1 or SHA-256 thumbprint (hex).</summary>
     public string? TrustedThumbprint { get; init; }
 
+    /// <summary>Use TLS and present this certificate (with its private key) to a server that authenticates its clients.</summary>
+    public X509Certificate2? ClientCertificate { get; init; }
+
     /// <summary>Whether the connection uses TLS.</summary>
-    public bool Tls => UseTls || TrustedCertificate is not null || TrustedThumbprint is not null;
+    public bool Tls => UseTls || TrustedCertificate is not null || TrustedThumbprint is not null || ClientCertificate is not null;
 
     /// <summary>Splits "host:port" (an IPv6 address in brackets: "[::1]:7000").</summary>
     public static (string Host, int Port) ParseAddress(string text)

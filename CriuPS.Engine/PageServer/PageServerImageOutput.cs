@@ -6,8 +6,9 @@ namespace CriuPS.Engine.PageServer;
 /// A dump's output streamed to a page server: every image file goes over the connection as it is written
 /// (the pages as they are copied out of the frozen process), and the server commits them into its image directory
 /// with the same all-or-nothing treatment as a local dump. Nothing but dump.log is written on this machine: it stays
-/// in the temporary directory (it holds no memory contents). If the connection breaks before the commit, the server
-/// removes what it received.
+/// in the temporary directory (it holds no memory contents), and so does stats-dump, which is written after the
+/// commit: the server takes nothing after it (a committed image is final, whoever the client). If the connection
+/// breaks before the commit, the server removes what it received.
 /// </summary>
 internal sealed class PageServerImageOutput : IImageOutput
 {
@@ -18,6 +19,7 @@ internal sealed class PageServerImageOutput : IImageOutput
     private readonly int pid;
     private uint nextFile = 1;
     private bool broken;
+    private bool committed;
     private bool damageNextPages; // test hook: FailurePoint.DamageInFlight
     private CancellationTokenRegistration cancelled;
 
@@ -55,6 +57,15 @@ internal sealed class PageServerImageOutput : IImageOutput
 
     public Stream Create(string fileName)
     {
+        if (committed)
+        {
+            return new FileStream(LocalPath(fileName), new FileStreamOptions
+            {
+                Mode = FileMode.Create,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+        }
         uint file = nextFile++;
         Send(frames => PageServerMessages.Send(frames, new FileBegin(file, fileName)));
         bool damage = damageNextPages && Images.ImageTypes.Pages.MatchesFileName(fileName);
@@ -66,7 +77,11 @@ internal sealed class PageServerImageOutput : IImageOutput
     {
         Send(frames => PageServerMessages.SendEmpty(frames, FrameType.Commit));
         Location = Guard(() => PageServerMessages.ReadCommitted(connection.Expect(FrameType.Committed)));
+        committed = true;
     }
+
+    /// <summary>Where a file written after the commit (stats-dump) is kept: beside dump.log.</summary>
+    private string LocalPath(string fileName) => Path.ChangeExtension(LogPath, null) + "-" + fileName;
 
     public void Finish()
     {

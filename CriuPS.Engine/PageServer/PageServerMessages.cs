@@ -23,8 +23,12 @@ internal static class PageServerMessages
     /// <summary>The first bytes of a Hello: "CRPS".</summary>
     public static ReadOnlySpan<byte> Magic => "CRPS"u8;
 
-    /// <summary>2: a dump carries criups-digests.img, which the server verifies before it commits; RefusalCode.Corrupt.</summary>
-    public const ushort Version = 2;
+    /// <summary>
+    /// 2: a dump carries criups-digests.img, which the server verifies before it commits; RefusalCode.Corrupt.
+    /// 3: nothing follows the commit but Close (a version 2 client sent stats-dump after it, which a server now
+    /// refuses: the version says so at the Hello instead).
+    /// </summary>
+    public const ushort Version = 3;
 
     // Room for a frame's fixed fields: a few integers and at most one string.
     private const int FieldRoom = 16 + 2 + FrameFieldWriter.MaxString;

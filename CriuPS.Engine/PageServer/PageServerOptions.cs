@@ -23,4 +23,19 @@ public sealed class PageServerOptions
 
     /// <summary>The PEM private key of <see cref="CertificatePath"/>.</summary>
     public string? KeyPath { get; init; }
+
+    /// <summary>With TLS: the client certificates the server accepts (mutual TLS); a client without one is refused.</summary>
+    public IReadOnlyList<X509Certificate2> ClientCertificates { get; init; } = [];
+
+    /// <summary>With TLS: the SHA-1 or SHA-256 thumbprints (hex) of the client certificates the server accepts.</summary>
+    public IReadOnlyList<string> ClientThumbprints { get; init; } = [];
+
+    /// <summary>
+    /// Lets a server that does not authenticate its clients (no client certificate to trust) listen on an address
+    /// other than loopback: the network is trusted to let only legitimate clients reach it.
+    /// </summary>
+    public bool TrustedNetwork { get; init; }
+
+    /// <summary>Deadlines and caps per client.</summary>
+    public PageServerLimits Limits { get; init; } = new();
 }

@@ -6,11 +6,14 @@ using CriuPS.Engine.Errors;
 namespace CriuPS.Engine.PageServer;
 
 /// <summary>
-/// TLS for the page server: the server's certificate (PEM with its key, or PKCS#12), and the client's check of
-/// what a server presents. The client accepts a certificate only when it is the one the user trusted explicitly
-/// (by certificate or thumbprint), or when it chains to a root this machine trusts and is issued to the host name
-/// connected to. Revocation is not checked (these machines are often offline); pinning the certificate avoids
-/// depending on it.
+/// TLS for the page server: the server's certificate (PEM with its key, or PKCS#12), the client's check of what a
+/// server presents, and the server's check of what a client presents (mutual TLS, as CRIU's page server does with
+/// its CA). The client accepts a certificate only when it is the one the user trusted explicitly (by certificate or
+/// thumbprint), or when it chains to a root this machine trusts and is issued to the host name connected to. The
+/// server accepts a client only with a certificate it was told to trust, by certificate or thumbprint: pinning,
+/// because the clients of a page server are a few known machines, and any certificate a public root signed must not
+/// be enough to write into its image directory. Revocation is not checked (these machines are often offline);
+/// pinning the certificate avoids depending on it.
 /// </summary>
 internal static class PageServerTls
 {
@@ -36,16 +39,62 @@ internal static class PageServerTls
         return RequireKey(certificate, certificatePath);
     }
 
-    /// <summary>Checks that a server certificate has its private key (TLS cannot use it otherwise).</summary>
+    /// <summary>Checks that a certificate this end presents has its private key (TLS cannot use it otherwise).</summary>
     public static X509Certificate2 RequireKey(X509Certificate2 certificate, object target)
     {
         if (!certificate.HasPrivateKey)
         {
             throw new CheckpointException(CheckpointErrorKind.CertificateUnusable,
-                $"The certificate {certificate.Subject} ({certificate.Thumbprint}) has no private key; a server cannot use it.", target,
-                "Give the certificate together with its private key.");
+                $"The certificate {certificate.Subject} ({certificate.Thumbprint}) has no private key, without which TLS cannot present it.", target,
+                "Give the certificate together with its private key (X509Certificate2.CreateFromPemFile with the key file, or a PKCS#12 file).");
         }
         return certificate;
+    }
+
+    /// <summary>Whether <paramref name="certificate"/> has <paramref name="thumbprint"/>: SHA-1 or SHA-256, hex, colons and spaces allowed.</summary>
+    public static bool HasThumbprint(X509Certificate2 certificate, string thumbprint)
+    {
+        var wanted = thumbprint.Replace(":", "", StringComparison.Ordinal).Replace(" ", "", StringComparison.Ordinal);
+        return string.Equals(wanted, certificate.Thumbprint, StringComparison.OrdinalIgnoreCase)
+            || string.Equals(wanted, certificate.GetCertHashString(HashAlgorithmName.SHA256), StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static X509Certificate2 Full(X509Certificate presented) =>
+        presented as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(presented.GetRawCertData());
+
+    /// <summary>
+    /// The server's judgement of the certificate a client presents (one per connection, remembered for the error):
+    /// one of the trusted certificates, or one with a trusted thumbprint; nothing else, whatever signed it.
+    /// </summary>
+    public sealed class ClientCheck
+    {
+        private readonly IReadOnlyList<X509Certificate2> certificates;
+        private readonly IReadOnlyList<string> thumbprints;
+
+        public ClientCheck(IReadOnlyList<X509Certificate2> certificates, IReadOnlyList<string> thumbprints)
+        {
+            this.certificates = certificates;
+            this.thumbprints = thumbprints;
+        }
+
+        /// <summary>Why the client was refused, once it was.</summary>
+        public string? Refusal { get; private set; }
+
+        public bool Validate(object sender, X509Certificate? presented, X509Chain? chain, SslPolicyErrors errors)
+        {
+            if (presented is null)
+            {
+                Refusal = "it presented no client certificate (this server accepts only clients whose certificate it trusts)";
+                return false;
+            }
+            var certificate = Full(presented);
+            if (certificates.Any(c => c.RawData.AsSpan().SequenceEqual(certificate.RawData)) || thumbprints.Any(t => HasThumbprint(certificate, t)))
+            {
+                return true;
+            }
+            Refusal = $"it presented the client certificate {certificate.Subject}, SHA-1 thumbprint {certificate.Thumbprint}, which this server does not trust";
+            return false;
+        }
     }
 
     /// <summary>The client's judgement of the certificate a server presents, remembered for the error message.</summary>
@@ -65,7 +114,7 @@ internal static class PageServerTls
                 Refusal = "it presented no certificate";
                 return false;
             }
-            var certificate = presented as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(presented.GetRawCertData());
+            var certificate = Full(presented);
             string who = $"{certificate.Subject}, SHA-1 thumbprint {certificate.Thumbprint}";
             if (endpoint.TrustedCertificate is { } trusted)
             {
@@ -78,9 +127,7 @@ internal static class PageServerTls
             }
             if (endpoint.TrustedThumbprint is { } thumbprint)
             {
-                var wanted = thumbprint.Replace(":", "", StringComparison.Ordinal).Replace(" ", "", StringComparison.Ordinal);
-                if (string.Equals(wanted, certificate.Thumbprint, StringComparison.OrdinalIgnoreCase)
-                    || string.Equals(wanted, certificate.GetCertHashString(HashAlgorithmName.SHA256), StringComparison.OrdinalIgnoreCase))
+                if (HasThumbprint(certificate, thumbprint))
                 {
                     return true;
                 }

@@ -7,4 +7,9 @@ internal sealed class ProtocolException : IOException
         : base(message)
     {
     }
+
+    public ProtocolException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
 }

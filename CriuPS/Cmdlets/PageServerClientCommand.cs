@@ -26,6 +26,10 @@ public abstract class PageServerClientCommand : PSCmdlet
     [Parameter]
     public SwitchParameter UseTls { get; set; }
 
+    /// <summary>TLS, presenting this certificate (with its private key) to a server that authenticates its clients.</summary>
+    [Parameter]
+    public X509Certificate2? ClientCertificate { get; set; }
+
     /// <summary>
     /// The page server of -PageServer, trusted as the other parameters say; null without -PageServer. An address
     /// that is not host:port, or trust without a server, is a terminating error.
@@ -34,16 +38,16 @@ public abstract class PageServerClientCommand : PSCmdlet
     {
         if (PageServer is null)
         {
-            if (UseTls || PageServerCertificate is not null || PageServerThumbprint is not null)
+            if (UseTls || PageServerCertificate is not null || PageServerThumbprint is not null || ClientCertificate is not null)
             {
-                Refuse("-UseTls, -PageServerCertificate and -PageServerThumbprint say how to trust a page server; give one with -PageServer.");
+                Refuse("-UseTls, -PageServerCertificate, -PageServerThumbprint and -ClientCertificate are about a page server; give one with -PageServer.");
             }
             return null;
         }
         try
         {
             var (host, port) = PageServerEndpoint.ParseAddress(PageServer);
-            return new PageServerEndpoint { Host = host, Port = port, UseTls = UseTls, TrustedCertificate = PageServerCertificate, TrustedThumbprint = PageServerThumbprint };
+            return new PageServerEndpoint { Host = host, Port = port, UseTls = UseTls, TrustedCertificate = PageServerCertificate, TrustedThumbprint = PageServerThumbprint, ClientCertificate = ClientCertificate };
         }
         catch (ArgumentException e)
         {

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using CriuPS.Completers;
 using CriuPS.Engine.PageServer;
+using CriuPS.Native.Memory;
 
 namespace CriuPS.Cmdlets;
 
@@ -39,6 +40,47 @@ public sealed class StartLazyPageServerCommand : PSCmdlet
     [Parameter(Mandatory = true, ParameterSetName = FromObject)]
     public X509Certificate2? Certificate { get; set; }
 
+    /// <summary>The client certificates accepted (mutual TLS): a client must present one of them.</summary>
+    [Parameter(ParameterSetName = FromFile)]
+    [Parameter(ParameterSetName = FromObject)]
+    public X509Certificate2[] ClientCertificate { get; set; } = [];
+
+    /// <summary>The SHA-1 or SHA-256 thumbprints of the client certificates accepted.</summary>
+    [Parameter(ParameterSetName = FromFile)]
+    [Parameter(ParameterSetName = FromObject)]
+    public string[] ClientThumbprint { get; set; } = [];
+
+    /// <summary>Listen on a network address without authenticating clients: the network is trusted.</summary>
+    [Parameter]
+    public SwitchParameter TrustedNetwork { get; set; }
+
+    /// <summary>Seconds a frame may take once begun, and a new connection to authenticate and say Hello.</summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int FrameTimeout { get; set; } = (int)Defaults.FrameTimeout.TotalSeconds;
+
+    /// <summary>Seconds a session may be silent between frames.</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int IdleTimeout { get; set; } = (int)Defaults.IdleTimeout.TotalSeconds;
+
+    /// <summary>Connections held at once.</summary>
+    [Parameter]
+    [ValidateRange(1, 100_000)]
+    public int MaxConnections { get; set; } = Defaults.MaxConnections;
+
+    /// <summary>Image files one dump may send.</summary>
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int MaxImageFiles { get; set; } = Defaults.MaxImageFiles;
+
+    /// <summary>Bytes one dump may send.</summary>
+    [Parameter]
+    [ValidateRange(1L << 20, long.MaxValue)]
+    public long MaxImageSize { get; set; } = (long)Defaults.MaxImageSize.Value;
+
+    private static readonly PageServerLimits Defaults = new();
+
     protected override void EndProcessing()
     {
         var path = GetUnresolvedProviderPathFromPSPath(ImagePath);
@@ -60,6 +102,17 @@ public sealed class StartLazyPageServerCommand : PSCmdlet
             Certificate = Certificate,
             CertificatePath = ParameterSetName == FromFile ? GetUnresolvedProviderPathFromPSPath(CertificatePath) : null,
             KeyPath = KeyPath is null ? null : GetUnresolvedProviderPathFromPSPath(KeyPath),
+            ClientCertificates = ClientCertificate,
+            ClientThumbprints = ClientThumbprint,
+            TrustedNetwork = TrustedNetwork,
+            Limits = new PageServerLimits
+            {
+                FrameTimeout = TimeSpan.FromSeconds(FrameTimeout),
+                IdleTimeout = TimeSpan.FromSeconds(IdleTimeout),
+                MaxConnections = MaxConnections,
+                MaxImageFiles = MaxImageFiles,
+                MaxImageSize = new ByteCount((ulong)MaxImageSize),
+            },
         };
         LazyPageServer server;
         try
@@ -70,6 +123,10 @@ public sealed class StartLazyPageServerCommand : PSCmdlet
         {
             WriteError(ErrorRecords.From(e, path));
             return;
+        }
+        if (!server.AuthenticatesClients && !IPAddress.IsLoopback(address))
+        {
+            WriteWarning($"The page server on {server.Address}:{server.Port} does not authenticate its clients: anyone who can reach it on this network (-TrustedNetwork) can send it a checkpoint and read the memory of the one it holds. Give it -ClientCertificate or -ClientThumbprint with a certificate to authenticate them.");
         }
         WriteVerbose($"Page server listening on {server.Address}:{server.Port}{(server.Tls ? $" with TLS (certificate {server.CertificateThumbprint})" : "")}, image directory {server.ImagePath}");
         WriteObject(server);

@@ -8,21 +8,6 @@ BeforeAll {
     $script:Module = (Get-Module CriuPS).Path
     $script:Checkpoint = 'CriuPS.Cmdlets.CheckpointProcessCommand'
 
-    # A throwaway self-signed certificate (and its key) in PEM files, as a server would be given them.
-    function New-TestCertificate([string]$Name, [string]$IpAddress = '127.0.0.1') {
-        $key = [System.Security.Cryptography.RSA]::Create(2048)
-        $request = [System.Security.Cryptography.X509Certificates.CertificateRequest]::new("CN=$Name", $key, 'SHA256', [System.Security.Cryptography.RSASignaturePadding]::Pkcs1)
-        $names = [System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder]::new()
-        $names.AddIpAddress([System.Net.IPAddress]::Parse($IpAddress))
-        $request.CertificateExtensions.Add($names.Build())
-        $certificate = $request.CreateSelfSigned([DateTimeOffset]::Now.AddMinutes(-5), [DateTimeOffset]::Now.AddDays(1))
-        $pem = Join-Path $TestDrive "$Name.pem"
-        $keyPem = Join-Path $TestDrive "$Name.key"
-        Set-Content $pem $certificate.ExportCertificatePem()
-        Set-Content $keyPem $key.ExportPkcs8PrivateKeyPem()
-        [pscustomobject]@{ Path = $pem; KeyPath = $keyPem; Certificate = [System.Security.Cryptography.X509Certificates.X509CertificateLoader]::LoadCertificateFromFile($pem) }
-    }
-
     function Start-LazyTarget([string]$Name, [int]$MiB = 256) {
         $work = Join-Path $TestDrive $Name
         $log = Join-Path $work 'lazymem.log'
@@ -143,13 +128,13 @@ Describe 'TLS' {
         @{ How = 'another pinned certificate'; Trust = 'other' }
         @{ How = 'another thumbprint'; Trust = @{ PageServerThumbprint = '00112233445566778899AABBCCDDEEFF00112233' } }
     ) {
-        $mine = New-TestCertificate 'criups-tls-server'
+        $mine = New-TestCertificate 'criups-tls-server' $TestDrive
         $image = Join-Path $TestDrive 'tls-refused'
         $server = Start-LazyPageServer -ImagePath $image -CertificatePath $mine.Path -KeyPath $mine.KeyPath
         try {
             $server.Tls | Should -BeTrue
             $server.CertificateThumbprint | Should -Be $mine.Certificate.Thumbprint
-            $trust = if ($Trust -eq 'other') { @{ PageServerCertificate = (New-TestCertificate 'criups-tls-other').Certificate } } else { $Trust }
+            $trust = if ($Trust -eq 'other') { @{ PageServerCertificate = (New-TestCertificate 'criups-tls-other' $TestDrive).Certificate } } else { $Trust }
             $t = Start-LazyTarget 'tls' -MiB 8
             Checkpoint-Process -Id $t.Id -PageServer "127.0.0.1:$($server.Port)" @trust -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
             $failed.Count | Should -Be 1
@@ -164,8 +149,23 @@ Describe 'TLS' {
         finally { $server | Stop-LazyPageServer }
     }
 
+    It 'takes a checkpoint over TLS from a client without a certificate when it authenticates none (on the loopback)' {
+        $mine = New-TestCertificate 'criups-tls-only' $TestDrive
+        $image = Join-Path $TestDrive 'tls-only-image'
+        $server = Start-LazyPageServer -ImagePath $image -CertificatePath $mine.Path -KeyPath $mine.KeyPath
+        try {
+            $server.AuthenticatesClients | Should -BeFalse
+            $t = Start-LazyTarget 'tls-only' -MiB 8
+            $sent = Checkpoint-Process -Id $t.Id -PageServer "127.0.0.1:$($server.Port)" -PageServerThumbprint $mine.Certificate.Thumbprint
+            $sent.Tls | Should -BeTrue
+            $server.ImagesReceived | Should -Be 1
+            (Get-CheckpointImage $image).Pages | Should -Be $sent.Pages
+        }
+        finally { $server | Stop-LazyPageServer }
+    }
+
     It 'tells a client without TLS that the server expects it' {
-        $mine = New-TestCertificate 'criups-tls-plain'
+        $mine = New-TestCertificate 'criups-tls-plain' $TestDrive
         $server = Start-LazyPageServer -ImagePath (Join-Path $TestDrive 'tls-plain') -Certificate (
             [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPemFile($mine.Path, $mine.KeyPath))
         try {
@@ -289,7 +289,7 @@ while (-not (Test-Path $Go)) { Start-Sleep -Milliseconds 10 }
     }
 }
 
-Describe 'Migration between two network namespaces, over TLS' {
+Describe 'Migration between two network namespaces, over mutual TLS' {
     BeforeAll {
         $script:SourceNs = 'criups-lazy-src'
         $script:DestinationNs = 'criups-lazy-dst'
@@ -318,7 +318,8 @@ Describe 'Migration between two network namespaces, over TLS' {
     }
 
     It 'streams the checkpoint from one namespace to a page server in the other and restores it there lazily' {
-        $certificate = New-TestCertificate 'criups-lazy-dst' -IpAddress $DestinationIp
+        $certificate = New-TestCertificate 'criups-lazy-dst' $TestDrive -IpAddress $DestinationIp
+        $client = New-TestCertificate 'criups-lazy-client' $TestDrive
         $work = Join-Path $TestDrive 'migration'
         New-Item -ItemType Directory $work | Out-Null
         $log = Join-Path $work 'lazymem.log'
@@ -328,15 +329,17 @@ Describe 'Migration between two network namespaces, over TLS' {
         # The destination: a page server that receives the checkpoint, then restores it lazily from itself.
         $destination = Join-Path $work 'destination.ps1'
         Set-Content $destination @'
-param($Module, $Image, $Address, $Certificate, $Key, $Status)
+param($Module, $Image, $Address, $Certificate, $Key, $Status, $ClientPem, $ClientKey)
 $ErrorActionPreference = 'Stop'
 Import-Module $Module
-$server = Start-LazyPageServer -ImagePath $Image -Address $Address -CertificatePath $Certificate -KeyPath $Key
+$client = [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPemFile($ClientPem, $ClientKey)
+# Not on the loopback: the server authenticates its clients, which present $client.
+$server = Start-LazyPageServer -ImagePath $Image -Address $Address -CertificatePath $Certificate -KeyPath $Key -ClientThumbprint $client.Thumbprint
 "PORT $($server.Port)" | Add-Content $Status
 $deadline = (Get-Date).AddMinutes(3)
 while ($server.ImagesReceived -lt 1) { if ((Get-Date) -gt $deadline) { throw 'no checkpoint arrived' }; Start-Sleep -Milliseconds 20 }
 $trusted = [System.Security.Cryptography.X509Certificates.X509CertificateLoader]::LoadCertificateFromFile($Certificate)
-$restored = Restore-Process -ImagePath $Image -LazyPages -PageServer "$($Address):$($server.Port)" -PageServerCertificate $trusted -Detach
+$restored = Restore-Process -ImagePath $Image -LazyPages -PageServer "$($Address):$($server.Port)" -PageServerCertificate $trusted -ClientCertificate $client -Detach
 "RESTORED $($restored.Id) $((Get-Item /proc/self/ns/net).LinkTarget)" | Add-Content $Status
 $lazy = $restored | Wait-LazyRestore -Timeout 180
 "LAZY $($lazy.State) $($lazy.PagesDone) $($lazy.PagesTotal)" | Add-Content $Status
@@ -346,10 +349,11 @@ while ($server.State -notin 'Stopped', 'Failed') { Start-Sleep -Milliseconds 20 
         # The source: checkpoints the process, which lives in the source namespace, to the destination.
         $source = Join-Path $work 'source.ps1'
         Set-Content $source @'
-param($Module, $Id, $Server, $Thumbprint, $Result)
+param($Module, $Id, $Server, $Thumbprint, $Result, $ClientPem, $ClientKey)
 $ErrorActionPreference = 'Stop'
 Import-Module $Module
-Checkpoint-Process -Id $Id -PageServer $Server -PageServerThumbprint $Thumbprint | ConvertTo-Json | Set-Content $Result
+$client = [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPemFile($ClientPem, $ClientKey)
+Checkpoint-Process -Id $Id -PageServer $Server -PageServerThumbprint $Thumbprint -ClientCertificate $client | ConvertTo-Json | Set-Content $Result
 '@
         $launch = Get-TestTarget 'launch'
         # nsenter --net changes the network namespace only; ip netns exec would make a mount namespace too, another
@@ -361,13 +365,13 @@ Checkpoint-Process -Id $Id -PageServer $Server -PageServerThumbprint $Thumbprint
         (Get-Item "/proc/$target/ns/net").LinkTarget | Should -Be (& ip netns exec $SourceNs readlink /proc/self/ns/net)
 
         $receiver = Start-Process ip -ArgumentList 'netns', 'exec', $DestinationNs, "$PSHOME/pwsh", '-NoProfile', '-NonInteractive', '-File', $destination,
-            $Module, $image, $DestinationIp, $certificate.Path, $certificate.KeyPath, $status -PassThru `
+            $Module, $image, $DestinationIp, $certificate.Path, $certificate.KeyPath, $status, $client.Path, $client.KeyPath -PassThru `
             -RedirectStandardOutput (Join-Path $work 'destination.out') -RedirectStandardError (Join-Path $work 'destination.err')
         try {
             Wait-Until { (Get-Content $status -ErrorAction Ignore) -match '^PORT' } 'the destination page server to listen' -TimeoutSeconds 60
             $port = [int]((@(Get-Content $status) -match '^PORT')[0] -split ' ')[1]
             $result = Join-Path $work 'sent.json'
-            & nsenter "--net=/run/netns/$SourceNs" "$PSHOME/pwsh" -NoProfile -NonInteractive -File $source $Module $target "$($DestinationIp):$port" $certificate.Certificate.Thumbprint $result
+            & nsenter "--net=/run/netns/$SourceNs" "$PSHOME/pwsh" -NoProfile -NonInteractive -File $source $Module $target "$($DestinationIp):$port" $certificate.Certificate.Thumbprint $result $client.Path $client.KeyPath
             $LASTEXITCODE | Should -Be 0 -Because (Get-Content (Join-Path $work 'destination.err') -Raw)
             $sent = Get-Content $result -Raw | ConvertFrom-Json
             $sent.Tls | Should -BeTrue

@@ -125,6 +125,22 @@ function Get-FailurePoints([ValidateSet('Dump', 'Restore')][string]$Pipeline) {
 # Registers a pid (e.g. a restored process) to be killed by Stop-TestProcesses.
 function Register-TestProcess([int]$Id) { $script:Started.Add($Id) }
 
+# A throwaway self-signed certificate (RSA 2048, for IPADDRESS) with its key in PEM files NAME.pem and NAME.key in
+# DIRECTORY, as a page server or its client would be given them; Certificate is the loaded certificate (no key).
+function New-TestCertificate([string]$Name, [string]$Directory, [string]$IpAddress = '127.0.0.1') {
+    $key = [System.Security.Cryptography.RSA]::Create(2048)
+    $request = [System.Security.Cryptography.X509Certificates.CertificateRequest]::new("CN=$Name", $key, 'SHA256', [System.Security.Cryptography.RSASignaturePadding]::Pkcs1)
+    $names = [System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder]::new()
+    $names.AddIpAddress([System.Net.IPAddress]::Parse($IpAddress))
+    $request.CertificateExtensions.Add($names.Build())
+    $certificate = $request.CreateSelfSigned([DateTimeOffset]::Now.AddMinutes(-5), [DateTimeOffset]::Now.AddDays(1))
+    $pem = Join-Path $Directory "$Name.pem"
+    $keyPem = Join-Path $Directory "$Name.key"
+    Set-Content $pem $certificate.ExportCertificatePem()
+    Set-Content $keyPem $key.ExportPkcs8PrivateKeyPem()
+    [pscustomobject]@{ Path = $pem; KeyPath = $keyPem; Certificate = [System.Security.Cryptography.X509Certificates.X509CertificateLoader]::LoadCertificateFromFile($pem) }
+}
+
 # The process tree under a root, one line per process: "pid ppid pgid sid state" (S, T or Z), sorted, to compare layouts.
 function Get-ProcessTreeLayout([int]$Root) {
     $all = foreach ($dir in Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$') {
