@@ -62,7 +62,7 @@ internal sealed class DigestManifest
         }
         catch (ImageFormatException e)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, path, "The image is damaged; take a new checkpoint.", e);
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, path, ImageDamage.Action, e);
         }
     }
 
@@ -147,5 +147,5 @@ internal sealed class DigestManifest
     }
 
     private static CheckpointException Corrupt(string path, string message) =>
-        new(CheckpointErrorKind.ImageCorrupt, message, path, "The image is damaged; take a new checkpoint.");
+        new(CheckpointErrorKind.ImageCorrupt, message, path, ImageDamage.Action);
 }
