@@ -1,5 +1,6 @@
-# Image fuzzing: seeded mutations of a real checkpoint (of the self-checking selfcheck target), each read by
-# Get-CheckpointImage and a sample restored by Restore-Process. Every answer must be a success or a documented error id
+# Image fuzzing: seeded mutations of real checkpoints (of the self-checking selfcheck target, and a quarter of them of
+# the tree target's 10 processes), each read by Get-CheckpointImage and a sample of selfcheck's restored by
+# Restore-Process. Every answer must be a success or a documented error id
 # naming a file of the image (or the process), within a time bound; never UnexpectedError. A restore either fails with
 # a documented id and leaves no process behind, or gives a process that verifies itself (and is killed); damaged bytes
 # never restore (the digests find them), and a value edited on purpose may reach the process as edited, which the
@@ -19,7 +20,8 @@ BeforeAll {
     $script:Seed = if ($env:CRIUPS_FUZZ_SEED) { [int]$env:CRIUPS_FUZZ_SEED } else { [System.Random]::Shared.Next() }
     $script:CaseCount = if ($env:CRIUPS_FUZZ_CASES) { [int]$env:CRIUPS_FUZZ_CASES } else { 2000 }
     $script:Cases = if ($env:CRIUPS_FUZZ_CASE) { @([int]$env:CRIUPS_FUZZ_CASE) } else { 0..($CaseCount - 1) }
-    # About 60 of 2,000 cases are restored too; 31 is prime to the number of kinds, so each kind has its share.
+    # About 50 of 2,000 cases are restored too (those of selfcheck's image); 31 is prime to the number of kinds, so each
+    # kind has its share.
     $script:RestoreEvery = 31
     $script:Kinds = @(Get-MutationKinds)
     # Bounds well above what a case takes here (milliseconds to read, under a second to restore), on a busy machine.
@@ -33,7 +35,16 @@ BeforeAll {
     $original = Join-Path $TestDrive 'original'
     Checkpoint-Process -Id $Target -ImagePath $original | Out-Null
     Wait-Until { -not (Test-ProcessAlive $Target) } 'the checkpointed process to end'
-    $script:Working = New-WorkingImage $original (Join-Path $TestDrive 'mutated')
+    $script:SelfCheckImage = New-WorkingImage $original (Join-Path $TestDrive 'mutated') | Add-Member -PassThru Root $Target
+    # A tree of 10 processes (sessions, groups, a zombie, a stopped process, pipes and a socketpair between them) for
+    # the checks across processes; its mutations are read only, every fourth round of the kinds.
+    $treeWork = Join-Path $TestDrive 'tree'
+    $treeRoot = Start-TestTarget -Program (Get-TestTarget 'tree') -Arguments $treeWork -WorkDirectory $treeWork
+    Wait-Until { (Get-ProcessTreeLayout $treeRoot).Count -eq 10 } 'the tree to be set up'
+    Checkpoint-Process -Id $treeRoot -ImagePath (Join-Path $TestDrive 'tree-original') | Out-Null
+    Wait-Until { -not (Test-ProcessAlive $treeRoot) } 'the checkpointed tree to end'
+    $script:TreeImage = New-WorkingImage (Join-Path $TestDrive 'tree-original') (Join-Path $TestDrive 'tree-mutated') | Add-Member -PassThru Root $treeRoot
+    $script:Working = $SelfCheckImage
 
     # Every error id the module documents: the kinds of CheckpointException (README, about_CriuPS).
     $script:DocumentedIds = [Enum]::GetNames([CriuPS.Engine.Errors.CheckpointErrorKind])
@@ -71,7 +82,7 @@ BeforeAll {
             if ($id -notin $DocumentedIds) { return "$id`: $($record.Exception.GetType().FullName): $message" }
             $namesFile = $message -match [regex]::Escape($Working.Path)
             if ($id -in 'ImageCorrupt', 'ImageIncompatible', 'InvalidImageData', 'ImageNotFound' -and -not $namesFile) { return "$id names no file of the image: $message" }
-            if (-not $namesFile -and $message -notmatch "\b$Target\b") { return "$id names neither a file of the image nor process ${Target}: $message" }
+            if (-not $namesFile -and $message -notmatch "\b$($Working.Root)\b") { return "$id names neither a file of the image nor process $($Working.Root): $message" }
         }
         $null
     }
@@ -146,18 +157,20 @@ Describe 'Seeded image fuzzing' {
         $slowest = [TimeSpan]::Zero
         foreach ($case in $Cases) {
             $mutation = $null
+            $script:Working = if ([Math]::Floor($case / $Kinds.Count) % 4 -eq 3) { $TreeImage } else { $SelfCheckImage }
+            $label = if ($Working -eq $TreeImage) { ' [tree]' } else { '' }
             try {
                 $mutation = New-Mutation $case
-                if ($null -eq $mutation) { Add-Outcome $Kinds[$case % $Kinds.Count] 'no edit Export accepted'; continue }
-                $name = "seed $Seed case $case ($($mutation.Kind): $($mutation.Description))"
+                if ($null -eq $mutation) { Add-Outcome "$($Kinds[$case % $Kinds.Count])$label" 'no edit Export accepted'; continue }
+                $name = "seed $Seed case $case ($($mutation.Kind)$label`: $($mutation.Description))"
 
                 $answer = Invoke-Bounded 'Get-CheckpointImage' $ReadTimeout
                 if ($answer.Elapsed -gt $slowest) { $slowest = $answer.Elapsed }
                 if ($answer.Hung) { $Findings.Add("$name`: Get-CheckpointImage did not answer within $($ReadTimeout.TotalSeconds) s"); continue }
                 if ($problem = Get-ErrorProblem $answer) { $Findings.Add("$name`: Get-CheckpointImage: $problem"); continue }
-                Add-Outcome $mutation.Kind $(if ($answer.Errors.Count -gt 0) { $answer.Errors[0].FullyQualifiedErrorId.Split(',')[0] } else { 'succeeded' })
+                Add-Outcome "$($mutation.Kind)$label" $(if ($answer.Errors.Count -gt 0) { $answer.Errors[0].FullyQualifiedErrorId.Split(',')[0] } else { 'succeeded' })
 
-                if ($case % $RestoreEvery -eq 0 -or $env:CRIUPS_FUZZ_CASE) {
+                if (($case % $RestoreEvery -eq 0 -or $env:CRIUPS_FUZZ_CASE) -and $Working -eq $SelfCheckImage) {
                     if ($problem = Test-MutatedRestore $mutation) { $Findings.Add("$name`: $problem") }
                 }
             }
@@ -173,7 +186,7 @@ Describe 'Seeded image fuzzing' {
             $kind, $outcome = $key.Split("`t")
             [pscustomobject]@{ Kind = $kind; Outcome = $outcome; Count = $Outcomes[$key] }
         }
-        Write-Host ($table | Sort-Object Kind, Outcome | Format-Table -AutoSize | Out-String).TrimEnd()
+        Write-Host ($table | Sort-Object Kind, Outcome | Format-Table -AutoSize | Out-String -Width 240).TrimEnd()
         Write-Host ("Image fuzzing: seed $Seed, $($Cases.Count) case(s) in {0:N1} s (slowest read {1:N0} ms); {2} edits refused by Export-CheckpointImageFile" -f
             $clock.Elapsed.TotalSeconds, $slowest.TotalMilliseconds, $Refusals.Count)
 
