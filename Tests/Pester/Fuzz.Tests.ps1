@@ -1,10 +1,10 @@
 # Image fuzzing: seeded mutations of real checkpoints (of the self-checking selfcheck target, and a quarter of them of
 # the tree target's 10 processes), each read by Get-CheckpointImage and a sample of selfcheck's restored by
-# Restore-Process. Every answer must be a success or a documented error id
-# naming a file of the image (or the process), within a time bound; never UnexpectedError. A restore either fails with
-# a documented id and leaves no process behind, or gives a process that verifies itself (and is killed); damaged bytes
-# never restore (the digests find them), and a value edited on purpose may reach the process as edited, which the
-# target then reports (counted apart).
+# Restore-Process. Every answer must be a success or a documented error id naming a file of the image (or the
+# process), within a time bound; never UnexpectedError. A restore either fails with a documented id and leaves no
+# process behind, or gives a process that verifies itself (and is killed); damaged bytes never restore (the digests
+# find them), and a value edited on purpose may reach the process as edited, which the target then reports (counted
+# apart).
 # Kinds (Tests/Pester/ImageMutations.psm1): byte flips, truncation, appended junk, zeroed ranges and swapped files (the
 # digests find them before a restore), and value-level edits, repeated and removed entries through
 # Import-CheckpointImageFile / Export-CheckpointImageFile, with the digest recorded again or the digests removed (as
@@ -106,7 +106,7 @@ BeforeAll {
 
     # Restores the mutated image: a documented id and nothing left of the image's process, or a process that
     # verifies itself; returns what went wrong, or $null.
-    function Test-MutatedRestore($Mutation) {
+    function Test-MutatedRestore($Mutation, [string]$Name) {
         $answer = Invoke-Bounded 'Restore-Process' $RestoreTimeout
         try {
             if ($answer.Hung) { return "Restore-Process did not answer within $($RestoreTimeout.TotalSeconds) s" }
@@ -141,7 +141,7 @@ BeforeAll {
             # The image's process, if a failed restore left it (found above), goes too, or every later case would find
             # its PID taken. No restore host is left behind either.
             Stop-TestProcesses -Also $Target
-            if ($hosts = Get-RestoreHosts) { $Findings.Add("restore hosts left: $($hosts -join ', ')") }
+            if ($hosts = Get-RestoreHosts) { $Findings.Add("${Name}: restore hosts left: $($hosts -join ', ')") }
         }
     }
 }
@@ -171,7 +171,7 @@ Describe 'Seeded image fuzzing' {
                 Add-Outcome "$($mutation.Kind)$label" $(if ($answer.Errors.Count -gt 0) { $answer.Errors[0].FullyQualifiedErrorId.Split(',')[0] } else { 'succeeded' })
 
                 if (($case % $RestoreEvery -eq 0 -or $env:CRIUPS_FUZZ_CASE) -and $Working -eq $SelfCheckImage) {
-                    if ($problem = Test-MutatedRestore $mutation) { $Findings.Add("$name`: $problem") }
+                    if ($problem = Test-MutatedRestore $mutation $name) { $Findings.Add("$name`: $problem") }
                 }
             }
             catch {
