@@ -138,7 +138,11 @@ internal sealed class DigestManifest
         {
             throw Corrupt(path, $"{path} lists '{entry.Name}', which is no image file of a directory.");
         }
-        if (entry.BlockSize is 0 or > int.MaxValue || entry.Size > long.MaxValue ||
+        if (entry.BlockSize > BlockDigester.MaxBlockBytes)
+        {
+            throw Corrupt(path, $"{path}: the digests of {entry.Name} are of blocks of {entry.BlockSize} bytes, more than the {BlockDigester.MaxBlockBytes >> 20} MiB a block may have.");
+        }
+        if (entry.BlockSize == 0 || entry.Size > long.MaxValue ||
             entry.Blocks.Length != FileDigest.BlocksOf((long)entry.Size, (int)entry.BlockSize) * FileDigest.DigestBytes)
         {
             throw Corrupt(path, $"{path}: the digests of {entry.Name} do not fit its size ({entry.Size} bytes in blocks of {entry.BlockSize}, {entry.Blocks.Length} bytes of digests).");

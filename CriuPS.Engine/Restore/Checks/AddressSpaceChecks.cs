@@ -69,6 +69,11 @@ internal static class AddressSpaceChecks
             {
                 throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} are no mapping's (one of MAP_SHARED and MAP_PRIVATE, with MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE or MAP_HUGETLB).");
             }
+            // Flags without MAP_ANONYMOUS map a file: the status says which kind, or the restore has nothing to map.
+            if ((vma.Flags & Mman.MAP_ANONYMOUS) == 0 && (status & (VmaStatus.FilePrivate | VmaStatus.FileShared)) == 0)
+            {
+                throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} map a file (no MAP_ANONYMOUS), but status 0x{vma.Status:x} names no file mapping (VMA_FILE_PRIVATE or VMA_FILE_SHARED).");
+            }
             if (!new Address(vma.Pgoff).IsPageAligned)
             {
                 throw ImageDamage.In(path, $"{entry}: the file offset {vma.Pgoff} is not on a page boundary.");

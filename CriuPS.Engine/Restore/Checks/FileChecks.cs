@@ -2,6 +2,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Memory;
+using CriuPS.Engine.Support;
 using Google.Protobuf;
 
 namespace CriuPS.Engine.Restore.Checks;
@@ -47,12 +48,20 @@ internal static class FileChecks
         string filesPath = Path.Combine(directory, ImageTypes.Files.FileName(null));
         var fds = process.FileDescriptors;
         ImageDamage.UniqueBy(fds, d => d.Fd, fdinfoPath, "descriptor number", ImageDamage.Entry);
+        uint nrOpen = KernelFacts.NrOpen;
         for (int i = 0; i < fds.Count; i++)
         {
             var fd = fds[i];
             if (fd.Fd > int.MaxValue)
             {
                 throw ImageDamage.In(fdinfoPath, $"{ImageDamage.Entry(i)}: descriptor {fd.Fd} is beyond any descriptor number Linux gives ({int.MaxValue}).");
+            }
+            if (fd.Fd >= nrOpen)
+            {
+                // Possible on a kernel whose fs.nr_open was raised (up to 2^31), not on this one: the number cannot be made.
+                throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                    $"{fdinfoPath}: {ImageDamage.Entry(i)}: descriptor {fd.Fd} is beyond what this kernel allows a process (fs.nr_open = {nrOpen}).", fdinfoPath,
+                    "Raise fs.nr_open (sysctl) above the descriptor number, or restore on the machine the checkpoint was taken on.");
             }
             var file = Referenced(files, fd.Id, fdinfoPath, $"{ImageDamage.Entry(i)} (descriptor {fd.Fd})", filesPath);
             if (file.Type != fd.Type)

@@ -68,6 +68,31 @@ public sealed class ImageValueChecksTests
     }
 
     [Fact]
+    public void AFileMappingWhoseStatusNamesNoFileIsNamed()
+    {
+        // The fuzzer's status 2 on a private file mapping: the restore had no file to map (EBADF, RestoreFailed).
+        var area = Area(0x402000, 0x404000, VmaStatus.Stack);
+        area.Flags = (uint)Mman.MAP_PRIVATE;
+
+        var e = Refused(() => AddressSpaceChecks.Check(Mm, Memory(Area(0x400000, 0x402000), area)));
+
+        Assert.Contains("entries[0].vmas[1] (402000-404000): flags 0x2 map a file (no MAP_ANONYMOUS), but status 0x2 names no file mapping", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ASoftLimitAboveItsHardLimitIsNamed()
+    {
+        // The fuzzer's rlimits[12].max one below its cur: prlimit64 said EINVAL (RestoreFailed, naming no file).
+        var core = new CoreEntry { Mtype = CoreEntry.Types.March.X8664, Tc = new TaskCoreEntry { TaskState = 1, Rlimits = new TaskRlimitsEntry() } };
+        core.Tc.Rlimits.Rlimits.Add(new RlimitEntry { Cur = 10, Max = 20 });
+        core.Tc.Rlimits.Rlimits.Add(new RlimitEntry { Cur = 819200, Max = 819199 });
+
+        var e = Refused(() => CoreChecks.CheckProcess("/img/core-10.img", core));
+
+        Assert.Equal("/img/core-10.img: entries[0].tc.rlimits.rlimits[1]: the soft limit 819200 is above the hard limit 819199; a process's limits never are.", e.Message);
+    }
+
+    [Fact]
     public void AnAbsurdVdsoDataSizeIsDamageNotAnotherKernel()
     {
         // The fuzzer's "vDSO data 18014261965817304 KiB": an end moved far up, still page-aligned and below TASK_SIZE.
