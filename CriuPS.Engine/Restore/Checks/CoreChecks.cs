@@ -7,6 +7,8 @@ namespace CriuPS.Engine.Restore.Checks;
 /// <summary>The parts of core-TID.img a restore cannot do without: the task's state, and each live thread's registers and thread state.</summary>
 internal static class CoreChecks
 {
+    private const int CapabilityWords = 2;
+
     /// <summary>A process's own core (its leader's): a task core whose state is one a checkpoint records, with resource limits a process can have.</summary>
     public static void CheckProcess(string path, CoreEntry core)
     {
@@ -29,7 +31,7 @@ internal static class CoreChecks
         }
     }
 
-    /// <summary>A thread of a live process: saved on x86-64 (another machine's is no damage), with its registers and thread state.</summary>
+    /// <summary>A thread of a live process: saved on x86-64 (another machine's is no damage), with its registers and thread state, and whole capability sets.</summary>
     public static void CheckThread(string path, CoreEntry core)
     {
         if (core.Mtype != CoreEntry.Types.March.X8664)
@@ -44,6 +46,18 @@ internal static class CoreChecks
         if (core.ThreadCore is null)
         {
             throw ImageDamage.In(path, "entries[0] has no thread state (thread_core) for the thread.");
+        }
+        if (core.ThreadCore.Creds is { } creds)
+        {
+            // Each capability set is two 32-bit words (CRIU's CR_CAP_SIZE, the kernel's _LINUX_CAPABILITY_U32S_3): one
+            // missing shifts the high word down, and the restore would ask for capabilities nobody saved.
+            foreach (var (name, words) in new[] { ("cap_inh", creds.CapInh), ("cap_prm", creds.CapPrm), ("cap_eff", creds.CapEff), ("cap_bnd", creds.CapBnd) })
+            {
+                if (words.Count != CapabilityWords)
+                {
+                    throw ImageDamage.In(path, $"entries[0].thread_core.creds.{name} has {words.Count} words; a capability set has {CapabilityWords}.");
+                }
+            }
         }
     }
 }

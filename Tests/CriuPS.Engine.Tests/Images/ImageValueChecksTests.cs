@@ -93,6 +93,23 @@ public sealed class ImageValueChecksTests
     }
 
     [Fact]
+    public void ACapabilitySetCutShortIsDamageNotAMissingPrivilege()
+    {
+        // The fuzzer's cap_prm[0] removed: the high word became the low one, and capset said EPERM (InsufficientPrivilege).
+        var creds = new CredsEntry();
+        foreach (var set in new[] { creds.CapInh, creds.CapEff, creds.CapBnd })
+        {
+            set.Add([0xffffffff, 0x1ff]);
+        }
+        creds.CapPrm.Add(0x1ff);
+        var core = new CoreEntry { Mtype = CoreEntry.Types.March.X8664, ThreadInfo = new ThreadInfoX86(), ThreadCore = new ThreadCoreEntry { Creds = creds } };
+
+        var e = Refused(() => CoreChecks.CheckThread("/img/core-10.img", core));
+
+        Assert.Equal("/img/core-10.img: entries[0].thread_core.creds.cap_prm has 1 words; a capability set has 2.", e.Message);
+    }
+
+    [Fact]
     public void AnAbsurdVdsoDataSizeIsDamageNotAnotherKernel()
     {
         // The fuzzer's "vDSO data 18014261965817304 KiB": an end moved far up, still page-aligned and below TASK_SIZE.
