@@ -1,3 +1,5 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Digests;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Cpu;
@@ -38,7 +40,7 @@ public static class CheckpointImageReader
             HasDigests = HasDigests(images.Directory),
             FileCount = images.Files.Count,
             FrozenTime = FrozenTime(dump),
-            TotalTime = TotalTime(dump),
+            TotalTime = TotalTime(dump, images.Directory),
             Kernel = inventory.HasCriupsKernel ? inventory.CriupsKernel : null,
             Cpu = CpuDescription.Saved(images),
             CreatedAt = CreatedAt(inventory, images.Directory),
@@ -66,7 +68,7 @@ public static class CheckpointImageReader
             PreDump = true,
             FileCount = 0,
             FrozenTime = FrozenTime(dump),
-            TotalTime = TotalTime(dump),
+            TotalTime = TotalTime(dump, images.Directory),
             Kernel = inventory.HasCriupsKernel ? inventory.CriupsKernel : null,
             CreatedAt = CreatedAt(inventory, images.Directory),
             WrittenBy = WrittenBy(inventory),
@@ -196,13 +198,31 @@ public static class CheckpointImageReader
 
     private static TimeSpan? FrozenTime(DumpStatsEntry? dump) => dump is null ? null : TimeSpan.FromMicroseconds(dump.FrozenTime);
 
-    private static TimeSpan? TotalTime(DumpStatsEntry? dump) =>
-        dump is not null && dump.HasCriupsTotalTime ? TimeSpan.FromMicroseconds(dump.CriupsTotalTime) : null;
+    private static TimeSpan? TotalTime(DumpStatsEntry? dump, string directory)
+    {
+        if (dump is null || !dump.HasCriupsTotalTime)
+        {
+            return null;
+        }
+        // A duration no TimeSpan holds (292,000 years) is damage, not a slow checkpoint.
+        return dump.CriupsTotalTime <= (ulong)(TimeSpan.MaxValue.Ticks / TimeSpan.TicksPerMicrosecond)
+            ? TimeSpan.FromMicroseconds(dump.CriupsTotalTime)
+            : throw ImageDamage.In(Path.Combine(directory, ImageTypes.Stats.FileName("dump")),
+                $"entries[0].dump.criups_total_time is {dump.CriupsTotalTime} µs, longer than any checkpoint takes.");
+    }
 
     // CriuPS records when; for CRIU's images the inventory's time on disk is the best guess.
-    private static DateTimeOffset CreatedAt(InventoryEntry inventory, string directory) => inventory.HasCriupsCreatedAt
-        ? DateTimeOffset.FromUnixTimeMilliseconds((long)inventory.CriupsCreatedAt)
-        : new DateTimeOffset(File.GetLastWriteTimeUtc(Path.Combine(directory, "inventory.img")));
+    private static DateTimeOffset CreatedAt(InventoryEntry inventory, string directory)
+    {
+        string path = Path.Combine(directory, ImageTypes.Inventory.FileName(null));
+        if (!inventory.HasCriupsCreatedAt)
+        {
+            return new DateTimeOffset(File.GetLastWriteTimeUtc(path));
+        }
+        return inventory.CriupsCreatedAt <= (ulong)DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()
+            ? DateTimeOffset.FromUnixTimeMilliseconds((long)inventory.CriupsCreatedAt)
+            : throw ImageDamage.In(path, $"entries[0].criups_created_at is {inventory.CriupsCreatedAt} ms after 1970, beyond the year 9999.");
+    }
 
     private static string WrittenBy(InventoryEntry inventory) => inventory.HasCriupsVersion ? $"CriuPS {inventory.CriupsVersion}" : "CRIU";
 

@@ -3,6 +3,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Privileges;
+using CriuPS.Engine.Restore.Checks;
 using CriuPS.Native.Interop;
 
 namespace CriuPS.Engine.Restore;
@@ -65,7 +66,7 @@ internal sealed class ImageSet
             }
             catch (ImageFormatException e)
             {
-                throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, "The image is damaged; take a new checkpoint.", e);
+                throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, ImageDamage.Action, e);
             }
             optional[name] = entries;
         }
@@ -73,8 +74,7 @@ internal sealed class ImageSet
     }
 
     public FileEntry File(uint id) =>
-        files.TryGetValue(id, out var file) ? file : throw new CheckpointException(
-            CheckpointErrorKind.ImageCorrupt, $"{Path.Combine(Directory, "files.img")}: no file with id {id}, which another image refers to.", Path.Combine(Directory, "files.img"));
+        files.TryGetValue(id, out var file) ? file : throw ImageDamage.In(Path.Combine(Directory, ImageTypes.Files.FileName(null)), $"no file with id {id}, which another image refers to.");
 
     public static ImageSet Read(string path)
     {
@@ -102,26 +102,32 @@ internal sealed class ImageSet
                     "Restore the checkpoint taken with -ParentImage naming this pre-dump (Checkpoint-Process without -PreDump).");
             }
             var tree = ReadAll<PstreeEntry>(directory, ImageTypes.Pstree, null);
-            if (tree.Count == 0)
+            TreeChecks.Check(Path.Combine(directory, ImageTypes.Pstree.FileName(null)), tree);
+            var cores = tree.ToDictionary(p => p.Pid, p => ReadCore(directory, p.Pid));
+            foreach (var (pid, core) in cores)
             {
-                throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{Path.Combine(directory, "pstree.img")} lists no process.", directory);
+                CoreChecks.CheckProcess(CorePath(directory, pid), core);
             }
-            var cores = tree.ToDictionary(p => p.Pid, p => ImageReader.ReadSingle<CoreEntry>(directory, ImageTypes.Core, p.Pid.ToString(CultureInfo.InvariantCulture)));
-            var zombies = tree.Where(p => cores[p.Pid].Tc?.TaskState == ZombieImages.TaskDead).Select(p => new ZombieImages(p, cores[p.Pid])).ToList();
-            var processes = tree.Where(p => cores[p.Pid].Tc?.TaskState != ZombieImages.TaskDead).Select(p => ReadProcess(directory, p, inventory)).ToList();
+            var zombies = tree.Where(p => cores[p.Pid].Tc.TaskState == ZombieImages.TaskDead).Select(p => new ZombieImages(p, cores[p.Pid])).ToList();
+            var processes = tree.Where(p => cores[p.Pid].Tc.TaskState != ZombieImages.TaskDead).Select(p => ReadProcess(directory, p, inventory)).ToList();
             if (processes.Count == 0 || processes[0].Pid != tree[0].Pid)
             {
-                throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{Path.Combine(directory, "pstree.img")}: the root process {tree[0].Pid} is not a live process.", directory);
+                throw ImageDamage.In(Path.Combine(directory, ImageTypes.Pstree.FileName(null)), $"the root process {tree[0].Pid} is not a live process.");
             }
-            var files = ReadAll<FileEntry>(directory, ImageTypes.Files, null).ToDictionary(f => f.Id);
+            var filesPath = Path.Combine(directory, ImageTypes.Files.FileName(null));
+            var files = FileChecks.Index(filesPath, ReadAll<FileEntry>(directory, ImageTypes.Files, null));
+            foreach (var process in processes)
+            {
+                CheckProcess(directory, process, inventory, files);
+            }
             var pipeData = new Dictionary<uint, (PipeDataEntry, byte[])>();
             var pipesPath = Path.Combine(directory, ImageTypes.PipesData.FileName(null));
             if (System.IO.File.Exists(pipesPath))
             {
-                foreach (var item in ImageReader.ReadAll(pipesPath, ImageTypes.PipesData))
+                var items = ImageReader.ReadAll(pipesPath, ImageTypes.PipesData);
+                foreach (var (pipeId, item) in ImageDamage.UniqueBy(items, e => ((PipeDataEntry)e.Message).PipeId, pipesPath, "pipe_id", ImageDamage.Entry))
                 {
-                    var entry = (PipeDataEntry)item.Message;
-                    pipeData[entry.PipeId] = (entry, item.Payload ?? Array.Empty<byte>());
+                    pipeData[pipeId] = ((PipeDataEntry)item.Message, item.Payload ?? Array.Empty<byte>());
                 }
             }
             var statsPath = Path.Combine(directory, ImageTypes.Stats.FileName("dump"));
@@ -130,7 +136,7 @@ internal sealed class ImageSet
         }
         catch (ImageFormatException e)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, "The image is damaged; take a new checkpoint.", e);
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, ImageDamage.Action, e);
         }
         catch (FileNotFoundException e)
         {
@@ -142,31 +148,23 @@ internal sealed class ImageSet
     {
         string pid = pstree.Pid.ToString(CultureInfo.InvariantCulture);
         var threads = pstree.Threads.Count > 0 ? pstree.Threads.ToList() : new List<uint> { pstree.Pid };
-        var cores = threads.Select(t => ((int)t, ImageReader.ReadSingle<CoreEntry>(directory, ImageTypes.Core, t.ToString(CultureInfo.InvariantCulture)))).ToList();
+        var cores = threads.Select(t => ((int)t, ReadCore(directory, t))).ToList();
         foreach (var (tid, core) in cores)
         {
-            if (core.Mtype != CoreEntry.Types.March.X8664 || core.ThreadInfo is null)
-            {
-                throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                    $"{Path.Combine(directory, $"core-{tid}.img")}: the thread was saved on a {core.Mtype} machine; this one is x86-64.", directory);
-            }
-        }
-        if (cores[0].Item2.Tc is null)
-        {
-            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{Path.Combine(directory, $"core-{pid}.img")} has no task core for the process.", directory);
+            CoreChecks.CheckThread(CorePath(directory, (uint)tid), core);
         }
         var ids = System.IO.File.Exists(Path.Combine(directory, ImageTypes.Ids.FileName(pid)))
             ? ImageReader.ReadSingle<TaskKobjIdsEntry>(directory, ImageTypes.Ids, pid)
-            : cores[0].Item2.Ids ?? throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"No ids-{pid}.img in {directory}.", directory);
+            : cores[0].Item2.Ids ?? throw ImageDamage.In(Path.Combine(directory, ImageTypes.Ids.FileName(pid)), "the file is missing, and the core image holds no ids either.");
         var mm = ImageReader.ReadSingle<MmEntry>(directory, ImageTypes.Mm, pid);
         using var pagemap = ImageReader.Open(Path.Combine(directory, ImageTypes.Pagemap.FileName(pid)), ImageTypes.Pagemap);
-        var head = pagemap.ReadEntry<PagemapHead>() ?? throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{pagemap.Path} is empty.", pagemap.Path);
+        var head = pagemap.ReadEntry<PagemapHead>() ?? throw ImageDamage.In(pagemap.Path, "the file is empty: it has no head naming its pages file.");
         var entries = new List<PagemapEntry>();
         while (pagemap.TryReadEntry<PagemapEntry>(out var entry))
         {
             entries.Add(entry);
         }
-        string filesId = (inventory.FdinfoPerId ? ids.FilesId : pstree.Pid).ToString(CultureInfo.InvariantCulture);
+        string filesId = FilesId(pstree, ids, inventory);
         return new ProcessImages
         {
             Pstree = pstree,
@@ -179,6 +177,25 @@ internal sealed class ImageSet
             Fs = ImageReader.ReadSingle<FsEntry>(directory, ImageTypes.Fs, pid),
         };
     }
+
+    // The values a restore relies on, checked against each other before anything is created.
+    private static void CheckProcess(string directory, ProcessImages process, InventoryEntry inventory, Dictionary<uint, FileEntry> files)
+    {
+        string pid = process.Pid.ToString(CultureInfo.InvariantCulture);
+        string mmPath = Path.Combine(directory, ImageTypes.Mm.FileName(pid));
+        AddressSpaceChecks.Check(mmPath, process.Mm);
+        PagemapChecks.Check(Path.Combine(directory, ImageTypes.Pagemap.FileName(pid)), process.Pagemap, process.Mm.Vmas, mmPath);
+        FileChecks.CheckReferences(directory, process, Path.Combine(directory, ImageTypes.Fdinfo.FileName(FilesId(process.Pstree, process.Ids, inventory))), files);
+    }
+
+    // fdinfo-N.img: N is the files id of the table with CRIU's fdinfo_per_id, the pid without (old images).
+    private static string FilesId(PstreeEntry pstree, TaskKobjIdsEntry ids, InventoryEntry inventory) =>
+        (inventory.FdinfoPerId ? ids.FilesId : pstree.Pid).ToString(CultureInfo.InvariantCulture);
+
+    private static CoreEntry ReadCore(string directory, uint tid) =>
+        ImageReader.ReadSingle<CoreEntry>(directory, ImageTypes.Core, tid.ToString(CultureInfo.InvariantCulture));
+
+    private static string CorePath(string directory, uint tid) => Path.Combine(directory, ImageTypes.Core.FileName(tid.ToString(CultureInfo.InvariantCulture)));
 
     private static List<T> ReadAll<T>(string directory, ImageType type, string? id) where T : class, Google.Protobuf.IMessage<T>, new()
     {

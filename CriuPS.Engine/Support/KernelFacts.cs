@@ -22,6 +22,9 @@ internal static partial class KernelFacts
         }
     }
 
+    /// <summary>fs.nr_open: no process of this kernel has a descriptor number this high or higher.</summary>
+    public static uint NrOpen => uint.Parse(File.ReadAllText("/proc/sys/fs/nr_open").Trim(), CultureInfo.InvariantCulture);
+
     [GeneratedRegex(@"^(\d+)\.(\d+)(?:\.(\d+))?")]
     private static partial Regex VersionPattern();
 }

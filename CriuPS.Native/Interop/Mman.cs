@@ -10,7 +10,7 @@ public static class Mman
     /// <summary>A mapping type of its own (not MAP_PRIVATE): anonymous memory whose pages the kernel may drop (Linux 6.11).</summary>
     public const ulong MAP_DROPPABLE = 0x08;
     public const ulong MAP_GROWSDOWN = 0x100, MAP_DENYWRITE = 0x800, MAP_EXECUTABLE = 0x1000, MAP_LOCKED = 0x2000;
-    public const ulong MAP_NORESERVE = 0x4000, MAP_POPULATE = 0x8000, MAP_FIXED_NOREPLACE = 0x100000;
+    public const ulong MAP_NORESERVE = 0x4000, MAP_POPULATE = 0x8000, MAP_HUGETLB = 0x40000, MAP_FIXED_NOREPLACE = 0x100000;
 
     public const ulong MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2, MREMAP_DONTUNMAP = 4;
 

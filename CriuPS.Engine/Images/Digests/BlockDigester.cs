@@ -18,6 +18,12 @@ internal sealed class BlockDigester
     /// </summary>
     public const int DefaultBlockBytes = 1 << 20;
 
+    /// <summary>
+    /// The largest block a manifest may describe: a verifier reads a whole block into memory, and checkpoints write
+    /// <see cref="DefaultBlockBytes"/>, so anything near 2 GiB (an array's limit) is damage, not another writer's choice.
+    /// </summary>
+    public const int MaxBlockBytes = 64 << 20;
+
     private readonly XxHash128 hash = new();
     private readonly ArrayBufferWriter<byte> blocks = new();
     private readonly int blockBytes;

@@ -62,7 +62,7 @@ internal sealed class DigestManifest
         }
         catch (ImageFormatException e)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, path, "The image is damaged; take a new checkpoint.", e);
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, path, ImageDamage.Action, e);
         }
     }
 
@@ -138,7 +138,11 @@ internal sealed class DigestManifest
         {
             throw Corrupt(path, $"{path} lists '{entry.Name}', which is no image file of a directory.");
         }
-        if (entry.BlockSize is 0 or > int.MaxValue || entry.Size > long.MaxValue ||
+        if (entry.BlockSize > BlockDigester.MaxBlockBytes)
+        {
+            throw Corrupt(path, $"{path}: the digests of {entry.Name} are of blocks of {entry.BlockSize} bytes, more than the {BlockDigester.MaxBlockBytes >> 20} MiB a block may have.");
+        }
+        if (entry.BlockSize == 0 || entry.Size > long.MaxValue ||
             entry.Blocks.Length != FileDigest.BlocksOf((long)entry.Size, (int)entry.BlockSize) * FileDigest.DigestBytes)
         {
             throw Corrupt(path, $"{path}: the digests of {entry.Name} do not fit its size ({entry.Size} bytes in blocks of {entry.BlockSize}, {entry.Blocks.Length} bytes of digests).");
@@ -147,5 +151,5 @@ internal sealed class DigestManifest
     }
 
     private static CheckpointException Corrupt(string path, string message) =>
-        new(CheckpointErrorKind.ImageCorrupt, message, path, "The image is damaged; take a new checkpoint.");
+        new(CheckpointErrorKind.ImageCorrupt, message, path, ImageDamage.Action);
 }

@@ -172,7 +172,7 @@ public static class CpuFit
         var entries = images.Entries(ImageTypes.Cpuinfo);
         if (entries.Count != 1)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{path} holds {entries.Count} entries; it must hold one.", path, "The image is damaged; take a new checkpoint.");
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{path} holds {entries.Count} entries; it must hold one.", path, ImageDamage.Action);
         }
         var cpus = ((CpuinfoEntry)entries[0].Message).X86Entry;
         if (cpus.Count == 0)
@@ -188,7 +188,7 @@ public static class CpuFit
             if (cpu.Capability.Count != words)
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
-                    $"{path}: {cpu.Capability.Count} capability words where version {cpu.CapabilityVer} has {words}.", path, "The image is damaged; take a new checkpoint.");
+                    $"{path}: {cpu.Capability.Count} capability words where version {cpu.CapabilityVer} has {words}.", path, ImageDamage.Action);
             }
         }
         return cpus;

@@ -66,6 +66,13 @@ internal sealed class PagemapLevel : IDisposable
             file.Dispose();
             throw Corrupt(PagesPath, $"{PagesPath} is truncated: {length} bytes, but its pagemap lists {offset} bytes of pages.");
         }
+        if (length > offset)
+        {
+            // A checkpoint writes exactly the pages its pagemap lists: a run shortened or left out would move the bytes
+            // of every run after it to the wrong addresses.
+            file.Dispose();
+            throw Corrupt(PagesPath, $"{PagesPath} has {length} bytes, more than the {offset} bytes of pages its pagemap lists: runs are missing from {PagemapPath} or shortened, or the pages file was added to.");
+        }
         verified = verifier?.Find(PagesPath);
     }
 
@@ -90,7 +97,7 @@ internal sealed class PagemapLevel : IDisposable
         }
         catch (ImageFormatException e)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, "The image is damaged; take a new checkpoint.", e);
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, ImageDamage.Action, e);
         }
     }
 
@@ -124,5 +131,5 @@ internal sealed class PagemapLevel : IDisposable
     public void Dispose() => file?.Dispose();
 
     private static CheckpointException Corrupt(string path, string message) =>
-        new(CheckpointErrorKind.ImageCorrupt, message, path, "The image is damaged; take a new checkpoint.");
+        new(CheckpointErrorKind.ImageCorrupt, message, path, ImageDamage.Action);
 }

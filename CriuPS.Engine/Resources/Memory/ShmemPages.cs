@@ -119,7 +119,7 @@ internal static class ShmemPages
         }
         catch (ImageFormatException e)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, "The image is damaged; take a new checkpoint.", e);
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, ImageDamage.Action, e);
         }
         using var pages = new PageChain(directory, ImageTypes.ShmemPagemap, shmid.ToString(CultureInfo.InvariantCulture), head, entries, session.PagesVerifiedOnRead);
         var contents = new SafeFileHandle(writable.Value, ownsHandle: false);

@@ -74,7 +74,7 @@ internal static class Vdso
         var taken = process.Images.Mm.Vmas.Select(v => new AddressRange(v.Start, v.End)).Append(process.Injection.Scratch.Range).ToList();
         var park = FreeSpace.HighestFit(taken, familySize, ParkGuard, new Address(saved.Family[0].Start), new Address(Mman.MinAddress))
             ?? FreeSpace.HighestFit(taken, familySize, ParkGuard, new Address(Mman.TaskSize), new Address(Mman.MinAddress))
-            ?? throw Incompatible($"the saved address space has no room for this kernel's vDSO ({familySize.Value / 1024} KiB)");
+            ?? throw Incompatible($"the saved address space has no room for this kernel's vDSO ({familySize.Value / 1024} KiB)", saved.MmPath);
         var proxy = PlanProxy(saved, runtimeBytes, (park + (runtimeVdso.Start - familyStart)).Value);
         MoveFamily(process, runtime, runtime.ToDictionary(v => v, v => (park + (v.Start - familyStart)).Value));
         session.Log.Write($"vDSO of {process.Pid}: the saved one ({savedRange}) is another kernel build's; it becomes a proxy of this kernel's, parked at {park} ({proxy.Patches.Count} entry points)");
@@ -156,7 +156,7 @@ internal static class Vdso
         }
         catch (VdsoProxyException e)
         {
-            throw Incompatible($"the saved vDSO cannot be made a proxy of this kernel's: {e.Message}");
+            throw Incompatible($"the saved vDSO ({Range(saved.Area)}) cannot be made a proxy of this kernel's: {e.Message}", saved.MmPath);
         }
     }
 
@@ -212,10 +212,12 @@ internal static class Vdso
 
     private static CheckpointException NoVdsoHere() => Incompatible("this kernel maps no vDSO into processes, so the saved one has nothing to lead to");
 
-    private static CheckpointException Incompatible(string what) => new(
+    // What concerns the saved vDSO names mm-PID.img, which describes it (its values were checked before as damage:
+    // AddressSpaceChecks), so that another kernel build's vDSO is told from a damaged image.
+    private static CheckpointException Incompatible(string what, string? mmPath = null) => new(
         CheckpointErrorKind.ImageIncompatible,
-        $"Cannot restore: {what}.",
-        null,
+        mmPath is null ? $"Cannot restore: {what}." : $"{mmPath}: cannot restore: {what}.",
+        mmPath,
         "Restore on a machine whose kernel offers what the image needs, or take a new checkpoint there.");
 }
 

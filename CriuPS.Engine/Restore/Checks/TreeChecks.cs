@@ -1,0 +1,81 @@
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Proto;
+
+namespace CriuPS.Engine.Restore.Checks;
+
+/// <summary>
+/// The process tree of pstree.img as a checkpoint writes it: every process and thread id of Linux's range and used
+/// once, each process after its parent (the tree is created parents first, so a parent missing or listed later would
+/// leave its children out of the restore), and in a session and group the tree can give it back.
+/// </summary>
+internal static class TreeChecks
+{
+    /// <summary>Linux's PID_MAX_LIMIT on 64-bit machines: no process or thread id is larger (nor 0).</summary>
+    public const uint PidMaxLimit = 4 * 1024 * 1024;
+
+    public static void Check(string path, IReadOnlyList<PstreeEntry> tree)
+    {
+        if (tree.Count == 0)
+        {
+            throw ImageDamage.In(path, "it lists no process.");
+        }
+        var root = tree[0];
+        var pids = ImageDamage.UniqueBy(tree, p => p.Pid, path, "pid", i => Describe(tree, i));
+        var position = Enumerable.Range(0, tree.Count).ToDictionary(i => tree[i].Pid);
+        var tasks = new Dictionary<uint, string>();
+        for (int i = 0; i < tree.Count; i++)
+        {
+            var process = tree[i];
+            string entry = Describe(tree, i);
+            if (process.Pid is 0 or > PidMaxLimit)
+            {
+                throw ImageDamage.In(path, $"{entry}: pid {process.Pid} is outside Linux's range (1 to {PidMaxLimit}).");
+            }
+            if (process.Threads.Count > 0 && process.Threads[0] != process.Pid)
+            {
+                throw ImageDamage.In(path, $"{entry}: its first thread is {process.Threads[0]}; a process's thread list starts with its own pid.");
+            }
+            for (int t = 0; t < Math.Max(1, process.Threads.Count); t++)
+            {
+                uint tid = process.Threads.Count > 0 ? process.Threads[t] : process.Pid;
+                if (tid is 0 or > PidMaxLimit)
+                {
+                    throw ImageDamage.In(path, $"{entry}.threads[{t}]: thread id {tid} is outside Linux's range (1 to {PidMaxLimit}).");
+                }
+                string here = process.Threads.Count > 0 ? $"{entry}.threads[{t}]" : entry;
+                if (!tasks.TryAdd(tid, here))
+                {
+                    throw ImageDamage.In(path, $"{tasks[tid]} and {here} have the same id, {tid}; each process and thread must have its own.");
+                }
+            }
+            if (i == 0)
+            {
+                continue; // the root's parent is whoever restores it
+            }
+            if (!position.TryGetValue(process.Ppid, out int parent) || parent >= i)
+            {
+                throw ImageDamage.In(path, $"{entry}: its parent {process.Ppid} is no process listed before it; every process but the first has its parent in the image, listed first.");
+            }
+            // A session or group is one of the tree's processes, or the root's own (a shell job's, outside the tree).
+            if (process.Sid != root.Sid && !pids.ContainsKey(process.Sid))
+            {
+                throw ImageDamage.In(path, $"{entry}: its session {process.Sid} is neither one of the image's processes nor the session of the first one ({root.Sid}).");
+            }
+            if (process.Pgid != root.Pgid && !pids.ContainsKey(process.Pgid))
+            {
+                throw ImageDamage.In(path, $"{entry}: its process group {process.Pgid} is neither one of the image's processes nor the group of the first one ({root.Pgid}).");
+            }
+        }
+        for (int i = 0; i < tree.Count; i++)
+        {
+            // setpgid(2) joins a group of the caller's own session only.
+            var process = tree[i];
+            if (pids.TryGetValue(process.Pgid, out var leader) && leader.Sid != process.Sid)
+            {
+                throw ImageDamage.In(path, $"{Describe(tree, i)}: it is in session {process.Sid}, but its process group {process.Pgid} is led by a process of session {leader.Sid}; a group lies within one session.");
+            }
+        }
+    }
+
+    private static string Describe(IReadOnlyList<PstreeEntry> tree, int i) => $"{ImageDamage.Entry(i)} (pid {tree[i].Pid})";
+}
