@@ -13,10 +13,12 @@ BeforeAll {
     $script:Pwsh = Join-Path $PSHOME 'pwsh'
 
     # A checkpoint (or pre-dump) in a PowerShell of its own, which dies at $DieAt ("point:N"), or is killed by the test
-    # after $KillAfterMs. Returns that PowerShell's exit status.
-    function Invoke-DyingCheckpoint([int]$Id, [string]$ImagePath, [string]$DieAt, [int]$KillAfterMs = -1, [switch]$PreDump, [switch]$TcpEstablished) {
+    # after $KillAfterMs; to a page server at $PageServer ("address:port") when one is named. Returns that PowerShell's
+    # exit status.
+    function Invoke-DyingCheckpoint([int]$Id, [string]$ImagePath, [string]$DieAt, [int]$KillAfterMs = -1, [switch]$PreDump, [switch]$TcpEstablished, [string]$PageServer) {
         $mode = if ($PreDump) { '-PreDump' } else { '-LeaveRunning' }
-        $command = "Import-Module '$Module'; Checkpoint-Process -Id $Id -ImagePath '$ImagePath' -Force $mode $(if ($TcpEstablished) { '-TcpEstablished' }) | Out-Null"
+        $destination = if ($PageServer) { "-PageServer '$PageServer'" } else { "-ImagePath '$ImagePath' -Force" }
+        $command = "Import-Module '$Module'; Checkpoint-Process -Id $Id $destination $mode $(if ($TcpEstablished) { '-TcpEstablished' }) | Out-Null"
         $env:CRIUPS_DIE_AT = $DieAt
         try {
             $process = Start-Process $Pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-Command', $command -PassThru `
@@ -69,20 +71,21 @@ BeforeAll {
     }
 
     # Kills the checkpointing PowerShell at each instant and checks the tree after every death.
-    function Assert-SurvivesDeaths([int]$Root, [string]$Log, [string]$Expected, [string[]]$Instants, [switch]$PreDump) {
+    function Assert-SurvivesDeaths([int]$Root, [string]$Log, [string]$Expected, [string[]]$Instants, [switch]$PreDump, [string]$PageServer) {
         $before = @(Get-TreeThreads $Root)
         $image = Join-Path $TestDrive "dying-$Root"
         foreach ($instant in $Instants) {
             $random = $instant -like 'random:*'
-            $exit = if ($random) { Invoke-DyingCheckpoint $Root $image '' -KillAfterMs ([int]$instant.Split(':')[1]) -PreDump:$PreDump }
-            else { Invoke-DyingCheckpoint $Root $image $instant -PreDump:$PreDump }
+            $exit = if ($random) { Invoke-DyingCheckpoint $Root $image '' -KillAfterMs ([int]$instant.Split(':')[1]) -PreDump:$PreDump -PageServer $PageServer }
+            else { Invoke-DyingCheckpoint $Root $image $instant -PreDump:$PreDump -PageServer $PageServer }
             if (-not $random) { $exit | Should -Be 137 -Because "the checkpoint must die at $instant (SIGKILL)" }
             Resume-HeldStoppedThreads $Root $before
             @(Get-TreeThreads $Root) | Should -Be $before -Because "every thread must carry on as before after a death at $instant"
             Invoke-SelfCheck $Root $Log | Should -Match $Expected -Because "the tree verifies itself after a death at $instant"
         }
         # The next checkpoint goes through and removes what the deaths left behind.
-        Checkpoint-Process -Id $Root -ImagePath $image -Force -LeaveRunning -PreDump:$PreDump | Out-Null
+        if ($PageServer) { Checkpoint-Process -Id $Root -PageServer $PageServer -LeaveRunning | Out-Null }
+        else { Checkpoint-Process -Id $Root -ImagePath $image -Force -LeaveRunning -PreDump:$PreDump | Out-Null }
         @(Get-InjectionAreas $Root).Count | Should -Be 0
         @(Get-ChildItem -Force (Split-Path $image) -Filter ".$(Split-Path $image -Leaf).criups-*").Count | Should -Be 0
         @(Get-TreeThreads $Root) | Should -Be $before
@@ -121,6 +124,20 @@ Describe 'A checkpoint whose PowerShell is killed' {
         $target = Start-TestTarget -Program (Get-TestTarget 'selfcheck') -Arguments 'sleep', $work -WorkDirectory $work
         Assert-SurvivesDeaths $target (Join-Path $work 'selfcheck.log') "^OK counter=\d+ pid=$target$" -PreDump @(
             'stopped', 'parked', 'call:2', 'call:4', 'track:1', 'code:1', 'release:1', 'copy:1', 'copy:4', 'write:3', 'random:900')
+    }
+
+    It 'leaves a process checkpointed to a page server running as before, and the server takes the next checkpoint' {
+        $work = Join-Path $TestDrive 'pageserver'
+        $target = Start-TestTarget -Program (Get-TestTarget 'selfcheck') -Arguments 'sleep', $work -WorkDirectory $work
+        $received = Join-Path $work 'received'
+        # A dead client's session is cut off at once (its connection closes with it); the server waits for the next.
+        $server = Start-LazyPageServer -ImagePath $received -FrameTimeout 5 -IdleTimeout 5
+        try {
+            Assert-SurvivesDeaths $target (Join-Path $work 'selfcheck.log') "^OK counter=\d+ pid=$target$" -PageServer "127.0.0.1:$($server.Port)" @(
+                'stopped', 'parked', 'call:2', 'code:1', 'copy:1', 'write:3', 'release:1', 'random:900')
+            Test-Path (Join-Path $received 'inventory.img') | Should -BeTrue -Because 'the last checkpoint was committed'
+        }
+        finally { $server | Stop-LazyPageServer }
     }
 
     It 'leaves a TCP server with an established connection serving it: no repair mode, no network lock left' {
