@@ -6,7 +6,7 @@
     CompanyName          = 'CriuPS'
     Copyright            = '(c) The CriuPS developers. MIT License.'
     Description          = 'Checkpoint and restore of live Linux processes (like CRIU), natively in .NET: save a running process to an image directory in CRIU''s format and bring it back later, with the same PID, memory, open files, signal handlers and timers.'
-    PowerShellVersion    = '7.4'
+    PowerShellVersion    = '7.6' # the first PowerShell on .NET 10, which the assemblies are built for
     CompatiblePSEditions = @('Core')
     CmdletsToExport      = @('Checkpoint-Process', 'Restore-Process', 'Get-CheckpointImage', 'Test-CheckpointSupport', 'Import-CheckpointImageFile', 'Export-CheckpointImageFile', 'Test-CheckpointImage',
         'Start-LazyPageServer', 'Stop-LazyPageServer', 'Get-LazyPageServer', 'Wait-LazyRestore')

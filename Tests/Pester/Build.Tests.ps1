@@ -23,8 +23,14 @@ Describe 'The manifest' {
         $Manifest.Description | Should -Match 'checkpoint'
     }
 
-    It 'requires PowerShell 7.4 Core' {
-        $Manifest.PowerShellVersion | Should -Be ([version]'7.4')
+    It 'requires the PowerShell whose .NET the assemblies are built for, Core' {
+        # A PowerShell on an older .NET imports a module it cannot load; its manifest must refuse it first. PowerShell
+        # 7.4 runs on .NET 8, 7.5 on .NET 9, 7.6 on .NET 10.
+        $target = [Reflection.Assembly]::LoadFrom((Join-Path $Built 'CriuPS.dll')).GetCustomAttributesData() |
+            Where-Object { $_.AttributeType.Name -eq 'TargetFrameworkAttribute' } | ForEach-Object { $_.ConstructorArguments[0].Value }
+        $target -match '^\.NETCoreApp,Version=v(\d+)\.0$' | Should -BeTrue -Because "the assembly says $target"
+        $firstPowerShell = @{ 8 = '7.4'; 9 = '7.5'; 10 = '7.6' }[[int]$Matches[1]]
+        $Manifest.PowerShellVersion | Should -Be ([version]$firstPowerShell)
         $Manifest.CompatiblePSEditions | Should -Be @('Core')
     }
 
