@@ -40,7 +40,7 @@ public static class ChildReaper
     {
         using (pidfd)
         {
-            var poll = new pollfd { fd = pidfd.Value, events = 1 /* POLLIN */ };
+            var poll = new pollfd { fd = pidfd.Value, events = LibC.POLLIN };
             while (LibC.poll(&poll, 1, -1) < 0 && LibC.errno == Errno.EINTR)
             {
             }

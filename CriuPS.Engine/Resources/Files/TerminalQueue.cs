@@ -33,7 +33,7 @@ internal static class TerminalQueue
     // them in (n_tty_poll flushes the pending input).
     private static unsafe void LetPendingIn(FileDescriptor tty)
     {
-        var poll = new pollfd { fd = tty.Value, events = 1 /* POLLIN */ };
+        var poll = new pollfd { fd = tty.Value, events = LibC.POLLIN };
         LibC.poll(&poll, 1, 0);
     }
 
