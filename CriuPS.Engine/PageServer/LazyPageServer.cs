@@ -97,14 +97,14 @@ public sealed class LazyPageServer
     /// <summary>Dumps received and committed into the image directory.</summary>
     public int ImagesReceived => Volatile.Read(ref imagesReceived);
 
-    /// <summary>Connections open now (sessions and handshakes).</summary>
+    /// <summary>Connections open now (sessions and handshakes); one given up for a newer one is closed already, while its thread ends.</summary>
     public int Connections
     {
         get
         {
             lock (gate)
             {
-                return clients.Count;
+                return clients.Count(c => !c.Evicted);
             }
         }
     }

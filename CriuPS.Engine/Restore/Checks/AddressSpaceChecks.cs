@@ -23,8 +23,9 @@ internal static class AddressSpaceChecks
 
     private const ulong KnownProtections = Mman.PROT_READ | Mman.PROT_WRITE | Mman.PROT_EXEC;
 
-    // What CRIU and CriuPS record of a mapping's flags (smaps' VmFlags gd, lo, nr and ht, and how it was mapped).
-    private const ulong KnownFlags = Mman.MAP_SHARED | Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_GROWSDOWN
+    // What CRIU and CriuPS record of a mapping's flags (smaps' VmFlags gd, lo, nr and ht, and how it was mapped:
+    // shared, private, or droppable, VmFlags dp, which Linux 6.11 added as a type of its own).
+    private const ulong KnownFlags = Mman.MAP_SHARED | Mman.MAP_PRIVATE | Mman.MAP_DROPPABLE | Mman.MAP_ANONYMOUS | Mman.MAP_GROWSDOWN
         | Mman.MAP_LOCKED | Mman.MAP_NORESERVE | Mman.MAP_HUGETLB;
 
     public static void Check(string path, MmEntry mm)
@@ -65,14 +66,16 @@ internal static class AddressSpaceChecks
             {
                 throw ImageDamage.In(path, $"{entry}: protection 0x{vma.Prot:x} has bits no mapping has (only PROT_READ, PROT_WRITE and PROT_EXEC).");
             }
-            if ((vma.Flags & ~KnownFlags) != 0 || (vma.Flags & (Mman.MAP_SHARED | Mman.MAP_PRIVATE)) is not (Mman.MAP_SHARED or Mman.MAP_PRIVATE))
+            ulong type = vma.Flags & (Mman.MAP_SHARED | Mman.MAP_PRIVATE | Mman.MAP_DROPPABLE);
+            if ((vma.Flags & ~KnownFlags) != 0 || type is not (Mman.MAP_SHARED or Mman.MAP_PRIVATE or Mman.MAP_DROPPABLE)
+                || (type == Mman.MAP_DROPPABLE && (vma.Flags & Mman.MAP_ANONYMOUS) == 0))
             {
-                throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} are no mapping's (one of MAP_SHARED and MAP_PRIVATE, with MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE or MAP_HUGETLB).");
+                throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} are no mapping's (one of MAP_SHARED, MAP_PRIVATE and MAP_DROPPABLE (anonymous only), with MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE or MAP_HUGETLB).");
             }
-            // Flags without MAP_ANONYMOUS map a file: the status says which kind, or the restore has nothing to map.
-            if ((vma.Flags & Mman.MAP_ANONYMOUS) == 0 && (status & (VmaStatus.FilePrivate | VmaStatus.FileShared)) == 0)
+            // Flags without MAP_ANONYMOUS map a file or a socket's ring: the status says which, or the restore has nothing to map.
+            if ((vma.Flags & Mman.MAP_ANONYMOUS) == 0 && (status & (VmaStatus.FilePrivate | VmaStatus.FileShared | VmaStatus.Socket)) == 0)
             {
-                throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} map a file (no MAP_ANONYMOUS), but status 0x{vma.Status:x} names no file mapping (VMA_FILE_PRIVATE or VMA_FILE_SHARED).");
+                throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} map a file (no MAP_ANONYMOUS), but status 0x{vma.Status:x} names no file or socket mapping (VMA_FILE_PRIVATE, VMA_FILE_SHARED or VMA_AREA_SOCKET).");
             }
             if (!new Address(vma.Pgoff).IsPageAligned)
             {

@@ -56,20 +56,29 @@ internal static class TreeChecks
             {
                 throw ImageDamage.In(path, $"{entry}: its parent {process.Ppid} is no process listed before it; every process but the first has its parent in the image, listed first.");
             }
-            // A session or group is one of the tree's processes, or the root's own (a shell job's, outside the tree).
-            if (process.Sid != root.Sid && !pids.ContainsKey(process.Sid))
-            {
-                throw ImageDamage.In(path, $"{entry}: its session {process.Sid} is neither one of the image's processes nor the session of the first one ({root.Sid}).");
-            }
-            if (process.Pgid != root.Pgid && !pids.ContainsKey(process.Pgid))
-            {
-                throw ImageDamage.In(path, $"{entry}: its process group {process.Pgid} is neither one of the image's processes nor the group of the first one ({root.Pgid}).");
-            }
         }
         for (int i = 0; i < tree.Count; i++)
         {
-            // setpgid(2) joins a group of the caller's own session only.
             var process = tree[i];
+            // A session or group is one of the tree's processes, the root's own (a shell job's, outside the tree), or
+            // one whose leader has exited, made again by a stand-in with the leader's PID (StandInLeader): a PID in
+            // Linux's range that no task of the image has.
+            foreach (var (id, rootId, what) in new[] { (process.Sid, root.Sid, "session"), (process.Pgid, root.Pgid, "process group") })
+            {
+                if (id == rootId || pids.ContainsKey(id))
+                {
+                    continue;
+                }
+                if (id is 0 or > PidMaxLimit)
+                {
+                    throw ImageDamage.In(path, $"{Describe(tree, i)}: its {what} {id} is outside Linux's range (1 to {PidMaxLimit}).");
+                }
+                if (tasks.TryGetValue(id, out var thread))
+                {
+                    throw ImageDamage.In(path, $"{Describe(tree, i)}: its {what} {id} is the id of {thread}, a thread, which leads no {what}.");
+                }
+            }
+            // setpgid(2) joins a group of the caller's own session only.
             if (pids.TryGetValue(process.Pgid, out var leader) && leader.Sid != process.Sid)
             {
                 throw ImageDamage.In(path, $"{Describe(tree, i)}: it is in session {process.Sid}, but its process group {process.Pgid} is led by a process of session {leader.Sid}; a group lies within one session.");

@@ -76,7 +76,40 @@ public sealed class ImageValueChecksTests
 
         var e = Refused(() => AddressSpaceChecks.Check(Mm, Memory(Area(0x400000, 0x402000), area)));
 
-        Assert.Contains("entries[0].vmas[1] (402000-404000): flags 0x2 map a file (no MAP_ANONYMOUS), but status 0x2 names no file mapping", e.Message, StringComparison.Ordinal);
+        Assert.Contains("entries[0].vmas[1] (402000-404000): flags 0x2 map a file (no MAP_ANONYMOUS), but status 0x2 names no file or socket mapping", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ADroppableAreaAndAPacketSocketsRingPass()
+    {
+        // What real checkpoints hold: MAP_DROPPABLE (a mapping type of its own since Linux 6.11, anonymous only) and a
+        // packet socket's ring, a shared mapping of the socket (VMA_AREA_SOCKET, no file).
+        var droppable = Area(0x402000, 0x404000);
+        droppable.Flags = (uint)(Mman.MAP_DROPPABLE | Mman.MAP_ANONYMOUS | Mman.MAP_NORESERVE);
+        var ring = Area(0x404000, 0x406000, VmaStatus.Regular | VmaStatus.Socket);
+        ring.Flags = (uint)Mman.MAP_SHARED;
+
+        AddressSpaceChecks.Check(Mm, Memory(Area(0x400000, 0x402000), droppable, ring));
+
+        droppable.Flags = (uint)Mman.MAP_DROPPABLE;
+        var e = Refused(() => AddressSpaceChecks.Check(Mm, Memory(Area(0x400000, 0x402000), droppable)));
+        Assert.Contains("flags 0x8 are no mapping's", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AGroupWhoseLeaderExitedPassesAndOneNamedByAThreadIsNamed()
+    {
+        // A zombie's group led by a process gone since: the restore makes it again with a stand-in of that PID.
+        var tree = new List<PstreeEntry>
+        {
+            new() { Pid = 100, Ppid = 1, Pgid = 100, Sid = 100, Threads = { 100, 101 } },
+            new() { Pid = 110, Ppid = 100, Pgid = 105, Sid = 100, Threads = { 110 } },
+        };
+        TreeChecks.Check("/img/pstree.img", tree);
+
+        tree[1].Pgid = 101;
+        var e = Refused(() => TreeChecks.Check("/img/pstree.img", tree));
+        Assert.Contains("entries[1] (pid 110): its process group 101 is the id of entries[0] (pid 100).threads[1], a thread, which leads no process group.", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
