@@ -83,6 +83,7 @@ public static class DumpPipeline
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
         EngineWarmup.Wait();
+        DumpRehearsal.EnsureDone(log);
         int root = options.ProcessId;
         Preflight.CheckTarget(root);
         Preflight.CheckTree(root, options);

@@ -25,6 +25,7 @@ internal static class PreDumpPipeline
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
         EngineWarmup.Wait();
+        DumpRehearsal.EnsureDone(log);
         int root = options.ProcessId;
         Preflight.CheckTarget(root);
         var (tracks, detail) = WriteTracking.SelfTest();

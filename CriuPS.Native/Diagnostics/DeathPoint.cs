@@ -38,6 +38,9 @@ public static class DeathPoint
     private static readonly (string Name, int Count)? Configured = Parse(Environment.GetEnvironmentVariable("CRIUPS_DIE_AT"));
     private static int reached;
 
+    /// <summary>Whether a death point is set for this process.</summary>
+    public static bool IsArmed => Configured is not null;
+
     public static void Reach(string point)
     {
         if (Configured is not { } configured || !string.Equals(configured.Name, point, StringComparison.Ordinal))

@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using CriuPS.Engine.Logging;
+using CriuPS.Native.Diagnostics;
+using CriuPS.Native.Interop;
+
+namespace CriuPS.Engine.Dump;
+
+/// <summary>
+/// The first checkpoint of a session runs code nothing has run before in this process: what ReadyToRun cannot
+/// precompile (generic code of .NET's own assemblies over our types: dictionaries of registers, lists of address
+/// ranges...) is compiled when it first runs, and without a rehearsal that is while the target is frozen (a fresh
+/// PowerShell's first checkpoint of 64 threads compiled some 300 methods in its frozen window). So before its first
+/// freeze, a session checkpoints once a process of its own that nobody needs (a sleep in a session of its own, into a
+/// temporary directory, killed with the dump) and then freezes the target with that code compiled. The rehearsal
+/// costs the first checkpoint of a session some time before the freeze, never during it; it never fails a checkpoint
+/// (what goes wrong is logged and skipped). Test-only death points (CRIUPS_DIE_AT) turn it off: they count the
+/// instants they pass, which are the target's to reach.
+/// </summary>
+internal static class DumpRehearsal
+{
+    private static int started;
+
+    /// <summary>Rehearses once per process; returns at once after the first call.</summary>
+    public static void EnsureDone(EngineLog log)
+    {
+        if (Interlocked.Exchange(ref started, 1) != 0 || DeathPoint.IsArmed)
+        {
+            return;
+        }
+        var clock = Stopwatch.StartNew();
+        var directory = Path.Combine(Path.GetTempPath(), $".criups-rehearsal-{Environment.ProcessId}");
+        int sleeper = 0;
+        FileDescriptor? handle = null;
+        try
+        {
+            sleeper = StartSleeper();
+            // Held from the start: the kill below must not reach another process that took the PID once it is gone.
+            handle = Pidfd.Open(sleeper);
+            DumpPipeline.Run(new DumpOptions { ProcessId = sleeper, ImagePath = directory, ShellJob = true, Force = true }, NullObserver.Instance);
+            log.Write($"rehearsal: checkpointed a sleep of our own ({sleeper}) before the first freeze of this session, in {clock.Elapsed.TotalMilliseconds:F0} ms");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            log.Write($"rehearsal: skipped after {clock.Elapsed.TotalMilliseconds:F0} ms ({e.GetType().Name}: {e.Message})");
+        }
+        finally
+        {
+            if (handle is not null)
+            {
+                try
+                {
+                    Pidfd.SendSignal(handle, Signals.SIGKILL);
+                }
+                catch (NativeException)
+                {
+                    // gone already: the checkpoint went through and ended it
+                }
+                handle.Dispose();
+            }
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+            }
+        }
+    }
+
+    // A sleep that is not our child (its shell exits at once and init adopts it): a child's ptrace stops would meet
+    // .NET's own reaping of the children it starts.
+    private static int StartSleeper()
+    {
+        var start = new ProcessStartInfo("setsid", ["sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!"])
+        {
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        using var shell = Process.Start(start) ?? throw new InvalidOperationException("setsid did not start");
+        var pid = shell.StandardOutput.ReadLine();
+        shell.WaitForExit();
+        return int.Parse(pid ?? throw new InvalidOperationException("the shell named no sleep"), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
