@@ -99,7 +99,7 @@ internal static class Preflight
             descriptors.AddRange(own);
             areas[pid] = SmapsParser.Read(pid);
             problems.AddRange(ResourceProblems(pid, own, areas[pid], options).Select(p => Prefix(pid) + p));
-            problems.AddRange(ProcessNamespaces.Problems(pid).Select(p => Prefix(pid) + p));
+            problems.AddRange(ProcessNamespaces.Problems(pid, root).Select(p => Prefix(pid) + p));
         }
         problems.AddRange(UnixSocketTopology.Of(descriptors).Problems().Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(EpollInstances.Problems(descriptors).Select(p => Prefix(p.Pid) + p.Problem));

@@ -143,6 +143,7 @@ public static class RestorePipeline
             {
                 ProcessNamespaces.Restore(session, process); // before the credentials: setns needs CAP_SYS_ADMIN
             }
+            UtsNamespace.Restore(session, processes);
             foreach (var process in processes)
             {
                 ThreadGroup.CreateThreads(process);

@@ -24,6 +24,7 @@ internal static class RestorePrivileges
             obstacles.Add((root, new Obstacle("giving restored processes and threads their saved PIDs (clone3 with set_tid) and their executable (PR_SET_MM_MAP) "
                 + "needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN)", Capability.CheckpointRestore)));
         }
+        obstacles.AddRange(UtsNamespace.Obstacles(images, privileges).Select(o => (root, o)));
         foreach (var process in images.Processes)
         {
             var found = TaskAttributes.Obstacles(process.LeaderCore.Tc, privileges)

@@ -18,7 +18,7 @@ BeforeAll {
         $failure | Should -Not -BeNullOrEmpty -Because 'the checkpoint must be refused'
         Test-Path $Image | Should -BeFalse -Because 'nothing is written'
         Test-ProcessAlive $Target | Should -BeTrue
-        (Get-Content "/proc/$Target/status" | Where-Object { $_ -match '^(State|TracerPid):' }) -join ' ' | Should -Match 'State:\s+S .*TracerPid:\s+0'
+        (Get-Content "/proc/$Target/status" | Where-Object { $_ -match '^(State|TracerPid):' }) -join ' ' | Should -Match 'State:\s+[RS] .*TracerPid:\s+0' -Because 'it runs on, neither stopped nor traced'
         $failure
     }
 }
@@ -27,7 +27,6 @@ AfterAll { Stop-TestProcesses }
 
 Describe 'A process in namespaces of its own' {
     It 'is refused before freezing when its <Shown> is not the engine''s, naming it, and runs on' -ForEach @(
-        @{ Flags = @('--uts'); Shown = 'UTS namespace'; Link = 'uts' }
         @{ Flags = @('--ipc'); Shown = 'IPC namespace'; Link = 'ipc' }
         @{ Flags = @('--mount'); Shown = 'mount namespace'; Link = 'mnt' }
         # No process runs in it yet: its link cannot be read.
@@ -48,7 +47,7 @@ Describe 'A process in namespaces of its own' {
         Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
     }
 
-    It 'is refused whole when a child is the init of a PID namespace with its own mounts, host and domain name and IPC' {
+    It 'is refused whole when a child is the init of a PID namespace with its own mounts and IPC' {
         # What was tried before this check existed: unshare -p -f --mount-proc -m -u -i -n sleep, checkpointed by its
         # parent, came back in the host's PID, mount and network namespaces without a word.
         $unshare = Start-Process unshare -ArgumentList '--pid --fork --mount-proc --mount --uts --ipc --net sleep 1000' -PassThru
@@ -61,10 +60,44 @@ Describe 'A process in namespaces of its own' {
         foreach ($shown in 'PID namespace for its children', 'mount namespace') {
             $failure.Exception.Message | Should -BeLike "*- its $shown * is not the one CriuPS runs in*" -Because "unshare itself has a new $shown"
         }
-        foreach ($shown in 'PID namespace', 'mount namespace', 'UTS namespace', 'IPC namespace') {
+        foreach ($shown in 'PID namespace', 'mount namespace', 'IPC namespace') {
             $failure.Exception.Message | Should -BeLike "*- process $child`: its $shown * is not the one CriuPS runs in*"
         }
+        $failure.Exception.Message | Should -Not -BeLike '*UTS namespace*' -Because 'unshare and its child share their UTS namespace, which is saved'
         Test-ProcessAlive $child | Should -BeTrue
+    }
+}
+
+Describe 'A tree in a UTS namespace of its own' {
+    It 'is refused when a child is in another UTS namespace than the root (CriuPS saves one, the root''s, as CRIU)' {
+        $work = Join-Path $TestDrive 'uts-child'
+        New-Item -ItemType Directory $work | Out-Null
+        $shell = Start-TestTarget -Program /bin/sh -Arguments @('-c', "echo `$`$ > '$work/ready'; '$Unshare' --uts sleep 1000 & wait") -WorkDirectory $work
+        Wait-Until { (Get-Content "/proc/$shell/task/$shell/children" -Raw -ErrorAction Ignore) -match '\d' } 'the shell to start its child'
+        $child = [int](Get-Content "/proc/$shell/task/$shell/children" -Raw).Trim()
+        Register-TestProcess $child
+        $failure = Get-Refusal $shell (Join-Path $work 'image')
+        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $failure.Exception.Message | Should -BeLike "*- process $child`: its UTS namespace * is not the root's *: CriuPS saves one UTS namespace, the root's, as CRIU does*"
+    }
+
+    It 'comes back in a new UTS namespace with its host and domain name, and verifies itself' {
+        $work = Join-Path $TestDrive 'uts'
+        New-Item -ItemType Directory $work | Out-Null
+        # The names are set inside, then the self-checking target runs there.
+        $script = "hostname criups-uts-$PID; domainname criups.test; exec '$SelfCheck' sleep '$work'"
+        $target = Start-TestTarget -Program $Unshare -Arguments @('--uts', '/bin/sh', '-c', $script) -WorkDirectory $work
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image')
+        Get-ChildItem $image.Path -Filter 'utsns-*.img' | Should -Not -BeNullOrEmpty -Because 'the names are saved as CRIU saves them'
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        $restored = $image | Restore-Process
+        Register-TestProcess $restored.Id
+        $after = (Get-Item "/proc/$target/ns/uts").LinkTarget
+        $after | Should -Not -Be (Get-Item /proc/self/ns/uts).LinkTarget -Because 'it has a UTS namespace of its own again'
+        & nsenter "--target=$target" --uts hostname | Should -Be "criups-uts-$PID"
+        & nsenter "--target=$target" --uts domainname | Should -Be 'criups.test'
+        & hostname | Should -Not -Be "criups-uts-$PID" -Because 'the host keeps its name'
+        Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
     }
 }
 

@@ -9,11 +9,11 @@ using CriuPS.Native.Proc;
 namespace CriuPS.Engine.Resources.Process;
 
 /// <summary>
-/// The namespaces and cgroups a process lives in: its world. CriuPS saves none of them yet, and a restored process
-/// lands in the restorer's, except for a network namespace of its own, which it joins again at restore (the namespace
-/// must still exist, or exist again under the same name in /run/netns), as its sockets do. So the pre-flight check
-/// refuses a process whose other namespaces or whose cgroups are not the engine's: restored, it would wake up in
-/// another world (another PID, other mounts, another hostname, other limits) without a word.
+/// The namespaces and cgroups a process lives in: its world. CriuPS saves the tree's UTS namespace (UtsNamespace) and
+/// none of the others yet, and a restored process lands in the restorer's, except for a network namespace of its own,
+/// which it joins again at restore (the namespace must still exist, or exist again under the same name in /run/netns),
+/// as its sockets do. So the pre-flight check refuses a process whose other namespaces or whose cgroups are not the
+/// engine's: restored, it would wake up in another world (another PID, other mounts, other limits) without a word.
 /// </summary>
 internal static class ProcessNamespaces
 {
@@ -23,7 +23,6 @@ internal static class ProcessNamespaces
         ("pid", "PID namespace"),
         ("pid_for_children", "PID namespace for its children"),
         ("mnt", "mount namespace"),
-        ("uts", "UTS namespace"),
         ("ipc", "IPC namespace"),
         ("user", "user namespace"),
         ("cgroup", "cgroup namespace"),
@@ -31,15 +30,20 @@ internal static class ProcessNamespaces
         ("time_for_children", "time namespace for its children"),
     };
 
-    private const string Network = "net";
+    private const string Network = "net", Uts = "uts";
 
     /// <summary>
     /// What keeps the process <paramref name="pid"/> from being restored in the same world: each namespace that is not
     /// the engine's (but the network's), a thread in other namespaces than its process, and each cgroup of the process
     /// or one of its threads that is not the engine's. Empty when there is none.
     /// </summary>
-    public static IEnumerable<string> Problems(int pid)
+    public static IEnumerable<string> Problems(int pid, int root)
     {
+        // The tree's UTS namespace is saved, the root's (UtsNamespace): every process must be in it.
+        if (pid != root && Namespace(pid, Uts) is { } uts && Namespace(root, Uts) is { } rootUts && uts != rootUts)
+        {
+            yield return $"its UTS namespace ({uts}) is not the root's ({rootUts}): CriuPS saves one UTS namespace, the root's, as CRIU does";
+        }
         foreach (var (link, shown) in NotSaved)
         {
             var theirs = Namespace(pid, link);
@@ -62,7 +66,7 @@ internal static class ProcessNamespaces
             string who = task == pid ? "it" : $"its thread {task}";
             if (task != pid)
             {
-                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Network))
+                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Network).Append(Uts))
                 {
                     var thread = Namespace(pid, link, task);
                     if (thread is not null && thread != Namespace(pid, link))

@@ -166,6 +166,10 @@ internal static class ProcessTree
         ids.CgroupNsId = ns["cgroup"];
         ids.TimeNsId = ns["time"];
         ProcessNamespaces.Dump(process.Pid, ids);
+        if (isRoot)
+        {
+            UtsNamespace.Dump(session, process);
+        }
     }
 
     /// <summary>
@@ -174,8 +178,8 @@ internal static class ProcessTree
     /// the root shares the restorer's descriptor table, which CRIU rejects ("Image corruption on kIDs data"), and a
     /// namespace id that differs, that the root's namespace is to be created from images of its own. So memory,
     /// descriptor table, fs information and signal handlers are numbered for this process (compared with every task
-    /// like the tasks among themselves), and the namespaces are the root's: CriuPS saves no namespace and restores
-    /// into the restorer's, which is what equal namespace ids tell CRIU.
+    /// like the tasks among themselves), and the namespaces are the root's (CriuPS restores into the restorer's, which
+    /// is what equal namespace ids tell CRIU) but for a UTS namespace of the root's own, which is saved: the engine's.
     /// </summary>
     public static TaskKobjIdsEntry InventoryRootIds(DumpSession session)
     {
@@ -185,6 +189,7 @@ internal static class ProcessTree
         ids.FilesId = SharedObjectId(session, self, Kcmp.Files, "files");
         ids.FsId = SharedObjectId(session, self, Kcmp.Fs, "fs");
         ids.SighandId = SharedObjectId(session, self, Kcmp.Sighand, "sighand");
+        ids.UtsNsId = UtsNamespace.RootIdsNamespace(session, ids);
         return ids;
     }
 
