@@ -71,20 +71,23 @@ BeforeAll {
     }
 
     # Kills the checkpointing PowerShell at each instant and checks the tree after every death.
-    function Assert-SurvivesDeaths([int]$Root, [string]$Log, [string]$Expected, [string[]]$Instants, [switch]$PreDump, [string]$PageServer) {
+    # $PageServer: makes a page server for each checkpoint and returns its "address:port" (a death after the commit
+    # leaves a server with a committed image, which is final).
+    function Assert-SurvivesDeaths([int]$Root, [string]$Log, [string]$Expected, [string[]]$Instants, [switch]$PreDump, [scriptblock]$PageServer) {
         $before = @(Get-TreeThreads $Root)
         $image = Join-Path $TestDrive "dying-$Root"
         foreach ($instant in $Instants) {
             $random = $instant -like 'random:*'
-            $exit = if ($random) { Invoke-DyingCheckpoint $Root $image '' -KillAfterMs ([int]$instant.Split(':')[1]) -PreDump:$PreDump -PageServer $PageServer }
-            else { Invoke-DyingCheckpoint $Root $image $instant -PreDump:$PreDump -PageServer $PageServer }
+            $server = if ($PageServer) { & $PageServer }
+            $exit = if ($random) { Invoke-DyingCheckpoint $Root $image '' -KillAfterMs ([int]$instant.Split(':')[1]) -PreDump:$PreDump -PageServer $server }
+            else { Invoke-DyingCheckpoint $Root $image $instant -PreDump:$PreDump -PageServer $server }
             if (-not $random) { $exit | Should -Be 137 -Because "the checkpoint must die at $instant (SIGKILL)" }
             Resume-HeldStoppedThreads $Root $before
             @(Get-TreeThreads $Root) | Should -Be $before -Because "every thread must carry on as before after a death at $instant"
             Invoke-SelfCheck $Root $Log | Should -Match $Expected -Because "the tree verifies itself after a death at $instant"
         }
         # The next checkpoint goes through and removes what the deaths left behind.
-        if ($PageServer) { Checkpoint-Process -Id $Root -PageServer $PageServer -LeaveRunning | Out-Null }
+        if ($PageServer) { Checkpoint-Process -Id $Root -PageServer (& $PageServer) -LeaveRunning | Out-Null }
         else { Checkpoint-Process -Id $Root -ImagePath $image -Force -LeaveRunning -PreDump:$PreDump | Out-Null }
         @(Get-InjectionAreas $Root).Count | Should -Be 0
         @(Get-ChildItem -Force (Split-Path $image) -Filter ".$(Split-Path $image -Leaf).criups-*").Count | Should -Be 0
@@ -126,18 +129,21 @@ Describe 'A checkpoint whose PowerShell is killed' {
             'stopped', 'parked', 'call:2', 'call:4', 'track:1', 'code:1', 'release:1', 'copy:1', 'copy:4', 'write:3', 'random:900')
     }
 
-    It 'leaves a process checkpointed to a page server running as before, and the server takes the next checkpoint' {
+    It 'leaves a process checkpointed to a page server running as before, and the next checkpoint goes through' {
         $work = Join-Path $TestDrive 'pageserver'
         $target = Start-TestTarget -Program (Get-TestTarget 'selfcheck') -Arguments 'sleep', $work -WorkDirectory $work
-        $received = Join-Path $work 'received'
-        # A dead client's session is cut off at once (its connection closes with it); the server waits for the next.
-        $server = Start-LazyPageServer -ImagePath $received -FrameTimeout 5 -IdleTimeout 5
-        try {
-            Assert-SurvivesDeaths $target (Join-Path $work 'selfcheck.log') "^OK counter=\d+ pid=$target$" -PageServer "127.0.0.1:$($server.Port)" @(
-                'stopped', 'parked', 'call:2', 'code:1', 'copy:1', 'write:3', 'release:1', 'random:900')
-            Test-Path (Join-Path $received 'inventory.img') | Should -BeTrue -Because 'the last checkpoint was committed'
+        $servers = [Collections.Generic.List[object]]::new()
+        $newServer = {
+            $server = Start-LazyPageServer -ImagePath (Join-Path $work "received-$($servers.Count)") -FrameTimeout 5 -IdleTimeout 5
+            $servers.Add($server)
+            "127.0.0.1:$($server.Port)"
         }
-        finally { $server | Stop-LazyPageServer }
+        try {
+            Assert-SurvivesDeaths $target (Join-Path $work 'selfcheck.log') "^OK counter=\d+ pid=$target$" -PageServer $newServer @(
+                'stopped', 'parked', 'call:2', 'code:1', 'copy:1', 'write:3', 'release:1', 'random:900')
+            Test-Path (Join-Path $servers[-1].ImagePath 'inventory.img') | Should -BeTrue -Because 'the last checkpoint was committed'
+        }
+        finally { $servers | Stop-LazyPageServer }
     }
 
     It 'leaves a TCP server with an established connection serving it: no repair mode, no network lock left' {
