@@ -33,9 +33,10 @@ internal static class ProcessNamespaces
     private const string Network = "net", Uts = "uts";
 
     /// <summary>
-    /// What keeps the process <paramref name="pid"/> from being restored in the same world: each namespace that is not
-    /// the engine's (but the network's), a thread in other namespaces than its process, and each cgroup of the process
-    /// or one of its threads that is not the engine's. Empty when there is none.
+    /// What keeps the process <paramref name="pid"/> of the tree of <paramref name="root"/> from being restored in the
+    /// same world: each namespace that is not the engine's (but the network's, and the UTS namespace, which must be the
+    /// root's), a thread in other namespaces than its process, and each cgroup of the process or one of its threads
+    /// that is not the engine's. Empty when there is none.
     /// </summary>
     public static IEnumerable<string> Problems(int pid, int root)
     {
