@@ -1,59 +1,94 @@
 using CriuPS.Native.Interop;
-using Tmds.Linux;
 
 namespace CriuPS.Engine.Restore;
 
 /// <summary>
-/// Reaps restored processes that stay children of our process, when they exit, so that none lingers as a
-/// zombie. It waits with poll on a pidfd and reaps only after the exit: a waitpid-style wait could otherwise
-/// swallow the ptrace stops of a later checkpoint of the same process.
+/// Reaps restored processes that stay children of our process, when they exit, so that none lingers as a zombie. One
+/// thread waits on an epoll set of their pidfds and reaps each only after its exit (waitid on the pidfd): a
+/// waitpid-style wait could otherwise swallow the ptrace stops of a later checkpoint of the same process. The exit
+/// statuses of the last <see cref="ExitsKept"/> children that ended are kept, for the objects that show them.
 /// </summary>
 public static class ChildReaper
 {
+    private const int ExitsKept = 1024;
     private const int PidfdIdType = 3;
     private const int WExited = 4;
     private const int WNoHang = 1;
 
+    private static readonly object Gate = new();
     private static readonly Dictionary<int, int?> ExitCodes = new();
+    private static readonly Queue<int> Exited = new();
+    private static readonly Dictionary<int, (int Pid, FileDescriptor Pidfd)> Watched = new();
+    private static FileDescriptor? epoll;
 
     /// <summary>Starts watching a child; its exit status (the code, or 128 + the signal that killed it) becomes available from <see cref="TryGetExitCode"/>.</summary>
     public static void Watch(int pid)
     {
         var pidfd = Pidfd.Open(pid);
-        lock (ExitCodes)
+        lock (Gate)
         {
+            if (epoll is null)
+            {
+                epoll = Epoll.Create();
+                new Thread(Reap) { IsBackground = true, Name = "CriuPS reaper" }.Start();
+            }
             ExitCodes[pid] = null;
+            Watched[pidfd.Value] = (pid, pidfd);
+            Epoll.AddInput(epoll, pidfd, (ulong)pidfd.Value);
         }
-        var thread = new Thread(() => Reap(pid, pidfd)) { IsBackground = true, Name = $"CriuPS reaper of {pid}" };
-        thread.Start();
     }
 
     public static bool TryGetExitCode(int pid, out int? exitCode)
     {
-        lock (ExitCodes)
+        lock (Gate)
         {
             return ExitCodes.TryGetValue(pid, out exitCode);
         }
     }
 
-    private static unsafe void Reap(int pid, FileDescriptor pidfd)
+    private static void Reap()
     {
-        using (pidfd)
+        Span<ulong> ready = stackalloc ulong[16];
+        while (true)
         {
-            var poll = new pollfd { fd = pidfd.Value, events = LibC.POLLIN };
-            while (LibC.poll(&poll, 1, -1) < 0 && LibC.errno == Errno.EINTR)
+            int n = Epoll.Wait(epoll!, ready);
+            for (int i = 0; i < n; i++)
             {
-            }
-            var info = stackalloc byte[128];
-            long result = Syscall.Raw(SyscallNumber.Waitid, PidfdIdType, (ulong)pidfd.Value, (ulong)info, WExited | WNoHang, 0);
-            const int ClaimExited = 1;
-            int how = *(int*)(info + 8); // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
-            int status = *(int*)(info + 24); // si_status: the exit code, or the signal
-            int code = result != 0 ? -1 : how == ClaimExited ? status : 128 + status; // as shells report it
-            lock (ExitCodes)
-            {
-                ExitCodes[pid] = code;
+                (int Pid, FileDescriptor Pidfd) child;
+                lock (Gate)
+                {
+                    if (!Watched.Remove((int)ready[i], out child))
+                    {
+                        continue;
+                    }
+                }
+                int code = ExitStatus(child.Pidfd);
+                child.Pidfd.Dispose(); // closing it takes it out of the epoll set
+                lock (Gate)
+                {
+                    ExitCodes[child.Pid] = code;
+                    Exited.Enqueue(child.Pid);
+                    while (Exited.Count > ExitsKept)
+                    {
+                        int oldest = Exited.Dequeue();
+                        if (ExitCodes.TryGetValue(oldest, out var kept) && kept is not null)
+                        {
+                            ExitCodes.Remove(oldest); // unless the PID is watched again, as a newer child
+                        }
+                    }
+                }
             }
         }
+    }
+
+    // The exit code, or 128 + the signal that killed the child (as shells report it); -1 when it cannot be read.
+    private static unsafe int ExitStatus(FileDescriptor pidfd)
+    {
+        var info = stackalloc byte[128];
+        long result = Syscall.Raw(SyscallNumber.Waitid, PidfdIdType, (ulong)pidfd.Value, (ulong)info, WExited | WNoHang, 0);
+        const int ClaimExited = 1;
+        int how = *(int*)(info + 8); // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
+        int status = *(int*)(info + 24); // si_status: the exit code, or the signal
+        return result != 0 ? -1 : how == ClaimExited ? status : 128 + status;
     }
 }

@@ -134,6 +134,25 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         $restored.ExitStatus | Should -Be 137 -Because 'SIGKILL ends it, as 128 + 9'
     }
 
+    It 'reaps every restored child with one thread of this session, whatever their number' {
+        $restored = foreach ($name in 'reaped-a', 'reaped-b', 'reaped-c') {
+            $work = Join-Path $TestDrive $name
+            $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
+            $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "image-$name")
+            Wait-Until { -not (Test-ProcessAlive $target) } 'the process to be gone'
+            Restore-Process $image.Path
+            Register-TestProcess $target
+        }
+        # Three restored children alive at once: one thread waits for them all (it was a thread each).
+        @($restored | Where-Object { Test-ProcessAlive $_.Id }).Count | Should -Be 3
+        @(Get-ChildItem "/proc/$PID/task" | Where-Object { (Get-Content "$($_.FullName)/comm") -like 'CriuPS reaper*' }).Count | Should -Be 1
+        $restored | Stop-Process
+        foreach ($process in $restored) {
+            Wait-Until { $null -ne $process.ExitStatus } "restored process $($process.Id) to be reaped"
+            $process.ExitStatus | Should -Be 137
+        }
+    }
+
     It 'checkpoints a process this session started with Start-Process (a shell job), without confusing PowerShell about it' {
         $work = Join-Path $TestDrive 'started'
         New-Item -ItemType Directory $work | Out-Null
