@@ -117,8 +117,10 @@ Describe 'A lazy restore whose session ends' {
 param($Module, $Image, $Status, $End)
 Import-Module $Module
 $restored = Restore-Process -ImagePath $Image -LazyPages -Detach
-"$($restored.Id) $($restored.LazyRestore.PagesDone) $($restored.LazyRestore.PagesTotal)" | Set-Content $Status
-if ($End -eq 'kill') { [System.Diagnostics.Process]::GetCurrentProcess().Kill() }
+$line = "$($restored.Id) $($restored.LazyRestore.PagesDone) $($restored.LazyRestore.PagesTotal)"
+# At once: a cmdlet's first run in a fresh PowerShell can take longer than the rest of the pages do to come in.
+if ($End -eq 'kill') { [IO.File]::WriteAllText($Status, $line); [System.Diagnostics.Process]::GetCurrentProcess().Kill() }
+[IO.File]::WriteAllText($Status, $line)
 '@
         $child = Start-Process "$PSHOME/pwsh" -ArgumentList '-NoProfile', '-NonInteractive', '-File', $script, $Module, $t.Image, $status, ($Signal ? 'kill' : 'exit') -PassThru `
             -RedirectStandardOutput (Join-Path $t.Work 'out.txt') -RedirectStandardError (Join-Path $t.Work 'err.txt')
