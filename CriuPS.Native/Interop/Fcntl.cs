@@ -8,6 +8,9 @@ public static class Fcntl
 {
     public const int F_DUPFD = 0, F_GETFD = 1, F_SETFD = 2, F_GETFL = 3, F_SETFL = 4;
     public const int F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032, F_DUPFD_CLOEXEC = 1030;
+
+    /// <summary>The *at calls' "relative to the working directory".</summary>
+    public const int AT_FDCWD = -100;
     public const int FD_CLOEXEC = 1;
 
     /// <summary>Record locks: classic POSIX locks belong to the process, OFD locks to the open file description.</summary>

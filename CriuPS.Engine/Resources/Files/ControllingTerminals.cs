@@ -16,7 +16,7 @@ namespace CriuPS.Engine.Resources.Files;
 /// </summary>
 internal static class ControllingTerminals
 {
-    private const ulong AtCurrentDirectory = unchecked((ulong)-100);
+    private const ulong AtCurrentDirectory = unchecked((ulong)Fcntl.AT_FDCWD);
 
     /// <summary>Gives <paramref name="leader"/>, a new session leader, its terminal and its session's /dev/tty descriptions.</summary>
     public static void Acquire(RestoreSession session, ProcessShell leader)

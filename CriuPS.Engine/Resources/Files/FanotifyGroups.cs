@@ -48,23 +48,13 @@ internal sealed class FanotifyGroups : AnonInodeKind
             {
                 continue;
             }
-            using var file = Find(mark, out var why);
+            using var file = FileHandles.Open(mark.DeviceMajor, mark.DeviceMinor, mark.HandleType, mark.Handle, out var why);
             if (file is null)
             {
                 return $"fd {probe.Fd}: a fanotify mark on inode {mark.Inode} of device {mark.DeviceMajor}:{mark.DeviceMinor}, a file CriuPS cannot find again by its handle ({why})";
             }
         }
         return null;
-    }
-
-    private static FileDescriptor? Find(FanotifyMarkInfo mark, out string why)
-    {
-        if (mark.Handle is null)
-        {
-            why = "its filesystem gives no file handles";
-            return null;
-        }
-        return FileHandles.Open(mark.DeviceMajor, mark.DeviceMinor, mark.HandleType, mark.Handle, out why);
     }
 
     private static string? MountPoint(int pid, FanotifyMarkInfo mark) => MountInfo.MountPointOf(mark.MountId, $"/proc/{pid}/mountinfo");
@@ -78,7 +68,7 @@ internal sealed class FanotifyGroups : AnonInodeKind
             var saved = new FanotifyMarkEntry { Id = dump.Id, Mflags = mark.Flags, Mask = mark.Mask, IgnoredMask = mark.IgnoredMask, SDev = mark.Device };
             if (mark.Kind == FanotifyMarkInfo.OnInode)
             {
-                using var file = Find(mark, out var why) ?? throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                using var file = FileHandles.Open(mark.DeviceMajor, mark.DeviceMinor, mark.HandleType, mark.Handle, out var why) ?? throw new CheckpointException(CheckpointErrorKind.Unsupported,
                     $"Process {dump.Probe.Pid} has fd {dump.Probe.Fd}: a fanotify mark on a file CriuPS cannot find again by its handle ({why}).", dump.Probe.Pid);
                 saved.Type = MarkType.Inode;
                 saved.Ie = new FanotifyInodeMarkEntry

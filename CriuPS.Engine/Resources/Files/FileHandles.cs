@@ -12,9 +12,17 @@ namespace CriuPS.Engine.Resources.Files;
 /// </summary>
 internal static class FileHandles
 {
-    /// <summary>An O_PATH descriptor of the file on device <paramref name="major"/>:<paramref name="minor"/>, or null and why it cannot be found.</summary>
-    public static FileDescriptor? Open(uint major, uint minor, int type, byte[] handle, out string why)
+    /// <summary>
+    /// An O_PATH descriptor of the file on device <paramref name="major"/>:<paramref name="minor"/>, or null and why it
+    /// cannot be found (<paramref name="handle"/> is null when the kernel showed none: the filesystem gives none).
+    /// </summary>
+    public static FileDescriptor? Open(uint major, uint minor, int type, byte[]? handle, out string why)
     {
+        if (handle is null)
+        {
+            why = "its filesystem gives no file handles";
+            return null;
+        }
         why = $"no filesystem on device {major}:{minor} is mounted here";
         foreach (var point in MountInfo.MountPointsOf(major, minor))
         {

@@ -41,7 +41,7 @@ internal sealed class InotifyInstances : AnonInodeKind
         }
         foreach (var watch in watches)
         {
-            using var file = Find(watch, out var why);
+            using var file = FileHandles.Open(watch.DeviceMajor, watch.DeviceMinor, watch.HandleType, watch.Handle, out var why);
             if (file is null)
             {
                 return $"fd {probe.Fd}: an inotify watch (wd {watch.Wd}) on inode {watch.Inode} of device {watch.DeviceMajor}:{watch.DeviceMinor}, a file CriuPS cannot find again by its handle ({why})";
@@ -55,16 +55,6 @@ internal sealed class InotifyInstances : AnonInodeKind
         return null;
     }
 
-    private static FileDescriptor? Find(InotifyWatchInfo watch, out string why)
-    {
-        if (watch.Handle is null)
-        {
-            why = "its filesystem gives no file handles";
-            return null;
-        }
-        return FileHandles.Open(watch.DeviceMajor, watch.DeviceMinor, watch.HandleType, watch.Handle, out why);
-    }
-
     public override FileEntry Dump(DescriptorDump dump)
     {
         int queued = Inotify.QueuedBytes(dump.Copy);
@@ -75,7 +65,7 @@ internal sealed class InotifyInstances : AnonInodeKind
         var entry = new InotifyFileEntry { Id = dump.Id, Flags = dump.Flags, Fown = dump.Owner };
         foreach (var watch in InotifyWatchInfo.Of(dump.Info))
         {
-            using var file = Find(watch, out var why) ?? throw new CheckpointException(CheckpointErrorKind.Unsupported,
+            using var file = FileHandles.Open(watch.DeviceMajor, watch.DeviceMinor, watch.HandleType, watch.Handle, out var why) ?? throw new CheckpointException(CheckpointErrorKind.Unsupported,
                 $"Process {dump.Probe.Pid} has fd {dump.Probe.Fd}: an inotify watch (wd {watch.Wd}) on a file CriuPS cannot find again by its handle ({why}).", dump.Probe.Pid);
             var found = $"/proc/self/fd/{file.Value}";
             var link = ProcFiles.ReadLink(found);

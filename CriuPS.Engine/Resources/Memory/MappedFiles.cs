@@ -65,7 +65,7 @@ internal sealed class MappedFiles : IDisposable
         {
             var scratch = process.Injection.Scratch;
             scratch.Reset();
-            opened = process.Caller.Checked($"open of mapped file {file.Reg.Name}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(file.Reg.Name).Value, openFlags | (uint)O.CLOEXEC);
+            opened = process.Caller.Checked($"open of mapped file {file.Reg.Name}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(file.Reg.Name).Value, openFlags | (uint)O.CLOEXEC);
             byPath[(area.Shmid, openFlags)] = opened;
         }
         return opened;

@@ -117,7 +117,7 @@ internal static class MmFields
         bool sameExecutable = FileStatus.Of($"/proc/{process.Pid}/exe") is var current && FileStatus.Of(exe) is var saved
             && current.Device == saved.Device && current.Inode == saved.Inode;
         long exeFd = sameExecutable ? -1
-            : caller.Checked($"open of the executable {exe}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+            : caller.Checked($"open of the executable {exe}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));
         var savedAuxv = AuxvToRestore(mm);
         var auxv = scratch.PutArray<ulong>(savedAuxv.ToArray());
         var map = scratch.Put(new PrctlMmMap

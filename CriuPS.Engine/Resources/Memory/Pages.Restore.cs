@@ -63,7 +63,7 @@ internal static partial class Pages
             if (!descriptors.ContainsKey(run.Source))
             {
                 scratch.Reset();
-                descriptors[run.Source] = caller.Checked($"open of {run.PagesPath}", SyscallNumber.Openat, unchecked((ulong)-100), scratch.PutString(run.PagesPath).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+                descriptors[run.Source] = caller.Checked($"open of {run.PagesPath}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(run.PagesPath).Value, (ulong)(O.RDONLY | O.CLOEXEC));
             }
             for (ulong start = run.Range.Start.Value; start < run.Range.End.Value;)
             {

@@ -124,27 +124,33 @@ internal static class ProcessNamespaces
             ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                 $"Process {process.Pid} lived in {Describe(ids)}, which does not exist now.", session.Images.Directory,
                 "CriuPS does not save network namespaces: create it again (ip netns add), then restore.");
+        Join(process, $"/proc/{session.EnginePid}/fd/{ns.Handle.Value}", Setns.CloneNewNet, ns.ToString());
+        session.Log.Detail($"process {process.Pid}: back in its {ns}");
+    }
+
+    /// <summary>Has the restored <paramref name="process"/> open the namespace file at <paramref name="path"/>, enter it (setns) and close it.</summary>
+    public static void Join(RestoringProcess process, string path, int type, string what)
+    {
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
         scratch.Reset();
-        var path = scratch.PutString($"/proc/{session.EnginePid}/fd/{ns.Handle.Value}");
-        long fd = caller.Checked($"open of {ns}", SyscallNumber.Openat, unchecked((ulong)-100) /* AT_FDCWD */, path.Value, (ulong)(O.RDONLY | O.CLOEXEC));
+        var name = scratch.PutString(path);
+        long fd = caller.Checked($"open of {what}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), name.Value, (ulong)(O.RDONLY | O.CLOEXEC));
         try
         {
-            caller.Checked($"setns into {ns}", SyscallNumber.Setns, (ulong)fd, Setns.CloneNewNet);
+            caller.Checked($"setns into {what}", SyscallNumber.Setns, (ulong)fd, (ulong)type);
         }
         finally
         {
             caller.Call(SyscallNumber.Close, (ulong)fd);
         }
-        session.Log.Detail($"process {process.Pid}: back in its {ns}");
     }
 
     private static string Describe(TaskKobjIdsEntry ids) =>
         NetworkNamespace.Describe(ids.CriupsNetnsInode, ids.HasCriupsNetnsName ? ids.CriupsNetnsName : null);
 
-    // "net:[4026531833]", or null when the kernel has no such namespace or the task is gone.
-    private static string? Namespace(int pid, string link, int? task = null)
+    /// <summary>What /proc/PID/ns/<paramref name="link"/> shows ("net:[4026531833]"), or null when the kernel has no such namespace or the task is gone.</summary>
+    public static string? Namespace(int pid, string link, int? task = null)
     {
         try
         {

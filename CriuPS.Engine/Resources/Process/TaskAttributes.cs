@@ -120,7 +120,7 @@ internal static class TaskAttributes
         var path = scratch.PutString(LoginUidPath);
         var text = System.Text.Encoding.ASCII.GetBytes(loginUid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var data = scratch.Put(text);
-        long fd = caller.Checked("open(/proc/self/loginuid)", SyscallNumber.Openat, unchecked((ulong)-100), path.Value, (ulong)O.WRONLY);
+        long fd = caller.Checked("open(/proc/self/loginuid)", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), path.Value, (ulong)O.WRONLY);
         long written = caller.Call(SyscallNumber.Write, (ulong)fd, data.Value, (ulong)text.Length);
         caller.Checked("close", SyscallNumber.Close, (ulong)fd);
         if (written < 0)

@@ -20,12 +20,11 @@ namespace CriuPS.Engine.Resources.Process;
 /// </summary>
 internal static class UtsNamespace
 {
-    private const ulong CloneNewUts = 0x04000000;
     private const int FieldLength = 65; // struct utsname: six fields of __NEW_UTS_LEN + 1 bytes
     private const int NodenameOffset = 1 * FieldLength, DomainnameOffset = 5 * FieldLength;
 
     /// <summary>Whether the process's UTS namespace is the one the engine runs in.</summary>
-    public static bool IsEngines(int pid) => Link(pid) == Link(Environment.ProcessId);
+    public static bool IsEngines(int pid) => ProcessNamespaces.Namespace(pid, "uts") == ProcessNamespaces.Namespace(Environment.ProcessId, "uts");
 
     /// <summary>
     /// At dump, for the root: a UTS namespace of its own is saved (its names read with uname in the frozen root) and
@@ -49,7 +48,7 @@ internal static class UtsNamespace
 
     /// <summary>The UTS namespace id root_ids names: the engine's when the root has one of its own, else the root's.</summary>
     public static uint RootIdsNamespace(DumpSession session, TaskKobjIdsEntry root) =>
-        IsEngines(session.Processes[0].Pid) ? root.UtsNsId : session.ObjectIds.For(Link(Environment.ProcessId)!);
+        IsEngines(session.Processes[0].Pid) ? root.UtsNsId : session.ObjectIds.For(ProcessNamespaces.Namespace(Environment.ProcessId, "uts")!);
 
     /// <summary>The saved UTS namespace of the image's root, or null when the root lived in the dumping engine's.</summary>
     public static UtsnsEntry? Saved(ImageSet images)
@@ -85,7 +84,7 @@ internal static class UtsNamespace
         var root = processes[0];
         var caller = root.Caller;
         var scratch = root.Injection.Scratch;
-        caller.Checked("unshare(CLONE_NEWUTS)", SyscallNumber.Unshare, CloneNewUts);
+        caller.Checked("unshare(CLONE_NEWUTS)", SyscallNumber.Unshare, Setns.CloneNewUts);
         scratch.Reset();
         var host = Encoding.UTF8.GetBytes(saved.Nodename);
         caller.Checked($"sethostname('{saved.Nodename}')", SyscallNumber.Sethostname, scratch.Put(host).Value, (ulong)host.Length);
@@ -93,32 +92,9 @@ internal static class UtsNamespace
         caller.Checked($"setdomainname('{saved.Domainname}')", SyscallNumber.Setdomainname, scratch.Put(domain).Value, (ulong)domain.Length);
         foreach (var process in processes.Skip(1))
         {
-            var other = process.Injection.Scratch;
-            other.Reset();
-            var path = other.PutString($"/proc/{root.Pid}/ns/uts");
-            long fd = process.Caller.Checked($"open of the UTS namespace of {root.Pid}", SyscallNumber.Openat, unchecked((ulong)-100) /* AT_FDCWD */, path.Value, (ulong)(O.RDONLY | O.CLOEXEC));
-            try
-            {
-                process.Caller.Checked($"setns into the UTS namespace of {root.Pid}", SyscallNumber.Setns, (ulong)fd, CloneNewUts);
-            }
-            finally
-            {
-                process.Caller.Call(SyscallNumber.Close, (ulong)fd);
-            }
+            ProcessNamespaces.Join(process, $"/proc/{root.Pid}/ns/uts", Setns.CloneNewUts, $"the UTS namespace of {root.Pid}");
         }
         session.Log.Detail($"UTS namespace made again: host name '{saved.Nodename}', domain name '{saved.Domainname}', {processes.Count} process(es) in it");
-    }
-
-    private static string? Link(int pid)
-    {
-        try
-        {
-            return ProcFiles.ReadLink($"/proc/{pid}/ns/uts");
-        }
-        catch (IOException)
-        {
-            return null;
-        }
     }
 
     private static string Field(byte[] names, int offset)
