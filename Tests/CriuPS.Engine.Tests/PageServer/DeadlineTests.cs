@@ -38,12 +38,15 @@ public class DeadlineTests
     {
         using var pair = new SocketPair();
         // A Done frame (13 bytes) at a byte every 200 ms: each read gets a byte well within any per-read timeout,
-        // yet the frame would take 2.6 s.
+        // yet the frame would take 2.6 s. Its first byte is sent before the server waits, so that a busy machine slow
+        // to start the client's thread cannot turn this into the idle deadline's case.
+        var frame = new byte[] { 9, 0, 0, 0, (byte)FrameType.Done, 0, 0, 0, 0, 0, 0, 0, 0 };
+        pair.Client.Send(frame[..1]);
         var (error, seconds) = Receive(pair, greeted: true, client: socket =>
         {
-            var frame = new byte[] { 9, 0, 0, 0, (byte)FrameType.Done, 0, 0, 0, 0, 0, 0, 0, 0 };
-            foreach (byte b in frame)
+            foreach (byte b in frame[1..])
             {
+                Thread.Sleep(200);
                 try
                 {
                     socket.Send(new[] { b });
@@ -52,7 +55,6 @@ public class DeadlineTests
                 {
                     return; // cut off
                 }
-                Thread.Sleep(200);
             }
         });
         Assert.Contains("did not finish a frame it began within 0.3 s", error.Message);
@@ -114,7 +116,7 @@ public class DeadlineTests
             deadline.Greeted();
         }
         var connection = new PageServerConnection(pair.Server, new NetworkStream(pair.Server), "client", deadline);
-        var sending = Task.Run(() => client(pair.Client));
+        var sending = Task.Factory.StartNew(() => client(pair.Client), TaskCreationOptions.LongRunning);
         var error = Assert.Throws<ProtocolException>(() => connection.Receive());
         var seconds = clock.Elapsed.TotalSeconds;
         sending.Wait(TimeSpan.FromSeconds(5));
