@@ -150,11 +150,7 @@ public sealed class LazyPageServer
             throw new CheckpointException(CheckpointErrorKind.ImagePathUnusable, $"The image path '{imagePath}' is a file, not a directory.", imagePath, "Choose a directory path.");
         }
         // The checkpoint it receives is written beside the image path; better refused now than when it arrives.
-        const int WriteAndSearch = Native.Interop.Faccessat.Write | Native.Interop.Faccessat.Search;
-        if (PathAccess.Denial(Path.GetDirectoryName(imagePath) ?? "/", "the directory of the image path", WriteAndSearch) is { } denied)
-        {
-            throw denied;
-        }
+        PathAccess.Demand(Path.GetDirectoryName(imagePath) ?? "/", "the directory of the image path", Native.Interop.Faccessat.Write | Native.Interop.Faccessat.Search);
         var certificate = options.CertificatePath is { } file ? PageServerTls.LoadServerCertificate(file, options.KeyPath) : options.Certificate;
         bool trustsClients = options.ClientCertificates.Count > 0 || options.ClientThumbprints.Count > 0;
         if (trustsClients && certificate is null)

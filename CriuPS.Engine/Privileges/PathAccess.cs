@@ -43,6 +43,15 @@ public static class PathAccess
     public static CheckpointException? Denial(string path, string what, int mode = Faccessat.Read, Exception? inner = null) =>
         Blocker(path, mode) is { } blocker ? Denied(path, blocker, what, mode, inner) : null;
 
+    /// <summary>Throws PermissionDenied when a permission stands between this session and <paramref name="path"/>.</summary>
+    public static void Demand(string path, string what, int mode = Faccessat.Read)
+    {
+        if (Denial(path, what, mode) is { } denied)
+        {
+            throw denied;
+        }
+    }
+
     /// <summary>PermissionDenied for <paramref name="path"/>, naming what blocks it (itself or a directory on the way).</summary>
     public static CheckpointException Denied(string path, string what, int mode = Faccessat.Read, Exception? inner = null) =>
         Denied(path, Blocker(path, mode) ?? Path.GetFullPath(path), what, mode, inner);

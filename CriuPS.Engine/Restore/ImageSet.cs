@@ -80,10 +80,7 @@ internal sealed class ImageSet
     {
         var directory = Path.GetFullPath(path);
         // File.Exists cannot tell a missing file from one this session may not see.
-        if (PathAccess.Denial(directory, "the image directory", Faccessat.Read | Faccessat.Search) is { } denied)
-        {
-            throw denied;
-        }
+        PathAccess.Demand(directory, "the image directory", Faccessat.Read | Faccessat.Search);
         if (!System.IO.Directory.Exists(directory))
         {
             throw new CheckpointException(CheckpointErrorKind.ImageNotFound, $"There is no image directory at '{directory}'.", directory);

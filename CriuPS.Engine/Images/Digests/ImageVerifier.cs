@@ -33,8 +33,11 @@ internal static class ImageVerifier
         return new ChainVerification(top, directories, clock.Elapsed);
     }
 
-    private static string Readable(string directory, string what) =>
-        PathAccess.Denial(directory, what, Faccessat.Read | Faccessat.Search) is { } denied ? throw denied : directory;
+    private static string Readable(string directory, string what)
+    {
+        PathAccess.Demand(directory, what, Faccessat.Read | Faccessat.Search);
+        return directory;
+    }
 
     /// <summary>Verifies one directory.</summary>
     public static DirectoryVerification Verify(string directory, bool deferPages)

@@ -25,8 +25,7 @@ public static class ImageJson
     /// <summary>Decodes one image file (its kind from its name, else from its magic).</summary>
     public static JsonObject Read(string path)
     {
-        if (PathAccess.Denial(path, "the image file") is { } denied)
-            throw denied;
+        PathAccess.Demand(path, "the image file");
         if (Directory.Exists(path))
             throw new CheckpointException(CheckpointErrorKind.ImageNotFound, $"'{path}' is a directory, not an image file.", path,
                 "Give one file of the image directory; Get-CheckpointImage reads whole directories.");
@@ -62,8 +61,7 @@ public static class ImageJson
                 Directory.Exists(path) ? $"'{path}' is a directory." : $"'{path}' exists.", path,
                 Directory.Exists(path) ? "Name the image file to write." : "Add -Force to replace it, or choose another path.");
         string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        if (PathAccess.Denial(directory, "the directory of the image file", Faccessat.Write | Faccessat.Search) is { } denied)
-            throw denied;
+        PathAccess.Demand(directory, "the directory of the image file", Faccessat.Write | Faccessat.Search);
         string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():n}.tmp");
         try
         {

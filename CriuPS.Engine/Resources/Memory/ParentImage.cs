@@ -28,10 +28,7 @@ internal sealed class ParentImage
     public static ParentImage Open(string path, string imagePath)
     {
         var directory = Path.GetFullPath(path);
-        if (PathAccess.Denial(directory, "the parent image", Faccessat.Read | Faccessat.Search) is { } denied)
-        {
-            throw denied;
-        }
+        PathAccess.Demand(directory, "the parent image", Faccessat.Read | Faccessat.Search);
         if (!System.IO.Directory.Exists(directory))
         {
             throw new CheckpointException(CheckpointErrorKind.ImageNotFound, $"There is no parent image at '{directory}'.", directory,
