@@ -127,3 +127,22 @@ Describe 'A tree in the host IPC namespace' {
         Get-SegmentFacts $HostIds[0] | Should -Be 'not found' -Because 'the segment the failed restore made again is removed'
     }
 }
+
+Describe 'A POSIX message queue' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'is refused before freezing, naming it, and keeps its messages in order (not saved yet: as a path it would come back as another file)' {
+        $work = Join-Path $TestDrive 'mqueue'
+        $log = Join-Path $work 'mqueue.log'
+        $name = "/criups-ipc-$PID"
+        $target = Start-TestTarget -Program (Get-TestTarget 'mqueue') -Arguments @($work, $name) -WorkDirectory $work
+        $failure = $null
+        try { Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image') -ErrorAction Stop | Out-Null } catch { $failure = $_ }
+        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $failure.Exception.Message | Should -BeLike "*nothing was frozen*fd 7: POSIX message queue '$name' (not supported yet)*"
+        Test-Path (Join-Path $work 'image') | Should -BeFalse
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the queue holds its 5 messages with their priorities, in order'
+        Send-Signal $target 'TERM'
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the target to remove its queue and end'
+    }
+}
