@@ -125,6 +125,7 @@ public static class RestorePipeline
             foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
             {
                 FileDescriptors.Restore(session, process);
+                PosixQueues.Install(session, process);
             }
             foreach (var process in processes)
             {

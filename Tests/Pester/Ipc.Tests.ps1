@@ -129,20 +129,57 @@ Describe 'A tree in the host IPC namespace' {
 }
 
 Describe 'A POSIX message queue' {
-    AfterEach { Stop-TestProcesses }
+    BeforeAll {
+        # The C library has mq_unlink; nothing in the shell does (no mqueue file system is mounted here).
+        function Remove-Queue([string]$Name) { & python3 -c "import ctypes; ctypes.CDLL(None).mq_unlink(b'$Name')" }
+        $script:Queue = "/criups-ipc-$PID"
+    }
+    AfterEach {
+        Stop-TestProcesses
+        Remove-Queue $Queue
+        $env:CRIUPS_FAIL_AT = $null
+    }
 
-    It 'is refused before freezing, naming it, and keeps its messages in order (not saved yet: as a path it would come back as another file)' {
-        $work = Join-Path $TestDrive 'mqueue'
+    It 'keeps its messages in order when the dump fails after reading them (the target is sacred), and comes back opened as it is when it still exists' {
+        $work = Join-Path $TestDrive 'mqueue-fail'
         $log = Join-Path $work 'mqueue.log'
-        $name = "/criups-ipc-$PID"
-        $target = Start-TestTarget -Program (Get-TestTarget 'mqueue') -Arguments @($work, $name) -WorkDirectory $work
+        $target = Start-TestTarget -Program (Get-TestTarget 'mqueue') -Arguments @($work, $Queue) -WorkDirectory $work
+        $env:CRIUPS_FAIL_AT = 'mqueue-read'
         $failure = $null
-        try { Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image') -ErrorAction Stop | Out-Null } catch { $failure = $_ }
-        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $failure.Exception.Message | Should -BeLike "*nothing was frozen*fd 7: POSIX message queue '$name' (not supported yet)*"
-        Test-Path (Join-Path $work 'image') | Should -BeFalse
-        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the queue holds its 5 messages with their priorities, in order'
-        Send-Signal $target 'TERM'
-        Wait-Until { -not (Test-ProcessAlive $target) } 'the target to remove its queue and end'
+        try { Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'failed') -ErrorAction Stop | Out-Null } catch { $failure = $_ }
+        $env:CRIUPS_FAIL_AT = $null
+        $failure | Should -Not -BeNullOrEmpty
+        $failure.Exception.Message | Should -BeLike '*mqueue-read*'
+        Test-Path (Join-Path $work 'failed') | Should -BeFalse
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the 5 messages were sent back, each priority''s in its order'
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image')
+        Test-Path (Join-Path $image.Path 'criups-mqueue.img') | Should -BeTrue
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        $image | Restore-Process | Out-Null
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the queue, still there with its messages, is open again at fd 7, non-blocking'
+    }
+
+    It 'is made again with its messages, priorities and limits when it was removed after the checkpoint' {
+        $work = Join-Path $TestDrive 'mqueue-host'
+        $log = Join-Path $work 'mqueue.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'mqueue') -Arguments @($work, $Queue) -WorkDirectory $work
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image')
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        Remove-Queue $Queue
+        $image | Restore-Process | Out-Null
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target"
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target"
+    }
+
+    It 'comes back in the new IPC namespace of its tree' {
+        $work = Join-Path $TestDrive 'mqueue-own'
+        $log = Join-Path $work 'mqueue.log'
+        $target = Start-TestTarget -Program $Unshare -Arguments @('--ipc', (Get-TestTarget 'mqueue'), $work, $Queue) -WorkDirectory $work
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image')
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        $image | Restore-Process | Out-Null
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target"
+        & python3 -c "import ctypes,os; print(ctypes.CDLL(None, use_errno=True).mq_open(b'$Queue', os.O_RDONLY))" | Should -Be '-1' -Because 'the queue is in the tree''s namespace, not the host''s'
     }
 }

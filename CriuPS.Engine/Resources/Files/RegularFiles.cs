@@ -25,11 +25,6 @@ internal sealed class RegularFiles : FileKind
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options)
     {
-        // mq_open's descriptors are files of the mqueue file system: saved by path, one would come back as another file.
-        if (probe.Status.Type == FileStatus.Regular && Statfs.FileSystemType($"/proc/{probe.Pid}/fd/{probe.Fd}") == Statfs.MqueueMagic)
-        {
-            return $"fd {probe.Fd}: POSIX message queue '{probe.Link}' (not supported yet)";
-        }
         if (GhostFiles.IsDeleted(probe.Link))
         {
             return GhostFiles.Problem($"fd {probe.Fd}: open file", probe.Link, probe.Status, options);

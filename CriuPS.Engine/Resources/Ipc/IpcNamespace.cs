@@ -102,6 +102,7 @@ internal static class IpcNamespace
                     state.MadeInHost.Add((int)segment.Entry.Desc.Id);
                 }
             }
+            PosixQueues.Restore(session, ownNamespace: false);
             return;
         }
         root.Caller.Checked("unshare(CLONE_NEWIPC)", SyscallNumber.Unshare, Setns.CloneNewIpc);
@@ -125,6 +126,7 @@ internal static class IpcNamespace
             {
                 SysvObjectImages.MakeQueue(queue, messages);
             }
+            PosixQueues.Restore(session, ownNamespace: true);
         }
         session.Log.Detail($"IPC namespace made again: {saved.Segments.Count} segment(s), {saved.Semaphores.Count} semaphore set(s), {saved.Queues.Count} queue(s), {processes.Count} process(es) in it");
     }
@@ -151,8 +153,12 @@ internal static class IpcNamespace
         }
     }
 
-    /// <summary>The restore succeeded: the segments made in the host namespace stay.</summary>
-    public static void Keep(RestoreSession session) => session.State<IpcRestoreState>().MadeInHost.Clear();
+    /// <summary>The restore succeeded: the segments and POSIX queues made in the host namespace stay.</summary>
+    public static void Keep(RestoreSession session)
+    {
+        session.State<IpcRestoreState>().MadeInHost.Clear();
+        PosixQueues.Keep(session);
+    }
 
     /// <summary>
     /// What one restore made: the namespace (held open to enter it again), and the segments made in the host's, which
