@@ -74,7 +74,12 @@ Describe 'A tree in an IPC namespace of its own' {
 Describe 'A tree in the host IPC namespace' {
     AfterEach {
         Stop-TestProcesses
-        if ($script:HostIds) { foreach ($id in $HostIds[0], $HostIds[1]) { Remove-Segment $id } }
+        if ($script:HostIds) {
+            foreach ($id in $HostIds[0], $HostIds[1]) { Remove-Segment $id }
+            if ($HostIds[4] -ge 0) { & ipcrm -s $HostIds[4] 2>$null }
+            if ($HostIds[5] -ge 0) { & ipcrm -q $HostIds[5] 2>$null }
+            $script:HostIds = $null
+        }
         if ($script:Stranger) { Remove-Segment $Stranger; $script:Stranger = $null }
     }
 
@@ -102,6 +107,33 @@ Describe 'A tree in the host IPC namespace' {
         Get-SegmentFacts $HostIds[3] | Should -Be 'not found' -Because 'D, marked removed again, went with its last detach'
     }
 
+    It 'saves the semaphore sets and message queues named by -IpcKey, made again after they were deleted' {
+        $work = Join-Path $TestDrive 'host-named'
+        $log = Join-Path $work 'sysvipc.log'
+        $base = [Convert]::ToInt32($KeyBase, 16) + 16
+        $target = Start-TestTarget -Program $Target -Arguments @($work, ('0x{0:x8}' -f $base), 'named') -WorkDirectory $work
+        $child = [int](Get-Content "/proc/$target/task/$target/children" -Raw).Trim()
+        Register-TestProcess $child
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target"
+        $script:HostIds = Get-TargetIds $work
+
+        $failure = $null
+        try { Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'refused') -IpcKey ($base + 15) -ErrorAction Stop | Out-Null } catch { $failure = $_ }
+        $failure.FullyQualifiedErrorId | Should -Be 'DumpFailed,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $failure.Exception.Message | Should -BeLike "*-IpcKey names key $('0x{0:x8}' -f ($base + 15)), and no System V object of the host's IPC namespace has it*"
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'a failed checkpoint leaves the tree as it was'
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image') -IpcKey ($base + 5), ($base + 6)
+        Get-ChildItem $image.Path -Filter 'ipcns-sem-*.img' | Should -HaveCount 1
+        Get-ChildItem $image.Path -Filter 'ipcns-msg-*.img' | Should -HaveCount 1
+        foreach ($id in $target, $child) { Wait-Until { -not (Test-ProcessAlive $id) } "process $id to end" }
+        & ipcrm -m $HostIds[0] -m $HostIds[1] -s $HostIds[4] -q $HostIds[5]
+        $LASTEXITCODE | Should -Be 0
+
+        $image | Restore-Process | Out-Null
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the set has its values and owner, the queue its 4 messages in order, at their ids and keys'
+    }
+
     It 'is refused, naming the segment, when another object took the id of one it attached, and leaves nothing behind' {
         $work = Join-Path $TestDrive 'host-taken'
         $log = Join-Path $work 'sysvipc.log'
@@ -122,7 +154,7 @@ Describe 'A tree in the host IPC namespace' {
         try { $image | Restore-Process -ErrorAction Stop | Out-Null } catch { $failure = $_ }
         $failure | Should -Not -BeNullOrEmpty
         $failure.FullyQualifiedErrorId | Should -Be 'ImageIncompatible,CriuPS.Cmdlets.RestoreProcessCommand'
-        $failure.Exception.Message | Should -BeLike "*System V shared memory segment $($HostIds[1]) (key $('0x{0:x8}' -f ([Convert]::ToInt32($keyBase, 16) + 2)))*id $($HostIds[1]) is now the System V shared memory segment $Stranger (key 0x4350fff0)*another object took its place*"
+        $failure.Exception.Message | Should -BeLike "*System V shared memory segment $($HostIds[1]) (key $('0x{0:x8}' -f ([Convert]::ToInt32($keyBase, 16) + 2)))*id $($HostIds[1]) is now the System V shared memory segment $Stranger (key 0x4350fff0) of 4096 bytes*another object took its place*"
         Test-ProcessAlive $target | Should -BeFalse -Because 'a restore that fails leaves nothing running'
         Get-SegmentFacts $HostIds[0] | Should -Be 'not found' -Because 'the segment the failed restore made again is removed'
     }

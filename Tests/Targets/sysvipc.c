@@ -7,7 +7,8 @@
  *   segment D - key KEYBASE+4, 1 page, attached, then removed (IPC_RMID): marked, its key private;
  *   set S     - key KEYBASE+5, 3 semaphores valued 7 0 42, mode 0660, owned by 1234:5678;
  *   queue Q   - key KEYBASE+6, mode 0620, holding 4 messages of types 1, 2, 1 and 3 (one of 300 binary bytes).
- * MODE "shm" (the host's IPC namespace) makes segments A, B and D only: what the tree attaches.
+ * MODE "shm" (the host's IPC namespace) makes segments A, B and D only: what the tree attaches; MODE "named" makes
+ * them and set S and queue Q (saved in the host's namespace when Checkpoint-Process names their keys, -IpcKey).
  * In MODE "all", objects made and removed first make the ids not the first a new namespace gives.
  * Then it forks a child, which keeps the attachments it inherits. On SIGUSR1 the parent bumps a round number in
  * segment A and signals the child, which checks the segments it sees at the very same addresses and acknowledges in
@@ -35,7 +36,7 @@
 struct header { volatile int round; volatile int ack; volatile int bad; };
 
 static key_t base;
-static int all;
+static int all, named;
 static int id_a, id_b, id_c = -1, id_d, id_s = -1, id_q = -1;
 static unsigned char *a, *b, *d;
 static pid_t child_pid;
@@ -155,13 +156,16 @@ static const char *check_all(void)
 	if ((bad = check_segment(id_a, base + 1, 0640, 0, 0, 0, 0, A_SIZE, "A"))) return bad;
 	if ((bad = check_segment(id_b, base + 2, 0604, 0, 0, 0, 0, PAGE, "B"))) return bad;
 	if ((bad = check_segment(id_d, IPC_PRIVATE, 01000 | 0600, 0, 0, 0, 0, PAGE, "D"))) return bad;
-	if (!all) return NULL;
-	if ((bad = check_segment(id_c, base + 3, 0600, 1234, 5678, 4321, 8765, 2 * PAGE, "C"))) return bad;
-	unsigned char *c = shmat(id_c, NULL, SHM_RDONLY);
-	if (c == (void *)-1) return "C-attach";
-	bad = check_pattern(c, 0, 2 * PAGE, 3, "C-contents");
-	shmdt(c);
-	if (bad) return bad;
+	if (all) {
+		if ((bad = check_segment(id_c, base + 3, 0600, 1234, 5678, 4321, 8765, 2 * PAGE, "C"))) return bad;
+		unsigned char *c = shmat(id_c, NULL, SHM_RDONLY);
+		if (c == (void *)-1) return "C-attach";
+		bad = check_pattern(c, 0, 2 * PAGE, 3, "C-contents");
+		shmdt(c);
+		if (bad) return bad;
+	} else if (!named) {
+		return NULL;
+	}
 	struct semid_ds sds;
 	if (semctl(id_s, 0, IPC_STAT, &sds) != 0) return "S-stat";
 	if ((bad = check_perm(&sds.sem_perm, base + 5, 0660, 1234, 5678, 0, 0, "S"))) return bad;
@@ -211,6 +215,7 @@ int main(int argc, char **argv)
 	if (argc != 4 || chdir(argv[1]) != 0) return 2;
 	base = (key_t)strtol(argv[2], NULL, 0);
 	all = strcmp(argv[3], "all") == 0;
+	named = strcmp(argv[3], "named") == 0;
 	if (all) {
 		/* Objects made and removed first: the ids used next are not the first ones a new namespace gives. */
 		shmctl(shmget(IPC_PRIVATE, PAGE, 0600), IPC_RMID, NULL);
@@ -234,6 +239,8 @@ int main(int argc, char **argv)
 		if (seteuid(0) != 0 || setegid(0) != 0) die("seteuid back");
 		shmdt(attach_filled(id_c, 2 * PAGE, 3, 0));
 		set_owner(id_c, 1234, 5678, 0);
+	}
+	if (all || named) {
 		id_s = semget(base + 5, 3, IPC_CREAT | IPC_EXCL | 0660);
 		if (id_s < 0) die("semget");
 		unsigned short values[3] = { 7, 0, 42 };

@@ -19,11 +19,11 @@ namespace CriuPS.Engine.Resources.Ipc;
 /// images too. As with CRIU, one such namespace, the root's, for the whole tree. At restore the root unshares a new
 /// IPC namespace, the others join it, and the objects are made again in it before memory is restored, so that each
 /// process attaches its segments again at their addresses (SysvAttachments).
-/// A tree in the engine's (the host's) IPC namespace shares it with everything else on the machine: only the segments
-/// the tree has attached are saved (ipcns-shm, with root_ids equal to the root's, which CRIU reads as "nothing to
-/// make"), and at restore each is attached again if it still exists as saved, made again at its id if it is gone, and
-/// refused (ImageIncompatible) when another object has its id or key. Semaphore sets and message queues leave no trace
-/// of who uses them (no mapping, no descriptor): in the host namespace they are not saved, and stay what they are.
+/// A tree in the engine's (the host's) IPC namespace shares it with everything else on the machine: the segments the
+/// tree has attached are saved (with root_ids equal to the root's, which CRIU reads as "nothing to make"), and the
+/// objects the user names by key (-IpcKey): semaphore sets and message queues leave no trace of who uses them (no
+/// mapping, no descriptor). At restore each is used again if it still exists as saved, made again at its id if it is
+/// gone, and refused (ImageIncompatible) when another object has its id or key (HostObjects).
 /// Why the objects are read and made by an engine thread that enters the namespace (setns) rather than by system calls
 /// injected into the root: the work is many calls (one per message, per object, per sysctl), each 26 µs injected and
 /// well under one natively; contents and messages pass through the engine's memory without being copied through the
@@ -50,7 +50,11 @@ internal static class IpcNamespace
             var attached = SysvAttachments.Of(session).Select(a => (int)a.Area.Shmid).Distinct()
                 .Select(id => SysvIpc.Stat(SysvKind.SharedMemory, id)).OfType<SysvObject>().ToDictionary(s => s.Id);
             SysvAttachments.Check(session, attached);
-            SysvObjectImages.SaveSegments(session, image, attached.Values.OrderBy(s => s.Id));
+            var named = NamedObjects(session);
+            var segments = attached.Values.Concat(named[SysvKind.SharedMemory]).DistinctBy(s => s.Id).OrderBy(s => s.Id);
+            SysvObjectImages.SaveSegments(session, image, segments);
+            SysvObjectImages.SaveSemaphores(session, image, named[SysvKind.Semaphores]);
+            SysvObjectImages.SaveQueues(session, image, named[SysvKind.MessageQueue], (int)IpcSysctls.Read().MsgCtlmax);
             return;
         }
         using var ns = FileDescriptor.Open($"/proc/{root.Pid}/ns/{Link}", O.RDONLY);
@@ -61,10 +65,25 @@ internal static class IpcNamespace
             var segments = SysvIpc.List(SysvKind.SharedMemory).ToDictionary(s => s.Id);
             SysvAttachments.Check(session, segments);
             SysvObjectImages.SaveSegments(session, image, segments.Values);
-            SysvObjectImages.SaveSemaphores(session, image);
-            SysvObjectImages.SaveQueues(session, image, (int)sysctls.MsgCtlmax);
+            SysvObjectImages.SaveSemaphores(session, image, SysvIpc.List(SysvKind.Semaphores));
+            SysvObjectImages.SaveQueues(session, image, SysvIpc.List(SysvKind.MessageQueue), (int)sysctls.MsgCtlmax);
         }
         session.Log.Detail($"IPC namespace of {root.Pid} saved");
+    }
+
+    // The objects of the host's namespace the user named by key (-IpcKey), by kind; a key no object has is an error.
+    private static Dictionary<SysvKind, List<SysvObject>> NamedObjects(DumpSession session)
+    {
+        var keys = session.Options.IpcKeys;
+        var named = Enum.GetValues<SysvKind>().ToDictionary(k => k, k => SysvIpc.List(k).Where(o => o.Key != SysvIpc.IpcPrivate && keys.Contains(o.Key)).ToList());
+        foreach (var key in keys.Where(k => k == SysvIpc.IpcPrivate || !named.Values.Any(objects => objects.Any(o => o.Key == k))))
+        {
+            throw new CheckpointException(CheckpointErrorKind.DumpFailed,
+                key == SysvIpc.IpcPrivate ? "-IpcKey names key 0 (IPC_PRIVATE), which is no object's key: objects made with it cannot be named."
+                    : $"-IpcKey names key 0x{key:x8}, and no System V object of the host's IPC namespace has it.",
+                session.Processes[0].Pid, "Name keys that ipcs lists (its key column).");
+        }
+        return named;
     }
 
     /// <summary>The IPC namespace id root_ids names: the engine's when the root has one of its own, else the root's.</summary>
@@ -95,12 +114,17 @@ internal static class IpcNamespace
         var state = session.State<IpcRestoreState>();
         if (!saved.Own)
         {
-            foreach (var segment in saved.Segments)
+            foreach (var (segment, contents) in saved.Segments)
             {
-                if (HostSegments.FindOrMake(session, segment.Entry, segment.Contents))
-                {
-                    state.MadeInHost.Add((int)segment.Entry.Desc.Id);
-                }
+                FindOrMake(session, SysvKind.SharedMemory, segment.Desc, segment.Size, () => SysvObjectImages.MakeSegment(segment, contents));
+            }
+            foreach (var (set, values) in saved.Semaphores)
+            {
+                FindOrMake(session, SysvKind.Semaphores, set.Desc, set.Nsems, () => SysvObjectImages.MakeSemaphores(set, values));
+            }
+            foreach (var (queue, messages) in saved.Queues)
+            {
+                FindOrMake(session, SysvKind.MessageQueue, queue.Desc, 0, () => SysvObjectImages.MakeQueue(queue, messages));
             }
             PosixQueues.Restore(session, ownNamespace: false);
             return;
@@ -131,6 +155,15 @@ internal static class IpcNamespace
         session.Log.Detail($"IPC namespace made again: {saved.Segments.Count} segment(s), {saved.Semaphores.Count} semaphore set(s), {saved.Queues.Count} queue(s), {processes.Count} process(es) in it");
     }
 
+    // An object of the host's namespace, found or made; one made is removed again if the restore fails.
+    private static void FindOrMake(RestoreSession session, SysvKind kind, IpcDescEntry desc, ulong shape, Action make)
+    {
+        if (HostObjects.FindOrMake(session, kind, desc, shape, make))
+        {
+            session.State<IpcRestoreState>().MadeInHost.Add((kind, (int)desc.Id));
+        }
+    }
+
     /// <summary>
     /// Once every process has attached its segments: a segment that was marked for removal is marked again (it goes
     /// with its last detach, as before), and an own namespace gets its saved next ids.
@@ -142,7 +175,7 @@ internal static class IpcNamespace
         using var inside = state.Namespace is null ? null : Setns.EnterIpc(state.Namespace);
         foreach (var segment in saved.Segments.Where(s => (s.Entry.Desc.Mode & SysvIpc.ShmDest) != 0))
         {
-            if (saved.Own || state.MadeInHost.Contains((int)segment.Entry.Desc.Id))
+            if (saved.Own || state.MadeInHost.Contains((SysvKind.SharedMemory, (int)segment.Entry.Desc.Id)))
             {
                 SysvIpc.Remove(SysvKind.SharedMemory, (int)segment.Entry.Desc.Id);
             }
@@ -168,15 +201,15 @@ internal static class IpcNamespace
     {
         public FileDescriptor? Namespace { get; set; }
 
-        public List<int> MadeInHost { get; } = new();
+        public List<(SysvKind Kind, int Id)> MadeInHost { get; } = new();
 
         public void Dispose()
         {
-            foreach (var id in MadeInHost)
+            foreach (var (kind, id) in MadeInHost)
             {
                 try
                 {
-                    SysvIpc.Remove(SysvKind.SharedMemory, id);
+                    SysvIpc.Remove(kind, id);
                 }
                 catch (NativeException)
                 {

@@ -37,10 +37,10 @@ internal static class SysvObjectImages
         }
     }
 
-    /// <summary>Saves every semaphore set of the calling thread's IPC namespace with its values.</summary>
-    public static void SaveSemaphores(DumpSession session, string image)
+    /// <summary>Saves these semaphore sets with their values.</summary>
+    public static void SaveSemaphores(DumpSession session, string image, IEnumerable<SysvObject> sets)
     {
-        foreach (var set in SysvIpc.List(SysvKind.Semaphores))
+        foreach (var set in sets)
         {
             var values = SysvIpc.Values(set.Id, (int)set.Count);
             var payload = new byte[Padded(set.Count * sizeof(ushort), sizeof(ulong))];
@@ -50,15 +50,15 @@ internal static class SysvObjectImages
         }
     }
 
-    /// <summary>Saves every message queue of the calling thread's IPC namespace with copies of its messages.</summary>
-    public static void SaveQueues(DumpSession session, string image, int largestMessage)
+    /// <summary>Saves these message queues with copies of their messages (none longer than the queue's byte limit or kernel/msgmax).</summary>
+    public static void SaveQueues(DumpSession session, string image, IEnumerable<SysvObject> queues, int largestMessage)
     {
-        foreach (var queue in SysvIpc.List(SysvKind.MessageQueue))
+        foreach (var queue in queues)
         {
             session.AddImageEntry(ImageTypes.IpcnsMsg, image, new IpcMsgEntry { Desc = Describe(queue), Qbytes = (uint)queue.QueueBytes, Qnum = (uint)queue.Count });
             for (int index = 0; index < (int)queue.Count; index++)
             {
-                var (type, text) = SysvIpc.CopyMessage(queue.Id, index, largestMessage);
+                var (type, text) = SysvIpc.CopyMessage(queue.Id, index, Math.Max(largestMessage, (int)Math.Min(queue.QueueBytes, int.MaxValue - sizeof(long))));
                 var payload = new byte[Padded((ulong)text.Length, sizeof(ulong))];
                 text.CopyTo(payload, 0);
                 session.AddImageEntry(ImageTypes.IpcnsMsg, image, new IpcMsg { Mtype = (ulong)type, Msize = (uint)text.Length }, payload);
