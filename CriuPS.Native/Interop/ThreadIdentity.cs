@@ -15,6 +15,10 @@ public static class ThreadIdentity
     {
         uint previousUid = (uint)Syscall.Checked("geteuid", SyscallNumber.Geteuid);
         uint previousGid = (uint)Syscall.Checked("getegid", SyscallNumber.Getegid);
+        if (previousUid == uid && previousGid == gid)
+        {
+            return AsItIs; // nothing to change, and no CAP_SETUID/CAP_SETGID needed
+        }
         Syscall.Checked($"setresgid(-1, {gid}, -1)", SyscallNumber.Setresgid, Unchanged, gid, Unchanged);
         try
         {
@@ -26,6 +30,15 @@ public static class ThreadIdentity
             throw;
         }
         return new Back(previousUid, previousGid);
+    }
+
+    private static readonly IDisposable AsItIs = new NothingToUndo();
+
+    private sealed class NothingToUndo : IDisposable
+    {
+        public void Dispose()
+        {
+        }
     }
 
     private sealed class Back(uint uid, uint gid) : IDisposable
