@@ -39,6 +39,12 @@ internal static class FailurePoint
     public const string BeforeResume = "before-resume";
 
     /// <summary>
+    /// Dumps of a tree holding a POSIX message queue: its messages were received (to be saved) and not yet sent back.
+    /// Not in <see cref="Dump"/>: only such a tree passes it.
+    /// </summary>
+    public const string MqueueRead = "mqueue-read";
+
+    /// <summary>
     /// Dumps to a page server: one byte of the first pages file is flipped on its way, after it was digested, as a
     /// faulty network or memory would: the server must find it and refuse the image (a point that does harm rather
     /// than throw, tested by Tests/Pester/Integrity.Tests.ps1).

@@ -42,6 +42,12 @@ public sealed class DumpOptions
     /// </summary>
     public long GhostFileLimit { get; init; } = DefaultGhostFileLimit;
 
+    /// <summary>
+    /// Keys of System V objects of the host's IPC namespace saved with the tree besides the segments it attaches:
+    /// semaphore sets and message queues leave no trace of who uses them, so the user names them (CRIU saves none).
+    /// </summary>
+    public IReadOnlyList<int> IpcKeys { get; init; } = [];
+
     /// <summary>CRIU's default ghost limit: 1 MiB.</summary>
     public const long DefaultGhostFileLimit = 1 << 20;
 

@@ -8,6 +8,7 @@ using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
@@ -133,6 +134,7 @@ public static class DumpPipeline
                 var areas = AddressSpace.Dump(process, session);
                 Pages.Copy(process, session, Pages.Plan(process, session, areas, parent, rearm: false), whileRunning: false);
             }
+            IpcNamespace.Dump(session); // once every area is recorded: the segments attached are known
 
             log.Phase("Writing images");
             PseudoTerminalDump.SaveQueuedData(session);

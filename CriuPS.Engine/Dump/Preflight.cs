@@ -151,7 +151,7 @@ internal static class Preflight
         }
         foreach (var descriptor in descriptors)
         {
-            if (!FileDescriptors.TryClassify(descriptor, options, out _, out var problem) && !ClosedSince(descriptor))
+            if (FileDescriptors.Problem(descriptor, options) is { } problem && !ClosedSince(descriptor))
             {
                 yield return problem;
             }

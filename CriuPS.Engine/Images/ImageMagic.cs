@@ -88,6 +88,9 @@ public static class ImageMagic
     /// <summary>CriuPS's own service file, criups-digests.img (a value no CRIU image uses).</summary>
     public const uint CriupsDigests = 0x43525053;
 
+    /// <summary>CriuPS's own criups-mqueue.img (POSIX message queues, which CRIU does not save; a value no CRIU image uses).</summary>
+    public const uint CriupsMqueue = 0x4352514d;
+
     /// <summary>A magic as error messages and listings show it: "0x54564319".</summary>
     public static string ToHex(uint magic) => $"0x{magic:x8}";
 }

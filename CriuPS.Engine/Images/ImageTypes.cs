@@ -131,6 +131,9 @@ public static class ImageTypes
     public static readonly ImageType CriupsDigests = new("criups-digests", "CRIUPS_DIGESTS", "criups-digests.img", ImageIdKind.None,
         ImageMagic.Service, ImageMagic.CriupsDigests, null, EntrySchema.Of<CriupsDigestEntry>());
 
+    // CriuPS's own: POSIX message queues (Resources/Ipc/PosixQueues), which CRIU does not save.
+    public static readonly ImageType CriupsMqueue = Entries<CriupsMqueueEntry>("criups-mqueue", "CRIUPS_MQUEUE", "criups-mqueue.img", ImageIdKind.None, ImageMagic.CriupsMqueue);
+
     /// <summary>
     /// All image types. Where several share a magic (pagemap and pagemap-shmem, signal-s and
     /// signal-p, binfmt-misc and binfmt-misc-old) they also share their layout, and the one listed
@@ -148,7 +151,7 @@ public static class ImageTypes
         Utsns, Userns, Timens, Pidns, IpcnsVar, IpcnsShm, IpcnsSem, IpcnsMsg, Mountpoints, Autofs, BinfmtMisc,
         BinfmtMiscOld, TmpfsImg, TmpfsDev,
         Netdev, Netns, Tunfile, Ifaddr, Route, Route6, Rule, Iptables, Ip6tables, Nftables, NetnsCt, NetnsExp,
-        Cpuinfo, Apparmor, Stats, IrmapCache, CriupsDigests,
+        Cpuinfo, Apparmor, Stats, IrmapCache, CriupsDigests, CriupsMqueue,
     ];
 
     /// <summary>The type a file name (a directory part is ignored) belongs to, or null.</summary>

@@ -8,6 +8,7 @@ using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
@@ -105,6 +106,9 @@ public static class RestorePipeline
             }
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCreate);
 
+            // Before memory: each process attaches its System V segments again, which must exist in its namespace.
+            IpcNamespace.Restore(session, processes);
+
             log.Phase("Restoring memory");
             var memoryClock = Stopwatch.StartNew();
             foreach (var process in processes)
@@ -112,6 +116,7 @@ public static class RestorePipeline
                 AddressSpace.Restore(session, process);
                 MmFields.Restore(session, process);
             }
+            IpcNamespace.Finish(session);
             Memfds.ApplyLateSeals(session);
             memoryTime = memoryClock.Elapsed;
             FailurePoint.Check(options.FailAt, FailurePoint.AfterMemory);
@@ -120,6 +125,7 @@ public static class RestorePipeline
             foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
             {
                 FileDescriptors.Restore(session, process);
+                PosixQueues.Install(session, process);
             }
             foreach (var process in processes)
             {
@@ -189,6 +195,7 @@ public static class RestorePipeline
                 }
             }
             log.Write($"{processes.Sum(p => p.Threads.Sum(t => t.Caller.CallCount))} injected system calls");
+            IpcNamespace.Keep(session);
         }
         catch (Exception e)
         {

@@ -1,5 +1,6 @@
 using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Credentials;
+using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Proc;
 
@@ -25,6 +26,7 @@ internal static class RestorePrivileges
                 + "needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN)", Capability.CheckpointRestore)));
         }
         obstacles.AddRange(UtsNamespace.Obstacles(images, privileges).Select(o => (root, o)));
+        obstacles.AddRange(IpcNamespace.Obstacles(images, privileges).Select(o => (root, o)));
         foreach (var process in images.Processes)
         {
             var found = TaskAttributes.Obstacles(process.LeaderCore.Tc, privileges)

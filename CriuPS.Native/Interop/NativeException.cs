@@ -46,6 +46,7 @@ public static class Errno
     public const int ENOTTY = 25;
     public const int ENOSPC = 28;
     public const int ENOSYS = 38;
+    public const int EIDRM = 43;
     public const int ENOTEMPTY = 39;
     public const int EOPNOTSUPP = 95;
     public const int EADDRINUSE = 98;

@@ -3,39 +3,45 @@ using Tmds.Linux;
 namespace CriuPS.Native.Interop;
 
 /// <summary>
-/// setns(2) for network namespaces. A network namespace belongs to a thread, not to the whole process: the calling
-/// thread alone moves, so that the sockets it creates (and the netlink sockets it opens: sock_diag, nftables) are
-/// in that namespace, and nothing else of the engine is.
+/// setns(2) for network and IPC namespaces. Such a namespace belongs to a thread, not to the whole process: the
+/// calling thread alone moves, so that the sockets it creates (and the netlink sockets it opens: sock_diag, nftables),
+/// or the System V objects it lists and makes and the /proc/sys/kernel files it opens, are in that namespace, and
+/// nothing else of the engine is.
 /// </summary>
 public static class Setns
 {
-    public const int CloneNewNet = 0x40000000, CloneNewUts = 0x04000000;
+    public const int CloneNewNet = 0x40000000, CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000;
 
     /// <summary>Moves the calling thread into the network namespace <paramref name="target"/> until the scope is disposed.</summary>
-    public static IDisposable EnterNetwork(FileDescriptor target)
+    public static IDisposable EnterNetwork(FileDescriptor target) => Enter(target, CloneNewNet, "network");
+
+    /// <summary>Moves the calling thread into the IPC namespace <paramref name="target"/> until the scope is disposed.</summary>
+    public static IDisposable EnterIpc(FileDescriptor target) => Enter(target, CloneNewIpc, "IPC");
+
+    private static IDisposable Enter(FileDescriptor target, int type, string kind)
     {
-        var previous = FileDescriptor.Open("/proc/thread-self/ns/net", O.RDONLY);
+        var previous = FileDescriptor.Open($"/proc/thread-self/ns/{(type == CloneNewNet ? "net" : "ipc")}", O.RDONLY);
         try
         {
-            Join(target, "the target network namespace");
+            Join(target, type, $"the target {kind} namespace");
         }
         catch
         {
             previous.Dispose();
             throw;
         }
-        return new Return(previous);
+        return new Return(previous, type, kind);
     }
 
-    private static void Join(FileDescriptor ns, string what)
+    private static void Join(FileDescriptor ns, int type, string what)
     {
-        if (LibC.setns(ns.Value, CloneNewNet) != 0)
+        if (LibC.setns(ns.Value, type) != 0)
         {
             throw new NativeException($"setns into {what}", LibC.errno);
         }
     }
 
-    private sealed class Return(FileDescriptor previous) : IDisposable
+    private sealed class Return(FileDescriptor previous, int type, string kind) : IDisposable
     {
         public void Dispose()
         {
@@ -45,7 +51,7 @@ public static class Setns
             }
             try
             {
-                Join(previous, "the engine's network namespace");
+                Join(previous, type, $"the engine's {kind} namespace");
             }
             finally
             {

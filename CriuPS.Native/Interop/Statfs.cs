@@ -5,7 +5,7 @@ public static unsafe class Statfs
 {
     private const SyscallNumber StatfsCall = (SyscallNumber)137;
 
-    public const long HugetlbfsMagic = 0x958458f6;
+    public const long HugetlbfsMagic = 0x958458f6, MqueueMagic = 0x19800202;
 
     /// <summary>The f_type of the file system of <paramref name="path"/> (following links, so /proc/PID/fd/N gives the open file's).</summary>
     public static long FileSystemType(string path)

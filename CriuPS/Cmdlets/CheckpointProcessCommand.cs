@@ -76,6 +76,11 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     [ValidateRange(0, long.MaxValue)]
     public long GhostFileLimit { get; set; } = DumpOptions.DefaultGhostFileLimit;
 
+    /// <summary>Keys of System V objects of the host's IPC namespace to save with the tree (semaphore sets, message queues, segments).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public int[]? IpcKey { get; set; }
+
     private readonly CancellationTokenSource stopping = new();
     private PageServerEndpoint? server;
 
@@ -199,6 +204,7 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
             TcpEstablished = TcpEstablished,
             Force = Force,
             GhostFileLimit = GhostFileLimit,
+            IpcKeys = IpcKey ?? [],
             FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),
             FailAt = FailureInjection.RequestedPoint,
             SkipDigests = Environment.GetEnvironmentVariable(NoDigestsVariable) == "1",

@@ -1,6 +1,7 @@
-# The world of a process: CriuPS saves no namespace but the network's (joined again at restore) and no cgroup yet, so a
-# process in any other namespace or cgroup than the engine's is refused before anything is frozen, naming what differs,
-# and runs on untouched; one in a network namespace of its own comes back in it.
+# The world of a process: CriuPS saves the tree's UTS and IPC namespaces, joins a network namespace again at restore,
+# and saves no other namespace and no cgroup yet, so a process in any other namespace or cgroup than the engine's is
+# refused before anything is frozen, naming what differs, and runs on untouched; one in a network namespace of its own
+# comes back in it.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -27,7 +28,6 @@ AfterAll { Stop-TestProcesses }
 
 Describe 'A process in namespaces of its own' {
     It 'is refused before freezing when its <Shown> is not the engine''s, naming it, and runs on' -ForEach @(
-        @{ Flags = @('--ipc'); Shown = 'IPC namespace'; Link = 'ipc' }
         @{ Flags = @('--mount'); Shown = 'mount namespace'; Link = 'mnt' }
         # No process runs in it yet: its link cannot be read.
         @{ Flags = @('--pid'); Shown = 'PID namespace for its children'; Link = 'pid_for_children'; Message = 'it made a PID namespace for its children, in which no process runs yet' }
@@ -47,7 +47,7 @@ Describe 'A process in namespaces of its own' {
         Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
     }
 
-    It 'is refused whole when a child is the init of a PID namespace with its own mounts and IPC' {
+    It 'is refused whole when a child is the init of a PID namespace with its own mounts' {
         # What was tried before this check existed: unshare -p -f --mount-proc -m -u -i -n sleep, checkpointed by its
         # parent, came back in the host's PID, mount and network namespaces without a word.
         $unshare = Start-Process unshare -ArgumentList '--pid --fork --mount-proc --mount --uts --ipc --net sleep 1000' -PassThru
@@ -60,11 +60,40 @@ Describe 'A process in namespaces of its own' {
         foreach ($shown in 'PID namespace for its children', 'mount namespace') {
             $failure.Exception.Message | Should -BeLike "*- its $shown * is not the one CriuPS runs in*" -Because "unshare itself has a new $shown"
         }
-        foreach ($shown in 'PID namespace', 'mount namespace', 'IPC namespace') {
+        foreach ($shown in 'PID namespace', 'mount namespace') {
             $failure.Exception.Message | Should -BeLike "*- process $child`: its $shown * is not the one CriuPS runs in*"
         }
         $failure.Exception.Message | Should -Not -BeLike '*UTS namespace*' -Because 'unshare and its child share their UTS namespace, which is saved'
+        $failure.Exception.Message | Should -Not -BeLike '*IPC namespace*' -Because 'unshare and its child share their IPC namespace, which is saved'
         Test-ProcessAlive $child | Should -BeTrue
+    }
+}
+
+Describe 'A tree in an IPC namespace of its own' {
+    It 'is refused when a child is in another IPC namespace than the root (CriuPS saves one, the root''s, as CRIU)' {
+        $work = Join-Path $TestDrive 'ipc-child'
+        New-Item -ItemType Directory $work | Out-Null
+        $shell = Start-TestTarget -Program /bin/sh -Arguments @('-c', "echo `$`$ > '$work/ready'; '$Unshare' --ipc sleep 1000 & wait") -WorkDirectory $work
+        Wait-Until { (Get-Content "/proc/$shell/task/$shell/children" -Raw -ErrorAction Ignore) -match '\d' } 'the shell to start its child'
+        $child = [int](Get-Content "/proc/$shell/task/$shell/children" -Raw).Trim()
+        Register-TestProcess $child
+        # The child is the shell's fork until unshare has run: a checkpoint before would find nothing to refuse.
+        Wait-Until { (Get-Item "/proc/$child/ns/ipc").LinkTarget -ne (Get-Item "/proc/$shell/ns/ipc").LinkTarget } 'the child to be in a namespace of its own'
+        $failure = Get-Refusal $shell (Join-Path $work 'image')
+        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $failure.Exception.Message | Should -BeLike "*- process $child`: its IPC namespace * is not the root's *: CriuPS saves one IPC namespace, the root's, as CRIU does*"
+    }
+
+    It 'comes back in a new IPC namespace, and verifies itself (the objects: Ipc.Tests.ps1)' {
+        $work = Join-Path $TestDrive 'ipc'
+        $target = Start-TestTarget -Program $Unshare -Arguments @('--ipc', $SelfCheck, 'sleep', $work) -WorkDirectory $work
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image')
+        Get-ChildItem $image.Path -Filter 'ipcns-var-*.img' | Should -Not -BeNullOrEmpty -Because 'the namespace is saved as CRIU saves it'
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        $restored = $image | Restore-Process
+        Register-TestProcess $restored.Id
+        (Get-Item "/proc/$target/ns/ipc").LinkTarget | Should -Not -Be (Get-Item /proc/self/ns/ipc).LinkTarget -Because 'it has an IPC namespace of its own again'
+        Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
     }
 }
 
@@ -76,6 +105,8 @@ Describe 'A tree in a UTS namespace of its own' {
         Wait-Until { (Get-Content "/proc/$shell/task/$shell/children" -Raw -ErrorAction Ignore) -match '\d' } 'the shell to start its child'
         $child = [int](Get-Content "/proc/$shell/task/$shell/children" -Raw).Trim()
         Register-TestProcess $child
+        # The child is the shell's fork until unshare has run: a checkpoint before would find nothing to refuse.
+        Wait-Until { (Get-Item "/proc/$child/ns/uts").LinkTarget -ne (Get-Item "/proc/$shell/ns/uts").LinkTarget } 'the child to be in a namespace of its own'
         $failure = Get-Refusal $shell (Join-Path $work 'image')
         $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
         $failure.Exception.Message | Should -BeLike "*- process $child`: its UTS namespace * is not the root's *: CriuPS saves one UTS namespace, the root's, as CRIU does*"

@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
@@ -28,6 +29,10 @@ internal static class FileDescriptors
         return kind is not null;
     }
 
+    /// <summary>Why CriuPS cannot save the descriptor (the pre-flight check), or null.</summary>
+    public static string? Problem(DescriptorProbe probe, DumpOptions options) =>
+        PosixQueues.IsQueue(probe) ? PosixQueues.Problem(probe) : TryClassify(probe, options, out _, out var problem) ? null : problem;
+
     private static string Describe(DescriptorProbe probe) => probe.Status.Type switch
     {
         FileStatus.Socket => $"socket {probe.Link}",
@@ -42,6 +47,12 @@ internal static class FileDescriptors
         foreach (var probe in DescriptorProbe.All(pid))
         {
             int fd = probe.Fd;
+            if (PosixQueues.IsQueue(probe))
+            {
+                // Saved in an image of CriuPS's own, not in fdinfo: CRIU would not know its file type.
+                PosixQueues.Dump(session, process, probe, FdInfo.Read(pid, fd));
+                continue;
+            }
             if (!TryClassify(probe, session.Options, out var kind, out var problem))
             {
                 throw new CheckpointException(

@@ -1,6 +1,7 @@
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -128,6 +129,11 @@ internal static partial class AddressSpace
         var batch = new SyscallBatch(process.Injection);
         foreach (var area in areas)
         {
+            if (SysvAttachments.IsAttachment(area))
+            {
+                SysvAttachments.Attach(batch, area); // its segment exists already, with its contents
+                continue;
+            }
             ulong prot = area.Prot | (filled.Contains(area) ? Mman.PROT_WRITE : 0);
             ulong flags = (area.Flags & ~(uint)Mman.MAP_LOCKED) | Mman.MAP_FIXED;
             ulong fd = unchecked((ulong)-1);

@@ -2,6 +2,7 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
@@ -76,11 +77,7 @@ internal static partial class AddressSpace
         {
             return $"hugetlbfs mapping {vma.Range}";
         }
-        if (vma.Path.StartsWith("/SYSV", StringComparison.Ordinal))
-        {
-            return $"System V shared memory {vma.Range}";
-        }
-        if (!vma.IsAnonymous && vma.IsDeleted && !SharedMemory.IsSharedAnonymous(vma) && !Memfds.IsMemfd(vma.Path))
+        if (!vma.IsAnonymous && vma.IsDeleted && !SharedMemory.IsSharedAnonymous(vma) && !Memfds.IsMemfd(vma.Path) && !SysvAttachments.IsAttachment(vma))
         {
             return GhostFiles.Problem($"mapping {vma.Range} of", vma.Path, FileStatus.Of(MapFiles.PathOf(pid, vma)), options);
         }
@@ -115,6 +112,10 @@ internal static partial class AddressSpace
             entry.Shmid = vma.Inode;
             entry.Fdflags = (uint)O.RDWR;
             entry.CriupsShmemSize = SharedMemory.Dump(session, process.Pid, vma);
+        }
+        else if ((status & VmaStatus.SysVIpc) != 0)
+        {
+            SysvAttachments.Describe(vma, entry);
         }
         else if ((status & VmaStatus.Socket) != 0)
         {
@@ -211,6 +212,10 @@ internal static partial class AddressSpace
                     status |= VmaStatus.AnonPrivate;
                     flags |= Mman.MAP_ANONYMOUS;
                 }
+                else if (SysvAttachments.IsAttachment(vma))
+                {
+                    status |= VmaStatus.SysVIpc; // as CRIU: regular, and no file status
+                }
                 else if (SharedMemory.IsSharedAnonymous(vma))
                 {
                     status |= VmaStatus.AnonShared;
@@ -243,9 +248,9 @@ internal static partial class AddressSpace
         {
             return PagePolicy.All;
         }
-        // Shared memory comes back with its object: its pages are saved once, with the object.
+        // Shared memory comes back with its object (System V segments too): its pages are saved once, with the object.
         // A packet ring comes back empty, as with CRIU.
-        if ((status & (VmaStatus.Vvar | VmaStatus.Vsyscall | VmaStatus.FileShared | VmaStatus.AnonShared | VmaStatus.Socket)) != 0)
+        if ((status & (VmaStatus.Vvar | VmaStatus.Vsyscall | VmaStatus.FileShared | VmaStatus.AnonShared | VmaStatus.SysVIpc | VmaStatus.Socket)) != 0)
         {
             return PagePolicy.None;
         }

@@ -10,7 +10,7 @@ namespace CriuPS.Engine.Resources.Process;
 
 /// <summary>
 /// The namespaces and cgroups a process lives in: its world. CriuPS saves the tree's UTS namespace (UtsNamespace) and
-/// none of the others yet, and a restored process lands in the restorer's, except for a network namespace of its own,
+/// IPC namespace (Ipc.IpcNamespace), and none of the others yet, and a restored process lands in the restorer's, except for a network namespace of its own,
 /// which it joins again at restore (the namespace must still exist, or exist again under the same name in /run/netns),
 /// as its sockets do. So the pre-flight check refuses a process whose other namespaces or whose cgroups are not the
 /// engine's: restored, it would wake up in another world (another PID, other mounts, other limits) without a word.
@@ -23,27 +23,32 @@ internal static class ProcessNamespaces
         ("pid", "PID namespace"),
         ("pid_for_children", "PID namespace for its children"),
         ("mnt", "mount namespace"),
-        ("ipc", "IPC namespace"),
         ("user", "user namespace"),
         ("cgroup", "cgroup namespace"),
         ("time", "time namespace"),
         ("time_for_children", "time namespace for its children"),
     };
 
-    private const string Network = "net", Uts = "uts";
+    private const string Network = "net", Uts = "uts", Ipc = "ipc";
+
+    // Namespaces saved once for the tree, the root's, as CRIU saves them: every process must be in the root's.
+    private static readonly (string Link, string Shown)[] SavedForTheTree = { (Uts, "UTS namespace"), (Ipc, "IPC namespace") };
 
     /// <summary>
     /// What keeps the process <paramref name="pid"/> of the tree of <paramref name="root"/> from being restored in the
-    /// same world: each namespace that is not the engine's (but the network's, and the UTS namespace, which must be the
-    /// root's), a thread in other namespaces than its process, and each cgroup of the process or one of its threads
+    /// same world: each namespace that is not the engine's (but the network's, and the UTS and IPC namespaces, which must
+    /// be the root's), a thread in other namespaces than its process, and each cgroup of the process or one of its threads
     /// that is not the engine's. Empty when there is none.
     /// </summary>
     public static IEnumerable<string> Problems(int pid, int root)
     {
-        // The tree's UTS namespace is saved, the root's (UtsNamespace): every process must be in it.
-        if (pid != root && Namespace(pid, Uts) is { } uts && Namespace(root, Uts) is { } rootUts && uts != rootUts)
+        // The tree's UTS and IPC namespaces are saved, the root's (UtsNamespace, IpcNamespace): every process must be in them.
+        foreach (var (link, shown) in SavedForTheTree)
         {
-            yield return $"its UTS namespace ({uts}) is not the root's ({rootUts}): CriuPS saves one UTS namespace, the root's, as CRIU does";
+            if (pid != root && Namespace(pid, link) is { } theirs && Namespace(root, link) is { } roots && theirs != roots)
+            {
+                yield return $"its {shown} ({theirs}) is not the root's ({roots}): CriuPS saves one {shown}, the root's, as CRIU does";
+            }
         }
         foreach (var (link, shown) in NotSaved)
         {
@@ -67,7 +72,7 @@ internal static class ProcessNamespaces
             string who = task == pid ? "it" : $"its thread {task}";
             if (task != pid)
             {
-                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Network).Append(Uts))
+                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Network).Append(Uts).Append(Ipc))
                 {
                     var thread = Namespace(pid, link, task);
                     if (thread is not null && thread != Namespace(pid, link))

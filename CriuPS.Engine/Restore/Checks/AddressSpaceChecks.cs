@@ -72,10 +72,10 @@ internal static class AddressSpaceChecks
             {
                 throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} are no mapping's (one of MAP_SHARED, MAP_PRIVATE and MAP_DROPPABLE (anonymous only), with MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE or MAP_HUGETLB).");
             }
-            // Flags without MAP_ANONYMOUS map a file or a socket's ring: the status says which, or the restore has nothing to map.
-            if ((vma.Flags & Mman.MAP_ANONYMOUS) == 0 && (status & (VmaStatus.FilePrivate | VmaStatus.FileShared | VmaStatus.Socket)) == 0)
+            // Flags without MAP_ANONYMOUS map a file, a socket's ring or a System V segment: the status says which, or the restore has nothing to map.
+            if ((vma.Flags & Mman.MAP_ANONYMOUS) == 0 && (status & (VmaStatus.FilePrivate | VmaStatus.FileShared | VmaStatus.Socket | VmaStatus.SysVIpc)) == 0)
             {
-                throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} map a file (no MAP_ANONYMOUS), but status 0x{vma.Status:x} names no file or socket mapping (VMA_FILE_PRIVATE, VMA_FILE_SHARED or VMA_AREA_SOCKET).");
+                throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} map a file (no MAP_ANONYMOUS), but status 0x{vma.Status:x} names no file, socket or System V shared memory mapping (VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_AREA_SOCKET or VMA_AREA_SYSVIPC).");
             }
             if (!new Address(vma.Pgoff).IsPageAligned)
             {
