@@ -10,14 +10,13 @@ namespace CriuPS.Engine.Resources.Process;
 
 /// <summary>
 /// The namespaces and cgroups a process lives in: its world. CriuPS saves the tree's UTS namespace (UtsNamespace) and
-/// none of the others yet, and a restored process lands in the restorer's, except for a network namespace of its own,
-/// which it joins again at restore (the namespace must still exist, or exist again under the same name in /run/netns),
-/// as its sockets do. So the pre-flight check refuses a process whose other namespaces or whose cgroups are not the
-/// engine's: restored, it would wake up in another world (another PID, other mounts, other limits) without a word.
+/// its network namespace (Resources/Network), the root's in both cases, and none of the others yet: a restored process
+/// lands in the restorer's. So the pre-flight check refuses a process whose other namespaces or whose cgroups are not
+/// the engine's: restored, it would wake up in another world (another PID, other mounts, other limits) without a word.
 /// </summary>
 internal static class ProcessNamespaces
 {
-    // What /proc/PID/ns/ shows and how a message names it; "net" is joined again, not refused.
+    // What /proc/PID/ns/ shows and how a message names it; "net" and "uts" are saved, not refused.
     private static readonly (string Link, string Shown)[] NotSaved =
     {
         ("pid", "PID namespace"),
@@ -34,12 +33,24 @@ internal static class ProcessNamespaces
 
     /// <summary>
     /// What keeps the process <paramref name="pid"/> of the tree of <paramref name="root"/> from being restored in the
-    /// same world: each namespace that is not the engine's (but the network's, and the UTS namespace, which must be the
-    /// root's), a thread in other namespaces than its process, and each cgroup of the process or one of its threads
-    /// that is not the engine's. Empty when there is none.
+    /// same world: each namespace that is not the engine's (but the UTS and network namespaces, which must be the
+    /// root's, and whose devices must be of kinds CriuPS makes), a thread in other namespaces than its process, and each
+    /// cgroup of the process or one of its threads that is not the engine's. Empty when there is none.
     /// </summary>
     public static IEnumerable<string> Problems(int pid, int root)
     {
+        // The tree's network namespace is saved, the root's (Network.NetworkNamespaceImages): every process must be in it.
+        if (pid != root && Namespace(pid, Network) is { } net && Namespace(root, Network) is { } rootNet && net != rootNet)
+        {
+            yield return $"its network namespace ({net}) is not the root's ({rootNet}): CriuPS saves one network namespace, the root's, as CRIU does";
+        }
+        if (pid == root && !Resources.Network.NetworkNamespaceImages.IsEngines(pid))
+        {
+            foreach (var problem in Resources.Network.NetworkNamespaceImages.Problems(pid))
+            {
+                yield return problem;
+            }
+        }
         // The tree's UTS namespace is saved, the root's (UtsNamespace): every process must be in it.
         if (pid != root && Namespace(pid, Uts) is { } uts && Namespace(root, Uts) is { } rootUts && uts != rootUts)
         {
@@ -85,7 +96,10 @@ internal static class ProcessNamespaces
         }
     }
 
-    /// <summary>At dump: a network namespace of its own is recorded (inode, and name in /run/netns) to be joined again.</summary>
+    /// <summary>
+    /// At dump: a network namespace of its own is recorded (inode, and name in /run/netns): at restore, the sockets
+    /// saved in the same namespace (InetSkEntry and PacketSockEntry record theirs alike) go to the tree's.
+    /// </summary>
     public static void Dump(int pid, TaskKobjIdsEntry ids)
     {
         ulong inode = FileStatus.Of($"/proc/{pid}/ns/{Network}").Inode;
@@ -97,35 +111,6 @@ internal static class ProcessNamespaces
                 ids.CriupsNetnsName = name;
             }
         }
-    }
-
-    /// <summary>What this session lacks to put a process back into its own network namespace: setns needs CAP_SYS_ADMIN.</summary>
-    public static IEnumerable<Obstacle> Obstacles(ProcessImages process, SessionPrivileges privileges)
-    {
-        if (process.Ids.HasCriupsNetnsInode && !privileges.Has(Capability.SysAdmin))
-        {
-            yield return new($"it lived in {Describe(process.Ids)}, and joining it (setns) needs CAP_SYS_ADMIN", Capability.SysAdmin);
-        }
-    }
-
-    /// <summary>
-    /// At restore, before the credentials change: a process that had a network namespace of its own joins it again
-    /// (it opens the engine's descriptor of the namespace through /proc and calls setns, then closes it); the threads
-    /// it creates afterwards are in it too.
-    /// </summary>
-    public static void Restore(RestoreSession session, RestoringProcess process)
-    {
-        var ids = process.Images.Ids;
-        if (!ids.HasCriupsNetnsInode)
-        {
-            return;
-        }
-        using var ns = NetworkNamespace.Find(ids.CriupsNetnsInode, ids.HasCriupsNetnsName ? ids.CriupsNetnsName : null)
-            ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"Process {process.Pid} lived in {Describe(ids)}, which does not exist now.", session.Images.Directory,
-                "CriuPS does not save network namespaces: create it again (ip netns add), then restore.");
-        Join(process, $"/proc/{session.EnginePid}/fd/{ns.Handle.Value}", Setns.CloneNewNet, ns.ToString());
-        session.Log.Detail($"process {process.Pid}: back in its {ns}");
     }
 
     /// <summary>Has the restored <paramref name="process"/> open the namespace file at <paramref name="path"/>, enter it (setns) and close it.</summary>
@@ -145,9 +130,6 @@ internal static class ProcessNamespaces
             caller.Call(SyscallNumber.Close, (ulong)fd);
         }
     }
-
-    private static string Describe(TaskKobjIdsEntry ids) =>
-        NetworkNamespace.Describe(ids.CriupsNetnsInode, ids.HasCriupsNetnsName ? ids.CriupsNetnsName : null);
 
     /// <summary>What /proc/PID/ns/<paramref name="link"/> shows ("net:[4026531833]"), or null when the kernel has no such namespace or the task is gone.</summary>
     public static string? Namespace(int pid, string link, int? task = null)

@@ -169,6 +169,7 @@ internal static class ProcessTree
         if (isRoot)
         {
             UtsNamespace.Dump(session, process);
+            Network.NetworkNamespaceImages.Dump(session, process);
         }
     }
 
@@ -179,7 +180,7 @@ internal static class ProcessTree
     /// namespace id that differs, that the root's namespace is to be created from images of its own. So memory,
     /// descriptor table, fs information and signal handlers are numbered for this process (compared with every task
     /// like the tasks among themselves), and the namespaces are the root's (CriuPS restores into the restorer's, which
-    /// is what equal namespace ids tell CRIU) but for a UTS namespace of the root's own, which is saved: the engine's.
+    /// is what equal namespace ids tell CRIU) but for a UTS or network namespace of the root's own, which is saved: the engine's.
     /// </summary>
     public static TaskKobjIdsEntry InventoryRootIds(DumpSession session)
     {
@@ -190,6 +191,7 @@ internal static class ProcessTree
         ids.FsId = SharedObjectId(session, self, Kcmp.Fs, "fs");
         ids.SighandId = SharedObjectId(session, self, Kcmp.Sighand, "sighand");
         ids.UtsNsId = UtsNamespace.RootIdsNamespace(session, ids);
+        ids.NetNsId = Network.NetworkNamespaceImages.RootIdsNamespace(session, ids);
         return ids;
     }
 

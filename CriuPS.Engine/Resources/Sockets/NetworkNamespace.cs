@@ -34,6 +34,13 @@ internal sealed class NetworkNamespace : IDisposable
     /// <summary>Whether this is the namespace the engine runs in (nothing to enter).</summary>
     public bool IsEngines => Inode == EngineInode;
 
+    /// <summary>The namespace <paramref name="handle"/> (now owned by it) refers to, named <paramref name="name"/> if known.</summary>
+    public static NetworkNamespace FromHandle(FileDescriptor handle, string? name)
+    {
+        ulong inode = FileStatus.Of(handle).Inode;
+        return new NetworkNamespace(handle, inode, name ?? NameOf(inode));
+    }
+
     /// <summary>The namespace a socket belongs to (which need not be its holder's).</summary>
     public static NetworkNamespace OfSocket(FileDescriptor socket)
     {
