@@ -107,6 +107,7 @@ Describe 'A process in a network namespace of its own' {
         $work = Join-Path $TestDrive 'netns'
         $netns = "criups-ns$PID"
         & ip netns add $netns
+        & ip -n $netns link set lo up
         if ($LASTEXITCODE -ne 0) { throw "ip netns add $netns failed" }
         try {
             $link = "net:[$(& stat -L -c %i "/run/netns/$netns")]"

@@ -176,6 +176,19 @@ Describe 'A server in a network namespace of its own' {
         }
         finally { & ip link del $outer 2>$null }
 
+        # A damaged address dump (its digest recorded no more, as CRIU's images come): ImageCorrupt naming the file,
+        # found after the veth was made, which goes again.
+        $damaged = Join-Path $TestDrive 'ext-damaged'
+        Copy-Item $image.Path $damaged -Recurse
+        Remove-Item (Join-Path $damaged 'criups-digests.img')
+        $ifaddr = Get-ChildItem $damaged -Filter 'ifaddr-*.img'
+        $bytes = [IO.File]::ReadAllBytes($ifaddr.FullName); $bytes[0] = 0x99; [IO.File]::WriteAllBytes($ifaddr.FullName, $bytes)
+        $failure = $null
+        try { Restore-Process $damaged -ErrorAction Stop | Out-Null } catch { $failure = $_ }
+        $failure.FullyQualifiedErrorId | Should -Be 'ImageCorrupt,CriuPS.Cmdlets.RestoreProcessCommand'
+        $failure.Exception.Message | Should -BeLike "$($ifaddr.FullName): this is not an iproute2 dump*"
+        Test-LinkExists $outer | Should -BeFalse
+
         $renamed = "cpsx$PID"
         $script:Links.Add($renamed)
         $restored = Restore-Process $image.Path -ExternalVeth @{ eth0 = $renamed }

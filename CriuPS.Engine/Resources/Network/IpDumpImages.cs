@@ -20,6 +20,8 @@ internal static class IpDumpImages
     private const int RtmsgLength = 12, IfaddrmsgLength = 8;
     private const byte RtTableMain = 254;
     private const uint RtmFCloned = 0x200;
+    // Route states the kernel reports (the device is down, or has no carrier) and refuses in a request.
+    private const uint RtnhFDead = 0x1, RtnhFLinkdown = 0x10;
     private const ushort RtaGateway = 5, RtaPriority = 6, RtaTable = 15;
     private const int AfInet = 2, AfInet6 = 10;
 
@@ -67,7 +69,7 @@ internal static class IpDumpImages
         while (offset < bytes.Length)
         {
             int length = bytes.Length - offset >= NetlinkMessages.HeaderLength ? (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(offset)) : -1;
-            if (length < NetlinkMessages.HeaderLength + IfaddrmsgLength || length > bytes.Length - offset)
+            if (length < NetlinkMessages.HeaderLength + (magic == RouteMagic ? RtmsgLength : IfaddrmsgLength) || length > bytes.Length - offset)
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
                     $"{path}: the netlink message at offset {offset} claims {length} bytes, of {bytes.Length - offset} left.", path);
@@ -81,8 +83,10 @@ internal static class IpDumpImages
     /// <summary>
     /// Sends saved messages back as requests to create (<paramref name="type"/>: RTM_NEWADDR or RTM_NEWROUTE), as `ip
     /// ... restore` does: what exists already (the loopback's address, a route the kernel made for an address) is no
-    /// error. Routes go in iproute2's order: those through no gateway first, those through one last. Returns the
-    /// messages sent; throws RestoreFailed naming the first one the kernel refused.
+    /// error. Routes go in iproute2's order: those through no gateway first, those through one last, without the
+    /// state flags dead and linkdown (a route saved while its device was down or had no carrier: the kernel refuses them
+    /// in a request, and `ip route restore` fails on such a dump). Returns the messages sent; throws RestoreFailed naming
+    /// the first one the kernel refused.
     /// </summary>
     public static int Replay(RouteNetlink netlink, List<byte[]> messages, ushort type, string path)
     {
@@ -92,11 +96,16 @@ internal static class IpDumpImages
             var message = (byte[])saved.Clone();
             BinaryPrimitives.WriteUInt16LittleEndian(message.AsSpan(4), type);
             BinaryPrimitives.WriteUInt16LittleEndian(message.AsSpan(6), NetlinkMessages.NlmFCreate);
+            if (type == RouteNetlink.RtmNewroute && message.Length >= NetlinkMessages.HeaderLength + RtmsgLength)
+            {
+                var flags = message.AsSpan(NetlinkMessages.HeaderLength + 8);
+                BinaryPrimitives.WriteUInt32LittleEndian(flags, BinaryPrimitives.ReadUInt32LittleEndian(flags) & ~(RtnhFDead | RtnhFLinkdown));
+            }
             int error = netlink.Request(message);
             if (error != 0 && error != Native.Interop.Errno.EEXIST)
             {
                 throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
-                    $"{path}: the kernel refused to add the saved {(type == RouteNetlink.RtmNewroute ? "route" : "address")} at offset {messages.IndexOf(saved)}: {Native.Interop.Errno.Describe(error)}.", path);
+                    $"{path}: the kernel refused to add saved {(type == RouteNetlink.RtmNewroute ? "route" : "address")} {messages.IndexOf(saved) + 1} of {messages.Count}: {Native.Interop.Errno.Describe(error)}.", path);
             }
         }
         return ordered.Count;

@@ -198,6 +198,13 @@ internal sealed class TreeNetwork : IDisposable
                 Check(NetworkLinks.SetUp(here, outer), $"bring the outer veth end '{outer}' up", null);
             }
         }
+        // CRIU saves these too (a firewall's rules, policy routing rules), which CriuPS neither saves nor restores.
+        var notRestored = new[] { ImageTypes.Rule, ImageTypes.Iptables, ImageTypes.Ip6tables, ImageTypes.Nftables, ImageTypes.NetnsCt, ImageTypes.NetnsExp }
+            .Select(File).Where(System.IO.File.Exists).Select(Path.GetFileName).ToList();
+        if (notRestored.Count > 0)
+        {
+            session.Log.Warning($"the namespace's {string.Join(", ", notRestored)} (rules, firewall, connection tracking) are not restored: CriuPS restores devices, addresses, routes and sysctls");
+        }
         session.Log.Detail($"a new {target} made from the image: {devices.Count} device(s) ({string.Join(", ", devices.Select(d => d.Name))}), "
             + $"{addresses} address(es) and {routes} route(s) replayed, {changed} sysctl(s) set; outer veth ends here: {(outerEnds.Count == 0 ? "none" : string.Join(", ", outerEnds))}");
     }
