@@ -77,6 +77,8 @@ Describe 'A tree in a UTS namespace of its own' {
         Wait-Until { (Get-Content "/proc/$shell/task/$shell/children" -Raw -ErrorAction Ignore) -match '\d' } 'the shell to start its child'
         $child = [int](Get-Content "/proc/$shell/task/$shell/children" -Raw).Trim()
         Register-TestProcess $child
+        # The child is forked before unshare(1) has made its namespace.
+        Wait-Until { (Get-Item "/proc/$child/ns/uts").LinkTarget -ne (Get-Item "/proc/$shell/ns/uts").LinkTarget } 'the child to unshare its UTS namespace'
         $failure = Get-Refusal $shell (Join-Path $work 'image')
         $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
         $failure.Exception.Message | Should -BeLike "*- process $child`: its UTS namespace * is not the root's *: CriuPS saves one UTS namespace, the root's, as CRIU does*"
