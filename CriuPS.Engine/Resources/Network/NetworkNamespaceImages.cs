@@ -19,9 +19,6 @@ namespace CriuPS.Engine.Resources.Network;
 /// </summary>
 internal static class NetworkNamespaceImages
 {
-    /// <summary>Whether the process's network namespace is the one the engine runs in.</summary>
-    public static bool IsEngines(int pid) => ProcessNamespaces.Namespace(pid, "net") == ProcessNamespaces.Namespace(Environment.ProcessId, "net");
-
     /// <summary>Before the freeze: what keeps the network namespace of <paramref name="pid"/> (the root) from being saved, its devices named.</summary>
     public static IEnumerable<string> Problems(int pid)
     {
@@ -40,7 +37,7 @@ internal static class NetworkNamespaceImages
     /// <summary>At dump, for the root: a network namespace of its own is saved, read from inside while the tree is frozen.</summary>
     public static void Dump(DumpSession session, DumpedProcess root)
     {
-        if (IsEngines(root.Pid))
+        if (ProcessNamespaces.IsEngines(root.Pid, "net"))
         {
             return;
         }
@@ -80,10 +77,6 @@ internal static class NetworkNamespaceImages
                 + $"{addresses.Count} address(es), {routes.Count} IPv4 and {routes6.Count} IPv6 route(s)");
         }
     }
-
-    /// <summary>The network namespace id root_ids names: the engine's when the root has one of its own, else the root's.</summary>
-    public static uint RootIdsNamespace(DumpSession session, TaskKobjIdsEntry root) =>
-        IsEngines(session.Processes[0].Pid) ? root.NetNsId : session.ObjectIds.For(ProcessNamespaces.Namespace(Environment.ProcessId, "net")!);
 
     /// <summary>Whether the image's root had a network namespace of its own, saved (its root_ids name another).</summary>
     public static bool IsSaved(ImageSet images)

@@ -44,7 +44,7 @@ internal static class ProcessNamespaces
         {
             yield return $"its network namespace ({net}) is not the root's ({rootNet}): CriuPS saves one network namespace, the root's, as CRIU does";
         }
-        if (pid == root && !Resources.Network.NetworkNamespaceImages.IsEngines(pid))
+        if (pid == root && !IsEngines(pid, Network))
         {
             foreach (var problem in Resources.Network.NetworkNamespaceImages.Problems(pid))
             {
@@ -130,6 +130,17 @@ internal static class ProcessNamespaces
             caller.Call(SyscallNumber.Close, (ulong)fd);
         }
     }
+
+    /// <summary>Whether the process's namespace of the kind <paramref name="link"/> ("uts", "net") is the one the engine runs in.</summary>
+    public static bool IsEngines(int pid, string link) => Namespace(pid, link) == Namespace(Environment.ProcessId, link);
+
+    /// <summary>
+    /// The id inventory.img's root_ids give a namespace kind CriuPS saves: the engine's when the tree's root has one of
+    /// its own (so that CRIU, seeing the root's differ, makes it from the images), else the root's
+    /// (<paramref name="rootId"/>).
+    /// </summary>
+    public static uint RootIdsNamespace(Dump.DumpSession session, string link, uint rootId) =>
+        IsEngines(session.Processes[0].Pid, link) ? rootId : session.ObjectIds.For(Namespace(Environment.ProcessId, link)!);
 
     /// <summary>What /proc/PID/ns/<paramref name="link"/> shows ("net:[4026531833]"), or null when the kernel has no such namespace or the task is gone.</summary>
     public static string? Namespace(int pid, string link, int? task = null)

@@ -190,8 +190,8 @@ internal static class ProcessTree
         ids.FilesId = SharedObjectId(session, self, Kcmp.Files, "files");
         ids.FsId = SharedObjectId(session, self, Kcmp.Fs, "fs");
         ids.SighandId = SharedObjectId(session, self, Kcmp.Sighand, "sighand");
-        ids.UtsNsId = UtsNamespace.RootIdsNamespace(session, ids);
-        ids.NetNsId = Network.NetworkNamespaceImages.RootIdsNamespace(session, ids);
+        ids.UtsNsId = ProcessNamespaces.RootIdsNamespace(session, "uts", ids.UtsNsId);
+        ids.NetNsId = ProcessNamespaces.RootIdsNamespace(session, "net", ids.NetNsId);
         return ids;
     }
 
