@@ -122,6 +122,7 @@ Describe 'A server in a network namespace of its own' {
         $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'veth-image') -TcpEstablished
         Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed server to end'
         foreach ($file in 'netdev', 'netns', 'ifaddr', 'route', 'route6') { @(Get-ChildItem $image.Path -Filter "$file-*.img").Count | Should -Be 1 -Because "$file-ID.img holds the namespace" }
+        (Get-CheckpointImage $image.Path -ErrorAction Stop).Path | Should -Be $image.Path -Because 'the namespace''s images read as any other'
         Invoke-Ip netns delete $ns | Out-Null
         Wait-Until { -not (Test-LinkExists $outer) } 'the veth to go with its namespace'
 
@@ -189,6 +190,7 @@ Describe 'A server in a network namespace of its own' {
         $failure.Exception.Message | Should -BeLike "$($ifaddr.FullName): this is not an iproute2 dump*"
         Test-LinkExists $outer | Should -BeFalse
 
+        { Restore-Process $image.Path -ExternalVeth @{ eth0 = 'a/b' } -ErrorAction Stop } | Should -Throw "*-ExternalVeth names 'a/b' as the outer end of 'eth0': a device name has 1 to 15 characters*"
         $renamed = "cpsx$PID"
         $script:Links.Add($renamed)
         $restored = Restore-Process $image.Path -ExternalVeth @{ eth0 = $renamed }

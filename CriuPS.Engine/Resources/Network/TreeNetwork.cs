@@ -141,6 +141,11 @@ internal sealed class TreeNetwork : IDisposable
         var sysctls = NetworkNamespaceImages.Sysctls(images);
         string id = NetworkNamespaceImages.Id(images);
         var external = session.Options.ExternalVeth ?? new Dictionary<string, string>();
+        foreach (var (inner, outer) in external.Where(e => e.Value.Length is 0 or > 15 || e.Value.Contains('/') || e.Value.Any(char.IsWhiteSpace)))
+        {
+            throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
+                $"-ExternalVeth names '{outer}' as the outer end of '{inner}': a device name has 1 to 15 characters, no '/' and no space.", images.Directory);
+        }
         foreach (var inner in external.Keys.Where(k => !devices.Any(d => d.Type == NdType.Veth && d.Name == k)))
         {
             throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
