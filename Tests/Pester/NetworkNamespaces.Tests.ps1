@@ -130,7 +130,9 @@ Describe 'A server in a network namespace of its own' {
         Register-TestProcess $restored.Id
         $restored.Id | Should -Be $target
         (Get-Item "/proc/$target/ns/net").LinkTarget | Should -Not -Be (Get-Item /proc/self/ns/net).LinkTarget -Because 'it lives in a namespace of its own again'
-        Get-Content (Join-Path $image.Path 'restore.log') -Raw | Should -Match 'a new network namespace net:\[\d+\] made from the image: 2 device\(s\) \(lo, eth0\)'
+        $made = Get-Content (Join-Path $image.Path 'restore.log') -Raw
+        $made | Should -Match 'a new network namespace net:\[\d+\] made from the image: 2 device\(s\) \(lo, eth0\)'
+        Write-Host "    frozen $([int]$image.FrozenTime.TotalMilliseconds) ms, restore $([int]$restored.RestoreTime.TotalMilliseconds) ms, of which the namespace $(($made -replace '(?s).*made from the image:[^\n]*; ([\d.]+) ms.*', '$1')) ms"
         (Get-Content "/sys/class/net/$outer/operstate") | Should -Be 'up' -Because 'the outer end is made here under its saved name, up'
         $after = Get-NamespaceView "/proc/$target/ns/net"
         $after.Addresses | Should -Be $before.Addresses

@@ -151,10 +151,11 @@ internal sealed class TreeNetwork : IDisposable
             throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
                 $"-ExternalVeth names '{inner}', which is no veth device of the saved namespace ({string.Join(", ", devices.Where(d => d.Type == NdType.Veth).Select(d => d.Name))}).", images.Directory);
         }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var network = new TreeNetwork(NetworkNamespace.FromHandle(Setns.CreateNetwork(), null), images);
         try
         {
-            network.Build(session, devices, sysctls, external, id);
+            network.Build(session, devices, sysctls, external, id, clock);
         }
         catch
         {
@@ -167,7 +168,8 @@ internal sealed class TreeNetwork : IDisposable
 
     // Sysctls of the namespace first (devices made afterwards start from "default"), then each device with its own,
     // up as saved, then the addresses, then the routes (which need their devices up and their addresses).
-    private void Build(RestoreSession session, List<NetDeviceEntry> devices, NetnsEntry sysctls, IReadOnlyDictionary<string, string> external, string id)
+    private void Build(RestoreSession session, List<NetDeviceEntry> devices, NetnsEntry sysctls, IReadOnlyDictionary<string, string> external, string id,
+        System.Diagnostics.Stopwatch clock)
     {
         var images = session.Images;
         string File(ImageType type) => Path.Combine(images.Directory, type.FileName(id));
@@ -211,7 +213,8 @@ internal sealed class TreeNetwork : IDisposable
             session.Log.Warning($"the namespace's {string.Join(", ", notRestored)} (rules, firewall, connection tracking) are not restored: CriuPS restores devices, addresses, routes and sysctls");
         }
         session.Log.Detail($"a new {target} made from the image: {devices.Count} device(s) ({string.Join(", ", devices.Select(d => d.Name))}), "
-            + $"{addresses} address(es) and {routes} route(s) replayed, {changed} sysctl(s) set; outer veth ends here: {(outerEnds.Count == 0 ? "none" : string.Join(", ", outerEnds))}");
+            + $"{addresses} address(es) and {routes} route(s) replayed, {changed} sysctl(s) set; outer veth ends here: {(outerEnds.Count == 0 ? "none" : string.Join(", ", outerEnds))}; "
+            + $"{clock.Elapsed.TotalMilliseconds:F1} ms");
     }
 
     private void Check(int errno, string what, string? action)
