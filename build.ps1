@@ -74,7 +74,7 @@ function Invoke-Build {
 # Checkpoint-Process -TcpEstablished), redis, OpenJDK (default-jre-headless), tmux and screen for real programs, libcap2-bin (setcap: the unprivileged tests give a
 # copy of the dotnet host file capabilities). Installs what is missing with apt-get, as root, without questions;
 # fails with a message saying what to install when it cannot.
-$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools', 'libcap2-bin', 'default-jre-headless', 'tmux', 'screen')
+$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools', 'libcap2-bin', 'default-jre-headless', 'tmux', 'screen', 'iproute2', 'procps')
 
 function Install-TestPrerequisites([string[]]$Packages = $script:TestPackages) {
     if (-not (Get-Command dpkg-query -ErrorAction Ignore)) {

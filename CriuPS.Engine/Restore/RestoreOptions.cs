@@ -27,6 +27,18 @@ public sealed class RestoreOptions
     /// <summary>Bring the saved TCP connections back closed instead (CRIU's --tcp-close); wins over <see cref="TcpEstablished"/>.</summary>
     public bool TcpClose { get; init; }
 
+    /// <summary>
+    /// A network namespace to restore the tree into (a /run/netns/NAME or /proc/PID/ns/net), as CRIU's --join-ns:
+    /// the saved one, if any, is then not made again. By default a tree that had a namespace of its own gets a new one made from the image.
+    /// </summary>
+    public string? NetworkNamespace { get; init; }
+
+    /// <summary>
+    /// The outer end's name for each saved veth device (inner name to outer name), made in the restorer's namespace; by
+    /// default the name the outer end had at dump.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? ExternalVeth { get; init; }
+
     /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 

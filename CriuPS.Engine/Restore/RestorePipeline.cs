@@ -10,6 +10,7 @@ using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Engine.Resources.Memory;
+using CriuPS.Engine.Resources.Network;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Engine.Resources.Sockets;
@@ -80,6 +81,8 @@ public static class RestorePipeline
         var processes = new List<RestoringProcess>();
         try
         {
+            // Before the sockets, which are made inside it.
+            session.Network = TreeNetwork.Prepare(session);
             FileDescriptors.OpenForRestore(session);
             FileLocks.TakeOnDescriptions(session);
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSockets);
@@ -147,7 +150,7 @@ public static class RestorePipeline
             }
             foreach (var process in processes)
             {
-                ProcessNamespaces.Restore(session, process); // before the credentials: setns needs CAP_SYS_ADMIN
+                session.Network.Join(session, process); // before the credentials: setns needs CAP_SYS_ADMIN
             }
             UtsNamespace.Restore(session, processes);
             foreach (var process in processes)
@@ -202,6 +205,7 @@ public static class RestorePipeline
             log.Error(e.ToString());
             KillPartial(created);
             host?.Dispose();
+            session.Network?.Abandon(log);
             // A page source lost mid-way is the cause, whatever the restore tripped over when the transfer killed the process.
             session.Lazy?.Abort($"The restore of process {root.Pid} failed.");
             var cause = session.Lazy?.Status.Error is { Kind: not CheckpointErrorKind.Cancelled } lost ? lost : e;

@@ -27,11 +27,11 @@ internal static class RestorePrivileges
         }
         obstacles.AddRange(UtsNamespace.Obstacles(images, privileges).Select(o => (root, o)));
         obstacles.AddRange(IpcNamespace.Obstacles(images, privileges).Select(o => (root, o)));
+        obstacles.AddRange(Resources.Network.TreeNetwork.Obstacles(images, session.Options, privileges).Select(o => (root, o)));
         foreach (var process in images.Processes)
         {
             var found = TaskAttributes.Obstacles(process.LeaderCore.Tc, privileges)
                 .Concat(FsState.Obstacles(session, process, privileges))
-                .Concat(ProcessNamespaces.Obstacles(process, privileges))
                 .Concat(process.Cores.SelectMany(c => ThreadObstacles(c.Core.ThreadCore, privileges)));
             obstacles.AddRange(found.DistinctBy(o => o.Reason).Select(o => (process.Pid, o)));
         }

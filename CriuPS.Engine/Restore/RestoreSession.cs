@@ -53,6 +53,9 @@ internal sealed class RestoreSession : IDisposable
     /// <summary>The IPv4/IPv6 sockets of the image, all rebuilt when the first one is opened.</summary>
     public InetSocketRestore? InetSockets { get; set; }
 
+    /// <summary>The network namespace the tree goes to (Resources/Network/TreeNetwork), set up before the sockets.</summary>
+    public Resources.Network.TreeNetwork? Network { get; set; }
+
     private readonly Dictionary<Type, object> states = new();
 
     /// <summary>
@@ -73,6 +76,7 @@ internal sealed class RestoreSession : IDisposable
     {
         UnixSockets?.Dispose();
         InetSockets?.Dispose();
+        Network?.Dispose();
         foreach (var fd in OpenFiles.Values.Concat(Pipes.Values.SelectMany(p => new[] { p.Read, p.Write })))
         {
             fd.Dispose();

@@ -41,6 +41,7 @@ public static class Errno
     public const int EFAULT = 14;
     public const int EBUSY = 16;
     public const int EEXIST = 17;
+    public const int ENODEV = 19;
     public const int ENOTDIR = 20;
     public const int EINVAL = 22;
     public const int ENOTTY = 25;

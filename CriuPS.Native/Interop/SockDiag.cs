@@ -11,9 +11,9 @@ public sealed unsafe class SockDiag : IDisposable
 {
     private const int NetlinkSockDiag = 4;
     public const ushort SockDiagByFamily = 20;
-    public const ushort NlmsgError = 2, NlmsgDone = 3;
-    public const ushort NlmFRequest = 1, NlmFDump = 0x300;
-    public const int HeaderLength = 16;
+    public const ushort NlmsgError = NetlinkMessages.NlmsgError, NlmsgDone = NetlinkMessages.NlmsgDone;
+    public const ushort NlmFRequest = NetlinkMessages.NlmFRequest, NlmFDump = NetlinkMessages.NlmFDump;
+    public const int HeaderLength = NetlinkMessages.HeaderLength;
 
     private readonly FileDescriptor socket;
     private uint sequence;
@@ -73,41 +73,11 @@ public sealed unsafe class SockDiag : IDisposable
     }
 
     /// <summary>
-    /// Walks the netlink messages of one datagram: answers go to <paramref name="onMessage"/>; stops at NLMSG_DONE or
-    /// NLMSG_ERROR (whose errno it returns). Messages of another sequence number (a stale answer) are skipped.
+    /// Walks the netlink messages of one datagram: answers' payloads go to <paramref name="onMessage"/>; stops at
+    /// NLMSG_DONE or NLMSG_ERROR (whose errno it returns). Messages of another sequence number (a stale answer) are skipped.
     /// </summary>
-    public static (bool Done, int Errno) Split(ReadOnlySpan<byte> datagram, uint sequence, Action<ReadOnlySpan<byte>> onMessage)
-    {
-        int offset = 0;
-        while (offset + HeaderLength <= datagram.Length)
-        {
-            int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(datagram[offset..]);
-            if (length < HeaderLength || offset + length > datagram.Length)
-            {
-                throw new InvalidDataException($"NETLINK_SOCK_DIAG: a message claims {length} bytes at offset {offset} of a {datagram.Length}-byte answer");
-            }
-            ushort type = BinaryPrimitives.ReadUInt16LittleEndian(datagram[(offset + 4)..]);
-            uint seq = BinaryPrimitives.ReadUInt32LittleEndian(datagram[(offset + 8)..]);
-            var body = datagram.Slice(offset + HeaderLength, length - HeaderLength);
-            offset += (length + 3) & ~3;
-            if (seq != sequence)
-            {
-                continue;
-            }
-            switch (type)
-            {
-                case NlmsgDone:
-                    return (true, 0);
-                case NlmsgError:
-                    int error = body.Length >= 4 ? -BinaryPrimitives.ReadInt32LittleEndian(body) : Errno.EIO;
-                    return (true, error);
-                default:
-                    onMessage(body);
-                    break;
-            }
-        }
-        return (false, 0);
-    }
+    public static (bool Done, int Errno) Split(ReadOnlySpan<byte> datagram, uint sequence, Action<ReadOnlySpan<byte>> onMessage) =>
+        NetlinkMessages.Walk(datagram, sequence, "NETLINK_SOCK_DIAG", (_, message) => onMessage(message[HeaderLength..]));
 
     public void Dispose() => socket.Dispose();
 }

@@ -40,6 +40,14 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
     [Parameter]
     public SwitchParameter TcpClose { get; set; }
 
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? NetworkNamespace { get; set; }
+
+    [Parameter]
+    [ValidateNotNull]
+    public System.Collections.Hashtable? ExternalVeth { get; set; }
+
     private readonly CancellationTokenSource stopping = new();
     private PageServerEndpoint? server;
 
@@ -49,6 +57,10 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
         if (server is not null && !LazyPages)
         {
             Refuse("Pages come from a page server only during a lazy restore: add -LazyPages.");
+        }
+        if (ExternalVeth is not null && NetworkNamespace is not null)
+        {
+            Refuse("-ExternalVeth names the outer ends of the veth devices of a network namespace made from the image; with -NetworkNamespace none is made.");
         }
     }
 
@@ -77,6 +89,9 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
                 PageServer = server,
                 TcpEstablished = TcpEstablished,
                 TcpClose = TcpClose,
+                NetworkNamespace = NetworkNamespace is null ? null : GetUnresolvedProviderPathFromPSPath(NetworkNamespace),
+                ExternalVeth = ExternalVeth?.Cast<System.Collections.DictionaryEntry>()
+                    .ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? "", StringComparer.Ordinal),
                 FailAt = FailureInjection.RequestedPoint,
                 Cancellation = stopping.Token,
             };

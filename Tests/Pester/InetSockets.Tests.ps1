@@ -87,7 +87,9 @@ BeforeAll {
         $queues.Unacknowledged | Should -BeGreaterThan 0 -Because 'the server had echoed data the client was not reading'
         Join-Path $image.Path "tcp-stream-*.img" | Should -Exist
 
-        $restored = Restore-Process $image.Path -TcpEstablished
+        # A server in its own namespace goes back into it (the client's veth leads there), not into a new one.
+        $into = if ($ServerNamespace) { @{ NetworkNamespace = "/run/netns/$ServerNamespace" } } else { @{} }
+        $restored = Restore-Process $image.Path -TcpEstablished @into
         Register-TestProcess $restored.Id
         $result = Wait-ClientResult $clientWork
         $result | Should -Match "^OK sent=$Total received=$Total " -Because 'every byte comes back once, in order'

@@ -37,7 +37,7 @@ Describe 'Packet sockets and fanotify groups' {
             Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
             (& $promiscuity) | Should -Be 0 -Because 'the membership went with the socket'
 
-            Restore-Process $image.Path | Out-Null
+            Restore-Process $image.Path -NetworkNamespace "/run/netns/$namespace" | Out-Null
             (& $promiscuity) | Should -Be 1 -Because 'the membership is back'
             @(Get-Content "/proc/$target/maps" | Where-Object { $_ -match ' rw-s .*socket:\[' }).Count | Should -Be 1 -Because 'the rings are mapped again'
             Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the options are back, a frame sent through the transmit ring and a UDP datagram reach the receive ring and the datagram socket'

@@ -34,9 +34,6 @@ internal static class IpcNamespace
 {
     private const string Link = "ipc";
 
-    /// <summary>Whether the process's IPC namespace is the one the engine runs in.</summary>
-    public static bool IsEngines(int pid) => ProcessNamespaces.Namespace(pid, Link) == ProcessNamespaces.Namespace(Environment.ProcessId, Link);
-
     /// <summary>
     /// At dump, once every process's areas are recorded: the root's own namespace whole, or in the host namespace the
     /// segments the tree has attached.
@@ -45,7 +42,7 @@ internal static class IpcNamespace
     {
         var root = session.Processes[0];
         string image = root.Ids.IpcNsId.ToString(CultureInfo.InvariantCulture);
-        if (IsEngines(root.Pid))
+        if (ProcessNamespaces.IsEngines(root.Pid, Link))
         {
             var attached = SysvAttachments.Of(session).Select(a => (int)a.Area.Shmid).Distinct()
                 .Select(id => SysvIpc.Stat(SysvKind.SharedMemory, id)).OfType<SysvObject>().ToDictionary(s => s.Id);
@@ -85,10 +82,6 @@ internal static class IpcNamespace
         }
         return named;
     }
-
-    /// <summary>The IPC namespace id root_ids names: the engine's when the root has one of its own, else the root's.</summary>
-    public static uint RootIdsNamespace(DumpSession session, TaskKobjIdsEntry root) =>
-        IsEngines(session.Processes[0].Pid) ? root.IpcNsId : session.ObjectIds.For(ProcessNamespaces.Namespace(Environment.ProcessId, Link)!);
 
     /// <summary>Whether the image's root lived in an IPC namespace of its own (root_ids name another).</summary>
     public static bool OwnNamespace(ImageSet images) =>

@@ -9,15 +9,14 @@ using CriuPS.Native.Proc;
 namespace CriuPS.Engine.Resources.Process;
 
 /// <summary>
-/// The namespaces and cgroups a process lives in: its world. CriuPS saves the tree's UTS namespace (UtsNamespace) and
-/// IPC namespace (Ipc.IpcNamespace), and none of the others yet, and a restored process lands in the restorer's, except for a network namespace of its own,
-/// which it joins again at restore (the namespace must still exist, or exist again under the same name in /run/netns),
-/// as its sockets do. So the pre-flight check refuses a process whose other namespaces or whose cgroups are not the
-/// engine's: restored, it would wake up in another world (another PID, other mounts, other limits) without a word.
+/// The namespaces and cgroups a process lives in: its world. CriuPS saves the tree's UTS namespace (UtsNamespace), IPC
+/// namespace (Ipc.IpcNamespace) and network namespace (Resources/Network), the root's in each case, and none of the
+/// others yet: a restored process lands in the restorer's. So the pre-flight check refuses a process whose other namespaces or whose cgroups are not
+/// the engine's: restored, it would wake up in another world (another PID, other mounts, other limits) without a word.
 /// </summary>
 internal static class ProcessNamespaces
 {
-    // What /proc/PID/ns/ shows and how a message names it; "net" is joined again, not refused.
+    // What /proc/PID/ns/ shows and how a message names it; "net", "uts" and "ipc" are saved, not refused.
     private static readonly (string Link, string Shown)[] NotSaved =
     {
         ("pid", "PID namespace"),
@@ -32,22 +31,30 @@ internal static class ProcessNamespaces
     private const string Network = "net", Uts = "uts", Ipc = "ipc";
 
     // Namespaces saved once for the tree, the root's, as CRIU saves them: every process must be in the root's.
-    private static readonly (string Link, string Shown)[] SavedForTheTree = { (Uts, "UTS namespace"), (Ipc, "IPC namespace") };
+    private static readonly (string Link, string Shown)[] SavedForTheTree =
+        { (Network, "network namespace"), (Uts, "UTS namespace"), (Ipc, "IPC namespace") };
 
     /// <summary>
     /// What keeps the process <paramref name="pid"/> of the tree of <paramref name="root"/> from being restored in the
-    /// same world: each namespace that is not the engine's (but the network's, and the UTS and IPC namespaces, which must
-    /// be the root's), a thread in other namespaces than its process, and each cgroup of the process or one of its threads
-    /// that is not the engine's. Empty when there is none.
+    /// same world: each namespace that is not the engine's (but the network, UTS and IPC namespaces, which must be the
+    /// root's, and a network namespace's devices of kinds CriuPS makes), a thread in other namespaces than its process, and each
+    /// cgroup of the process or one of its threads that is not the engine's. Empty when there is none.
     /// </summary>
     public static IEnumerable<string> Problems(int pid, int root)
     {
-        // The tree's UTS and IPC namespaces are saved, the root's (UtsNamespace, IpcNamespace): every process must be in them.
+        // The tree's network, UTS and IPC namespaces are saved, the root's: every process must be in them.
         foreach (var (link, shown) in SavedForTheTree)
         {
             if (pid != root && Namespace(pid, link) is { } theirs && Namespace(root, link) is { } roots && theirs != roots)
             {
                 yield return $"its {shown} ({theirs}) is not the root's ({roots}): CriuPS saves one {shown}, the root's, as CRIU does";
+            }
+        }
+        if (pid == root && !IsEngines(pid, Network))
+        {
+            foreach (var problem in Resources.Network.NetworkNamespaceImages.Problems(pid))
+            {
+                yield return problem;
             }
         }
         foreach (var (link, shown) in NotSaved)
@@ -72,7 +79,7 @@ internal static class ProcessNamespaces
             string who = task == pid ? "it" : $"its thread {task}";
             if (task != pid)
             {
-                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Network).Append(Uts).Append(Ipc))
+                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Concat(SavedForTheTree.Select(s => s.Link)))
                 {
                     var thread = Namespace(pid, link, task);
                     if (thread is not null && thread != Namespace(pid, link))
@@ -90,7 +97,10 @@ internal static class ProcessNamespaces
         }
     }
 
-    /// <summary>At dump: a network namespace of its own is recorded (inode, and name in /run/netns) to be joined again.</summary>
+    /// <summary>
+    /// At dump: a network namespace of its own is recorded (inode, and name in /run/netns): at restore, the sockets
+    /// saved in the same namespace (InetSkEntry and PacketSockEntry record theirs alike) go to the tree's.
+    /// </summary>
     public static void Dump(int pid, TaskKobjIdsEntry ids)
     {
         ulong inode = FileStatus.Of($"/proc/{pid}/ns/{Network}").Inode;
@@ -102,35 +112,6 @@ internal static class ProcessNamespaces
                 ids.CriupsNetnsName = name;
             }
         }
-    }
-
-    /// <summary>What this session lacks to put a process back into its own network namespace: setns needs CAP_SYS_ADMIN.</summary>
-    public static IEnumerable<Obstacle> Obstacles(ProcessImages process, SessionPrivileges privileges)
-    {
-        if (process.Ids.HasCriupsNetnsInode && !privileges.Has(Capability.SysAdmin))
-        {
-            yield return new($"it lived in {Describe(process.Ids)}, and joining it (setns) needs CAP_SYS_ADMIN", Capability.SysAdmin);
-        }
-    }
-
-    /// <summary>
-    /// At restore, before the credentials change: a process that had a network namespace of its own joins it again
-    /// (it opens the engine's descriptor of the namespace through /proc and calls setns, then closes it); the threads
-    /// it creates afterwards are in it too.
-    /// </summary>
-    public static void Restore(RestoreSession session, RestoringProcess process)
-    {
-        var ids = process.Images.Ids;
-        if (!ids.HasCriupsNetnsInode)
-        {
-            return;
-        }
-        using var ns = NetworkNamespace.Find(ids.CriupsNetnsInode, ids.HasCriupsNetnsName ? ids.CriupsNetnsName : null)
-            ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"Process {process.Pid} lived in {Describe(ids)}, which does not exist now.", session.Images.Directory,
-                "CriuPS does not save network namespaces: create it again (ip netns add), then restore.");
-        Join(process, $"/proc/{session.EnginePid}/fd/{ns.Handle.Value}", Setns.CloneNewNet, ns.ToString());
-        session.Log.Detail($"process {process.Pid}: back in its {ns}");
     }
 
     /// <summary>Has the restored <paramref name="process"/> open the namespace file at <paramref name="path"/>, enter it (setns) and close it.</summary>
@@ -151,8 +132,16 @@ internal static class ProcessNamespaces
         }
     }
 
-    private static string Describe(TaskKobjIdsEntry ids) =>
-        NetworkNamespace.Describe(ids.CriupsNetnsInode, ids.HasCriupsNetnsName ? ids.CriupsNetnsName : null);
+    /// <summary>Whether the process's namespace of the kind <paramref name="link"/> ("uts", "net", "ipc") is the one the engine runs in.</summary>
+    public static bool IsEngines(int pid, string link) => Namespace(pid, link) == Namespace(Environment.ProcessId, link);
+
+    /// <summary>
+    /// The id inventory.img's root_ids give a namespace kind CriuPS saves: the engine's when the tree's root has one of
+    /// its own (so that CRIU, seeing the root's differ, makes it from the images), else the root's
+    /// (<paramref name="rootId"/>).
+    /// </summary>
+    public static uint RootIdsNamespace(Dump.DumpSession session, string link, uint rootId) =>
+        IsEngines(session.Processes[0].Pid, link) ? rootId : session.ObjectIds.For(Namespace(Environment.ProcessId, link)!);
 
     /// <summary>What /proc/PID/ns/<paramref name="link"/> shows ("net:[4026531833]"), or null when the kernel has no such namespace or the task is gone.</summary>
     public static string? Namespace(int pid, string link, int? task = null)

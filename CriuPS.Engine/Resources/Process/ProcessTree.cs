@@ -1,7 +1,6 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
-using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
@@ -170,6 +169,7 @@ internal static class ProcessTree
         if (isRoot)
         {
             UtsNamespace.Dump(session, process);
+            Network.NetworkNamespaceImages.Dump(session, process);
         }
     }
 
@@ -180,7 +180,7 @@ internal static class ProcessTree
     /// namespace id that differs, that the root's namespace is to be created from images of its own. So memory,
     /// descriptor table, fs information and signal handlers are numbered for this process (compared with every task
     /// like the tasks among themselves), and the namespaces are the root's (CriuPS restores into the restorer's, which
-    /// is what equal namespace ids tell CRIU) but for a UTS or IPC namespace of the root's own, which is saved: the engine's.
+    /// is what equal namespace ids tell CRIU) but for a UTS, IPC or network namespace of the root's own, which is saved: the engine's.
     /// </summary>
     public static TaskKobjIdsEntry InventoryRootIds(DumpSession session)
     {
@@ -190,8 +190,9 @@ internal static class ProcessTree
         ids.FilesId = SharedObjectId(session, self, Kcmp.Files, "files");
         ids.FsId = SharedObjectId(session, self, Kcmp.Fs, "fs");
         ids.SighandId = SharedObjectId(session, self, Kcmp.Sighand, "sighand");
-        ids.UtsNsId = UtsNamespace.RootIdsNamespace(session, ids);
-        ids.IpcNsId = IpcNamespace.RootIdsNamespace(session, ids);
+        ids.UtsNsId = ProcessNamespaces.RootIdsNamespace(session, "uts", ids.UtsNsId);
+        ids.IpcNsId = ProcessNamespaces.RootIdsNamespace(session, "ipc", ids.IpcNsId);
+        ids.NetNsId = ProcessNamespaces.RootIdsNamespace(session, "net", ids.NetNsId);
         return ids;
     }
 

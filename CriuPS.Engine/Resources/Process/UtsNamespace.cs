@@ -23,16 +23,13 @@ internal static class UtsNamespace
     private const int FieldLength = 65; // struct utsname: six fields of __NEW_UTS_LEN + 1 bytes
     private const int NodenameOffset = 1 * FieldLength, DomainnameOffset = 5 * FieldLength;
 
-    /// <summary>Whether the process's UTS namespace is the one the engine runs in.</summary>
-    public static bool IsEngines(int pid) => ProcessNamespaces.Namespace(pid, "uts") == ProcessNamespaces.Namespace(Environment.ProcessId, "uts");
-
     /// <summary>
     /// At dump, for the root: a UTS namespace of its own is saved (its names read with uname in the frozen root) and
     /// root_ids will name the engine's.
     /// </summary>
     public static void Dump(DumpSession session, DumpedProcess root)
     {
-        if (IsEngines(root.Pid))
+        if (ProcessNamespaces.IsEngines(root.Pid, "uts"))
         {
             return;
         }
@@ -45,10 +42,6 @@ internal static class UtsNamespace
         session.WriteSingle(ImageTypes.Utsns, root.Ids.UtsNsId.ToString(CultureInfo.InvariantCulture), entry);
         session.Log.Detail($"UTS namespace of {root.Pid}: host name '{entry.Nodename}', domain name '{entry.Domainname}'");
     }
-
-    /// <summary>The UTS namespace id root_ids names: the engine's when the root has one of its own, else the root's.</summary>
-    public static uint RootIdsNamespace(DumpSession session, TaskKobjIdsEntry root) =>
-        IsEngines(session.Processes[0].Pid) ? root.UtsNsId : session.ObjectIds.For(ProcessNamespaces.Namespace(Environment.ProcessId, "uts")!);
 
     /// <summary>The saved UTS namespace of the image's root, or null when the root lived in the dumping engine's.</summary>
     public static UtsnsEntry? Saved(ImageSet images)

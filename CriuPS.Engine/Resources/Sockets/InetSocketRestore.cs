@@ -182,8 +182,8 @@ internal sealed class InetSocketRestore : IDisposable
         foreach (var socket in sockets)
         {
             var entry = socket.Entry;
-            socket.Namespace = NetworkNamespace.Saved(entry.HasCriupsNetnsInode, entry.CriupsNetnsInode, entry.HasCriupsNetnsName ? entry.CriupsNetnsName : null,
-                socket.Shown, session.Images.Directory);
+            socket.Namespace = Network.TreeNetwork.SocketNamespace(session, entry.HasCriupsNetnsInode, entry.CriupsNetnsInode,
+                entry.HasCriupsNetnsName ? entry.CriupsNetnsName : null, socket.Shown);
         }
     }
 

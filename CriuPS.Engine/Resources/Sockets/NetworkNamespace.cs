@@ -4,10 +4,11 @@ using CriuPS.Native.Interop;
 namespace CriuPS.Engine.Resources.Sockets;
 
 /// <summary>
-/// A network namespace that sockets live in. CriuPS does not save network namespaces (links, addresses, routes):
-/// a socket is created again in the namespace it came from, which must still exist, or exist again under the same
-/// name in /run/netns (ip netns). The engine works in it by moving its own thread there for a moment
-/// (<see cref="Enter"/>): sockets are created, sock_diag is asked and nftables rules are set in that namespace.
+/// A network namespace that sockets live in: the tree's, made again from the image or named by the user at restore
+/// (Resources/Network/TreeNetwork), or another one a socket came from, which must still exist, or exist again under
+/// the same name in /run/netns (ip netns). The engine works in it by moving its own thread there for a moment
+/// (<see cref="Enter"/>): sockets are created, sock_diag is asked, nftables rules are set and devices, addresses and
+/// routes are read or made in that namespace.
 /// </summary>
 internal sealed class NetworkNamespace : IDisposable
 {
@@ -33,6 +34,13 @@ internal sealed class NetworkNamespace : IDisposable
 
     /// <summary>Whether this is the namespace the engine runs in (nothing to enter).</summary>
     public bool IsEngines => Inode == EngineInode;
+
+    /// <summary>The namespace <paramref name="handle"/> (now owned by it) refers to, named <paramref name="name"/> if known.</summary>
+    public static NetworkNamespace FromHandle(FileDescriptor handle, string? name)
+    {
+        ulong inode = FileStatus.Of(handle).Inode;
+        return new NetworkNamespace(handle, inode, name ?? NameOf(inode));
+    }
 
     /// <summary>The namespace a socket belongs to (which need not be its holder's).</summary>
     public static NetworkNamespace OfSocket(FileDescriptor socket)

@@ -149,8 +149,8 @@ internal sealed class PacketSockets : FileKind
     {
         var entry = file.Psk;
         string shown = Describe(entry);
-        using var ns = NetworkNamespace.Saved(entry.HasCriupsNetnsInode, entry.CriupsNetnsInode, entry.HasCriupsNetnsName ? entry.CriupsNetnsName : null,
-            shown, session.Images.Directory);
+        using var ns = Network.TreeNetwork.SocketNamespace(session, entry.HasCriupsNetnsInode, entry.CriupsNetnsInode,
+            entry.HasCriupsNetnsName ? entry.CriupsNetnsName : null, shown);
         if (entry.Type == SOCK_PACKET)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,

@@ -1,0 +1,157 @@
+using System.Buffers.Binary;
+using System.Text;
+using Tmds.Linux;
+
+namespace CriuPS.Native.Interop;
+
+/// <summary>
+/// The netlink message layout every netlink family shares: a 16-byte header (length, type, flags, sequence, port),
+/// a family header, then attributes (length, type, value, each padded to 4 bytes), which may nest.
+/// </summary>
+public static class NetlinkMessages
+{
+    public const int HeaderLength = 16;
+    public const ushort NlmsgError = 2, NlmsgDone = 3;
+    public const ushort NlmFRequest = 1, NlmFMulti = 2, NlmFAck = 4, NlmFDump = 0x300, NlmFExcl = 0x200, NlmFCreate = 0x400;
+    private const ushort AttributeTypeMask = 0x3fff; // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
+
+    /// <summary>
+    /// Walks the netlink messages of one datagram: each answer of <paramref name="sequence"/>, header included, goes to
+    /// <paramref name="onMessage"/>; stops at NLMSG_DONE or NLMSG_ERROR (whose errno it returns: 0 for an
+    /// acknowledgement). Messages of another sequence number (a stale answer) are skipped.
+    /// </summary>
+    public static (bool Done, int Errno) Walk(ReadOnlySpan<byte> datagram, uint sequence, string protocol, Action<ushort, ReadOnlySpan<byte>> onMessage)
+    {
+        int offset = 0;
+        while (offset + HeaderLength <= datagram.Length)
+        {
+            int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(datagram[offset..]);
+            if (length < HeaderLength || offset + length > datagram.Length)
+            {
+                throw new InvalidDataException($"{protocol}: a message claims {length} bytes at offset {offset} of a {datagram.Length}-byte answer");
+            }
+            ushort type = BinaryPrimitives.ReadUInt16LittleEndian(datagram[(offset + 4)..]);
+            uint seq = BinaryPrimitives.ReadUInt32LittleEndian(datagram[(offset + 8)..]);
+            var message = datagram.Slice(offset, length);
+            offset += Align(length);
+            if (seq != sequence)
+            {
+                continue;
+            }
+            switch (type)
+            {
+                case NlmsgDone:
+                    return (true, 0);
+                case NlmsgError:
+                    return (true, length >= HeaderLength + 4 ? -BinaryPrimitives.ReadInt32LittleEndian(message[HeaderLength..]) : Errno.EIO);
+                default:
+                    onMessage(type, message);
+                    break;
+            }
+        }
+        return (false, 0);
+    }
+
+    public static int Align(int length) => (length + 3) & ~3;
+
+    /// <summary>
+    /// The attributes in <paramref name="span"/> by type (the first of each type); null when one claims more bytes
+    /// than there are (a damaged message).
+    /// </summary>
+    public static Dictionary<ushort, byte[]>? Attributes(ReadOnlySpan<byte> span)
+    {
+        var attributes = new Dictionary<ushort, byte[]>();
+        int offset = 0;
+        while (offset + 4 <= span.Length)
+        {
+            int length = BinaryPrimitives.ReadUInt16LittleEndian(span[offset..]);
+            ushort type = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(span[(offset + 2)..]) & AttributeTypeMask);
+            if (length < 4 || offset + length > span.Length)
+            {
+                return null;
+            }
+            attributes.TryAdd(type, span.Slice(offset + 4, length - 4).ToArray());
+            offset += Align(length);
+        }
+        return attributes;
+    }
+
+    /// <summary>A NUL-terminated string attribute's text.</summary>
+    public static string Text(byte[] value)
+    {
+        int end = Array.IndexOf(value, (byte)0);
+        return Encoding.UTF8.GetString(value, 0, end < 0 ? value.Length : end);
+    }
+}
+
+/// <summary>Builds one netlink request: header, family header, then attributes, nested ones opened and closed in turn.</summary>
+public sealed class NetlinkBuilder
+{
+    private readonly List<byte> bytes = new();
+    private readonly Stack<int> nests = new();
+
+    public NetlinkBuilder(ushort type, ushort flags, ReadOnlySpan<byte> familyHeader)
+    {
+        bytes.AddRange(new byte[NetlinkMessages.HeaderLength]);
+        BinaryPrimitives.WriteUInt16LittleEndian(Span(4, 2), type);
+        BinaryPrimitives.WriteUInt16LittleEndian(Span(6, 2), flags);
+        Append(familyHeader);
+    }
+
+    public NetlinkBuilder Add(ushort type, ReadOnlySpan<byte> value)
+    {
+        var head = new byte[4];
+        BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)(4 + value.Length));
+        BinaryPrimitives.WriteUInt16LittleEndian(head.AsSpan(2), type);
+        Append(head);
+        Append(value);
+        return this;
+    }
+
+    public NetlinkBuilder Add(ushort type, string text) => Add(type, FileDescriptor.NullTerminated(text));
+
+    public NetlinkBuilder Add(ushort type, uint value)
+    {
+        Span<byte> buffer = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(buffer, value);
+        return Add(type, buffer);
+    }
+
+    /// <summary>Opens a nested attribute: what follows until <see cref="End"/> is inside it.</summary>
+    public NetlinkBuilder Begin(ushort type)
+    {
+        nests.Push(bytes.Count);
+        return Add(type, ReadOnlySpan<byte>.Empty);
+    }
+
+    /// <summary>Appends raw bytes inside the current nest (a family header a nested message starts with).</summary>
+    public NetlinkBuilder Append(ReadOnlySpan<byte> raw)
+    {
+        bytes.AddRange(raw.ToArray());
+        while (bytes.Count % 4 != 0)
+        {
+            bytes.Add(0);
+        }
+        return this;
+    }
+
+    public NetlinkBuilder End()
+    {
+        int start = nests.Pop();
+        BinaryPrimitives.WriteUInt16LittleEndian(Span(start, 2), (ushort)(bytes.Count - start));
+        return this;
+    }
+
+    public byte[] ToArray()
+    {
+        var message = bytes.ToArray();
+        BinaryPrimitives.WriteUInt32LittleEndian(message, (uint)message.Length);
+        return message;
+    }
+
+    private Span<byte> Span(int offset, int length)
+    {
+        var array = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes);
+        return array.Slice(offset, length);
+    }
+}
