@@ -27,6 +27,9 @@ public sealed class RestoreOptions
     /// <summary>Bring the saved TCP connections back closed instead (CRIU's --tcp-close); wins over <see cref="TcpEstablished"/>.</summary>
     public bool TcpClose { get; init; }
 
+    /// <summary>What becomes of the saved cgroups (CRIU's --manage-cgroups); by default the processes go back into them, missing ones made again.</summary>
+    public CgroupMode CgroupMode { get; init; } = CgroupMode.Soft;
+
     /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 

@@ -40,6 +40,10 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
     [Parameter]
     public SwitchParameter TcpClose { get; set; }
 
+    /// <summary>What becomes of the saved cgroups (CRIU's --manage-cgroups): Soft (the default), Full or Ignore.</summary>
+    [Parameter]
+    public CgroupMode CgroupMode { get; set; } = CgroupMode.Soft;
+
     private readonly CancellationTokenSource stopping = new();
     private PageServerEndpoint? server;
 
@@ -77,6 +81,7 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
                 PageServer = server,
                 TcpEstablished = TcpEstablished,
                 TcpClose = TcpClose,
+                CgroupMode = CgroupMode,
                 FailAt = FailureInjection.RequestedPoint,
                 Cancellation = stopping.Token,
             };
