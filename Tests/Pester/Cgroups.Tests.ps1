@@ -24,13 +24,14 @@ BeforeAll {
         "/criups-test-$PID-$Name"
     }
 
-    # Removes a cgroup once its last task has gone (rmdir fails while one is in it).
+    # Removes a cgroup once its last task has gone (rmdir fails while one is in it); whatever still runs in it (a
+    # fork loop's children that outlived their parent) is killed.
     function Remove-TestCgroup([string]$Directory) {
         if (-not (Test-Path $Directory)) { return }
         Get-ChildItem $Directory -Directory | ForEach-Object { Remove-TestCgroup $_.FullName }
         if (Test-Path "$Directory/freezer.state") { Set-Content "$Directory/freezer.state" THAWED -NoNewline }
         if (Test-Path "$Directory/cgroup.freeze") { Set-Content "$Directory/cgroup.freeze" 0 -NoNewline }
-        Wait-Until { -not (Get-Content "$Directory/cgroup.procs") } "the cgroup $Directory to empty"
+        Wait-Until { Get-Content "$Directory/cgroup.procs" | ForEach-Object { & kill -s KILL $_ 2>$null }; -not (Get-Content "$Directory/cgroup.procs") } "the cgroup $Directory to empty"
         Wait-Until { & rmdir $Directory 2>$null; -not (Test-Path $Directory) } "rmdir $Directory"
     }
 
@@ -48,10 +49,13 @@ BeforeAll {
     # The live processes of the tree of ROOT, from /proc (pids).
     function Get-TreeIds([int]$Root) { @(Get-ProcessTreeLayout $Root | ForEach-Object { [int]$_.Split(' ')[0] }) }
 
-    # A shell loop that forks a child every few milliseconds (each sleeps long: the tree only grows), started in the
+    # A shell loop that forks a child every few milliseconds (each sleeps long: the tree only grows, and every process
+    # of it outlives the restore; the loop waits with bash's read on a FIFO, which forks nothing), started in the
     # cgroup at DIRECTORY before its first fork; returns its pid once it has at least MINIMUM processes.
     function Start-ForkLoop([string]$Directory, [string]$Work, [int]$Minimum = 12) {
-        $script = 'echo $$ > "$1/cgroup.procs"; echo $$ > "$2/ready"; while :; do sleep 1000 & sleep 0.02; done'
+        New-Item -ItemType Directory -Force $Work | Out-Null
+        & mkfifo (Join-Path $Work 'delay')
+        $script = 'echo $$ > "$1/cgroup.procs"; exec 3<>"$2/delay"; echo $$ > "$2/ready"; while :; do sleep 1000 & read -t 0.02 -u 3; done'
         $loop = Start-TestTarget -Program $Bash -Arguments '-c', $script, 'forkloop', $Directory, $Work -WorkDirectory $Work
         Wait-Until { (Get-TreeIds $loop).Count -ge $Minimum } "the fork loop to have $Minimum processes" 30
         $loop
