@@ -68,7 +68,7 @@ internal static class CgroupDump
                 var dir = dirs.FirstOrDefault(d => d.DirName == name);
                 if (dir is null)
                 {
-                    dir = Directory(hierarchy, walked, name, session);
+                    dir = SavedDirectory(hierarchy, walked, name, session);
                     dirs.Add(dir);
                     controller.IsThreaded |= dir.Properties.Any(p => p.Name == "cgroup.type" && p.Value == "threaded");
                 }
@@ -78,10 +78,11 @@ internal static class CgroupDump
         return controller;
     }
 
-    private static CgroupDirEntry Directory(CgroupHierarchy hierarchy, string path, string name, DumpSession session)
+    // One cgroup's directory entry with its properties, read from where this session sees the hierarchy.
+    private static CgroupDirEntry SavedDirectory(CgroupHierarchy hierarchy, string path, string name, DumpSession session)
     {
         var dir = new CgroupDirEntry { DirName = name };
-        if (hierarchy.DirectoryOf(path) is not { } directory || !System.IO.Directory.Exists(directory))
+        if (hierarchy.DirectoryOf(path) is not { } directory || !Directory.Exists(directory))
         {
             session.Log.Warning($"cgroup {hierarchy.Shown}:{path} is not visible where CriuPS runs: saved without its properties.");
             return dir;

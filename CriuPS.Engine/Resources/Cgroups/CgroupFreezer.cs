@@ -14,8 +14,8 @@ namespace CriuPS.Engine.Resources.Cgroups;
 /// kernel (v1 freezer.state FROZEN, v2 cgroup.freeze 1), so that no process of it can fork, exit or move while its
 /// tasks are seized: a fork bomb is caught whole. Its members must be the tree, exactly. As CRIU, the cgroup is
 /// thawed as soon as every task is seized with an interrupt pending, which stops each before it runs a single
-/// instruction; from there ptrace holds them. A frozen cgroup must never outlive us: a guard process (a shell of
-/// our own session-less child, reading a pipe whose only writer is this process) thaws it when the pipe closes
+/// instruction; from there ptrace holds them. A frozen cgroup must never outlive us: a guard process (a shell we
+/// start in a session of its own, reading a pipe whose only writer is this process) thaws it when the pipe closes
 /// without the word that we thawed it ourselves, which is what happens when this process dies, even by SIGKILL.
 /// </summary>
 internal sealed class CgroupFreezer : IDisposable
@@ -77,8 +77,8 @@ internal sealed class CgroupFreezer : IDisposable
         return freezer;
     }
 
-    /// <summary>Every process in the cgroup and the cgroups below it (which freeze with it).</summary>
-    public HashSet<int> Members()
+    // Every process in the cgroup and the cgroups below it (which freeze with it).
+    private HashSet<int> Members()
     {
         var members = new HashSet<int>();
         foreach (var procs in System.IO.Directory.EnumerateFiles(Directory, "cgroup.procs", SearchOption.AllDirectories))
