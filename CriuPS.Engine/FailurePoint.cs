@@ -35,6 +35,9 @@ internal static class FailurePoint
     /// <summary>Restores: every process has its threads with their credentials, and the rest of its state (seccomp filters last).</summary>
     public const string AfterCredentials = "after-credentials";
 
+    /// <summary>Restores: every process and thread is in its saved cgroups (those that were missing made again).</summary>
+    public const string AfterCgroups = "after-cgroups";
+
     /// <summary>Restores: everything is done (final registers set, network lock lifted) but the detach that lets the processes run.</summary>
     public const string BeforeResume = "before-resume";
 
@@ -55,7 +58,7 @@ internal static class FailurePoint
     public static readonly IReadOnlyList<string> Dump = new[] { AfterSeize, MidMemory, BeforeKill };
 
     /// <summary>The points a restore passes, in order.</summary>
-    public static readonly IReadOnlyList<string> Restore = new[] { AfterSockets, AfterCreate, MidMemory, AfterMemory, AfterFiles, AfterCredentials, BeforeResume };
+    public static readonly IReadOnlyList<string> Restore = new[] { AfterSockets, AfterCreate, MidMemory, AfterMemory, AfterFiles, AfterCredentials, AfterCgroups, BeforeResume };
 
     public static void Check(string? configured, string point)
     {

@@ -32,6 +32,7 @@ internal static class RestoredProcessView
         AddNote(view, "ReadTime", restored.ReadTime);
         AddNote(view, "VerifyTime", restored.VerifyTime);
         AddNote(view, "MemoryTime", restored.MemoryTime);
+        AddNote(view, "Cgroups", restored.Cgroups);
         AddNote(view, "LogPath", restored.LogPath);
         if (restored.LazyRestore is not null)
         {

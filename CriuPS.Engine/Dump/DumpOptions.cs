@@ -60,6 +60,12 @@ public sealed class DumpOptions
     /// <summary>CRIU's default: 10 seconds.</summary>
     public static readonly TimeSpan DefaultFreezeTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// A cgroup holding exactly the tree (a v1 freezer cgroup, or a cgroup v2 one) to freeze while its tasks are seized
+    /// (CRIU's --freeze-cgroup): nothing in it forks or exits meanwhile, so a tree that changes fast is caught whole.
+    /// </summary>
+    public string? FreezeCgroup { get; init; }
+
     /// <summary>Use /proc/PID/pagemap even where PAGEMAP_SCAN exists (to exercise the fallback).</summary>
     public bool ForcePagemapFile { get; init; }
 

@@ -5,6 +5,7 @@ using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.PageServer;
 using CriuPS.Engine.Privileges;
+using CriuPS.Engine.Resources.Cgroups;
 using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
@@ -95,12 +96,15 @@ public static class DumpPipeline
         using var quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
         var frozenTime = new Stopwatch();
         FrozenTree? tree = null;
+        CgroupFreezer? cgroup = null;
         var injections = new Dictionary<int, Injection>();
         var memories = new List<ProcessMemory>();
         try
         {
             log.Phase("Freezing");
-            tree = FrozenTree.Freeze(root, options.FreezeTimeout, log);
+            // -FreezeCgroup: the kernel holds the whole cgroup still while its tasks are seized (thawed once they are).
+            cgroup = options.FreezeCgroup is { } frozenCgroup ? CgroupFreezer.Freeze(frozenCgroup, options.FreezeTimeout, log) : null;
+            tree = FrozenTree.Freeze(root, options.FreezeTimeout, log, cgroup);
             frozenTime.Start();
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
             Attach(tree, session, injections, memories);
@@ -126,6 +130,7 @@ public static class DumpPipeline
                 FileDescriptors.Dump(process, session);
             }
             EpollInstances.ResolveClosedTargets(session);
+            CgroupDump.Dump(session);
 
             log.Phase("Saving memory");
             foreach (var process in session.Processes)
@@ -192,6 +197,7 @@ public static class DumpPipeline
             {
                 memory.Dispose();
             }
+            cgroup?.Dispose(); // thawed already once the tasks were seized; whatever happened, never left frozen
         }
 
         Conclude(session, directory, frozenTime, total, "checkpoint");

@@ -77,12 +77,16 @@ internal sealed class FrozenProcess
     /// <summary>Whether the process was stopped (SIGSTOP and the like) when we seized it.</summary>
     public bool WasStopped => Leader.WasGroupStopped;
 
-    public static FrozenProcess Freeze(int pid, TimeSpan timeout, EngineLog log)
+    /// <summary>
+    /// Seizes and stops every thread of <paramref name="pid"/>; threads of <paramref name="seized"/> (seized already,
+    /// an interrupt pending, by a cgroup freeze) are taken from it instead of seized again.
+    /// </summary>
+    public static FrozenProcess Freeze(int pid, TimeSpan timeout, EngineLog log, Dictionary<int, Tracee>? seized = null)
     {
         var frozen = new FrozenProcess(pid, log);
         try
         {
-            frozen.SeizeAllThreads(timeout);
+            frozen.SeizeAllThreads(timeout, seized);
         }
         catch
         {
@@ -93,7 +97,7 @@ internal sealed class FrozenProcess
     }
 
     // Threads may be created while we seize: list again until a listing brings nothing new.
-    private void SeizeAllThreads(TimeSpan timeout)
+    private void SeizeAllThreads(TimeSpan timeout, Dictionary<int, Tracee>? seized)
     {
         using var memory = ProcessMemory.Open(ProcessId);
         var vmas = SmapsParser.ReadMaps(ProcessId);
@@ -123,7 +127,7 @@ internal sealed class FrozenProcess
                 Tracee thread;
                 try
                 {
-                    thread = Tracee.Seize(tid, ProcessId, options);
+                    thread = seized is not null && seized.Remove(tid, out var taken) ? taken : Tracee.Seize(tid, ProcessId, options);
                 }
                 catch (NativeException e) when (e.Errno == Errno.ESRCH && tid != ProcessId)
                 {
@@ -189,7 +193,7 @@ internal sealed class FrozenProcess
     }
 
     // PTRACE_O_SUSPEND_SECCOMP needs CAP_SYS_ADMIN; without it the pre-flight check has refused processes with filters.
-    private static PtraceOptions SeizeOptions(SessionPrivileges session) =>
+    public static PtraceOptions SeizeOptions(SessionPrivileges session) =>
         PtraceOptions.TraceSysGood | (session.Has(Capability.SysAdmin) ? PtraceOptions.SuspendSeccomp : 0);
 
     // What the thread is doing, from /proc: its state and the kernel function it waits in.

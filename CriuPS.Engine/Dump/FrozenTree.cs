@@ -1,5 +1,7 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Privileges;
+using CriuPS.Engine.Resources.Cgroups;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
@@ -28,9 +30,14 @@ internal sealed class FrozenTree
     /// <summary>The live processes, in tree order.</summary>
     public IEnumerable<FrozenProcess> Processes => Members.Where(m => !m.IsZombie).Select(m => frozen[m.Pid]);
 
-    public static FrozenTree Freeze(int root, TimeSpan timeout, EngineLog log)
+    /// <summary>
+    /// Freezes the tree of <paramref name="root"/>; with <paramref name="cgroup"/> (frozen, -FreezeCgroup), every task
+    /// of it is seized while the cgroup holds it still, then the cgroup is thawed and the tasks stop one by one as below.
+    /// </summary>
+    public static FrozenTree Freeze(int root, TimeSpan timeout, EngineLog log, CgroupFreezer? cgroup = null)
     {
         var frozen = new Dictionary<int, FrozenProcess>();
+        var seized = cgroup is null ? null : SeizeFrozenCgroup(root, cgroup, log);
         try
         {
             while (true)
@@ -42,7 +49,7 @@ internal sealed class FrozenTree
                     changed = true;
                     try
                     {
-                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, timeout, log);
+                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, timeout, log, seized);
                     }
                     catch (Exception e) when (e is CheckpointException or IOException or NativeException or TraceeGoneException && member.Pid != root && !ProcessTree.IsAlive(member.Pid))
                     {
@@ -62,8 +69,71 @@ internal sealed class FrozenTree
             {
                 process.Release();
             }
+            ReleaseSeized(seized);
             throw;
         }
+    }
+
+    // In the frozen cgroup nothing forks or ends: its members are checked against the tree, each task is seized with
+    // an interrupt pending (a frozen task cannot stop before it is thawed), and the cgroup is thawed: every task then
+    // stops before it runs an instruction of its own.
+    private static Dictionary<int, Tracee> SeizeFrozenCgroup(int root, CgroupFreezer cgroup, EngineLog log)
+    {
+        var seized = new Dictionary<int, Tracee>();
+        try
+        {
+            var members = ProcessTree.Discover(root).Where(m => !m.IsZombie).Select(m => m.Pid).ToList();
+            cgroup.CheckMembers(root, members);
+            var options = FrozenProcess.SeizeOptions(SessionPrivileges.Current());
+            foreach (int pid in members)
+            {
+                foreach (int tid in ProcFiles.ThreadIds(pid))
+                {
+                    try
+                    {
+                        seized[tid] = Tracee.Seize(tid, pid, options);
+                    }
+                    catch (NativeException e) when (e.Errno is Errno.EPERM or Errno.ESRCH)
+                    {
+                        throw TraceAccess.SeizeRefused(pid, tid, e);
+                    }
+                    Native.Interop.Ptrace.Interrupt(tid);
+                }
+            }
+            cgroup.Thaw();
+            log.Detail($"seized {seized.Count} task(s) of {members.Count} process(es) in the frozen cgroup {cgroup.Directory}");
+            return seized;
+        }
+        catch
+        {
+            cgroup.Dispose();
+            ReleaseSeized(seized);
+            throw;
+        }
+    }
+
+    // Tasks seized in a frozen cgroup that no FrozenProcess took over: once thawed, each stops, and is let go.
+    private static void ReleaseSeized(Dictionary<int, Tracee>? seized)
+    {
+        if (seized is null)
+        {
+            return;
+        }
+        foreach (var task in seized.Values)
+        {
+            try
+            {
+                if (task.TryInterruptAndWait(TimeSpan.FromSeconds(1)))
+                {
+                    task.Detach();
+                }
+            }
+            catch (Exception e) when (e is NativeException or TraceeGoneException)
+            {
+                // it ended; or it never stops, and the kernel detaches it when this thread ends
+            }
+        }
+        seized.Clear();
     }
 
     public FrozenProcess this[int pid] => frozen[pid];

@@ -34,6 +34,7 @@ internal static class ImageSetWriter
     {
         var inventory = Inventory(session);
         inventory.RootIds = ProcessTree.InventoryRootIds(session);
+        inventory.RootCgSet = session.Processes[0].LeaderCore.Tc.CgSet;
         session.WriteSingle(ImageTypes.Inventory, null, inventory);
 
         using (var pstree = session.CreateImage(ImageTypes.Pstree, null))

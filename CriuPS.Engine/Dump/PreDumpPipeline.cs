@@ -2,6 +2,7 @@ using System.Diagnostics;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.Resources.Cgroups;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
@@ -45,6 +46,7 @@ internal static class PreDumpPipeline
         using var quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
         var frozenTime = new Stopwatch();
         FrozenTree? tree = null;
+        CgroupFreezer? cgroup = null;
         bool frozen = false;
         var injections = new Dictionary<int, Injection>();
         var memories = new List<ProcessMemory>();
@@ -52,7 +54,8 @@ internal static class PreDumpPipeline
         try
         {
             log.Phase("Freezing");
-            tree = FrozenTree.Freeze(root, options.FreezeTimeout, log);
+            cgroup = options.FreezeCgroup is { } frozenCgroup ? CgroupFreezer.Freeze(frozenCgroup, options.FreezeTimeout, log) : null;
+            tree = FrozenTree.Freeze(root, options.FreezeTimeout, log, cgroup);
             frozen = true;
             frozenTime.Start();
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
@@ -111,6 +114,7 @@ internal static class PreDumpPipeline
             {
                 memory.Dispose();
             }
+            cgroup?.Dispose();
         }
 
         DumpPipeline.Conclude(session, directory, frozenTime, total, "pre-dump");

@@ -33,6 +33,9 @@ public sealed class RestoredProcess
     /// <summary>Of which: filling memory.</summary>
     public required TimeSpan MemoryTime { get; init; }
 
+    /// <summary>Where the root went: its cgroup in each hierarchy once restored, as "memory:/path" ("v2:/path" for cgroup v2).</summary>
+    public IReadOnlyList<string> Cgroups { get; init; } = [];
+
     /// <summary>The restore log.</summary>
     public string? LogPath { get; init; }
 

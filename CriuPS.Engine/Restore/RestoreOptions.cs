@@ -39,6 +39,9 @@ public sealed class RestoreOptions
     /// </summary>
     public IReadOnlyDictionary<string, string>? ExternalVeth { get; init; }
 
+    /// <summary>What becomes of the saved cgroups (CRIU's --manage-cgroups); by default the processes go back into them, missing ones made again.</summary>
+    public CgroupMode CgroupMode { get; init; } = CgroupMode.Soft;
+
     /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 

@@ -5,6 +5,7 @@ using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.Privileges;
+using CriuPS.Engine.Resources.Cgroups;
 using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
@@ -78,6 +79,7 @@ public static class RestorePipeline
         var created = new List<Tracee>();
         var memories = new List<ProcessMemory>();
         TimeSpan readTime, memoryTime;
+        IReadOnlyList<string> cgroups;
         var processes = new List<RestoringProcess>();
         try
         {
@@ -180,6 +182,10 @@ public static class RestorePipeline
             // Once every process, group and thread exists: an owner may name any of them.
             FileDescriptors.RestoreOwners(session);
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCredentials);
+            // Every thread exists and none has run: each goes into its own cgroups.
+            CgroupRestore.Place(session, processes);
+            FailurePoint.Check(options.FailAt, FailurePoint.AfterCgroups);
+            cgroups = CgroupRestore.Where(root.Pid);
 
             log.Phase("Resuming");
             foreach (var process in processes)
@@ -206,6 +212,7 @@ public static class RestorePipeline
             KillPartial(created);
             host?.Dispose();
             session.Network?.Abandon(log);
+            CgroupRestore.RemoveCreated(session); // once their members are gone
             // A page source lost mid-way is the cause, whatever the restore tripped over when the transfer killed the process.
             session.Lazy?.Abort($"The restore of process {root.Pid} failed.");
             var cause = session.Lazy?.Status.Error is { Kind: not CheckpointErrorKind.Cancelled } lost ? lost : e;
@@ -241,6 +248,7 @@ public static class RestorePipeline
             MemoryTime = memoryTime,
             LogPath = log.FilePath,
             LazyRestore = session.Lazy?.Status,
+            Cgroups = cgroups,
         };
         // Last: from here on the transfer owns the log.
         session.Lazy?.Resume(processes.Select(p => p.Pid));
@@ -288,6 +296,7 @@ public static class RestorePipeline
             }
         }
         InetSocketRestore.Check(session);
+        CgroupRestore.Check(session);
         foreach (var process in images.Processes)
         {
             AddressSpace.CheckMappedFiles(session, process);

@@ -32,6 +32,9 @@ public static class DeathPoint
     /// <summary>Write tracking is being armed in the process.</summary>
     public const string Track = "track";
 
+    /// <summary>A cgroup frozen for -FreezeCgroup is frozen, before its tasks are seized.</summary>
+    public const string CgroupFrozen = "cgroup-frozen";
+
     /// <summary>Between two threads of the release.</summary>
     public const string Release = "release";
 

@@ -15,8 +15,11 @@ public static unsafe partial class PosixSpawn
     // glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336; leave room to spare.
     private const int OpaqueSize = 1024;
 
-    /// <summary>Starts <paramref name="path"/> with stdin/stdout/stderr on /dev/null, default signal handling and an empty mask.</summary>
-    public static int Spawn(string path, IReadOnlyList<string> argv, bool newSession)
+    /// <summary>
+    /// Starts <paramref name="path"/> with stdout/stderr on /dev/null, stdin on <paramref name="stdin"/> (a descriptor
+    /// of ours; by default /dev/null too), default signal handling and an empty mask.
+    /// </summary>
+    public static int Spawn(string path, IReadOnlyList<string> argv, bool newSession, int stdin = -1)
     {
         var actions = Marshal.AllocHGlobal(OpaqueSize);
         var attributes = Marshal.AllocHGlobal(OpaqueSize);
@@ -27,7 +30,8 @@ public static unsafe partial class PosixSpawn
             Check(posix_spawnattr_init(attributes), "posix_spawnattr_init");
             var devNull = Marshal.StringToCoTaskMemUTF8("/dev/null");
             strings.Add(devNull);
-            Check(posix_spawn_file_actions_addopen(actions, 0, devNull, O.RDONLY, 0), "posix_spawn_file_actions_addopen");
+            Check(stdin >= 0 ? posix_spawn_file_actions_adddup2(actions, stdin, 0) : posix_spawn_file_actions_addopen(actions, 0, devNull, O.RDONLY, 0),
+                "posix_spawn_file_actions_addopen");
             Check(posix_spawn_file_actions_addopen(actions, 1, devNull, O.WRONLY, 0), "posix_spawn_file_actions_addopen");
             Check(posix_spawn_file_actions_addopen(actions, 2, devNull, O.WRONLY, 0), "posix_spawn_file_actions_addopen");
 
@@ -93,6 +97,9 @@ public static unsafe partial class PosixSpawn
 
     [LibraryImport("libc")]
     private static partial int posix_spawn_file_actions_addopen(IntPtr actions, int fd, IntPtr path, int flags, uint mode);
+
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_adddup2(IntPtr actions, int fd, int newFd);
 
     [LibraryImport("libc")]
     private static partial int posix_spawnattr_init(IntPtr attributes);

@@ -29,8 +29,8 @@ public static partial class MountInfo
         }
     }
 
-    // The kernel writes space, tab, newline and backslash in paths as \ooo octal escapes.
-    private static string Unescape(string path) =>
+    /// <summary>A path of mountinfo as it is: the kernel writes space, tab, newline and backslash in paths as \ooo octal escapes.</summary>
+    public static string Unescape(string path) =>
         OctalEscape().Replace(path, m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
 
     [GeneratedRegex(@"\\([0-7]{3})")]

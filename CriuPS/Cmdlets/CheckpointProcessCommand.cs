@@ -71,6 +71,11 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     [ValidateRange(1, 3600)]
     public int FreezeTimeout { get; set; } = (int)DumpOptions.DefaultFreezeTimeout.TotalSeconds;
 
+    /// <summary>A cgroup holding exactly the tree, frozen by the kernel while its tasks are seized (CRIU's --freeze-cgroup).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? FreezeCgroup { get; set; }
+
     /// <summary>The most disk space, in bytes, that a deleted file still open or mapped may take to be saved into the image.</summary>
     [Parameter]
     [ValidateRange(0, long.MaxValue)]
@@ -206,6 +211,7 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
             GhostFileLimit = GhostFileLimit,
             IpcKeys = IpcKey ?? [],
             FreezeTimeout = TimeSpan.FromSeconds(FreezeTimeout),
+            FreezeCgroup = FreezeCgroup is null ? null : GetUnresolvedProviderPathFromPSPath(FreezeCgroup),
             FailAt = FailureInjection.RequestedPoint,
             SkipDigests = Environment.GetEnvironmentVariable(NoDigestsVariable) == "1",
             Cancellation = stopping.Token,

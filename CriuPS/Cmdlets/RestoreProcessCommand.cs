@@ -48,6 +48,10 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
     [ValidateNotNull]
     public System.Collections.Hashtable? ExternalVeth { get; set; }
 
+    /// <summary>What becomes of the saved cgroups (CRIU's --manage-cgroups): Soft (the default), Full or Ignore.</summary>
+    [Parameter]
+    public CgroupMode CgroupMode { get; set; } = CgroupMode.Soft;
+
     private readonly CancellationTokenSource stopping = new();
     private PageServerEndpoint? server;
 
@@ -92,6 +96,7 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
                 NetworkNamespace = NetworkNamespace is null ? null : GetUnresolvedProviderPathFromPSPath(NetworkNamespace),
                 ExternalVeth = ExternalVeth?.Cast<System.Collections.DictionaryEntry>()
                     .ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? "", StringComparer.Ordinal),
+                CgroupMode = CgroupMode,
                 FailAt = FailureInjection.RequestedPoint,
                 Cancellation = stopping.Token,
             };

@@ -1,7 +1,9 @@
-# The world of a process: CriuPS saves the UTS, IPC and network namespaces and no other namespace nor cgroup yet, so
-# a process in any other namespace or cgroup than the engine's is refused before anything is frozen, naming what
-# differs, and runs on untouched; one in a network namespace of its own comes back in a new one made from the image
-# (NetworkNamespaces.Tests.ps1 covers devices, addresses and sockets; Ipc.Tests.ps1 the IPC objects).
+# The world of a process: CriuPS saves the UTS, IPC and network namespaces and no other namespace yet, so a process
+# in any other namespace than the engine's (its cgroup namespace included) is refused before anything is frozen, naming
+# what differs, and runs on untouched; one in a network namespace of its own comes back in a new one made from the
+# image (NetworkNamespaces.Tests.ps1 covers devices, addresses and sockets; Ipc.Tests.ps1 the IPC objects). Its cgroups
+# are saved: a process or a thread in other cgroups than the engine's comes back in them (Cgroups.Tests.ps1 has the
+# rest).
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -174,24 +176,28 @@ Describe 'A process in other cgroups than the engine''s' {
         & rmdir $Cgroup
     }
 
-    It 'is refused before freezing, naming the cgroup, and runs on' {
+    It 'is checkpointed and restored back into that cgroup' {
         $work = Join-Path $TestDrive 'cgroup'
         $target = Start-TestTarget -Program $SelfCheck -Arguments 'sleep', $work -WorkDirectory $work
         Set-Content (Join-Path $Cgroup 'cgroup.procs') $target
-        $failure = Get-Refusal $target (Join-Path $work 'image')
-        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $failure.Exception.Message | Should -BeLike "*it sits in cgroup pids:/criups-t$PID, not in this session's ($Own): CriuPS does not restore cgroups yet*"
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image') | Out-Null
+        $restored = Restore-Process (Join-Path $work 'image')
+        Register-TestProcess $restored.Id
+        (Get-Content "/proc/$target/cgroup" | Where-Object { $_ -match '^\d+:pids:' }) | Should -Match ":/criups-t$PID$"
+        $restored.Cgroups | Should -Contain "pids:/criups-t$PID"
         Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
     }
 
-    It 'is refused when one of its threads sits in another cgroup (cgroup v1 places threads one by one)' {
+    It 'is restored with a thread that sat in another cgroup back in it (cgroup v1 places threads one by one)' {
         $work = Join-Path $TestDrive 'thread-cgroup'
         $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
         $thread = Get-ChildItem "/proc/$target/task" | ForEach-Object { [int]$_.Name } | Where-Object { $_ -ne $target } | Select-Object -First 1
         Set-Content (Join-Path $Cgroup 'tasks') $thread
-        $failure = Get-Refusal $target (Join-Path $work 'image')
-        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $failure.Exception.Message | Should -BeLike "*its thread $thread sits in cgroup pids:/criups-t$PID*"
-        $failure.Exception.Message | Should -Not -BeLike '*- it sits in cgroup*' -Because 'the process itself is in the engine''s'
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $work 'image') | Out-Null
+        $restored = Restore-Process (Join-Path $work 'image')
+        Register-TestProcess $restored.Id
+        (Get-Content "/proc/$target/task/$thread/cgroup" | Where-Object { $_ -match '^\d+:pids:' }) | Should -Match ":/criups-t$PID$"
+        (Get-Content "/proc/$target/cgroup" | Where-Object { $_ -match '^\d+:pids:' }) | Should -Match ":$([regex]::Escape($Own))$" -Because 'the process itself stayed in the engine''s'
+        Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match '^OK'
     }
 }

@@ -9,10 +9,11 @@ using CriuPS.Native.Proc;
 namespace CriuPS.Engine.Resources.Process;
 
 /// <summary>
-/// The namespaces and cgroups a process lives in: its world. CriuPS saves the tree's UTS namespace (UtsNamespace), IPC
-/// namespace (Ipc.IpcNamespace) and network namespace (Resources/Network), the root's in each case, and none of the
-/// others yet: a restored process lands in the restorer's. So the pre-flight check refuses a process whose other namespaces or whose cgroups are not
-/// the engine's: restored, it would wake up in another world (another PID, other mounts, other limits) without a word.
+/// The namespaces a process lives in: its world (its cgroups are saved and restored by Resources/Cgroups). CriuPS
+/// saves the tree's UTS namespace (UtsNamespace), IPC namespace (Ipc.IpcNamespace) and network namespace
+/// (Resources/Network), the root's in each case, and none of the others yet: a restored process lands in the
+/// restorer's. So the pre-flight check refuses a process whose other namespaces are not the engine's: restored, it
+/// would wake up in another world (another PID, other mounts) without a word.
 /// </summary>
 internal static class ProcessNamespaces
 {
@@ -37,8 +38,9 @@ internal static class ProcessNamespaces
     /// <summary>
     /// What keeps the process <paramref name="pid"/> of the tree of <paramref name="root"/> from being restored in the
     /// same world: each namespace that is not the engine's (but the network, UTS and IPC namespaces, which must be the
-    /// root's, and a network namespace's devices of kinds CriuPS makes), a thread in other namespaces than its process, and each
-    /// cgroup of the process or one of its threads that is not the engine's. Empty when there is none.
+    /// root's, and a network namespace's devices of kinds CriuPS makes) and a thread in other namespaces than its
+    /// process (the cgroup namespace included: a process's cgroups are saved, a cgroup namespace of its own is not).
+    /// Empty when there is none.
     /// </summary>
     public static IEnumerable<string> Problems(int pid, int root)
     {
@@ -73,26 +75,15 @@ internal static class ProcessNamespaces
                     + "and the restored process would live in the restorer's (run Checkpoint-Process in the same namespaces as the process, e.g. with nsenter)";
             }
         }
-        var ownCgroups = Cgroups($"/proc/{Environment.ProcessId}");
-        foreach (var task in Tasks(pid))
+        foreach (var task in Tasks(pid).Where(t => t != pid))
         {
-            string who = task == pid ? "it" : $"its thread {task}";
-            if (task != pid)
+            foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Concat(SavedForTheTree.Select(s => s.Link)))
             {
-                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Concat(SavedForTheTree.Select(s => s.Link)))
+                var thread = Namespace(pid, link, task);
+                if (thread is not null && thread != Namespace(pid, link))
                 {
-                    var thread = Namespace(pid, link, task);
-                    if (thread is not null && thread != Namespace(pid, link))
-                    {
-                        yield return $"its thread {task} is in another {link} namespace ({thread}) than the process: CriuPS restores one set of namespaces per process";
-                    }
+                    yield return $"its thread {task} is in another {link} namespace ({thread}) than the process: CriuPS restores one set of namespaces per process";
                 }
-            }
-            var cgroups = Cgroups($"/proc/{pid}/task/{task}");
-            foreach (var (hierarchy, path) in cgroups.Where(c => ownCgroups.TryGetValue(c.Key, out var own) && own != c.Value))
-            {
-                yield return $"{who} sits in cgroup {Hierarchy(hierarchy)}:{path}, not in this session's ({ownCgroups[hierarchy]}): CriuPS does not restore cgroups yet, "
-                    + "and the restored process would join the restorer's (move it, or run Checkpoint-Process from the same cgroups)";
             }
         }
     }
@@ -170,34 +161,5 @@ internal static class ProcessNamespaces
         {
             return []; // it ended meanwhile: the tree's check looks again
         }
-    }
-
-    // /proc/.../cgroup: "4:memory:/path" per hierarchy, keyed by "4:memory" (v2: "0:").
-    private static Dictionary<string, string> Cgroups(string task)
-    {
-        var cgroups = new Dictionary<string, string>(StringComparer.Ordinal);
-        try
-        {
-            foreach (var line in File.ReadAllLines(Path.Combine(task, "cgroup")))
-            {
-                int last = line.IndexOf(':', line.IndexOf(':') + 1);
-                if (last > 0)
-                {
-                    cgroups[line[..last]] = line[(last + 1)..];
-                }
-            }
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            // the thread ended meanwhile
-        }
-        return cgroups;
-    }
-
-    // "4:memory" -> "memory"; "0:" (cgroup v2) -> "v2".
-    private static string Hierarchy(string key)
-    {
-        string controllers = key[(key.IndexOf(':') + 1)..];
-        return controllers.Length == 0 ? "v2" : controllers;
     }
 }
