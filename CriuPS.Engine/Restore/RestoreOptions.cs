@@ -27,6 +27,12 @@ public sealed class RestoreOptions
     /// <summary>Bring the saved TCP connections back closed instead (CRIU's --tcp-close); wins over <see cref="TcpEstablished"/>.</summary>
     public bool TcpClose { get; init; }
 
+    /// <summary>
+    /// Restore into a new PID namespace (with a mount namespace whose /proc shows it): the tree gets its saved PIDs
+    /// inside, under an init of its own (criups-init, PID 1), so that one image can be restored many times side by side.
+    /// </summary>
+    public bool NewPidNamespace { get; init; }
+
     /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 

@@ -73,6 +73,7 @@ public static class RestorePipeline
         CheckCanRestore(session);
 
         RestoreHost? host = null;
+        RestoreHost? namespaceInit = null;
         var created = new List<Tracee>();
         var memories = new List<ProcessMemory>();
         TimeSpan readTime, memoryTime;
@@ -89,9 +90,21 @@ public static class RestorePipeline
             }
 
             log.Phase("Creating the processes");
-            host = RestoreHost.Start(options.ShellJob, log);
+            if (options.NewPidNamespace)
+            {
+                int enginePidfd = EnginePidfdNumber(images);
+                host = namespaceInit = RestoreHost.StartNamespaceInit(root.Pid, enginePidfd, childOfCaller: !options.Detach, InjectionAreaSize, log);
+                session.Pids = new RestoredPids(namespaceInit.Pid, enginePidfd);
+            }
+            else
+            {
+                host = RestoreHost.Start(options.ShellJob, log);
+            }
             var shells = TreeBuilder.Create(session, host, InjectionAreaSize, childOfCaller: !options.Detach, created.Add);
-            host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
+            if (namespaceInit is null)
+            {
+                host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
+            }
             host = null;
             memories.AddRange(shells.Select(s => s.Memory));
             processes = shells.Where(s => !s.IsZombie)
@@ -101,7 +114,7 @@ public static class RestorePipeline
             FileDescriptors.OpenOnceProcessesExist(session);
             foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
             {
-                process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
+                CloseInherited(session, process);
             }
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCreate);
 
@@ -153,7 +166,7 @@ public static class RestorePipeline
                 {
                     ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
                     var creds = thread.Core.ThreadCore.Creds;
-                    var current = ProcStatus.ReadThread(process.Pid, thread.Tid);
+                    var current = ProcStatus.ReadThread(process.HostPid, thread.Tid);
                     if (creds is not null && Creds.Differ(creds, current))
                     {
                         Creds.Restore(creds, current, thread.Caller, process.Injection.Scratch);
@@ -173,6 +186,13 @@ public static class RestorePipeline
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCredentials);
 
             log.Phase("Resuming");
+            if (session.Pids.EnginePidfd is int inherited)
+            {
+                foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
+                {
+                    process.Caller.Checked("close of the engine's pidfd", SyscallNumber.Close, (ulong)inherited);
+                }
+            }
             foreach (var process in processes)
             {
                 SetFinalState(process);
@@ -180,6 +200,11 @@ public static class RestorePipeline
             // Every process is whole: the network lock goes, and the connections leave repair mode.
             session.InetSockets?.Resume();
             FailurePoint.Check(options.FailAt, FailurePoint.BeforeResume);
+            // Its /proc mounted and let go before the tree runs: the tree must see the namespace's PIDs in /proc.
+            if (namespaceInit is not null && session.Pids.EnginePidfd is int pidfd)
+            {
+                namespaceInit.Release(pidfd);
+            }
             // Children first: a parent that runs first could already signal or wait for them.
             foreach (var process in Enumerable.Reverse(processes))
             {
@@ -195,6 +220,7 @@ public static class RestorePipeline
             log.Error(e.ToString());
             KillPartial(created);
             host?.Dispose();
+            namespaceInit?.Dispose(); // its namespace dies with it
             // A page source lost mid-way is the cause, whatever the restore tripped over when the transfer killed the process.
             session.Lazy?.Abort($"The restore of process {root.Pid} failed.");
             var cause = session.Lazy?.Status.Error is { Kind: not CheckpointErrorKind.Cancelled } lost ? lost : e;
@@ -208,19 +234,26 @@ public static class RestorePipeline
             }
         }
 
+        int hostPid = session.Pids.Host(root.Pid);
+        int? initPid = session.Pids.InitHostPid;
+        namespaceInit?.Dispose();
         if (!options.Detach)
         {
-            ChildReaper.Watch(root.Pid);
+            ChildReaper.Watch(initPid ?? hostPid); // the namespace's init ends with the root, with its status
         }
         log.Phase("Done");
-        log.Write($"restored {root.Pid} in {total.Elapsed.TotalMilliseconds:F1} ms");
+        log.Write(initPid is null
+            ? $"restored {root.Pid} in {total.Elapsed.TotalMilliseconds:F1} ms"
+            : $"restored {root.Pid} as {hostPid} in a new PID namespace (its init: {initPid}) in {total.Elapsed.TotalMilliseconds:F1} ms");
         log.EndPhase();
         var restored = new RestoredProcess
         {
-            Id = root.Pid,
+            Id = hostPid,
+            NamespacePid = root.Pid,
+            PidNamespaceInit = initPid,
             Name = root.Name,
             ImagePath = images.Directory,
-            ParentId = ProcStat.Read(root.Pid).PPid,
+            ParentId = ProcStat.Read(hostPid).PPid,
             Detached = options.Detach,
             ThreadCount = root.Cores.Count,
             MemoryBytes = root.Pagemap.Sum(e => (long)((e.HasNrPages ? e.NrPages : e.CompatNrPages) << Page.Shift)),
@@ -262,6 +295,11 @@ public static class RestorePipeline
                 session.Options.ImagePath,
                 "Restore with -ShellJob (and checkpoint such processes with -ShellJob), or start the process with setsid.");
         }
+        if (session.Options.NewPidNamespace)
+        {
+            CheckNewPidNamespace(session);
+            return; // a new namespace has every PID free
+        }
         // Stand-ins take the PIDs of gone session and group leaders for a moment.
         var ids = images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(TreeBuilder.StandInPids(images.Tree));
         foreach (int id in ids)
@@ -285,6 +323,42 @@ public static class RestorePipeline
         }
     }
 
+    // What a restore into a new PID namespace needs, and what it does not do yet, before anything is created.
+    private static void CheckNewPidNamespace(RestoreSession session)
+    {
+        var options = session.Options;
+        PidNamespaceInit.CheckAvailable(options.ImagePath);
+        string? refused = options.LazyPages ? "-LazyPages" : options.ShellJob ? "-ShellJob" : null;
+        if (refused is not null)
+        {
+            throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                $"-NewPidNamespace cannot be combined with {refused} yet: the restored processes would need the engine's PIDs for them.", options.ImagePath,
+                $"Restore without {refused}, or without -NewPidNamespace.");
+        }
+    }
+
+    /// <summary>
+    /// Where the tree keeps the engine's pidfd that it inherits from the init of a new PID namespace: above every
+    /// descriptor of the images, so that none is installed over it.
+    /// </summary>
+    private static int EnginePidfdNumber(ImageSet images) =>
+        Math.Max(3, images.Processes.SelectMany(p => p.FileDescriptors).Select(f => (int)f.Fd + 1).DefaultIfEmpty(0).Max());
+
+    /// <summary>
+    /// Closes what a process inherited from the host (or the namespace's init): every descriptor, but the engine's
+    /// pidfd in a new PID namespace, which the restore needs until the end.
+    /// </summary>
+    private static void CloseInherited(RestoreSession session, RestoringProcess process)
+    {
+        if (session.Pids.EnginePidfd is int kept)
+        {
+            process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, (ulong)(kept - 1), 0);
+            process.Caller.Checked("close_range", SyscallNumber.CloseRange, (ulong)(kept + 1), uint.MaxValue, 0);
+            return;
+        }
+        process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
+    }
+
     /// <summary>The first process of each group sharing a kernel object (an fd table, fs information).</summary>
     private static IEnumerable<RestoringProcess> OnePerTable(IEnumerable<RestoringProcess> processes, Func<RestoringProcess, uint> table) =>
         processes.GroupBy(table).Select(g => g.First());
@@ -306,10 +380,10 @@ public static class RestorePipeline
         var (regs, xstate) = ThreadState.FinalState(core, process.Caller, process.Injection.Scratch);
         process.Injection.End(regs);
         process.Leader.SetXState(xstate);
-        Native.Interop.Ptrace.SetSigMask(process.Pid, SavedMask(core));
+        Native.Interop.Ptrace.SetSigMask(process.HostPid, SavedMask(core));
         if (core.Tc.TaskState == TaskAttributes.TaskStopped)
         {
-            LibC.kill(process.Pid, Signals.SIGSTOP);
+            LibC.kill(process.HostPid, Signals.SIGSTOP);
         }
     }
 

@@ -25,6 +25,11 @@ internal static class RestorePrivileges
                 + "needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN)", Capability.CheckpointRestore)));
         }
         obstacles.AddRange(UtsNamespace.Obstacles(images, privileges).Select(o => (root, o)));
+        if (session.Options.NewPidNamespace && !privileges.Has(Capability.SysAdmin))
+        {
+            obstacles.Add((root, new Obstacle("restoring into a new PID namespace (clone3 with CLONE_NEWPID and CLONE_NEWNS, and the mount of its /proc) needs CAP_SYS_ADMIN",
+                Capability.SysAdmin)));
+        }
         foreach (var process in images.Processes)
         {
             var found = TaskAttributes.Obstacles(process.LeaderCore.Tc, privileges)

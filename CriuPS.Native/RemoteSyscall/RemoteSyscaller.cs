@@ -169,6 +169,42 @@ public sealed class RemoteSyscaller
         return result;
     }
 
+    /// <summary>
+    /// Runs execve in a process of ours whose tracer asked for exec events (PTRACE_O_TRACEEXEC): returns 0 with the
+    /// thread stopped at the exec event, in the new program before its first instruction, or the call's negative errno
+    /// (the old program is then still there, stopped at our int3).
+    /// </summary>
+    public long CallExec(Address path, Address argv, Address envp)
+    {
+        if (parked is not null || !instructionIsOurs)
+        {
+            throw new InvalidOperationException("execve is injected only in a process of ours, once its scratch area is in place");
+        }
+        thread.SetRegs(CallRegs(NoSyscall, SyscallNumber.Execve, path.Value, argv.Value, envp.Value, 0, 0, 0, instruction));
+        CallCount++;
+        thread.Continue();
+        int notifications = 0;
+        while (true)
+        {
+            var status = thread.WaitStop();
+            if (status.Event == PtraceEvent.Exec)
+            {
+                return 0;
+            }
+            if (IsNotification(status, ref notifications))
+            {
+                thread.Continue();
+                continue;
+            }
+            var regs = thread.GetRegs();
+            if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP && regs.Rip == (instruction + new ByteCount(3)).Value)
+            {
+                return (long)regs.Rax;
+            }
+            throw new InvalidOperationException($"injected execve in {thread} stopped unexpectedly: {status} at rip 0x{regs.Rip:x}");
+        }
+    }
+
     /// <summary>Bytes of the code that ends our code in the target (<see cref="EncodeEnd"/>).</summary>
     public int EndLength => parked is null ? 1 : GuardedEndLength;
 

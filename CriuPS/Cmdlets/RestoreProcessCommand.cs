@@ -40,6 +40,10 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
     [Parameter]
     public SwitchParameter TcpClose { get; set; }
 
+    /// <summary>Restore into a new PID namespace, the saved PIDs inside, under an init of its own.</summary>
+    [Parameter]
+    public SwitchParameter NewPidNamespace { get; set; }
+
     private readonly CancellationTokenSource stopping = new();
     private PageServerEndpoint? server;
 
@@ -77,6 +81,7 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
                 PageServer = server,
                 TcpEstablished = TcpEstablished,
                 TcpClose = TcpClose,
+                NewPidNamespace = NewPidNamespace,
                 FailAt = FailureInjection.RequestedPoint,
                 Cancellation = stopping.Token,
             };

@@ -14,7 +14,11 @@ namespace CriuPS.Engine.Resources.Process;
 /// <summary>A process of the tree as first created: a copy of the host, stopped, with our injection area.</summary>
 internal sealed record ProcessShell(PstreeEntry Pstree, Tracee Leader, ProcessMemory Memory, Injection Injection, bool IsZombie)
 {
+    /// <summary>The saved PID, which the process has (in its PID namespace).</summary>
     public int Pid => (int)Pstree.Pid;
+
+    /// <summary>The PID we see it with: the saved one, but in a PID namespace of the restore's own.</summary>
+    public int HostPid => Leader.Tid;
 }
 
 /// <summary>
@@ -33,7 +37,7 @@ internal static class TreeBuilder
         var images = session.Images;
         var everyLayout = images.Processes.SelectMany(p => p.Mm.Vmas).ToList();
         var root = images.Tree[0];
-        var (rootTask, scratch) = host.ForkChild((int)root.Pid, everyLayout, scratchSize, childOfCaller);
+        var (rootTask, scratch) = host.ForkChild((int)root.Pid, everyLayout, scratchSize, childOfCaller && !host.IsNamespaceInit);
         created(rootTask);
         var shells = new List<ProcessShell>();
         var builder = new Builder(session, scratch, shells, created);
@@ -71,6 +75,7 @@ internal static class TreeBuilder
         private readonly PstreeEntry root;
         // Stand-ins of gone session leaders, alive while their parent's children are forked; by session.
         private readonly Dictionary<int, StandInLeader> sessionStandIns = new();
+        private readonly RestoredPids pids;
         // Processes that saw a child of theirs end (a zombie, a stand-in): each got a SIGCHLD the saved one has not.
         private readonly HashSet<int> notifiedParents = new();
 
@@ -83,16 +88,17 @@ internal static class TreeBuilder
             byPid = session.Images.Tree.ToDictionary(p => (int)p.Pid);
             zombies = session.Images.Zombies.Select(z => z.Pid).ToHashSet();
             root = session.Images.Tree[0];
+            pids = session.Pids;
         }
 
         private ProcessShell Shell(int pid) => shells.First(s => s.Pid == pid);
 
         public void Adopt(PstreeEntry entry, Tracee task)
         {
-            int pid = (int)entry.Pid;
-            Native.Interop.Ptrace.SetSigMask(pid, ulong.MaxValue);
-            var memory = ProcessMemory.Open(pid);
-            var shell = new ProcessShell(entry, task, memory, Injection.Adopt(task, memory, scratch), zombies.Contains(pid));
+            pids.Add((int)entry.Pid, task.Tid);
+            Native.Interop.Ptrace.SetSigMask(task.Tid, ulong.MaxValue);
+            var memory = ProcessMemory.Open(task.Tid);
+            var shell = new ProcessShell(entry, task, memory, Injection.Adopt(task, memory, scratch), zombies.Contains((int)entry.Pid));
             shells.Add(shell);
             // A forked shell inherits the host's rseq registration, which must go before the host's memory does.
             Threads.ThreadState.UnregisterInheritedRseq(task, shell.Injection.Caller);
@@ -103,16 +109,16 @@ internal static class TreeBuilder
         /// gone (a stand-in makes it again); the root's saved session, when the root did not lead it, is the one the
         /// root joins now (a shell job's).
         /// </summary>
-        private int TargetSession(PstreeEntry p) => !byPid.ContainsKey((int)p.Sid) && p.Sid == root.Sid ? ProcStat.Read((int)root.Pid).Session : (int)p.Sid;
+        private int TargetSession(PstreeEntry p) => !byPid.ContainsKey((int)p.Sid) && p.Sid == root.Sid ? pids.SessionOf((int)root.Pid) : (int)p.Sid;
 
-        private int TargetGroup(PstreeEntry p) => !byPid.ContainsKey((int)p.Pgid) && p.Pgid == root.Pgid ? ProcStat.Read((int)root.Pid).ProcessGroup : (int)p.Pgid;
+        private int TargetGroup(PstreeEntry p) => !byPid.ContainsKey((int)p.Pgid) && p.Pgid == root.Pgid ? pids.GroupOf((int)root.Pid) : (int)p.Pgid;
 
         public void CreateSubtree(PstreeEntry parent)
         {
             int pid = (int)parent.Pid;
             var shell = Shell(pid);
             var children = session.Images.Tree.Where(c => c.Ppid == parent.Pid && c.Pid != parent.Pid).ToList();
-            int currentSession = ProcStat.Read(pid).Session;
+            int currentSession = pids.SessionOf(pid);
             bool newSession = parent.Sid == parent.Pid && currentSession != pid;
 
             // Children that stay in the session the parent is about to leave are forked first.
@@ -127,7 +133,7 @@ internal static class TreeBuilder
                 // Before its children are forked: they inherit the terminal.
                 ControllingTerminals.Acquire(session, shell);
             }
-            if (parent.Pgid == parent.Pid && ProcStat.Read(pid).ProcessGroup != pid)
+            if (parent.Pgid == parent.Pid && pids.GroupOf(pid) != pid)
             {
                 shell.Injection.Caller.Checked("setpgid", SyscallNumber.Setpgid, 0, 0);
             }
@@ -144,11 +150,18 @@ internal static class TreeBuilder
             sessionStandIns.Clear();
         }
 
+        // A stand-in's task, created: it has the PID it stands in for, inside.
+        private void Created(int inside, Tracee task)
+        {
+            pids.Add(inside, task.Tid);
+            created(task);
+        }
+
         private void Fork(ProcessShell parent, PstreeEntry child)
         {
             int targetSession = TargetSession(child);
             Tracee task;
-            if (targetSession == (int)child.Pid || targetSession == ProcStat.Read(parent.Pid).Session)
+            if (targetSession == (int)child.Pid || targetSession == pids.SessionOf(parent.Pid))
             {
                 task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, (int)child.Pid, SharingFlags(parent.Pid, child), Native.Interop.Signals.SIGCHLD);
             }
@@ -183,7 +196,7 @@ internal static class TreeBuilder
         {
             ulong sharing = SharingFlags(parent.Pid, child);
             var sibling = shells.FirstOrDefault(s => s.Pstree.Ppid == (uint)parent.Pid && s.Pid != parent.Pid
-                && (SharingFlags(parent.Pid, s.Pstree) & sharing) == sharing && ProcStat.Read(s.Pid).Session == targetSession);
+                && (SharingFlags(parent.Pid, s.Pstree) & sharing) == sharing && pids.SessionOf(s.Pid) == targetSession);
             if (sibling is not null)
             {
                 return sibling.Injection;
@@ -192,13 +205,13 @@ internal static class TreeBuilder
             {
                 return standIn.Injection;
             }
-            if (byPid.ContainsKey(targetSession) || ProcFiles.Exists(targetSession))
+            if (byPid.ContainsKey(targetSession) || pids.Exists(targetSession))
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                     $"Process {child.Pid} cannot be born into session {targetSession}: no process of that session is a child of its parent {parent.Pid} to fork it, and its leader {targetSession} exists.",
                     (int)child.Pid);
             }
-            standIn = StandInLeader.Start(parent, targetSession, sharing, newSession: true, scratch, created);
+            standIn = StandInLeader.Start(parent, targetSession, sharing, newSession: true, scratch, Created);
             sessionStandIns[targetSession] = standIn;
             return standIn.Injection;
         }
@@ -209,14 +222,14 @@ internal static class TreeBuilder
             foreach (var shell in shells)
             {
                 int group = TargetGroup(shell.Pstree);
-                if (ProcStat.Read(shell.Pid).ProcessGroup == group)
+                if (pids.GroupOf(shell.Pid) == group)
                 {
                     continue;
                 }
                 StandInLeader? standIn = null;
-                if (!byPid.ContainsKey(group) && !shells.Any(s => ProcStat.Read(s.Pid).ProcessGroup == group))
+                if (!byPid.ContainsKey(group) && !shells.Any(s => pids.GroupOf(s.Pid) == group))
                 {
-                    standIn = StandInLeader.Start(shell, group, 0, newSession: false, scratch, created);
+                    standIn = StandInLeader.Start(shell, group, 0, newSession: false, scratch, Created);
                 }
                 shell.Injection.Caller.Checked($"setpgid({group})", SyscallNumber.Setpgid, 0, (ulong)group);
                 if (standIn is not null)
@@ -227,11 +240,11 @@ internal static class TreeBuilder
             }
             foreach (var shell in shells)
             {
-                var stat = ProcStat.Read(shell.Pid);
-                if (stat.Session != TargetSession(shell.Pstree) || stat.ProcessGroup != TargetGroup(shell.Pstree))
+                var (sid, pgid) = (pids.SessionOf(shell.Pid), pids.GroupOf(shell.Pid));
+                if (sid != TargetSession(shell.Pstree) || pgid != TargetGroup(shell.Pstree))
                 {
                     throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                        $"Process {shell.Pid} could not be put back in session {shell.Pstree.Sid} and group {shell.Pstree.Pgid} (it is in {stat.Session} and {stat.ProcessGroup}).",
+                        $"Process {shell.Pid} could not be put back in session {shell.Pstree.Sid} and group {shell.Pstree.Pgid} (it is in {sid} and {pgid}).",
                         shell.Pid);
                 }
             }

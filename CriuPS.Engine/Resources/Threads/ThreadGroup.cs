@@ -16,7 +16,7 @@ internal static class ThreadGroup
     {
         foreach (var (tid, core) in process.Images.Cores.Skip(1))
         {
-            var thread = Clone3.Create(process.Caller, process.Injection.Scratch, tid, ThreadFlags, exitSignal: 0, threadOf: process.Pid);
+            var thread = Clone3.Create(process.Caller, process.Injection.Scratch, tid, ThreadFlags, exitSignal: 0, threadOf: process.HostPid);
             Native.Interop.Ptrace.SetSigMask(thread.Tid, ulong.MaxValue);
             process.Threads.Add(new RestoringThread(thread, core, process.Injection.CallerFor(thread)));
         }

@@ -139,7 +139,8 @@ internal static class ThreadState
         }
         batch.Run();
         RestoreScheduling(tid, tc);
-        PendingSignals.Queue(process, caller, tc.SignalsP, tid);
+        // The thread queues its signals to itself by its saved id, which it has in its PID namespace.
+        PendingSignals.Queue(process, caller, tc.SignalsP, process.Images.Cores.First(c => c.Core == core).Tid);
     }
 
     /// <summary>
