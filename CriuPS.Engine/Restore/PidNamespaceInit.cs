@@ -51,7 +51,7 @@ internal static class PidNamespaceInit
     {
         var clock = Stopwatch.StartNew();
         var program = ProgramPath;
-        long pidfd = vessel.Caller.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)Environment.ProcessId, 0);
+        HandDownEnginePidfd(vessel.Caller, enginePidfd);
         ulong flags = Setns.CloneNewPid | Setns.CloneNewNs | (childOfCaller ? Clone3.CloneParent : 0);
         var task = Clone3.CreateNamespaceInit(vessel.Caller, vessel.Scratch, flags, childOfCaller ? 0 : Signals.SIGCHLD);
         try
@@ -65,15 +65,6 @@ internal static class PidNamespaceInit
                 scratch.Reset();
                 // Private first: the namespace's /proc, mounted at the end, must not reach the host's mount namespace.
                 caller.Checked("mount(MS_REC | MS_PRIVATE) of /", SyscallNumber.Mount, 0, scratch.PutString("/").Value, 0, MsRec | MsPrivate, 0);
-                if (pidfd != enginePidfd)
-                {
-                    caller.Checked($"dup3 of the engine's pidfd to {enginePidfd}", SyscallNumber.Dup3, (ulong)pidfd, (ulong)enginePidfd, 0);
-                    caller.Checked("close", SyscallNumber.Close, (ulong)pidfd);
-                }
-                else
-                {
-                    caller.Checked("fcntl(F_SETFD) of the engine's pidfd", SyscallNumber.Fcntl, (ulong)pidfd, Fcntl.F_SETFD, 0);
-                }
                 caller.Checked("rt_sigprocmask(SIG_SETMASK, all)", SyscallNumber.RtSigprocmask, SigSetMask, scratch.Put(ulong.MaxValue).Value, 0, 8);
                 var path = scratch.PutString(program);
                 var argv = scratch.PutArray<ulong>(new[] { scratch.PutString(ProgramName).Value, scratch.PutString(rootPid.ToString(System.Globalization.CultureInfo.InvariantCulture)).Value, 0UL });
@@ -93,6 +84,24 @@ internal static class PidNamespaceInit
         {
             Kill(task.Tid);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens a pidfd of the engine in the forker of a new PID namespace's init, at <paramref name="number"/> and kept
+    /// across exec, for the init and the tree forked from it to inherit: inside, the engine has no PID to open one by.
+    /// </summary>
+    public static void HandDownEnginePidfd(RemoteSyscaller forker, int number)
+    {
+        long pidfd = forker.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)Environment.ProcessId, 0);
+        if (pidfd != number)
+        {
+            forker.Checked($"dup3 of the engine's pidfd to {number}", SyscallNumber.Dup3, (ulong)pidfd, (ulong)number, 0);
+            forker.Checked("close", SyscallNumber.Close, (ulong)pidfd);
+        }
+        else
+        {
+            forker.Checked("fcntl(F_SETFD) of the engine's pidfd", SyscallNumber.Fcntl, (ulong)pidfd, Fcntl.F_SETFD, 0);
         }
     }
 

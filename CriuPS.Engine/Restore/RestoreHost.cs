@@ -112,17 +112,24 @@ internal sealed class RestoreHost : IDisposable
     }
 
     /// <summary>
-    /// Forks a child with PID <paramref name="pid"/>, its injection area at a place free in the layouts of every
-    /// process that will descend from it. With <paramref name="childOfCaller"/> the child's parent is our own
-    /// process (CLONE_PARENT), else the host.
+    /// Forks a child with the ids <paramref name="levels"/> (<see cref="PidLevels"/>), its injection area at a place
+    /// free in the layouts of every process that will descend from it. With <paramref name="childOfCaller"/> the
+    /// child's parent is our own process (CLONE_PARENT), else the host. With <paramref name="newPidNamespace"/> the
+    /// child is the init of a new PID namespace (a root that was its namespace's init). With
+    /// <paramref name="enginePidfd"/> it inherits a pidfd of the engine at that number, for the processes of the tree
+    /// in PID namespaces where the engine has no PID.
     /// </summary>
-    public (Tracee Child, AddressRange Scratch) ForkChild(int pid, IReadOnlyList<VmaEntry> savedLayout, ByteCount scratchSize, bool childOfCaller)
+    public (Tracee Child, AddressRange Scratch) ForkChild(IReadOnlyList<int> levels, bool newPidNamespace, int? enginePidfd, IReadOnlyList<VmaEntry> savedLayout, ByteCount scratchSize, bool childOfCaller)
     {
         var injection = BeginInjection(savedLayout, scratchSize);
         forking = injection;
+        ulong flags = (childOfCaller ? Clone3.CloneParent : 0) | (newPidNamespace ? (ulong)Setns.CloneNewPid : 0);
+        if (enginePidfd is int pidfd)
+        {
+            PidNamespaceInit.HandDownEnginePidfd(injection.Caller, pidfd);
+        }
         // With CLONE_PARENT the kernel takes the exit signal from the host (SIGCHLD) and refuses another.
-        var child = Clone3.Create(injection.Caller, injection.Scratch, pid,
-            childOfCaller ? Clone3.CloneParent : 0, childOfCaller ? 0 : Signals.SIGCHLD);
+        var child = Clone3.Create(injection.Caller, injection.Scratch, levels, flags, childOfCaller ? 0 : Signals.SIGCHLD);
         return (child, injection.Scratch.Range);
     }
 

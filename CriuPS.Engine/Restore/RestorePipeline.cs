@@ -90,9 +90,9 @@ public static class RestorePipeline
             }
 
             log.Phase("Creating the processes");
+            int enginePidfd = EnginePidfdNumber(images);
             if (options.NewPidNamespace)
             {
-                int enginePidfd = EnginePidfdNumber(images);
                 host = namespaceInit = RestoreHost.StartNamespaceInit(root.Pid, enginePidfd, childOfCaller: !options.Detach, InjectionAreaSize, log);
                 session.Pids = new RestoredPids(namespaceInit.Pid, enginePidfd);
             }
@@ -100,7 +100,7 @@ public static class RestorePipeline
             {
                 host = RestoreHost.Start(options.ShellJob, log);
             }
-            var shells = TreeBuilder.Create(session, host, InjectionAreaSize, childOfCaller: !options.Detach, created.Add);
+            var shells = TreeBuilder.Create(session, host, InjectionAreaSize, childOfCaller: !options.Detach, created.Add, enginePidfd);
             if (namespaceInit is null)
             {
                 host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
@@ -295,7 +295,7 @@ public static class RestorePipeline
                 session.Options.ImagePath,
                 "Restore with -ShellJob (and checkpoint such processes with -ShellJob), or start the process with setsid.");
         }
-        if (session.Options.NewPidNamespace)
+        if (session.Options.NewPidNamespace || PidLevels.IsNamespaceInit(root, parent: null))
         {
             CheckNewPidNamespace(session);
             return; // a new namespace has every PID free
@@ -327,13 +327,24 @@ public static class RestorePipeline
     private static void CheckNewPidNamespace(RestoreSession session)
     {
         var options = session.Options;
-        PidNamespaceInit.CheckAvailable(options.ImagePath);
+        var root = session.Images.Tree[0];
+        if (options.NewPidNamespace && PidLevels.IsNamespaceInit(root, parent: null))
+        {
+            throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                $"Process {root.Pid} of '{options.ImagePath}' was the init of its PID namespace (PID 1), and is restored as the init of a new one: -NewPidNamespace would put another init above it.",
+                options.ImagePath, "Restore without -NewPidNamespace: the image comes back in a PID namespace of its own anyway.");
+        }
+        if (options.NewPidNamespace)
+        {
+            PidNamespaceInit.CheckAvailable(options.ImagePath);
+        }
         string? refused = options.LazyPages ? "-LazyPages" : options.ShellJob ? "-ShellJob" : null;
         if (refused is not null)
         {
+            string how = options.NewPidNamespace ? "-NewPidNamespace" : $"an image whose root was the init of its PID namespace ({root.Pid})";
             throw new CheckpointException(CheckpointErrorKind.Unsupported,
-                $"-NewPidNamespace cannot be combined with {refused} yet: the restored processes would need the engine's PIDs for them.", options.ImagePath,
-                $"Restore without {refused}, or without -NewPidNamespace.");
+                $"{how} cannot be combined with {refused} yet: the restored processes would need the engine's PIDs for them.", options.ImagePath,
+                $"Restore without {refused}.");
         }
     }
 
@@ -430,15 +441,16 @@ public static class RestorePipeline
         }
     }
 
-    // Kills everything created, then waits for each task by its own id, threads before their leaders: a wait for
-    // any child could reap children that are not ours to reap.
+    // Kills everything created, then waits for each task by its own id, threads before their leaders and children
+    // before their parents (a namespace's init ends only once its children are collected, which waits for us, their
+    // tracer): a wait for any child could reap children that are not ours to reap.
     private static void KillPartial(IReadOnlyList<Tracee> created)
     {
         foreach (var task in created)
         {
             LibC.kill(task.ProcessId, Signals.SIGKILL);
         }
-        foreach (var task in created.OrderBy(t => t.Tid == t.ProcessId ? 1 : 0))
+        foreach (var task in created.Reverse().OrderBy(t => t.Tid == t.ProcessId ? 1 : 0))
         {
             try
             {

@@ -19,12 +19,19 @@ internal sealed class RestoredPids
     {
     }
 
-    /// <summary>A restore into a new PID namespace whose init (PID 1 there) the engine sees as <paramref name="initHostPid"/>.</summary>
-    public RestoredPids(int initHostPid, int enginePidfd)
+    /// <summary>
+    /// A restore with PID namespaces of its own: the tree's top one new, whose init (PID 1 there) the engine sees as
+    /// <paramref name="initHostPid"/>, or the engine's (null) with namespaces below it; the processes inherit a pidfd
+    /// of the engine at <paramref name="enginePidfd"/>.
+    /// </summary>
+    public RestoredPids(int? initHostPid, int enginePidfd)
     {
         InitHostPid = initHostPid;
         EnginePidfd = enginePidfd;
-        Add(1, initHostPid);
+        if (initHostPid is int init)
+        {
+            Add(1, init);
+        }
     }
 
     /// <summary>The init of the restore's PID namespace as the engine sees it; null without one.</summary>
@@ -33,8 +40,8 @@ internal sealed class RestoredPids
     public bool InNewNamespace => InitHostPid is not null;
 
     /// <summary>
-    /// In a new PID namespace, the engine has no PID that its processes could name: they inherit a pidfd of the engine
-    /// from the namespace's init, at this number, until the end of the restore.
+    /// In a PID namespace the restore makes, the engine has no PID that its processes could name: they inherit a pidfd
+    /// of the engine from the tree's root (or the namespace's init), at this number, until the end of the restore.
     /// </summary>
     public int? EnginePidfd { get; }
 

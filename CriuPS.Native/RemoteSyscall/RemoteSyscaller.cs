@@ -59,7 +59,13 @@ public sealed class RemoteSyscaller
         this.heldWhileRunning = heldWhileRunning;
         OriginalRegs = parked.OriginalRegs;
         instruction = parked.RestorerSyscall;
+        // Our code signals the thread from inside, where a process in a PID namespace below ours has other ids.
+        var ids = Proc.ProcStatus.ReadThread(thread.ProcessId, thread.Tid).NamespacePids;
+        ownIds = (Proc.ProcStatus.Read(thread.ProcessId).NamespacePids[^1], ids[^1]);
     }
+
+    // The thread's process and thread ids as it sees them (NSpid's last), for the code it runs.
+    private readonly (int Process, int Thread) ownIds;
 
     public Tracee Thread => thread;
 
@@ -226,8 +232,8 @@ public sealed class RemoteSyscaller
         var code = new byte[GuardedEndLength];
         int offset = 0;
         X86Code.MovEax(code, ref offset, (int)SyscallNumber.Tgkill);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdi, (ulong)thread.ProcessId);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsi, (ulong)thread.Tid);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdi, (ulong)ownIds.Process);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsi, (ulong)ownIds.Thread);
         X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdx, (ulong)(stopSignal ?? 0)); // signal 0 sends nothing
         X86Code.Syscall(code, ref offset);
         X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsp, parked.Frame.SigreturnStack.Value);
@@ -518,7 +524,7 @@ public sealed class RemoteSyscaller
         var info = Interop.Ptrace.GetSigInfo(thread.Tid);
         int code = BitConverter.ToInt32(info, 8);
         int sender = BitConverter.ToInt32(info, 16);
-        return code == SiTkill && sender == thread.ProcessId;
+        return code == SiTkill && sender == ownIds.Process;
     }
 
     // The stop signal sent by someone else: what an untraced thread would do with it is nothing, so it is dropped.

@@ -1,7 +1,8 @@
 # PID namespaces. Restore-Process -NewPidNamespace restores an ordinary process tree into a PID namespace of its own,
 # at its saved PIDs inside, under criups-init (PID 1), with a /proc of its own: the same image side by side many
-# times. The target (Tests/Targets/pidcheck.c) checks itself: getpid() is the PID it noted at start, NSpid says so,
-# its children keep their PIDs and stay its children, and it lists what /proc shows.
+# times. A tree made with `unshare --pid --fork` is saved with its PIDs at every level and comes back in new PID
+# namespaces with the same PIDs inside. The target (Tests/Targets/pidcheck.c) checks itself: getpid() is the PID it
+# noted at start, NSpid says so, its children keep their PIDs and stay its running children, and it lists /proc.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -13,6 +14,23 @@ BeforeAll {
 
     # The PIDs of a process as /proc/PID/status's NSpid lists them, from this namespace inwards.
     function Get-NsPid([int]$HostPid) { (((Get-Content "/proc/$HostPid/status") -match '^NSpid:') -replace '^NSpid:\s*', '') -split '\s+' | ForEach-Object { [int]$_ } }
+
+    # Starts `unshare --pid --fork [setsid] pidcheck WORK 2` (launch.c: detached, in a session of its own) and returns
+    # the PIDs this session sees of unshare and of its child, the namespace's init. pidcheck writes the PID it sees
+    # (1) into WORK/ready, which Start-TestTarget would take for a PID here.
+    function Start-NamespacedTarget([string]$Work, [switch]$NewSession) {
+        New-Item -ItemType Directory -Force $Work | Out-Null
+        $command = @('/usr/bin/unshare', '--pid', '--fork') + $(if ($NewSession) { @('/usr/bin/setsid') } else { @() }) + @($PidCheck, $Work, '2')
+        & (Get-TestTarget 'launch') $Work @command
+        Wait-Until { Test-Path (Join-Path $Work 'ready') } "pidcheck to start in $Work"
+        $init = Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$' | Where-Object {
+            (Get-Content "$($_.FullName)/cmdline" -Raw -ErrorAction Ignore) -like "$PidCheck`0$Work`0*" -and ((Get-Content "$($_.FullName)/status" -ErrorAction Ignore) -match '^NSpid:\s+\d+\s+1$')
+        } | ForEach-Object { [int]$_.Name } | Select-Object -First 1
+        $unshare = [int]((Get-Content "/proc/$init/stat" -Raw) -replace '^.*\) \S+ (\d+) .*$', '$1')
+        Register-TestProcess $unshare
+        Register-TestProcess $init
+        [pscustomobject]@{ Unshare = $unshare; Init = $init }
+    }
 
     function Get-Children([int]$HostPid) { @((Get-Content "/proc/$HostPid/task/$HostPid/children" -Raw).Trim() -split ' ' | Where-Object { $_ } | ForEach-Object { [int]$_ }) }
 }
@@ -99,5 +117,64 @@ Describe 'Restore-Process -NewPidNamespace' {
         $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.RestoreProcessCommand'
         $failure.Exception.Message | Should -BeLike '*-NewPidNamespace cannot be combined with -LazyPages*'
         @(Get-RestoreHosts).Count | Should -Be 0
+    }
+}
+
+Describe 'A tree in PID namespaces of its own (unshare --pid --fork)' {
+    It 'is checkpointed from its init and comes back as PID 1 of a new namespace, seeing the same PIDs' {
+        $work = Join-Path $TestDrive 'init-root'
+        $started = Start-NamespacedTarget $work -NewSession
+        (Get-NsPid $started.Init) | Should -Be @($started.Init, 1)
+        $before = Invoke-PidCheck $started.Init $work
+        $before | Should -Match '^OK pid=1 ppid=0 children=2,3 '
+        $image = Checkpoint-Process -Id $started.Init -ImagePath (Join-Path $work 'image')
+        $tree = Import-CheckpointImageFile (Join-Path $image.Path 'pstree.img')
+        @($tree.entries.pid) | Should -Be @(1, 2, 3) -Because 'pstree.img keeps the PIDs of the root''s namespace, as CRIU does'
+        Wait-Until { -not (Test-ProcessAlive $started.Init) } 'the checkpointed init to end'
+        $restored = Restore-Process -ImagePath $image.Path
+        Register-TestProcess $restored.Id
+        $restored.NamespacePid | Should -Be 1
+        $restored.PidNamespaceInit | Should -Be $restored.Id -Because 'the restored root is its namespace''s init'
+        (Get-NsPid $restored.Id) | Should -Be @($restored.Id, 1)
+        (Get-Item "/proc/$($restored.Id)/ns/pid").LinkTarget | Should -Not -Be (Get-Item /proc/self/ns/pid).LinkTarget
+        $children = Get-Children $restored.Id
+        foreach ($child in $children) { (Get-NsPid $child)[1] | Should -BeIn 2, 3 }
+        Invoke-PidCheck $restored.Id $work | Should -Match "^OK pid=1 ppid=0 children=2,3 nspid=$($restored.Id)\s+1 " -Because 'getpid(), getppid() and its children are as before'
+        Stop-Process -Id $restored.Id -Force
+        foreach ($child in $children) { Wait-Until { -not (Test-ProcessAlive $child) } "child $child to end with the namespace's init" }
+    }
+
+    It 'is checkpointed from unshare, whose child is the init of a namespace, and comes back with the PIDs of every level' {
+        $work = Join-Path $TestDrive 'init-child'
+        $started = Start-NamespacedTarget $work
+        Invoke-PidCheck $started.Init $work | Should -Match '^OK pid=1 ppid=0 children=2,3 '
+        $image = Checkpoint-Process -Id $started.Unshare -ImagePath (Join-Path $work 'image')
+        $tree = Import-CheckpointImageFile (Join-Path $image.Path 'pstree.img')
+        @($tree.entries.pid)[0..1] | Should -Be @($started.Unshare, $started.Init)
+        @($tree.entries.criups_ns_pid | Where-Object { $null -ne $_ }) | Should -Be @(1, 2, 3) -Because 'the PIDs inside the namespace are kept'
+        Wait-Until { -not (Test-ProcessAlive $started.Unshare) } 'the checkpointed unshare to end'
+        Wait-Until { -not (Test-ProcessAlive $started.Init) } 'its child to end'
+        $restored = Restore-Process -ImagePath $image.Path
+        Register-TestProcess $restored.Id
+        $restored.Id | Should -Be $started.Unshare
+        Get-Children $restored.Id | Should -Be $started.Init -Because 'the init keeps its PID out here too'
+        (Get-NsPid $started.Init) | Should -Be @($started.Init, 1)
+        (Get-Item "/proc/$($started.Init)/ns/pid").LinkTarget | Should -Not -Be (Get-Item /proc/self/ns/pid).LinkTarget
+        (Get-Item "/proc/$($restored.Id)/ns/pid_for_children").LinkTarget | Should -Be (Get-Item "/proc/$($started.Init)/ns/pid").LinkTarget `
+            -Because 'unshare''s children are born in the namespace it made, as before'
+        Invoke-PidCheck $started.Init $work | Should -Match "^OK pid=1 ppid=0 children=2,3 nspid=$($started.Init)\s+1 "
+    }
+
+    It 'is refused from a process of the namespace that is not its init, which is not in the tree, and runs on' {
+        $work = Join-Path $TestDrive 'not-init'
+        $started = Start-NamespacedTarget $work
+        $child = (Get-Children $started.Init)[0]
+        $theirs = (Get-Item "/proc/$child/ns/pid").LinkTarget
+        $failure = $null
+        try { Checkpoint-Process -Id $child -ImagePath (Join-Path $work 'image') -ErrorAction Stop } catch { $failure = $_ }
+        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $failure.Exception.Message | Should -Match "its PID namespace \($([regex]::Escape($theirs))\) is not the one CriuPS runs in \(pid:\[\d+\]\), and its init is not in the tree"
+        Test-Path (Join-Path $work 'image') | Should -BeFalse
+        Invoke-PidCheck $started.Init $work | Should -Match '^OK pid=1 ' -Because 'the tree runs on'
     }
 }

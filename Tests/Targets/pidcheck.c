@@ -4,8 +4,8 @@
  * At start it notes getpid(), forks CHILDREN children (1 by default) that wait in pause(), notes their PIDs,
  * and writes WORKDIR/ready with its PID (as it sees it). Its log is WORKDIR/pidcheck.log.
  * On SIGUSR1 it checks that getpid() is the PID it noted, that the last PID of the NSpid line of
- * /proc/self/status (its PID in the namespace of /proc) is too, that each child still has its PID, is its child
- * (getppid of the child as /proc/CHILD/stat says) and answers kill(0), and lists the processes /proc shows; it
+ * /proc/self/status (its PID in the namespace of /proc) is too, that each child still has its PID, answers kill(0)
+ * and is its running child (waitid), and lists the processes /proc shows; it
  * appends "OK pid=P ppid=Q children=C1,C2 nspid=<NSpid fields> procs=<the PIDs in /proc, sorted>" or
  * "CORRUPT what" to the log. The children ignore SIGUSR1 (a namespace's init forwards signals to all).
  * On SIGTERM it logs "TERM pid=P" and exits with status 3 (its children die of the SIGTERM forwarded to them, or
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_CHILDREN 8
@@ -51,20 +52,12 @@ static int nspid(char *fields, size_t size)
 	return last;
 }
 
-static int parent_of(pid_t pid)
+/* Whether PID is a child of ours that runs: waitid answers ECHILD for a process that is not our child, whatever
+ * /proc shows (without a /proc of its own, a namespace's /proc is its parent namespace's). */
+static int is_running_child(pid_t pid)
 {
-	char path[64], text[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (!f) return -1;
-	size_t n = fread(text, 1, sizeof text - 1, f);
-	fclose(f);
-	text[n] = 0;
-	char *close = strrchr(text, ')');
-	int ppid = -1;
-	char state;
-	if (!close || sscanf(close + 2, "%c %d", &state, &ppid) != 2) return -1;
-	return ppid;
+	siginfo_t info = { 0 };
+	return waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
 }
 
 static void check(FILE *log)
@@ -76,7 +69,7 @@ static void check(FILE *log)
 	if (!problem && nspid(fields, sizeof fields) != noted) problem = "NSpid";
 	for (int i = 0; i < nchildren && !problem; i++) {
 		if (kill(children[i], 0) != 0) problem = "child gone";
-		else if (parent_of(children[i]) != noted) problem = "child's parent";
+		else if (!is_running_child(children[i])) problem = "not our running child";
 		snprintf(kids + strlen(kids), sizeof kids - strlen(kids), "%s%d", i ? "," : "", children[i]);
 	}
 	DIR *proc = opendir("/proc");

@@ -23,40 +23,43 @@ internal static class Clone3
     /// namespace of the restore's own, <paramref name="tid"/> is the id inside, which the kernel gives too.
     /// </summary>
     public static Tracee Create(RemoteSyscaller caller, ScratchArea scratch, int tid, ulong flags, int exitSignal, int? threadOf = null) =>
-        Create(caller, scratch, (int?)tid, flags, exitSignal, threadOf);
+        Create(caller, scratch, [tid], flags, exitSignal, threadOf);
 
-    /// <summary>Creates the init of a new PID namespace (<paramref name="flags"/> with CLONE_NEWPID), which is PID 1 there.</summary>
-    public static Tracee CreateNamespaceInit(RemoteSyscaller caller, ScratchArea scratch, ulong flags, int exitSignal) =>
-        Create(caller, scratch, null, flags, exitSignal, null);
-
-    private static Tracee Create(RemoteSyscaller caller, ScratchArea scratch, int? tid, ulong flags, int exitSignal, int? threadOf)
+    /// <summary>
+    /// Creates a task with its ids at every PID namespace level (<see cref="PidLevels"/>: outermost first, the last
+    /// the one it sees), from the forker's namespace inwards; with CLONE_NEWPID in <paramref name="flags"/> the last
+    /// level is a new namespace, of which it is the init.
+    /// </summary>
+    public static Tracee Create(RemoteSyscaller caller, ScratchArea scratch, IReadOnlyList<int> levels, ulong flags, int exitSignal, int? threadOf = null)
     {
         scratch.Reset();
-        var setTid = scratch.Put(tid ?? 0);
+        // set_tid: the id in the task's own namespace first, then in each one up.
+        var setTid = scratch.PutArray<int>(levels.Reverse().ToArray());
         var args = scratch.PutArray<ulong>(new ulong[]
         {
             flags,
             0, 0, 0,                 // pidfd, child_tid, parent_tid
             (ulong)exitSignal,
             0, 0, 0,                 // stack, stack_size, tls: the registers set at the end decide
-            tid is null ? 0 : setTid.Value, tid is null ? 0UL : 1, // set_tid, set_tid_size
+            levels.Count == 0 ? 0 : setTid.Value, (ulong)levels.Count, // set_tid, set_tid_size
             0,                       // cgroup
         });
         long created = caller.Call(SyscallNumber.Clone3, args.Value, ArgsSize);
-        string what = tid is null ? "the init of a new PID namespace" : $"task {tid}";
+        int tid = levels.Count > 0 ? levels[^1] : 1;
+        string what = levels.Count == 0 ? "the init of a new PID namespace" : levels.Count == 1 ? $"task {tid}" : $"task {tid} (ids {string.Join(", ", levels)} from the outermost namespace in)";
         if (created == -Errno.EEXIST)
         {
-            throw new CheckpointException(CheckpointErrorKind.PidInUse, $"PID {tid} is in use by another process (perhaps a zombie).", tid ?? 0,
-                $"Stop the process that holds PID {tid}, or restore after it has exited.");
+            throw new CheckpointException(CheckpointErrorKind.PidInUse, $"PID {string.Join(" or ", levels.Distinct())} of {what} is in use by another process (perhaps a zombie).", tid,
+                $"Stop the process that holds PID {levels[0]}, or restore after it has exited.");
         }
         if (created == -Errno.EPERM)
         {
             // The capability counts in the user namespace that owns the PID namespace, and in the task that forks.
-            throw tid is null
+            throw levels.Count == 0 || (flags & (ulong)Setns.CloneNewPid) != 0 && !SessionPrivileges.Current().Has(Capability.SysAdmin)
                 ? MissingPrivilege.For(Capability.SysAdmin, $"Creating {what} (clone3 with CLONE_NEWPID, in the task {caller.Thread.Tid})", caller.Thread.Tid,
                     new NativeException("clone3 with CLONE_NEWPID", Errno.EPERM))
                 : MissingPrivilege.For(Capability.CheckpointRestore,
-                    $"Giving task {tid} its saved id (clone3 with set_tid, in the task {caller.Thread.Tid} that forks it)", tid.Value,
+                    $"Giving {what} its saved id (clone3 with set_tid, in the task {caller.Thread.Tid} that forks it)", tid,
                     new NativeException($"clone3 with set_tid {tid}", Errno.EPERM));
         }
         if (created < 0)
@@ -69,4 +72,8 @@ internal static class Clone3
         task.WaitForInterruptStop();
         return task;
     }
+
+    /// <summary>Creates the init of a new PID namespace (<paramref name="flags"/> with CLONE_NEWPID), which is PID 1 there.</summary>
+    public static Tracee CreateNamespaceInit(RemoteSyscaller caller, ScratchArea scratch, ulong flags, int exitSignal) =>
+        Create(caller, scratch, [], flags, exitSignal, null);
 }

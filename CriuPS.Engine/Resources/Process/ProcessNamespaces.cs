@@ -1,3 +1,4 @@
+using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Privileges;
@@ -5,23 +6,24 @@ using CriuPS.Engine.Restore;
 using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Process;
 
 /// <summary>
 /// The namespaces and cgroups a process lives in: its world. CriuPS saves the tree's UTS namespace (UtsNamespace) and
-/// none of the others yet, and a restored process lands in the restorer's, except for a network namespace of its own,
-/// which it joins again at restore (the namespace must still exist, or exist again under the same name in /run/netns),
-/// as its sockets do. So the pre-flight check refuses a process whose other namespaces or whose cgroups are not the
-/// engine's: restored, it would wake up in another world (another PID, other mounts, other limits) without a word.
+/// its PID namespaces (the root's, when the root is its init, and those whose init the tree made: each process keeps
+/// its PID at every level, see Dump/TreePids) and none of the others yet, and a restored process lands in the
+/// restorer's, except for a network namespace of its own, which it joins again at restore (the namespace must still
+/// exist, or exist again under the same name in /run/netns), as its sockets do. So the pre-flight check refuses a
+/// process whose other namespaces or whose cgroups are not the engine's, and one in a PID namespace whose init is not
+/// in the tree: restored, it would wake up in another world (another PID, other mounts, other limits) without a word.
 /// </summary>
 internal static class ProcessNamespaces
 {
     // What /proc/PID/ns/ shows and how a message names it; "net" is joined again, not refused.
     private static readonly (string Link, string Shown)[] NotSaved =
     {
-        ("pid", "PID namespace"),
-        ("pid_for_children", "PID namespace for its children"),
         ("mnt", "mount namespace"),
         ("ipc", "IPC namespace"),
         ("user", "user namespace"),
@@ -30,16 +32,20 @@ internal static class ProcessNamespaces
         ("time_for_children", "time namespace for its children"),
     };
 
-    private const string Network = "net", Uts = "uts";
+    private const string Network = "net", Uts = "uts", Pid = "pid", PidForChildren = "pid_for_children";
 
     /// <summary>
     /// What keeps the process <paramref name="pid"/> of the tree of <paramref name="root"/> from being restored in the
-    /// same world: each namespace that is not the engine's (but the network's, and the UTS namespace, which must be the
-    /// root's), a thread in other namespaces than its process, and each cgroup of the process or one of its threads
-    /// that is not the engine's. Empty when there is none.
+    /// same world: each namespace that is not the engine's (but the network's, the UTS namespace, which must be the
+    /// root's, and a PID namespace whose init is in the tree), a thread in other namespaces than its process, and each
+    /// cgroup of the process or one of its threads that is not the engine's. Empty when there is none.
     /// </summary>
     public static IEnumerable<string> Problems(int pid, int root)
     {
+        foreach (var problem in PidNamespaceProblems(pid, root))
+        {
+            yield return problem;
+        }
         // The tree's UTS namespace is saved, the root's (UtsNamespace): every process must be in it.
         if (pid != root && Namespace(pid, Uts) is { } uts && Namespace(root, Uts) is { } rootUts && uts != rootUts)
         {
@@ -51,11 +57,7 @@ internal static class ProcessNamespaces
             var ours = Namespace(Environment.ProcessId, link);
             // A namespace for its children that is the process's own is said once, with the process's.
             bool saidAlready = link.EndsWith("_for_children", StringComparison.Ordinal) && theirs == Namespace(pid, link[..link.IndexOf('_')]);
-            if (theirs is null && link == "pid_for_children" && PendingPidNamespace(pid))
-            {
-                yield return "it made a PID namespace for its children, in which no process runs yet: CriuPS does not save namespaces of this kind yet";
-            }
-            else if (theirs is not null && ours is not null && theirs != ours && !saidAlready)
+            if (theirs is not null && ours is not null && theirs != ours && !saidAlready)
             {
                 yield return $"its {shown} ({theirs}) is not the one CriuPS runs in ({ours}): CriuPS does not save namespaces of this kind yet, "
                     + "and the restored process would live in the restorer's (run Checkpoint-Process in the same namespaces as the process, e.g. with nsenter)";
@@ -67,7 +69,7 @@ internal static class ProcessNamespaces
             string who = task == pid ? "it" : $"its thread {task}";
             if (task != pid)
             {
-                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Network).Append(Uts))
+                foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Pid).Append(Network).Append(Uts))
                 {
                     var thread = Namespace(pid, link, task);
                     if (thread is not null && thread != Namespace(pid, link))
@@ -82,6 +84,62 @@ internal static class ProcessNamespaces
                 yield return $"{who} sits in cgroup {Hierarchy(hierarchy)}:{path}, not in this session's ({ownCgroups[hierarchy]}): CriuPS does not restore cgroups yet, "
                     + "and the restored process would join the restorer's (move it, or run Checkpoint-Process from the same cgroups)";
             }
+        }
+    }
+
+    /// <summary>
+    /// A PID namespace is saved whole, from its init, as CRIU saves the root's: the root may be the init of its own
+    /// (`unshare --pid --fork` checkpointed below unshare), and a process of the tree may be the init of a namespace made
+    /// by its parent (unshare checkpointed itself), whose pid_for_children it is; every other process must be in its
+    /// parent's namespace. A namespace made for children none of which runs yet cannot be told from its processes.
+    /// </summary>
+    private static IEnumerable<string> PidNamespaceProblems(int pid, int root)
+    {
+        var own = Namespace(pid, Pid);
+        var forChildren = Namespace(pid, PidForChildren);
+        if (own is null)
+        {
+            yield break; // it ended meanwhile: the tree's check looks again
+        }
+        if (forChildren is null && PendingPidNamespace(pid))
+        {
+            yield return "it made a PID namespace for its children, in which no process runs yet: CriuPS saves a PID namespace with its init, its first process, which is not there";
+        }
+        else if (forChildren is not null && forChildren != own && !Children(pid).Any(c => Namespace(c, Pid) == forChildren && IsInitOfItsNamespace(c)))
+        {
+            yield return $"its PID namespace for its children ({forChildren}) has no init among its children: CriuPS saves a PID namespace with its init";
+        }
+        if (pid == root)
+        {
+            if (own != Namespace(Environment.ProcessId, Pid) && !IsInitOfItsNamespace(pid))
+            {
+                yield return $"its PID namespace ({own}) is not the one CriuPS runs in ({Namespace(Environment.ProcessId, Pid)}), and its init is not in the tree: "
+                    + "CriuPS saves a PID namespace whole, from its init, as CRIU does (checkpoint the namespace's init, or run Checkpoint-Process in that namespace)";
+            }
+            yield break;
+        }
+        int parent = ProcStat.Read(pid).PPid;
+        if (own != Namespace(parent, Pid) && !(IsInitOfItsNamespace(pid) && NamespacePids(pid).Length == NamespacePids(parent).Length + 1))
+        {
+            yield return $"its PID namespace ({own}) is neither its parent's nor one it is the init of: CriuPS saves a PID namespace whole, from its init";
+        }
+    }
+
+    private static int[] NamespacePids(int pid) => ProcStatus.Read(pid).NamespacePids;
+
+    // PID 1 where it lives.
+    private static bool IsInitOfItsNamespace(int pid) => NamespacePids(pid) is [_, .., 1];
+
+    private static IEnumerable<int> Children(int pid) =>
+        Tasks(pid).SelectMany(task => ProcFiles.ReadText($"/proc/{pid}/task/{task}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(child => int.Parse(child, System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>At dump: a PID namespace for its children other than its own, whose init is its child, is recorded to be entered again.</summary>
+    public static void DumpPidForChildren(DumpSession session, int pid, TaskKobjIdsEntry ids)
+    {
+        if (Namespace(pid, PidForChildren) is { } forChildren && forChildren != Namespace(pid, Pid))
+        {
+            ids.CriupsPidForChildrenNsId = session.ObjectIds.For(forChildren);
         }
     }
 
@@ -124,15 +182,15 @@ internal static class ProcessNamespaces
             ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                 $"Process {process.Pid} lived in {Describe(ids)}, which does not exist now.", session.Images.Directory,
                 "CriuPS does not save network namespaces: create it again (ip netns add), then restore.");
-        Join(process, $"/proc/{session.EnginePid}/fd/{ns.Handle.Value}", Setns.CloneNewNet, ns.ToString());
+        Join(process.Injection, $"/proc/{session.EnginePid}/fd/{ns.Handle.Value}", Setns.CloneNewNet, ns.ToString());
         session.Log.Detail($"process {process.Pid}: back in its {ns}");
     }
 
-    /// <summary>Has the restored <paramref name="process"/> open the namespace file at <paramref name="path"/>, enter it (setns) and close it.</summary>
-    public static void Join(RestoringProcess process, string path, int type, string what)
+    /// <summary>Has a restored process open the namespace file at <paramref name="path"/>, enter it (setns) and close it.</summary>
+    public static void Join(Injection process, string path, int type, string what)
     {
         var caller = process.Caller;
-        var scratch = process.Injection.Scratch;
+        var scratch = process.Scratch;
         scratch.Reset();
         var name = scratch.PutString(path);
         long fd = caller.Checked($"open of {what}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), name.Value, (ulong)(O.RDONLY | O.CLOEXEC));

@@ -40,6 +40,12 @@ internal sealed class StandInLeader
     /// </summary>
     public static StandInLeader Start(ProcessShell parent, int pid, ulong cloneFlags, bool newSession, AddressRange scratch, Action<int, Tracee> created)
     {
+        if (parent.Pstree.CriupsNsPid.Count > 0)
+        {
+            // Its ids in the namespaces below the root's were never seen: it did not run when the tree was saved.
+            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                $"Process {parent.Pid} would fork a stand-in for the gone leader {pid} of its session or group, in a PID namespace below the tree root's, which CriuPS does not do.", parent.Pid);
+        }
         var task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, pid, cloneFlags, Native.Interop.Signals.SIGCHLD);
         created(pid, task);
         var memory = ProcessMemory.Open(task.Tid);

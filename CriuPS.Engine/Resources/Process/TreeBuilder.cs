@@ -32,12 +32,24 @@ internal sealed record ProcessShell(PstreeEntry Pstree, Tracee Leader, ProcessMe
 /// </summary>
 internal static class TreeBuilder
 {
-    public static List<ProcessShell> Create(RestoreSession session, RestoreHost host, ByteCount scratchSize, bool childOfCaller, Action<Tracee> created)
+    /// <param name="enginePidfd">
+    /// Where the root keeps the pidfd of the engine the tree inherits, when the tree has processes in PID namespaces
+    /// the restore makes (a root that was its namespace's init, PID 1, is restored as the init of a new one), where
+    /// the engine has no PID (see <see cref="RestoredPids"/>).
+    /// </param>
+    public static List<ProcessShell> Create(RestoreSession session, RestoreHost host, ByteCount scratchSize, bool childOfCaller, Action<Tracee> created, int enginePidfd)
     {
         var images = session.Images;
         var everyLayout = images.Processes.SelectMany(p => p.Mm.Vmas).ToList();
         var root = images.Tree[0];
-        var (rootTask, scratch) = host.ForkChild((int)root.Pid, everyLayout, scratchSize, childOfCaller && !host.IsNamespaceInit);
+        bool rootIsInit = PidLevels.IsNamespaceInit(root, parent: null);
+        bool nested = images.Tree.Any(p => p.CriupsNsPid.Count > 0);
+        bool handDown = (rootIsInit || nested) && !host.IsNamespaceInit; // criups-init has one already
+        var (rootTask, scratch) = host.ForkChild(PidLevels.Process(root), rootIsInit, handDown ? enginePidfd : null, everyLayout, scratchSize, childOfCaller && !host.IsNamespaceInit);
+        if (handDown)
+        {
+            session.Pids = new RestoredPids(rootIsInit ? rootTask.Tid : null, enginePidfd);
+        }
         created(rootTask);
         var shells = new List<ProcessShell>();
         var builder = new Builder(session, scratch, shells, created);
@@ -161,20 +173,37 @@ internal static class TreeBuilder
         {
             int targetSession = TargetSession(child);
             Tracee task;
+            // The init of a PID namespace its parent made is born into a new one.
+            bool isInit = PidLevels.IsNamespaceInit(child, parent.Pstree);
+            ulong newNamespace = isInit ? (ulong)Setns.CloneNewPid : 0;
+            var levels = PidLevels.Process(child);
             if (targetSession == (int)child.Pid || targetSession == pids.SessionOf(parent.Pid))
             {
-                task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, (int)child.Pid, SharingFlags(parent.Pid, child), Native.Interop.Signals.SIGCHLD);
+                task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, levels, SharingFlags(parent.Pid, child) | newNamespace, Native.Interop.Signals.SIGCHLD);
             }
             else
             {
                 // Born into a session its parent is not in: forked by a process of that session whose parent is the
                 // same (CLONE_PARENT makes the child its sibling), which takes the exit signal from it.
                 var forker = SessionForker(parent, child, targetSession);
-                task = Clone3.Create(forker.Caller, forker.Scratch, (int)child.Pid, SharingFlags(parent.Pid, child) | Clone3.CloneParent, 0);
+                task = Clone3.Create(forker.Caller, forker.Scratch, levels, SharingFlags(parent.Pid, child) | Clone3.CloneParent | newNamespace, 0);
             }
             created(task);
+            if (isInit && ParentEntersNamespace(parent, child))
+            {
+                // As unshare(CLONE_NEWPID) left it: the parent's next children are born into the namespace too.
+                ProcessNamespaces.Join(parent.Injection, $"/proc/{task.Tid}/ns/pid", Setns.CloneNewPid, $"the PID namespace of {child.Pid}");
+            }
             Adopt(child, task);
             CreateSubtree(child);
+        }
+
+        // Whether the parent's children were born into the child's namespace (its pid_for_children) at checkpoint time.
+        private bool ParentEntersNamespace(ProcessShell parent, PstreeEntry child)
+        {
+            var parentIds = session.Images.Processes.FirstOrDefault(p => p.Pid == parent.Pid)?.Ids;
+            var childIds = session.Images.Processes.FirstOrDefault(p => p.Pid == (int)child.Pid)?.Ids;
+            return parentIds is { HasCriupsPidForChildrenNsId: true } && childIds is not null && parentIds.CriupsPidForChildrenNsId == childIds.PidNsId;
         }
 
         // The descriptor table and fs information the child shares with its parent (CLONE_FILES, CLONE_FS).
