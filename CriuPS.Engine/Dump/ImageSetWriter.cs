@@ -2,6 +2,7 @@ using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Sockets;
+using Google.Protobuf;
 
 namespace CriuPS.Engine.Dump;
 
@@ -34,6 +35,8 @@ internal static class ImageSetWriter
     public static void Write(DumpSession session)
     {
         var pids = TreePids.Of(session);
+        pids.Renumber(session.Processes.SelectMany(p => p.Cores.Values).Concat(session.Zombies.Select(z => z.Core)).Cast<IMessage>()
+            .Concat(session.Files.Entries).Concat(session.TtyInfos).Concat(session.ExtraImages.Values.SelectMany(e => e.Select(i => i.Message))));
         var inventory = Inventory(session);
         inventory.RootIds = ProcessTree.InventoryRootIds(session);
         inventory.CriupsRootPid = pids.InRoot(session.Processes[0].Pid);

@@ -1,5 +1,8 @@
+using System.Collections;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Proc;
+using Google.Protobuf;
+using Google.Protobuf.Reflection;
 
 namespace CriuPS.Engine.Dump;
 
@@ -68,6 +71,57 @@ internal sealed class TreePids
             entry.CriupsNsTid.Add(seen.Threads.SelectMany(t => Below((int)t)));
         }
         return entry;
+    }
+
+    /// <summary>
+    /// Numbers for the image the PIDs that the other entries keep, which the dump read as the engine sees them: the
+    /// owners of files, the holders of locks, a terminal's session and foreground group, the thread a POSIX timer
+    /// signals. Nothing changes for a root of the engine's namespace.
+    /// </summary>
+    public void Renumber(IEnumerable<IMessage> entries)
+    {
+        if (RootDepth == 0)
+        {
+            return;
+        }
+        foreach (var entry in entries)
+        {
+            Renumber(entry);
+        }
+    }
+
+    private void Renumber(IMessage message)
+    {
+        switch (message)
+        {
+            case FownEntry owner:
+                owner.Pid = InRoot((int)owner.Pid);
+                break;
+            case FileLockEntry held:
+                held.Pid = (int)InRoot(held.Pid);
+                break;
+            case TtyInfoEntry terminal:
+                (terminal.Sid, terminal.Pgrp) = (InRoot((int)terminal.Sid), InRoot((int)terminal.Pgrp));
+                break;
+            case PosixTimerEntry timer when timer.HasNotifyThreadId:
+                timer.NotifyThreadId = (int)InRoot(timer.NotifyThreadId);
+                break;
+        }
+        foreach (var field in message.Descriptor.Fields.InFieldNumberOrder().Where(f => f.FieldType == FieldType.Message))
+        {
+            var value = field.Accessor.GetValue(message);
+            if (field.IsRepeated)
+            {
+                foreach (IMessage item in (IList)value)
+                {
+                    Renumber(item);
+                }
+            }
+            else if (value is IMessage inner && field.Accessor.HasValue(message))
+            {
+                Renumber(inner);
+            }
+        }
     }
 
     // A leader outside the tree: what its NSpid says, or nothing if it is gone.
