@@ -295,13 +295,14 @@ public static class RestorePipeline
                 session.Options.ImagePath,
                 "Restore with -ShellJob (and checkpoint such processes with -ShellJob), or start the process with setsid.");
         }
-        if (session.Options.NewPidNamespace || PidLevels.IsNamespaceInit(root, parent: null))
+        bool newNamespace = session.Options.NewPidNamespace || PidLevels.IsNamespaceInit(root, parent: null);
+        if (newNamespace)
         {
             CheckNewPidNamespace(session);
-            return; // a new namespace has every PID free
         }
-        // Stand-ins take the PIDs of gone session and group leaders for a moment.
-        var ids = images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(TreeBuilder.StandInPids(images.Tree));
+        // Stand-ins take the PIDs of gone session and group leaders for a moment. A new namespace has every PID free.
+        var ids = newNamespace ? []
+            : images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(TreeBuilder.StandInPids(images.Tree));
         foreach (int id in ids)
         {
             WaitForZombieToGo(id, session.Log);
