@@ -54,6 +54,10 @@ function Invoke-Build {
     Write-Host "Building CriuPS ($Configuration) into $moduleOut"
     if (Test-Path $moduleOut) { Remove-Item -Recurse -Force $moduleOut }
     Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $root 'CriuPS/CriuPS.csproj') -c $Configuration -o $moduleOut --nologo -v quiet }
+    # criups-init, the init of the PID namespaces that Restore-Process -NewPidNamespace makes: a native program
+    # (NativeAOT, linked with gcc) beside the engine. Its symbols (.dbg) stay out of the module.
+    Invoke-Native 'dotnet publish of criups-init' { dotnet publish (Join-Path $root 'CriuPS.Init/CriuPS.Init.csproj') -c $Configuration -o $moduleOut --nologo -v quiet }
+    Get-ChildItem $moduleOut -Filter '*.dbg' | Remove-Item
     Copy-Item (Join-Path $root 'CriuPS.psd1'), (Join-Path $root 'CriuPS.Format.ps1xml'), (Join-Path $root 'CriuPS.Types.ps1xml') $moduleOut
     Get-ChildItem $moduleOut -Filter '*.pdb' | Remove-Item
     Get-ChildItem $moduleOut -Filter '*.deps.json' | Remove-Item

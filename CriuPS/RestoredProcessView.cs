@@ -26,6 +26,9 @@ internal static class RestoredProcessView
         }
         view.TypeNames.Insert(0, TypeName);
         AddNote(view, "ImagePath", restored.ImagePath);
+        AddNote(view, "HostPid", restored.HostPid);
+        AddNote(view, "NamespacePid", restored.NamespacePid);
+        AddNote(view, "PidNamespaceInit", restored.PidNamespaceInit);
         AddNote(view, "Detached", restored.Detached);
         AddNote(view, "MemoryBytes", restored.MemoryBytes);
         AddNote(view, "RestoreTime", restored.RestoreTime);
@@ -47,10 +50,12 @@ internal static class RestoredProcessView
 
     /// <summary>
     /// The exit status of a restored process that stayed our child, once it has ended (null before, or for one
-    /// restored with -Detach). Process.ExitCode cannot say: .NET did not start this process.
+    /// restored with -Detach); in a new PID namespace, its init's, which ends with it and with its status.
+    /// Process.ExitCode cannot say: .NET did not start this process.
     /// </summary>
     public static object? ExitStatus(PSObject instance) =>
-        instance.Properties["Id"]?.Value is int id && Engine.Restore.ChildReaper.TryGetExitCode(id, out var code) ? code : null;
+        (instance.Properties["PidNamespaceInit"]?.Value as int? ?? instance.Properties["Id"]?.Value as int?) is int id
+            && Engine.Restore.ChildReaper.TryGetExitCode(id, out var code) ? code : null;
 
     private static void AddNote(PSObject view, string name, object? value)
     {

@@ -2,6 +2,7 @@ using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Sockets;
+using Google.Protobuf;
 
 namespace CriuPS.Engine.Dump;
 
@@ -24,44 +25,49 @@ internal static class ImageSetWriter
         var inventory = Inventory(session);
         inventory.PreDumpMode = PreDumpRead;
         session.WriteSingle(ImageTypes.Inventory, null, inventory);
+        var pids = TreePids.Of(session);
         foreach (var process in session.Processes)
         {
-            WritePagemap(session, process);
+            WritePagemap(session, process, pids);
         }
     }
 
     public static void Write(DumpSession session)
     {
+        var pids = TreePids.Of(session);
+        pids.Renumber(session.Processes.SelectMany(p => p.Cores.Values).Concat(session.Zombies.Select(z => z.Core)).Cast<IMessage>()
+            .Concat(session.Files.Entries).Concat(session.TtyInfos).Concat(session.ExtraImages.Values.SelectMany(e => e.Select(i => i.Message))));
         var inventory = Inventory(session);
         inventory.RootIds = ProcessTree.InventoryRootIds(session);
         inventory.RootCgSet = session.Processes[0].LeaderCore.Tc.CgSet;
+        inventory.CriupsRootPid = pids.InRoot(session.Processes[0].Pid);
         session.WriteSingle(ImageTypes.Inventory, null, inventory);
 
         using (var pstree = session.CreateImage(ImageTypes.Pstree, null))
         {
             foreach (int pid in session.TreeOrder)
             {
-                pstree.WriteEntry(session.Processes.FirstOrDefault(p => p.Pid == pid)?.Pstree ?? session.Zombies.First(z => z.Pid == pid).Pstree);
+                pstree.WriteEntry(pids.ForImage(session.Processes.FirstOrDefault(p => p.Pid == pid)?.Pstree ?? session.Zombies.First(z => z.Pid == pid).Pstree));
             }
         }
 
         foreach (var zombie in session.Zombies)
         {
-            session.WriteSingle(ImageTypes.Core, zombie.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), zombie.Core);
+            session.WriteSingle(ImageTypes.Core, pids.Name(zombie.Pid), zombie.Core);
         }
 
         var writtenTables = new HashSet<uint>();
         foreach (var process in session.Processes)
         {
-            var pid = process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var pid = pids.Name(process.Pid);
             foreach (var (tid, core) in process.Cores)
             {
-                session.WriteSingle(ImageTypes.Core, tid.ToString(System.Globalization.CultureInfo.InvariantCulture), core);
+                session.WriteSingle(ImageTypes.Core, pids.Name(tid), core);
             }
             session.WriteSingle(ImageTypes.Ids, pid, process.Ids);
             session.WriteSingle(ImageTypes.Mm, pid, process.Mm);
             session.WriteSingle(ImageTypes.Fs, pid, process.Fs);
-            WritePagemap(session, process);
+            WritePagemap(session, process, pids);
             // Processes that share their descriptor table (CLONE_FILES) share one fdinfo image.
             if (writtenTables.Add(process.Ids.FilesId))
             {
@@ -112,9 +118,9 @@ internal static class ImageSetWriter
         }
     }
 
-    private static void WritePagemap(DumpSession session, DumpedProcess process)
+    private static void WritePagemap(DumpSession session, DumpedProcess process, TreePids pids)
     {
-        using var pagemap = session.CreateImage(ImageTypes.Pagemap, process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var pagemap = session.CreateImage(ImageTypes.Pagemap, pids.Name(process.Pid));
         pagemap.WriteEntry(process.PagemapHead);
         foreach (var entry in process.Pagemap)
         {

@@ -3,8 +3,21 @@ namespace CriuPS.Engine.Model;
 /// <summary>A process brought back by Restore-Process (shaped so that `| Stop-Process` binds its Id).</summary>
 public sealed class RestoredProcess
 {
-    /// <summary>The PID, the same as at checkpoint time.</summary>
+    /// <summary>
+    /// The PID as this session sees it (Get-Process, Stop-Process): the same as at checkpoint time, but with
+    /// -NewPidNamespace, where the process has its saved PID (<see cref="NamespacePid"/>) inside its namespace and
+    /// this one outside.
+    /// </summary>
     public required int Id { get; init; }
+
+    /// <summary>The PID as this session sees it: the same as <see cref="Id"/>.</summary>
+    public int HostPid => Id;
+
+    /// <summary>The PID the process sees (getpid()): the saved one, in its PID namespace.</summary>
+    public required int NamespacePid { get; init; }
+
+    /// <summary>With -NewPidNamespace: the PID (as this session sees it) of the namespace's init, the restored process's parent.</summary>
+    public int? PidNamespaceInit { get; init; }
 
     public required string Name { get; init; }
 
@@ -43,10 +56,13 @@ public sealed class RestoredProcess
     public Lazy.LazyRestore? LazyRestore { get; init; }
 
     /// <summary>Whether the process has ended (known for processes that stayed our children).</summary>
-    public bool HasExited => Restore.ChildReaper.TryGetExitCode(Id, out var code) ? code is not null : !Directory.Exists($"/proc/{Id}");
+    public bool HasExited => Restore.ChildReaper.TryGetExitCode(Reaped, out var code) ? code is not null : !Directory.Exists($"/proc/{Id}");
 
-    /// <summary>The exit status, once a child process has ended.</summary>
-    public int? ExitCode => Restore.ChildReaper.TryGetExitCode(Id, out var code) ? code : null;
+    /// <summary>The exit status, once a child process has ended (in a new PID namespace, its init's, which ends with it and with its status).</summary>
+    public int? ExitCode => Restore.ChildReaper.TryGetExitCode(Reaped, out var code) ? code : null;
+
+    // Our child: the process, or the init of its PID namespace.
+    private int Reaped => PidNamespaceInit ?? Id;
 
     public override string ToString() => $"{Name} ({Id})";
 }

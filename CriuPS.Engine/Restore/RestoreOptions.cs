@@ -42,6 +42,12 @@ public sealed class RestoreOptions
     /// <summary>What becomes of the saved cgroups (CRIU's --manage-cgroups); by default the processes go back into them, missing ones made again.</summary>
     public CgroupMode CgroupMode { get; init; } = CgroupMode.Soft;
 
+    /// <summary>
+    /// Restore into a new PID namespace (with a mount namespace whose /proc shows it): the tree gets its saved PIDs
+    /// inside, under an init of its own (criups-init, PID 1), so that one image can be restored many times side by side.
+    /// </summary>
+    public bool NewPidNamespace { get; init; }
+
     /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 

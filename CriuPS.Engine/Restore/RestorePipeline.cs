@@ -76,6 +76,7 @@ public static class RestorePipeline
         CheckCanRestore(session);
 
         RestoreHost? host = null;
+        RestoreHost? namespaceInit = null;
         var created = new List<Tracee>();
         var memories = new List<ProcessMemory>();
         TimeSpan readTime, memoryTime;
@@ -95,9 +96,21 @@ public static class RestorePipeline
             }
 
             log.Phase("Creating the processes");
-            host = RestoreHost.Start(options.ShellJob, log);
-            var shells = TreeBuilder.Create(session, host, InjectionAreaSize, childOfCaller: !options.Detach, created.Add);
-            host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
+            int enginePidfd = EnginePidfdNumber(images);
+            if (options.NewPidNamespace)
+            {
+                host = namespaceInit = RestoreHost.StartNamespaceInit(root.Pid, enginePidfd, childOfCaller: !options.Detach, InjectionAreaSize, log);
+                session.Pids = new RestoredPids(namespaceInit.Pid, enginePidfd);
+            }
+            else
+            {
+                host = RestoreHost.Start(options.ShellJob, log);
+            }
+            var shells = TreeBuilder.Create(session, host, InjectionAreaSize, childOfCaller: !options.Detach, created.Add, enginePidfd);
+            if (namespaceInit is null)
+            {
+                host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
+            }
             host = null;
             memories.AddRange(shells.Select(s => s.Memory));
             processes = shells.Where(s => !s.IsZombie)
@@ -107,7 +120,7 @@ public static class RestorePipeline
             FileDescriptors.OpenOnceProcessesExist(session);
             foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
             {
-                process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
+                CloseInherited(session, process);
             }
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCreate);
 
@@ -164,7 +177,7 @@ public static class RestorePipeline
                 {
                     ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
                     var creds = thread.Core.ThreadCore.Creds;
-                    var current = ProcStatus.ReadThread(process.Pid, thread.Tid);
+                    var current = ProcStatus.ReadThread(process.HostPid, thread.Tid);
                     if (creds is not null && Creds.Differ(creds, current))
                     {
                         Creds.Restore(creds, current, thread.Caller, process.Injection.Scratch);
@@ -185,9 +198,16 @@ public static class RestorePipeline
             // Every thread exists and none has run: each goes into its own cgroups.
             CgroupRestore.Place(session, processes);
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCgroups);
-            cgroups = CgroupRestore.Where(root.Pid);
+            cgroups = CgroupRestore.Where(session.Pids.Host(root.Pid));
 
             log.Phase("Resuming");
+            if (session.Pids.EnginePidfd is int inherited)
+            {
+                foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
+                {
+                    process.Caller.Checked("close of the engine's pidfd", SyscallNumber.Close, (ulong)inherited);
+                }
+            }
             foreach (var process in processes)
             {
                 SetFinalState(process);
@@ -195,6 +215,11 @@ public static class RestorePipeline
             // Every process is whole: the network lock goes, and the connections leave repair mode.
             session.InetSockets?.Resume();
             FailurePoint.Check(options.FailAt, FailurePoint.BeforeResume);
+            // Its /proc mounted and let go before the tree runs: the tree must see the namespace's PIDs in /proc.
+            if (namespaceInit is not null && session.Pids.EnginePidfd is int pidfd)
+            {
+                namespaceInit.Release(pidfd);
+            }
             // Children first: a parent that runs first could already signal or wait for them.
             foreach (var process in Enumerable.Reverse(processes))
             {
@@ -212,6 +237,7 @@ public static class RestorePipeline
             KillPartial(created);
             host?.Dispose();
             session.Network?.Abandon(log);
+            namespaceInit?.Dispose(); // its namespace dies with it
             CgroupRestore.RemoveCreated(session); // once their members are gone
             // A page source lost mid-way is the cause, whatever the restore tripped over when the transfer killed the process.
             session.Lazy?.Abort($"The restore of process {root.Pid} failed.");
@@ -226,19 +252,26 @@ public static class RestorePipeline
             }
         }
 
+        int hostPid = session.Pids.Host(root.Pid);
+        int? initPid = session.Pids.InitHostPid;
+        namespaceInit?.Dispose();
         if (!options.Detach)
         {
-            ChildReaper.Watch(root.Pid);
+            ChildReaper.Watch(initPid ?? hostPid); // the namespace's init ends with the root, with its status
         }
         log.Phase("Done");
-        log.Write($"restored {root.Pid} in {total.Elapsed.TotalMilliseconds:F1} ms");
+        log.Write(initPid is null
+            ? $"restored {root.Pid} in {total.Elapsed.TotalMilliseconds:F1} ms"
+            : $"restored {root.Pid} as {hostPid} in a new PID namespace (its init: {initPid}) in {total.Elapsed.TotalMilliseconds:F1} ms");
         log.EndPhase();
         var restored = new RestoredProcess
         {
-            Id = root.Pid,
+            Id = hostPid,
+            NamespacePid = root.Pid,
+            PidNamespaceInit = initPid,
             Name = root.Name,
             ImagePath = images.Directory,
-            ParentId = ProcStat.Read(root.Pid).PPid,
+            ParentId = ProcStat.Read(hostPid).PPid,
             Detached = options.Detach,
             ThreadCount = root.Cores.Count,
             MemoryBytes = root.Pagemap.Sum(e => (long)((e.HasNrPages ? e.NrPages : e.CompatNrPages) << Page.Shift)),
@@ -281,8 +314,14 @@ public static class RestorePipeline
                 session.Options.ImagePath,
                 "Restore with -ShellJob (and checkpoint such processes with -ShellJob), or start the process with setsid.");
         }
-        // Stand-ins take the PIDs of gone session and group leaders for a moment.
-        var ids = images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(TreeBuilder.StandInPids(images.Tree));
+        bool newNamespace = session.Options.NewPidNamespace || PidLevels.IsNamespaceInit(root, parent: null);
+        if (newNamespace)
+        {
+            CheckNewPidNamespace(session);
+        }
+        // Stand-ins take the PIDs of gone session and group leaders for a moment. A new namespace has every PID free.
+        var ids = newNamespace ? []
+            : images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(TreeBuilder.StandInPids(images.Tree));
         foreach (int id in ids)
         {
             WaitForZombieToGo(id, session.Log);
@@ -303,6 +342,53 @@ public static class RestorePipeline
             using var pages = process.OpenPages(images.Directory); // checks the chain of parents and the files' sizes
             Vdso.Check(images.Directory, process, pages);
         }
+    }
+
+    // What a restore into a new PID namespace needs, and what it does not do yet, before anything is created.
+    private static void CheckNewPidNamespace(RestoreSession session)
+    {
+        var options = session.Options;
+        var root = session.Images.Tree[0];
+        if (options.NewPidNamespace && PidLevels.IsNamespaceInit(root, parent: null))
+        {
+            throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                $"Process {root.Pid} of '{options.ImagePath}' was the init of its PID namespace (PID 1), and is restored as the init of a new one: -NewPidNamespace would put another init above it.",
+                options.ImagePath, "Restore without -NewPidNamespace: the image comes back in a PID namespace of its own anyway.");
+        }
+        if (options.NewPidNamespace)
+        {
+            PidNamespaceInit.CheckAvailable(options.ImagePath);
+        }
+        string? refused = options.LazyPages ? "-LazyPages" : options.ShellJob ? "-ShellJob" : null;
+        if (refused is not null)
+        {
+            string how = options.NewPidNamespace ? "-NewPidNamespace" : $"an image whose root was the init of its PID namespace ({root.Pid})";
+            throw new CheckpointException(CheckpointErrorKind.Unsupported,
+                $"{how} cannot be combined with {refused} yet: the restored processes would need the engine's PIDs for them.", options.ImagePath,
+                $"Restore without {refused}.");
+        }
+    }
+
+    /// <summary>
+    /// Where the tree keeps the engine's pidfd that it inherits from the init of a new PID namespace: above every
+    /// descriptor of the images, so that none is installed over it.
+    /// </summary>
+    private static int EnginePidfdNumber(ImageSet images) =>
+        Math.Max(3, images.Processes.SelectMany(p => p.FileDescriptors).Select(f => (int)f.Fd + 1).DefaultIfEmpty(0).Max());
+
+    /// <summary>
+    /// Closes what a process inherited from the host (or the namespace's init): every descriptor, but the engine's
+    /// pidfd in a new PID namespace, which the restore needs until the end.
+    /// </summary>
+    private static void CloseInherited(RestoreSession session, RestoringProcess process)
+    {
+        if (session.Pids.EnginePidfd is int kept)
+        {
+            process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, (ulong)(kept - 1), 0);
+            process.Caller.Checked("close_range", SyscallNumber.CloseRange, (ulong)(kept + 1), uint.MaxValue, 0);
+            return;
+        }
+        process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
     }
 
     /// <summary>The first process of each group sharing a kernel object (an fd table, fs information).</summary>
@@ -326,10 +412,10 @@ public static class RestorePipeline
         var (regs, xstate) = ThreadState.FinalState(core, process.Caller, process.Injection.Scratch);
         process.Injection.End(regs);
         process.Leader.SetXState(xstate);
-        Native.Interop.Ptrace.SetSigMask(process.Pid, SavedMask(core));
+        Native.Interop.Ptrace.SetSigMask(process.HostPid, SavedMask(core));
         if (core.Tc.TaskState == TaskAttributes.TaskStopped)
         {
-            LibC.kill(process.Pid, Signals.SIGSTOP);
+            LibC.kill(process.HostPid, Signals.SIGSTOP);
         }
     }
 
@@ -376,15 +462,16 @@ public static class RestorePipeline
         }
     }
 
-    // Kills everything created, then waits for each task by its own id, threads before their leaders: a wait for
-    // any child could reap children that are not ours to reap.
+    // Kills everything created, then waits for each task by its own id, threads before their leaders and children
+    // before their parents (a namespace's init ends only once its children are collected, which waits for us, their
+    // tracer): a wait for any child could reap children that are not ours to reap.
     private static void KillPartial(IReadOnlyList<Tracee> created)
     {
         foreach (var task in created)
         {
             LibC.kill(task.ProcessId, Signals.SIGKILL);
         }
-        foreach (var task in created.OrderBy(t => t.Tid == t.ProcessId ? 1 : 0))
+        foreach (var task in created.Reverse().OrderBy(t => t.Tid == t.ProcessId ? 1 : 0))
         {
             try
             {

@@ -28,6 +28,11 @@ internal static class RestorePrivileges
         obstacles.AddRange(UtsNamespace.Obstacles(images, privileges).Select(o => (root, o)));
         obstacles.AddRange(IpcNamespace.Obstacles(images, privileges).Select(o => (root, o)));
         obstacles.AddRange(Resources.Network.TreeNetwork.Obstacles(images, session.Options, privileges).Select(o => (root, o)));
+        if (session.Options.NewPidNamespace && !privileges.Has(Capability.SysAdmin))
+        {
+            obstacles.Add((root, new Obstacle("restoring into a new PID namespace (clone3 with CLONE_NEWPID and CLONE_NEWNS, and the mount of its /proc) needs CAP_SYS_ADMIN",
+                Capability.SysAdmin)));
+        }
         foreach (var process in images.Processes)
         {
             var found = TaskAttributes.Obstacles(process.LeaderCore.Tc, privileges)

@@ -23,6 +23,12 @@ internal sealed class RestoreSession : IDisposable
     /// <summary>Our own pid: restored processes pull the descriptors we open for them with pidfd_getfd.</summary>
     public int EnginePid { get; } = Environment.ProcessId;
 
+    /// <summary>The restored processes' PIDs as they see them and as we do (they differ in a PID namespace of the restore's own).</summary>
+    public RestoredPids Pids { get; set; } = new();
+
+    /// <summary>The call by which a restored process gets a pidfd of the engine (<see cref="RestoredPids.EnginePidfdCall"/>).</summary>
+    public (Native.Interop.SyscallNumber Number, ulong A1, ulong A2) EnginePidfdCall => Pids.EnginePidfdCall(EnginePid);
+
     /// <summary>Open file descriptions we created for the restored processes, by file id; closed when the restore ends.</summary>
     public Dictionary<uint, FileDescriptor> OpenFiles { get; } = new();
 

@@ -24,7 +24,11 @@ internal sealed class RestoringProcess
 
     public ProcessImages Images { get; }
 
+    /// <summary>The saved PID, which the process has (in its PID namespace).</summary>
     public int Pid => Images.Pid;
+
+    /// <summary>The PID we see it with (for /proc, ptrace, kill): the saved one, but in a PID namespace of the restore's own.</summary>
+    public int HostPid => Leader.Tid;
 
     public Tracee Leader { get; }
 

@@ -36,6 +36,13 @@ public sealed class ProcStatus
 
     public int PPid => Int("PPid");
 
+    /// <summary>
+    /// NSpid: the task's id in each PID namespace it is in, from the namespace of this /proc inwards (the last is what
+    /// the task itself sees); one id for a task of this /proc's namespace.
+    /// </summary>
+    public int[] NamespacePids => Get("NSpid").Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries)
+        .Select(id => int.Parse(id, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
     public int TracerPid => Int("TracerPid");
 
     public uint Umask => Convert.ToUInt32(Get("Umask"), 8);

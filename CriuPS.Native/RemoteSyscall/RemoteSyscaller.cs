@@ -59,7 +59,13 @@ public sealed class RemoteSyscaller
         this.heldWhileRunning = heldWhileRunning;
         OriginalRegs = parked.OriginalRegs;
         instruction = parked.RestorerSyscall;
+        // Our code signals the thread from inside, where a process in a PID namespace below ours has other ids.
+        var ids = Proc.ProcStatus.ReadThread(thread.ProcessId, thread.Tid).NamespacePids;
+        ownIds = (Proc.ProcStatus.Read(thread.ProcessId).NamespacePids[^1], ids[^1]);
     }
+
+    // The thread's process and thread ids as it sees them (NSpid's last), for the code it runs.
+    private readonly (int Process, int Thread) ownIds;
 
     public Tracee Thread => thread;
 
@@ -169,6 +175,42 @@ public sealed class RemoteSyscaller
         return result;
     }
 
+    /// <summary>
+    /// Runs execve in a process of ours whose tracer asked for exec events (PTRACE_O_TRACEEXEC): returns 0 with the
+    /// thread stopped at the exec event, in the new program before its first instruction, or the call's negative errno
+    /// (the old program is then still there, stopped at our int3).
+    /// </summary>
+    public long CallExec(Address path, Address argv, Address envp)
+    {
+        if (parked is not null || !instructionIsOurs)
+        {
+            throw new InvalidOperationException("execve is injected only in a process of ours, once its scratch area is in place");
+        }
+        thread.SetRegs(CallRegs(NoSyscall, SyscallNumber.Execve, path.Value, argv.Value, envp.Value, 0, 0, 0, instruction));
+        CallCount++;
+        thread.Continue();
+        int notifications = 0;
+        while (true)
+        {
+            var status = thread.WaitStop();
+            if (status.Event == PtraceEvent.Exec)
+            {
+                return 0;
+            }
+            if (IsNotification(status, ref notifications))
+            {
+                thread.Continue();
+                continue;
+            }
+            var regs = thread.GetRegs();
+            if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP && regs.Rip == (instruction + new ByteCount(3)).Value)
+            {
+                return (long)regs.Rax;
+            }
+            throw new InvalidOperationException($"injected execve in {thread} stopped unexpectedly: {status} at rip 0x{regs.Rip:x}");
+        }
+    }
+
     /// <summary>Bytes of the code that ends our code in the target (<see cref="EncodeEnd"/>).</summary>
     public int EndLength => parked is null ? 1 : GuardedEndLength;
 
@@ -190,8 +232,8 @@ public sealed class RemoteSyscaller
         var code = new byte[GuardedEndLength];
         int offset = 0;
         X86Code.MovEax(code, ref offset, (int)SyscallNumber.Tgkill);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdi, (ulong)thread.ProcessId);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsi, (ulong)thread.Tid);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdi, (ulong)ownIds.Process);
+        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsi, (ulong)ownIds.Thread);
         X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdx, (ulong)(stopSignal ?? 0)); // signal 0 sends nothing
         X86Code.Syscall(code, ref offset);
         X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsp, parked.Frame.SigreturnStack.Value);
@@ -482,7 +524,7 @@ public sealed class RemoteSyscaller
         var info = Interop.Ptrace.GetSigInfo(thread.Tid);
         int code = BitConverter.ToInt32(info, 8);
         int sender = BitConverter.ToInt32(info, 16);
-        return code == SiTkill && sender == thread.ProcessId;
+        return code == SiTkill && sender == ownIds.Process;
     }
 
     // The stop signal sent by someone else: what an untraced thread would do with it is nothing, so it is dropped.

@@ -52,6 +52,10 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
     [Parameter]
     public CgroupMode CgroupMode { get; set; } = CgroupMode.Soft;
 
+    /// <summary>Restore into a new PID namespace, the saved PIDs inside, under an init of its own.</summary>
+    [Parameter]
+    public SwitchParameter NewPidNamespace { get; set; }
+
     private readonly CancellationTokenSource stopping = new();
     private PageServerEndpoint? server;
 
@@ -97,6 +101,7 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
                 ExternalVeth = ExternalVeth?.Cast<System.Collections.DictionaryEntry>()
                     .ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? "", StringComparer.Ordinal),
                 CgroupMode = CgroupMode,
+                NewPidNamespace = NewPidNamespace,
                 FailAt = FailureInjection.RequestedPoint,
                 Cancellation = stopping.Token,
             };

@@ -89,14 +89,14 @@ internal sealed class CgroupRestore
             foreach (var member in set?.Ctls ?? [])
             {
                 var (hierarchy, directory) = state.Ensure(member, session);
-                if (Current(process.Pid, process.Pid, member.Name) != member.Path)
+                if (Current(process.HostPid, process.HostPid, member.Name) != member.Path)
                 {
-                    Join(directory, "cgroup.procs", process.Pid, $"process {process.Pid}");
+                    Join(directory, "cgroup.procs", process.HostPid, $"process {process.Pid}");
                 }
             }
             foreach (var thread in process.Threads.Skip(1).Where(t => state.SetOf(t.Core) is { } own && own != set))
             {
-                foreach (var member in state.SetOf(thread.Core)!.Ctls.Where(m => Current(process.Pid, thread.Tracee.Tid, m.Name) != m.Path))
+                foreach (var member in state.SetOf(thread.Core)!.Ctls.Where(m => Current(process.HostPid, thread.Tracee.Tid, m.Name) != m.Path))
                 {
                     var (hierarchy, directory) = state.Ensure(member, session);
                     Join(directory, hierarchy.IsV2 ? "cgroup.threads" : "tasks", thread.Tracee.Tid, $"thread {thread.Tracee.Tid} of process {process.Pid}");

@@ -26,7 +26,7 @@ internal static class ClosedTargetRegistration
             return moved;
         }
 
-        long pidfd = MoveAbove(caller.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)session.EnginePid, 0), "the engine's pidfd");
+        long pidfd = MoveAbove(caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2), "the engine's pidfd");
         if (!session.OpenFiles.TryGetValue(target.CriupsFileId, out var file))
         {
             var image = Path.Combine(session.Images.Directory, "files.img");

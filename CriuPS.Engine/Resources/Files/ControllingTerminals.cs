@@ -33,7 +33,7 @@ internal static class ControllingTerminals
         var files = ptys.ControllingTerminalFiles(session, pair.Master.Sid).ToList();
         if (files.Count > 0)
         {
-            using var pidfd = Pidfd.Open(leader.Pid);
+            using var pidfd = Pidfd.Open(leader.HostPid);
             foreach (var file in files)
             {
                 session.OpenFiles[file.Id] = OpenControllingTerminal(leader, pidfd, file);
@@ -91,7 +91,7 @@ internal static class ControllingTerminals
     // Runs an ioctl in the process on the engine's description of the terminal, pulled in for the purpose.
     private static void WithTerminal(RestoreSession session, RemoteSyscaller caller, FileDescriptor terminal, Action<long> use)
     {
-        long pidfd = caller.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)session.EnginePid, 0);
+        long pidfd = caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2);
         try
         {
             long fd = caller.Checked("pidfd_getfd of a terminal", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)terminal.Value, 0);

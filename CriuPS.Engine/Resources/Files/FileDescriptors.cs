@@ -167,13 +167,13 @@ internal static class FileDescriptors
         {
             return;
         }
-        var table = new DescriptorTable(ProcFiles.FileDescriptors(process.Pid));
+        var table = new DescriptorTable(ProcFiles.FileDescriptors(process.HostPid));
         var batch = new SyscallBatch(process.Injection);
         var expected = new List<(int Call, int Number)>();
 
         // Our pidfd must not sit on a number the process needs: move it above all of them.
         int first = table.Take();
-        expected.Add((batch.Add("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)session.EnginePid, 0), first));
+        expected.Add((batch.Add("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2), first));
         int pidfd = table.Take((int)fds[^1].Fd + 1);
         expected.Add((batch.Add("fcntl(F_DUPFD_CLOEXEC)", SyscallNumber.Fcntl, (ulong)first, Fcntl.F_DUPFD_CLOEXEC, (ulong)(fds[^1].Fd + 1)), pidfd));
         batch.Add("close", SyscallNumber.Close, (ulong)first);

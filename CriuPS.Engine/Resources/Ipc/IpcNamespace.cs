@@ -125,9 +125,9 @@ internal static class IpcNamespace
         root.Caller.Checked("unshare(CLONE_NEWIPC)", SyscallNumber.Unshare, Setns.CloneNewIpc);
         foreach (var process in processes.Skip(1))
         {
-            ProcessNamespaces.Join(process, $"/proc/{root.Pid}/ns/{Link}", Setns.CloneNewIpc, $"the IPC namespace of {root.Pid}");
+            ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/{Link}", Setns.CloneNewIpc, $"the IPC namespace of {root.Pid}");
         }
-        state.Namespace = FileDescriptor.Open($"/proc/{root.Pid}/ns/{Link}", O.RDONLY);
+        state.Namespace = FileDescriptor.Open($"/proc/{root.HostPid}/ns/{Link}", O.RDONLY);
         using (Setns.EnterIpc(state.Namespace))
         {
             IpcSysctls.RestoreLimits(saved.Sysctls!);

@@ -176,7 +176,7 @@ internal static partial class PosixQueues
             caller.Call(SyscallNumber.Close, (ulong)fd);
             return moved;
         }
-        long pidfd = MoveAbove(caller.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)session.EnginePid, 0), "the engine's pidfd");
+        long pidfd = MoveAbove(caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2), "the engine's pidfd");
         try
         {
             foreach (var fd in fds)

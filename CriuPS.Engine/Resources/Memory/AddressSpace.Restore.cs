@@ -21,7 +21,7 @@ internal static partial class AddressSpace
     public static void Restore(RestoreSession session, RestoringProcess process)
     {
         var log = session.Log;
-        var runtime = SmapsParser.Read(process.Pid);
+        var runtime = SmapsParser.Read(process.HostPid);
         var vdsoFamily = Vdso.RuntimeAreas(runtime);
 
         var keep = vdsoFamily.Select(v => v.Range).Append(process.Injection.Scratch.Range).OrderBy(r => r.Start).ToList();

@@ -77,7 +77,7 @@ internal sealed class MappedFiles : IDisposable
         {
             if (enginePidfd < 0)
             {
-                enginePidfd = process.Caller.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)session.EnginePid, 0);
+                enginePidfd = process.Caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2);
             }
             theirs = process.Caller.Checked("pidfd_getfd of a mapped object", SyscallNumber.PidfdGetfd, (ulong)enginePidfd, (ulong)ours.Value, 0);
             pulled[ours.Value] = theirs;

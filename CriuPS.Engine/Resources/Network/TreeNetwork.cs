@@ -96,7 +96,7 @@ internal sealed class TreeNetwork : IDisposable
         {
             return;
         }
-        ProcessNamespaces.Join(process, $"/proc/{session.EnginePid}/fd/{target.Handle.Value}", Setns.CloneNewNet, $"the {target}");
+        ProcessNamespaces.Join(process.Injection, $"/proc/{session.EnginePid}/fd/{target.Handle.Value}", Setns.CloneNewNet, $"the {target}");
         session.Log.Detail($"process {process.Pid}: in the {target}");
     }
 

@@ -1,3 +1,4 @@
+using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Privileges;
@@ -5,23 +6,24 @@ using CriuPS.Engine.Restore;
 using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Process;
 
 /// <summary>
 /// The namespaces a process lives in: its world (its cgroups are saved and restored by Resources/Cgroups). CriuPS
 /// saves the tree's UTS namespace (UtsNamespace), IPC namespace (Ipc.IpcNamespace) and network namespace
-/// (Resources/Network), the root's in each case, and none of the others yet: a restored process lands in the
-/// restorer's. So the pre-flight check refuses a process whose other namespaces are not the engine's: restored, it
-/// would wake up in another world (another PID, other mounts) without a word.
+/// (Resources/Network), the root's in each case, and its PID namespaces (the root's, when the root is its init, and
+/// those whose init the tree made: each process keeps its PID at every level, see Dump/TreePids), and none of the
+/// others yet: a restored process lands in the restorer's. So the pre-flight check refuses a process whose other
+/// namespaces are not the engine's, and one in a PID namespace whose init is not in the tree: restored, it would wake
+/// up in another world (another PID, other mounts) without a word.
 /// </summary>
 internal static class ProcessNamespaces
 {
     // What /proc/PID/ns/ shows and how a message names it; "net", "uts" and "ipc" are saved, not refused.
     private static readonly (string Link, string Shown)[] NotSaved =
     {
-        ("pid", "PID namespace"),
-        ("pid_for_children", "PID namespace for its children"),
         ("mnt", "mount namespace"),
         ("user", "user namespace"),
         ("cgroup", "cgroup namespace"),
@@ -29,7 +31,7 @@ internal static class ProcessNamespaces
         ("time_for_children", "time namespace for its children"),
     };
 
-    private const string Network = "net", Uts = "uts", Ipc = "ipc";
+    private const string Network = "net", Uts = "uts", Ipc = "ipc", Pid = "pid", PidForChildren = "pid_for_children";
 
     // Namespaces saved once for the tree, the root's, as CRIU saves them: every process must be in the root's.
     private static readonly (string Link, string Shown)[] SavedForTheTree =
@@ -38,12 +40,16 @@ internal static class ProcessNamespaces
     /// <summary>
     /// What keeps the process <paramref name="pid"/> of the tree of <paramref name="root"/> from being restored in the
     /// same world: each namespace that is not the engine's (but the network, UTS and IPC namespaces, which must be the
-    /// root's, and a network namespace's devices of kinds CriuPS makes) and a thread in other namespaces than its
+    /// root's, a network namespace's devices of kinds CriuPS makes, and a PID namespace whose init is in the tree) and a thread in other namespaces than its
     /// process (the cgroup namespace included: a process's cgroups are saved, a cgroup namespace of its own is not).
     /// Empty when there is none.
     /// </summary>
     public static IEnumerable<string> Problems(int pid, int root)
     {
+        foreach (var problem in PidNamespaceProblems(pid, root))
+        {
+            yield return problem;
+        }
         // The tree's network, UTS and IPC namespaces are saved, the root's: every process must be in them.
         foreach (var (link, shown) in SavedForTheTree)
         {
@@ -65,11 +71,7 @@ internal static class ProcessNamespaces
             var ours = Namespace(Environment.ProcessId, link);
             // A namespace for its children that is the process's own is said once, with the process's.
             bool saidAlready = link.EndsWith("_for_children", StringComparison.Ordinal) && theirs == Namespace(pid, link[..link.IndexOf('_')]);
-            if (theirs is null && link == "pid_for_children" && PendingPidNamespace(pid))
-            {
-                yield return "it made a PID namespace for its children, in which no process runs yet: CriuPS does not save namespaces of this kind yet";
-            }
-            else if (theirs is not null && ours is not null && theirs != ours && !saidAlready)
+            if (theirs is not null && ours is not null && theirs != ours && !saidAlready)
             {
                 yield return $"its {shown} ({theirs}) is not the one CriuPS runs in ({ours}): CriuPS does not save namespaces of this kind yet, "
                     + "and the restored process would live in the restorer's (run Checkpoint-Process in the same namespaces as the process, e.g. with nsenter)";
@@ -77,7 +79,7 @@ internal static class ProcessNamespaces
         }
         foreach (var task in Tasks(pid).Where(t => t != pid))
         {
-            foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Concat(SavedForTheTree.Select(s => s.Link)))
+            foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Pid).Concat(SavedForTheTree.Select(s => s.Link)))
             {
                 var thread = Namespace(pid, link, task);
                 if (thread is not null && thread != Namespace(pid, link))
@@ -89,6 +91,61 @@ internal static class ProcessNamespaces
     }
 
     /// <summary>
+    /// A PID namespace is saved whole, from its init, as CRIU saves the root's: the root may be the init of its own
+    /// (`unshare --pid --fork` checkpointed below unshare), and a process of the tree may be the init of a namespace made
+    /// by its parent (unshare checkpointed itself), whose pid_for_children it is; every other process must be in its
+    /// parent's namespace. A namespace made for children none of which runs yet cannot be told from its processes.
+    /// </summary>
+    private static IEnumerable<string> PidNamespaceProblems(int pid, int root)
+    {
+        var own = Namespace(pid, Pid);
+        var forChildren = Namespace(pid, PidForChildren);
+        if (own is null)
+        {
+            yield break; // it ended meanwhile: the tree's check looks again
+        }
+        if (forChildren is null && PendingPidNamespace(pid))
+        {
+            yield return "it made a PID namespace for its children, in which no process runs yet: CriuPS saves a PID namespace with its init, its first process, which is not there";
+        }
+        else if (forChildren is not null && forChildren != own && !Children(pid).Any(c => Namespace(c, Pid) == forChildren && IsInitOfItsNamespace(c)))
+        {
+            yield return $"its PID namespace for its children ({forChildren}) has no init among its children: CriuPS saves a PID namespace with its init";
+        }
+        if (pid == root)
+        {
+            if (own != Namespace(Environment.ProcessId, Pid) && !IsInitOfItsNamespace(pid))
+            {
+                yield return $"its PID namespace ({own}) is not the one CriuPS runs in ({Namespace(Environment.ProcessId, Pid)}), and its init is not in the tree: "
+                    + "CriuPS saves a PID namespace whole, from its init, as CRIU does (checkpoint the namespace's init, or run Checkpoint-Process in that namespace)";
+            }
+            yield break;
+        }
+        int parent = ProcStat.Read(pid).PPid;
+        if (own != Namespace(parent, Pid) && !(IsInitOfItsNamespace(pid) && NamespacePids(pid).Length == NamespacePids(parent).Length + 1))
+        {
+            yield return $"its PID namespace ({own}) is neither its parent's nor one it is the init of: CriuPS saves a PID namespace whole, from its init";
+        }
+    }
+
+    private static int[] NamespacePids(int pid) => ProcStatus.Read(pid).NamespacePids;
+
+    // PID 1 where it lives.
+    private static bool IsInitOfItsNamespace(int pid) => NamespacePids(pid) is [_, .., 1];
+
+    private static IEnumerable<int> Children(int pid) =>
+        Tasks(pid).SelectMany(task => ProcFiles.ReadText($"/proc/{pid}/task/{task}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(child => int.Parse(child, System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>At dump: a PID namespace for its children other than its own, whose init is its child, is recorded to be entered again.</summary>
+    public static void DumpPidForChildren(DumpSession session, int pid, TaskKobjIdsEntry ids)
+    {
+        if (Namespace(pid, PidForChildren) is { } forChildren && forChildren != Namespace(pid, Pid))
+        {
+            ids.CriupsPidForChildrenNsId = session.ObjectIds.For(forChildren);
+        }
+    }
+
     /// At dump: a network namespace of its own is recorded (inode, and name in /run/netns): at restore, the sockets
     /// saved in the same namespace (InetSkEntry and PacketSockEntry record theirs alike) go to the tree's.
     /// </summary>
@@ -105,11 +162,11 @@ internal static class ProcessNamespaces
         }
     }
 
-    /// <summary>Has the restored <paramref name="process"/> open the namespace file at <paramref name="path"/>, enter it (setns) and close it.</summary>
-    public static void Join(RestoringProcess process, string path, int type, string what)
+    /// <summary>Has a restored process open the namespace file at <paramref name="path"/>, enter it (setns) and close it.</summary>
+    public static void Join(Injection process, string path, int type, string what)
     {
         var caller = process.Caller;
-        var scratch = process.Injection.Scratch;
+        var scratch = process.Scratch;
         scratch.Reset();
         var name = scratch.PutString(path);
         long fd = caller.Checked($"open of {what}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), name.Value, (ulong)(O.RDONLY | O.CLOEXEC));

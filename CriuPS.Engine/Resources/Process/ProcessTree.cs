@@ -166,6 +166,7 @@ internal static class ProcessTree
         ids.CgroupNsId = ns["cgroup"];
         ids.TimeNsId = ns["time"];
         ProcessNamespaces.Dump(process.Pid, ids);
+        ProcessNamespaces.DumpPidForChildren(session, process.Pid, ids);
         if (isRoot)
         {
             UtsNamespace.Dump(session, process);

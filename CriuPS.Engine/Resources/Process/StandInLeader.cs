@@ -27,7 +27,8 @@ internal sealed class StandInLeader
         Injection = injection;
     }
 
-    public int Pid => Task.Tid;
+    /// <summary>The PID it stands in for, which it has (in its PID namespace).</summary>
+    public int Pid { get; private init; }
 
     public Tracee Task { get; }
 
@@ -37,12 +38,18 @@ internal sealed class StandInLeader
     /// Forks the stand-in with PID <paramref name="pid"/> from <paramref name="parent"/> (sharing what
     /// <paramref name="cloneFlags"/> say) and has it lead a new session or, in its parent's session, a new group.
     /// </summary>
-    public static StandInLeader Start(ProcessShell parent, int pid, ulong cloneFlags, bool newSession, AddressRange scratch, Action<Tracee> created)
+    public static StandInLeader Start(ProcessShell parent, int pid, ulong cloneFlags, bool newSession, AddressRange scratch, Action<int, Tracee> created)
     {
+        if (parent.Pstree.CriupsNsPid.Count > 0)
+        {
+            // Its ids in the namespaces below the root's were never seen: it did not run when the tree was saved.
+            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                $"Process {parent.Pid} would fork a stand-in for the gone leader {pid} of its session or group, in a PID namespace below the tree root's, which CriuPS does not do.", parent.Pid);
+        }
         var task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, pid, cloneFlags, Native.Interop.Signals.SIGCHLD);
-        created(task);
-        var memory = ProcessMemory.Open(pid);
-        var standIn = new StandInLeader(parent, task, memory, Injection.Adopt(task, memory, scratch));
+        created(pid, task);
+        var memory = ProcessMemory.Open(task.Tid);
+        var standIn = new StandInLeader(parent, task, memory, Injection.Adopt(task, memory, scratch)) { Pid = pid };
         if (newSession)
         {
             standIn.Injection.Caller.Checked($"setsid in the stand-in for session {pid}", SyscallNumber.Setsid);

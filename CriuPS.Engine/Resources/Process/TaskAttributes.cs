@@ -55,7 +55,7 @@ internal static class TaskAttributes
     {
         var tc = process.Images.LeaderCore.Tc;
         var caller = process.Caller;
-        if (tc.Personality != ProcFiles.Personality(process.Pid))
+        if (tc.Personality != ProcFiles.Personality(process.HostPid))
         {
             caller.Checked("personality", SyscallNumber.Personality, tc.Personality);
         }
@@ -71,15 +71,15 @@ internal static class TaskAttributes
         {
             caller.Checked("prctl(PR_SET_CHILD_SUBREAPER)", SyscallNumber.Prctl, PrSetChildSubreaper, 1);
         }
-        if (tc.HasOomScoreAdj && tc.OomScoreAdj != ProcFiles.OomScoreAdj(process.Pid))
+        if (tc.HasOomScoreAdj && tc.OomScoreAdj != ProcFiles.OomScoreAdj(process.HostPid))
         {
-            RestoreOomScoreAdj(process.Pid, tc.OomScoreAdj);
+            RestoreOomScoreAdj(process.HostPid, tc.OomScoreAdj);
         }
-        if (tc.HasLoginuid && tc.Loginuid != ProcFiles.LoginUid(process.Pid))
+        if (tc.HasLoginuid && tc.Loginuid != ProcFiles.LoginUid(process.HostPid))
         {
             RestoreLoginUid(process, tc.Loginuid);
         }
-        ResourceLimits.Restore(process.Pid, tc.Rlimits, session.Log);
+        ResourceLimits.Restore(process.HostPid, tc.Rlimits, session.Log);
         IntervalTimers.Restore(process);
         PendingSignals.Queue(process, caller, tc.SignalsS, tid: null);
     }

@@ -14,7 +14,11 @@ namespace CriuPS.Engine.Resources.Process;
 /// <summary>A process of the tree as first created: a copy of the host, stopped, with our injection area.</summary>
 internal sealed record ProcessShell(PstreeEntry Pstree, Tracee Leader, ProcessMemory Memory, Injection Injection, bool IsZombie)
 {
+    /// <summary>The saved PID, which the process has (in its PID namespace).</summary>
     public int Pid => (int)Pstree.Pid;
+
+    /// <summary>The PID we see it with: the saved one, but in a PID namespace of the restore's own.</summary>
+    public int HostPid => Leader.Tid;
 }
 
 /// <summary>
@@ -28,12 +32,24 @@ internal sealed record ProcessShell(PstreeEntry Pstree, Tracee Leader, ProcessMe
 /// </summary>
 internal static class TreeBuilder
 {
-    public static List<ProcessShell> Create(RestoreSession session, RestoreHost host, ByteCount scratchSize, bool childOfCaller, Action<Tracee> created)
+    /// <param name="enginePidfd">
+    /// Where the root keeps the pidfd of the engine the tree inherits, when the tree has processes in PID namespaces
+    /// the restore makes (a root that was its namespace's init, PID 1, is restored as the init of a new one), where
+    /// the engine has no PID (see <see cref="RestoredPids"/>).
+    /// </param>
+    public static List<ProcessShell> Create(RestoreSession session, RestoreHost host, ByteCount scratchSize, bool childOfCaller, Action<Tracee> created, int enginePidfd)
     {
         var images = session.Images;
         var everyLayout = images.Processes.SelectMany(p => p.Mm.Vmas).ToList();
         var root = images.Tree[0];
-        var (rootTask, scratch) = host.ForkChild((int)root.Pid, everyLayout, scratchSize, childOfCaller);
+        bool rootIsInit = PidLevels.IsNamespaceInit(root, parent: null);
+        bool nested = images.Tree.Any(p => p.CriupsNsPid.Count > 0);
+        bool handDown = (rootIsInit || nested) && !host.IsNamespaceInit; // criups-init has one already
+        var (rootTask, scratch) = host.ForkChild(PidLevels.Process(root), rootIsInit, handDown ? enginePidfd : null, everyLayout, scratchSize, childOfCaller && !host.IsNamespaceInit);
+        if (handDown)
+        {
+            session.Pids = new RestoredPids(rootIsInit ? rootTask.Tid : null, enginePidfd);
+        }
         created(rootTask);
         var shells = new List<ProcessShell>();
         var builder = new Builder(session, scratch, shells, created);
@@ -71,6 +87,7 @@ internal static class TreeBuilder
         private readonly PstreeEntry root;
         // Stand-ins of gone session leaders, alive while their parent's children are forked; by session.
         private readonly Dictionary<int, StandInLeader> sessionStandIns = new();
+        private readonly RestoredPids pids;
         // Processes that saw a child of theirs end (a zombie, a stand-in): each got a SIGCHLD the saved one has not.
         private readonly HashSet<int> notifiedParents = new();
 
@@ -83,16 +100,17 @@ internal static class TreeBuilder
             byPid = session.Images.Tree.ToDictionary(p => (int)p.Pid);
             zombies = session.Images.Zombies.Select(z => z.Pid).ToHashSet();
             root = session.Images.Tree[0];
+            pids = session.Pids;
         }
 
         private ProcessShell Shell(int pid) => shells.First(s => s.Pid == pid);
 
         public void Adopt(PstreeEntry entry, Tracee task)
         {
-            int pid = (int)entry.Pid;
-            Native.Interop.Ptrace.SetSigMask(pid, ulong.MaxValue);
-            var memory = ProcessMemory.Open(pid);
-            var shell = new ProcessShell(entry, task, memory, Injection.Adopt(task, memory, scratch), zombies.Contains(pid));
+            pids.Add((int)entry.Pid, task.Tid);
+            Native.Interop.Ptrace.SetSigMask(task.Tid, ulong.MaxValue);
+            var memory = ProcessMemory.Open(task.Tid);
+            var shell = new ProcessShell(entry, task, memory, Injection.Adopt(task, memory, scratch), zombies.Contains((int)entry.Pid));
             shells.Add(shell);
             // A forked shell inherits the host's rseq registration, which must go before the host's memory does.
             Threads.ThreadState.UnregisterInheritedRseq(task, shell.Injection.Caller);
@@ -103,16 +121,16 @@ internal static class TreeBuilder
         /// gone (a stand-in makes it again); the root's saved session, when the root did not lead it, is the one the
         /// root joins now (a shell job's).
         /// </summary>
-        private int TargetSession(PstreeEntry p) => !byPid.ContainsKey((int)p.Sid) && p.Sid == root.Sid ? ProcStat.Read((int)root.Pid).Session : (int)p.Sid;
+        private int TargetSession(PstreeEntry p) => !byPid.ContainsKey((int)p.Sid) && p.Sid == root.Sid ? pids.SessionOf((int)root.Pid) : (int)p.Sid;
 
-        private int TargetGroup(PstreeEntry p) => !byPid.ContainsKey((int)p.Pgid) && p.Pgid == root.Pgid ? ProcStat.Read((int)root.Pid).ProcessGroup : (int)p.Pgid;
+        private int TargetGroup(PstreeEntry p) => !byPid.ContainsKey((int)p.Pgid) && p.Pgid == root.Pgid ? pids.GroupOf((int)root.Pid) : (int)p.Pgid;
 
         public void CreateSubtree(PstreeEntry parent)
         {
             int pid = (int)parent.Pid;
             var shell = Shell(pid);
             var children = session.Images.Tree.Where(c => c.Ppid == parent.Pid && c.Pid != parent.Pid).ToList();
-            int currentSession = ProcStat.Read(pid).Session;
+            int currentSession = pids.SessionOf(pid);
             bool newSession = parent.Sid == parent.Pid && currentSession != pid;
 
             // Children that stay in the session the parent is about to leave are forked first.
@@ -127,7 +145,7 @@ internal static class TreeBuilder
                 // Before its children are forked: they inherit the terminal.
                 ControllingTerminals.Acquire(session, shell);
             }
-            if (parent.Pgid == parent.Pid && ProcStat.Read(pid).ProcessGroup != pid)
+            if (parent.Pgid == parent.Pid && pids.GroupOf(pid) != pid)
             {
                 shell.Injection.Caller.Checked("setpgid", SyscallNumber.Setpgid, 0, 0);
             }
@@ -144,24 +162,48 @@ internal static class TreeBuilder
             sessionStandIns.Clear();
         }
 
+        // A stand-in's task, created: it has the PID it stands in for, inside.
+        private void Created(int inside, Tracee task)
+        {
+            pids.Add(inside, task.Tid);
+            created(task);
+        }
+
         private void Fork(ProcessShell parent, PstreeEntry child)
         {
             int targetSession = TargetSession(child);
             Tracee task;
-            if (targetSession == (int)child.Pid || targetSession == ProcStat.Read(parent.Pid).Session)
+            // The init of a PID namespace its parent made is born into a new one.
+            bool isInit = PidLevels.IsNamespaceInit(child, parent.Pstree);
+            ulong newNamespace = isInit ? (ulong)Setns.CloneNewPid : 0;
+            var levels = PidLevels.Process(child);
+            if (targetSession == (int)child.Pid || targetSession == pids.SessionOf(parent.Pid))
             {
-                task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, (int)child.Pid, SharingFlags(parent.Pid, child), Native.Interop.Signals.SIGCHLD);
+                task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, levels, SharingFlags(parent.Pid, child) | newNamespace, Native.Interop.Signals.SIGCHLD);
             }
             else
             {
                 // Born into a session its parent is not in: forked by a process of that session whose parent is the
                 // same (CLONE_PARENT makes the child its sibling), which takes the exit signal from it.
                 var forker = SessionForker(parent, child, targetSession);
-                task = Clone3.Create(forker.Caller, forker.Scratch, (int)child.Pid, SharingFlags(parent.Pid, child) | Clone3.CloneParent, 0);
+                task = Clone3.Create(forker.Caller, forker.Scratch, levels, SharingFlags(parent.Pid, child) | Clone3.CloneParent | newNamespace, 0);
             }
             created(task);
+            if (isInit && ParentEntersNamespace(parent, child))
+            {
+                // As unshare(CLONE_NEWPID) left it: the parent's next children are born into the namespace too.
+                ProcessNamespaces.Join(parent.Injection, $"/proc/{task.Tid}/ns/pid", Setns.CloneNewPid, $"the PID namespace of {child.Pid}");
+            }
             Adopt(child, task);
             CreateSubtree(child);
+        }
+
+        // Whether the parent's children were born into the child's namespace (its pid_for_children) at checkpoint time.
+        private bool ParentEntersNamespace(ProcessShell parent, PstreeEntry child)
+        {
+            var parentIds = session.Images.Processes.FirstOrDefault(p => p.Pid == parent.Pid)?.Ids;
+            var childIds = session.Images.Processes.FirstOrDefault(p => p.Pid == (int)child.Pid)?.Ids;
+            return parentIds is { HasCriupsPidForChildrenNsId: true } && childIds is not null && parentIds.CriupsPidForChildrenNsId == childIds.PidNsId;
         }
 
         // The descriptor table and fs information the child shares with its parent (CLONE_FILES, CLONE_FS).
@@ -183,7 +225,7 @@ internal static class TreeBuilder
         {
             ulong sharing = SharingFlags(parent.Pid, child);
             var sibling = shells.FirstOrDefault(s => s.Pstree.Ppid == (uint)parent.Pid && s.Pid != parent.Pid
-                && (SharingFlags(parent.Pid, s.Pstree) & sharing) == sharing && ProcStat.Read(s.Pid).Session == targetSession);
+                && (SharingFlags(parent.Pid, s.Pstree) & sharing) == sharing && pids.SessionOf(s.Pid) == targetSession);
             if (sibling is not null)
             {
                 return sibling.Injection;
@@ -192,13 +234,13 @@ internal static class TreeBuilder
             {
                 return standIn.Injection;
             }
-            if (byPid.ContainsKey(targetSession) || ProcFiles.Exists(targetSession))
+            if (byPid.ContainsKey(targetSession) || pids.Exists(targetSession))
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                     $"Process {child.Pid} cannot be born into session {targetSession}: no process of that session is a child of its parent {parent.Pid} to fork it, and its leader {targetSession} exists.",
                     (int)child.Pid);
             }
-            standIn = StandInLeader.Start(parent, targetSession, sharing, newSession: true, scratch, created);
+            standIn = StandInLeader.Start(parent, targetSession, sharing, newSession: true, scratch, Created);
             sessionStandIns[targetSession] = standIn;
             return standIn.Injection;
         }
@@ -209,14 +251,14 @@ internal static class TreeBuilder
             foreach (var shell in shells)
             {
                 int group = TargetGroup(shell.Pstree);
-                if (ProcStat.Read(shell.Pid).ProcessGroup == group)
+                if (pids.GroupOf(shell.Pid) == group)
                 {
                     continue;
                 }
                 StandInLeader? standIn = null;
-                if (!byPid.ContainsKey(group) && !shells.Any(s => ProcStat.Read(s.Pid).ProcessGroup == group))
+                if (!byPid.ContainsKey(group) && !shells.Any(s => pids.GroupOf(s.Pid) == group))
                 {
-                    standIn = StandInLeader.Start(shell, group, 0, newSession: false, scratch, created);
+                    standIn = StandInLeader.Start(shell, group, 0, newSession: false, scratch, Created);
                 }
                 shell.Injection.Caller.Checked($"setpgid({group})", SyscallNumber.Setpgid, 0, (ulong)group);
                 if (standIn is not null)
@@ -227,11 +269,11 @@ internal static class TreeBuilder
             }
             foreach (var shell in shells)
             {
-                var stat = ProcStat.Read(shell.Pid);
-                if (stat.Session != TargetSession(shell.Pstree) || stat.ProcessGroup != TargetGroup(shell.Pstree))
+                var (sid, pgid) = (pids.SessionOf(shell.Pid), pids.GroupOf(shell.Pid));
+                if (sid != TargetSession(shell.Pstree) || pgid != TargetGroup(shell.Pstree))
                 {
                     throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                        $"Process {shell.Pid} could not be put back in session {shell.Pstree.Sid} and group {shell.Pstree.Pgid} (it is in {stat.Session} and {stat.ProcessGroup}).",
+                        $"Process {shell.Pid} could not be put back in session {shell.Pstree.Sid} and group {shell.Pstree.Pgid} (it is in {sid} and {pgid}).",
                         shell.Pid);
                 }
             }

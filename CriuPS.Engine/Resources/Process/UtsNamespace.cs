@@ -85,7 +85,7 @@ internal static class UtsNamespace
         caller.Checked($"setdomainname('{saved.Domainname}')", SyscallNumber.Setdomainname, scratch.Put(domain).Value, (ulong)domain.Length);
         foreach (var process in processes.Skip(1))
         {
-            ProcessNamespaces.Join(process, $"/proc/{root.Pid}/ns/uts", Setns.CloneNewUts, $"the UTS namespace of {root.Pid}");
+            ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/uts", Setns.CloneNewUts, $"the UTS namespace of {root.Pid}");
         }
         session.Log.Detail($"UTS namespace made again: host name '{saved.Nodename}', domain name '{saved.Domainname}', {processes.Count} process(es) in it");
     }

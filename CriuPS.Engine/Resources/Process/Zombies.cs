@@ -46,9 +46,9 @@ internal static class Zombies
     // hands the signal over; SIGKILL ends the task without one, and a continue may then find it gone (ESRCH).
     private static void DieOf(ProcessShell shell, int signal)
     {
-        Prlimit.TrySet(shell.Pid, RlimitCore, new ResourceLimit());
-        Native.Interop.Ptrace.SetSigMask(shell.Pid, 0);
-        LibC.kill(shell.Pid, signal);
+        Prlimit.TrySet(shell.HostPid, RlimitCore, new ResourceLimit());
+        Native.Interop.Ptrace.SetSigMask(shell.HostPid, 0);
+        LibC.kill(shell.HostPid, signal);
         int deliver = 0;
         while (true)
         {

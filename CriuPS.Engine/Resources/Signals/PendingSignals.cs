@@ -1,4 +1,5 @@
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.RemoteSyscall;
@@ -21,7 +22,7 @@ internal static class PendingSignals
         return queue;
     }
 
-    /// <summary>Queues saved signals: process-wide ones (<paramref name="tid"/> null) or those of one thread.</summary>
+    /// <summary>Queues saved signals: process-wide ones (<paramref name="tid"/> null) or those of one thread (its id as it sees itself).</summary>
     public static void Queue(RestoringProcess process, RemoteSyscaller caller, SignalQueueEntry? queue, int? tid)
     {
         if (queue is null)
@@ -36,11 +37,11 @@ internal static class PendingSignals
             var address = process.Injection.Scratch.Put(info);
             if (tid is null)
             {
-                caller.Checked($"rt_sigqueueinfo({signal})", SyscallNumber.RtSigqueueinfo, (ulong)process.Pid, (ulong)signal, address.Value);
+                caller.Checked($"rt_sigqueueinfo({signal})", SyscallNumber.RtSigqueueinfo, (ulong)PidLevels.Own(process.Images.Pstree), (ulong)signal, address.Value);
             }
             else
             {
-                caller.Checked($"rt_tgsigqueueinfo({signal})", SyscallNumber.RtTgsigqueueinfo, (ulong)process.Pid, (ulong)tid.Value, (ulong)signal, address.Value);
+                caller.Checked($"rt_tgsigqueueinfo({signal})", SyscallNumber.RtTgsigqueueinfo, (ulong)PidLevels.Own(process.Images.Pstree), (ulong)tid.Value, (ulong)signal, address.Value);
             }
         }
     }

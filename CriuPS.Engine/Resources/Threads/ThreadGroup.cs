@@ -14,9 +14,10 @@ internal static class ThreadGroup
 
     public static void CreateThreads(RestoringProcess process)
     {
-        foreach (var (tid, core) in process.Images.Cores.Skip(1))
+        foreach (var (index, (_, core)) in process.Images.Cores.Index().Skip(1))
         {
-            var thread = Clone3.Create(process.Caller, process.Injection.Scratch, tid, ThreadFlags, exitSignal: 0, threadOf: process.Pid);
+            var levels = PidLevels.Thread(process.Images.Pstree, index);
+            var thread = Clone3.Create(process.Caller, process.Injection.Scratch, levels, ThreadFlags, exitSignal: 0, threadOf: process.HostPid);
             Native.Interop.Ptrace.SetSigMask(thread.Tid, ulong.MaxValue);
             process.Threads.Add(new RestoringThread(thread, core, process.Injection.CallerFor(thread)));
         }

@@ -139,7 +139,9 @@ internal static class ThreadState
         }
         batch.Run();
         RestoreScheduling(tid, tc);
-        PendingSignals.Queue(process, caller, tc.SignalsP, tid);
+        // The thread queues its signals to itself by the id it sees itself with.
+        int index = process.Images.Cores.Select(c => c.Core).ToList().IndexOf(core);
+        PendingSignals.Queue(process, caller, tc.SignalsP, PidLevels.Thread(process.Images.Pstree, index)[^1]);
     }
 
     /// <summary>

@@ -48,6 +48,7 @@ internal static class TreeChecks
                     throw ImageDamage.In(path, $"{tasks[tid]} and {here} have the same id, {tid}; each process and thread must have its own.");
                 }
             }
+            CheckNamespaceLevels(path, process, entry);
             if (i == 0)
             {
                 continue; // the root's parent is whoever restores it
@@ -55,6 +56,12 @@ internal static class TreeChecks
             if (!position.TryGetValue(process.Ppid, out int parent) || parent >= i)
             {
                 throw ImageDamage.In(path, $"{entry}: its parent {process.Ppid} is no process listed before it; every process but the first has its parent in the image, listed first.");
+            }
+            // A process lives in its parent's PID namespace, or is the init (PID 1) of one made below it.
+            int depth = process.CriupsNsPid.Count, parentDepth = tree[parent].CriupsNsPid.Count;
+            if (depth != parentDepth && (depth != parentDepth + 1 || process.CriupsNsPid[^1] != 1))
+            {
+                throw ImageDamage.In(path, $"{entry}: it has ids in {depth} PID namespace(s) below the root's and its parent in {parentDepth}; a process is in its parent's, or the init (id 1) of one made below it.");
             }
         }
         for (int i = 0; i < tree.Count; i++)
@@ -83,6 +90,28 @@ internal static class TreeChecks
             {
                 throw ImageDamage.In(path, $"{Describe(tree, i)}: it is in session {process.Sid}, but its process group {process.Pgid} is led by a process of session {leader.Sid}; a group lies within one session.");
             }
+        }
+    }
+
+    /// <summary>Linux nests PID namespaces 32 deep at most (MAX_PID_NS_LEVEL).</summary>
+    private const int MaxPidNamespaceLevels = 32;
+
+    // criups_ns_pid and criups_ns_tid: ids in Linux's range, as many per thread as the process has levels, the leader's its own.
+    private static void CheckNamespaceLevels(string path, PstreeEntry process, string entry)
+    {
+        int depth = process.CriupsNsPid.Count;
+        if (depth >= MaxPidNamespaceLevels)
+        {
+            throw ImageDamage.In(path, $"{entry}: criups_ns_pid has {depth} levels; Linux nests PID namespaces {MaxPidNamespaceLevels} deep at most.");
+        }
+        foreach (uint id in process.CriupsNsPid.Concat(process.CriupsNsTid).Where(id => id is 0 or > PidMaxLimit))
+        {
+            throw ImageDamage.In(path, $"{entry}: id {id} in a PID namespace below the root's is outside Linux's range (1 to {PidMaxLimit}).");
+        }
+        int threads = Math.Max(1, process.Threads.Count);
+        if (depth == 0 ? process.CriupsNsTid.Count != 0 : process.CriupsNsTid.Count != threads * depth || !process.CriupsNsTid.Take(depth).SequenceEqual(process.CriupsNsPid))
+        {
+            throw ImageDamage.In(path, $"{entry}: criups_ns_tid has {process.CriupsNsTid.Count} ids for {threads} thread(s) in {depth} PID namespace level(s) below the root's, the leader's first and its own.");
         }
     }
 

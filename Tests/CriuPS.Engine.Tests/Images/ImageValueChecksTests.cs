@@ -227,6 +227,39 @@ public sealed class ImageValueChecksTests
     }
 
     [Fact]
+    public void PidNamespaceLevelsOutOfShapeAreNamed()
+    {
+        const string Tree = "/img/pstree.img";
+        PstreeEntry Process(uint pid, uint ppid, uint[] levels, params uint[] threads)
+        {
+            var p = new PstreeEntry { Pid = pid, Ppid = ppid, Pgid = 10, Sid = 10 };
+            p.Threads.Add(threads);
+            p.CriupsNsPid.Add(levels);
+            if (levels.Length > 0)
+            {
+                p.CriupsNsTid.Add(levels);
+            }
+            return p;
+        }
+
+        // unshare (10) and its child (11), the init of a namespace it made, with a child of its own (2 there): as dumped.
+        TreeChecks.Check(Tree, [Process(10, 0, [], 10), Process(11, 10, [1], 11), Process(12, 11, [2], 12)]);
+
+        var e = Refused(() => TreeChecks.Check(Tree, [Process(10, 0, [], 10), Process(11, 10, [5], 11)]));
+        Assert.Contains("entries[1] (pid 11): it has ids in 1 PID namespace(s) below the root's and its parent in 0", e.Message, StringComparison.Ordinal);
+
+        e = Refused(() => TreeChecks.Check(Tree, [Process(10, 0, [], 10), Process(11, 10, [1, 1], 11)]));
+        Assert.Contains("it has ids in 2 PID namespace(s) below the root's and its parent in 0", e.Message, StringComparison.Ordinal);
+
+        var threads = Process(11, 10, [1], 11, 13);
+        e = Refused(() => TreeChecks.Check(Tree, [Process(10, 0, [], 10), threads]));
+        Assert.Contains("criups_ns_tid has 1 ids for 2 thread(s) in 1 PID namespace level(s)", e.Message, StringComparison.Ordinal);
+
+        e = Refused(() => TreeChecks.Check(Tree, [Process(10, 0, [], 10), Process(11, 10, [0], 11)]));
+        Assert.Contains("id 0 in a PID namespace below the root's is outside Linux's range", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void RepeatedFileIdsAreNamedNotAnUnexpectedError()
     {
         const string Files = "/img/files.img";
