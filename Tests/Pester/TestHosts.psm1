@@ -3,7 +3,9 @@
 # with its own /proc, so its PIDs are its own as on another machine) on the same root file system (the module and
 # the test targets' files exist there as on a prepared machine), joined to the source by a veth pair, each end with
 # its own address, and running sshd with PowerShell as an SSH subsystem and key-based root login.
-# New-TestHost makes it (about a second); Remove-TestHost kills everything in it and removes the link and files.
+# A second subsystem, powershell-limited, runs PowerShell without CAP_CHECKPOINT_RESTORE and CAP_SYS_ADMIN: a machine
+# where restores cannot work (New-PSSession -Subsystem powershell-limited).
+# New-TestHost makes it (a few seconds); Remove-TestHost kills everything in it and removes the link and files.
 
 $script:Subnet = '10.77.17'
 
@@ -48,6 +50,7 @@ StrictModes no
 UsePAM no
 PidFile none
 Subsystem powershell $(Get-PwshPath) -sshs -NoLogo -NoProfile
+Subsystem powershell-limited $((Get-Command setpriv -CommandType Application).Source) --bounding-set=-checkpoint_restore,-sys_admin --inh-caps=-checkpoint_restore,-sys_admin $(Get-PwshPath) -sshs -NoLogo -NoProfile
 "@
     New-Item -ItemType Directory -Force /run/sshd | Out-Null # sshd's privilege separation directory
     $go = Join-Path $Directory 'go'
