@@ -49,6 +49,7 @@ AuthorizedKeysFile $(Join-Path $Directory 'authorized_keys')
 StrictModes no
 UsePAM no
 PidFile none
+Subsystem sftp /usr/lib/openssh/sftp-server
 Subsystem powershell $(Get-PwshPath) -sshs -NoLogo -NoProfile
 Subsystem powershell-limited $((Get-Command setpriv -CommandType Application).Source) --bounding-set=-checkpoint_restore,-sys_admin --inh-caps=-checkpoint_restore,-sys_admin $(Get-PwshPath) -sshs -NoLogo -NoProfile
 "@

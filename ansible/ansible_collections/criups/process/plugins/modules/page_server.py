@@ -66,7 +66,8 @@ Remove-Item $record -ErrorAction Ignore
 $arguments = @{ Module = $in.module_path; ImagePath = $image; Address = $p.address; Port = $p.port; TrustedNetwork = [bool]$p.trusted_network
     CertificatePath = $p.certificate_path; KeyPath = $p.key_path; ClientThumbprint = @($p.client_thumbprint) } | ConvertTo-Json -Compress
 $pwsh = [Environment]::ProcessPath
-& setsid -f $pwsh -NoProfile -NonInteractive -File $file $arguments $record < /dev/null > /dev/null 2>&1
+# Detached (a session of its own), with nothing of the module's stdio: Ansible waits for those to close.
+& setsid -f /bin/sh -c 'exec "$0" "$@" < /dev/null > /dev/null 2>&1' $pwsh -NoProfile -NonInteractive -File $file $arguments $record
 $deadline = (Get-Date).AddSeconds(60)
 while (-not (Test-Path $record)) {
     if ((Get-Date) -gt $deadline) { throw 'The page server''s PowerShell did not start within 60 s.' }
