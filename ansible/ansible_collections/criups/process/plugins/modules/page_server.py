@@ -39,8 +39,8 @@ $record = Join-Path (Split-Path $image) ".$(Split-Path -Leaf $image).page-server
 $known = if (Test-Path $record) { Get-Content $record -Raw | ConvertFrom-Json -AsHashtable }
 $alive = $known -and (Get-Process -Id $known.ProcessId -ErrorAction Ignore)
 if ($p.state -eq 'stopped') {
-    if (-not $alive) { Remove-Item $record -ErrorAction Ignore; return @{ changed = $false; server = $known } }
-    if (-not $in.check_mode) { Stop-Process -Id $known.ProcessId -Force; Remove-Item $record }
+    if (-not $alive) { Remove-Item -Force $record -ErrorAction Ignore; return @{ changed = $false; server = $known } }
+    if (-not $in.check_mode) { Stop-Process -Id $known.ProcessId -Force; Remove-Item -Force $record }
     return @{ changed = $true; server = $known }
 }
 if ($alive) { return @{ changed = $false; server = $known } }
@@ -62,7 +62,7 @@ while ($server.State -notin 'Stopped', 'Failed') { Start-Sleep -Milliseconds 200
 '@
 $file = Join-Path ([IO.Path]::GetTempPath()) "criups-page-server-$([guid]::NewGuid()).ps1"
 Set-Content $file $script
-Remove-Item $record -ErrorAction Ignore
+Remove-Item -Force $record -ErrorAction Ignore
 $arguments = @{ Module = $in.module_path; ImagePath = $image; Address = $p.address; Port = $p.port; TrustedNetwork = [bool]$p.trusted_network
     CertificatePath = $p.certificate_path; KeyPath = $p.key_path; ClientThumbprint = @($p.client_thumbprint) } | ConvertTo-Json -Compress
 $pwsh = [Environment]::ProcessPath
@@ -75,7 +75,7 @@ while (-not (Test-Path $record)) {
 }
 Remove-Item $file -ErrorAction Ignore
 $facts = Get-Content $record -Raw | ConvertFrom-Json -AsHashtable
-if ($facts.Failed) { Remove-Item $record; throw [System.Management.Automation.ErrorRecord]::new([Exception]::new($facts.Message), $facts.ErrorId, 'NotSpecified', $image) }
+if ($facts.Failed) { Remove-Item -Force $record; throw [System.Management.Automation.ErrorRecord]::new([Exception]::new($facts.Message), $facts.ErrorId, 'NotSpecified', $image) }
 @{ changed = $true; server = $facts }
 '''
 
