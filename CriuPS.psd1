@@ -9,7 +9,7 @@
     PowerShellVersion    = '7.6' # the first PowerShell on .NET 10, which the assemblies are built for
     CompatiblePSEditions = @('Core')
     CmdletsToExport      = @('Checkpoint-Process', 'Restore-Process', 'Get-CheckpointImage', 'Test-CheckpointSupport', 'Import-CheckpointImageFile', 'Export-CheckpointImageFile', 'Test-CheckpointImage',
-        'Start-LazyPageServer', 'Stop-LazyPageServer', 'Get-LazyPageServer', 'Wait-LazyRestore')
+        'Start-LazyPageServer', 'Stop-LazyPageServer', 'Get-LazyPageServer', 'Wait-LazyRestore', 'Move-Process')
     FunctionsToExport    = @()
     VariablesToExport    = @()
     AliasesToExport      = @()

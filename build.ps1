@@ -76,9 +76,11 @@ function Invoke-Build {
 
 # The Debian packages the tests and the demo need at run time: libnftables1 (the network lock of
 # Checkpoint-Process -TcpEstablished), redis, OpenJDK (default-jre-headless), tmux and screen for real programs, libcap2-bin (setcap: the unprivileged tests give a
-# copy of the dotnet host file capabilities). Installs what is missing with apt-get, as root, without questions;
+# copy of the dotnet host file capabilities), iproute2 and procps (network namespaces), openssh-server (the destination
+# host of the Move-Process tests runs sshd with PowerShell as its subsystem) and ansible-core (the Ansible collection's
+# playbook test). Installs what is missing with apt-get, as root, without questions;
 # fails with a message saying what to install when it cannot.
-$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools', 'libcap2-bin', 'default-jre-headless', 'tmux', 'screen', 'iproute2', 'procps')
+$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools', 'libcap2-bin', 'default-jre-headless', 'tmux', 'screen', 'iproute2', 'procps', 'openssh-server', 'ansible-core')
 
 function Install-TestPrerequisites([string[]]$Packages = $script:TestPackages) {
     if (-not (Get-Command dpkg-query -ErrorAction Ignore)) {

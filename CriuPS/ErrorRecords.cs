@@ -51,6 +51,8 @@ internal static class ErrorRecords
         CheckpointErrorKind.PageServerUntrusted => ErrorCategory.SecurityError,
         CheckpointErrorKind.PageServerRefused => ErrorCategory.InvalidOperation,
         CheckpointErrorKind.CertificateUnusable => ErrorCategory.InvalidData,
+        CheckpointErrorKind.DestinationUnsuitable => ErrorCategory.InvalidOperation,
+        CheckpointErrorKind.MoveFailed => ErrorCategory.OperationStopped,
         _ => ErrorCategory.NotSpecified,
     };
 }

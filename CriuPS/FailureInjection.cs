@@ -8,6 +8,9 @@ internal static class FailureInjection
 {
     private const string Variable = "CRIUPS_FAIL_AT";
 
+    /// <summary>Move-Process: the session's PowerShell on the destination dies right after the final dump, before the restore there.</summary>
+    public const string MoveSessionLost = "move-session-lost";
+
     /// <summary>The point named in the environment of this process, read when an operation starts.</summary>
     public static string? RequestedPoint => Environment.GetEnvironmentVariable(Variable);
 }

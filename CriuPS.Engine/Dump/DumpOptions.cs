@@ -79,6 +79,13 @@ public sealed class DumpOptions
     /// </summary>
     public bool SkipDigests { get; init; }
 
+    /// <summary>
+    /// A move's final dump: once the image is committed, the processes are left stopped (SIGSTOP queued before they
+    /// are let go) instead of killed, so that they can be ended once the other machine runs them, or resumed where
+    /// they are when it does not (<see cref="Migration.HeldTree"/>).
+    /// </summary>
+    internal bool HoldStopped { get; init; }
+
     /// <summary>Test hook: fail on purpose at this point (see <see cref="FailurePoint"/>) to prove the target survives.</summary>
     public string? FailAt { get; init; }
 }

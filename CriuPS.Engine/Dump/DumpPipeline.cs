@@ -56,11 +56,22 @@ public static class DumpPipeline
                 $"Process {options.ProcessId}: pre-dumps and images with a parent are written to image directories, not sent to a page server.", options.ProcessId,
                 "Pre-dump and checkpoint into directories, then copy them to the other machine together.");
         }
+        return SendToPageServer(options, observer, null).Image;
+    }
+
+    /// <summary>
+    /// Checkpoints (or pre-dumps, with <see cref="DumpOptions.PreDump"/>) into the page server's image directory, on
+    /// top of <paramref name="parent"/>, an image sent before to the server that the receiving server links to.
+    /// </summary>
+    internal static (RemoteCheckpointImage Image, DumpSession Session) SendToPageServer(DumpOptions options, IEngineObserver observer, ParentImage? parent)
+    {
+        var server = options.PageServer ?? throw new ArgumentException("the options name no page server", nameof(options));
         PageServerImageOutput? sent = null;
-        var (session, _) = Dump(options, observer, null, () => sent = PageServerImageOutput.Open(server, options.ProcessId, options.Cancellation, options.FailAt));
+        IImageOutput Open() => sent = PageServerImageOutput.Open(server, options.ProcessId, options.Cancellation, options.FailAt);
+        var (session, _) = options.PreDump ? PreDumpPipeline.Take(options, observer, parent, Open) : Dump(options, observer, parent, Open);
         var root = session.Processes[0];
-        long pages = session.Processes.Sum(p => p.Pagemap.Sum(e => (long)e.NrPages));
-        return new RemoteCheckpointImage
+        long pages = session.Processes.Sum(p => p.Pagemap.Where(e => !e.IsInParent()).Sum(e => (long)e.NrPages));
+        var image = new RemoteCheckpointImage
         {
             PageServer = server.ToString(),
             Tls = server.Tls,
@@ -77,6 +88,7 @@ public static class DumpPipeline
             CreatedAt = DateTimeOffset.Now,
             LogPath = sent.LogPath,
         };
+        return (image, session);
     }
 
     private static (DumpSession Session, IImageOutput Output) Dump(DumpOptions options, IEngineObserver observer, ParentImage? parent, Func<IImageOutput> open)
@@ -156,7 +168,15 @@ public static class DumpPipeline
                 WriteTracking.End(process.Pid);
             }
 
-            if (options.LeaveRunning)
+            if (options.HoldStopped)
+            {
+                log.Phase("Holding the processes stopped");
+                session.Held = Migration.HeldTree.Of(tree, log);
+                session.InetSockets.Resume(log);
+                PseudoTerminalDump.End(session, putBack: true);
+                Release(tree, injections, log, Signals.SIGSTOP);
+            }
+            else if (options.LeaveRunning)
             {
                 log.Phase("Resuming the processes");
                 session.InetSockets.Resume(log);
@@ -278,13 +298,13 @@ public static class DumpPipeline
         }
     }
 
-    internal static void Release(FrozenTree tree, Dictionary<int, Injection> injections, EngineLog log)
+    internal static void Release(FrozenTree tree, Dictionary<int, Injection> injections, EngineLog log, int stopSignal = 0)
     {
         foreach (var process in tree.Processes)
         {
             try
             {
-                Release(process, injections.GetValueOrDefault(process.ProcessId), log);
+                Release(process, injections.GetValueOrDefault(process.ProcessId), log, stopSignal);
             }
             catch (TraceeGoneException e)
             {
@@ -294,7 +314,7 @@ public static class DumpPipeline
     }
 
     /// <summary>Puts the process back as it was: our injection area gone, registers and signal masks restored, detached.</summary>
-    private static void Release(FrozenProcess frozen, Injection? injection, EngineLog log)
+    private static void Release(FrozenProcess frozen, Injection? injection, EngineLog log, int stopSignal)
     {
         if (injection is not null && frozen.Leader.IsAttached)
         {
@@ -309,7 +329,7 @@ public static class DumpPipeline
                 frozen.Leader.SetRegs(resume);
             }
         }
-        frozen.Release();
+        frozen.Release(stopSignal);
     }
 
     /// <summary>

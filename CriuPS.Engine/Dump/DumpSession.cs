@@ -75,6 +75,9 @@ internal sealed class DumpSession
     /// This dump's id (inventory dump_criu_run_id, as CRIU's): it names the network lock's nftables table, and write
     /// tracking counts writes from the image that has it.
     /// </summary>
+    /// <summary>A move's final dump: the processes it left stopped (DumpOptions.HoldStopped).</summary>
+    public Migration.HeldTree? Held { get; set; }
+
     public string RunId { get; } = Guid.NewGuid().ToString();
 
     /// <summary>tty-info.img: the terminals of shell jobs.</summary>

@@ -212,8 +212,12 @@ internal sealed class FrozenProcess
         }
     }
 
-    /// <summary>Puts back registers and signal masks and lets every thread run on as if nothing happened.</summary>
-    public void Release()
+    /// <summary>
+    /// Puts back registers and signal masks and lets every thread run on as if nothing happened; with
+    /// <paramref name="stopSignal"/> (SIGSTOP) the leader is detached with it, so that the process stops in a group
+    /// stop before it runs an instruction of its own (a move's final dump holds it so).
+    /// </summary>
+    public void Release(int stopSignal = 0)
     {
         // A thread that never stopped cannot be detached; the kernel does it when our tracing thread ends.
         foreach (var thread in Threads.Where(t => t.IsAttached && t.IsStopped))
@@ -230,7 +234,7 @@ internal sealed class FrozenProcess
                 {
                     thread.SetRegs(SyscallRestart.ForResume(regs, restartBlockKept: true));
                 }
-                thread.Detach();
+                thread.Detach(thread.Tid == ProcessId ? stopSignal : 0);
             }
             catch (NativeException e)
             {

@@ -22,6 +22,14 @@ internal static class PreDumpPipeline
 {
     public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
     {
+        var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
+        var (_, directory) = Take(options, observer, parent, () => DumpPipeline.BeginImage(options, parent));
+        return CheckpointImageReader.Read(directory.Location);
+    }
+
+    /// <summary>Pre-dumps into the output <paramref name="open"/> makes (an image directory, or a page server's), on top of <paramref name="parent"/>.</summary>
+    internal static (DumpSession Session, IImageOutput Output) Take(DumpOptions options, IEngineObserver observer, ParentImage? parent, Func<IImageOutput> open)
+    {
         var total = Stopwatch.StartNew();
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
@@ -38,8 +46,7 @@ internal static class PreDumpPipeline
         }
         // A tree that the final dump would refuse is refused now, before anything is copied.
         Preflight.CheckTree(root, options);
-        var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
-        var directory = DumpPipeline.WithDigests(DumpPipeline.BeginImage(options, parent), options, log);
+        var directory = DumpPipeline.WithDigests(open(), options, log);
         log.AttachFile(directory.LogPath);
         log.Write($"CriuPS {typeof(PreDumpPipeline).Assembly.GetName().Version} pre-dumping {root} into {directory.Location}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
         var session = new DumpSession(options, log, directory, parent);
@@ -118,6 +125,6 @@ internal static class PreDumpPipeline
         }
 
         DumpPipeline.Conclude(session, directory, frozenTime, total, "pre-dump");
-        return CheckpointImageReader.Read(directory.Location);
+        return (session, directory);
     }
 }

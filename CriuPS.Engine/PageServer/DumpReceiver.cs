@@ -1,6 +1,7 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Digests;
+using CriuPS.Engine.Resources.Memory;
 
 namespace CriuPS.Engine.PageServer;
 
@@ -38,6 +39,11 @@ internal static class DumpReceiver
         ulong bytes = 0;
         try
         {
+            if (server.ParentImage is { } parent)
+            {
+                // The chain a restore follows: this image's pages not in it are in the parent the operator named.
+                System.IO.File.CreateSymbolicLink(Path.Combine(transaction.WorkPath, PageChain.ParentLink), Path.GetRelativePath(transaction.FinalPath, parent));
+            }
             PageServerMessages.Send(connection.Frames, new Welcome(PageServerMessages.Version, transaction.FinalPath));
             while (true)
             {

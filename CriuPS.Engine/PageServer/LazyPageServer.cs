@@ -56,6 +56,7 @@ public sealed class LazyPageServer
         Address = bound.Address.ToString();
         Port = bound.Port;
         ImagePath = imagePath;
+        ParentImage = options.ParentImage is null ? null : Path.GetFullPath(options.ParentImage);
         CertificateThumbprint = thumbprint;
         thread = new Thread(Run) { IsBackground = true, Name = "criups-pagesrv" };
     }
@@ -66,6 +67,9 @@ public sealed class LazyPageServer
 
     /// <summary>The image directory it receives into and serves from.</summary>
     public string ImagePath { get; }
+
+    /// <summary>The image the received dump is linked to as its parent, if any.</summary>
+    public string? ParentImage { get; }
 
     /// <summary>Whether it speaks TLS.</summary>
     public bool Tls => tls is not null;

@@ -9,6 +9,13 @@ public sealed class PageServerOptions
     /// <summary>The image directory: where a dump streamed to the server lands, and whose pages it serves.</summary>
     public required string ImagePath { get; init; }
 
+    /// <summary>
+    /// An image directory on this machine (a pre-dump received earlier) that the dump this server receives builds on:
+    /// the received image is linked to it (a relative `parent` link, as a local -ParentImage writes it). The server's
+    /// operator names it, never the client, which cannot make the server link to anything.
+    /// </summary>
+    public string? ParentImage { get; init; }
+
     /// <summary>The address to listen on.</summary>
     public IPAddress Address { get; init; } = IPAddress.Loopback;
 

@@ -24,6 +24,11 @@ public sealed class StartLazyPageServerCommand : PSCmdlet
     [ArgumentCompleter(typeof(ImageDirectoryCompleter))]
     public string ImagePath { get; set; } = "";
 
+    /// <summary>An image on this machine (a pre-dump received earlier) that the received dump builds on: it is linked to it.</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(ImageDirectoryCompleter))]
+    public string? ParentImage { get; set; }
+
     [Parameter]
     public string Address { get; set; } = "127.0.0.1";
 
@@ -97,6 +102,7 @@ public sealed class StartLazyPageServerCommand : PSCmdlet
         var options = new PageServerOptions
         {
             ImagePath = path,
+            ParentImage = ParentImage is null ? null : GetUnresolvedProviderPathFromPSPath(ParentImage),
             Address = address,
             Port = Port,
             Certificate = Certificate,

@@ -19,7 +19,7 @@ BeforeAll {
     Import-CriuPS
     $script:Common = [System.Management.Automation.Cmdlet]::CommonParameters
     $script:AllCmdlets = @('Checkpoint-Process', 'Export-CheckpointImageFile', 'Get-CheckpointImage', 'Get-LazyPageServer', 'Import-CheckpointImageFile',
-        'Restore-Process', 'Start-LazyPageServer', 'Stop-LazyPageServer', 'Test-CheckpointImage', 'Test-CheckpointSupport', 'Wait-LazyRestore')
+        'Move-Process', 'Restore-Process', 'Start-LazyPageServer', 'Stop-LazyPageServer', 'Test-CheckpointImage', 'Test-CheckpointSupport', 'Wait-LazyRestore')
 
     # The text of a help node made of paragraphs (description, remarks, alerts), or '' when there is none.
     function Get-HelpText($Node) { (@($Node | Where-Object { $_ } | ForEach-Object { $_.Text }) -join "`n").Trim() }

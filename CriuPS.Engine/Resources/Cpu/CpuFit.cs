@@ -47,6 +47,16 @@ public static class CpuFit
     /// <summary>Test-CheckpointSupport -ImagePath: whether the image in <paramref name="imagePath"/> fits this CPU.</summary>
     public static CpuCompatibility Check(string imagePath) => Evaluate(ImageSet.Read(imagePath));
 
+    /// <summary>This machine's CPU as a checkpoint describes it (cpuinfo.img's entry), for another machine to check before a move.</summary>
+    public static byte[] ThisCpuDescription() => new CpuinfoEntry { X86Entry = { CpuDescription.Current } }.ToByteArray();
+
+    /// <summary>
+    /// Whether a process of the machine <paramref name="description"/> came from (<see cref="ThisCpuDescription"/>
+    /// there) fits this CPU: its instruction-set extensions, before any image exists (Move-Process checks this first).
+    /// </summary>
+    public static CpuCompatibility CheckDescription(byte[] description, string source) =>
+        Compare(source, CpuinfoEntry.Parser.ParseFrom(description).X86Entry, [new ThreadComponents(0, 0)]);
+
     private static string SavedPath(string directory) => Path.Combine(directory, ImageTypes.Cpuinfo.FileName(null));
 
     /// <summary>

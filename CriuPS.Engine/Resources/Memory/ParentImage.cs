@@ -13,11 +13,20 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal sealed class ParentImage
 {
-    private ParentImage(string directory, string? runId)
+    // For an image sent to a page server: the pages its chain holds, per process, as they were sent (the image is
+    // on the other machine, and its server links the next image to it).
+    private readonly IReadOnlyDictionary<int, IReadOnlyList<AddressRange>>? sentHoldings;
+
+    private ParentImage(string directory, string? runId, IReadOnlyDictionary<int, IReadOnlyList<AddressRange>>? sentHoldings = null)
     {
         Directory = directory;
         RunId = runId;
+        this.sentHoldings = sentHoldings;
     }
+
+    /// <summary>An image sent to a page server: <paramref name="directory"/> is its path there, <paramref name="holdings"/> what its chain holds.</summary>
+    public static ParentImage Sent(string directory, string runId, IReadOnlyDictionary<int, IReadOnlyList<AddressRange>> holdings) =>
+        new(directory, runId, holdings);
 
     public string Directory { get; }
 
@@ -62,7 +71,7 @@ internal sealed class ParentImage
     }
 
     /// <summary>Whether the parent holds memory of process <paramref name="pid"/> (its pagemap).</summary>
-    public bool HasProcess(int pid) => File.Exists(Path.Combine(Directory, ImageTypes.Pagemap.FileName(pid.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+    public bool HasProcess(int pid) => sentHoldings?.ContainsKey(pid) ?? File.Exists(Path.Combine(Directory, ImageTypes.Pagemap.FileName(pid.ToString(System.Globalization.CultureInfo.InvariantCulture))));
 
     /// <summary>
     /// The pages of process <paramref name="pid"/> the parent chain holds, in address order; none when the parent
@@ -74,6 +83,10 @@ internal sealed class ParentImage
         if (!HasProcess(pid))
         {
             return [];
+        }
+        if (sentHoldings is not null)
+        {
+            return sentHoldings[pid];
         }
         using var chain = PageChain.Open(Directory, ImageTypes.Pagemap, pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         return chain.Runs.Select(r => r.Range).ToList();

@@ -1,0 +1,262 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using CriuPS.Completers;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Migration;
+using CriuPS.Engine.Model;
+using CriuPS.Engine.PageServer;
+using CriuPS.Engine.Resources.Cpu;
+using CriuPS.Migration;
+
+namespace CriuPS.Cmdlets;
+
+/// <summary>
+/// <para type="synopsis">Moves a running process tree to another machine through a PowerShell session: pre-dump rounds while it runs, a short final freeze, restored there.</para>
+/// </summary>
+[Cmdlet(VerbsCommon.Move, "Process", DefaultParameterSetName = BySession, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[OutputType(typeof(MovedProcess))]
+public sealed class MoveProcessCommand : PSCmdlet, IDisposable
+{
+    private const string BySession = "Session";
+    private const string ByHostName = "HostName";
+    private const int ProgressActivityId = 2;
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Pid", "ProcessId")]
+    [ValidateRange(1, int.MaxValue)]
+    [ArgumentCompleter(typeof(ProcessIdCompleter))]
+    public int Id { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = BySession)]
+    public PSSession? Session { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = ByHostName)]
+    public string HostName { get; set; } = "";
+
+    [Parameter(ParameterSetName = ByHostName)]
+    public string? UserName { get; set; }
+
+    [Parameter(ParameterSetName = ByHostName)]
+    public string? KeyFilePath { get; set; }
+
+    /// <summary>With -HostName: SSH options for the session (New-PSSession -Options), such as UserKnownHostsFile.</summary>
+    [Parameter(ParameterSetName = ByHostName)]
+    public System.Collections.Hashtable? Options { get; set; }
+
+    /// <summary>Pre-dump rounds at most before the final dump.</summary>
+    [Parameter]
+    [ValidateRange(0, 100)]
+    public int MaxRounds { get; set; } = new MoveOptions { ProcessId = 1 }.MaxRounds;
+
+    /// <summary>Milliseconds of freeze that end the rounds when a round predicts no more.</summary>
+    [Parameter]
+    [ValidateRange(1, 3_600_000)]
+    public int MaxDowntime { get; set; } = (int)new MoveOptions { ProcessId = 1 }.MaxDowntime.TotalMilliseconds;
+
+    /// <summary>Restore there lazily: the process runs once its state is there, its memory filled in behind it.</summary>
+    [Parameter]
+    public SwitchParameter Lazy { get; set; }
+
+    /// <summary>Seconds a lazy restore there may take to have every page.</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int LazyTimeout { get; set; } = 300;
+
+    /// <summary>The move's directory on the destination.</summary>
+    [Parameter]
+    public string? DestinationPath { get; set; }
+
+    private readonly CancellationTokenSource stopping = new();
+
+    protected override void StopProcessing() => stopping.Cancel();
+
+    public void Dispose() => stopping.Dispose();
+
+    protected override void ProcessRecord()
+    {
+        var opened = ParameterSetName == ByHostName ? OpenSession() : null;
+        var session = Session ?? opened!;
+        try
+        {
+            var directory = DestinationPath ?? $"/tmp/criups-move-{Id}-{Guid.NewGuid():N}";
+            if (!ShouldProcess($"process {Id}", $"Move to {session.ComputerName} (through {directory} there) and end it here"))
+            {
+                return;
+            }
+            var moved = Move(new MoveDestination(session, directory));
+            if (moved is not null)
+            {
+                WriteObject(moved);
+            }
+        }
+        finally
+        {
+            if (opened is not null)
+            {
+                InvokeCommand.InvokeScript("param($s) Remove-PSSession $s", true, PipelineResultTypes.None, null, opened);
+            }
+        }
+    }
+
+    private MovedProcess? Move(MoveDestination destination)
+    {
+        var name = File.Exists($"/proc/{Id}/comm") ? File.ReadAllText($"/proc/{Id}/comm").Trim() : "";
+        if (name.Length == 0)
+        {
+            WriteError(ErrorRecords.From(new CheckpointException(CheckpointErrorKind.ProcessNotFound, $"There is no process {Id}.", Id), Id));
+            return null;
+        }
+        // 1. The destination first: anything it lacks is refused before the process is touched.
+        WriteVerbose($"Checking {destination.ComputerName}");
+        var module = MyInvocation.MyCommand.Module;
+        var (problems, taken) = destination.Check(module.Path, module.Version.ToString(), SourceFacts.Ids(Id), SourceFacts.Files(Id),
+            CpuFit.ThisCpuDescription(), $"{Environment.OSVersion.Platform} {System.Runtime.InteropServices.RuntimeInformation.OSArchitecture} {Environment.OSVersion.Version.Major}");
+        if (problems.Count > 0)
+        {
+            Fail(CheckpointErrorKind.DestinationUnsuitable, $"{destination.ComputerName} cannot take process {Id} ({name}): {string.Join("; ", problems)}. Nothing was done.",
+                "Prepare the destination: install CriuPS there, and make the files the process uses available at the same paths.");
+            return null;
+        }
+        if (taken.Count > 0)
+        {
+            // The seam for PID namespaces: with a new PID namespace there (not yet offered), taken PIDs would not matter.
+            Fail(CheckpointErrorKind.PidInUse, $"{destination.ComputerName} cannot take process {Id} ({name}): PID(s) {string.Join(", ", taken)} of its tree are in use there. Nothing was done.",
+                "End the processes that hold these PIDs on the destination, or move the process to another machine.");
+            return null;
+        }
+
+        if (destination.Rehearse(Lazy) is { } rehearsal)
+        {
+            WriteVerbose($"The rehearsal of a restore on {destination.ComputerName} failed (the restore there will compile its code in the downtime): {rehearsal}");
+        }
+
+        // 2. Rounds while it runs, each into a page server there, over TLS pinned both ways through the session.
+        using var client = NewClientCertificate();
+        var move = new ProcessMove(new MoveOptions
+        {
+            ProcessId = Id,
+            MaxRounds = MaxRounds,
+            MaxDowntime = TimeSpan.FromMilliseconds(MaxDowntime),
+            Cancellation = stopping.Token,
+            FailAt = FailureInjection.RequestedPoint,
+        });
+        HeldTree? held = null;
+        try
+        {
+            long bytes = 0;
+            while (move.Rounds.Count < MaxRounds && move.Enough() is null)
+            {
+                var round = EngineRunner.Run(this, $"Moving {name} ({Id}) to {destination.ComputerName}: round {move.Rounds.Count + 1}",
+                    observer => move.PreDump(Endpoint(destination, $"round-{move.Rounds.Count + 1}", move.ParentPath, client), observer));
+                bytes += (long)round.BytesSent.Value;
+                WriteProgress(new ProgressRecord(ProgressActivityId, $"Moving {name} ({Id}) to {destination.ComputerName}",
+                    $"round {round.Number}: {round.Pages:N0} pages in {round.Duration.TotalSeconds:F2} s ({round.BytesPerSecond / (1 << 20):F0} MiB/s), predicted downtime {round.PredictedDowntime.TotalMilliseconds:F0} ms"));
+                WriteVerbose($"Round {round.Number}: {round.Pages} pages, {round.BytesSent.Value >> 20} MiB in {round.Duration.TotalMilliseconds:F0} ms, predicted downtime {round.PredictedDowntime.TotalMilliseconds:F0} ms");
+            }
+            WriteVerbose($"Final dump: {move.Enough() ?? "no pre-dump rounds asked for"}");
+
+            // 3. The final dump: the process is frozen, sent, and held stopped here until it runs there.
+            var endpoint = Endpoint(destination, "final", move.ParentPath, client);
+            var (image, stopped) = EngineRunner.Run(this, $"Moving {name} ({Id}) to {destination.ComputerName}: final dump", observer => move.FinalDump(endpoint, observer));
+            held = stopped;
+            // The downtime: from the freeze (its time is the dump's FrozenTime, which lasts until it is held stopped)
+            // until the restore there returns with the process running.
+            var downtime = Stopwatch.StartNew();
+            bytes += image.BytesSent;
+            if (FailureInjection.RequestedPoint == FailureInjection.MoveSessionLost)
+            {
+                destination.Die();
+            }
+            int restored = destination.Restore(image.Path, Lazy, tcpEstablished: false);
+            downtime.Stop();
+            if (Lazy)
+            {
+                // Its memory comes from the image there, served by the session: until it is all in, the copy
+                // depends on the session, so the source stays held (and resumes if the copy is lost).
+                WriteVerbose($"Running on {destination.ComputerName} as {restored} after {(image.FrozenTime + downtime.Elapsed).TotalMilliseconds:F0} ms; waiting for its memory");
+                destination.WaitForMemory(TimeSpan.FromSeconds(LazyTimeout));
+            }
+            // 4. It runs there: only now does it end here.
+            held.Kill(TimeSpan.FromSeconds(10));
+            held = null;
+            if (destination.Clean(keepLogs: true) is { } problem)
+            {
+                WriteWarning($"The process runs on {destination.ComputerName}, but the move's images there were not cleaned: {problem}");
+            }
+            WriteProgress(new ProgressRecord(ProgressActivityId, $"Moving {name} ({Id}) to {destination.ComputerName}", "Done") { RecordType = ProgressRecordType.Completed });
+            return new MovedProcess
+            {
+                ComputerName = destination.ComputerName,
+                ProcessId = restored,
+                SourceProcessId = Id,
+                Name = name,
+                Downtime = image.FrozenTime + downtime.Elapsed,
+                FrozenTime = image.FrozenTime,
+                BytesSent = bytes,
+                PreDumpRounds = move.Rounds.Count,
+                Rounds = move.Rounds,
+                ImagePath = image.Path,
+                LogPath = image.LogPath,
+                Tls = image.Tls,
+            };
+        }
+        catch (PipelineStoppedException)
+        {
+            Undo(destination, held);
+            throw;
+        }
+        catch (Exception e)
+        {
+            Undo(destination, held);
+            if (held is not null || e is RemoteFailure)
+            {
+                var why = e is RemoteFailure remote ? $"{remote.Id}: {remote.Message}" : e.Message;
+                Fail(CheckpointErrorKind.MoveFailed, $"Moving process {Id} ({name}) to {destination.ComputerName} failed ({why}); the process runs on here, and the destination was cleaned.",
+                    "See the logs named in the error; correct what the destination reports, then move the process again.");
+            }
+            else
+            {
+                WriteError(ErrorRecords.From(e, Id));
+            }
+            return null;
+        }
+    }
+
+    // Whatever happened, the process runs on here: resumed if the final dump held it, and the destination cleaned.
+    private void Undo(MoveDestination destination, HeldTree? held)
+    {
+        held?.Resume();
+        if (destination.Clean(keepLogs: false) is { } problem)
+        {
+            WriteWarning($"The move's files on {destination.ComputerName} ({destination.Directory}) could not be removed: {problem}");
+        }
+    }
+
+    private static PageServerEndpoint Endpoint(MoveDestination destination, string round, string? parent, X509Certificate2 client)
+    {
+        var (address, port, thumbprint) = destination.StartServer(round, parent, client.Thumbprint);
+        return new PageServerEndpoint { Host = address, Port = port, TrustedThumbprint = thumbprint, ClientCertificate = client };
+    }
+
+    // The source's certificate for this move only: the destination's servers pin its thumbprint, given through the session.
+    private static X509Certificate2 NewClientCertificate()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN=criups-move-client-{Environment.MachineName}", key, HashAlgorithmName.SHA256);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.Now.AddMinutes(-5), DateTimeOffset.Now.AddDays(1));
+        // Exported and loaded again: TLS on Linux needs a certificate whose key is not ephemeral.
+        return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
+    }
+
+    private PSSession OpenSession()
+    {
+        var script = "param($HostName, $UserName, $KeyFilePath, $Options) $a = @{ HostName = $HostName; ErrorAction = 'Stop' }; if ($UserName) { $a.UserName = $UserName }; if ($KeyFilePath) { $a.KeyFilePath = $KeyFilePath }; if ($Options) { $a.Options = $Options }; New-PSSession @a";
+        return (PSSession)InvokeCommand.InvokeScript(script, true, PipelineResultTypes.None, null, HostName, UserName, KeyFilePath, Options)[0].BaseObject;
+    }
+
+    private void Fail(CheckpointErrorKind kind, string message, string action) =>
+        WriteError(ErrorRecords.From(new CheckpointException(kind, message, Id, action), Id));
+}
