@@ -19,21 +19,14 @@ internal static class ClosedTargetRegistration
         var occupant = process.Images.FileDescriptors.FirstOrDefault(f => f.Fd == number);
         // Every descriptor of ours goes above the numbers the process uses, so that none lands on the number itself.
         ulong above = (ulong)Math.Max(number, process.Images.FileDescriptors.Max(f => (int)f.Fd)) + 1;
-        long MoveAbove(long fd, string what)
-        {
-            long moved = caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of {what}", SyscallNumber.Fcntl, (ulong)fd, Fcntl.F_DUPFD_CLOEXEC, above);
-            caller.Call(SyscallNumber.Close, (ulong)fd);
-            return moved;
-        }
-
-        long pidfd = MoveAbove(caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2), "the engine's pidfd");
+        long pidfd = caller.OpenEnginePidfd(session, above);
         if (!session.OpenFiles.TryGetValue(target.CriupsFileId, out var file))
         {
             var image = Path.Combine(session.Images.Directory, "files.img");
             throw new Errors.CheckpointException(Errors.CheckpointErrorKind.ImageCorrupt,
                 $"{image}: epoll fd {epoll.Fd} of process {process.Pid} watches file {target.CriupsFileId} as fd {number}, and no descriptor of the image holds that file.", image);
         }
-        long pulled = MoveAbove(caller.Checked($"pidfd_getfd of file {target.CriupsFileId}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)file.Value, 0), "the watched file");
+        long pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of file {target.CriupsFileId}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)file.Value, 0), above, "the watched file");
         caller.Call(SyscallNumber.Close, (ulong)pidfd);
         long kept = occupant is null ? -1 : caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of fd {number}", SyscallNumber.Fcntl, (ulong)number, Fcntl.F_DUPFD_CLOEXEC, above);
         caller.Checked($"dup3 to fd {number}", SyscallNumber.Dup3, (ulong)pulled, (ulong)number, 0);

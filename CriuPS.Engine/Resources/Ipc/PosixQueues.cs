@@ -170,18 +170,12 @@ internal static partial class PosixQueues
         var caller = process.Caller;
         // Our descriptors go above every number the process uses, so that none lands on a number it needs.
         ulong above = (ulong)process.Images.FileDescriptors.Select(f => (int)f.Fd).Concat(fds.Select(f => (int)f.Fd)).Max() + 1;
-        long MoveAbove(long fd, string what)
-        {
-            long moved = caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of {what}", SyscallNumber.Fcntl, (ulong)fd, Fcntl.F_DUPFD_CLOEXEC, above);
-            caller.Call(SyscallNumber.Close, (ulong)fd);
-            return moved;
-        }
-        long pidfd = MoveAbove(caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2), "the engine's pidfd");
+        long pidfd = caller.OpenEnginePidfd(session, above);
         try
         {
             foreach (var fd in fds)
             {
-                long pulled = MoveAbove(caller.Checked($"pidfd_getfd of POSIX message queue fd {fd.Fd}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)descriptions[fd.Description].Value, 0), $"queue fd {fd.Fd}");
+                long pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of POSIX message queue fd {fd.Fd}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)descriptions[fd.Description].Value, 0), above, $"queue fd {fd.Fd}");
                 caller.Checked($"dup3 to fd {fd.Fd}", SyscallNumber.Dup3, (ulong)pulled, fd.Fd, fd.Cloexec ? (ulong)O.CLOEXEC : 0);
                 caller.Call(SyscallNumber.Close, (ulong)pulled);
             }
