@@ -8,7 +8,7 @@ namespace CriuPS.Native.Interop;
 /// The netlink message layout every netlink family shares: a 16-byte header (length, type, flags, sequence, port),
 /// a family header, then attributes (length, type, value, each padded to 4 bytes), which may nest.
 /// </summary>
-public static class NetlinkMessages
+public static unsafe class NetlinkMessages
 {
     public const int HeaderLength = 16;
     public const ushort NlmsgError = 2, NlmsgDone = 3;
@@ -50,6 +50,48 @@ public static class NetlinkMessages
             }
         }
         return (false, 0);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> on the netlink <paramref name="socket"/> as message <paramref name="sequence"/>
+    /// and hands each answering message (header included) to <paramref name="onMessage"/>: until NLMSG_DONE or
+    /// NLMSG_ERROR when <paramref name="untilDone"/> (a dump, a request with an acknowledgement), else the first
+    /// datagram only. Returns 0, or the errno the kernel answered with.
+    /// </summary>
+    public static int Exchange(FileDescriptor socket, byte[] request, uint sequence, string protocol, bool untilDone, Action<ushort, ReadOnlySpan<byte>> onMessage)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), sequence);
+        BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(12), 0);
+        fixed (byte* p = request)
+        {
+            if ((long)LibC.send(socket.Value, p, (size_t)(ulong)request.Length, 0) != request.Length)
+            {
+                throw new NativeException($"send to {protocol}", LibC.errno);
+            }
+        }
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            long received;
+            fixed (byte* p = buffer)
+            {
+                received = (long)LibC.recv(socket.Value, p, (size_t)(ulong)buffer.Length, 0);
+            }
+            if (received < 0)
+            {
+                int errno = LibC.errno;
+                if (errno == Errno.EINTR)
+                {
+                    continue;
+                }
+                throw new NativeException($"recv from {protocol}", errno);
+            }
+            var (done, error) = Walk(buffer.AsSpan(0, (int)received), sequence, protocol, onMessage);
+            if (done || !untilDone)
+            {
+                return error;
+            }
+        }
     }
 
     public static int Align(int length) => (length + 3) & ~3;

@@ -41,42 +41,8 @@ public sealed unsafe class RouteNetlink : IDisposable
         return Exchange(message, (_, _) => { });
     }
 
-    private int Exchange(byte[] request, Action<ushort, ReadOnlySpan<byte>> onMessage)
-    {
-        uint seq = ++sequence;
-        BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), seq);
-        BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(12), 0);
-        fixed (byte* p = request)
-        {
-            if ((long)LibC.send(socket.Value, p, (size_t)(ulong)request.Length, 0) != request.Length)
-            {
-                throw new NativeException("send to NETLINK_ROUTE", LibC.errno);
-            }
-        }
-        var buffer = new byte[64 * 1024];
-        while (true)
-        {
-            long received;
-            fixed (byte* p = buffer)
-            {
-                received = (long)LibC.recv(socket.Value, p, (size_t)(ulong)buffer.Length, 0);
-            }
-            if (received < 0)
-            {
-                int errno = LibC.errno;
-                if (errno == Errno.EINTR)
-                {
-                    continue;
-                }
-                throw new NativeException("recv from NETLINK_ROUTE", errno);
-            }
-            var (done, error) = NetlinkMessages.Walk(buffer.AsSpan(0, (int)received), seq, "NETLINK_ROUTE", onMessage);
-            if (done)
-            {
-                return error;
-            }
-        }
-    }
+    private int Exchange(byte[] request, Action<ushort, ReadOnlySpan<byte>> onMessage) =>
+        NetlinkMessages.Exchange(socket, request, ++sequence, "NETLINK_ROUTE", untilDone: true, onMessage);
 
     public void Dispose() => socket.Dispose();
 }

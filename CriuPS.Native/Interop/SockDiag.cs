@@ -33,43 +33,12 @@ public sealed unsafe class SockDiag : IDisposable
     /// </summary>
     public int Exchange(ReadOnlySpan<byte> payload, bool dump, Action<ReadOnlySpan<byte>> onMessage)
     {
-        uint seq = ++sequence;
         var request = new byte[HeaderLength + payload.Length];
         BinaryPrimitives.WriteUInt32LittleEndian(request, (uint)request.Length);
         BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), SockDiagByFamily);
         BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), (ushort)(NlmFRequest | (dump ? NlmFDump : 0)));
-        BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), seq);
         payload.CopyTo(request.AsSpan(HeaderLength));
-        fixed (byte* p = request)
-        {
-            if ((long)LibC.send(socket.Value, p, (size_t)(ulong)request.Length, 0) != request.Length)
-            {
-                throw new NativeException("send to NETLINK_SOCK_DIAG", LibC.errno);
-            }
-        }
-        var buffer = new byte[64 * 1024];
-        while (true)
-        {
-            long received;
-            fixed (byte* p = buffer)
-            {
-                received = (long)LibC.recv(socket.Value, p, (size_t)(ulong)buffer.Length, 0);
-            }
-            if (received < 0)
-            {
-                int errno = LibC.errno;
-                if (errno == Errno.EINTR)
-                {
-                    continue;
-                }
-                throw new NativeException("recv from NETLINK_SOCK_DIAG", errno);
-            }
-            var (done, error) = Split(buffer.AsSpan(0, (int)received), seq, onMessage);
-            if (error != 0 || done || !dump)
-            {
-                return error;
-            }
-        }
+        return NetlinkMessages.Exchange(socket, request, ++sequence, "NETLINK_SOCK_DIAG", untilDone: dump, (_, message) => onMessage(message[HeaderLength..]));
     }
 
     /// <summary>
