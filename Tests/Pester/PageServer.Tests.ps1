@@ -364,7 +364,8 @@ Checkpoint-Process -Id $Id -PageServer $Server -PageServerThumbprint $Thumbprint
         Register-TestProcess $target
         (Get-Item "/proc/$target/ns/net").LinkTarget | Should -Be (& ip netns exec $SourceNs readlink /proc/self/ns/net)
 
-        $receiver = Start-Process ip -ArgumentList 'netns', 'exec', $DestinationNs, "$PSHOME/pwsh", '-NoProfile', '-NonInteractive', '-File', $destination,
+        # The destination too: ip netns exec would remount /sys, hiding the cgroup hierarchies the process goes back into.
+        $receiver = Start-Process nsenter -ArgumentList "--net=/run/netns/$DestinationNs", "$PSHOME/pwsh", '-NoProfile', '-NonInteractive', '-File', $destination,
             $Module, $image, $DestinationIp, $certificate.Path, $certificate.KeyPath, $status, $client.Path, $client.KeyPath -PassThru `
             -RedirectStandardOutput (Join-Path $work 'destination.out') -RedirectStandardError (Join-Path $work 'destination.err')
         try {

@@ -19,6 +19,9 @@ BeforeDiscovery {
         @{ Point = 'after-files'; Target = 'specialfiles' }
         @{ Point = 'after-files'; Target = 'unixsockets' }
         @{ Point = 'after-credentials'; Target = 'identity' }
+        # Every thread placed in its cgroups (the cgroups a failed restore made: Cgroups.Tests.ps1).
+        @{ Point = 'after-cgroups'; Target = 'threads' }
+        @{ Point = 'after-cgroups'; Target = 'tree' }
         @{ Point = 'before-resume'; Target = 'threads' }
         @{ Point = 'before-resume'; Target = 'tree' }
         @{ Point = 'before-resume'; Target = 'detached tree' }
@@ -190,7 +193,7 @@ Describe 'A restore that fails at <Point> leaves nothing behind (<Target>)' -For
 Describe 'Restore failure points' {
     It 'tests every point a restore passes' -ForEach @(@{ Tested = $Cases.Point }) {
         $points = Get-FailurePoints 'Restore'
-        $points.Count | Should -Be 7
+        $points.Count | Should -Be 8
         $Tested | Select-Object -Unique | Should -Be $points -Because 'each point is tested, in the order a restore passes them'
     }
 }
