@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using CriuPS.Native.Interop;
+using static CriuPS.Engine.Tests.Sockets.DiagMessages;
 
 namespace CriuPS.Engine.Tests.Sockets;
 
@@ -11,24 +12,12 @@ public sealed class PacketDiagTests
     // A packet_diag_msg with its attributes, as the kernel lays them out (little-endian, attributes 4-aligned).
     private static byte[] Message(byte type, ushort protocol, uint inode, params (ushort Kind, byte[] Value)[] attributes)
     {
-        var body = new List<byte> { 17, type };
-        body.AddRange(BitConverter.GetBytes(protocol));
-        body.AddRange(BitConverter.GetBytes(inode));
-        body.AddRange(new byte[8]); // cookie
-        foreach (var (kind, value) in attributes)
-        {
-            body.AddRange(BitConverter.GetBytes((ushort)(4 + value.Length)));
-            body.AddRange(BitConverter.GetBytes(kind));
-            body.AddRange(value);
-            while (body.Count % 4 != 0)
-            {
-                body.Add(0);
-            }
-        }
-        return body.ToArray();
+        var header = new List<byte> { 17, type };
+        header.AddRange(BitConverter.GetBytes(protocol));
+        header.AddRange(BitConverter.GetBytes(inode));
+        header.AddRange(new byte[8]); // cookie
+        return Build(header, attributes);
     }
-
-    private static byte[] Words(params uint[] words) => words.SelectMany(BitConverter.GetBytes).ToArray();
 
     [Fact]
     public void ParsesInfoMembershipsRingsAndFanout()

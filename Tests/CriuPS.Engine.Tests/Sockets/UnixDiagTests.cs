@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using CriuPS.Native.Interop;
+using static CriuPS.Engine.Tests.Sockets.DiagMessages;
 
 namespace CriuPS.Engine.Tests.Sockets;
 
@@ -12,23 +13,11 @@ public sealed class UnixDiagTests
     // A unix_diag_msg with its attributes, as the kernel lays them out (little-endian, attributes 4-aligned).
     private static byte[] Message(byte type, byte state, uint inode, params (ushort Kind, byte[] Value)[] attributes)
     {
-        var body = new List<byte> { 1, type, state, 0 };
-        body.AddRange(BitConverter.GetBytes(inode));
-        body.AddRange(new byte[8]); // cookie
-        foreach (var (kind, value) in attributes)
-        {
-            body.AddRange(BitConverter.GetBytes((ushort)(4 + value.Length)));
-            body.AddRange(BitConverter.GetBytes(kind));
-            body.AddRange(value);
-            while (body.Count % 4 != 0)
-            {
-                body.Add(0);
-            }
-        }
-        return body.ToArray();
+        var header = new List<byte> { 1, type, state, 0 };
+        header.AddRange(BitConverter.GetBytes(inode));
+        header.AddRange(new byte[8]); // cookie
+        return Build(header, attributes);
     }
-
-    private static byte[] Words(params uint[] words) => words.SelectMany(BitConverter.GetBytes).ToArray();
 
     [Fact]
     public void ParsesEveryAttributeCriuPSAsksFor()
