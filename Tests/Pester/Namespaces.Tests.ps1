@@ -71,21 +71,27 @@ Describe 'A process in namespaces of its own' {
     }
 }
 
-Describe 'A tree in an IPC namespace of its own' {
-    It 'is refused when a child is in another IPC namespace than the root (CriuPS saves one, the root''s, as CRIU)' {
-        $work = Join-Path $TestDrive 'ipc-child'
+Describe 'A child in another namespace than the root, of a kind CriuPS saves once for the tree' {
+    It 'is refused when a child is in another <Shown> than the root (CriuPS saves one, the root''s, as CRIU)' -ForEach @(
+        @{ Link = 'ipc'; Shown = 'IPC namespace' }
+        @{ Link = 'uts'; Shown = 'UTS namespace' }
+        @{ Link = 'net'; Shown = 'network namespace' }
+    ) {
+        $work = Join-Path $TestDrive "$Link-child"
         New-Item -ItemType Directory $work | Out-Null
-        $shell = Start-TestTarget -Program /bin/sh -Arguments @('-c', "echo `$`$ > '$work/ready'; '$Unshare' --ipc sleep 1000 & wait") -WorkDirectory $work
+        $shell = Start-TestTarget -Program /bin/sh -Arguments @('-c', "echo `$`$ > '$work/ready'; '$Unshare' --$Link sleep 1000 & wait") -WorkDirectory $work
         Wait-Until { (Get-Content "/proc/$shell/task/$shell/children" -Raw -ErrorAction Ignore) -match '\d' } 'the shell to start its child'
         $child = [int](Get-Content "/proc/$shell/task/$shell/children" -Raw).Trim()
         Register-TestProcess $child
         # The child is the shell's fork until unshare has run: a checkpoint before would find nothing to refuse.
-        Wait-Until { (Get-Item "/proc/$child/ns/ipc").LinkTarget -ne (Get-Item "/proc/$shell/ns/ipc").LinkTarget } 'the child to be in a namespace of its own'
+        Wait-Until { (Get-Item "/proc/$child/ns/$Link").LinkTarget -ne (Get-Item "/proc/$shell/ns/$Link").LinkTarget } 'the child to be in a namespace of its own'
         $failure = Get-Refusal $shell (Join-Path $work 'image')
         $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $failure.Exception.Message | Should -BeLike "*- process $child`: its IPC namespace * is not the root's *: CriuPS saves one IPC namespace, the root's, as CRIU does*"
+        $failure.Exception.Message | Should -BeLike "*- process $child`: its $Shown * is not the root's *: CriuPS saves one $Shown, the root's, as CRIU does*"
     }
+}
 
+Describe 'A tree in an IPC namespace of its own' {
     It 'comes back in a new IPC namespace, and verifies itself (the objects: Ipc.Tests.ps1)' {
         $work = Join-Path $TestDrive 'ipc'
         $target = Start-TestTarget -Program $Unshare -Arguments @('--ipc', $SelfCheck, 'sleep', $work) -WorkDirectory $work
@@ -100,20 +106,6 @@ Describe 'A tree in an IPC namespace of its own' {
 }
 
 Describe 'A tree in a UTS namespace of its own' {
-    It 'is refused when a child is in another UTS namespace than the root (CriuPS saves one, the root''s, as CRIU)' {
-        $work = Join-Path $TestDrive 'uts-child'
-        New-Item -ItemType Directory $work | Out-Null
-        $shell = Start-TestTarget -Program /bin/sh -Arguments @('-c', "echo `$`$ > '$work/ready'; '$Unshare' --uts sleep 1000 & wait") -WorkDirectory $work
-        Wait-Until { (Get-Content "/proc/$shell/task/$shell/children" -Raw -ErrorAction Ignore) -match '\d' } 'the shell to start its child'
-        $child = [int](Get-Content "/proc/$shell/task/$shell/children" -Raw).Trim()
-        Register-TestProcess $child
-        # The child is the shell's fork until unshare has run: a checkpoint before would find nothing to refuse.
-        Wait-Until { (Get-Item "/proc/$child/ns/uts").LinkTarget -ne (Get-Item "/proc/$shell/ns/uts").LinkTarget } 'the child to be in a namespace of its own'
-        $failure = Get-Refusal $shell (Join-Path $work 'image')
-        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $failure.Exception.Message | Should -BeLike "*- process $child`: its UTS namespace * is not the root's *: CriuPS saves one UTS namespace, the root's, as CRIU does*"
-    }
-
     It 'comes back in a new UTS namespace with its host and domain name, and verifies itself' {
         $work = Join-Path $TestDrive 'uts'
         New-Item -ItemType Directory $work | Out-Null
