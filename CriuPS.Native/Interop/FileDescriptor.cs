@@ -38,6 +38,27 @@ public sealed unsafe class FileDescriptor : IDisposable
         }
     }
 
+    /// <summary>pipe2(2): a new pipe's read and write ends, with <paramref name="flags"/> (O_CLOEXEC, O_NONBLOCK).</summary>
+    public static (FileDescriptor Read, FileDescriptor Write) Pipe(int flags)
+    {
+        int* ends = stackalloc int[2];
+        if (LibC.pipe2(ends, flags) != 0)
+        {
+            throw new NativeException("pipe2", LibC.errno);
+        }
+        return (new FileDescriptor(ends[0]), new FileDescriptor(ends[1]));
+    }
+
+    /// <summary>One write(2) of <paramref name="data"/>: the bytes written, or minus the errno.</summary>
+    public long TryWrite(ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data)
+        {
+            long n = (long)LibC.write(Value, p, (size_t)(ulong)data.Length);
+            return n < 0 ? -LibC.errno : n;
+        }
+    }
+
     /// <summary>Gives up ownership: the caller closes the descriptor.</summary>
     public int Release()
     {

@@ -5,7 +5,6 @@ using CriuPS.Engine.Logging;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
-using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Cgroups;
 
@@ -23,7 +22,8 @@ internal sealed class CgroupFreezer : IDisposable
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(5);
     private readonly string file, thawed;
     private readonly EngineLog log;
-    private int guardPid, guardPipe = -1;
+    private int guardPid;
+    private FileDescriptor? guardPipe;
     private bool frozen;
 
     private CgroupFreezer(string directory, bool v2, EngineLog log)
@@ -168,48 +168,30 @@ internal sealed class CgroupFreezer : IDisposable
     // (close-on-exec: no other child inherits it); anything but "released" thaws.
     private void StartGuard()
     {
-        int[] ends = new int[2];
-        unsafe
+        var (read, write) = FileDescriptor.Pipe(O.CLOEXEC);
+        using (read)
         {
-            fixed (int* pair = ends)
+            try
             {
-                if (LibC.pipe2(pair, O.CLOEXEC) != 0)
-                {
-                    throw new NativeException("pipe2", LibC.errno);
-                }
+                guardPid = PosixSpawn.Spawn("/bin/sh", ["criups-thaw", "-c", "read answer; [ \"$answer\" = released ] || printf %s \"$2\" > \"$1\"", "criups-thaw", file, thawed],
+                    newSession: true, stdin: read.Value);
+                guardPipe = write;
             }
-        }
-        try
-        {
-            guardPid = PosixSpawn.Spawn("/bin/sh", ["criups-thaw", "-c", "read answer; [ \"$answer\" = released ] || printf %s \"$2\" > \"$1\"", "criups-thaw", file, thawed],
-                newSession: true, stdin: ends[0]);
-            guardPipe = ends[1];
-        }
-        catch
-        {
-            LibC.close(ends[1]);
-            throw;
-        }
-        finally
-        {
-            LibC.close(ends[0]);
+            catch
+            {
+                write.Dispose();
+                throw;
+            }
         }
     }
 
     private void StopGuard()
     {
-        if (guardPipe >= 0)
+        if (guardPipe is not null)
         {
-            var word = Encoding.ASCII.GetBytes(frozen ? "\n" : "released\n");
-            unsafe
-            {
-                fixed (byte* b = word)
-                {
-                    LibC.write(guardPipe, b, word.Length);
-                }
-            }
-            LibC.close(guardPipe);
-            guardPipe = -1;
+            guardPipe.TryWrite(Encoding.ASCII.GetBytes(frozen ? "\n" : "released\n"));
+            guardPipe.Dispose();
+            guardPipe = null;
         }
         if (guardPid > 0)
         {

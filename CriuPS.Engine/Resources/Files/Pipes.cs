@@ -54,13 +54,9 @@ internal sealed class Pipes : FileKind
     {
         using var reader = FileDescriptor.Open($"/proc/{pid}/fd/{fd}", O.RDONLY | O.NONBLOCK);
         int size = Fcntl.Call(reader, Fcntl.F_GETPIPE_SZ);
-        int* ends = stackalloc int[2];
-        if (LibC.pipe2(ends, O.CLOEXEC | O.NONBLOCK) != 0)
-        {
-            throw new NativeException("pipe2", LibC.errno);
-        }
-        using var copyRead = new FileDescriptor(ends[0]);
-        using var copyWrite = new FileDescriptor(ends[1]);
+        var copy = FileDescriptor.Pipe(O.CLOEXEC | O.NONBLOCK);
+        using var copyRead = copy.Read;
+        using var copyWrite = copy.Write;
         Fcntl.Call(copyWrite, Fcntl.F_SETPIPE_SZ, size);
         long copied = (long)LibC.tee(reader.Value, copyWrite.Value, (size_t)(ulong)size, SpliceNonBlock);
         if (copied < 0)
@@ -118,15 +114,9 @@ internal sealed class Pipes : FileKind
         public HashSet<FileDescriptor> Ends { get; } = new(ReferenceEqualityComparer.Instance);
     }
 
-    private static unsafe (FileDescriptor Read, FileDescriptor Write) Create(RestoreSession session, uint pipeId)
+    private static (FileDescriptor Read, FileDescriptor Write) Create(RestoreSession session, uint pipeId)
     {
-        int* ends = stackalloc int[2];
-        if (LibC.pipe2(ends, O.CLOEXEC) != 0)
-        {
-            throw new NativeException("pipe2", LibC.errno);
-        }
-        var read = new FileDescriptor(ends[0]);
-        var write = new FileDescriptor(ends[1]);
+        var (read, write) = FileDescriptor.Pipe(O.CLOEXEC);
         if (session.Images.PipeData.TryGetValue(pipeId, out var saved))
         {
             Refill(write, saved.Entry, saved.Data);
