@@ -20,6 +20,10 @@ namespace CriuPS.Engine.PageServer;
 public sealed class LazyPageServer
 {
     private static readonly List<LazyPageServer> Servers = new();
+
+    /// <summary>Ended servers stay listed for Get-LazyPageServer to show how they ended; a session that starts
+    /// thousands (a migration loop) keeps only the newest of them, so the list does not grow without end.</summary>
+    internal const int EndedServersKept = 32;
     private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(10);
     private const int AcceptLookMicroseconds = 250_000;
     private const int SolSocket = 1;
@@ -132,7 +136,8 @@ public sealed class LazyPageServer
     /// <summary>Committing is one at a time: of two dumps received at once, the first to commit is the image.</summary>
     internal object CommitGate { get; } = new();
 
-    /// <summary>The servers started in this process, stopped ones included, oldest first.</summary>
+    /// <summary>The servers started in this process, oldest first: every running one, and the newest
+    /// <see cref="EndedServersKept"/> that ended.</summary>
     public static IReadOnlyList<LazyPageServer> All
     {
         get
@@ -204,6 +209,7 @@ public sealed class LazyPageServer
         lock (Servers)
         {
             Servers.Add(server);
+            ForgetOldestEnded();
         }
         server.thread.Start();
         return server;
@@ -230,6 +236,16 @@ public sealed class LazyPageServer
     }
 
     public override string ToString() => $"{Address}:{Port} ({State})";
+
+    // Under the Servers lock.
+    private static void ForgetOldestEnded()
+    {
+        var endedServers = Servers.Where(s => s.Stopped is not null).ToList();
+        for (int i = 0; i < endedServers.Count - EndedServersKept; i++)
+        {
+            Servers.Remove(endedServers[i]);
+        }
+    }
 
     internal void Received(string file, int bytes)
     {
@@ -272,6 +288,10 @@ public sealed class LazyPageServer
                 client.Thread.Join(StopWait);
             }
             Stopped = DateTime.Now;
+            lock (Servers)
+            {
+                ForgetOldestEnded();
+            }
         }
     }
 
