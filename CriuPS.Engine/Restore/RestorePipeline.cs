@@ -422,27 +422,39 @@ public static class RestorePipeline
     // A process killed by a dump stays a zombie until its parent (often init) reaps it: give that a moment.
     private static void WaitForZombieToGo(int pid, EngineLog log)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        bool waited = false;
-        while (DateTime.UtcNow < deadline)
+        if (!IsZombie(pid))
         {
-            try
-            {
-                if (ProcStat.Read(pid).State != 'Z')
-                {
-                    break;
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                break; // gone
-            }
-            if (!waited)
+            return;
+        }
+        FileDescriptor pidfd;
+        try
+        {
+            pidfd = Pidfd.Open(pid);
+        }
+        catch (NativeException e) when (e.Errno == Errno.ESRCH)
+        {
+            return; // reaped meanwhile
+        }
+        using (pidfd)
+        {
+            // A zombie's PID is not given to anyone else: the pidfd is the zombie's unless it was reaped just now.
+            if (IsZombie(pid))
             {
                 log.Detail($"PID {pid} is still a zombie; waiting for its parent to reap it");
-                waited = true;
+                Pidfd.WaitReaped(pidfd, TimeSpan.FromSeconds(10));
             }
-            Thread.Sleep(20);
+        }
+    }
+
+    private static bool IsZombie(int pid)
+    {
+        try
+        {
+            return ProcStat.Read(pid).State == 'Z';
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // gone
         }
     }
 

@@ -1,7 +1,9 @@
+using Tmds.Linux;
+
 namespace CriuPS.Native.Interop;
 
-/// <summary>pidfd_open(2), pidfd_getfd(2), pidfd_send_signal(2).</summary>
-public static class Pidfd
+/// <summary>pidfd_open(2), pidfd_getfd(2), pidfd_send_signal(2), and poll(2) on a pidfd.</summary>
+public static unsafe class Pidfd
 {
     public static FileDescriptor Open(int pid) =>
         new((int)Syscall.Checked($"pidfd_open({pid})", SyscallNumber.PidfdOpen, (ulong)pid, 0));
@@ -12,4 +14,33 @@ public static class Pidfd
 
     public static void SendSignal(FileDescriptor pidfd, int signal) =>
         Syscall.Checked("pidfd_send_signal", SyscallNumber.PidfdSendSignal, (ulong)pidfd.Value, (ulong)signal, 0, 0);
+
+    /// <summary>
+    /// Waits in the kernel until the process behind <paramref name="pidfd"/> is reaped (gone, not a zombie), or
+    /// <paramref name="timeout"/> passes; true when it is gone. A pidfd polls readable once the process exits and
+    /// hangs up once its parent has reaped it (kernels with pidfs, 6.9 on; measured on 6.18: poll asking for no
+    /// event woke with POLLHUP at the instant of the parent's waitpid).
+    /// </summary>
+    public static bool WaitReaped(FileDescriptor pidfd, TimeSpan timeout)
+    {
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        var entry = new pollfd { fd = pidfd.Value, events = 0 };
+        while (true)
+        {
+            long left = Math.Max(0, deadline - Environment.TickCount64);
+            int ready = LibC.poll(&entry, 1, (int)Math.Min(left, int.MaxValue));
+            if (ready > 0)
+            {
+                return (entry.revents & LibC.POLLHUP) != 0;
+            }
+            if (ready == 0)
+            {
+                return false;
+            }
+            if (LibC.errno != Errno.EINTR)
+            {
+                throw new NativeException("poll(pidfd)", LibC.errno);
+            }
+        }
+    }
 }
