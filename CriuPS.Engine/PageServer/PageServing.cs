@@ -75,6 +75,7 @@ internal static class PageServing
                         }
                         PageServerMessages.SendPageData(connection.Frames, request.Pid, request.Address, data);
                         server.Served(request.Pages);
+                        Native.Diagnostics.DeathPoint.Reach(Native.Diagnostics.DeathPoint.Serve);
                         break;
                     case FrameType.Done:
                         PageServerMessages.ReadDone(frame);

@@ -38,6 +38,9 @@ public static class DeathPoint
     /// <summary>Between two threads of the release.</summary>
     public const string Release = "release";
 
+    /// <summary>A page server has just sent pages a lazy restore asked for.</summary>
+    public const string Serve = "serve";
+
     private static readonly (string Name, int Count)? Configured = Parse(Environment.GetEnvironmentVariable("CRIUPS_DIE_AT"));
     private static int reached;
 

@@ -16,7 +16,8 @@ BeforeAll {
 
     # A page server in a PowerShell of its own (so that it can be killed): writes its port to PORTFILE, and with
     # -DieAfterBytes or -DieAfterPages sends itself SIGNAL (KILL, or STOP: it hangs) once it has received that many
-    # bytes, or served that many pages.
+    # bytes, or served that many pages. -DieAt kills it at an engine death point (CRIUPS_DIE_AT), at an exact
+    # instant however loaded the machine (the script's own check may come late, after the transfer ended).
     $script:ServerScript = Join-Path $TestDrive 'server.ps1'
     Set-Content $ServerScript @'
 param($Module, $ImagePath, $PortFile, [long]$DieAfterBytes, [long]$DieAfterPages, $Signal)
@@ -34,9 +35,10 @@ if ($DieAfterBytes -gt 0 -or $DieAfterPages -gt 0) {
 while ($server.State -notin 'Stopped', 'Failed') { Start-Sleep -Milliseconds 50 }
 '@
 
-    function Start-ServerProcess([string]$ImagePath, [long]$DieAfterBytes = 0, [long]$DieAfterPages = 0, [string]$Signal = 'KILL') {
+    function Start-ServerProcess([string]$ImagePath, [long]$DieAfterBytes = 0, [long]$DieAfterPages = 0, [string]$Signal = 'KILL', [string]$DieAt = '') {
         $portFile = Join-Path $TestDrive "port-$([guid]::NewGuid())"
         $process = Start-Process "$PSHOME/pwsh" -ArgumentList '-NoProfile', '-NonInteractive', '-File', $ServerScript, $Module, $ImagePath, $portFile, $DieAfterBytes, $DieAfterPages, $Signal -PassThru `
+            -Environment @{ CRIUPS_DIE_AT = $DieAt } `
             -RedirectStandardOutput "$portFile.out" -RedirectStandardError "$portFile.err"
         Register-TestProcess $process.Id
         Wait-Until { Test-Path $portFile } 'the page server process to listen' -TimeoutSeconds 60
@@ -263,8 +265,8 @@ while (-not (Test-Path $Go)) { Start-Sleep -Milliseconds 10 }
         Checkpoint-Process -Id $t.Id -ImagePath $image | Out-Null
         Wait-Until { -not (Test-ProcessAlive $t.Id) } 'the checkpointed process to end'
         $files = @(Get-ChildItem $image -Force).Name
-        # Killed by itself early in the transfer (after 1024 of 65536 pages), however fast the transfer is.
-        $server = Start-ServerProcess $image -DieAfterPages 1024
+        # Killed early in the transfer (at the fourth answer to a page request), however fast the transfer is.
+        $server = Start-ServerProcess $image -DieAt 'serve:4'
         $restored = Restore-Process -ImagePath $image -LazyPages -PageServer "127.0.0.1:$($server.Port)"
         Register-TestProcess $restored.Id
         $lazy = $restored | Wait-LazyRestore -Timeout 60 -ErrorVariable failed -ErrorAction SilentlyContinue
