@@ -1,16 +1,25 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
-/// <summary>An owned file descriptor of this process, closed on dispose.</summary>
-public sealed unsafe class FileDescriptor : IDisposable
+/// <summary>
+/// An owned file descriptor of this process, closed on dispose, or by the finalizer when a path forgot to dispose
+/// it, so that a missed dispose cannot leak it. Whoever hands the number on keeps the object alive for as long as
+/// the number is used (a field, a using, or <see cref="Release"/> to give up ownership).
+/// </summary>
+public sealed unsafe class FileDescriptor : SafeHandle
 {
-    public FileDescriptor(int fd) => Value = fd;
+    public FileDescriptor(int fd)
+        : base(new IntPtr(-1), ownsHandle: true) => SetHandle(new IntPtr(fd));
 
-    public int Value { get; private set; }
+    /// <summary>The descriptor's number, or -1 once closed or released.</summary>
+    public int Value => IsClosed || IsInvalid ? -1 : (int)handle;
 
     public bool IsOpen => Value >= 0;
+
+    public override bool IsInvalid => (int)handle < 0;
 
     public static FileDescriptor Open(string path, int flags, uint mode = 0)
     {
@@ -63,18 +72,11 @@ public sealed unsafe class FileDescriptor : IDisposable
     public int Release()
     {
         int fd = Value;
-        Value = -1;
+        SetHandleAsInvalid();
         return fd;
     }
 
-    public void Dispose()
-    {
-        if (Value >= 0)
-        {
-            LibC.close(Value);
-            Value = -1;
-        }
-    }
+    protected override bool ReleaseHandle() => LibC.close((int)handle) == 0;
 
     public static byte[] NullTerminated(string text)
     {
