@@ -68,7 +68,8 @@ internal static class FileDescriptors
             {
                 session.Files.RememberDescription(pid, fd, probe.Status.Device, probe.Status.Inode, id);
                 using var copy = Pidfd.GetFd(pidfd, fd);
-                var owner = FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
+                // An O_PATH description has no owner (fcntl refuses it EBADF): it delivers no signals.
+                var owner = (info.Flags & O.PATH) != 0 ? FileOwner.None : FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
                 session.Files.Add(kind.Dump(new DescriptorDump(session, process, probe, id, info, owner, copy)));
             }
             FileLocks.Dump(session, pid, fd, info, newDescription: known is null);
