@@ -36,25 +36,29 @@ Describe 'Descriptors of unusual kinds' {
         Get-ChildItem $work -Filter '*.criu-sk-ghost' | Should -BeNullOrEmpty -Because 'a file moved aside for a socket is back'
     }
 
-    It 'refuses a pidfd of a process outside the tree before freezing anything' {
-        $work = Join-Path $TestDrive 'outside'
-        $outside = Start-TestTarget -Program $FdCorners -Arguments $work, 'owners' -WorkDirectory $work
+    It 'refuses <What> before freezing anything' -ForEach @(
+        @{ What = 'a pidfd of a process outside the tree'; Mode = 'outside'; Message = 'fd \d+: a pidfd of process {OUTSIDE}, which is outside the checkpointed tree' }
+        @{ What = 'a pidfd of a single thread'; Mode = 'thread'; Message = 'fd \d+: a pidfd of a single thread \(PIDFD_THREAD; not supported, as with CRIU\)' }
+    ) {
+        $work = Join-Path $TestDrive "refused-$Mode"
+        $outside = Start-TestTarget -Program $FdCorners -Arguments (Join-Path $work 'outside'), 'owners' -WorkDirectory (Join-Path $work 'outside')
         $script = Join-Path $TestDrive 'pidfd.py'
         @'
 import os, sys, time
-fd = os.pidfd_open(int(sys.argv[1]))
+PIDFD_THREAD = os.O_EXCL
+fd = os.pidfd_open(int(sys.argv[2])) if sys.argv[1] == "outside" else os.pidfd_open(os.getpid(), PIDFD_THREAD)
 with open("ready.tmp", "w") as r:
     r.write(str(os.getpid()))
 os.rename("ready.tmp", "ready")
 time.sleep(1000)
 '@ | Set-Content $script
         $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
-        $target = Start-TestTarget -Program $python -Arguments $script, $outside -WorkDirectory (Join-Path $TestDrive 'holder')
+        $target = Start-TestTarget -Program $python -Arguments $script, $Mode, $outside -WorkDirectory (Join-Path $work 'holder')
 
-        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-outside') -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "image-$Mode") -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $errors[0].Exception.Message | Should -Match "nothing was frozen"
-        $errors[0].Exception.Message | Should -Match "fd \d+: a pidfd of process $outside, which is outside the checkpointed tree"
+        $errors[0].Exception.Message | Should -Match 'nothing was frozen'
+        $errors[0].Exception.Message | Should -Match $Message.Replace('{OUTSIDE}', "$outside")
         Test-ProcessAlive $target | Should -BeTrue
     }
 }
