@@ -1,5 +1,5 @@
 # End to end: descriptors of unusual kinds (Tests/Targets/fdcorners.c): O_PATH descriptors and /proc files, SIGIO
-# owners, sockets and FIFOs on removed paths, leases and pidfds, and what is refused of them.
+# owners, sockets and FIFOs on removed paths, leases and pidfds, and what is refused of them (descriptors in flight).
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -60,5 +60,15 @@ time.sleep(1000)
         $errors[0].Exception.Message | Should -Match 'nothing was frozen'
         $errors[0].Exception.Message | Should -Match $Message.Replace('{OUTSIDE}', "$outside")
         Test-ProcessAlive $target | Should -BeTrue
+    }
+
+    It 'refuses descriptors in flight (SCM_RIGHTS) before freezing, naming each socket that queues them' {
+        $work = Join-Path $TestDrive 'rights'
+        $target = Start-TestTarget -Program $FdCorners -Arguments $work, 'rights' -WorkDirectory $work
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-rights') -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $errors[0].Exception.Message | Should -Match 'fd \d+: unix stream socket has 3 descriptor\(s\) passed with SCM_RIGHTS waiting in its queue'
+        $errors[0].Exception.Message | Should -Match 'fd \d+: unix datagram socket has 2 descriptor\(s\) passed with SCM_RIGHTS waiting in its queue'
+        Invoke-SelfCheck $target (Join-Path $work 'fdcorners.log') | Should -Be "OK rights pid=$target" -Because 'the queued data and descriptors were not touched'
     }
 }
