@@ -103,6 +103,7 @@ internal static class Preflight
         }
         problems.AddRange(UnixSocketTopology.Of(descriptors).Problems().Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(EpollInstances.Problems(descriptors).Select(p => Prefix(p.Pid) + p.Problem));
+        problems.AddRange(Pidfds.Problems(members.Select(m => m.Pid).ToHashSet(), descriptors).Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(TerminalTopology.Of(descriptors, live).ShellJobProblems(descriptors, options.ShellJob).Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(FileLocks.Problems(live, descriptors, areas));
         problems.AddRange(ProcessTree.LayoutProblems(members, options.ShellJob));

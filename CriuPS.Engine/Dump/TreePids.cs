@@ -75,7 +75,7 @@ internal sealed class TreePids
 
     /// <summary>
     /// Numbers for the image the PIDs that the other entries keep, which the dump read as the engine sees them: the
-    /// owners of files, the holders of locks, a terminal's session and foreground group, the thread a POSIX timer
+    /// owners of files, the holders of locks, the processes pidfds name, a terminal's session and foreground group, the thread a POSIX timer
     /// signals. Nothing changes for a root of the engine's namespace.
     /// </summary>
     public void Renumber(IEnumerable<IMessage> entries)
@@ -102,6 +102,9 @@ internal sealed class TreePids
                 break;
             case TtyInfoEntry terminal:
                 (terminal.Sid, terminal.Pgrp) = (InRoot((int)terminal.Sid), InRoot((int)terminal.Pgrp));
+                break;
+            case PidfdEntry pidfd when pidfd.Nspid > 0:
+                pidfd.Nspid = (int)InRoot(pidfd.Nspid);
                 break;
             case PosixTimerEntry timer when timer.HasNotifyThreadId:
                 timer.NotifyThreadId = (int)InRoot(timer.NotifyThreadId);

@@ -24,6 +24,9 @@ internal sealed class RestoreHost : IDisposable
     private const PtraceOptions Options = PtraceOptions.TraceSysGood | PtraceOptions.TraceFork | PtraceOptions.TraceClone | PtraceOptions.ExitKill;
     private static readonly string[] SleepPaths = { "/bin/sleep", "/usr/bin/sleep" };
 
+    /// <summary>The sleep program hosts (and other short-lived helpers of a restore) run.</summary>
+    public static string SleepProgram => SleepPaths.First(File.Exists);
+
     private readonly Tracee tracee;
     private readonly ProcessMemory memory;
     private Injection? forking;
@@ -47,7 +50,7 @@ internal sealed class RestoreHost : IDisposable
     /// <summary>Starts the host; in its own session unless the restore is a shell job (which joins the caller's).</summary>
     public static RestoreHost Start(bool shellJob, EngineLog log)
     {
-        var sleep = SleepPaths.First(File.Exists);
+        var sleep = SleepProgram;
         int pid;
         using (InheritedCapabilities.PassOn())
         {

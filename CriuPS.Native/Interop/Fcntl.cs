@@ -15,6 +15,7 @@ public static class Fcntl
 
     /// <summary>Record locks: classic POSIX locks belong to the process, OFD locks to the open file description.</summary>
     public const int F_GETLK = 5, F_SETLK = 6, F_OFD_GETLK = 36, F_OFD_SETLK = 37;
+    public const int F_SETLEASE = 1024, F_GETLEASE = 1025;
     public const short F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
 
     public static int Call(FileDescriptor fd, int command, int argument = 0)

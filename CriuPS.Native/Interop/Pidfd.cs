@@ -5,8 +5,14 @@ namespace CriuPS.Native.Interop;
 /// <summary>pidfd_open(2), pidfd_getfd(2), pidfd_send_signal(2), and poll(2) on a pidfd.</summary>
 public static unsafe class Pidfd
 {
-    public static FileDescriptor Open(int pid) =>
-        new((int)Syscall.Checked($"pidfd_open({pid})", SyscallNumber.PidfdOpen, (ulong)pid, 0));
+    /// <summary>PIDFD_NONBLOCK: waitid(P_PIDFD) on the pidfd of a running process fails with EAGAIN rather than waiting.</summary>
+    public const int NonBlock = O.NONBLOCK;
+
+    /// <summary>PIDFD_THREAD: a pidfd of one thread rather than of its thread group.</summary>
+    public const int Thread = O.EXCL;
+
+    public static FileDescriptor Open(int pid, int flags = 0) =>
+        new((int)Syscall.Checked($"pidfd_open({pid})", SyscallNumber.PidfdOpen, (ulong)pid, (ulong)flags));
 
     /// <summary>Duplicates descriptor <paramref name="targetFd"/> of the process behind <paramref name="pidfd"/> into this process.</summary>
     public static FileDescriptor GetFd(FileDescriptor pidfd, int targetFd) =>

@@ -148,11 +148,11 @@ BeforeAll {
             Where-Object { $_ }
     }
 
-    # Checkpoints the C test target NAME, started with its work directory (TestDrive/LABEL) as its argument, into
-    # TestDrive/LABEL-image (the process ends), and returns the image.
-    function Save-Target([string]$Name, [string]$Label = $Name) {
+    # Checkpoints the C test target NAME, started with its work directory (TestDrive/LABEL) and ARGUMENTS as its
+    # arguments, into TestDrive/LABEL-image (the process ends), and returns the image.
+    function Save-Target([string]$Name, [string]$Label = $Name, [string[]]$Arguments = @()) {
         $work = Join-Path $TestDrive $Label
-        $target = Start-TestTarget -Program (Get-TestTarget $Name) -Arguments $work -WorkDirectory $work
+        $target = Start-TestTarget -Program (Get-TestTarget $Name) -Arguments (@($work) + $Arguments) -WorkDirectory $work
         Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "$Label-image")
     }
 }
@@ -167,6 +167,16 @@ Describe 'CriuPS images as CRIU 4.2 restores them' {
         @{ Name = 'specialfiles'; What = 'ghost files, a FIFO and locks' }
     ) {
         $image = Save-Target $Name
+        Get-CriuRestoreProblems $image.Path | Should -BeNullOrEmpty -Because "CRIU 4.2 restores the image of $What"
+    }
+
+    It 'of fdcorners <Mode> (<What>) follow every rule of CRIU''s restore' -ForEach @(
+        @{ Mode = 'paths'; What = 'O_PATH descriptors, /proc files' }
+        @{ Mode = 'unlinked'; What = 'sockets on removed paths, a ghost FIFO' }
+        @{ Mode = 'lease'; What = 'leases (FL_LEASE)' }
+        @{ Mode = 'pidfd'; What = 'pidfds of children, a zombie, a reaped child and itself' }
+    ) {
+        $image = Save-Target 'fdcorners' "fdcorners-$Mode" $Mode
         Get-CriuRestoreProblems $image.Path | Should -BeNullOrEmpty -Because "CRIU 4.2 restores the image of $What"
     }
 

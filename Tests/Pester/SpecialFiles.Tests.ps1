@@ -57,20 +57,26 @@ Describe 'Deleted files, FIFOs and file locks' {
     }
 
     It 'refuses <What> before freezing anything' -ForEach @(
-        @{ What = 'a lease'; Mode = 'lease'; Message = 'fd \d+: a read lease \(leases are not supported yet\)' }
+        @{ What = 'a lease being broken'; Mode = 'lease'; Message = 'fd \d+: a lease being broken \(BREAKING: an open of the file waits for its holder to give it up\)' }
         @{ What = 'a flock lock whose file only a process outside the tree holds'; Mode = 'outside-lock'; Message = 'a flock write lock on inode \S+ that none of the tree''s descriptors or memory mappings holds' }
         @{ What = 'a deleted file larger than the ghost file limit'; Mode = 'big-ghost'; Message = "fd \d+: open file '.*/big\.dat \(deleted\)' was deleted and takes 2097152 bytes on disk, more than the ghost file limit of 1048576 bytes" }
     ) {
         $work = Join-Path $TestDrive "refused-$Mode"
         $script = Join-Path $TestDrive 'hold.py'
         @'
-import fcntl, os, sys, time
+import fcntl, os, signal, sys, time
 mode = sys.argv[1]
 with open("locked.dat", "wb") as f:
     f.write(b"x" * 4096)
 if mode == "lease":
+    signal.signal(signal.SIGIO, signal.SIG_IGN)  # the lease break's signal
     fd = os.open("locked.dat", os.O_RDONLY)
     fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    if os.fork() == 0:
+        os.open("locked.dat", os.O_WRONLY)  # waits for the holder to give the lease up (lease-break-time, 45 s)
+        time.sleep(1000)
+    while fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_RDLCK:  # F_UNLCK, the type it is broken to, once breaking
+        time.sleep(0.01)
 elif mode == "outside-lock":
     # The lock belongs to the description, which only the parent (not checkpointed) keeps once the child closes it.
     fd = os.open("locked.dat", os.O_RDWR)

@@ -21,7 +21,6 @@ internal abstract class AnonInodeKind : FileKind
         {
             "io_uring" => "an io_uring instance",
             "userfaultfd" => "a userfaultfd",
-            "pidfd" => "a pidfd",
             "perf_event" => "a perf_event counter",
             _ when name.StartsWith("bpf", StringComparison.Ordinal) => "a BPF object",
             _ when name.StartsWith("kvm", StringComparison.Ordinal) => "a KVM object",

@@ -13,7 +13,8 @@ namespace CriuPS.Engine.Resources.Files;
 /// which never blocks, so that opening it again (through /proc/self/fd) read-only or write-only with the saved flags
 /// finds its other end, as CRIU does; the unread bytes go back in through that first descriptor, once per FIFO. A FIFO node missing at
 /// restore is created again with its saved mode: the node itself holds nothing (the bytes are in the image), and
-/// peers outside the tree can only find the restored process by that path.
+/// peers outside the tree can only find the restored process by that path. A FIFO removed while open is saved as a ghost
+/// file (<see cref="GhostFiles"/>) of its reg_file_entry, as CRIU does: made again, opened and removed at restore.
 /// </summary>
 internal sealed class Fifos : FileKind
 {
@@ -31,7 +32,7 @@ internal sealed class Fifos : FileKind
     public override bool Handles(DescriptorProbe probe) => probe.Status.Type == FileStatus.Fifo && !probe.Link.StartsWith("pipe:", StringComparison.Ordinal);
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
-        GhostFiles.IsDeleted(probe.Link) ? $"fd {probe.Fd}: named FIFO '{probe.Link}' was deleted" : null;
+        GhostFiles.IsDeleted(probe.Link) ? GhostFiles.Problem($"fd {probe.Fd}: named FIFO", probe.Link, probe.Status, options) : null;
 
     // Flags and owner are on the FIFO's reg_file_entry.
     public override SavedDescription Saved(ImageSet images, FileEntry file)
@@ -47,7 +48,11 @@ internal sealed class Fifos : FileKind
         var session = dump.Session;
         uint pipeId = (uint)dump.Probe.Status.Inode;
         uint regId = session.Files.NewId();
-        session.Files.Add(RegularFiles.Entry(regId, dump.Probe.Link, (int)dump.Flags, 0, dump.Probe.Status, dump.Owner));
+        session.Files.Add(RegularFiles.Entry(regId, GhostFiles.PathOf(dump.Probe.Link), (int)dump.Flags, 0, dump.Probe.Status, dump.Owner));
+        if (GhostFiles.IsDeleted(dump.Probe.Link))
+        {
+            GhostFiles.Dump(session, regId, $"/proc/self/fd/{dump.Copy.Value}", dump.Probe.Link);
+        }
         if (session.State<HandledFifos>().PipeIds.Add(pipeId))
         {
             var (data, size) = Pipes.ReadUnread(dump.Probe.Pid, dump.Probe.Fd);
@@ -69,8 +74,9 @@ internal sealed class Fifos : FileKind
     {
         var fifo = file.Fifo;
         var reg = RegOf(session.Images, file);
-        bool created = CreateNodeIfMissing(session, reg);
-        using var bothEnds = FileDescriptor.Open(reg.Name, O.RDWR);
+        var ghost = GhostFiles.GhostOf(session.Images, file.Fifo.HasRegfId ? file.Fifo.RegfId : file.Fifo.Id);
+        bool created = ghost is null && CreateNodeIfMissing(session, reg);
+        using var bothEnds = ghost is null ? FileDescriptor.Open(reg.Name, O.RDWR) : GhostFiles.Open(session, reg, ghost.Value, O.RDWR);
         if (created)
         {
             Inode.Fchmod(bothEnds, reg.Mode & 0xFFF); // the mode mkfifo gave went through our umask

@@ -68,7 +68,8 @@ internal static class FileDescriptors
             {
                 session.Files.RememberDescription(pid, fd, probe.Status.Device, probe.Status.Inode, id);
                 using var copy = Pidfd.GetFd(pidfd, fd);
-                var owner = FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
+                // An O_PATH description has no owner (fcntl refuses it EBADF): it delivers no signals.
+                var owner = (info.Flags & O.PATH) != 0 ? FileOwner.None : FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
                 session.Files.Add(kind.Dump(new DescriptorDump(session, process, probe, id, info, owner, copy)));
             }
             FileLocks.Dump(session, pid, fd, info, newDescription: known is null);
@@ -107,7 +108,7 @@ internal static class FileDescriptors
         }
     }
 
-    /// <summary>Opens the file descriptions that name processes of the tree (files under /proc/PID), which exist now.</summary>
+    /// <summary>Opens the file descriptions that name processes of the tree (files under /proc/PID, pidfds), which exist now.</summary>
     public static void OpenOnceProcessesExist(RestoreSession session)
     {
         foreach (var fd in SavedDescriptors(session).Where(d => NeedsProcesses(session, d.Fd)))
@@ -132,8 +133,12 @@ internal static class FileDescriptors
     private static IEnumerable<(ProcessImages Images, FdinfoEntry Fd)> SavedDescriptors(RestoreSession session) =>
         session.Images.Processes.SelectMany(p => p.FileDescriptors.Select(fd => (p, fd)));
 
-    private static bool NeedsProcesses(RestoreSession session, FdinfoEntry fd) =>
-        session.Images.File(fd.Id) is { Type: FdTypes.Reg } file && ProcFileOfTree.Names(session.Images, file.Reg.Name) is not null;
+    private static bool NeedsProcesses(RestoreSession session, FdinfoEntry fd) => session.Images.File(fd.Id) switch
+    {
+        { Type: FdTypes.Reg } file => ProcFileOfTree.Names(session.Images, file.Reg.Name) is not null,
+        { Type: FdTypes.Pidfd } => true,
+        _ => false,
+    };
 
     private static void Open(RestoreSession session, ProcessImages images, FdinfoEntry fd)
     {

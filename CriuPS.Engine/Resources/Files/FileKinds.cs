@@ -22,6 +22,7 @@ internal static class FileKinds
         new InetSockets(),
         new PacketSockets(),
         new FanotifyGroups(),
+        new Pidfds(),
     };
 
     /// <summary>The kind that handles a descriptor, or null when CriuPS does not know it.</summary>

@@ -16,13 +16,16 @@ namespace CriuPS.Engine.Resources.Files;
 /// taken inside their process with an injected fcntl(F_SETLK) or flock once its descriptors are in place. A flock or
 /// OFD lock outlives the descriptor it was taken through as long as its description lives, and a memory mapping keeps
 /// the description: such locks, which no descriptor shows, go with the mapping (<see cref="MappedFileLocks"/>). A POSIX
-/// lock cannot (closing any descriptor of the file releases its owner's locks on it). Leases, and other locks that no
-/// descriptor or mapping of the tree holds, are refused before anything is frozen.
+/// lock cannot (closing any descriptor of the file releases its owner's locks on it). Leases (F_SETLEASE) belong to
+/// the description too and are saved as CRIU saves them (FL_LEASE); they are taken again inside the process after
+/// every process of the tree has its descriptors, so that no open of the restore breaks them. A lease being broken (an
+/// open waits for its holder to give it up), and locks that no descriptor or mapping of the tree holds, are refused
+/// before anything is frozen.
 /// </summary>
 internal static class FileLocks
 {
     // CRIU's FL_* flags (criu/include/file-lock.h).
-    private const uint FlPosix = 1, FlFlock = 2, FlOfd = 4;
+    private const uint FlPosix = 1, FlFlock = 2, FlOfd = 4, FlLease = 8;
 
     /// <summary>The locks the tree's descriptors show, and the POSIX locks already saved (a process shows them on every descriptor of the description they were taken through).</summary>
     private sealed class SavedLocks
@@ -58,9 +61,10 @@ internal static class FileLocks
                     continue;
                 }
                 shown.Add(held);
-                if (held.Kind == LockKind.Lease)
+                if (held.Kind == LockKind.Lease && held.Mode != "ACTIVE")
                 {
-                    problems.Add($"process {pid}: fd {fd}: a {held} (leases are not supported yet)");
+                    // Its holder was told to give it up and an open waits for it: the restore could not make that wait again.
+                    problems.Add($"process {pid}: fd {fd}: a lease being broken ({held.Mode}: an open of the file waits for its holder to give it up)");
                 }
             }
         }
@@ -105,7 +109,7 @@ internal static class FileLocks
     {
         foreach (var (line, held) in Of(info))
         {
-            if (held is null || held.Kind is not (LockKind.Posix or LockKind.Flock or LockKind.Ofd))
+            if (held is null || held.Kind == LockKind.Other)
             {
                 throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {pid} holds a lock on fd {fd} that CriuPS cannot save ('{line}').", pid);
             }
@@ -137,11 +141,12 @@ internal static class FileLocks
     /// <summary>
     /// Takes the saved POSIX and flock locks of a process, inside it, once its descriptors are in place: a POSIX lock
     /// belongs to the process that takes it, and a flock lock, though it belongs to the description, shows the pid of
-    /// the process that took it in /proc/locks.
+    /// the process that took it in /proc/locks. A lease, too: the kernel records the pid of its taker, and every process
+    /// of the tree has its descriptors by now, so no later open of the restore breaks it.
     /// </summary>
     public static void TakeInProcess(RestoreSession session, RestoringProcess process)
     {
-        foreach (var (saved, fd) in Saved(session).Where(s => (s.Lock.Flag & (FlPosix | FlFlock)) != 0 && s.Lock.Pid == process.Pid))
+        foreach (var (saved, fd) in Saved(session).Where(s => (s.Lock.Flag & (FlPosix | FlFlock | FlLease)) != 0 && s.Lock.Pid == process.Pid))
         {
             int errno = TakeThrough(process, saved, saved.Fd);
             if (errno != 0)
@@ -160,6 +165,10 @@ internal static class FileLocks
             int operation = (saved.Type == (uint)Fcntl.F_WRLCK ? Flock.LOCK_EX : Flock.LOCK_SH) | Flock.LOCK_NB;
             result = process.Caller.Call(SyscallNumber.Flock, (ulong)fd, (ulong)operation);
         }
+        else if ((saved.Flag & FlLease) != 0)
+        {
+            result = process.Caller.Call(SyscallNumber.Fcntl, (ulong)fd, (ulong)Fcntl.F_SETLEASE, saved.Type);
+        }
         else
         {
             var scratch = process.Injection.Scratch;
@@ -173,7 +182,7 @@ internal static class FileLocks
     /// <summary>A saved lock of the kind of <paramref name="held"/>, held by <paramref name="pid"/> through <paramref name="fd"/>.</summary>
     public static FileLockEntry Entry(LockInfo held, int pid, int fd) => new()
     {
-        Flag = held.Kind switch { LockKind.Posix => FlPosix, LockKind.Flock => FlFlock, _ => FlOfd },
+        Flag = held.Kind switch { LockKind.Posix => FlPosix, LockKind.Flock => FlFlock, LockKind.Lease => FlLease, _ => FlOfd },
         Type = (uint)(held.IsWrite ? Fcntl.F_WRLCK : Fcntl.F_RDLCK),
         Pid = pid,
         Fd = fd,
@@ -182,8 +191,9 @@ internal static class FileLocks
     };
 
     /// <summary>"flock write lock", "OFD read lock"...: what a saved lock is, in words.</summary>
-    public static string Describe(FileLockEntry saved) =>
-        $"{((saved.Flag & FlPosix) != 0 ? "POSIX" : (saved.Flag & FlFlock) != 0 ? "flock" : "OFD")} {(saved.Type == (uint)Fcntl.F_WRLCK ? "write" : "read")} lock";
+    public static string Describe(FileLockEntry saved) => (saved.Flag & FlLease) != 0
+        ? $"{(saved.Type == (uint)Fcntl.F_WRLCK ? "write" : "read")} lease"
+        : $"{((saved.Flag & FlPosix) != 0 ? "POSIX" : (saved.Flag & FlFlock) != 0 ? "flock" : "OFD")} {(saved.Type == (uint)Fcntl.F_WRLCK ? "write" : "read")} lock";
 
     private static RecordLock Range(FileLockEntry saved) => new()
     {
@@ -199,10 +209,16 @@ internal static class FileLocks
         var path = Path.Combine(session.Images.Directory, ImageTypes.FileLocks.FileName(null));
         foreach (var saved in session.Images.Entries(ImageTypes.FileLocks).Select(e => (FileLockEntry)e.Message))
         {
-            if ((saved.Flag & (FlPosix | FlFlock | FlOfd)) == 0)
+            if ((saved.Flag & (FlPosix | FlFlock | FlOfd | FlLease)) == 0)
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                    $"{path}: a lock of kind {saved.Flag} (a lease?) held by process {saved.Pid}, which CriuPS cannot restore.", path);
+                    $"{path}: a lock of kind {saved.Flag} held by process {saved.Pid}, which CriuPS cannot restore.", path);
+            }
+            if ((saved.Flag & FlLease) != 0 && saved.Type is not ((uint)Fcntl.F_RDLCK or (uint)Fcntl.F_WRLCK))
+            {
+                // CRIU marks a lease being broken with LEASE_BREAKING (4) in its type; CriuPS refuses those at dump time.
+                throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                    $"{path}: a lease of type {saved.Type} (being broken?) held by process {saved.Pid}, which CriuPS cannot restore.", path);
             }
             var owner = session.Images.Processes.FirstOrDefault(p => p.Pid == saved.Pid)
                 ?? throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{path}: a lock of process {saved.Pid}, which is not in the image.", path);

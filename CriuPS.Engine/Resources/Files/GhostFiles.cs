@@ -10,8 +10,8 @@ using Microsoft.Win32.SafeHandles;
 namespace CriuPS.Engine.Resources.Files;
 
 /// <summary>
-/// Deleted files and directories a process still has open, mapped, watched or as its working or root directory
-/// ("/path (deleted)"): CRIU's ghost files. Dump: the attributes, and a file's contents (up to
+/// Deleted files, directories and FIFOs a process still has open, mapped, watched or as its working or root directory
+/// ("/path (deleted)"): CRIU's ghost files (a FIFO's unread bytes belong to its pipe and are saved with it). Dump: the attributes, and a file's contents (up to
 /// <see cref="DumpOptions.GhostFileLimit"/> of disk space), go to ghost-file-ID.img, and remap-fpath.img ties the
 /// file's entry in files.img (named by its old path) to that ghost. Restore: the engine creates the file (or the
 /// directory, which was empty to be removed) again under its old name (or, when another file has that name now, beside
@@ -63,9 +63,9 @@ internal static class GhostFiles
     /// <summary>Why a deleted file (what: "fd 4: open file", "mapping 0x...") cannot be saved, or null.</summary>
     public static string? Problem(string what, string link, FileStatus status, DumpOptions options)
     {
-        if (status.Type is not (FileStatus.Regular or FileStatus.Directory))
+        if (status.Type is not (FileStatus.Regular or FileStatus.Directory or FileStatus.Fifo))
         {
-            return $"{what} '{link}' was deleted, and only deleted regular files and directories can be saved";
+            return $"{what} '{link}' was deleted, and only deleted regular files, directories and FIFOs can be saved";
         }
         if (status.Type == FileStatus.Regular && status.AllocatedBytes > (ulong)options.GhostFileLimit)
         {
@@ -97,7 +97,8 @@ internal static class GhostFiles
     /// <summary>Saves the deleted file that <paramref name="readablePath"/> opens (once per file) and ties file entry <paramref name="fileId"/> to it.</summary>
     public static void Dump(DumpSession session, uint fileId, string readablePath, string link)
     {
-        using var file = FileDescriptor.Open(readablePath, O.RDONLY);
+        // Non-blocking: opening a FIFO to read would otherwise wait for a writer.
+        using var file = FileDescriptor.Open(readablePath, O.RDONLY | O.NONBLOCK);
         var status = FileStatus.Of(file);
         // Checked again: the file may have grown since the pre-flight check.
         var problem = Problem("the file", link, status, session.Options);
@@ -129,7 +130,7 @@ internal static class GhostFiles
             Atim = Timeval(status.AccessTimeNs),
             Mtim = Timeval(status.ModifyTimeNs),
         };
-        // A directory had to be empty to be removed: it has attributes only.
+        // A directory had to be empty to be removed, and a FIFO's bytes are its pipe's: they have attributes only.
         bool contents = status.Type == FileStatus.Regular;
         bool chunks = contents && status.Size >= ChunksThreshold;
         if (chunks)
@@ -250,30 +251,30 @@ internal static class GhostFiles
                 $"{imageName} is missing or empty: the contents of the deleted file '{reg.Name}' are not in the image.", session.Images.Directory);
         }
         uint type = head.Mode & FileStatus.TypeMask;
-        if (type is not (FileStatus.Regular or FileStatus.Directory))
+        if (type is not (FileStatus.Regular or FileStatus.Directory or FileStatus.Fifo))
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"{imageName}: the deleted file '{reg.Name}' is neither a regular file nor a directory (mode {Convert.ToString(head.Mode, 8)}), which CriuPS cannot create again yet.", session.Images.Directory);
+                $"{imageName}: the deleted file '{reg.Name}' is neither a regular file, a directory nor a FIFO (mode {Convert.ToString(head.Mode, 8)}), which CriuPS cannot create again yet.", session.Images.Directory);
         }
         bool directory = type == FileStatus.Directory;
         string path = reg.Name;
-        var file = Create(path, directory, head.Mode & 0xFFF, out int errno);
+        var file = Create(path, type, head.Mode & 0xFFF, out int errno);
         if (file is null && errno == Errno.EEXIST)
         {
             path = $"{reg.Name}.cr.{ghostId:x}.ghost";
-            file = Create(path, directory, head.Mode & 0xFFF, out errno);
+            file = Create(path, type, head.Mode & 0xFFF, out errno);
         }
         if (file is null)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"The deleted {(directory ? "directory" : "file")} '{reg.Name}' that the process had open cannot be created again as '{path}': {Errno.Describe(errno)}.",
+                $"The deleted {(directory ? "directory" : type == FileStatus.Fifo ? "FIFO" : "file")} '{reg.Name}' that the process had open cannot be created again as '{path}': {Errno.Describe(errno)}.",
                 reg.Name, "Its directory must exist and be writable on this machine.");
         }
         try
         {
             using (file)
             {
-                if (!directory)
+                if (type == FileStatus.Regular)
                 {
                     WriteContents(file, head, entries, imageName);
                 }
@@ -299,12 +300,24 @@ internal static class GhostFiles
         }
     }
 
-    // A new file (open for writing) or directory (open for its attributes) at path; null and the errno when it cannot be made.
-    private static FileDescriptor? Create(string path, bool directory, uint mode, out int errno)
+    // A new file (open for writing), directory or FIFO (open for its attributes) of this type at path; null and the
+    // errno when it cannot be made.
+    private static FileDescriptor? Create(string path, uint type, uint mode, out int errno)
     {
-        if (!directory)
+        if (type == FileStatus.Regular)
         {
             return FileDescriptor.TryOpen(path, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, out errno, mode);
+        }
+        if (type == FileStatus.Fifo)
+        {
+            errno = DirectoryEntry.Mkfifo(path, mode);
+            // Read-write: the one way to open a FIFO that never waits for its other end.
+            var fifo = errno == 0 ? FileDescriptor.TryOpen(path, O.RDWR | O.NOFOLLOW, out errno) : null;
+            if (fifo is null && errno != Errno.EEXIST)
+            {
+                DirectoryEntry.Unlink(path);
+            }
+            return fifo;
         }
         errno = DirectoryEntry.Mkdir(path, mode);
         if (errno != 0)

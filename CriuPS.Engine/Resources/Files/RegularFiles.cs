@@ -12,7 +12,9 @@ namespace CriuPS.Engine.Resources.Files;
 
 /// <summary>
 /// Regular files, directories and device nodes reached by path (reg_file_entry): recorded with their open
-/// flags, position and size on dump, reopened by the engine on restore.
+/// flags, position and size on dump, reopened by the engine on restore. A symbolic link is a file of its own only
+/// when opened with O_PATH | O_NOFOLLOW: both flags are saved with the others, so the reopen gets the link again (the
+/// /proc/self link too, which reads as the pid of whichever process reads it).
 /// </summary>
 internal sealed class RegularFiles : FileKind
 {
@@ -21,7 +23,7 @@ internal sealed class RegularFiles : FileKind
     public override bool Handles(DescriptorProbe probe) =>
         probe.Status.Type is FileStatus.Regular or FileStatus.Directory or FileStatus.BlockDevice
             ? !probe.Link.StartsWith("anon_inode:", StringComparison.Ordinal) && !probe.Link.StartsWith("/memfd:", StringComparison.Ordinal)
-            : probe.Status.Type == FileStatus.CharDevice && !TerminalDevice.IsTerminal(probe.Status);
+            : probe.Status.Type == FileStatus.Symlink || (probe.Status.Type == FileStatus.CharDevice && !TerminalDevice.IsTerminal(probe.Status));
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options)
     {

@@ -10,11 +10,16 @@ namespace CriuPS.Engine.Resources.Sockets;
 /// The file a unix socket bound to a path has in the filesystem: its owner and mode, whether it was removed
 /// since (file_perms, deleted), the directory a relative name was bound in (name_dir). Restore binds the socket
 /// again, first removing a stale socket file left at the path (never anything else, and never a socket that some
-/// other socket is still bound to), then gives the file its saved owner and mode.
+/// other socket is still bound to), then gives the file its saved owner and mode. A socket whose file was removed
+/// since may find another file at its path now: as CRIU does, that file is parked beside it (PATH.criu-sk-ghost) while
+/// the socket binds and its connections are made, and put back once the socket's own file is removed again.
 /// </summary>
 internal static class UnixSocketFile
 {
     private const string DeletedSuffix = " (deleted)";
+
+    // CRIU's name for a file moved aside while a socket binds to its path again (UNIX_GHOST_FMT).
+    private const string ParkedSuffix = ".criu-sk-ghost";
 
     /// <summary>Records the bound file of a socket named by a path (our copy of the socket opens it with SIOCUNIXFILE).</summary>
     public static void Dump(FileDescriptor socket, UnixSkEntry entry, string describe)
@@ -88,6 +93,10 @@ internal static class UnixSocketFile
         file = null;
         var name = entry.Name.Span;
         bool isPath = UnixSocketName.IsPath(name);
+        if (isPath && entry.Deleted && Park(FullPath(entry)) is { } parkedTaken)
+        {
+            return parkedTaken;
+        }
         if (isPath && Stale(FullPath(entry), inUse) is { } taken)
         {
             return taken;
@@ -118,10 +127,38 @@ internal static class UnixSocketFile
     /// </summary>
     public static void RemoveDeleted(UnixSkEntry entry, FileStatus bound)
     {
-        if (FileStatus.OfEntry(FullPath(entry)) is { } now && now.Inode == bound.Inode && now.Device == bound.Device)
+        var path = FullPath(entry);
+        if (FileStatus.OfEntry(path) is { } now && now.Inode == bound.Inode && now.Device == bound.Device)
         {
-            Unlink(FullPath(entry));
+            Unlink(path);
+            if (FileStatus.OfEntry(path + ParkedSuffix) is not null)
+            {
+                File.Move(path + ParkedSuffix, path); // a file of any type: link(2) and unlink(2)
+            }
         }
+    }
+
+    // Moves a file that is not a socket away from the path of a socket removed since the checkpoint (the path names
+    // another file now), for the socket to bind there; says why it cannot (null when the path is free now).
+    private static string? Park(string path)
+    {
+        if (FileStatus.OfEntry(path) is not { } status || status.Type == FileStatus.Socket)
+        {
+            return null; // free, or a socket file that Stale judges
+        }
+        if (FileStatus.OfEntry(path + ParkedSuffix) is not null)
+        {
+            return $"'{path}' names another file now, and '{path + ParkedSuffix}', where it would be moved aside while the socket binds, exists too";
+        }
+        try
+        {
+            File.Move(path, path + ParkedSuffix);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"'{path}' names another file now, which cannot be moved aside while the socket binds ({e.Message})";
+        }
+        return null;
     }
 
     // A socket file nobody is bound to any more is what a process that ended leaves behind, and bind(2) fails on

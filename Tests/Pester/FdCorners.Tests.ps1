@@ -1,0 +1,74 @@
+# End to end: descriptors of unusual kinds (Tests/Targets/fdcorners.c): O_PATH descriptors and /proc files, SIGIO
+# owners, sockets and FIFOs on removed paths, leases and pidfds, and what is refused of them (descriptors in flight).
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    Import-CriuPS
+    $script:FdCorners = Get-TestTarget 'fdcorners'
+}
+
+Describe 'Descriptors of unusual kinds' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'restores <What>' -ForEach @(
+        @{ What = 'O_PATH descriptors of a file, a directory, a symlink and /proc/self, a /proc/PID directory and /proc/self/status'; Mode = 'paths'; CheckBefore = $true }
+        @{ What = 'SIGIO owners of a socket (the process), a pipe (a thread) and a file (the process group) with their signals'; Mode = 'owners'; CheckBefore = $true }
+        @{ What = 'sockets bound to removed or replaced paths and a FIFO on a removed path with its data'; Mode = 'unlinked'; CheckBefore = $false }
+        @{ What = 'read and write leases'; Mode = 'lease'; CheckBefore = $true }
+        @{ What = 'pidfds of running, cloned, zombie and reaped children and of itself'; Mode = 'pidfd'; CheckBefore = $false }
+    ) {
+        $work = Join-Path $TestDrive $Mode
+        $log = Join-Path $work 'fdcorners.log'
+        $target = Start-TestTarget -Program $FdCorners -Arguments $work, $Mode -WorkDirectory $work
+        # Checks that take what they check (queued data, children's exits) run once, after the restore.
+        if ($CheckBefore) { Invoke-SelfCheck $target $log | Should -Be "OK $Mode pid=$target" }
+        $pids = Get-ProcessTreeLayout $target | ForEach-Object { [int]$_.Split(' ')[0] }
+        $locks = Get-Content /proc/locks | Where-Object { $_ -match "\b$target\b" }
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "image-$Mode")
+        foreach ($id in $pids) { Wait-Until { -not (Test-ProcessAlive $id) } "process $id to end" }
+
+        Restore-Process $image.Path | Out-Null
+        $pids | ForEach-Object { Register-TestProcess $_ }
+        Invoke-SelfCheck $target $log | Should -Be "OK $Mode pid=$target"
+        $after = Get-Content /proc/locks | Where-Object { $_ -match "\b$target\b" }
+        ($after -replace '^\d+:\s*' | Sort-Object) | Should -Be ($locks -replace '^\d+:\s*' | Sort-Object) -Because 'leases are held by the same process again'
+        Get-ChildItem $work -Filter '*.criu-sk-ghost' | Should -BeNullOrEmpty -Because 'a file moved aside for a socket is back'
+    }
+
+    It 'refuses <What> before freezing anything' -ForEach @(
+        @{ What = 'a pidfd of a process outside the tree'; Mode = 'outside'; Message = 'fd \d+: a pidfd of process {OUTSIDE}, which is outside the checkpointed tree' }
+        @{ What = 'a pidfd of a single thread'; Mode = 'thread'; Message = 'fd \d+: a pidfd of a single thread \(PIDFD_THREAD; not supported, as with CRIU\)' }
+    ) {
+        $work = Join-Path $TestDrive "refused-$Mode"
+        $outside = Start-TestTarget -Program $FdCorners -Arguments (Join-Path $work 'outside'), 'owners' -WorkDirectory (Join-Path $work 'outside')
+        $script = Join-Path $TestDrive 'pidfd.py'
+        @'
+import os, sys, time
+PIDFD_THREAD = os.O_EXCL
+fd = os.pidfd_open(int(sys.argv[2])) if sys.argv[1] == "outside" else os.pidfd_open(os.getpid(), PIDFD_THREAD)
+with open("ready.tmp", "w") as r:
+    r.write(str(os.getpid()))
+os.rename("ready.tmp", "ready")
+time.sleep(1000)
+'@ | Set-Content $script
+        $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
+        $target = Start-TestTarget -Program $python -Arguments $script, $Mode, $outside -WorkDirectory (Join-Path $work 'holder')
+
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive "image-$Mode") -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $errors[0].Exception.Message | Should -Match 'nothing was frozen'
+        $errors[0].Exception.Message | Should -Match $Message.Replace('{OUTSIDE}', "$outside")
+        Test-ProcessAlive $target | Should -BeTrue
+    }
+
+    It 'refuses descriptors in flight (SCM_RIGHTS) before freezing, naming each socket that queues them' {
+        $work = Join-Path $TestDrive 'rights'
+        $target = Start-TestTarget -Program $FdCorners -Arguments $work, 'rights' -WorkDirectory $work
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-rights') -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $errors[0].Exception.Message | Should -Match 'fd \d+: unix stream socket has 3 descriptor\(s\) passed with SCM_RIGHTS waiting in its queue'
+        $errors[0].Exception.Message | Should -Match 'fd \d+: unix datagram socket has 2 descriptor\(s\) passed with SCM_RIGHTS waiting in its queue'
+        Invoke-SelfCheck $target (Join-Path $work 'fdcorners.log') | Should -Be "OK rights pid=$target" -Because 'the queued data and descriptors were not touched'
+    }
+}
