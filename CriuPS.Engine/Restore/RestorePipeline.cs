@@ -10,6 +10,7 @@ using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Ipc;
+using CriuPS.Engine.Resources.Mounts;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Network;
 using CriuPS.Engine.Resources.Process;
@@ -123,6 +124,8 @@ public static class RestorePipeline
                 CloseInherited(session, process);
             }
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCreate);
+            // Before memory, files and working directories: each is found by its path in the namespace.
+            MountNamespaceRestore.Restore(session, processes);
 
             // Before memory: each process attaches its System V segments again, which must exist in its namespace.
             IpcNamespace.Restore(session, processes);
@@ -304,6 +307,7 @@ public static class RestorePipeline
     {
         RestorePrivileges.Check(session);
         CpuFit.Check(session);
+        MountNamespaceRestore.CheckCanRestore(session);
         var images = session.Images;
         var root = images.Tree[0];
         if (root.Sid != root.Pid && !session.Options.ShellJob)
