@@ -124,8 +124,6 @@ public static class RestorePipeline
                 CloseInherited(session, process);
             }
             FailurePoint.Check(options.FailAt, FailurePoint.AfterCreate);
-            // Before memory, files and working directories: each is found by its path in the namespace.
-            MountNamespaceRestore.Restore(session, processes);
 
             // Before memory: each process attaches its System V segments again, which must exist in its namespace.
             IpcNamespace.Restore(session, processes);
@@ -171,6 +169,8 @@ public static class RestorePipeline
                 session.Network.Join(session, process); // before the credentials: setns needs CAP_SYS_ADMIN
             }
             UtsNamespace.Restore(session, processes);
+            // Last of the steps that open what the engine holds through its /proc, which a namespace's own hides.
+            MountNamespaceRestore.Restore(session, processes);
             foreach (var process in processes)
             {
                 ThreadGroup.CreateThreads(process);

@@ -76,7 +76,8 @@ Describe 'A process in namespaces of its own' {
         (Get-Content "/proc/$init/status" | Where-Object { $_ -like 'NSpid:*' }) | Should -Match '\s1$' -Because 'it is PID 1 of its namespace'
         & nsenter "--target=$init" --mount --pid cat /proc/1/cmdline | Should -Match '^sleep' -Because 'its /proc is its PID namespace''s'
         & nsenter "--target=$init" --uts hostname | Should -Be 'criups-all'
-        (& nsenter "--target=$init" --mount cat /proc/self/mountinfo) -match ' /proc .* - proc ' | Should -Not -BeNullOrEmpty
+        (Get-Content "/proc/$init/mountinfo") -match ' /proc .* - proc ' | Should -Not -BeNullOrEmpty -Because 'its mount namespace has a /proc'
+        Get-Content "/proc/$init/mountinfo" | Should -Not -Be (Get-Content /proc/self/mountinfo)
     }
 }
 

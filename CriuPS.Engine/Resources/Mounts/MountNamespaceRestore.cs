@@ -146,7 +146,12 @@ internal static class MountNamespaceRestore
         }
     }
 
-    /// <summary>After the processes exist and before their memory and files: the root makes the namespace, the others join it.</summary>
+    /// <summary>
+    /// Once the processes have their memory, files and other namespaces, before their credentials: the root makes the
+    /// namespace, the others join it. Until then they see the restorer's mounts, its /proc (through which they open
+    /// what the engine holds for them) and the same files at the same paths (the checkpoint refused any other).
+    /// Entering the namespace moved their working and root directories to its root: they are entered again.
+    /// </summary>
     public static void Restore(RestoreSession session, IReadOnlyList<RestoringProcess> processes)
     {
         if (Saved(session.Images) is not { } saved)
@@ -175,6 +180,10 @@ internal static class MountNamespaceRestore
         finally
         {
             RemoveStaging(session, staging);
+        }
+        foreach (var process in processes.DistinctBy(p => p.Images.Ids.FsId))
+        {
+            Credentials.FsState.Restore(session, process);
         }
         session.Log.Detail($"mount namespace made again: {saved.Count} mounts, {processes.Count} process(es) in it");
     }
