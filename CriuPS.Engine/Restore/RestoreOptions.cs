@@ -39,6 +39,12 @@ public sealed class RestoreOptions
     /// </summary>
     public IReadOnlyDictionary<string, string>? ExternalVeth { get; init; }
 
+    /// <summary>
+    /// The host path bound at each external mount of a saved mount namespace (its key, or its mount point, to the host
+    /// path), as CRIU's --external mnt[KEY]:PATH.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? ExternalMounts { get; init; }
+
     /// <summary>What becomes of the saved cgroups (CRIU's --manage-cgroups); by default the processes go back into them, missing ones made again.</summary>
     public CgroupMode CgroupMode { get; init; } = CgroupMode.Soft;
 

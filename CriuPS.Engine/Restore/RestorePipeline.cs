@@ -10,6 +10,7 @@ using CriuPS.Engine.Resources.Cpu;
 using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Resources.Ipc;
+using CriuPS.Engine.Resources.Mounts;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Network;
 using CriuPS.Engine.Resources.Process;
@@ -168,6 +169,8 @@ public static class RestorePipeline
                 session.Network.Join(session, process); // before the credentials: setns needs CAP_SYS_ADMIN
             }
             UtsNamespace.Restore(session, processes);
+            // Last of the steps that open what the engine holds through its /proc, which a namespace's own hides.
+            MountNamespaceRestore.Restore(session, processes);
             foreach (var process in processes)
             {
                 ThreadGroup.CreateThreads(process);
@@ -304,6 +307,7 @@ public static class RestorePipeline
     {
         RestorePrivileges.Check(session);
         CpuFit.Check(session);
+        MountNamespaceRestore.CheckCanRestore(session);
         var images = session.Images;
         var root = images.Tree[0];
         if (root.Sid != root.Pid && !session.Options.ShellJob)

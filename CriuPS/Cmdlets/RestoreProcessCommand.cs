@@ -48,6 +48,11 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
     [ValidateNotNull]
     public System.Collections.Hashtable? ExternalVeth { get; set; }
 
+    /// <summary>The host path to bind at each external mount of a saved mount namespace, by key or mount point (CRIU's --external mnt[KEY]:PATH).</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public System.Collections.Hashtable? ExternalMount { get; set; }
+
     /// <summary>What becomes of the saved cgroups (CRIU's --manage-cgroups): Soft (the default), Full or Ignore.</summary>
     [Parameter]
     public CgroupMode CgroupMode { get; set; } = CgroupMode.Soft;
@@ -100,6 +105,8 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
                 NetworkNamespace = NetworkNamespace is null ? null : GetUnresolvedProviderPathFromPSPath(NetworkNamespace),
                 ExternalVeth = ExternalVeth?.Cast<System.Collections.DictionaryEntry>()
                     .ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? "", StringComparer.Ordinal),
+                ExternalMounts = ExternalMount?.Cast<System.Collections.DictionaryEntry>()
+                    .ToDictionary(e => e.Key.ToString()!, e => GetUnresolvedProviderPathFromPSPath(e.Value?.ToString() ?? ""), StringComparer.Ordinal),
                 CgroupMode = CgroupMode,
                 NewPidNamespace = NewPidNamespace,
                 FailAt = FailureInjection.RequestedPoint,

@@ -1,4 +1,5 @@
-# The world of a process: CriuPS saves the UTS, IPC and network namespaces and no other namespace yet, so a process
+# The world of a process: CriuPS saves the UTS, IPC, network and mount namespaces (MountNamespaces.Tests.ps1 covers
+# the mounts) and no other namespace yet, so a process
 # in any other namespace than the engine's (its cgroup namespace included) is refused before anything is frozen, naming
 # what differs, and runs on untouched; one in a network namespace of its own comes back in a new one made from the
 # image (NetworkNamespaces.Tests.ps1 covers devices, addresses and sockets; Ipc.Tests.ps1 the IPC objects). Its cgroups
@@ -30,7 +31,6 @@ AfterAll { Stop-TestProcesses }
 
 Describe 'A process in namespaces of its own' {
     It 'is refused before freezing when its <Shown> is not the engine''s, naming it, and runs on' -ForEach @(
-        @{ Flags = @('--mount'); Shown = 'mount namespace'; Link = 'mnt' }
         # No process runs in it yet: its link cannot be read.
         @{ Flags = @('--pid'); Shown = 'PID namespace for its children'; Link = 'pid_for_children'; Message = 'it made a PID namespace for its children, in which no process runs yet' }
         @{ Flags = @('--cgroup'); Shown = 'cgroup namespace'; Link = 'cgroup' }
@@ -49,25 +49,35 @@ Describe 'A process in namespaces of its own' {
         Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
     }
 
-    It 'is refused whole when a child is the init of a PID namespace with its own mounts' {
-        # What was tried before this check existed: unshare -p -f --mount-proc -m -u -i -n sleep, checkpointed by its
-        # parent, came back in the host's PID, mount and network namespaces without a word. The PID, UTS, IPC and
-        # network namespaces are saved now; its mount namespace (--mount-proc) is not.
-        $unshare = Start-Process unshare -ArgumentList '--pid --fork --mount-proc --mount --uts --ipc --net sleep 1000' -PassThru
-        Register-TestProcess $unshare.Id
-        Wait-Until { (Get-Content "/proc/$($unshare.Id)/task/$($unshare.Id)/children" -Raw -ErrorAction Ignore) -match '\d' } 'unshare to start its child'
-        $child = [int](Get-Content "/proc/$($unshare.Id)/task/$($unshare.Id)/children" -Raw).Trim()
+    It 'comes back whole when a child is the init of a PID namespace with its own mounts, UTS, IPC and network namespaces' {
+        # What was tried before the namespaces were saved: unshare -p -f --mount-proc -m -u -i -n sleep, checkpointed
+        # by its parent, came back in the host's PID, mount and network namespaces without a word. Every namespace is
+        # made again now: the child is PID 1 of a new PID namespace, whose own /proc its mount namespace shows.
+        $work = Join-Path $TestDrive 'all-together'
+        New-Item -ItemType Directory -Force $work | Out-Null
+        # The host's /run/netns mounts (other sessions' namespaces, which may go before the restore) are let go inside.
+        $inner = 'umount -l /run/netns 2>/dev/null; hostname criups-all; exec sleep 1000'
+        $unshare = Start-TestTarget -Program /bin/sh -WorkDirectory $work -Arguments @('-c',
+            "echo `$`$ > '$work/ready'; exec '$Unshare' --pid --fork --mount-proc --mount --uts --ipc --net /bin/sh -c '$inner'")
+        Wait-Until { (Get-Content "/proc/$unshare/task/$unshare/children" -Raw -ErrorAction Ignore) -match '\d' } 'unshare to start its child'
+        $child = [int](Get-Content "/proc/$unshare/task/$unshare/children" -Raw).Trim()
         Register-TestProcess $child
-        $failure = Get-Refusal $unshare.Id (Join-Path $TestDrive 'container-like')
-        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $failure.Exception.Message | Should -BeLike "*- its mount namespace * is not the one CriuPS runs in*" -Because 'unshare itself has a new mount namespace'
-        foreach ($shown in 'mount namespace') {
-            $failure.Exception.Message | Should -BeLike "*- process $child`: its $shown * is not the one CriuPS runs in*"
+        Wait-Until { (Get-Content "/proc/$child/cmdline" -Raw) -like 'sleep*' } 'the child to run sleep'
+        $links = 'pid', 'mnt', 'uts', 'ipc', 'net'
+        $image = Checkpoint-Process -Id $unshare -ImagePath (Join-Path $work 'image')
+        Wait-Until { -not (Test-ProcessAlive $child) } 'the checkpointed tree to end'
+        $restored = $image | Restore-Process
+        Register-TestProcess $restored.Id
+        $init = [int](Get-Content "/proc/$($restored.Id)/task/$($restored.Id)/children" -Raw).Trim()
+        foreach ($link in $links) {
+            $now = (Get-Item "/proc/$init/ns/$link").LinkTarget
+            $now | Should -Not -Be (Get-Item "/proc/self/ns/$link").LinkTarget -Because "its $link namespace is its own again"
         }
-        $failure.Exception.Message | Should -Not -BeLike '*PID namespace*' -Because 'a PID namespace whose init is in the tree is saved'
-        $failure.Exception.Message | Should -Not -BeLike '*UTS namespace*' -Because 'unshare and its child share their UTS namespace, which is saved'
-        $failure.Exception.Message | Should -Not -BeLike '*IPC namespace*' -Because 'unshare and its child share their IPC namespace, which is saved'
-        Test-ProcessAlive $child | Should -BeTrue
+        (Get-Content "/proc/$init/status" | Where-Object { $_ -like 'NSpid:*' }) | Should -Match '\s1$' -Because 'it is PID 1 of its namespace'
+        & nsenter "--target=$init" --mount --pid cat /proc/1/cmdline | Should -Match '^sleep' -Because 'its /proc is its PID namespace''s'
+        & nsenter "--target=$init" --uts hostname | Should -Be 'criups-all'
+        (Get-Content "/proc/$init/mountinfo") -match ' /proc .* - proc ' | Should -Not -BeNullOrEmpty -Because 'its mount namespace has a /proc'
+        Get-Content "/proc/$init/mountinfo" | Should -Not -Be (Get-Content /proc/self/mountinfo)
     }
 }
 

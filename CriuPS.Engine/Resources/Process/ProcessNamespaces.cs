@@ -12,8 +12,8 @@ namespace CriuPS.Engine.Resources.Process;
 
 /// <summary>
 /// The namespaces a process lives in: its world (its cgroups are saved and restored by Resources/Cgroups). CriuPS
-/// saves the tree's UTS namespace (UtsNamespace), IPC namespace (Ipc.IpcNamespace) and network namespace
-/// (Resources/Network), the root's in each case, and its PID namespaces (the root's, when the root is its init, and
+/// saves the tree's UTS namespace (UtsNamespace), IPC namespace (Ipc.IpcNamespace), network namespace
+/// (Resources/Network) and mount namespace (Resources/Mounts), the root's in each case, and its PID namespaces (the root's, when the root is its init, and
 /// those whose init the tree made: each process keeps its PID at every level, see Dump/TreePids), and none of the
 /// others yet: a restored process lands in the restorer's. So the pre-flight check refuses a process whose other
 /// namespaces are not the engine's, and one in a PID namespace whose init is not in the tree: restored, it would wake
@@ -21,21 +21,20 @@ namespace CriuPS.Engine.Resources.Process;
 /// </summary>
 internal static class ProcessNamespaces
 {
-    // What /proc/PID/ns/ shows and how a message names it; "net", "uts" and "ipc" are saved, not refused.
+    // What /proc/PID/ns/ shows and how a message names it; "net", "uts", "ipc" and "mnt" are saved, not refused.
     private static readonly (string Link, string Shown)[] NotSaved =
     {
-        ("mnt", "mount namespace"),
         ("user", "user namespace"),
         ("cgroup", "cgroup namespace"),
         ("time", "time namespace"),
         ("time_for_children", "time namespace for its children"),
     };
 
-    private const string Network = "net", Uts = "uts", Ipc = "ipc", Pid = "pid", PidForChildren = "pid_for_children";
+    private const string Network = "net", Uts = "uts", Ipc = "ipc", Mount = "mnt", Pid = "pid", PidForChildren = "pid_for_children";
 
     // Namespaces saved once for the tree, the root's, as CRIU saves them: every process must be in the root's.
     private static readonly (string Link, string Shown)[] SavedForTheTree =
-        { (Network, "network namespace"), (Uts, "UTS namespace"), (Ipc, "IPC namespace") };
+        { (Network, "network namespace"), (Uts, "UTS namespace"), (Ipc, "IPC namespace"), (Mount, "mount namespace") };
 
     /// <summary>
     /// What keeps the process <paramref name="pid"/> of the tree of <paramref name="root"/> from being restored in the
@@ -61,6 +60,14 @@ internal static class ProcessNamespaces
         if (pid == root && !IsEngines(pid, Network))
         {
             foreach (var problem in Resources.Network.NetworkNamespaceImages.Problems(pid))
+            {
+                yield return problem;
+            }
+        }
+        if (!IsEngines(pid, Mount))
+        {
+            var problems = pid == root ? Mounts.MountNamespaceDump.Problems(pid) : [];
+            foreach (var problem in problems.Concat(Mounts.MountNamespaceDump.ViewProblems(pid)))
             {
                 yield return problem;
             }

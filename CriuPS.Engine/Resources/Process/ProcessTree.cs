@@ -170,6 +170,7 @@ internal static class ProcessTree
         if (isRoot)
         {
             UtsNamespace.Dump(session, process);
+            Mounts.MountNamespaceDump.Dump(session, process);
             Network.NetworkNamespaceImages.Dump(session, process);
         }
     }
@@ -181,7 +182,7 @@ internal static class ProcessTree
     /// namespace id that differs, that the root's namespace is to be created from images of its own. So memory,
     /// descriptor table, fs information and signal handlers are numbered for this process (compared with every task
     /// like the tasks among themselves), and the namespaces are the root's (CriuPS restores into the restorer's, which
-    /// is what equal namespace ids tell CRIU) but for a UTS, IPC or network namespace of the root's own, which is saved: the engine's.
+    /// is what equal namespace ids tell CRIU) but for a UTS, IPC, network or mount namespace of the root's own, which is saved: the engine's.
     /// </summary>
     public static TaskKobjIdsEntry InventoryRootIds(DumpSession session)
     {
@@ -194,6 +195,7 @@ internal static class ProcessTree
         ids.UtsNsId = ProcessNamespaces.RootIdsNamespace(session, "uts", ids.UtsNsId);
         ids.IpcNsId = ProcessNamespaces.RootIdsNamespace(session, "ipc", ids.IpcNsId);
         ids.NetNsId = ProcessNamespaces.RootIdsNamespace(session, "net", ids.NetNsId);
+        ids.MntNsId = ProcessNamespaces.RootIdsNamespace(session, "mnt", ids.MntNsId);
         return ids;
     }
 
