@@ -94,6 +94,65 @@ Describe 'Move-Process' {
     }
 }
 
+Describe 'Move-Process carries established TCP connections and the address their peers reach' {
+    BeforeAll {
+        # The third machine: a client whose packets for the service address reach whichever of the two holds it.
+        $script:Client = New-TestClient $Destination
+        $script:Python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
+        $script:Stream = Join-Path (Get-RepositoryRoot) 'Tests/Targets/tcpstream.py'
+
+        # "sent received unacknowledged" of the stream's client, as numbers.
+        function Get-StreamProgress([string]$Work) {
+            $path = Join-Path $Work 'progress'
+            if (-not (Test-Path $path)) { return @(0, 0, 0) }
+            @((Get-Content $path -Raw).Trim().Split(' ') | ForEach-Object { [long]$_ })
+        }
+        function Test-AddressHere([string]$Address) { [bool](& ip -o addr show to "$Address/32") }
+        function Test-AddressThere([string]$Address) { [bool](Invoke-InTestHost $Destination 'ip', '-o', 'addr', 'show', 'to', "$Address/32") }
+    }
+
+    AfterAll { if ($Client) { Remove-TestClient $Client } }
+
+    AfterEach {
+        Stop-TestProcesses
+        if ($script:MovedServer) { Invoke-InTestHost $Destination 'kill', '-9', $script:MovedServer; $script:MovedServer = $null }
+    }
+
+    It 'moves a TCP echo server and its address while a client on a third machine streams through it: no byte lost or wrong, and the stream goes on' {
+        $total = 4MB
+        $serverWork = Join-Path $TestDrive 'tcp-server'
+        $clientWork = Join-Path $TestDrive 'tcp-client'
+        New-Item -ItemType Directory -Force $clientWork | Out-Null
+        $server = Start-TestTarget -Program $Python -Arguments $Stream, 'server', $serverWork, $Client.ServiceAddress -WorkDirectory $serverWork
+        $port = [int](Get-Content (Join-Path $serverWork 'port'))
+        $nsenter = (Get-Command nsenter -CommandType Application | Select-Object -First 1).Source
+        Start-TestTarget -Program $nsenter -Arguments "--net=/run/netns/$($Client.Namespace)", $Python, $Stream, 'client', $clientWork, $Client.ServiceAddress, $port, $total -WorkDirectory $clientWork | Out-Null
+        Wait-Until { (Get-StreamProgress $clientWork)[1] -gt 256KB } 'the echo to flow'
+        # The client stops reading until every queue is full: the move carries data queued both ways, unacknowledged.
+        New-Item (Join-Path $clientWork 'hold') | Out-Null
+        Start-Sleep -Milliseconds 500
+
+        $moved = Move-Process -Id $server -Session $Session -TcpEstablished -ServiceAddress $Client.ServiceAddress -DestinationPath (Join-Path $TestDrive 'tcp-move') -Confirm:$false
+        $script:MovedServer = $moved.ProcessId
+        $atMove = Get-StreamProgress $clientWork
+        $atMove[1] | Should -BeLessThan $total -Because 'the stream was in the middle when the server moved'
+        Test-ProcessAlive $server | Should -BeFalse -Because 'the server ended here once it ran there'
+        Test-RemoteProcess $moved.ProcessId | Should -BeTrue
+        Test-AddressHere $Client.ServiceAddress | Should -BeFalse -Because 'the service address left the source'
+        Test-AddressThere $Client.ServiceAddress | Should -BeTrue -Because 'the destination holds the service address'
+
+        Invoke-InTestHost $Destination 'ss', '-Htn', 'state', 'established', "( sport = :$port )" | Should -Match ([regex]::Escape("$($Client.ClientIp):")) -Because 'the connection is the destination''s now'
+
+        Remove-Item (Join-Path $clientWork 'hold')
+        $log = Join-Path $clientWork 'client.log'
+        Wait-Until { (Test-Path $log) -and (Get-Content $log -Raw) -match "`n" } 'the client to finish the stream' -TimeoutSeconds 60
+        $result = (Get-Content $log -Raw).Trim()
+        $result | Should -Match "^OK sent=$total received=$total " -Because 'every byte came back once, in order, through the moved server'
+        Write-Host ("    TCP server moved in {0} round(s), downtime {1:N0} ms; the client had received {2:N0} of {3:N0} bytes at the move, then the rest ({4})" -f
+            $moved.PreDumpRounds, $moved.Downtime.TotalMilliseconds, $atMove[1], $total, $result)
+    }
+}
+
 Describe 'Move-Process refuses a destination that cannot take the process, before touching it' {
     AfterEach {
         Stop-TestProcesses
