@@ -171,8 +171,8 @@ public static class DumpPipeline
             if (options.HoldStopped)
             {
                 log.Phase("Holding the processes stopped");
-                session.Held = Migration.HeldTree.Of(tree, log);
-                session.InetSockets.Resume(log);
+                // Their connections stay locked and in repair mode: the held tree resumes them, or drops them once the copy runs.
+                session.Held = Migration.HeldTree.Of(tree, session.InetSockets, log);
                 PseudoTerminalDump.End(session, putBack: true);
                 Release(tree, injections, log, Signals.SIGSTOP);
             }

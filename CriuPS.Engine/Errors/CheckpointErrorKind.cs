@@ -88,7 +88,7 @@ public enum CheckpointErrorKind
     /// <summary>A certificate or key file for a page server cannot be used.</summary>
     CertificateUnusable,
 
-    /// <summary>The destination of a move cannot take the process (module, kernel, feature, CPU or files missing there); nothing was touched.</summary>
+    /// <summary>The destination of a move cannot take the process (module, kernel, feature, CPU or files missing there, or a service address taken there), or a -ServiceAddress is not this machine's; nothing was touched.</summary>
     DestinationUnsuitable,
 
     /// <summary>A move failed after the final dump: the process runs on at the source, and the destination was cleaned.</summary>

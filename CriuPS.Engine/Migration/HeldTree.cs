@@ -1,5 +1,6 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
@@ -9,17 +10,22 @@ namespace CriuPS.Engine.Migration;
 /// The processes of a move's final dump, left stopped on this machine while the other one restores them: ended once
 /// the copy runs there, resumed here if it does not. Each is known by its PID and start time, so that a PID taken
 /// by another process meanwhile is never signalled. A process that was stopped before the dump (SIGSTOP) was not
-/// stopped by us and is never continued by us.
+/// stopped by us and is never continued by us. Their TCP connections (a dump with -TcpEstablished) stay locked and
+/// in repair mode meanwhile: taken out of it if they resume, closed silently if they are killed.
 /// </summary>
 public sealed class HeldTree
 {
     private readonly IReadOnlyList<(int Pid, ulong StartTime)> stoppedByUs;
     private readonly IReadOnlyList<(int Pid, ulong StartTime)> all;
+    private readonly InetSocketDump connections;
+    private readonly EngineLog log;
 
-    private HeldTree(IReadOnlyList<(int, ulong)> stoppedByUs, IReadOnlyList<(int, ulong)> all)
+    private HeldTree(IReadOnlyList<(int, ulong)> stoppedByUs, IReadOnlyList<(int, ulong)> all, InetSocketDump connections, EngineLog log)
     {
         this.stoppedByUs = stoppedByUs;
         this.all = all;
+        this.connections = connections;
+        this.log = log;
     }
 
     /// <summary>The PIDs held, root first.</summary>
@@ -29,7 +35,7 @@ public sealed class HeldTree
     /// The processes of the frozen tree, about to be let go with SIGSTOP (PTRACE_DETACH delivers it: they stop before
     /// they run an instruction of their own).
     /// </summary>
-    internal static HeldTree Of(FrozenTree tree, EngineLog log)
+    internal static HeldTree Of(FrozenTree tree, InetSocketDump connections, EngineLog log)
     {
         var stopped = new List<(int, ulong)>();
         var all = new List<(int, ulong)>();
@@ -43,7 +49,7 @@ public sealed class HeldTree
             }
         }
         log.Write($"held stopped: {string.Join(", ", all.Select(p => p.Item1))}");
-        return new HeldTree(stopped, all);
+        return new HeldTree(stopped, all, connections, log);
     }
 
     /// <summary>The copy runs elsewhere: ends every process held here, and waits until they are gone.</summary>
@@ -58,11 +64,13 @@ public sealed class HeldTree
         {
             Thread.Sleep(5);
         }
+        connections.Drop(log);
     }
 
     /// <summary>The move failed: lets the processes go on here as if nothing had happened.</summary>
     public void Resume()
     {
+        connections.Resume(log);
         foreach (var (pid, _) in stoppedByUs.Where(IsSame))
         {
             Tmds.Linux.LibC.kill(pid, Signals.SIGCONT);

@@ -113,7 +113,8 @@ public sealed class ProcessMove
         PageServer = server,
         PreDump = preDump,
         HoldStopped = !preDump,
-        TcpEstablished = options.TcpEstablished && !preDump,
+        // Pre-dumps lock nothing; told, they accept the connections that the final dump will carry.
+        TcpEstablished = options.TcpEstablished,
         FreezeTimeout = options.FreezeTimeout,
         FailAt = options.FailAt,
         Cancellation = options.Cancellation,

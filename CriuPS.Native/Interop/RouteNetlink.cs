@@ -10,7 +10,7 @@ namespace CriuPS.Native.Interop;
 public sealed unsafe class RouteNetlink : IDisposable
 {
     private const int NetlinkRoute = 0;
-    public const ushort RtmNewlink = 16, RtmDellink = 17, RtmGetlink = 18, RtmNewaddr = 20, RtmGetaddr = 22, RtmNewroute = 24, RtmGetroute = 26;
+    public const ushort RtmNewlink = 16, RtmDellink = 17, RtmGetlink = 18, RtmNewaddr = 20, RtmDeladdr = 21, RtmGetaddr = 22, RtmNewroute = 24, RtmGetroute = 26;
 
     private readonly FileDescriptor socket;
     private uint sequence;

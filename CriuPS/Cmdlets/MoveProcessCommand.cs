@@ -65,6 +65,17 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
     [ValidateRange(1, 86400)]
     public int LazyTimeout { get; set; } = 300;
 
+    /// <summary>Carry the tree's established TCP connections: locked and in repair mode from the final dump, restored so there.</summary>
+    [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    /// <summary>
+    /// Addresses of this machine that move with the tree (the ones its clients connect to): taken from their interface
+    /// here once the tree runs there, given with the same prefix length to the interface that holds the session's address there.
+    /// </summary>
+    [Parameter]
+    public System.Net.IPAddress[] ServiceAddress { get; set; } = [];
+
     /// <summary>The move's directory on the destination.</summary>
     [Parameter]
     public string? DestinationPath { get; set; }
@@ -86,7 +97,7 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             {
                 return;
             }
-            var moved = Move(new MoveDestination(session, directory));
+            var moved = Move(new MoveDestination(session, directory, ServiceAddress, MyInvocation.MyCommand.Module.Path));
             if (moved is not null)
             {
                 WriteObject(moved);
@@ -112,7 +123,14 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
         // 1. The destination first: anything it lacks is refused before the process is touched.
         WriteVerbose($"Checking {destination.ComputerName}");
         var module = MyInvocation.MyCommand.Module;
-        var (problems, taken) = destination.Check(module.Path, module.Version.ToString(), SourceFacts.Ids(Id), SourceFacts.Files(Id),
+        var notHere = ServiceAddress.Where(a => Engine.Migration.ServiceAddress.Find(a) is null).ToList();
+        if (notHere.Count > 0)
+        {
+            Fail(CheckpointErrorKind.DestinationUnsuitable, $"Process {Id} ({name}) cannot be moved with its service address(es) {string.Join(", ", notHere)}: no interface of this machine holds them. Nothing was done.",
+                "Name in -ServiceAddress only addresses of this machine's interfaces (ip address shows them).");
+            return null;
+        }
+        var (problems, taken) = destination.Check(module.Path, module.Version.ToString(), SourceFacts.Ids(Id), SourceFacts.Files(Id), ServiceAddress,
             CpuFit.ThisCpuDescription(), $"{Environment.OSVersion.Platform} {System.Runtime.InteropServices.RuntimeInformation.OSArchitecture} {Environment.OSVersion.Version.Major}");
         if (problems.Count > 0)
         {
@@ -142,6 +160,7 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             MaxDowntime = TimeSpan.FromMilliseconds(MaxDowntime),
             Cancellation = stopping.Token,
             FailAt = FailureInjection.RequestedPoint,
+            TcpEstablished = TcpEstablished,
         });
         HeldTree? held = null;
         try
@@ -170,7 +189,14 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             {
                 destination.Die();
             }
-            int restored = destination.Restore(image.Path, Lazy, tcpEstablished: false);
+            // The service addresses are there before the restore binds to them, and leave here only once the copy runs:
+            // until then the clients' packets reach this machine, whose lock drops them (they are sent again).
+            destination.AddAddresses(a => Engine.Migration.ServiceAddress.Find(a)!.Value.PrefixLength);
+            int restored = destination.Restore(image.Path, Lazy, TcpEstablished);
+            foreach (var address in ServiceAddress)
+            {
+                Engine.Migration.ServiceAddress.Remove(address);
+            }
             downtime.Stop();
             if (Lazy)
             {

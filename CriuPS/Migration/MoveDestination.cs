@@ -14,10 +14,16 @@ namespace CriuPS.Migration;
 internal sealed class MoveDestination
 {
     private readonly PSSession session;
+    private readonly IReadOnlyList<System.Net.IPAddress> serviceAddresses;
 
-    public MoveDestination(PSSession session, string directory)
+    private readonly string modulePath;
+
+    /// <param name="modulePath">Where CriuPS is here: the destination imports it from the same path when not in its PSModulePath.</param>
+    public MoveDestination(PSSession session, string directory, IReadOnlyList<System.Net.IPAddress> serviceAddresses, string modulePath)
     {
+        this.modulePath = modulePath;
         this.session = session;
+        this.serviceAddresses = serviceAddresses;
         Directory = directory;
     }
 
@@ -30,10 +36,10 @@ internal sealed class MoveDestination
     /// Imports CriuPS there and checks that it can take the tree: the same kernel family, checkpoint support, the
     /// source's CPU, the PIDs free, the files present. Returns the problems found (none: it can), and PIDs taken apart.
     /// </summary>
-    public (List<string> Problems, List<int> PidsTaken) Check(string modulePath, string version, IReadOnlyList<int> ids, IReadOnlyList<string> files, byte[] cpu, string kernel)
+    public (List<string> Problems, List<int> PidsTaken) Check(string modulePath, string version, IReadOnlyList<int> ids, IReadOnlyList<string> files, IReadOnlyList<System.Net.IPAddress> addresses, byte[] cpu, string kernel)
     {
         var result = (Hashtable)Run("""
-            param($ModulePath, $Version, $Ids, $Files, $Cpu, $Kernel, $Directory)
+            param($ModulePath, $Version, $Ids, $Files, $Addresses, $Cpu, $Kernel, $Directory)
             $problems = [System.Collections.Generic.List[string]]::new()
             if (-not (Get-Module CriuPS)) {
                 Import-Module CriuPS -MinimumVersion $Version -ErrorAction Ignore
@@ -54,10 +60,12 @@ internal sealed class MoveDestination
             if (-not $fit.Fits) { $problems.Add("its CPU ($($fit.ThisCpu)) lacks what the source's uses: $($fit.MissingFeatures -join ', ')") }
             $absent = @($Files | Where-Object { -not (Test-Path -LiteralPath $_) })
             if ($absent) { $problems.Add("files the process uses are missing there: $($absent -join ', ')") }
+            $held = @($Addresses | Where-Object { $null -ne [CriuPS.Engine.Migration.ServiceAddress]::Find([System.Net.IPAddress]::Parse($_)) })
+            if ($held) { $problems.Add("the service address(es) $($held -join ', ') are in use there already") }
             if (Test-Path -LiteralPath $Directory) { $problems.Add("the move's directory $Directory exists there already") }
             $taken = @($Ids | Where-Object { Test-Path "/proc/$_" })
             @{ Problems = $problems.ToArray(); Taken = $taken }
-            """, modulePath, version, ids.ToArray(), files.ToArray(), cpu, kernel, Directory)!.BaseObject;
+            """, modulePath, version, ids.ToArray(), files.ToArray(), addresses.Select(a => a.ToString()).ToArray(), cpu, kernel, Directory)!.BaseObject;
         // Deserialized arrays arrive wrapped (PSObject around an ArrayList): PowerShell's own conversion unwraps them.
         var problems = LanguagePrimitives.ConvertTo<string[]>(result["Problems"]) ?? [];
         var taken = LanguagePrimitives.ConvertTo<int[]>(result["Taken"]) ?? [];
@@ -145,6 +153,22 @@ internal sealed class MoveDestination
         return Convert.ToInt32(restored!.BaseObject);
     }
 
+    /// <summary>
+    /// Gives the service addresses to the interface there that holds the address the session arrived at (the link
+    /// the move goes over); each is taken away again if the move fails (<see cref="Clean"/>).
+    /// </summary>
+    public void AddAddresses(Func<System.Net.IPAddress, byte> prefixLength)
+    {
+        foreach (var address in serviceAddresses)
+        {
+            Run("""
+                param($Address, $Prefix)
+                $arrived = if ($env:SSH_CONNECTION) { ($env:SSH_CONNECTION -split ' ')[2] } else { '127.0.0.1' }
+                [CriuPS.Engine.Migration.ServiceAddress]::Add([System.Net.IPAddress]::Parse($Address), $Prefix, [System.Net.IPAddress]::Parse($arrived))
+                """, address.ToString(), prefixLength(address));
+        }
+    }
+
     /// <summary>Waits until a lazy restore there has every page; fails with its state otherwise.</summary>
     public void WaitForMemory(TimeSpan timeout) => Run("""
         param($Seconds)
@@ -163,15 +187,18 @@ internal sealed class MoveDestination
         {
             runspace = Usable();
             Run(runspace, """
-                param($Directory, $KeepLogs)
+                param($Directory, $KeepLogs, $Addresses, $ModulePath)
                 if ($script:CriuPSMoveServers) { $script:CriuPSMoveServers | Stop-LazyPageServer }
                 # A move that failed after the restore (its memory never all there): the copy must not run on beside the source.
                 if (-not $KeepLogs -and $script:CriuPSMoveRestored) { Stop-Process -Id $script:CriuPSMoveRestored.Id -Force -ErrorAction Ignore }
+                # Nor the service addresses: they were not there before the move (Check), the source keeps them.
+                if (-not $KeepLogs -and $Addresses -and -not (Get-Module CriuPS)) { Import-Module $ModulePath -ErrorAction Stop }
+                if (-not $KeepLogs) { $Addresses | ForEach-Object { [CriuPS.Engine.Migration.ServiceAddress]::Remove([System.Net.IPAddress]::Parse($_)) } }
                 $script:CriuPSMoveServers = $null; $script:CriuPSMoveCertificate = $null; $script:CriuPSMoveRestored = $null
                 if (-not (Test-Path -LiteralPath $Directory)) { return }
                 if ($KeepLogs) { Get-ChildItem -LiteralPath $Directory -Recurse -File -Exclude '*.log' | Remove-Item -Force }
                 else { Remove-Item -LiteralPath $Directory -Recurse -Force }
-                """, Directory, keepLogs);
+                """, Directory, keepLogs, serviceAddresses.Select(a => a.ToString()).ToArray(), modulePath);
             return null;
         }
         catch (Exception e) when (e is not PipelineStoppedException)

@@ -94,6 +94,96 @@ Describe 'Move-Process' {
     }
 }
 
+Describe 'Move-Process carries established TCP connections and the address their peers reach' {
+    BeforeAll {
+        # The third machine: a client whose packets for the service address reach whichever of the two holds it.
+        $script:Client = New-TestClient $Destination
+        $script:Python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
+        $script:Stream = Join-Path (Get-RepositoryRoot) 'Tests/Targets/tcpstream.py'
+
+        # "sent received unacknowledged" of the stream's client, as numbers.
+        function Get-StreamProgress([string]$Work) {
+            $path = Join-Path $Work 'progress'
+            if (-not (Test-Path $path)) { return @(0, 0, 0) }
+            @((Get-Content $path -Raw).Trim().Split(' ') | ForEach-Object { [long]$_ })
+        }
+        function Test-AddressHere([string]$Address) { [bool](& ip -o addr show to "$Address/32") }
+        function Test-AddressThere([string]$Address) { [bool](Invoke-InTestHost $Destination 'ip', '-o', 'addr', 'show', 'to', "$Address/32") }
+
+        # The echo server on the service address, its client on the third machine streaming TOTAL bytes through it, the
+        # stream flowing, then held: the client stops reading until every queue is full, so that a move carries data
+        # queued both ways and unacknowledged. Returns the server's pid and port and the client's directory.
+        function Start-HeldStream([string]$Name, [long]$Total) {
+            $serverWork = Join-Path $TestDrive "$Name-server"
+            $clientWork = Join-Path $TestDrive "$Name-client"
+            New-Item -ItemType Directory -Force $clientWork | Out-Null
+            $server = Start-TestTarget -Program $Python -Arguments $Stream, 'server', $serverWork, $Client.ServiceAddress -WorkDirectory $serverWork
+            $port = [int](Get-Content (Join-Path $serverWork 'port'))
+            $nsenter = (Get-Command nsenter -CommandType Application | Select-Object -First 1).Source
+            Start-TestTarget -Program $nsenter -Arguments "--net=/run/netns/$($Client.Namespace)", $Python, $Stream, 'client', $clientWork, $Client.ServiceAddress, $port, $Total -WorkDirectory $clientWork | Out-Null
+            Wait-Until { (Get-StreamProgress $clientWork)[1] -gt 256KB } 'the echo to flow'
+            New-Item (Join-Path $clientWork 'hold') | Out-Null
+            Start-Sleep -Milliseconds 500
+            [pscustomobject]@{ Server = $server; Port = $port; ClientWork = $clientWork }
+        }
+
+        # Lets the client read again and returns its verdict once it has checked the whole stream.
+        function Complete-Stream($Stream) {
+            Remove-Item (Join-Path $Stream.ClientWork 'hold')
+            $log = Join-Path $Stream.ClientWork 'client.log'
+            Wait-Until { (Test-Path $log) -and (Get-Content $log -Raw) -match "`n" } 'the client to finish the stream' -TimeoutSeconds 60
+            (Get-Content $log -Raw).Trim()
+        }
+    }
+
+    AfterAll { if ($Client) { Remove-TestClient $Client } }
+
+    AfterEach {
+        Stop-TestProcesses
+        if ($script:MovedServer) { Invoke-InTestHost $Destination 'kill', '-9', $script:MovedServer; $script:MovedServer = $null }
+        # The service address back here, for the next test.
+        Invoke-InTestHost $Destination 'ip', 'addr', 'del', "$($Client.ServiceAddress)/32", 'dev', 'criups-mv-d' 2>$null
+        if (-not (Test-AddressHere $Client.ServiceAddress)) { & ip addr add "$($Client.ServiceAddress)/32" dev $Client.HostEnd }
+    }
+
+    It 'moves a TCP echo server and its address while a client on a third machine streams through it: no byte lost or wrong, and the stream goes on' {
+        $total = 4MB
+        $held = Start-HeldStream 'tcp' $total
+        $server = $held.Server; $port = $held.Port; $clientWork = $held.ClientWork
+        $moved = Move-Process -Id $server -Session $Session -TcpEstablished -ServiceAddress $Client.ServiceAddress -DestinationPath (Join-Path $TestDrive 'tcp-move') -Confirm:$false
+        $script:MovedServer = $moved.ProcessId
+        $atMove = Get-StreamProgress $clientWork
+        $atMove[1] | Should -BeLessThan $total -Because 'the stream was in the middle when the server moved'
+        Test-ProcessAlive $server | Should -BeFalse -Because 'the server ended here once it ran there'
+        Test-RemoteProcess $moved.ProcessId | Should -BeTrue
+        Test-AddressHere $Client.ServiceAddress | Should -BeFalse -Because 'the service address left the source'
+        Test-AddressThere $Client.ServiceAddress | Should -BeTrue -Because 'the destination holds the service address'
+
+        Invoke-InTestHost $Destination 'ss', '-Htn', 'state', 'established', "( sport = :$port )" | Should -Match ([regex]::Escape("$($Client.ClientIp):")) -Because 'the connection is the destination''s now'
+
+        $result = Complete-Stream $held
+        $result | Should -Match "^OK sent=$total received=$total " -Because 'every byte came back once, in order, through the moved server'
+        Write-Host ("    TCP server moved in {0} round(s), downtime {1:N0} ms; the client had received {2:N0} of {3:N0} bytes at the move, then the rest ({4})" -f
+            $moved.PreDumpRounds, $moved.Downtime.TotalMilliseconds, $atMove[1], $total, $result)
+    }
+
+    It 'keeps the connection and the address at the source when the copy fails to start on the destination' {
+        $total = 2MB
+        $held = Start-HeldStream 'tcp-fail' $total
+        Invoke-Command -Session $Session { $env:CRIUPS_FAIL_AT = 'before-resume' }
+        try {
+            Move-Process -Id $held.Server -Session $Session -TcpEstablished -ServiceAddress $Client.ServiceAddress -DestinationPath (Join-Path $TestDrive 'tcp-fail-move') -Confirm:$false -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        }
+        finally { Invoke-Command -Session $Session { $env:CRIUPS_FAIL_AT = $null } }
+        $failed[0].FullyQualifiedErrorId | Should -Be "MoveFailed,$Move"
+        Test-AddressHere $Client.ServiceAddress | Should -BeTrue -Because 'the address stays with the process'
+        Test-AddressThere $Client.ServiceAddress | Should -BeFalse -Because 'the destination was cleaned'
+        Wait-Until { (Get-Content "/proc/$($held.Server)/stat" -Raw).Split(') ')[1][0] -ne 'T' } "process $($held.Server) to run again"
+        Complete-Stream $held | Should -Match "^OK sent=$total received=$total " -Because 'the connection left repair mode and went on here, nothing lost'
+        Get-LockTable | Should -BeNullOrEmpty -Because 'the lock is lifted here'
+    }
+}
+
 Describe 'Move-Process refuses a destination that cannot take the process, before touching it' {
     AfterEach {
         Stop-TestProcesses

@@ -104,6 +104,39 @@ function Invoke-InTestHost([Parameter(Mandatory)]$TestHost, [Parameter(Mandatory
     & nsenter "--target=$($TestHost.Init)" --net --pid --mount @Command
 }
 
+# A third machine, a client of a service on the source whose address can move to the destination (Move-Process
+# -ServiceAddress): a network namespace of its own (ip netns) joined to the source by a veth pair, routed through the
+# source, which forwards between the client's link and the destination's (forwarding on these two links only) and
+# holds a route to the service address through the destination. While the source holds the address, its local route
+# wins and the source answers; once the address is the destination's alone, the source forwards the client's packets
+# there, and the destination answers the client through the source. Returns the client's namespace and the address.
+function New-TestClient {
+    param([Parameter(Mandatory)]$TestHost, [string]$Name = 'criups-mvc', [string]$ServiceAddress = '10.77.19.1')
+    $hostEnd = "$Name-s"
+    & ip link delete $hostEnd 2>$null
+    & ip netns delete $Name 2>$null
+    Invoke-Checked 'ip netns add' ip netns add $Name
+    Invoke-Checked 'ip link add (client)' ip link add $hostEnd type veth peer name "$Name-c" netns $Name
+    Invoke-Checked 'ip addr add (client link)' ip addr add 10.77.18.1/30 dev $hostEnd
+    Invoke-Checked 'ip link set up (client link)' ip link set $hostEnd up
+    Invoke-Checked 'ip addr add (client)' ip -n $Name addr add 10.77.18.2/30 dev "$Name-c"
+    Invoke-Checked 'ip link set up (client)' ip -n $Name link set "$Name-c" up
+    Invoke-Checked 'lo up (client)' ip -n $Name link set lo up
+    Invoke-Checked 'default route (client)' ip -n $Name route add default via 10.77.18.1
+    foreach ($link in $hostEnd, $TestHost.HostEnd) { Invoke-Checked 'forwarding' sysctl -qw "net.ipv4.conf.$link.forwarding=1" | Out-Null }
+    Invoke-Checked 'route to the service' ip route add "$ServiceAddress/32" via $TestHost.DestinationIp
+    Invoke-Checked 'route to the client (destination)' nsenter "--target=$($TestHost.Init)" --net ip route add 10.77.18.0/30 via $TestHost.SourceIp
+    Invoke-Checked 'service address' ip addr add "$ServiceAddress/32" dev $hostEnd
+    [pscustomobject]@{ Namespace = $Name; HostEnd = $hostEnd; ServiceAddress = $ServiceAddress; ClientIp = '10.77.18.2' }
+}
+
+# Removes the client's namespace and link, the route to the service and the service address wherever it is here.
+function Remove-TestClient([Parameter(Mandatory)]$Client) {
+    & ip route delete "$($Client.ServiceAddress)/32" 2>$null
+    & ip link delete $Client.HostEnd 2>$null
+    & ip netns delete $Client.Namespace 2>$null
+}
+
 # Kills every process of the destination (PID 1 of its namespace takes them all), removes the veth pair and the files.
 function Remove-TestHost([Parameter(Mandatory)]$TestHost) {
     & kill -s KILL $TestHost.Init 2>$null
@@ -112,4 +145,4 @@ function Remove-TestHost([Parameter(Mandatory)]$TestHost) {
     Remove-Item -Recurse -Force $TestHost.Directory -ErrorAction Ignore
 }
 
-Export-ModuleMember -Function New-TestHost, New-TestHostSession, Invoke-InTestHost, Remove-TestHost
+Export-ModuleMember -Function New-TestHost, New-TestHostSession, Invoke-InTestHost, Remove-TestHost, New-TestClient, Remove-TestClient

@@ -137,6 +137,24 @@ internal sealed class InetSocketDump
         Forget();
     }
 
+    /// <summary>
+    /// For processes held stopped by a move and killed once their copy runs elsewhere: their connections close
+    /// silently, still in repair mode (no reset, no FIN: the peer's packets now go to the copy), then the lock goes.
+    /// </summary>
+    public void Drop(EngineLog log)
+    {
+        Forget();
+        try
+        {
+            Lock?.Release();
+        }
+        catch (NftablesException e)
+        {
+            log.Error($"removing the network lock {Lock!.Table}: {e.Message}");
+        }
+        Lock = null;
+    }
+
     private void Forget()
     {
         foreach (var (socket, _, _) in repaired)
