@@ -225,6 +225,7 @@ public static class DumpPipeline
             {
                 Release(tree, injections, log);
             }
+            background?.Dispose(); // every protection lifted, and said so in the log before it closes
             log.Dispose();
             var kept = directory.Abort();
             // Cancelling breaks a page server's connection too: the user asked to stop, whatever broke first.

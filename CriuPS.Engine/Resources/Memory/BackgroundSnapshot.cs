@@ -14,8 +14,8 @@ namespace CriuPS.Engine.Resources.Memory;
 /// -Background), the way QEMU takes a background snapshot of a virtual machine: while frozen, every page to save in a
 /// private anonymous area is write-protected by a userfaultfd in synchronous mode; the process is let go, and the
 /// pages are copied in address order (<see cref="Pages.Copy"/>) while a handler thread here serves the process's
-/// writes to pages not copied yet: it saves the page first (it is still the old one: the write waits), then lifts
-/// the page's protection, which lets the write go on. The copier lifts the protection of each batch once it is read.
+/// writes to pages not copied yet: it saves the page first, with the unsaved pages of its 64 KiB block (still the
+/// old ones: the write waits), then lifts the block's protection, which lets the write go on. The copier lifts the protection of each batch once it is read.
 /// Pages of areas that cannot be protected (private file mappings, whose copy-on-write pages synchronous protection
 /// does not cover) are copied while the process is frozen; shared memory is saved while frozen by its own module.
 /// <para>
@@ -38,6 +38,10 @@ internal sealed class BackgroundSnapshot : IDisposable
 {
     /// <summary>Non-cooperative events: a change of layout under pages not saved yet must be seen, not missed.</summary>
     private const ulong Features = Userfaultfd.FeatureEventRemap | Userfaultfd.FeatureEventRemove | Userfaultfd.FeatureEventUnmap;
+
+    // A write fault saves and releases the aligned block of pages around it (within its area): a process that writes
+    // one page mostly writes the next ones too, and each fault costs it a round trip through the handler.
+    private const int FaultBlockPages = 16;
 
     // Not UFFD_USER_MODE_ONLY: a write the kernel makes for the process (read(2) into a protected buffer) must wait
     // for the handler too; with that flag it would fail with EFAULT. Needs CAP_SYS_PTRACE in the process (or
@@ -238,7 +242,7 @@ internal sealed class BackgroundSnapshot : IDisposable
     private unsafe void Serve()
     {
         var events = new UffdMessage[64];
-        var waiting = new List<Address>();
+        var waiting = new List<AddressRange>();
         while (!stopping)
         {
             var fd = new pollfd { fd = uffd.Value, events = 1 }; // POLLIN
@@ -260,7 +264,7 @@ internal sealed class BackgroundSnapshot : IDisposable
             // Writes whose protection could not be lifted while a layout event waited to be read: again, now.
             for (int i = waiting.Count - 1; i >= 0; i--)
             {
-                if (Unprotect(new AddressRange(waiting[i], waiting[i] + new ByteCount(Page.Size)), fromHandler: true))
+                if (Unprotect(waiting[i], fromHandler: true))
                 {
                     waiting.RemoveAt(i);
                 }
@@ -268,7 +272,7 @@ internal sealed class BackgroundSnapshot : IDisposable
         }
     }
 
-    private void Handle(UffdMessage message, List<Address> waiting)
+    private void Handle(UffdMessage message, List<AddressRange> waiting)
     {
         switch (message.Event)
         {
@@ -276,10 +280,10 @@ internal sealed class BackgroundSnapshot : IDisposable
                 Faults++;
                 var page = new Address(Page.AlignDown(message.FaultAddress.Value));
                 DeathPoint.Reach(DeathPoint.Fault);
-                SaveBeforeWrite(page);
-                if (!Unprotect(new AddressRange(page, page + new ByteCount(Page.Size)), fromHandler: true))
+                var block = SaveBeforeWrite(page);
+                if (!Unprotect(block, fromHandler: true))
                 {
-                    waiting.Add(page);
+                    waiting.Add(block);
                 }
                 break;
             case UffdEvent.Remove:
@@ -295,26 +299,60 @@ internal sealed class BackgroundSnapshot : IDisposable
         }
     }
 
-    // Saves a page the process is about to write, if the copier has not: the write waits, so it is the old page.
-    private void SaveBeforeWrite(Address page)
+    // Saves the block around a page the process is about to write, the pages of it the copier has not saved yet
+    // (still protected: the write waits, so they are the old pages); returns the block, to release.
+    private AddressRange SaveBeforeWrite(Address page)
     {
+        var block = BlockAround(page);
         lock (gate)
         {
-            if (!index.TryOf(page, out int i) || saved[i])
+            if (!index.AnyUnsaved(block, saved))
             {
-                return;
+                return block;
             }
             try
             {
-                ahead[page.Value] = memory.Read(page, Page.Size);
-                saved[i] = true;
-                PagesSavedOnFault++;
+                var data = memory.Read(block.Start, (int)block.Length.Value);
+                for (int offset = 0; offset < data.Length; offset += Page.Size)
+                {
+                    var each = block.Start + new ByteCount((ulong)offset);
+                    if (index.TryOf(each, out int i) && !saved[i])
+                    {
+                        ahead[each.Value] = data.AsSpan(offset, Page.Size).ToArray();
+                        saved[i] = true;
+                        PagesSavedOnFault++;
+                    }
+                }
             }
             catch (NativeException e)
             {
-                failure ??= $"saving page {page} before the process wrote it: {e.Message}";
+                failure ??= $"saving pages {block} before the process wrote them: {e.Message}";
             }
         }
+        return block;
+    }
+
+    // The aligned block of FaultBlockPages around a page, within the protected area that holds it: releasing memory
+    // outside every registered area would fail, and the write would wait for ever.
+    private AddressRange BlockAround(Address page)
+    {
+        var single = new AddressRange(page, page + new ByteCount(Page.Size));
+        int found = protectedAreas.BinarySearch(single, AreaStartComparer.Instance);
+        found = found >= 0 ? found : ~found - 1;
+        if (found < 0 || !protectedAreas[found].Contains(page))
+        {
+            return single;
+        }
+        const ulong blockBytes = (ulong)FaultBlockPages * Page.Size;
+        var aligned = new AddressRange(page.Value & ~(blockBytes - 1), (page.Value & ~(blockBytes - 1)) + blockBytes);
+        return aligned.Intersect(protectedAreas[found]);
+    }
+
+    private sealed class AreaStartComparer : IComparer<AddressRange>
+    {
+        public static readonly AreaStartComparer Instance = new();
+
+        public int Compare(AddressRange x, AddressRange y) => x.Start.CompareTo(y.Start);
     }
 
     // A change of layout under pages not saved yet takes them away before they can be: the snapshot fails.
