@@ -16,6 +16,13 @@ public sealed class DumpOptions
     public bool LeaveRunning { get; init; }
 
     /// <summary>
+    /// With <see cref="LeaveRunning"/>: freeze only to save everything but memory and to write-protect it, copy the
+    /// memory while the process runs again, saving each page it writes first (see BackgroundSnapshot). The image is
+    /// the process at the freeze, as a frozen checkpoint's.
+    /// </summary>
+    public bool Background { get; init; }
+
+    /// <summary>
     /// Save memory only, while the process keeps running, and track its writes from then on, so that a later dump
     /// given this image as <see cref="ParentImage"/> saves only what changed (CRIU's pre-dump). The process is never ended.
     /// </summary>

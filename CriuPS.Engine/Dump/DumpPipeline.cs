@@ -36,6 +36,7 @@ public static class DumpPipeline
     /// <summary>Checkpoints into the image directory of <see cref="DumpOptions.ImagePath"/>.</summary>
     public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
     {
+        BackgroundCopy.CheckOptions(options);
         if (options.PreDump)
         {
             return PreDumpPipeline.Run(options, observer);
@@ -49,6 +50,7 @@ public static class DumpPipeline
     public static RemoteCheckpointImage RunToPageServer(DumpOptions options, IEngineObserver observer)
     {
         var server = options.PageServer ?? throw new ArgumentException("the options name no page server", nameof(options));
+        BackgroundCopy.CheckOptions(options);
         if (options.PreDump || options.ParentImage is not null)
         {
             // A pre-dump chain is a chain of directories linked to one another; the protocol carries files only.
@@ -111,6 +113,7 @@ public static class DumpPipeline
         CgroupFreezer? cgroup = null;
         var injections = new Dictionary<int, Injection>();
         var memories = new List<ProcessMemory>();
+        var background = options.Background ? new BackgroundCopy() : null;
         try
         {
             log.Phase("Freezing");
@@ -149,13 +152,29 @@ public static class DumpPipeline
             {
                 MmFields.Dump(process, session);
                 var areas = AddressSpace.Dump(process, session);
-                Pages.Copy(process, session, Pages.Plan(process, session, areas, parent, rearm: false), whileRunning: false);
+                var plan = Pages.Plan(process, session, areas, parent, rearm: false);
+                if (background is null)
+                {
+                    Pages.Copy(process, session, plan, whileRunning: false);
+                }
+                else
+                {
+                    background.Arm(process, plan, log);
+                }
             }
             IpcNamespace.Dump(session); // once every area is recorded: the segments attached are known
 
             log.Phase("Writing images");
             PseudoTerminalDump.SaveQueuedData(session);
             CpuDescription.Dump(session);
+            if (background is not null)
+            {
+                // Everything but the protected pages is saved: the tree runs on while they are copied.
+                Resume(session, tree, injections);
+                frozenTime.Stop();
+                log.Phase("Saving memory in the background");
+                background.Copy(session);
+            }
             ImageSetWriter.Write(session);
             FailurePoint.Check(options.FailAt, FailurePoint.BeforeKill);
             log.Write($"{injections.Values.Sum(i => i.Caller.CallCount)} injected system calls");
@@ -178,10 +197,10 @@ public static class DumpPipeline
             }
             else if (options.LeaveRunning)
             {
-                log.Phase("Resuming the processes");
-                session.InetSockets.Resume(log);
-                PseudoTerminalDump.End(session, putBack: true);
-                Release(tree, injections, log);
+                if (background is null) // a background checkpoint resumed the processes before it copied their memory
+                {
+                    Resume(session, tree, injections);
+                }
             }
             else
             {
@@ -206,6 +225,7 @@ public static class DumpPipeline
             {
                 Release(tree, injections, log);
             }
+            background?.Dispose(); // every protection lifted, and said so in the log before it closes
             log.Dispose();
             var kept = directory.Abort();
             // Cancelling breaks a page server's connection too: the user asked to stop, whatever broke first.
@@ -213,6 +233,7 @@ public static class DumpPipeline
         }
         finally
         {
+            background?.Dispose(); // its handler threads read the processes' memory: before it is closed
             foreach (var memory in memories)
             {
                 memory.Dispose();
@@ -283,6 +304,15 @@ public static class DumpPipeline
             }
             session.Processes.Add(new DumpedProcess(frozen, memory, injection, vmas));
         }
+    }
+
+    // -LeaveRunning: the connections and terminals as they were, the processes let go.
+    private static void Resume(DumpSession session, FrozenTree tree, Dictionary<int, Injection> injections)
+    {
+        session.Log.Phase("Resuming the processes");
+        session.InetSockets.Resume(session.Log);
+        PseudoTerminalDump.End(session, putBack: true);
+        Release(tree, injections, session.Log);
     }
 
     // A failed dump gives the terminals back the bytes it took from them; a failure here must not hide the first one.

@@ -29,6 +29,12 @@ public static class DeathPoint
     /// <summary>The image files are being written.</summary>
     public const string Write = "write";
 
+    /// <summary>
+    /// A background checkpoint's fault handler holds a write of the running process to a protected page, not yet
+    /// resolved: the writing thread waits on the tool.
+    /// </summary>
+    public const string Fault = "fault";
+
     /// <summary>Write tracking is being armed in the process.</summary>
     public const string Track = "track";
 

@@ -21,6 +21,9 @@ public static unsafe partial class Userfaultfd
     /// <summary>UFFDIO_WRITEPROTECT_MODE_WP: set the protection (without it, lift it).</summary>
     private const ulong WriteprotectModeWp = 1;
 
+    /// <summary>UFFD_PAGEFAULT_FLAG_WP in a page fault's flags: a write to a protected page (synchronous mode).</summary>
+    public const ulong PageFaultFlagWp = 2;
+
     [StructLayout(LayoutKind.Sequential)]
     private struct UffdioWriteprotectArgs
     {
@@ -60,5 +63,17 @@ public static unsafe partial class Userfaultfd
         {
             throw new NativeException($"ioctl(UFFDIO_WRITEPROTECT, {range})", LibC.errno);
         }
+    }
+
+    /// <summary>
+    /// UFFDIO_WRITEPROTECT without UFFDIO_WRITEPROTECT_MODE_WP: lifts the protection of <paramref name="range"/> and
+    /// wakes the threads whose writes wait there (synchronous mode). Returns 0 or the errno: EAGAIN while an mremap,
+    /// munmap or madvise event waits to be read, ENOENT where the range is no longer registered, ESRCH once the
+    /// address space is gone.
+    /// </summary>
+    public static int TryUnprotect(FileDescriptor uffd, AddressRange range)
+    {
+        var args = new UffdioWriteprotectArgs { Range = new UffdioRange { Start = range.Start.Value, Length = range.Length.Value }, Mode = 0 };
+        return LibC.ioctl(uffd.Value, UffdioWriteprotect, &args) < 0 ? LibC.errno : 0;
     }
 }

@@ -47,6 +47,10 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     [Parameter]
     public SwitchParameter LeaveRunning { get; set; }
 
+    /// <summary>With -LeaveRunning: frozen only to save all but memory and protect it; memory is copied as it was at the freeze while the process runs.</summary>
+    [Parameter]
+    public SwitchParameter Background { get; set; }
+
     /// <summary>Saves memory only, while the process keeps running, and tracks its writes for the next checkpoint.</summary>
     [Parameter]
     public SwitchParameter PreDump { get; set; }
@@ -203,6 +207,7 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
             ImagePath = path ?? "",
             PageServer = server,
             LeaveRunning = LeaveRunning,
+            Background = Background,
             PreDump = PreDump,
             ParentImage = ParentImage is null ? null : GetUnresolvedProviderPathFromPSPath(ParentImage),
             ShellJob = ShellJob,

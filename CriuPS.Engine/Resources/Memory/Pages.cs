@@ -83,9 +83,11 @@ internal static partial class Pages
     /// <summary>
     /// Copies the planned pages into a new pages file and fills the process's pagemap. <paramref name="whileRunning"/>:
     /// the process runs again (a pre-dump), so a run it unmapped meanwhile is left out rather than failing the dump;
-    /// the area it was in is no longer tracked, so the next dump copies whatever is there then.
+    /// the area it was in is no longer tracked, so the next dump copies whatever is there then. With
+    /// <paramref name="snapshot"/> the process runs again too, but its pages are protected until copied: each batch
+    /// read is settled by the snapshot (pages it saved first replace what was read) and then released.
     /// </summary>
-    public static void Copy(DumpedProcess process, DumpSession session, PagePlan plan, bool whileRunning)
+    public static void Copy(DumpedProcess process, DumpSession session, PagePlan plan, bool whileRunning, BackgroundSnapshot? snapshot = null)
     {
         var clock = Stopwatch.StartNew();
         uint pagesId = session.NextPagesId++;
@@ -93,7 +95,7 @@ internal static partial class Pages
         using var stream = session.Output.Create($"pages-{pagesId}.img");
         var pagemap = new PagemapBuilder(process.Pagemap);
         using var sink = new PageSink(stream, pagemap);
-        var copier = new PageCopier(process, sink, session, plan.CopyPages.Value, whileRunning);
+        var copier = new PageCopier(process, sink, session, plan.CopyPages.Value, whileRunning, snapshot);
         foreach (var (area, runs) in plan.Copies)
         {
             copier.Copy(area, runs);
@@ -123,14 +125,16 @@ internal static partial class Pages
         private readonly DumpSession session;
         private readonly ulong total;
         private readonly bool whileRunning;
+        private readonly BackgroundSnapshot? snapshot;
         private List<PageSink.Run> batch = new();
         private readonly List<bool> readable = new();
         private int batchBytes;
         private ulong done;
         private bool failurePointPassed;
 
-        public PageCopier(DumpedProcess process, PageSink sink, DumpSession session, ulong total, bool whileRunning)
+        public PageCopier(DumpedProcess process, PageSink sink, DumpSession session, ulong total, bool whileRunning, BackgroundSnapshot? snapshot)
         {
+            this.snapshot = snapshot;
             this.process = process;
             this.sink = sink;
             this.session = session;
@@ -183,9 +187,11 @@ internal static partial class Pages
             var buffer = sink.Rent();
             long reading = Stopwatch.GetTimestamp();
             var read = Read(buffer);
+            snapshot?.Settle(read, buffer);
             WaitTime += Stopwatch.GetElapsedTime(waiting, reading);
             ReadTime += Stopwatch.GetElapsedTime(reading);
             sink.Submit(buffer, read);
+            snapshot?.Release(read);
             DeathPoint.Reach(DeathPoint.Copy);
             done += (ulong)batchBytes >> Page.Shift;
             batch = new List<PageSink.Run>();
