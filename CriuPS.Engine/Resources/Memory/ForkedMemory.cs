@@ -27,6 +27,8 @@ internal static class ForkedMemory
     private sealed class Restored
     {
         public Dictionary<int, IReadOnlyList<VmaEntry>> Areas { get; } = new();
+
+        public TimeSpan Elapsed { get; set; }
     }
 
     /// <summary>
@@ -39,6 +41,9 @@ internal static class ForkedMemory
     public static IReadOnlyList<VmaEntry> AreasOf(RestoreSession session, int pid) =>
         session.State<Restored>().Areas.GetValueOrDefault(pid) ?? [];
 
+    /// <summary>The time spent restoring memory while the tree was created, part of the restore's memory time.</summary>
+    public static TimeSpan Elapsed(RestoreSession session) => session.State<Restored>().Elapsed;
+
     /// <summary>
     /// Restores the private anonymous memory of <paramref name="shell"/>, just created and not yet a parent, from what
     /// it inherited of <paramref name="forker"/> (the process that forked it, when that restored its own memory here;
@@ -50,6 +55,7 @@ internal static class ForkedMemory
         {
             return;
         }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var state = session.State<Restored>();
         var images = session.Images.Processes.First(p => p.Pid == shell.Pid);
         // Our own areas stay: the injection area, and this kernel's vDSO family that the address space restore moves.
@@ -112,6 +118,7 @@ internal static class ForkedMemory
         }
         protection.Run();
         state.Areas[shell.Pid] = areas;
+        state.Elapsed += clock.Elapsed;
         session.Log.Detail($"memory of {shell.Pid} before its children: {areas.Count} private anonymous areas, {kept} of them kept from {forker?.Pid.ToString() ?? "no forker"}; "
             + $"{bytes >> Page.Shift} of {savedBytes >> Page.Shift} saved pages written, {discard.Sum(r => (long)r.Pages.Value)} inherited pages dropped");
     }

@@ -28,8 +28,9 @@ internal sealed record ProcessShell(PstreeEntry Pstree, Tracee Leader, ProcessMe
 /// and group (a session is inherited at fork, so children that stay in their parent's old session are forked
 /// before the parent starts a new one). A process born into a session its parent is not in is forked from a
 /// sibling in that session, or from a stand-in for its gone leader, with CLONE_PARENT; a group whose leader is gone
-/// is made by a stand-in (<see cref="StandInLeader"/>). Zombies then exit with their saved status, for their parents
-/// to collect.
+/// is made by a stand-in (<see cref="StandInLeader"/>). Each process gets its private anonymous memory before it
+/// forks (<see cref="ForkedMemory"/>), so that its children inherit it copy-on-write as the saved ones had. Zombies
+/// then exit with their saved status, for their parents to collect.
 /// </summary>
 internal static class TreeBuilder
 {
