@@ -62,6 +62,7 @@ internal static class ForkedMemory
         var ours = Vdso.RuntimeAreas(SmapsParser.ReadMaps(shell.HostPid)).Select(v => v.Range).Append(shell.Injection.Scratch.Range).ToList();
         var areas = images.Mm.Vmas.Where(a => IsPlainAnonymous(a) && !ours.Any(r => r.Overlaps(Range(a)))).ToList();
         var inherited = forker is not null && state.Areas.TryGetValue(forker.Pid, out var forkerAreas) ? forkerAreas : [];
+        var inheritedByStart = inherited.ToDictionary(a => a.Start); // the forker's areas do not overlap
         var forkerImages = forker is null ? null : session.Images.Processes.First(p => p.Pid == forker.Pid);
 
         using var pages = images.OpenPages(session.Images.Directory, session.PagesVerifiedOnRead);
@@ -76,9 +77,8 @@ internal static class ForkedMemory
         {
             var own = InheritedPages.Within(pages, Range(area));
             savedBytes += own.Sum(r => (long)r.Range.Length.Value);
-            var same = inherited.FirstOrDefault(other => SameArea(area, other));
             List<PageRun> toWrite;
-            if (same is null)
+            if (!inheritedByStart.TryGetValue(area.Start, out var same) || !SameArea(area, same))
             {
                 ulong prot = area.Prot | (own.Count > 0 ? Mman.PROT_WRITE : 0);
                 mapping.Add(() => $"mmap of {Range(area)}", SyscallNumber.Mmap, area.Start, area.End - area.Start, prot, area.Flags | Mman.MAP_FIXED, unchecked((ulong)-1), 0);
