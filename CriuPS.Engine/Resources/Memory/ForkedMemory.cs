@@ -23,6 +23,12 @@ internal static class ForkedMemory
         | VmaStatus.Socket | VmaStatus.Vdso | VmaStatus.Vvar | VmaStatus.Vsyscall | VmaStatus.AioRing | VmaStatus.Memfd
         | VmaStatus.ShadowStack | VmaStatus.Guard | VmaStatus.Uprobes | VmaStatus.Unsupported;
 
+    /// <summary>
+    /// The least private anonymous memory a parent restores before its children are forked. Below it, sharing saves
+    /// little, and the few injected calls it takes more per process made a ring of 32 small processes restore slower.
+    /// </summary>
+    private static readonly ByteCount MinimumShared = ByteCount.FromMiB(1);
+
     /// <summary>The areas each process got before its children were forked, by saved PID.</summary>
     private sealed class Restored
     {
@@ -58,25 +64,30 @@ internal static class ForkedMemory
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var state = session.State<Restored>();
         var images = session.Images.Processes.First(p => p.Pid == shell.Pid);
+        var inherited = forker is not null && state.Areas.TryGetValue(forker.Pid, out var forkerAreas) ? forkerAreas : [];
+        var plain = images.Mm.Vmas.Where(IsPlainAnonymous).ToList();
+        bool forks = session.Images.Tree.Any(c => (int)c.Ppid == shell.Pid && (int)c.Pid != shell.Pid);
+        if (inherited.Count == 0 && (!forks || SavedBytes(images, plain) < MinimumShared.Value))
+        {
+            return; // its address space restore maps it all, as for a single process
+        }
         // Our own areas stay: the injection area, and this kernel's vDSO family that the address space restore moves.
         var ours = Vdso.RuntimeAreas(SmapsParser.ReadMaps(shell.HostPid)).Select(v => v.Range).Append(shell.Injection.Scratch.Range).ToList();
-        var areas = images.Mm.Vmas.Where(a => IsPlainAnonymous(a) && !ours.Any(r => r.Overlaps(Range(a)))).ToList();
-        var inherited = forker is not null && state.Areas.TryGetValue(forker.Pid, out var forkerAreas) ? forkerAreas : [];
+        var areas = plain.Where(a => !ours.Any(r => r.Overlaps(Range(a)))).ToList();
         var inheritedByStart = inherited.ToDictionary(a => a.Start); // the forker's areas do not overlap
         var forkerImages = forker is null ? null : session.Images.Processes.First(p => p.Pid == forker.Pid);
 
         using var pages = images.OpenPages(session.Images.Directory, session.PagesVerifiedOnRead);
+        var owns = areas.Select(area => InheritedPages.Within(pages, Range(area))).ToList();
+        long savedBytes = owns.Sum(own => own.Sum(r => (long)r.Range.Length.Value));
         using var forkerPages = inherited.Count > 0 ? forkerImages!.OpenPages(session.Images.Directory, session.PagesVerifiedOnRead) : null;
         var write = new List<PageRun>();
         var discard = new List<AddressRange>();
         var madeWritable = new List<VmaEntry>();
         var mapping = new SyscallBatch(shell.Injection);
         int kept = 0;
-        long savedBytes = 0;
-        foreach (var area in areas)
+        foreach (var (area, own) in areas.Zip(owns))
         {
-            var own = InheritedPages.Within(pages, Range(area));
-            savedBytes += own.Sum(r => (long)r.Range.Length.Value);
             List<PageRun> toWrite;
             if (!inheritedByStart.TryGetValue(area.Start, out var same) || !SameArea(area, same))
             {
@@ -122,6 +133,10 @@ internal static class ForkedMemory
         session.Log.Detail($"memory of {shell.Pid} before its children: {areas.Count} private anonymous areas, {kept} of them kept from {forker?.Pid.ToString() ?? "no forker"}; "
             + $"{bytes >> Page.Shift} of {savedBytes >> Page.Shift} saved pages written, {discard.Sum(r => (long)r.Pages.Value)} inherited pages dropped");
     }
+
+    // The bytes the process's pagemap lists in these areas (in address order).
+    private static ulong SavedBytes(ProcessImages images, List<VmaEntry> areas) =>
+        (ulong)SortedRanges.Intersect(images.Pagemap.Select(e => e.Range()).ToList(), areas.Select(Range).OrderBy(r => r.Start).ToList()).Sum(r => (long)r.Length.Value);
 
     // Private anonymous memory that is nothing else (no file, no vDSO, no System V segment), not locked (mlock wants
     // the pages of its own) and not droppable.
