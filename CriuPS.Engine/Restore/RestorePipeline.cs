@@ -137,7 +137,7 @@ public static class RestorePipeline
             }
             IpcNamespace.Finish(session);
             Memfds.ApplyLateSeals(session);
-            memoryTime = memoryClock.Elapsed;
+            memoryTime = memoryClock.Elapsed + ForkedMemory.Elapsed(session); // a tree's private memory came in as it was forked
             FailurePoint.Check(options.FailAt, FailurePoint.AfterMemory);
 
             log.Phase("Restoring files");

@@ -12,7 +12,8 @@ namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
 /// Restore of the address space: empty the host's copy, put this kernel's vDSO in place (or a proxy of it), map every saved area at its
-/// address, fill in the saved pages, then give each area its final protection and advice.
+/// address, fill in the saved pages, then give each area its final protection and advice. In a tree, private anonymous
+/// memory is in place already (<see cref="ForkedMemory"/>): it is kept, neither mapped nor filled again.
 /// </summary>
 internal static partial class AddressSpace
 {
@@ -24,7 +25,10 @@ internal static partial class AddressSpace
         var runtime = SmapsParser.Read(process.HostPid);
         var vdsoFamily = Vdso.RuntimeAreas(runtime);
 
-        var keep = vdsoFamily.Select(v => v.Range).Append(process.Injection.Scratch.Range).OrderBy(r => r.Start).ToList();
+        // What was restored before the process forked its children (which share it) stays as it is.
+        var beforeFork = ForkedMemory.AreasOf(session, process.Pid);
+        var beforeForkRanges = beforeFork.Select(Range).OrderBy(r => r.Start).ToList();
+        var keep = vdsoFamily.Select(v => v.Range).Append(process.Injection.Scratch.Range).Concat(beforeForkRanges).OrderBy(r => r.Start).ToList();
         UnmapAllBut(process.Injection, keep);
 
         using var pages = process.Images.OpenPages(session.Images.Directory, session.PagesVerifiedOnRead);
@@ -32,11 +36,12 @@ internal static partial class AddressSpace
 
         var areas = process.Images.Mm.Vmas.Where(vdso.MapsFromImage).ToList();
         var filled = AreasWithPages(areas, pages.Runs);
-        MapAreas(session, process, areas, filled);
+        MapAreas(session, process, areas.Except(beforeFork, ReferenceEqualityComparer.Instance).Cast<VmaEntry>().ToList(), filled);
         log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped");
 
         var lazy = session.Lazy is null ? null : LazyMemory.Plan(pages, areas);
-        Pages.Restore(session, process, pages, run => vdso.Skips(run) || lazy?.Runs.Contains(run) == true);
+        var runs = pages.Runs.Where(run => !vdso.Skips(run) && lazy?.Runs.Contains(run) != true).ToList();
+        Pages.Restore(session, process, beforeForkRanges.Count == 0 ? runs : InheritedPages.Outside(runs, beforeForkRanges), pages.TotalBytes);
         vdso.ApplyProxy(process);
         log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");
 

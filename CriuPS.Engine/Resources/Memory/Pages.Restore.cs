@@ -14,13 +14,15 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static partial class Pages
 {
-    /// <summary>Fills the process's memory with every run of the chain of pages files but those <paramref name="skip"/> picks.</summary>
-    public static void Restore(RestoreSession session, RestoringProcess process, PageChain pages, Func<PageRun, bool> skip)
+    /// <summary>
+    /// Fills the process's memory with <paramref name="runs"/> of its chain of pages files (in address order),
+    /// counting progress against <paramref name="totalBytes"/>, the size of what this part of its restore covers.
+    /// </summary>
+    public static void Restore(RestoreSession session, RestoringProcess process, IReadOnlyList<PageRun> runs, long totalBytes)
     {
         var log = session.Log;
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
-        var runs = pages.Runs.Where(run => !skip(run)).ToList();
         Populate(process, runs, log);
         // One descriptor per pages file of the chain, opened in the process when its first run comes.
         var descriptors = new Dictionary<PagemapLevel, long>();
@@ -45,7 +47,7 @@ internal static partial class Pages
             }
             bool first = done == 0;
             done += batchBytes;
-            log.Progress("Restoring memory", done, pages.TotalBytes);
+            log.Progress("Restoring memory", done, totalBytes);
             if (first)
             {
                 FailurePoint.Check(session.Options.FailAt, FailurePoint.MidMemory);
@@ -85,9 +87,9 @@ internal static partial class Pages
         }
         Flush();
         // Runs left to other means (the vDSO family is moved into place, lazy pages arrive later) complete the count too.
-        if (done != pages.TotalBytes)
+        if (done != totalBytes)
         {
-            log.Progress("Restoring memory", pages.TotalBytes, pages.TotalBytes);
+            log.Progress("Restoring memory", totalBytes, totalBytes);
         }
         foreach (var fd in descriptors.Values)
         {
@@ -97,7 +99,7 @@ internal static partial class Pages
 
     // Allocates the pages of the runs (adjacent runs merged) in one batch of madvise calls. Kernels before 5.14
     // do not know MADV_POPULATE_WRITE (EINVAL): the pages are then allocated as preadv faults them in.
-    private static void Populate(RestoringProcess process, List<PageRun> runs, Logging.EngineLog log)
+    private static void Populate(RestoringProcess process, IReadOnlyList<PageRun> runs, Logging.EngineLog log)
     {
         var batch = new SyscallBatch(process.Injection);
         foreach (var range in Merged(runs.Select(r => r.Range)))

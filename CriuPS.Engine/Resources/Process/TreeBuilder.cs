@@ -1,6 +1,7 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -27,8 +28,9 @@ internal sealed record ProcessShell(PstreeEntry Pstree, Tracee Leader, ProcessMe
 /// and group (a session is inherited at fork, so children that stay in their parent's old session are forked
 /// before the parent starts a new one). A process born into a session its parent is not in is forked from a
 /// sibling in that session, or from a stand-in for its gone leader, with CLONE_PARENT; a group whose leader is gone
-/// is made by a stand-in (<see cref="StandInLeader"/>). Zombies then exit with their saved status, for their parents
-/// to collect.
+/// is made by a stand-in (<see cref="StandInLeader"/>). Each process gets its private anonymous memory before it
+/// forks (<see cref="ForkedMemory"/>), so that its children inherit it copy-on-write as the saved ones had. Zombies
+/// then exit with their saved status, for their parents to collect.
 /// </summary>
 internal static class TreeBuilder
 {
@@ -90,6 +92,9 @@ internal static class TreeBuilder
         private readonly RestoredPids pids;
         // Processes that saw a child of theirs end (a zombie, a stand-in): each got a SIGCHLD the saved one has not.
         private readonly HashSet<int> notifiedParents = new();
+        // The process of the tree each process was forked from (its parent, or a sibling in its session), whose
+        // memory it inherits; none for the root and for those a stand-in forked.
+        private readonly Dictionary<int, ProcessShell> forkers = new();
 
         public Builder(RestoreSession session, AddressRange scratch, List<ProcessShell> shells, Action<Tracee> created)
         {
@@ -129,6 +134,8 @@ internal static class TreeBuilder
         {
             int pid = (int)parent.Pid;
             var shell = Shell(pid);
+            // Before any child is forked: they inherit this memory copy-on-write.
+            ForkedMemory.Restore(session, shell, forkers.GetValueOrDefault(pid));
             var children = session.Images.Tree.Where(c => c.Ppid == parent.Pid && c.Pid != parent.Pid).ToList();
             int currentSession = pids.SessionOf(pid);
             bool newSession = parent.Sid == parent.Pid && currentSession != pid;
@@ -180,6 +187,7 @@ internal static class TreeBuilder
             if (targetSession == (int)child.Pid || targetSession == pids.SessionOf(parent.Pid))
             {
                 task = Clone3.Create(parent.Injection.Caller, parent.Injection.Scratch, levels, SharingFlags(parent.Pid, child) | newNamespace, Native.Interop.Signals.SIGCHLD);
+                forkers[(int)child.Pid] = parent;
             }
             else
             {
@@ -187,6 +195,10 @@ internal static class TreeBuilder
                 // same (CLONE_PARENT makes the child its sibling), which takes the exit signal from it.
                 var forker = SessionForker(parent, child, targetSession);
                 task = Clone3.Create(forker.Caller, forker.Scratch, levels, SharingFlags(parent.Pid, child) | Clone3.CloneParent | newNamespace, 0);
+                if (shells.FirstOrDefault(s => s.Injection == forker) is { } sibling)
+                {
+                    forkers[(int)child.Pid] = sibling;
+                }
             }
             created(task);
             if (isInit && ParentEntersNamespace(parent, child))
