@@ -18,6 +18,7 @@ public static unsafe class SocketOption
     public const int IPV6_V6ONLY = 26, IPV6_RECVPKTINFO = 49, IPV6_FREEBIND = 78;
     public const int UDP_CORK = 1;
     public const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_CORK = 3, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6, TCP_INFO = 11;
+    public const int TCP_CONGESTION = 13, TCP_USER_TIMEOUT = 18;
 
     /// <summary>TCP repair mode (linux/tcp.h): a socket whose state can be read and written directly, which sends nothing meanwhile.</summary>
     public const int TCP_REPAIR = 19, TCP_REPAIR_QUEUE = 20, TCP_QUEUE_SEQ = 21, TCP_REPAIR_OPTIONS = 22, TCP_TIMESTAMP = 24, TCP_REPAIR_WINDOW = 29;

@@ -1,3 +1,4 @@
+using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
 using static CriuPS.Native.Interop.SocketOption;
@@ -54,10 +55,14 @@ internal static class InetSocketOptions
         SetIfNonZero(Get(socket, SOL_TCP, TCP_KEEPCNT), v => options.Keepcnt = (uint)v);
         SetIfNonZero(Get(socket, SOL_TCP, TCP_KEEPIDLE), v => options.Keepidle = (uint)v);
         SetIfNonZero(Get(socket, SOL_TCP, TCP_KEEPINTVL), v => options.Keepintvl = (uint)v);
+        SetIfNonZero(Get(socket, SOL_TCP, TCP_USER_TIMEOUT), v => options.CriupsUserTimeout = (uint)v);
+        options.CriupsCongestion = GetString(socket, SOL_TCP, TCP_CONGESTION);
         return options;
     }
 
-    public static void RestoreTcp(FileDescriptor socket, TcpOptsEntry? options)
+    /// <param name="shown">The socket as errors name it.</param>
+    /// <param name="images">The image directory, which errors about a refused value name.</param>
+    public static void RestoreTcp(FileDescriptor socket, TcpOptsEntry? options, string shown, string images)
     {
         if (options is null)
         {
@@ -68,6 +73,32 @@ internal static class InetSocketOptions
         SetIf(socket, SOL_TCP, TCP_KEEPCNT, options.HasKeepcnt, (int)options.Keepcnt);
         SetIf(socket, SOL_TCP, TCP_KEEPIDLE, options.HasKeepidle, (int)options.Keepidle);
         SetIf(socket, SOL_TCP, TCP_KEEPINTVL, options.HasKeepintvl, (int)options.Keepintvl);
+        if (options.HasCriupsUserTimeout && !TrySet(socket, TCP_USER_TIMEOUT, BitConverter.GetBytes(options.CriupsUserTimeout)))
+        {
+            throw ImageDamage.In(System.IO.Path.Combine(images, "files.img"),
+                $"the TCP_USER_TIMEOUT of the {shown} ({options.CriupsUserTimeout} ms) is refused by the kernel.");
+        }
+        // The machine's default is left alone: a socket that never chose one keeps the default of where it is now.
+        if (options.HasCriupsCongestion && options.CriupsCongestion != GetString(socket, SOL_TCP, TCP_CONGESTION)
+            && !TrySet(socket, TCP_CONGESTION, System.Text.Encoding.UTF8.GetBytes(options.CriupsCongestion)))
+        {
+            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                $"The {shown} used the TCP congestion control '{options.CriupsCongestion}', which this machine does not offer (net.ipv4.tcp_available_congestion_control).",
+                shown, $"Load the module of '{options.CriupsCongestion}' (modprobe tcp_{options.CriupsCongestion}), then restore again.");
+        }
+    }
+
+    private static bool TrySet(FileDescriptor socket, int name, byte[] value)
+    {
+        try
+        {
+            Set(socket, SOL_TCP, name, value);
+            return true;
+        }
+        catch (NativeException)
+        {
+            return false;
+        }
     }
 
     private static void SetIfNonZero(int value, Action<int> save)

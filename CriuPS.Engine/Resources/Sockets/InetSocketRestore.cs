@@ -285,7 +285,7 @@ internal sealed class InetSocketRestore : IDisposable
         SocketOptions.Restore(fd, entry.Opts);
         if (entry.Proto == Native.Interop.Socket.IPPROTO_TCP)
         {
-            InetSocketOptions.RestoreTcp(fd, entry.TcpOpts);
+            InetSocketOptions.RestoreTcp(fd, entry.TcpOpts, socket.Shown, session.Images.Directory);
         }
         if (entry.HasShutdown && entry.Shutdown != SkShutdown.None && !(socket.IsConnection && session.Options.TcpClose))
         {

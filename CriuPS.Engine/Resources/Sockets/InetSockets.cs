@@ -53,13 +53,14 @@ internal sealed class InetSockets : FileKind
         {
             return $"{what} has {info.AcceptQueue} connection(s) waiting to be accepted, which CriuPS cannot save (only the process can take them from the queue)";
         }
-        if (info.IsConnection && !options.TcpEstablished)
-        {
-            return $"{what}: an established TCP connection, saved only with {TcpEstablishedSwitch}";
-        }
+        // Before the switch's own problem: a connect in progress (SYN_SENT) is refused with or without it.
         if (info.IsConnection && !TcpConnection.CanSave(info.State))
         {
             return $"{what}: CriuPS saves established and half-closed TCP connections, not those still being set up";
+        }
+        if (info.IsConnection && !options.TcpEstablished)
+        {
+            return $"{what}: an established TCP connection, saved only with {TcpEstablishedSwitch}";
         }
         if (info.IsUdp && Get(copy, SOL_UDP, UDP_CORK) != 0)
         {

@@ -1,0 +1,111 @@
+# End to end: TCP sockets in every state CriuPS saves with -TcpEstablished (Tests/Targets/tcpstates.c, both ends of
+# each connection in the tree): half-closed and closing connections (CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, LAST_ACK,
+# CLOSING), megabytes queued both ways in buffers beyond the defaults, sockets never connected with their options,
+# IPv4-mapped IPv6, a SO_REUSEPORT group; and the refusals of a listener with connections not accepted yet and of a
+# connect in progress (SYN_SENT).
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    Import-CriuPS
+    $script:Python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
+}
+
+Describe 'TCP in every state' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'restores half-closed and closing connections, big queues, options, tcp4v6 and a SO_REUSEPORT group' {
+        $work = Join-Path $TestDrive 'states'
+        $log = Join-Path $work 'tcpstates.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'tcpstates') -Arguments $work -WorkDirectory $work
+        $written, $sendQueue, $receiveQueue = (Get-Content (Join-Path $work 'queued') -Raw).Trim().Split(' ') | ForEach-Object { [long]$_ }
+        # ss names each state as the kernel does; the target checked them too before it was ready.
+        $states = @(& ss -Htan state all "( sport > :0 )" 2>$null | ForEach-Object { ($_ -split '\s+')[0] })
+        foreach ($state in 'CLOSE-WAIT', 'FIN-WAIT-1', 'FIN-WAIT-2', 'LAST-ACK', 'CLOSING') { $states | Should -Contain $state }
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'states-image') -TcpEstablished
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        # 4 half-closed pairs, the big one, two tcp4v6 ones: 14 ends, each with its stream.
+        @(Get-ChildItem $image.Path -Filter 'tcp-stream-*.img').Count | Should -Be 14
+        $saved = Get-Content (Join-Path $image.Path 'dump.log') | Select-String 'bytes received and unread'
+        Write-Host "    big connection: $written bytes written, $sendQueue in the send queue and $receiveQueue in the receive queue at the dump"
+
+        $restored = Restore-Process $image.Path -TcpEstablished
+        Register-TestProcess $restored.Id
+        Get-LockTable | Should -BeNullOrEmpty -Because 'the lock goes once the connections are back'
+        Invoke-SelfCheck $target $log -TimeoutSeconds 60 | Should -Be "OK pid=$target" -Because 'every state, byte, option and listener is back'
+        $saved.Count | Should -Be 14
+    }
+
+    It 'refuses, before freezing, a listener with a connection not accepted yet, naming it, and leaves it working' {
+        $work = Join-Path $TestDrive 'pending'
+        New-Item -ItemType Directory -Force $work | Out-Null
+        $script = @'
+import os, socket, sys, time
+os.chdir(sys.argv[1])
+L = socket.socket(); L.bind(('127.0.0.1', 0)); L.listen(4)
+c = socket.create_connection(L.getsockname()); c.sendall(b'early')
+open('port', 'w').write(str(L.getsockname()[1]))
+open('ready.tmp', 'w').write(str(os.getpid())); os.rename('ready.tmp', 'ready')
+while not os.path.exists('go'): time.sleep(0.05)
+a, _ = L.accept()
+open('result', 'w').write(a.recv(5).decode())
+while True: time.sleep(1)
+'@
+        $target = Start-TestTarget -Program $Python -Arguments '-c', $script, $work -WorkDirectory $work
+        $port = Get-Content (Join-Path $work 'port') -Raw
+
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'pending-image') -TcpEstablished -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $errors[0].Exception.Message | Should -Match "nothing was frozen"
+        $errors[0].Exception.Message | Should -Match "(?s)process $target.*TCP socket listening on 127\.0\.0\.1:$port has 1 connection\(s\) waiting to be accepted"
+        Join-Path $TestDrive 'pending-image' | Should -Not -Exist
+        New-Item (Join-Path $work 'go') | Out-Null
+        Wait-Until { Test-Path (Join-Path $work 'result') } 'the target to accept its connection'
+        Get-Content (Join-Path $work 'result') -Raw | Should -Be 'early' -Because 'the refused checkpoint changed nothing'
+    }
+
+    It 'refuses, before freezing, a connect in progress (SYN_SENT), naming it, and leaves it connecting' {
+        # A listener outside the tree with backlog 0 and one connection it has not accepted: its queue is full, so the
+        # kernel drops the SYNs of the next connect, which stays SYN_SENT until the listener accepts.
+        $gate = Join-Path $TestDrive 'gate'
+        $gateScript = @'
+import os, socket, sys, time
+os.chdir(sys.argv[1])
+L = socket.socket(); L.bind(('127.0.0.1', 0)); L.listen(0)
+first = socket.create_connection(L.getsockname())
+open('port', 'w').write(str(L.getsockname()[1]))
+open('ready.tmp', 'w').write(str(os.getpid())); os.rename('ready.tmp', 'ready')
+while not os.path.exists('open'): time.sleep(0.05)
+L.accept(); second, _ = L.accept()
+while True: time.sleep(1)
+'@
+        Start-TestTarget -Program $Python -Arguments '-c', $gateScript, $gate -WorkDirectory $gate | Out-Null
+        $port = [int](Get-Content (Join-Path $gate 'port') -Raw)
+        $work = Join-Path $TestDrive 'synsent'
+        $script = @'
+import errno, os, select, socket, sys, time
+os.chdir(sys.argv[1])
+s = socket.socket(); s.setblocking(False)
+assert s.connect_ex(('127.0.0.1', int(sys.argv[2]))) == errno.EINPROGRESS
+open('ready.tmp', 'w').write(str(os.getpid())); os.rename('ready.tmp', 'ready')
+select.select([], [s], [], 120)
+open('result', 'w').write(str(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)))
+while True: time.sleep(1)
+'@
+        $target = Start-TestTarget -Program $Python -Arguments '-c', $script, $work, $port -WorkDirectory $work
+        Wait-Until { @(& ss -Htn state syn-sent "( dport = :$port )").Count -eq 1 } 'the connect to wait for an answer'
+
+        # Refused the same way with the switch and without (which would not help).
+        foreach ($switch in @{ TcpEstablished = $true }, @{}) {
+            Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'synsent-image') @switch -ErrorVariable errors -ErrorAction SilentlyContinue
+            $errors.Count | Should -Be 1
+            $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+            $errors[0].Exception.Message | Should -Match "(?s)nothing was frozen.*TCP connection 127\.0\.0\.1:\d+ to 127\.0\.0\.1:$port \(connecting, SYN_SENT\): CriuPS saves established and half-closed TCP connections, not those still being set up"
+            Join-Path $TestDrive 'synsent-image' | Should -Not -Exist
+        }
+        New-Item (Join-Path $gate 'open') | Out-Null
+        Wait-Until { Test-Path (Join-Path $work 'result') } 'the connect to complete' -TimeoutSeconds 90
+        Get-Content (Join-Path $work 'result') -Raw | Should -Be '0' -Because 'the refused checkpoint left the connect going, and it completed'
+    }
+}
