@@ -45,10 +45,13 @@ internal static class InetSocketOptions
         SetIfNonZero(Get(socket, SOL_IP, IP_TRANSPARENT), v => options.CriupsTransparent = v != 0);
         SetIfNonZero(Get(socket, SOL_IP, IP_RECVTTL), v => options.CriupsRecvttl = v != 0);
         SetIfNonZero(Get(socket, SOL_IP, IP_RECVTOS), v => options.CriupsRecvtos = v != 0);
-        // Written whatever their value: their defaults (want, 1, on) are not 0.
+        // Written whatever their value: their defaults (want, 1, on) are not 0. A stream socket has no multicast.
         options.CriupsMtuDiscover = (uint)Get(socket, SOL_IP, IP_MTU_DISCOVER);
-        options.CriupsMulticastTtl = (uint)Get(socket, SOL_IP, IP_MULTICAST_TTL);
-        options.CriupsMulticastLoop = Get(socket, SOL_IP, IP_MULTICAST_LOOP) != 0;
+        if (type != Socket.SOCK_STREAM)
+        {
+            options.CriupsMulticastTtl = (uint)Get(socket, SOL_IP, IP_MULTICAST_TTL);
+            options.CriupsMulticastLoop = Get(socket, SOL_IP, IP_MULTICAST_LOOP) != 0;
+        }
         Span<byte> ipOptions = stackalloc byte[MaxIpOptionsLength];
         int length = Get(socket, SOL_IP, IP_OPTIONS, ipOptions);
         if (length > 0)
