@@ -150,6 +150,7 @@ public static class CheckpointImageReader
                 (path.Reg.Name, (int)path.Reg.Flags, null),
             FdTypes.Inetsk => (InetSocketRestore.Describe(file.Isk, images.Directory), (int)file.Isk.Flags, null),
             FdTypes.Packetsk => (PacketSockets.Describe(file.Psk), (int)file.Psk.Flags, null),
+            FdTypes.Netlinksk => (NetlinkSockets.Describe(file.Nlsk), (int)file.Nlsk.Flags, null),
             FdTypes.Fanotify => ("anon_inode:[fanotify]", (int)file.Ffy.Flags, null),
             _ => (file?.Type.ToString() ?? "?", 0, null),
         };

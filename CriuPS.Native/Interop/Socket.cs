@@ -18,7 +18,7 @@ public static unsafe class Socket
 
     public const int AF_INET = 2, AF_INET6 = 10;
     public const int SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3;
-    public const int IPPROTO_TCP = 6, IPPROTO_UDP = 17;
+    public const int IPPROTO_ICMP = 1, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_ICMPV6 = 58, IPPROTO_UDPLITE = 136;
 
     /// <summary>ioctls: bytes waiting to be read, bytes not yet acknowledged (sent or not), bytes not yet sent.</summary>
     public const int SIOCINQ = 0x541B, SIOCOUTQ = 0x5411, SIOCOUTQNSD = 0x894B;

@@ -12,11 +12,24 @@ public static unsafe class SocketOption
     public const int SO_PASSSEC = 34, SO_MARK = 36, SO_PEEK_OFF = 42, SO_BUF_LOCK = 72;
     public const int SO_TYPE = 3, SO_BINDTODEVICE = 25, SO_PROTOCOL = 38, SO_DOMAIN = 39;
 
-    public const int SOL_IP = 0, SOL_TCP = 6, SOL_UDP = 17, SOL_IPV6 = 41;
-    public const int IP_TOS = 1, IP_TTL = 2, IP_HDRINCL = 3, IP_PKTINFO = 8, IP_FREEBIND = 15;
-    public const int IPV6_CHECKSUM = 7;
-    public const int IPV6_V6ONLY = 26, IPV6_RECVPKTINFO = 49, IPV6_FREEBIND = 78;
+    public const int SOL_IP = 0, SOL_TCP = 6, SOL_UDP = 17, SOL_IPV6 = 41, SOL_ICMPV6 = 58, SOL_UDPLITE = 136, SOL_RAW = 255;
+    public const int IP_TOS = 1, IP_TTL = 2, IP_HDRINCL = 3, IP_OPTIONS = 4, IP_PKTINFO = 8, IP_MTU_DISCOVER = 10, IP_RECVERR = 11;
+    public const int IP_RECVTTL = 12, IP_RECVTOS = 13, IP_FREEBIND = 15, IP_TRANSPARENT = 19, IP_NODEFRAG = 22;
+    public const int IP_MULTICAST_TTL = 33, IP_MULTICAST_LOOP = 34;
+    public const int IPV6_CHECKSUM = 7, IPV6_UNICAST_HOPS = 16, IPV6_MTU_DISCOVER = 23, IPV6_RECVERR = 25, IPV6_HDRINCL = 36;
+    public const int IPV6_V6ONLY = 26, IPV6_RECVPKTINFO = 49, IPV6_TCLASS = 67, IPV6_TRANSPARENT = 75, IPV6_FREEBIND = 78;
     public const int UDP_CORK = 1;
+
+    /// <summary>A raw ICMP socket's filter of message types (one bit per type: 32 for ICMP at SOL_RAW, 256 for ICMPv6 at SOL_ICMPV6).</summary>
+    public const int ICMP_FILTER = 1, ICMPV6_FILTER = 1;
+
+    /// <summary>UDP-Lite's checksum coverage, sent and the least accepted (bytes; 0 is the whole datagram).</summary>
+    public const int UDPLITE_SEND_CSCOV = 10, UDPLITE_RECV_CSCOV = 11;
+
+    /// <summary>Netlink socket options (linux/netlink.h).</summary>
+    public const int SOL_NETLINK = 270;
+    public const int NETLINK_ADD_MEMBERSHIP = 1, NETLINK_PKTINFO = 3, NETLINK_BROADCAST_ERROR = 4, NETLINK_NO_ENOBUFS = 5;
+    public const int NETLINK_LISTEN_ALL_NSID = 8, NETLINK_LIST_MEMBERSHIPS = 9, NETLINK_CAP_ACK = 10, NETLINK_EXT_ACK = 11, NETLINK_GET_STRICT_CHK = 12;
     public const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_CORK = 3, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6, TCP_INFO = 11;
     public const int TCP_CONGESTION = 13, TCP_USER_TIMEOUT = 18;
 

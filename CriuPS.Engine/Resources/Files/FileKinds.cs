@@ -21,6 +21,7 @@ internal static class FileKinds
         new Fifos(),
         new InetSockets(),
         new PacketSockets(),
+        new NetlinkSockets(),
         new FanotifyGroups(),
         new Pidfds(),
     };

@@ -210,8 +210,12 @@ internal static class GhostFiles
     }
 
     /// <summary>A new description of the deleted file, created again on first use, with these open flags.</summary>
+    /// <remarks>
+    /// O_NOFOLLOW, which the process's open kept in the description's flags (glibc's shm_open passes it), is left out:
+    /// it did its work when the path was opened, and our path is a /proc link, which it would refuse (ELOOP).
+    /// </remarks>
     public static FileDescriptor Open(RestoreSession session, RegFileEntry reg, uint ghostId, int flags) =>
-        FileDescriptor.Open($"/proc/self/fd/{Created(session, reg, ghostId).Value}", flags);
+        FileDescriptor.Open($"/proc/self/fd/{Created(session, reg, ghostId).Value}", flags & ~O.NOFOLLOW);
 
     /// <summary>A path through which a restored process opens the deleted file itself (our descriptor's /proc link).</summary>
     public static string PathInEngine(RestoreSession session, RegFileEntry reg, uint ghostId) =>

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
 using static CriuPS.Native.Interop.SocketOption;
 
 namespace CriuPS.Engine.Resources.Sockets;
@@ -18,6 +19,20 @@ internal sealed record InetSocketInfo(int Family, int Type, int Protocol, int St
     public bool IsTcp => Type == Socket.SOCK_STREAM && Protocol == Socket.IPPROTO_TCP;
 
     public bool IsUdp => Type == Socket.SOCK_DGRAM && Protocol == Socket.IPPROTO_UDP;
+
+    public bool IsUdpLite => Type == Socket.SOCK_DGRAM && Protocol == Socket.IPPROTO_UDPLITE;
+
+    /// <summary>An ICMP "ping" socket (SOCK_DGRAM with IPPROTO_ICMP or IPPROTO_ICMPV6): its port is its echo identifier.</summary>
+    public bool IsPing => IsPingSocket(Type, Protocol);
+
+    /// <summary>A raw socket (SOCK_RAW) of any IP protocol: its port, as the kernel reports it, is that protocol.</summary>
+    public bool IsRaw => Type == Socket.SOCK_RAW;
+
+    /// <summary>Whether CriuPS saves and restores sockets of this type and protocol.</summary>
+    public bool IsSupported => IsTcp || IsUdp || IsUdpLite || IsPing || IsRaw;
+
+    public static bool IsPingSocket(int type, int protocol) =>
+        type == Socket.SOCK_DGRAM && protocol is Socket.IPPROTO_ICMP or Socket.IPPROTO_ICMPV6;
 
     /// <summary>A TCP socket with a peer (what CRIU calls a connection, saved with TCP repair): dst_port is not 0.</summary>
     public bool IsConnection => IsTcp && Remote is not null;
@@ -40,8 +55,26 @@ internal sealed record InetSocketInfo(int Family, int Type, int Protocol, int St
             // For a listener, tcpi_unacked counts the connections done and not yet accepted.
             acceptQueue = state == Listen ? (int)BinaryPrimitives.ReadUInt32LittleEndian(info[24..]) : 0;
         }
+        else if (remote is null && (type == Socket.SOCK_RAW || IsPingSocket(type, protocol)))
+        {
+            remote = DatagramPeer(socket, family, type);
+            state = remote is null ? Close : Established;
+        }
         return new InetSocketInfo(family, type, protocol, state, local, remote, acceptQueue);
     }
+
+    // A raw or ping socket connected with port 0 hides its peer from getpeername: its namespace's table shows it.
+    private static IPEndPoint? DatagramPeer(FileDescriptor socket, int family, int type)
+    {
+        string table = (type == Socket.SOCK_RAW ? "raw" : "icmp") + (family == Socket.AF_INET6 ? "6" : "");
+        using var ns = NetworkNamespace.OfSocket(socket);
+        using (ns.Enter())
+        {
+            return ProcNetSocket.Find(table, FileStatus.Of(socket).Inode) is { State: Established } entry ? new IPEndPoint(entry.Remote, 0) : null;
+        }
+    }
+
+    public static bool IsAny(IPAddress address) => address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
 
     public static string StateName(int state) => state switch
     {
@@ -64,11 +97,21 @@ internal sealed record InetSocketInfo(int Family, int Type, int Protocol, int St
 
     public static string Describe(int family, int type, int protocol, int state, IPEndPoint local, IPEndPoint? remote)
     {
+        string ip = family == Socket.AF_INET6 ? "IPv6" : "IPv4";
+        if (type == Socket.SOCK_RAW)
+        {
+            // The port of a raw socket is its protocol: only the addresses say something.
+            string raw = $"raw {ip} socket of protocol {protocol}";
+            string bound = IsAny(local.Address) ? "" : $" bound to {local.Address}";
+            return remote is null ? raw + bound : $"{raw}{bound} connected to {remote.Address}";
+        }
         string kind = (type, protocol) switch
         {
             (Socket.SOCK_STREAM, Socket.IPPROTO_TCP) => "TCP",
             (Socket.SOCK_DGRAM, Socket.IPPROTO_UDP) => "UDP",
-            _ => $"{(family == Socket.AF_INET6 ? "IPv6" : "IPv4")} socket of type {type} and protocol {protocol},",
+            (Socket.SOCK_DGRAM, Socket.IPPROTO_UDPLITE) => "UDP-Lite",
+            (Socket.SOCK_DGRAM, Socket.IPPROTO_ICMP or Socket.IPPROTO_ICMPV6) => "ICMP (ping)",
+            _ => $"{ip} socket of type {type} and protocol {protocol},",
         };
         bool tcp = kind == "TCP";
         if (remote is not null)
@@ -79,6 +122,6 @@ internal sealed record InetSocketInfo(int Family, int Type, int Protocol, int St
         {
             return $"TCP socket listening on {local}";
         }
-        return local.Port != 0 ? $"{kind} socket bound to {local}" : $"{kind} socket (unbound, {(family == Socket.AF_INET6 ? "IPv6" : "IPv4")})";
+        return local.Port != 0 ? $"{kind} socket bound to {local}" : $"{kind} socket (unbound, {ip})";
     }
 }

@@ -3,6 +3,7 @@ using System.Net;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
@@ -91,8 +92,7 @@ internal sealed class InetSocketRestore : IDisposable
     {
         var directory = session.Images.Directory;
         var restore = new InetSocketRestore(session, Entries(session.Images)
-            .Select(e => new Restored(e, InetImageAddress.Endpoint(e.Family, e.SrcAddr, e.SrcPort, directory),
-                e.DstPort != 0 ? InetImageAddress.Endpoint(e.Family, e.DstAddr, e.DstPort, directory) : null))
+            .Select(e => new Restored(e, InetImageAddress.Endpoint(e.Family, e.SrcAddr, e.SrcPort, directory), Peer(e, directory)))
             .ToList());
         try
         {
@@ -174,8 +174,25 @@ internal sealed class InetSocketRestore : IDisposable
     /// <summary>A saved socket as messages and Get-CheckpointImage show it.</summary>
     public static string Describe(InetSkEntry entry, string directory) =>
         InetSocketInfo.Describe((int)entry.Family, (int)entry.Type, (int)entry.Proto, (int)entry.State,
-            InetImageAddress.Endpoint(entry.Family, entry.SrcAddr, entry.SrcPort, directory),
-            entry.DstPort != 0 ? InetImageAddress.Endpoint(entry.Family, entry.DstAddr, entry.DstPort, directory) : null);
+            InetImageAddress.Endpoint(entry.Family, entry.SrcAddr, entry.SrcPort, directory), Peer(entry, directory));
+
+    /// <summary>
+    /// What the socket was connected to, or null: a port says so, and so does, for a raw or ping socket (whose peer's
+    /// port means nothing and is usually 0), an address.
+    /// </summary>
+    private static IPEndPoint? Peer(InetSkEntry entry, string directory)
+    {
+        if (entry.DstPort != 0)
+        {
+            return InetImageAddress.Endpoint(entry.Family, entry.DstAddr, entry.DstPort, directory);
+        }
+        if (entry.Type != Socket.SOCK_RAW && !InetSocketInfo.IsPingSocket((int)entry.Type, (int)entry.Proto))
+        {
+            return null;
+        }
+        var peer = InetImageAddress.Endpoint(entry.Family, entry.DstAddr, 0, directory);
+        return InetSocketInfo.IsAny(peer.Address) ? null : peer;
+    }
 
     private void FindNamespaces()
     {
@@ -204,14 +221,15 @@ internal sealed class InetSocketRestore : IDisposable
     private FileDescriptor NewSocket(Restored socket)
     {
         var entry = socket.Entry;
-        if (entry.Type is not (uint)Native.Interop.Socket.SOCK_STREAM and not (uint)Native.Interop.Socket.SOCK_DGRAM)
+        if (entry.Type is not (uint)Native.Interop.Socket.SOCK_STREAM and not (uint)Native.Interop.Socket.SOCK_DGRAM and not (uint)Native.Interop.Socket.SOCK_RAW)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"files.img: the inet socket id {entry.Id} is of type {entry.Type}; CriuPS restores TCP and UDP sockets only.", session.Images.Directory);
+                $"files.img: the inet socket id {entry.Id} is of type {entry.Type}; CriuPS restores stream, datagram and raw sockets only.", session.Images.Directory);
         }
+        CheckOptions(socket);
         using (socket.Namespace!.Enter())
         {
-            socket.Socket = Native.Interop.Socket.Create((int)entry.Family, (int)entry.Type, (int)entry.Proto);
+            socket.Socket = CreateIn(socket);
         }
         if (entry.V6Only)
         {
@@ -219,7 +237,48 @@ internal sealed class InetSocketRestore : IDisposable
         }
         SocketOptions.BindToDevice(socket.Socket, entry.Opts);
         InetSocketOptions.RestoreIp(socket.Socket, (int)entry.Family, entry.IpOpts);
+        if (entry.Proto == Native.Interop.Socket.IPPROTO_UDPLITE)
+        {
+            InetSocketOptions.RestoreUdpLite(socket.Socket, entry);
+        }
         return socket.Socket;
+    }
+
+    // What the kernel would only answer with EINVAL is damage to the image: say so, naming it.
+    private void CheckOptions(Restored socket)
+    {
+        var entry = socket.Entry;
+        string? problem = entry.IpOpts switch
+        {
+            { CriupsOptions.Length: > InetSocketOptions.MaxIpOptionsLength } o => $"{o.CriupsOptions.Length} bytes of IP options (at most {InetSocketOptions.MaxIpOptionsLength})",
+            { Raw.IcmpvFilter.Count: > 0 } o when o.Raw.IcmpvFilter.Count != InetSocketOptions.IcmpFilterWords((int)entry.Family) =>
+                $"an ICMP filter of {o.Raw.IcmpvFilter.Count} words (one for ICMP, 8 for ICMPv6)",
+            _ => null,
+        };
+        if (problem is not null)
+        {
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"files.img: the {socket.Shown} (id {entry.Id}) has {problem}.", session.Images.Directory);
+        }
+    }
+
+    // Raw sockets need CAP_NET_RAW; ping sockets a group of net.ipv4.ping_group_range, which is the namespace's.
+    private FileDescriptor CreateIn(Restored socket)
+    {
+        var entry = socket.Entry;
+        try
+        {
+            return Native.Interop.Socket.Create((int)entry.Family, (int)entry.Type, (int)entry.Proto);
+        }
+        catch (NativeException e) when (e.Errno == Errno.EPERM && entry.Type == Native.Interop.Socket.SOCK_RAW)
+        {
+            throw MissingPrivilege.For(Capability.NetRaw, $"Creating the {socket.Shown} again", session.Images.Directory, e);
+        }
+        catch (NativeException e) when (e.Errno == Errno.EACCES && InetSocketInfo.IsPingSocket((int)entry.Type, (int)entry.Proto))
+        {
+            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
+                $"The {socket.Shown} cannot be created again: this session's group is outside net.ipv4.ping_group_range{(socket.Namespace!.IsEngines ? "" : $" of the {socket.Namespace}")} ({Errno.Describe(e.Errno)}).",
+                socket.Shown, "Widen net.ipv4.ping_group_range (sysctl -w net.ipv4.ping_group_range='0 2147483647'), then restore again.", e);
+        }
     }
 
     private void Create(Restored socket)
@@ -335,7 +394,7 @@ internal sealed class InetSocketRestore : IDisposable
         }
         var mine = sockets.Select(s => s.Socket).OfType<FileDescriptor>().Select(s => FileStatus.Of(s).Inode).ToHashSet();
         var holder = all.Values.FirstOrDefault(s => s.Protocol == (int)socket.Entry.Proto && s.Local.Port == socket.Local.Port && !mine.Contains(s.Inode)
-            && (s.Local.Address.Equals(socket.Local.Address) || IsAny(s.Local.Address) || IsAny(socket.Local.Address)));
+            && (s.Local.Address.Equals(socket.Local.Address) || InetSocketInfo.IsAny(s.Local.Address) || InetSocketInfo.IsAny(socket.Local.Address)));
         if (holder is null)
         {
             // Connections left in TIME-WAIT or closing belong to no process; they share a port only with sockets that
@@ -361,6 +420,4 @@ internal sealed class InetSocketRestore : IDisposable
         }
         return $"another socket (socket:[{holder.Inode}] {holder.Local})";
     }
-
-    private static bool IsAny(IPAddress address) => address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
 }

@@ -12,8 +12,9 @@ using static CriuPS.Native.Interop.SocketOption;
 namespace CriuPS.Engine.Resources.Sockets;
 
 /// <summary>
-/// IPv4 and IPv6 TCP and UDP sockets (inet_sk_entry in files.img), as CRIU saves them: unbound, bound, listening
-/// (with its backlog), UDP bound or connected, and with -TcpEstablished established TCP connections with their
+/// IPv4 and IPv6 TCP, UDP, UDP-Lite, ICMP ("ping") and raw sockets (inet_sk_entry in files.img), as CRIU saves
+/// them: unbound, bound, listening (with its backlog), datagram sockets bound or connected (a ping socket's port is
+/// its echo identifier, a raw socket's its protocol), and with -TcpEstablished established TCP connections with their
 /// queues (<see cref="TcpConnection"/>, tcp-stream-&lt;inode&gt;.img), each with its options. What the descriptor
 /// does not tell (backlog, shutdown) comes from sock_diag, asked in the socket's own network namespace. Queued UDP
 /// datagrams are not saved (as with CRIU: a datagram may be lost anyway). Restore rebuilds them all at once in the
@@ -45,7 +46,7 @@ internal sealed class InetSockets : FileKind
         }
         var info = InetSocketInfo.Of(copy);
         string what = $"fd {probe.Fd}: {info.Describe()}";
-        if (!info.IsTcp && !info.IsUdp)
+        if (!info.IsSupported)
         {
             return $"{what} (not supported yet)";
         }
@@ -62,7 +63,7 @@ internal sealed class InetSockets : FileKind
         {
             return $"{what}: an established TCP connection, saved only with {TcpEstablishedSwitch}";
         }
-        if (info.IsUdp && Get(copy, SOL_UDP, UDP_CORK) != 0)
+        if ((info.IsUdp || info.IsUdpLite) && Get(copy, SOL_UDP, UDP_CORK) != 0)
         {
             return $"{what} is corked (UDP_CORK): the datagram it is building cannot be saved";
         }
@@ -100,12 +101,16 @@ internal sealed class InetSockets : FileKind
             Backlog = diag?.SendQueue ?? 0,
             Fown = dump.Owner,
             Opts = SocketOptions.Dump(socket, info.Family),
-            IpOpts = InetSocketOptions.DumpIp(socket, info.Family),
+            IpOpts = InetSocketOptions.DumpIp(socket, info.Family, info.Type, info.Protocol),
             TcpOpts = info.IsTcp ? InetSocketOptions.DumpTcp(socket) : new TcpOptsEntry(),
             NsId = session.ObjectIds.For($"net:[{ns.Inode}]"),
         };
         entry.SrcAddr.AddRange(InetImageAddress.Words(info.Local.Address));
         entry.DstAddr.AddRange(InetImageAddress.Words(info.Remote?.Address ?? (info.Family == Socket.AF_INET ? IPAddress.Any : IPAddress.IPv6Any)));
+        if (info.IsUdpLite)
+        {
+            InetSocketOptions.DumpUdpLite(socket, entry);
+        }
         if (info.Family == Socket.AF_INET6)
         {
             entry.V6Only = Get(socket, SOL_IPV6, IPV6_V6ONLY) != 0;
