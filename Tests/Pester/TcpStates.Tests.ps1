@@ -18,8 +18,8 @@ Describe 'TCP in every state' {
         $log = Join-Path $work 'tcpstates.log'
         $target = Start-TestTarget -Program (Get-TestTarget 'tcpstates') -Arguments $work -WorkDirectory $work
         $written, $sendQueue, $receiveQueue = (Get-Content (Join-Path $work 'queued') -Raw).Trim().Split(' ') | ForEach-Object { [long]$_ }
-        # ss names each state as the kernel does; the target checked them too before it was ready.
-        $states = @(& ss -Htan state all "( sport > :0 )" 2>$null | ForEach-Object { ($_ -split '\s+')[0] })
+        # The target's sockets as ss sees them (it checked their states too before it was ready).
+        $states = @(& ss -Htanp 2>$null | Where-Object { $_ -match "pid=$target," } | ForEach-Object { ($_ -split '\s+')[0] })
         foreach ($state in 'CLOSE-WAIT', 'FIN-WAIT-1', 'FIN-WAIT-2', 'LAST-ACK', 'CLOSING') { $states | Should -Contain $state }
 
         $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'states-image') -TcpEstablished
