@@ -138,9 +138,10 @@ internal static class Preflight
             throw new CheckpointException(CheckpointErrorKind.NotTraceable, $"Process {pid} is already traced by process {status.TracerPid} (a debugger?).", pid,
                 "Detach the debugger first.");
         }
-        if (status.SeccompMode == (int)Seccomp.ModeStrict)
+        // Each thread has its own mode: one thread alone may have entered strict mode.
+        foreach (int tid in ProcFiles.ThreadIds(pid).Where(tid => (tid == pid ? status : ProcStatus.ReadThread(pid, tid)).SeccompMode == (int)Seccomp.ModeStrict))
         {
-            yield return "strict seccomp mode (not supported: no system call could restore it)";
+            yield return $"{(tid == pid ? "" : $"thread {tid}: ")}strict seccomp mode (not supported: once a thread is in it, every call CriuPS injects to restore the rest would kill it)";
         }
         foreach (var vma in areas)
         {
