@@ -18,6 +18,7 @@ namespace CriuPS.Engine.Dump;
 /// </summary>
 internal static class DumpRehearsal
 {
+    private const string DirectoryPrefix = ".criups-rehearsal-";
     private static int started;
 
     /// <summary>Rehearses once per process; returns at once after the first call.</summary>
@@ -28,7 +29,8 @@ internal static class DumpRehearsal
             return;
         }
         var clock = Stopwatch.StartNew();
-        var directory = Path.Combine(Path.GetTempPath(), $".criups-rehearsal-{Environment.ProcessId}");
+        RemoveLeftovers(log);
+        var directory = Path.Combine(Path.GetTempPath(), $"{DirectoryPrefix}{Environment.ProcessId}");
         int sleeper = 0;
         FileDescriptor? handle = null;
         try
@@ -63,6 +65,37 @@ internal static class DumpRehearsal
             }
             catch (DirectoryNotFoundException)
             {
+            }
+        }
+    }
+
+    // A session killed while it rehearsed (kill -9 at any instant) leaves its directory, and perhaps a work directory
+    // beside it: the next rehearsal on the machine removes those of sessions that are gone.
+    private static void RemoveLeftovers(EngineLog log)
+    {
+        var temp = Path.GetTempPath();
+        var gone = Directory.EnumerateDirectories(temp, $"{DirectoryPrefix}*")
+            .Concat(Directory.EnumerateDirectories(temp, $".{DirectoryPrefix}*")) // work directories of a commit not made
+            .Select(path => new string(Path.GetFileName(path).TrimStart('.')[(DirectoryPrefix.Length - 1)..].TakeWhile(char.IsAsciiDigit).ToArray()))
+            .Select(digits => int.TryParse(digits, out int pid) ? pid : 0)
+            .Where(pid => pid > 0 && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+            .Distinct()
+            .ToList();
+        foreach (int session in gone)
+        {
+            var left = Path.Combine(temp, $"{DirectoryPrefix}{session}");
+            try
+            {
+                ImageDirectoryTransaction.RemoveStale(left);
+                if (Directory.Exists(left))
+                {
+                    Directory.Delete(left, recursive: true);
+                }
+                log.Write($"rehearsal: removed {left}, left by a session that is gone");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                log.Write($"rehearsal: could not remove {left}, left by a session that is gone: {e.Message}");
             }
         }
     }

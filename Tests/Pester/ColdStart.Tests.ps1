@@ -16,12 +16,17 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         $work = Join-Path $TestDrive 'threads'
         $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
         $image = Join-Path $TestDrive 'image'
+        # What a session killed during its rehearsal leaves: the next rehearsal removes it.
+        $gone = Start-Process true -PassThru; $gone.WaitForExit()
+        $left = Join-Path ([IO.Path]::GetTempPath()) ".criups-rehearsal-$($gone.Id)"
+        New-Item -ItemType Directory $left | Out-Null; Set-Content (Join-Path $left 'core-1.img') 'x'
         & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; Checkpoint-Process -Id $target -ImagePath '$image' -LeaveRunning | Out-Null"
         $LASTEXITCODE | Should -Be 0
         $log = Get-Content (Join-Path $image 'dump.log')
         $log | Where-Object { $_ -match 'rehearsal: checkpointed a sleep of our own \((\d+)\) before the first freeze' } | Should -Not -BeNullOrEmpty
         Test-ProcessAlive ([int]$Matches[1]) | Should -BeFalse -Because 'the rehearsal''s process is gone with it (at most a zombie until init reaps it)'
-        @(Get-ChildItem -Force ([IO.Path]::GetTempPath()) -Filter '.criups-rehearsal-*') | Should -BeNullOrEmpty -Because 'its image is removed'
+        @(Get-ChildItem -Force ([IO.Path]::GetTempPath()) -Filter '.criups-rehearsal-*') | Should -BeNullOrEmpty -Because 'its image is removed, and the one a session that is gone left too'
+        $log -match "rehearsal: removed $([regex]::Escape($left)), left by a session that is gone" | Should -Not -BeNullOrEmpty
 
         $frozenPhases = 'Freezing', 'Saving process state', 'Saving memory', 'Writing images', 'Resuming the processes'
         $compiled = 0
