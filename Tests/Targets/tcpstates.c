@@ -117,28 +117,33 @@ static void set_blocking(int fd, int blocking)
 	fcntl(fd, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
 }
 
+/* address:port of family (AF_INET or AF_INET6) in storage; returns its length. */
+static socklen_t socket_address(int family, const char *address, int port, struct sockaddr_storage *storage)
+{
+	memset(storage, 0, sizeof(*storage));
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)storage;
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		inet_pton(AF_INET, address, &in->sin_addr);
+		return sizeof(*in);
+	}
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)storage;
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(port);
+	inet_pton(AF_INET6, address, &in6->sin6_addr);
+	return sizeof(*in6);
+}
+
 static int listener(int family, const char *address, int port, int reuseport)
 {
 	int fd = socket(family, SOCK_STREAM, 0);
 	if (fd < 0) die("socket(listener)");
 	set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
 	if (reuseport) set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT");
-	struct sockaddr_storage storage = { 0 };
-	socklen_t length;
-	if (family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&storage;
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		inet_pton(AF_INET, address, &in->sin_addr);
-		length = sizeof(*in);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&storage;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		inet_pton(AF_INET6, address, &in6->sin6_addr);
-		set_int(fd, SOL_IPV6, IPV6_V6ONLY, 0, "IPV6_V6ONLY");
-		length = sizeof(*in6);
-	}
+	struct sockaddr_storage storage;
+	socklen_t length = socket_address(family, address, port, &storage);
+	if (family == AF_INET6) set_int(fd, SOL_IPV6, IPV6_V6ONLY, 0, "IPV6_V6ONLY");
 	if (bind(fd, (struct sockaddr *)&storage, length) != 0) die("bind(listener)");
 	if (listen(fd, 16) != 0) die("listen");
 	return fd;
@@ -162,21 +167,8 @@ static int client(int family, const char *address, int port, int buffer)
 		set_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, buffer, "SO_SNDBUFFORCE");
 		set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, buffer, "SO_RCVBUFFORCE");
 	}
-	struct sockaddr_storage storage = { 0 };
-	socklen_t length;
-	if (family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&storage;
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		inet_pton(AF_INET, address, &in->sin_addr);
-		length = sizeof(*in);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&storage;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		inet_pton(AF_INET6, address, &in6->sin6_addr);
-		length = sizeof(*in6);
-	}
+	struct sockaddr_storage storage;
+	socklen_t length = socket_address(family, address, port, &storage);
 	if (connect(fd, (struct sockaddr *)&storage, length) != 0) die("connect");
 	return fd;
 }
