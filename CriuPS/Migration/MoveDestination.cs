@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Diagnostics;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using CriuPS.Engine.Errors;
@@ -214,16 +215,24 @@ internal sealed class MoveDestination
         }
     }
 
-    /// <summary>Test hook (FailureInjection.MoveSessionLost): the session's PowerShell there ends at once, as if killed.</summary>
+    /// <summary>Test hook (FailureInjection.MoveSessionLost): the session's PowerShell there is killed, and this waits until the session knows it.</summary>
+    /// <remarks>
+    /// It is killed from a connection of its own while this session is idle. Killed from within a command of its own,
+    /// it took this PowerShell with it at times: PowerShell's SSH transport, when the pipe to ssh breaks with part of a
+    /// message still buffered, throws an IOException on its error thread that nothing catches.
+    /// </remarks>
     public void Die()
     {
-        try
+        var remoteProcess = Run("$PID")!.BaseObject;
+        using (var killer = RunspaceFactory.CreateRunspace(session.Runspace.ConnectionInfo))
         {
-            Run("[Environment]::FailFast('CRIUPS_FAIL_AT=move-session-lost')");
+            killer.Open();
+            Run(killer, "Stop-Process -Id $args[0] -Force", remoteProcess);
         }
-        catch (Exception e) when (e is not PipelineStoppedException)
+        var deadline = Stopwatch.StartNew();
+        while (session.Runspace.RunspaceStateInfo.State == RunspaceState.Opened && deadline.Elapsed < TimeSpan.FromSeconds(10))
         {
-            // the call breaks off with the session: that is the point
+            Thread.Sleep(20);
         }
     }
 
