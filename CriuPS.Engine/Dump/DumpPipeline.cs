@@ -239,6 +239,7 @@ public static class DumpPipeline
                 memory.Dispose();
             }
             cgroup?.Dispose(); // thawed already once the tasks were seized; whatever happened, never left frozen
+            session.UnixSockets?.Dispose(); // our copies of descriptors in flight
         }
 
         Conclude(session, directory, frozenTime, total, "checkpoint");

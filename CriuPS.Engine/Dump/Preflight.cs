@@ -101,7 +101,10 @@ internal static class Preflight
             problems.AddRange(ResourceProblems(pid, own, areas[pid], options).Select(p => Prefix(pid) + p));
             problems.AddRange(ProcessNamespaces.Problems(pid, root).Select(p => Prefix(pid) + p));
         }
-        problems.AddRange(UnixSocketTopology.Of(descriptors).Problems().Select(p => Prefix(p.Pid) + p.Problem));
+        using (var unixSockets = UnixSocketTopology.Of(descriptors))
+        {
+            problems.AddRange(unixSockets.Problems().Select(p => Prefix(p.Pid) + p.Problem));
+        }
         problems.AddRange(EpollInstances.Problems(descriptors).Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(Pidfds.Problems(members.Select(m => m.Pid).ToHashSet(), descriptors).Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(TerminalTopology.Of(descriptors, live).ShellJobProblems(descriptors, options.ShellJob).Select(p => Prefix(p.Pid) + p.Problem));

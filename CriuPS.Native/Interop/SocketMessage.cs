@@ -16,6 +16,17 @@ public readonly record struct PeekedMessage(int Length, byte[] SenderName, IRead
 public sealed record ControlMessage(int Level, int Type, byte[] Data)
 {
     public const int SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
+
+    /// <summary>The descriptor numbers an SCM_RIGHTS message carries.</summary>
+    public int[] Descriptors()
+    {
+        var fds = new int[Data.Length / 4];
+        for (int i = 0; i < fds.Length; i++)
+        {
+            fds[i] = BinaryPrimitives.ReadInt32LittleEndian(Data.AsSpan(i * 4));
+        }
+        return fds;
+    }
 }
 
 /// <summary>recvmsg(2) and sendmsg(2) on sockets of this process; never blocking, never raising SIGPIPE.</summary>
@@ -79,6 +90,57 @@ public static unsafe class SocketMessage
         }
     }
 
+    /// <summary>
+    /// How many bytes, from the peek offset of a unix stream socket, lie in whole segments (what each send queued)
+    /// within the next <paramref name="length"/> bytes, without taking them. A peek copies segment after segment and
+    /// glues segments together up to one that carries descriptors, whose descriptors it returns with them all: it
+    /// cannot tell where that last segment begins. Here the buffer ends at a page that cannot be written, so the
+    /// kernel stops with EFAULT at the first segment that does not fit before it, before it looks at its
+    /// descriptors, and reports only the segments copied whole.
+    /// </summary>
+    public static int PeekWholeSegments(FileDescriptor socket, int length)
+    {
+        const int Page = 4096;
+        int dataPages = (length + Page - 1) / Page;
+        ulong mapped = (ulong)(dataPages + 1) * Page;
+        ulong area = Mmap.PrivateAnonymous(mapped);
+        try
+        {
+            if (LibC.mprotect((void*)(area + (ulong)dataPages * Page), Page, (int)Mman.PROT_NONE) != 0)
+            {
+                throw new NativeException("mprotect(PROT_NONE)", LibC.errno);
+            }
+            var control = new byte[ControlSpace];
+            fixed (byte* c = control)
+            {
+                // Longer than what is mapped: the segment that crosses into the guard page faults instead of being cut.
+                var vector = new iovec { iov_base = (void*)(area + (ulong)dataPages * Page - (ulong)length), iov_len = (size_t)(ulong)(length + Page) };
+                var header = new msghdr { msg_iov = &vector, msg_iovlen = 1, msg_control = c, msg_controllen = (uint)control.Length };
+                long copied = (long)LibC.recvmsg(socket.Value, &header, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                if (copied < 0)
+                {
+                    int errno = LibC.errno;
+                    return errno is Errno.EFAULT or Errno.EAGAIN ? 0 : throw new NativeException("recvmsg(MSG_PEEK)", errno);
+                }
+                CloseRights(ParseControl(control.AsSpan(0, (int)(uint)header.msg_controllen)));
+                return (int)Math.Min(copied, length);
+            }
+        }
+        finally
+        {
+            Mmap.Munmap(area, mapped);
+        }
+    }
+
+    /// <summary>Closes the descriptors that SCM_RIGHTS messages brought into this process.</summary>
+    public static void CloseRights(IEnumerable<ControlMessage> control)
+    {
+        foreach (var fd in control.Where(c => c.Type == ControlMessage.SCM_RIGHTS).SelectMany(c => c.Descriptors()))
+        {
+            LibC.close(fd);
+        }
+    }
+
     /// <summary>The control messages in a msg_control buffer as the kernel filled it.</summary>
     public static List<ControlMessage> ParseControl(ReadOnlySpan<byte> control)
     {
@@ -112,12 +174,28 @@ public static unsafe class SocketMessage
         }
     }
 
-    /// <summary>Sends one message (to <paramref name="to"/>, or to the connected peer when empty); returns the bytes sent or -errno.</summary>
-    public static long TrySend(FileDescriptor socket, ReadOnlySpan<byte> data, ReadOnlySpan<byte> to)
+    /// <summary>
+    /// Sends one message (to <paramref name="to"/>, or to the connected peer when empty), with <paramref name="rights"/>
+    /// passed along it (SCM_RIGHTS) when there are any; returns the bytes sent or -errno.
+    /// </summary>
+    public static long TrySend(FileDescriptor socket, ReadOnlySpan<byte> data, ReadOnlySpan<byte> to, ReadOnlySpan<int> rights = default)
     {
         socklen_t length = 0;
         var address = to.IsEmpty ? default : Socket.Address(to, out length);
+        int controlLength = rights.IsEmpty ? 0 : ControlHeader + ((rights.Length * 4 + 7) & ~7);
+        var control = new byte[controlLength];
+        if (controlLength > 0)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(control, (ulong)(ControlHeader + rights.Length * 4));
+            BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(8), 1); // SOL_SOCKET
+            BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(12), ControlMessage.SCM_RIGHTS);
+            for (int i = 0; i < rights.Length; i++)
+            {
+                BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(ControlHeader + i * 4), rights[i]);
+            }
+        }
         fixed (byte* d = data)
+        fixed (byte* c = control)
         {
             var vector = new iovec { iov_base = d, iov_len = (size_t)(ulong)data.Length };
             var header = new msghdr
@@ -126,6 +204,8 @@ public static unsafe class SocketMessage
                 msg_namelen = length,
                 msg_iov = &vector,
                 msg_iovlen = 1,
+                msg_control = controlLength > 0 ? c : null,
+                msg_controllen = (uint)controlLength,
             };
             long sent = (long)LibC.sendmsg(socket.Value, &header, MSG_DONTWAIT | MSG_NOSIGNAL);
             return sent >= 0 ? sent : -LibC.errno;

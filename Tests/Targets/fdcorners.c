@@ -24,11 +24,16 @@
  *            waited for through it (waitid P_PIDFD); the pidfd of itself must name its own pid (fdinfo Pid:), the
  *            reaped child's must name no process (Pid: -1, pidfd_send_signal fails with ESRCH).
  *   rights   descriptors in flight (SCM_RIGHTS): a stream socketpair carries, in this order, "file" with a regular
- *            file at offset 3, "plain" without descriptors, "pipe" with a pipe's read end holding 9 bytes and
- *            "sock" with a socket whose peer we keep; a datagram socketpair carries "two" with two descriptors (the
- *            file again and an eventfd holding 5). The receiver (the process itself, on check) must get the data and
- *            descriptors in order, and each must work: the file reads on from offset 3, the pipe gives its bytes,
- *            the socket talks to its peer, the eventfd reads 5. */
+ *            file at offset 3, "plain" without descriptors, "pipe" with a pipe's read end holding 9 bytes, "sock"
+ *            with a socket whose peer we keep and "tail" without descriptors; a datagram socketpair carries "two"
+ *            with two descriptors (the file again and an eventfd holding 5); a seqpacket socketpair carries "seq"
+ *            with the write end of a second pipe whose read end we keep. No process holds any of these files but
+ *            through the queues. The receiver (the process itself, on check) must get the data and descriptors in
+ *            order, and each must work: the file reads on from offset 3, the pipe gives its bytes, the socket talks
+ *            to its peer, the eventfd reads 5, the pipe's write end writes to the kept read end.
+ *   cycle    (refused) a stream socket in flight in its own queue: the check receives it, the same socket.
+ *   flightpidfd (refused) a pidfd of the process itself in flight on a stream socket: the check receives it, and it
+ *            names the process. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -409,7 +414,7 @@ static int check_pidfd(void)
 
 /* ---- rights ---- */
 
-static int stream_pair[2], dgram_pair[2];
+static int stream_pair[2], dgram_pair[2], seqpacket_pair[2];
 
 static void send_with(int socket, const char *data, const int *fds, int count)
 {
@@ -428,11 +433,13 @@ static void send_with(int socket, const char *data, const int *fds, int count)
 	if (sendmsg(socket, &message, 0) != (ssize_t)iov.iov_len) die("sendmsg");
 }
 
-static int kept_peer;
+static int kept_peer, kept_reader;
 
 static void setup_rights(void)
 {
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, stream_pair) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram_pair)) die("socketpair");
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, stream_pair) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram_pair)
+		|| socketpair(AF_UNIX, SOCK_SEQPACKET, 0, seqpacket_pair))
+		die("socketpair");
 	int file = open("rights.txt", O_RDWR | O_CREAT | O_TRUNC, 0600), p[2], s[2];
 	if (file < 0 || write(file, "0123456789", 10) != 10 || lseek(file, 3, SEEK_SET) != 3) die("rights.txt");
 	if (pipe(p) || write(p[1], "pipe data", 9) != 9 || socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("pipe");
@@ -441,10 +448,15 @@ static void setup_rights(void)
 	send_with(stream_pair[0], "plain", NULL, 0);
 	send_with(stream_pair[0], "pipe", &p[0], 1);
 	send_with(stream_pair[0], "sock", &s[0], 1);
+	send_with(stream_pair[0], "tail", NULL, 0);
 	int two[] = { file, counter };
 	send_with(dgram_pair[0], "two", two, 2);
+	int q[2];
+	if (pipe(q)) die("pipe");
+	send_with(seqpacket_pair[0], "seq", &q[1], 1);
 	kept_peer = s[1];
-	close(file); close(p[0]); close(p[1]); close(s[0]); close(counter);
+	kept_reader = q[0];
+	close(file); close(p[0]); close(p[1]); close(s[0]); close(counter); close(q[1]);
 }
 
 /* Receives LENGTH bytes of DATA with COUNT descriptors (stored in FDS) from SOCKET. */
@@ -465,12 +477,14 @@ static int receive(int socket, const char *data, int *fds, int count)
 
 static int check_rights(void)
 {
-	int file, pipe_end, sock, two[2];
+	int file, pipe_end, sock, two[2], writer;
 	char buf[32] = { 0 };
 	if (receive(stream_pair[1], "file", &file, 1) || receive(stream_pair[1], "plain", NULL, 0)
 		|| receive(stream_pair[1], "pipe", &pipe_end, 1) || receive(stream_pair[1], "sock", &sock, 1)
-		|| receive(dgram_pair[1], "two", two, 2))
+		|| receive(stream_pair[1], "tail", NULL, 0) || receive(dgram_pair[1], "two", two, 2)
+		|| receive(seqpacket_pair[1], "seq", &writer, 1))
 		return -1;
+	if (write(writer, "through", 7) != 7 || read(kept_reader, buf, 7) != 7 || memcmp(buf, "through", 7)) return fail("the pipe's write end does not reach its reader");
 	if (read(file, buf, 3) != 3 || memcmp(buf, "345", 3)) return fail("the file read '%.3s', not '345'", buf);
 	if (read(pipe_end, buf, sizeof(buf)) != 9 || memcmp(buf, "pipe data", 9)) return fail("the pipe lost its data");
 	if (write(kept_peer, "hi", 2) != 2 || read(sock, buf, 2) != 2 || memcmp(buf, "hi", 2)) return fail("the socket lost its peer");
@@ -478,7 +492,42 @@ static int check_rights(void)
 	uint64_t value = 0;
 	if (read(two[1], &value, sizeof(value)) != 8 || value != 5) return fail("the eventfd holds %llu", (unsigned long long)value);
 	if (read(two[0], buf, 2) != 2 || memcmp(buf, "67", 2)) return fail("the second file descriptor is not the same description");
-	if (recv(stream_pair[1], buf, 1, MSG_DONTWAIT) != -1 || recv(dgram_pair[1], buf, 1, MSG_DONTWAIT) != -1) return fail("more queued");
+	if (recv(stream_pair[1], buf, 1, MSG_DONTWAIT) != -1 || recv(dgram_pair[1], buf, 1, MSG_DONTWAIT) != -1
+		|| recv(seqpacket_pair[1], buf, 1, MSG_DONTWAIT) != -1)
+		return fail("more queued");
+	return 0;
+}
+
+/* ---- cycle, flightpidfd (refused: their checks prove the refusal took nothing from the queue) ---- */
+
+static void setup_cycle(void)
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, stream_pair)) die("socketpair");
+	send_with(stream_pair[0], "self", &stream_pair[1], 1);
+}
+
+static int check_cycle(void)
+{
+	int self;
+	struct stat received, own;
+	if (receive(stream_pair[1], "self", &self, 1)) return -1;
+	if (fstat(self, &received) || fstat(stream_pair[1], &own) || received.st_ino != own.st_ino) return fail("received another socket");
+	return 0;
+}
+
+static void setup_flight_pidfd(void)
+{
+	int self = pidfd_open(getpid(), 0);
+	if (self < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, stream_pair)) die("pidfd_open");
+	send_with(stream_pair[0], "pidfd", &self, 1);
+	close(self);
+}
+
+static int check_flight_pidfd(void)
+{
+	int self;
+	if (receive(stream_pair[1], "pidfd", &self, 1)) return -1;
+	if (pid_of_pidfd(self) != getpid()) return fail("the pidfd names %d", pid_of_pidfd(self));
 	return 0;
 }
 
@@ -489,6 +538,8 @@ static const struct { const char *name; void (*setup)(void); int (*check)(void);
 	{ "lease", setup_lease, check_lease },
 	{ "pidfd", setup_pidfd, check_pidfd },
 	{ "rights", setup_rights, check_rights },
+	{ "cycle", setup_cycle, check_cycle },
+	{ "flightpidfd", setup_flight_pidfd, check_flight_pidfd },
 };
 
 int main(int argc, char **argv)

@@ -62,17 +62,8 @@ internal static class FileDescriptors
                     $"Process {pid} has {problem}, which CriuPS cannot save.", pid);
             }
             var info = FdInfo.Read(pid, fd);
-            uint? known = session.Files.FindDescription(pid, fd, probe.Status.Device, probe.Status.Inode);
-            uint id = known ?? session.Files.NewId();
-            if (known is null)
-            {
-                session.Files.RememberDescription(pid, fd, probe.Status.Device, probe.Status.Inode, id);
-                using var copy = Pidfd.GetFd(pidfd, fd);
-                // An O_PATH description has no owner (fcntl refuses it EBADF): it delivers no signals.
-                var owner = (info.Flags & O.PATH) != 0 ? FileOwner.None : FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
-                session.Files.Add(kind.Dump(new DescriptorDump(session, process, probe, id, info, owner, copy)));
-            }
-            FileLocks.Dump(session, pid, fd, info, newDescription: known is null);
+            uint id = SaveDescription(session, process, probe, kind, info, pidfd, out bool isNew);
+            FileLocks.Dump(session, pid, fd, info, newDescription: isNew);
             process.FileDescriptors.Add(new FdinfoEntry
             {
                 Id = id,
@@ -82,6 +73,29 @@ internal static class FileDescriptors
             });
         }
         session.Log.Detail($"descriptors of {pid}: {process.FileDescriptors.Count}");
+    }
+
+    /// <summary>
+    /// The id of the open file description behind a probed descriptor: that of a description already saved (another
+    /// descriptor shares it), or a new one, saved now in files.img.
+    /// </summary>
+    /// <param name="process">The process the description is saved for (its credentials read the owner, its namespaces place sockets).</param>
+    /// <param name="pidfd">A pidfd of the process that holds <paramref name="probe"/>'s descriptor.</param>
+    public static uint SaveDescription(DumpSession session, DumpedProcess process, DescriptorProbe probe, FileKind kind, FdInfo info, FileDescriptor pidfd, out bool isNew)
+    {
+        uint? known = session.Files.FindDescription(probe.Pid, probe.Fd, probe.Status.Device, probe.Status.Inode);
+        isNew = known is null;
+        if (known is { } id)
+        {
+            return id;
+        }
+        id = session.Files.NewId();
+        session.Files.RememberDescription(probe.Pid, probe.Fd, probe.Status.Device, probe.Status.Inode, id);
+        using var copy = Pidfd.GetFd(pidfd, probe.Fd);
+        // An O_PATH description has no owner (fcntl refuses it EBADF): it delivers no signals.
+        var owner = (info.Flags & O.PATH) != 0 ? FileOwner.None : FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);
+        session.Files.Add(kind.Dump(new DescriptorDump(session, process, probe, id, info, owner, copy)));
+        return id;
     }
 
     /// <summary>
@@ -140,22 +154,31 @@ internal static class FileDescriptors
         _ => false,
     };
 
-    private static void Open(RestoreSession session, ProcessImages images, FdinfoEntry fd)
+    private static void Open(RestoreSession session, ProcessImages images, FdinfoEntry fd) =>
+        OpenDescription(session, fd.Id, $"fd {fd.Fd} of process {images.Pid}");
+
+    /// <summary>
+    /// The engine's descriptor of the file description with id <paramref name="id"/>, opened now unless it was
+    /// already; null when only a restored process can open it.
+    /// </summary>
+    /// <param name="usedBy">What needs the description, as errors name it ("fd 4 of process 12").</param>
+    public static FileDescriptor? OpenDescription(RestoreSession session, uint id, string usedBy)
     {
-        if (session.OpenFiles.ContainsKey(fd.Id))
+        if (session.OpenFiles.TryGetValue(id, out var open))
         {
-            return;
+            return open;
         }
-        var file = session.Images.File(fd.Id);
+        var file = session.Images.File(id);
         var kind = FileKinds.For(file.Type) ?? throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-            $"fd {fd.Fd} of process {images.Pid} is of type {file.Type}, which CriuPS cannot restore yet.", fd.Fd);
+            $"{usedBy} is of type {file.Type}, which CriuPS cannot restore yet.", usedBy);
         if (kind.OpensInRestoredProcess(session, file))
         {
-            return;
+            return null;
         }
         var description = kind.Open(session, file);
-        session.OpenFiles[fd.Id] = description;
-        StatusFlags.Restore(description, kind.Saved(session.Images, file).Flags, $"fd {fd.Fd} of process {images.Pid} ({file.Type})");
+        session.OpenFiles[id] = description;
+        StatusFlags.Restore(description, kind.Saved(session.Images, file).Flags, $"{usedBy} ({file.Type})");
+        return description;
     }
 
     /// <summary>Installs every saved descriptor in the process, at its number, with its close-on-exec flag.</summary>

@@ -10,7 +10,8 @@ namespace CriuPS.Engine.Resources.Sockets;
 /// The receive queue of a unix socket (sk-queues.img: one sk_packet_entry and its bytes per message). Dump reads it
 /// with MSG_PEEK from a peek offset it moves along (SO_PEEK_OFF), so nothing is taken from the queue: a process
 /// left running, or killed, loses nothing. Stream data comes as chunks whose limits do not matter; datagrams and
-/// seqpacket records one by one, with their boundaries, and each datagram with its sender's name.
+/// seqpacket records one by one, with their boundaries, and each datagram with its sender's name. A message that
+/// carries descriptors (SCM_RIGHTS) keeps them, as file ids (scm entries), and its own boundaries even in a stream.
 /// </summary>
 internal static class UnixSocketQueue
 {
@@ -18,7 +19,11 @@ internal static class UnixSocketQueue
 
     /// <summary>Every message waiting in <paramref name="socket"/> (our copy of it), oldest first.</summary>
     /// <param name="describe">The socket as errors name it ("process 12: fd 4: unix datagram socket /run/x").</param>
-    public static List<(SkPacketEntry Entry, byte[] Data)> Dump(FileDescriptor socket, uint fileId, UnixDiagSocket diag, string describe)
+    /// <param name="inFlight">
+    /// Takes each descriptor a message carries (SCM_RIGHTS; the peek made it a descriptor of ours) and gives the id of
+    /// its file in files.img.
+    /// </param>
+    public static List<(SkPacketEntry Entry, byte[] Data)> Dump(FileDescriptor socket, uint fileId, UnixDiagSocket diag, string describe, Func<FileDescriptor, uint> inFlight)
     {
         var messages = new List<(SkPacketEntry, byte[])>();
         int originalOffset = Get(socket, SOL_SOCKET, SO_PEEK_OFF);
@@ -34,24 +39,60 @@ internal static class UnixSocketQueue
                 {
                     break;
                 }
-                CheckControl(message, describe);
                 if (message.Truncated)
                 {
                     // A datagram larger than the buffer: look at it again, whole, with a buffer that fits.
+                    SocketMessage.CloseRights(message.Control);
                     buffer = new byte[buffer.Length * 4];
                     Set(socket, SOL_SOCKET, SO_PEEK_OFF, checked((int)offset));
                     continue;
                 }
+                CheckCredentials(message, describe);
                 if (message.Length == 0 && IsEnd(diag))
                 {
                     break;
                 }
-                var entry = new SkPacketEntry { IdFor = fileId, Length = (uint)message.Length };
+                int start = 0;
+                var rights = message.Control.Where(c => c.Type == ControlMessage.SCM_RIGHTS).ToList();
+                if (rights.Count > 0 && diag.Type == UnixSocketName.SockStream && message.Length > 1)
+                {
+                    // The peek glued the segments sent before the one that carries the descriptors: they come back
+                    // as a message of their own, or the receiver would get the descriptors with their bytes.
+                    Set(socket, SOL_SOCKET, SO_PEEK_OFF, checked((int)offset));
+                    start = SocketMessage.PeekWholeSegments(socket, message.Length - 1);
+                    if (start > 0)
+                    {
+                        messages.Add((new SkPacketEntry { IdFor = fileId, Length = (uint)start }, buffer.AsSpan(0, start).ToArray()));
+                    }
+                    Set(socket, SOL_SOCKET, SO_PEEK_OFF, checked((int)(offset + message.Length)));
+                }
+                var entry = new SkPacketEntry { IdFor = fileId, Length = (uint)(message.Length - start) };
                 if (diag.Type == UnixSocketName.SockDgram && message.SenderName.Length > 0)
                 {
                     entry.CriupsSenderName = Google.Protobuf.ByteString.CopyFrom(message.SenderName);
                 }
-                messages.Add((entry, buffer.AsSpan(0, message.Length).ToArray()));
+                foreach (var control in rights)
+                {
+                    // Ours from now on, each closed by whoever takes it, or here when saving one fails.
+                    var copies = new Queue<FileDescriptor>(control.Descriptors().Select(fd => new FileDescriptor(fd)));
+                    var scm = new ScmEntry { Type = ControlMessage.SCM_RIGHTS };
+                    try
+                    {
+                        while (copies.TryDequeue(out var copy))
+                        {
+                            scm.Rights.Add(inFlight(copy));
+                        }
+                    }
+                    finally
+                    {
+                        foreach (var left in copies)
+                        {
+                            left.Dispose();
+                        }
+                    }
+                    entry.Scm.Add(scm);
+                }
+                messages.Add((entry, buffer.AsSpan(start, message.Length - start).ToArray()));
                 offset += message.Length;
             }
         }
@@ -75,24 +116,15 @@ internal static class UnixSocketQueue
     private static bool IsEnd(UnixDiagSocket diag) =>
         diag.Type == UnixSocketName.SockStream || (diag.Type == UnixSocketName.SockSeqpacket && (diag.Shutdown & UnixDiagSocket.ShutdownRead) != 0);
 
-    // Descriptors in flight (SCM_RIGHTS) are refused by the pre-flight check; if one arrived since, the peek has just
-    // given us copies: close them and refuse. Credentials recorded with a message cannot be forged back for processes
-    // that do not exist yet when queues are refilled.
-    private static void CheckControl(PeekedMessage message, string describe)
+    // Credentials recorded with a message cannot be forged back for processes that do not exist yet when queues are
+    // refilled; the pre-flight check refuses them, and so does this if some arrived since.
+    private static void CheckCredentials(PeekedMessage message, string describe)
     {
         foreach (var control in message.Control)
         {
-            if (control.Type == ControlMessage.SCM_RIGHTS)
-            {
-                for (int i = 0; i + 4 <= control.Data.Length; i += 4)
-                {
-                    new FileDescriptor(BinaryPrimitives.ReadInt32LittleEndian(control.Data.AsSpan(i))).Dispose();
-                }
-                throw new CheckpointException(CheckpointErrorKind.Unsupported,
-                    $"{describe} has descriptors passed with SCM_RIGHTS waiting in its queue, which CriuPS cannot save.", describe);
-            }
             if (control.Type == ControlMessage.SCM_CREDENTIALS && control.Data.Length >= 4 && BinaryPrimitives.ReadInt32LittleEndian(control.Data) != 0)
             {
+                SocketMessage.CloseRights(message.Control);
                 throw new CheckpointException(CheckpointErrorKind.Unsupported,
                     $"{describe} has messages queued with their senders' credentials (SO_PASSCRED), which CriuPS cannot put back.", describe);
             }

@@ -13,8 +13,9 @@ namespace CriuPS.Engine.Resources.Sockets;
 /// of a socketpair at once), bind, listen; make each accepted connection by connecting to its listener and
 /// accepting, then queue the connections still waiting; refill every receive queue by sending its messages again
 /// from the other end (datagrams from their saved senders, before the socket connects to its peer and stops taking
-/// messages from anyone else); then shut down, set options and file flags, and remove the names that were already
-/// removed at the checkpoint. The processes pull in their sockets afterwards.
+/// messages from anyone else), each message with the descriptors it carried (opened in the engine first); then shut
+/// down, set options and file flags, and remove the names that were already removed at the checkpoint. The processes
+/// pull in their sockets afterwards.
 /// </summary>
 internal sealed class UnixSocketRestore : IDisposable
 {
@@ -112,12 +113,55 @@ internal sealed class UnixSocketRestore : IDisposable
                 $"files.img: the {socket.Shown} (id {socket.Entry.Id}) was saved by CRIU as external or special (flags {socket.Entry.Uflags:x}); CriuPS cannot restore it.",
                 session.Images.Directory);
         }
+        CheckInFlight();
         foreach (var socket in sockets.Where(s => s.Entry.Peer != 0 && !byInode.ContainsKey(s.Entry.Peer)))
         {
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
                 $"files.img: the {socket.Shown} (id {socket.Entry.Id}) is connected to socket:[{socket.Entry.Peer}], which is not in the image.",
                 session.Images.Directory);
         }
+    }
+
+    // The only ancillary data saved with a message is descriptors in flight (SCM_RIGHTS), as many as one message
+    // can carry (SCM_MAX_FD), each a file of files.img.
+    private void CheckInFlight()
+    {
+        const int ScmMaxFd = 253;
+        string path = System.IO.Path.Combine(session.Images.Directory, ImageTypes.SkQueues.FileName(null));
+        foreach (var socket in sockets)
+        {
+            foreach (var scm in socket.Queue.SelectMany(m => ((SkPacketEntry)m.Message).Scm))
+            {
+                string where = $"a message queued on the {socket.Shown} (id {socket.Entry.Id})";
+                if (scm.Type != ControlMessage.SCM_RIGHTS)
+                {
+                    throw ImageDamage.In(path, $"{where} carries ancillary data of type {scm.Type}; only descriptors (SCM_RIGHTS, {ControlMessage.SCM_RIGHTS}) are saved.");
+                }
+                if (scm.Rights.Count is 0 or > ScmMaxFd)
+                {
+                    throw ImageDamage.In(path, $"{where} carries {scm.Rights.Count} descriptors; a message carries 1 to {ScmMaxFd}.");
+                }
+                foreach (uint id in scm.Rights.Where(id => !session.Images.Files.ContainsKey(id)))
+                {
+                    throw ImageDamage.In(path, $"{where} carries the file with id {id}, which files.img does not have.");
+                }
+            }
+        }
+    }
+
+    // The descriptors a saved message carries: a socket of this image, or the engine's description of the file.
+    private int[] Rights(ImageEntry message, Restored receiver)
+    {
+        var rights = new List<int>();
+        foreach (uint id in ((SkPacketEntry)message.Message).Scm.SelectMany(s => s.Rights))
+        {
+            string what = $"A descriptor in flight to the {receiver.Shown} (id {receiver.Entry.Id}), file id {id},";
+            var description = byId.TryGetValue(id, out var socket) ? socket.Socket
+                : Files.FileDescriptors.OpenDescription(session, id, what);
+            rights.Add(description?.Value ?? throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
+                $"{what} can only be opened by a restored process, and is sent again before any exists.", receiver.Shown));
+        }
+        return rights.ToArray();
     }
 
     private Restored? PeerOf(Restored socket) => socket.Entry.Peer != 0 ? byInode[socket.Entry.Peer] : null;
@@ -354,10 +398,12 @@ internal sealed class UnixSocketRestore : IDisposable
             SocketOption.Set(sender, SocketOption.SOL_SOCKET, SocketOption.SO_SNDBUFFORCE, int.MaxValue / 2);
         }
         var data = message.Payload ?? Array.Empty<byte>();
+        var rights = Rights(message, receiver);
         long done = 0;
         do
         {
-            long sent = SocketMessage.TrySend(sender, data.AsSpan((int)done), to);
+            // The descriptors go with the first bytes, where they were.
+            long sent = SocketMessage.TrySend(sender, data.AsSpan((int)done), to, done == 0 ? rights : default);
             if (sent < 0 || (sent < data.Length - done && !receiver.IsStream))
             {
                 throw new CheckpointException(CheckpointErrorKind.RestoreFailed,

@@ -6,20 +6,22 @@ namespace CriuPS.Engine.Resources.Sockets;
 
 /// <summary>
 /// Who is connected to whom: the unix sockets a process tree holds, and every unix socket of the network namespace
-/// as sock_diag reports it (peers, listeners' pending connections). A connection can be saved only when both its
-/// ends are in the tree; <see cref="Problems"/> says which cannot, for the pre-flight check and again once the tree
-/// is frozen.
+/// as sock_diag reports it (peers, listeners' pending connections). Sockets in flight in the queues of the tree's
+/// sockets belong to the tree. A connection can be saved only when both its ends are in the tree;
+/// <see cref="Problems"/> says which cannot, for the pre-flight check and again once the tree is frozen.
 /// </summary>
-internal sealed class UnixSocketTopology
+internal sealed class UnixSocketTopology : IDisposable
 {
     private readonly Dictionary<uint, UnixDiagSocket> all;
     private readonly Dictionary<uint, (int Pid, int Fd)> held;
+    private readonly Dictionary<uint, uint> carriedBy = new();
     private readonly Dictionary<uint, (UnixDiagSocket Listener, int Position)> pending = new();
 
     private UnixSocketTopology(Dictionary<uint, UnixDiagSocket> all, Dictionary<uint, (int Pid, int Fd)> held)
     {
         this.all = all;
         this.held = held;
+        FindInFlight();
         foreach (var listener in all.Values.Where(s => s.IsListening))
         {
             for (int i = 0; i < listener.PendingConnections.Length; i++)
@@ -52,6 +54,35 @@ internal sealed class UnixSocketTopology
         return new UnixSocketTopology(all, sockets.Where(s => all.ContainsKey(s.Key)).ToDictionary());
     }
 
+    /// <summary>The descriptors in flight in the queues of the tree's sockets, our copies of which stay open as long as this.</summary>
+    public UnixInFlight InFlight { get; } = new();
+
+    public void Dispose() => InFlight.Dispose();
+
+    // Sockets in flight in the queues of the tree's sockets (and in theirs, in turn) belong to the tree too: each
+    // counts as held by the process and descriptor whose queue carries it.
+    private void FindInFlight()
+    {
+        var carriers = new Queue<(uint Inode, int Pid, int Fd)>(held.Select(h => (h.Key, h.Value.Pid, h.Value.Fd)));
+        while (carriers.TryDequeue(out var carrier))
+        {
+            if (UnixInFlight.Count(carrier.Pid, carrier.Fd) == 0)
+            {
+                continue;
+            }
+            foreach (var copy in InFlight.Peek(carrier.Pid, carrier.Fd, all[carrier.Inode]))
+            {
+                if (copy.SocketInode() is ulong inode && all.ContainsKey((uint)inode) && !held.ContainsKey((uint)inode))
+                {
+                    var holder = held[carrier.Inode];
+                    held[(uint)inode] = holder;
+                    carriedBy[(uint)inode] = carrier.Inode;
+                    carriers.Enqueue(((uint)inode, copy.Pid, copy.Fd));
+                }
+            }
+        }
+    }
+
     /// <summary>What sock_diag reported for the socket (it exists in this namespace at the time of the snapshot).</summary>
     public UnixDiagSocket this[uint inode] => all[inode];
 
@@ -66,7 +97,9 @@ internal sealed class UnixSocketTopology
         foreach (var (inode, (pid, fd)) in held)
         {
             var socket = all[inode];
-            string what = $"fd {fd}: {UnixSocketName.Describe((uint)socket.Type, socket.Name)}";
+            string what = carriedBy.TryGetValue(inode, out uint carrier)
+                ? $"fd {fd}: {UnixSocketName.Describe((uint)all[carrier].Type, all[carrier].Name)} carries in flight a {UnixSocketName.Describe((uint)socket.Type, socket.Name)}"
+                : $"fd {fd}: {UnixSocketName.Describe((uint)socket.Type, socket.Name)}";
             foreach (var problem in ProblemsOf(socket))
             {
                 yield return (pid, $"{what} {problem}");

@@ -13,8 +13,8 @@ namespace CriuPS.Engine.Resources.Sockets;
 /// <summary>
 /// Unix domain sockets (unix_sk_entry in files.img, queued data in sk-queues.img), as CRIU saves them: stream,
 /// datagram and seqpacket sockets, named or not, listening, connected within the tree (socketpairs, accepted
-/// connections, connections still waiting to be accepted), shut down, with their options and every queued byte.
-/// What /proc does not show comes from sock_diag. Restore rebuilds them all at once in the engine
+/// connections, connections still waiting to be accepted), shut down, with their options and every queued byte,
+/// descriptors in flight included (<see cref="UnixInFlight"/>). What /proc does not show comes from sock_diag. Restore rebuilds them all at once in the engine
 /// (<see cref="UnixSocketRestore"/>), before any process takes its descriptors.
 /// </summary>
 internal sealed class UnixSockets : FileKind
@@ -40,9 +40,9 @@ internal sealed class UnixSockets : FileKind
             return null; // closed meanwhile
         }
         string what = $"fd {probe.Fd}: {UnixSocketName.Describe((uint)socket.Type, socket.Name)}";
-        if (int.TryParse(info.Get("scm_fds"), out int inFlight) && inFlight > 0)
+        if (int.TryParse(info.Get("scm_fds"), out int inFlight) && inFlight > 0 && UnixInFlight.Problem(probe, socket, options) is { } problem)
         {
-            return $"{what} has {inFlight} descriptor(s) passed with SCM_RIGHTS waiting in its queue (not supported yet)";
+            return $"{what} {problem}";
         }
         if (!socket.IsListening && socket.ReceiveQueue > 0 && PassesCredentials(probe))
         {
@@ -100,7 +100,7 @@ internal sealed class UnixSockets : FileKind
         // Only a datagram socket, or a connected one, has a queue to read (recvmsg on others fails).
         if (socket.Type == UnixSocketName.SockDgram || socket.State == UnixDiagSocket.StateEstablished)
         {
-            var queue = UnixSocketQueue.Dump(dump.Copy, dump.Id, socket, describe);
+            var queue = UnixSocketQueue.Dump(dump.Copy, dump.Id, socket, describe, copy => topology.InFlight.Save(session, dump.Process, copy, describe));
             foreach (var (packet, data) in queue)
             {
                 session.AddImageEntry(ImageTypes.SkQueues, null, packet, data);
@@ -155,8 +155,12 @@ internal sealed class UnixSockets : FileKind
         int root = session.Processes[0].Pid;
         var topology = UnixSocketTopology.Of(session.Processes.Select(p => p.Pid));
         var problems = topology.Problems().Select(p => (p.Pid == root ? "" : $"process {p.Pid}: ") + p.Problem).ToList();
-        return problems.Count == 0 ? topology : throw new CheckpointException(CheckpointErrorKind.Unsupported,
-            $"Process {root} cannot be checkpointed: {string.Join("; ", problems)}.", root);
+        if (problems.Count > 0)
+        {
+            topology.Dispose();
+            throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {root} cannot be checkpointed: {string.Join("; ", problems)}.", root);
+        }
+        return topology;
     }
 
     public override FileDescriptor Open(RestoreSession session, FileEntry file)
