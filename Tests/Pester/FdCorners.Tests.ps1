@@ -76,4 +76,28 @@ time.sleep(1000)
         $errors[0].Exception.Message | Should -Match $Message
         Invoke-SelfCheck $target (Join-Path $work 'fdcorners.log') | Should -Be "OK $Mode pid=$target" -Because 'the queued data and descriptors were not touched'
     }
+
+    It 'turns a damaged descriptor in flight into ImageCorrupt naming sk-queues.img: <What>' -ForEach @(
+        @{ What = 'a file id files.img lacks'; Name = 'missing'; Damage = { param($scm) $scm.rights[0] = 99999 }; Message = 'carries the file with id 99999, which files.img does not have' }
+        @{ What = 'ancillary data of another type'; Name = 'type'; Damage = { param($scm) $scm.type = 2 }; Message = 'carries ancillary data of type 2' }
+        @{ What = 'no descriptor'; Name = 'empty'; Damage = { param($scm) $scm.rights = @() }; Message = 'carries 0 descriptors' }
+    ) {
+        $work = Join-Path $TestDrive "damaged-$Name"
+        $target = Start-TestTarget -Program $FdCorners -Arguments $work, 'rights' -WorkDirectory $work
+        $image = Join-Path $TestDrive "image-damaged-$Name"
+        Checkpoint-Process -Id $target -ImagePath $image | Out-Null
+        Wait-Until { -not (Test-ProcessAlive $target) } "process $target to end"
+        $file = Join-Path $image 'sk-queues.img'
+        $queues = Import-CheckpointImageFile $file
+        & $Damage @($queues.entries | Where-Object { $_.scm } | Select-Object -First 1).scm[0]
+        $queues | Export-CheckpointImageFile $file -Force
+        Remove-Item (Join-Path $image 'criups-digests.img')
+
+        $failure = $null
+        try { Restore-Process $image -ErrorAction Stop | Out-Null } catch { $failure = $_ }
+        $failure.FullyQualifiedErrorId | Should -Be 'ImageCorrupt,CriuPS.Cmdlets.RestoreProcessCommand'
+        $failure.Exception.Message | Should -Match 'sk-queues\.img'
+        $failure.Exception.Message | Should -Match ([regex]::Escape($Message))
+        Test-ProcessAlive $target | Should -BeFalse -Because 'nothing was restored'
+    }
 }

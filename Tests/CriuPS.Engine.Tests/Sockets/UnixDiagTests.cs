@@ -198,4 +198,36 @@ public sealed class UnixDiagTests
         Assert.Equal(12, messages[1].Data.Length);
         Assert.Equal(1234, BinaryPrimitives.ReadInt32LittleEndian(messages[1].Data));
     }
+
+    [Fact]
+    public void APeekOfAStreamFindsWhereTheSegmentCarryingDescriptorsBegins()
+    {
+        var (sender, receiver) = Socket.Pair(Stream);
+        using (sender)
+        using (receiver)
+        using (var carried = FileDescriptor.Open("/dev/null", O.RDONLY))
+        {
+            Send(sender, "file", carried.Value);
+            Send(sender, "plain", -1);
+            Send(sender, "more", -1);
+            Send(sender, "pipe", carried.Value);
+            SocketOption.Set(receiver, SocketOption.SOL_SOCKET, SocketOption.SO_PEEK_OFF, 4);
+
+            var glued = SocketMessage.Peek(receiver, new byte[64])!.Value;
+            SocketMessage.CloseRights(glued.Control);
+            SocketOption.Set(receiver, SocketOption.SOL_SOCKET, SocketOption.SO_PEEK_OFF, 4);
+            int whole = SocketMessage.PeekWholeSegments(receiver, glued.Length - 1);
+
+            Assert.Equal(13, glued.Length); // "plainmorepipe", with the descriptor of "pipe"
+            Assert.Contains(glued.Control, c => c.Type == ControlMessage.SCM_RIGHTS);
+            Assert.Equal(9, whole); // "plainmore": "pipe" begins there
+            SocketOption.Set(receiver, SocketOption.SOL_SOCKET, SocketOption.SO_PEEK_OFF, 0);
+            var first = SocketMessage.Peek(receiver, new byte[64])!.Value;
+            SocketMessage.CloseRights(first.Control);
+            Assert.Equal(4, first.Length); // nothing was taken
+        }
+
+        static void Send(FileDescriptor socket, string data, int fd) =>
+            Assert.Equal(data.Length, SocketMessage.TrySend(socket, Encoding.ASCII.GetBytes(data), default, fd < 0 ? default : new[] { fd }));
+    }
 }
