@@ -179,14 +179,4 @@ while True:
         (Get-Content "/proc/$client/status" | Select-String '^TracerPid:\s+0$') | Should -Not -BeNullOrEmpty
         Invoke-SelfCheck $client $log | Should -Be "OK echo pid=$client" -Because 'the connection still works'
     }
-
-    It 'refuses descriptors passed with SCM_RIGHTS that wait in a queue' {
-        $work = Join-Path $TestDrive 'rights'
-        $target = Start-TestTarget -Program $UnixSockets -Arguments $work, 'rights' -WorkDirectory $work
-
-        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-rights') -ErrorVariable errors -ErrorAction SilentlyContinue
-        $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $errors[0].Exception.Message | Should -Match 'fd \d+: unix stream socket has 1 descriptor\(s\) passed with SCM_RIGHTS waiting in its queue'
-        Test-ProcessAlive $target | Should -BeTrue
-    }
 }

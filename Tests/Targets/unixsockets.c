@@ -22,7 +22,6 @@
  * unixsockets WORKDIR server PATH: listens on PATH and echoes what each accepted connection sends (one at a time).
  * unixsockets WORKDIR client PATH: connects to PATH; on SIGUSR1 sends a line and logs "OK echo pid=P" once it
  * comes back.
- * unixsockets WORKDIR rights: holds a socketpair with a descriptor passed (SCM_RIGHTS) waiting in it.
  * Each writes WORKDIR/ready (its pid) once set up. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -427,31 +426,13 @@ static int connect_and_wait(const char *path)
 	}
 }
 
-static int hold_rights(void)
-{
-	int pair[2], passed = open("/dev/null", O_RDONLY);
-	char data = 'r', control[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &data, 1 };
-	struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control) };
-	struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-	header->cmsg_level = SOL_SOCKET;
-	header->cmsg_type = SCM_RIGHTS;
-	header->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(header), &passed, sizeof(int));
-	if (passed < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, pair) || sendmsg(pair[0], &message, 0) != 1) return 1;
-	close(passed);
-	write_ready();
-	for (;;) pause();
-}
-
 int main(int argc, char **argv)
 {
-	if (argc < 2) { fprintf(stderr, "usage: %s WORKDIR [server PATH | client PATH | rights]\n", argv[0]); return 2; }
+	if (argc < 2) { fprintf(stderr, "usage: %s WORKDIR [server PATH | client PATH]\n", argv[0]); return 2; }
 	if (chdir(argv[1])) { perror("chdir"); return 1; }
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 4 && !strcmp(argv[2], "server")) return serve(argv[3]);
 	if (argc == 4 && !strcmp(argv[2], "client")) return connect_and_wait(argv[3]);
-	if (argc == 3 && !strcmp(argv[2], "rights")) return hold_rights();
 
 	char cwd[80];
 	if (!getcwd(cwd, sizeof(cwd))) return 1;
