@@ -1,6 +1,7 @@
 # End to end: pseudo-terminals in arrangements Terminals.Tests.ps1's target does not make (Tests/Targets/ptyarrangements.c,
-# after CRIU's pty01-pty03): two descriptions of one slave, a master whose slave was never opened, a master shared
-# with a child, a session whose controlling terminal only /dev/tty holds.
+# after CRIU's pty01-pty03, tty02, tty03): two descriptions of one slave, a master whose slave was never opened, a master shared
+# with a child, a session whose controlling terminal only /dev/tty holds, a slave held by one session leader and
+# controlling another.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -16,6 +17,7 @@ Describe 'Pseudo-terminals in more arrangements' {
         @{ What = 'a master whose slave was never opened'; Mode = 'noslave'; CheckBefore = $true }
         @{ What = 'a master shared with a child (one description) with bytes waiting on it'; Mode = 'forked'; CheckBefore = $false }
         @{ What = 'a session whose controlling terminal only /dev/tty holds, with bytes written through it'; Mode = 'ttyonly'; CheckBefore = $false }
+        @{ What = 'a slave held by a session leader it does not control, controlling another session that holds none of it'; Mode = 'othersession'; CheckBefore = $true }
     ) {
         $work = Join-Path $TestDrive $Mode
         $log = Join-Path $work 'ptyarrangements.log'

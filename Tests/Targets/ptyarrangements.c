@@ -14,7 +14,11 @@
  *   ttyonly    a child that leads a session whose controlling terminal is the slave, which it closed after
  *              TIOCSCTTY, holding only /dev/tty (where it wrote "via-tty"): the master must name the child's
  *              session (TIOCGSID), the child must still hold /dev/tty and be controlled by the slave, and the
- *              bytes wait on the master. */
+ *              bytes wait on the master.
+ *   othersession  two children that lead sessions of their own: the first holds the slave opened O_NOCTTY and is
+ *              controlled by nothing (at fd 20), the second is controlled by the slave and holds none of it (after CRIU's
+ *              tty02 and tty03): the master must name the second's session, the first must still hold the slave and
+ *              have no controlling terminal, the second must still be controlled by the slave. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -207,11 +211,91 @@ static int check_ttyonly(void)
 	return result;
 }
 
+/* ---- othersession ---- */
+
+static pid_t holder;
+
+/* A child of ours that leads a session of its own, set up by PREPARE, then waits. */
+static pid_t session_leader(void (*prepare)(void))
+{
+	int ready[2];
+	if (pipe(ready)) die("pipe");
+	pid_t pid = fork();
+	if (pid < 0) die("fork");
+	if (pid == 0) {
+		if (setsid() < 0) die("setsid");
+		prepare();
+		close(ready[0]);
+		if (write(ready[1], "x", 1) != 1) _exit(1);
+		for (;;) pause();
+	}
+	char c;
+	close(ready[1]);
+	if (read(ready[0], &c, 1) != 1) die("child");
+	close(ready[0]);
+	return pid;
+}
+
+#define HELD_SLAVE 20
+
+static void hold_slave(void)
+{
+	int slave = open_slave(master, 0);
+	if (dup2(slave, HELD_SLAVE) < 0) die("dup2");
+	close(slave);
+	close(master);
+}
+
+static void control_only(void)
+{
+	int slave = open_slave(master, 0);
+	if (ioctl(slave, TIOCSCTTY, 0)) die("TIOCSCTTY");
+	close(slave);
+	close(master);
+}
+
+static void setup_othersession(void)
+{
+	master = open_master();
+	holder = session_leader(hold_slave);
+	child = session_leader(control_only);
+}
+
+/* The tty_nr of /proc/PID/stat: the controlling terminal's device, 0 for none. */
+static unsigned long controlling_terminal(pid_t pid)
+{
+	char path[64], text[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+	if (f) fclose(f);
+	text[n] = 0;
+	char *after = strrchr(text, ')');
+	unsigned long tty = ~0UL;
+	if (after) sscanf(after + 2, "%*c %*d %*d %*d %lu", &tty);
+	return tty;
+}
+
+static int check_othersession(void)
+{
+	pid_t session = 0;
+	if (ioctl(master, TIOCGSID, &session) || session != child) return fail("the terminal's session is %d, not %d", session, child);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", holder, HELD_SLAVE);
+	struct stat terminal, held;
+	if (stat(ptsname(master), &terminal)) return fail("stat %s", ptsname(master));
+	if (stat(path, &held) || held.st_rdev != terminal.st_rdev) return fail("the first leader does not hold the slave at fd %d", HELD_SLAVE);
+	if (controlling_terminal(holder) != 0) return fail("the first leader is controlled by %lx", controlling_terminal(holder));
+	if (controlling_terminal(child) != (unsigned long)terminal.st_rdev) return fail("the second leader is controlled by %lx", controlling_terminal(child));
+	return 0;
+}
+
 static const struct { const char *name; void (*setup)(void); int (*check)(void); } modes[] = {
 	{ "twoslaves", setup_twoslaves, check_twoslaves },
 	{ "noslave", setup_noslave, check_noslave },
 	{ "forked", setup_forked, check_forked },
 	{ "ttyonly", setup_ttyonly, check_ttyonly },
+	{ "othersession", setup_othersession, check_othersession },
 };
 
 int main(int argc, char **argv)
