@@ -25,7 +25,8 @@
  *            reaped child's must name no process (Pid: -1, pidfd_send_signal fails with ESRCH).
  *   rights   descriptors in flight (SCM_RIGHTS): a stream socketpair carries, in this order, "file" with a regular
  *            file at offset 3, "plain" without descriptors, "pipe" with a pipe's read end holding 9 bytes, "sock"
- *            with a socket whose peer we keep and "tail" without descriptors; a datagram socketpair carries "two"
+ *            with a socket whose peer we keep (and in whose own queue that peer left "inner" with an eventfd
+ *            holding 7: in flight within in flight) and "tail" without descriptors; a datagram socketpair carries "two"
  *            with two descriptors (the file again and an eventfd holding 5); a seqpacket socketpair carries "seq"
  *            with the write end of a second pipe whose read end we keep. No process holds any of these files but
  *            through the queues. The receiver (the process itself, on check) must get the data and descriptors in
@@ -443,7 +444,9 @@ static void setup_rights(void)
 	int file = open("rights.txt", O_RDWR | O_CREAT | O_TRUNC, 0600), p[2], s[2];
 	if (file < 0 || write(file, "0123456789", 10) != 10 || lseek(file, 3, SEEK_SET) != 3) die("rights.txt");
 	if (pipe(p) || write(p[1], "pipe data", 9) != 9 || socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("pipe");
-	int counter = eventfd(5, 0);
+	int counter = eventfd(5, 0), inner = eventfd(7, 0);
+	send_with(s[1], "inner", &inner, 1);
+	close(inner);
 	send_with(stream_pair[0], "file", &file, 1);
 	send_with(stream_pair[0], "plain", NULL, 0);
 	send_with(stream_pair[0], "pipe", &p[0], 1);
@@ -487,6 +490,10 @@ static int check_rights(void)
 	if (write(writer, "through", 7) != 7 || read(kept_reader, buf, 7) != 7 || memcmp(buf, "through", 7)) return fail("the pipe's write end does not reach its reader");
 	if (read(file, buf, 3) != 3 || memcmp(buf, "345", 3)) return fail("the file read '%.3s', not '345'", buf);
 	if (read(pipe_end, buf, sizeof(buf)) != 9 || memcmp(buf, "pipe data", 9)) return fail("the pipe lost its data");
+	int inner;
+	uint64_t seven = 0;
+	if (receive(sock, "inner", &inner, 1)) return -1;
+	if (read(inner, &seven, sizeof(seven)) != 8 || seven != 7) return fail("the eventfd in flight within in flight holds %llu", (unsigned long long)seven);
 	if (write(kept_peer, "hi", 2) != 2 || read(sock, buf, 2) != 2 || memcmp(buf, "hi", 2)) return fail("the socket lost its peer");
 	if (write(sock, "yo", 2) != 2 || read(kept_peer, buf, 2) != 2 || memcmp(buf, "yo", 2)) return fail("the peer lost the socket");
 	uint64_t value = 0;
