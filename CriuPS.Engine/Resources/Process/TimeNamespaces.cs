@@ -176,7 +176,7 @@ internal static class TimeNamespaces
             using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
             file.Write(Encoding.ASCII.GetBytes(offsets));
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
                 $"The offsets of the time namespace {id} cannot be written to {path} ({offsets.Replace('\n', ';')}): {e.Message}", path, null, e);
