@@ -62,6 +62,9 @@ internal sealed class DumpSession
 
     private readonly Dictionary<int, long> schedClockOffsets = new();
 
+    /// <summary>The time namespaces whose timens-ID.img is written (by id).</summary>
+    public HashSet<uint> TimeNamespacesSaved { get; } = new();
+
     /// <summary>seccomp.img: every thread's chain of filters.</summary>
     public List<SeccompFilter> SeccompFilters { get; } = new();
 

@@ -141,10 +141,12 @@ internal static class Preflight
             throw new CheckpointException(CheckpointErrorKind.NotTraceable, $"Process {pid} is already traced by process {status.TracerPid} (a debugger?).", pid,
                 "Detach the debugger first.");
         }
-        // Each thread has its own mode: one thread alone may have entered strict mode.
-        foreach (int tid in ProcFiles.ThreadIds(pid).Where(tid => (tid == pid ? status : ProcStatus.ReadThread(pid, tid)).SeccompMode == (int)Seccomp.ModeStrict))
+        // Each thread has its own mode: one thread alone may have entered strict mode, which forbids every call CriuPS
+        // injects unless seccomp is suspended for its tracer (PTRACE_O_SUSPEND_SECCOMP, CAP_SYS_ADMIN only).
+        bool suspends = SessionPrivileges.Current().Has(Capability.SysAdmin);
+        foreach (int tid in ProcFiles.ThreadIds(pid).Where(tid => !suspends && (tid == pid ? status : ProcStatus.ReadThread(pid, tid)).SeccompMode == (int)Seccomp.ModeStrict))
         {
-            yield return $"{(tid == pid ? "" : $"thread {tid}: ")}strict seccomp mode (not supported: once a thread is in it, every call CriuPS injects to restore the rest would kill it)";
+            yield return $"{(tid == pid ? "" : $"thread {tid}: ")}strict seccomp mode: every call CriuPS injects would kill it unless seccomp is suspended while CriuPS works in it (PTRACE_O_SUSPEND_SECCOMP), which needs CAP_SYS_ADMIN";
         }
         foreach (var vma in areas)
         {

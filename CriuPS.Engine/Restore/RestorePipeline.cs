@@ -169,6 +169,7 @@ public static class RestorePipeline
                 session.Network.Join(session, process); // before the credentials: setns needs CAP_SYS_ADMIN
             }
             UtsNamespace.Restore(session, processes);
+            TimeNamespaces.Restore(session, processes); // while every process is single-threaded (setns needs it)
             // Last of the steps that open what the engine holds through its /proc, which a namespace's own hides.
             MountNamespaceRestore.Restore(session, processes);
             foreach (var process in processes)

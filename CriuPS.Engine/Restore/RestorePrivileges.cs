@@ -26,6 +26,7 @@ internal static class RestorePrivileges
                 + "needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN)", Capability.CheckpointRestore)));
         }
         obstacles.AddRange(UtsNamespace.Obstacles(images, privileges).Select(o => (root, o)));
+        obstacles.AddRange(TimeNamespaces.Obstacles(images, privileges).Select(o => (root, o)));
         obstacles.AddRange(IpcNamespace.Obstacles(images, privileges).Select(o => (root, o)));
         obstacles.AddRange(Resources.Mounts.MountNamespaceRestore.Obstacles(images, privileges).Select(o => (root, o)));
         obstacles.AddRange(Resources.Network.TreeNetwork.Obstacles(images, session.Options, privileges).Select(o => (root, o)));

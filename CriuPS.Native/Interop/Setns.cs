@@ -10,7 +10,7 @@ namespace CriuPS.Native.Interop;
 /// </summary>
 public static class Setns
 {
-    public const int CloneNewNet = 0x40000000, CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewPid = 0x20000000, CloneNewNs = 0x00020000;
+    public const int CloneNewNet = 0x40000000, CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewPid = 0x20000000, CloneNewNs = 0x00020000, CloneNewTime = 0x00000080;
 
     /// <summary>Moves the calling thread into the network namespace <paramref name="target"/> until the scope is disposed.</summary>
     public static IDisposable EnterNetwork(FileDescriptor target) => Enter(target, CloneNewNet, "network");

@@ -1,7 +1,7 @@
 # End to end: the console and a virtual console held open (saved without -ShellJob and opened again by their path,
 # as CRIU does; refused, naming the device, where another device answers to the name), seccomp filters installed with
 # SECCOMP_FILTER_FLAG_TSYNC (every thread filtered again, checked by Tests/Targets/seccompmodes.c in each thread), and
-# the refusal of a thread in strict seccomp mode, which no system call can restore.
+# a thread in strict seccomp mode, which enters it again as the last call CriuPS injects in it.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -72,15 +72,19 @@ Describe 'Consoles and seccomp modes' {
         Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'getppid fails with EPERM in each of the three threads'
     }
 
-    It 'refuses, before freezing, a thread in strict seccomp mode, naming it' {
+    It 'restores a thread in strict seccomp mode, which enters it again last: it still reads and writes, and a forbidden call kills it' {
         $work = Join-Path $TestDrive 'strict'
+        $log = Join-Path $work 'seccompmodes.log'
         $target = Start-TestTarget -Program (Get-TestTarget 'seccompmodes') -Arguments 'strict', $work -WorkDirectory $work
+        $modes = @(Get-ChildItem "/proc/$target/task" | Sort-Object { [int]$_.Name } | ForEach-Object { ((Get-Content "$($_.FullName)/status") -match '^Seccomp:')[0] })
+        $modes | Should -Be "Seccomp:`t0", "Seccomp:`t1"
 
-        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'strict-image') -ErrorVariable errors -ErrorAction SilentlyContinue
-        $errors.Count | Should -Be 1
-        $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $errors[0].Exception.Message | Should -Match 'thread \d+: strict seccomp mode'
-        Test-ProcessAlive $target | Should -BeTrue
-        Test-Path (Join-Path $TestDrive 'strict-image') | Should -BeFalse
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'strict-image')
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        Restore-Process $image.Path | Out-Null
+
+        @(Get-ChildItem "/proc/$target/task" | Sort-Object { [int]$_.Name } | ForEach-Object { ((Get-Content "$($_.FullName)/status") -match '^Seccomp:')[0] }) | Should -Be $modes
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the strict thread echoes a byte through read and write, and getpid kills it'
+        Test-ProcessAlive $target | Should -BeTrue -Because 'strict mode kills the thread alone'
     }
 }

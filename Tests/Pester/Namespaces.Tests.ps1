@@ -1,5 +1,5 @@
-# The world of a process: CriuPS saves the UTS, IPC, network and mount namespaces (MountNamespaces.Tests.ps1 covers
-# the mounts) and no other namespace yet, so a process
+# The world of a process: CriuPS saves the UTS, IPC, network, mount and time namespaces (MountNamespaces.Tests.ps1
+# covers the mounts, TimeNamespaces.Tests.ps1 the clocks) and no other namespace yet, so a process
 # in any other namespace than the engine's (its cgroup namespace included) is refused before anything is frozen, naming
 # what differs, and runs on untouched; one in a network namespace of its own comes back in a new one made from the
 # image (NetworkNamespaces.Tests.ps1 covers devices, addresses and sockets; Ipc.Tests.ps1 the IPC objects). Its cgroups
@@ -34,8 +34,6 @@ Describe 'A process in namespaces of its own' {
         # No process runs in it yet: its link cannot be read.
         @{ Flags = @('--pid'); Shown = 'PID namespace for its children'; Link = 'pid_for_children'; Message = 'it made a PID namespace for its children, in which no process runs yet' }
         @{ Flags = @('--cgroup'); Shown = 'cgroup namespace'; Link = 'cgroup' }
-        # execve moves a process into the time namespace it made for its children.
-        @{ Flags = @('--time'); Shown = 'time namespace'; Link = 'time' }
         @{ Flags = @('--user', '--map-root-user'); Shown = 'user namespace'; Link = 'user' }
     ) {
         $work = Join-Path $TestDrive "ns-$Link"

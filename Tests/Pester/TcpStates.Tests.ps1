@@ -1,8 +1,8 @@
 # End to end: TCP sockets in every state CriuPS saves with -TcpEstablished (Tests/Targets/tcpstates.c, both ends of
 # each connection in the tree): half-closed and closing connections (CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, LAST_ACK,
 # CLOSING), megabytes queued both ways in buffers beyond the defaults, sockets never connected with their options,
-# IPv4-mapped IPv6, a SO_REUSEPORT group; and the refusals of a listener with connections not accepted yet and of a
-# connect in progress (SYN_SENT).
+# IPv4-mapped IPv6, a SO_REUSEPORT group, a connect in progress (SYN_SENT) completed after the restore; and the
+# refusal of a listener with connections not accepted yet.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -65,9 +65,9 @@ while True: time.sleep(1)
         Get-Content (Join-Path $work 'result') -Raw | Should -Be 'early' -Because 'the refused checkpoint changed nothing'
     }
 
-    It 'refuses, before freezing, a connect in progress (SYN_SENT), naming it, and leaves it connecting' {
+    It 'restores a connect in progress (SYN_SENT) with -TcpEstablished: it completes once the peer answers after the restore, and data flows' {
         # A listener outside the tree with backlog 0 and one connection it has not accepted: its queue is full, so the
-        # kernel drops the SYNs of the next connect, which stays SYN_SENT until the listener accepts.
+        # kernel drops the SYNs of the next connect, which stays SYN_SENT until the listener accepts (after the restore).
         $gate = Join-Path $TestDrive 'gate'
         $gateScript = @'
 import os, socket, sys, time
@@ -77,7 +77,9 @@ first = socket.create_connection(L.getsockname())
 open('port', 'w').write(str(L.getsockname()[1]))
 open('ready.tmp', 'w').write(str(os.getpid())); os.rename('ready.tmp', 'ready')
 while not os.path.exists('open'): time.sleep(0.05)
-L.accept(); second, _ = L.accept()
+L.accept(); second, peer = L.accept()
+second.sendall(second.recv(4).upper())
+open('peer', 'w').write(str(peer[1]))
 while True: time.sleep(1)
 '@
         Start-TestTarget -Program $Python -Arguments '-c', $gateScript, $gate -WorkDirectory $gate | Out-Null
@@ -88,24 +90,37 @@ import errno, os, select, socket, sys, time
 os.chdir(sys.argv[1])
 s = socket.socket(); s.setblocking(False)
 assert s.connect_ex(('127.0.0.1', int(sys.argv[2]))) == errno.EINPROGRESS
+open('local', 'w').write(str(s.getsockname()[1]))
 open('ready.tmp', 'w').write(str(os.getpid())); os.rename('ready.tmp', 'ready')
-select.select([], [s], [], 120)
-open('result', 'w').write(str(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)))
+select.select([], [s], [], 300)
+error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+s.setblocking(True); s.sendall(b'ping')
+open('result', 'w').write(f'{error} {s.recv(4).decode()}')
 while True: time.sleep(1)
 '@
         $target = Start-TestTarget -Program $Python -Arguments '-c', $script, $work, $port -WorkDirectory $work
         Wait-Until { @(& ss -Htn state syn-sent "( dport = :$port )").Count -eq 1 } 'the connect to wait for an answer'
 
-        # Refused the same way with the switch and without (which would not help).
-        foreach ($switch in @{ TcpEstablished = $true }, @{}) {
-            Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'synsent-image') @switch -ErrorVariable errors -ErrorAction SilentlyContinue
-            $errors.Count | Should -Be 1
-            $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-            $errors[0].Exception.Message | Should -Match "(?s)nothing was frozen.*TCP connection 127\.0\.0\.1:\d+ to 127\.0\.0\.1:$port \(connecting, SYN_SENT\): CriuPS saves established and half-closed TCP connections, not those still being set up"
-            Join-Path $TestDrive 'synsent-image' | Should -Not -Exist
-        }
+        # As with CRIU, only with the switch (it locks the connection and puts it in repair mode).
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'synsent-refused') -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be 'TcpEstablishedRequired,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $errors[0].Exception.Message | Should -Match "(?s)nothing was frozen.*TCP connection 127\.0\.0\.1:\d+ to 127\.0\.0\.1:$port \(connecting, SYN_SENT\): a connecting TCP connection, saved only with -TcpEstablished"
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'synsent-image') -TcpEstablished
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        @(Get-ChildItem $image.Path -Filter 'tcp-stream-*.img').Count | Should -Be 1
+        $restored = Restore-Process $image.Path -TcpEstablished
+        Register-TestProcess $restored.Id
+        Get-LockTable | Should -BeNullOrEmpty -Because 'the lock goes once the connections are back'
+        $local = Get-Content (Join-Path $work 'local') -Raw
+        @(& ss -Htn state syn-sent "( sport = :$local and dport = :$port )").Count | Should -Be 1 -Because 'the same socket connects again from its port'
+        Test-Path (Join-Path $work 'result') | Should -BeFalse -Because 'nothing answered yet'
+
         New-Item (Join-Path $gate 'open') | Out-Null
-        Wait-Until { Test-Path (Join-Path $work 'result') } 'the connect to complete' -TimeoutSeconds 90
-        Get-Content (Join-Path $work 'result') -Raw | Should -Be '0' -Because 'the refused checkpoint left the connect going, and it completed'
+        # The kernel's retransmit timer sends the SYN again (1 s, 2 s, 4 s... after the restore's connect).
+        Wait-Until { Test-Path (Join-Path $work 'result') } 'the connect to complete' -TimeoutSeconds 120
+        Get-Content (Join-Path $work 'result') -Raw | Should -Be '0 PING' -Because 'the connect completed without error and data went both ways'
+        Get-Content (Join-Path $gate 'peer') -Raw | Should -Be $local -Because 'the peer accepted the connection from the saved port'
     }
 }

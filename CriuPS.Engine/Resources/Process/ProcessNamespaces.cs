@@ -13,7 +13,7 @@ namespace CriuPS.Engine.Resources.Process;
 /// <summary>
 /// The namespaces a process lives in: its world (its cgroups are saved and restored by Resources/Cgroups). CriuPS
 /// saves the tree's UTS namespace (UtsNamespace), IPC namespace (Ipc.IpcNamespace), network namespace
-/// (Resources/Network) and mount namespace (Resources/Mounts), the root's in each case, and its PID namespaces (the root's, when the root is its init, and
+/// (Resources/Network) and mount namespace (Resources/Mounts), the root's in each case, its time namespaces (TimeNamespaces, nested ones too), and its PID namespaces (the root's, when the root is its init, and
 /// those whose init the tree made: each process keeps its PID at every level, see Dump/TreePids), and none of the
 /// others yet: a restored process lands in the restorer's. So the pre-flight check refuses a process whose other
 /// namespaces are not the engine's, and one in a PID namespace whose init is not in the tree: restored, it would wake
@@ -21,13 +21,11 @@ namespace CriuPS.Engine.Resources.Process;
 /// </summary>
 internal static class ProcessNamespaces
 {
-    // What /proc/PID/ns/ shows and how a message names it; "net", "uts", "ipc" and "mnt" are saved, not refused.
+    // What /proc/PID/ns/ shows and how a message names it; "net", "uts", "ipc", "mnt" and "time" are saved, not refused.
     private static readonly (string Link, string Shown)[] NotSaved =
     {
         ("user", "user namespace"),
         ("cgroup", "cgroup namespace"),
-        ("time", "time namespace"),
-        ("time_for_children", "time namespace for its children"),
     };
 
     private const string Network = "net", Uts = "uts", Ipc = "ipc", Mount = "mnt", Pid = "pid", PidForChildren = "pid_for_children";
@@ -76,9 +74,7 @@ internal static class ProcessNamespaces
         {
             var theirs = Namespace(pid, link);
             var ours = Namespace(Environment.ProcessId, link);
-            // A namespace for its children that is the process's own is said once, with the process's.
-            bool saidAlready = link.EndsWith("_for_children", StringComparison.Ordinal) && theirs == Namespace(pid, link[..link.IndexOf('_')]);
-            if (theirs is not null && ours is not null && theirs != ours && !saidAlready)
+            if (theirs is not null && ours is not null && theirs != ours)
             {
                 yield return $"its {shown} ({theirs}) is not the one CriuPS runs in ({ours}): CriuPS does not save namespaces of this kind yet, "
                     + "and the restored process would live in the restorer's (run Checkpoint-Process in the same namespaces as the process, e.g. with nsenter)";
@@ -86,7 +82,7 @@ internal static class ProcessNamespaces
         }
         foreach (var task in Tasks(pid).Where(t => t != pid))
         {
-            foreach (var link in NotSaved.Select(n => n.Link).Where(l => !l.EndsWith("_for_children", StringComparison.Ordinal)).Append(Pid).Concat(SavedForTheTree.Select(s => s.Link)))
+            foreach (var link in NotSaved.Select(n => n.Link).Append(Pid).Append("time").Concat(SavedForTheTree.Select(s => s.Link)))
             {
                 var thread = Namespace(pid, link, task);
                 if (thread is not null && thread != Namespace(pid, link))

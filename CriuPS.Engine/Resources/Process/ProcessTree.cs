@@ -165,6 +165,7 @@ internal static class ProcessTree
         ids.UserNsId = ns["user"];
         ids.CgroupNsId = ns["cgroup"];
         ids.TimeNsId = ns["time"];
+        TimeNamespaces.Dump(session, process, ids);
         ProcessNamespaces.Dump(process.Pid, ids);
         ProcessNamespaces.DumpPidForChildren(session, process.Pid, ids);
         if (isRoot)
@@ -182,7 +183,7 @@ internal static class ProcessTree
     /// namespace id that differs, that the root's namespace is to be created from images of its own. So memory,
     /// descriptor table, fs information and signal handlers are numbered for this process (compared with every task
     /// like the tasks among themselves), and the namespaces are the root's (CriuPS restores into the restorer's, which
-    /// is what equal namespace ids tell CRIU) but for a UTS, IPC, network or mount namespace of the root's own, which is saved: the engine's.
+    /// is what equal namespace ids tell CRIU) but for a UTS, IPC, network, mount or time namespace of the root's own, which is saved: the engine's.
     /// </summary>
     public static TaskKobjIdsEntry InventoryRootIds(DumpSession session)
     {
@@ -196,6 +197,7 @@ internal static class ProcessTree
         ids.IpcNsId = ProcessNamespaces.RootIdsNamespace(session, "ipc", ids.IpcNsId);
         ids.NetNsId = ProcessNamespaces.RootIdsNamespace(session, "net", ids.NetNsId);
         ids.MntNsId = ProcessNamespaces.RootIdsNamespace(session, "mnt", ids.MntNsId);
+        ids.TimeNsId = ProcessNamespaces.RootIdsNamespace(session, "time", ids.TimeNsId);
         return ids;
     }
 

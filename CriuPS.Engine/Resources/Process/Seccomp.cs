@@ -16,12 +16,16 @@ namespace CriuPS.Engine.Resources.Process;
 /// layout: a thread's chain is written newest to oldest, each older filter's "prev" naming the one written before
 /// it, and the thread points at its oldest, so following "prev" from there gives the order to install them in
 /// (which matters: of two filters giving the same action, the newest one's answer wins). Restore
-/// installs them last in each thread, as they may forbid the system calls the restore itself makes.
+/// installs them last in each thread, as they may forbid the system calls the restore itself makes. A thread in
+/// strict mode (read, write, exit and sigreturn only) enters it again the same way, as CRIU's restorer does last: the
+/// engine traces with PTRACE_O_SUSPEND_SECCOMP, under which neither mode applies to the calls it injects, at the
+/// dump as at the restore, until it lets the thread go; the thread's registers are set through ptrace, no system
+/// call of its own.
 /// </summary>
 internal static class Seccomp
 {
     public const uint ModeDisabled = 0, ModeStrict = 1, ModeFilter = 2;
-    private const int SeccompSetModeFilter = 1;
+    private const int SeccompSetModeStrict = 0, SeccompSetModeFilter = 1;
     private const int SockFilterSize = 8;
 
     [StructLayout(LayoutKind.Sequential)]
@@ -60,15 +64,15 @@ internal static class Seccomp
     }
 
     /// <summary>
-    /// What this session lacks to restore a thread with filters: injected calls must pass them until the registers
-    /// are set, which PTRACE_O_SUSPEND_SECCOMP ensures, for CAP_SYS_ADMIN only.
+    /// What this session lacks to restore a thread with filters or in strict mode: injected calls must pass them until
+    /// the registers are set, which PTRACE_O_SUSPEND_SECCOMP ensures, for CAP_SYS_ADMIN only.
     /// </summary>
     public static IEnumerable<Obstacle> Obstacles(ThreadCoreEntry thread, SessionPrivileges session)
     {
-        if (thread.HasSeccompMode && (uint)thread.SeccompMode == ModeFilter && !session.Has(Capability.SysAdmin))
+        if (thread.HasSeccompMode && (uint)thread.SeccompMode is ModeFilter or ModeStrict && !session.Has(Capability.SysAdmin))
         {
-            yield return new("it ran under seccomp filters, and restoring them (with seccomp suspended while CriuPS works in the process) needs CAP_SYS_ADMIN",
-                Capability.SysAdmin);
+            yield return new($"it ran {((uint)thread.SeccompMode == ModeStrict ? "in strict seccomp mode" : "under seccomp filters")}, and restoring that "
+                + "(with seccomp suspended while CriuPS works in the process) needs CAP_SYS_ADMIN", Capability.SysAdmin);
         }
     }
 
@@ -81,7 +85,8 @@ internal static class Seccomp
         }
         if ((uint)thread.SeccompMode == ModeStrict)
         {
-            throw new CheckpointException(CheckpointErrorKind.ImageIncompatible, $"A thread of process {process.Pid} runs in strict seccomp mode, which CriuPS cannot restore.", process.Pid);
+            caller.Checked("seccomp(SECCOMP_SET_MODE_STRICT)", SyscallNumber.Seccomp, SeccompSetModeStrict, 0, 0);
+            return;
         }
         var all = session.Images.Entries(ImageTypes.Seccomp).Select(e => (SeccompEntry)e.Message).SelectMany(e => e.SeccompFilters).ToList();
         var scratch = process.Injection.Scratch;

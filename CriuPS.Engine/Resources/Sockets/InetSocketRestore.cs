@@ -236,10 +236,19 @@ internal sealed class InetSocketRestore : IDisposable
             Set(socket.Socket, SOL_IPV6, IPV6_V6ONLY, 1);
         }
         SocketOptions.BindToDevice(socket.Socket, entry.Opts);
-        InetSocketOptions.RestoreIp(socket.Socket, (int)entry.Family, entry.IpOpts);
-        if (entry.Proto == Native.Interop.Socket.IPPROTO_UDPLITE)
+        try
         {
-            InetSocketOptions.RestoreUdpLite(socket.Socket, entry);
+            InetSocketOptions.RestoreIp(socket.Socket, (int)entry.Family, entry.IpOpts);
+            if (entry.Proto == Native.Interop.Socket.IPPROTO_UDPLITE)
+            {
+                InetSocketOptions.RestoreUdpLite(socket.Socket, entry);
+            }
+        }
+        catch (NativeException e) when (e.Errno is Errno.EINVAL or Errno.ERANGE)
+        {
+            // Values the socket took at the dump: one the kernel refuses now was damaged since.
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
+                $"files.img: the {socket.Shown} (id {entry.Id}) has an IP option the kernel refuses: {e.Message}", session.Images.Directory, ImageDamage.Action, e);
         }
         return socket.Socket;
     }

@@ -54,14 +54,13 @@ internal sealed class InetSockets : FileKind
         {
             return $"{what} has {info.AcceptQueue} connection(s) waiting to be accepted, which CriuPS cannot save (only the process can take them from the queue)";
         }
-        // Before the switch's own problem: a connect in progress (SYN_SENT) is refused with or without it.
         if (info.IsConnection && !TcpConnection.CanSave(info.State))
         {
-            return $"{what}: CriuPS saves established and half-closed TCP connections, not those still being set up";
+            return $"{what}: CriuPS saves established, half-closed and connecting TCP connections, not those in this state";
         }
         if (info.IsConnection && !options.TcpEstablished)
         {
-            return $"{what}: an established TCP connection, saved only with {TcpEstablishedSwitch}";
+            return $"{what}: a{(info.State == InetSocketInfo.SynSent ? " connecting" : "n established")} TCP connection, saved only with {TcpEstablishedSwitch}";
         }
         if ((info.IsUdp || info.IsUdpLite) && Get(copy, SOL_UDP, UDP_CORK) != 0)
         {

@@ -23,6 +23,9 @@ internal sealed class NetlinkSockets : FileKind
     /// <summary>netlink_sk_entry's state: connected (connect(2) named a port or group) or not.</summary>
     private const uint Unconnected = 0, Connected = 1;
 
+    // MAX_LINKS: netlink protocols are numbered below it.
+    private const uint MaxProtocols = 32;
+
     private static readonly (int Option, string Name)[] Flags =
     [
         (NETLINK_PKTINFO, "NETLINK_PKTINFO"), (NETLINK_BROADCAST_ERROR, "NETLINK_BROADCAST_ERROR"), (NETLINK_NO_ENOBUFS, "NETLINK_NO_ENOBUFS"),
@@ -143,6 +146,7 @@ internal sealed class NetlinkSockets : FileKind
     private static void CheckValues(NetlinkSkEntry entry, string shown, string directory)
     {
         string? problem = (entry.HasCriupsType && entry.CriupsType is not (uint)Native.Interop.Socket.SOCK_RAW and not (uint)Native.Interop.Socket.SOCK_DGRAM) ? $"type {entry.CriupsType}"
+            : entry.Protocol >= MaxProtocols ? $"protocol {entry.Protocol} (netlink has {MaxProtocols})"
             : entry.State is not Unconnected and not Connected ? $"state {entry.State}"
             : entry.DstGroup > 32 ? $"a peer group {entry.DstGroup} (at most 32)"
             : entry.Groups.Count > 1024 ? $"{entry.Groups.Count} words of groups"
@@ -175,7 +179,16 @@ internal sealed class NetlinkSockets : FileKind
             for (; bits != 0; bits &= bits - 1)
             {
                 int group = (word * 32) + BitOperations.TrailingZeroCount(bits) + 1;
-                Step(shown, $"join group {group}", () => Set(socket, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group));
+                try
+                {
+                    Set(socket, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
+                }
+                catch (NativeException e) when (e.Errno == Errno.EINVAL)
+                {
+                    // The socket was in it at the dump: a group its protocol does not have was damaged since.
+                    throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
+                        $"files.img: the {shown} (id {entry.Id}) is in group {group}, which its protocol does not have.", session.Images.Directory, ImageDamage.Action, e);
+                }
             }
         }
         if (entry.State == Connected)

@@ -26,9 +26,12 @@ internal static class TcpConnection
     // The kernel may refuse to queue a large chunk at once (a linear buffer that big): halve down to this.
     private const int SmallestChunk = 1024;
 
-    /// <summary>Whether CriuPS saves a connection in this state: established, or half-closed either way.</summary>
+    /// <summary>
+    /// Whether CriuPS saves a connection in this state: established, half-closed either way, or still connecting
+    /// (<see cref="TcpConnectInProgress"/>).
+    /// </summary>
     public static bool CanSave(int state) => state is InetSocketInfo.Established or InetSocketInfo.FinWait1 or InetSocketInfo.FinWait2
-        or InetSocketInfo.CloseWait or InetSocketInfo.LastAck or InetSocketInfo.Closing;
+        or InetSocketInfo.CloseWait or InetSocketInfo.LastAck or InetSocketInfo.Closing or InetSocketInfo.SynSent;
 
     // Our FIN is in the send queue; the peer's FIN was received; the peer acknowledged ours (libsoccr's SNDQ_*, RCVQ_*).
     private static bool SentFin(int state) => state is InetSocketInfo.FinWait1 or InetSocketInfo.FinWait2 or InetSocketInfo.Closing or InetSocketInfo.LastAck;
@@ -51,6 +54,10 @@ internal static class TcpConnection
         {
             throw new CheckpointException(CheckpointErrorKind.Unsupported,
                 $"The {describe} became {InetSocketInfo.StateName(state)} while it was being saved, which CriuPS cannot save.", describe);
+        }
+        if (state == InetSocketInfo.SynSent)
+        {
+            return (TcpConnectInProgress.Dump(socket), [], state);
         }
         uint options = info[5];
         var entry = new TcpStreamEntry
@@ -162,6 +169,11 @@ internal static class TcpConnection
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                 $"The {describe} was saved {InetSocketInfo.StateName(state)}, which CriuPS cannot restore.", describe);
+        }
+        if (state == InetSocketInfo.SynSent)
+        {
+            TcpConnectInProgress.Restore(socket, local, remote, entry, queues.Length, describe);
+            return;
         }
         if (!entry.HasUnsqLen || queues.Length != entry.InqLen + entry.OutqLen || entry.UnsqLen > entry.OutqLen)
         {
