@@ -1,6 +1,7 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Privileges;
+using CriuPS.Native.Arch;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -232,7 +233,7 @@ internal sealed class FrozenProcess
                 }
                 if (RegistersToRestore.TryGetValue(thread.Tid, out var regs))
                 {
-                    thread.SetRegs(SyscallRestart.ForResume(regs, restartBlockKept: true));
+                    thread.SetRegs(IArchitecture.Current.ForResume(regs, restartBlockKept: true));
                 }
                 thread.Detach(thread.Tid == ProcessId ? stopSignal : 0);
             }

@@ -6,6 +6,7 @@ using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Engine.Restore;
+using CriuPS.Native.Arch;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
@@ -55,8 +56,8 @@ internal static class ThreadState
         core.ThreadInfo = new ThreadInfoX86
         {
             ClearTidAddr = memory.Read<ulong>(tidAddress),
-            Gpregs = RegistersCodec.ToImage(SyscallRestart.ForImage(regs)),
-            Fpregs = XStateCodec.ToImage(thread.GetXState(), XStateLayout.Current),
+            Gpregs = RegistersCodec.ToImage(IArchitecture.Current.ForImage(regs)),
+            Fpregs = XStateCodec.ToImage(thread.GetXState(), IArchitecture.Current.ExtendedState),
         };
 
         var status = ProcStatus.ReadThread(process.Pid, tid);
@@ -166,8 +167,8 @@ internal static class ThreadState
         var saved = RegistersCodec.FromImage(core.ThreadInfo.Gpregs);
         var regs = core.ThreadCore.HasCriupsCallTimeLeftNs
             ? InterruptedCall.Resume(saved, core.ThreadCore.CriupsCallTimeLeftNs, caller, scratch)
-            : SyscallRestart.ForResume(saved, restartBlockKept: false);
-        return (regs, XStateCodec.FromImage(core.ThreadInfo.Fpregs, XStateLayout.Current));
+            : IArchitecture.Current.ForResume(saved, restartBlockKept: false);
+        return (regs, XStateCodec.FromImage(core.ThreadInfo.Fpregs, IArchitecture.Current.ExtendedState));
     }
 
     private static unsafe (ulong Head, uint Length) RobustList(int tid)
