@@ -248,7 +248,7 @@ internal sealed class FrozenProcess
     /// <summary>Kills the process (after a successful dump) and collects its threads' exit notifications.</summary>
     public void Kill()
     {
-        LibC.kill(ProcessId, Signals.SIGKILL);
+        Native.Interop.Kill.Send(ProcessId, Signals.SIGKILL);
         // The leader's end is reported only after every other thread's: collect those first.
         foreach (var thread in Threads.Where(t => t.IsAttached).OrderBy(t => t.Tid == ProcessId ? 1 : 0))
         {

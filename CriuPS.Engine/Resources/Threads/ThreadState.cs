@@ -62,11 +62,10 @@ internal static class ThreadState
 
         var status = ProcStatus.ReadThread(process.Pid, tid);
         var tc = core.ThreadCore;
-        (tc.FutexRla, tc.FutexRlaLen) = RobustList(tid);
-        tc.SchedPolicy = (uint)Syscall.Checked("sched_getscheduler", SyscallNumber.SchedGetscheduler, (ulong)tid);
-        tc.SchedPrio = SchedPriority(tid);
-        // The raw getpriority system call answers 20 - nice, never negative.
-        tc.SchedNice = 20 - (int)Syscall.Checked("getpriority", SyscallNumber.Getpriority, 0, (ulong)tid);
+        (tc.FutexRla, tc.FutexRlaLen) = RobustList.Get(tid);
+        tc.SchedPolicy = SchedScheduler.GetPolicy(tid);
+        tc.SchedPrio = SchedScheduler.GetPriority(tid);
+        tc.SchedNice = Priority.GetNice(tid);
         tc.BlkSigset = process.Frozen.OriginalMasks[tid];
 
         var ss = memory.Read<StackT>(altStack);
@@ -171,34 +170,18 @@ internal static class ThreadState
         return (regs, XStateCodec.FromImage(core.ThreadInfo.Fpregs, IArchitecture.Current.ExtendedState));
     }
 
-    private static unsafe (ulong Head, uint Length) RobustList(int tid)
-    {
-        ulong head;
-        ulong length;
-        Syscall.Checked("get_robust_list", SyscallNumber.GetRobustList, (ulong)tid, (ulong)&head, (ulong)&length);
-        return (head, (uint)length);
-    }
-
-    private static unsafe uint SchedPriority(int tid)
-    {
-        int priority;
-        Syscall.Checked("sched_getparam", SyscallNumber.SchedGetparam, (ulong)tid, (ulong)&priority);
-        return (uint)priority;
-    }
-
     // A real-time policy, or a nice value below the session's, needs CAP_SYS_NICE (or RLIMIT_RTPRIO, RLIMIT_NICE).
-    private static unsafe void RestoreScheduling(int tid, ThreadCoreEntry tc)
+    private static void RestoreScheduling(int tid, ThreadCoreEntry tc)
     {
         try
         {
             if (tc.HasSchedPolicy)
             {
-                int priority = (int)tc.SchedPrio;
-                Syscall.Checked("sched_setscheduler", SyscallNumber.SchedSetscheduler, (ulong)tid, tc.SchedPolicy, (ulong)&priority);
+                SchedScheduler.Set(tid, tc.SchedPolicy, (int)tc.SchedPrio);
             }
             if (tc.HasSchedNice)
             {
-                Syscall.Checked("setpriority", SyscallNumber.Setpriority, 0, (ulong)tid, unchecked((ulong)tc.SchedNice));
+                Priority.SetNice(tid, tc.SchedNice);
             }
         }
         catch (NativeException e) when (e.Errno is Errno.EPERM or Errno.EACCES)
