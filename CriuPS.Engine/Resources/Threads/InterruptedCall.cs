@@ -51,7 +51,7 @@ internal static class InterruptedCall
             return null;
         }
         long result = arch.ResultOf(regs);
-        var copy = regs;
+        var copy = regs; // a local function cannot capture an in parameter
         ulong Argument(int index) => arch.ArgumentOf(copy, index);
         long? Waited(long timeout) => observation is { } seen ? Math.Max(0, timeout - (seen.ObservedAtMonotonicNanoseconds - (seen.LastRanSchedNanoseconds + monotonicOffset(seen.Cpu)))) : null;
         long Timespec(ulong address) => memory.Read<KernelTimespec>(new Address(address)).TotalNanoseconds;
