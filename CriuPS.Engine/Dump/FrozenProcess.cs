@@ -1,6 +1,7 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Privileges;
+using CriuPS.Native.Arch;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -232,7 +233,7 @@ internal sealed class FrozenProcess
                 }
                 if (RegistersToRestore.TryGetValue(thread.Tid, out var regs))
                 {
-                    thread.SetRegs(SyscallRestart.ForResume(regs, restartBlockKept: true));
+                    thread.SetRegs(IArchitecture.Current.ForResume(regs, restartBlockKept: true));
                 }
                 thread.Detach(thread.Tid == ProcessId ? stopSignal : 0);
             }
@@ -247,7 +248,7 @@ internal sealed class FrozenProcess
     /// <summary>Kills the process (after a successful dump) and collects its threads' exit notifications.</summary>
     public void Kill()
     {
-        LibC.kill(ProcessId, Signals.SIGKILL);
+        Native.Interop.Kill.Send(ProcessId, Signals.SIGKILL);
         // The leader's end is reported only after every other thread's: collect those first.
         foreach (var thread in Threads.Where(t => t.IsAttached).OrderBy(t => t.Tid == ProcessId ? 1 : 0))
         {

@@ -143,7 +143,7 @@ internal sealed class FrozenTree
     {
         foreach (var process in Processes)
         {
-            Tmds.Linux.LibC.kill(process.ProcessId, Signals.SIGKILL);
+            Native.Interop.Kill.Send(process.ProcessId, Signals.SIGKILL);
         }
         foreach (var process in Processes.Reverse())
         {

@@ -13,7 +13,6 @@ namespace CriuPS.Engine.Dump;
 /// </summary>
 internal sealed class ImageDirectoryTransaction : IImageOutput
 {
-    private const uint RenameExchange = 2;
     private const string WorkTag = ".criups-";
     private const string Unlocked = ".new"; // a work directory not locked yet: never taken for a stale one
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
@@ -135,7 +134,7 @@ internal sealed class ImageDirectoryTransaction : IImageOutput
     {
         if (replace)
         {
-            Exchange(WorkPath, FinalPath);
+            Renameat2.Exchange(WorkPath, FinalPath);
             Directory.Delete(WorkPath, recursive: true); // now the replaced image
         }
         else
@@ -170,17 +169,5 @@ internal sealed class ImageDirectoryTransaction : IImageOutput
         }
         workLock.Dispose();
         return kept;
-    }
-
-    private static unsafe void Exchange(string a, string b)
-    {
-        var pa = FileDescriptor.NullTerminated(a);
-        var pb = FileDescriptor.NullTerminated(b);
-        fixed (byte* x = pa)
-        fixed (byte* y = pb)
-        {
-            const int AtFdCwd = -100;
-            Syscall.Checked("renameat2(RENAME_EXCHANGE)", SyscallNumber.Renameat2, unchecked((ulong)AtFdCwd), (ulong)x, unchecked((ulong)AtFdCwd), (ulong)y, RenameExchange);
-        }
     }
 }

@@ -11,9 +11,6 @@ namespace CriuPS.Engine.Restore;
 public static class ChildReaper
 {
     private const int ExitsKept = 1024;
-    private const int PidfdIdType = 3;
-    private const int WExited = 4;
-    private const int WNoHang = 1;
 
     private static readonly object Gate = new();
     private static readonly Dictionary<int, int?> ExitCodes = new();
@@ -62,7 +59,7 @@ public static class ChildReaper
                         continue;
                     }
                 }
-                int code = ExitStatus(child.Pidfd);
+                int code = Waitid.ReapExited(child.Pidfd);
                 child.Pidfd.Dispose(); // closing it takes it out of the epoll set
                 lock (Gate)
                 {
@@ -79,16 +76,5 @@ public static class ChildReaper
                 }
             }
         }
-    }
-
-    // The exit code, or 128 + the signal that killed the child (as shells report it); -1 when it cannot be read.
-    private static unsafe int ExitStatus(FileDescriptor pidfd)
-    {
-        var info = stackalloc byte[128];
-        long result = Syscall.Raw(SyscallNumber.Waitid, PidfdIdType, (ulong)pidfd.Value, (ulong)info, WExited | WNoHang, 0);
-        const int ClaimExited = 1;
-        int how = *(int*)(info + 8); // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
-        int status = *(int*)(info + 24); // si_status: the exit code, or the signal
-        return result != 0 ? -1 : how == ClaimExited ? status : 128 + status;
     }
 }

@@ -117,7 +117,7 @@ internal static class PidNamespaceInit
     /// <summary>Kills the init, which ends its namespace, and collects it when it is ours to collect.</summary>
     public static void Kill(int init)
     {
-        LibC.kill(init, Signals.SIGKILL);
+        Native.Interop.Kill.Send(init, Signals.SIGKILL);
         try
         {
             while (true)

@@ -65,7 +65,7 @@ internal sealed class RestoreHost : IDisposable
         }
         catch
         {
-            LibC.kill(pid, Signals.SIGKILL);
+            Native.Interop.Kill.Send(pid, Signals.SIGKILL);
             Wait4.Wait(pid, Wait4.WALL);
             throw;
         }
@@ -159,7 +159,7 @@ internal sealed class RestoreHost : IDisposable
             PidNamespaceInit.Kill(Pid);
             return;
         }
-        LibC.kill(Pid, Signals.SIGKILL);
+        Native.Interop.Kill.Send(Pid, Signals.SIGKILL);
         try
         {
             while (true)

@@ -31,7 +31,7 @@ internal sealed class ProbeChild : IDisposable
 
     public void Dispose()
     {
-        LibC.kill(Pid, Signals.SIGKILL);
+        Kill.Send(Pid, Signals.SIGKILL);
         try
         {
             while (true)

@@ -58,6 +58,16 @@ public sealed unsafe class FileDescriptor : SafeHandle
         return (new FileDescriptor(ends[0]), new FileDescriptor(ends[1]));
     }
 
+    /// <summary>One read(2) into <paramref name="buffer"/>: the bytes read (0 at the end), or minus the errno.</summary>
+    public long TryRead(Span<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+        {
+            long n = (long)LibC.read(Value, p, (size_t)(ulong)buffer.Length);
+            return n < 0 ? -LibC.errno : n;
+        }
+    }
+
     /// <summary>One write(2) of <paramref name="data"/>: the bytes written, or minus the errno.</summary>
     public long TryWrite(ReadOnlySpan<byte> data)
     {

@@ -16,7 +16,7 @@ public static unsafe class Socket
     /// <summary>The most bytes sun_path holds.</summary>
     public const int MaxNameLength = 108;
 
-    public const int AF_INET = 2, AF_INET6 = 10;
+    public const int AF_INET = 2, AF_INET6 = 10, AF_NETLINK = 16;
     public const int SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3;
     public const int IPPROTO_ICMP = 1, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_ICMPV6 = 58, IPPROTO_UDPLITE = 136;
 

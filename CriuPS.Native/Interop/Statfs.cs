@@ -3,8 +3,6 @@ namespace CriuPS.Native.Interop;
 /// <summary>statfs(2): which kind of file system a file lives on.</summary>
 public static unsafe class Statfs
 {
-    private const SyscallNumber StatfsCall = (SyscallNumber)137;
-
     public const long HugetlbfsMagic = 0x958458f6, MqueueMagic = 0x19800202;
 
     /// <summary>The f_type of the file system of <paramref name="path"/> (following links, so /proc/PID/fd/N gives the open file's).</summary>
@@ -15,7 +13,7 @@ public static unsafe class Statfs
         long* buffer = stackalloc long[16];
         fixed (byte* p = bytes)
         {
-            Syscall.Checked("statfs", StatfsCall, (ulong)p, (ulong)buffer);
+            Syscall.Checked("statfs", SyscallNumber.Statfs, (ulong)p, (ulong)buffer);
         }
         return buffer[0];
     }

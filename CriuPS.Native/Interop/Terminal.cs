@@ -11,6 +11,15 @@ public static unsafe class Terminal
     /// <summary>The number of control characters the kernel's struct termios holds (c_cc of TCGETS/TCSETS).</summary>
     public const int ControlCharacters = 19;
 
+    /// <summary>The requests a restored process runs itself (injected): take the terminal as its controlling one (TIOCSCTTY)...</summary>
+    public static int SetControllingTerminalRequest => LibC.TIOCSCTTY;
+
+    /// <summary>... and give it its foreground process group (TIOCSPGRP).</summary>
+    public static int SetForegroundGroupRequest => LibC.TIOCSPGRP;
+
+    /// <summary>isatty(3): whether descriptor <paramref name="fd"/> of this process is a terminal.</summary>
+    public static bool IsTerminal(int fd) => LibC.isatty(fd) == 1;
+
     /// <summary>TCGETS.</summary>
     public static termios GetAttributes(FileDescriptor tty) => GetTermios(tty, LibC.TCGETS, "TCGETS");
 

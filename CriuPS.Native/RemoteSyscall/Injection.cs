@@ -121,9 +121,7 @@ public sealed class Injection
         var end = Caller.EncodeEnd();
         var code = new byte[3 + 5 + 2 + end.Length];
         int offset = 0;
-        code[offset++] = 0x48;
-        code[offset++] = 0x89;
-        code[offset++] = 0xc7;
+        X86Code.MovRaxToRdi(code, ref offset);
         X86Code.MovEax(code, ref offset, (int)SyscallNumber.Close);
         X86Code.Syscall(code, ref offset);
         end.CopyTo(code, offset);

@@ -227,7 +227,7 @@ public sealed class RemoteSyscaller
     {
         if (parked is null)
         {
-            return [0xcc];
+            return [X86Code.Int3];
         }
         var code = new byte[GuardedEndLength];
         int offset = 0;

@@ -12,7 +12,7 @@ namespace CriuPS.Native.RemoteSyscall;
 public sealed class ScratchArea
 {
     /// <summary>syscall; int3 — the trap hands control back to us right after the call returns.</summary>
-    public static readonly byte[] Code = { 0x0f, 0x05, 0xcc };
+    public static readonly byte[] Code = [X86Code.SyscallOpcode0, X86Code.SyscallOpcode1, X86Code.Int3];
 
     private const int CodeReserve = 64;
     private ulong used;

@@ -12,12 +12,7 @@ namespace CriuPS.Native.RemoteSyscall;
 /// </summary>
 public static class SignalRestorer
 {
-    // mov $15, %rax; syscall (glibc, musl, Go) and mov $15, %eax; syscall (the shorter form some compilers emit).
-    private static readonly byte[][] Patterns =
-    [
-        [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05],
-        [0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05],
-    ];
+    private static readonly byte[][] Patterns = X86Code.RtSigreturnStubs;
 
     // Processes that map the same file at the same offset have the restorer at the same place in it: one search for
     // the C library of a whole tree, and the next checkpoint of the session finds it at once.
@@ -41,7 +36,7 @@ public static class SignalRestorer
     }
 
     /// <summary>The length of the instructions before the `syscall` of the restorer at <paramref name="restorer"/>.</summary>
-    public static int SyscallOffset(ProcessMemory memory, Address restorer) => memory.Read(restorer, 1)[0] == 0xb8 ? 5 : 7;
+    public static int SyscallOffset(ProcessMemory memory, Address restorer) => X86Code.RtSigreturnSyscallOffset(memory.Read(restorer, 1)[0]);
 
     private static long Search(VmaInfo vma, ProcessMemory memory)
     {

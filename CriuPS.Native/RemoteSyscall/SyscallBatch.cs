@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -15,8 +14,7 @@ namespace CriuPS.Native.RemoteSyscall;
 /// </summary>
 public sealed class SyscallBatch
 {
-    // Per call: the call (7 × mov r64, imm64 and syscall) + movabs [moffs64], rax (10) + cmp rax, -4095 (6) + jae rel32 (6).
-    private const int CallCodeBytes = X86Code.CallLength + 10 + 6 + 6;
+    private const int CallCodeBytes = X86Code.BatchedCallLength;
 
     // Room a run needs beyond its calls' code and result slots: the code that ends it and two 16-byte alignments.
     private const int RunOverheadBytes = 128;
@@ -97,7 +95,8 @@ public sealed class SyscallBatch
         {
             var (_, number, arguments) = calls[first + i];
             var slot = resultSlots + new ByteCount((ulong)(i * sizeof(long)));
-            EncodeCall(code.AsSpan(i * CallCodeBytes, CallCodeBytes), codeAddress + new ByteCount((ulong)(i * CallCodeBytes)), trap, number, arguments, slot);
+            var at = codeAddress + new ByteCount((ulong)(i * CallCodeBytes));
+            X86Code.BatchedCall(code.AsSpan(i * CallCodeBytes, CallCodeBytes), at.Value, trap.Value, number, arguments, slot.Value);
         }
         end.CopyTo(code, count * CallCodeBytes);
 
@@ -119,20 +118,5 @@ public sealed class SyscallBatch
                 throw new NativeException($"{calls[first + i].What()} in {caller.Thread.ProcessId}", (int)-result);
             }
         }
-    }
-
-    private static void EncodeCall(Span<byte> code, Address at, Address trap, SyscallNumber number, ulong[] arguments, Address slot)
-    {
-        int offset = 0;
-        X86Code.Call(code, ref offset, number, arguments);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.StoreRax, slot.Value); // movabs %rax, [slot]
-        code[offset++] = 0x48; // cmp rax, -4095
-        code[offset++] = 0x3d;
-        BinaryPrimitives.WriteInt32LittleEndian(code.Slice(offset), -4095);
-        offset += 4;
-        code[offset++] = 0x0f; // jae trap: rax of -4095 or more, unsigned, is an error
-        code[offset++] = 0x83;
-        long next = (long)at.Value + offset + 4;
-        BinaryPrimitives.WriteInt32LittleEndian(code.Slice(offset), checked((int)((long)trap.Value - next)));
     }
 }

@@ -10,9 +10,6 @@ namespace CriuPS.Native.RemoteSyscall;
 /// </summary>
 public static class SyscallGadget
 {
-    private const byte SyscallOpcode0 = 0x0f;
-    private const byte SyscallOpcode1 = 0x05;
-
     public static Address Find(IReadOnlyList<VmaInfo> vmas, ProcessMemory memory)
     {
         // The vDSO is in every process and small; file-backed text is the fallback.
@@ -40,7 +37,7 @@ public static class SyscallGadget
             memory.Read(vma.Start + new ByteCount(offset), span);
             for (int i = 0; i + 1 < span.Length; i++)
             {
-                if (span[i] == SyscallOpcode0 && span[i + 1] == SyscallOpcode1)
+                if (span[i] == X86Code.SyscallOpcode0 && span[i + 1] == X86Code.SyscallOpcode1)
                 {
                     return vma.Start + new ByteCount(offset + (ulong)i);
                 }

@@ -8,8 +8,8 @@ BeforeAll {
     $script:SelfCheck = Get-TestTarget 'selfcheck'
     $script:Restore = 'CriuPS.Cmdlets.RestoreProcessCommand'
     # The XSAVE components this kernel enables (XCR0).
-    $script:Enabled = [CriuPS.Native.Ptrace.XStateLayout]::Current.SupportedFeatures
-    $script:Layout = [CriuPS.Native.Ptrace.XStateLayout]::Current
+    $script:Enabled = [CriuPS.Native.Arch.X86_64.XStateLayout]::Current.SupportedFeatures
+    $script:Layout = [CriuPS.Native.Arch.X86_64.XStateLayout]::Current
 
     # Starts PROGRAM (selfcheck by default) in $TestDrive/NAME, lets it check itself, checkpoints it into
     # $TestDrive/NAME-image; returns the pid, its log and the image path.

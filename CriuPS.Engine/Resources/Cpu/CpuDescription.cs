@@ -3,6 +3,7 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
+using CriuPS.Native.Arch;
 using CriuPS.Native.Cpu;
 using CriuPS.Native.Ptrace;
 
@@ -17,7 +18,7 @@ internal static class CpuDescription
 {
     // The XSAVE components the kernel enabled (XCR0) where CRIU reads CPUID leaf 0xD (what the CPU supports): the same
     // unless the kernel left one out, and then ours is what programs see.
-    private static readonly Lazy<CpuinfoX86Entry> ThisCpu = new(() => Describe(CpuId.Read, XStateLayout.Current.SupportedFeatures));
+    private static readonly Lazy<CpuinfoX86Entry> ThisCpu = new(() => Describe(CpuId.Read, IArchitecture.Current.ExtendedState.SupportedFeatures));
 
     /// <summary>This machine's CPU, as cpuinfo.img describes one (do not change it: it is shared).</summary>
     public static CpuinfoX86Entry Current => ThisCpu.Value;

@@ -3,6 +3,7 @@ using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using Google.Protobuf;
+using CriuPS.Native.Arch;
 using CriuPS.Native.Ptrace;
 
 namespace CriuPS.Engine.Resources.Cpu;
@@ -85,7 +86,7 @@ public static class CpuFit
     private static CpuCompatibility Compare(string directory, IReadOnlyList<CpuinfoX86Entry>? saved, IReadOnlyList<ThreadComponents> threads)
     {
         var here = CpuDescription.Current;
-        ulong enabled = XStateLayout.Current.SupportedFeatures;
+        ulong enabled = IArchitecture.Current.ExtendedState.SupportedFeatures;
         ulong used = UsedComponents(threads);
         string detail;
         string? warning = null;

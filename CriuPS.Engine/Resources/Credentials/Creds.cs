@@ -70,7 +70,7 @@ internal static class Creds
     /// each change needs its own capability (CAP_SETUID, CAP_SETGID, CAP_SETPCAP), which a restore by another user
     /// than root has only where <see cref="Obstacles"/> found nothing missing.
     /// </summary>
-    public static unsafe void Restore(CredsEntry creds, ProcStatus current, RemoteSyscaller caller, ScratchArea scratch)
+    public static void Restore(CredsEntry creds, ProcStatus current, RemoteSyscaller caller, ScratchArea scratch)
     {
         uint[] uids = current.Uids, gids = current.Gids;
         bool uidsChange = !uids.SequenceEqual(new[] { creds.Uid, creds.Euid, creds.Suid, creds.Fsuid });

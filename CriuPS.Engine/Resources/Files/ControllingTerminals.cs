@@ -29,7 +29,7 @@ internal static class ControllingTerminals
         }
         var caller = leader.Injection.Caller;
         WithTerminal(session, caller, pair.Slave, fd =>
-            caller.Checked($"ioctl(TIOCSCTTY) of /dev/pts/{pair.Index}", SyscallNumber.Ioctl, (ulong)fd, (ulong)LibC.TIOCSCTTY, 0));
+            caller.Checked($"ioctl(TIOCSCTTY) of /dev/pts/{pair.Index}", SyscallNumber.Ioctl, (ulong)fd, (ulong)Terminal.SetControllingTerminalRequest, 0));
         var files = ptys.ControllingTerminalFiles(session, pair.Master.Sid).ToList();
         if (files.Count > 0)
         {
@@ -84,7 +84,7 @@ internal static class ControllingTerminals
             scratch.Reset();
             var value = scratch.Put(group);
             WithTerminal(session, caller, pair.Slave, fd =>
-                caller.Checked($"ioctl(TIOCSPGRP, {group}) of /dev/pts/{pair.Index}", SyscallNumber.Ioctl, (ulong)fd, (ulong)LibC.TIOCSPGRP, value.Value));
+                caller.Checked($"ioctl(TIOCSPGRP, {group}) of /dev/pts/{pair.Index}", SyscallNumber.Ioctl, (ulong)fd, (ulong)Terminal.SetForegroundGroupRequest, value.Value));
         }
     }
 

@@ -132,7 +132,7 @@ internal sealed class Pidfds : AnonInodeKind
             }
             finally
             {
-                LibC.kill(stand, Native.Interop.Signals.SIGKILL);
+                Kill.Send(stand, Native.Interop.Signals.SIGKILL);
                 Wait4.Wait(stand, 0);
             }
             session.Log.Detail($"pidfds of the reaped process (pidfs inode {file.Pidfd.Ino}) opened on process {stand}, now killed and reaped");

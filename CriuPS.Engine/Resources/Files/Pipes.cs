@@ -3,7 +3,6 @@ using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
-using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Files;
 
@@ -14,8 +13,6 @@ namespace CriuPS.Engine.Resources.Files;
 /// </summary>
 internal sealed class Pipes : FileKind
 {
-    private const uint SpliceNonBlock = 2;
-
     public override FdTypes Type => FdTypes.Pipe;
 
     public override bool Handles(DescriptorProbe probe) => probe.Status.Type == FileStatus.Fifo && probe.Link.StartsWith("pipe:", StringComparison.Ordinal);
@@ -50,7 +47,7 @@ internal sealed class Pipes : FileKind
     /// The unread bytes of a pipe or FIFO and its capacity. Opening /proc/PID/fd/N with O_RDONLY gives a new reader of
     /// the same pipe, whichever end N is.
     /// </summary>
-    public static unsafe (byte[] Data, int Size) ReadUnread(int pid, int fd)
+    public static (byte[] Data, int Size) ReadUnread(int pid, int fd)
     {
         using var reader = FileDescriptor.Open($"/proc/{pid}/fd/{fd}", O.RDONLY | O.NONBLOCK);
         int size = Fcntl.Call(reader, Fcntl.F_GETPIPE_SZ);
@@ -58,29 +55,24 @@ internal sealed class Pipes : FileKind
         using var copyRead = copy.Read;
         using var copyWrite = copy.Write;
         Fcntl.Call(copyWrite, Fcntl.F_SETPIPE_SZ, size);
-        long copied = (long)LibC.tee(reader.Value, copyWrite.Value, (size_t)(ulong)size, SpliceNonBlock);
+        long copied = Tee.TryCopy(reader, copyWrite, size);
+        if (copied == -Errno.EAGAIN)
+        {
+            return (Array.Empty<byte>(), size);
+        }
         if (copied < 0)
         {
-            int errno = LibC.errno;
-            if (errno == Errno.EAGAIN)
-            {
-                return (Array.Empty<byte>(), size);
-            }
-            throw new NativeException("tee", errno, $"pipe fd {fd} of {pid}");
+            throw new NativeException("tee", (int)-copied, $"pipe fd {fd} of {pid}");
         }
         var data = new byte[copied];
-        fixed (byte* p = data)
+        for (long done = 0; done < copied;)
         {
-            long done = 0;
-            while (done < copied)
+            long n = copyRead.TryRead(data.AsSpan((int)done));
+            if (n <= 0)
             {
-                long n = (long)LibC.read(copyRead.Value, p + done, (size_t)(ulong)(copied - done));
-                if (n <= 0)
-                {
-                    throw new NativeException("read of copied pipe data", n < 0 ? LibC.errno : Errno.EIO);
-                }
-                done += n;
+                throw new NativeException("read of copied pipe data", n < 0 ? (int)-n : Errno.EIO);
             }
+            done += n;
         }
         return (data, size);
     }
@@ -125,24 +117,20 @@ internal sealed class Pipes : FileKind
     }
 
     /// <summary>Gives a new pipe or FIFO its saved capacity and unread bytes, through a descriptor that writes to it.</summary>
-    public static unsafe void Refill(FileDescriptor writer, PipeDataEntry entry, byte[] data)
+    public static void Refill(FileDescriptor writer, PipeDataEntry entry, byte[] data)
     {
         if (entry.HasSize && entry.Size > 0)
         {
             Fcntl.Call(writer, Fcntl.F_SETPIPE_SZ, (int)entry.Size);
         }
-        fixed (byte* p = data)
+        for (long done = 0; done < data.Length;)
         {
-            long done = 0;
-            while (done < data.Length)
+            long n = writer.TryWrite(data.AsSpan((int)done));
+            if (n <= 0)
             {
-                long n = (long)LibC.write(writer.Value, p + done, (size_t)(ulong)(data.Length - done));
-                if (n <= 0)
-                {
-                    throw new NativeException("write of saved pipe data", n < 0 ? LibC.errno : Errno.EIO, $"pipe:[{entry.PipeId}]");
-                }
-                done += n;
+                throw new NativeException("write of saved pipe data", n < 0 ? (int)-n : Errno.EIO, $"pipe:[{entry.PipeId}]");
             }
+            done += n;
         }
     }
 }

@@ -147,11 +147,14 @@ internal sealed class RegularFiles : FileKind
         }
         if (reg.Pos != 0 && status.Type is FileStatus.Regular or FileStatus.Directory or FileStatus.BlockDevice)
         {
-            if (Tmds.Linux.LibC.lseek(fd.Value, (long)reg.Pos, 0) < 0)
+            try
             {
-                var e = Tmds.Linux.LibC.errno;
+                Lseek.Set(fd, reg.Pos);
+            }
+            catch (NativeException e)
+            {
                 fd.Dispose();
-                throw new NativeException("lseek", e, reg.Name);
+                throw new NativeException("lseek", e.Errno, reg.Name);
             }
         }
         return fd;

@@ -133,7 +133,7 @@ internal sealed class Terminals : FileKind
                 session.Options.ImagePath,
                 "Run Restore-Process with -ShellJob from a terminal.");
         }
-        int ours = new[] { 0, 1, 2 }.FirstOrDefault(fd => LibC.isatty(fd) == 1, -1);
+        int ours = new[] { 0, 1, 2 }.FirstOrDefault(Terminal.IsTerminal, -1);
         string path = ours >= 0 ? ProcFiles.ReadLink($"/proc/self/fd/{ours}") : "/dev/tty";
         int flags = (int)file.Tty.Flags & (O.ACCMODE | O.NONBLOCK | O.APPEND);
         var fd = FileDescriptor.TryOpen(path, flags | O.NOCTTY, out int errno);

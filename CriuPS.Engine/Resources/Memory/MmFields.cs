@@ -103,7 +103,7 @@ internal static class MmFields
         }
     }
 
-    public static unsafe void Restore(RestoreSession session, RestoringProcess process)
+    public static void Restore(RestoreSession session, RestoringProcess process)
     {
         var mm = process.Images.Mm;
         var caller = process.Caller;
@@ -127,7 +127,7 @@ internal static class MmFields
             ArgStart = mm.MmArgStart, ArgEnd = mm.MmArgEnd, EnvStart = mm.MmEnvStart, EnvEnd = mm.MmEnvEnd,
             Auxv = auxv.Value, AuxvSize = (uint)(savedAuxv.Count * sizeof(ulong)), ExeFd = (uint)exeFd,
         });
-        long result = caller.Call(SyscallNumber.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)sizeof(PrctlMmMap), 0);
+        long result = caller.Call(SyscallNumber.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)Marshal.SizeOf<PrctlMmMap>(), 0);
         if (result == -Errno.EPERM && exeFd >= 0)
         {
             // Replacing the executable link is for checkpoint/restore only, in the restored process (it has the session's capabilities).

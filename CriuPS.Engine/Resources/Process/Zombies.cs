@@ -48,7 +48,7 @@ internal static class Zombies
     {
         Prlimit.TrySet(shell.HostPid, RlimitCore, new ResourceLimit());
         Native.Interop.Ptrace.SetSigMask(shell.HostPid, 0);
-        LibC.kill(shell.HostPid, signal);
+        Kill.Send(shell.HostPid, signal);
         int deliver = 0;
         while (true)
         {

@@ -22,20 +22,23 @@ internal static class SignalHandlers
 
     private const int SigsetSize = 8;
 
+    /// <summary>Bytes of struct sigaction as the kernel takes it (32 on x86-64).</summary>
+    private static readonly int SigactionSize = Marshal.SizeOf<KernelSigaction>();
+
     /// <summary>Signals whose disposition can be changed (all but SIGKILL and SIGSTOP), in CRIU's order.</summary>
     public static IEnumerable<int> Changeable =>
         Enumerable.Range(1, Native.Interop.Signals.Count).Where(s => s is not Native.Interop.Signals.SIGKILL and not Native.Interop.Signals.SIGSTOP);
 
-    public static unsafe void Dump(DumpedProcess process)
+    public static void Dump(DumpedProcess process)
     {
         var scratch = process.Injection.Scratch;
         scratch.Reset();
         var signals = Changeable.ToList();
-        var results = scratch.Reserve(signals.Count * sizeof(KernelSigaction));
+        var results = scratch.Reserve(signals.Count * SigactionSize);
         var batch = new SyscallBatch(process.Injection);
         for (int i = 0; i < signals.Count; i++)
         {
-            batch.Add($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], 0, results.Value + (ulong)(i * sizeof(KernelSigaction)), SigsetSize);
+            batch.Add($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], 0, results.Value + (ulong)(i * SigactionSize), SigsetSize);
         }
         batch.Run();
         foreach (var action in process.Memory.ReadArray<KernelSigaction>(results, signals.Count))
@@ -44,7 +47,7 @@ internal static class SignalHandlers
         }
     }
 
-    public static unsafe void Restore(RestoringProcess process)
+    public static void Restore(RestoringProcess process)
     {
         var scratch = process.Injection.Scratch;
         var saved = process.Images.LeaderCore.Tc.Sigactions;
@@ -59,7 +62,7 @@ internal static class SignalHandlers
         var batch = new SyscallBatch(process.Injection);
         for (int i = 0; i < actions.Length; i++)
         {
-            batch.Add($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], table.Value + (ulong)(i * sizeof(KernelSigaction)), 0, SigsetSize);
+            batch.Add($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], table.Value + (ulong)(i * SigactionSize), 0, SigsetSize);
         }
         batch.Run();
     }

@@ -42,7 +42,7 @@ internal sealed class NetlinkSockets : FileKind
             return false;
         }
         using var copy = probe.Copy();
-        return copy is not null && Get(copy, SOL_SOCKET, SO_DOMAIN) == Tmds.Linux.LibC.AF_NETLINK;
+        return copy is not null && Get(copy, SOL_SOCKET, SO_DOMAIN) == Native.Interop.Socket.AF_NETLINK;
     }
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options)
@@ -79,7 +79,7 @@ internal sealed class NetlinkSockets : FileKind
             // The peer's group comes back as a one-bit mask; the image keeps its number.
             DstGroup = peerGroups == 0 ? 0 : (uint)BitOperations.TrailingZeroCount(peerGroups) + 1,
             Fown = dump.Owner,
-            Opts = SocketOptions.Dump(socket, Tmds.Linux.LibC.AF_NETLINK),
+            Opts = SocketOptions.Dump(socket, Native.Interop.Socket.AF_NETLINK),
             NsId = dump.Session.ObjectIds.For($"net:[{ns.Inode}]"),
             CriupsType = (uint)Get(socket, SOL_SOCKET, SO_TYPE),
             CriupsPktinfo = Get(socket, SOL_NETLINK, NETLINK_PKTINFO) != 0,
@@ -128,7 +128,7 @@ internal sealed class NetlinkSockets : FileKind
         FileDescriptor socket;
         using (ns.Enter())
         {
-            socket = Step(shown, "be created", () => Native.Interop.Socket.Create(Tmds.Linux.LibC.AF_NETLINK, (int)(entry.HasCriupsType ? entry.CriupsType : Native.Interop.Socket.SOCK_RAW), (int)entry.Protocol));
+            socket = Step(shown, "be created", () => Native.Interop.Socket.Create(Native.Interop.Socket.AF_NETLINK, (int)(entry.HasCriupsType ? entry.CriupsType : Native.Interop.Socket.SOCK_RAW), (int)entry.Protocol));
         }
         try
         {

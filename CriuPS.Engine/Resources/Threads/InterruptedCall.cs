@@ -1,7 +1,7 @@
+using CriuPS.Native.Arch;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
-using CriuPS.Native.Ptrace;
 using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Threads;
@@ -18,7 +18,7 @@ namespace CriuPS.Engine.Resources.Threads;
 /// - epoll_wait and epoll_pwait: -EINTR after any stop, by design (signal(7)), nothing kept;
 /// - absolute waits (clock_nanosleep TIMER_ABSTIME, futex FUTEX_WAIT_BITSET, futex_wait) and select, pselect6, ppoll
 ///   (which write the time left back to their timeout argument): the call runs again with its own arguments, which
-///   <see cref="SyscallRestart"/> arranges; nothing more is needed.
+///   <see cref="IArchitecture.ForResume"/> arranges; nothing more is needed.
 /// For the others, the dump saves the time left in criups_call_time_left_ns (thread_core_entry, from 1000): the
 /// remaining-time argument, else the timeout less how long the thread had slept, which the scheduler's clock tells
 /// (<see cref="SchedClock"/>, read just before the thread was stopped; a thread already in a stop, SIGSTOP's, last ran
@@ -45,26 +45,29 @@ internal static class InterruptedCall
     /// </summary>
     public static long? TimeLeft(in UserRegs regs, ProcessMemory memory, SchedClock.Observation? observation, Func<int, long> monotonicOffset, bool signalPending)
     {
-        if ((long)regs.OrigRax < 0)
+        var arch = IArchitecture.Current;
+        if (arch.SyscallOf(regs) is not SyscallNumber number)
         {
             return null;
         }
-        long result = (long)regs.Rax;
+        long result = arch.ResultOf(regs);
+        var copy = regs; // a local function cannot capture an in parameter
+        ulong Argument(int index) => arch.ArgumentOf(copy, index);
         long? Waited(long timeout) => observation is { } seen ? Math.Max(0, timeout - (seen.ObservedAtMonotonicNanoseconds - (seen.LastRanSchedNanoseconds + monotonicOffset(seen.Cpu)))) : null;
         long Timespec(ulong address) => memory.Read<KernelTimespec>(new Address(address)).TotalNanoseconds;
-        switch ((SyscallNumber)regs.OrigRax)
+        switch (number)
         {
             case SyscallNumber.Nanosleep when result == -Errno.ERESTART_RESTARTBLOCK:
-                return regs.Rsi != 0 ? Timespec(regs.Rsi) : Waited(Timespec(regs.Rdi));
+                return Argument(1) != 0 ? Timespec(Argument(1)) : Waited(Timespec(Argument(0)));
             case SyscallNumber.ClockNanosleep when result == -Errno.ERESTART_RESTARTBLOCK:
-                return regs.R10 != 0 ? Timespec(regs.R10) : Waited(Timespec(regs.Rdx));
+                return Argument(3) != 0 ? Timespec(Argument(3)) : Waited(Timespec(Argument(2)));
             case SyscallNumber.Poll when result == -Errno.ERESTART_RESTARTBLOCK:
-                return Waited((int)regs.Rdx * NanosecondsPerMillisecond);
-            case SyscallNumber.Futex when result == -Errno.ERESTART_RESTARTBLOCK && !SyscallRestart.HasAbsoluteDeadline(regs):
-                return Waited(Timespec(regs.R10));
+                return Waited((int)Argument(2) * NanosecondsPerMillisecond);
+            case SyscallNumber.Futex when result == -Errno.ERESTART_RESTARTBLOCK && !arch.HasAbsoluteDeadline(regs):
+                return Waited(Timespec(Argument(3)));
             case SyscallNumber.EpollWait or SyscallNumber.EpollPwait when result == -Errno.EINTR && !signalPending
-                && ((SyscallNumber)regs.OrigRax == SyscallNumber.EpollWait || regs.R8 == 0):
-                int timeout = (int)regs.R10;
+                && (number == SyscallNumber.EpollWait || Argument(4) == 0):
+                int timeout = (int)Argument(3);
                 return timeout < 0 ? NoTimeout : timeout == 0 ? null : Waited(timeout * NanosecondsPerMillisecond);
             default:
                 return null;
@@ -79,43 +82,27 @@ internal static class InterruptedCall
     /// </summary>
     public static UserRegs Resume(UserRegs saved, long timeLeft, RemoteSyscaller caller, ScratchArea scratch)
     {
-        var number = (SyscallNumber)saved.OrigRax;
+        var arch = IArchitecture.Current;
+        var number = arch.SyscallOf(saved) ?? throw new InvalidOperationException("the saved registers show no system call to resume with its time left");
+        ulong Argument(int index) => arch.ArgumentOf(saved, index);
         if (number is SyscallNumber.EpollWait or SyscallNumber.EpollPwait)
         {
             if (timeLeft != NoTimeout)
             {
-                saved.R10 = (ulong)(int)Math.Min(int.MaxValue, (timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond);
+                saved = arch.WithArgument(saved, 3, (ulong)(int)Math.Min(int.MaxValue, (timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond));
             }
-            return RunAgain(saved);
+            return arch.RunAgain(saved);
         }
         scratch.Reset();
         var left = scratch.Put(KernelTimespec.FromNanoseconds(timeLeft)).Value;
         long result = number switch
         {
-            SyscallNumber.Nanosleep => caller.CallInterrupted(number, left, saved.Rsi),
-            SyscallNumber.ClockNanosleep => caller.CallInterrupted(number, saved.Rdi, 0, left, saved.R10),
-            SyscallNumber.Poll => caller.CallInterrupted(number, saved.Rdi, saved.Rsi, (ulong)((timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)),
-            SyscallNumber.Futex => caller.CallInterrupted(number, saved.Rdi, saved.Rsi, saved.Rdx, left, saved.R8, saved.R9),
+            SyscallNumber.Nanosleep => caller.CallInterrupted(number, left, Argument(1)),
+            SyscallNumber.ClockNanosleep => caller.CallInterrupted(number, Argument(0), 0, left, Argument(3)),
+            SyscallNumber.Poll => caller.CallInterrupted(number, Argument(0), Argument(1), (ulong)((timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)),
+            SyscallNumber.Futex => caller.CallInterrupted(number, Argument(0), Argument(1), Argument(2), left, Argument(4), Argument(5)),
             _ => throw new InvalidOperationException($"system call {number} is not one CriuPS resumes with its time left"),
         };
-        if (result == -Errno.ERESTART_RESTARTBLOCK)
-        {
-            saved.Rax = (ulong)SyscallNumber.RestartSyscall;
-            saved.Rip -= SyscallRestart.SyscallInstructionLength;
-        }
-        else
-        {
-            saved.Rax = (ulong)result;
-        }
-        saved.OrigRax = ulong.MaxValue;
-        return saved;
-    }
-
-    private static UserRegs RunAgain(UserRegs saved)
-    {
-        saved.Rax = saved.OrigRax;
-        saved.Rip -= SyscallRestart.SyscallInstructionLength;
-        saved.OrigRax = ulong.MaxValue;
-        return saved;
+        return result == -Errno.ERESTART_RESTARTBLOCK ? arch.RunRestartSyscall(saved) : arch.ReturnWith(saved, result);
     }
 }

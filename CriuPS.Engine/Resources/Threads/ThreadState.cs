@@ -6,6 +6,7 @@ using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Engine.Restore;
+using CriuPS.Native.Arch;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
@@ -55,17 +56,16 @@ internal static class ThreadState
         core.ThreadInfo = new ThreadInfoX86
         {
             ClearTidAddr = memory.Read<ulong>(tidAddress),
-            Gpregs = RegistersCodec.ToImage(SyscallRestart.ForImage(regs)),
-            Fpregs = XStateCodec.ToImage(thread.GetXState(), XStateLayout.Current),
+            Gpregs = RegistersCodec.ToImage(IArchitecture.Current.ForImage(regs)),
+            Fpregs = XStateCodec.ToImage(thread.GetXState(), IArchitecture.Current.ExtendedState),
         };
 
         var status = ProcStatus.ReadThread(process.Pid, tid);
         var tc = core.ThreadCore;
-        (tc.FutexRla, tc.FutexRlaLen) = RobustList(tid);
-        tc.SchedPolicy = (uint)Syscall.Checked("sched_getscheduler", SyscallNumber.SchedGetscheduler, (ulong)tid);
-        tc.SchedPrio = SchedPriority(tid);
-        // The raw getpriority system call answers 20 - nice, never negative.
-        tc.SchedNice = 20 - (int)Syscall.Checked("getpriority", SyscallNumber.Getpriority, 0, (ulong)tid);
+        (tc.FutexRla, tc.FutexRlaLen) = RobustList.Get(tid);
+        tc.SchedPolicy = SchedScheduler.GetPolicy(tid);
+        tc.SchedPrio = SchedScheduler.GetPriority(tid);
+        tc.SchedNice = Priority.GetNice(tid);
         tc.BlkSigset = process.Frozen.OriginalMasks[tid];
 
         var ss = memory.Read<StackT>(altStack);
@@ -166,38 +166,22 @@ internal static class ThreadState
         var saved = RegistersCodec.FromImage(core.ThreadInfo.Gpregs);
         var regs = core.ThreadCore.HasCriupsCallTimeLeftNs
             ? InterruptedCall.Resume(saved, core.ThreadCore.CriupsCallTimeLeftNs, caller, scratch)
-            : SyscallRestart.ForResume(saved, restartBlockKept: false);
-        return (regs, XStateCodec.FromImage(core.ThreadInfo.Fpregs, XStateLayout.Current));
-    }
-
-    private static unsafe (ulong Head, uint Length) RobustList(int tid)
-    {
-        ulong head;
-        ulong length;
-        Syscall.Checked("get_robust_list", SyscallNumber.GetRobustList, (ulong)tid, (ulong)&head, (ulong)&length);
-        return (head, (uint)length);
-    }
-
-    private static unsafe uint SchedPriority(int tid)
-    {
-        int priority;
-        Syscall.Checked("sched_getparam", SyscallNumber.SchedGetparam, (ulong)tid, (ulong)&priority);
-        return (uint)priority;
+            : IArchitecture.Current.ForResume(saved, restartBlockKept: false);
+        return (regs, XStateCodec.FromImage(core.ThreadInfo.Fpregs, IArchitecture.Current.ExtendedState));
     }
 
     // A real-time policy, or a nice value below the session's, needs CAP_SYS_NICE (or RLIMIT_RTPRIO, RLIMIT_NICE).
-    private static unsafe void RestoreScheduling(int tid, ThreadCoreEntry tc)
+    private static void RestoreScheduling(int tid, ThreadCoreEntry tc)
     {
         try
         {
             if (tc.HasSchedPolicy)
             {
-                int priority = (int)tc.SchedPrio;
-                Syscall.Checked("sched_setscheduler", SyscallNumber.SchedSetscheduler, (ulong)tid, tc.SchedPolicy, (ulong)&priority);
+                SchedScheduler.Set(tid, tc.SchedPolicy, (int)tc.SchedPrio);
             }
             if (tc.HasSchedNice)
             {
-                Syscall.Checked("setpriority", SyscallNumber.Setpriority, 0, (ulong)tid, unchecked((ulong)tc.SchedNice));
+                Priority.SetNice(tid, tc.SchedNice);
             }
         }
         catch (NativeException e) when (e.Errno is Errno.EPERM or Errno.EACCES)

@@ -1,6 +1,9 @@
-namespace CriuPS.Native.Interop;
+namespace CriuPS.Native.Arch.X86_64;
 
-/// <summary>System call numbers of the x86-64 Linux ABI (arch/x86/entry/syscalls/syscall_64.tbl).</summary>
+/// <summary>
+/// System call numbers of the x86-64 Linux ABI (arch/x86/entry/syscalls/syscall_64.tbl): the only place a number
+/// is written; wrappers and injected calls name a call by its member here.
+/// </summary>
 public enum SyscallNumber : long
 {
     Read = 0,
@@ -72,6 +75,7 @@ public enum SyscallNumber : long
     RtSigqueueinfo = 129,
     Sigaltstack = 131,
     Personality = 135,
+    Statfs = 137,
     Getpriority = 140,
     Setpriority = 141,
     SchedSetparam = 142,
@@ -126,6 +130,7 @@ public enum SyscallNumber : long
     Setns = 308,
     ProcessVmReadv = 310,
     ProcessVmWritev = 311,
+    Kcmp = 312,
     Renameat2 = 316,
     Seccomp = 317,
     Userfaultfd = 323,

@@ -1,7 +1,7 @@
 using CriuPS.Native.Cpu;
 using CriuPS.Native.Interop;
 
-namespace CriuPS.Native.Ptrace;
+namespace CriuPS.Native.Arch.X86_64;
 
 /// <summary>
 /// Where each XSAVE state component lives in the NT_X86_XSTATE regset (standard, non-compacted format), as this

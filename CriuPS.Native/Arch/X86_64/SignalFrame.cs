@@ -1,9 +1,8 @@
 using System.Buffers.Binary;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
-using CriuPS.Native.Ptrace;
 
-namespace CriuPS.Native.RemoteSyscall;
+namespace CriuPS.Native.Arch.X86_64;
 
 /// <summary>
 /// An x86-64 rt_sigreturn frame that holds a thread's own state: its registers as it would resume them, its signal

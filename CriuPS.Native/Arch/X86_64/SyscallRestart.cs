@@ -1,6 +1,6 @@
 using CriuPS.Native.Interop;
 
-namespace CriuPS.Native.Ptrace;
+namespace CriuPS.Native.Arch.X86_64;
 
 /// <summary>
 /// A thread stopped inside a system call shows rax = -ERESTART* and orig_rax = the call. The kernel would

@@ -1,0 +1,77 @@
+namespace CriuPS.Native.Arch.X86_64;
+
+/// <summary>
+/// x86-64: the call number in orig_rax (rax is overwritten by the result), the arguments in rdi, rsi, rdx, r10, r8,
+/// r9, and a `syscall` instruction of <see cref="SyscallRestart.SyscallInstructionLength"/> bytes before rip.
+/// </summary>
+public sealed class X86_64Architecture : IArchitecture
+{
+    public static X86_64Architecture Instance { get; } = new();
+
+    private X86_64Architecture()
+    {
+    }
+
+    public string Name => "x86_64";
+
+    public XStateLayout ExtendedState => XStateLayout.Current;
+
+    public SyscallNumber? SyscallOf(in UserRegs regs) => (long)regs.OrigRax < 0 ? null : (SyscallNumber)regs.OrigRax;
+
+    public long ResultOf(in UserRegs regs) => (long)regs.Rax;
+
+    public ulong ArgumentOf(in UserRegs regs, int index) => index switch
+    {
+        0 => regs.Rdi,
+        1 => regs.Rsi,
+        2 => regs.Rdx,
+        3 => regs.R10,
+        4 => regs.R8,
+        5 => regs.R9,
+        _ => throw new ArgumentOutOfRangeException(nameof(index), index, "a system call has six arguments"),
+    };
+
+    public UserRegs WithArgument(UserRegs regs, int index, ulong value)
+    {
+        switch (index)
+        {
+            case 0: regs.Rdi = value; break;
+            case 1: regs.Rsi = value; break;
+            case 2: regs.Rdx = value; break;
+            case 3: regs.R10 = value; break;
+            case 4: regs.R8 = value; break;
+            case 5: regs.R9 = value; break;
+            default: throw new ArgumentOutOfRangeException(nameof(index), index, "a system call has six arguments");
+        }
+        return regs;
+    }
+
+    public UserRegs ForImage(UserRegs regs) => SyscallRestart.ForImage(regs);
+
+    public UserRegs ForResume(UserRegs regs, bool restartBlockKept) => SyscallRestart.ForResume(regs, restartBlockKept);
+
+    public bool HasAbsoluteDeadline(in UserRegs regs) => SyscallRestart.HasAbsoluteDeadline(regs);
+
+    public UserRegs RunAgain(UserRegs regs)
+    {
+        regs.Rax = regs.OrigRax;
+        regs.Rip -= SyscallRestart.SyscallInstructionLength;
+        regs.OrigRax = ulong.MaxValue;
+        return regs;
+    }
+
+    public UserRegs RunRestartSyscall(UserRegs regs)
+    {
+        regs.Rax = (ulong)SyscallNumber.RestartSyscall;
+        regs.Rip -= SyscallRestart.SyscallInstructionLength;
+        regs.OrigRax = ulong.MaxValue;
+        return regs;
+    }
+
+    public UserRegs ReturnWith(UserRegs regs, long result)
+    {
+        regs.Rax = (ulong)result;
+        regs.OrigRax = ulong.MaxValue;
+        return regs;
+    }
+}

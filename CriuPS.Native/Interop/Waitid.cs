@@ -1,0 +1,21 @@
+namespace CriuPS.Native.Interop;
+
+/// <summary>waitid(2) on a pidfd (P_PIDFD), which Tmds.LibC does not bind.</summary>
+public static unsafe class Waitid
+{
+    private const int PidfdIdType = 3, WExited = 4, WNoHang = 1;
+    private const int ClaimExited = 1; // CLD_EXITED
+
+    /// <summary>
+    /// Reaps the child <paramref name="pidfd"/> refers to, without waiting: its exit code, or 128 + the signal that
+    /// killed it (as shells report it); -1 when it cannot be read (not exited yet, or reaped by someone else).
+    /// </summary>
+    public static int ReapExited(FileDescriptor pidfd)
+    {
+        var info = stackalloc byte[128];
+        long result = Syscall.Raw(SyscallNumber.Waitid, PidfdIdType, (ulong)pidfd.Value, (ulong)info, WExited | WNoHang, 0);
+        int how = *(int*)(info + 8); // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
+        int status = *(int*)(info + 24); // si_status: the exit code, or the signal
+        return result != 0 ? -1 : how == ClaimExited ? status : 128 + status;
+    }
+}
