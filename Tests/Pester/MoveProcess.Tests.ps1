@@ -93,8 +93,9 @@ Describe 'Move-Process' {
                 ForEach-Object { $g = $_.Matches[0].Groups; "$($g[1].Value) $($g[2].Value)$(if ($g[3].Success) { " ($($g[3].Value) jitted)" })" }
             Write-Host "    $($log.Side): $($phases -join '; ')"
         }
-        # The issue asks for under 10 %; on this 2-core VM shared by five developers it was 19-38 % (the restore there
-        # reads the chain of pre-dumps and compiles in the downtime: see the README's numbers). This is what holds.
+        # The issue asks for under 10 %; on this 2-core VM shared by seven developers it was 19-41 % (the restore there
+        # reads the chain of pre-dumps and compiles in the downtime: see the README's numbers), 30 % with the
+        # rehearsal move at a load of 17-33. This is what holds.
         $moved.Downtime | Should -BeLessThan ([timespan]::FromTicks($oneShot.FrozenTime.Ticks / 2))
     }
 
