@@ -100,11 +100,12 @@ internal static class DumpRehearsal
         }
     }
 
-    // A sleep that is not our child (its shell exits at once and init adopts it): a child's ptrace stops would meet
-    // .NET's own reaping of the children it starts.
-    private static int StartSleeper()
+    // A sleep that is not our child (setsid -f forks it and exits, and init adopts it): a child's ptrace stops would
+    // meet .NET's own reaping of the children it starts. It leads its own session (the shell execs it), so that a
+    // move's rehearsal (MoveRehearsal) restores it elsewhere as the move restores a daemon.
+    internal static int StartSleeper()
     {
-        var start = new ProcessStartInfo("setsid", ["sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!"])
+        var start = new ProcessStartInfo("setsid", ["-f", "sh", "-c", "echo $$; exec sleep 60 </dev/null >/dev/null 2>&1"])
         {
             RedirectStandardOutput = true,
             UseShellExecute = false,

@@ -103,6 +103,9 @@ public sealed class ProcessMove
     /// </summary>
     public (RemoteCheckpointImage Image, HeldTree Held) FinalDump(PageServerEndpoint server, IEngineObserver observer)
     {
+        // The rounds made the dump's code hot: its optimized recompilation happens now, before the freeze, not in it.
+        var (waited, compiled) = JitWork.WaitUntilQuiet(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
+        observer.Detail($"before the final freeze: waited {waited.TotalMilliseconds:F0} ms for the runtime to finish compiling ({compiled} methods)");
         var (image, session) = DumpPipeline.SendToPageServer(Options(server, preDump: false), observer, chain);
         return (image, session.Held!);
     }

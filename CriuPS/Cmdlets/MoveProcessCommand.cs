@@ -146,11 +146,6 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             return null;
         }
 
-        if (destination.Rehearse(Lazy) is { } rehearsal)
-        {
-            WriteVerbose($"The rehearsal of a restore on {destination.ComputerName} failed (the restore there will compile its code in the downtime): {rehearsal}");
-        }
-
         // 2. Rounds while it runs, each into a page server there, over TLS pinned both ways through the session.
         using var client = NewClientCertificate();
         var move = new ProcessMove(new MoveOptions
@@ -165,6 +160,14 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
         HeldTree? held = null;
         try
         {
+            if (RehearseMove(destination, client) is { } failedMove)
+            {
+                WriteVerbose($"The rehearsal move of a sleep to {destination.ComputerName} failed ({failedMove}): rehearsing a restore there alone");
+                if (destination.Rehearse(Lazy) is { } rehearsal)
+                {
+                    WriteVerbose($"The rehearsal of a restore on {destination.ComputerName} failed (the restore there will compile its code in the downtime): {rehearsal}");
+                }
+            }
             long bytes = 0;
             while (move.Rounds.Count < MaxRounds && move.Enough() is null)
             {
@@ -248,6 +251,32 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
                 WriteError(ErrorRecords.From(e, Id));
             }
             return null;
+        }
+    }
+
+    // A sleep moved first the way the process will be (MoveRehearsal), so that both machines have compiled the final
+    // dump's and the restore's code before the real freeze. Best effort: returns what went wrong, if anything.
+    private string? RehearseMove(MoveDestination destination, X509Certificate2 client)
+    {
+        using var rehearsal = MoveRehearsal.Start(stopping.Token);
+        HeldTree? held = null;
+        try
+        {
+            var move = rehearsal.Move;
+            EngineRunner.Run(this, $"Rehearsing the move with a sleep ({rehearsal.ProcessId})",
+                observer => move.PreDump(Endpoint(destination, "rehearsal-1", null, client), observer));
+            var endpoint = Endpoint(destination, "rehearsal", move.ParentPath, client);
+            (var image, held) = EngineRunner.Run(this, $"Rehearsing the move with a sleep ({rehearsal.ProcessId})", observer => move.FinalDump(endpoint, observer));
+            destination.RehearseRestore(image.Path, Lazy);
+            return null;
+        }
+        catch (Exception e) when (e is not PipelineStoppedException)
+        {
+            return e is RemoteFailure remote ? $"{remote.Id}: {remote.Message}" : e.Message;
+        }
+        finally
+        {
+            held?.Kill(TimeSpan.FromSeconds(5));
         }
     }
 

@@ -141,6 +141,25 @@ internal sealed class MoveDestination
     }
 
     /// <summary>
+    /// The destination's half of a rehearsal move (MoveRehearsal): restores the sleep sent to <paramref name="image"/>
+    /// as the move will restore the process (lazily with <paramref name="lazy"/>), kills it, stops the rehearsal's
+    /// page servers and removes its images. Throws what went wrong.
+    /// </summary>
+    public void RehearseRestore(string image, bool lazy) => Run("""
+        param($Image, $Lazy, $Directory)
+        try {
+            $restored = Restore-Process -ImagePath $Image -Detach -LazyPages:$Lazy -ErrorAction Stop
+            if ($Lazy) { $restored | Wait-LazyRestore -Timeout 30 | Out-Null }
+            Stop-Process -Id $restored.Id -Force
+        }
+        finally {
+            # Only the rehearsal's servers were started so far.
+            if ($script:CriuPSMoveServers) { $script:CriuPSMoveServers | Stop-LazyPageServer; $script:CriuPSMoveServers.Clear() }
+            Get-ChildItem -LiteralPath $Directory -Filter 'rehearsal*' -Force | Remove-Item -Recurse -Force
+        }
+        """, image, lazy, Directory);
+
+    /// <summary>
     /// Restores the final image there, detached from the session, lazily when asked (the process runs at once, its
     /// memory filled from the image as it touches it and in the background); returns the PID it runs with there.
     /// </summary>

@@ -63,7 +63,12 @@ Describe 'Move-Process' {
         $oneShot = Checkpoint-Process -Id $t.Id -ImagePath (Join-Path $TestDrive 'one-shot') -LeaveRunning
         Remove-Item -Recurse -Force $oneShot.Path
         $directory = Join-Path $TestDrive 'big-move'
-        $moved = Move-Process -Id $t.Id -Session $Session -Lazy -DestinationPath $directory -Confirm:$false
+        $output = Move-Process -Id $t.Id -Session $Session -Lazy -LazyTimeout 900 -DestinationPath $directory -Confirm:$false -Verbose 4>&1
+        $moved = $output | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] }
+        # (The pages follow at a few MiB/s at a load of 30 to 80 on this 2-core VM: over 300 s for the gibibyte.)
+        # The rehearsal move of a sleep went through: the code of the final dump and of the restore there was
+        # compiled before the freeze.
+        $output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match 'rehearsal' } | Should -BeNullOrEmpty
         $moved.ComputerName | Should -Be $Destination.DestinationIp
         $moved.SourceProcessId | Should -Be $t.Id
         $moved.ProcessId | Should -Be $t.Id -Because 'the PIDs are kept, in the destination''s own PID namespace'
@@ -82,8 +87,15 @@ Describe 'Move-Process' {
         Write-Host ("    one-shot checkpoint froze it {0:N0} ms; moved in {1} round(s) ({2}) with a downtime of {3:N0} ms (final freeze {4:N0} ms), {5:N0} MiB sent" -f
             $oneShot.FrozenTime.TotalMilliseconds, $moved.PreDumpRounds, (($moved.Rounds | ForEach-Object { "$($_.Pages) pages in $([int]$_.Duration.TotalMilliseconds) ms" }) -join ', '),
             $moved.Downtime.TotalMilliseconds, $moved.FrozenTime.TotalMilliseconds, ($moved.BytesSent / 1MB))
-        # The issue asks for under 10 %; on this 2-core VM shared by five developers it was 19-38 % (the restore there
-        # reads the chain of pre-dumps and compiles in the downtime: see the README's numbers). This is what holds.
+        # Where the downtime went: the final dump's phases here (frozen from Freezing on), the restore's there.
+        foreach ($log in @{ Side = 'final dump'; Path = $moved.LogPath }, @{ Side = 'restore there'; Path = (Join-Path $moved.ImagePath 'restore.log') }) {
+            $phases = Select-String -LiteralPath $log.Path -Pattern '^\([\d.]+\) (.+): done in ([\d.]+ ms)(?: \(the runtime compiled (\d+) methods)?' |
+                ForEach-Object { $g = $_.Matches[0].Groups; "$($g[1].Value) $($g[2].Value)$(if ($g[3].Success) { " ($($g[3].Value) jitted)" })" }
+            Write-Host "    $($log.Side): $($phases -join '; ')"
+        }
+        # The issue asks for under 10 %; on this 2-core VM shared by seven developers it was 19-41 % (the restore there
+        # reads the chain of pre-dumps and compiles in the downtime: see the README's numbers), 30 % with the
+        # rehearsal move at a load of 17-33. This is what holds.
         $moved.Downtime | Should -BeLessThan ([timespan]::FromTicks($oneShot.FrozenTime.Ticks / 2))
     }
 
