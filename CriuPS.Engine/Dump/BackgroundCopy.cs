@@ -1,17 +1,25 @@
+using System.Diagnostics;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Dump;
 
 /// <summary>
-/// The memory of a background checkpoint (<see cref="DumpOptions.Background"/>): armed in every process while the
-/// tree is frozen (<see cref="BackgroundSnapshot"/>), copied once it runs again, process after process, each
-/// process's protection released as soon as its pages are saved.
+/// The memory of a background checkpoint (<see cref="DumpOptions.Background"/>): protected in every process ahead of
+/// the freeze while the tree runs (<see cref="ArmAhead"/>), armed while it is frozen (<see cref="BackgroundSnapshot"/>),
+/// copied once it runs again, process after process, each process's protection released as soon as its pages are saved.
 /// </summary>
 internal sealed class BackgroundCopy : IDisposable
 {
     private readonly List<(DumpedProcess Process, PagePlan Plan, BackgroundSnapshot Snapshot)> armed = new();
+
+    // Processes armed ahead of the freeze, by PID, until the freeze takes them over; a process that ended meanwhile
+    // is disposed with the copy, one forked meanwhile is armed from scratch at the freeze.
+    private readonly Dictionary<int, BackgroundSnapshot> armedAhead = new();
 
     /// <summary>Refuses what a background checkpoint cannot be combined with, before anything is frozen.</summary>
     public static void CheckOptions(DumpOptions options)
@@ -33,9 +41,58 @@ internal sealed class BackgroundCopy : IDisposable
         }
     }
 
-    /// <summary>Protects the planned pages of a frozen process (copying those that cannot be protected).</summary>
-    public void Arm(DumpedProcess process, PagePlan plan, Logging.EngineLog log) =>
-        armed.Add((process, plan, BackgroundSnapshot.Arm(process, plan, log)));
+    /// <summary>
+    /// Ahead of the freeze: stops the tree for as long as it takes to make a userfaultfd in each process (a few
+    /// injected calls; counted in <paramref name="frozenTime"/>, since the processes stand still), lets it go, and
+    /// protects each process's memory while it runs: the long walk over every page is no longer done frozen.
+    /// </summary>
+    public void ArmAhead(DumpOptions options, EngineLog log, Stopwatch frozenTime)
+    {
+        log.Phase("Arming the background copy");
+        var stopped = Stopwatch.StartNew();
+        frozenTime.Start();
+        var tree = FrozenTree.Freeze(options.ProcessId, options.FreezeTimeout, log);
+        var injections = new Dictionary<int, Injection>();
+        var memories = new List<ProcessMemory>();
+        var areas = new Dictionary<int, List<VmaInfo>>();
+        try
+        {
+            foreach (var process in tree.Processes)
+            {
+                var memory = ProcessMemory.Open(process.ProcessId);
+                memories.Add(memory);
+                // maps, not smaps: smaps counts every page of every area, which takes as long as the memory is large.
+                var vmas = SmapsParser.ReadMaps(process.ProcessId);
+                injections[process.ProcessId] = DumpPipeline.BeginInjection(process, memory, vmas);
+                armedAhead[process.ProcessId] = BackgroundSnapshot.ArmAhead(process.ProcessId, injections[process.ProcessId], log);
+                areas[process.ProcessId] = vmas;
+            }
+        }
+        finally
+        {
+            DumpPipeline.Release(tree, injections, log);
+            frozenTime.Stop();
+            foreach (var memory in memories)
+            {
+                memory.Dispose();
+            }
+        }
+        log.Detail($"background copy: userfaultfd made in {armedAhead.Count} process(es) in a stop of {stopped.Elapsed.TotalMilliseconds:F1} ms");
+        foreach (var (pid, snapshot) in armedAhead)
+        {
+            snapshot.ProtectAhead(areas[pid]);
+        }
+    }
+
+    /// <summary>
+    /// Protects the planned pages of a frozen process that are not protected yet (copying those that cannot be
+    /// protected); from then on its writes are saved first.
+    /// </summary>
+    public void Arm(DumpedProcess process, PagePlan plan, EngineLog log)
+    {
+        armedAhead.Remove(process.Pid, out var ahead);
+        armed.Add((process, plan, BackgroundSnapshot.Arm(process, plan, log, ahead)));
+    }
 
     /// <summary>Copies every process's pages while the tree runs.</summary>
     public void Copy(DumpSession session)
@@ -59,6 +116,10 @@ internal sealed class BackgroundCopy : IDisposable
     public void Dispose()
     {
         foreach (var (_, _, snapshot) in armed)
+        {
+            snapshot.Dispose();
+        }
+        foreach (var snapshot in armedAhead.Values)
         {
             snapshot.Dispose();
         }

@@ -116,11 +116,13 @@ public static class DumpPipeline
         var background = options.Background ? new BackgroundCopy() : null;
         try
         {
+            background?.ArmAhead(options, log, frozenTime);
             log.Phase("Freezing");
+            // Counted from the first task stopped on: the seizing is time the process stands still too.
+            frozenTime.Start();
             // -FreezeCgroup: the kernel holds the whole cgroup still while its tasks are seized (thawed once they are).
             cgroup = options.FreezeCgroup is { } frozenCgroup ? CgroupFreezer.Freeze(frozenCgroup, options.FreezeTimeout, log) : null;
             tree = FrozenTree.Freeze(root, options.FreezeTimeout, log, cgroup);
-            frozenTime.Start();
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
             Attach(tree, session, injections, memories);
             log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
@@ -294,9 +296,7 @@ public static class DumpPipeline
             memories.Add(memory);
             // Read once (megabytes for thousands of areas), before the injection area joins them.
             var vmas = SmapsParser.Read(member.Pid);
-            var injection = frozen.Parked.TryGetValue(member.Pid, out var leader)
-                ? Injection.BeginParked(leader, memory, InjectionAreaSize, frozen.StopSignal, frozen.HeldWhileRunning)
-                : Injection.Begin(frozen.Leader, memory, vmas, InjectionAreaSize);
+            var injection = BeginInjection(frozen, memory, vmas);
             injections[member.Pid] = injection;
             foreach (var leftover in injection.RemoveLeftovers(vmas))
             {
@@ -306,6 +306,12 @@ public static class DumpPipeline
             session.Processes.Add(new DumpedProcess(frozen, memory, injection, vmas));
         }
     }
+
+    /// <summary>Maps the injection area in a frozen process: through its parked leader where it has one.</summary>
+    internal static Injection BeginInjection(FrozenProcess frozen, ProcessMemory memory, IReadOnlyList<VmaInfo> vmas) =>
+        frozen.Parked.TryGetValue(frozen.ProcessId, out var leader)
+            ? Injection.BeginParked(leader, memory, InjectionAreaSize, frozen.StopSignal, frozen.HeldWhileRunning)
+            : Injection.Begin(frozen.Leader, memory, vmas, InjectionAreaSize);
 
     // -LeaveRunning: the connections and terminals as they were, the processes let go.
     private static void Resume(DumpSession session, FrozenTree tree, Dictionary<int, Injection> injections)

@@ -35,6 +35,12 @@ public static class DeathPoint
     /// </summary>
     public const string Fault = "fault";
 
+    /// <summary>
+    /// A background checkpoint is write-protecting the memory of the running process ahead of its freeze (between the
+    /// areas it protects, and between the passes that protect again what the process wrote meanwhile).
+    /// </summary>
+    public const string Arm = "arm";
+
     /// <summary>Write tracking is being armed in the process.</summary>
     public const string Track = "track";
 

@@ -58,11 +58,21 @@ public static unsafe partial class Userfaultfd
     /// </summary>
     public static void WriteProtect(FileDescriptor uffd, AddressRange range)
     {
-        var args = new UffdioWriteprotectArgs { Range = new UffdioRange { Start = range.Start.Value, Length = range.Length.Value }, Mode = WriteprotectModeWp };
-        if (LibC.ioctl(uffd.Value, UffdioWriteprotect, &args) < 0)
+        int errno = TryWriteProtect(uffd, range);
+        if (errno != 0)
         {
-            throw new NativeException($"ioctl(UFFDIO_WRITEPROTECT, {range})", LibC.errno);
+            throw new NativeException($"ioctl(UFFDIO_WRITEPROTECT, {range})", errno);
         }
+    }
+
+    /// <summary>
+    /// <see cref="WriteProtect"/> that returns 0 or the errno: EAGAIN while an mremap, munmap or madvise event waits
+    /// to be read, ENOENT where the range is no longer registered, ESRCH once the address space is gone.
+    /// </summary>
+    public static int TryWriteProtect(FileDescriptor uffd, AddressRange range)
+    {
+        var args = new UffdioWriteprotectArgs { Range = new UffdioRange { Start = range.Start.Value, Length = range.Length.Value }, Mode = WriteprotectModeWp };
+        return LibC.ioctl(uffd.Value, UffdioWriteprotect, &args) < 0 ? LibC.errno : 0;
     }
 
     /// <summary>

@@ -31,12 +31,36 @@ public sealed unsafe class ProcessMemory : IDisposable
             while (done < data.Length)
             {
                 long n = (long)LibC.pwrite(file.Value, p + done, (size_t)(ulong)(data.Length - done), (long)(address.Value + (ulong)done));
+                int errno = n < 0 ? LibC.errno : Errno.EIO;
+                if (n <= 0 && errno == Errno.EIO)
+                {
+                    n = WriteWaitingForUserfaultfd(address + new ByteCount((ulong)done), p + done, (ulong)(data.Length - done));
+                }
                 if (n <= 0)
                 {
-                    throw new NativeException($"write to memory of {ProcessId} at {address + new ByteCount((ulong)done)}", n < 0 ? LibC.errno : Errno.EIO);
+                    throw new NativeException($"write to memory of {ProcessId} at {address + new ByteCount((ulong)done)}", errno);
                 }
                 done += n;
             }
+        }
+    }
+
+    // A page that a userfaultfd write-protects (a background checkpoint protects the memory of the running process
+    // ahead of its freeze, whose threads are then parked on their stacks) cannot be written through /proc/PID/mem:
+    // that path may not wait for the handler (no FAULT_FLAG_ALLOW_RETRY), so the kernel fails it with EIO.
+    // process_vm_writev waits for the handler like a write of the process would, and goes on once it is let go.
+    // Returns the bytes written, or 0 when that fails too (a read-only page: only /proc/PID/mem forces access).
+    private long WriteWaitingForUserfaultfd(Address address, byte* data, ulong length)
+    {
+        var local = new IoVec { Base = (ulong)data, Length = length };
+        var remote = new IoVec { Base = address.Value, Length = length };
+        try
+        {
+            return ProcessVm.Writev(ProcessId, new ReadOnlySpan<IoVec>(&local, 1), new ReadOnlySpan<IoVec>(&remote, 1));
+        }
+        catch (NativeException)
+        {
+            return 0;
         }
     }
 

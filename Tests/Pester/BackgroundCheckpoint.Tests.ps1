@@ -59,6 +59,9 @@ Describe 'Checkpoint-Process -LeaveRunning -Background' {
         $log = Get-Content (Join-Path $image.Path 'dump.log') -Raw
         # The process wrote pages the copy had not reached: the handler saved them first (else this proves nothing).
         $log | Should -Match 'background copy of \d+: [1-9]\d* write fault\(s\) served, [1-9]\d* page\(s\) saved before the process wrote them'
+        # Its memory was protected while it ran, ahead of the freeze; the freeze protected again only what was not then.
+        $log | Should -Match 'background copy of \d+: armed ahead of the freeze: [1-9]\d* area\(s\) registered, pages protected by pass: [1-9]\d*'
+        $log | Should -Match 'area\(s\) write-protected \(\d+ page\(s\) protected at the freeze\)'
         # Its shared page and its written private file page cannot be protected: copied while frozen.
         $log | Should -Match 'page\(s\) of [1-9]\d* other area\(s\) copied while frozen'
         (Get-Counter $target).Stamps | Should -BeGreaterThan $before.Stamps -Because 'the process ran on'
@@ -82,10 +85,11 @@ Describe 'Checkpoint-Process -LeaveRunning -Background' {
         Assert-CounterSweepsOn $target
     }
 
-    It 'leaves the process running as before when the tool dies while a write waits in its handler, or mid-copy' {
+    It 'leaves the process running as before when the tool dies while it protects the running process ahead of the freeze, while a write waits in its handler, or mid-copy' {
         $target = Start-Counter 'dying' 64
         $before = (Get-Content "/proc/$($target.Id)/status" | Where-Object { $_ -like 'SigBlk:*' })
-        foreach ($instant in 'fault:20', 'copy:2') {
+        # arm:3: between two of the areas it protects while the process runs, ahead of the freeze.
+        foreach ($instant in 'arm:3', 'fault:20', 'copy:2') {
             Invoke-DyingBackgroundCheckpoint $target.Id (Join-Path $TestDrive 'dying-image') $instant | Should -Be 137 -Because "the checkpoint must die at $instant (SIGKILL)"
             # Closing the tool's userfaultfd (its only reference) lifted every protection and woke the waiting write.
             (Get-Content "/proc/$($target.Id)/status" | Where-Object { $_ -like 'TracerPid:*' }) | Should -Match '\s0$'

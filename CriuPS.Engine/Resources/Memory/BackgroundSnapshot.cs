@@ -4,6 +4,7 @@ using CriuPS.Engine.Logging;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
+using CriuPS.Native.Proc;
 using CriuPS.Native.RemoteSyscall;
 using Tmds.Linux;
 
@@ -19,12 +20,24 @@ namespace CriuPS.Engine.Resources.Memory;
 /// Pages of areas that cannot be protected (private file mappings, whose copy-on-write pages synchronous protection
 /// does not cover) are copied while the process is frozen; shared memory is saved while frozen by its own module.
 /// <para>
+/// Protecting a page costs the same whether the process is frozen or not (hundreds of ms per GiB here), so it is
+/// done ahead of the freeze (<see cref="ArmAhead"/>, <see cref="ProtectAhead"/>): the userfaultfd is made in a stop
+/// of its own (an injected call, a few ms), every private anonymous area is registered and protected while the
+/// process runs, and the pages it writes meanwhile are let go without being saved (the handler only lifts their
+/// protection: nothing is being saved yet), then protected again, pass after pass, until few are left. At the freeze
+/// (<see cref="Arm"/>) only the pages that are not protected then are protected again, found with one PAGEMAP_SCAN
+/// (<see cref="PageScanner.ScanUnprotected"/>, bits only: milliseconds per GiB), and from then on a write means
+/// "save first". Why that image is exactly the memory at the freeze is said where the meaning changes
+/// (<see cref="BeginSaving"/>).
+/// </para>
+/// <para>
 /// The userfaultfd is made in the process by an injected call, taken over with pidfd_getfd and closed there in the
 /// same stop (<see cref="Injection.CallAndClose{T}"/>): the tool holds the only reference. If the tool dies, the
 /// kernel closes it, and closing the last reference to a userfaultfd (userfaultfd_release) unregisters every area,
 /// clears the protection with it and wakes every thread waiting on a fault, which retries its write and goes on:
-/// the process carries on as if nothing happened. Checked on Linux 6.18 by the death points "fault" (the tool
-/// killed while a write of the process waits in the handler) and "copy" (BackgroundCheckpoint.Tests.ps1).
+/// the process carries on as if nothing happened. Checked on Linux 6.18 by the death points "arm" (the tool killed
+/// while it protects the running process ahead of the freeze), "fault" (killed while a write of the process waits in
+/// the handler) and "copy" (BackgroundCheckpoint.Tests.ps1).
 /// </para>
 /// <para>
 /// The process may not discard (madvise), unmap or move (mremap) memory whose pages are not saved yet: such an event
@@ -48,31 +61,41 @@ internal sealed class BackgroundSnapshot : IDisposable
     // vm.unprivileged_userfaultfd = 1).
     private const ulong CreateFlags = (ulong)(O.CLOEXEC | O.NONBLOCK);
 
+    // Ahead of the freeze, passes that protect again what the process wrote meanwhile stop once a pass finds no
+    // more than this (the freeze protects the rest), or after MaxAheadPasses: a process that writes faster than we
+    // protect is left to the freeze.
+    private static readonly PageCount FewEnoughAhead = new(1024);
+    private const int MaxAheadPasses = 4;
+
     private readonly int pid;
-    private readonly ProcessMemory memory;
     private readonly EngineLog log;
     private readonly FileDescriptor uffd;
-    private readonly PageIndex index;
-    private readonly List<AddressRange> protectedAreas = new();
+    private readonly PageScanner? scanner; // null without PAGEMAP_SCAN: the freeze protects every planned page then
 
-    // Under gate: which of the plan's pages are saved, and the saved contents the copier has not taken yet (pages
-    // saved by the handler or while frozen, by address).
+    // The areas registered with the userfaultfd, in address order: those registered ahead of the freeze until it,
+    // then those the freeze registered. Replaced whole (the handler reads it without the gate).
+    private volatile List<AddressRange> protectedAreas = new();
+
+    // Under gate: whether a write means "save first" (set while frozen, see BeginSaving), which of the plan's pages
+    // are saved, and the saved contents the copier has not taken yet (pages saved by the handler or while frozen,
+    // by address).
     private readonly object gate = new();
-    private readonly bool[] saved;
+    private bool saving;
+    private ProcessMemory? memory;
+    private PageIndex index = new([]);
+    private bool[] saved = [];
     private readonly Dictionary<ulong, byte[]> ahead = new();
     private string? failure;
 
     private readonly Thread handler;
     private volatile bool stopping;
 
-    private BackgroundSnapshot(DumpedProcess process, PagePlan plan, EngineLog log, FileDescriptor uffd)
+    private BackgroundSnapshot(int pid, EngineLog log, FileDescriptor uffd)
     {
-        pid = process.Pid;
-        memory = process.Memory;
+        this.pid = pid;
         this.log = log;
         this.uffd = uffd;
-        index = new PageIndex(plan.Copies.SelectMany(c => c.Runs));
-        saved = new bool[index.Count];
+        scanner = PagemapScan.IsSupported() ? new PageScanner(pid, usePagemapScan: true) : null;
         handler = new Thread(Serve) { IsBackground = true, Name = $"CriuPS write faults of {pid}" };
     }
 
@@ -85,19 +108,31 @@ internal sealed class BackgroundSnapshot : IDisposable
     /// <summary>Pages copied while the process was frozen (areas that cannot be protected).</summary>
     public long PagesCopiedFrozen { get; private set; }
 
+    /// <summary>Pages protected again at the freeze: not protected then (written since they were protected ahead, or new).</summary>
+    public long PagesProtectedAtFreeze { get; private set; }
+
     /// <summary>
-    /// While the process is frozen, after its pages are planned: protects the pages to copy, copies those of areas
-    /// that cannot be protected, and starts the handler.
+    /// In a stop of its own ahead of the freeze (<paramref name="injection"/> begun in the stopped process): makes the
+    /// userfaultfd. Nothing is protected yet: <see cref="ProtectAhead"/> does that once the process runs again.
     /// </summary>
-    public static BackgroundSnapshot Arm(DumpedProcess process, PagePlan plan, EngineLog log)
+    public static BackgroundSnapshot ArmAhead(int pid, Injection injection, EngineLog log) => Start(pid, injection, log);
+
+    /// <summary>
+    /// While the process is frozen, after its pages are planned: protects the pages to copy that are not protected
+    /// yet (all of them without <paramref name="armedAhead"/>), copies those of areas that cannot be protected, and
+    /// from then on saves a page before the process writes it.
+    /// </summary>
+    public static BackgroundSnapshot Arm(DumpedProcess process, PagePlan plan, EngineLog log, BackgroundSnapshot? armedAhead)
     {
-        var uffd = Create(process);
-        var snapshot = new BackgroundSnapshot(process, plan, log, uffd);
+        var snapshot = armedAhead ?? Start(process.Pid, process.Injection, log);
         try
         {
-            Userfaultfd.Handshake(uffd, Features);
+            snapshot.BeginSaving(process, plan);
             snapshot.Protect(plan);
-            snapshot.handler.Start();
+            if (!snapshot.handler.IsAlive)
+            {
+                snapshot.handler.Start();
+            }
             return snapshot;
         }
         catch
@@ -107,27 +142,111 @@ internal sealed class BackgroundSnapshot : IDisposable
         }
     }
 
-    private static FileDescriptor Create(DumpedProcess process)
+    private static BackgroundSnapshot Start(int pid, Injection injection, EngineLog log)
+    {
+        var uffd = Create(pid, injection);
+        var snapshot = new BackgroundSnapshot(pid, log, uffd);
+        try
+        {
+            Userfaultfd.Handshake(uffd, Features);
+            return snapshot;
+        }
+        catch
+        {
+            snapshot.Dispose();
+            throw;
+        }
+    }
+
+    private static FileDescriptor Create(int pid, Injection injection)
     {
         try
         {
-            return process.Injection.CallAndClose("userfaultfd", SyscallNumber.Userfaultfd, CreateFlags, fd =>
+            return injection.CallAndClose("userfaultfd", SyscallNumber.Userfaultfd, CreateFlags, fd =>
             {
-                using var pidfd = Pidfd.Open(process.Pid);
+                using var pidfd = Pidfd.Open(pid);
                 return Pidfd.GetFd(pidfd, fd);
             });
         }
         catch (NativeException e) when (e.Errno == Errno.EPERM)
         {
             throw new CheckpointException(CheckpointErrorKind.InsufficientPrivilege,
-                $"Process {process.Pid} cannot be checkpointed in the background: it may not create a userfaultfd that also handles the kernel's writes ({e.Message}); that needs CAP_SYS_PTRACE in the process, or vm.unprivileged_userfaultfd = 1.", process.Pid,
+                $"Process {pid} cannot be checkpointed in the background: it may not create a userfaultfd that also handles the kernel's writes ({e.Message}); that needs CAP_SYS_PTRACE in the process, or vm.unprivileged_userfaultfd = 1.", pid,
                 "Checkpoint it without -Background (frozen while its memory is copied), or set the sysctl vm.unprivileged_userfaultfd to 1.");
+        }
+    }
+
+    /// <summary>
+    /// While the process runs, ahead of its freeze: registers its private anonymous areas (<paramref name="areas"/>,
+    /// read from /proc/PID/maps) and protects their pages, then protects again, pass after pass, the pages it wrote
+    /// meanwhile. Whatever fails here (an area that went away, one that cannot be registered) is left to the freeze,
+    /// which finds its pages unprotected.
+    /// </summary>
+    public void ProtectAhead(IReadOnlyList<VmaInfo> areas)
+    {
+        if (scanner is null)
+        {
+            return; // without PAGEMAP_SCAN the freeze could not find what was written meanwhile: it protects everything
+        }
+        var registered = new List<AddressRange>();
+        foreach (var area in areas.Where(a => a.IsAnonymous && !a.Shared && (!a.IsSpecial || a.Path is "[heap]" or "[stack]" || a.Path.StartsWith("[anon:", StringComparison.Ordinal))))
+        {
+            if (Userfaultfd.TryRegisterWriteProtect(uffd, area.Range) == 0)
+            {
+                registered.Add(area.Range);
+            }
+        }
+        protectedAreas = registered;
+        handler.Start();
+        var protectedPages = PageCount.Zero;
+        foreach (var area in registered)
+        {
+            DeathPoint.Reach(DeathPoint.Arm);
+            protectedPages += ProtectUnprotected(area, whileRunning: true);
+        }
+        var passes = new List<PageCount> { protectedPages };
+        while (passes.Count < MaxAheadPasses && passes[^1].CompareTo(FewEnoughAhead) > 0)
+        {
+            var again = PageCount.Zero;
+            foreach (var area in registered)
+            {
+                DeathPoint.Reach(DeathPoint.Arm);
+                again += ProtectUnprotected(area, whileRunning: true);
+            }
+            passes.Add(again);
+        }
+        log.Detail($"background copy of {pid}: armed ahead of the freeze: {registered.Count} area(s) registered, pages protected by pass: {string.Join(", ", passes.Select(p => p.Value))}");
+    }
+
+    /// <summary>
+    /// The instant the meaning of a write changes, while the process is frozen. Until now a write fault meant "this page
+    /// changed after it was protected ahead": the handler lifted the protection, under the gate, without saving
+    /// anything. From now on it means "save the page before it changes". Why the image is exactly the memory at the
+    /// freeze: (1) the process is stopped, so no page changes from here until it resumes; (2) this flip takes the gate,
+    /// which the handler holds across its "ahead" lifts, so when it returns no such lift is under way, and every later
+    /// fault (including a fault read before the freeze and served only now) is served the saving way, from pages that
+    /// cannot have changed since the freeze; (3) after the flip, <see cref="Protect"/> scans every planned run and
+    /// protects each page it finds unprotected, so when the process resumes every planned page of a protected area is
+    /// either protected (its contents are those of the freeze until a write, which waits until it is saved) or saved
+    /// already. A thread that was waiting on a fault when it was stopped left the wait (its message is dropped) and
+    /// faults again once resumed.
+    /// </summary>
+    private void BeginSaving(DumpedProcess process, PagePlan plan)
+    {
+        var planned = new PageIndex(plan.Copies.SelectMany(c => c.Runs));
+        lock (gate)
+        {
+            memory = process.Memory;
+            index = planned;
+            saved = new bool[planned.Count];
+            saving = true;
         }
     }
 
     private void Protect(PagePlan plan)
     {
         int areas = 0;
+        var registered = new List<AddressRange>();
         foreach (var (area, runs) in plan.Copies)
         {
             if (runs.Count == 0)
@@ -135,13 +254,15 @@ internal sealed class BackgroundSnapshot : IDisposable
                 continue;
             }
             bool anonymous = area.Policy == PagePolicy.Private && (area.Status & VmaStatus.AnonPrivate) != 0;
+            // Registered ahead with this userfaultfd, registering again changes nothing and costs nothing; a part
+            // mapped since gets registered now.
             int errno = anonymous ? Userfaultfd.TryRegisterWriteProtect(uffd, area.Info.Range) : Errno.EINVAL;
             if (errno == 0)
             {
-                protectedAreas.Add(area.Info.Range);
+                registered.Add(area.Info.Range);
                 foreach (var run in runs)
                 {
-                    Userfaultfd.WriteProtect(uffd, run);
+                    PagesProtectedAtFreeze += (long)ProtectUnprotected(run, whileRunning: false).Value;
                 }
                 continue;
             }
@@ -155,18 +276,47 @@ internal sealed class BackgroundSnapshot : IDisposable
             }
             areas++;
         }
-        log.Detail($"background copy of {pid}: {protectedAreas.Count} area(s) write-protected, {PagesCopiedFrozen} page(s) of {areas} other area(s) copied while frozen");
+        protectedAreas = registered;
+        log.Detail($"background copy of {pid}: {registered.Count} area(s) write-protected ({PagesProtectedAtFreeze} page(s) protected at the freeze), {PagesCopiedFrozen} page(s) of {areas} other area(s) copied while frozen");
+    }
+
+    // Protects the pages of a registered range that are not protected (all of them without PAGEMAP_SCAN); returns
+    // how many. While the process runs, the range may be unmapped or changed under us: that is left to the freeze.
+    private PageCount ProtectUnprotected(AddressRange range, bool whileRunning)
+    {
+        var runs = scanner is null ? [range] : scanner.ScanUnprotected(range);
+        ulong pages = 0;
+        foreach (var run in runs)
+        {
+            int errno;
+            while ((errno = Userfaultfd.TryWriteProtect(uffd, run)) == Errno.EAGAIN)
+            {
+                Thread.Yield(); // a layout event waits to be read by the handler
+            }
+            if (errno == 0)
+            {
+                pages += run.Pages.Value;
+            }
+            else if (!whileRunning)
+            {
+                throw new NativeException($"ioctl(UFFDIO_WRITEPROTECT, {run}) in process {pid}", errno);
+            }
+        }
+        return new PageCount(pages);
     }
 
     // Reads a run of an area that stays writable into pages kept for the copier; the process is frozen.
     private void CopyFrozen(AddressRange run)
     {
-        var data = memory.Read(run.Start, (int)run.Length.Value);
-        for (ulong offset = 0; offset < run.Length.Value; offset += Page.Size)
+        lock (gate)
         {
-            var page = run.Start + new ByteCount(offset);
-            ahead[page.Value] = data.AsSpan((int)offset, Page.Size).ToArray();
-            saved[index.Of(page)] = true;
+            var data = memory!.Read(run.Start, (int)run.Length.Value);
+            for (ulong offset = 0; offset < run.Length.Value; offset += Page.Size)
+            {
+                var page = run.Start + new ByteCount(offset);
+                ahead[page.Value] = data.AsSpan((int)offset, Page.Size).ToArray();
+                saved[index.Of(page)] = true;
+            }
         }
         PagesCopiedFrozen += (long)run.Pages.Value;
     }
@@ -242,7 +392,7 @@ internal sealed class BackgroundSnapshot : IDisposable
     private unsafe void Serve()
     {
         var events = new UffdMessage[64];
-        var waiting = new List<AddressRange>();
+        var waiting = new List<Address>();
         while (!stopping)
         {
             var fd = new pollfd { fd = uffd.Value, events = 1 }; // POLLIN
@@ -261,10 +411,11 @@ internal sealed class BackgroundSnapshot : IDisposable
             {
                 Handle(events[i], waiting);
             }
-            // Writes whose protection could not be lifted while a layout event waited to be read: again, now.
+            // Writes whose protection could not be lifted while a layout event waited to be read: again, now (the
+            // saving way, if the freeze came meanwhile).
             for (int i = waiting.Count - 1; i >= 0; i--)
             {
-                if (Unprotect(waiting[i], fromHandler: true))
+                if (ServeWrite(waiting[i]))
                 {
                     waiting.RemoveAt(i);
                 }
@@ -272,7 +423,7 @@ internal sealed class BackgroundSnapshot : IDisposable
         }
     }
 
-    private void Handle(UffdMessage message, List<AddressRange> waiting)
+    private void Handle(UffdMessage message, List<Address> waiting)
     {
         switch (message.Event)
         {
@@ -280,12 +431,13 @@ internal sealed class BackgroundSnapshot : IDisposable
                 Faults++;
                 var page = new Address(Page.AlignDown(message.FaultAddress.Value));
                 DeathPoint.Reach(DeathPoint.Fault);
-                var block = SaveBeforeWrite(page);
-                if (!Unprotect(block, fromHandler: true))
+                if (!ServeWrite(page))
                 {
-                    waiting.Add(block);
+                    waiting.Add(page);
                 }
                 break;
+            // Ahead of the freeze nothing is saved yet: a change of layout loses nothing, and the freeze plans the
+            // pages of the layout it finds.
             case UffdEvent.Remove:
                 Changed(message.Range, "discarded (madvise)");
                 break;
@@ -297,6 +449,22 @@ internal sealed class BackgroundSnapshot : IDisposable
                 Changed(new AddressRange(from, from + length), "moved (mremap)");
                 break;
         }
+    }
+
+    // Lets a write to a protected page go on; false when the protection could not be lifted yet (try again). Ahead of
+    // the freeze the page is only let go (the freeze protects it again); from the freeze on, it is saved first.
+    private bool ServeWrite(Address page)
+    {
+        lock (gate)
+        {
+            if (!saving)
+            {
+                // Lifted under the gate: once the freeze has flipped the meaning (BeginSaving), no such lift is left
+                // under way to undo the protection the freeze puts back.
+                return Unprotect(BlockAround(page), fromHandler: true);
+            }
+        }
+        return Unprotect(SaveBeforeWrite(page), fromHandler: true);
     }
 
     // Saves the block around a page the process is about to write, the pages of it the copier has not saved yet
@@ -312,7 +480,7 @@ internal sealed class BackgroundSnapshot : IDisposable
             }
             try
             {
-                var data = memory.Read(block.Start, (int)block.Length.Value);
+                var data = memory!.Read(block.Start, (int)block.Length.Value);
                 for (int offset = 0; offset < data.Length; offset += Page.Size)
                 {
                     var each = block.Start + new ByteCount((ulong)offset);
@@ -336,6 +504,7 @@ internal sealed class BackgroundSnapshot : IDisposable
     // outside every registered area would fail, and the write would wait for ever.
     private AddressRange BlockAround(Address page)
     {
+        var protectedAreas = this.protectedAreas;
         var single = new AddressRange(page, page + new ByteCount(Page.Size));
         int found = protectedAreas.BinarySearch(single, AreaStartComparer.Instance);
         found = found >= 0 ? found : ~found - 1;
@@ -360,7 +529,7 @@ internal sealed class BackgroundSnapshot : IDisposable
     {
         lock (gate)
         {
-            if (index.AnyUnsaved(range, saved))
+            if (saving && index.AnyUnsaved(range, saved))
             {
                 failure ??= $"it {what} memory at {range} whose pages were not saved yet";
             }
@@ -403,6 +572,7 @@ internal sealed class BackgroundSnapshot : IDisposable
             handler.Join();
         }
         uffd.Dispose();
+        scanner?.Dispose();
         log.Detail($"background copy of {pid}: {Faults} write fault(s) served, {PagesSavedOnFault} page(s) saved before the process wrote them");
     }
 
@@ -445,6 +615,7 @@ internal sealed class BackgroundSnapshot : IDisposable
 
         public bool AnyUnsaved(AddressRange range, bool[] saved)
         {
+
             for (var page = new Address(Page.AlignDown(range.Start.Value)); page < range.End; page += new ByteCount(Page.Size))
             {
                 if (TryOf(page, out int i) && !saved[i])

@@ -40,9 +40,11 @@ internal sealed class PageScanner : IDisposable
     /// <summary>
     /// <see cref="Scan"/> for many areas, in address order: one result per area. With PAGEMAP_SCAN, adjacent areas
     /// are scanned together, one call for each stretch of them, and the runs found are split among them: a process
-    /// of thousands of small areas made a call for each (10,000 took 35 ms).
+    /// of thousands of small areas made a call for each (10,000 took 35 ms). Areas said to hold only anonymous pages
+    /// (<see cref="SavedVma.HoldsOnlyAnonymousPages"/>) are scanned without the test for page-cache pages, the costly
+    /// part of a scan, in stretches of their own.
     /// </summary>
-    public List<List<AddressRange>> Scan(IReadOnlyList<(AddressRange Range, PagePolicy Policy)> areas)
+    public List<List<AddressRange>> Scan(IReadOnlyList<(AddressRange Range, PagePolicy Policy, bool OnlyAnonymous)> areas)
     {
         var results = new List<List<AddressRange>>(areas.Count);
         int i = 0;
@@ -55,11 +57,13 @@ internal sealed class PageScanner : IDisposable
                 continue;
             }
             int end = i + 1;
-            while (end < areas.Count && areas[end].Policy != PagePolicy.All && areas[end].Range.Start == areas[end - 1].Range.End)
+            while (end < areas.Count && areas[end].Policy != PagePolicy.All && areas[end].Range.Start == areas[end - 1].Range.End
+                && areas[end].OnlyAnonymous == areas[i].OnlyAnonymous)
             {
                 end++;
             }
-            var runs = ScanWithIoctl(new AddressRange(areas[i].Range.Start, areas[end - 1].Range.End));
+            var stretch = new AddressRange(areas[i].Range.Start, areas[end - 1].Range.End);
+            var runs = areas[i].OnlyAnonymous ? ScanWithIoctl(stretch, AnonymousPages) : ScanWithIoctl(stretch);
             int next = 0;
             for (; i < end; i++)
             {
@@ -107,6 +111,28 @@ internal sealed class PageScanner : IDisposable
             return null;
         }
     }
+
+    /// <summary>
+    /// Runs of pages with data (present or swapped) in <paramref name="range"/> that a userfaultfd in synchronous
+    /// write-protect mode does not protect: PAGE_IS_WRITTEN is a page table entry without its uffd-wp bit, whatever the
+    /// mode (checked on Linux 6.18: none right after UFFDIO_WRITEPROTECT of the whole range, exactly the pages lifted
+    /// since). Testing bits only, it walks a GiB in 1-3 ms where protecting it takes hundreds.
+    /// </summary>
+    public List<AddressRange> ScanUnprotected(AddressRange range) => ScanWithIoctl(range, new PmScanArg
+    {
+        CategoryMask = (ulong)PageCategory.Written,
+        CategoryAnyOfMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
+        ReturnMask = (ulong)PageCategory.Written,
+    });
+
+    // Present or swapped, and not the zero page, in areas whose pages are all anonymous.
+    private static readonly PmScanArg AnonymousPages = new()
+    {
+        CategoryInverted = (ulong)PageCategory.PfnZero,
+        CategoryMask = (ulong)PageCategory.PfnZero,
+        CategoryAnyOfMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
+        ReturnMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
+    };
 
     // Present or swapped, and neither a page-cache page nor the zero page.
     private List<AddressRange> ScanWithIoctl(AddressRange range) => ScanWithIoctl(range, new PmScanArg

@@ -51,7 +51,7 @@ internal static partial class Pages
         var scanned = areas.Where(a => a.Policy != PagePolicy.None).ToList();
         // Without tracking, every area is scanned up front in as few calls as can be. With it, each area is asked
         // what was written first: with rearm that scan protects the pages again, and the process is frozen in between.
-        var found = tracking is null ? scanner.Scan(scanned.Select(a => (a.Info.Range, a.Policy)).ToList()) : null;
+        var found = tracking is null ? scanner.Scan(scanned.Select(a => (a.Info.Range, a.Policy, a.HoldsOnlyAnonymousPages)).ToList()) : null;
         for (int i = 0; i < scanned.Count; i++)
         {
             var area = scanned[i];

@@ -24,6 +24,14 @@ internal sealed record SavedVma(VmaInfo Info, VmaEntry Entry, PagePolicy Policy)
     /// <summary>Whether zero-filled pages may be left out (they come back as fresh zero pages of anonymous memory).</summary>
     public bool ZeroPagesMayBeSkipped => Policy == PagePolicy.Private && (Status & VmaStatus.AnonPrivate) != 0;
 
+    /// <summary>
+    /// Whether every page of the area is anonymous (or the zero page): private anonymous memory, not the vDSO family
+    /// (kernel pages). Its pages need no test for page-cache pages, which costs PAGEMAP_SCAN a look at each page's
+    /// struct page: about 150 times the cost of testing page-table bits (100 ms against 0.7 ms for 512 MiB here).
+    /// </summary>
+    public bool HoldsOnlyAnonymousPages => Policy == PagePolicy.Private && (Status & VmaStatus.AnonPrivate) != 0
+        && (Status & (VmaStatus.Vdso | VmaStatus.Vvar | VmaStatus.Vsyscall)) == 0;
+
     /// <summary>Whether CRIU would let these pages arrive lazily, on fault.</summary>
     public bool CanBeLazy => MayBeLazy(Entry);
 
