@@ -95,7 +95,10 @@ internal static class MountNamespaceDump
                 var through = $"/proc/{root.Pid}/root{mount.MountPoint}";
                 TmpfsArchive.Save(through, FileStatus.Of(through).Device, archive);
             }
-            session.Log.Detail($"mount {mount.Id} at {mount.MountPoint}: {mount.FsType} {mount.Source} ({How(entry)})");
+            var from = whole[(mount.Major, mount.Minor)];
+            string how = from != mount && FilesystemKinds.IsMadeByType((Fstype)entry.Fstype) && !entry.HasCriupsHostPath
+                ? $"bound from mount {from.Id} at {from.MountPoint}" : How(entry);
+            session.Log.Detail($"mount {mount.Id} at {mount.MountPoint}: {mount.FsType} {mount.Source} {mount.Root} ({how})");
         }
     }
 
