@@ -133,6 +133,7 @@ public static class RestorePipeline
             {
                 session.Network.Join(session, process); // setns needs CAP_SYS_ADMIN, which the credentials may drop
             }
+            UtsNamespace.Restore(session, processes); // its setns goes through the engine's /proc too
             CgroupRestore.MakeMissing(session);
             MountNamespaceRestore.Restore(session, processes);
             FileDescriptors.OpenInMountNamespace(session);
@@ -173,7 +174,6 @@ public static class RestorePipeline
             {
                 FsState.Restore(session, process);
             }
-            UtsNamespace.Restore(session, processes);
             foreach (var process in processes)
             {
                 ThreadGroup.CreateThreads(process);
