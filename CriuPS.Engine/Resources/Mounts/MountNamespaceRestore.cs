@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
@@ -20,8 +21,13 @@ namespace CriuPS.Engine.Resources.Mounts;
 /// </summary>
 internal static class MountNamespaceRestore
 {
+    // Read and checked once per image set: every file of the images asks whether it is of the namespace.
+    private static readonly ConditionalWeakTable<ImageSet, StrongBox<IReadOnlyList<MntEntry>?>> Read = new();
+
     /// <summary>The saved mounts of the image's root, parents first, or null when the root lived in the dumping engine's mount namespace.</summary>
-    public static IReadOnlyList<MntEntry>? Saved(ImageSet images)
+    public static IReadOnlyList<MntEntry>? Saved(ImageSet images) => Read.GetValue(images, i => new(ReadSaved(i))).Value;
+
+    private static IReadOnlyList<MntEntry>? ReadSaved(ImageSet images)
     {
         var rootIds = images.Inventory.RootIds;
         uint ns = images.Root.Ids.MntNsId;
@@ -108,8 +114,9 @@ internal static class MountNamespaceRestore
         var made = new HashSet<uint>();
         var order = new List<MntEntry>();
         var pending = mounts.ToList();
+        var binds = mounts.ToDictionary(m => m.MntId, m => BoundFrom(mounts, m)); // ids are unique: Check saw to it
         while (pending.FirstOrDefault(m => (order.Count == 0 ? m == mounts[0] : made.Contains(m.ParentMntId))
-            && (BoundFrom(mounts, m) is not { } from || made.Contains(from.MntId))) is { } ready)
+            && (binds[m.MntId] is not { } from || made.Contains(from.MntId))) is { } ready)
         {
             order.Add(ready);
             made.Add(ready.MntId);
