@@ -116,7 +116,7 @@ Describe 'A runc container with a busybox root' {
         $limit | Should -Be (64MB).ToString()
 
         $image = Join-Path $TestDrive 'img'
-        Checkpoint-Process -Id $init -ImagePath $image -ErrorAction Stop | Out-Null
+        $saved = Checkpoint-Process -Id $init -ImagePath $image -ErrorAction Stop
         Test-ProcessAlive $init | Should -BeFalse -Because 'a checkpoint without -LeaveRunning ends the process'
         Invoke-Tool runc --root $State delete -f $Name | Out-Null
         Test-Path "/sys/fs/cgroup/memory$CgroupPath" | Should -BeFalse -Because 'runc delete removed the container''s cgroups'
@@ -126,6 +126,8 @@ Describe 'A runc container with a busybox root' {
         $restored = Restore-Process -ImagePath $image -NetworkNamespace "/run/netns/$Namespace" -ErrorAction Stop
         Register-TestProcess $restored.Id
         $restored.NamespacePid | Should -Be 1
+        $mounts = @(Get-Content "/proc/$($restored.Id)/mountinfo").Count
+        Write-Host "    frozen $([int]$saved.FrozenTime.TotalMilliseconds) ms, restore $([int]$restored.RestoreTime.TotalMilliseconds) ms ($mounts mounts made again)"
         Wait-Until { (Get-Served) -eq $Data } 'the restored container to serve /data/x' 30
         $after = Get-ContainerView $restored.Id
         $after.Hostname | Should -Be $before.Hostname
