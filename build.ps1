@@ -80,7 +80,7 @@ function Invoke-Build {
 # host of the Move-Process tests runs sshd with PowerShell as its subsystem) and ansible-core (the Ansible collection's
 # playbook test). Installs what is missing with apt-get, as root, without questions;
 # fails with a message saying what to install when it cannot.
-$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools', 'libcap2-bin', 'default-jre-headless', 'tmux', 'screen', 'iproute2', 'procps', 'openssh-server', 'ansible-core')
+$script:TestPackages = @('libnftables1', 'redis-server', 'redis-tools', 'libcap2-bin', 'default-jre-headless', 'tmux', 'screen', 'iproute2', 'procps', 'openssh-server', 'ansible-core', 'runc', 'busybox-static')
 
 function Install-TestPrerequisites([string[]]$Packages = $script:TestPackages) {
     if (-not (Get-Command dpkg-query -ErrorAction Ignore)) {

@@ -127,6 +127,17 @@ public static class RestorePipeline
 
             // Before memory: each process attaches its System V segments again, which must exist in its namespace.
             IpcNamespace.Restore(session, processes);
+            // Before memory and files, which a mount namespace of their own names in its view (a container's root); its
+            // sysfs is of the network namespace, its cgroup binds of the cgroups made here, setns through the engine's /proc.
+            foreach (var process in processes)
+            {
+                session.Network.Join(session, process); // setns needs CAP_SYS_ADMIN, which the credentials may drop
+            }
+            UtsNamespace.Restore(session, processes); // its setns goes through the engine's /proc too
+            TimeNamespaces.Restore(session, processes); // as UTS; and while every process is single-threaded (setns needs it)
+            CgroupRestore.MakeMissing(session);
+            MountNamespaceRestore.Restore(session, processes);
+            FileDescriptors.OpenInMountNamespace(session);
 
             log.Phase("Restoring memory");
             var memoryClock = Stopwatch.StartNew();
@@ -164,14 +175,6 @@ public static class RestorePipeline
             {
                 FsState.Restore(session, process);
             }
-            foreach (var process in processes)
-            {
-                session.Network.Join(session, process); // before the credentials: setns needs CAP_SYS_ADMIN
-            }
-            UtsNamespace.Restore(session, processes);
-            TimeNamespaces.Restore(session, processes); // while every process is single-threaded (setns needs it)
-            // Last of the steps that open what the engine holds through its /proc, which a namespace's own hides.
-            MountNamespaceRestore.Restore(session, processes);
             foreach (var process in processes)
             {
                 ThreadGroup.CreateThreads(process);
@@ -308,7 +311,6 @@ public static class RestorePipeline
     {
         RestorePrivileges.Check(session);
         CpuFit.Check(session);
-        MountNamespaceRestore.CheckCanRestore(session);
         var images = session.Images;
         var root = images.Tree[0];
         if (root.Sid != root.Pid && !session.Options.ShellJob)
@@ -341,6 +343,7 @@ public static class RestorePipeline
         }
         InetSocketRestore.Check(session);
         CgroupRestore.Check(session);
+        MountNamespaceRestore.CheckCanRestore(session); // after the cgroups: it may bind one the restore makes
         foreach (var process in images.Processes)
         {
             AddressSpace.CheckMappedFiles(session, process);

@@ -129,15 +129,35 @@ Describe 'A process in a mount namespace of its own (unshare --mount)' {
         Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match '^OK'
     }
 
-    It 'is refused before freezing when it works in a directory that names another one from outside (its tmpfs)' {
+    It 'works in a directory of its tmpfs and holds a file of it open: both come back, opened in its restored namespace' {
         $work = Join-Path $TestDrive 'mnt-cwd'
         New-Item -ItemType Directory -Force $work | Out-Null
-        # sleep works in a tmpfs mounted over a directory of the host: the same path is another directory outside.
+        # sleep works in a tmpfs mounted over a directory of the host (the same path is another directory outside)
+        # and holds a file of it open: both are saved with their mount and reopened through the namespace.
         $target = Start-TestTarget -Program $Unshare -Arguments @('--mount', '--propagation', 'private', '/bin/sh', '-c',
-            "umount -l /run/netns 2>/dev/null; mkdir -p '$work/t' && mount -t tmpfs tmp '$work/t' && cd '$work/t' && echo `$`$ > '$work/ready' && exec sleep 1000") -WorkDirectory $work
-        $failure = Get-Refusal $target (Join-Path $TestDrive 'mnt-cwd-image')
+            "umount -l /run/netns 2>/dev/null; mkdir -p '$work/t' && mount -t tmpfs tmp '$work/t' && cd '$work/t' && echo kept > f && exec 3<f && echo `$`$ > '$work/ready' && exec sleep 1000") -WorkDirectory $work
+        $image = Join-Path $TestDrive 'mnt-cwd-image'
+        Checkpoint-Process -Id $target -ImagePath $image | Out-Null
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        $restored = Restore-Process -ImagePath $image
+        Register-TestProcess $restored.Id
+        (Get-Item "/proc/$($restored.Id)/cwd").LinkTarget | Should -Be "$work/t"
+        (Get-Item "/proc/$($restored.Id)/fd/3").LinkTarget | Should -Be "$work/t/f"
+        (& stat -L -c '%d:%i' "/proc/$($restored.Id)/fd/3") | Should -Be (& stat -c '%d:%i' "/proc/$($restored.Id)/root$work/t/f") -Because 'it is the file of the restored tmpfs'
+        (& stat -L -c '%d:%i' "/proc/$($restored.Id)/cwd") | Should -Be (& stat -c '%d:%i' "/proc/$($restored.Id)/root$work/t")
+        Get-Content "/proc/$($restored.Id)/fd/3" | Should -Be 'kept'
+        Test-Path "$work/t/f" | Should -BeFalse -Because 'nothing was made on the host'
+    }
+
+    It 'is refused before freezing when it works in a directory that a mount hides in its namespace' {
+        $work = Join-Path $TestDrive 'mnt-hidden'
+        New-Item -ItemType Directory -Force $work | Out-Null
+        # sleep entered a host directory, then a tmpfs was mounted over it: its path names the tmpfs in the namespace.
+        $target = Start-TestTarget -Program $Unshare -Arguments @('--mount', '--propagation', 'private', '/bin/sh', '-c',
+            "umount -l /run/netns 2>/dev/null; mkdir -p '$work/t' && cd '$work/t' && mount -t tmpfs tmp '$work/t' && echo `$`$ > '$work/ready' && exec sleep 1000") -WorkDirectory $work
+        $failure = Get-Refusal $target (Join-Path $TestDrive 'mnt-hidden-image')
         $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
-        $failure.Exception.Message | Should -BeLike "*its working directory is '$work/t' in its mount namespace, and that path names another file outside it*"
+        $failure.Exception.Message | Should -BeLike "*its working directory is '$work/t', which names another file in its mount namespace*"
         Test-ProcessAlive $target | Should -BeTrue
     }
 

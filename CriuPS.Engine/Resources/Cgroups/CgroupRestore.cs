@@ -106,6 +106,34 @@ internal sealed class CgroupRestore
         }
     }
 
+    /// <summary>
+    /// Makes every missing cgroup of the saved processes now, before they join them: a container's mount namespace
+    /// binds its own cgroup directories (runc's /sys/fs/cgroup/CONTROLLER), which must exist when it is made again.
+    /// </summary>
+    public static void MakeMissing(RestoreSession session)
+    {
+        var state = session.State<CgroupRestore>();
+        if (!state.active)
+        {
+            return;
+        }
+        foreach (var member in state.Members(session.Images))
+        {
+            state.Ensure(member, session);
+        }
+    }
+
+    /// <summary>Whether <paramref name="directory"/> is a cgroup the restore puts a saved process or thread in (made by <see cref="MakeMissing"/> if missing).</summary>
+    public static bool WillMake(RestoreSession session, string directory)
+    {
+        var state = session.State<CgroupRestore>();
+        return state.active && state.Members(session.Images)
+            .Any(m => state.mounted.GetValueOrDefault(m.Name)?.DirectoryOf(m.Path) is { } d && Path.TrimEndingDirectorySeparator(d) == Path.TrimEndingDirectorySeparator(directory));
+    }
+
+    private IEnumerable<CgMemberEntry> Members(ImageSet images) =>
+        images.Processes.SelectMany(p => p.Cores.Select(c => c.Core)).SelectMany(core => SetOf(core)?.Ctls ?? []).DistinctBy(m => (m.Name, m.Path));
+
     /// <summary>Removes the cgroups made for a restore that failed, once its processes are gone; deepest first.</summary>
     public static void RemoveCreated(RestoreSession session)
     {

@@ -104,7 +104,7 @@ internal static class FileDescriptors
     /// </summary>
     public static void OpenForRestore(RestoreSession session)
     {
-        foreach (var fd in SavedDescriptors(session).Where(d => !NeedsProcesses(session, d.Fd)))
+        foreach (var fd in SavedDescriptors(session).Where(d => !NeedsProcesses(session, d.Fd) && !NeedsMountNamespace(session, d.Fd)))
         {
             Open(session, fd.Images, fd.Fd);
         }
@@ -130,6 +130,22 @@ internal static class FileDescriptors
             Open(session, fd.Images, fd.Fd);
         }
     }
+
+    /// <summary>
+    /// Opens the files of the saved mount namespace through the namespace, made again now: "/bin/busybox" of a
+    /// container is its root's, not the host's.
+    /// </summary>
+    public static void OpenInMountNamespace(RestoreSession session)
+    {
+        foreach (var fd in SavedDescriptors(session).Where(d => NeedsMountNamespace(session, d.Fd)))
+        {
+            Open(session, fd.Images, fd.Fd);
+        }
+    }
+
+    private static bool NeedsMountNamespace(RestoreSession session, FdinfoEntry fd) =>
+        session.Images.File(fd.Id) is { Type: FdTypes.Reg } file && !NeedsProcesses(session, fd) && GhostFiles.GhostOf(session.Images, file.Id) is null
+        && Mounts.NamespaceView.IsInSavedNamespace(session.Images, file.Reg);
 
     /// <summary>
     /// Gives every description its saved owner for SIGIO, once every process and thread of the tree exists: the kernel

@@ -46,6 +46,10 @@ internal sealed class RegularFiles : FileKind
             // Our copy may be write-only: the contents are read through a new read-only description.
             GhostFiles.Dump(dump.Session, dump.Id, $"/proc/self/fd/{dump.Copy.Value}", link);
         }
+        else
+        {
+            InNamespaceOf(entry, dump.Probe.Pid, dump.Probe.Status);
+        }
         return entry;
     }
 
@@ -54,7 +58,7 @@ internal sealed class RegularFiles : FileKind
         var ghost = GhostFiles.GhostOf(session.Images, file.Id);
         if (ghost is null)
         {
-            return Open(file.Reg, session.Log);
+            return Open(file.Reg, session.Log, Mounts.NamespaceView.PathOf(session, file.Reg));
         }
         var fd = GhostFiles.Open(session, file.Reg, ghost.Value, (int)file.Reg.Flags & ~CreationFlags);
         Lseek.Set(fd, file.Reg.Pos);
@@ -79,8 +83,9 @@ internal sealed class RegularFiles : FileKind
             if (GhostFiles.IsDeleted(vma.Path))
             {
                 GhostFiles.Dump(session, id, mapFile, vma.Path);
+                return Entry(id, GhostFiles.PathOf(vma.Path), openFlags, 0, status, FileOwner.None);
             }
-            return Entry(id, GhostFiles.PathOf(vma.Path), openFlags, 0, status, FileOwner.None);
+            return InNamespaceOf(Entry(id, vma.Path, openFlags, 0, status, FileOwner.None), pid, status);
         });
     }
 
@@ -94,9 +99,21 @@ internal sealed class RegularFiles : FileKind
             if (GhostFiles.IsDeleted(path))
             {
                 GhostFiles.Dump(session, id, linkPath, path);
+                return Entry(id, GhostFiles.PathOf(path), openFlags, 0, status, FileOwner.None);
             }
-            return Entry(id, GhostFiles.PathOf(path), openFlags, 0, status, FileOwner.None);
+            return ProcFileOfTree.PidOf(linkPath) is int pid ? InNamespaceOf(Entry(id, path, openFlags, 0, status, FileOwner.None), pid, status)
+                : Entry(id, path, openFlags, 0, status, FileOwner.None);
         });
+    }
+
+    // A file of the process's own mount namespace keeps its mount's id there: it is reopened through that namespace.
+    private static FileEntry InNamespaceOf(FileEntry entry, int pid, FileStatus status)
+    {
+        if (Mounts.NamespaceView.MountOf(pid, entry.Reg.Name, status) is int mount)
+        {
+            entry.Reg.MntId = mount;
+        }
+        return entry;
     }
 
     /// <summary>
@@ -120,10 +137,10 @@ internal sealed class RegularFiles : FileKind
     }
 
     /// <summary>Reopens a saved file description in the engine, at its saved position.</summary>
-    public static FileDescriptor Open(RegFileEntry reg, EngineLog log)
+    public static FileDescriptor Open(RegFileEntry reg, EngineLog log, string path)
     {
         int flags = (int)reg.Flags & ~CreationFlags;
-        var fd = FileDescriptor.TryOpen(reg.Name, flags | O.NOCTTY, out int errno);
+        var fd = FileDescriptor.TryOpen(path, flags | O.NOCTTY, out int errno);
         if (fd is null && errno == Errno.EACCES)
         {
             int access = (flags & O.ACCMODE) switch { O.WRONLY => Faccessat.Write, O.RDWR => Faccessat.Read | Faccessat.Write, _ => Faccessat.Read };
@@ -161,12 +178,12 @@ internal sealed class RegularFiles : FileKind
     }
 
     /// <summary>Checks that a file mapped into memory is still the one that was mapped (same size), or says what changed.</summary>
-    public static void CheckMappedFile(RegFileEntry reg)
+    public static void CheckMappedFile(RegFileEntry reg, string path)
     {
         FileStatus status;
         try
         {
-            status = FileStatus.Of(reg.Name);
+            status = FileStatus.Of(path);
         }
         catch (NativeException e) when (e.Errno == Errno.EACCES)
         {

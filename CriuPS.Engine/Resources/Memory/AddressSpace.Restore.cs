@@ -198,7 +198,12 @@ internal static partial class AddressSpace
             .Where(id => GhostFiles.GhostOf(session.Images, id) is null);
         foreach (var id in byPath)
         {
-            RegularFiles.CheckMappedFile(session.Images.File(id).Reg);
+            // A file of a saved mount namespace is checked where the host has it, when it does (not in a tmpfs made again).
+            var reg = session.Images.File(id).Reg;
+            if (Mounts.NamespaceView.HostPathBefore(session.Images, reg) is { } path)
+            {
+                RegularFiles.CheckMappedFile(reg, path);
+            }
         }
     }
 }

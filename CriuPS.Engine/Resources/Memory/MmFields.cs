@@ -114,7 +114,9 @@ internal static class MmFields
         scratch.Reset();
         // The kernel refuses to replace the executable while the old one is still mapped; when it is the very file
         // the host ran (a checkpointed `sleep`, say), the saved areas map it again, and it needs no replacing.
-        bool sameExecutable = FileStatus.Of($"/proc/{process.HostPid}/exe") is var current && FileStatus.Of(exe) is var saved
+        // The engine looks at it through the restored mount namespace when it is one of its files (a container's).
+        var seen = ghost is null ? Mounts.NamespaceView.PathOf(session, exeFile.Reg) : exe;
+        bool sameExecutable = FileStatus.Of($"/proc/{process.HostPid}/exe") is var current && FileStatus.Of(seen) is var saved
             && current.Device == saved.Device && current.Inode == saved.Inode;
         long exeFd = sameExecutable ? -1
             : caller.Checked($"open of the executable {exe}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));

@@ -24,8 +24,10 @@ internal static partial class Pages
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
         Populate(process, runs, log);
-        // One descriptor per pages file of the chain, opened in the process when its first run comes.
+        // One descriptor per pages file of the chain, opened by the engine when its first run comes and pulled into the
+        // process: a process already inside a mount namespace of its own (a container's) does not see the images.
         var descriptors = new Dictionary<PagemapLevel, long>();
+        long enginePidfd = -1;
         var iovecs = new List<IoVec>(MaxIovecs);
         PagemapLevel? batchFile = null;
         long batchOffset = 0;
@@ -64,8 +66,12 @@ internal static partial class Pages
             run.Source.Verify(run.FileOffset, (long)run.Range.Length.Value);
             if (!descriptors.ContainsKey(run.Source))
             {
-                scratch.Reset();
-                descriptors[run.Source] = caller.Checked($"open of {run.PagesPath}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(run.PagesPath).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+                using var ours = FileDescriptor.Open(run.PagesPath, O.RDONLY | O.CLOEXEC);
+                if (enginePidfd < 0)
+                {
+                    enginePidfd = caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2);
+                }
+                descriptors[run.Source] = caller.Checked($"pidfd_getfd of {run.PagesPath}", SyscallNumber.PidfdGetfd, (ulong)enginePidfd, (ulong)ours.Value, 0);
             }
             for (ulong start = run.Range.Start.Value; start < run.Range.End.Value;)
             {
@@ -91,7 +97,7 @@ internal static partial class Pages
         {
             log.Progress("Restoring memory", totalBytes, totalBytes);
         }
-        foreach (var fd in descriptors.Values)
+        foreach (var fd in descriptors.Values.Append(enginePidfd).Where(fd => fd >= 0))
         {
             caller.Checked("close", SyscallNumber.Close, (ulong)fd);
         }

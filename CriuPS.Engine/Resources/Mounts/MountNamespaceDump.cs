@@ -32,40 +32,40 @@ internal static class MountNamespaceDump
 
     /// <summary>
     /// What the process <paramref name="pid"/> (of a mount namespace not the engine's) has open, mapped or entered at a
-    /// path that names another file from outside its namespace: the engine opens such files by path at restore, from
-    /// outside, so it refuses them (a container's root, a file in a tmpfs of the namespace).
+    /// path that names the file neither in its namespace nor, for what the engine reopens (descriptors, its program),
+    /// on the host: such a file could not be found again at restore. Its mappings, working and root directories are
+    /// entered again by the process itself inside its restored namespace, so their paths must name them there.
     /// </summary>
     public static IEnumerable<string> ViewProblems(int pid)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var paths = new List<(string What, string Inside, string Path)>();
+        var paths = new List<(string What, string Actual, string Path, bool HostWill)>();
         foreach (var fd in ProcFiles.FileDescriptors(pid))
         {
-            paths.Add(($"its descriptor {fd}", $"/proc/{pid}/fd/{fd}", Link($"/proc/{pid}/fd/{fd}")));
+            paths.Add(($"its descriptor {fd}", $"/proc/{pid}/fd/{fd}", Link($"/proc/{pid}/fd/{fd}"), true));
         }
-        paths.Add(("its working directory", $"/proc/{pid}/cwd", Link($"/proc/{pid}/cwd")));
-        paths.Add(("its root directory", $"/proc/{pid}/root", Link($"/proc/{pid}/root")));
-        paths.Add(("its program", $"/proc/{pid}/exe", Link($"/proc/{pid}/exe")));
+        paths.Add(("its working directory", $"/proc/{pid}/cwd", Link($"/proc/{pid}/cwd"), false));
+        paths.Add(("its root directory", $"/proc/{pid}/root", Link($"/proc/{pid}/root"), false));
+        paths.Add(("its program", $"/proc/{pid}/exe", Link($"/proc/{pid}/exe"), true));
         foreach (var vma in SmapsParser.Read(pid).Where(v => v.Path.StartsWith('/') && !v.IsDeleted))
         {
-            paths.Add(($"its mapping of {vma.Path}", $"/proc/{pid}/root{vma.Path}", vma.Path));
+            paths.Add(($"its mapping of {vma.Path}", Memory.MapFiles.PathOf(pid, vma), vma.Path, false));
         }
-        foreach (var (what, inside, path) in paths)
+        foreach (var (what, actual, path, hostWill) in paths)
         {
-            if (!path.StartsWith('/') || GhostFiles.IsDeleted(path) || !seen.Add(inside))
+            if (!path.StartsWith('/') || GhostFiles.IsDeleted(path) || !seen.Add(actual) || Follow(actual) is not { } file)
             {
                 continue; // a pipe, a socket, an anonymous inode, a deleted file (saved by content)
             }
-            var theirs = Follow(inside);
-            var ours = Follow(path);
-            if (theirs is { } t && (ours is not { } o || o.Device != t.Device || o.Inode != t.Inode))
+            if (!Same(Follow($"/proc/{pid}/root{path}"), file) && !(hostWill && Same(Follow(path), file)))
             {
-                yield return $"{what} is '{path}' in its mount namespace, and that path names another file outside it "
-                    + "(a root made with pivot_root or chroot into a container's files, a file of a tmpfs of the namespace): "
-                    + "CriuPS opens such files by path from outside at restore and does not save them yet";
+                yield return $"{what} is '{path}', which names another file in its mount namespace"
+                    + (hostWill ? " and on the host" : "") + " (a file reached through a directory descriptor from outside its root, or a mount stacked over it since): CriuPS could not find it again at restore";
             }
         }
     }
+
+    private static bool Same(FileStatus? seen, FileStatus file) => seen is { } s && s.Device == file.Device && s.Inode == file.Inode;
 
     /// <summary>At dump, for the root: a mount namespace of its own is saved; returns without writing when it is the engine's.</summary>
     public static void Dump(DumpSession session, DumpedProcess root)
@@ -77,7 +77,9 @@ internal static class MountNamespaceDump
         var mounts = Mounts(root.Pid);
         var host = MountEntry.Read("/proc/self/mountinfo");
         using var writer = session.CreateImage(ImageTypes.Mountpoints, root.Ids.MntNsId.ToString(CultureInfo.InvariantCulture));
-        var tmpfsSaved = new HashSet<uint>();
+        // A tmpfs's files are saved once, through the mount that shows most of it (the shortest root, the first in
+        // tree order among equals): the others (runc's /dev/null bound over /proc/kcore) are binds of that one.
+        var whole = mounts.GroupBy(m => (m.Major, m.Minor)).ToDictionary(g => g.Key, g => g.OrderBy(m => m.Root.Length).First());
         foreach (var mount in mounts)
         {
             var entry = Entry(mount, host);
@@ -86,14 +88,17 @@ internal static class MountNamespaceDump
                 entry.CriupsPidNsId = session.ObjectIds.For(pidNs);
             }
             writer.WriteEntry(entry);
-            if (entry.Fstype == (uint)Fstype.Tmpfs && !entry.HasCriupsHostPath && tmpfsSaved.Add(entry.RootDev))
+            if (entry.Fstype == (uint)Fstype.Tmpfs && !entry.HasCriupsHostPath && whole[(mount.Major, mount.Minor)] == mount)
             {
                 // One archive per filesystem, as CRIU: a tmpfs mounted twice in the namespace is the same files.
                 using var archive = session.Output.Create(ImageTypes.TmpfsDev.FileName(entry.RootDev.ToString(CultureInfo.InvariantCulture)));
                 var through = $"/proc/{root.Pid}/root{mount.MountPoint}";
                 TmpfsArchive.Save(through, FileStatus.Of(through).Device, archive);
             }
-            session.Log.Detail($"mount {mount.Id} at {mount.MountPoint}: {mount.FsType} {mount.Source} ({How(entry)})");
+            var from = whole[(mount.Major, mount.Minor)];
+            string how = from != mount && FilesystemKinds.IsMadeByType((Fstype)entry.Fstype) && !entry.HasCriupsHostPath
+                ? $"bound from mount {from.Id} at {from.MountPoint}" : How(entry);
+            session.Log.Detail($"mount {mount.Id} at {mount.MountPoint}: {mount.FsType} {mount.Source} {mount.Root} ({how})");
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
@@ -20,8 +21,13 @@ namespace CriuPS.Engine.Resources.Mounts;
 /// </summary>
 internal static class MountNamespaceRestore
 {
+    // Read and checked once per image set: every file of the images asks whether it is of the namespace.
+    private static readonly ConditionalWeakTable<ImageSet, StrongBox<IReadOnlyList<MntEntry>?>> Read = new();
+
     /// <summary>The saved mounts of the image's root, parents first, or null when the root lived in the dumping engine's mount namespace.</summary>
-    public static IReadOnlyList<MntEntry>? Saved(ImageSet images)
+    public static IReadOnlyList<MntEntry>? Saved(ImageSet images) => Read.GetValue(images, i => new(ReadSaved(i))).Value;
+
+    private static IReadOnlyList<MntEntry>? ReadSaved(ImageSet images)
     {
         var rootIds = images.Inventory.RootIds;
         uint ns = images.Root.Ids.MntNsId;
@@ -75,8 +81,53 @@ internal static class MountNamespaceRestore
             {
                 throw Corrupt($"mount {mount.MntId} at '{mount.Mountpoint}' has flags 0x{mount.Flags:x} / superblock flags 0x{mount.SbFlags:x} that a mount's options do not give.");
             }
+            if (BoundFrom(mounts, mount) is { } from && !NamespaceView.IsUnder(mount.Root, from.Root))
+            {
+                throw Corrupt($"mount {mount.MntId} at '{mount.Mountpoint}' shows '{mount.Root}' of the filesystem that mount {from.MntId} at '{from.Mountpoint}' shows from '{from.Root}': no saved mount holds it.");
+            }
+        }
+        if (InBuildOrder(mounts).Count != mounts.Count)
+        {
+            throw Corrupt("its mounts cannot be made in any order: a bind of a mount of the namespace is needed before that mount can be made.");
         }
     }
+
+    /// <summary>
+    /// The mount of the namespace that <paramref name="mount"/> is a bind of: a mount of the same filesystem (root_dev)
+    /// made again by type that shows more of it (the shortest root, the first listed among equals); null for one made
+    /// by type itself or bound from a path. runc's read-only /proc/sys, its /dev/null bound over /proc/kcore are such
+    /// binds; as CRIU, they are bound from that mount once it is made.
+    /// </summary>
+    private static MntEntry? BoundFrom(IReadOnlyList<MntEntry> mounts, MntEntry mount)
+    {
+        if (mount.HasCriupsHostPath || mount.ExtMount)
+        {
+            return null;
+        }
+        var whole = mounts.Where(m => !m.HasCriupsHostPath && !m.ExtMount && m.RootDev == mount.RootDev).OrderBy(m => m.Root.Length).First();
+        return whole == mount ? null : whole;
+    }
+
+    // The saved mounts in an order they can be made: each after its parent and after the mount it is a bind of.
+    private static List<MntEntry> InBuildOrder(IReadOnlyList<MntEntry> mounts)
+    {
+        var made = new HashSet<uint>();
+        var order = new List<MntEntry>();
+        var pending = mounts.ToList();
+        var binds = mounts.ToDictionary(m => m.MntId, m => BoundFrom(mounts, m)); // ids are unique: Check saw to it
+        while (pending.FirstOrDefault(m => (order.Count == 0 ? m == mounts[0] : made.Contains(m.ParentMntId))
+            && (binds[m.MntId] is not { } from || made.Contains(from.MntId))) is { } ready)
+        {
+            order.Add(ready);
+            made.Add(ready.MntId);
+            pending.Remove(ready);
+        }
+        return order;
+    }
+
+    // Where a bind of a mount of the namespace is bound from: that mount in the staging tree, and the path below its root.
+    private static string InStaging(string staging, MntEntry from, MntEntry mount) =>
+        (from.Mountpoint == "/" ? staging : staging + from.Mountpoint) + (from.Root == "/" ? mount.Root == "/" ? "" : mount.Root : mount.Root[from.Root.Length..]);
 
     /// <summary>What this session lacks to make the namespace: unshare(CLONE_NEWNS), mount and pivot_root need CAP_SYS_ADMIN.</summary>
     public static IEnumerable<Obstacle> Obstacles(ImageSet images, SessionPrivileges privileges)
@@ -106,7 +157,8 @@ internal static class MountNamespaceRestore
                     $"Process {session.Images.Root.Pid} of '{session.Options.ImagePath}' had {mount.Fsname} {mount.Source} mounted at {mount.Mountpoint} in its mount namespace, which the host did not have and CriuPS does not save.",
                     session.Options.ImagePath, $"Name what to bind there: -ExternalMount @{{ '{mount.ExtKey}' = '/host/path' }}.");
             }
-            if (source is not null && FileStatus.OfEntry(source) is null)
+            // A cgroup directory bound into the namespace (runc's) may be one the restore makes first.
+            if (source is not null && FileStatus.OfEntry(source) is null && !Cgroups.CgroupRestore.WillMake(session, source))
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                     $"The mount at {mount.Mountpoint} of the mount namespace of process {session.Images.Root.Pid} is bound from '{source}', which does not exist here.",
@@ -147,9 +199,9 @@ internal static class MountNamespaceRestore
     }
 
     /// <summary>
-    /// Once the processes have their memory, files and other namespaces, before their credentials: the root makes the
-    /// namespace, the others join it. Until then they see the restorer's mounts, its /proc (through which they open
-    /// what the engine holds for them) and the same files at the same paths (the checkpoint refused any other).
+    /// Once the processes exist in their PID, IPC and network namespaces (a proc, mqueue or sysfs mount shows its
+    /// mounter's), before their memory and files: the root makes the namespace, the others join it. The files of the
+    /// namespace are then opened through it (<see cref="NamespaceView"/>), mappings by the processes inside it.
     /// Entering the namespace moved their working and root directories to its root: they are entered again.
     /// </summary>
     public static void Restore(RestoreSession session, IReadOnlyList<RestoringProcess> processes)
@@ -170,9 +222,10 @@ internal static class MountNamespaceRestore
             {
                 ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/mnt", Setns.CloneNewNs, $"the mount namespace of {root.Pid}");
             }
-            foreach (var mount in saved)
+            foreach (var mount in InBuildOrder(saved))
             {
-                builder.Make(mount, SourcePath(session, mount), Mounter(processes, mount));
+                var source = BoundFrom(saved, mount) is { } from ? InStaging(staging, from, mount) : SourcePath(session, mount);
+                builder.Make(mount, source, Mounter(processes, mount));
             }
             // pivot_root moves every process of the namespace whose root and working directory were the old root.
             builder.Enter();

@@ -20,6 +20,14 @@ internal static class TmpfsArchive
         using var gzip = new GZipStream(output, CompressionLevel.Fastest);
         using var tar = new TarWriter(gzip, TarEntryFormat.Pax, leaveOpen: false);
         var linked = new Dictionary<ulong, string>();
+        // The root first, as tar -C ROOT . writes it: its mode and owner, and an archive that is never empty (an
+        // empty tmpfs, runc's over /proc/acpi, would give a gzip stream with no tar in it).
+        var top = FileStatus.Of(root);
+        tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, ".")
+        {
+            Mode = (UnixFileMode)(top.Mode & 0xFFF), Uid = (int)top.Uid, Gid = (int)top.Gid,
+            ModificationTime = DateTimeOffset.FromUnixTimeMilliseconds(top.ModifyTimeNs / 1_000_000),
+        });
         Walk(root, ".", device, tar, linked);
     }
 
