@@ -95,6 +95,8 @@ function Get-Median([double[]]$Values) {
     if ($sorted.Count % 2) { $sorted[[int][Math]::Floor($sorted.Count / 2)] } else { ($sorted[$sorted.Count / 2 - 1] + $sorted[$sorted.Count / 2]) / 2 }
 }
 
+function Get-LoadAverage { [double](Get-Content /proc/loadavg -Raw).Split(' ')[0] }
+
 function Get-DirectorySize([string]$Path) { (Get-ChildItem $Path -File -Recurse | Measure-Object Length -Sum).Sum }
 
 # Starts the redis workload: redis-server on a free loopback port without persistence, loaded with a million keys
@@ -367,6 +369,8 @@ foreach ($imageRoot in $ImageRoot) {
         # faster for reasons of its own: on disk, the writeback of the pair's first image).
         # Cold and warm runs alternate too, a cold one first (a warm session is warm from the second run on: the
         # first run of all warms it, and its sample counts, as a script's first checkpoint would).
+        # The machine is shared: the load before and after a workload's runs says how far to trust its figures.
+        $loadBefore = Get-LoadAverage
         $samples = foreach ($run in 1..$Runs) {
             $variants = if (-not $CompareDigests) { , $true } elseif ($run % 2) { $true, $false } else { $false, $true }
             foreach ($cold in @($Session | Sort-Object | ForEach-Object { $_ -eq 'Cold' })) {
@@ -374,6 +378,8 @@ foreach ($imageRoot in $ImageRoot) {
             }
             if ($CriuPath) { Measure-CriuRun $name $spec $run $imageRoot }
         }
+        $loadAfter = Get-LoadAverage
+        Write-Host ("{0,-24} load average (1 min) {1:N1} before its runs, {2:N1} after ({3} cores)" -f $name, $loadBefore, $loadAfter, [Environment]::ProcessorCount)
         $criuRow = $null
         foreach ($sessionGroup in $samples | Group-Object Session | Sort-Object { $_.Name -eq 'criu' }) {
             $sessionKind = $sessionGroup.Name
@@ -382,6 +388,7 @@ foreach ($imageRoot in $ImageRoot) {
                 $row | Add-Member -NotePropertyName Session -NotePropertyValue $sessionKind
                 $row | Add-Member -NotePropertyName ImportMedian -NotePropertyValue (Get-Median $group.Group.Import)
                 $row | Add-Member -NotePropertyName LifeMedian -NotePropertyValue (Get-Median $group.Group.Life)
+                $row | Add-Member -NotePropertyName Load -NotePropertyValue ([ordered]@{ Before = $loadBefore; After = $loadAfter; Cores = [Environment]::ProcessorCount })
                 $results.Add($row)
                 if ($sessionKind -eq 'criu') { $criuRow = $row }
                 $cold = $sessionKind -eq 'cold' ? (", in a new PowerShell: import {0:N2} s, its whole life {1:N2} s" -f $row.ImportMedian, $row.LifeMedian) : ''
@@ -396,6 +403,13 @@ foreach ($imageRoot in $ImageRoot) {
                     (100 * ($with.DumpMedian / $without.DumpMedian - 1)), (100 * ($with.FrozenMedian / $without.FrozenMedian - 1)),
                     (100 * ($with.RestoreMedian / $without.RestoreMedian - 1)), $with.VerifyMedian)
             }
+        }
+        # What a session's first operation costs over a warm one (the goal: dump within 1.5x, frozen within 1.2x).
+        $coldRow = $results | Where-Object { $_.Workload -eq $name -and $_.Medium -eq $medium -and $_.Session -eq 'cold' }
+        $warmRow = $results | Where-Object { $_.Workload -eq $name -and $_.Medium -eq $medium -and $_.Session -eq 'warm' }
+        if ($coldRow -and $warmRow) {
+            Write-Host ("{0,-24} cold vs warm (medians): dump {1:N2}x, frozen {2:N2}x, restore {3:N2}x" -f $name,
+                ($coldRow.DumpMedian / $warmRow.DumpMedian), ($coldRow.FrozenMedian / $warmRow.FrozenMedian), ($coldRow.RestoreMedian / $warmRow.RestoreMedian))
         }
         # Where CriuPS stands against CRIU's medians of the same run: a ratio below 1 is ahead.
         foreach ($row in $results | Where-Object { $_.Workload -eq $name -and $_.Medium -eq $medium -and $_.Session -in 'cold', 'warm' -and $criuRow }) {
