@@ -53,7 +53,9 @@ function Invoke-Build {
     Invoke-Lint
     Write-Host "Building CriuPS ($Configuration) into $moduleOut"
     if (Test-Path $moduleOut) { Remove-Item -Recurse -Force $moduleOut }
-    Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $root 'CriuPS/CriuPS.csproj') -c $Configuration -o $moduleOut --nologo -v quiet }
+    # The precompiled cmdlets resolve PowerShell's types in the pwsh of the tool manifest (CriuPS.csproj says why).
+    $powerShellTool = (Get-Content (Join-Path $root '.config/dotnet-tools.json') -Raw | ConvertFrom-Json).tools.powershell.version
+    Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $root 'CriuPS/CriuPS.csproj') -c $Configuration -o $moduleOut --nologo -v quiet "-p:PowerShellToolVersion=$powerShellTool" }
     # criups-init, the init of the PID namespaces that Restore-Process -NewPidNamespace makes: a native program
     # (NativeAOT, linked with gcc) beside the engine. Its symbols (.dbg) stay out of the module.
     Invoke-Native 'dotnet publish of criups-init' { dotnet publish (Join-Path $root 'CriuPS.Init/CriuPS.Init.csproj') -c $Configuration -o $moduleOut --nologo -v quiet }

@@ -4,10 +4,10 @@ using Google.Protobuf.Reflection;
 namespace CriuPS.Engine;
 
 /// <summary>
-/// Pays the one-time costs of a first checkpoint (JIT of the image code and of the digests' hashing, Google.Protobuf
-/// building its reflection accessors for the required-field checks, this CPU's description for cpuinfo.img and the
-/// restore's check of it) before any process is frozen: started in the background when the module loads, and awaited
-/// at the start of a dump or restore, so that none of it lands in the frozen window.
+/// Pays the one-time costs of a first checkpoint (JIT of the image code, of the code only large targets reach and of
+/// the digests' hashing, Google.Protobuf building its reflection accessors for the required-field checks, this CPU's
+/// description for cpuinfo.img and the restore's check of it) before any process is frozen: started in the background
+/// when the module loads, and awaited at the start of a dump or restore, so that none of it lands in the frozen window.
 /// </summary>
 public static class EngineWarmup
 {
@@ -22,6 +22,7 @@ public static class EngineWarmup
     private static void Run()
     {
         Resources.Cpu.CpuFit.Warm();
+        Dump.ScaleWarmup.Run();
         var seen = new HashSet<MessageDescriptor>();
         foreach (var type in ImageTypes.All)
         {

@@ -27,6 +27,12 @@
     import and the whole life of that PowerShell (start to exit) are reported beside them. Both by default.
 .PARAMETER ImageRoot
     Directories to put the images in, one set of runs each: by default tmpfs (/dev/shm) and disk (/var/tmp).
+.PARAMETER CriuPath
+    A criu binary (CRIU 4.x, built and installed by you: the bench never builds it) to measure the same workloads
+    with, in the same run: each run of a workload (but the lazy ones) is then also dumped with `criu dump
+    --display-stats` (its "Frozen time") and restored with `criu restore -d`, timed from outside as one command, and
+    verified the same way. Adds a "criu" row per workload and a line saying where CriuPS, cold and warm, stands
+    against CRIU's medians. Without it, compare with the CRIU numbers in the README (dated).
 #>
 [CmdletBinding()]
 param(
@@ -37,7 +43,9 @@ param(
     [string[]]$Workload = @('memory-1g', 'memory-4g', 'vmas-5000', 'threads-64', 'tree-32', 'redis-1m', 'lazy-1g'),
     [switch]$CompareDigests,
     [ValidateSet('Warm', 'Cold')]
-    [string[]]$Session = @('Warm', 'Cold')
+    [string[]]$Session = @('Warm', 'Cold'),
+    [ValidateScript({ Test-Path $_ -PathType Leaf })]
+    [string]$CriuPath
 )
 
 $ErrorActionPreference = 'Stop'
@@ -86,6 +94,8 @@ function Get-Median([double[]]$Values) {
     $sorted = $Values | Sort-Object
     if ($sorted.Count % 2) { $sorted[[int][Math]::Floor($sorted.Count / 2)] } else { ($sorted[$sorted.Count / 2 - 1] + $sorted[$sorted.Count / 2]) / 2 }
 }
+
+function Get-LoadAverage { [double](Get-Content /proc/loadavg -Raw).Split(' ')[0] }
 
 function Get-DirectorySize([string]$Path) { (Get-ChildItem $Path -File -Recurse | Measure-Object Length -Sum).Sum }
 
@@ -222,10 +232,52 @@ function Measure-Run([string]$Name, $Spec, [int]$Run, [string]$ImageRoot, [bool]
         $verified = if ($Spec.Program -eq 'redis') { Test-Redis } else { (Invoke-SelfCheck $target $log -TimeoutSeconds $SetupSeconds) -match '^OK' }
         if (-not $verified) { throw "$Name did not verify itself after the restore (run $Run)" }
         [pscustomobject]@{
-            Digests = $Digests; Cold = $Cold; Dump = $dumpSeconds; Frozen = $checkpoint.FrozenTime.TotalSeconds; Restore = $restoreSeconds
+            Digests = $Digests; Session = ($Cold ? 'cold' : 'warm'); Dump = $dumpSeconds; Frozen = $checkpoint.FrozenTime.TotalSeconds; Restore = $restoreSeconds
             RestoreEngine = $restored.RestoreTime.TotalSeconds; Verify = $restored.VerifyTime.TotalSeconds
             ImageBytes = Get-DirectorySize $image; MemoryBytes = $checkpoint.MemoryBytes
             Import = ($Cold ? ($checkpoint.Import + $restored.Import) / 2 : 0); Life = ($Cold ? ($checkpoint.Life + $restored.Life) / 2 : 0)
+        }
+    }
+    finally {
+        Stop-TestProcesses
+        Remove-Item -Recurse -Force $image -ErrorAction Ignore
+    }
+}
+
+# One dump and restore of a workload by CRIU (the binary given as -CriuPath), verified as CriuPS's are. Both commands
+# are timed whole from here, as a user runs them (CRIU starts a new process per operation: it is always "cold");
+# frozen is CRIU's own "Frozen time" (--display-stats). The restored tree keeps its PIDs (criu restore -d detaches it).
+function Measure-CriuRun([string]$Name, $Spec, [int]$Run, [string]$ImageRoot) {
+    $work = Join-Path $build "$Name-$Run"
+    Remove-Item -Recurse -Force $work -ErrorAction Ignore
+    $log = Join-Path $work 'bench.log'
+    $image = Join-Path $ImageRoot "criups-bench-$PID-$Name-$Run-criu"
+    try {
+        $target = if ($Spec.Program -eq 'redis') { Start-Redis $work } else {
+            Start-TestTarget -Program (Build-Workload $Spec.Program) -Arguments (& $Spec.Arguments $log) -WorkDirectory $work -TimeoutSeconds $SetupSeconds
+        }
+        $tree = @(Get-ProcessTreeLayout $target | ForEach-Object { [int]$_.Split(' ')[0] })
+        New-Item -ItemType Directory -Force $image | Out-Null
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $dumpOutput = & $CriuPath dump -t $target -D $image --display-stats 2>&1
+        $dumpSeconds = $clock.Elapsed.TotalSeconds
+        if ($LASTEXITCODE -ne 0) { throw "criu dump of $Name failed (run $Run): $($dumpOutput | Select-Object -Last 5)" }
+        $frozen = [regex]::Match(($dumpOutput -join "`n"), 'Frozen time: (\d+) us')
+        $written = [regex]::Match(($dumpOutput -join "`n"), 'Memory pages written: (\d+)')
+        if (-not $frozen.Success -or -not $written.Success) { throw "criu dump of $Name printed no stats (run $Run): $($dumpOutput | Select-Object -Last 5)" }
+        Wait-Until { -not ($tree | Where-Object { Test-Path "/proc/$_" }) } 'the processes CRIU dumped to be reaped' 30
+        $imageBytes = Get-DirectorySize $image
+        $clock.Restart()
+        $restoreOutput = & $CriuPath restore -D $image -d --display-stats 2>&1
+        $restoreSeconds = $clock.Elapsed.TotalSeconds
+        if ($LASTEXITCODE -ne 0) { throw "criu restore of $Name failed (run $Run): $($restoreOutput | Select-Object -Last 5)" }
+        Register-TestProcess $target
+        $verified = if ($Spec.Program -eq 'redis') { Test-Redis } else { (Invoke-SelfCheck $target $log -TimeoutSeconds $SetupSeconds) -match '^OK' }
+        if (-not $verified) { throw "$Name did not verify itself after CRIU's restore (run $Run)" }
+        [pscustomobject]@{
+            Digests = $true; Session = 'criu'; Dump = $dumpSeconds; Frozen = [double]$frozen.Groups[1].Value / 1e6; Restore = $restoreSeconds
+            RestoreEngine = $restoreSeconds; Verify = 0; ImageBytes = $imageBytes; MemoryBytes = [long]$written.Groups[1].Value * 4096
+            Import = 0; Life = 0
         }
     }
     finally {
@@ -317,20 +369,28 @@ foreach ($imageRoot in $ImageRoot) {
         # faster for reasons of its own: on disk, the writeback of the pair's first image).
         # Cold and warm runs alternate too, a cold one first (a warm session is warm from the second run on: the
         # first run of all warms it, and its sample counts, as a script's first checkpoint would).
+        # The machine is shared: the load before and after a workload's runs says how far to trust its figures.
+        $loadBefore = Get-LoadAverage
         $samples = foreach ($run in 1..$Runs) {
             $variants = if (-not $CompareDigests) { , $true } elseif ($run % 2) { $true, $false } else { $false, $true }
             foreach ($cold in @($Session | Sort-Object | ForEach-Object { $_ -eq 'Cold' })) {
                 foreach ($digests in $variants) { Measure-Run $name $spec $run $imageRoot $digests $cold }
             }
+            if ($CriuPath) { Measure-CriuRun $name $spec $run $imageRoot }
         }
-        foreach ($sessionGroup in $samples | Group-Object Cold) {
-            $sessionKind = $sessionGroup.Group[0].Cold ? 'cold' : 'warm'
+        $loadAfter = Get-LoadAverage
+        Write-Host ("{0,-24} load average (1 min) {1:N1} before its runs, {2:N1} after ({3} cores)" -f $name, $loadBefore, $loadAfter, [Environment]::ProcessorCount)
+        $criuRow = $null
+        foreach ($sessionGroup in $samples | Group-Object Session | Sort-Object { $_.Name -eq 'criu' }) {
+            $sessionKind = $sessionGroup.Name
             $rows = foreach ($group in $sessionGroup.Group | Group-Object Digests) {
                 $row = New-Row $medium ($group.Name -eq 'True' ? $name : "$name (no digests)") $group.Group $limits
                 $row | Add-Member -NotePropertyName Session -NotePropertyValue $sessionKind
                 $row | Add-Member -NotePropertyName ImportMedian -NotePropertyValue (Get-Median $group.Group.Import)
                 $row | Add-Member -NotePropertyName LifeMedian -NotePropertyValue (Get-Median $group.Group.Life)
+                $row | Add-Member -NotePropertyName Load -NotePropertyValue ([ordered]@{ Before = $loadBefore; After = $loadAfter; Cores = [Environment]::ProcessorCount })
                 $results.Add($row)
+                if ($sessionKind -eq 'criu') { $criuRow = $row }
                 $cold = $sessionKind -eq 'cold' ? (", in a new PowerShell: import {0:N2} s, its whole life {1:N2} s" -f $row.ImportMedian, $row.LifeMedian) : ''
                 Write-Host ("{0,-24} {1} dump {2:N2}/{3:N2} s (frozen {4:N2}/{5:N2}), restore {6:N2}/{7:N2} s (running after {8:N2}/{9:N2}, verifying {10:N3}), image {11} MiB{12}" -f $row.Workload, $sessionKind,
                     $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ResumedMin, $row.ResumedMedian, $row.VerifyMedian, $row.ImageMiB, $cold)
@@ -343,6 +403,20 @@ foreach ($imageRoot in $ImageRoot) {
                     (100 * ($with.DumpMedian / $without.DumpMedian - 1)), (100 * ($with.FrozenMedian / $without.FrozenMedian - 1)),
                     (100 * ($with.RestoreMedian / $without.RestoreMedian - 1)), $with.VerifyMedian)
             }
+        }
+        # What a session's first operation costs over a warm one (the goal: dump within 1.5x, frozen within 1.2x).
+        $coldRow = $results | Where-Object { $_.Workload -eq $name -and $_.Medium -eq $medium -and $_.Session -eq 'cold' }
+        $warmRow = $results | Where-Object { $_.Workload -eq $name -and $_.Medium -eq $medium -and $_.Session -eq 'warm' }
+        if ($coldRow -and $warmRow) {
+            Write-Host ("{0,-24} cold vs warm (medians): dump {1:N2}x, frozen {2:N2}x, restore {3:N2}x" -f $name,
+                ($coldRow.DumpMedian / $warmRow.DumpMedian), ($coldRow.FrozenMedian / $warmRow.FrozenMedian), ($coldRow.RestoreMedian / $warmRow.RestoreMedian))
+        }
+        # Where CriuPS stands against CRIU's medians of the same run: a ratio below 1 is ahead.
+        foreach ($row in $results | Where-Object { $_.Workload -eq $name -and $_.Medium -eq $medium -and $_.Session -in 'cold', 'warm' -and $criuRow }) {
+            $ratios = 'Dump', 'Frozen', 'Restore' | ForEach-Object { $row."${_}Median" / $criuRow."${_}Median" }
+            $row | Add-Member -NotePropertyName VersusCriu -NotePropertyValue ([ordered]@{ Dump = $ratios[0]; Frozen = $ratios[1]; Restore = $ratios[2] })
+            Write-Host ("{0,-24} {1} vs CRIU (medians, CriuPS / CRIU): dump {2:N2}, frozen {3:N2}, restore {4:N2}{5}" -f $name, $row.Session, $ratios[0], $ratios[1], $ratios[2],
+                (($ratios | Where-Object { $_ -gt 1 }) ? ' (behind)' : ' (at or ahead)'))
         }
     }
 }
