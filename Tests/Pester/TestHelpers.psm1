@@ -62,7 +62,15 @@ function Start-TestTarget {
     Remove-Item $ready -ErrorAction Ignore
     & (Get-TestTarget 'launch') $WorkDirectory $Program @Arguments
     if ($LASTEXITCODE -ne 0) { throw "launch failed for $Program" }
-    Wait-Until { (Test-Path $ready) -and (Get-Content $ready -Raw) -match '^\d+\s*$' } "$Program to write $ready" $TimeoutSeconds
+    try {
+        Wait-Until { (Test-Path $ready) -and (Get-Content $ready -Raw) -match '^\d+\s*$' } "$Program to write $ready" $TimeoutSeconds
+    }
+    catch {
+        # A target that gave up during its set-up says why in its log: the failure shows it.
+        $said = Get-ChildItem $WorkDirectory -Filter '*.log' -File -ErrorAction Ignore |
+            ForEach-Object { "$($_.Name): $((Get-Content $_.FullName -Tail 5 -ErrorAction Ignore) -join ' | ')" }
+        throw "$($_.Exception.Message)$(if ($said) { "; the target's logs: $($said -join '; ')" } else { ' (the target wrote no log)' })"
+    }
     $target = [int](Get-Content $ready -Raw)
     $script:Started.Add($target)
     $target
