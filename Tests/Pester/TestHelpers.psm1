@@ -18,11 +18,13 @@ function Get-SharedInterop {
     (Resolve-Path $interop).Path
 }
 
-# Compiles Tests/Targets/NAME.c once per run (gcc -O2) and returns the binary's path.
+# Compiles Tests/Targets/NAME.c once per run (gcc -O2) and returns the binary's path. It is compiled again when it or
+# the header the targets share (selfcheck.h) is newer than the binary.
 function Get-TestTarget([string]$Name) {
     $binary = Join-Path $script:TargetBuild $Name
     $source = Join-Path $script:TargetSources "$Name.c"
-    if (-not (Test-Path $binary) -or (Get-Item $source).LastWriteTimeUtc -gt (Get-Item $binary).LastWriteTimeUtc) {
+    $newest = @($source, (Join-Path $script:TargetSources 'selfcheck.h') | ForEach-Object { (Get-Item $_).LastWriteTimeUtc } | Sort-Object)[-1]
+    if (-not (Test-Path $binary) -or $newest -gt (Get-Item $binary).LastWriteTimeUtc) {
         New-Item -ItemType Directory -Force $script:TargetBuild | Out-Null
         $output = & gcc -O2 -Wall -pthread -o $binary $source 2>&1
         if ($LASTEXITCODE -ne 0) { throw "gcc failed for ${Name}: $output" }

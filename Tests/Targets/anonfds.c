@@ -35,6 +35,7 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define MS 1000000L
 
@@ -45,8 +46,6 @@ static unsigned long long last_ticks;
 static int round_number;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static void put_fd(int fd, int want)
 {
@@ -353,11 +352,7 @@ int main(int argc, char **argv)
 	const char *bad = check_all();
 	if (bad) { report(bad); return 1; }
 
-	FILE *ready = fopen("ready.tmp", "w");
-	if (!ready) die("ready");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	for (;;) {
 		if (check_requested) {

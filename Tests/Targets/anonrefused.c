@@ -12,8 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-static void die(const char *what) { perror(what); exit(1); }
+#include "selfcheck.h"
 
 int main(int argc, char **argv)
 {
@@ -36,11 +35,7 @@ int main(int argc, char **argv)
 		close(3);
 		close(4);
 	}
-	FILE *ready = fopen("ready.tmp", "w");
-	if (!ready) die("ready");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;)
 		pause();
 }

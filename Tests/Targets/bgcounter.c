@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define PAGE 4096
 #define WORDS (PAGE / 8)
@@ -32,8 +33,6 @@ static volatile sig_atomic_t report_requested;
 static char bad[256];
 
 static void on_usr1(int s) { (void)s; report_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static void report(uint64_t g, uint64_t stamps) {
 	FILE *log = fopen("bgcounter.log", "a");
@@ -64,11 +63,7 @@ int main(int argc, char **argv) {
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR1, &sa, NULL) != 0) die("sigaction");
 
-	FILE *ready = fopen("ready.tmp", "w");
-	if (!ready) die("ready");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	uint64_t stamps = 0;
 	for (uint64_t g = 1;; g++) {

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define PAGE 4096
 #define MAX_CHILDREN 64
@@ -182,10 +183,7 @@ int main(int argc, char **argv)
 	FILE *list = fopen("children", "w");
 	for (int i = 0; i <= children_count; i++) fprintf(list, "%d\n", pids[i]);
 	fclose(list);
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	sigset_t usr1, none;
 	sigemptyset(&usr1);

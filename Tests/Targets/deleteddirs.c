@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 /* Room for WORKDIR and a name in it. */
 #define LONG_PATH (PATH_MAX + 32)
@@ -31,8 +32,6 @@ static pid_t child;
 static volatile sig_atomic_t check_requested;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static void in_workdir(char *out, const char *name) { snprintf(out, LONG_PATH, "%s/%s", workdir, name); }
 

@@ -18,13 +18,12 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 static int inotify, file_fd, dir_fd, file_wd, dir_wd, workdir_wd;
 static volatile sig_atomic_t check_requested;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 /* Reads every queued event; returns how many there were, and the last one's wd and mask. */
 static int drain(int *wd, unsigned *mask)
@@ -111,10 +110,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
 
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	for (;;) {
 		pause();

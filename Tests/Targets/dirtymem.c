@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define PAGE 4096
 #define WORDS (PAGE / 8)
@@ -72,10 +73,7 @@ int main(int argc, char **argv)
 	signal(SIGUSR1, on_usr1);
 	signal(SIGUSR2, on_usr2);
 	signal(SIGHUP, on_hup);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	char line[160];
 	snprintf(line, sizeof(line), "STARTED pid=%d\n", getpid());
 	log_line(argv[3], line);

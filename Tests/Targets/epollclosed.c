@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 static int epfd, number_a, number_b, number_c, kept_a, kept_c, write_a, write_b, write_c, write_d;
 static char registrations[1024];
@@ -25,8 +26,6 @@ static pid_t child;
 static volatile sig_atomic_t check_requested;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static void add(int fd, unsigned long data)
 {
@@ -144,10 +143,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
 
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	for (;;) {
 		pause();

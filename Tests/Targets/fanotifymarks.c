@@ -23,14 +23,13 @@
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 static volatile sig_atomic_t check_requested;
 static int group;
 static char work[PATH_MAX];
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static void mark(unsigned flags, unsigned long long mask, const char *name)
 {
@@ -116,10 +115,7 @@ int main(int argc, char **argv)
 	int counts[4][2];
 	collect(counts);
 	signal(SIGUSR1, on_usr1);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		struct pollfd fds = { group, POLLIN, 0 };
 		/* Events of other processes on the mount keep coming: drop them while idle. */

@@ -54,6 +54,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #ifndef PIDFD_NONBLOCK
 #define PIDFD_NONBLOCK O_NONBLOCK
@@ -68,7 +69,6 @@ static volatile sig_atomic_t check_requested, io_signals, io_fd = -1;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
 static void on_io(int s, siginfo_t *info, void *context) { (void)s; (void)context; io_signals++; io_fd = info->si_fd; }
-static void die(const char *what) { perror(what); exit(1); }
 
 static int fail(const char *format, ...)
 {
@@ -563,10 +563,7 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	modes[chosen].setup();
 
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 static volatile sig_atomic_t requested;
 static void on_signal(int s) { requested = s; }
@@ -92,10 +93,7 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (unsigned alive = 0;;) {
 		pause();
 		int s = requested;

@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define PAGE 4096
 
@@ -38,8 +39,6 @@ static void on_usr2(int s) { (void)s; release_requested = 1; }
 static void on_term(int s) { (void)s; stop_requested = 1; }
 
 static unsigned char pattern(size_t i, int salt) { return (unsigned char)(i * 7 + salt); }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static int make_file(const char *name, size_t size, int salt)
 {
@@ -180,10 +179,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	while (!stop_requested) {
 		pause();

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 static volatile sig_atomic_t check_requested;
 static void on_usr1(int s) { (void)s; check_requested = 1; }
@@ -23,10 +24,7 @@ int main(int argc, char **argv)
 	uint64_t s = 0x9E3779B97F4A7C15ull;
 	for (size_t i = 0; i < words; i++) memory[i] = xs(&s);
 	signal(SIGUSR1, on_usr1);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define PAGE 4096
 #define SPARSE_SIZE (1 << 20)
@@ -39,8 +40,6 @@ static char posix_name[64];
 static char failure[256];
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static int fail(const char *format, const char *what, long got)
 {
@@ -268,10 +267,7 @@ int main(int argc, char **argv)
 	if (munmap(split + 3 * PAGE, PAGE) != 0) die("munmap(split)");
 
 	signal(SIGUSR1, on_usr1);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

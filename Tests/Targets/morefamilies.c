@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #ifndef IPPROTO_UDPLITE
 #define IPPROTO_UDPLITE 136
@@ -69,8 +70,6 @@ static const unsigned char router_alert[4] = { IPOPT_RA, 4, 0, 0 };
 static char failure[256];
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static int fail(const char *format, const char *what, long got)
 {
@@ -361,10 +360,7 @@ int main(int argc, char **argv)
 	if (connect(nlclient, (struct sockaddr *)&server, sizeof(server)) != 0) die("connect(nlclient)");
 
 	signal(SIGUSR1, on_usr1);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

@@ -5,15 +5,12 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 int main(void)
 {
 	if (prctl(PR_SET_DUMPABLE, 0) != 0) { perror("prctl"); return 1; }
-	FILE *file = fopen("ready.tmp", "w");
-	if (!file) return 1;
-	fprintf(file, "%d\n", getpid());
-	fclose(file);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;)
 		pause();
 }

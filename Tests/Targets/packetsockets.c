@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define BLOCK 4096
 #define FRAME 2048
@@ -45,8 +46,6 @@ static unsigned short port;
 static unsigned char *ring;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static void set(int fd, int option, const void *value, socklen_t length, const char *what)
 {
@@ -198,10 +197,7 @@ int main(int argc, char **argv)
 
 	drain_ring(NULL);
 	signal(SIGUSR1, on_usr1);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define MAX_CHILDREN 8
 
@@ -115,10 +116,7 @@ int main(int argc, char **argv)
 	sigaddset(&held, SIGUSR1);
 	sigaddset(&held, SIGTERM);
 	sigprocmask(SIG_BLOCK, &held, &waiting);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", noted);
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(noted);
 	for (;;) {
 		sigsuspend(&waiting);
 		if (check_requested) { check_requested = 0; check(log); }

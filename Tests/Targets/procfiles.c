@@ -13,14 +13,13 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 static pid_t child, zombie;
 static int child_stat, child_dir, zombie_stat, own_status;
 static volatile sig_atomic_t check_requested;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static int open_proc(pid_t pid, const char *name, int flags)
 {
@@ -92,10 +91,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
 
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	for (;;) {
 		pause();

@@ -32,6 +32,7 @@
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define KCMP_FILE 0
 
@@ -42,7 +43,6 @@ static int master, slave1, slave2;
 static pid_t child;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-static void die(const char *what) { perror(what); exit(1); }
 
 static int fail(const char *format, ...)
 {
@@ -311,10 +311,7 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	modes[chosen].setup();
 
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

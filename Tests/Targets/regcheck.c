@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 static volatile int report_requested;
 static void on_usr1(int s) { (void)s; report_requested = 1; }
@@ -86,10 +87,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_usr1;
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGUSR1, &sa, NULL);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	static const char *names[] = { "none", "general-purpose", "sse-avx", "avx512-zmm", "avx512-mask" };
 	for (;;) {
 		int bad = avx512 ? sleep_avx512() : sleep_avx2();

@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 static volatile sig_atomic_t check_requested;
 static volatile int go[2], result[2] = { -1, -1 };
@@ -30,8 +31,6 @@ static int strict_pipe[2], reply_pipe[2];
 static volatile pid_t strict_tid;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 /* 0 when this thread's getppid fails with EPERM and its getpgrp works. */
 static int filtered_here(void)
@@ -90,14 +89,6 @@ static const char *check_strict(void)
 	return "";
 }
 
-static void ready(void)
-{
-	FILE *file = fopen("ready.tmp", "w");
-	fprintf(file, "%d\n", getpid());
-	fclose(file);
-	rename("ready.tmp", "ready");
-}
-
 int main(int argc, char **argv)
 {
 	if (argc != 3 || chdir(argv[2]) != 0) die("usage: seccompmodes tsync|strict WORKDIR");
@@ -109,7 +100,7 @@ int main(int argc, char **argv)
 		pthread_t thread;
 		if (pipe(strict_pipe) != 0 || pipe(reply_pipe) != 0 || pthread_create(&thread, NULL, strict_thread, NULL) != 0) die("strict thread");
 		usleep(100000);
-		ready();
+		announce_ready(getpid());
 		for (;;) {
 			pause();
 			if (!check_requested) continue;
@@ -131,7 +122,7 @@ int main(int argc, char **argv)
 	struct sock_fprog program = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("PR_SET_NO_NEW_PRIVS");
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) != 0) die("seccomp(TSYNC)");
-	ready();
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

@@ -39,6 +39,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define ANON_SIZE (24u << 20)
 #define PAGE 4096
@@ -170,8 +171,6 @@ static const char *check_all(void)
 	return bad;
 }
 
-static void die(const char *what) { perror(what); exit(1); }
-
 static void put_fd(int fd, int want)
 {
 	if (fd == want) return;
@@ -276,11 +275,7 @@ int main(int argc, char **argv)
 	const char *bad = check_all();
 	if (bad) { report("SETUP ", bad); return 1; }
 
-	FILE *ready = fopen("ready.tmp", "w");
-	if (!ready) die("ready");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	volatile char stack_pattern[4096];
 	for (int i = 0; i < 4096; i++) stack_pattern[i] = (char)(i ^ 0x5a);

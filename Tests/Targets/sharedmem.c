@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 /* Older C libraries lack these (Linux 6.3). */
 #ifndef MFD_NOEXEC_SEAL
@@ -289,10 +290,7 @@ int main(int argc, char **argv)
 	}
 	const char *bad = check();
 	if (bad) { report(bad); for (int i = 0; i < 2; i++) kill(children[i], SIGKILL); return 1; }
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	while (!stop_requested) {
 		pause();

@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define KCMP_FILES 2
 #define KCMP_FS 3
@@ -159,10 +160,7 @@ int main(int argc, char **argv)
 	pids[LONER] = start(LONER, 0);
 	sa.sa_handler = on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		wait_for(&check_requested);
 		check(log_path);

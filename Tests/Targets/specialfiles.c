@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define PAGE 4096
 #define OPEN_SIZE 5000
@@ -254,10 +255,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	const char *bad = check(0);
 	if (bad) { report(bad); kill(child, SIGKILL); return 1; }
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	while (!stop_requested) {
 		pause();

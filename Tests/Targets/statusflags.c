@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define FLAGS (O_ACCMODE | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME | O_NONBLOCK)
 
@@ -35,8 +36,6 @@ static volatile sig_atomic_t check_requested, io_signals, io_fd = -1;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
 static void on_io(int s, siginfo_t *info, void *context) { (void)s; (void)context; io_signals++; io_fd = info->si_fd; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static int set_flags(int fd, int add)
 {
@@ -155,10 +154,7 @@ int main(int argc, char **argv)
 	sa.sa_flags = 0;
 	sigaction(SIGUSR1, &sa, NULL);
 
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	for (;;) {
 		pause();

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define PAGE 4096
 #define A_SIZE (3 * PAGE + 100)
@@ -46,8 +47,6 @@ static void on_usr1(int s) { (void)s; check_requested = 1; }
 static void on_term(int s) { (void)s; stop_requested = 1; }
 static void sleep_ms(int ms) { struct timespec t = { 0, ms * 1000000L }; nanosleep(&t, NULL); }
 static unsigned char pattern(size_t i, int seed) { return (unsigned char)(i * 13 + seed); }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static const char *check_pattern(const unsigned char *p, size_t from, size_t size, int seed, const char *name)
 {

@@ -41,18 +41,13 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define SMALL_BUFFER 16384
 #define BIG_BUFFER (8 << 20)
 #define BACK_BYTES (1 << 20)
 #define REUSEPORT_LISTENERS 3
 #define REUSEPORT_CONNECTIONS 12
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
 
 static char failure[512];
 
@@ -548,10 +543,7 @@ int main(int argc, char **argv)
 	make_reuseport();
 
 	signal(SIGUSR1, on_usr1);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

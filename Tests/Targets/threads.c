@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define WORKERS 16
 
@@ -113,10 +114,7 @@ int main(int argc, char **argv)
 	pthread_t threads[WORKERS];
 	for (int i = 0; i < WORKERS; i++) pthread_create(&threads[i], NULL, worker, (void *)(long)i);
 	for (int i = 0; i < WORKERS; i++) while (!tids[i]) usleep(1000);
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		int sig = sigwaitinfo(&waited, NULL);
 		if (sig == SIGUSR1) report("", check_all());

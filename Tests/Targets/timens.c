@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -32,8 +33,6 @@ struct clocks {
 static volatile sig_atomic_t check_requested;
 
 static void on_usr1(int s) { (void)s; check_requested = 1; }
-
-static void die(const char *what) { perror(what); exit(1); }
 
 static double seconds(struct timespec t) { return t.tv_sec + t.tv_nsec / 1e9; }
 
@@ -88,14 +87,6 @@ static const char *went_on(struct clocks before, struct clocks now)
 	return "";
 }
 
-static void ready(void)
-{
-	FILE *file = fopen("ready.tmp", "w");
-	fprintf(file, "%d\n", getpid());
-	fclose(file);
-	rename("ready.tmp", "ready");
-}
-
 int main(int argc, char **argv)
 {
 	if (argc != 2 || chdir(argv[1]) != 0) die("usage: timens WORKDIR");
@@ -122,7 +113,7 @@ int main(int argc, char **argv)
 	}
 	struct clocks start = read_clocks();
 	signal(SIGUSR1, on_usr1);
-	ready();
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 static timer_t periodic, far, threaded;
 static atomic_ulong periodic_fired, threaded_fired;
@@ -92,10 +93,7 @@ int main(int argc, char **argv)
 	sigset_t rt4; sigemptyset(&rt4); sigaddset(&rt4, SIGRTMIN + 4);
 	pthread_sigmask(SIG_BLOCK, &rt4, NULL);
 
-	FILE *ready = fopen("ready.tmp", "w");
-	fprintf(ready, "%d\n", getpid());
-	fclose(ready);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 	for (;;) {
 		pause();
 		if (!check_requested) continue;

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 enum { PRODUCER, FILTER, CONSUMER, LEADER, LEADER_CHILD, LEADER_GROUP, SLEEPER, ZOMBIE, ORPHANER, COUNT };
 static const char *names[COUNT] = { "producer", "filter", "consumer", "leader", "leader-child", "leader-group", "sleeper", "zombie", "orphaner" };
@@ -187,10 +188,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	const char *bad = check();
 	if (bad) { report("SETUP ", bad); return 1; }
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 
 	while (!stop_requested) {
 		pause();

@@ -37,6 +37,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "selfcheck.h"
 
 #define TIMEOUT_MS 3000
 enum { A, B, C, CHILDREN };
@@ -384,10 +385,7 @@ static void root_check(int first)
 
 static void write_ready(void)
 {
-	FILE *r = fopen("ready.tmp", "w");
-	fprintf(r, "%d\n", getpid());
-	fclose(r);
-	rename("ready.tmp", "ready");
+	announce_ready(getpid());
 }
 
 /* Other tests: a server outside the checkpointed tree, and a client connected to it. */
