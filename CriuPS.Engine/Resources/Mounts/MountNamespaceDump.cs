@@ -153,7 +153,7 @@ internal static class MountNamespaceDump
     private static string? HostPath(MountEntry mount, List<MountEntry> host)
     {
         var best = host
-            .Where(h => h.Major == mount.Major && h.Minor == mount.Minor && IsUnder(mount.Root, h.Root))
+            .Where(h => h.Major == mount.Major && h.Minor == mount.Minor && NamespaceView.IsUnder(mount.Root, h.Root))
             .OrderByDescending(h => h.Root.Length)
             .FirstOrDefault();
         if (best is null)
@@ -164,9 +164,6 @@ internal static class MountNamespaceDump
         string path = best.MountPoint == "/" ? (below.Length == 0 ? "/" : below) : best.MountPoint + below;
         return path;
     }
-
-    private static bool IsUnder(string path, string root) =>
-        path == root || root == "/" && path.StartsWith('/') || path.StartsWith(root + "/", StringComparison.Ordinal);
 
     /// <summary>The mounts of the namespace the process sees, from its root mount down, parents before children.</summary>
     public static List<MountEntry> Mounts(int pid) => InTreeOrder(MountEntry.Read($"/proc/{pid}/mountinfo"));

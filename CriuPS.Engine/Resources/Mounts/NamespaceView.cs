@@ -36,7 +36,7 @@ internal static class NamespaceView
 
     private static bool IsSameFile(FileStatus? seen, FileStatus file) => seen is { } s && s.Device == file.Device && s.Inode == file.Inode;
 
-    /// <summary>Whether <paramref name="path"/> is <paramref name="mountPoint"/> or below it.</summary>
+    /// <summary>Whether the absolute <paramref name="path"/> is <paramref name="mountPoint"/> or below it (or below a mount's root within its filesystem).</summary>
     public static bool IsUnder(string path, string mountPoint) =>
         mountPoint == "/" || path == mountPoint || path.StartsWith(mountPoint + "/", StringComparison.Ordinal);
 
