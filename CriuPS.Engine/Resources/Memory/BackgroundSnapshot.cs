@@ -198,23 +198,19 @@ internal sealed class BackgroundSnapshot : IDisposable
         }
         protectedAreas = registered;
         handler.Start();
-        var protectedPages = PageCount.Zero;
-        foreach (var area in registered)
+        // The first pass protects everything; each later one what the process wrote during the one before.
+        var passes = new List<PageCount>();
+        do
         {
-            DeathPoint.Reach(DeathPoint.Arm);
-            protectedPages += ProtectUnprotected(area, whileRunning: true);
-        }
-        var passes = new List<PageCount> { protectedPages };
-        while (passes.Count < MaxAheadPasses && passes[^1].CompareTo(FewEnoughAhead) > 0)
-        {
-            var again = PageCount.Zero;
+            var pass = PageCount.Zero;
             foreach (var area in registered)
             {
                 DeathPoint.Reach(DeathPoint.Arm);
-                again += ProtectUnprotected(area, whileRunning: true);
+                pass += ProtectUnprotected(area, whileRunning: true);
             }
-            passes.Add(again);
+            passes.Add(pass);
         }
+        while (passes.Count < MaxAheadPasses && passes[^1].CompareTo(FewEnoughAhead) > 0);
         log.Detail($"background copy of {pid}: armed ahead of the freeze: {registered.Count} area(s) registered, pages protected by pass: {string.Join(", ", passes.Select(p => p.Value))}");
     }
 
