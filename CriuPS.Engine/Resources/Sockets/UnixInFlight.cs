@@ -46,7 +46,7 @@ internal sealed class UnixInFlight : IDisposable
         UnixSocketQueue.Dump(queue, 0, socket, $"Process {pid}: fd {fd}: {UnixSocketName.Describe((uint)socket.Type, socket.Name)}", copy =>
         {
             copies.Add(copy);
-            found.Add(DescriptorProbe.Of(Environment.ProcessId, copy.Value) ?? throw new InvalidOperationException($"fd {copy.Value} of the engine vanished"));
+            found.Add(ProbeOf(copy));
             return 0;
         });
         return found;
@@ -69,9 +69,9 @@ internal sealed class UnixInFlight : IDisposable
             var problems = new List<string>();
             foreach (var copy in inFlight.Peek(probe.Pid, probe.Fd, socket))
             {
-                if (!FileDescriptors.TryClassify(copy, options, out var kind, out var problem) || (problem = Refused(copy, kind)) is not null)
+                if (Unsavable(copy, options, out _) is { } problem)
                 {
-                    problems.Add(WithoutNumber(problem, copy.Fd));
+                    problems.Add(problem);
                 }
             }
             return problems.Count == 0 ? null : $"has descriptors in flight (SCM_RIGHTS) that CriuPS cannot save: {string.Join("; ", problems.Distinct())}";
@@ -93,14 +93,27 @@ internal sealed class UnixInFlight : IDisposable
     public uint Save(DumpSession session, DumpedProcess carrier, FileDescriptor copy, string describe)
     {
         copies.Add(copy);
-        var probe = DescriptorProbe.Of(Environment.ProcessId, copy.Value) ?? throw new InvalidOperationException($"fd {copy.Value} of the engine vanished");
-        if (!FileDescriptors.TryClassify(probe, session.Options, out var kind, out var problem) || (problem = Refused(probe, kind)) is not null)
+        var probe = ProbeOf(copy);
+        if (Unsavable(probe, session.Options, out var kind) is { } problem)
         {
             throw new CheckpointException(CheckpointErrorKind.Unsupported,
-                $"{describe} has in flight (SCM_RIGHTS) {WithoutNumber(problem, probe.Fd)}, which CriuPS cannot save.", carrier.Pid);
+                $"{describe} has in flight (SCM_RIGHTS) {problem}, which CriuPS cannot save.", carrier.Pid);
         }
         using var self = Pidfd.Open(Environment.ProcessId);
-        return FileDescriptors.SaveDescription(session, carrier, probe, kind, FdInfo.Read(probe.Pid, probe.Fd), self, out _);
+        return FileDescriptors.SaveDescription(session, carrier, probe, kind!, FdInfo.Read(probe.Pid, probe.Fd), self, out _);
+    }
+
+    private static DescriptorProbe ProbeOf(FileDescriptor copy) =>
+        DescriptorProbe.Of(Environment.ProcessId, copy.Value) ?? throw new InvalidOperationException($"fd {copy.Value} of the engine vanished");
+
+    // Why a descriptor in flight (our copy) cannot be saved, said of the file alone, or null; its kind when it can.
+    private static string? Unsavable(DescriptorProbe probe, DumpOptions options, out FileKind? kind)
+    {
+        if (!FileDescriptors.TryClassify(probe, options, out kind, out var problem) || (problem = Refused(probe, kind)) is not null)
+        {
+            return WithoutNumber(problem, probe.Fd);
+        }
+        return null;
     }
 
     // Kinds whose restore needs the processes (a pidfd, a file under /proc/PID, a terminal of a restored session) or
