@@ -48,7 +48,7 @@ open('port', 'w').write(str(L.getsockname()[1]))
 open('ready.tmp', 'w').write(str(os.getpid())); os.rename('ready.tmp', 'ready')
 while not os.path.exists('go'): time.sleep(0.05)
 a, _ = L.accept()
-open('result', 'w').write(a.recv(5).decode())
+open('result.tmp', 'w').write(a.recv(5).decode()); os.rename('result.tmp', 'result')
 while True: time.sleep(1)
 '@
         $target = Start-TestTarget -Program $Python -Arguments '-c', $script, $work -WorkDirectory $work
@@ -95,7 +95,7 @@ open('ready.tmp', 'w').write(str(os.getpid())); os.rename('ready.tmp', 'ready')
 select.select([], [s], [], 300)
 error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 s.setblocking(True); s.sendall(b'ping')
-open('result', 'w').write(f'{error} {s.recv(4).decode()}')
+open('result.tmp', 'w').write(f'{error} {s.recv(4).decode()}'); os.rename('result.tmp', 'result')
 while True: time.sleep(1)
 '@
         $target = Start-TestTarget -Program $Python -Arguments '-c', $script, $work, $port -WorkDirectory $work
