@@ -270,7 +270,8 @@ while (-not (Test-Path $Go)) { Start-Sleep -Milliseconds 10 }
         $restored = Restore-Process -ImagePath $image -LazyPages -PageServer "127.0.0.1:$($server.Port)"
         Register-TestProcess $restored.Id
         $lazy = $restored | Wait-LazyRestore -Timeout 60 -ErrorVariable failed -ErrorAction SilentlyContinue
-        $server.Process.HasExited | Should -BeTrue
+        # The restore may see the connection drop before this PowerShell has reaped the dead server.
+        Wait-Until { $server.Process.HasExited } 'the killed page server to be reaped' -TimeoutSeconds 10
         $lazy.State | Should -Be 'Failed'
         $lazy.PagesDone | Should -BeLessThan $lazy.PagesTotal
         $failed.Count | Should -Be 1
