@@ -27,9 +27,16 @@ internal static class UnixQueuedCredentials
         {
             return null;
         }
-        using var pidfd = Pidfd.Open(probe.Pid);
-        using var copy = Pidfd.GetFd(pidfd, probe.Fd);
-        return Get(copy, SOL_SOCKET, SO_PASSCRED) == 0 || First(copy, socket) is not { } sender ? null : Refusal(sender);
+        try
+        {
+            using var pidfd = Pidfd.Open(probe.Pid);
+            using var copy = Pidfd.GetFd(pidfd, probe.Fd);
+            return Get(copy, SOL_SOCKET, SO_PASSCRED) == 0 || First(copy, socket) is not { } sender ? null : Refusal(sender);
+        }
+        catch (NativeException e) when (e.Errno is Errno.ESRCH or Errno.EBADF)
+        {
+            return null; // closed meanwhile
+        }
     }
 
     /// <summary>At the dump: refuses a message that carries credentials (some may have arrived since the pre-flight check).</summary>
