@@ -40,6 +40,12 @@ public sealed class DumpOptions
     /// <summary>Save established TCP connections (CRIU's --tcp-established), with the network locked meanwhile.</summary>
     public bool TcpEstablished { get; init; }
 
+    /// <summary>
+    /// Save TCP listeners that have connections not yet accepted, dropping those connections (CRIU's --skip-in-flight);
+    /// without it such a listener is refused.
+    /// </summary>
+    public bool SkipInFlight { get; init; }
+
     /// <summary>Replace an existing non-empty image directory.</summary>
     public bool Force { get; init; }
 

@@ -125,6 +125,10 @@ internal static class Preflight
             {
                 actions.Add($"Use {InetSockets.TcpEstablishedSwitch} to save established TCP connections (and again to restore them).");
             }
+            if (problems.Any(p => Needs(p, TcpPendingConnections.SkipInFlightSwitch)))
+            {
+                actions.Add($"Use {TcpPendingConnections.SkipInFlightSwitch} to save TCP listeners without the connections they have not accepted yet.");
+            }
             throw new CheckpointException(
                 kind,
                 $"Process {root} ({ProcStat.Read(root).Comm}) cannot be checkpointed; nothing was frozen:{Environment.NewLine} - {string.Join(Environment.NewLine + " - ", problems)}",

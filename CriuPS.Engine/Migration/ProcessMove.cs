@@ -23,6 +23,9 @@ public sealed class MoveOptions
 
     public bool TcpEstablished { get; init; }
 
+    /// <summary>Drop the connections TCP listeners have not accepted yet instead of refusing them (<see cref="DumpOptions.SkipInFlight"/>).</summary>
+    public bool SkipInFlight { get; init; }
+
     public CancellationToken Cancellation { get; init; }
 
     /// <summary>Test hook (CRIUPS_FAIL_AT), passed to every dump of the move.</summary>
@@ -118,6 +121,7 @@ public sealed class ProcessMove
         HoldStopped = !preDump,
         // Pre-dumps lock nothing; told, they accept the connections that the final dump will carry.
         TcpEstablished = options.TcpEstablished,
+        SkipInFlight = options.SkipInFlight,
         FreezeTimeout = options.FreezeTimeout,
         FailAt = options.FailAt,
         Cancellation = options.Cancellation,

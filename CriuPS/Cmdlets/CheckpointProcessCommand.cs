@@ -67,6 +67,10 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
     [Parameter]
     public SwitchParameter TcpEstablished { get; set; }
 
+    /// <summary>Save TCP listeners with connections not accepted yet, dropping those connections.</summary>
+    [Parameter]
+    public SwitchParameter SkipInFlight { get; set; }
+
     [Parameter]
     public SwitchParameter Force { get; set; }
 
@@ -212,6 +216,7 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
             ParentImage = ParentImage is null ? null : GetUnresolvedProviderPathFromPSPath(ParentImage),
             ShellJob = ShellJob,
             TcpEstablished = TcpEstablished,
+            SkipInFlight = SkipInFlight,
             Force = Force,
             GhostFileLimit = GhostFileLimit,
             IpcKeys = IpcKey ?? [],

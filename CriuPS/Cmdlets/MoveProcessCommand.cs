@@ -69,6 +69,10 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter TcpEstablished { get; set; }
 
+    /// <summary>Move TCP listeners with connections not accepted yet, dropping those connections (at each dump).</summary>
+    [Parameter]
+    public SwitchParameter SkipInFlight { get; set; }
+
     /// <summary>
     /// Addresses of this machine that move with the tree (the ones its clients connect to): taken from their interface
     /// here once the tree runs there, given with the same prefix length to the interface that holds the session's address there.
@@ -156,6 +160,7 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             Cancellation = stopping.Token,
             FailAt = FailureInjection.RequestedPoint,
             TcpEstablished = TcpEstablished,
+            SkipInFlight = SkipInFlight,
         });
         HeldTree? held = null;
         try

@@ -1,7 +1,7 @@
 # The Ansible collection (ansible/ansible_collections/criups/process) run by Debian's ansible-playbook against the two
 # test hosts of TestHosts.psm1: the source (this machine, a local connection) and the destination (reached over SSH).
 # A playbook moves a process between them and a second run changes nothing; check mode changes nothing either; a
-# failure carries the cmdlet's error id; a checkpoint is not retaken.
+# failure carries the cmdlet's error id; a checkpoint is not retaken; skip_in_flight reaches Checkpoint-Process.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -63,6 +63,8 @@ criups_module=$module
         pid: "{{ target_pid }}"
         image_path: "{{ image_path }}"
         leave_running: true
+        tcp_established: "{{ tcp_established | default(false) }}"
+        skip_in_flight: "{{ skip_in_flight | default(false) }}"
         pwsh: "{{ criups_pwsh }}"
         module_path: "{{ criups_module }}"
 '@
@@ -182,6 +184,20 @@ Describe 'The criups.process Ansible collection' {
         $second.ExitCode | Should -Be 0 -Because $second.Output
         $second.Recap['source'].changed | Should -Be 0
         Test-ProcessAlive $target | Should -BeTrue
+    }
+
+    It 'passes skip_in_flight on: a listener with connections not accepted yet is refused without it and saved with it, the process keeping them' {
+        $work = Join-Path $TestDrive 'inflight'
+        $target = Start-TestTarget -Program (Get-TestTarget 'tcpinflight') -Arguments $work, 4, 'inside' -WorkDirectory $work
+        $image = Join-Path $TestDrive 'inflight-image'
+        $refused = Invoke-Playbook $CheckpointPlaybook @{ target_pid = $target; image_path = $image; tcp_established = 'true' }
+        $refused.ExitCode | Should -Not -Be 0
+        $refused.Output | Should -Match '"error_id": "Unsupported"'
+        $refused.Output | Should -Match '2 connection\(s\) waiting to be accepted.*-SkipInFlight'
+        $saved = Invoke-Playbook $CheckpointPlaybook @{ target_pid = $target; image_path = $image; tcp_established = 'true'; skip_in_flight = 'true' }
+        $saved.ExitCode | Should -Be 0 -Because $saved.Output
+        Get-Content (Join-Path $image 'dump.log') | Select-String ': 2 connection\(s\) waiting to be accepted are dropped' | Should -Not -BeNullOrEmpty
+        Invoke-SelfCheck $target (Join-Path $work 'tcpinflight.log') 'USR2' | Should -Be "OK pid=$target"
     }
 
     It 'checkpoints and restores a process, and a second run restores nothing' {

@@ -1,7 +1,8 @@
 # Move-Process between two machines on this one (Tests/Pester/TestHosts.psm1): the destination is a set of network,
 # PID and mount namespaces of its own running sshd with PowerShell as its subsystem, reached with New-PSSession
 # -HostName. A 1 GiB process writing 1 % of its memory a second moves with a short downtime and verifies itself
-# there; every failure leaves the process running at the source and the destination clean.
+# there; every failure leaves the process running at the source and the destination clean. A listener with
+# connections not accepted yet moves only with -SkipInFlight.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -97,6 +98,35 @@ Describe 'Move-Process' {
         # reads the chain of pre-dumps and compiles in the downtime: see the README's numbers), 30 % with the
         # rehearsal move at a load of 17-33. This is what holds.
         $moved.Downtime | Should -BeLessThan ([timespan]::FromTicks($oneShot.FrozenTime.Ticks / 2))
+    }
+
+    It 'moves a listener with connections not accepted yet only with -SkipInFlight: refused without it, moved with it, serving new connections there' {
+        $work = Join-Path $TestDrive 'inflight'
+        $log = Join-Path $work 'tcpinflight.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'tcpinflight') -Arguments $work, 4, 'outside' -WorkDirectory $work
+        $port = [int](Get-Content (Join-Path $work 'port') -Raw)
+        $clients = foreach ($n in 1, 2) { [System.Net.Sockets.TcpClient]::new('127.0.0.1', $port) }
+        try {
+            Wait-Until { (@(& ss -Hltn "sport = :$port")[0] -split '\s+')[1] -eq '2' } 'both connections to wait in the queue'
+            $directory = Join-Path $TestDrive 'inflight-move'
+            Move-Process -Id $target -Session $Session -DestinationPath $directory -Confirm:$false -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $failed[0].FullyQualifiedErrorId | Should -Be "Unsupported,$Move"
+            $failed[0].Exception.Message | Should -Match '2 connection\(s\) waiting to be accepted.*-SkipInFlight'
+            Test-Path $directory | Should -BeFalse
+
+            $moved = Move-Process -Id $target -Session $Session -DestinationPath $directory -SkipInFlight -Confirm:$false
+            $moved.ProcessId | Should -Be $target
+            Invoke-RemoteSelfCheck $target $log | Should -Be "OK pid=$target" -Because 'the listener there has an empty queue and serves a new connection'
+            foreach ($client in $clients) {
+                $client.Client.ReceiveTimeout = 10000
+                $outcome = try { [void]$client.Client.Receive([byte[]]::new(8)); 'data or end of file' } catch { "$($_.Exception.InnerException.SocketErrorCode)" }
+                $outcome | Should -Be 'ConnectionReset' -Because 'the listener here went with its pending connections'
+            }
+        }
+        finally {
+            foreach ($client in $clients) { $client.Dispose() }
+            Invoke-InTestHost $Destination 'pkill', '-9', '-x', 'tcpinflight'
+        }
     }
 
     It 'does nothing with -WhatIf' {

@@ -50,9 +50,9 @@ internal sealed class InetSockets : FileKind
         {
             return $"{what} (not supported yet)";
         }
-        if (info.State == InetSocketInfo.Listen && info.AcceptQueue > 0)
+        if (TcpPendingConnections.Problem(info, what, options) is { } pending)
         {
-            return $"{what} has {info.AcceptQueue} connection(s) waiting to be accepted, which CriuPS cannot save (only the process can take them from the queue)";
+            return pending;
         }
         if (info.IsConnection && !TcpConnection.CanSave(info.State))
         {
@@ -130,6 +130,7 @@ internal sealed class InetSockets : FileKind
                 entry.CriupsNetnsName = ns.Name;
             }
         }
+        TcpPendingConnections.Dump(dump, info, shown);
         if (info.IsConnection)
         {
             DumpConnection(dump, entry, info, shown);

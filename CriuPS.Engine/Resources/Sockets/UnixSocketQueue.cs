@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
@@ -47,7 +46,7 @@ internal static class UnixSocketQueue
                     Set(socket, SOL_SOCKET, SO_PEEK_OFF, checked((int)offset));
                     continue;
                 }
-                CheckCredentials(message, describe);
+                UnixQueuedCredentials.Check(message, describe);
                 if (message.Length == 0 && IsEnd(diag))
                 {
                     break;
@@ -113,21 +112,6 @@ internal static class UnixSocketQueue
 
     // A peek of nothing: the end of a stream whose writer has shut down (or an empty record then: the kernel cannot
     // tell them apart, as for CRIU); for a datagram and a seqpacket socket still open, an empty message.
-    private static bool IsEnd(UnixDiagSocket diag) =>
+    internal static bool IsEnd(UnixDiagSocket diag) =>
         diag.Type == UnixSocketName.SockStream || (diag.Type == UnixSocketName.SockSeqpacket && (diag.Shutdown & UnixDiagSocket.ShutdownRead) != 0);
-
-    // Credentials recorded with a message cannot be forged back for processes that do not exist yet when queues are
-    // refilled; the pre-flight check refuses them, and so does this if some arrived since.
-    private static void CheckCredentials(PeekedMessage message, string describe)
-    {
-        foreach (var control in message.Control)
-        {
-            if (control.Type == ControlMessage.SCM_CREDENTIALS && control.Data.Length >= 4 && BinaryPrimitives.ReadInt32LittleEndian(control.Data) != 0)
-            {
-                SocketMessage.CloseRights(message.Control);
-                throw new CheckpointException(CheckpointErrorKind.Unsupported,
-                    $"{describe} has messages queued with their senders' credentials (SO_PASSCRED), which CriuPS cannot put back.", describe);
-            }
-        }
-    }
 }

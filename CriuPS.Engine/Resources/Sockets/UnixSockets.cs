@@ -44,18 +44,7 @@ internal sealed class UnixSockets : FileKind
         {
             return $"{what} {problem}";
         }
-        if (!socket.IsListening && socket.ReceiveQueue > 0 && PassesCredentials(probe))
-        {
-            return $"{what} has messages queued with their senders' credentials (SO_PASSCRED), which CriuPS cannot put back";
-        }
-        return null;
-    }
-
-    private static bool PassesCredentials(DescriptorProbe probe)
-    {
-        using var pidfd = Pidfd.Open(probe.Pid);
-        using var copy = Pidfd.GetFd(pidfd, probe.Fd);
-        return SocketOption.Get(copy, SocketOption.SOL_SOCKET, SocketOption.SO_PASSCRED) != 0;
+        return UnixQueuedCredentials.Problem(probe, socket) is { } credentials ? $"{what} {credentials}" : null;
     }
 
     public override FileEntry Dump(DescriptorDump dump)

@@ -15,6 +15,7 @@ options:
   image_path: {description: The image directory., type: str, required: true}
   leave_running: {description: Keep the process running., type: bool, default: false}
   tcp_established: {description: Save established TCP connections., type: bool, default: false}
+  skip_in_flight: {description: Save TCP listeners with connections not accepted yet; those connections are dropped., type: bool, default: false}
   force: {description: Retake the image even when one is there., type: bool, default: false}
   pwsh: {description: The PowerShell to run., type: str, default: pwsh}
   module_path: {description: CriuPS by name or the path of CriuPS.psd1., type: str, default: CriuPS}
@@ -33,7 +34,7 @@ if ((Test-Path -LiteralPath (Join-Path $p.image_path 'inventory.img')) -and -not
     return @{ changed = $false; image = ConvertTo-Facts (Get-CheckpointImage -LiteralPath $p.image_path) }
 }
 if ($in.check_mode) { return @{ changed = $true; image = @{ Path = $p.image_path; RootProcessId = $p.pid } } }
-$image = Checkpoint-Process -Id $p.pid -ImagePath $p.image_path -LeaveRunning:$p.leave_running -TcpEstablished:$p.tcp_established -Force:$p.force -Confirm:$false
+$image = Checkpoint-Process -Id $p.pid -ImagePath $p.image_path -LeaveRunning:$p.leave_running -TcpEstablished:$p.tcp_established -SkipInFlight:$p.skip_in_flight -Force:$p.force -Confirm:$false
 @{ changed = $true; image = ConvertTo-Facts $image }
 '''
 
@@ -44,9 +45,10 @@ def main():
         image_path=dict(type='str', required=True),
         leave_running=dict(type='bool', default=False),
         tcp_established=dict(type='bool', default=False),
+        skip_in_flight=dict(type='bool', default=False),
         force=dict(type='bool', default=False),
         **COMMON_ARGUMENTS), supports_check_mode=True)
-    params = {k: module.params[k] for k in ('pid', 'image_path', 'leave_running', 'tcp_established', 'force')}
+    params = {k: module.params[k] for k in ('pid', 'image_path', 'leave_running', 'tcp_established', 'skip_in_flight', 'force')}
     module.exit_json(**run_pwsh(module, BODY, params))
 
 
