@@ -31,9 +31,8 @@ public static class EngineWarmup
                 Touch(schema.Descriptor, seen);
             }
         }
-        // Last, after the JIT work above (which delays the promotion of hot code): dumps hash every byte they write,
-        // restores every byte they read, on optimized code only (see WarmUp).
-        Images.Digests.BlockDigester.WarmUp(TimeSpan.FromSeconds(3));
+        // Dumps hash every byte they write, restores every byte they read.
+        Images.Digests.BlockDigester.WarmUp();
     }
 
     // A default instance of every message type, checked and serialized: builds the accessors the writer uses.

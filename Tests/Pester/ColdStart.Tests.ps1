@@ -36,4 +36,37 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         $compiled | Should -BeLessThan 100 -Because "what runs frozen was compiled before the freeze (dump.log: $($log -match 'done in' -join '; '))"
         Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
     }
+
+    It 'hashes its images with code compiled optimized once, never with the unoptimized code of System.IO.Hashing''s loop' {
+        # The runtime's list of what it compiled (the release runtime writes it): the digests' loop over long inputs
+        # must appear once, optimized (LongXxHash128), and System.IO.Hashing's XXH3 loop (Vector256, which
+        # ReadyToRun cannot precompile) not at all: the first operation of a PowerShell ran it at Tier0, and the
+        # warm-up waited up to 3 s for the runtime to promote it.
+        $work = Join-Path $TestDrive 'hashed'
+        $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
+        $image = Join-Path $TestDrive 'hashed-image'
+        $compiled = @{}
+        foreach ($operation in @{ Name = 'dump'; Command = "Checkpoint-Process -Id $target -ImagePath '$image'" },
+            @{ Name = 'restore'; Command = "Restore-Process -ImagePath '$image'" }) {
+            $list = Join-Path $TestDrive "jit-$($operation.Name).txt"
+            $env:DOTNET_JitStdOutFile = $list; $env:DOTNET_JitDisasmSummary = '1'
+            try {
+                & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; $($operation.Command) | Out-Null"
+            }
+            finally {
+                Remove-Item env:DOTNET_JitStdOutFile, env:DOTNET_JitDisasmSummary
+            }
+            $LASTEXITCODE | Should -Be 0 -Because "the $($operation.Name) went through"
+            if ($operation.Name -eq 'dump') { Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be reaped' 30 }
+            $compiled[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled (CriuPS\.Engine\.Images\.Digests\.LongXxHash128|System\.IO\.Hashing)[.:]' }
+        }
+        Register-TestProcess $target
+        foreach ($name in 'dump', 'restore') {
+            $lines = $compiled[$name]
+            @($lines -match 'LongXxHash128:ConsumeBlocks\(.*\[FullOpts') | Should -HaveCount 1 -Because "the $name compiled the loop once, optimized: $($lines -join '; ')"
+            @($lines -match 'LongXxHash128:ConsumeBlocks\(') | Should -HaveCount 1 -Because "nothing compiled it again: $($lines -join '; ')"
+            @($lines -match 'System\.IO\.Hashing\.XxHashShared:(Accumulate|ScrambleAccumulators)') | Should -BeNullOrEmpty -Because "the $name never ran System.IO.Hashing's loop"
+        }
+        Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
+    }
 }

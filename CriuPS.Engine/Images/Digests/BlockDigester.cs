@@ -1,6 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
-using System.IO.Hashing;
 
 namespace CriuPS.Engine.Images.Digests;
 
@@ -24,7 +22,7 @@ internal sealed class BlockDigester
     /// </summary>
     public const int MaxBlockBytes = 64 << 20;
 
-    private readonly XxHash128 hash = new();
+    private readonly LongXxHash128 hash = new();
     private readonly ArrayBufferWriter<byte> blocks = new();
     private readonly int blockBytes;
     private int inBlock;
@@ -67,43 +65,21 @@ internal sealed class BlockDigester
     }
 
     /// <summary>The digest of one whole block.</summary>
-    public static void Digest(ReadOnlySpan<byte> block, Span<byte> digest) => XxHash128.Hash(block, digest);
+    public static void Digest(ReadOnlySpan<byte> block, Span<byte> digest) => LongXxHash128.Hash(block, digest);
 
     /// <summary>
-    /// Hashes until the hashing code runs optimized, or <paramref name="limit"/> has passed. System.IO.Hashing ships
-    /// precompiled code that hashes about 1 GB/s here; the JIT's optimized code, 30 GB/s, replaces it only once a
-    /// method has been called 30 times after the runtime's start-up delay. Left to the first dump, the page writer
-    /// would hash its first hundreds of MiB at the slow speed, in the frozen window, and a restore would verify at
-    /// it. The engine's warm-up calls both paths, streamed writes (dumps) and whole blocks (restores), until 1 MiB
-    /// takes under 0.25 ms on each (0.06 ms once optimized; about 0.2 s after start-up in a quiet process).
+    /// Compiles the hashing code, streamed (dumps) and whole (restores), on a few KiB: it runs optimized from its first
+    /// call (see <see cref="LongXxHash128"/>), so a first dump or restore hashes at full speed without waiting.
     /// </summary>
-    internal static void WarmUp(TimeSpan limit)
+    internal static void WarmUp()
     {
-        var data = new byte[DefaultBlockBytes];
+        var data = new byte[4096];
         Span<byte> digest = stackalloc byte[FileDigest.DigestBytes];
-        var fast = TimeSpan.FromMilliseconds(0.25);
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < limit)
-        {
-            long start = Stopwatch.GetTimestamp();
-            var digester = new BlockDigester();
-            for (int offset = 0; offset < data.Length; offset += 64 << 10)
-            {
-                digester.Append(data.AsSpan(offset, 64 << 10));
-            }
-            digester.Finish("warm-up");
-            var streamed = Stopwatch.GetElapsedTime(start);
-            start = Stopwatch.GetTimestamp();
-            for (int offset = 0; offset < data.Length; offset += 256 << 10)
-            {
-                Digest(data.AsSpan(offset, 256 << 10), digest);
-            }
-            if (streamed < fast && Stopwatch.GetElapsedTime(start) < fast)
-            {
-                return;
-            }
-            Thread.Sleep(10);
-        }
+        var digester = new BlockDigester(blockBytes: 3000);
+        digester.Append(data.AsSpan(0, 1500));
+        digester.Append(data.AsSpan(1500));
+        digester.Finish("warm-up");
+        Digest(data, digest);
     }
 
     private void EndBlock()
