@@ -10,16 +10,18 @@
     min and median; for background rows, the process's pages stamped per second during the call against the
     same rate measured over 2 s before it (slowdown = 1 - during / before). Each restored image is not checked here:
     Tests/Pester/BackgroundCheckpoint.Tests.ps1 proves consistency.
+    -Module measures another build (a copy of out/CriuPS kept from before a change) the same way, to compare.
 #>
 [CmdletBinding()]
 param(
     [int[]]$MiB = @(1024, 4096),
-    [int]$Runs = 3
+    [int]$Runs = 3,
+    [string]$Module
 )
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $root = Split-Path $PSScriptRoot
-Import-Module (Join-Path $root 'out/CriuPS/CriuPS.psd1') -Force
+Import-Module ($Module ? $Module : (Join-Path $root 'out/CriuPS/CriuPS.psd1')) -Force
 Import-Module (Join-Path $root 'Tests/Pester/TestHelpers.psm1') -Force
 $work = Join-Path ([IO.Path]::GetTempPath()) "criups-background-$PID"
 New-Item -ItemType Directory -Force $work | Out-Null

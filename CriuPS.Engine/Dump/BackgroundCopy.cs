@@ -21,6 +21,9 @@ internal sealed class BackgroundCopy : IDisposable
     // is disposed with the copy, one forked meanwhile is armed from scratch at the freeze.
     private readonly Dictionary<int, BackgroundSnapshot> armedAhead = new();
 
+    // VmFlags of each process read while it runs ahead of the freeze: the freeze reads maps, not smaps (VmFlagsAhead).
+    private readonly Dictionary<int, VmFlagsAhead> flagsAhead = new();
+
     /// <summary>Refuses what a background checkpoint cannot be combined with, before anything is frozen.</summary>
     public static void CheckOptions(DumpOptions options)
     {
@@ -82,7 +85,26 @@ internal sealed class BackgroundCopy : IDisposable
         {
             snapshot.ProtectAhead(areas[pid]);
         }
+        // Last, once our userfaultfd is registered: the fewer changes between this read and the freeze, the likelier
+        // the freeze finds the same layout.
+        foreach (var pid in armedAhead.Keys)
+        {
+            try
+            {
+                flagsAhead[pid] = VmFlagsAhead.Read(pid);
+            }
+            catch (IOException e)
+            {
+                log.Detail($"areas of {pid}: smaps could not be read ahead of the freeze ({e.Message}): it is read while frozen");
+            }
+        }
     }
+
+    /// <summary>
+    /// While frozen: the areas of a process, from maps with the VmFlags read ahead of the freeze, or null when there are
+    /// none or the layout changed since (smaps must be read then).
+    /// </summary>
+    public List<VmaInfo>? AreasAtFreeze(int pid, EngineLog log) => flagsAhead.GetValueOrDefault(pid)?.AtFreeze(log);
 
     /// <summary>
     /// Protects the planned pages of a frozen process that are not protected yet (copying those that cannot be
@@ -94,9 +116,19 @@ internal sealed class BackgroundCopy : IDisposable
         armed.Add((process, plan, BackgroundSnapshot.Arm(process, plan, log, ahead)));
     }
 
-    /// <summary>Copies every process's pages while the tree runs.</summary>
+    /// <summary>
+    /// Copies every process's pages while the tree runs, once the VmFlags taken from ahead of the freeze are
+    /// confirmed (first, so that the window in which a change could go unseen stays short).
+    /// </summary>
     public void Copy(DumpSession session)
     {
+        foreach (var (process, _, _) in armed)
+        {
+            if (flagsAhead.GetValueOrDefault(process.Pid) is { Used: true } flags)
+            {
+                flags.Confirm(process.Vmas, session.Log);
+            }
+        }
         foreach (var (process, plan, snapshot) in armed)
         {
             try

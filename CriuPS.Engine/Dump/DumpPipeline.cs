@@ -124,7 +124,7 @@ public static class DumpPipeline
             cgroup = options.FreezeCgroup is { } frozenCgroup ? CgroupFreezer.Freeze(frozenCgroup, options.FreezeTimeout, log) : null;
             tree = FrozenTree.Freeze(root, options.FreezeTimeout, log, cgroup);
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
-            Attach(tree, session, injections, memories);
+            Attach(tree, session, injections, memories, background);
             log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
             if (options.TcpEstablished)
             {
@@ -275,7 +275,7 @@ public static class DumpPipeline
     /// Takes over the frozen tree for a dump: checks the layout of what is frozen (processes forked while we froze
     /// were not checked before), and opens memory and an injection session in every live process.
     /// </summary>
-    internal static void Attach(FrozenTree tree, DumpSession session, Dictionary<int, Injection> injections, List<ProcessMemory> memories)
+    internal static void Attach(FrozenTree tree, DumpSession session, Dictionary<int, Injection> injections, List<ProcessMemory> memories, BackgroundCopy? background = null)
     {
         int root = session.Options.ProcessId;
         var layout = ProcessTree.LayoutProblems(tree.Members, session.Options.ShellJob).ToList();
@@ -294,8 +294,9 @@ public static class DumpPipeline
             var frozen = tree[member.Pid];
             var memory = ProcessMemory.Open(member.Pid);
             memories.Add(memory);
-            // Read once (megabytes for thousands of areas), before the injection area joins them.
-            var vmas = SmapsParser.Read(member.Pid);
+            // Read once (megabytes for thousands of areas), before the injection area joins them; a background
+            // checkpoint read smaps ahead and reads only maps now (no walk over every page while frozen).
+            var vmas = background?.AreasAtFreeze(member.Pid, session.Log) ?? SmapsParser.Read(member.Pid);
             var injection = BeginInjection(frozen, memory, vmas);
             injections[member.Pid] = injection;
             foreach (var leftover in injection.RemoveLeftovers(vmas))

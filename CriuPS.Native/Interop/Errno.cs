@@ -24,6 +24,7 @@ public static class Errno
     public const int EINVAL = 22;
     public const int ENOTTY = 25;
     public const int ENOSPC = 28;
+    public const int ESPIPE = 29;
     public const int ERANGE = 34;
     public const int ENOSYS = 38;
     public const int EIDRM = 43;

@@ -30,6 +30,12 @@ public sealed record VmaInfo(
 
     public bool HasFlag(string vmFlag) => VmFlags.Contains(vmFlag);
 
+    /// <summary>Whether another line of maps shows this very area: place, protection, offset, file and name (VmFlags aside).</summary>
+    public bool IsSameArea(VmaInfo other) =>
+        Range == other.Range && Readable == other.Readable && Writable == other.Writable && Executable == other.Executable
+        && Shared == other.Shared && Offset == other.Offset && DevMajor == other.DevMajor && DevMinor == other.DevMinor
+        && Inode == other.Inode && Path == other.Path;
+
     public override string ToString() =>
         $"{Range} {(Readable ? 'r' : '-')}{(Writable ? 'w' : '-')}{(Executable ? 'x' : '-')}{(Shared ? 's' : 'p')} {Offset:x8} {DevMajor:x2}:{DevMinor:x2} {Inode} {Path}";
 }

@@ -64,6 +64,9 @@ Describe 'Checkpoint-Process -LeaveRunning -Background' {
         $log | Should -Match 'area\(s\) write-protected \(\d+ page\(s\) protected at the freeze\)'
         # Its shared page and its written private file page cannot be protected: copied while frozen.
         $log | Should -Match 'page\(s\) of [1-9]\d* other area\(s\) copied while frozen'
+        # No walk over every page while frozen: maps at the freeze, VmFlags from smaps read ahead and confirmed after.
+        $log | Should -Match "areas of $($target.Id): \d+ read from maps at the freeze, their VmFlags from smaps read ahead"
+        $log | Should -Match "areas of $($target.Id): VmFlags read again after the freeze are those read ahead of it"
         (Get-Counter $target).Stamps | Should -BeGreaterThan $before.Stamps -Because 'the process ran on'
         Assert-CounterSweepsOn $target
 
@@ -100,6 +103,23 @@ Describe 'Checkpoint-Process -LeaveRunning -Background' {
         $image = Checkpoint-Process -Id $target.Id -ImagePath (Join-Path $TestDrive 'dying-image') -Force -LeaveRunning -Background
         Get-Content (Join-Path $image.Path 'dump.log') -Raw | Should -Not -Match 'removed the injection area'
         Assert-CounterSweepsOn $target
+    }
+
+    It 'fails, and leaves the process running as before, when the process changes the flags of an area (madvise) across the freeze' {
+        # bgflags sets MADV_DONTFORK over one more of its 8192 one-page areas every millisecond: the layout stays the
+        # same, the flags read ahead of the freeze are not those read after it.
+        $work = Join-Path $TestDrive 'flags'
+        $id = Start-TestTarget -Program (Get-TestTarget 'bgflags') -Arguments 8192, $work -WorkDirectory $work
+        $log = Join-Path $work 'bgflags.log'
+        Invoke-SelfCheck $id $log | Should -Match "^OK changed=[1-9]\d* pid=$id$"
+        Checkpoint-Process -Id $id -ImagePath (Join-Path $TestDrive 'flags-image') -LeaveRunning -Background -ErrorVariable errors -ErrorAction SilentlyContinue |
+            Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Be "DumpFailed,$Checkpoint"
+        $errors[0].Exception.Message | Should -Match "its area .* shows the flags '[^']*\bdc\b[^']*' where it showed '[^']*' ahead of the freeze \(madvise"
+        Test-Path (Join-Path $TestDrive 'flags-image') | Should -BeFalse
+        (Get-Content "/proc/$id/status" | Where-Object { $_ -like 'TracerPid:*' }) | Should -Match '\s0$'
+        $changed = [int]((Invoke-SelfCheck $id $log) -replace '^OK changed=(\d+) .*$', '$1')
+        Wait-Until { (Invoke-SelfCheck $id $log) -match "^OK changed=(\d+) pid=$id$" -and [int]$Matches[1] -gt $changed } "process $id to change more areas, every one intact"
     }
 
     It 'is refused before anything is frozen without -LeaveRunning, and with -PreDump' {

@@ -6,7 +6,6 @@ using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 using CriuPS.Native.RemoteSyscall;
-using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Memory;
 
@@ -385,17 +384,18 @@ internal sealed class BackgroundSnapshot : IDisposable
     }
 
     // The handler: sleeps until the process writes to a protected page or changes its layout, until stopped.
-    private unsafe void Serve()
+    private void Serve()
     {
         var events = new UffdMessage[64];
         var waiting = new List<Address>();
         while (!stopping)
         {
-            var fd = new pollfd { fd = uffd.Value, events = 1 }; // POLLIN
-            LibC.poll(&fd, 1, waiting.Count > 0 ? 1 : 50);
             int count;
             try
             {
+                // Woken by an event, or on time to see `stopping` (sooner while writes wait to be let go); the read
+                // below does not block, whatever the wait ended with.
+                Poll.Readable(uffd, waiting.Count > 0 ? 1 : 50);
                 count = Userfaultfd.ReadEvents(uffd, events);
             }
             catch (NativeException e)

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 
@@ -174,7 +175,7 @@ internal sealed class PageScanner : IDisposable
         return result;
     }
 
-    private unsafe List<AddressRange> ScanPagemapFile(AddressRange range)
+    private List<AddressRange> ScanPagemapFile(AddressRange range)
     {
         var result = new List<AddressRange>();
         const int batchPages = 8192;
@@ -182,13 +183,10 @@ internal sealed class PageScanner : IDisposable
         for (ulong page = range.Start.Value >> Page.Shift; page < range.End.Value >> Page.Shift; page += batchPages)
         {
             int count = (int)Math.Min(batchPages, (range.End.Value >> Page.Shift) - page);
-            fixed (ulong* p = entries)
+            var (n, errno) = Pread.Read(pagemap, MemoryMarshal.AsBytes(entries.AsSpan(0, count)), page * 8);
+            if (n != count * 8)
             {
-                long n = (long)Tmds.Linux.LibC.pread(pagemap.Value, p, (Tmds.Linux.size_t)((ulong)count * 8), (long)(page * 8));
-                if (n != count * 8)
-                {
-                    throw new NativeException($"read of /proc/{pagemap.Value}/pagemap", n < 0 ? Tmds.Linux.LibC.errno : Errno.EIO);
-                }
+                throw new NativeException($"read of /proc/{pagemap.Value}/pagemap", n < 0 ? errno : Errno.EIO);
             }
             for (int i = 0; i < count; i++)
             {

@@ -47,7 +47,7 @@ internal static class MountNamespaceDump
         paths.Add(("its working directory", $"/proc/{pid}/cwd", Link($"/proc/{pid}/cwd"), false));
         paths.Add(("its root directory", $"/proc/{pid}/root", Link($"/proc/{pid}/root"), false));
         paths.Add(("its program", $"/proc/{pid}/exe", Link($"/proc/{pid}/exe"), true));
-        foreach (var vma in SmapsParser.Read(pid).Where(v => v.Path.StartsWith('/') && !v.IsDeleted))
+        foreach (var vma in SmapsParser.ReadMaps(pid).Where(v => v.Path.StartsWith('/') && !v.IsDeleted))
         {
             paths.Add(($"its mapping of {vma.Path}", Memory.MapFiles.PathOf(pid, vma), vma.Path, false));
         }
