@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Resources.Files;
@@ -22,6 +23,7 @@ internal static partial class AddressSpace
     public static void Restore(RestoreSession session, RestoringProcess process)
     {
         var log = session.Log;
+        long started = Stopwatch.GetTimestamp();
         var runtime = SmapsParser.Read(process.HostPid);
         var vdsoFamily = Vdso.RuntimeAreas(runtime);
 
@@ -37,7 +39,7 @@ internal static partial class AddressSpace
         var areas = process.Images.Mm.Vmas.Where(vdso.MapsFromImage).ToList();
         var filled = AreasWithPages(areas, pages.Runs);
         MapAreas(session, process, areas.Except(beforeFork, ReferenceEqualityComparer.Instance).Cast<VmaEntry>().ToList(), filled);
-        log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped");
+        log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped ({Stopwatch.GetElapsedTime(started).TotalMilliseconds:F1} ms with the host's unmapped)");
 
         var lazy = session.Lazy is null ? null : LazyMemory.Plan(pages, areas);
         var runs = pages.Runs.Where(run => !vdso.Skips(run) && lazy?.Runs.Contains(run) != true).ToList();
@@ -45,6 +47,7 @@ internal static partial class AddressSpace
         vdso.ApplyProxy(process);
         log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");
 
+        long finishing = Stopwatch.GetTimestamp();
         var final = new SyscallBatch(process.Injection);
         bool mergeAny = process.Images.Mm.CriupsMergeAny;
         if (mergeAny)
@@ -61,6 +64,7 @@ internal static partial class AddressSpace
             Advise(final, area, mergeAny);
         }
         final.Run();
+        log.Detail($"memory of {process.Pid}: protections and advice set in {Stopwatch.GetElapsedTime(finishing).TotalMilliseconds:F1} ms");
 
         if (lazy is not null && !lazy.Missing.IsEmpty)
         {
