@@ -156,12 +156,28 @@ internal static partial class AddressSpace
             }
             // MAP_FIXED puts the area exactly at its address (over nothing: the host's areas are gone).
             batch.Add(() => $"mmap of {Range(area)}", SyscallNumber.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
+            AdviseHugePages(batch, area);
             if ((area.Flags & Mman.MAP_LOCKED) != 0)
             {
                 batch.Add(() => $"mlock2 of {Range(area)}", SyscallNumber.Mlock2, area.Start, area.End - area.Start, area.CriupsLockOnFault ? Mman.MLOCK_ONFAULT : 0);
             }
         }
         batch.Run();
+    }
+
+    // The huge page advice goes in before the pages are allocated (the rest of the advice comes after the fill): an
+    // area that had MADV_HUGEPAGE is then populated with huge pages, one allocation per 2 MiB, as the original had
+    // them, instead of small pages that khugepaged would collapse later; one with MADV_NOHUGEPAGE gets none where
+    // the kernel gives them to every area.
+    private static void AdviseHugePages(SyscallBatch batch, VmaEntry area)
+    {
+        foreach (int advice in new[] { Mman.MADV_HUGEPAGE, Mman.MADV_NOHUGEPAGE })
+        {
+            if (area.HasMadv && (area.Madv & (1UL << advice)) != 0)
+            {
+                batch.Add(() => $"madvise({advice}) of {Range(area)} before its pages", SyscallNumber.Madvise, area.Start, area.End - area.Start, (ulong)advice);
+            }
+        }
     }
 
     private static bool IsFileBacked(VmaEntry area) =>
