@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Resources.Files;
@@ -22,6 +23,7 @@ internal static partial class AddressSpace
     public static void Restore(RestoreSession session, RestoringProcess process)
     {
         var log = session.Log;
+        long started = Stopwatch.GetTimestamp();
         var runtime = SmapsParser.Read(process.HostPid);
         var vdsoFamily = Vdso.RuntimeAreas(runtime);
 
@@ -37,7 +39,7 @@ internal static partial class AddressSpace
         var areas = process.Images.Mm.Vmas.Where(vdso.MapsFromImage).ToList();
         var filled = AreasWithPages(areas, pages.Runs);
         MapAreas(session, process, areas.Except(beforeFork, ReferenceEqualityComparer.Instance).Cast<VmaEntry>().ToList(), filled);
-        log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped");
+        log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped ({Stopwatch.GetElapsedTime(started).TotalMilliseconds:F1} ms with the host's unmapped)");
 
         var lazy = session.Lazy is null ? null : LazyMemory.Plan(pages, areas);
         var runs = pages.Runs.Where(run => !vdso.Skips(run) && lazy?.Runs.Contains(run) != true).ToList();
@@ -45,6 +47,7 @@ internal static partial class AddressSpace
         vdso.ApplyProxy(process);
         log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");
 
+        long finishing = Stopwatch.GetTimestamp();
         var final = new SyscallBatch(process.Injection);
         bool mergeAny = process.Images.Mm.CriupsMergeAny;
         if (mergeAny)
@@ -61,6 +64,7 @@ internal static partial class AddressSpace
             Advise(final, area, mergeAny);
         }
         final.Run();
+        log.Detail($"memory of {process.Pid}: protections and advice set in {Stopwatch.GetElapsedTime(finishing).TotalMilliseconds:F1} ms");
 
         if (lazy is not null && !lazy.Missing.IsEmpty)
         {
@@ -152,12 +156,28 @@ internal static partial class AddressSpace
             }
             // MAP_FIXED puts the area exactly at its address (over nothing: the host's areas are gone).
             batch.Add(() => $"mmap of {Range(area)}", SyscallNumber.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
+            AdviseHugePages(batch, area);
             if ((area.Flags & Mman.MAP_LOCKED) != 0)
             {
                 batch.Add(() => $"mlock2 of {Range(area)}", SyscallNumber.Mlock2, area.Start, area.End - area.Start, area.CriupsLockOnFault ? Mman.MLOCK_ONFAULT : 0);
             }
         }
         batch.Run();
+    }
+
+    // The huge page advice goes in before the pages are allocated (the rest of the advice comes after the fill): an
+    // area that had MADV_HUGEPAGE is then populated with huge pages, one allocation per 2 MiB, as the original had
+    // them, instead of small pages that khugepaged would collapse later; one with MADV_NOHUGEPAGE gets none where
+    // the kernel gives them to every area.
+    private static void AdviseHugePages(SyscallBatch batch, VmaEntry area)
+    {
+        foreach (int advice in new[] { Mman.MADV_HUGEPAGE, Mman.MADV_NOHUGEPAGE })
+        {
+            if (area.HasMadv && (area.Madv & (1UL << advice)) != 0)
+            {
+                batch.Add(() => $"madvise({advice}) of {Range(area)} before its pages", SyscallNumber.Madvise, area.Start, area.End - area.Start, (ulong)advice);
+            }
+        }
     }
 
     private static bool IsFileBacked(VmaEntry area) =>

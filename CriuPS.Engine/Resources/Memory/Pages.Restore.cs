@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
@@ -23,7 +24,13 @@ internal static partial class Pages
         var log = session.Log;
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
+        // Where the time goes, for the log: the kernel's allocation of the pages (populate), their copy from the pages
+        // files (preadv), the digests checked on the way, and the rest (descriptors moved in and out, injected calls).
+        long started = Stopwatch.GetTimestamp();
         Populate(process, runs, log);
+        var allocation = Stopwatch.GetElapsedTime(started);
+        var copy = TimeSpan.Zero;
+        var verification = TimeSpan.Zero;
         // One descriptor per pages file of the chain, opened by the engine when its first run comes and pulled into the
         // process: a process already inside a mount namespace of its own (a container's) does not see the images.
         var descriptors = new Dictionary<PagemapLevel, long>();
@@ -42,7 +49,9 @@ internal static partial class Pages
             }
             scratch.Reset();
             var array = scratch.PutArray<IoVec>(iovecs.ToArray());
+            long reading = Stopwatch.GetTimestamp();
             long n = caller.Checked("preadv of pages", SyscallNumber.Preadv, (ulong)descriptors[batchFile!], array.Value, (ulong)iovecs.Count, (ulong)batchOffset, 0);
+            copy += Stopwatch.GetElapsedTime(reading);
             if (n != batchBytes)
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"{batchFile!.PagesPath}: read {n} of {batchBytes} bytes at offset {batchOffset}.", batchFile.PagesPath);
@@ -63,7 +72,9 @@ internal static partial class Pages
         foreach (var run in runs)
         {
             // A lazy restore verifies pages as they are read: these the process reads itself, now.
+            long verifying = Stopwatch.GetTimestamp();
             run.Source.Verify(run.FileOffset, (long)run.Range.Length.Value);
+            verification += Stopwatch.GetElapsedTime(verifying);
             if (!descriptors.ContainsKey(run.Source))
             {
                 using var ours = FileDescriptor.Open(run.PagesPath, O.RDONLY | O.CLOEXEC);
@@ -101,6 +112,10 @@ internal static partial class Pages
         {
             caller.Checked("close", SyscallNumber.Close, (ulong)fd);
         }
+        var all = Stopwatch.GetElapsedTime(started);
+        var rest = all - allocation - copy - verification;
+        double gbPerSecond = copy > TimeSpan.Zero ? done / copy.TotalSeconds / 1e9 : 0;
+        log.Detail($"pages of {process.Pid}: {done >> 20} MiB in {all.TotalMilliseconds:F1} ms: allocation (MADV_POPULATE_WRITE) {allocation.TotalMilliseconds:F1} ms, copy (preadv) {copy.TotalMilliseconds:F1} ms ({gbPerSecond:F2} GB/s), digests checked {verification.TotalMilliseconds:F1} ms, the rest (descriptors, injected calls) {rest.TotalMilliseconds:F1} ms");
     }
 
     // Allocates the pages of the runs (adjacent runs merged) in one batch of madvise calls. Kernels before 5.14

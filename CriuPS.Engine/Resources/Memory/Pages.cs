@@ -94,7 +94,7 @@ internal static partial class Pages
         process.PagemapHead.PagesId = pagesId;
         using var stream = session.Output.Create($"pages-{pagesId}.img");
         var pagemap = new PagemapBuilder(process.Pagemap);
-        using var sink = new PageSink(stream, pagemap);
+        using var sink = new PageSink(stream, pagemap, concurrent: plan.CopyPages.Value > (ulong)(BatchBytes >> Page.Shift));
         var copier = new PageCopier(process, sink, session, plan.CopyPages.Value, whileRunning, snapshot);
         foreach (var (area, runs) in plan.Copies)
         {

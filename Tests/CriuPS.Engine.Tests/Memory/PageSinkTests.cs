@@ -11,12 +11,15 @@ public class PageSinkTests
 {
     private static readonly Address Base = new(0x7f0000000000);
 
-    [Fact]
-    public void WritesBatchesInOrderLeavingOutZeroPagesWhereAllowed()
+    // Concurrent: written (and hashed) on threads of their own; not: on the caller's thread, as for one batch of pages.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void WritesBatchesInOrderLeavingOutZeroPagesWhereAllowed(bool concurrent)
     {
         var entries = new List<PagemapEntry>();
         using var file = new MemoryStream();
-        using (var sink = new PageSink(file, new PagemapBuilder(entries)))
+        using (var sink = new PageSink(file, new PagemapBuilder(entries), concurrent))
         {
             // Batch 1: pages 0..3 with page 1 all zero (skippable); batch 2: pages 4..5, page 4 zero but not skippable.
             var first = sink.Rent();
@@ -37,8 +40,10 @@ public class PageSinkTests
         Assert.Equal(new byte[] { 1, 3, 4, 0, 6 }, Enumerable.Range(0, 5).Select(i => bytes[i * Page.Size + 7]));
     }
 
-    [Fact]
-    public void DigestsWhatItWritesBesideTheWriterInFileOrder()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void DigestsWhatItWritesInFileOrder(bool concurrent)
     {
         // Batches of random pages with zero pages among them: the digest must be that of the file as written.
         var entries = new List<PagemapEntry>();
@@ -47,7 +52,7 @@ public class PageSinkTests
         var random = new Random(7);
         using (var digesting = new DigestingStream(file, "pages-1.img", (d, _) => digest = d))
         {
-            using var sink = new PageSink(digesting, new PagemapBuilder(entries));
+            using var sink = new PageSink(digesting, new PagemapBuilder(entries), concurrent);
             int next = 0;
             for (int batch = 0; batch < 6; batch++)
             {
@@ -75,14 +80,20 @@ public class PageSinkTests
         }
     }
 
-    [Fact]
-    public void ReportsAWriteFailureToTheReader()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ReportsAWriteFailureToTheReader(bool concurrent)
     {
-        using var sink = new PageSink(new FailingStream(), new PagemapBuilder(new List<PagemapEntry>()));
+        using var sink = new PageSink(new FailingStream(), new PagemapBuilder(new List<PagemapEntry>()), concurrent);
         var buffer = sink.Rent();
         Fill(buffer, 0, 1, zeroPage: -1);
-        sink.Submit(buffer, new[] { new PageSink.Run(Pages(0, 1), 0, PagemapFlags.Present, SkipZeroPages: true) });
-        var e = Assert.Throws<IOException>(() => sink.Complete());
+        // On the caller's thread the write fails in Submit, on the writer's it is reported by the next call.
+        var e = Assert.Throws<IOException>(() =>
+        {
+            sink.Submit(buffer, new[] { new PageSink.Run(Pages(0, 1), 0, PagemapFlags.Present, SkipZeroPages: true) });
+            sink.Complete();
+        });
         Assert.Equal("disk full", e.Message);
     }
 
