@@ -36,7 +36,14 @@ public sealed class HeldMemory : IDisposable
         {
             foreach (var pid in held.ProcessIds)
             {
-                memories[pid] = ProcessMemory.OpenForReading(pid);
+                try
+                {
+                    memories[pid] = ProcessMemory.OpenForReading(pid);
+                }
+                catch (Native.Interop.NativeException e)
+                {
+                    throw new CheckpointException(CheckpointErrorKind.DumpFailed, $"The memory of held process {pid} cannot be opened to serve it ({e.Message}).", pid, null, e);
+                }
             }
             RunId = runId;
         }

@@ -111,7 +111,16 @@ public sealed class ProcessMove
         var (waited, compiled) = JitWork.WaitUntilQuiet(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
         observer.Detail($"before the final freeze: waited {waited.TotalMilliseconds:F0} ms for the runtime to finish compiling ({compiled} methods)");
         var (image, session) = DumpPipeline.SendToPageServer(Options(server, preDump: false, leaveLazyPages: postCopy is not null), observer, chain);
-        postCopy?.Serve(session.Held!, session.RunId);
+        try
+        {
+            postCopy?.Serve(session.Held!, session.RunId);
+        }
+        catch
+        {
+            // Nobody holds the processes yet: they must not stay stopped.
+            session.Held!.Resume();
+            throw;
+        }
         return (image, session.Held!);
     }
 

@@ -156,6 +156,7 @@ public sealed class LazyPageServer
     /// <summary>Binds, and starts listening in the background.</summary>
     public static LazyPageServer Start(PageServerOptions options)
     {
+        options.Limits.Validate();
         var imagePath = Path.GetFullPath(options.ImagePath);
         if (File.Exists(imagePath))
         {
@@ -163,7 +164,6 @@ public sealed class LazyPageServer
         }
         // The checkpoint it receives is written beside the image path; better refused now than when it arrives.
         PathAccess.Demand(Path.GetDirectoryName(imagePath) ?? "/", "the directory of the image path", Native.Interop.Faccessat.Write | Native.Interop.Faccessat.Search);
-        ImageDirectoryTransaction.RemoveStale(imagePath);
         return Start(options, imagePath, held: null);
     }
 
@@ -172,11 +172,14 @@ public sealed class LazyPageServer
     /// <paramref name="memory"/> holds (once it holds them) instead of an image's. Its options' image path is only
     /// what it is called by (Get-LazyPageServer).
     /// </summary>
-    public static LazyPageServer StartForHeldMemory(PageServerOptions options, HeldMemory memory) => Start(options, options.ImagePath, memory);
+    public static LazyPageServer StartForHeldMemory(PageServerOptions options, HeldMemory memory)
+    {
+        options.Limits.Validate();
+        return Start(options, options.ImagePath, memory);
+    }
 
     private static LazyPageServer Start(PageServerOptions options, string imagePath, HeldMemory? held)
     {
-        options.Limits.Validate();
         var certificate = options.CertificatePath is { } file ? PageServerTls.LoadServerCertificate(file, options.KeyPath) : options.Certificate;
         bool trustsClients = options.ClientCertificates.Count > 0 || options.ClientThumbprints.Count > 0;
         if (trustsClients && certificate is null)
@@ -190,6 +193,10 @@ public sealed class LazyPageServer
             throw new CheckpointException(CheckpointErrorKind.PageServerUntrusted,
                 $"A page server on {new IPEndPoint(options.Address, options.Port)} would accept any client that reaches it: it does not authenticate its clients.", options.Address,
                 "Give the server a certificate and the clients' certificates to trust (-ClientCertificate or -ClientThumbprint), listen on the loopback, or say with -TrustedNetwork that only legitimate clients can reach it.");
+        }
+        if (held is null)
+        {
+            ImageDirectoryTransaction.RemoveStale(imagePath);
         }
         SslServerAuthenticationOptions? tls = null;
         if (certificate is not null)
