@@ -11,6 +11,12 @@ internal static class FailurePoint
     /// <summary>Dumps and pre-dumps: the tree is frozen, nothing read yet.</summary>
     public const string AfterSeize = "after-seize";
 
+    /// <summary>
+    /// Move-Process -PostCopy: the source's page server breaks the connection once it has sent its first pages, as a
+    /// cut link would, while the copy on the destination runs.
+    /// </summary>
+    public const string PostCopyLinkCut = "postcopy-link-cut";
+
     /// <summary>Dumps: every image file is written but not yet moved into place; the processes are not yet killed (or released).</summary>
     public const string BeforeKill = "before-kill";
 

@@ -99,6 +99,13 @@ public sealed class DumpOptions
     /// </summary>
     internal bool HoldStopped { get; init; }
 
+    /// <summary>
+    /// With <see cref="HoldStopped"/>, a post-copy move's final dump: the pages a lazy restore can fill are listed in
+    /// the pagemap but not copied (<see cref="Resources.Memory.PagePlan.LeaveLazyBehind"/>); the held processes'
+    /// page server sends them to the restored copy.
+    /// </summary>
+    internal bool LeaveLazyPages { get; init; }
+
     /// <summary>Test hook: fail on purpose at this point (see <see cref="FailurePoint"/>) to prove the target survives.</summary>
     public string? FailAt { get; init; }
 }

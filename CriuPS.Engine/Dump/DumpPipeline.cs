@@ -72,7 +72,7 @@ public static class DumpPipeline
         IImageOutput Open() => sent = PageServerImageOutput.Open(server, options.ProcessId, options.Cancellation, options.FailAt);
         var (session, _) = options.PreDump ? PreDumpPipeline.Take(options, observer, parent, Open) : Dump(options, observer, parent, Open);
         var root = session.Processes[0];
-        long pages = session.Processes.Sum(p => p.Pagemap.Where(e => !e.IsInParent()).Sum(e => (long)e.NrPages));
+        long pages = session.Processes.Sum(p => p.Pagemap.Where(e => !e.IsInParent() && !e.IsLeftBehind()).Sum(e => (long)e.NrPages));
         var image = new RemoteCheckpointImage
         {
             PageServer = server.ToString(),
@@ -155,9 +155,15 @@ public static class DumpPipeline
                 MmFields.Dump(process, session);
                 var areas = AddressSpace.Dump(process, session);
                 var plan = Pages.Plan(process, session, areas, parent, rearm: false);
+                if (options.LeaveLazyPages)
+                {
+                    plan.LeaveLazyBehind();
+                }
                 if (background is null)
                 {
                     Pages.Copy(process, session, plan, whileRunning: false);
+                    LeftBehindPages.Record(process.Pagemap, plan.LeftBehind);
+                    session.Stats.PagesLazy += (ulong)plan.LeftBehind.Sum(r => (long)r.Pages.Value);
                 }
                 else
                 {

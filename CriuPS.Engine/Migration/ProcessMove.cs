@@ -104,17 +104,32 @@ public sealed class ProcessMove
     /// The final dump into <paramref name="server"/>: frozen, the rest of the state and the pages written since the
     /// last round are sent, and once the server has committed the image the processes are left stopped here.
     /// </summary>
-    public (RemoteCheckpointImage Image, HeldTree Held) FinalDump(PageServerEndpoint server, IEngineObserver observer)
+    /// <param name="postCopy">
+    /// A post-copy move: the pages a lazy restore can fill are left in the held processes, whose memory this serves
+    /// from the moment they are held (its page server must be started before: the restore there asks it at once).
+    /// </param>
+    public (RemoteCheckpointImage Image, HeldTree Held) FinalDump(PageServerEndpoint server, IEngineObserver observer, HeldMemory? postCopy = null)
     {
         // The rounds made the dump's code hot: its optimized recompilation happens now, before the freeze, not in it.
         var (waited, compiled) = JitWork.WaitUntilQuiet(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
         observer.Detail($"before the final freeze: waited {waited.TotalMilliseconds:F0} ms for the runtime to finish compiling ({compiled} methods)");
-        var (image, session) = DumpPipeline.SendToPageServer(Options(server, preDump: false), observer, chain);
+        var (image, session) = DumpPipeline.SendToPageServer(Options(server, preDump: false, leaveLazyPages: postCopy is not null), observer, chain);
+        try
+        {
+            postCopy?.Serve(session.Held!, session.RunId);
+        }
+        catch
+        {
+            // Nobody holds the processes yet: they must not stay stopped.
+            session.Held!.Resume();
+            throw;
+        }
         return (image, session.Held!);
     }
 
-    private DumpOptions Options(PageServerEndpoint server, bool preDump) => new()
+    private DumpOptions Options(PageServerEndpoint server, bool preDump, bool leaveLazyPages = false) => new()
     {
+        LeaveLazyPages = leaveLazyPages,
         ProcessId = options.ProcessId,
         PageServer = server,
         PreDump = preDump,

@@ -40,5 +40,17 @@ public sealed class MovedProcess
     /// <summary>Whether the images went over TLS.</summary>
     public required bool Tls { get; init; }
 
+    /// <summary>Whether it moved post-copy: running there at once, its memory pulled from the source's held processes.</summary>
+    public bool PostCopy { get; init; }
+
+    /// <summary>Post-copy: pages the copy pulled from the source's memory after the freeze.</summary>
+    public long PagesPulled { get; init; }
+
+    /// <summary>Post-copy: when the copy said it had every page (the source's clock).</summary>
+    public DateTime? AllPagesArrived { get; init; }
+
+    /// <summary>When the process ended on the source (the source's clock): post-copy, never before <see cref="AllPagesArrived"/>.</summary>
+    public DateTime SourceEnded { get; init; }
+
     public override string ToString() => $"{ComputerName}:{ProcessId}";
 }

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Migration;
 using CriuPS.Engine.Privileges;
 
 namespace CriuPS.Engine.PageServer;
@@ -49,8 +50,11 @@ public sealed class LazyPageServer
     private int imagesReceived;
     private long connectionsRefused;
 
-    private LazyPageServer(Socket listener, string imagePath, SslServerAuthenticationOptions? tls, string? thumbprint, PageServerOptions options)
+    private readonly HeldMemory? held;
+
+    private LazyPageServer(Socket listener, string imagePath, SslServerAuthenticationOptions? tls, string? thumbprint, PageServerOptions options, HeldMemory? held)
     {
+        this.held = held;
         this.listener = listener;
         this.tls = tls;
         clientCertificates = options.ClientCertificates;
@@ -160,6 +164,22 @@ public sealed class LazyPageServer
         }
         // The checkpoint it receives is written beside the image path; better refused now than when it arrives.
         PathAccess.Demand(Path.GetDirectoryName(imagePath) ?? "/", "the directory of the image path", Native.Interop.Faccessat.Write | Native.Interop.Faccessat.Search);
+        return Start(options, imagePath, held: null);
+    }
+
+    /// <summary>
+    /// The source's server of a post-copy move: it receives no dump and serves the pages of the processes
+    /// <paramref name="memory"/> holds (once it holds them) instead of an image's. Its options' image path is only
+    /// what it is called by (Get-LazyPageServer).
+    /// </summary>
+    public static LazyPageServer StartForHeldMemory(PageServerOptions options, HeldMemory memory)
+    {
+        options.Limits.Validate();
+        return Start(options, options.ImagePath, memory);
+    }
+
+    private static LazyPageServer Start(PageServerOptions options, string imagePath, HeldMemory? held)
+    {
         var certificate = options.CertificatePath is { } file ? PageServerTls.LoadServerCertificate(file, options.KeyPath) : options.Certificate;
         bool trustsClients = options.ClientCertificates.Count > 0 || options.ClientThumbprints.Count > 0;
         if (trustsClients && certificate is null)
@@ -174,7 +194,10 @@ public sealed class LazyPageServer
                 $"A page server on {new IPEndPoint(options.Address, options.Port)} would accept any client that reaches it: it does not authenticate its clients.", options.Address,
                 "Give the server a certificate and the clients' certificates to trust (-ClientCertificate or -ClientThumbprint), listen on the loopback, or say with -TrustedNetwork that only legitimate clients can reach it.");
         }
-        ImageDirectoryTransaction.RemoveStale(imagePath);
+        if (held is null)
+        {
+            ImageDirectoryTransaction.RemoveStale(imagePath);
+        }
         SslServerAuthenticationOptions? tls = null;
         if (certificate is not null)
         {
@@ -205,7 +228,7 @@ public sealed class LazyPageServer
                 $"Cannot listen on {new IPEndPoint(options.Address, options.Port)}: {e.Message}.", options.Address,
                 "Choose another port (or -Port 0 for any free one), or an address of this machine.", e);
         }
-        var server = new LazyPageServer(listener, imagePath, tls, certificate?.Thumbprint, options);
+        var server = new LazyPageServer(listener, imagePath, tls, certificate?.Thumbprint, options, held);
         lock (Servers)
         {
             Servers.Add(server);
@@ -385,6 +408,17 @@ public sealed class LazyPageServer
             {
                 PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Version, $"this server speaks version {PageServerMessages.Version}, not {hello.Version}"));
                 return false;
+            }
+            if (held is not null)
+            {
+                if (hello.Purpose == SessionPurpose.Dump)
+                {
+                    PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Refused, "this server serves the memory of held processes and receives no dump"));
+                    throw new ProtocolException($"{peer} tried to send a dump to the server of held processes.");
+                }
+                Interlocked.Increment(ref serving);
+                purpose = 2;
+                return HeldMemoryServing.Serve(connection, this, held, hello.ImageId);
             }
             if (hello.Purpose == SessionPurpose.Dump)
             {

@@ -23,6 +23,9 @@ public sealed unsafe class ProcessMemory : IDisposable
 
     public static ProcessMemory Open(int pid) => new(pid, FileDescriptor.Open($"/proc/{pid}/mem", O.RDWR));
 
+    /// <summary>Opens /proc/PID/mem only to read it (the memory of a process held stopped, served to its copy).</summary>
+    public static ProcessMemory OpenForReading(int pid) => new(pid, FileDescriptor.Open($"/proc/{pid}/mem", O.RDONLY));
+
     public void Write(Address address, ReadOnlySpan<byte> data)
     {
         fixed (byte* p = data)

@@ -60,6 +60,14 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
     [Parameter]
     public SwitchParameter Lazy { get; set; }
 
+    /// <summary>
+    /// Post-copy: no pre-dump rounds; the final dump sends everything but the memory a lazy restore can fill, the
+    /// process runs there at once and pulls those pages from the source's memory, held stopped here until they have
+    /// all arrived. A link lost meanwhile loses the process.
+    /// </summary>
+    [Parameter]
+    public SwitchParameter PostCopy { get; set; }
+
     /// <summary>Seconds a lazy restore there may take to have every page.</summary>
     [Parameter]
     [ValidateRange(1, 86400)]
@@ -163,6 +171,8 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             SkipInFlight = SkipInFlight,
         });
         HeldTree? held = null;
+        HeldMemoryServer? postCopy = null;
+        int? restored = null;
         try
         {
             if (RehearseMove(destination, client) is { } failedMove)
@@ -174,7 +184,8 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
                 }
             }
             long bytes = 0;
-            while (move.Rounds.Count < MaxRounds && move.Enough() is null)
+            // Post-copy takes no rounds: every page it leaves behind comes from the held memory, however recent.
+            while (!PostCopy && move.Rounds.Count < MaxRounds && move.Enough() is null)
             {
                 var round = EngineRunner.Run(this, $"Moving {name} ({Id}) to {destination.ComputerName}: round {move.Rounds.Count + 1}",
                     observer => move.PreDump(Endpoint(destination, $"round-{move.Rounds.Count + 1}", move.ParentPath, client), observer));
@@ -183,11 +194,13 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
                     $"round {round.Number}: {round.Pages:N0} pages in {round.Duration.TotalSeconds:F2} s ({round.BytesPerSecond / (1 << 20):F0} MiB/s), predicted downtime {round.PredictedDowntime.TotalMilliseconds:F0} ms"));
                 WriteVerbose($"Round {round.Number}: {round.Pages} pages, {round.BytesSent.Value >> 20} MiB in {round.Duration.TotalMilliseconds:F0} ms, predicted downtime {round.PredictedDowntime.TotalMilliseconds:F0} ms");
             }
-            WriteVerbose($"Final dump: {move.Enough() ?? "no pre-dump rounds asked for"}");
+            WriteVerbose($"Final dump: {(PostCopy ? "post-copy" : move.Enough() ?? "no pre-dump rounds asked for")}");
 
-            // 3. The final dump: the process is frozen, sent, and held stopped here until it runs there.
+            // 3. The final dump: the process is frozen, sent, and held stopped here until it runs there (post-copy:
+            // its memory served from here, by a server started before the freeze).
             var endpoint = Endpoint(destination, "final", move.ParentPath, client);
-            var (image, stopped) = EngineRunner.Run(this, $"Moving {name} ({Id}) to {destination.ComputerName}: final dump", observer => move.FinalDump(endpoint, observer));
+            postCopy = PostCopy ? HeldMemoryServer.Start(destination, client, Id, FailureInjection.RequestedPoint) : null;
+            var (image, stopped) = EngineRunner.Run(this, $"Moving {name} ({Id}) to {destination.ComputerName}: final dump", observer => move.FinalDump(endpoint, observer, postCopy?.Memory));
             held = stopped;
             // The downtime: from the freeze (its time is the dump's FrozenTime, which lasts until it is held stopped)
             // until the restore there returns with the process running.
@@ -200,13 +213,20 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             // The service addresses are there before the restore binds to them, and leave here only once the copy runs:
             // until then the clients' packets reach this machine, whose lock drops them (they are sent again).
             destination.AddAddresses(a => Engine.Migration.ServiceAddress.Find(a)!.Value.PrefixLength);
-            int restored = destination.Restore(image.Path, Lazy, TcpEstablished);
+            restored = destination.Restore(image.Path, Lazy, TcpEstablished, postCopy?.Source);
             foreach (var address in ServiceAddress)
             {
                 Engine.Migration.ServiceAddress.Remove(address);
             }
             downtime.Stop();
-            if (Lazy)
+            if (postCopy is not null)
+            {
+                // It runs there on memory that is still here: from now on a failure loses it (Lose).
+                WriteVerbose($"Running on {destination.ComputerName} as {restored} after {(image.FrozenTime + downtime.Elapsed).TotalMilliseconds:F0} ms; its memory comes from here");
+                destination.WaitForMemory(TimeSpan.FromSeconds(LazyTimeout));
+                postCopy.RequireAllArrived(destination.ComputerName, restored.Value);
+            }
+            else if (Lazy)
             {
                 // Its memory comes from the image there, served by the session: until it is all in, the copy
                 // depends on the session, so the source stays held (and resumes if the copy is lost).
@@ -216,6 +236,8 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             // 4. It runs there: only now does it end here.
             held.Kill(TimeSpan.FromSeconds(10));
             held = null;
+            var sourceEnded = DateTime.Now;
+            postCopy?.Dispose();
             if (destination.Clean(keepLogs: true) is { } problem)
             {
                 WriteWarning($"The process runs on {destination.ComputerName}, but the move's images there were not cleaned: {problem}");
@@ -224,7 +246,7 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             return new MovedProcess
             {
                 ComputerName = destination.ComputerName,
-                ProcessId = restored,
+                ProcessId = restored.Value,
                 SourceProcessId = Id,
                 Name = name,
                 Downtime = image.FrozenTime + downtime.Elapsed,
@@ -235,19 +257,32 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
                 ImagePath = image.Path,
                 LogPath = image.LogPath,
                 Tls = image.Tls,
+                PostCopy = PostCopy,
+                PagesPulled = postCopy?.Memory.PagesSent ?? 0,
+                AllPagesArrived = postCopy?.Memory.AllPagesArrived,
+                SourceEnded = sourceEnded,
             };
         }
         catch (PipelineStoppedException)
         {
-            Undo(destination, held);
+            if (!Lose(destination, held, postCopy, restored))
+            {
+                Undo(destination, held);
+            }
             throw;
         }
         catch (Exception e)
         {
+            var why = e is RemoteFailure failure ? $"{failure.Id}: {failure.Message}" : e.Message;
+            if (Lose(destination, held, postCopy, restored))
+            {
+                Fail(CheckpointErrorKind.MoveFailed, $"Moving process {Id} ({name}) to {destination.ComputerName} failed after it ran there (post-copy, {postCopy!.Memory.PagesSent} pages pulled from here so far): {why}. The process is lost: its copy there ({restored}) was killed, and it was ended here, where its memory is as it was at the freeze while the copy had run on.",
+                    "Start the process again. Post-copy depends on the link until every page has arrived: move without -PostCopy where losing the process is not acceptable.");
+                return null;
+            }
             Undo(destination, held);
             if (held is not null || e is RemoteFailure)
             {
-                var why = e is RemoteFailure remote ? $"{remote.Id}: {remote.Message}" : e.Message;
                 Fail(CheckpointErrorKind.MoveFailed, $"Moving process {Id} ({name}) to {destination.ComputerName} failed ({why}); the process runs on here, and the destination was cleaned.",
                     "See the logs named in the error; correct what the destination reports, then move the process again.");
             }
@@ -259,20 +294,39 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
         }
     }
 
+    // Post-copy, once the copy ran there: its memory moved on from the held one, which resuming would take back to
+    // the freeze (what the copy did since, done twice). Both are ended. True when that was the case.
+    private bool Lose(MoveDestination destination, HeldTree? held, HeldMemoryServer? postCopy, int? restored)
+    {
+        postCopy?.Dispose();
+        if (postCopy is null || held is null || restored is null)
+        {
+            return false;
+        }
+        if (destination.Clean(keepLogs: false, restored) is { } problem)
+        {
+            WriteWarning($"The copy of process {Id} on {destination.ComputerName} ({restored}) or the move's files there ({destination.Directory}) could not be removed: {problem}");
+        }
+        held.Kill(TimeSpan.FromSeconds(10));
+        return true;
+    }
+
     // A sleep moved first the way the process will be (MoveRehearsal), so that both machines have compiled the final
     // dump's and the restore's code before the real freeze. Best effort: returns what went wrong, if anything.
     private string? RehearseMove(MoveDestination destination, X509Certificate2 client)
     {
         using var rehearsal = MoveRehearsal.Start(stopping.Token);
         HeldTree? held = null;
+        HeldMemoryServer? postCopy = null;
         try
         {
             var move = rehearsal.Move;
             EngineRunner.Run(this, $"Rehearsing the move with a sleep ({rehearsal.ProcessId})",
                 observer => move.PreDump(Endpoint(destination, "rehearsal-1", null, client), observer));
             var endpoint = Endpoint(destination, "rehearsal", move.ParentPath, client);
-            (var image, held) = EngineRunner.Run(this, $"Rehearsing the move with a sleep ({rehearsal.ProcessId})", observer => move.FinalDump(endpoint, observer));
-            destination.RehearseRestore(image.Path, Lazy);
+            postCopy = PostCopy ? HeldMemoryServer.Start(destination, client, rehearsal.ProcessId, failAt: null) : null;
+            (var image, held) = EngineRunner.Run(this, $"Rehearsing the move with a sleep ({rehearsal.ProcessId})", observer => move.FinalDump(endpoint, observer, postCopy?.Memory));
+            destination.RehearseRestore(image.Path, Lazy, postCopy?.Source);
             return null;
         }
         catch (Exception e) when (e is not PipelineStoppedException)
@@ -282,6 +336,7 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
         finally
         {
             held?.Kill(TimeSpan.FromSeconds(5));
+            postCopy?.Dispose();
         }
     }
 

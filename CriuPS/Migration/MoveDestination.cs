@@ -145,10 +145,13 @@ internal sealed class MoveDestination
     /// as the move will restore the process (lazily with <paramref name="lazy"/>), kills it, stops the rehearsal's
     /// page servers and removes its images. Throws what went wrong.
     /// </summary>
-    public void RehearseRestore(string image, bool lazy) => Run("""
-        param($Image, $Lazy, $Directory)
+    /// <param name="source">A post-copy rehearsal: the source's server of the held sleep's memory.</param>
+    public void RehearseRestore(string image, bool lazy, PostCopySource? source = null) => Run("""
+        param($Image, $Lazy, $Directory, $Source, $Thumbprint)
         try {
-            $restored = Restore-Process -ImagePath $Image -Detach -LazyPages:$Lazy -ErrorAction Stop
+            $from = @{}
+            if ($Source) { $from = @{ PageServer = $Source; PageServerThumbprint = $Thumbprint; ClientCertificate = $script:CriuPSMoveClientCertificate } }
+            $restored = Restore-Process -ImagePath $Image -Detach -LazyPages:$Lazy @from -ErrorAction Stop
             if ($Lazy) { $restored | Wait-LazyRestore -Timeout 30 | Out-Null }
             Stop-Process -Id $restored.Id -Force
         }
@@ -157,20 +160,43 @@ internal sealed class MoveDestination
             if ($script:CriuPSMoveServers) { $script:CriuPSMoveServers | Stop-LazyPageServer; $script:CriuPSMoveServers.Clear() }
             Get-ChildItem -LiteralPath $Directory -Filter 'rehearsal*' -Force | Remove-Item -Recurse -Force
         }
-        """, image, lazy, Directory);
+        """, image, lazy || source is not null, Directory, source?.Server, source?.Thumbprint);
 
     /// <summary>
     /// Restores the final image there, detached from the session, lazily when asked (the process runs at once, its
     /// memory filled from the image as it touches it and in the background); returns the PID it runs with there.
     /// </summary>
-    public int Restore(string image, bool lazy, bool tcpEstablished)
+    /// <param name="source">Post-copy: the lazy pages come from this server of the source's held processes, not from the image there.</param>
+    public int Restore(string image, bool lazy, bool tcpEstablished, PostCopySource? source = null)
     {
         var restored = Run("""
-            param($Image, $Lazy, $TcpEstablished)
-            $script:CriuPSMoveRestored = Restore-Process -ImagePath $Image -Detach -LazyPages:$Lazy -TcpEstablished:$TcpEstablished -ErrorAction Stop
+            param($Image, $Lazy, $TcpEstablished, $Source, $Thumbprint)
+            $from = @{}
+            if ($Source) { $from = @{ PageServer = $Source; PageServerThumbprint = $Thumbprint; ClientCertificate = $script:CriuPSMoveClientCertificate } }
+            $script:CriuPSMoveRestored = Restore-Process -ImagePath $Image -Detach -LazyPages:$Lazy -TcpEstablished:$TcpEstablished @from -ErrorAction Stop
             $script:CriuPSMoveRestored.Id
-            """, image, lazy, tcpEstablished);
+            """, image, lazy || source is not null, tcpEstablished, source?.Server, source?.Thumbprint);
         return Convert.ToInt32(restored!.BaseObject);
+    }
+
+    /// <summary>
+    /// The address of this machine that the session came from, as seen there (the source's end of the link), and the
+    /// thumbprint of the certificate the destination presents to the source's server of held memory (post-copy).
+    /// </summary>
+    public (System.Net.IPAddress Address, string Thumbprint) PostCopyClient()
+    {
+        var result = (Hashtable)Run("""
+            if (-not $script:CriuPSMoveClientCertificate) {
+                # Exported and loaded again: TLS on Linux needs a certificate whose key is not ephemeral.
+                $key = [System.Security.Cryptography.ECDsa]::Create([System.Security.Cryptography.ECCurve+NamedCurves]::nistP256)
+                $request = [System.Security.Cryptography.X509Certificates.CertificateRequest]::new('CN=criups-move-destination', $key, 'SHA256')
+                $made = $request.CreateSelfSigned([DateTimeOffset]::Now.AddMinutes(-5), [DateTimeOffset]::Now.AddDays(1))
+                $script:CriuPSMoveClientCertificate = [System.Security.Cryptography.X509Certificates.X509CertificateLoader]::LoadPkcs12($made.Export('Pkcs12'), $null)
+            }
+            $from = if ($env:SSH_CONNECTION) { ($env:SSH_CONNECTION -split ' ')[0] } else { '127.0.0.1' }
+            @{ Address = $from; Thumbprint = $script:CriuPSMoveClientCertificate.Thumbprint }
+            """)!.BaseObject;
+        return (System.Net.IPAddress.Parse((string)result["Address"]!), (string)result["Thumbprint"]!);
     }
 
     /// <summary>
@@ -200,25 +226,27 @@ internal sealed class MoveDestination
     /// After a move that worked: stops its servers and keeps only the logs of the images (the pages are in the
     /// process now). After one that failed: removes everything of it. Best effort: the session may be gone.
     /// </summary>
-    public string? Clean(bool keepLogs)
+    /// <param name="restored">The PID of the copy there, to kill even from a new connection (the session's own variables lost with it).</param>
+    public string? Clean(bool keepLogs, int? restored = null)
     {
         Runspace? runspace = null;
         try
         {
             runspace = Usable();
             Run(runspace, """
-                param($Directory, $KeepLogs, $Addresses, $ModulePath)
+                param($Directory, $KeepLogs, $Addresses, $ModulePath, $Restored)
+                if (-not $KeepLogs -and $Restored) { Stop-Process -Id $Restored -Force -ErrorAction Ignore }
                 if ($script:CriuPSMoveServers) { $script:CriuPSMoveServers | Stop-LazyPageServer }
                 # A move that failed after the restore (its memory never all there): the copy must not run on beside the source.
                 if (-not $KeepLogs -and $script:CriuPSMoveRestored) { Stop-Process -Id $script:CriuPSMoveRestored.Id -Force -ErrorAction Ignore }
                 # Nor the service addresses: they were not there before the move (Check), the source keeps them.
                 if (-not $KeepLogs -and $Addresses -and -not (Get-Module CriuPS)) { Import-Module $ModulePath -ErrorAction Stop }
                 if (-not $KeepLogs) { $Addresses | ForEach-Object { [CriuPS.Engine.Migration.ServiceAddress]::Remove([System.Net.IPAddress]::Parse($_)) } }
-                $script:CriuPSMoveServers = $null; $script:CriuPSMoveCertificate = $null; $script:CriuPSMoveRestored = $null
+                $script:CriuPSMoveServers = $null; $script:CriuPSMoveCertificate = $null; $script:CriuPSMoveRestored = $null; $script:CriuPSMoveClientCertificate = $null
                 if (-not (Test-Path -LiteralPath $Directory)) { return }
                 if ($KeepLogs) { Get-ChildItem -LiteralPath $Directory -Recurse -File -Exclude '*.log' | Remove-Item -Force }
                 else { Remove-Item -LiteralPath $Directory -Recurse -Force }
-                """, Directory, keepLogs, serviceAddresses.Select(a => a.ToString()).ToArray(), modulePath);
+                """, Directory, keepLogs, serviceAddresses.Select(a => a.ToString()).ToArray(), modulePath, restored);
             return null;
         }
         catch (Exception e) when (e is not PipelineStoppedException)
@@ -310,3 +338,6 @@ internal sealed class RemoteFailure(string computer, ErrorRecord error) : Except
     /// <summary>The error id on the destination, without the command's name.</summary>
     public string Id => Error.FullyQualifiedErrorId.Split(',')[0];
 }
+
+/// <summary>Where the copy of a post-copy move fetches its pages: the source's server of the held memory, pinned.</summary>
+internal sealed record PostCopySource(string Server, string Thumbprint);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Resources.Files;
@@ -43,6 +44,13 @@ internal static partial class AddressSpace
 
         var lazy = session.Lazy is null ? null : LazyMemory.Plan(pages, areas);
         var runs = pages.Runs.Where(run => !vdso.Skips(run) && lazy?.Runs.Contains(run) != true).ToList();
+        if (runs.Any(run => run.IsLeftBehind))
+        {
+            var behind = runs.First(run => run.IsLeftBehind).Range;
+            throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
+                $"{pages.Runs[0].Source.PagemapPath}: the pages of process {process.Pid} at {behind} are in no pages file: a post-copy dump left them in the source process, and only its page server has them.",
+                process.Pid, "Restore it lazily from the page server of the held process (Restore-Process -LazyPages -PageServer), as Move-Process -PostCopy does.");
+        }
         Pages.Restore(session, process, beforeForkRanges.Count == 0 ? runs : InheritedPages.Outside(runs, beforeForkRanges), pages.TotalBytes);
         vdso.ApplyProxy(process);
         log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");

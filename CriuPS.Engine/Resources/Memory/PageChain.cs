@@ -11,6 +11,9 @@ namespace CriuPS.Engine.Resources.Memory;
 internal readonly record struct PageRun(AddressRange Range, PagemapLevel Source, long FileOffset, bool Lazy)
 {
     public string PagesPath => Source.PagesPath;
+
+    /// <summary>Its bytes were left in the source process by a post-copy dump: no pages file holds them.</summary>
+    public bool IsLeftBehind => FileOffset < 0;
 }
 
 /// <summary>
@@ -84,7 +87,7 @@ internal sealed class PageChain : IDisposable
         foreach (var run in Runs.Where(r => r.Range.Overlaps(wanted)))
         {
             var part = run.Range.Intersect(wanted);
-            if (part.Start != next)
+            if (part.Start != next || run.IsLeftBehind)
             {
                 return null;
             }

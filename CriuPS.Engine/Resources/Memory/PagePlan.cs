@@ -29,6 +29,9 @@ internal sealed class PagePlan
 
     public PageCount ParentPages { get; private set; }
 
+    /// <summary>Runs of a post-copy dump left in the process (<see cref="LeaveLazyBehind"/>), in address order.</summary>
+    public List<AddressRange> LeftBehind { get; } = new();
+
     public void Copy(SavedVma area, List<AddressRange> runs)
     {
         Copies.Add((area, runs));
@@ -39,5 +42,28 @@ internal sealed class PagePlan
     {
         InParent.AddRange(runs);
         ParentPages += new PageCount((ulong)runs.Sum(r => (long)r.Pages.Value));
+    }
+
+    /// <summary>
+    /// A post-copy dump: the runs of the areas a lazy restore can fill (private anonymous memory) are not copied but
+    /// left in the held process, whose page server sends them when the restored copy asks; the rest is copied.
+    /// </summary>
+    public void LeaveLazyBehind()
+    {
+        var copies = Copies.ToList();
+        Copies.Clear();
+        CopyPages = default;
+        foreach (var (area, runs) in copies)
+        {
+            if (area.CanBeLazy)
+            {
+                LeftBehind.AddRange(runs);
+            }
+            else
+            {
+                Copy(area, runs);
+            }
+        }
+        LeftBehind.Sort((a, b) => a.Start.Value.CompareTo(b.Start.Value));
     }
 }

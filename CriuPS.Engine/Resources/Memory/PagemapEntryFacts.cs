@@ -12,4 +12,11 @@ internal static class PagemapEntryFacts
 
     /// <summary>Whether the run's bytes are in the parent image: PE_PARENT in current images, in_parent in old ones (CRIU reads both).</summary>
     public static bool IsInParent(this PagemapEntry entry) => entry.InParent || ((PagemapFlags)entry.Flags & PagemapFlags.InParent) != 0;
+
+    /// <summary>
+    /// Whether the run's bytes are in no image at all: flagged lazy but not present, as a post-copy dump (CRIU's
+    /// dump --lazy-pages) lists the pages it left in the process for its page server to send.
+    /// </summary>
+    public static bool IsLeftBehind(this PagemapEntry entry) =>
+        !entry.IsInParent() && ((PagemapFlags)entry.Flags & (PagemapFlags.Lazy | PagemapFlags.Present)) == PagemapFlags.Lazy;
 }

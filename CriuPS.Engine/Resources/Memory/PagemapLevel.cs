@@ -37,8 +37,10 @@ internal sealed class PagemapLevel : IDisposable
                 throw Corrupt(PagemapPath, $"{PagemapPath}: the entry at {range.Start} overlaps or comes before the one at {runs[^1].Range.Start}; pagemap entries must be in address order.");
             }
             bool inParent = entry.IsInParent();
-            runs.Add(new PagemapRun(range, inParent, inParent ? -1 : offset, ((PagemapFlags)entry.Flags & PagemapFlags.Lazy) != 0));
-            if (!inParent)
+            // Pages left in the source process (a post-copy dump) are in no pages file: only a page server has them.
+            bool inFile = !inParent && !entry.IsLeftBehind();
+            runs.Add(new PagemapRun(range, inParent, inFile ? offset : -1, ((PagemapFlags)entry.Flags & PagemapFlags.Lazy) != 0));
+            if (inFile)
             {
                 offset += (long)range.Length.Value;
             }

@@ -21,7 +21,7 @@ public sealed class PageChainTests : IDisposable
     public void Dispose() => temp.Dispose();
 
     /// <summary>One run of a pagemap: <paramref name="Count"/> pages from page <paramref name="First"/> (counted from <see cref="Base"/>).</summary>
-    private sealed record Run(ulong First, ulong Count, bool InParent = false, bool OldStyle = false);
+    private sealed record Run(ulong First, ulong Count, bool InParent = false, bool OldStyle = false, bool LeftBehind = false);
 
     // The byte every page of `level` holds at page index `page`: tells, after a read, where the bytes came from.
     private static byte Fill(string level, ulong page) => (byte)(level[0] * 31 + (int)page);
@@ -45,14 +45,14 @@ public sealed class PageChainTests : IDisposable
                 }
                 else
                 {
-                    entry.Flags = (uint)(run.InParent ? PagemapFlags.InParent : PagemapFlags.Present);
+                    entry.Flags = (uint)(run.InParent ? PagemapFlags.InParent : run.LeftBehind ? PagemapFlags.Lazy : PagemapFlags.Present);
                 }
                 pagemap.WriteEntry(entry);
             }
         }
         using (var pages = File.Create(Path.Combine(directory, ImageTypes.Pages.FileName("1"))))
         {
-            foreach (var run in runs.Where(r => !r.InParent))
+            foreach (var run in runs.Where(r => !r.InParent && !r.LeftBehind))
             {
                 for (ulong page = run.First; page < run.First + run.Count; page++)
                 {
@@ -68,6 +68,21 @@ public sealed class PageChainTests : IDisposable
     }
 
     private static PageChain Open(string directory) => PageChain.Open(directory, ImageTypes.Pagemap, Id);
+
+    [Fact]
+    public void RunsLeftInTheSourceProcessTakeNoBytesOfThePagesFileAndCannotBeReadFromIt()
+    {
+        // A post-copy dump: lazy, not present: only the held process's page server has these bytes.
+        var top = Level("top", null, new Run(0, 2), new Run(2, 3, LeftBehind: true), new Run(5, 2));
+        using var chain = Open(top);
+        Assert.Equal(new[] { false, true, false }, chain.Runs.Select(r => r.IsLeftBehind));
+        Assert.True(chain.Runs[1].Lazy);
+        // The run after it reads the bytes that follow the first run in the file.
+        Assert.Equal("tt", Sources(chain, 5, 2, "top"));
+        Assert.Equal("tt", Sources(chain, 0, 2, "top"));
+        Assert.Null(chain.Read(At(2), 3 << Page.Shift));
+        Assert.Null(chain.Read(At(1), 2 << Page.Shift));
+    }
 
     // Which level each page of [first, first + count) comes from, read through the chain.
     private static string Sources(PageChain chain, ulong first, ulong count, params string[] levels)
