@@ -2,7 +2,8 @@
 # child), a memfd made with MFD_HUGETLB mapped shared and private, a file of a hugetlbfs mount mapped shared and a
 # System V segment made with SHM_HUGETLB; each checkpointed, killed, restored and checked by the target, which also
 # finds each area hugetlb memory of 2 MiB pages again. And a restore that the huge page pool cannot serve, refused
-# before any process exists (ImageIncompatible naming nr_hugepages), then done once the pool is large enough.
+# before any process exists (ImageIncompatible naming nr_hugepages), then done once the pool is large enough; an
+# image of a page size this machine has no pool of; and the refusal of a mapped deleted hugetlbfs file.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -86,5 +87,40 @@ Describe 'hugetlb memory' {
 
         Restore-Process $image.Path | Out-Null
         Invoke-SelfCheck $target.Pid $target.Log | Should -Be "OK pid=$($target.Pid)"
+    }
+
+    It 'refuses an image whose huge pages are of a size this machine has no pool of, naming the memfd' {
+        $target = Start-HugeTarget 'size'
+        $image = Checkpoint-Process -Id $target.Pid -ImagePath (Join-Path $TestDrive 'size-image')
+        Wait-Until { -not (Test-ProcessAlive $target.Pid) } 'the checkpointed process to end'
+        # As if checkpointed on a machine of 64 KiB huge pages (arm64's MFD_HUGE_64KB), which x86-64 has not.
+        $file = Join-Path $image.Path 'memfd.img'
+        $memfd = Import-CheckpointImageFile $file
+        $memfd.entries[0].hugetlb_flag = (16 -shl 26) -bor 4
+        $memfd | Export-CheckpointImageFile $file -Force
+        Remove-Item (Join-Path $image.Path 'criups-digests.img')
+
+        Restore-Process $image.Path -ErrorVariable errors -ErrorAction SilentlyContinue | Out-Null
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be 'ImageIncompatible,CriuPS.Cmdlets.RestoreProcessCommand'
+        $errors[0].Exception.Message | Should -Match 'huge pages of 64 kB \(memfd:huge\).*no pool of that size.*nr_hugepages'
+        Test-ProcessAlive $target.Pid | Should -BeFalse -Because 'nothing of the tree was made'
+    }
+
+    It 'refuses, before freezing, a mapping of a deleted hugetlbfs file, naming it' {
+        $work = Join-Path $TestDrive 'deleted'
+        $path = Join-Path $script:Mount 'deleted-file'
+        $script = "import mmap, os, time; fd = os.open('$path', os.O_RDWR | os.O_CREAT, 0o600); os.ftruncate(fd, 2 << 20); " +
+            "m = mmap.mmap(fd, 2 << 20); m[0] = 1; os.unlink('$path'); open('ready', 'w').write(str(os.getpid()))`nwhile True: time.sleep(1)"
+        $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
+        $target = Start-TestTarget -Program $python -Arguments '-c', $script -WorkDirectory $work
+
+        Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'deleted-image') -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $deleted = "'$([regex]::Escape($path)) \(deleted\)' was deleted from a hugetlbfs mount, where a ghost file cannot be made again"
+        $errors[0].Exception.Message | Should -Match "mapping [0-9a-f]+-[0-9a-f]+ of $deleted"
+        $errors[0].Exception.Message | Should -Match "fd \d+: open file $deleted"
+        Test-ProcessAlive $target | Should -BeTrue -Because 'it was never frozen'
     }
 }

@@ -73,13 +73,7 @@ internal static partial class AddressSpace
         {
             return $"shadow stack {vma.Range} (this CPU/kernel pair is not supported yet)";
         }
-        bool special = vma.IsAnonymous || HugetlbMemory.IsAnonymous(vma) || SharedMemory.IsSharedAnonymous(vma) || Memfds.IsMemfd(vma.Path) || SysvAttachments.IsAttachment(vma);
-        if (HugetlbMemory.IsHugetlb(vma) && !special && vma.IsDeleted)
-        {
-            // A ghost file is made again by writing its contents, which a hugetlbfs file does not take.
-            return $"mapping {vma.Range} of {vma.Path}, a deleted file of a hugetlbfs mount";
-        }
-        if (!special && vma.IsDeleted)
+        if (vma.IsDeleted && !vma.IsAnonymous && !HugetlbMemory.IsAnonymous(vma) && !SharedMemory.IsSharedAnonymous(vma) && !Memfds.IsMemfd(vma.Path) && !SysvAttachments.IsAttachment(vma))
         {
             return GhostFiles.Problem($"mapping {vma.Range} of", vma.Path, FileStatus.Of(MapFiles.PathOf(pid, vma)), options);
         }
