@@ -1,7 +1,7 @@
 # End to end: hugetlb memory (Tests/Targets/hugetlb.c): private and shared MAP_HUGETLB memory (shared with a forked
 # child), a memfd made with MFD_HUGETLB mapped shared and private, a file of a hugetlbfs mount mapped shared and a
-# System V segment made with SHM_HUGETLB; each checkpointed, killed, restored and checked by the target, which also
-# finds each area hugetlb memory of 2 MiB pages again. And a restore that the huge page pool cannot serve, refused
+# System V segment made with SHM_HUGETLB; each checkpointed, killed, restored (also with -LazyPages) and checked by
+# the target, which also finds each area hugetlb memory of 2 MiB pages again. And a restore that the huge page pool cannot serve, refused
 # before any process exists (ImageIncompatible naming nr_hugepages), then done once the pool is large enough; an
 # image of a page size this machine has no pool of; and the refusal of a mapped deleted hugetlbfs file.
 
@@ -64,6 +64,17 @@ Describe 'hugetlb memory' {
 
         Restore-Process $image.Path | Out-Null
         Invoke-SelfCheck $target.Pid $target.Log | Should -Be "OK pid=$($target.Pid)" -Because 'every page is back, in hugetlb areas, still shared where it was'
+    }
+
+    It 'restores hugetlb memory with -LazyPages, filling its hugetlb areas before the process runs' {
+        $target = Start-HugeTarget 'lazy'
+        $image = Checkpoint-Process -Id $target.Pid -ImagePath (Join-Path $TestDrive 'lazy-image')
+        Wait-Until { -not (Test-ProcessAlive $target.Pid) } 'the checkpointed process to end'
+
+        # A userfaultfd fills hugetlb memory a whole huge page at a time; its pages are saved a base page at a time.
+        $restored = Restore-Process -ImagePath $image.Path -LazyPages
+        ($restored | Wait-LazyRestore -Timeout 120).State | Should -Be 'Completed'
+        Invoke-SelfCheck $target.Pid $target.Log | Should -Be "OK pid=$($target.Pid)"
     }
 
     It 'refuses a restore the huge page pool cannot serve before any process exists, and restores once it can' {
