@@ -343,6 +343,7 @@ public static class RestorePipeline
         }
         InetSocketRestore.Check(session);
         CgroupRestore.Check(session);
+        HugetlbMemory.CheckPools(session);
         MountNamespaceRestore.CheckCanRestore(session); // after the cgroups: it may bind one the restore makes
         foreach (var process in images.Processes)
         {

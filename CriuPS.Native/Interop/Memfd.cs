@@ -5,7 +5,7 @@ namespace CriuPS.Native.Interop;
 /// <summary>memfd_create(2) and the file seals of fcntl(2) (F_ADD_SEALS, F_GET_SEALS).</summary>
 public static unsafe class Memfd
 {
-    public const uint MFD_CLOEXEC = 0x1, MFD_ALLOW_SEALING = 0x2, MFD_NOEXEC_SEAL = 0x8, MFD_EXEC = 0x10;
+    public const uint MFD_CLOEXEC = 0x1, MFD_ALLOW_SEALING = 0x2, MFD_HUGETLB = 0x4, MFD_NOEXEC_SEAL = 0x8, MFD_EXEC = 0x10;
 
     public const int F_SEAL_SEAL = 0x1, F_SEAL_SHRINK = 0x2, F_SEAL_GROW = 0x4, F_SEAL_WRITE = 0x8, F_SEAL_FUTURE_WRITE = 0x10, F_SEAL_EXEC = 0x20;
 

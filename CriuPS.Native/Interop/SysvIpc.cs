@@ -31,6 +31,9 @@ public static unsafe class SysvIpc
     public const int IpcCreat = 0x200, IpcExcl = 0x400, IpcNowait = 0x800;
     public const int ShmDest = 0x200, ShmLocked = 0x400; // in a segment's mode
     public const int ShmRdonly = 0x1000, ShmExec = 0x8000;
+
+    /// <summary>shmget's flag for a segment of huge pages (with the size bits of <see cref="Memory.HugePages.SizeFlag"/>).</summary>
+    public const uint ShmHugetlb = 0x800;
     /// <summary>The permission bits IPC_SET changes, and creation takes.</summary>
     public const uint PermissionBits = 0x1ff;
 
@@ -92,9 +95,10 @@ public static unsafe class SysvIpc
     }
 
     /// <summary>Creates an object (shmget with a size, semget with a count, msgget) with the permission bits of <paramref name="mode"/>, failing when the key exists.</summary>
-    public static int Create(SysvKind kind, int key, ulong sizeOrCount, uint mode)
+    /// <remarks><paramref name="hugetlbFlags"/>: SHM_HUGETLB and its size bits for a segment of huge pages, or 0.</remarks>
+    public static int Create(SysvKind kind, int key, ulong sizeOrCount, uint mode, uint hugetlbFlags = 0)
     {
-        ulong flags = (mode & PermissionBits) | IpcCreat | IpcExcl;
+        ulong flags = (mode & PermissionBits) | IpcCreat | IpcExcl | hugetlbFlags;
         long id = kind switch
         {
             SysvKind.SharedMemory => Syscall.Raw(SyscallNumber.Shmget, (ulong)(uint)key, sizeOrCount, flags),

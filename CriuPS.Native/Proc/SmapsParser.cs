@@ -33,6 +33,10 @@ public static class SmapsParser
             {
                 current = current with { VmFlags = new VmFlagSet(Encoding.ASCII.GetString(line["VmFlags:".Length..])) };
             }
+            else if (line.StartsWith("KernelPageSize:"u8) && current is not null)
+            {
+                current = current with { KernelPageSize = KiB(line["KernelPageSize:".Length..]) << 10 };
+            }
             else if (IsHeader(line))
             {
                 if (current is not null)
@@ -91,6 +95,10 @@ public static class SmapsParser
         rest = end < 0 ? ReadOnlySpan<char>.Empty : rest[end..];
         return field;
     }
+
+    // "   2048 kB" as 2048.
+    private static ulong KiB(ReadOnlySpan<byte> value) =>
+        ulong.Parse(Encoding.ASCII.GetString(value).Replace("kB", "", StringComparison.Ordinal).Trim(), CultureInfo.InvariantCulture);
 
     private static ulong Hex(ReadOnlySpan<char> text) => ulong.Parse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 }

@@ -18,6 +18,9 @@ public sealed record VmaInfo(
 {
     public Address Start => Range.Start;
 
+    /// <summary>The size of the pages backing the area (smaps' KernelPageSize): 4096, or a huge page size on hugetlb areas; 0 when read from maps alone.</summary>
+    public ulong KernelPageSize { get; init; }
+
     public Address End => Range.End;
 
     /// <summary>Kernel-named areas such as [heap], [stack], [vdso], [vvar], [vvar_vclock], [vsyscall], [anon:name].</summary>

@@ -67,18 +67,35 @@ internal static class GhostFiles
         {
             return $"{what} '{link}' was deleted, and only deleted regular files, directories and FIFOs can be saved";
         }
+        var directory = Path.GetDirectoryName(PathOf(link));
+        if (status.Type == FileStatus.Regular && directory is not null && IsOnHugetlbfs(directory))
+        {
+            // A ghost file comes back by writing its contents into a new file, and hugetlbfs has no write.
+            return $"{what} '{link}' was deleted from a hugetlbfs mount, where a ghost file cannot be made again";
+        }
         if (status.Type == FileStatus.Regular && status.AllocatedBytes > (ulong)options.GhostFileLimit)
         {
             return $"{what} '{link}' was deleted and takes {status.AllocatedBytes} bytes on disk, more than the ghost file limit of {options.GhostFileLimit} bytes (-GhostFileLimit)";
         }
         // It is created again in its directory: that must still be there, on the file's own file system (which also
         // keeps out files of the kernel's internal mounts, such as /secretmem).
-        var directory = Path.GetDirectoryName(PathOf(link));
         if (directory is null || !SameFileSystem(directory, status))
         {
             return $"{what} '{link}' was deleted, and its directory is gone or on another file system";
         }
         return null;
+    }
+
+    private static bool IsOnHugetlbfs(string directory)
+    {
+        try
+        {
+            return Statfs.FileSystemType(directory) == Statfs.HugetlbfsMagic;
+        }
+        catch (NativeException)
+        {
+            return false; // gone: refused below
+        }
     }
 
     private static bool SameFileSystem(string directory, FileStatus file)

@@ -5,6 +5,7 @@ using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Resources.Files;
@@ -16,6 +17,7 @@ namespace CriuPS.Engine.Resources.Files;
 /// pagemap-shmem-SHMID.img (SHMID: the inode). Restore: the engine creates each memfd again, opens every description
 /// from it through /proc/self/fd, and the processes pull them in or map them; seals go on before any mapping is made,
 /// except F_SEAL_FUTURE_WRITE, which would refuse the writable shared mappings a process had before it was sealed.
+/// A memfd made with MFD_HUGETLB (hugetlb_flag) is made so again, and filled through a mapping (hugetlbfs has no write).
 /// </summary>
 internal sealed class Memfds : FileKind
 {
@@ -57,10 +59,6 @@ internal sealed class Memfds : FileKind
     public static bool IsMemfd(string path) => path.StartsWith(Prefix, StringComparison.Ordinal);
 
     public override bool Handles(DescriptorProbe probe) => probe.Status.Type == FileStatus.Regular && IsMemfd(probe.Link);
-
-    // A memfd made with MFD_HUGETLB lives on hugetlbfs: its pages cannot be written back with pwrite.
-    public override string? Problem(DescriptorProbe probe, DumpOptions options) =>
-        Statfs.FileSystemType($"/proc/{probe.Pid}/fd/{probe.Fd}") == Statfs.HugetlbfsMagic ? $"fd {probe.Fd}: hugetlb memfd '{probe.Link}' (not supported yet)" : null;
 
     public override SavedDescription Saved(ImageSet images, FileEntry file) => new(file.Memfd.Flags, file.Memfd.Fown);
 
@@ -112,7 +110,7 @@ internal sealed class Memfds : FileKind
         ShmemPages.Dump(session, file, status.Size, shmid);
         var name = link[Prefix.Length..];
         name = name.EndsWith(DeletedSuffix, StringComparison.Ordinal) ? name[..^DeletedSuffix.Length] : name;
-        session.AddImageEntry(ImageTypes.Memfd, null, new MemfdInodeEntry
+        var entry = new MemfdInodeEntry
         {
             Name = name,
             Uid = status.Uid,
@@ -122,7 +120,13 @@ internal sealed class Memfds : FileKind
             Seals = (uint)Memfd.GetSeals(file),
             InodeId = id,
             Mode = status.Mode,
-        });
+        };
+        // A memfd made with MFD_HUGETLB lives on hugetlbfs; as CRIU, the flag it is made with again, with its page size.
+        if (HugetlbMemory.PageSizeOfFile(readablePath) is { } pageSize)
+        {
+            entry.HugetlbFlag = Memfd.MFD_HUGETLB | HugePages.SizeFlag(pageSize);
+        }
+        session.AddImageEntry(ImageTypes.Memfd, null, entry);
         return id;
     }
 
@@ -187,6 +191,10 @@ internal sealed class Memfds : FileKind
         // away; without MFD_ALLOW_SEALING the memfd is born with F_SEAL_SEAL alone.
         uint flags = (seals & Memfd.F_SEAL_EXEC) != 0 ? Memfd.MFD_NOEXEC_SEAL
             : Memfd.MFD_EXEC | (seals == Memfd.F_SEAL_SEAL ? 0 : Memfd.MFD_ALLOW_SEALING);
+        if (entry.HasHugetlbFlag)
+        {
+            flags |= entry.HugetlbFlag; // MFD_HUGETLB and the page size (checked with the image)
+        }
         var file = Memfd.Create(entry.Name, flags);
         try
         {

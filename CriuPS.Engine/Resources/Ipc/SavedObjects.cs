@@ -2,6 +2,7 @@ using System.Globalization;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -36,7 +37,8 @@ internal sealed class SavedObjects
         foreach (var entry in images.Entries(ImageTypes.IpcnsShm, id))
         {
             var segment = (IpcShmEntry)entry.Message;
-            CheckDesc(shmFile, segment.Desc, segment.InPagemaps ? "in_pagemaps is set, and CriuPS saves contents in this image" : null);
+            CheckDesc(shmFile, segment.Desc, segment.InPagemaps ? "in_pagemaps is set, and CriuPS saves contents in this image"
+                : segment.HasHugetlbFlag ? HugetlbMemory.FlagsProblem(segment.HugetlbFlag, SysvIpc.ShmHugetlb, "SHM_HUGETLB") : null);
             saved.Segments.Add((segment, entry.Payload!));
         }
         string semFile = FileOf(images, ImageTypes.IpcnsSem, id);
@@ -78,7 +80,7 @@ internal sealed class SavedObjects
     // Every attachment names a saved segment, and covers it whole.
     private static void CheckAttachments(ImageSet images, SavedObjects saved, string shmFile)
     {
-        var sizes = saved.Segments.GroupBy(s => s.Entry.Desc.Id).ToDictionary(g => g.Key, g => g.First().Entry.Size);
+        var sizes = saved.Segments.GroupBy(s => s.Entry.Desc.Id).ToDictionary(g => g.Key, g => HugetlbMemory.MappedLength(g.First().Entry.Size, g.First().Entry.HugetlbFlag));
         foreach (var process in images.Processes)
         {
             foreach (var area in process.Mm.Vmas.Where(SysvAttachments.IsAttachment))
@@ -87,9 +89,9 @@ internal sealed class SavedObjects
                 {
                     throw ImageDamage.In(shmFile, $"process {process.Pid} attaches System V shared memory segment {area.Shmid} at {area.Start:x}-{area.End:x}, which this image does not hold.");
                 }
-                if (Page.AlignUp(size) != area.End - area.Start)
+                if (size != area.End - area.Start)
                 {
-                    throw ImageDamage.In(shmFile, $"System V shared memory segment {area.Shmid} holds {size} bytes, and process {process.Pid} attaches {area.End - area.Start} bytes of it at {area.Start:x}.");
+                    throw ImageDamage.In(shmFile, $"System V shared memory segment {area.Shmid} takes {size} bytes mapped whole, and process {process.Pid} attaches {area.End - area.Start} bytes of it at {area.Start:x}.");
                 }
             }
         }

@@ -45,7 +45,7 @@ internal static class SysvAttachments
             {
                 throw new CheckpointException(CheckpointErrorKind.DumpFailed, $"Process {pid} has System V shared memory segment {area.Shmid} attached at {Range(area)}, which its IPC namespace does not show.", pid);
             }
-            if (area.Pgoff != 0 || area.End - area.Start != Page.AlignUp(segment.Size))
+            if (area.Pgoff != 0 || area.End - area.Start != HugetlbMemory.MappedLength(segment.Size, area.Flags & HugePages.SizeMask))
             {
                 throw new CheckpointException(CheckpointErrorKind.Unsupported,
                     $"Process {pid} has part of the {segment} ({segment.Size} bytes) attached at {Range(area)} (offset {area.Pgoff}): CriuPS attaches whole segments again (shmat), so a partly unmapped attachment cannot be saved.", pid);

@@ -3,7 +3,9 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Engine.Resources.Memory;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 
 namespace CriuPS.Engine.Resources.Ipc;
 
@@ -23,16 +25,22 @@ internal static class SysvObjectImages
         foreach (var segment in segments)
         {
             var contents = new byte[Padded(segment.Size, sizeof(uint))];
+            var entry = new IpcShmEntry { Desc = Describe(segment), Size = segment.Size, InPagemaps = false };
             ulong address = SysvIpc.Attach(segment.Id, readOnly: true);
             try
             {
                 Marshal.Copy((nint)address, contents, 0, checked((int)segment.Size));
+                // A segment made with SHM_HUGETLB lives on hugetlbfs (as CRIU, hugetlb_flag says so, with the page size).
+                if (HugetlbMemory.PageSizeOfAttachment(address) is { } pageSize)
+                {
+                    entry.HugetlbFlag = SysvIpc.ShmHugetlb | HugePages.SizeFlag(pageSize);
+                }
             }
             finally
             {
                 SysvIpc.Detach(address);
             }
-            session.AddImageEntry(ImageTypes.IpcnsShm, image, new IpcShmEntry { Desc = Describe(segment), Size = segment.Size, InPagemaps = false }, contents);
+            session.AddImageEntry(ImageTypes.IpcnsShm, image, entry, contents);
             session.Log.Detail($"{segment}: {segment.Size} bytes, mode {Convert.ToString(segment.Mode, 8)}, {segment.Count} attachment(s)");
         }
     }
@@ -70,7 +78,7 @@ internal static class SysvObjectImages
     /// <summary>Makes a saved segment again at its id with its contents; returns its id.</summary>
     public static int MakeSegment(IpcShmEntry saved, byte[] contents)
     {
-        int id = MakeAt(SysvKind.SharedMemory, saved.Desc, saved.Size);
+        int id = MakeAt(SysvKind.SharedMemory, saved.Desc, saved.Size, hugetlbFlags: saved.HugetlbFlag);
         ulong address = SysvIpc.Attach(id, readOnly: false);
         try
         {
@@ -100,13 +108,13 @@ internal static class SysvObjectImages
         }
     }
 
-    private static int MakeAt(SysvKind kind, IpcDescEntry desc, ulong sizeOrCount, ulong? queueBytes = null)
+    private static int MakeAt(SysvKind kind, IpcDescEntry desc, ulong sizeOrCount, ulong? queueBytes = null, uint hugetlbFlags = 0)
     {
         IpcSysctls.SetNextId(kind, (int)desc.Id);
         int id;
         using (ThreadIdentity.Become(desc.Cuid, desc.Cgid))
         {
-            id = SysvIpc.Create(kind, (int)desc.Key, sizeOrCount, desc.Mode);
+            id = SysvIpc.Create(kind, (int)desc.Key, sizeOrCount, desc.Mode, hugetlbFlags);
         }
         if (id != (int)desc.Id)
         {

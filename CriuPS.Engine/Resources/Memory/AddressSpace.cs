@@ -15,8 +15,8 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static partial class AddressSpace
 {
-    // VmFlags of smaps that become mmap flags (as CRIU records them); "dp" is the mapping type MAP_DROPPABLE, "lf"
-    // (lock on fault) and "sl" (sealed) have fields of their own. What else VmFlags show follows from these, the
+    // VmFlags of smaps that become mmap flags (as CRIU records them); "dp" is the mapping type MAP_DROPPABLE, "ht"
+    // MAP_HUGETLB with its page size (HugetlbMemory), "lf" (lock on fault) and "sl" (sealed) have fields of their own. What else VmFlags show follows from these, the
     // protection and the file (rd wr ex sh mr mw me ms ac), or the kernel sets it on areas of its own (vDSO, devices).
     private static readonly (string Flag, ulong MapFlag)[] MapFlagsFromVmFlags =
     {
@@ -73,11 +73,7 @@ internal static partial class AddressSpace
         {
             return $"shadow stack {vma.Range} (this CPU/kernel pair is not supported yet)";
         }
-        if (vma.HasFlag("ht"))
-        {
-            return $"hugetlbfs mapping {vma.Range}";
-        }
-        if (!vma.IsAnonymous && vma.IsDeleted && !SharedMemory.IsSharedAnonymous(vma) && !Memfds.IsMemfd(vma.Path) && !SysvAttachments.IsAttachment(vma))
+        if (vma.IsDeleted && !vma.IsAnonymous && !HugetlbMemory.IsAnonymous(vma) && !SharedMemory.IsSharedAnonymous(vma) && !Memfds.IsMemfd(vma.Path) && !SysvAttachments.IsAttachment(vma))
         {
             return GhostFiles.Problem($"mapping {vma.Range} of", vma.Path, FileStatus.Of(MapFiles.PathOf(pid, vma)), options);
         }
@@ -156,6 +152,10 @@ internal static partial class AddressSpace
                 flags |= mapFlag;
             }
         }
+        if (HugetlbMemory.IsHugetlb(vma))
+        {
+            flags |= HugetlbMemory.MapFlags(vma);
+        }
         ulong advice = 0;
         foreach (var (flag, madv) in AdviceFromVmFlags)
         {
@@ -207,7 +207,7 @@ internal static partial class AddressSpace
                 flags |= Mman.MAP_ANONYMOUS;
                 break;
             default:
-                if (vma.IsAnonymous)
+                if (vma.IsAnonymous || (HugetlbMemory.IsAnonymous(vma) && !vma.Shared))
                 {
                     status |= VmaStatus.AnonPrivate;
                     flags |= Mman.MAP_ANONYMOUS;

@@ -37,12 +37,13 @@ internal sealed record SavedVma(VmaInfo Info, VmaEntry Entry, PagePolicy Policy)
 
     /// <summary>
     /// Whether an area's pages may arrive lazily: private anonymous memory (what a userfaultfd can fill), not locked
-    /// (mlock must find it all there), not droppable (a userfaultfd cannot register it) and not the vDSO family.
+    /// (mlock must find it all there), not droppable (a userfaultfd cannot register it), not hugetlb (a userfaultfd
+    /// fills it a whole huge page at a time, and its pages are saved a base page at a time) and not the vDSO family.
     /// </summary>
     public static bool MayBeLazy(VmaEntry area)
     {
         var status = (VmaStatus)area.Status;
         return (status & VmaStatus.AnonPrivate) != 0 && (status & (VmaStatus.Vdso | VmaStatus.Vvar | VmaStatus.Vsyscall)) == 0
-            && (area.Flags & (uint)(Native.Interop.Mman.MAP_LOCKED | Native.Interop.Mman.MAP_DROPPABLE)) == 0;
+            && (area.Flags & (uint)(Native.Interop.Mman.MAP_LOCKED | Native.Interop.Mman.MAP_DROPPABLE | Native.Interop.Mman.MAP_HUGETLB)) == 0;
     }
 }

@@ -36,9 +36,9 @@ internal static class SharedMemory
         }
     }
 
-    /// <summary>MAP_SHARED|MAP_ANONYMOUS memory; kernels since 6.1 show a named one as [anon_shmem:NAME].</summary>
+    /// <summary>MAP_SHARED|MAP_ANONYMOUS memory; kernels since 6.1 show a named one as [anon_shmem:NAME], and one of huge pages is on hugetlbfs.</summary>
     public static bool IsSharedAnonymous(VmaInfo vma) =>
-        vma.Shared && (vma.Path == "/dev/zero (deleted)" || vma.Path.StartsWith("[anon_shmem:", StringComparison.Ordinal));
+        vma.Shared && (vma.Path == "/dev/zero (deleted)" || vma.Path.StartsWith("[anon_shmem:", StringComparison.Ordinal) || HugetlbMemory.IsAnonymous(vma));
 
     /// <summary>Saves the object behind an area, once for the whole tree; returns its size (its mappings may cover less).</summary>
     public static ulong Dump(DumpSession session, int pid, VmaInfo vma)
@@ -66,15 +66,24 @@ internal static class SharedMemory
         return file;
     }
 
+    /// <summary>The size of object <paramref name="shmid"/>: as saved, and never smaller than the furthest any process maps it (all CRIU knows).</summary>
+    public static ulong SizeOf(ImageSet images, ulong shmid) =>
+        Areas(images, shmid).Max(v => Math.Max(v.Pgoff + (v.End - v.Start), v.CriupsShmemSize));
+
+    private static IEnumerable<VmaEntry> Areas(ImageSet images, ulong shmid) =>
+        images.Processes.SelectMany(p => p.Mm.Vmas).Where(v => ((VmaStatus)v.Status & VmaStatus.AnonShared) != 0 && v.Shmid == shmid);
+
     private static FileDescriptor Create(RestoreSession session, ulong shmid)
     {
-        // As large as the saved object, and never smaller than the furthest any process maps it (all CRIU knows).
-        ulong size = session.Images.Processes
-            .SelectMany(p => p.Mm.Vmas)
-            .Where(v => ((VmaStatus)v.Status & VmaStatus.AnonShared) != 0 && v.Shmid == shmid)
-            .Max(v => Math.Max(v.Pgoff + (v.End - v.Start), v.CriupsShmemSize));
-        size = Page.AlignUp(size);
-        ulong address = Mmap.SharedAnonymous(size);
+        ulong size = Page.AlignUp(SizeOf(session.Images, shmid));
+        // An object of huge pages is made so again (its areas carry MAP_HUGETLB and the page size), its size whole pages of that size.
+        ulong hugetlb = Areas(session.Images, shmid).Select(v => v.Flags & (Mman.MAP_HUGETLB | HugePages.SizeMask)).FirstOrDefault(f => f != 0);
+        if (hugetlb != 0)
+        {
+            ulong pageSize = HugetlbMemory.PageSizeOf((uint)hugetlb);
+            size = (size + pageSize - 1) / pageSize * pageSize;
+        }
+        ulong address = Mmap.SharedAnonymous(size, hugetlb);
         FileDescriptor file;
         try
         {

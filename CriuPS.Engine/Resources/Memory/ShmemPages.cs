@@ -14,7 +14,7 @@ namespace CriuPS.Engine.Resources.Memory;
 /// The contents of a shared memory object (shared anonymous memory, a memfd) in CRIU's pagemap-shmem-SHMID.img +
 /// pages-N.img: runs of pages addressed by their offset in the object. Dump reads the object through a descriptor of
 /// its own, skipping holes (SEEK_DATA/SEEK_HOLE) and all-zero pages: both come back as zeros. Restore writes the runs
-/// back with pwrite, never past the object's size.
+/// back (<see cref="ObjectWriter"/>), never past the object's size.
 /// </summary>
 internal static class ShmemPages
 {
@@ -122,7 +122,7 @@ internal static class ShmemPages
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, e.Message, e.Path, ImageDamage.Action, e);
         }
         using var pages = new PageChain(directory, ImageTypes.ShmemPagemap, shmid.ToString(CultureInfo.InvariantCulture), head, entries, session.PagesVerifiedOnRead);
-        var contents = new SafeFileHandle(writable.Value, ownsHandle: false);
+        using var contents = ObjectWriter.For(writable, size);
         foreach (var run in pages.Runs)
         {
             if (run.Range.End.Value > Page.AlignUp(size))
@@ -134,7 +134,7 @@ internal static class ShmemPages
             {
                 int length = (int)Math.Min(ChunkBytes, run.Range.End.Value - offset);
                 var data = pages.Read(new Address(offset), length)!;
-                RandomAccess.Write(contents, data.AsSpan(0, (int)Math.Min((ulong)length, size - offset)), (long)offset);
+                contents.Write(data.AsSpan(0, (int)Math.Min((ulong)length, size - offset)), offset);
             }
         }
     }

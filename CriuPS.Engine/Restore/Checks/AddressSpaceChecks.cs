@@ -24,7 +24,8 @@ internal static class AddressSpaceChecks
     private const ulong KnownProtections = Mman.PROT_READ | Mman.PROT_WRITE | Mman.PROT_EXEC;
 
     // What CRIU and CriuPS record of a mapping's flags (smaps' VmFlags gd, lo, nr and ht, and how it was mapped:
-    // shared, private, or droppable, VmFlags dp, which Linux 6.11 added as a type of its own).
+    // shared, private, or droppable, VmFlags dp, which Linux 6.11 added as a type of its own); with MAP_HUGETLB, the
+    // size bits of its page size (checked apart).
     private const ulong KnownFlags = Mman.MAP_SHARED | Mman.MAP_PRIVATE | Mman.MAP_DROPPABLE | Mman.MAP_ANONYMOUS | Mman.MAP_GROWSDOWN
         | Mman.MAP_LOCKED | Mman.MAP_NORESERVE | Mman.MAP_HUGETLB;
 
@@ -67,7 +68,15 @@ internal static class AddressSpaceChecks
                 throw ImageDamage.In(path, $"{entry}: protection 0x{vma.Prot:x} has bits no mapping has (only PROT_READ, PROT_WRITE and PROT_EXEC).");
             }
             ulong type = vma.Flags & (Mman.MAP_SHARED | Mman.MAP_PRIVATE | Mman.MAP_DROPPABLE);
-            if ((vma.Flags & ~KnownFlags) != 0 || type is not (Mman.MAP_SHARED or Mman.MAP_PRIVATE or Mman.MAP_DROPPABLE)
+            if (HugetlbMemory.FlagsProblem((uint)(vma.Flags & (Mman.MAP_HUGETLB | HugePages.SizeMask)), (uint)Mman.MAP_HUGETLB, "MAP_HUGETLB") is { } hugetlb)
+            {
+                throw ImageDamage.In(path, $"{entry}: {hugetlb}.");
+            }
+            if ((vma.Flags & Mman.MAP_HUGETLB) != 0 && HugePages.PageSizeOf((uint)vma.Flags) is { } hugePage && (vma.Start % hugePage != 0 || vma.End % hugePage != 0))
+            {
+                throw ImageDamage.In(path, $"{entry}: the area of huge pages of {hugePage >> 10} kB does not start and end on their boundaries.");
+            }
+            if ((vma.Flags & ~(KnownFlags | HugePages.SizeMask)) != 0 || type is not (Mman.MAP_SHARED or Mman.MAP_PRIVATE or Mman.MAP_DROPPABLE)
                 || (type == Mman.MAP_DROPPABLE && (vma.Flags & Mman.MAP_ANONYMOUS) == 0))
             {
                 throw ImageDamage.In(path, $"{entry}: flags 0x{vma.Flags:x} are no mapping's (one of MAP_SHARED, MAP_PRIVATE and MAP_DROPPABLE (anonymous only), with MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE or MAP_HUGETLB).");

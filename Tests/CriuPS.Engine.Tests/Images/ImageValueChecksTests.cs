@@ -96,6 +96,56 @@ public sealed class ImageValueChecksTests
         Assert.Contains("flags 0x8 are no mapping's", e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(0x00200000UL, 0x00600000UL, 21U << 26, null)] // MAP_HUGE_2MB, on 2 MiB boundaries: what a checkpoint writes
+    [InlineData(0x00200000UL, 0x00600000UL, 0U, null)] // no size bits: the default huge page size
+    [InlineData(0x00201000UL, 0x00600000UL, 21U << 26, "does not start and end on their boundaries")]
+    [InlineData(0x00200000UL, 0x00600000UL, 2U << 26, "ask for pages of 2^2 bytes")]
+    [InlineData(0x00200000UL, 0x00600000UL, 63U << 26, "ask for pages of 2^63 bytes")]
+    public void HugetlbAreasPassWithTheirPageSizeAndDamagedOnesAreNamed(ulong start, ulong end, uint sizeBits, string? problem)
+    {
+        var area = Area(start, end);
+        area.Flags = (uint)(Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_HUGETLB) | sizeBits;
+        var mm = Memory(Area(0x100000, 0x102000), area);
+        if (problem is null)
+        {
+            AddressSpaceChecks.Check(Mm, mm);
+            return;
+        }
+        var e = Refused(() => AddressSpaceChecks.Check(Mm, mm));
+        Assert.Contains($"entries[0].vmas[1] ({start:x}-{end:x})", e.Message, StringComparison.Ordinal);
+        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void HugePageSizeBitsWithoutMapHugetlbAreNamed()
+    {
+        var area = Area(0x200000, 0x400000);
+        area.Flags = (uint)(Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS) | (21U << 26);
+        var e = Refused(() => AddressSpaceChecks.Check(Mm, Memory(Area(0x100000, 0x102000), area)));
+        Assert.Contains("are not MAP_HUGETLB with the size bits of a page size", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0x54000004U, 4U, null)] // MFD_HUGETLB | MFD_HUGE_2MB, as CRIU writes a memfd's
+    [InlineData(0x54000800U, 0x800U, null)] // SHM_HUGETLB | SHM_HUGE_2MB, a segment's
+    [InlineData(4U, 4U, null)] // the default size
+    [InlineData(0x54000000U, 4U, "are not MFD_HUGETLB with the size bits")]
+    [InlineData(0x54000005U, 4U, "are not MFD_HUGETLB with the size bits")]
+    [InlineData(0x04000004U, 4U, "2^1 bytes")]
+    public void HugetlbFlagsOfMemfdsAndSegmentsAreChecked(uint flags, uint flag, string? problem)
+    {
+        var found = HugetlbMemory.FlagsProblem(flags, flag, flag == 4 ? "MFD_HUGETLB" : "SHM_HUGETLB");
+        if (problem is null)
+        {
+            Assert.Null(found);
+        }
+        else
+        {
+            Assert.Contains(problem, found, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public void AGroupWhoseLeaderExitedPassesAndOneNamedByAThreadIsNamed()
     {

@@ -9,18 +9,24 @@ public class SmapsParserTests
     private const string Smaps =
         "55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]\n" +
         "Size:                132 kB\n" +
+        "KernelPageSize:        4 kB\n" +
         "Anonymous:             8 kB\n" +
         "VmFlags: rd wr mr mw me ac sd \n" +
         "7f1e2c000000-7f1e2c001000 r--s 00002000 fe:01 1234567                    /tmp/caf\u00e9 (deleted)\n" +
         "Size:                  4 kB\n" +
         "FilePmdMapped:         0 kB\n" +
-        "VmFlags: rd sh mr mw me ms dd io pf \n";
+        "VmFlags: rd sh mr mw me ms dd io pf \n" +
+        "7f1e2c200000-7f1e2c600000 rw-p 00000000 00:11 11166219                   /anon_hugepage (deleted)\n" +
+        "Size:               4096 kB\n" +
+        "KernelPageSize:     2048 kB\n" +
+        "MMUPageSize:        2048 kB\n" +
+        "VmFlags: rd wr mr mw me de ht \n";
 
     [Fact]
     public void ReadsHeadersAndFlagsFromBytes()
     {
         var vmas = SmapsParser.Parse(Encoding.UTF8.GetBytes(Smaps));
-        Assert.Equal(2, vmas.Count);
+        Assert.Equal(3, vmas.Count);
         Assert.Equal("[heap]", vmas[0].Path);
         Assert.Equal(0x55d0c0a00000UL, vmas[0].Start.Value);
         Assert.True(vmas[0].Writable && !vmas[0].Shared);
@@ -32,6 +38,10 @@ public class SmapsParserTests
         Assert.Equal(1234567UL, vmas[1].Inode);
         Assert.True(vmas[1].HasFlag("io") && vmas[1].HasFlag("pf") && vmas[1].HasFlag("rd"));
         Assert.False(vmas[1].HasFlag("wr"));
+        Assert.Equal(4096UL, vmas[0].KernelPageSize);
+        Assert.Equal(0UL, vmas[1].KernelPageSize); // not given: unknown
+        Assert.Equal(2UL << 20, vmas[2].KernelPageSize);
+        Assert.True(vmas[2].HasFlag("ht"));
     }
 
     [Fact]
