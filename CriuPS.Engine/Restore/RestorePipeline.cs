@@ -170,7 +170,7 @@ public static class RestorePipeline
         }
         // Stand-ins take the PIDs of gone session and group leaders for a moment. A new namespace has every PID free.
         var ids = newNamespace ? []
-            : images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(TreeBuilder.StandInPids(images.Tree));
+            : images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(ProcessTree.StandInPids(images.Tree));
         foreach (int id in ids)
         {
             WaitForZombieToGo(id, session.Log);

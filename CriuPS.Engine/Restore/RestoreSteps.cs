@@ -137,7 +137,7 @@ internal sealed class RestoreSteps
         {
             Host = RestoreHost.Start(Options.ShellJob, Log);
         }
-        var shells = TreeBuilder.Create(session, Host, InjectionAreaSize, childOfCaller: !Options.Detach, Created.Add, enginePidfd);
+        var shells = ProcessTree.Create(session, Host, InjectionAreaSize, childOfCaller: !Options.Detach, Created.Add, enginePidfd);
         if (NamespaceInit is null)
         {
             Host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
