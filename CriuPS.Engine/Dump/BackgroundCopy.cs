@@ -55,30 +55,24 @@ internal sealed class BackgroundCopy : IDisposable
         var stopped = Stopwatch.StartNew();
         frozenTime.Start();
         var tree = FrozenTree.Freeze(options.ProcessId, options.FreezeTimeout, log);
-        var injections = new Dictionary<int, Injection>();
-        var memories = new List<ProcessMemory>();
         var areas = new Dictionary<int, List<VmaInfo>>();
         try
         {
             foreach (var process in tree.Processes)
             {
-                var memory = ProcessMemory.Open(process.ProcessId);
-                memories.Add(memory);
+                var memory = tree.OpenMemory(process.ProcessId);
                 // maps, not smaps: smaps counts every page of every area, which takes as long as the memory is large.
                 var vmas = SmapsParser.ReadMaps(process.ProcessId);
-                injections[process.ProcessId] = DumpPipeline.BeginInjection(process, memory, vmas);
-                armedAhead[process.ProcessId] = BackgroundSnapshot.ArmAhead(process.ProcessId, injections[process.ProcessId], log);
+                var injection = tree.BeginInjection(process, memory, vmas);
+                armedAhead[process.ProcessId] = BackgroundSnapshot.ArmAhead(process.ProcessId, injection, log);
                 areas[process.ProcessId] = vmas;
             }
         }
         finally
         {
-            DumpPipeline.Release(tree, injections, log);
+            tree.Release(log);
             frozenTime.Stop();
-            foreach (var memory in memories)
-            {
-                memory.Dispose();
-            }
+            tree.Dispose();
         }
         log.Detail($"background copy: userfaultfd made in {armedAhead.Count} process(es) in a stop of {stopped.Elapsed.TotalMilliseconds:F1} ms");
         foreach (var (pid, snapshot) in armedAhead)

@@ -31,7 +31,6 @@ namespace CriuPS.Engine.Dump;
 /// </summary>
 public static class DumpPipeline
 {
-    private static readonly ByteCount InjectionAreaSize = new(64 * 1024);
 
     /// <summary>Checkpoints into the image directory of <see cref="DumpOptions.ImagePath"/>.</summary>
     public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
@@ -111,8 +110,6 @@ public static class DumpPipeline
         var frozenTime = new Stopwatch();
         FrozenTree? tree = null;
         CgroupFreezer? cgroup = null;
-        var injections = new Dictionary<int, Injection>();
-        var memories = new List<ProcessMemory>();
         var background = options.Background ? new BackgroundCopy() : null;
         try
         {
@@ -124,7 +121,7 @@ public static class DumpPipeline
             cgroup = options.FreezeCgroup is { } frozenCgroup ? CgroupFreezer.Freeze(frozenCgroup, options.FreezeTimeout, log) : null;
             tree = FrozenTree.Freeze(root, options.FreezeTimeout, log, cgroup);
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
-            Attach(tree, session, injections, memories, background);
+            tree.Attach(session, background);
             log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
             if (options.TcpEstablished)
             {
@@ -178,14 +175,14 @@ public static class DumpPipeline
             if (background is not null)
             {
                 // Everything but the protected pages is saved: the tree runs on while they are copied.
-                Resume(session, tree, injections);
+                Resume(session, tree);
                 frozenTime.Stop();
                 log.Phase("Saving memory in the background");
                 background.Copy(session);
             }
             ImageSetWriter.Write(session);
             FailurePoint.Check(options.FailAt, FailurePoint.BeforeKill);
-            log.Write($"{injections.Values.Sum(i => i.Caller.CallCount)} injected system calls");
+            log.Write($"{tree.InjectedCalls} injected system calls");
             log.Flush();
             directory.Commit();
             log.Relocate(directory.LogPath);
@@ -201,13 +198,13 @@ public static class DumpPipeline
                 // Their connections stay locked and in repair mode: the held tree resumes them, or drops them once the copy runs.
                 session.Held = Migration.HeldTree.Of(tree, session.InetSockets, log);
                 PseudoTerminalDump.End(session, putBack: true);
-                Release(tree, injections, log, Signals.SIGSTOP);
+                tree.Release(log, Signals.SIGSTOP);
             }
             else if (options.LeaveRunning)
             {
                 if (background is null) // a background checkpoint resumed the processes before it copied their memory
                 {
-                    Resume(session, tree, injections);
+                    Resume(session, tree);
                 }
             }
             else
@@ -229,10 +226,7 @@ public static class DumpPipeline
             log.Error(e.ToString());
             session.InetSockets.Resume(log);
             PutBackTerminalData(session);
-            if (tree is not null)
-            {
-                Release(tree, injections, log);
-            }
+            tree?.Release(log);
             background?.Dispose(); // every protection lifted, and said so in the log before it closes
             log.Dispose();
             var kept = directory.Abort();
@@ -242,10 +236,7 @@ public static class DumpPipeline
         finally
         {
             background?.Dispose(); // its handler threads read the processes' memory: before it is closed
-            foreach (var memory in memories)
-            {
-                memory.Dispose();
-            }
+            tree?.Dispose(); // the processes' memory, opened as the tree was attached
             cgroup?.Dispose(); // thawed already once the tasks were seized; whatever happened, never left frozen
             session.UnixSockets?.Dispose(); // our copies of descriptors in flight
         }
@@ -277,56 +268,13 @@ public static class DumpPipeline
         log.Dispose();
     }
 
-    /// <summary>
-    /// Takes over the frozen tree for a dump: checks the layout of what is frozen (processes forked while we froze
-    /// were not checked before), and opens memory and an injection session in every live process.
-    /// </summary>
-    internal static void Attach(FrozenTree tree, DumpSession session, Dictionary<int, Injection> injections, List<ProcessMemory> memories, BackgroundCopy? background = null)
-    {
-        int root = session.Options.ProcessId;
-        var layout = ProcessTree.LayoutProblems(tree.Members, session.Options.ShellJob).ToList();
-        if (layout.Count > 0)
-        {
-            throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {root} cannot be checkpointed: {string.Join("; ", layout)}.", root);
-        }
-        foreach (var member in tree.Members)
-        {
-            session.TreeOrder.Add(member.Pid);
-            if (member.IsZombie)
-            {
-                session.Zombies.Add(new DumpedZombie(member));
-                continue;
-            }
-            var frozen = tree[member.Pid];
-            var memory = ProcessMemory.Open(member.Pid);
-            memories.Add(memory);
-            // Read once (megabytes for thousands of areas), before the injection area joins them; a background
-            // checkpoint read smaps ahead and reads only maps now (no walk over every page while frozen).
-            var vmas = background?.AreasAtFreeze(member.Pid, session.Log) ?? SmapsParser.Read(member.Pid);
-            var injection = BeginInjection(frozen, memory, vmas);
-            injections[member.Pid] = injection;
-            foreach (var leftover in injection.RemoveLeftovers(vmas))
-            {
-                session.Log.Write($"process {member.Pid}: removed the injection area {leftover.Range} that a checkpoint which died left behind");
-                vmas.Remove(leftover);
-            }
-            session.Processes.Add(new DumpedProcess(frozen, memory, injection, vmas));
-        }
-    }
-
-    /// <summary>Maps the injection area in a frozen process: through its parked leader where it has one.</summary>
-    internal static Injection BeginInjection(FrozenProcess frozen, ProcessMemory memory, IReadOnlyList<VmaInfo> vmas) =>
-        frozen.Parked.TryGetValue(frozen.ProcessId, out var leader)
-            ? Injection.BeginParked(leader, memory, InjectionAreaSize, frozen.StopSignal, frozen.HeldWhileRunning)
-            : Injection.Begin(frozen.Leader, memory, vmas, InjectionAreaSize);
-
     // -LeaveRunning: the connections and terminals as they were, the processes let go.
-    private static void Resume(DumpSession session, FrozenTree tree, Dictionary<int, Injection> injections)
+    private static void Resume(DumpSession session, FrozenTree tree)
     {
         session.Log.Phase("Resuming the processes");
         session.InetSockets.Resume(session.Log);
         PseudoTerminalDump.End(session, putBack: true);
-        Release(tree, injections, session.Log);
+        tree.Release(session.Log);
     }
 
     // A failed dump gives the terminals back the bytes it took from them; a failure here must not hide the first one.
@@ -340,40 +288,6 @@ public static class DumpPipeline
         {
             session.Log.Error($"putting back the bytes queued in terminals: {e.Message}");
         }
-    }
-
-    internal static void Release(FrozenTree tree, Dictionary<int, Injection> injections, EngineLog log, int stopSignal = 0)
-    {
-        foreach (var process in tree.Processes)
-        {
-            try
-            {
-                Release(process, injections.GetValueOrDefault(process.ProcessId), log, stopSignal);
-            }
-            catch (TraceeGoneException e)
-            {
-                log.Error($"releasing {process.ProcessId}: {e.Message}");
-            }
-        }
-    }
-
-    /// <summary>Puts the process back as it was: our injection area gone, registers and signal masks restored, detached.</summary>
-    private static void Release(FrozenProcess frozen, Injection? injection, EngineLog log, int stopSignal)
-    {
-        if (injection is not null && frozen.Leader.IsAttached)
-        {
-            var resume = SyscallRestart.ForResume(injection.Caller.OriginalRegs, restartBlockKept: true);
-            try
-            {
-                injection.End(resume);
-            }
-            catch (Exception e) when (e is not TraceeGoneException)
-            {
-                log.Error($"removing the injection area: {e.Message}");
-                frozen.Leader.SetRegs(resume);
-            }
-        }
-        frozen.Release(stopSignal);
     }
 
     /// <summary>

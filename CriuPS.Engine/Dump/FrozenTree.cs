@@ -3,19 +3,26 @@ using CriuPS.Engine.Logging;
 using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Cgroups;
 using CriuPS.Engine.Resources.Process;
+using CriuPS.Native.Arch;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Dump;
 
 /// <summary>
 /// Every process of the tree under the root, frozen: parents are frozen before their children, and the tree is
 /// listed again until a pass finds nothing new, so a process forked while we freeze is caught too. Zombies cannot
-/// be traced; they are recorded as they are.
+/// be traced; they are recorded as they are. The one skeleton of dumps, pre-dumps and the background copy's arming:
+/// <see cref="Freeze"/>, <see cref="Attach"/> (memory and an injection session in every process), then
+/// <see cref="Release"/> (each process put back as it was) or <see cref="Kill"/>; disposing closes the memories.
 /// </summary>
-internal sealed class FrozenTree
+internal sealed class FrozenTree : IDisposable
 {
+    private static readonly ByteCount InjectionAreaSize = new(64 * 1024);
+
     private FrozenTree(List<ProcessTree.Member> members, Dictionary<int, FrozenProcess> frozen)
     {
         Members = members;
@@ -23,6 +30,8 @@ internal sealed class FrozenTree
     }
 
     private readonly Dictionary<int, FrozenProcess> frozen;
+    private readonly Dictionary<int, Injection> injections = new();
+    private readonly List<ProcessMemory> memories = new();
 
     /// <summary>The tree, parents before children, the root first.</summary>
     public IReadOnlyList<ProcessTree.Member> Members { get; }
@@ -137,6 +146,109 @@ internal sealed class FrozenTree
     }
 
     public FrozenProcess this[int pid] => frozen[pid];
+
+    /// <summary>
+    /// Takes over the frozen tree for a dump: checks the layout of what is frozen (processes forked while we froze
+    /// were not checked before), and opens memory and an injection session in every live process.
+    /// </summary>
+    public void Attach(DumpSession session, BackgroundCopy? background = null)
+    {
+        int root = session.Options.ProcessId;
+        var layout = ProcessTree.LayoutProblems(Members, session.Options.ShellJob).ToList();
+        if (layout.Count > 0)
+        {
+            throw new CheckpointException(CheckpointErrorKind.Unsupported, $"Process {root} cannot be checkpointed: {string.Join("; ", layout)}.", root);
+        }
+        foreach (var member in Members)
+        {
+            session.TreeOrder.Add(member.Pid);
+            if (member.IsZombie)
+            {
+                session.Zombies.Add(new DumpedZombie(member));
+                continue;
+            }
+            var process = frozen[member.Pid];
+            var memory = OpenMemory(member.Pid);
+            // Read once (megabytes for thousands of areas), before the injection area joins them; a background
+            // checkpoint read smaps ahead and reads only maps now (no walk over every page while frozen).
+            var vmas = background?.AreasAtFreeze(member.Pid, session.Log) ?? SmapsParser.Read(member.Pid);
+            var injection = BeginInjection(process, memory, vmas);
+            foreach (var leftover in injection.RemoveLeftovers(vmas))
+            {
+                session.Log.Write($"process {member.Pid}: removed the injection area {leftover.Range} that a checkpoint which died left behind");
+                vmas.Remove(leftover);
+            }
+            session.Processes.Add(new DumpedProcess(process, memory, injection, vmas));
+        }
+    }
+
+    /// <summary>Opens the memory of a process of the tree, closed when the tree is disposed.</summary>
+    public ProcessMemory OpenMemory(int pid)
+    {
+        var memory = ProcessMemory.Open(pid);
+        memories.Add(memory);
+        return memory;
+    }
+
+    /// <summary>
+    /// Maps the injection area in a frozen process (through its parked leader where it has one); <see cref="Release"/>
+    /// removes it.
+    /// </summary>
+    public Injection BeginInjection(FrozenProcess process, ProcessMemory memory, IReadOnlyList<VmaInfo> vmas)
+    {
+        var injection = process.Parked.TryGetValue(process.ProcessId, out var leader)
+            ? Injection.BeginParked(leader, memory, InjectionAreaSize, process.StopSignal, process.HeldWhileRunning)
+            : Injection.Begin(process.Leader, memory, vmas, InjectionAreaSize);
+        injections[process.ProcessId] = injection;
+        return injection;
+    }
+
+    /// <summary>The system calls injected into the tree's processes so far.</summary>
+    public int InjectedCalls => injections.Values.Sum(i => i.Caller.CallCount);
+
+    /// <summary>Lets every process go, as it was (or stopped by <paramref name="stopSignal"/>).</summary>
+    public void Release(EngineLog log, int stopSignal = 0)
+    {
+        foreach (var process in Processes)
+        {
+            try
+            {
+                Release(process, injections.GetValueOrDefault(process.ProcessId), log, stopSignal);
+            }
+            catch (TraceeGoneException e)
+            {
+                log.Error($"releasing {process.ProcessId}: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>Puts the process back as it was: our injection area gone, registers and signal masks restored, detached.</summary>
+    private static void Release(FrozenProcess frozen, Injection? injection, EngineLog log, int stopSignal)
+    {
+        if (injection is not null && frozen.Leader.IsAttached)
+        {
+            var resume = IArchitecture.Current.ForResume(injection.Caller.OriginalRegs, restartBlockKept: true);
+            try
+            {
+                injection.End(resume);
+            }
+            catch (Exception e) when (e is not TraceeGoneException)
+            {
+                log.Error($"removing the injection area: {e.Message}");
+                frozen.Leader.SetRegs(resume);
+            }
+        }
+        frozen.Release(stopSignal);
+    }
+
+    public void Dispose()
+    {
+        foreach (var memory in memories)
+        {
+            memory.Dispose();
+        }
+        memories.Clear();
+    }
 
     /// <summary>Kills every process and collects what the kernel reports of their ends.</summary>
     public void Kill()

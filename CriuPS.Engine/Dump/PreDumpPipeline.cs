@@ -55,8 +55,6 @@ internal static class PreDumpPipeline
         FrozenTree? tree = null;
         CgroupFreezer? cgroup = null;
         bool frozen = false;
-        var injections = new Dictionary<int, Injection>();
-        var memories = new List<ProcessMemory>();
         var armed = new List<TrackedProcess>();
         try
         {
@@ -66,7 +64,7 @@ internal static class PreDumpPipeline
             frozen = true;
             frozenTime.Start();
             FailurePoint.Check(options.FailAt, FailurePoint.AfterSeize);
-            DumpPipeline.Attach(tree, session, injections, memories);
+            tree.Attach(session);
 
             log.Phase("Finding pages and tracking writes");
             var plans = new List<PagePlan>();
@@ -79,7 +77,7 @@ internal static class PreDumpPipeline
             }
 
             log.Phase("Resuming the processes");
-            DumpPipeline.Release(tree, injections, log);
+            tree.Release(log);
             frozen = false;
             frozenTime.Stop();
 
@@ -104,7 +102,7 @@ internal static class PreDumpPipeline
             log.Error(e.ToString());
             if (frozen)
             {
-                DumpPipeline.Release(tree!, injections, log);
+                tree!.Release(log);
             }
             // Writes seen by this pre-dump were counted from it on; without its image they are lost: start over.
             foreach (var process in session.Processes)
@@ -117,10 +115,7 @@ internal static class PreDumpPipeline
         }
         finally
         {
-            foreach (var memory in memories)
-            {
-                memory.Dispose();
-            }
+            tree?.Dispose();
             cgroup?.Dispose();
         }
 

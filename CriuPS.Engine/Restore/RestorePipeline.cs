@@ -35,8 +35,6 @@ namespace CriuPS.Engine.Restore;
 /// </summary>
 public static class RestorePipeline
 {
-    private static readonly ByteCount InjectionAreaSize = ByteCount.FromMiB(1);
-
     public static RestoredProcess Run(RestoreOptions options, IEngineObserver observer)
     {
         var log = new EngineLog(observer, options.Cancellation);
@@ -76,175 +74,19 @@ public static class RestorePipeline
         };
         CheckCanRestore(session);
 
-        RestoreHost? host = null;
-        RestoreHost? namespaceInit = null;
-        var created = new List<Tracee>();
-        var memories = new List<ProcessMemory>();
-        TimeSpan readTime, memoryTime;
-        IReadOnlyList<string> cgroups;
-        var processes = new List<RestoringProcess>();
+        // The order lives in RestoreSteps.Order; what its steps made so far is killed when one fails.
+        var steps = new RestoreSteps(session, total);
         try
         {
-            // Before the sockets, which are made inside it.
-            session.Network = TreeNetwork.Prepare(session);
-            FileDescriptors.OpenForRestore(session);
-            FileLocks.TakeOnDescriptions(session);
-            FailurePoint.Check(options.FailAt, FailurePoint.AfterSockets);
-            readTime = total.Elapsed;
-            if (options.LazyPages)
-            {
-                session.Lazy = new LazyTransfer(LazyPageSources.Open(session), log, root.Pid);
-            }
-
-            log.Phase("Creating the processes");
-            int enginePidfd = EnginePidfdNumber(images);
-            if (options.NewPidNamespace)
-            {
-                host = namespaceInit = RestoreHost.StartNamespaceInit(root.Pid, enginePidfd, childOfCaller: !options.Detach, InjectionAreaSize, log);
-                session.Pids = new RestoredPids(namespaceInit.Pid, enginePidfd);
-            }
-            else
-            {
-                host = RestoreHost.Start(options.ShellJob, log);
-            }
-            var shells = TreeBuilder.Create(session, host, InjectionAreaSize, childOfCaller: !options.Detach, created.Add, enginePidfd);
-            if (namespaceInit is null)
-            {
-                host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
-            }
-            host = null;
-            memories.AddRange(shells.Select(s => s.Memory));
-            processes = shells.Where(s => !s.IsZombie)
-                .Select(s => new RestoringProcess(images.Processes.First(p => p.Pid == s.Pid), s.Leader, s.Memory, s.Injection))
-                .ToList();
-            log.Detail($"created {shells.Count} process(es), {images.Zombies.Count} of them zombies");
-            FileDescriptors.OpenOnceProcessesExist(session);
-            foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
-            {
-                CloseInherited(session, process);
-            }
-            FailurePoint.Check(options.FailAt, FailurePoint.AfterCreate);
-
-            // Before memory: each process attaches its System V segments again, which must exist in its namespace.
-            IpcNamespace.Restore(session, processes);
-            // Before memory and files, which a mount namespace of their own names in its view (a container's root); its
-            // sysfs is of the network namespace, its cgroup binds of the cgroups made here, setns through the engine's /proc.
-            foreach (var process in processes)
-            {
-                session.Network.Join(session, process); // setns needs CAP_SYS_ADMIN, which the credentials may drop
-            }
-            UtsNamespace.Restore(session, processes); // its setns goes through the engine's /proc too
-            TimeNamespaces.Restore(session, processes); // as UTS; and while every process is single-threaded (setns needs it)
-            CgroupRestore.MakeMissing(session);
-            MountNamespaceRestore.Restore(session, processes);
-            FileDescriptors.OpenInMountNamespace(session);
-
-            log.Phase("Restoring memory");
-            var memoryClock = Stopwatch.StartNew();
-            foreach (var process in processes)
-            {
-                AddressSpace.Restore(session, process);
-                MmFields.Restore(session, process);
-            }
-            IpcNamespace.Finish(session);
-            Memfds.ApplyLateSeals(session);
-            memoryTime = memoryClock.Elapsed + ForkedMemory.Elapsed(session); // a tree's private memory came in as it was forked
-            FailurePoint.Check(options.FailAt, FailurePoint.AfterMemory);
-
-            log.Phase("Restoring files");
-            foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
-            {
-                FileDescriptors.Restore(session, process);
-                PosixQueues.Install(session, process);
-            }
-            foreach (var process in processes)
-            {
-                FileLocks.TakeInProcess(session, process);
-            }
-            FailurePoint.Check(options.FailAt, FailurePoint.AfterFiles);
-
-            log.Phase("Restoring process state");
-            foreach (var process in processes)
-            {
-                SignalHandlers.Restore(process);
-                TaskAttributes.Restore(session, process);
-            }
-            // After the attributes (the login uid is written through /proc, which a new root may not have) and
-            // before the credentials (chroot needs CAP_SYS_CHROOT).
-            foreach (var process in OnePerTable(processes, p => p.Images.Ids.FsId))
-            {
-                FsState.Restore(session, process);
-            }
-            foreach (var process in processes)
-            {
-                ThreadGroup.CreateThreads(process);
-                created.AddRange(process.Threads.Skip(1).Select(t => t.Tracee));
-                PosixTimers.Restore(process); // after the threads: a timer may signal one of them
-                foreach (var thread in process.Threads)
-                {
-                    ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
-                    var creds = thread.Core.ThreadCore.Creds;
-                    var current = ProcStatus.ReadThread(process.HostPid, thread.Tid);
-                    if (creds is not null && Creds.Differ(creds, current))
-                    {
-                        Creds.Restore(creds, current, thread.Caller, process.Injection.Scratch);
-                    }
-                    // A change of credentials clears the parent-death signal and resets the dumpable flag.
-                    ThreadState.RestoreParentDeathSignal(thread.Core, thread.Caller);
-                }
-                MmFields.RestoreDumpable(process);
-                // Last: a filter may forbid the calls above.
-                foreach (var thread in process.Threads)
-                {
-                    Seccomp.Restore(session, process, thread.Caller, thread.Core.ThreadCore);
-                }
-            }
-            // Once every process, group and thread exists: an owner may name any of them.
-            FileDescriptors.RestoreOwners(session);
-            FailurePoint.Check(options.FailAt, FailurePoint.AfterCredentials);
-            // Every thread exists and none has run: each goes into its own cgroups.
-            CgroupRestore.Place(session, processes);
-            FailurePoint.Check(options.FailAt, FailurePoint.AfterCgroups);
-            cgroups = CgroupRestore.Where(session.Pids.Host(root.Pid));
-
-            log.Phase("Resuming");
-            if (session.Pids.EnginePidfd is int inherited)
-            {
-                foreach (var process in OnePerTable(processes, p => p.Images.Ids.FilesId))
-                {
-                    process.Caller.Checked("close of the engine's pidfd", SyscallNumber.Close, (ulong)inherited);
-                }
-            }
-            foreach (var process in processes)
-            {
-                SetFinalState(process);
-            }
-            // Every process is whole: the network lock goes, and the connections leave repair mode.
-            session.InetSockets?.Resume();
-            FailurePoint.Check(options.FailAt, FailurePoint.BeforeResume);
-            // Its /proc mounted and let go before the tree runs: the tree must see the namespace's PIDs in /proc.
-            if (namespaceInit is not null && session.Pids.EnginePidfd is int pidfd)
-            {
-                namespaceInit.Release(pidfd);
-            }
-            // Children first: a parent that runs first could already signal or wait for them.
-            foreach (var process in Enumerable.Reverse(processes))
-            {
-                foreach (var thread in process.Threads)
-                {
-                    thread.Tracee.Detach();
-                }
-            }
-            log.Write($"{processes.Sum(p => p.Threads.Sum(t => t.Caller.CallCount))} injected system calls");
-            IpcNamespace.Keep(session);
+            steps.RunAll();
         }
         catch (Exception e)
         {
             log.Error(e.ToString());
-            KillPartial(created);
-            host?.Dispose();
+            KillPartial(steps.Created);
+            steps.Host?.Dispose();
             session.Network?.Abandon(log);
-            namespaceInit?.Dispose(); // its namespace dies with it
+            steps.NamespaceInit?.Dispose(); // its namespace dies with it
             CgroupRestore.RemoveCreated(session); // once their members are gone
             // A page source lost mid-way is the cause, whatever the restore tripped over when the transfer killed the process.
             session.Lazy?.Abort($"The restore of process {root.Pid} failed.");
@@ -253,7 +95,7 @@ public static class RestorePipeline
         }
         finally
         {
-            foreach (var memory in memories)
+            foreach (var memory in steps.Memories)
             {
                 memory.Dispose();
             }
@@ -261,7 +103,7 @@ public static class RestorePipeline
 
         int hostPid = session.Pids.Host(root.Pid);
         int? initPid = session.Pids.InitHostPid;
-        namespaceInit?.Dispose();
+        steps.NamespaceInit?.Dispose();
         if (!options.Detach)
         {
             ChildReaper.Watch(initPid ?? hostPid); // the namespace's init ends with the root, with its status
@@ -283,15 +125,15 @@ public static class RestorePipeline
             ThreadCount = root.Cores.Count,
             MemoryBytes = root.Pagemap.Sum(e => (long)((e.HasNrPages ? e.NrPages : e.CompatNrPages) << Page.Shift)),
             RestoreTime = total.Elapsed,
-            ReadTime = readTime,
+            ReadTime = steps.ReadTime,
             VerifyTime = verified.Elapsed,
-            MemoryTime = memoryTime,
+            MemoryTime = steps.MemoryTime,
             LogPath = log.FilePath,
             LazyRestore = session.Lazy?.Status,
-            Cgroups = cgroups,
+            Cgroups = steps.Cgroups,
         };
         // Last: from here on the transfer owns the log.
-        session.Lazy?.Resume(processes.Select(p => p.Pid));
+        session.Lazy?.Resume(steps.Processes.Select(p => p.Pid));
         return restored;
     }
 
@@ -328,7 +170,7 @@ public static class RestorePipeline
         }
         // Stand-ins take the PIDs of gone session and group leaders for a moment. A new namespace has every PID free.
         var ids = newNamespace ? []
-            : images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(TreeBuilder.StandInPids(images.Tree));
+            : images.Processes.SelectMany(p => p.Cores.Select(c => c.Tid)).Concat(images.Zombies.Select(z => z.Pid)).Concat(ProcessTree.StandInPids(images.Tree));
         foreach (int id in ids)
         {
             WaitForZombieToGo(id, session.Log);
@@ -375,56 +217,6 @@ public static class RestorePipeline
             throw new CheckpointException(CheckpointErrorKind.Unsupported,
                 $"{how} cannot be combined with {refused} yet: the restored processes would need the engine's PIDs for them.", options.ImagePath,
                 $"Restore without {refused}.");
-        }
-    }
-
-    /// <summary>
-    /// Where the tree keeps the engine's pidfd that it inherits from the init of a new PID namespace: above every
-    /// descriptor of the images, so that none is installed over it.
-    /// </summary>
-    private static int EnginePidfdNumber(ImageSet images) =>
-        Math.Max(3, images.Processes.SelectMany(p => p.FileDescriptors).Select(f => (int)f.Fd + 1).DefaultIfEmpty(0).Max());
-
-    /// <summary>
-    /// Closes what a process inherited from the host (or the namespace's init): every descriptor, but the engine's
-    /// pidfd in a new PID namespace, which the restore needs until the end.
-    /// </summary>
-    private static void CloseInherited(RestoreSession session, RestoringProcess process)
-    {
-        if (session.Pids.EnginePidfd is int kept)
-        {
-            process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, (ulong)(kept - 1), 0);
-            process.Caller.Checked("close_range", SyscallNumber.CloseRange, (ulong)(kept + 1), uint.MaxValue, 0);
-            return;
-        }
-        process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
-    }
-
-    /// <summary>The first process of each group sharing a kernel object (an fd table, fs information).</summary>
-    private static IEnumerable<RestoringProcess> OnePerTable(IEnumerable<RestoringProcess> processes, Func<RestoringProcess, uint> table) =>
-        processes.GroupBy(table).Select(g => g.First());
-
-    /// <summary>
-    /// Gives every thread its final registers, FPU state and signal mask while all are still stopped; the leader
-    /// last, since its final step removes the injection code the others are stopped on.
-    /// </summary>
-    private static void SetFinalState(RestoringProcess process)
-    {
-        foreach (var thread in process.Threads.Skip(1))
-        {
-            var (threadRegs, threadXState) = ThreadState.FinalState(thread.Core, thread.Caller, process.Injection.Scratch);
-            thread.Tracee.SetRegs(threadRegs);
-            thread.Tracee.SetXState(threadXState);
-            Native.Interop.Ptrace.SetSigMask(thread.Tid, SavedMask(thread.Core));
-        }
-        var core = process.Images.LeaderCore;
-        var (regs, xstate) = ThreadState.FinalState(core, process.Caller, process.Injection.Scratch);
-        process.Injection.End(regs);
-        process.Leader.SetXState(xstate);
-        Native.Interop.Ptrace.SetSigMask(process.HostPid, SavedMask(core));
-        if (core.Tc.TaskState == TaskAttributes.TaskStopped)
-        {
-            LibC.kill(process.HostPid, Signals.SIGSTOP);
         }
     }
 
@@ -507,9 +299,6 @@ public static class RestorePipeline
             }
         }
     }
-
-    private static ulong SavedMask(Images.Proto.CoreEntry core) =>
-        core.ThreadCore.HasBlkSigset ? core.ThreadCore.BlkSigset : core.Tc.BlkSigset;
 
     private static CheckpointException Explain(Exception e, int pid, string? logPath)
     {

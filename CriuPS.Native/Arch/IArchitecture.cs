@@ -20,6 +20,48 @@ public interface IArchitecture
     /// <summary>Where this CPU puts each extended state component (XSAVE) in a thread's regset.</summary>
     XStateLayout ExtendedState { get; }
 
+    /// <summary>
+    /// The instruction that makes a system call (x86-64: `syscall`, 0f 05): what the injection borrows from a process
+    /// for its first call, and the first bytes of its own code.
+    /// </summary>
+    byte[] SyscallInstruction { get; }
+
+    /// <summary>
+    /// The injection's own code: the system call instruction, then a breakpoint that hands the thread back to the
+    /// tracer as soon as the call returns (x86-64: syscall; int3).
+    /// </summary>
+    byte[] SyscallThenTrap { get; }
+
+    /// <summary>Where a thread that ran <see cref="SyscallThenTrap"/> stops, from its start: just past the breakpoint.</summary>
+    int TrapStopOffset { get; }
+
+    /// <summary>Where the thread runs next: its instruction pointer.</summary>
+    ulong InstructionPointerOf(in UserRegs regs);
+
+    /// <summary>The registers with the instruction pointer at <paramref name="address"/>.</summary>
+    UserRegs WithInstructionPointer(UserRegs regs, ulong address);
+
+    /// <summary>The registers with the stack pointer at <paramref name="address"/>.</summary>
+    UserRegs WithStackPointer(UserRegs regs, ulong address);
+
+    /// <summary>
+    /// The registers of a thread about to make <paramref name="number"/> with these arguments once it runs the system
+    /// call instruction (the instruction pointer is left as it is).
+    /// </summary>
+    UserRegs WithCall(UserRegs regs, SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6);
+
+    /// <summary>
+    /// The registers of a thread that is in no system call: the kernel then restarts nothing when they are set (x86-64:
+    /// orig_rax = -1).
+    /// </summary>
+    UserRegs OutsideSyscall(UserRegs regs);
+
+    /// <summary>
+    /// The registers of a thread at a system-call-entry stop that makes <paramref name="number"/> instead of the call it
+    /// stopped at (x86-64: the kernel reads the number from orig_rax once the stop ends).
+    /// </summary>
+    UserRegs EnteringSyscall(UserRegs regs, SyscallNumber number);
+
     /// <summary>The call a thread stopped in, or null when it stopped outside a system call.</summary>
     SyscallNumber? SyscallOf(in UserRegs regs);
 

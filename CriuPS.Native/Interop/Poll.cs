@@ -2,22 +2,33 @@ using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
-/// <summary>poll(2) on one descriptor.</summary>
+/// <summary>poll(2) of one descriptor.</summary>
 public static unsafe class Poll
 {
+    public static short In => LibC.POLLIN;
+
+    /// <summary>
+    /// Polls <paramref name="descriptor"/> for <paramref name="events"/>, waiting at most
+    /// <paramref name="timeoutMilliseconds"/> (0: not at all); returns the events that occurred, or minus the errno.
+    /// </summary>
+    public static int Once(FileDescriptor descriptor, short events, int timeoutMilliseconds)
+    {
+        var entry = new pollfd { fd = descriptor.Value, events = events };
+        int ready = LibC.poll(&entry, 1, timeoutMilliseconds);
+        return ready < 0 ? -LibC.errno : entry.revents;
+    }
+
     /// <summary>
     /// Waits up to <paramref name="timeoutMs"/> for <paramref name="fd"/> to be readable (POLLIN); true when it is,
     /// false when the time ran out or a signal interrupted the wait.
     /// </summary>
     public static bool Readable(FileDescriptor fd, int timeoutMs)
     {
-        var entry = new pollfd { fd = fd.Value, events = LibC.POLLIN };
-        int ready = LibC.poll(&entry, 1, timeoutMs);
-        if (ready < 0)
+        int events = Once(fd, LibC.POLLIN, timeoutMs);
+        if (events < 0)
         {
-            int errno = LibC.errno;
-            return errno == Errno.EINTR ? false : throw new NativeException("poll", errno);
+            return -events == Errno.EINTR ? false : throw new NativeException("poll", -events);
         }
-        return ready > 0 && (entry.revents & LibC.POLLIN) != 0;
+        return (events & LibC.POLLIN) != 0;
     }
 }

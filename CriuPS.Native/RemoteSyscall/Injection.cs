@@ -1,3 +1,4 @@
+using CriuPS.Native.Arch;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -159,7 +160,6 @@ public sealed class Injection
         {
             return; // parked at its restorer: it gets its own registers back when it is let go (ParkedThread)
         }
-        finalRegs.OrigRax = ulong.MaxValue;
-        Caller.Thread.SetRegs(finalRegs);
+        Caller.Thread.SetRegs(IArchitecture.Current.OutsideSyscall(finalRegs));
     }
 }

@@ -1,3 +1,4 @@
+using CriuPS.Native.Arch;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
@@ -64,11 +65,8 @@ public sealed class ParkedThread
     {
         get
         {
-            var regs = ResumeRegs;
-            regs.Rip = ReturnPoint.Value;
-            regs.Rsp = Frame.SigreturnStack.Value;
-            regs.OrigRax = ulong.MaxValue;
-            return regs;
+            var arch = IArchitecture.Current;
+            return arch.OutsideSyscall(arch.WithStackPointer(arch.WithInstructionPointer(ResumeRegs, ReturnPoint.Value), Frame.SigreturnStack.Value));
         }
     }
 

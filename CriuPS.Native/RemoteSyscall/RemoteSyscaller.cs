@@ -1,3 +1,4 @@
+using CriuPS.Native.Arch;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -18,7 +19,7 @@ namespace CriuPS.Native.RemoteSyscall;
 /// </summary>
 public sealed class RemoteSyscaller
 {
-    private const ulong NoSyscall = ulong.MaxValue; // orig_rax = -1: the kernel must not "restart" our call
+    private static readonly IArchitecture Arch = IArchitecture.Current;
     private const int SiTkill = -6; // si_code of a signal sent with tgkill
 
     private readonly Tracee thread;
@@ -124,7 +125,7 @@ public sealed class RemoteSyscaller
         {
             throw new InvalidOperationException("a call is interrupted only in a process of ours, once its scratch area is in place");
         }
-        thread.SetRegs(CallRegs(NoSyscall, number, a1, a2, a3, a4, a5, a6, instruction));
+        thread.SetRegs(CallRegs(number, a1, a2, a3, a4, a5, a6));
         CallCount++;
         int notifications = 0;
         // In the call at its entry stop, then let go into it and interrupted there: the interrupt makes it return.
@@ -144,13 +145,13 @@ public sealed class RemoteSyscaller
             var status = thread.WaitStop();
             if (status.Event == PtraceEvent.Stop)
             {
-                return (long)thread.GetRegs().Rax;
+                return Arch.ResultOf(thread.GetRegs());
             }
             if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP)
             {
                 // The call ended before the interrupt came, at the int3 after it: rax is its result, and the
                 // interrupt stops the thread as soon as it is let go (before it runs anything).
-                long result = (long)thread.GetRegs().Rax;
+                long result = Arch.ResultOf(thread.GetRegs());
                 thread.Continue();
                 thread.WaitForInterruptStop();
                 return result;
@@ -186,7 +187,7 @@ public sealed class RemoteSyscaller
         {
             throw new InvalidOperationException("execve is injected only in a process of ours, once its scratch area is in place");
         }
-        thread.SetRegs(CallRegs(NoSyscall, SyscallNumber.Execve, path.Value, argv.Value, envp.Value, 0, 0, 0, instruction));
+        thread.SetRegs(CallRegs(SyscallNumber.Execve, path.Value, argv.Value, envp.Value, 0, 0, 0));
         CallCount++;
         thread.Continue();
         int notifications = 0;
@@ -203,11 +204,11 @@ public sealed class RemoteSyscaller
                 continue;
             }
             var regs = thread.GetRegs();
-            if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP && regs.Rip == (instruction + new ByteCount(3)).Value)
+            if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP && Arch.InstructionPointerOf(regs) == TrapStop.Value)
             {
-                return (long)regs.Rax;
+                return Arch.ResultOf(regs);
             }
-            throw new InvalidOperationException($"injected execve in {thread} stopped unexpectedly: {status} at rip 0x{regs.Rip:x}");
+            throw new InvalidOperationException($"injected execve in {thread} stopped unexpectedly: {status} at 0x{Arch.InstructionPointerOf(regs):x}");
         }
     }
 
@@ -253,10 +254,7 @@ public sealed class RemoteSyscaller
         {
             throw new InvalidOperationException("code can only run once the scratch area is in place");
         }
-        var regs = Template;
-        regs.OrigRax = NoSyscall;
-        regs.Rip = entry.Value;
-        thread.SetRegs(regs);
+        thread.SetRegs(Arch.WithInstructionPointer(Arch.OutsideSyscall(Template), entry.Value));
         LastCreatedChild = null;
         ContinueCode(end, calls);
     }
@@ -323,21 +321,13 @@ public sealed class RemoteSyscaller
         return RunThroughRestorer(number, a1, a2, a3, a4, a5, a6, returnTo);
     }
 
-    // The registers of a call: its number and arguments on the template, orig_rax and rip as the way of calling wants.
-    private UserRegs CallRegs(ulong origRax, SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, Address rip)
-    {
-        var regs = Template;
-        regs.OrigRax = origRax;
-        regs.Rax = (ulong)number;
-        regs.Rdi = a1;
-        regs.Rsi = a2;
-        regs.Rdx = a3;
-        regs.R10 = a4;
-        regs.R8 = a5;
-        regs.R9 = a6;
-        regs.Rip = rip.Value;
-        return regs;
-    }
+    // The registers of a call made by running the system call instruction at `instruction`: its number and arguments
+    // on the template, outside any call, so that the kernel does not "restart" ours.
+    private UserRegs CallRegs(SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6) =>
+        Arch.WithInstructionPointer(Arch.OutsideSyscall(Arch.WithCall(Template, number, a1, a2, a3, a4, a5, a6)), instruction.Value);
+
+    // Where the thread stops after the call made at `instruction`, our code's trap.
+    private Address TrapStop => instruction + new ByteCount((ulong)Arch.TrapStopOffset);
 
     /// <summary>Puts back the registers the thread had before we started.</summary>
     public void RestoreOriginalRegisters()
@@ -348,10 +338,10 @@ public sealed class RemoteSyscaller
 
     private long Run(SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, bool stopAtSyscallExit)
     {
-        thread.SetRegs(CallRegs(NoSyscall, number, a1, a2, a3, a4, a5, a6, instruction));
+        thread.SetRegs(CallRegs(number, a1, a2, a3, a4, a5, a6));
         LastCreatedChild = null;
         CallCount++;
-        return stopAtSyscallExit ? RunToSyscallExit(number) : (long)RunToTrap(number.ToString(), instruction + new ByteCount(3)).Rax;
+        return stopAtSyscallExit ? RunToSyscallExit(number) : Arch.ResultOf(RunToTrap(number.ToString(), TrapStop));
     }
 
     // Continues the thread until it stops at the int3 that ends our code, with rip just past it.
@@ -374,11 +364,11 @@ public sealed class RemoteSyscaller
                 continue;
             }
             var regs = thread.GetRegs();
-            if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP && regs.Rip == stopRip.Value)
+            if (status.Event == PtraceEvent.None && status.StopSignal == Signals.SIGTRAP && Arch.InstructionPointerOf(regs) == stopRip.Value)
             {
                 return regs;
             }
-            throw new InvalidOperationException($"injected {what} in {thread} stopped unexpectedly: {status} at rip 0x{regs.Rip:x}");
+            throw new InvalidOperationException($"injected {what} in {thread} stopped unexpectedly: {status} at 0x{Arch.InstructionPointerOf(regs):x}");
         }
     }
 
@@ -401,12 +391,12 @@ public sealed class RemoteSyscaller
             }
             if (!status.IsSyscallStop)
             {
-                var rip = thread.GetRegs().Rip;
-                throw new InvalidOperationException($"injected {number} in {thread} stopped unexpectedly: {status} at rip 0x{rip:x}");
+                var at = Arch.InstructionPointerOf(thread.GetRegs());
+                throw new InvalidOperationException($"injected {number} in {thread} stopped unexpectedly: {status} at 0x{at:x}");
             }
             if (entered)
             {
-                return (long)thread.GetRegs().Rax;
+                return Arch.ResultOf(thread.GetRegs());
             }
             entered = true;
             thread.ContinueToSyscall();
@@ -429,13 +419,13 @@ public sealed class RemoteSyscaller
         WaitForSyscallStop(number.ToString(), entry: true);
         // The first system call on the way back (the rt_sigreturn, or the first undoing call before it): replaced by
         // ours, it does not happen.
-        if ((long)thread.GetRegs().OrigRax != (long)parked!.FirstSyscallOnTheWayBack)
+        if (Arch.SyscallOf(thread.GetRegs()) != parked!.FirstSyscallOnTheWayBack)
         {
             throw new InvalidOperationException($"{thread} was not parked on its way back when {number} was to be injected");
         }
-        thread.SetRegs(CallRegs((ulong)number, number, a1, a2, a3, a4, a5, a6, returnTo));
+        thread.SetRegs(Arch.WithInstructionPointer(Arch.EnteringSyscall(Arch.WithCall(Template, number, a1, a2, a3, a4, a5, a6), number), returnTo.Value));
         WaitForSyscallStop(number.ToString(), entry: false);
-        return (long)thread.GetRegs().Rax;
+        return Arch.ResultOf(thread.GetRegs());
     }
 
     // Resumes the thread to its next syscall stop, through the events and notifications a call may bring.
@@ -460,7 +450,7 @@ public sealed class RemoteSyscaller
             if (inSyscall)
             {
                 var regs = thread.GetRegs();
-                if (regs.Rip == stopRip.Value && (long)regs.OrigRax == (long)SyscallNumber.Tgkill)
+                if (Arch.InstructionPointerOf(regs) == stopRip.Value && Arch.SyscallOf(regs) == SyscallNumber.Tgkill)
                 {
                     return true;
                 }
@@ -500,7 +490,7 @@ public sealed class RemoteSyscaller
             }
             else if (!IsNotification(status, ref notifications) && !IsStrayStopSignal(status))
             {
-                throw new InvalidOperationException($"injected {what} in {thread} stopped unexpectedly: {status} at rip 0x{thread.GetRegs().Rip:x}");
+                throw new InvalidOperationException($"injected {what} in {thread} stopped unexpectedly: {status} at 0x{Arch.InstructionPointerOf(thread.GetRegs()):x}");
             }
             Resume(syscallStops);
         }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using CriuPS.Native.Arch;
 using CriuPS.Native.Memory;
 
 namespace CriuPS.Native.RemoteSyscall;
@@ -11,8 +12,8 @@ namespace CriuPS.Native.RemoteSyscall;
 /// </summary>
 public sealed class ScratchArea
 {
-    /// <summary>syscall; int3 — the trap hands control back to us right after the call returns.</summary>
-    public static readonly byte[] Code = [X86Code.SyscallOpcode0, X86Code.SyscallOpcode1, X86Code.Int3];
+    /// <summary>The system call instruction, then a trap that hands control back to us right after the call returns.</summary>
+    public static readonly byte[] Code = IArchitecture.Current.SyscallThenTrap;
 
     private const int CodeReserve = 64;
     private ulong used;
@@ -30,9 +31,6 @@ public sealed class ScratchArea
     public ProcessMemory Memory { get; }
 
     public Address CodeAddress => Range.Start;
-
-    /// <summary>The address of the int3, where a thread stops after an injected call.</summary>
-    public Address TrapAddress => Range.Start + new ByteCount(2);
 
     public ByteCount DataCapacity => Range.Length - new ByteCount(CodeReserve);
 

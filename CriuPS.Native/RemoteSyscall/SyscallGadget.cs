@@ -1,10 +1,11 @@
+using CriuPS.Native.Arch;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 
 namespace CriuPS.Native.RemoteSyscall;
 
 /// <summary>
-/// Finds a `syscall` instruction (0f 05) already mapped executable in a process, so that the first injected
+/// Finds a system call instruction (x86-64: `syscall`, 0f 05) already mapped executable in a process, so that the first injected
 /// call (the mmap of our scratch area) needs no write into the target's code: writing into shared text would
 /// turn a library page into a private copy that the dump would then see.
 /// </summary>
@@ -35,12 +36,10 @@ public static class SyscallGadget
             int length = (int)Math.Min((ulong)chunk + 1, vma.Range.Length.Value - offset);
             var span = buffer.AsSpan(0, length);
             memory.Read(vma.Start + new ByteCount(offset), span);
-            for (int i = 0; i + 1 < span.Length; i++)
+            int i = span.IndexOf(IArchitecture.Current.SyscallInstruction);
+            if (i >= 0)
             {
-                if (span[i] == X86Code.SyscallOpcode0 && span[i + 1] == X86Code.SyscallOpcode1)
-                {
-                    return vma.Start + new ByteCount(offset + (ulong)i);
-                }
+                return vma.Start + new ByteCount(offset + (ulong)i);
             }
         }
         return null;

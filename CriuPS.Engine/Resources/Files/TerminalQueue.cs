@@ -31,11 +31,7 @@ internal static class TerminalQueue
 
     // Bytes the other end wrote may still wait for the line discipline: polling a terminal with nothing to read lets
     // them in (n_tty_poll flushes the pending input).
-    private static unsafe void LetPendingIn(FileDescriptor tty)
-    {
-        var poll = new pollfd { fd = tty.Value, events = LibC.POLLIN };
-        LibC.poll(&poll, 1, 0);
-    }
+    private static void LetPendingIn(FileDescriptor tty) => Poll.Once(tty, Poll.In, timeoutMilliseconds: 0);
 
     /// <summary>
     /// Puts <paramref name="data"/> back into the queue of readers of <paramref name="tty"/>, under its current settings.
@@ -106,17 +102,11 @@ internal static class TerminalQueue
         }
     }
 
-    private static unsafe bool IsEmpty(termios settings)
-    {
-        bool empty = settings.c_iflag == 0 && settings.c_oflag == 0 && settings.c_cflag == 0 && settings.c_lflag == 0 && settings.c_line == 0;
-        for (int i = 0; i < Terminal.ControlCharacters; i++)
-        {
-            empty &= settings.c_cc[i] == 0;
-        }
-        return empty;
-    }
+    private static bool IsEmpty(termios settings) =>
+        settings.c_iflag == 0 && settings.c_oflag == 0 && settings.c_cflag == 0 && settings.c_lflag == 0 && settings.c_line == 0
+        && TermiosModes.ControlCharacters(settings).All(c => c == 0);
 
-    private static unsafe byte[] ReadAll(FileDescriptor tty)
+    private static byte[] ReadAll(FileDescriptor tty)
     {
         var data = new List<byte>();
         var buffer = new byte[LineDisciplineRoom + 1];
@@ -132,14 +122,10 @@ internal static class TerminalQueue
                     break;
                 }
             }
-            long n;
-            fixed (byte* p = buffer)
-            {
-                n = (long)LibC.read(tty.Value, p, (size_t)(ulong)Math.Min(queued, buffer.Length));
-            }
+            long n = tty.TryRead(buffer.AsSpan(0, Math.Min(queued, buffer.Length)));
             if (n < 0)
             {
-                throw new NativeException("read of queued terminal input", LibC.errno);
+                throw new NativeException("read of queued terminal input", (int)-n);
             }
             if (n == 0)
             {
@@ -151,29 +137,26 @@ internal static class TerminalQueue
     }
 
     // Returns the bytes that did not fit.
-    private static unsafe int WriteWithoutWaiting(FileDescriptor peer, byte[] data)
+    private static int WriteWithoutWaiting(FileDescriptor peer, byte[] data)
     {
         int flags = Fcntl.Call(peer, Fcntl.F_GETFL);
         Fcntl.Call(peer, Fcntl.F_SETFL, flags | O.NONBLOCK);
         try
         {
             int done = 0;
-            fixed (byte* p = data)
+            while (done < data.Length)
             {
-                while (done < data.Length)
+                long n = peer.TryWrite(data.AsSpan(done));
+                if (n <= 0)
                 {
-                    long n = (long)LibC.write(peer.Value, p + done, (size_t)(ulong)(data.Length - done));
-                    if (n <= 0)
+                    int errno = n < 0 ? (int)-n : Errno.EAGAIN;
+                    if (errno == Errno.EAGAIN)
                     {
-                        int errno = n < 0 ? LibC.errno : Errno.EAGAIN;
-                        if (errno == Errno.EAGAIN)
-                        {
-                            break;
-                        }
-                        throw new NativeException("write of queued terminal data", errno);
+                        break;
                     }
-                    done += (int)n;
+                    throw new NativeException("write of queued terminal data", errno);
                 }
+                done += (int)n;
             }
             return data.Length - done;
         }

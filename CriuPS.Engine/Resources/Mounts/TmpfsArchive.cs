@@ -152,7 +152,7 @@ internal static class TmpfsArchive
                 File.CreateSymbolicLink(path, entry.LinkName);
                 break;
             case TarEntryType.HardLink:
-                Link(Inside(root, entry.LinkName, file), path);
+                DirectoryEntry.Link(Inside(root, entry.LinkName, file), path);
                 break;
             case TarEntryType.CharacterDevice or TarEntryType.BlockDevice or TarEntryType.Fifo:
                 MakeNode(entry, path);
@@ -178,19 +178,7 @@ internal static class TmpfsArchive
         return full;
     }
 
-    private static unsafe void Link(string existing, string path)
-    {
-        fixed (byte* from = FileDescriptor.NullTerminated(existing))
-        fixed (byte* to = FileDescriptor.NullTerminated(path))
-        {
-            if (LibC.link(from, to) != 0)
-            {
-                throw new NativeException("link", LibC.errno, path);
-            }
-        }
-    }
-
-    private static unsafe void MakeNode(TarEntry entry, string path)
+    private static void MakeNode(TarEntry entry, string path)
     {
         uint type = entry.EntryType switch
         {
@@ -199,27 +187,15 @@ internal static class TmpfsArchive
             _ => FileStatus.Fifo,
         };
         ulong device = entry is PosixTarEntry posix ? Makedev((uint)posix.DeviceMajor, (uint)posix.DeviceMinor) : 0;
-        fixed (byte* p = FileDescriptor.NullTerminated(path))
-        {
-            if (LibC.mknod(p, (mode_t)(type | ((uint)entry.Mode & 0xFFF)), (dev_t)device) != 0)
-            {
-                throw new NativeException("mknod", LibC.errno, path);
-            }
-        }
+        DirectoryEntry.Mknod(path, type | ((uint)entry.Mode & 0xFFF), device);
     }
 
-    private static unsafe void SetOwnerAndMode(TarEntry entry, string path)
+    private static void SetOwnerAndMode(TarEntry entry, string path)
     {
-        fixed (byte* p = FileDescriptor.NullTerminated(path))
+        PathAttributes.Lchown(path, (uint)entry.Uid, (uint)entry.Gid);
+        if (entry.EntryType != TarEntryType.SymbolicLink)
         {
-            if (LibC.lchown(p, (uint)entry.Uid, (uint)entry.Gid) != 0)
-            {
-                throw new NativeException("lchown", LibC.errno, path);
-            }
-            if (entry.EntryType != TarEntryType.SymbolicLink && LibC.chmod(p, (mode_t)((uint)entry.Mode & 0xFFF)) != 0)
-            {
-                throw new NativeException("chmod", LibC.errno, path);
-            }
+            PathAttributes.Chmod(path, (uint)entry.Mode & 0xFFF);
         }
     }
 

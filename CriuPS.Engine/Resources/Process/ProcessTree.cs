@@ -8,9 +8,10 @@ namespace CriuPS.Engine.Resources.Process;
 
 /// <summary>
 /// Who the process is in the process tree (pstree.img: pid, parent, group, session, threads) and which kernel
-/// objects it shares (ids-PID.img); on restore, its session and process group.
+/// objects it shares (ids-PID.img); on restore, its session and process group. The dump is here, the restore (the
+/// tree forked again with its PIDs, sessions and groups) in ProcessTree.Restore.cs.
 /// </summary>
-internal static class ProcessTree
+internal static partial class ProcessTree
 {
     private static readonly string[] Namespaces = { "pid", "net", "ipc", "uts", "mnt", "user", "cgroup", "time" };
 

@@ -16,6 +16,50 @@ public sealed class X86_64Architecture : IArchitecture
 
     public XStateLayout ExtendedState => XStateLayout.Current;
 
+    public byte[] SyscallInstruction { get; } = [X86Code.SyscallOpcode0, X86Code.SyscallOpcode1];
+
+    public byte[] SyscallThenTrap { get; } = [X86Code.SyscallOpcode0, X86Code.SyscallOpcode1, X86Code.Int3];
+
+    public int TrapStopOffset => 3;
+
+    public ulong InstructionPointerOf(in UserRegs regs) => regs.Rip;
+
+    public UserRegs WithInstructionPointer(UserRegs regs, ulong address)
+    {
+        regs.Rip = address;
+        return regs;
+    }
+
+    public UserRegs WithStackPointer(UserRegs regs, ulong address)
+    {
+        regs.Rsp = address;
+        return regs;
+    }
+
+    public UserRegs WithCall(UserRegs regs, SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6)
+    {
+        regs.Rax = (ulong)number;
+        regs.Rdi = a1;
+        regs.Rsi = a2;
+        regs.Rdx = a3;
+        regs.R10 = a4;
+        regs.R8 = a5;
+        regs.R9 = a6;
+        return regs;
+    }
+
+    public UserRegs OutsideSyscall(UserRegs regs)
+    {
+        regs.OrigRax = ulong.MaxValue;
+        return regs;
+    }
+
+    public UserRegs EnteringSyscall(UserRegs regs, SyscallNumber number)
+    {
+        regs.OrigRax = (ulong)number;
+        return regs;
+    }
+
     public SyscallNumber? SyscallOf(in UserRegs regs) => (long)regs.OrigRax < 0 ? null : (SyscallNumber)regs.OrigRax;
 
     public long ResultOf(in UserRegs regs) => (long)regs.Rax;

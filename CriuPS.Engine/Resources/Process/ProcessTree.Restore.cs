@@ -32,7 +32,7 @@ internal sealed record ProcessShell(PstreeEntry Pstree, Tracee Leader, ProcessMe
 /// forks (<see cref="ForkedMemory"/>), so that its children inherit it copy-on-write as the saved ones had. Zombies
 /// then exit with their saved status, for their parents to collect.
 /// </summary>
-internal static class TreeBuilder
+internal static partial class ProcessTree
 {
     /// <param name="enginePidfd">
     /// Where the root keeps the pidfd of the engine the tree inherits, when the tree has processes in PID namespaces

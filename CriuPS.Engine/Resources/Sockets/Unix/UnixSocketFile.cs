@@ -130,7 +130,7 @@ internal static class UnixSocketFile
         var path = FullPath(entry);
         if (FileStatus.OfEntry(path) is { } now && now.Inode == bound.Inode && now.Device == bound.Device)
         {
-            Unlink(path);
+            DirectoryEntry.UnlinkIfPresent(path);
             if (FileStatus.OfEntry(path + ParkedSuffix) is not null)
             {
                 File.Move(path + ParkedSuffix, path); // a file of any type: link(2) and unlink(2)
@@ -177,31 +177,17 @@ internal static class UnixSocketFile
         {
             return $"another socket is bound to '{path}' now";
         }
-        Unlink(path);
+        DirectoryEntry.UnlinkIfPresent(path);
         return null;
     }
 
-    private static unsafe void Unlink(string path)
-    {
-        fixed (byte* p = FileDescriptor.NullTerminated(path))
-        {
-            if (LibC.unlink(p) != 0 && LibC.errno != Errno.ENOENT)
-            {
-                throw new NativeException("unlink", LibC.errno, path);
-            }
-        }
-    }
-
     // bind(2) resolves a relative name against the working directory: step into the saved one just for the call.
-    private static unsafe int BindIn(string directory, FileDescriptor socket, ReadOnlySpan<byte> name)
+    private static int BindIn(string directory, FileDescriptor socket, ReadOnlySpan<byte> name)
     {
         using var previous = FileDescriptor.Open(".", O.PATH | O.DIRECTORY);
-        fixed (byte* p = FileDescriptor.NullTerminated(directory))
+        if (WorkingDirectory.TryChdir(directory) is int errno and not 0)
         {
-            if (LibC.chdir(p) != 0)
-            {
-                return LibC.errno;
-            }
+            return errno;
         }
         try
         {
@@ -209,22 +195,13 @@ internal static class UnixSocketFile
         }
         finally
         {
-            LibC.fchdir(previous.Value);
+            WorkingDirectory.TryFchdir(previous);
         }
     }
 
-    private static unsafe void SetOwnerAndMode(string path, FilePermsEntry perms)
+    private static void SetOwnerAndMode(string path, FilePermsEntry perms)
     {
-        fixed (byte* p = FileDescriptor.NullTerminated(path))
-        {
-            if (LibC.lchown(p, perms.Uid, perms.Gid) != 0)
-            {
-                throw new NativeException("lchown", LibC.errno, path);
-            }
-            if (LibC.chmod(p, (mode_t)(perms.Mode & 0xFFF)) != 0)
-            {
-                throw new NativeException("chmod", LibC.errno, path);
-            }
-        }
+        PathAttributes.Lchown(path, perms.Uid, perms.Gid);
+        PathAttributes.Chmod(path, perms.Mode & 0xFFF);
     }
 }

@@ -1,0 +1,351 @@
+using System.Diagnostics;
+using CriuPS.Engine.Lazy;
+using CriuPS.Engine.Logging;
+using CriuPS.Engine.Resources.Cgroups;
+using CriuPS.Engine.Resources.Credentials;
+using CriuPS.Engine.Resources.Files;
+using CriuPS.Engine.Resources.Ipc;
+using CriuPS.Engine.Resources.Memory;
+using CriuPS.Engine.Resources.Mounts;
+using CriuPS.Engine.Resources.Network;
+using CriuPS.Engine.Resources.Process;
+using CriuPS.Engine.Resources.Signals;
+using CriuPS.Engine.Resources.Threads;
+using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+using CriuPS.Native.Proc;
+using CriuPS.Native.Ptrace;
+using CriuPS.Native.RemoteSyscall;
+using Tmds.Linux;
+using ThreadState = CriuPS.Engine.Resources.Threads.ThreadState;
+
+namespace CriuPS.Engine.Restore;
+
+/// <summary>
+/// One step of a restore: its name (logged with -Verbose and in restore.log as the step begins), the phase it opens
+/// (reported with its duration), what it does, and the failure point a test may ask for once it is done.
+/// </summary>
+internal sealed record RestoreStep(string Name, string? Phase, Action<RestoreSteps> Run, string? FailAfter = null);
+
+/// <summary>
+/// The order of a restore as data: <see cref="Order"/> lists the steps that turn the checked images into a running
+/// tree, each a method below whose comment says why it comes where it does. An instance is one restore under way:
+/// what the steps made so far, which <see cref="RestorePipeline"/> kills when a step fails.
+/// </summary>
+internal sealed class RestoreSteps
+{
+    private static readonly ByteCount InjectionAreaSize = ByteCount.FromMiB(1);
+
+    /// <summary>The steps, in the order a restore takes them.</summary>
+    public static readonly IReadOnlyList<RestoreStep> Order =
+    [
+        new("network namespace", null, s => s.PrepareNetwork()),
+        new("files of the engine", null, s => s.OpenFilesInEngine(), FailurePoint.AfterSockets),
+        new("processes", "Creating the processes", s => s.CreateProcesses(), FailurePoint.AfterCreate),
+        new("namespaces", null, s => s.JoinNamespaces()),
+        new("memory", "Restoring memory", s => s.RestoreMemory(), FailurePoint.AfterMemory),
+        new("files", "Restoring files", s => s.RestoreFiles(), FailurePoint.AfterFiles),
+        new("signal handlers and attributes", "Restoring process state", s => s.RestoreAttributes()),
+        new("fs state", null, s => s.RestoreFsState()),
+        new("threads and credentials", null, s => s.RestoreThreads()),
+        new("file owners", null, s => s.RestoreFileOwners(), FailurePoint.AfterCredentials),
+        new("cgroups", null, s => s.PlaceInCgroups(), FailurePoint.AfterCgroups),
+        new("final state", "Resuming", s => s.SetFinalStates(), FailurePoint.BeforeResume),
+        new("release", null, s => s.Release()),
+    ];
+
+    private readonly RestoreSession session;
+    private readonly Stopwatch total;
+
+    public RestoreSteps(RestoreSession session, Stopwatch total)
+    {
+        this.session = session;
+        this.total = total;
+    }
+
+    private RestoreOptions Options => session.Options;
+
+    private EngineLog Log => session.Log;
+
+    private ImageSet Images => session.Images;
+
+    /// <summary>The host the tree is forked from, while it is still needed.</summary>
+    public RestoreHost? Host { get; private set; }
+
+    /// <summary>The init of a new PID namespace (-NewPidNamespace), which lives until the tree runs.</summary>
+    public RestoreHost? NamespaceInit { get; private set; }
+
+    /// <summary>Every task made so far, in the order made: a failure kills them all.</summary>
+    public List<Tracee> Created { get; } = [];
+
+    /// <summary>The processes' memories, opened as they were made, closed at the end whatever happens.</summary>
+    public List<ProcessMemory> Memories { get; } = [];
+
+    public List<RestoringProcess> Processes { get; private set; } = [];
+
+    public TimeSpan ReadTime { get; private set; }
+
+    public TimeSpan MemoryTime { get; private set; }
+
+    public IReadOnlyList<string> Cgroups { get; private set; } = [];
+
+    /// <summary>Walks <see cref="Order"/>, naming each step as it begins.</summary>
+    public void RunAll()
+    {
+        foreach (var step in Order)
+        {
+            if (step.Phase is not null)
+            {
+                Log.Phase(step.Phase);
+            }
+            Log.Detail($"restore step: {step.Name}");
+            step.Run(this);
+            if (step.FailAfter is not null)
+            {
+                FailurePoint.Check(Options.FailAt, step.FailAfter);
+            }
+        }
+    }
+
+    // First: the sockets are made inside the tree's network namespace, and the files of the next step include them.
+    private void PrepareNetwork() => session.Network = TreeNetwork.Prepare(session);
+
+    // Before any process exists: the engine opens every file and socket the tree needs (and takes the OFD locks), so
+    // that a missing file fails the restore before anything was created. A lazy restore's page source opens here too.
+    private void OpenFilesInEngine()
+    {
+        FileDescriptors.OpenForRestore(session);
+        FileLocks.TakeOnDescriptions(session);
+        ReadTime = total.Elapsed;
+        if (Options.LazyPages)
+        {
+            session.Lazy = new LazyTransfer(LazyPageSources.Open(session), Log, Images.Root.Pid);
+        }
+    }
+
+    // Every resource below is restored inside a process: they must exist first, with their saved PIDs, sessions and
+    // groups, and with nothing of the host's descriptors left.
+    private void CreateProcesses()
+    {
+        int enginePidfd = EnginePidfdNumber(Images);
+        if (Options.NewPidNamespace)
+        {
+            Host = NamespaceInit = RestoreHost.StartNamespaceInit(Images.Root.Pid, enginePidfd, childOfCaller: !Options.Detach, InjectionAreaSize, Log);
+            session.Pids = new RestoredPids(NamespaceInit.Pid, enginePidfd);
+        }
+        else
+        {
+            Host = RestoreHost.Start(Options.ShellJob, Log);
+        }
+        var shells = ProcessTree.Create(session, Host, InjectionAreaSize, childOfCaller: !Options.Detach, Created.Add, enginePidfd);
+        if (NamespaceInit is null)
+        {
+            Host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
+        }
+        Host = null;
+        Memories.AddRange(shells.Select(s => s.Memory));
+        Processes = shells.Where(s => !s.IsZombie)
+            .Select(s => new RestoringProcess(Images.Processes.First(p => p.Pid == s.Pid), s.Leader, s.Memory, s.Injection))
+            .ToList();
+        Log.Detail($"created {shells.Count} process(es), {Images.Zombies.Count} of them zombies");
+        FileDescriptors.OpenOnceProcessesExist(session);
+        foreach (var process in OnePerTable(Processes, p => p.Images.Ids.FilesId))
+        {
+            CloseInherited(process);
+        }
+    }
+
+    // Before memory and files, which a mount namespace of their own names in its view (a container's root); its
+    // sysfs is of the network namespace, its cgroup binds of the cgroups made here, setns through the engine's /proc.
+    private void JoinNamespaces()
+    {
+        // Before memory: each process attaches its System V segments again, which must exist in its namespace.
+        IpcNamespace.Restore(session, Processes);
+        foreach (var process in Processes)
+        {
+            session.Network!.Join(session, process); // setns needs CAP_SYS_ADMIN, which the credentials may drop
+        }
+        UtsNamespace.Restore(session, Processes); // its setns goes through the engine's /proc too
+        TimeNamespaces.Restore(session, Processes); // as UTS; and while every process is single-threaded (setns needs it)
+        CgroupRestore.MakeMissing(session);
+        MountNamespaceRestore.Restore(session, Processes);
+        FileDescriptors.OpenInMountNamespace(session);
+    }
+
+    // Before the files: a descriptor may be of a mapping's file, and memfd seals forbid the writes of the pages.
+    private void RestoreMemory()
+    {
+        var memoryClock = Stopwatch.StartNew();
+        foreach (var process in Processes)
+        {
+            AddressSpace.Restore(session, process);
+            MmFields.Restore(session, process);
+        }
+        IpcNamespace.Finish(session);
+        Memfds.ApplyLateSeals(session);
+        MemoryTime = memoryClock.Elapsed + ForkedMemory.Elapsed(session); // a tree's private memory came in as it was forked
+    }
+
+    // Once each process has its namespaces and memory: its descriptors (sockets included), queues and file locks.
+    private void RestoreFiles()
+    {
+        foreach (var process in OnePerTable(Processes, p => p.Images.Ids.FilesId))
+        {
+            FileDescriptors.Restore(session, process);
+            PosixQueues.Install(session, process);
+        }
+        foreach (var process in Processes)
+        {
+            FileLocks.TakeInProcess(session, process);
+        }
+    }
+
+    // Before the fs state and the credentials, which may take away what these need.
+    private void RestoreAttributes()
+    {
+        foreach (var process in Processes)
+        {
+            SignalHandlers.Restore(process);
+            TaskAttributes.Restore(session, process);
+        }
+    }
+
+    // After the attributes (the login uid is written through /proc, which a new root may not have) and before the
+    // credentials (chroot needs CAP_SYS_CHROOT).
+    private void RestoreFsState()
+    {
+        foreach (var process in OnePerTable(Processes, p => p.Images.Ids.FsId))
+        {
+            FsState.Restore(session, process);
+        }
+    }
+
+    // The threads, then each thread's state and credentials; seccomp last, as a filter may forbid the calls above.
+    private void RestoreThreads()
+    {
+        foreach (var process in Processes)
+        {
+            ThreadGroup.CreateThreads(process);
+            Created.AddRange(process.Threads.Skip(1).Select(t => t.Tracee));
+            PosixTimers.Restore(process); // after the threads: a timer may signal one of them
+            foreach (var thread in process.Threads)
+            {
+                ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
+                var creds = thread.Core.ThreadCore.Creds;
+                var current = ProcStatus.ReadThread(process.HostPid, thread.Tid);
+                if (creds is not null && Creds.Differ(creds, current))
+                {
+                    Creds.Restore(creds, current, thread.Caller, process.Injection.Scratch);
+                }
+                // A change of credentials clears the parent-death signal and resets the dumpable flag.
+                ThreadState.RestoreParentDeathSignal(thread.Core, thread.Caller);
+            }
+            MmFields.RestoreDumpable(process);
+            foreach (var thread in process.Threads)
+            {
+                Seccomp.Restore(session, process, thread.Caller, thread.Core.ThreadCore);
+            }
+        }
+    }
+
+    // Once every process, group and thread exists: an owner may name any of them.
+    private void RestoreFileOwners() => FileDescriptors.RestoreOwners(session);
+
+    // Every thread exists and none has run: each goes into its own cgroups.
+    private void PlaceInCgroups()
+    {
+        CgroupRestore.Place(session, Processes);
+        Cgroups = CgroupRestore.Where(session.Pids.Host(Images.Root.Pid));
+    }
+
+    // Every process is whole: the engine's pidfd goes, each thread gets its final registers, the network lock goes
+    // and the connections leave repair mode; nothing has run yet.
+    private void SetFinalStates()
+    {
+        if (session.Pids.EnginePidfd is int inherited)
+        {
+            foreach (var process in OnePerTable(Processes, p => p.Images.Ids.FilesId))
+            {
+                process.Caller.Checked("close of the engine's pidfd", SyscallNumber.Close, (ulong)inherited);
+            }
+        }
+        foreach (var process in Processes)
+        {
+            SetFinalState(process);
+        }
+        session.InetSockets?.Resume();
+    }
+
+    // Last: the tree runs.
+    private void Release()
+    {
+        // Its /proc mounted and let go before the tree runs: the tree must see the namespace's PIDs in /proc.
+        if (NamespaceInit is not null && session.Pids.EnginePidfd is int pidfd)
+        {
+            NamespaceInit.Release(pidfd);
+        }
+        // Children first: a parent that runs first could already signal or wait for them.
+        foreach (var process in Enumerable.Reverse(Processes))
+        {
+            foreach (var thread in process.Threads)
+            {
+                thread.Tracee.Detach();
+            }
+        }
+        Log.Write($"{Processes.Sum(p => p.Threads.Sum(t => t.Caller.CallCount))} injected system calls");
+        IpcNamespace.Keep(session);
+    }
+
+    /// <summary>
+    /// Where the tree keeps the engine's pidfd that it inherits from the init of a new PID namespace: above every
+    /// descriptor of the images, so that none is installed over it.
+    /// </summary>
+    private static int EnginePidfdNumber(ImageSet images) =>
+        Math.Max(3, images.Processes.SelectMany(p => p.FileDescriptors).Select(f => (int)f.Fd + 1).DefaultIfEmpty(0).Max());
+
+    /// <summary>
+    /// Closes what a process inherited from the host (or the namespace's init): every descriptor, but the engine's
+    /// pidfd in a new PID namespace, which the restore needs until the end.
+    /// </summary>
+    private void CloseInherited(RestoringProcess process)
+    {
+        if (session.Pids.EnginePidfd is int kept)
+        {
+            process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, (ulong)(kept - 1), 0);
+            process.Caller.Checked("close_range", SyscallNumber.CloseRange, (ulong)(kept + 1), uint.MaxValue, 0);
+            return;
+        }
+        process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
+    }
+
+    /// <summary>The first process of each group sharing a kernel object (an fd table, fs information).</summary>
+    private static IEnumerable<RestoringProcess> OnePerTable(IEnumerable<RestoringProcess> processes, Func<RestoringProcess, uint> table) =>
+        processes.GroupBy(table).Select(g => g.First());
+
+    /// <summary>
+    /// Gives every thread its final registers, FPU state and signal mask while all are still stopped; the leader
+    /// last, since its final step removes the injection code the others are stopped on.
+    /// </summary>
+    private static void SetFinalState(RestoringProcess process)
+    {
+        foreach (var thread in process.Threads.Skip(1))
+        {
+            var (threadRegs, threadXState) = ThreadState.FinalState(thread.Core, thread.Caller, process.Injection.Scratch);
+            thread.Tracee.SetRegs(threadRegs);
+            thread.Tracee.SetXState(threadXState);
+            Native.Interop.Ptrace.SetSigMask(thread.Tid, SavedMask(thread.Core));
+        }
+        var core = process.Images.LeaderCore;
+        var (regs, xstate) = ThreadState.FinalState(core, process.Caller, process.Injection.Scratch);
+        process.Injection.End(regs);
+        process.Leader.SetXState(xstate);
+        Native.Interop.Ptrace.SetSigMask(process.HostPid, SavedMask(core));
+        if (core.Tc.TaskState == TaskAttributes.TaskStopped)
+        {
+            LibC.kill(process.HostPid, Signals.SIGSTOP);
+        }
+    }
+
+    private static ulong SavedMask(Images.Proto.CoreEntry core) =>
+        core.ThreadCore.HasBlkSigset ? core.ThreadCore.BlkSigset : core.Tc.BlkSigset;
+}
