@@ -5,7 +5,6 @@ using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
-using Tmds.Linux;
 
 namespace CriuPS.Engine.Lazy;
 
@@ -235,31 +234,22 @@ internal sealed class LazyTransfer
     }
 
     // Sleeps until a fault or event, an exit, a request of ours, or the timeout; returns the processes that exited.
-    private unsafe List<int> WaitForWork(int timeoutMs)
+    private List<int> WaitForWork(int timeoutMs)
     {
         var pids = processes.Keys.ToList();
-        var fds = new pollfd[1 + pids.Count + spaces.Count];
-        fds[0] = new pollfd { fd = wake.Value, events = 1 }; // POLLIN
-        for (int i = 0; i < pids.Count; i++)
+        var descriptors = new List<FileDescriptor>(1 + pids.Count + spaces.Count) { wake };
+        descriptors.AddRange(pids.Select(pid => processes[pid]));
+        descriptors.AddRange(spaces.Select(space => space.Uffd));
+        var ready = new bool[descriptors.Count];
+        if (!Poll.AnyReadable(descriptors, ready, timeoutMs))
         {
-            fds[1 + i] = new pollfd { fd = processes[pids[i]].Value, events = 1 };
+            return new List<int>(); // EINTR: look again
         }
-        for (int i = 0; i < spaces.Count; i++)
-        {
-            fds[1 + pids.Count + i] = new pollfd { fd = spaces[i].Uffd.Value, events = 1 };
-        }
-        fixed (pollfd* p = fds)
-        {
-            if (LibC.poll(p, (ulong_t)(ulong)fds.Length, timeoutMs) < 0)
-            {
-                return new List<int>(); // EINTR: look again
-            }
-        }
-        if (fds[0].revents != 0)
+        if (ready[0])
         {
             Eventfd.Drain(wake);
         }
-        return pids.Where((_, i) => fds[1 + i].revents != 0).ToList();
+        return pids.Where((_, i) => ready[1 + i]).ToList();
     }
 
     private void ServeEvents(LazyAddressSpace space)
@@ -542,7 +532,7 @@ internal sealed class LazyTransfer
             .ToList();
         foreach (int pid in pids)
         {
-            LibC.kill(pid, Signals.SIGKILL);
+            Kill.Send(pid, Signals.SIGKILL);
         }
         var deadline = DateTime.UtcNow + KillWait;
         foreach (int pid in pids)

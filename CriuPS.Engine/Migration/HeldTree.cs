@@ -57,7 +57,7 @@ public sealed class HeldTree
     {
         foreach (var (pid, start) in all.Where(IsSame))
         {
-            Tmds.Linux.LibC.kill(pid, Signals.SIGKILL);
+            Native.Interop.Kill.Send(pid, Signals.SIGKILL);
         }
         var deadline = DateTime.UtcNow + timeout;
         while (all.Any(IsSame) && DateTime.UtcNow < deadline)
@@ -73,7 +73,7 @@ public sealed class HeldTree
         connections.Resume(log);
         foreach (var (pid, _) in stoppedByUs.Where(IsSame))
         {
-            Tmds.Linux.LibC.kill(pid, Signals.SIGCONT);
+            Native.Interop.Kill.Send(pid, Signals.SIGCONT);
         }
     }
 

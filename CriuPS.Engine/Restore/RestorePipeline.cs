@@ -282,7 +282,7 @@ public static class RestorePipeline
     {
         foreach (var task in created)
         {
-            LibC.kill(task.ProcessId, Signals.SIGKILL);
+            Kill.Send(task.ProcessId, Signals.SIGKILL);
         }
         foreach (var task in created.Reverse().OrderBy(t => t.Tid == t.ProcessId ? 1 : 0))
         {

@@ -342,7 +342,7 @@ internal sealed class RestoreSteps
         Native.Interop.Ptrace.SetSigMask(process.HostPid, SavedMask(core));
         if (core.Tc.TaskState == TaskAttributes.TaskStopped)
         {
-            LibC.kill(process.HostPid, Signals.SIGSTOP);
+            Kill.Send(process.HostPid, Signals.SIGSTOP);
         }
     }
 

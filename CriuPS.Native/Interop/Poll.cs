@@ -31,4 +31,31 @@ public static unsafe class Poll
         }
         return (events & LibC.POLLIN) != 0;
     }
+
+    /// <summary>
+    /// Waits up to <paramref name="timeoutMs"/> for any of <paramref name="descriptors"/> to be readable or to report a
+    /// hang-up or error (which poll reports unasked); sets <paramref name="ready"/>[i] for each descriptor that has an
+    /// event. False, with nothing set, when the wait was cut short (a signal; or a descriptor closed meanwhile, which
+    /// the caller finds out by looking again).
+    /// </summary>
+    public static bool AnyReadable(IReadOnlyList<FileDescriptor> descriptors, Span<bool> ready, int timeoutMs)
+    {
+        var entries = new pollfd[descriptors.Count];
+        for (int i = 0; i < entries.Length; i++)
+        {
+            entries[i] = new pollfd { fd = descriptors[i].Value, events = LibC.POLLIN };
+        }
+        fixed (pollfd* first = entries)
+        {
+            if (LibC.poll(first, (ulong_t)(ulong)entries.Length, timeoutMs) < 0)
+            {
+                return false;
+            }
+        }
+        for (int i = 0; i < entries.Length; i++)
+        {
+            ready[i] = entries[i].revents != 0;
+        }
+        return true;
+    }
 }

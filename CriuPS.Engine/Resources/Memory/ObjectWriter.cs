@@ -1,4 +1,5 @@
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 using Microsoft.Win32.SafeHandles;
 
 namespace CriuPS.Engine.Resources.Memory;
@@ -30,20 +31,10 @@ internal abstract class ObjectWriter : IDisposable
 
     private sealed class MappedWriter(FileDescriptor writable, ulong length) : ObjectWriter
     {
-        private readonly ulong address = Mmap.SharedFile(writable, length);
+        private readonly SharedFileMapping mapping = new(writable, length);
 
-        public override void Write(ReadOnlySpan<byte> data, ulong offset)
-        {
-            if (offset + (ulong)data.Length > length)
-            {
-                throw new ArgumentOutOfRangeException(nameof(offset), $"{data.Length} bytes at {offset} reach past the {length}-byte object.");
-            }
-            unsafe
-            {
-                data.CopyTo(new Span<byte>((void*)(address + offset), data.Length));
-            }
-        }
+        public override void Write(ReadOnlySpan<byte> data, ulong offset) => mapping.Write(data, offset);
 
-        public override void Dispose() => Mmap.Munmap(address, length);
+        public override void Dispose() => mapping.Dispose();
     }
 }

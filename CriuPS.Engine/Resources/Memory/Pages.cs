@@ -208,33 +208,30 @@ internal static partial class Pages
         // One process_vm_readv for the readable runs; unreadable areas (PROT_NONE, exec-only), or all of them after
         // a short read, through /proc/PID/mem, which forces access. Returns the runs read: all of them, unless the
         // process runs and unmapped some meanwhile.
-        private unsafe List<PageSink.Run> Read(byte[] buffer)
+        private List<PageSink.Run> Read(byte[] buffer)
         {
             var read = new List<PageSink.Run>(batch.Count);
             var remote = ArrayPool<IoVec>.Shared.Rent(batch.Count);
             var local = ArrayPool<IoVec>.Shared.Rent(batch.Count);
             try
             {
-                fixed (byte* p = buffer)
+                int count = 0;
+                ulong wanted = 0;
+                for (int i = 0; i < batch.Count; i++)
                 {
-                    int count = 0;
-                    ulong wanted = 0;
-                    for (int i = 0; i < batch.Count; i++)
+                    if (readable[i])
                     {
-                        if (readable[i])
-                        {
-                            remote[count] = new IoVec { Base = batch[i].Range.Start.Value, Length = batch[i].Range.Length.Value };
-                            local[count++] = new IoVec { Base = (ulong)(p + batch[i].Offset), Length = batch[i].Range.Length.Value };
-                            wanted += batch[i].Range.Length.Value;
-                        }
+                        remote[count] = new IoVec { Base = batch[i].Range.Start.Value, Length = batch[i].Range.Length.Value };
+                        local[count++] = new IoVec { Base = (ulong)batch[i].Offset, Length = batch[i].Range.Length.Value };
+                        wanted += batch[i].Range.Length.Value;
                     }
-                    bool allRead = count > 0 && ProcessVm.Readv(process.Pid, local.AsSpan(0, count), remote.AsSpan(0, count)) == (long)wanted;
-                    for (int i = 0; i < batch.Count; i++)
+                }
+                bool allRead = count > 0 && ProcessVm.ReadvInto(process.Pid, buffer, local.AsSpan(0, count), remote.AsSpan(0, count)) == (long)wanted;
+                for (int i = 0; i < batch.Count; i++)
+                {
+                    if ((readable[i] && allRead) || ReadForced(batch[i], buffer))
                     {
-                        if ((readable[i] && allRead) || ReadForced(batch[i], buffer))
-                        {
-                            read.Add(batch[i]);
-                        }
+                        read.Add(batch[i]);
                     }
                 }
             }
