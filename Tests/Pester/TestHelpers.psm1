@@ -68,10 +68,11 @@ function Start-TestTarget {
         Wait-Until { (Test-Path $ready) -and (Get-Content $ready -Raw) -match '^\d+\s*$' } "$Program to write $ready" $TimeoutSeconds
     }
     catch {
-        # A target that gave up during its set-up says why in its log: the failure shows it.
+        # A target that gave up during its set-up says why in its log, and launch says how it ended (launch.log):
+        # the failure shows both.
         $said = Get-ChildItem $WorkDirectory -Filter '*.log' -File -ErrorAction Ignore |
             ForEach-Object { "$($_.Name): $((Get-Content $_.FullName -Tail 5 -ErrorAction Ignore) -join ' | ')" }
-        throw "$($_.Exception.Message)$(if ($said) { "; the target's logs: $($said -join '; ')" } else { ' (the target wrote no log)' })"
+        throw "$($_.Exception.Message)$(if ($said) { "; the target's logs: $($said -join '; ')" } else { ' (no log: the target neither said why nor ended, so it is still setting up)' })"
     }
     $target = [int](Get-Content $ready -Raw)
     $script:Started.Add($target)

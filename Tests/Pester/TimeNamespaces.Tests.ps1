@@ -11,7 +11,8 @@ BeforeAll {
 
     function Get-Namespace([int]$Id, [string]$Link) { (Get-Item "/proc/$Id/ns/$Link").LinkTarget }
 
-    function Get-Children([int]$Id) { @((Get-Content "/proc/$Id/task/$Id/children" -Raw).Trim() -split ' ' | Where-Object { $_ } | ForEach-Object { [int]$_ }) }
+    # No child yet: the file is empty, which Get-Content -Raw reads as null.
+    function Get-Children([int]$Id) { @("$(Get-Content "/proc/$Id/task/$Id/children" -Raw)".Trim() -split ' ' | Where-Object { $_ } | ForEach-Object { [int]$_ }) }
 }
 
 Describe 'Time namespaces' {

@@ -2,11 +2,16 @@
  * Starts PROGRAM in a session of its own, detached from the caller, with a small reaper process as its
  * parent that collects it when it ends (so that a checkpointed and killed target does not linger as a zombie
  * and its PID is free for the restore at once). Returns as soon as PROGRAM is started; stdio go to
- * /dev/null and the working directory is WORKDIR. */
+ * /dev/null and the working directory is WORKDIR.
+ * A target that ends before it wrote WORKDIR/ready failed its set-up with nowhere to say why (its stderr is
+ * /dev/null): the reaper then writes how it ended to WORKDIR/launch.log, which Start-TestTarget shows. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +21,14 @@ static void detach_stdio(void)
 	dup2(null, 0); dup2(null, 1); dup2(null, 2);
 	if (null > 2) close(null);
 	for (int fd = 3; fd < 1024; fd++) close(fd);
+}
+
+static void note(const char *program, const char *what)
+{
+	FILE *log = fopen("launch.log", "a");
+	if (!log) return;
+	fprintf(log, "%s %s\n", program, what);
+	fclose(log);
 }
 
 int main(int argc, char **argv)
@@ -33,9 +46,20 @@ int main(int argc, char **argv)
 	if (target == 0) {
 		setsid();
 		execv(argv[2], argv + 2);
+		char what[160];
+		snprintf(what, sizeof(what), "could not be started: %s", strerror(errno));
+		note(argv[2], what);
 		_exit(127);
 	}
-	while (waitpid(target, NULL, 0) < 0)
+	int status;
+	while (waitpid(target, &status, 0) < 0)
 		;
+	struct stat ready;
+	if (stat("ready", &ready) != 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 127)) {
+		char what[160];
+		if (WIFEXITED(status)) snprintf(what, sizeof(what), "exited with status %d before it was ready", WEXITSTATUS(status));
+		else snprintf(what, sizeof(what), "was killed by signal %d before it was ready", WTERMSIG(status));
+		note(argv[2], what);
+	}
 	return 0;
 }
