@@ -30,22 +30,21 @@ public static unsafe class Pidfd
     public static bool WaitReaped(FileDescriptor pidfd, TimeSpan timeout)
     {
         long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        var entry = new pollfd { fd = pidfd.Value, events = 0 };
         while (true)
         {
             long left = Math.Max(0, deadline - Environment.TickCount64);
-            int ready = LibC.poll(&entry, 1, (int)Math.Min(left, int.MaxValue));
-            if (ready > 0)
+            int events = Poll.Once(pidfd, 0, (int)Math.Min(left, int.MaxValue));
+            if (events > 0)
             {
-                return (entry.revents & LibC.POLLHUP) != 0;
+                return (events & LibC.POLLHUP) != 0;
             }
-            if (ready == 0)
+            if (events == 0)
             {
                 return false;
             }
-            if (LibC.errno != Errno.EINTR)
+            if (-events != Errno.EINTR)
             {
-                throw new NativeException("poll(pidfd)", LibC.errno);
+                throw new NativeException("poll(pidfd)", -events);
             }
         }
     }
