@@ -4,10 +4,13 @@
  * and its PID is free for the restore at once). Returns as soon as PROGRAM is started; stdio go to
  * /dev/null and the working directory is WORKDIR.
  * A target that ends before it wrote WORKDIR/ready failed its set-up with nowhere to say why (its stderr is
- * /dev/null): the reaper then writes how it ended to WORKDIR/launch.log, which Start-TestTarget shows. */
+ * /dev/null): the reaper then writes how it ended to WORKDIR/launch.log, which Start-TestTarget shows.
+ * PROGRAM starts with every signal unblocked and at its default action: a mask or an ignored signal of the
+ * tester's thread that started launch would otherwise reach it through fork and exec. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +48,11 @@ int main(int argc, char **argv)
 	if (target < 0) _exit(1);
 	if (target == 0) {
 		setsid();
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL); /* EINVAL for SIGKILL, SIGSTOP and the glibc-reserved ones: nothing to do */
 		execv(argv[2], argv + 2);
 		char what[160];
 		snprintf(what, sizeof(what), "could not be started: %s", strerror(errno));

@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { EXITED, KILLED, TERMINATED, QUIT, OWN_GROUP, IN_GROUP, LEADERLESS, OWN_SESSION, ORPHAN, DEEP, KEEPER, MEMBER, COUNT };
@@ -57,11 +58,35 @@ static int read_stat(pid_t pid, char *state, struct layout *out)
 	return sscanf(close + 2, "%c %d %d %d", state, &out->ppid, &out->pgid, &out->sid) == 4 ? 0 : -1;
 }
 
+/* Gives up on a set-up that does not come about, saying what and why, instead of hanging without a word. */
+static void setup_stuck(pid_t pid, const char *what)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *status = fopen(path, "r"), *log = fopen("zombies.log", "a");
+	if (log) {
+		fprintf(log, "SETUP %d %s after 8 s:", pid, what);
+		while (status && fgets(line, sizeof(line), status))
+			if (!strncmp(line, "State", 5) || !strncmp(line, "Sig", 3) || !strncmp(line, "PPid", 4)) {
+				line[strcspn(line, "\n")] = 0;
+				fprintf(log, " %s", line);
+			}
+		fprintf(log, "\n");
+		fclose(log);
+	}
+	if (status) fclose(status);
+	exit(1);
+}
+
+/* Start-TestTarget waits 15 s for the ready file: a set-up stuck for 8 s says why before that. */
+static time_t setup_deadline(void) { return time(NULL) + 8; }
+
 static void wait_state(pid_t pid, char want)
 {
 	struct layout l;
 	char state = 0;
-	while (read_stat(pid, &state, &l) == 0 && state != want) usleep(1000);
+	for (time_t deadline = setup_deadline(); read_stat(pid, &state, &l) == 0 && state != want; usleep(1000))
+		if (time(NULL) > deadline) setup_stuck(pid, want == 'Z' ? "did not end" : "did not reach its state");
 }
 
 static void pipe_wait(int fd) { char c; if (read(fd, &c, 1) != 1) _exit(100); }
@@ -196,7 +221,8 @@ int main(int argc, char **argv)
 	/* Once reparented to the root, let it exit. */
 	struct layout l;
 	char state;
-	while (read_stat(pids[ORPHAN], &state, &l) == 0 && l.ppid != getpid()) usleep(1000);
+	for (time_t deadline = setup_deadline(); read_stat(pids[ORPHAN], &state, &l) == 0 && l.ppid != getpid(); usleep(1000))
+		if (time(NULL) > deadline) setup_stuck(pids[ORPHAN], "was not reparented to the root");
 	pipe_signal(gate[ORPHAN][1]);
 
 	for (int i = 0; i < COUNT; i++) { close(gate[i][0]); close(gate[i][1]); }
