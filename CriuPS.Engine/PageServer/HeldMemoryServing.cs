@@ -34,10 +34,6 @@ internal static class HeldMemoryServing
             {
                 case FrameType.PageRequest:
                     var request = PageServerMessages.ReadPageRequest(frame);
-                    if (request.Pages is 0 or > PageServing.MaxPages || (request.Address & (Page.Size - 1)) != 0)
-                    {
-                        throw new ProtocolException($"A request for {request.Pages} pages at 0x{request.Address:x} is not valid.");
-                    }
                     var data = memory.Read((int)request.Pid, new Address(request.Address), (int)(request.Pages << Page.Shift));
                     if (data is null)
                     {

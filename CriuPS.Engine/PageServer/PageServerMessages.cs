@@ -1,3 +1,5 @@
+using CriuPS.Native.Memory;
+
 namespace CriuPS.Engine.PageServer;
 
 /// <summary>A client's opening: the protocol magic and version, what it comes for, and the image it expects.</summary>
@@ -127,7 +129,19 @@ internal static class PageServerMessages
         w.U32(request.Pages);
     });
 
-    public static PageRequest ReadPageRequest(Frame frame) => Read(frame, FrameType.PageRequest, (ref FrameFieldReader r) => new PageRequest(r.U32(), r.U64(), r.U32()));
+    /// <summary>The most pages one request may ask for (the protocol's frames hold 4 MiB).</summary>
+    public const uint MaxPagesPerRequest = 1024;
+
+    /// <summary>A page request, which must ask for 1 to <see cref="MaxPagesPerRequest"/> pages from a page boundary.</summary>
+    public static PageRequest ReadPageRequest(Frame frame)
+    {
+        var request = Read(frame, FrameType.PageRequest, (ref FrameFieldReader r) => new PageRequest(r.U32(), r.U64(), r.U32()));
+        if (request.Pages is 0 or > MaxPagesPerRequest || (request.Address & (Page.Size - 1)) != 0)
+        {
+            throw new ProtocolException($"A request for {request.Pages} pages at 0x{request.Address:x} is not valid.");
+        }
+        return request;
+    }
 
     /// <summary>The pages of a request: its process and address, then the bytes.</summary>
     public static void SendPageData(FrameStream frames, uint pid, ulong address, ReadOnlySpan<byte> data)

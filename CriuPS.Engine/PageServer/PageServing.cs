@@ -13,9 +13,6 @@ namespace CriuPS.Engine.PageServer;
 /// </summary>
 internal static class PageServing
 {
-    /// <summary>The most pages one request may ask for (the protocol's frames hold 4 MiB).</summary>
-    public const uint MaxPages = 1024;
-
     /// <summary>Serves until the client has every page (true: the server may stop) or closes (false).</summary>
     public static bool Serve(PageServerConnection connection, LazyPageServer server, string imageId)
     {
@@ -101,10 +98,6 @@ internal static class PageServing
 
     private static byte[]? Read(ImageSet images, Dictionary<uint, PageChain> files, PageRequest request, PageVerifier verifier)
     {
-        if (request.Pages is 0 or > MaxPages || (request.Address & (Page.Size - 1)) != 0)
-        {
-            throw new ProtocolException($"A request for {request.Pages} pages at 0x{request.Address:x} is not valid.");
-        }
         if (!files.TryGetValue(request.Pid, out var file))
         {
             var process = images.Processes.FirstOrDefault(p => p.Pid == request.Pid);
