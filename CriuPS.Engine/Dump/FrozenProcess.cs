@@ -2,6 +2,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Privileges;
 using CriuPS.Native.Arch;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;

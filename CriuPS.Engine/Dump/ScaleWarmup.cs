@@ -1,4 +1,5 @@
 using System.Buffers;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;

@@ -30,7 +30,7 @@ internal static class UffdRegistration
         // accesses to lazy memory (a signal frame, rseq, a read() into a buffer) must wait for the page too.
         // Such a userfaultfd needs CAP_SYS_PTRACE (unless vm.unprivileged_userfaultfd is 1) in the process, which
         // has the session's capabilities until its own are restored.
-        long fd = caller.Call(SyscallNumber.Userfaultfd, (ulong)(O.CLOEXEC | O.NONBLOCK));
+        long fd = caller.Call(SystemCall.Userfaultfd, (ulong)(O.CLOEXEC | O.NONBLOCK));
         if (fd == -Errno.EPERM)
         {
             throw MissingPrivilege.For(Capability.SysPtrace,
@@ -45,7 +45,7 @@ internal static class UffdRegistration
         {
             scratch.Reset();
             var api = scratch.Put(new Userfaultfd.UffdioApiArgs { Api = Userfaultfd.Api, Features = Features });
-            caller.Checked("ioctl(UFFDIO_API)", SyscallNumber.Ioctl, (ulong)fd, unchecked((uint)Userfaultfd.UffdioApi), api.Value);
+            caller.Checked("ioctl(UFFDIO_API)", SystemCall.Ioctl, (ulong)fd, unchecked((uint)Userfaultfd.UffdioApi), api.Value);
             foreach (var area in areas)
             {
                 scratch.Reset();
@@ -54,7 +54,7 @@ internal static class UffdRegistration
                     Range = new Userfaultfd.UffdioRange { Start = area.Start.Value, Length = area.Length.Value },
                     Mode = Userfaultfd.RegisterModeMissing,
                 });
-                caller.Checked($"ioctl(UFFDIO_REGISTER) of {area}", SyscallNumber.Ioctl, (ulong)fd, unchecked((uint)Userfaultfd.UffdioRegister), args.Value);
+                caller.Checked($"ioctl(UFFDIO_REGISTER) of {area}", SystemCall.Ioctl, (ulong)fd, unchecked((uint)Userfaultfd.UffdioRegister), args.Value);
                 var answer = scratch.Memory.Read<Userfaultfd.UffdioRegisterArgs>(args);
                 if ((answer.Ioctls & Userfaultfd.IoctlCopyAndZeropage) != Userfaultfd.IoctlCopyAndZeropage)
                 {
@@ -67,7 +67,7 @@ internal static class UffdRegistration
         }
         finally
         {
-            caller.Call(SyscallNumber.Close, (ulong)fd);
+            caller.Call(SystemCall.Close, (ulong)fd);
         }
     }
 }

@@ -24,7 +24,7 @@ internal static class PidNamespaceInit
     private const ulong MsNoSuid = 0x2, MsNoDev = 0x4, MsNoExec = 0x8, MsRec = 0x4000, MsPrivate = 0x40000;
     private const int SigSetMask = 2;
     // rt_sigtimedwait: what /proc/PID/syscall shows while the init waits for signals.
-    private const int WaitingForSignals = 128;
+    private static readonly long WaitingForSignals = IArchitecture.Current.NumberOf(SystemCall.RtSigtimedwait);
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>Where the program is: beside the engine, in the module's folder.</summary>
@@ -64,8 +64,8 @@ internal static class PidNamespaceInit
                 var scratch = init.Scratch;
                 scratch.Reset();
                 // Private first: the namespace's /proc, mounted at the end, must not reach the host's mount namespace.
-                caller.Checked("mount(MS_REC | MS_PRIVATE) of /", SyscallNumber.Mount, 0, scratch.PutString("/").Value, 0, MsRec | MsPrivate, 0);
-                caller.Checked("rt_sigprocmask(SIG_SETMASK, all)", SyscallNumber.RtSigprocmask, SigSetMask, scratch.Put(ulong.MaxValue).Value, 0, 8);
+                caller.Checked("mount(MS_REC | MS_PRIVATE) of /", SystemCall.Mount, 0, scratch.PutString("/").Value, 0, MsRec | MsPrivate, 0);
+                caller.Checked("rt_sigprocmask(SIG_SETMASK, all)", SystemCall.RtSigprocmask, SigSetMask, scratch.Put(ulong.MaxValue).Value, 0, 8);
                 var path = scratch.PutString(program);
                 var argv = scratch.PutArray<ulong>(new[] { scratch.PutString(ProgramName).Value, scratch.PutString(rootPid.ToString(System.Globalization.CultureInfo.InvariantCulture)).Value, 0UL });
                 var envp = scratch.PutArray<ulong>(new ulong[] { 0 });
@@ -93,15 +93,15 @@ internal static class PidNamespaceInit
     /// </summary>
     public static void HandDownEnginePidfd(RemoteSyscaller forker, int number)
     {
-        long pidfd = forker.Checked("pidfd_open of the engine", SyscallNumber.PidfdOpen, (ulong)Environment.ProcessId, 0);
+        long pidfd = forker.Checked("pidfd_open of the engine", SystemCall.PidfdOpen, (ulong)Environment.ProcessId, 0);
         if (pidfd != number)
         {
-            forker.Checked($"dup3 of the engine's pidfd to {number}", SyscallNumber.Dup3, (ulong)pidfd, (ulong)number, 0);
-            forker.Checked("close", SyscallNumber.Close, (ulong)pidfd);
+            forker.Checked($"dup3 of the engine's pidfd to {number}", SystemCall.Dup3, (ulong)pidfd, (ulong)number, 0);
+            forker.Checked("close", SystemCall.Close, (ulong)pidfd);
         }
         else
         {
-            forker.Checked("fcntl(F_SETFD) of the engine's pidfd", SyscallNumber.Fcntl, (ulong)pidfd, Fcntl.F_SETFD, 0);
+            forker.Checked("fcntl(F_SETFD) of the engine's pidfd", SystemCall.Fcntl, (ulong)pidfd, Fcntl.F_SETFD, 0);
         }
     }
 
@@ -111,7 +111,7 @@ internal static class PidNamespaceInit
         var scratch = init.Scratch;
         scratch.Reset();
         var proc = scratch.PutString("proc");
-        init.Caller.Checked("mount of the PID namespace's /proc", SyscallNumber.Mount, proc.Value, scratch.PutString("/proc").Value, proc.Value, MsNoSuid | MsNoDev | MsNoExec, 0);
+        init.Caller.Checked("mount of the PID namespace's /proc", SystemCall.Mount, proc.Value, scratch.PutString("/proc").Value, proc.Value, MsNoSuid | MsNoDev | MsNoExec, 0);
     }
 
     /// <summary>Kills the init, which ends its namespace, and collects it when it is ours to collect.</summary>

@@ -266,7 +266,7 @@ internal sealed class RestoreSteps
         {
             foreach (var process in OnePerTable(Processes, p => p.Images.Ids.FilesId))
             {
-                process.Caller.Checked("close of the engine's pidfd", SyscallNumber.Close, (ulong)inherited);
+                process.Caller.Checked("close of the engine's pidfd", SystemCall.Close, (ulong)inherited);
             }
         }
         foreach (var process in Processes)
@@ -311,11 +311,11 @@ internal sealed class RestoreSteps
     {
         if (session.Pids.EnginePidfd is int kept)
         {
-            process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, (ulong)(kept - 1), 0);
-            process.Caller.Checked("close_range", SyscallNumber.CloseRange, (ulong)(kept + 1), uint.MaxValue, 0);
+            process.Caller.Checked("close_range", SystemCall.CloseRange, 0, (ulong)(kept - 1), 0);
+            process.Caller.Checked("close_range", SystemCall.CloseRange, (ulong)(kept + 1), uint.MaxValue, 0);
             return;
         }
-        process.Caller.Checked("close_range", SyscallNumber.CloseRange, 0, uint.MaxValue, 0);
+        process.Caller.Checked("close_range", SystemCall.CloseRange, 0, uint.MaxValue, 0);
     }
 
     /// <summary>The first process of each group sharing a kernel object (an fd table, fs information).</summary>

@@ -80,7 +80,7 @@ internal sealed class RestoredPids
     /// The call by which a restored process gets a pidfd of the engine (to pull descriptors with pidfd_getfd), at
     /// its lowest free number: pidfd_open of the engine's PID, or a copy of the inherited one (fcntl F_DUPFD_CLOEXEC).
     /// </summary>
-    public (SyscallNumber Number, ulong A1, ulong A2) EnginePidfdCall(int enginePid) => EnginePidfd is int inherited
-        ? (SyscallNumber.Fcntl, (ulong)inherited, (ulong)Fcntl.F_DUPFD_CLOEXEC)
-        : (SyscallNumber.PidfdOpen, (ulong)enginePid, 0);
+    public (SystemCall Number, ulong A1, ulong A2) EnginePidfdCall(int enginePid) => EnginePidfd is int inherited
+        ? (SystemCall.Fcntl, (ulong)inherited, (ulong)Fcntl.F_DUPFD_CLOEXEC)
+        : (SystemCall.PidfdOpen, (ulong)enginePid, 0);
 }

@@ -22,7 +22,7 @@ internal sealed class Clone3SetTidProbe : FeatureProbe
 
     public override (bool, string) Check()
     {
-        long answer = Syscall.Raw(SyscallNumber.Clone3, 0, 0);
+        long answer = Syscall.Raw(SystemCall.Clone3, 0, 0);
         bool present = answer == -Errno.EINVAL;
         bool newEnough = KernelFacts.Version >= SetTidKernel;
         var session = SessionPrivileges.Current();

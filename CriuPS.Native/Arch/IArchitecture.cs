@@ -35,6 +35,9 @@ public interface IArchitecture
     /// <summary>Where a thread that ran <see cref="SyscallThenTrap"/> stops, from its start: just past the breakpoint.</summary>
     int TrapStopOffset { get; }
 
+    /// <summary>The number the kernel of this architecture knows <paramref name="call"/> by.</summary>
+    long NumberOf(SystemCall call);
+
     /// <summary>Where the thread runs next: its instruction pointer.</summary>
     ulong InstructionPointerOf(in UserRegs regs);
 
@@ -45,10 +48,10 @@ public interface IArchitecture
     UserRegs WithStackPointer(UserRegs regs, ulong address);
 
     /// <summary>
-    /// The registers of a thread about to make <paramref name="number"/> with these arguments once it runs the system
+    /// The registers of a thread about to make <paramref name="call"/> with these arguments once it runs the system
     /// call instruction (the instruction pointer is left as it is).
     /// </summary>
-    UserRegs WithCall(UserRegs regs, SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6);
+    UserRegs WithCall(UserRegs regs, SystemCall call, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6);
 
     /// <summary>
     /// The registers of a thread that is in no system call: the kernel then restarts nothing when they are set (x86-64:
@@ -57,13 +60,16 @@ public interface IArchitecture
     UserRegs OutsideSyscall(UserRegs regs);
 
     /// <summary>
-    /// The registers of a thread at a system-call-entry stop that makes <paramref name="number"/> instead of the call it
+    /// The registers of a thread at a system-call-entry stop that makes <paramref name="call"/> instead of the call it
     /// stopped at (x86-64: the kernel reads the number from orig_rax once the stop ends).
     /// </summary>
-    UserRegs EnteringSyscall(UserRegs regs, SyscallNumber number);
+    UserRegs EnteringSyscall(UserRegs regs, SystemCall call);
 
-    /// <summary>The call a thread stopped in, or null when it stopped outside a system call.</summary>
-    SyscallNumber? SyscallOf(in UserRegs regs);
+    /// <summary>
+    /// The call a thread stopped in, decoded from the number its registers show; null when it stopped outside a system
+    /// call, or in one that <see cref="SystemCall"/> does not name (none that CriuPS makes or resumes).
+    /// </summary>
+    SystemCall? SyscallOf(in UserRegs regs);
 
     /// <summary>The result register: the call's result, or -ERESTART* while the kernel means to restart it.</summary>
     long ResultOf(in UserRegs regs);

@@ -29,10 +29,10 @@ public sealed unsafe class ChildStopNotifications : IDisposable
     public static ChildStopNotifications Suppress()
     {
         KernelSigaction current;
-        Syscall.Checked("rt_sigaction(SIGCHLD)", SyscallNumber.RtSigaction, Signals.SIGCHLD, 0, (ulong)&current, SigsetSize);
+        Syscall.Checked("rt_sigaction(SIGCHLD)", SystemCall.RtSigaction, Signals.SIGCHLD, 0, (ulong)&current, SigsetSize);
         var quiet = current;
         quiet.Flags |= NoChildStop;
-        Syscall.Checked("rt_sigaction(SIGCHLD)", SyscallNumber.RtSigaction, Signals.SIGCHLD, (ulong)&quiet, 0, SigsetSize);
+        Syscall.Checked("rt_sigaction(SIGCHLD)", SystemCall.RtSigaction, Signals.SIGCHLD, (ulong)&quiet, 0, SigsetSize);
         return new ChildStopNotifications(current);
     }
 
@@ -41,7 +41,7 @@ public sealed unsafe class ChildStopNotifications : IDisposable
         if (!restored)
         {
             var previous = saved;
-            Syscall.Checked("rt_sigaction(SIGCHLD)", SyscallNumber.RtSigaction, Signals.SIGCHLD, (ulong)&previous, 0, SigsetSize);
+            Syscall.Checked("rt_sigaction(SIGCHLD)", SystemCall.RtSigaction, Signals.SIGCHLD, (ulong)&previous, 0, SigsetSize);
             restored = true;
         }
     }

@@ -16,7 +16,7 @@ public static unsafe class ClockGettime
     public static (long Seconds, long Nanoseconds) Now(int clock)
     {
         long* time = stackalloc long[2];
-        Syscall.Checked($"clock_gettime(clock {clock})", SyscallNumber.ClockGettime, (ulong)clock, (ulong)time);
+        Syscall.Checked($"clock_gettime(clock {clock})", SystemCall.ClockGettime, (ulong)clock, (ulong)time);
         return (time[0], time[1]);
     }
 }

@@ -13,7 +13,7 @@ public static unsafe class Fanotify
     /// </summary>
     public static FileDescriptor Create(uint flags, uint eventFileFlags)
     {
-        var group = new FileDescriptor((int)Syscall.Checked("fanotify_init", SyscallNumber.FanotifyInit, flags, eventFileFlags));
+        var group = new FileDescriptor((int)Syscall.Checked("fanotify_init", SystemCall.FanotifyInit, flags, eventFileFlags));
         Fcntl.Call(group, Fcntl.F_SETFD, Fcntl.FD_CLOEXEC);
         return group;
     }
@@ -23,7 +23,7 @@ public static unsafe class Fanotify
     {
         fixed (byte* p = FileDescriptor.NullTerminated(path))
         {
-            Syscall.Checked($"fanotify_mark({path}, flags {flags:x}, mask {mask:x})", SyscallNumber.FanotifyMark, (ulong)group.Value, flags, mask, unchecked((ulong)-100), (ulong)p);
+            Syscall.Checked($"fanotify_mark({path}, flags {flags:x}, mask {mask:x})", SystemCall.FanotifyMark, (ulong)group.Value, flags, mask, unchecked((ulong)-100), (ulong)p);
         }
     }
 }

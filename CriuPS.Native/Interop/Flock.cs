@@ -8,7 +8,7 @@ public static class Flock
     /// <summary>flock(2) on a descriptor of ours; returns 0, or the errno (EWOULDBLOCK with LOCK_NB: someone holds it).</summary>
     public static int Lock(FileDescriptor file, int operation)
     {
-        long result = Syscall.Raw(SyscallNumber.Flock, (ulong)file.Value, (ulong)operation);
+        long result = Syscall.Raw(SystemCall.Flock, (ulong)file.Value, (ulong)operation);
         return result < 0 ? (int)-result : 0;
     }
 }

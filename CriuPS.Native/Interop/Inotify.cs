@@ -9,14 +9,14 @@ public static unsafe class Inotify
     private const int SetNextWdRequest = 0x40044900;
 
     public static FileDescriptor Create(int flags) =>
-        new((int)Syscall.Checked("inotify_init1", SyscallNumber.InotifyInit1, (ulong)(flags | O.CLOEXEC)));
+        new((int)Syscall.Checked("inotify_init1", SystemCall.InotifyInit1, (ulong)(flags | O.CLOEXEC)));
 
     /// <summary>Watches the file at <paramref name="path"/>; returns the watch descriptor (wd).</summary>
     public static int AddWatch(FileDescriptor inotify, string path, uint mask)
     {
         fixed (byte* p = FileDescriptor.NullTerminated(path))
         {
-            return (int)Syscall.Checked($"inotify_add_watch({path})", SyscallNumber.InotifyAddWatch, (ulong)inotify.Value, (ulong)p, mask);
+            return (int)Syscall.Checked($"inotify_add_watch({path})", SystemCall.InotifyAddWatch, (ulong)inotify.Value, (ulong)p, mask);
         }
     }
 

@@ -16,7 +16,7 @@ public static unsafe class Kcmp
 
     /// <summary>0 when equal, 1 or 2 for an ordering, throws on error.</summary>
     public static long Compare(int pid1, int pid2, int type, ulong index1 = 0, ulong index2 = 0) =>
-        Syscall.Checked($"kcmp({pid1}, {pid2}, {type})", SyscallNumber.Kcmp, (ulong)pid1, (ulong)pid2, (ulong)type, index1, index2);
+        Syscall.Checked($"kcmp({pid1}, {pid2}, {type})", SystemCall.Kcmp, (ulong)pid1, (ulong)pid2, (ulong)type, index1, index2);
 
     /// <summary>
     /// Whether fd <paramref name="tfd"/> of <paramref name="pid"/> is still the file its epoll at
@@ -33,6 +33,6 @@ public static unsafe class Kcmp
     public static bool IsEpollTarget(int pid, int fd, int epollPid, int epfd, int tfd, uint toff)
     {
         var slot = new EpollSlot { Efd = (uint)epfd, Tfd = (uint)tfd, Toff = toff };
-        return Syscall.Raw(SyscallNumber.Kcmp, (ulong)pid, (ulong)epollPid, EpollTfd, (ulong)fd, (ulong)&slot) == 0;
+        return Syscall.Raw(SystemCall.Kcmp, (ulong)pid, (ulong)epollPid, EpollTfd, (ulong)fd, (ulong)&slot) == 0;
     }
 }

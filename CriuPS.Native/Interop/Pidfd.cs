@@ -12,14 +12,14 @@ public static unsafe class Pidfd
     public const int Thread = O.EXCL;
 
     public static FileDescriptor Open(int pid, int flags = 0) =>
-        new((int)Syscall.Checked($"pidfd_open({pid})", SyscallNumber.PidfdOpen, (ulong)pid, (ulong)flags));
+        new((int)Syscall.Checked($"pidfd_open({pid})", SystemCall.PidfdOpen, (ulong)pid, (ulong)flags));
 
     /// <summary>Duplicates descriptor <paramref name="targetFd"/> of the process behind <paramref name="pidfd"/> into this process.</summary>
     public static FileDescriptor GetFd(FileDescriptor pidfd, int targetFd) =>
-        new((int)Syscall.Checked($"pidfd_getfd(fd {targetFd})", SyscallNumber.PidfdGetfd, (ulong)pidfd.Value, (ulong)targetFd, 0));
+        new((int)Syscall.Checked($"pidfd_getfd(fd {targetFd})", SystemCall.PidfdGetfd, (ulong)pidfd.Value, (ulong)targetFd, 0));
 
     public static void SendSignal(FileDescriptor pidfd, int signal) =>
-        Syscall.Checked("pidfd_send_signal", SyscallNumber.PidfdSendSignal, (ulong)pidfd.Value, (ulong)signal, 0, 0);
+        Syscall.Checked("pidfd_send_signal", SystemCall.PidfdSendSignal, (ulong)pidfd.Value, (ulong)signal, 0, 0);
 
     /// <summary>
     /// Waits in the kernel until the process behind <paramref name="pidfd"/> is reaped (gone, not a zombie), or

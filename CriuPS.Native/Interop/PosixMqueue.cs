@@ -15,7 +15,7 @@ public static unsafe class PosixMqueue
     {
         fixed (byte* path = FileDescriptor.NullTerminated(Bare(name)))
         {
-            long fd = Syscall.Raw(SyscallNumber.MqOpen, (ulong)path, (ulong)(flags | O.CLOEXEC), 0, 0);
+            long fd = Syscall.Raw(SystemCall.MqOpen, (ulong)path, (ulong)(flags | O.CLOEXEC), 0, 0);
             return fd == -Errno.ENOENT ? null : new FileDescriptor((int)Checked($"mq_open of {name}", fd));
         }
     }
@@ -29,7 +29,7 @@ public static unsafe class PosixMqueue
         fixed (byte* path = FileDescriptor.NullTerminated(Bare(name)))
         {
             return new FileDescriptor((int)Checked($"mq_open(O_CREAT) of {name} ({maxMessages} messages of {messageSize} bytes)",
-                Syscall.Raw(SyscallNumber.MqOpen, (ulong)path, (ulong)(flags | O.CREAT | O.EXCL | O.CLOEXEC), mode, (ulong)attr)));
+                Syscall.Raw(SystemCall.MqOpen, (ulong)path, (ulong)(flags | O.CREAT | O.EXCL | O.CLOEXEC), mode, (ulong)attr)));
         }
     }
 
@@ -37,14 +37,14 @@ public static unsafe class PosixMqueue
     {
         fixed (byte* path = FileDescriptor.NullTerminated(Bare(name)))
         {
-            Checked($"mq_unlink of {name}", Syscall.Raw(SyscallNumber.MqUnlink, (ulong)path));
+            Checked($"mq_unlink of {name}", Syscall.Raw(SystemCall.MqUnlink, (ulong)path));
         }
     }
 
     public static MqueueAttributes Attributes(FileDescriptor queue)
     {
         long* attr = stackalloc long[8];
-        Checked("mq_getsetattr", Syscall.Raw(SyscallNumber.MqGetsetattr, (ulong)queue.Value, 0, (ulong)attr));
+        Checked("mq_getsetattr", Syscall.Raw(SystemCall.MqGetsetattr, (ulong)queue.Value, 0, (ulong)attr));
         return new MqueueAttributes(attr[0], attr[1], attr[2], attr[3]);
     }
 
@@ -55,7 +55,7 @@ public static unsafe class PosixMqueue
         uint priority;
         fixed (byte* data = buffer)
         {
-            long size = Syscall.Raw(SyscallNumber.MqTimedreceive, (ulong)queue.Value, (ulong)data, (ulong)buffer.Length, (ulong)&priority, 0);
+            long size = Syscall.Raw(SystemCall.MqTimedreceive, (ulong)queue.Value, (ulong)data, (ulong)buffer.Length, (ulong)&priority, 0);
             if (size == -Errno.EAGAIN)
             {
                 return null;
@@ -70,7 +70,7 @@ public static unsafe class PosixMqueue
         fixed (byte* data = message)
         {
             Checked($"mq_timedsend of a message of {message.Length} bytes, priority {priority}",
-                Syscall.Raw(SyscallNumber.MqTimedsend, (ulong)queue.Value, (ulong)data, (ulong)message.Length, priority, 0));
+                Syscall.Raw(SystemCall.MqTimedsend, (ulong)queue.Value, (ulong)data, (ulong)message.Length, priority, 0));
         }
     }
 

@@ -15,21 +15,21 @@ public static unsafe class Prctl
     public static long MmMapSize()
     {
         uint size = 0;
-        long result = Syscall.Raw(SyscallNumber.Prctl, PrSetMm, PrSetMmMapSize, (ulong)&size, 0, 0);
+        long result = Syscall.Raw(SystemCall.Prctl, PrSetMm, PrSetMmMapSize, (ulong)&size, 0, 0);
         return result < 0 ? result : size;
     }
 
     /// <summary>prctl(PR_GET_SECUREBITS): this thread's securebits (SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP...).</summary>
-    public static uint Securebits() => (uint)Syscall.Checked("prctl(PR_GET_SECUREBITS)", SyscallNumber.Prctl, PrGetSecurebits);
+    public static uint Securebits() => (uint)Syscall.Checked("prctl(PR_GET_SECUREBITS)", SystemCall.Prctl, PrGetSecurebits);
 
     /// <summary>prctl(PR_TIMER_CREATE_RESTORE_IDS, GET): 0 or 1 (whether timer_create restores ids for this process now), or -errno.</summary>
-    public static long TimerCreateRestoreIds() => Syscall.Raw(SyscallNumber.Prctl, PrTimerCreateRestoreIds, RestoreIdsGet, 0, 0, 0);
+    public static long TimerCreateRestoreIds() => Syscall.Raw(SystemCall.Prctl, PrTimerCreateRestoreIds, RestoreIdsGet, 0, 0, 0);
 
     /// <summary>arch_prctl(ARCH_SHSTK_STATUS): the shadow stack features enabled for this thread, or -errno.</summary>
     public static long ShadowStackStatus()
     {
         ulong features = 0;
-        long result = Syscall.Raw(SyscallNumber.ArchPrctl, ArchShstkStatus, (ulong)&features);
+        long result = Syscall.Raw(SystemCall.ArchPrctl, ArchShstkStatus, (ulong)&features);
         return result < 0 ? result : (long)features;
     }
 
@@ -40,7 +40,7 @@ public static unsafe class Prctl
     public static long XStateComponentsEnabled()
     {
         ulong components = 0;
-        long result = Syscall.Raw(SyscallNumber.ArchPrctl, ArchGetXcompSupp, (ulong)&components);
+        long result = Syscall.Raw(SystemCall.ArchPrctl, ArchGetXcompSupp, (ulong)&components);
         return result < 0 ? result : (long)components;
     }
 }

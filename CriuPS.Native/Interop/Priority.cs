@@ -8,8 +8,8 @@ public static class Priority
     /// <summary>The thread's nice value (-20 to 19).</summary>
     public static int GetNice(int tid) =>
         // The raw system call answers 20 - nice, never negative (glibc's wrapper turns it back).
-        20 - (int)Syscall.Checked("getpriority", SyscallNumber.Getpriority, PrioProcess, (ulong)tid);
+        20 - (int)Syscall.Checked("getpriority", SystemCall.Getpriority, PrioProcess, (ulong)tid);
 
     public static void SetNice(int tid, int nice) =>
-        Syscall.Checked("setpriority", SyscallNumber.Setpriority, PrioProcess, (ulong)tid, unchecked((ulong)nice));
+        Syscall.Checked("setpriority", SystemCall.Setpriority, PrioProcess, (ulong)tid, unchecked((ulong)nice));
 }

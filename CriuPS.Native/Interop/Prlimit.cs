@@ -22,11 +22,11 @@ public static unsafe class Prlimit
     public static ResourceLimit Get(int pid, int resource)
     {
         ResourceLimit limit;
-        Syscall.Checked($"prlimit64({pid}, {resource})", SyscallNumber.Prlimit64, (ulong)pid, (ulong)resource, 0, (ulong)&limit);
+        Syscall.Checked($"prlimit64({pid}, {resource})", SystemCall.Prlimit64, (ulong)pid, (ulong)resource, 0, (ulong)&limit);
         return limit;
     }
 
     /// <summary>Sets a limit; returns 0 or -errno (raising a hard limit needs CAP_SYS_RESOURCE).</summary>
     public static long TrySet(int pid, int resource, ResourceLimit limit) =>
-        Syscall.Raw(SyscallNumber.Prlimit64, (ulong)pid, (ulong)resource, (ulong)&limit, 0);
+        Syscall.Raw(SystemCall.Prlimit64, (ulong)pid, (ulong)resource, (ulong)&limit, 0);
 }

@@ -11,7 +11,7 @@ public static unsafe class ProcessVm
         fixed (IoVec* l = local)
         fixed (IoVec* r = remote)
         {
-            return Syscall.Checked($"process_vm_readv({pid})", SyscallNumber.ProcessVmReadv, (ulong)pid, (ulong)l, (ulong)local.Length, (ulong)r, (ulong)remote.Length, 0);
+            return Syscall.Checked($"process_vm_readv({pid})", SystemCall.ProcessVmReadv, (ulong)pid, (ulong)l, (ulong)local.Length, (ulong)r, (ulong)remote.Length, 0);
         }
     }
 
@@ -48,7 +48,7 @@ public static unsafe class ProcessVm
         fixed (IoVec* l = local)
         fixed (IoVec* r = remote)
         {
-            return Syscall.Checked($"process_vm_writev({pid})", SyscallNumber.ProcessVmWritev, (ulong)pid, (ulong)l, (ulong)local.Length, (ulong)r, (ulong)remote.Length, 0);
+            return Syscall.Checked($"process_vm_writev({pid})", SystemCall.ProcessVmWritev, (ulong)pid, (ulong)l, (ulong)local.Length, (ulong)r, (ulong)remote.Length, 0);
         }
     }
 }

@@ -13,7 +13,7 @@ public static unsafe class Renameat2
         fixed (byte* x = pa)
         fixed (byte* y = pb)
         {
-            Syscall.Checked("renameat2(RENAME_EXCHANGE)", SyscallNumber.Renameat2, unchecked((ulong)Fcntl.AT_FDCWD), (ulong)x, unchecked((ulong)Fcntl.AT_FDCWD), (ulong)y, RenameExchange);
+            Syscall.Checked("renameat2(RENAME_EXCHANGE)", SystemCall.Renameat2, unchecked((ulong)Fcntl.AT_FDCWD), (ulong)x, unchecked((ulong)Fcntl.AT_FDCWD), (ulong)y, RenameExchange);
         }
     }
 }

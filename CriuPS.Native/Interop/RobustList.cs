@@ -7,7 +7,7 @@ public static unsafe class RobustList
     {
         ulong head;
         ulong length;
-        Syscall.Checked("get_robust_list", SyscallNumber.GetRobustList, (ulong)tid, (ulong)&head, (ulong)&length);
+        Syscall.Checked("get_robust_list", SystemCall.GetRobustList, (ulong)tid, (ulong)&head, (ulong)&length);
         return (head, (uint)length);
     }
 }

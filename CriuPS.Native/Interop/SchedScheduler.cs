@@ -6,15 +6,15 @@ namespace CriuPS.Native.Interop;
 /// </summary>
 public static unsafe class SchedScheduler
 {
-    public static uint GetPolicy(int tid) => (uint)Syscall.Checked("sched_getscheduler", SyscallNumber.SchedGetscheduler, (ulong)tid);
+    public static uint GetPolicy(int tid) => (uint)Syscall.Checked("sched_getscheduler", SystemCall.SchedGetscheduler, (ulong)tid);
 
     public static uint GetPriority(int tid)
     {
         int priority;
-        Syscall.Checked("sched_getparam", SyscallNumber.SchedGetparam, (ulong)tid, (ulong)&priority);
+        Syscall.Checked("sched_getparam", SystemCall.SchedGetparam, (ulong)tid, (ulong)&priority);
         return (uint)priority;
     }
 
     public static void Set(int tid, uint policy, int priority) =>
-        Syscall.Checked("sched_setscheduler", SyscallNumber.SchedSetscheduler, (ulong)tid, policy, (ulong)&priority);
+        Syscall.Checked("sched_setscheduler", SystemCall.SchedSetscheduler, (ulong)tid, policy, (ulong)&priority);
 }

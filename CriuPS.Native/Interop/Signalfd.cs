@@ -5,5 +5,5 @@ public static unsafe class Signalfd
 {
     /// <summary>A new signalfd for the signals of <paramref name="mask"/> (bit N-1 for signal N).</summary>
     public static FileDescriptor Create(ulong mask, int flags) =>
-        new((int)Syscall.Checked("signalfd4", SyscallNumber.Signalfd4, ulong.MaxValue, (ulong)&mask, sizeof(ulong), (ulong)(flags | O.CLOEXEC)));
+        new((int)Syscall.Checked("signalfd4", SystemCall.Signalfd4, ulong.MaxValue, (ulong)&mask, sizeof(ulong), (ulong)(flags | O.CLOEXEC)));
 }

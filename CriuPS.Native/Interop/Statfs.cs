@@ -16,7 +16,7 @@ public static unsafe class Statfs
         long* buffer = stackalloc long[16];
         fixed (byte* p = bytes)
         {
-            Syscall.Checked("statfs", SyscallNumber.Statfs, (ulong)p, (ulong)buffer);
+            Syscall.Checked("statfs", SystemCall.Statfs, (ulong)p, (ulong)buffer);
         }
         return (buffer[0], buffer[1]);
     }

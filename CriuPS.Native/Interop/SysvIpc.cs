@@ -62,9 +62,9 @@ public static unsafe class SysvIpc
     {
         var (number, info, statAny) = kind switch
         {
-            SysvKind.SharedMemory => (SyscallNumber.Shmctl, 14, 15),
-            SysvKind.Semaphores => (SyscallNumber.Semctl, 19, 20),
-            _ => (SyscallNumber.Msgctl, 12, 13),
+            SysvKind.SharedMemory => (SystemCall.Shmctl, 14, 15),
+            SysvKind.Semaphores => (SystemCall.Semctl, 19, 20),
+            _ => (SystemCall.Msgctl, 12, 13),
         };
         byte* buffer = stackalloc byte[BufferSize];
         long highest = Control($"{Name(kind)} information", kind, number, 0, info, buffer);
@@ -101,9 +101,9 @@ public static unsafe class SysvIpc
         ulong flags = (mode & PermissionBits) | IpcCreat | IpcExcl | hugetlbFlags;
         long id = kind switch
         {
-            SysvKind.SharedMemory => Syscall.Raw(SyscallNumber.Shmget, (ulong)(uint)key, sizeOrCount, flags),
-            SysvKind.Semaphores => Syscall.Raw(SyscallNumber.Semget, (ulong)(uint)key, sizeOrCount, flags),
-            _ => Syscall.Raw(SyscallNumber.Msgget, (ulong)(uint)key, flags),
+            SysvKind.SharedMemory => Syscall.Raw(SystemCall.Shmget, (ulong)(uint)key, sizeOrCount, flags),
+            SysvKind.Semaphores => Syscall.Raw(SystemCall.Semget, (ulong)(uint)key, sizeOrCount, flags),
+            _ => Syscall.Raw(SystemCall.Msgget, (ulong)(uint)key, flags),
         };
         return (int)ThrowIfFailed($"creating a {Name(kind)} with key 0x{key:x8}", id);
     }
@@ -131,9 +131,9 @@ public static unsafe class SysvIpc
 
     /// <summary>Attaches the segment anywhere in the engine (shmat); returns the address.</summary>
     public static ulong Attach(int id, bool readOnly) =>
-        (ulong)ThrowIfFailed($"shmat of System V shared memory segment {id}", Syscall.Raw(SyscallNumber.Shmat, (ulong)id, 0, readOnly ? (ulong)ShmRdonly : 0));
+        (ulong)ThrowIfFailed($"shmat of System V shared memory segment {id}", Syscall.Raw(SystemCall.Shmat, (ulong)id, 0, readOnly ? (ulong)ShmRdonly : 0));
 
-    public static void Detach(ulong address) => ThrowIfFailed("shmdt", Syscall.Raw(SyscallNumber.Shmdt, address));
+    public static void Detach(ulong address) => ThrowIfFailed("shmdt", Syscall.Raw(SystemCall.Shmdt, address));
 
     /// <summary>The values of a semaphore set (GETALL).</summary>
     public static ushort[] Values(int id, int count)
@@ -141,7 +141,7 @@ public static unsafe class SysvIpc
         var values = new ushort[count];
         fixed (ushort* array = values)
         {
-            ThrowIfFailed($"System V semaphore set {id}: GETALL", Syscall.Raw(SyscallNumber.Semctl, (ulong)id, 0, SemGetall, (ulong)array));
+            ThrowIfFailed($"System V semaphore set {id}: GETALL", Syscall.Raw(SystemCall.Semctl, (ulong)id, 0, SemGetall, (ulong)array));
         }
         return values;
     }
@@ -151,7 +151,7 @@ public static unsafe class SysvIpc
     {
         fixed (ushort* array = values)
         {
-            ThrowIfFailed($"System V semaphore set {id}: SETALL", Syscall.Raw(SyscallNumber.Semctl, (ulong)id, 0, SemSetall, (ulong)array));
+            ThrowIfFailed($"System V semaphore set {id}: SETALL", Syscall.Raw(SystemCall.Semctl, (ulong)id, 0, SemSetall, (ulong)array));
         }
     }
 
@@ -165,7 +165,7 @@ public static unsafe class SysvIpc
         fixed (byte* message = buffer)
         {
             long size = ThrowIfFailed($"System V message queue {id}: copy of message {index} (msgrcv with MSG_COPY)",
-                Syscall.Raw(SyscallNumber.Msgrcv, (ulong)id, (ulong)message, (ulong)maxSize, (ulong)index, IpcNowait | MsgCopy));
+                Syscall.Raw(SystemCall.Msgrcv, (ulong)id, (ulong)message, (ulong)maxSize, (ulong)index, IpcNowait | MsgCopy));
             return (BinaryPrimitives.ReadInt64LittleEndian(buffer), buffer.AsSpan(sizeof(long), (int)size).ToArray());
         }
     }
@@ -179,24 +179,24 @@ public static unsafe class SysvIpc
         fixed (byte* message = buffer)
         {
             ThrowIfFailed($"System V message queue {id}: msgsnd of a message of type {type}, {text.Length} bytes",
-                Syscall.Raw(SyscallNumber.Msgsnd, (ulong)id, (ulong)message, (ulong)text.Length, IpcNowait));
+                Syscall.Raw(SystemCall.Msgsnd, (ulong)id, (ulong)message, (ulong)text.Length, IpcNowait));
         }
     }
 
-    private static SyscallNumber NumberOf(SysvKind kind) => kind switch
+    private static SystemCall NumberOf(SysvKind kind) => kind switch
     {
-        SysvKind.SharedMemory => SyscallNumber.Shmctl,
-        SysvKind.Semaphores => SyscallNumber.Semctl,
-        _ => SyscallNumber.Msgctl,
+        SysvKind.SharedMemory => SystemCall.Shmctl,
+        SysvKind.Semaphores => SystemCall.Semctl,
+        _ => SystemCall.Msgctl,
     };
 
     // semctl takes the semaphore number before the command, and the buffer as its union argument.
-    private static long Control(SysvKind kind, SyscallNumber number, int id, int command, byte* buffer) =>
+    private static long Control(SysvKind kind, SystemCall number, int id, int command, byte* buffer) =>
         kind == SysvKind.Semaphores
             ? Syscall.Raw(number, (ulong)id, 0, (ulong)command, (ulong)buffer)
             : Syscall.Raw(number, (ulong)id, (ulong)command, (ulong)buffer);
 
-    private static long Control(string what, SysvKind kind, SyscallNumber number, int id, int command, byte* buffer) =>
+    private static long Control(string what, SysvKind kind, SystemCall number, int id, int command, byte* buffer) =>
         ThrowIfFailed(what, Control(kind, number, id, command, buffer));
 
     private static long ThrowIfFailed(string what, long result) =>

@@ -43,20 +43,20 @@ public static unsafe class ThreadCapabilities
         var data = stackalloc Data[2];
         data[0] = new Data { Effective = (uint)effective, Permitted = (uint)permitted, Inheritable = (uint)inheritable };
         data[1] = new Data { Effective = (uint)(effective >> 32), Permitted = (uint)(permitted >> 32), Inheritable = (uint)(inheritable >> 32) };
-        Syscall.Checked("capset", SyscallNumber.Capset, (ulong)&header, (ulong)data);
+        Syscall.Checked("capset", SystemCall.Capset, (ulong)&header, (ulong)data);
     }
 
     /// <summary>Adds a capability of the permitted and inheritable sets to the ambient set: programs this thread starts keep it.</summary>
-    public static long TryRaiseAmbient(Capability capability) => Syscall.Raw(SyscallNumber.Prctl, PrCapAmbient, AmbientRaise, (ulong)capability);
+    public static long TryRaiseAmbient(Capability capability) => Syscall.Raw(SystemCall.Prctl, PrCapAmbient, AmbientRaise, (ulong)capability);
 
     public static void LowerAmbient(Capability capability) =>
-        Syscall.Checked($"prctl(PR_CAP_AMBIENT_LOWER, {capability.KernelName()})", SyscallNumber.Prctl, PrCapAmbient, AmbientLower, (ulong)capability);
+        Syscall.Checked($"prctl(PR_CAP_AMBIENT_LOWER, {capability.KernelName()})", SystemCall.Prctl, PrCapAmbient, AmbientLower, (ulong)capability);
 
     private static (ulong Effective, ulong Permitted, ulong Inheritable) Get()
     {
         var header = new Header { Version = Version3 };
         var data = stackalloc Data[2];
-        Syscall.Checked("capget", SyscallNumber.Capget, (ulong)&header, (ulong)data);
+        Syscall.Checked("capget", SystemCall.Capget, (ulong)&header, (ulong)data);
         return (data[0].Effective | (ulong)data[1].Effective << 32, data[0].Permitted | (ulong)data[1].Permitted << 32,
             data[0].Inheritable | (ulong)data[1].Inheritable << 32);
     }

@@ -13,20 +13,20 @@ public static class ThreadIdentity
     /// <summary>Makes <paramref name="uid"/>/<paramref name="gid"/> the calling thread's effective ids until the scope is disposed.</summary>
     public static IDisposable Become(uint uid, uint gid)
     {
-        uint previousUid = (uint)Syscall.Checked("geteuid", SyscallNumber.Geteuid);
-        uint previousGid = (uint)Syscall.Checked("getegid", SyscallNumber.Getegid);
+        uint previousUid = (uint)Syscall.Checked("geteuid", SystemCall.Geteuid);
+        uint previousGid = (uint)Syscall.Checked("getegid", SystemCall.Getegid);
         if (previousUid == uid && previousGid == gid)
         {
             return AsItIs; // nothing to change, and no CAP_SETUID/CAP_SETGID needed
         }
-        Syscall.Checked($"setresgid(-1, {gid}, -1)", SyscallNumber.Setresgid, Unchanged, gid, Unchanged);
+        Syscall.Checked($"setresgid(-1, {gid}, -1)", SystemCall.Setresgid, Unchanged, gid, Unchanged);
         try
         {
-            Syscall.Checked($"setresuid(-1, {uid}, -1)", SyscallNumber.Setresuid, Unchanged, uid, Unchanged);
+            Syscall.Checked($"setresuid(-1, {uid}, -1)", SystemCall.Setresuid, Unchanged, uid, Unchanged);
         }
         catch
         {
-            Syscall.Checked($"setresgid(-1, {previousGid}, -1)", SyscallNumber.Setresgid, Unchanged, previousGid, Unchanged);
+            Syscall.Checked($"setresgid(-1, {previousGid}, -1)", SystemCall.Setresgid, Unchanged, previousGid, Unchanged);
             throw;
         }
         return new Back(previousUid, previousGid);
@@ -46,8 +46,8 @@ public static class ThreadIdentity
         public void Dispose()
         {
             // The user first: changing the group back needs the capability that being root again gives.
-            Syscall.Checked($"setresuid(-1, {uid}, -1)", SyscallNumber.Setresuid, Unchanged, uid, Unchanged);
-            Syscall.Checked($"setresgid(-1, {gid}, -1)", SyscallNumber.Setresgid, Unchanged, gid, Unchanged);
+            Syscall.Checked($"setresuid(-1, {uid}, -1)", SystemCall.Setresuid, Unchanged, uid, Unchanged);
+            Syscall.Checked($"setresgid(-1, {gid}, -1)", SystemCall.Setresgid, Unchanged, gid, Unchanged);
         }
     }
 }

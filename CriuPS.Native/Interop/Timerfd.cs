@@ -13,10 +13,10 @@ public static unsafe class Timerfd
     private const int SetTicksRequest = 0x40085400;
 
     public static FileDescriptor Create(int clock, int flags) =>
-        new((int)Syscall.Checked($"timerfd_create(clock {clock})", SyscallNumber.TimerfdCreate, (ulong)clock, (ulong)(flags | O.CLOEXEC)));
+        new((int)Syscall.Checked($"timerfd_create(clock {clock})", SystemCall.TimerfdCreate, (ulong)clock, (ulong)(flags | O.CLOEXEC)));
 
     public static void SetTime(FileDescriptor timer, int flags, ItimerSpec spec) =>
-        Syscall.Checked("timerfd_settime", SyscallNumber.TimerfdSettime, (ulong)timer.Value, (ulong)flags, (ulong)&spec, 0);
+        Syscall.Checked("timerfd_settime", SystemCall.TimerfdSettime, (ulong)timer.Value, (ulong)flags, (ulong)&spec, 0);
 
     /// <summary>
     /// The interval and the time left. On a periodic timer whose expiry passed unread this also moves the timer
@@ -25,7 +25,7 @@ public static unsafe class Timerfd
     public static ItimerSpec GetTime(FileDescriptor timer)
     {
         ItimerSpec spec;
-        Syscall.Checked("timerfd_gettime", SyscallNumber.TimerfdGettime, (ulong)timer.Value, (ulong)&spec);
+        Syscall.Checked("timerfd_gettime", SystemCall.TimerfdGettime, (ulong)timer.Value, (ulong)&spec);
         return spec;
     }
 

@@ -33,7 +33,7 @@ public static unsafe partial class Userfaultfd
 
     /// <summary>A userfaultfd of this process's own address space (userfaultfd(2)), without its handshake.</summary>
     public static FileDescriptor Create(ulong flags) =>
-        new((int)Syscall.Checked("userfaultfd", SyscallNumber.Userfaultfd, flags));
+        new((int)Syscall.Checked("userfaultfd", SystemCall.Userfaultfd, flags));
 
     /// <summary>UFFDIO_API: the handshake every userfaultfd needs before anything else, asking for <paramref name="features"/>.</summary>
     public static void Handshake(FileDescriptor uffd, ulong features)

@@ -39,7 +39,7 @@ public static unsafe class Wait4
         int status;
         while (true)
         {
-            long r = Syscall.Raw(SyscallNumber.Wait4, unchecked((ulong)pid), (ulong)&status, (ulong)options, 0);
+            long r = Syscall.Raw(SystemCall.Wait4, unchecked((ulong)pid), (ulong)&status, (ulong)options, 0);
             if (r == -Errno.EINTR)
             {
                 continue;

@@ -13,7 +13,7 @@ public static unsafe class Waitid
     public static int ReapExited(FileDescriptor pidfd)
     {
         var info = stackalloc byte[128];
-        long result = Syscall.Raw(SyscallNumber.Waitid, PidfdIdType, (ulong)pidfd.Value, (ulong)info, WExited | WNoHang, 0);
+        long result = Syscall.Raw(SystemCall.Waitid, PidfdIdType, (ulong)pidfd.Value, (ulong)info, WExited | WNoHang, 0);
         int how = *(int*)(info + 8); // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
         int status = *(int*)(info + 24); // si_status: the exit code, or the signal
         return result != 0 ? -1 : how == ClaimExited ? status : 128 + status;

@@ -61,13 +61,13 @@ public static class SchedClock
             mask[cpu / 64] = 1UL << (cpu % 64);
             fixed (ulong* bits = mask)
             {
-                Syscall.Raw(SyscallNumber.SchedSetaffinity, 0, (ulong)(mask.Length * sizeof(ulong)), (ulong)bits);
+                Syscall.Raw(SystemCall.SchedSetaffinity, 0, (ulong)(mask.Length * sizeof(ulong)), (ulong)bits);
             }
             long now = ClockGettime.MonotonicNanoseconds();
             var nap = new KernelTimespec(0, 50_000_000);
             Volatile.Write(ref before, now);
-            Volatile.Write(ref tid, (int)Syscall.Raw(SyscallNumber.Gettid));
-            Syscall.Raw(SyscallNumber.Nanosleep, (ulong)&nap, 0);
+            Volatile.Write(ref tid, (int)Syscall.Raw(SystemCall.Gettid));
+            Syscall.Raw(SystemCall.Nanosleep, (ulong)&nap, 0);
         }) { IsBackground = true, Name = "CriuPS scheduler clock" };
         sleeper.Start();
         int pid = Environment.ProcessId;
@@ -76,7 +76,7 @@ public static class SchedClock
         {
             int sleeping = Volatile.Read(ref tid);
             // Asleep in its nanosleep: /proc/self/task/TID/syscall starts with the call's number.
-            if (sleeping != 0 && ReadOrEmpty($"/proc/{pid}/task/{sleeping}/syscall").StartsWith($"{(int)SyscallNumber.Nanosleep} ", StringComparison.Ordinal)
+            if (sleeping != 0 && ReadOrEmpty($"/proc/{pid}/task/{sleeping}/syscall").StartsWith($"{IArchitecture.Current.NumberOf(SystemCall.Nanosleep)} ", StringComparison.Ordinal)
                 && LastRan($"/proc/{pid}/task/{sleeping}/sched") is long lastRan)
             {
                 return Volatile.Read(ref before) - lastRan;

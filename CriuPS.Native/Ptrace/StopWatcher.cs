@@ -29,7 +29,7 @@ internal static unsafe class StopWatcher
         long result;
         do
         {
-            result = Syscall.Raw(SyscallNumber.Waitid, IdTypePid, (ulong)tid, (ulong)info, WStopped | Wait4.WNOHANG | Wait4.WALL, 0);
+            result = Syscall.Raw(SystemCall.Waitid, IdTypePid, (ulong)tid, (ulong)info, WStopped | Wait4.WNOHANG | Wait4.WALL, 0);
         }
         while (result == -Errno.EINTR);
         if (result < 0)
@@ -49,7 +49,7 @@ internal static unsafe class StopWatcher
         while (true)
         {
             new Span<byte>(info, 128).Clear();
-            long result = Syscall.Raw(SyscallNumber.Waitid, IdTypePid, (ulong)tid, (ulong)info, WExited | WStopped | WNoWait | Wait4.WNOHANG | Wait4.WALL, 0);
+            long result = Syscall.Raw(SystemCall.Waitid, IdTypePid, (ulong)tid, (ulong)info, WExited | WStopped | WNoWait | Wait4.WNOHANG | Wait4.WALL, 0);
             if (result == -Errno.ECHILD)
             {
                 return new WaitStatus(tid, Signals.SIGKILL);

@@ -1,3 +1,4 @@
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Interop;
 
 namespace CriuPS.Native.Ptrace;

@@ -1,4 +1,5 @@
 using CriuPS.Native.Arch;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -35,11 +36,11 @@ public sealed class Injection
         var caller = new RemoteSyscaller(thread, gadget, followedByTrap: false);
         ulong flags = Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | (at is null ? 0 : Mman.MAP_FIXED_NOREPLACE);
         long mapped = caller.Checked(
-            "mmap of the injection area", SyscallNumber.Mmap,
+            "mmap of the injection area", SystemCall.Mmap,
             at?.Value ?? 0, size.Value, Mman.PROT_READ | Mman.PROT_WRITE | Mman.PROT_EXEC, flags, unchecked((ulong)-1), 0);
         if (at is not null && (ulong)mapped != at.Value.Value)
         {
-            caller.Call(SyscallNumber.Munmap, (ulong)mapped, size.Value);
+            caller.Call(SystemCall.Munmap, (ulong)mapped, size.Value);
             caller.RestoreOriginalRegisters();
             throw new InvalidOperationException($"the kernel placed the injection area at 0x{mapped:x} instead of {at}");
         }
@@ -58,7 +59,7 @@ public sealed class Injection
         var caller = new RemoteSyscaller(leader, stopSignal, heldWhileRunning);
         // MAP_NORESERVE marks it (VmFlags "nr"), so that one left by a death before its signature is written is known too.
         long mapped = caller.Checked(
-            "mmap of the injection area", SyscallNumber.Mmap,
+            "mmap of the injection area", SystemCall.Mmap,
             0, size.Value, Mman.PROT_READ | Mman.PROT_WRITE | Mman.PROT_EXEC, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_NORESERVE, unchecked((ulong)-1), 0);
         var scratch = new ScratchArea(new AddressRange(new Address((ulong)mapped), new Address((ulong)mapped) + size), memory);
         scratch.InstallSignature();
@@ -93,7 +94,7 @@ public sealed class Injection
             .ToList();
         foreach (var area in leftovers)
         {
-            Caller.Checked($"munmap of the injection area {area.Range} left by a session that died", SyscallNumber.Munmap, area.Start.Value, area.Range.Length.Value);
+            Caller.Checked($"munmap of the injection area {area.Range} left by a session that died", SystemCall.Munmap, area.Start.Value, area.Range.Length.Value);
         }
         return leftovers;
     }
@@ -104,7 +105,7 @@ public sealed class Injection
     /// thread the close is code the call returns into, on the thread's way back to itself: the process never keeps
     /// the descriptor, even if we die between the two.
     /// </summary>
-    public T CallAndClose<T>(string what, SyscallNumber number, ulong a1, Func<int, T> take)
+    public T CallAndClose<T>(string what, SystemCall number, ulong a1, Func<int, T> take)
     {
         if (!Caller.IsGuarded)
         {
@@ -115,7 +116,7 @@ public sealed class Injection
             }
             finally
             {
-                Caller.Checked($"close after {what}", SyscallNumber.Close, (ulong)made);
+                Caller.Checked($"close after {what}", SystemCall.Close, (ulong)made);
             }
         }
         // mov %rax, %rdi; mov $close, %eax; syscall; then the end of our code.
@@ -151,7 +152,7 @@ public sealed class Injection
     /// </summary>
     public void End(UserRegs finalRegs)
     {
-        long result = Caller.CallAndStopAtExit(SyscallNumber.Munmap, Scratch.Range.Start.Value, Scratch.Range.Length.Value);
+        long result = Caller.CallAndStopAtExit(SystemCall.Munmap, Scratch.Range.Start.Value, Scratch.Range.Length.Value);
         if (result < 0)
         {
             throw new NativeException($"munmap of the injection area in {Caller.Thread.ProcessId}", (int)-result);

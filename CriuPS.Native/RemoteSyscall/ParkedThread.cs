@@ -1,4 +1,5 @@
 using CriuPS.Native.Arch;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
@@ -58,7 +59,7 @@ public sealed class ParkedThread
     public Address ReturnPoint { get; private set; }
 
     /// <summary>The first system call a thread let go makes: the rt_sigreturn, or the first of <see cref="DoOnTheWayBack"/>.</summary>
-    public SyscallNumber FirstSyscallOnTheWayBack { get; private set; } = SyscallNumber.RtSigreturn;
+    public SystemCall FirstSyscallOnTheWayBack { get; private set; } = SystemCall.RtSigreturn;
 
     /// <summary>The registers of a parked thread: at its return point, its stack pointer on the frame.</summary>
     public UserRegs Parked
@@ -97,7 +98,7 @@ public sealed class ParkedThread
     /// code kept in <paramref name="scratch"/> for the rest of the session. The thread must be in a stop outside a
     /// system call.
     /// </summary>
-    public void DoOnTheWayBack(ScratchArea scratch, IReadOnlyList<(SyscallNumber Number, ulong[] Arguments)> calls)
+    public void DoOnTheWayBack(ScratchArea scratch, IReadOnlyList<(SystemCall Number, ulong[] Arguments)> calls)
     {
         if (calls.Count == 0)
         {
@@ -122,7 +123,7 @@ public sealed class ParkedThread
     public void ReturnStraightBack()
     {
         ReturnPoint = Restorer;
-        FirstSyscallOnTheWayBack = SyscallNumber.RtSigreturn;
+        FirstSyscallOnTheWayBack = SystemCall.RtSigreturn;
         Thread.SetRegs(Parked);
     }
 

@@ -1,4 +1,5 @@
 using CriuPS.Native.Arch;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
@@ -97,12 +98,12 @@ public sealed class RemoteSyscaller
     }
 
     /// <summary>Runs a call and returns its raw result (negative errno on failure).</summary>
-    public long Call(SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
+    public long Call(SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
         parked is not null ? RunThroughRestorer(number, a1, a2, a3, a4, a5, a6, parked.ReturnPoint)
             : Run(number, a1, a2, a3, a4, a5, a6, stopAtSyscallExit: !instructionIsOurs);
 
     /// <summary>Runs a call and throws a <see cref="NativeException"/> describing <paramref name="what"/> on failure.</summary>
-    public long Checked(string what, SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    public long Checked(string what, SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
         long result = Call(number, a1, a2, a3, a4, a5, a6);
         if (result < 0 && result > -4096)
@@ -119,7 +120,7 @@ public sealed class RemoteSyscaller
     /// call that had nothing to wait for returns its result. Only in a process of ours (a restore), as the thread's
     /// last call: any rt_sigreturn before its restart_syscall would drop the block. The thread is left stopped.
     /// </summary>
-    public long CallInterrupted(SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    public long CallInterrupted(SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
         if (parked is not null || !instructionIsOurs)
         {
@@ -165,7 +166,7 @@ public sealed class RemoteSyscaller
     /// that unmaps our own code): the registers are replaced before the thread returns anywhere. A parked thread
     /// returns to the process's own restorer, outside the code that goes away, and is parked there from then on.
     /// </summary>
-    public long CallAndStopAtExit(SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    public long CallAndStopAtExit(SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
         if (parked is null)
         {
@@ -187,7 +188,7 @@ public sealed class RemoteSyscaller
         {
             throw new InvalidOperationException("execve is injected only in a process of ours, once its scratch area is in place");
         }
-        thread.SetRegs(CallRegs(SyscallNumber.Execve, path.Value, argv.Value, envp.Value, 0, 0, 0));
+        thread.SetRegs(CallRegs(SystemCall.Execve, path.Value, argv.Value, envp.Value, 0, 0, 0));
         CallCount++;
         thread.Continue();
         int notifications = 0;
@@ -312,7 +313,7 @@ public sealed class RemoteSyscaller
     /// code that undoes what the call made (<see cref="Injection.CallAndClose"/>), which the thread then runs whether
     /// we are there or not. The thread stops at the call's exit.
     /// </summary>
-    public long CallReturningTo(Address returnTo, SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    public long CallReturningTo(Address returnTo, SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
         if (parked is null)
         {
@@ -323,7 +324,7 @@ public sealed class RemoteSyscaller
 
     // The registers of a call made by running the system call instruction at `instruction`: its number and arguments
     // on the template, outside any call, so that the kernel does not "restart" ours.
-    private UserRegs CallRegs(SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6) =>
+    private UserRegs CallRegs(SystemCall number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6) =>
         Arch.WithInstructionPointer(Arch.OutsideSyscall(Arch.WithCall(Template, number, a1, a2, a3, a4, a5, a6)), instruction.Value);
 
     // Where the thread stops after the call made at `instruction`, our code's trap.
@@ -336,7 +337,7 @@ public sealed class RemoteSyscaller
         thread.SetRegs(regs);
     }
 
-    private long Run(SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, bool stopAtSyscallExit)
+    private long Run(SystemCall number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, bool stopAtSyscallExit)
     {
         thread.SetRegs(CallRegs(number, a1, a2, a3, a4, a5, a6));
         LastCreatedChild = null;
@@ -372,7 +373,7 @@ public sealed class RemoteSyscaller
         }
     }
 
-    private long RunToSyscallExit(SyscallNumber number)
+    private long RunToSyscallExit(SystemCall number)
     {
         bool entered = false;
         int notifications = 0;
@@ -409,10 +410,10 @@ public sealed class RemoteSyscaller
     /// <paramref name="returnTo"/> (the restorer, unless code of ours follows) as the place to return to; the thread
     /// stops again at the call's exit, parked once more.
     /// </summary>
-    private long RunThroughRestorer(SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, Address returnTo) =>
+    private long RunThroughRestorer(SystemCall number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, Address returnTo) =>
         WithSignalsHeld(() => RunThroughRestorerHeld(number, a1, a2, a3, a4, a5, a6, returnTo));
 
-    private long RunThroughRestorerHeld(SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, Address returnTo)
+    private long RunThroughRestorerHeld(SystemCall number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6, Address returnTo)
     {
         LastCreatedChild = null;
         CallCount++;
@@ -450,7 +451,7 @@ public sealed class RemoteSyscaller
             if (inSyscall)
             {
                 var regs = thread.GetRegs();
-                if (Arch.InstructionPointerOf(regs) == stopRip.Value && Arch.SyscallOf(regs) == SyscallNumber.Tgkill)
+                if (Arch.InstructionPointerOf(regs) == stopRip.Value && Arch.SyscallOf(regs) == SystemCall.Tgkill)
                 {
                     return true;
                 }

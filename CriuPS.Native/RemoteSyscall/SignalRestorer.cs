@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 

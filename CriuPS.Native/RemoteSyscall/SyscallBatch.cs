@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 
@@ -24,7 +25,7 @@ public sealed class SyscallBatch
 
     private readonly ScratchArea scratch;
     private readonly RemoteSyscaller caller;
-    private readonly List<(Func<string> What, SyscallNumber Number, ulong[] Arguments)> calls = new();
+    private readonly List<(Func<string> What, SystemCall Number, ulong[] Arguments)> calls = new();
 
     /// <summary>A batch for the thread the injection started in.</summary>
     public SyscallBatch(Injection injection)
@@ -42,11 +43,11 @@ public sealed class SyscallBatch
     public int Count => calls.Count;
 
     /// <summary>Queues a call; <paramref name="what"/> names it in the error if it fails. Returns its index.</summary>
-    public int Add(string what, SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
+    public int Add(string what, SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
         Add(() => what, number, a1, a2, a3, a4, a5, a6);
 
     /// <summary>Queues a call whose description is only made if it fails (batches run to thousands of calls).</summary>
-    public int Add(Func<string> what, SyscallNumber number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    public int Add(Func<string> what, SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
         calls.Add((what, number, new[] { a1, a2, a3, a4, a5, a6 }));
         return calls.Count - 1;

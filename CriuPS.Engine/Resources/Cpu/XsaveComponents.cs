@@ -1,3 +1,4 @@
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Ptrace;
 
 namespace CriuPS.Engine.Resources.Cpu;

@@ -43,7 +43,7 @@ internal static class FsState
         // changes (chroot leaves it where it is), when its path still means what it says.
         var cwd = session.Images.File(fs.CwdId).Reg.Name;
         scratch.Reset();
-        long result = caller.Call(SyscallNumber.Chdir, scratch.PutString(PathOf(session, fs.CwdId)).Value);
+        long result = caller.Call(SystemCall.Chdir, scratch.PutString(PathOf(session, fs.CwdId)).Value);
         if (result == -Errno.EACCES)
         {
             throw PathAccess.Denied(cwd, $"the working directory of process {process.Pid}", Faccessat.Search);
@@ -60,11 +60,11 @@ internal static class FsState
         if (root != "/")
         {
             scratch.Reset();
-            caller.Checked($"chroot({root})", SyscallNumber.Chroot, scratch.PutString(PathOf(session, fs.RootId)).Value);
+            caller.Checked($"chroot({root})", SystemCall.Chroot, scratch.PutString(PathOf(session, fs.RootId)).Value);
         }
         if (fs.HasUmask)
         {
-            caller.Checked("umask", SyscallNumber.Umask, fs.Umask);
+            caller.Checked("umask", SystemCall.Umask, fs.Umask);
         }
     }
 }

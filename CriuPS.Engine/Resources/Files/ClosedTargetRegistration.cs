@@ -26,26 +26,26 @@ internal static class ClosedTargetRegistration
             throw new Errors.CheckpointException(Errors.CheckpointErrorKind.ImageCorrupt,
                 $"{image}: epoll fd {epoll.Fd} of process {process.Pid} watches file {target.CriupsFileId} as fd {number}, and no descriptor of the image holds that file.", image);
         }
-        long pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of file {target.CriupsFileId}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)file.Value, 0), above, "the watched file");
-        caller.Call(SyscallNumber.Close, (ulong)pidfd);
-        long kept = occupant is null ? -1 : caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of fd {number}", SyscallNumber.Fcntl, (ulong)number, Fcntl.F_DUPFD_CLOEXEC, above);
-        caller.Checked($"dup3 to fd {number}", SyscallNumber.Dup3, (ulong)pulled, (ulong)number, 0);
+        long pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of file {target.CriupsFileId}", SystemCall.PidfdGetfd, (ulong)pidfd, (ulong)file.Value, 0), above, "the watched file");
+        caller.Call(SystemCall.Close, (ulong)pidfd);
+        long kept = occupant is null ? -1 : caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of fd {number}", SystemCall.Fcntl, (ulong)number, Fcntl.F_DUPFD_CLOEXEC, above);
+        caller.Checked($"dup3 to fd {number}", SystemCall.Dup3, (ulong)pulled, (ulong)number, 0);
         // The instance itself may be what sits at that number now.
         ulong epollFd = epoll.Fd == number ? (ulong)kept : epoll.Fd;
         process.Injection.Scratch.Reset();
         var ev = process.Injection.Scratch.Put(EpollInstances.Event(target));
-        caller.Checked($"epoll_ctl(fd {epoll.Fd}, EPOLL_CTL_ADD, fd {number}) of a file closed since", SyscallNumber.EpollCtl, epollFd, Epoll.CtlAdd, (ulong)number, ev.Value);
+        caller.Checked($"epoll_ctl(fd {epoll.Fd}, EPOLL_CTL_ADD, fd {number}) of a file closed since", SystemCall.EpollCtl, epollFd, Epoll.CtlAdd, (ulong)number, ev.Value);
         if (occupant is null)
         {
-            caller.Checked($"close of fd {number}", SyscallNumber.Close, (ulong)number);
+            caller.Checked($"close of fd {number}", SystemCall.Close, (ulong)number);
         }
         else
         {
             bool closeOnExec = (occupant.Flags & Fcntl.FD_CLOEXEC) != 0;
-            caller.Checked($"dup3 back to fd {number}", SyscallNumber.Dup3, (ulong)kept, (ulong)number, closeOnExec ? (ulong)O.CLOEXEC : 0);
-            caller.Call(SyscallNumber.Close, (ulong)kept);
+            caller.Checked($"dup3 back to fd {number}", SystemCall.Dup3, (ulong)kept, (ulong)number, closeOnExec ? (ulong)O.CLOEXEC : 0);
+            caller.Call(SystemCall.Close, (ulong)kept);
         }
-        caller.Call(SyscallNumber.Close, (ulong)pulled);
+        caller.Call(SystemCall.Close, (ulong)pulled);
         session.Log.Detail($"process {process.Pid}: epoll fd {epoll.Fd} watches file {target.CriupsFileId} as fd {number} again, a number it had closed");
     }
 }

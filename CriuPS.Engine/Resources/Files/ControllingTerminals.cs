@@ -29,7 +29,7 @@ internal static class ControllingTerminals
         }
         var caller = leader.Injection.Caller;
         WithTerminal(session, caller, pair.Slave, fd =>
-            caller.Checked($"ioctl(TIOCSCTTY) of /dev/pts/{pair.Index}", SyscallNumber.Ioctl, (ulong)fd, (ulong)Terminal.SetControllingTerminalRequest, 0));
+            caller.Checked($"ioctl(TIOCSCTTY) of /dev/pts/{pair.Index}", SystemCall.Ioctl, (ulong)fd, (ulong)Terminal.SetControllingTerminalRequest, 0));
         var files = ptys.ControllingTerminalFiles(session, pair.Master.Sid).ToList();
         if (files.Count > 0)
         {
@@ -49,7 +49,7 @@ internal static class ControllingTerminals
         var scratch = leader.Injection.Scratch;
         scratch.Reset();
         int flags = (int)file.Tty.Flags;
-        long theirs = caller.Checked("open of /dev/tty", SyscallNumber.Openat, AtCurrentDirectory, scratch.PutString("/dev/tty").Value,
+        long theirs = caller.Checked("open of /dev/tty", SystemCall.Openat, AtCurrentDirectory, scratch.PutString("/dev/tty").Value,
             (ulong)((flags & O.ACCMODE) | O.NOCTTY | O.CLOEXEC));
         try
         {
@@ -59,7 +59,7 @@ internal static class ControllingTerminals
         }
         finally
         {
-            caller.Call(SyscallNumber.Close, (ulong)theirs);
+            caller.Call(SystemCall.Close, (ulong)theirs);
         }
     }
 
@@ -84,7 +84,7 @@ internal static class ControllingTerminals
             scratch.Reset();
             var value = scratch.Put(group);
             WithTerminal(session, caller, pair.Slave, fd =>
-                caller.Checked($"ioctl(TIOCSPGRP, {group}) of /dev/pts/{pair.Index}", SyscallNumber.Ioctl, (ulong)fd, (ulong)Terminal.SetForegroundGroupRequest, value.Value));
+                caller.Checked($"ioctl(TIOCSPGRP, {group}) of /dev/pts/{pair.Index}", SystemCall.Ioctl, (ulong)fd, (ulong)Terminal.SetForegroundGroupRequest, value.Value));
         }
     }
 
@@ -94,19 +94,19 @@ internal static class ControllingTerminals
         long pidfd = caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2);
         try
         {
-            long fd = caller.Checked("pidfd_getfd of a terminal", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)terminal.Value, 0);
+            long fd = caller.Checked("pidfd_getfd of a terminal", SystemCall.PidfdGetfd, (ulong)pidfd, (ulong)terminal.Value, 0);
             try
             {
                 use(fd);
             }
             finally
             {
-                caller.Call(SyscallNumber.Close, (ulong)fd);
+                caller.Call(SystemCall.Close, (ulong)fd);
             }
         }
         finally
         {
-            caller.Call(SyscallNumber.Close, (ulong)pidfd);
+            caller.Call(SystemCall.Close, (ulong)pidfd);
         }
     }
 }

@@ -145,7 +145,7 @@ internal sealed class EpollInstances : AnonInodeKind
             }
             process.Injection.Scratch.Reset();
             var ev = process.Injection.Scratch.Put(Event(target));
-            process.Caller.Checked($"epoll_ctl(fd {fd.Fd}, EPOLL_CTL_ADD, fd {target.Tfd})", SyscallNumber.EpollCtl, fd.Fd, Epoll.CtlAdd, target.Tfd, ev.Value);
+            process.Caller.Checked($"epoll_ctl(fd {fd.Fd}, EPOLL_CTL_ADD, fd {target.Tfd})", SystemCall.EpollCtl, fd.Fd, Epoll.CtlAdd, target.Tfd, ev.Value);
         }
         session.Log.Detail($"epoll fd {fd.Fd} of {process.Pid}: {file.Epfd.Tfd.Count} registrations");
     }

@@ -219,29 +219,29 @@ internal static class FileDescriptors
         int first = table.Take();
         expected.Add((batch.Add("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2), first));
         int pidfd = table.Take((int)fds[^1].Fd + 1);
-        expected.Add((batch.Add("fcntl(F_DUPFD_CLOEXEC)", SyscallNumber.Fcntl, (ulong)first, Fcntl.F_DUPFD_CLOEXEC, (ulong)(fds[^1].Fd + 1)), pidfd));
-        batch.Add("close", SyscallNumber.Close, (ulong)first);
+        expected.Add((batch.Add("fcntl(F_DUPFD_CLOEXEC)", SystemCall.Fcntl, (ulong)first, Fcntl.F_DUPFD_CLOEXEC, (ulong)(fds[^1].Fd + 1)), pidfd));
+        batch.Add("close", SystemCall.Close, (ulong)first);
         table.Release(first);
         foreach (var fd in fds)
         {
             var mine = session.OpenFiles.GetValueOrDefault(fd.Id) ?? throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
                 $"fd {fd.Fd} of process {process.Pid} could not be opened again: only a process of its session could open it, and none did.", process.Pid);
             int pulled = table.Take();
-            expected.Add((batch.Add(() => $"pidfd_getfd of fd {fd.Fd}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)mine.Value, 0), pulled));
+            expected.Add((batch.Add(() => $"pidfd_getfd of fd {fd.Fd}", SystemCall.PidfdGetfd, (ulong)pidfd, (ulong)mine.Value, 0), pulled));
             bool closeOnExec = (fd.Flags & Fcntl.FD_CLOEXEC) != 0;
             if (pulled != fd.Fd)
             {
-                batch.Add(() => $"dup3 to fd {fd.Fd}", SyscallNumber.Dup3, (ulong)pulled, (ulong)fd.Fd, closeOnExec ? (ulong)O.CLOEXEC : 0);
-                batch.Add("close", SyscallNumber.Close, (ulong)pulled);
+                batch.Add(() => $"dup3 to fd {fd.Fd}", SystemCall.Dup3, (ulong)pulled, (ulong)fd.Fd, closeOnExec ? (ulong)O.CLOEXEC : 0);
+                batch.Add("close", SystemCall.Close, (ulong)pulled);
                 table.Release(pulled);
                 table.Add((int)fd.Fd);
             }
             else if (!closeOnExec)
             {
-                batch.Add(() => $"fcntl(F_SETFD) of fd {fd.Fd}", SyscallNumber.Fcntl, (ulong)fd.Fd, Fcntl.F_SETFD, 0);
+                batch.Add(() => $"fcntl(F_SETFD) of fd {fd.Fd}", SystemCall.Fcntl, (ulong)fd.Fd, Fcntl.F_SETFD, 0);
             }
         }
-        batch.Add("close", SyscallNumber.Close, (ulong)pidfd);
+        batch.Add("close", SystemCall.Close, (ulong)pidfd);
         var results = batch.Run();
         foreach (var (call, number) in expected.Where(e => results[e.Call] != e.Number))
         {

@@ -163,18 +163,18 @@ internal static class FileLocks
         if ((saved.Flag & FlFlock) != 0)
         {
             int operation = (saved.Type == (uint)Fcntl.F_WRLCK ? Flock.LOCK_EX : Flock.LOCK_SH) | Flock.LOCK_NB;
-            result = process.Caller.Call(SyscallNumber.Flock, (ulong)fd, (ulong)operation);
+            result = process.Caller.Call(SystemCall.Flock, (ulong)fd, (ulong)operation);
         }
         else if ((saved.Flag & FlLease) != 0)
         {
-            result = process.Caller.Call(SyscallNumber.Fcntl, (ulong)fd, (ulong)Fcntl.F_SETLEASE, saved.Type);
+            result = process.Caller.Call(SystemCall.Fcntl, (ulong)fd, (ulong)Fcntl.F_SETLEASE, saved.Type);
         }
         else
         {
             var scratch = process.Injection.Scratch;
             scratch.Reset();
             var range = scratch.Put(Range(saved));
-            result = process.Caller.Call(SyscallNumber.Fcntl, (ulong)fd, (ulong)((saved.Flag & FlOfd) != 0 ? Fcntl.F_OFD_SETLK : Fcntl.F_SETLK), range.Value);
+            result = process.Caller.Call(SystemCall.Fcntl, (ulong)fd, (ulong)((saved.Flag & FlOfd) != 0 ? Fcntl.F_OFD_SETLK : Fcntl.F_SETLK), range.Value);
         }
         return result < 0 ? (int)-result : 0;
     }

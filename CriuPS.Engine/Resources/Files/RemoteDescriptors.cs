@@ -13,8 +13,8 @@ internal static class RemoteDescriptors
     /// <summary>Moves the process's <paramref name="fd"/> to its lowest free number at or above <paramref name="above"/> (close-on-exec) and closes the old one.</summary>
     public static long MoveAbove(this RemoteSyscaller caller, long fd, ulong above, string what)
     {
-        long moved = caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of {what}", SyscallNumber.Fcntl, (ulong)fd, Fcntl.F_DUPFD_CLOEXEC, above);
-        caller.Call(SyscallNumber.Close, (ulong)fd);
+        long moved = caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of {what}", SystemCall.Fcntl, (ulong)fd, Fcntl.F_DUPFD_CLOEXEC, above);
+        caller.Call(SystemCall.Close, (ulong)fd);
         return moved;
     }
 

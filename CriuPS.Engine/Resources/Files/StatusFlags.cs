@@ -54,7 +54,7 @@ internal static class StatusFlags
             uint saved = FileKinds.For(file.Type)!.Saved(session.Images, file).Flags;
             if ((saved & O.ASYNC) != 0 && session.State<AsyncSet>().Ids.Add(fd.Id))
             {
-                process.Caller.Checked($"fcntl(F_SETFL, O_ASYNC) of fd {fd.Fd}", SyscallNumber.Fcntl, fd.Fd, Fcntl.F_SETFL, saved & Changeable);
+                process.Caller.Checked($"fcntl(F_SETFL, O_ASYNC) of fd {fd.Fd}", SystemCall.Fcntl, fd.Fd, Fcntl.F_SETFL, saved & Changeable);
             }
         }
     }

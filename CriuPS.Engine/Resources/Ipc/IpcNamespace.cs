@@ -122,7 +122,7 @@ internal static class IpcNamespace
             PosixQueues.Restore(session, ownNamespace: false);
             return;
         }
-        root.Caller.Checked("unshare(CLONE_NEWIPC)", SyscallNumber.Unshare, Setns.CloneNewIpc);
+        root.Caller.Checked("unshare(CLONE_NEWIPC)", SystemCall.Unshare, Setns.CloneNewIpc);
         foreach (var process in processes.Skip(1))
         {
             ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/{Link}", Setns.CloneNewIpc, $"the IPC namespace of {root.Pid}");

@@ -175,14 +175,14 @@ internal static partial class PosixQueues
         {
             foreach (var fd in fds)
             {
-                long pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of POSIX message queue fd {fd.Fd}", SyscallNumber.PidfdGetfd, (ulong)pidfd, (ulong)descriptions[fd.Description].Value, 0), above, $"queue fd {fd.Fd}");
-                caller.Checked($"dup3 to fd {fd.Fd}", SyscallNumber.Dup3, (ulong)pulled, fd.Fd, fd.Cloexec ? (ulong)O.CLOEXEC : 0);
-                caller.Call(SyscallNumber.Close, (ulong)pulled);
+                long pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of POSIX message queue fd {fd.Fd}", SystemCall.PidfdGetfd, (ulong)pidfd, (ulong)descriptions[fd.Description].Value, 0), above, $"queue fd {fd.Fd}");
+                caller.Checked($"dup3 to fd {fd.Fd}", SystemCall.Dup3, (ulong)pulled, fd.Fd, fd.Cloexec ? (ulong)O.CLOEXEC : 0);
+                caller.Call(SystemCall.Close, (ulong)pulled);
             }
         }
         finally
         {
-            caller.Call(SyscallNumber.Close, (ulong)pidfd);
+            caller.Call(SystemCall.Close, (ulong)pidfd);
         }
         session.Log.Detail($"process {process.Pid}: {fds.Count} POSIX message queue descriptor(s) installed");
     }

@@ -61,13 +61,13 @@ internal static partial class AddressSpace
         if (mergeAny)
         {
             // Every area mapped from now on is mergeable, and every one mapped so far becomes so.
-            final.Add("prctl(PR_SET_MEMORY_MERGE)", SyscallNumber.Prctl, PrSetMemoryMerge, 1);
+            final.Add("prctl(PR_SET_MEMORY_MERGE)", SystemCall.Prctl, PrSetMemoryMerge, 1);
         }
         foreach (var area in areas)
         {
             if (filled.Contains(area) && (area.Prot & Mman.PROT_WRITE) == 0)
             {
-                final.Add(() => $"mprotect of {Range(area)}", SyscallNumber.Mprotect, area.Start, area.End - area.Start, area.Prot);
+                final.Add(() => $"mprotect of {Range(area)}", SystemCall.Mprotect, area.Start, area.End - area.Start, area.Prot);
             }
             Advise(final, area, mergeAny);
         }
@@ -95,7 +95,7 @@ internal static partial class AddressSpace
         var sealing = new SyscallBatch(process.Injection);
         foreach (var area in areas.Where(a => a.CriupsSealed))
         {
-            sealing.Add(() => $"mseal of {Range(area)}", SyscallNumber.Mseal, area.Start, area.End - area.Start, 0);
+            sealing.Add(() => $"mseal of {Range(area)}", SystemCall.Mseal, area.Start, area.End - area.Start, 0);
         }
         sealing.Run();
     }
@@ -131,7 +131,7 @@ internal static partial class AddressSpace
         {
             if (range.Start.Value > from)
             {
-                batch.Add($"munmap of the host's {new AddressRange(from, range.Start.Value)}", SyscallNumber.Munmap, from, range.Start.Value - from);
+                batch.Add($"munmap of the host's {new AddressRange(from, range.Start.Value)}", SystemCall.Munmap, from, range.Start.Value - from);
             }
             from = Math.Max(from, range.End.Value);
         }
@@ -163,11 +163,11 @@ internal static partial class AddressSpace
                 flags &= ~Mman.MAP_ANONYMOUS;
             }
             // MAP_FIXED puts the area exactly at its address (over nothing: the host's areas are gone).
-            batch.Add(() => $"mmap of {Range(area)}", SyscallNumber.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
+            batch.Add(() => $"mmap of {Range(area)}", SystemCall.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
             AdviseHugePages(batch, area);
             if ((area.Flags & Mman.MAP_LOCKED) != 0)
             {
-                batch.Add(() => $"mlock2 of {Range(area)}", SyscallNumber.Mlock2, area.Start, area.End - area.Start, area.CriupsLockOnFault ? Mman.MLOCK_ONFAULT : 0);
+                batch.Add(() => $"mlock2 of {Range(area)}", SystemCall.Mlock2, area.Start, area.End - area.Start, area.CriupsLockOnFault ? Mman.MLOCK_ONFAULT : 0);
             }
         }
         batch.Run();
@@ -183,7 +183,7 @@ internal static partial class AddressSpace
         {
             if (area.HasMadv && (area.Madv & (1UL << advice)) != 0)
             {
-                batch.Add(() => $"madvise({advice}) of {Range(area)} before its pages", SyscallNumber.Madvise, area.Start, area.End - area.Start, (ulong)advice);
+                batch.Add(() => $"madvise({advice}) of {Range(area)} before its pages", SystemCall.Madvise, area.Start, area.End - area.Start, (ulong)advice);
             }
         }
     }
@@ -197,7 +197,7 @@ internal static partial class AddressSpace
     {
         if (mergeAny && (area.Madv & (1UL << Mman.MADV_MERGEABLE)) == 0)
         {
-            batch.Add(() => $"madvise(MADV_UNMERGEABLE) of {Range(area)}", SyscallNumber.Madvise, area.Start, area.End - area.Start, Mman.MADV_UNMERGEABLE);
+            batch.Add(() => $"madvise(MADV_UNMERGEABLE) of {Range(area)}", SystemCall.Madvise, area.Start, area.End - area.Start, Mman.MADV_UNMERGEABLE);
         }
         if (!area.HasMadv)
         {
@@ -208,7 +208,7 @@ internal static partial class AddressSpace
             if ((area.Madv & (1UL << advice)) != 0)
             {
                 int named = advice; // a for loop's variable is one for all the closures
-                batch.Add(() => $"madvise({named}) of {Range(area)}", SyscallNumber.Madvise, area.Start, area.End - area.Start, (ulong)named);
+                batch.Add(() => $"madvise({named}) of {Range(area)}", SystemCall.Madvise, area.Start, area.End - area.Start, (ulong)named);
             }
         }
     }

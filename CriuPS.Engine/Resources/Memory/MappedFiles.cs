@@ -65,7 +65,7 @@ internal sealed class MappedFiles : IDisposable
         {
             var scratch = process.Injection.Scratch;
             scratch.Reset();
-            opened = process.Caller.Checked($"open of mapped file {file.Reg.Name}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(file.Reg.Name).Value, openFlags | (uint)O.CLOEXEC);
+            opened = process.Caller.Checked($"open of mapped file {file.Reg.Name}", SystemCall.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(file.Reg.Name).Value, openFlags | (uint)O.CLOEXEC);
             byPath[(area.Shmid, openFlags)] = opened;
         }
         return opened;
@@ -79,7 +79,7 @@ internal sealed class MappedFiles : IDisposable
             {
                 enginePidfd = process.Caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2);
             }
-            theirs = process.Caller.Checked("pidfd_getfd of a mapped object", SyscallNumber.PidfdGetfd, (ulong)enginePidfd, (ulong)ours.Value, 0);
+            theirs = process.Caller.Checked("pidfd_getfd of a mapped object", SystemCall.PidfdGetfd, (ulong)enginePidfd, (ulong)ours.Value, 0);
             pulled[ours.Value] = theirs;
         }
         return theirs;
@@ -89,7 +89,7 @@ internal sealed class MappedFiles : IDisposable
     {
         foreach (long fd in byPath.Values.Concat(pulled.Values).Append(enginePidfd).Where(fd => fd >= 0))
         {
-            process.Caller.Call(SyscallNumber.Close, (ulong)fd);
+            process.Caller.Call(SystemCall.Close, (ulong)fd);
         }
     }
 }

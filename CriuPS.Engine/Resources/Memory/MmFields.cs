@@ -51,9 +51,9 @@ internal static class MmFields
         // without changing it), nor are the dumpable and THP-disabled flags.
         process.Injection.Scratch.Reset();
         var batch = new SyscallBatch(process.Injection);
-        int brk = batch.Add("brk(0)", SyscallNumber.Brk, 0);
-        int dumpable = batch.Add("prctl(PR_GET_DUMPABLE)", SyscallNumber.Prctl, PrGetDumpable);
-        int thpDisabled = batch.Add("prctl(PR_GET_THP_DISABLE)", SyscallNumber.Prctl, PrGetThpDisable);
+        int brk = batch.Add("brk(0)", SystemCall.Brk, 0);
+        int dumpable = batch.Add("prctl(PR_GET_DUMPABLE)", SystemCall.Prctl, PrGetDumpable);
+        int thpDisabled = batch.Add("prctl(PR_GET_THP_DISABLE)", SystemCall.Prctl, PrGetThpDisable);
         var answers = batch.Run();
         mm.MmBrk = (ulong)answers[brk];
         mm.Dumpable = (int)answers[dumpable];
@@ -99,7 +99,7 @@ internal static class MmFields
         var mm = process.Images.Mm;
         if (mm.HasDumpable && mm.Dumpable is 0 or 1)
         {
-            process.Caller.Checked("prctl(PR_SET_DUMPABLE)", SyscallNumber.Prctl, PrSetDumpable, (ulong)mm.Dumpable);
+            process.Caller.Checked("prctl(PR_SET_DUMPABLE)", SystemCall.Prctl, PrSetDumpable, (ulong)mm.Dumpable);
         }
     }
 
@@ -119,7 +119,7 @@ internal static class MmFields
         bool sameExecutable = FileStatus.Of($"/proc/{process.HostPid}/exe") is var current && FileStatus.Of(seen) is var saved
             && current.Device == saved.Device && current.Inode == saved.Inode;
         long exeFd = sameExecutable ? -1
-            : caller.Checked($"open of the executable {exe}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+            : caller.Checked($"open of the executable {exe}", SystemCall.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));
         var savedAuxv = AuxvToRestore(mm);
         var auxv = scratch.PutArray<ulong>(savedAuxv.ToArray());
         var map = scratch.Put(new PrctlMmMap
@@ -129,7 +129,7 @@ internal static class MmFields
             ArgStart = mm.MmArgStart, ArgEnd = mm.MmArgEnd, EnvStart = mm.MmEnvStart, EnvEnd = mm.MmEnvEnd,
             Auxv = auxv.Value, AuxvSize = (uint)(savedAuxv.Count * sizeof(ulong)), ExeFd = (uint)exeFd,
         });
-        long result = caller.Call(SyscallNumber.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)Marshal.SizeOf<PrctlMmMap>(), 0);
+        long result = caller.Call(SystemCall.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)Marshal.SizeOf<PrctlMmMap>(), 0);
         if (result == -Errno.EPERM && exeFd >= 0)
         {
             // Replacing the executable link is for checkpoint/restore only, in the restored process (it has the session's capabilities).
@@ -142,11 +142,11 @@ internal static class MmFields
         }
         if (exeFd >= 0)
         {
-            caller.Checked("close", SyscallNumber.Close, (ulong)exeFd);
+            caller.Checked("close", SystemCall.Close, (ulong)exeFd);
         }
         if (mm.ThpDisabled)
         {
-            caller.Checked("prctl(PR_SET_THP_DISABLE)", SyscallNumber.Prctl, PrSetThpDisable, 1, 0, 0, 0);
+            caller.Checked("prctl(PR_SET_THP_DISABLE)", SystemCall.Prctl, PrSetThpDisable, 1, 0, 0, 0);
         }
     }
 }

@@ -50,7 +50,7 @@ internal static partial class Pages
             scratch.Reset();
             var array = scratch.PutArray<IoVec>(iovecs.ToArray());
             long reading = Stopwatch.GetTimestamp();
-            long n = caller.Checked("preadv of pages", SyscallNumber.Preadv, (ulong)descriptors[batchFile!], array.Value, (ulong)iovecs.Count, (ulong)batchOffset, 0);
+            long n = caller.Checked("preadv of pages", SystemCall.Preadv, (ulong)descriptors[batchFile!], array.Value, (ulong)iovecs.Count, (ulong)batchOffset, 0);
             copy += Stopwatch.GetElapsedTime(reading);
             if (n != batchBytes)
             {
@@ -82,7 +82,7 @@ internal static partial class Pages
                 {
                     enginePidfd = caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2);
                 }
-                descriptors[run.Source] = caller.Checked($"pidfd_getfd of {run.PagesPath}", SyscallNumber.PidfdGetfd, (ulong)enginePidfd, (ulong)ours.Value, 0);
+                descriptors[run.Source] = caller.Checked($"pidfd_getfd of {run.PagesPath}", SystemCall.PidfdGetfd, (ulong)enginePidfd, (ulong)ours.Value, 0);
             }
             for (ulong start = run.Range.Start.Value; start < run.Range.End.Value;)
             {
@@ -110,7 +110,7 @@ internal static partial class Pages
         }
         foreach (var fd in descriptors.Values.Append(enginePidfd).Where(fd => fd >= 0))
         {
-            caller.Checked("close", SyscallNumber.Close, (ulong)fd);
+            caller.Checked("close", SystemCall.Close, (ulong)fd);
         }
         var all = Stopwatch.GetElapsedTime(started);
         var rest = all - allocation - copy - verification;
@@ -125,7 +125,7 @@ internal static partial class Pages
         var batch = new SyscallBatch(process.Injection);
         foreach (var range in Merged(runs.Select(r => r.Range)))
         {
-            batch.Add(() => $"madvise(MADV_POPULATE_WRITE) of {range}", SyscallNumber.Madvise, range.Start.Value, range.Length.Value, Mman.MADV_POPULATE_WRITE);
+            batch.Add(() => $"madvise(MADV_POPULATE_WRITE) of {range}", SystemCall.Madvise, range.Start.Value, range.Length.Value, Mman.MADV_POPULATE_WRITE);
         }
         try
         {

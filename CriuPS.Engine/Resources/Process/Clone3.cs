@@ -44,7 +44,7 @@ internal static class Clone3
             levels.Count == 0 ? 0 : setTid.Value, (ulong)levels.Count, // set_tid, set_tid_size
             0,                       // cgroup
         });
-        long created = caller.Call(SyscallNumber.Clone3, args.Value, ArgsSize);
+        long created = caller.Call(SystemCall.Clone3, args.Value, ArgsSize);
         int tid = levels.Count > 0 ? levels[^1] : 1;
         string what = levels.Count == 0 ? "the init of a new PID namespace" : levels.Count == 1 ? $"task {tid}" : $"task {tid} (ids {string.Join(", ", levels)} from the outermost namespace in)";
         if (created == -Errno.EEXIST)

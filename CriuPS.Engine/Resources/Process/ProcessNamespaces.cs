@@ -172,14 +172,14 @@ internal static class ProcessNamespaces
         var scratch = process.Scratch;
         scratch.Reset();
         var name = scratch.PutString(path);
-        long fd = caller.Checked($"open of {what}", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), name.Value, (ulong)(O.RDONLY | O.CLOEXEC));
+        long fd = caller.Checked($"open of {what}", SystemCall.Openat, unchecked((ulong)Fcntl.AT_FDCWD), name.Value, (ulong)(O.RDONLY | O.CLOEXEC));
         try
         {
-            caller.Checked($"setns into {what}", SyscallNumber.Setns, (ulong)fd, (ulong)type);
+            caller.Checked($"setns into {what}", SystemCall.Setns, (ulong)fd, (ulong)type);
         }
         finally
         {
-            caller.Call(SyscallNumber.Close, (ulong)fd);
+            caller.Call(SystemCall.Close, (ulong)fd);
         }
     }
 

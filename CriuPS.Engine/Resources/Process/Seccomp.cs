@@ -85,7 +85,7 @@ internal static class Seccomp
         }
         if ((uint)thread.SeccompMode == ModeStrict)
         {
-            caller.Checked("seccomp(SECCOMP_SET_MODE_STRICT)", SyscallNumber.Seccomp, SeccompSetModeStrict, 0, 0);
+            caller.Checked("seccomp(SECCOMP_SET_MODE_STRICT)", SystemCall.Seccomp, SeccompSetModeStrict, 0, 0);
             return;
         }
         var all = session.Images.Entries(ImageTypes.Seccomp).Select(e => (SeccompEntry)e.Message).SelectMany(e => e.SeccompFilters).ToList();
@@ -100,7 +100,7 @@ internal static class Seccomp
             scratch.Reset();
             var code = scratch.Put(filter.Filter.Span);
             var program = scratch.Put(new SockFprog { Length = (ushort)(filter.Filter.Length / SockFilterSize), Filter = code.Value });
-            caller.Checked("seccomp(SECCOMP_SET_MODE_FILTER)", SyscallNumber.Seccomp, SeccompSetModeFilter, filter.HasFlags ? filter.Flags : 0, program.Value);
+            caller.Checked("seccomp(SECCOMP_SET_MODE_FILTER)", SystemCall.Seccomp, SeccompSetModeFilter, filter.HasFlags ? filter.Flags : 0, program.Value);
             index = filter.HasPrev ? filter.Prev : null;
         }
     }

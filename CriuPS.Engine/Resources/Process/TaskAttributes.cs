@@ -41,10 +41,10 @@ internal static class TaskAttributes
         tc.Loginuid = ProcFiles.LoginUid(process.Pid);
         process.Injection.Scratch.Reset();
         var subreaper = process.Injection.Scratch.Reserve(4);
-        caller.Checked("prctl(PR_GET_CHILD_SUBREAPER)", SyscallNumber.Prctl, PrGetChildSubreaper, subreaper.Value);
+        caller.Checked("prctl(PR_GET_CHILD_SUBREAPER)", SystemCall.Prctl, PrGetChildSubreaper, subreaper.Value);
         tc.ChildSubreaper = process.Memory.Read<int>(subreaper) != 0;
         // Runtimes such as .NET register for expedited membarrier(2) and fail without it after a restore.
-        long registrations = caller.Call(SyscallNumber.Membarrier, MembarrierGetRegistrations, 0, 0);
+        long registrations = caller.Call(SystemCall.Membarrier, MembarrierGetRegistrations, 0, 0);
         if (registrations > 0)
         {
             tc.MembarrierRegistrationMask = (uint)registrations;
@@ -57,19 +57,19 @@ internal static class TaskAttributes
         var caller = process.Caller;
         if (tc.Personality != ProcFiles.Personality(process.HostPid))
         {
-            caller.Checked("personality", SyscallNumber.Personality, tc.Personality);
+            caller.Checked("personality", SystemCall.Personality, tc.Personality);
         }
         // Each bit of the mask is a MEMBARRIER_CMD_REGISTER_* command: issuing it again registers the process.
         for (int bit = 0; tc.HasMembarrierRegistrationMask && bit < 32; bit++)
         {
             if ((tc.MembarrierRegistrationMask & (1u << bit)) != 0)
             {
-                caller.Checked($"membarrier(register {1u << bit:x})", SyscallNumber.Membarrier, 1UL << bit, 0, 0);
+                caller.Checked($"membarrier(register {1u << bit:x})", SystemCall.Membarrier, 1UL << bit, 0, 0);
             }
         }
         if (tc.ChildSubreaper)
         {
-            caller.Checked("prctl(PR_SET_CHILD_SUBREAPER)", SyscallNumber.Prctl, PrSetChildSubreaper, 1);
+            caller.Checked("prctl(PR_SET_CHILD_SUBREAPER)", SystemCall.Prctl, PrSetChildSubreaper, 1);
         }
         if (tc.HasOomScoreAdj && tc.OomScoreAdj != ProcFiles.OomScoreAdj(process.HostPid))
         {
@@ -120,9 +120,9 @@ internal static class TaskAttributes
         var path = scratch.PutString(LoginUidPath);
         var text = System.Text.Encoding.ASCII.GetBytes(loginUid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var data = scratch.Put(text);
-        long fd = caller.Checked("open(/proc/self/loginuid)", SyscallNumber.Openat, unchecked((ulong)Fcntl.AT_FDCWD), path.Value, (ulong)O.WRONLY);
-        long written = caller.Call(SyscallNumber.Write, (ulong)fd, data.Value, (ulong)text.Length);
-        caller.Checked("close", SyscallNumber.Close, (ulong)fd);
+        long fd = caller.Checked("open(/proc/self/loginuid)", SystemCall.Openat, unchecked((ulong)Fcntl.AT_FDCWD), path.Value, (ulong)O.WRONLY);
+        long written = caller.Call(SystemCall.Write, (ulong)fd, data.Value, (ulong)text.Length);
+        caller.Checked("close", SystemCall.Close, (ulong)fd);
         if (written < 0)
         {
             throw new NativeException($"write of loginuid {loginUid} in {process.Pid}", (int)-written);

@@ -21,13 +21,13 @@ internal static class Zombies
         var caller = shell.Injection.Caller;
         shell.Injection.Scratch.Reset();
         var name = shell.Injection.Scratch.PutString(zombie.Core.Tc.Comm);
-        caller.Checked("prctl(PR_SET_NAME)", SyscallNumber.Prctl, PrSetName, name.Value);
+        caller.Checked("prctl(PR_SET_NAME)", SystemCall.Prctl, PrSetName, name.Value);
         int signal = status & 0x7f;
         try
         {
             if (signal == 0)
             {
-                caller.Call(SyscallNumber.ExitGroup, (ulong)((status >> 8) & 0xff));
+                caller.Call(SystemCall.ExitGroup, (ulong)((status >> 8) & 0xff));
             }
             else
             {

@@ -36,9 +36,9 @@ internal static class PosixTimers
         {
             scratch.Reset();
             var spec = scratch.Reserve(Marshal.SizeOf<ItimerSpec>());
-            caller.Checked($"timer_gettime({timer.ItId})", SyscallNumber.TimerGettime, timer.ItId, spec.Value);
+            caller.Checked($"timer_gettime({timer.ItId})", SystemCall.TimerGettime, timer.ItId, spec.Value);
             var time = process.Memory.Read<ItimerSpec>(spec);
-            timer.Overrun = (uint)caller.Checked($"timer_getoverrun({timer.ItId})", SyscallNumber.TimerGetoverrun, timer.ItId);
+            timer.Overrun = (uint)caller.Checked($"timer_getoverrun({timer.ItId})", SystemCall.TimerGetoverrun, timer.ItId);
             timer.Isec = (ulong)time.IntervalSeconds;
             timer.Insec = (ulong)time.IntervalNanoseconds;
             timer.Vsec = (ulong)time.ValueSeconds;
@@ -95,7 +95,7 @@ internal static class PosixTimers
         }
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
-        long supported = caller.Call(SyscallNumber.Prctl, PrTimerCreateRestoreIds, RestoreIdsOn);
+        long supported = caller.Call(SystemCall.Prctl, PrTimerCreateRestoreIds, RestoreIdsOn);
         if (supported < 0)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
@@ -113,7 +113,7 @@ internal static class PosixTimers
                 Notify = (int)timer.ItSigevNotify,
                 ThreadId = timer.HasNotifyThreadId ? timer.NotifyThreadId : 0,
             });
-            caller.Checked($"timer_create({timer.ItId})", SyscallNumber.TimerCreate, timer.ClockId, evt.Value, id.Value);
+            caller.Checked($"timer_create({timer.ItId})", SystemCall.TimerCreate, timer.ClockId, evt.Value, id.Value);
             int created = process.Memory.Read<int>(id);
             if (created != timer.ItId)
             {
@@ -125,9 +125,9 @@ internal static class PosixTimers
                 {
                     IntervalSeconds = (long)timer.Isec, IntervalNanoseconds = (long)timer.Insec, ValueSeconds = (long)timer.Vsec, ValueNanoseconds = (long)timer.Vnsec,
                 });
-                caller.Checked($"timer_settime({timer.ItId})", SyscallNumber.TimerSettime, timer.ItId, 0, spec.Value, 0);
+                caller.Checked($"timer_settime({timer.ItId})", SystemCall.TimerSettime, timer.ItId, 0, spec.Value, 0);
             }
         }
-        caller.Checked("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", SyscallNumber.Prctl, PrTimerCreateRestoreIds, RestoreIdsOff);
+        caller.Checked("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", SystemCall.Prctl, PrTimerCreateRestoreIds, RestoreIdsOff);
     }
 }

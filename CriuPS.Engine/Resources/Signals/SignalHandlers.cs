@@ -38,7 +38,7 @@ internal static class SignalHandlers
         var batch = new SyscallBatch(process.Injection);
         for (int i = 0; i < signals.Count; i++)
         {
-            batch.Add($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], 0, results.Value + (ulong)(i * SigactionSize), SigsetSize);
+            batch.Add($"rt_sigaction({signals[i]})", SystemCall.RtSigaction, (ulong)signals[i], 0, results.Value + (ulong)(i * SigactionSize), SigsetSize);
         }
         batch.Run();
         foreach (var action in process.Memory.ReadArray<KernelSigaction>(results, signals.Count))
@@ -62,7 +62,7 @@ internal static class SignalHandlers
         var batch = new SyscallBatch(process.Injection);
         for (int i = 0; i < actions.Length; i++)
         {
-            batch.Add($"rt_sigaction({signals[i]})", SyscallNumber.RtSigaction, (ulong)signals[i], table.Value + (ulong)(i * SigactionSize), 0, SigsetSize);
+            batch.Add($"rt_sigaction({signals[i]})", SystemCall.RtSigaction, (ulong)signals[i], table.Value + (ulong)(i * SigactionSize), 0, SigsetSize);
         }
         batch.Run();
     }

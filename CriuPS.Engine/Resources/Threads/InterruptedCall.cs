@@ -1,4 +1,5 @@
 using CriuPS.Native.Arch;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
@@ -46,7 +47,7 @@ internal static class InterruptedCall
     public static long? TimeLeft(in UserRegs regs, ProcessMemory memory, SchedClock.Observation? observation, Func<int, long> monotonicOffset, bool signalPending)
     {
         var arch = IArchitecture.Current;
-        if (arch.SyscallOf(regs) is not SyscallNumber number)
+        if (arch.SyscallOf(regs) is not SystemCall number)
         {
             return null;
         }
@@ -57,16 +58,16 @@ internal static class InterruptedCall
         long Timespec(ulong address) => memory.Read<KernelTimespec>(new Address(address)).TotalNanoseconds;
         switch (number)
         {
-            case SyscallNumber.Nanosleep when result == -Errno.ERESTART_RESTARTBLOCK:
+            case SystemCall.Nanosleep when result == -Errno.ERESTART_RESTARTBLOCK:
                 return Argument(1) != 0 ? Timespec(Argument(1)) : Waited(Timespec(Argument(0)));
-            case SyscallNumber.ClockNanosleep when result == -Errno.ERESTART_RESTARTBLOCK:
+            case SystemCall.ClockNanosleep when result == -Errno.ERESTART_RESTARTBLOCK:
                 return Argument(3) != 0 ? Timespec(Argument(3)) : Waited(Timespec(Argument(2)));
-            case SyscallNumber.Poll when result == -Errno.ERESTART_RESTARTBLOCK:
+            case SystemCall.Poll when result == -Errno.ERESTART_RESTARTBLOCK:
                 return Waited((int)Argument(2) * NanosecondsPerMillisecond);
-            case SyscallNumber.Futex when result == -Errno.ERESTART_RESTARTBLOCK && !arch.HasAbsoluteDeadline(regs):
+            case SystemCall.Futex when result == -Errno.ERESTART_RESTARTBLOCK && !arch.HasAbsoluteDeadline(regs):
                 return Waited(Timespec(Argument(3)));
-            case SyscallNumber.EpollWait or SyscallNumber.EpollPwait when result == -Errno.EINTR && !signalPending
-                && (number == SyscallNumber.EpollWait || Argument(4) == 0):
+            case SystemCall.EpollWait or SystemCall.EpollPwait when result == -Errno.EINTR && !signalPending
+                && (number == SystemCall.EpollWait || Argument(4) == 0):
                 int timeout = (int)Argument(3);
                 return timeout < 0 ? NoTimeout : timeout == 0 ? null : Waited(timeout * NanosecondsPerMillisecond);
             default:
@@ -85,7 +86,7 @@ internal static class InterruptedCall
         var arch = IArchitecture.Current;
         var number = arch.SyscallOf(saved) ?? throw new InvalidOperationException("the saved registers show no system call to resume with its time left");
         ulong Argument(int index) => arch.ArgumentOf(saved, index);
-        if (number is SyscallNumber.EpollWait or SyscallNumber.EpollPwait)
+        if (number is SystemCall.EpollWait or SystemCall.EpollPwait)
         {
             if (timeLeft != NoTimeout)
             {
@@ -97,10 +98,10 @@ internal static class InterruptedCall
         var left = scratch.Put(KernelTimespec.FromNanoseconds(timeLeft)).Value;
         long result = number switch
         {
-            SyscallNumber.Nanosleep => caller.CallInterrupted(number, left, Argument(1)),
-            SyscallNumber.ClockNanosleep => caller.CallInterrupted(number, Argument(0), 0, left, Argument(3)),
-            SyscallNumber.Poll => caller.CallInterrupted(number, Argument(0), Argument(1), (ulong)((timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)),
-            SyscallNumber.Futex => caller.CallInterrupted(number, Argument(0), Argument(1), Argument(2), left, Argument(4), Argument(5)),
+            SystemCall.Nanosleep => caller.CallInterrupted(number, left, Argument(1)),
+            SystemCall.ClockNanosleep => caller.CallInterrupted(number, Argument(0), 0, left, Argument(3)),
+            SystemCall.Poll => caller.CallInterrupted(number, Argument(0), Argument(1), (ulong)((timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)),
+            SystemCall.Futex => caller.CallInterrupted(number, Argument(0), Argument(1), Argument(2), left, Argument(4), Argument(5)),
             _ => throw new InvalidOperationException($"system call {number} is not one CriuPS resumes with its time left"),
         };
         return result == -Errno.ERESTART_RESTARTBLOCK ? arch.RunRestartSyscall(saved) : arch.ReturnWith(saved, result);

@@ -1,4 +1,5 @@
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Interop;
 
 namespace CriuPS.Engine.Resources.Threads;

@@ -7,6 +7,7 @@ using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Arch;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
@@ -49,9 +50,9 @@ internal static class ThreadState
         var altStack = scratch.Reserve(Marshal.SizeOf<StackT>());
         var deathSignal = scratch.Reserve(4);
         var batch = new SyscallBatch(scratch, caller);
-        batch.Add("prctl(PR_GET_TID_ADDRESS)", SyscallNumber.Prctl, PrGetTidAddress, tidAddress.Value);
-        batch.Add("sigaltstack", SyscallNumber.Sigaltstack, 0, altStack.Value);
-        batch.Add("prctl(PR_GET_PDEATHSIG)", SyscallNumber.Prctl, PrGetPdeathsig, deathSignal.Value);
+        batch.Add("prctl(PR_GET_TID_ADDRESS)", SystemCall.Prctl, PrGetTidAddress, tidAddress.Value);
+        batch.Add("sigaltstack", SystemCall.Sigaltstack, 0, altStack.Value);
+        batch.Add("prctl(PR_GET_PDEATHSIG)", SystemCall.Prctl, PrGetPdeathsig, deathSignal.Value);
         batch.Run();
         core.ThreadInfo = new ThreadInfoX86
         {
@@ -104,7 +105,7 @@ internal static class ThreadState
         var rseq = Native.Interop.Ptrace.GetRseqConfiguration(thread.Tid);
         if (rseq is not null)
         {
-            caller.Checked("rseq unregister", SyscallNumber.Rseq, rseq.Value.RseqAbiPointer, rseq.Value.RseqAbiSize, RseqUnregister, rseq.Value.Signature);
+            caller.Checked("rseq unregister", SystemCall.Rseq, rseq.Value.RseqAbiPointer, rseq.Value.RseqAbiSize, RseqUnregister, rseq.Value.Signature);
         }
     }
 
@@ -117,25 +118,25 @@ internal static class ThreadState
 
         scratch.Reset();
         var batch = new SyscallBatch(scratch, caller);
-        batch.Add("set_tid_address", SyscallNumber.SetTidAddress, core.ThreadInfo.ClearTidAddr);
+        batch.Add("set_tid_address", SystemCall.SetTidAddress, core.ThreadInfo.ClearTidAddr);
         if (tc.FutexRla != 0)
         {
-            batch.Add("set_robust_list", SyscallNumber.SetRobustList, tc.FutexRla, tc.FutexRlaLen);
+            batch.Add("set_robust_list", SystemCall.SetRobustList, tc.FutexRla, tc.FutexRlaLen);
         }
         if (tc.Sas is not null && (tc.Sas.SsSp != 0 || tc.Sas.SsFlags != 0))
         {
             // SS_DISABLE is the only flag sigaltstack accepts on input; SS_ONSTACK is a state, not a setting.
             var ss = scratch.Put(new StackT { Sp = tc.Sas.SsSp, Size = tc.Sas.SsSize, Flags = (int)(tc.Sas.SsFlags & 2) });
-            batch.Add("sigaltstack", SyscallNumber.Sigaltstack, ss.Value, 0);
+            batch.Add("sigaltstack", SystemCall.Sigaltstack, ss.Value, 0);
         }
         if (tc.HasComm)
         {
             var name = scratch.PutString(tc.Comm);
-            batch.Add("prctl(PR_SET_NAME)", SyscallNumber.Prctl, PrSetName, name.Value);
+            batch.Add("prctl(PR_SET_NAME)", SystemCall.Prctl, PrSetName, name.Value);
         }
         if (tc.RseqEntry is not null)
         {
-            batch.Add("rseq", SyscallNumber.Rseq, tc.RseqEntry.RseqAbiPointer, tc.RseqEntry.RseqAbiSize, 0, tc.RseqEntry.Signature);
+            batch.Add("rseq", SystemCall.Rseq, tc.RseqEntry.RseqAbiPointer, tc.RseqEntry.RseqAbiSize, 0, tc.RseqEntry.Signature);
         }
         batch.Run();
         RestoreScheduling(tid, tc);
@@ -153,7 +154,7 @@ internal static class ThreadState
         uint signal = core.ThreadCore.PdeathSig;
         if (signal != 0)
         {
-            caller.Checked("prctl(PR_SET_PDEATHSIG)", SyscallNumber.Prctl, PrSetPdeathsig, signal);
+            caller.Checked("prctl(PR_SET_PDEATHSIG)", SystemCall.Prctl, PrSetPdeathsig, signal);
         }
     }
 

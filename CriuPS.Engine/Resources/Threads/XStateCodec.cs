@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using CriuPS.Engine.Images.Proto;
+using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Ptrace;
 
 namespace CriuPS.Engine.Resources.Threads;

@@ -31,9 +31,9 @@ internal static class X86Code
     public const int CallLength = 7 * 10 + 2;
 
     /// <summary>A system call with immediate arguments: the number in rax, six arguments, `syscall`.</summary>
-    public static void Call(Span<byte> code, ref int offset, SyscallNumber number, IReadOnlyList<ulong> arguments)
+    public static void Call(Span<byte> code, ref int offset, SystemCall call, IReadOnlyList<ulong> arguments)
     {
-        MovImm64(code, ref offset, RexW, MovRax, (ulong)number);
+        MovImm64(code, ref offset, RexW, MovRax, (ulong)SyscallTable.NumberOf(call));
         MovImm64(code, ref offset, RexW, MovRdi, Argument(arguments, 0));
         MovImm64(code, ref offset, RexW, MovRsi, Argument(arguments, 1));
         MovImm64(code, ref offset, RexW, MovRdx, Argument(arguments, 2));
@@ -79,10 +79,10 @@ internal static class X86Code
     /// One call of a <see cref="RemoteSyscall.SyscallBatch"/>, at <paramref name="at"/>: the call, its result stored
     /// at <paramref name="slot"/>, and a jump to <paramref name="trap"/> when that result is an error.
     /// </summary>
-    public static void BatchedCall(Span<byte> code, ulong at, ulong trap, SyscallNumber number, IReadOnlyList<ulong> arguments, ulong slot)
+    public static void BatchedCall(Span<byte> code, ulong at, ulong trap, SystemCall call, IReadOnlyList<ulong> arguments, ulong slot)
     {
         int offset = 0;
-        Call(code, ref offset, number, arguments);
+        Call(code, ref offset, call, arguments);
         MovImm64(code, ref offset, RexW, StoreRax, slot); // movabs %rax, [slot]
         code[offset++] = 0x48; // cmp rax, -4095
         code[offset++] = 0x3d;

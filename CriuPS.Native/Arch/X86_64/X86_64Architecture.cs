@@ -22,6 +22,8 @@ public sealed class X86_64Architecture : IArchitecture
 
     public int TrapStopOffset => 3;
 
+    public long NumberOf(SystemCall call) => (long)SyscallTable.NumberOf(call);
+
     public ulong InstructionPointerOf(in UserRegs regs) => regs.Rip;
 
     public UserRegs WithInstructionPointer(UserRegs regs, ulong address)
@@ -36,9 +38,9 @@ public sealed class X86_64Architecture : IArchitecture
         return regs;
     }
 
-    public UserRegs WithCall(UserRegs regs, SyscallNumber number, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6)
+    public UserRegs WithCall(UserRegs regs, SystemCall call, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong a6)
     {
-        regs.Rax = (ulong)number;
+        regs.Rax = (ulong)SyscallTable.NumberOf(call);
         regs.Rdi = a1;
         regs.Rsi = a2;
         regs.Rdx = a3;
@@ -54,13 +56,13 @@ public sealed class X86_64Architecture : IArchitecture
         return regs;
     }
 
-    public UserRegs EnteringSyscall(UserRegs regs, SyscallNumber number)
+    public UserRegs EnteringSyscall(UserRegs regs, SystemCall call)
     {
-        regs.OrigRax = (ulong)number;
+        regs.OrigRax = (ulong)SyscallTable.NumberOf(call);
         return regs;
     }
 
-    public SyscallNumber? SyscallOf(in UserRegs regs) => (long)regs.OrigRax < 0 ? null : (SyscallNumber)regs.OrigRax;
+    public SystemCall? SyscallOf(in UserRegs regs) => (long)regs.OrigRax < 0 ? null : SyscallTable.CallOf((long)regs.OrigRax);
 
     public long ResultOf(in UserRegs regs) => (long)regs.Rax;
 

@@ -86,7 +86,7 @@ public class SysvObjectTests
         {
             try
             {
-                Syscall.Checked("unshare(CLONE_NEWIPC)", SyscallNumber.Unshare, Setns.CloneNewIpc);
+                Syscall.Checked("unshare(CLONE_NEWIPC)", SystemCall.Unshare, Setns.CloneNewIpc);
                 test();
             }
             catch (Exception e)

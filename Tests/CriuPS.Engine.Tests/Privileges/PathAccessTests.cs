@@ -109,10 +109,10 @@ public class PathAccessTests
     {
         var header = stackalloc uint[2] { 0x20080522, 0 };
         var data = stackalloc uint[6];
-        Syscall.Checked("capget", SyscallNumber.Capget, (ulong)header, (ulong)data);
+        Syscall.Checked("capget", SystemCall.Capget, (ulong)header, (ulong)data);
         data[0] &= ~(uint)capabilities;
         data[3] &= ~(uint)(capabilities >> 32);
-        Syscall.Checked("capset", SyscallNumber.Capset, (ulong)header, (ulong)data);
+        Syscall.Checked("capset", SystemCall.Capset, (ulong)header, (ulong)data);
     }
 
     private static unsafe void Chown(string path, uint uid)

@@ -28,23 +28,23 @@ public class RemoteSyscallerTests
         var injection = Injection.Begin(thread, memory, SmapsParser.Read(target.Pid), new ByteCount(64 * 1024));
         Assert.Contains(injection.Scratch.Range.Start.Value.ToString("x"), File.ReadAllText($"/proc/{target.Pid}/maps"));
 
-        Assert.Equal(target.Pid, injection.Caller.Call(SyscallNumber.Getpid));
+        Assert.Equal(target.Pid, injection.Caller.Call(SystemCall.Getpid));
 
         // A call with arguments in the scratch area: read the target's own comm.
         var path = injection.Scratch.PutString("/proc/self/comm");
-        long fd = injection.Caller.Checked("openat", SyscallNumber.Openat, unchecked((ulong)-100), path.Value, (ulong)O.RDONLY);
+        long fd = injection.Caller.Checked("openat", SystemCall.Openat, unchecked((ulong)-100), path.Value, (ulong)O.RDONLY);
         var buffer = injection.Scratch.Reserve(64);
-        long n = injection.Caller.Checked("read", SyscallNumber.Read, (ulong)fd, buffer.Value, 64);
-        injection.Caller.Checked("close", SyscallNumber.Close, (ulong)fd);
+        long n = injection.Caller.Checked("read", SystemCall.Read, (ulong)fd, buffer.Value, 64);
+        injection.Caller.Checked("close", SystemCall.Close, (ulong)fd);
         Assert.Equal("sleep\n", Encoding.ASCII.GetString(memory.Read(buffer, (int)n)));
 
         // A failing call reports -errno.
-        Assert.Equal(-Errno.EBADF, injection.Caller.Call(SyscallNumber.Close, 12345));
+        Assert.Equal(-Errno.EBADF, injection.Caller.Call(SystemCall.Close, 12345));
 
         var stopwatch = Stopwatch.StartNew();
         for (int i = 0; i < 200; i++)
         {
-            injection.Caller.Call(SyscallNumber.Getpid);
+            injection.Caller.Call(SystemCall.Getpid);
         }
         output.WriteLine($"one injected call: {stopwatch.Elapsed.TotalMicroseconds / 200:F1} µs");
 

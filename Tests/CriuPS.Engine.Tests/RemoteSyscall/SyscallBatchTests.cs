@@ -27,10 +27,10 @@ public class SyscallBatchTests
             var at = new Address(0x5a0000000000);
             for (int i = 0; i < Areas; i++)
             {
-                batch.Add($"mmap {i}", SyscallNumber.Mmap, at.Value + (ulong)i * 0x2000, 0x1000, Mman.PROT_READ | Mman.PROT_WRITE,
+                batch.Add($"mmap {i}", SystemCall.Mmap, at.Value + (ulong)i * 0x2000, 0x1000, Mman.PROT_READ | Mman.PROT_WRITE,
                     Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED_NOREPLACE, unchecked((ulong)-1), 0);
             }
-            int getpid = batch.Add("getpid", SyscallNumber.Getpid);
+            int getpid = batch.Add("getpid", SystemCall.Getpid);
             int callsBefore = injection.Caller.CallCount;
             var stopwatch = Stopwatch.StartNew();
             var results = batch.Run();
@@ -63,9 +63,9 @@ public class SyscallBatchTests
         {
             var batch = new SyscallBatch(injection);
             var at = new Address(0x5b0000000000);
-            batch.Add("first mmap", SyscallNumber.Mmap, at.Value, 0x1000, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED_NOREPLACE, unchecked((ulong)-1), 0);
-            batch.Add("close of a descriptor that is not open", SyscallNumber.Close, 9999);
-            batch.Add("mmap after the failure", SyscallNumber.Mmap, at.Value + 0x10000, 0x1000, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED_NOREPLACE, unchecked((ulong)-1), 0);
+            batch.Add("first mmap", SystemCall.Mmap, at.Value, 0x1000, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED_NOREPLACE, unchecked((ulong)-1), 0);
+            batch.Add("close of a descriptor that is not open", SystemCall.Close, 9999);
+            batch.Add("mmap after the failure", SystemCall.Mmap, at.Value + 0x10000, 0x1000, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED_NOREPLACE, unchecked((ulong)-1), 0);
 
             var error = Assert.Throws<NativeException>(() => batch.Run());
             Assert.Equal(Errno.EBADF, error.Errno);
@@ -75,7 +75,7 @@ public class SyscallBatchTests
             Assert.DoesNotContain($"{at.Value + 0x10000:x}-", maps);
 
             // The thread is usable again afterwards.
-            Assert.Equal(target.Pid, injection.Caller.Call(SyscallNumber.Getpid));
+            Assert.Equal(target.Pid, injection.Caller.Call(SystemCall.Getpid));
         }
         finally
         {

@@ -34,7 +34,7 @@ internal sealed class InetSocketDump
         {
             foreach (var process in processes)
             {
-                var undo = new List<(SyscallNumber, ulong[])>();
+                var undo = new List<(SystemCall, ulong[])>();
                 using var pidfd = Pidfd.Open(process.Pid);
                 foreach (int fd in ProcFiles.FileDescriptors(process.Pid))
                 {

@@ -148,12 +148,12 @@ internal static class TcpConnection
     /// What <see cref="Resume"/> does, as system calls the process itself makes on its descriptor
     /// <paramref name="fd"/>, the option values kept in <paramref name="scratch"/>.
     /// </summary>
-    public static IEnumerable<(SyscallNumber, ulong[])> ResumeCalls(int fd, bool reuseAddress, Native.RemoteSyscall.ScratchArea scratch)
+    public static IEnumerable<(SystemCall, ulong[])> ResumeCalls(int fd, bool reuseAddress, Native.RemoteSyscall.ScratchArea scratch)
     {
         var off = scratch.Keep(BitConverter.GetBytes(TCP_REPAIR_OFF));
         var reuse = scratch.Keep(BitConverter.GetBytes(reuseAddress ? 1 : 0));
-        yield return (SyscallNumber.Setsockopt, [(ulong)fd, SOL_TCP, TCP_REPAIR, off.Value, sizeof(int)]);
-        yield return (SyscallNumber.Setsockopt, [(ulong)fd, SOL_SOCKET, SO_REUSEADDR, reuse.Value, sizeof(int)]);
+        yield return (SystemCall.Setsockopt, [(ulong)fd, SOL_TCP, TCP_REPAIR, off.Value, sizeof(int)]);
+        yield return (SystemCall.Setsockopt, [(ulong)fd, SOL_SOCKET, SO_REUSEADDR, reuse.Value, sizeof(int)]);
     }
 
     /// <summary>
