@@ -38,6 +38,49 @@ public interface IArchitecture
     /// <summary>The number the kernel of this architecture knows <paramref name="call"/> by.</summary>
     long NumberOf(SystemCall call);
 
+    /// <summary>
+    /// The breakpoint that ends our code in a process of ours (x86-64: int3): the thread stops just past it.
+    /// </summary>
+    byte[] Breakpoint { get; }
+
+    /// <summary>Bytes of one call of a batch (<see cref="EncodeBatchedCall"/>).</summary>
+    int BatchedCallLength { get; }
+
+    /// <summary>
+    /// One call of a <see cref="RemoteSyscall.SyscallBatch"/>, to run at <paramref name="at"/>: the call with immediate
+    /// arguments (those not given are 0), its result stored at <paramref name="slot"/>, and a jump to
+    /// <paramref name="trap"/> when that result is an error (-4095 to -1).
+    /// </summary>
+    void EncodeBatchedCall(Span<byte> code, ulong at, ulong trap, SystemCall call, IReadOnlyList<ulong> arguments, ulong slot);
+
+    /// <summary>
+    /// The end of our code in a parked thread: tgkill(<paramref name="processId"/>, <paramref name="threadId"/>,
+    /// <paramref name="signal"/>) — the stop (signal 0 sends nothing: the stop is then the call's exit) — then the way
+    /// back to itself, the stack pointer at <paramref name="stack"/> and a jump to <paramref name="returnPoint"/>.
+    /// </summary>
+    byte[] EncodeStopThenReturn(int processId, int threadId, int signal, ulong stack, ulong returnPoint);
+
+    /// <summary>Where a thread that ran <see cref="EncodeStopThenReturn"/> is at the exit of its tgkill, from its start.</summary>
+    int StopExitOffset { get; }
+
+    /// <summary>
+    /// Code that makes <paramref name="calls"/> with immediate arguments, then takes a parked thread's way back: the
+    /// stack pointer at <paramref name="stack"/> and a jump to <paramref name="returnPoint"/>.
+    /// </summary>
+    byte[] EncodeCallsThenReturn(IReadOnlyList<(SystemCall Call, ulong[] Arguments)> calls, ulong stack, ulong returnPoint);
+
+    /// <summary>Code that closes the descriptor the call just before it returned (its result is the argument).</summary>
+    byte[] EncodeCloseOfResult();
+
+    /// <summary>
+    /// The forms of a C library's signal restorer (its rt_sigreturn stub, glibc's and musl's __restore_rt), which
+    /// <see cref="RemoteSyscall.SignalRestorer"/> looks for.
+    /// </summary>
+    IReadOnlyList<byte[]> SignalRestorerStubs { get; }
+
+    /// <summary>Where the system call instruction of the restorer stub whose first byte is <paramref name="firstByte"/> starts.</summary>
+    int SignalRestorerSyscallOffset(byte firstByte);
+
     /// <summary>Where the thread runs next: its instruction pointer.</summary>
     ulong InstructionPointerOf(in UserRegs regs);
 

@@ -119,14 +119,9 @@ public sealed class Injection
                 Caller.Checked($"close after {what}", SystemCall.Close, (ulong)made);
             }
         }
-        // mov %rax, %rdi; mov $close, %eax; syscall; then the end of our code.
-        var end = Caller.EncodeEnd();
-        var code = new byte[3 + 5 + 2 + end.Length];
-        int offset = 0;
-        X86Code.MovRaxToRdi(code, ref offset);
-        X86Code.MovEax(code, ref offset, (int)SyscallNumber.Close);
-        X86Code.Syscall(code, ref offset);
-        end.CopyTo(code, offset);
+        // The close of the call's result, then the end of our code.
+        var close = IArchitecture.Current.EncodeCloseOfResult();
+        byte[] code = [.. close, .. Caller.EncodeEnd()];
         var mark = Scratch.Mark();
         var address = Scratch.Put(code);
         long fd = Caller.CallReturningTo(address, number, a1);
@@ -141,7 +136,7 @@ public sealed class Injection
         }
         finally
         {
-            Caller.ContinueCode(address + new ByteCount((ulong)offset), 1);
+            Caller.ContinueCode(address + new ByteCount((ulong)close.Length), 1);
             Scratch.Rewind(mark);
         }
     }

@@ -105,15 +105,7 @@ public sealed class ParkedThread
             ReturnStraightBack();
             return;
         }
-        var code = new byte[calls.Count * X86Code.CallLength + 10 + 10 + 2];
-        int offset = 0;
-        foreach (var (number, arguments) in calls)
-        {
-            X86Code.Call(code, ref offset, number, arguments);
-        }
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsp, Frame.SigreturnStack.Value);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRax, Restorer.Value);
-        X86Code.JumpRax(code, ref offset);
+        var code = IArchitecture.Current.EncodeCallsThenReturn(calls, Frame.SigreturnStack.Value, Restorer.Value);
         ReturnPoint = scratch.Keep(code);
         FirstSyscallOnTheWayBack = calls[0].Number;
         Thread.SetRegs(Parked);

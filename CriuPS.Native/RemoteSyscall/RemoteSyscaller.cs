@@ -213,36 +213,13 @@ public sealed class RemoteSyscaller
         }
     }
 
-    /// <summary>Bytes of the code that ends our code in the target (<see cref="EncodeEnd"/>).</summary>
-    public int EndLength => parked is null ? 1 : GuardedEndLength;
-
-    // mov $tgkill, %eax; mov tgid, %rdi; mov tid, %rsi; mov sig, %rdx; syscall — the stop — then
-    // mov frame, %rsp; mov returnPoint, %rax; jmp *%rax — the way back to itself.
-    private const int StopLength = 5 + 3 * 10 + 2;
-    private const int GuardedEndLength = StopLength + 10 + 10 + 2;
-
     /// <summary>
-    /// The code that ends a piece of our code: an int3 in a process of ours; for a parked thread, the stop, then the
-    /// rt_sigreturn into its frame that a thread left alone runs on to.
+    /// The code that ends a piece of our code: a breakpoint in a process of ours; for a parked thread, the stop (the
+    /// stop signal sent to itself, or a no-op tgkill), then the rt_sigreturn into its frame that a thread left alone
+    /// runs on to.
     /// </summary>
-    public byte[] EncodeEnd()
-    {
-        if (parked is null)
-        {
-            return [X86Code.Int3];
-        }
-        var code = new byte[GuardedEndLength];
-        int offset = 0;
-        X86Code.MovEax(code, ref offset, (int)SyscallNumber.Tgkill);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdi, (ulong)ownIds.Process);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsi, (ulong)ownIds.Thread);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRdx, (ulong)(stopSignal ?? 0)); // signal 0 sends nothing
-        X86Code.Syscall(code, ref offset);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRsp, parked.Frame.SigreturnStack.Value);
-        X86Code.MovImm64(code, ref offset, X86Code.RexW, X86Code.MovRax, parked.ReturnPoint.Value);
-        X86Code.JumpRax(code, ref offset);
-        return code;
-    }
+    public byte[] EncodeEnd() => parked is null ? Arch.Breakpoint
+        : Arch.EncodeStopThenReturn(ownIds.Process, ownIds.Thread, stopSignal ?? 0, parked.Frame.SigreturnStack.Value, parked.ReturnPoint.Value);
 
     /// <summary>
     /// Runs code of ours placed in the target (a <see cref="SyscallBatch"/>) from <paramref name="entry"/> until it
@@ -269,7 +246,7 @@ public sealed class RemoteSyscaller
         string what = $"code of {calls} calls";
         if (parked is null)
         {
-            RunToTrap(what, end + new ByteCount(1));
+            RunToTrap(what, end + new ByteCount((ulong)Arch.Breakpoint.Length));
         }
         else if (stopSignal is int signal)
         {
@@ -277,7 +254,7 @@ public sealed class RemoteSyscaller
         }
         else
         {
-            WithSignalsHeld(() => RunToNoOpExit(what, end + new ByteCount(StopLength)));
+            WithSignalsHeld(() => RunToNoOpExit(what, end + new ByteCount((ulong)Arch.StopExitOffset)));
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 
@@ -8,12 +7,12 @@ namespace CriuPS.Native.RemoteSyscall;
 /// <summary>
 /// Finds a process's own signal restorer: the two instructions `mov $15, %rax; syscall` (rt_sigreturn) that every C
 /// library keeps to return from signal handlers (glibc's and musl's __restore_rt, Go's runtime.sigreturn). A thread
-/// parked there with its stack pointer on a <see cref="SignalFrame"/> returns to itself by its own means, and the
+/// parked there with its stack pointer on a <see cref="Arch.X86_64.SignalFrame"/> returns to itself by its own means, and the
 /// `syscall` in it serves to run injected calls without writing anything into the process's code.
 /// </summary>
 public static class SignalRestorer
 {
-    private static readonly byte[][] Patterns = X86Code.RtSigreturnStubs;
+    private static readonly IReadOnlyList<byte[]> Patterns = IArchitecture.Current.SignalRestorerStubs;
 
     // Processes that map the same file at the same offset have the restorer at the same place in it: one search for
     // the C library of a whole tree, and the next checkpoint of the session finds it at once.
@@ -37,7 +36,7 @@ public static class SignalRestorer
     }
 
     /// <summary>The length of the instructions before the `syscall` of the restorer at <paramref name="restorer"/>.</summary>
-    public static int SyscallOffset(ProcessMemory memory, Address restorer) => X86Code.RtSigreturnSyscallOffset(memory.Read(restorer, 1)[0]);
+    public static int SyscallOffset(ProcessMemory memory, Address restorer) => IArchitecture.Current.SignalRestorerSyscallOffset(memory.Read(restorer, 1)[0]);
 
     private static long Search(VmaInfo vma, ProcessMemory memory)
     {

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 
@@ -15,7 +14,8 @@ namespace CriuPS.Native.RemoteSyscall;
 /// </summary>
 public sealed class SyscallBatch
 {
-    private const int CallCodeBytes = X86Code.BatchedCallLength;
+    private static readonly IArchitecture Arch = IArchitecture.Current;
+    private static readonly int CallCodeBytes = Arch.BatchedCallLength;
 
     // Room a run needs beyond its calls' code and result slots: the code that ends it and two 16-byte alignments.
     private const int RunOverheadBytes = 128;
@@ -66,7 +66,7 @@ public sealed class SyscallBatch
         {
             // As many calls per run as the scratch area holds (a dump's area takes hundreds, a restore's thousands):
             // every run is a stop and a resume, which cost most on a busy machine.
-            int perRun = (int)Math.Min(int.MaxValue, (scratch.Free - Math.Min(scratch.Free, RunOverheadBytes)) / (CallCodeBytes + sizeof(long)));
+            int perRun = (int)Math.Min(int.MaxValue, (scratch.Free - Math.Min(scratch.Free, RunOverheadBytes)) / (ulong)(CallCodeBytes + sizeof(long)));
             if (perRun == 0)
             {
                 throw new InvalidOperationException($"the scratch area of {caller.Thread} has no room left for a batch of calls");
@@ -97,7 +97,7 @@ public sealed class SyscallBatch
             var (_, number, arguments) = calls[first + i];
             var slot = resultSlots + new ByteCount((ulong)(i * sizeof(long)));
             var at = codeAddress + new ByteCount((ulong)(i * CallCodeBytes));
-            X86Code.BatchedCall(code.AsSpan(i * CallCodeBytes, CallCodeBytes), at.Value, trap.Value, number, arguments, slot.Value);
+            Arch.EncodeBatchedCall(code.AsSpan(i * CallCodeBytes, CallCodeBytes), at.Value, trap.Value, number, arguments, slot.Value);
         }
         end.CopyTo(code, count * CallCodeBytes);
 

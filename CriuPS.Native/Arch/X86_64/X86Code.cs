@@ -94,6 +94,60 @@ internal static class X86Code
         BinaryPrimitives.WriteInt32LittleEndian(code[offset..], checked((int)((long)trap - next)));
     }
 
+    /// <summary>Bytes of <see cref="StopThenReturn"/> up to the end of its `syscall`, where a thread stops at the tgkill's exit.</summary>
+    public const int StopLength = 5 + 3 * 10 + 2;
+
+    /// <summary>
+    /// The end of our code in a parked thread: mov $tgkill, %eax; mov tgid, %rdi; mov tid, %rsi; mov sig, %rdx;
+    /// syscall — the stop — then the way back to itself (<see cref="ReturnTo"/>).
+    /// </summary>
+    public static byte[] StopThenReturn(int processId, int threadId, int signal, ulong stack, ulong returnPoint)
+    {
+        var code = new byte[StopLength + ReturnToLength];
+        int offset = 0;
+        MovEax(code, ref offset, (int)SyscallNumber.Tgkill);
+        MovImm64(code, ref offset, RexW, MovRdi, (ulong)processId);
+        MovImm64(code, ref offset, RexW, MovRsi, (ulong)threadId);
+        MovImm64(code, ref offset, RexW, MovRdx, (ulong)signal);
+        Syscall(code, ref offset);
+        ReturnTo(code, ref offset, stack, returnPoint);
+        return code;
+    }
+
+    /// <summary>Calls with immediate arguments, one after the other, then the way back (<see cref="ReturnTo"/>).</summary>
+    public static byte[] CallsThenReturn(IReadOnlyList<(SystemCall Call, ulong[] Arguments)> calls, ulong stack, ulong returnPoint)
+    {
+        var code = new byte[calls.Count * CallLength + ReturnToLength];
+        int offset = 0;
+        foreach (var (call, arguments) in calls)
+        {
+            Call(code, ref offset, call, arguments);
+        }
+        ReturnTo(code, ref offset, stack, returnPoint);
+        return code;
+    }
+
+    private const int ReturnToLength = 10 + 10 + 2;
+
+    /// <summary>mov stack, %rsp; mov returnPoint, %rax; jmp *%rax: a parked thread's way back to its restorer.</summary>
+    private static void ReturnTo(Span<byte> code, ref int offset, ulong stack, ulong returnPoint)
+    {
+        MovImm64(code, ref offset, RexW, MovRsp, stack);
+        MovImm64(code, ref offset, RexW, MovRax, returnPoint);
+        JumpRax(code, ref offset);
+    }
+
+    /// <summary>mov %rax, %rdi; mov $close, %eax; syscall: closes the descriptor the call before returned.</summary>
+    public static byte[] CloseOfResult()
+    {
+        var code = new byte[3 + 5 + 2];
+        int offset = 0;
+        MovRaxToRdi(code, ref offset);
+        MovEax(code, ref offset, (int)SyscallNumber.Close);
+        Syscall(code, ref offset);
+        return code;
+    }
+
     /// <summary>
     /// The two forms of a C library's rt_sigreturn stub: mov $15, %rax; syscall (glibc, musl, Go) and
     /// mov $15, %eax; syscall (the shorter form some compilers emit).

@@ -22,6 +22,27 @@ public sealed class X86_64Architecture : IArchitecture
 
     public int TrapStopOffset => 3;
 
+    public byte[] Breakpoint { get; } = [X86Code.Int3];
+
+    public int BatchedCallLength => X86Code.BatchedCallLength;
+
+    public void EncodeBatchedCall(Span<byte> code, ulong at, ulong trap, SystemCall call, IReadOnlyList<ulong> arguments, ulong slot) =>
+        X86Code.BatchedCall(code, at, trap, call, arguments, slot);
+
+    public byte[] EncodeStopThenReturn(int processId, int threadId, int signal, ulong stack, ulong returnPoint) =>
+        X86Code.StopThenReturn(processId, threadId, signal, stack, returnPoint);
+
+    public int StopExitOffset => X86Code.StopLength;
+
+    public byte[] EncodeCallsThenReturn(IReadOnlyList<(SystemCall Call, ulong[] Arguments)> calls, ulong stack, ulong returnPoint) =>
+        X86Code.CallsThenReturn(calls, stack, returnPoint);
+
+    public byte[] EncodeCloseOfResult() => X86Code.CloseOfResult();
+
+    public IReadOnlyList<byte[]> SignalRestorerStubs => X86Code.RtSigreturnStubs;
+
+    public int SignalRestorerSyscallOffset(byte firstByte) => X86Code.RtSigreturnSyscallOffset(firstByte);
+
     public long NumberOf(SystemCall call) => (long)SyscallTable.NumberOf(call);
 
     public ulong InstructionPointerOf(in UserRegs regs) => regs.Rip;
