@@ -7,7 +7,9 @@ namespace CriuPS.Native.Arch;
 /// arguments and result, and how to make it run again or return. The engine reads a stopped thread's registers only
 /// through this, as CRIU's compel does through its per-architecture REG_* macros. The register set and the XSAVE
 /// layout are the architecture's own types (<see cref="UserRegs"/>, <see cref="XStateLayout"/>), as CRIU's
-/// user_regs_struct_t is; x86-64 (<see cref="X86_64Architecture"/>) is the one implementation.
+/// user_regs_struct_t is; x86-64 (<see cref="X86_64Architecture"/>) is the one implementation. Calls are named by
+/// <see cref="SystemCall"/> and numbered here, and the code injected into a process is encoded here, so that a new
+/// architecture is a folder beside Arch/X86_64 with an implementation of this, chosen by <see cref="Current"/>.
 /// </summary>
 public interface IArchitecture
 {
@@ -71,6 +73,15 @@ public interface IArchitecture
 
     /// <summary>Code that closes the descriptor the call just before it returned (its result is the argument).</summary>
     byte[] EncodeCloseOfResult();
+
+    /// <summary>
+    /// An absolute jump to <paramref name="target"/> that clobbers no register a function call preserves (x86-64:
+    /// movabs $target, %rax; jmp *%rax): what a vDSO proxy writes over each saved function's entry.
+    /// </summary>
+    byte[] EncodeAbsoluteJump(ulong target);
+
+    /// <summary>Bytes of <see cref="EncodeAbsoluteJump"/>.</summary>
+    int AbsoluteJumpLength { get; }
 
     /// <summary>
     /// The forms of a C library's signal restorer (its rt_sigreturn stub, glibc's and musl's __restore_rt), which

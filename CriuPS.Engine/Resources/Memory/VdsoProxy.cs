@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace CriuPS.Engine.Resources.Memory;
 
 /// <summary>
@@ -11,8 +9,8 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal sealed class VdsoProxy
 {
-    /// <summary>movabs $target, %rax; jmp *%rax: 12 bytes, clobbering only rax, which a call does not preserve anyway.</summary>
-    public const int JumpLength = 12;
+    /// <summary>Bytes of the architecture's absolute jump (x86-64: 12, movabs $target, %rax; jmp *%rax).</summary>
+    public static readonly ulong JumpLength = (ulong)IArchitecture.Current.AbsoluteJumpLength;
 
     private VdsoProxy(List<VdsoPatch> patches) => Patches = patches;
 
@@ -61,17 +59,8 @@ internal sealed class VdsoProxy
         return new VdsoProxy(patches);
     }
 
-    /// <summary>The x86-64 code of an absolute jump to <paramref name="target"/>.</summary>
-    public static byte[] Jump(ulong target)
-    {
-        var code = new byte[JumpLength];
-        code[0] = 0x48; // REX.W
-        code[1] = 0xb8; // mov imm64, %rax
-        BinaryPrimitives.WriteUInt64LittleEndian(code.AsSpan(2), target);
-        code[10] = 0xff; // jmp *%rax
-        code[11] = 0xe0;
-        return code;
-    }
+    /// <summary>The architecture's code of an absolute jump to <paramref name="target"/>.</summary>
+    public static byte[] Jump(ulong target) => IArchitecture.Current.EncodeAbsoluteJump(target);
 }
 
 /// <summary>One jump written over a saved vDSO: at <paramref name="Offset"/> from its start, for function <paramref name="Name"/>.</summary>

@@ -25,7 +25,7 @@ namespace CriuPS.Engine.Resources.Threads;
 /// (<see cref="SchedClock"/>, read just before the thread was stopped; a thread already in a stop, SIGSTOP's, last ran
 /// when it stopped, which says nothing of its call: that call keeps the EINTR). The restore then runs the same call in the
 /// thread with that time left and interrupts it at once, which leaves the kernel's own restart block in the thread:
-/// the thread resumes at its own syscall instruction with restart_syscall (rax 219), every other register as saved,
+/// the thread resumes at its own syscall instruction with restart_syscall, every other register as saved,
 /// exactly as after a stop. Its time left counts from that moment, in the restore's last phase, a little before the
 /// process runs again (the rest of that phase: other threads, the connections, the detach). epoll_wait and epoll_pwait have no block: they run again with their timeout register
 /// (r10, the fourth argument) set to the milliseconds left, the one register CriuPS changes (the calls' wrappers do

@@ -127,13 +127,30 @@ internal static class X86Code
         return code;
     }
 
-    private const int ReturnToLength = 10 + 10 + 2;
+    private const int ReturnToLength = 10 + AbsoluteJumpLength;
 
-    /// <summary>mov stack, %rsp; mov returnPoint, %rax; jmp *%rax: a parked thread's way back to its restorer.</summary>
+    /// <summary>mov stack, %rsp; then the jump to returnPoint: a parked thread's way back to its restorer.</summary>
     private static void ReturnTo(Span<byte> code, ref int offset, ulong stack, ulong returnPoint)
     {
         MovImm64(code, ref offset, RexW, MovRsp, stack);
-        MovImm64(code, ref offset, RexW, MovRax, returnPoint);
+        JumpTo(code, ref offset, returnPoint);
+    }
+
+    /// <summary>Bytes of <see cref="AbsoluteJump"/>.</summary>
+    public const int AbsoluteJumpLength = 10 + 2;
+
+    /// <summary>movabs $target, %rax; jmp *%rax: clobbers only rax, which a call does not preserve anyway.</summary>
+    public static byte[] AbsoluteJump(ulong target)
+    {
+        var code = new byte[AbsoluteJumpLength];
+        int offset = 0;
+        JumpTo(code, ref offset, target);
+        return code;
+    }
+
+    private static void JumpTo(Span<byte> code, ref int offset, ulong target)
+    {
+        MovImm64(code, ref offset, RexW, MovRax, target);
         JumpRax(code, ref offset);
     }
 

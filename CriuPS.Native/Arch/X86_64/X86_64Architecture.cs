@@ -39,6 +39,10 @@ public sealed class X86_64Architecture : IArchitecture
 
     public byte[] EncodeCloseOfResult() => X86Code.CloseOfResult();
 
+    public byte[] EncodeAbsoluteJump(ulong target) => X86Code.AbsoluteJump(target);
+
+    public int AbsoluteJumpLength => X86Code.AbsoluteJumpLength;
+
     public IReadOnlyList<byte[]> SignalRestorerStubs => X86Code.RtSigreturnStubs;
 
     public int SignalRestorerSyscallOffset(byte firstByte) => X86Code.RtSigreturnSyscallOffset(firstByte);
