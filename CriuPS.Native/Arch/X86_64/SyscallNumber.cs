@@ -2,7 +2,8 @@ namespace CriuPS.Native.Arch.X86_64;
 
 /// <summary>
 /// System call numbers of the x86-64 Linux ABI (arch/x86/entry/syscalls/syscall_64.tbl): the only place a number
-/// is written; wrappers and injected calls name a call by its member here.
+/// is written. Outside Arch/X86_64 a call is named by <see cref="SystemCall"/>, which <see cref="SyscallTable"/>
+/// maps to its member here (of the same name).
 /// </summary>
 public enum SyscallNumber : long
 {
