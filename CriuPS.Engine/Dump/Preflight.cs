@@ -97,7 +97,7 @@ internal static class Preflight
         {
             var own = DescriptorProbe.All(pid);
             descriptors.AddRange(own);
-            areas[pid] = SmapsParser.Read(pid);
+            areas[pid] = PreflightAreas.Read(pid);
             problems.AddRange(ResourceProblems(pid, own, areas[pid], options).Select(p => Prefix(pid) + p));
             problems.AddRange(ProcessNamespaces.Problems(pid, root).Select(p => Prefix(pid) + p));
         }

@@ -13,9 +13,15 @@ internal sealed class ShadowStackProbe : FeatureProbe
 
     public override string Impact => "Processes that enabled shadow stacks cannot be checkpointed.";
 
+    /// <summary>Whether this CPU offers user shadow stacks at all: without them no area of any process is one.</summary>
+    public static bool CpuHasUserShadowStacks => CpuFlag.Value;
+
+    private static readonly Lazy<bool> CpuFlag = new(() =>
+        File.ReadLines("/proc/cpuinfo").Any(l => l.StartsWith("flags", StringComparison.Ordinal) && l.Split(' ').Contains("user_shstk")));
+
     public override (bool, string) Check()
     {
-        bool cpu = File.ReadLines("/proc/cpuinfo").Any(l => l.StartsWith("flags", StringComparison.Ordinal) && l.Split(' ').Contains("user_shstk"));
+        bool cpu = CpuHasUserShadowStacks;
         long status = Prctl.ShadowStackStatus();
         string kernel = status >= 0 ? $"ARCH_SHSTK_STATUS answers 0x{status:x}" : $"ARCH_SHSTK_STATUS failed: {Errno.Describe((int)-status)}";
         return (cpu && status >= 0, $"{(cpu ? "the CPU has user_shstk" : "the CPU flags have no user_shstk")}; {kernel}");

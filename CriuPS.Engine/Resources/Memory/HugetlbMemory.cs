@@ -19,7 +19,7 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static class HugetlbMemory
 {
-    private const string AnonymousPrefix = "/anon_hugepage";
+    public const string AnonymousPrefix = "/anon_hugepage";
 
     public static bool IsHugetlb(VmaInfo vma) => vma.HasFlag("ht");
 
