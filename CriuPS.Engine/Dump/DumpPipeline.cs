@@ -183,6 +183,7 @@ public static class DumpPipeline
             ImageSetWriter.Write(session);
             FailurePoint.Check(options.FailAt, FailurePoint.BeforeKill);
             log.Write($"{tree.InjectedCalls} injected system calls");
+            options.AreasAhead?.Confirmed(); // a move's: the flags read ahead were those at the freeze
             log.Flush();
             directory.Commit();
             log.Relocate(directory.LogPath);

@@ -171,7 +171,7 @@ internal sealed class FrozenTree : IDisposable
             var memory = OpenMemory(member.Pid);
             // Read once (megabytes for thousands of areas), before the injection area joins them; a background
             // checkpoint read smaps ahead and reads only maps now (no walk over every page while frozen).
-            var vmas = background?.AreasAtFreeze(member.Pid, session.Log) ?? SmapsParser.Read(member.Pid);
+            var vmas = background?.AreasAtFreeze(member.Pid, session.Log) ?? session.Options.AreasAhead?.AtFreeze(member.Pid, session.Log) ?? SmapsParser.Read(member.Pid);
             var injection = BeginInjection(process, memory, vmas);
             foreach (var leftover in injection.RemoveLeftovers(vmas))
             {
@@ -180,6 +180,7 @@ internal sealed class FrozenTree : IDisposable
             }
             session.Processes.Add(new DumpedProcess(process, memory, injection, vmas));
         }
+        session.Options.AreasAhead?.StartConfirming(session.Processes.Select(p => (p.Pid, p.Vmas)), session.Log);
     }
 
     /// <summary>Opens the memory of a process of the tree, closed when the tree is disposed.</summary>

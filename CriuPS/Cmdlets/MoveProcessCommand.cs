@@ -210,10 +210,9 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             {
                 destination.Die();
             }
-            // The service addresses are there before the restore binds to them, and leave here only once the copy runs:
-            // until then the clients' packets reach this machine, whose lock drops them (they are sent again).
-            destination.AddAddresses(a => Engine.Migration.ServiceAddress.Find(a)!.Value.PrefixLength);
-            restored = destination.Restore(image.Path, Lazy, TcpEstablished, postCopy?.Source);
+            // The service addresses are there before the restore binds to them (the same call), and leave here only
+            // once the copy runs: until then the clients' packets reach this machine, whose lock drops them (they are sent again).
+            restored = destination.Restore(image.Path, Lazy, TcpEstablished, postCopy?.Source, a => Engine.Migration.ServiceAddress.Find(a)!.Value.PrefixLength);
             foreach (var address in ServiceAddress)
             {
                 Engine.Migration.ServiceAddress.Remove(address);

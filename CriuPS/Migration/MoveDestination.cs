@@ -142,40 +142,65 @@ internal sealed class MoveDestination
 
     /// <summary>
     /// The destination's half of a rehearsal move (MoveRehearsal): restores the sleep sent to <paramref name="image"/>
-    /// as the move will restore the process (lazily with <paramref name="lazy"/>), kills it, stops the rehearsal's
-    /// page servers and removes its images. Throws what went wrong.
+    /// with the very call that will restore the process (<see cref="Restore"/>: its script is parsed and its cmdlets'
+    /// binding compiled there now, not in the downtime), lazily with <paramref name="lazy"/>, kills it, stops the
+    /// rehearsal's page servers and removes its images. Throws what went wrong.
     /// </summary>
     /// <param name="source">A post-copy rehearsal: the source's server of the held sleep's memory.</param>
-    public void RehearseRestore(string image, bool lazy, PostCopySource? source = null) => Run("""
-        param($Image, $Lazy, $Directory, $Source, $Thumbprint)
-        try {
-            $from = @{}
-            if ($Source) { $from = @{ PageServer = $Source; PageServerThumbprint = $Thumbprint; ClientCertificate = $script:CriuPSMoveClientCertificate } }
-            $restored = Restore-Process -ImagePath $Image -Detach -LazyPages:$Lazy @from -ErrorAction Stop
-            if ($Lazy) { $restored | Wait-LazyRestore -Timeout 30 | Out-Null }
-            Stop-Process -Id $restored.Id -Force
+    public void RehearseRestore(string image, bool lazy, PostCopySource? source = null)
+    {
+        try
+        {
+            Restore(image, lazy, tcpEstablished: false, source, _ => 0, rehearsal: true);
         }
-        finally {
-            # Only the rehearsal's servers were started so far.
-            if ($script:CriuPSMoveServers) { $script:CriuPSMoveServers | Stop-LazyPageServer; $script:CriuPSMoveServers.Clear() }
-            Get-ChildItem -LiteralPath $Directory -Filter 'rehearsal*' -Force | Remove-Item -Recurse -Force
+        finally
+        {
+            Run("""
+                param($Lazy, $Directory)
+                try {
+                    if ($script:CriuPSMoveRestored) {
+                        if ($Lazy) { $script:CriuPSMoveRestored | Wait-LazyRestore -Timeout 30 | Out-Null }
+                        Stop-Process -Id $script:CriuPSMoveRestored.Id -Force
+                    }
+                }
+                finally {
+                    $script:CriuPSMoveRestored = $null
+                    # Only the rehearsal's servers were started so far.
+                    if ($script:CriuPSMoveServers) { $script:CriuPSMoveServers | Stop-LazyPageServer; $script:CriuPSMoveServers.Clear() }
+                    Get-ChildItem -LiteralPath $Directory -Filter 'rehearsal*' -Force | Remove-Item -Recurse -Force
+                }
+                """, lazy || source is not null, Directory);
         }
-        """, image, lazy || source is not null, Directory, source?.Server, source?.Thumbprint);
+    }
 
     /// <summary>
-    /// Restores the final image there, detached from the session, lazily when asked (the process runs at once, its
-    /// memory filled from the image as it touches it and in the background); returns the PID it runs with there.
+    /// Gives the service addresses to the interface there that holds the address the session arrived at (the link the
+    /// move goes over; each is taken away again if the move fails, <see cref="Clean"/>), then restores the final image
+    /// there, detached from the session, lazily when asked (the process runs at once, its memory filled from the image
+    /// as it touches it and in the background); returns the PID it runs with there. One call: one round trip in the
+    /// downtime.
     /// </summary>
     /// <param name="source">Post-copy: the lazy pages come from this server of the source's held processes, not from the image there.</param>
-    public int Restore(string image, bool lazy, bool tcpEstablished, PostCopySource? source = null)
+    /// <param name="prefixLength">The prefix length of each service address here.</param>
+    /// <param name="rehearsal">The rehearsal's restore (<see cref="RehearseRestore"/>): no service address.</param>
+    public int Restore(string image, bool lazy, bool tcpEstablished, PostCopySource? source, Func<System.Net.IPAddress, byte> prefixLength, bool rehearsal = false)
     {
+        IReadOnlyList<System.Net.IPAddress> addresses = rehearsal ? [] : serviceAddresses;
         var restored = Run("""
-            param($Image, $Lazy, $TcpEstablished, $Source, $Thumbprint)
+            param($Image, $Lazy, $TcpEstablished, $Source, $Thumbprint, $Addresses, $Prefixes)
+            # The service addresses are there before the restore binds to them.
+            if ($Addresses) {
+                $arrived = if ($env:SSH_CONNECTION) { ($env:SSH_CONNECTION -split ' ')[2] } else { '127.0.0.1' }
+                for ($i = 0; $i -lt $Addresses.Count; $i++) {
+                    [CriuPS.Engine.Migration.ServiceAddress]::Add([System.Net.IPAddress]::Parse($Addresses[$i]), $Prefixes[$i], [System.Net.IPAddress]::Parse($arrived))
+                }
+            }
             $from = @{}
             if ($Source) { $from = @{ PageServer = $Source; PageServerThumbprint = $Thumbprint; ClientCertificate = $script:CriuPSMoveClientCertificate } }
             $script:CriuPSMoveRestored = Restore-Process -ImagePath $Image -Detach -LazyPages:$Lazy -TcpEstablished:$TcpEstablished @from -ErrorAction Stop
             $script:CriuPSMoveRestored.Id
-            """, image, lazy || source is not null, tcpEstablished, source?.Server, source?.Thumbprint);
+            """, image, lazy || source is not null, tcpEstablished, source?.Server, source?.Thumbprint,
+            addresses.Select(a => a.ToString()).ToArray(), addresses.Select(prefixLength).ToArray());
         return Convert.ToInt32(restored!.BaseObject);
     }
 
@@ -197,22 +222,6 @@ internal sealed class MoveDestination
             @{ Address = $from; Thumbprint = $script:CriuPSMoveClientCertificate.Thumbprint }
             """)!.BaseObject;
         return (System.Net.IPAddress.Parse((string)result["Address"]!), (string)result["Thumbprint"]!);
-    }
-
-    /// <summary>
-    /// Gives the service addresses to the interface there that holds the address the session arrived at (the link
-    /// the move goes over); each is taken away again if the move fails (<see cref="Clean"/>).
-    /// </summary>
-    public void AddAddresses(Func<System.Net.IPAddress, byte> prefixLength)
-    {
-        foreach (var address in serviceAddresses)
-        {
-            Run("""
-                param($Address, $Prefix)
-                $arrived = if ($env:SSH_CONNECTION) { ($env:SSH_CONNECTION -split ' ')[2] } else { '127.0.0.1' }
-                [CriuPS.Engine.Migration.ServiceAddress]::Add([System.Net.IPAddress]::Parse($Address), $Prefix, [System.Net.IPAddress]::Parse($arrived))
-                """, address.ToString(), prefixLength(address));
-        }
     }
 
     /// <summary>Waits until a lazy restore there has every page; fails with its state otherwise.</summary>

@@ -158,10 +158,16 @@ Describe 'Move-Process' {
             Write-Host "    $($log.Side): $($phases -join '; ')"
         }
         Select-String -LiteralPath $moved.LogPath -Pattern '^\([\d.]+\) (pages of|memory of|areas of|held stopped)' | ForEach-Object { Write-Host "    final dump: $($_.Line)" }
+        # The areas were read ahead of the freeze (smaps walks the gibibyte's pages), only maps in it, and the flags
+        # confirmed by smaps read again while frozen.
+        $dumpLog = Get-Content -Raw $moved.LogPath
+        $dumpLog | Should -Match "areas of $($t.Id): \d+ read from maps at the freeze, their VmFlags from smaps read ahead \(same layout\)"
+        $dumpLog | Should -Match "areas of $($t.Id): VmFlags read again after the freeze are those read ahead of it"
         # Post-copy's downtime is a fixed cost (the freeze of everything but the memory, a restore without it, one
-        # round trip), the one-shot freeze grows with the memory and the load: 11.4 % at a load average of 30 on this
-        # 2-core VM (one-shot freeze 16.3 s, downtime 1.86 s). The issue's 10 % is not reached robustly here; the
-        # assertion is a quarter, stated with the load it ran at.
+        # round trip), the one-shot freeze grows with the memory and the load: 5.0 %, 6.8 % and 9.4 % at load averages
+        # of 33 to 70 on this 2-core VM (one-shot freezes 14.1, 11.6 and 8.7 s; downtimes 707, 782 and 816 ms). On an
+        # idle machine a one-shot freeze of a gibibyte is 0.4 to 1.3 s (README, bench/): the issue's 10 % is not robust
+        # there, so the assertion stays a quarter, stated with the load it ran at.
         $moved.Downtime | Should -BeLessThan ([timespan]::FromTicks($oneShot.FrozenTime.Ticks / 4)) -Because "post-copy's downtime is a fraction of a one-shot freeze (load average $load)"
     }
 
@@ -381,6 +387,31 @@ Describe 'Move-Process when something fails on the way' {
         $doomed.State | Should -Not -Be 'Opened'
         Assert-SourceUnharmed $t $directory
         Remove-PSSession $doomed
+    }
+
+    It 'fails, resumes the process at the source and leaves nothing there, when the copy of a -Lazy move is killed while it pulls its memory' {
+        # No rounds: the final image holds the whole gibibyte there, which the copy pulls for a second or more (1.6 s
+        # at a low load, minutes at a high one), the source held stopped until it is all in.
+        $t = Start-DirtyMem 'lazy-killed' 1024
+        $directory = Join-Path $TestDrive 'lazy-killed-move'
+        # Once the restore there is done (its log says so) the copy runs and pulls: it is killed by hand, from here,
+        # found by its PID in the destination's namespace (NSpid), not by its name (the source has the same).
+        $killer = Start-ThreadJob {
+            param($Log, $Id)
+            $deadline = (Get-Date).AddSeconds(600)
+            while ((Get-Date) -lt $deadline -and -not ((Test-Path $Log) -and (Select-String -LiteralPath $Log -Pattern '==== Done' -SimpleMatch -Quiet))) { Start-Sleep -Milliseconds 5 }
+            foreach ($candidate in @(& pgrep -x dirtymem)) {
+                if (Select-String -LiteralPath "/proc/$candidate/status" -Pattern "^NSpid:\s+$candidate\s+$Id$" -Quiet) { & kill -s KILL $candidate; return [int]$candidate }
+            }
+        } -ArgumentList (Join-Path $directory 'final/restore.log'), $t.Id
+        Move-Process -Id $t.Id -Session $Session -Lazy -MaxRounds 0 -DestinationPath $directory -Confirm:$false -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $killer | Receive-Job -Wait -AutoRemoveJob | Should -Not -BeNullOrEmpty -Because 'the copy was found running there and killed'
+        $failed[0].FullyQualifiedErrorId | Should -Be "MoveFailed,$Move"
+        # ProcessExited, not Completed: it was killed with pages still to come.
+        $failed[0].Exception.Message | Should -Match "The lazy restore of $($t.Id) ended ProcessExited"
+        $failed[0].Exception.Message | Should -Match 'the process runs on here, and the destination was cleaned'
+        # The source was held stopped until every page was there: the move failing, it goes on, unchanged.
+        Assert-SourceUnharmed $t $directory
     }
 
     It 'resumes the process at the source when it fails to start on the destination' {

@@ -77,7 +77,10 @@ internal sealed class VmFlagsAhead
     /// Once the process runs again: reads smaps and fails the checkpoint if an area recorded at the freeze
     /// (<paramref name="atFreeze"/>) shows other flags now than ahead of the freeze, or is gone.
     /// </summary>
-    public void Confirm(IReadOnlyList<VmaInfo> atFreeze, EngineLog log)
+    /// <param name="what">The checkpoint that fails, for the message.</param>
+    /// <param name="action">What to do when it failed.</param>
+    public void Confirm(IReadOnlyList<VmaInfo> atFreeze, EngineLog log, string what = "background checkpoint",
+        string action = "Checkpoint it again, or without -Background: frozen while its areas are read, it cannot change them meanwhile.")
     {
         var after = SmapsParser.Read(pid);
         foreach (var area in atFreeze)
@@ -87,12 +90,12 @@ internal sealed class VmFlagsAhead
             var differing = pieces.FirstOrDefault(p => Compared(p.VmFlags) != before);
             if (pieces.Count == 0 || differing is not null)
             {
-                string what = differing is null
+                string why = differing is null
                     ? "is gone"
                     : $"shows the flags '{Compared(differing.VmFlags)}' where it showed '{before}' ahead of the freeze (madvise, mlock or mseal while it was checkpointed)";
                 throw new CheckpointException(CheckpointErrorKind.DumpFailed,
-                    $"The background checkpoint of process {pid} failed: its area {area} {what}, so the flags it had at the freeze cannot be known. The process runs on unharmed.", pid,
-                    "Checkpoint it again, or without -Background: frozen while its areas are read, it cannot change them meanwhile.");
+                    $"The {what} of process {pid} failed: its area {area} {why}, so the flags it had at the freeze cannot be known. The process runs on unharmed.", pid,
+                    action);
             }
         }
         log.Detail($"areas of {pid}: VmFlags read again after the freeze are those read ahead of it ({atFreeze.Count} area(s))");
