@@ -97,8 +97,7 @@ public static class DumpPipeline
         var total = Stopwatch.StartNew();
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
-        EngineWarmup.Wait();
-        DumpRehearsal.EnsureDone(log);
+        DumpRehearsal.EnsureDone(log); // and the engine's warm-up
         int root = options.ProcessId;
         Preflight.CheckTarget(root);
         Preflight.CheckTree(root, options);
