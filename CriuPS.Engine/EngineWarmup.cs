@@ -16,24 +16,8 @@ public static class EngineWarmup
     /// <summary>Starts warming up if nobody has yet.</summary>
     public static void Start() => _ = Warm.Value;
 
-    // Set on the dump rehearsal's own thread (DumpRehearsal), which runs beside the warm-up rather than after it.
-    [ThreadStatic]
-    private static bool skipWait;
-
-    /// <summary>Waits for the warm-up (starting it if needed), except on the dump rehearsal's thread.</summary>
-    public static void Wait()
-    {
-        if (!skipWait)
-        {
-            Warm.Value.GetAwaiter().GetResult();
-        }
-    }
-
-    /// <summary>
-    /// Makes <see cref="Wait"/> return at once on the calling thread: for the dump rehearsal's thread, whose freeze
-    /// of a sleep of its own need not wait for compiled code.
-    /// </summary>
-    internal static void SkipWaitOnThisThread() => skipWait = true;
+    /// <summary>Waits for the warm-up (starting it if needed).</summary>
+    public static void Wait() => Warm.Value.GetAwaiter().GetResult();
 
     private static void Run()
     {

@@ -15,48 +15,19 @@ namespace CriuPS.Engine.Dump;
 /// costs the first checkpoint of a session some time before the freeze, never during it; it never fails a checkpoint
 /// (what goes wrong is logged and skipped). Test-only death points (CRIUPS_DIE_AT) turn it off: they count the
 /// instants they pass, which are the target's to reach.
-/// It runs beside the end of the engine's warm-up (on a thread of its own, its dump not waiting for the warm-up:
-/// its freeze is of a sleep nobody needs), not after it: both are mostly the runtime compiling code on one thread
-/// each, and a fresh PowerShell's first checkpoint waited for one, then the other, with a core idle.
 /// </summary>
 internal static class DumpRehearsal
 {
     private const string DirectoryPrefix = ".criups-rehearsal-";
     private static int started;
 
-    /// <summary>
-    /// Waits for the engine's warm-up, rehearsing beside it the first time in this process; after that it only waits
-    /// for the warm-up (done, so at once).
-    /// </summary>
+    /// <summary>Rehearses once per process; returns at once after the first call.</summary>
     public static void EnsureDone(EngineLog log)
     {
         if (Interlocked.Exchange(ref started, 1) != 0 || DeathPoint.IsArmed)
         {
-            EngineWarmup.Wait();
             return;
         }
-        var rehearsal = new Thread(() =>
-        {
-            EngineWarmup.SkipWaitOnThisThread();
-            Rehearse(log);
-        })
-        {
-            IsBackground = true,
-            Name = "CriuPS dump rehearsal",
-        };
-        rehearsal.Start();
-        try
-        {
-            EngineWarmup.Wait();
-        }
-        finally
-        {
-            rehearsal.Join();
-        }
-    }
-
-    private static void Rehearse(EngineLog log)
-    {
         var clock = Stopwatch.StartNew();
         RemoveLeftovers(log);
         var directory = Path.Combine(Path.GetTempPath(), $"{DirectoryPrefix}{Environment.ProcessId}");
@@ -70,7 +41,7 @@ internal static class DumpRehearsal
             DumpPipeline.Run(new DumpOptions { ProcessId = sleeper, ImagePath = directory, ShellJob = true, Force = true }, NullObserver.Instance);
             log.Write($"rehearsal: checkpointed a sleep of our own ({sleeper}) before the first freeze of this session, in {clock.Elapsed.TotalMilliseconds:F0} ms");
         }
-        catch (Exception e) // on a thread of its own, where anything left uncaught would end the PowerShell
+        catch (Exception e) when (e is not OperationCanceledException)
         {
             log.Write($"rehearsal: skipped after {clock.Elapsed.TotalMilliseconds:F0} ms ({e.GetType().Name}: {e.Message})");
         }
@@ -96,6 +67,12 @@ internal static class DumpRehearsal
             {
             }
         }
+        // What the warm-up and the rehearsal made hot is compiled again, optimized, on a thread of the runtime some
+        // 100 ms later, and a fresh PowerShell may still be compiling its own start-up work: both happen now, not in
+        // the target's freeze (a first checkpoint's frozen phases compiled up to 90 methods at load 50, and up to 500
+        // when the rehearsal ended closer to the freeze).
+        var (waited, compiled) = JitWork.WaitUntilQuiet(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
+        log.Write($"rehearsal: waited {waited.TotalMilliseconds:F0} ms for the runtime to finish compiling ({compiled} methods) before the freeze");
     }
 
     // A session killed while it rehearsed (kill -9 at any instant) leaves its directory, and perhaps a work directory

@@ -33,7 +33,8 @@ internal static class PreDumpPipeline
         var total = Stopwatch.StartNew();
         using var log = new EngineLog(observer, options.Cancellation);
         log.Phase("Checking the process");
-        DumpRehearsal.EnsureDone(log); // and the engine's warm-up
+        EngineWarmup.Wait();
+        DumpRehearsal.EnsureDone(log);
         int root = options.ProcessId;
         Preflight.CheckTarget(root);
         var (tracks, detail) = WriteTracking.SelfTest();
