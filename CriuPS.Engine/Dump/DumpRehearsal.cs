@@ -67,12 +67,6 @@ internal static class DumpRehearsal
             {
             }
         }
-        // What the warm-up and the rehearsal made hot is compiled again, optimized, on a thread of the runtime some
-        // 100 ms later, and a fresh PowerShell may still be compiling its own start-up work: both happen now, not in
-        // the target's freeze (a first checkpoint's frozen phases compiled up to 90 methods at load 50, and up to 500
-        // when the rehearsal ended closer to the freeze).
-        var (waited, compiled) = JitWork.WaitUntilQuiet(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
-        log.Write($"rehearsal: waited {waited.TotalMilliseconds:F0} ms for the runtime to finish compiling ({compiled} methods) before the freeze");
     }
 
     // A session killed while it rehearsed (kill -9 at any instant) leaves its directory, and perhaps a work directory

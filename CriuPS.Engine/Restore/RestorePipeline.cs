@@ -58,6 +58,7 @@ public static class RestorePipeline
     {
         var total = Stopwatch.StartNew();
         log.Phase("Verifying images");
+        EngineWarmup.Wait();
         // Before anything is read into the restore, let alone created: a damaged image is refused naming the file.
         var verified = ImageVerifier.VerifyChain(options.ImagePath, deferPages: options.LazyPages);
         verified.ThrowIfDamaged();
@@ -72,7 +73,6 @@ public static class RestorePipeline
             PagesVerifiedOnRead = options.LazyPages ? PageVerifier.For(verified) : null,
         };
         CheckCanRestore(session);
-        EngineWarmup.Wait(); // not sooner: verifying and reading the images ran beside its end, a core each
 
         // The order lives in RestoreSteps.Order; what its steps made so far is killed when one fails.
         var steps = new RestoreSteps(session, total);
