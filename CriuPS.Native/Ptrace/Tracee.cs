@@ -76,6 +76,11 @@ public sealed class Tracee
     /// </summary>
     public bool TryInterruptAndWait(TimeSpan timeout)
     {
+        // Armed before the interrupt, the doorbell's waiter gets ready while the thread is on its way to the stop.
+        if (doorbell is null or { HasRung: true })
+        {
+            doorbell = StopDoorbell.Arm(Tid);
+        }
         Interop.Ptrace.Interrupt(Tid);
         return WaitForInterruptStop(Environment.TickCount64 + (long)timeout.TotalMilliseconds);
     }
