@@ -170,7 +170,7 @@ public static class DumpPipeline
             IpcNamespace.Dump(session); // once every area is recorded: the segments attached are known
 
             log.Phase("Writing images");
-            PseudoTerminalDump.SaveQueuedData(session);
+            PseudoTerminals.SaveQueuedData(session);
             CpuDescription.Dump(session);
             if (background is not null)
             {
@@ -198,7 +198,7 @@ public static class DumpPipeline
                 log.Phase("Holding the processes stopped");
                 // Their connections stay locked and in repair mode: the held tree resumes them, or drops them once the copy runs.
                 session.Held = Migration.HeldTree.Of(tree, session.InetSockets, log);
-                PseudoTerminalDump.End(session, putBack: true);
+                PseudoTerminals.End(session, putBack: true);
                 tree.Release(log, Signals.SIGSTOP);
             }
             else if (options.LeaveRunning)
@@ -212,7 +212,7 @@ public static class DumpPipeline
             {
                 log.Phase("Killing the processes");
                 tree.Kill();
-                PseudoTerminalDump.End(session, putBack: false);
+                PseudoTerminals.End(session, putBack: false);
                 // Their connections closed silently in repair mode; the lock stays for Restore-Process to lift.
                 session.InetSockets.KeepLockForRestore(log);
                 if (session.InetSockets.Lock is { } kept)
@@ -274,7 +274,7 @@ public static class DumpPipeline
     {
         session.Log.Phase("Resuming the processes");
         session.InetSockets.Resume(session.Log);
-        PseudoTerminalDump.End(session, putBack: true);
+        PseudoTerminals.End(session, putBack: true);
         tree.Release(session.Log);
     }
 
@@ -283,7 +283,7 @@ public static class DumpPipeline
     {
         try
         {
-            PseudoTerminalDump.End(session, putBack: true);
+            PseudoTerminals.End(session, putBack: true);
         }
         catch (Exception e) when (e is NativeException or CheckpointException)
         {

@@ -530,16 +530,19 @@ internal sealed class LazyTransfer
             .SelectMany(Tree)
             .Distinct()
             .ToList();
+        // A pidfd of each, taken before the kill, names that process even once its pid is free, and polls readable
+        // when it has exited: the kernel wakes us.
+        var ending = pids.Select(Pidfd.TryOpen).OfType<FileDescriptor>().ToList();
         foreach (int pid in pids)
         {
             Kill.Send(pid, Signals.SIGKILL);
         }
-        var deadline = DateTime.UtcNow + KillWait;
-        foreach (int pid in pids)
+        long deadline = Environment.TickCount64 + (long)KillWait.TotalMilliseconds;
+        foreach (var pidfd in ending)
         {
-            while (IsAlive(pid) && DateTime.UtcNow < deadline)
+            using (pidfd)
             {
-                Thread.Sleep(5);
+                Pidfd.WaitExited(pidfd, TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64)));
             }
         }
         Write($"killed {string.Join(", ", pids)}");
@@ -554,18 +557,6 @@ internal sealed class LazyTransfer
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return new[] { pid }; // ending already
-        }
-    }
-
-    private static bool IsAlive(int pid)
-    {
-        try
-        {
-            return Native.Proc.ProcStat.Read(pid).State is not ('Z' or 'X');
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
         }
     }
 

@@ -26,6 +26,8 @@ internal readonly record struct JitWork(long Methods, TimeSpan Time)
         var lastChange = clock.Elapsed;
         while (clock.Elapsed - lastChange < quiet && clock.Elapsed < longest)
         {
+            // Not the kernel's to tell: the runtime's compilations raise no event short of an EventListener on its
+            // JIT events, whose own work would be part of what this waits out.
             Thread.Sleep(10);
             long now = JitInfo.GetCompiledMethodCount();
             if (now != last)

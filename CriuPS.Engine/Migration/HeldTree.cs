@@ -55,14 +55,22 @@ public sealed class HeldTree
     /// <summary>The copy runs elsewhere: ends every process held here, and waits until they are gone.</summary>
     public void Kill(TimeSpan timeout)
     {
-        foreach (var (pid, start) in all.Where(IsSame))
+        // A pidfd of each names it even once its pid is free, and hangs up once it is reaped: the kernel wakes us.
+        var held = all.Where(IsSame).Select(p => (p.Pid, Pidfd: Pidfd.TryOpen(p.Pid))).ToList();
+        foreach (var (pid, _) in held)
         {
             Native.Interop.Kill.Send(pid, Signals.SIGKILL);
         }
-        var deadline = DateTime.UtcNow + timeout;
-        while (all.Any(IsSame) && DateTime.UtcNow < deadline)
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        foreach (var (_, pidfd) in held)
         {
-            Thread.Sleep(5);
+            using (pidfd)
+            {
+                if (pidfd is not null)
+                {
+                    Pidfd.WaitReaped(pidfd, TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64)));
+                }
+            }
         }
         connections.Drop(log);
     }

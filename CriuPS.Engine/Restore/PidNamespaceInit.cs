@@ -163,6 +163,9 @@ internal static class PidNamespaceInit
                 throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
                     $"The PID namespace's init {init} ({program}) did not wait for signals within {StartTimeout.TotalSeconds} s (it is in: {syscall.Trim()}).", init);
             }
+            // The kernel reports the entry into a system call only as a ptrace syscall stop, and stopping the init
+            // at every one of the thousands of system calls of the runtime's start costs more than this look in
+            // /proc every millisecond; the init writes to no descriptor of ours that could tell.
             Thread.Sleep(1);
         }
     }

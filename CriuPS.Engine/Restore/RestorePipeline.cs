@@ -186,7 +186,7 @@ public static class RestorePipeline
         InetSocketRestore.Check(session);
         CgroupRestore.Check(session);
         HugetlbMemory.CheckPools(session);
-        MountNamespaceRestore.CheckCanRestore(session); // after the cgroups: it may bind one the restore makes
+        MountNamespace.CheckCanRestore(session); // after the cgroups: it may bind one the restore makes
         foreach (var process in images.Processes)
         {
             AddressSpace.CheckMappedFiles(session, process);

@@ -28,7 +28,7 @@ internal static class RestorePrivileges
         obstacles.AddRange(UtsNamespace.Obstacles(images, privileges).Select(o => (root, o)));
         obstacles.AddRange(TimeNamespaces.Obstacles(images, privileges).Select(o => (root, o)));
         obstacles.AddRange(IpcNamespace.Obstacles(images, privileges).Select(o => (root, o)));
-        obstacles.AddRange(Resources.Mounts.MountNamespaceRestore.Obstacles(images, privileges).Select(o => (root, o)));
+        obstacles.AddRange(Resources.Mounts.MountNamespace.Obstacles(images, privileges).Select(o => (root, o)));
         obstacles.AddRange(Resources.Network.TreeNetwork.Obstacles(images, session.Options, privileges).Select(o => (root, o)));
         if (session.Options.NewPidNamespace && !privileges.Has(Capability.SysAdmin))
         {

@@ -168,7 +168,7 @@ internal sealed class RestoreSteps
         UtsNamespace.Restore(session, Processes); // its setns goes through the engine's /proc too
         TimeNamespaces.Restore(session, Processes); // as UTS; and while every process is single-threaded (setns needs it)
         CgroupRestore.MakeMissing(session);
-        MountNamespaceRestore.Restore(session, Processes);
+        MountNamespace.Restore(session, Processes);
         FileDescriptors.OpenInMountNamespace(session);
     }
 

@@ -24,6 +24,8 @@ internal sealed class ProbeChild : IDisposable
         var deadline = DateTime.UtcNow.AddSeconds(5);
         while (ProcStat.Read(child.Pid).State != 'S' && DateTime.UtcNow < deadline)
         {
+            // The kernel tells only a tracer that a process entered a system call (a syscall stop), and the probes
+            // seize this child themselves: a sleep it starts has no other sign than its state in /proc.
             Thread.Sleep(1);
         }
         return child;

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace CriuPS.Native.Interop;
 
 /// <summary>
@@ -11,28 +9,18 @@ namespace CriuPS.Native.Interop;
 public sealed unsafe class ChildStopNotifications : IDisposable
 {
     private const ulong NoChildStop = 1; // SA_NOCLDSTOP
-    private const int SigsetSize = 8;
     private readonly KernelSigaction saved;
     private bool restored;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct KernelSigaction
-    {
-        public ulong Handler;
-        public ulong Flags;
-        public ulong Restorer;
-        public ulong Mask;
-    }
 
     private ChildStopNotifications(KernelSigaction saved) => this.saved = saved;
 
     public static ChildStopNotifications Suppress()
     {
         KernelSigaction current;
-        Syscall.Checked("rt_sigaction(SIGCHLD)", SystemCall.RtSigaction, Signals.SIGCHLD, 0, (ulong)&current, SigsetSize);
+        Syscall.Checked("rt_sigaction(SIGCHLD)", SystemCall.RtSigaction, Signals.SIGCHLD, 0, (ulong)&current, KernelSigaction.SigsetSize);
         var quiet = current;
         quiet.Flags |= NoChildStop;
-        Syscall.Checked("rt_sigaction(SIGCHLD)", SystemCall.RtSigaction, Signals.SIGCHLD, (ulong)&quiet, 0, SigsetSize);
+        Syscall.Checked("rt_sigaction(SIGCHLD)", SystemCall.RtSigaction, Signals.SIGCHLD, (ulong)&quiet, 0, KernelSigaction.SigsetSize);
         return new ChildStopNotifications(current);
     }
 
@@ -41,7 +29,7 @@ public sealed unsafe class ChildStopNotifications : IDisposable
         if (!restored)
         {
             var previous = saved;
-            Syscall.Checked("rt_sigaction(SIGCHLD)", SystemCall.RtSigaction, Signals.SIGCHLD, (ulong)&previous, 0, SigsetSize);
+            Syscall.Checked("rt_sigaction(SIGCHLD)", SystemCall.RtSigaction, Signals.SIGCHLD, (ulong)&previous, 0, KernelSigaction.SigsetSize);
             restored = true;
         }
     }

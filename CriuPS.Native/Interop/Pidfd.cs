@@ -14,12 +14,43 @@ public static unsafe class Pidfd
     public static FileDescriptor Open(int pid, int flags = 0) =>
         new((int)Syscall.Checked($"pidfd_open({pid})", SystemCall.PidfdOpen, (ulong)pid, (ulong)flags));
 
+    /// <summary>A pidfd of process <paramref name="pid"/>, or null when there is no such process (ESRCH).</summary>
+    public static FileDescriptor? TryOpen(int pid)
+    {
+        long result = Syscall.Raw(SystemCall.PidfdOpen, (ulong)pid, 0);
+        return result >= 0 ? new FileDescriptor((int)result)
+            : result == -Errno.ESRCH ? null
+            : throw new NativeException($"pidfd_open({pid})", (int)-result);
+    }
+
     /// <summary>Duplicates descriptor <paramref name="targetFd"/> of the process behind <paramref name="pidfd"/> into this process.</summary>
     public static FileDescriptor GetFd(FileDescriptor pidfd, int targetFd) =>
         new((int)Syscall.Checked($"pidfd_getfd(fd {targetFd})", SystemCall.PidfdGetfd, (ulong)pidfd.Value, (ulong)targetFd, 0));
 
     public static void SendSignal(FileDescriptor pidfd, int signal) =>
         Syscall.Checked("pidfd_send_signal", SystemCall.PidfdSendSignal, (ulong)pidfd.Value, (ulong)signal, 0, 0);
+
+    /// <summary>
+    /// Waits in the kernel until the process behind <paramref name="pidfd"/> has exited (a zombie has: it runs no
+    /// more), or <paramref name="timeout"/> passes; true when it has. A pidfd polls readable once every thread of
+    /// the process has exited.
+    /// </summary>
+    public static bool WaitExited(FileDescriptor pidfd, TimeSpan timeout)
+    {
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            long left = Math.Max(0, deadline - Environment.TickCount64);
+            if (Poll.Readable(pidfd, (int)Math.Min(left, int.MaxValue)))
+            {
+                return true;
+            }
+            if (left == 0 || Environment.TickCount64 >= deadline)
+            {
+                return false; // else a signal cut the wait short
+            }
+        }
+    }
 
     /// <summary>
     /// Waits in the kernel until the process behind <paramref name="pidfd"/> is reaped (gone, not a zombie), or

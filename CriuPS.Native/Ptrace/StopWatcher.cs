@@ -18,6 +18,9 @@ internal static unsafe class StopWatcher
     private const int WStopped = 2, WExited = 4, WNoWait = 0x01000000;
     private const int ClaimTrapped = 4, ClaimStopped = 5;
 
+    // How often a wait looks in /proc for a stop whose status was collected by someone else (milliseconds).
+    private const long CollectedStopCheck = 5;
+
     /// <summary>
     /// The ptrace stop a thread sits in now, collected, or null when it runs; never waits, and never reports (or
     /// reaps) an exit, which stays for the thread's parent.
@@ -40,59 +43,83 @@ internal static unsafe class StopWatcher
         return reporter == 0 ? null : new WaitStatus(tid, (*(int*)(info + 24) << 8) | 0x7f);
     }
 
-    /// <summary>The next stop of the thread, or null once <paramref name="deadline"/> (Environment.TickCount64) has passed.</summary>
-    public static WaitStatus? Wait(int tid, int processId, long deadline)
+    /// <summary>
+    /// The stop or exit that waitid would report for the thread now, without collecting it (WNOWAIT): an exit
+    /// comes back as a kill and stays for the thread's parent to reap; null when there is nothing to report and
+    /// <paramref name="block"/> is false. With <paramref name="block"/> it waits in the kernel for one.
+    /// </summary>
+    public static WaitStatus? Peek(int tid, bool block)
     {
-        int rounds = 0;
-        int tracedWithoutStatus = 0;
         var info = stackalloc byte[128];
+        new Span<byte>(info, 128).Clear();
+        int options = WExited | WStopped | WNoWait | Wait4.WALL | (block ? 0 : Wait4.WNOHANG);
+        long result;
+        do
+        {
+            result = Syscall.Raw(SystemCall.Waitid, IdTypePid, (ulong)tid, (ulong)info, (ulong)options, 0);
+        }
+        while (result == -Errno.EINTR);
+        if (result == -Errno.ECHILD)
+        {
+            return new WaitStatus(tid, Signals.SIGKILL);
+        }
+        if (result < 0)
+        {
+            throw new NativeException($"waitid({tid})", (int)-result);
+        }
+        int reporter = *(int*)(info + 16); // si_pid: 0 when nothing is to be reported
+        if (reporter == 0)
+        {
+            return null;
+        }
+        int code = *(int*)(info + 8); // si_code: CLD_*
+        int status = *(int*)(info + 24); // si_status
+        return code is ClaimTrapped or ClaimStopped
+            ? new WaitStatus(tid, (status << 8) | 0x7f)
+            : new WaitStatus(tid, Signals.SIGKILL); // exited: left for its parent to reap
+    }
+
+    /// <summary>
+    /// The next stop of the thread, or null once <paramref name="deadline"/> (Environment.TickCount64) has passed.
+    /// The wait is on the kernel (<paramref name="doorbell"/>, kept by the caller between waits); but a stop whose
+    /// status the runtime collected is never reported again, so the kernel has nothing to wake us with: only
+    /// /proc shows the thread sitting in its stop, and that is looked at every <see cref="CollectedStopCheck"/>.
+    /// </summary>
+    public static WaitStatus? Wait(int tid, int processId, long deadline, ref StopDoorbell? doorbell)
+    {
+        int tracedWithoutStatus = 0;
         while (true)
         {
-            new Span<byte>(info, 128).Clear();
-            long result = Syscall.Raw(SystemCall.Waitid, IdTypePid, (ulong)tid, (ulong)info, WExited | WStopped | WNoWait | Wait4.WNOHANG | Wait4.WALL, 0);
-            if (result == -Errno.ECHILD)
+            if (doorbell is null or { HasRung: true })
             {
-                return new WaitStatus(tid, Signals.SIGKILL);
+                doorbell = null;
+                if (Peek(tid, block: false) is { } status)
+                {
+                    return status;
+                }
+                doorbell = StopDoorbell.Arm(tid);
             }
-            if (result < 0 && result != -Errno.EINTR)
+            if (doorbell.WaitRung(Math.Min(deadline, Environment.TickCount64 + CollectedStopCheck)))
             {
-                throw new NativeException($"waitid({tid})", (int)-result);
-            }
-            int reporter = *(int*)(info + 16); // si_pid
-            if (reporter != 0)
-            {
-                int code = *(int*)(info + 8); // si_code: CLD_*
-                int status = *(int*)(info + 24); // si_status
-                return code is ClaimTrapped or ClaimStopped
-                    ? new WaitStatus(tid, (status << 8) | 0x7f)
-                    : new WaitStatus(tid, Signals.SIGKILL); // exited: left for its parent to reap
+                continue;
             }
             switch (State(tid, processId))
             {
                 case null or 'Z' or 'X':
                     return new WaitStatus(tid, Signals.SIGKILL);
                 case 't':
-                    // The kernel marks the thread traced an instant before its status is ready: only a status
-                    // that stays missing was collected by someone else.
+                    // The kernel marks the thread traced an instant before its status is ready, and the doorbell's
+                    // thread may not have run yet: only a status that stays missing was collected by someone else.
                     if (++tracedWithoutStatus >= 3)
                     {
                         return FromSigInfo(tid);
                     }
-                    Thread.Sleep(1);
                     continue;
             }
             tracedWithoutStatus = 0;
             if (Environment.TickCount64 >= deadline)
             {
                 return null;
-            }
-            if (++rounds < 200)
-            {
-                Thread.Yield();
-            }
-            else
-            {
-                Thread.Sleep(1);
             }
         }
     }

@@ -21,6 +21,9 @@ public sealed class Tracee
     // traced child. For such threads we cannot block in wait4 and must notice a stop that someone else collected.
     private readonly bool statusesMayBeStolen;
 
+    // Rings when the thread has a stop to report; kept between waits (see StopDoorbell).
+    private StopDoorbell? doorbell;
+
     public int Tid { get; }
 
     /// <summary>The thread group (process) this thread belongs to.</summary>
@@ -74,6 +77,11 @@ public sealed class Tracee
     /// </summary>
     public bool TryInterruptAndWait(TimeSpan timeout)
     {
+        // Armed before the interrupt, the doorbell's waiter gets ready while the thread is on its way to the stop.
+        if (doorbell is null or { HasRung: true })
+        {
+            doorbell = StopDoorbell.Arm(Tid);
+        }
         Interop.Ptrace.Interrupt(Tid);
         return WaitForInterruptStop(Environment.TickCount64 + (long)timeout.TotalMilliseconds);
     }
@@ -109,7 +117,7 @@ public sealed class Tracee
         WaitStatus status;
         try
         {
-            var next = statusesMayBeStolen ? StopWatcher.Wait(Tid, ProcessId, deadline) : WaitOwnTracee(deadline);
+            var next = statusesMayBeStolen ? StopWatcher.Wait(Tid, ProcessId, deadline, ref doorbell) : WaitOwnTracee(deadline);
             if (next is null)
             {
                 return null;
@@ -162,24 +170,28 @@ public sealed class Tracee
         IsStopped = false;
     }
 
-    // Blocks in wait4 when there is no deadline; otherwise polls it.
+    // Blocks in wait4 when there is no deadline; otherwise waits for the doorbell with the deadline, then collects.
     private WaitStatus? WaitOwnTracee(long deadline)
     {
-        if (deadline == long.MaxValue)
+        if (deadline == long.MaxValue && doorbell is null)
         {
             return Wait4.Wait(Tid, Wait4.WALL);
         }
         while (true)
         {
-            if (Wait4.Wait(Tid, Wait4.WALL | Wait4.WNOHANG) is { } status)
+            if (doorbell is null or { HasRung: true })
             {
-                return status;
+                doorbell = null;
+                if (Wait4.Wait(Tid, Wait4.WALL | Wait4.WNOHANG) is { } status)
+                {
+                    return status;
+                }
+                doorbell = StopDoorbell.Arm(Tid);
             }
-            if (Environment.TickCount64 >= deadline)
+            if (!doorbell.WaitRung(deadline))
             {
                 return null;
             }
-            Thread.Sleep(1);
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Diagnostics;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using CriuPS.Engine.Errors;
@@ -285,10 +284,26 @@ internal sealed class MoveDestination
             killer.Open();
             Run(killer, "Stop-Process -Id $args[0] -Force", remoteProcess);
         }
-        var deadline = Stopwatch.StartNew();
-        while (session.Runspace.RunspaceStateInfo.State == RunspaceState.Opened && deadline.Elapsed < TimeSpan.FromSeconds(10))
+        // The runspace says when its state changes: wait for that rather than looking again and again.
+        using var broken = new ManualResetEventSlim();
+        EventHandler<RunspaceStateEventArgs> changed = (_, e) =>
         {
-            Thread.Sleep(20);
+            if (e.RunspaceStateInfo.State != RunspaceState.Opened)
+            {
+                broken.Set();
+            }
+        };
+        session.Runspace.StateChanged += changed;
+        try
+        {
+            if (session.Runspace.RunspaceStateInfo.State == RunspaceState.Opened)
+            {
+                broken.Wait(TimeSpan.FromSeconds(10));
+            }
+        }
+        finally
+        {
+            session.Runspace.StateChanged -= changed;
         }
     }
 

@@ -140,23 +140,29 @@ internal sealed class CgroupFreezer : IDisposable
 
     private void WaitFrozen(TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!IsFrozen())
+        if (!(IsV2 ? CgroupEvents.WaitFor(Directory, "frozen 1", timeout) : WaitFrozenV1(timeout)))
         {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new CheckpointException(CheckpointErrorKind.FreezeTimeout,
-                    $"The cgroup {Directory} did not freeze within {timeout.TotalSeconds:0.#} s (a task sleeping in the kernel cannot be frozen before it wakes). It was thawed, and its processes left running.",
-                    Directory, "Checkpoint it again, or allow more time with -FreezeTimeout.");
-            }
-            Thread.Sleep(Poll);
+            throw new CheckpointException(CheckpointErrorKind.FreezeTimeout,
+                $"The cgroup {Directory} did not freeze within {timeout.TotalSeconds:0.#} s (a task sleeping in the kernel cannot be frozen before it wakes). It was thawed, and its processes left running.",
+                Directory, "Checkpoint it again, or allow more time with -FreezeTimeout.");
         }
     }
 
-    // v1: freezer.state reads FREEZING until every task is frozen; v2: cgroup.events says "frozen 1".
-    private bool IsFrozen() => IsV2
-        ? File.ReadAllLines(Path.Combine(Directory, "cgroup.events")).Contains("frozen 1")
-        : File.ReadAllText(file).Trim() == "FROZEN";
+    // cgroup v1's freezer.state reads FREEZING until every task is frozen, and the kernel notifies no change of it
+    // (neither inotify nor poll: the v1 freezer calls no cgroup_file_notify), so only reading it again tells.
+    private bool WaitFrozenV1(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (File.ReadAllText(file).Trim() != "FROZEN")
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                return false;
+            }
+            Thread.Sleep(Poll);
+        }
+        return true;
+    }
 
     private void Write(string value)
     {

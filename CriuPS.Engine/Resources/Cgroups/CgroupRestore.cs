@@ -140,7 +140,12 @@ internal sealed class CgroupRestore
         var state = session.State<CgroupRestore>();
         foreach (var directory in Enumerable.Reverse(state.created))
         {
-            // A task just reaped may hold its cgroup for a moment.
+            // A task just reaped may hold its cgroup for a moment. cgroup v2 tells when the cgroup is empty; v1
+            // notifies nothing (only a release agent hears of it), so there a refused removal is tried again.
+            if (CgroupEvents.Has(directory))
+            {
+                CgroupEvents.WaitFor(directory, "populated 0", TimeSpan.FromSeconds(1));
+            }
             for (int attempt = 0; ; attempt++)
             {
                 try

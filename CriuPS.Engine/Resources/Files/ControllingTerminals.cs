@@ -21,7 +21,7 @@ internal static class ControllingTerminals
     /// <summary>Gives <paramref name="leader"/>, a new session leader, its terminal and its session's /dev/tty descriptions.</summary>
     public static void Acquire(RestoreSession session, ProcessShell leader)
     {
-        var ptys = PseudoTerminalRestore.Of(session);
+        var ptys = PseudoTerminals.Of(session);
         var pair = ptys.ControllingPairs(session).FirstOrDefault(p => p.Master.Sid == (uint)leader.Pid);
         if (pair is null)
         {
@@ -66,7 +66,7 @@ internal static class ControllingTerminals
     /// <summary>Gives every restored terminal its saved foreground process group, once every group exists.</summary>
     public static void SetForegroundGroups(RestoreSession session, IReadOnlyList<ProcessShell> shells)
     {
-        foreach (var pair in PseudoTerminalRestore.Of(session).ControllingPairs(session))
+        foreach (var pair in PseudoTerminals.Of(session).ControllingPairs(session))
         {
             var leader = shells.FirstOrDefault(s => s.Pid == (int)pair.Master.Sid);
             int group = (int)pair.Master.Pgrp;

@@ -12,7 +12,7 @@ namespace CriuPS.Engine.Resources.Files;
 /// <summary>
 /// Terminals (tty_file_entry, tty-info.img, tty-data.img). A pseudo-terminal pair whose master the tree holds is the
 /// tree's own: both ends are saved with their settings and queued bytes and recreated on restore
-/// (<see cref="PseudoTerminalDump"/>, <see cref="PseudoTerminalRestore"/>), and so is /dev/tty opened on one
+/// (<see cref="PseudoTerminals"/>, both directions), and so is /dev/tty opened on one
 /// (<see cref="ControllingTerminals"/>). The console and the virtual consoles opened as plain descriptors (not the
 /// controlling terminal of the process holding them) are devices of the machine, as CRIU sees them: saved without a
 /// switch and opened again by their path, refused at restore, naming the device, where it cannot be opened (a
@@ -58,7 +58,7 @@ internal sealed class Terminals : FileKind
                 $"Process {dump.Probe.Pid} has fd {dump.Probe.Fd}: pseudo-terminal /dev/pts/{device.Index}, whose index is above {TerminalDevice.MaxPtyIndex}, the highest an image can hold.",
                 dump.Probe.Pid);
         }
-        uint infoId = session.State<PseudoTerminalDump>().Record(dump, device) ?? RecordShellJobTerminal(dump, device);
+        uint infoId = session.State<PseudoTerminals>().Record(dump, device) ?? RecordShellJobTerminal(dump, device);
         uint regId = session.Files.NewId();
         session.Files.Add(RegularFiles.Entry(regId, dump.Probe.Link, (int)dump.Flags, 0, dump.Probe.Status, dump.Owner));
         return new FileEntry
@@ -91,10 +91,10 @@ internal sealed class Terminals : FileKind
     }
 
     public override bool OpensInRestoredProcess(RestoreSession session, FileEntry file) =>
-        PseudoTerminalRestore.Of(session).IsControllingTerminalOfPair(file);
+        PseudoTerminals.Of(session).IsControllingTerminalOfPair(file);
 
     public override FileDescriptor Open(RestoreSession session, FileEntry file) =>
-        PseudoTerminalRestore.Of(session).Open(session, file) ?? OpenMachineTerminal(session, file) ?? OpenShellJobTerminal(session, file);
+        PseudoTerminals.Of(session).Open(session, file) ?? OpenMachineTerminal(session, file) ?? OpenShellJobTerminal(session, file);
 
     /// <summary>The console or virtual console a process had open, opened again by its path; null for other terminals.</summary>
     private static FileDescriptor? OpenMachineTerminal(RestoreSession session, FileEntry file)

@@ -42,7 +42,7 @@ internal static class NamespaceView
 
     /// <summary>Whether the saved file is one of the saved mount namespace's (opened through it at restore).</summary>
     public static bool IsInSavedNamespace(ImageSet images, RegFileEntry reg) =>
-        reg.HasMntId && reg.MntId >= 0 && MountNamespaceRestore.Saved(images) is not null;
+        reg.HasMntId && reg.MntId >= 0 && MountNamespace.Saved(images) is not null;
 
     /// <summary>The path the engine opens a saved file by: through the restored root's view for a file of its namespace, else its own.</summary>
     public static string PathOf(RestoreSession session, RegFileEntry reg) =>
@@ -58,7 +58,7 @@ internal static class NamespaceView
         {
             return reg.Name;
         }
-        var mount = MountNamespaceRestore.Saved(images)!.FirstOrDefault(m => m.MntId == (uint)reg.MntId);
+        var mount = MountNamespace.Saved(images)!.FirstOrDefault(m => m.MntId == (uint)reg.MntId);
         if (mount is null || !mount.HasCriupsHostPath || !IsUnder(reg.Name, mount.Mountpoint))
         {
             return null;

@@ -64,8 +64,8 @@ internal static class ProcessNamespaces
         }
         if (!IsEngines(pid, Mount))
         {
-            var problems = pid == root ? Mounts.MountNamespaceDump.Problems(pid) : [];
-            foreach (var problem in problems.Concat(Mounts.MountNamespaceDump.ViewProblems(pid)))
+            var problems = pid == root ? Mounts.MountNamespace.Problems(pid) : [];
+            foreach (var problem in problems.Concat(Mounts.MountNamespace.ViewProblems(pid)))
             {
                 yield return problem;
             }

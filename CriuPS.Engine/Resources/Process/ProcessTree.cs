@@ -172,7 +172,7 @@ internal static partial class ProcessTree
         if (isRoot)
         {
             UtsNamespace.Dump(session, process);
-            Mounts.MountNamespaceDump.Dump(session, process);
+            Mounts.MountNamespace.Dump(session, process);
             Network.NetworkNamespaceImages.Dump(session, process);
         }
     }

@@ -16,7 +16,7 @@ namespace CriuPS.Engine.Resources.Mounts;
 /// devpts, mqueue and cgroup mounts are made again by type; any other is external (ext_key: its mount point), bound at
 /// restore from what the user names (-ExternalMount). As CRIU, one such namespace, the root's, for the whole tree.
 /// </summary>
-internal static class MountNamespaceDump
+internal static partial class MountNamespace
 {
     /// <summary>What keeps the mount namespace of the root <paramref name="pid"/> from being saved (a refused filesystem), or what its processes hold that CriuPS would reopen at another path.</summary>
     public static IEnumerable<string> Problems(int pid)

@@ -11,9 +11,10 @@ namespace CriuPS.Engine.Resources.Files;
 /// <summary>
 /// The dump of the tree's own pseudo-terminals (pairs whose master it holds) and of /dev/tty opened on them: one
 /// tty_info per end of each pair with the session and foreground group of its slave, and the bytes queued in either
-/// direction, taken once everything else is saved and put back if the processes go on.
+/// direction, taken once everything else is saved and put back if the processes go on. The restore is beside it
+/// (PseudoTerminals.Restore.cs); each session keeps one instance, whose fields of its own direction it uses.
 /// </summary>
-internal sealed class PseudoTerminalDump
+internal sealed partial class PseudoTerminals
 {
     private TerminalTopology? topology;
     private readonly HashSet<uint> recorded = new();
@@ -95,7 +96,7 @@ internal sealed class PseudoTerminalDump
     /// </summary>
     public static void SaveQueuedData(DumpSession session)
     {
-        var ptys = session.State<PseudoTerminalDump>();
+        var ptys = session.State<PseudoTerminals>();
         foreach (uint id in ptys.ends.Keys.OrderBy(id => id >> 1).ThenBy(id => id & 1).ToList())
         {
             var copy = ptys.ends[id].Copy;
@@ -133,7 +134,7 @@ internal sealed class PseudoTerminalDump
     /// </summary>
     public static void End(DumpSession session, bool putBack)
     {
-        var ptys = session.State<PseudoTerminalDump>();
+        var ptys = session.State<PseudoTerminals>();
         try
         {
             if (putBack)

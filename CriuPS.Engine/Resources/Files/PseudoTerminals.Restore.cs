@@ -13,7 +13,7 @@ namespace CriuPS.Engine.Resources.Files;
 /// window size, queued bytes, packet mode, exclusive mode and lock, in an order that lets each take effect. The
 /// engine keeps a slave description of each pair for its session (<see cref="ControllingTerminals"/>).
 /// </summary>
-internal sealed class PseudoTerminalRestore : IDisposable
+internal sealed partial class PseudoTerminals : IDisposable
 {
     private readonly Dictionary<uint, TtyInfoEntry> infos = new();
     private readonly Dictionary<uint, byte[]> queued = new();
@@ -26,9 +26,9 @@ internal sealed class PseudoTerminalRestore : IDisposable
     public sealed record Pair(int Index, TtyInfoEntry Master, FileDescriptor Slave);
 
     /// <summary>The session's terminals, read from the images on first use.</summary>
-    public static PseudoTerminalRestore Of(RestoreSession session)
+    public static PseudoTerminals Of(RestoreSession session)
     {
-        var state = session.State<PseudoTerminalRestore>();
+        var state = session.State<PseudoTerminals>();
         if (!state.loaded)
         {
             state.Load(session);

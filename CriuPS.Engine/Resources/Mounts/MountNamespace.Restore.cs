@@ -19,7 +19,7 @@ namespace CriuPS.Engine.Resources.Mounts;
 /// it with pivot_root and lets the restorer's tree go. The other processes join the namespace. A restore that fails
 /// leaves nothing: the namespace dies with its processes, and the staging directory is removed.
 /// </summary>
-internal static class MountNamespaceRestore
+internal static partial class MountNamespace
 {
     // Read and checked once per image set: every file of the images asks whether it is of the namespace.
     private static readonly ConditionalWeakTable<ImageSet, StrongBox<IReadOnlyList<MntEntry>?>> Read = new();
