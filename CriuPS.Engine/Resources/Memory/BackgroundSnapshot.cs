@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
@@ -177,11 +178,10 @@ internal sealed class BackgroundSnapshot : IDisposable
 
     /// <summary>
     /// While the process runs, ahead of its freeze: registers its private anonymous areas (<paramref name="areas"/>,
-    /// read from /proc/PID/maps) and protects their pages, then protects again, pass after pass, the pages it wrote
-    /// meanwhile. Whatever fails here (an area that went away, one that cannot be registered) is left to the freeze,
-    /// which finds its pages unprotected.
+    /// read from /proc/PID/maps) for write protection, nothing protected yet (<see cref="ProtectAhead"/>). An area that
+    /// went away or cannot be registered is left to the freeze, which finds its pages unprotected.
     /// </summary>
-    public void ProtectAhead(IReadOnlyList<VmaInfo> areas)
+    public void RegisterAhead(IReadOnlyList<VmaInfo> areas)
     {
         if (scanner is null)
         {
@@ -197,8 +197,23 @@ internal sealed class BackgroundSnapshot : IDisposable
         }
         protectedAreas = registered;
         handler.Start();
+    }
+
+    /// <summary>
+    /// While the process runs, ahead of its freeze: protects the pages of the areas registered ahead, then protects
+    /// again, pass after pass, the pages it wrote meanwhile. What fails here (an area that went away) is left to the
+    /// freeze, which finds its pages unprotected.
+    /// </summary>
+    public void ProtectAhead()
+    {
+        var registered = protectedAreas;
+        if (scanner is null || registered.Count == 0)
+        {
+            return;
+        }
         // The first pass protects everything; each later one what the process wrote during the one before.
         var passes = new List<PageCount>();
+        var clock = Stopwatch.StartNew();
         do
         {
             var pass = PageCount.Zero;
@@ -210,7 +225,7 @@ internal sealed class BackgroundSnapshot : IDisposable
             passes.Add(pass);
         }
         while (passes.Count < MaxAheadPasses && passes[^1].CompareTo(FewEnoughAhead) > 0);
-        log.Detail($"background copy of {pid}: armed ahead of the freeze: {registered.Count} area(s) registered, pages protected by pass: {string.Join(", ", passes.Select(p => p.Value))}");
+        log.Detail($"background copy of {pid}: armed ahead of the freeze: {registered.Count} area(s) registered, pages protected by pass: {string.Join(", ", passes.Select(p => p.Value))} ({clock.Elapsed.TotalMilliseconds:F1} ms)");
     }
 
     /// <summary>
