@@ -55,6 +55,8 @@ internal sealed class BackgroundCopy : IDisposable
         var stopped = Stopwatch.StartNew();
         frozenTime.Start();
         var tree = FrozenTree.Freeze(options.ProcessId, options.FreezeTimeout, log);
+        var seized = stopped.Elapsed;
+        var injected = TimeSpan.Zero;
         var areas = new Dictionary<int, List<VmaInfo>>();
         try
         {
@@ -67,6 +69,7 @@ internal sealed class BackgroundCopy : IDisposable
                 armedAhead[process.ProcessId] = BackgroundSnapshot.ArmAhead(process.ProcessId, injection, log);
                 areas[process.ProcessId] = vmas;
             }
+            injected = stopped.Elapsed;
         }
         finally
         {
@@ -74,13 +77,17 @@ internal sealed class BackgroundCopy : IDisposable
             frozenTime.Stop();
             tree.Dispose();
         }
-        log.Detail($"background copy: userfaultfd made in {armedAhead.Count} process(es) in a stop of {stopped.Elapsed.TotalMilliseconds:F1} ms");
+        // Where the stop goes: seizing and parking the threads, then the injected calls (mapping the injection area,
+        // userfaultfd(2), pidfd_getfd, close(2)), then unmapping the area and letting every thread go.
+        log.Detail($"background copy: userfaultfd made in {armedAhead.Count} process(es) in a stop of {stopped.Elapsed.TotalMilliseconds:F1} ms "
+            + $"(seizing {seized.TotalMilliseconds:F1} ms, injecting {(injected - seized).TotalMilliseconds:F1} ms, releasing {(stopped.Elapsed - injected).TotalMilliseconds:F1} ms)");
         foreach (var (pid, snapshot) in armedAhead)
         {
-            snapshot.ProtectAhead(areas[pid]);
+            snapshot.RegisterAhead(areas[pid]);
         }
-        // Last, once our userfaultfd is registered: the fewer changes between this read and the freeze, the likelier
-        // the freeze finds the same layout.
+        // Once our userfaultfd is registered (which sets a VmFlag), and before the pages are protected: the pages the
+        // process writes while smaps is read (its page walk takes about 100 ms per GiB) are protected again by the
+        // passes that follow, not at the freeze, where each of them cost (8245 pages took 12 ms of a 4 GiB freeze).
         foreach (var pid in armedAhead.Keys)
         {
             try
@@ -91,6 +98,12 @@ internal sealed class BackgroundCopy : IDisposable
             {
                 log.Detail($"areas of {pid}: smaps could not be read ahead of the freeze ({e.Message}): it is read while frozen");
             }
+        }
+        // Last, right before the freeze: the fewer pages written between the last pass and the freeze, the fewer
+        // the freeze protects again.
+        foreach (var snapshot in armedAhead.Values)
+        {
+            snapshot.ProtectAhead();
         }
     }
 

@@ -22,6 +22,30 @@ public static class SortedRanges
         return low;
     }
 
+    /// <summary>The addresses in any of <paramref name="ranges"/> (in any order, overlapping or not), in address order without overlaps.</summary>
+    public static List<AddressRange> Union(IEnumerable<AddressRange> ranges)
+    {
+        var sorted = new List<AddressRange>(ranges);
+        sorted.Sort((a, b) => a.Start.Value.CompareTo(b.Start.Value));
+        var result = new List<AddressRange>(sorted.Count);
+        foreach (var range in sorted)
+        {
+            if (range.Length.Value == 0)
+            {
+                continue;
+            }
+            if (result.Count > 0 && range.Start <= result[^1].End)
+            {
+                result[^1] = result[^1] with { End = range.End > result[^1].End ? range.End : result[^1].End };
+            }
+            else
+            {
+                result.Add(range);
+            }
+        }
+        return result;
+    }
+
     /// <summary>The addresses in both lists, in address order (each list in address order without overlaps).</summary>
     public static List<AddressRange> Intersect(IReadOnlyList<AddressRange> a, IReadOnlyList<AddressRange> b)
     {

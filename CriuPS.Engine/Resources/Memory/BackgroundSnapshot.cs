@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
@@ -85,6 +86,10 @@ internal sealed class BackgroundSnapshot : IDisposable
     private bool[] saved = [];
     private readonly Dictionary<ulong, byte[]> ahead = new();
     private string? failure;
+
+    // Under gate: the blocks the handler let go ahead of the freeze since the current pass began (ProtectAhead). With
+    // the pages the plan's scan found unprotected, they are every page the freeze must protect again (see Protect).
+    private readonly List<AddressRange> liftedSincePass = new();
 
     private readonly Thread handler;
     private volatile bool stopping;
@@ -177,11 +182,10 @@ internal sealed class BackgroundSnapshot : IDisposable
 
     /// <summary>
     /// While the process runs, ahead of its freeze: registers its private anonymous areas (<paramref name="areas"/>,
-    /// read from /proc/PID/maps) and protects their pages, then protects again, pass after pass, the pages it wrote
-    /// meanwhile. Whatever fails here (an area that went away, one that cannot be registered) is left to the freeze,
-    /// which finds its pages unprotected.
+    /// read from /proc/PID/maps) for write protection, nothing protected yet (<see cref="ProtectAhead"/>). An area that
+    /// went away or cannot be registered is left to the freeze, which finds its pages unprotected.
     /// </summary>
-    public void ProtectAhead(IReadOnlyList<VmaInfo> areas)
+    public void RegisterAhead(IReadOnlyList<VmaInfo> areas)
     {
         if (scanner is null)
         {
@@ -197,10 +201,29 @@ internal sealed class BackgroundSnapshot : IDisposable
         }
         protectedAreas = registered;
         handler.Start();
+    }
+
+    /// <summary>
+    /// While the process runs, ahead of its freeze: protects the pages of the areas registered ahead, then protects
+    /// again, pass after pass, the pages it wrote meanwhile. What fails here (an area that went away) is left to the
+    /// freeze, which finds its pages unprotected.
+    /// </summary>
+    public void ProtectAhead()
+    {
+        var registered = protectedAreas;
+        if (scanner is null || registered.Count == 0)
+        {
+            return;
+        }
         // The first pass protects everything; each later one what the process wrote during the one before.
         var passes = new List<PageCount>();
+        var clock = Stopwatch.StartNew();
         do
         {
+            lock (gate)
+            {
+                liftedSincePass.Clear(); // what this pass's scan cannot have seen is lifted from here on
+            }
             var pass = PageCount.Zero;
             foreach (var area in registered)
             {
@@ -210,7 +233,7 @@ internal sealed class BackgroundSnapshot : IDisposable
             passes.Add(pass);
         }
         while (passes.Count < MaxAheadPasses && passes[^1].CompareTo(FewEnoughAhead) > 0);
-        log.Detail($"background copy of {pid}: armed ahead of the freeze: {registered.Count} area(s) registered, pages protected by pass: {string.Join(", ", passes.Select(p => p.Value))}");
+        log.Detail($"background copy of {pid}: armed ahead of the freeze: {registered.Count} area(s) registered, pages protected by pass: {string.Join(", ", passes.Select(p => p.Value))} ({clock.Elapsed.TotalMilliseconds:F1} ms)");
     }
 
     /// <summary>
@@ -238,8 +261,22 @@ internal sealed class BackgroundSnapshot : IDisposable
         }
     }
 
+    /// <summary>
+    /// Protects, while frozen, every planned page of a registered area that is not protected, without walking every
+    /// page table entry again: a page is unprotected at this instant either because it was when the plan's scan walked
+    /// it (the scan reports it: <see cref="PagePlan.Unprotected"/>, PAGE_IS_WRITTEN) or because the handler lifted its
+    /// protection after that, which makes it a lift after the last pass ahead began, recorded under the gate with the
+    /// lift itself (<see cref="ServeWrite"/>); since <see cref="BeginSaving"/> no such lift is made, and the process
+    /// is stopped, so nothing populates a page either. A run the plan's scan did not cover (read from
+    /// /proc/PID/pagemap) is scanned here as before.
+    /// </summary>
     private void Protect(PagePlan plan)
     {
+        List<AddressRange> lifted;
+        lock (gate)
+        {
+            lifted = SortedRanges.Union(liftedSincePass);
+        }
         int areas = 0;
         var registered = new List<AddressRange>();
         foreach (var (area, runs) in plan.Copies)
@@ -257,7 +294,14 @@ internal sealed class BackgroundSnapshot : IDisposable
                 registered.Add(area.Info.Range);
                 foreach (var run in runs)
                 {
-                    PagesProtectedAtFreeze += (long)ProtectUnprotected(run, whileRunning: false).Value;
+                    var unprotected = scanner is null ? null : plan.Unprotected?.Within(run);
+                    if (unprotected is null)
+                    {
+                        PagesProtectedAtFreeze += (long)ProtectUnprotected(run, whileRunning: false).Value;
+                        continue;
+                    }
+                    unprotected.AddRange(SortedRanges.Intersect(lifted, [run]));
+                    PagesProtectedAtFreeze += (long)WriteProtect(SortedRanges.Union(unprotected), whileRunning: false).Value;
                 }
                 continue;
             }
@@ -277,9 +321,12 @@ internal sealed class BackgroundSnapshot : IDisposable
 
     // Protects the pages of a registered range that are not protected (all of them without PAGEMAP_SCAN); returns
     // how many. While the process runs, the range may be unmapped or changed under us: that is left to the freeze.
-    private PageCount ProtectUnprotected(AddressRange range, bool whileRunning)
+    private PageCount ProtectUnprotected(AddressRange range, bool whileRunning) =>
+        WriteProtect(scanner is null ? [range] : scanner.ScanUnprotected(range), whileRunning);
+
+    // Protects runs of a registered area; returns how many pages.
+    private PageCount WriteProtect(List<AddressRange> runs, bool whileRunning)
     {
-        var runs = scanner is null ? [range] : scanner.ScanUnprotected(range);
         ulong pages = 0;
         foreach (var run in runs)
         {
@@ -456,8 +503,11 @@ internal sealed class BackgroundSnapshot : IDisposable
             if (!saving)
             {
                 // Lifted under the gate: once the freeze has flipped the meaning (BeginSaving), no such lift is left
-                // under way to undo the protection the freeze puts back.
-                return Unprotect(BlockAround(page), fromHandler: true);
+                // under way to undo the protection the freeze puts back. Recorded with the lift, under the same gate:
+                // a pass that begins after it scans the block; one that began before finds it in the record.
+                var block = BlockAround(page);
+                liftedSincePass.Add(block);
+                return Unprotect(block, fromHandler: true);
             }
         }
         return Unprotect(SaveBeforeWrite(page), fromHandler: true);

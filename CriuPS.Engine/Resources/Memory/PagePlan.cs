@@ -13,6 +13,9 @@ internal sealed class PagePlan
     /// <summary>The write tracking the plan relied on, when the writes since the parent image were known.</summary>
     public TrackedProcess? Tracking { get; }
 
+    /// <summary>Which pages the scan that planned them found without write protection (a background checkpoint protects them).</summary>
+    public UnprotectedRuns? Unprotected { get; set; }
+
     /// <summary>Runs to copy into the pages file, by area, in address order.</summary>
     public List<(SavedVma Area, List<AddressRange> Runs)> Copies { get; } = new();
 

@@ -28,6 +28,12 @@ internal sealed class PageScanner : IDisposable
 
     public bool UsesPagemapScan { get; }
 
+    /// <summary>
+    /// The pages without a userfaultfd write-protect bit among those <see cref="Scan(IReadOnlyList{ValueTuple{AddressRange, PagePolicy, bool}})"/>
+    /// found, in the stretches it scanned with PAGEMAP_SCAN: told by the same walk (PAGE_IS_WRITTEN in the return mask).
+    /// </summary>
+    public UnprotectedRuns Unprotected { get; } = new();
+
     /// <summary>Runs of pages to save in <paramref name="range"/>, in address order.</summary>
     public List<AddressRange> Scan(AddressRange range, PagePolicy policy)
     {
@@ -64,7 +70,9 @@ internal sealed class PageScanner : IDisposable
                 end++;
             }
             var stretch = new AddressRange(areas[i].Range.Start, areas[end - 1].Range.End);
-            var runs = areas[i].OnlyAnonymous ? ScanWithIoctl(stretch, AnonymousPages) : ScanWithIoctl(stretch);
+            var unprotected = new List<AddressRange>();
+            var runs = ScanWithIoctl(stretch, areas[i].OnlyAnonymous ? AnonymousPages : SavedPages, unprotected);
+            Unprotected.Add(stretch, unprotected);
             int next = 0;
             for (; i < end; i++)
             {
@@ -126,25 +134,29 @@ internal sealed class PageScanner : IDisposable
         ReturnMask = (ulong)PageCategory.Written,
     });
 
-    // Present or swapped, and not the zero page, in areas whose pages are all anonymous.
+    // Present or swapped, and not the zero page, in areas whose pages are all anonymous. PAGE_IS_WRITTEN is returned
+    // too (it splits runs only where a userfaultfd protects some pages and not others) for Unprotected.
     private static readonly PmScanArg AnonymousPages = new()
     {
         CategoryInverted = (ulong)PageCategory.PfnZero,
         CategoryMask = (ulong)PageCategory.PfnZero,
         CategoryAnyOfMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
-        ReturnMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
+        ReturnMask = (ulong)(PageCategory.Present | PageCategory.Swapped | PageCategory.Written),
     };
 
-    // Present or swapped, and neither a page-cache page nor the zero page.
-    private List<AddressRange> ScanWithIoctl(AddressRange range) => ScanWithIoctl(range, new PmScanArg
+    // Present or swapped, and neither a page-cache page nor the zero page; PAGE_IS_WRITTEN as above.
+    private static readonly PmScanArg SavedPages = new()
     {
         CategoryInverted = (ulong)(PageCategory.File | PageCategory.PfnZero),
         CategoryMask = (ulong)(PageCategory.File | PageCategory.PfnZero),
         CategoryAnyOfMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
-        ReturnMask = (ulong)(PageCategory.Present | PageCategory.Swapped),
-    });
+        ReturnMask = (ulong)(PageCategory.Present | PageCategory.Swapped | PageCategory.Written),
+    };
 
-    private List<AddressRange> ScanWithIoctl(AddressRange range, PmScanArg template)
+    private List<AddressRange> ScanWithIoctl(AddressRange range) => ScanWithIoctl(range, SavedPages);
+
+    // The runs found, merged; with <paramref name="written"/>, the runs reported PAGE_IS_WRITTEN are added to it too.
+    private List<AddressRange> ScanWithIoctl(AddressRange range, PmScanArg template, List<AddressRange>? written = null)
     {
         var result = new List<AddressRange>();
         ulong start = range.Start.Value;
@@ -156,7 +168,12 @@ internal sealed class PageScanner : IDisposable
             int n = PagemapScan.Scan(pagemap, ref arg, regions);
             for (int i = 0; i < n; i++)
             {
-                Append(result, new AddressRange(regions[i].Start, regions[i].End));
+                var run = new AddressRange(regions[i].Start, regions[i].End);
+                Append(result, run);
+                if (written is not null && (regions[i].Categories & (ulong)PageCategory.Written) != 0)
+                {
+                    Append(written, run);
+                }
             }
             // The kernel stops early only when the region array is full, and says in walk_end where. Otherwise the
             // walk is done, whatever walk_end says: it may be left at a point where the kernel emptied its own buffer

@@ -76,6 +76,7 @@ internal static partial class Pages
             var bytes = new ByteCount((ulong)plan.Untracked.Sum(a => (long)a.Info.Range.Length.Value));
             log.Warning($"{plan.Untracked.Count} memory area(s) of process {process.Pid} ({bytes.Value >> 10} KiB) were not tracked since '{parent!.Directory}' (mapped, moved or replaced since): their pages are saved in full.");
         }
+        plan.Unprotected = scanner.Unprotected;
         log.Detail($"pages of {process.Pid}: {plan.CopyPages.Value} to copy, {plan.ParentPages.Value} in the parent image (found with {(useIoctl ? "PAGEMAP_SCAN" : "/proc/PID/pagemap")})");
         return plan;
     }
