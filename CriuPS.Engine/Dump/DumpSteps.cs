@@ -9,10 +9,8 @@ using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
-using CriuPS.Engine.Resources.Threads;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
-using CriuPS.Native.RemoteSyscall;
 using ThreadState = CriuPS.Engine.Resources.Threads.ThreadState;
 
 namespace CriuPS.Engine.Dump;
