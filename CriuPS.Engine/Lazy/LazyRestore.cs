@@ -2,22 +2,6 @@ using CriuPS.Engine.Errors;
 
 namespace CriuPS.Engine.Lazy;
 
-/// <summary>Where a lazy restore stands.</summary>
-public enum LazyRestoreState
-{
-    /// <summary>The process runs; pages still arrive, on fault and in the background.</summary>
-    Running,
-
-    /// <summary>Every page arrived: the process no longer depends on anything.</summary>
-    Completed,
-
-    /// <summary>The transfer failed (see Error); the process was killed rather than left without its memory.</summary>
-    Failed,
-
-    /// <summary>The process ended by itself before every page had arrived.</summary>
-    ProcessExited,
-}
-
 /// <summary>
 /// The pages of a process restored with -LazyPages, as they arrive: counters that move while the process runs,
 /// and the outcome once the transfer ends. The transfer runs in this (PowerShell) process, which must stay until it

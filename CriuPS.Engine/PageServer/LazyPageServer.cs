@@ -6,6 +6,7 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Migration;
 using CriuPS.Engine.Privileges;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.PageServer;
 
@@ -27,8 +28,6 @@ public sealed class LazyPageServer
     internal const int EndedServersKept = 32;
     private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(10);
     private const int AcceptLookMicroseconds = 250_000;
-    private const int SolSocket = 1;
-    private const int SoReuseAddr = 2;
 
     /// <summary>A Hello is a few dozen bytes: a client that has not said it gets no larger frame (nor buffer).</summary>
     private const int HelloLimit = 1024;
@@ -215,7 +214,7 @@ public sealed class LazyPageServer
             // SO_REUSEADDR alone: a server restarted on its port is not refused for the last one's closed
             // connections, yet a port another socket listens on stays refused (.NET's ReuseAddress would also set
             // SO_REUSEPORT, which lets two servers share a port).
-            listener.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+            listener.SetRawSocketOption(LibC.SOL_SOCKET, LibC.SO_REUSEADDR, BitConverter.GetBytes(1));
             listener.Bind(new IPEndPoint(options.Address, options.Port));
             // Connections are accepted as fast as they come (each gets its own thread and deadline): the backlog only
             // bridges the moments between two accepts.

@@ -21,8 +21,6 @@ internal static class PidNamespaceInit
 {
     public const string ProgramName = "criups-init";
 
-    private const ulong MsNoSuid = 0x2, MsNoDev = 0x4, MsNoExec = 0x8, MsRec = 0x4000, MsPrivate = 0x40000;
-    private const int SigSetMask = 2;
     // rt_sigtimedwait: what /proc/PID/syscall shows while the init waits for signals.
     private static readonly long WaitingForSignals = IArchitecture.Current.NumberOf(SystemCall.RtSigtimedwait);
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(10);
@@ -64,8 +62,8 @@ internal static class PidNamespaceInit
                 var scratch = init.Scratch;
                 scratch.Reset();
                 // Private first: the namespace's /proc, mounted at the end, must not reach the host's mount namespace.
-                caller.Checked("mount(MS_REC | MS_PRIVATE) of /", SystemCall.Mount, 0, scratch.PutString("/").Value, 0, MsRec | MsPrivate, 0);
-                caller.Checked("rt_sigprocmask(SIG_SETMASK, all)", SystemCall.RtSigprocmask, SigSetMask, scratch.Put(ulong.MaxValue).Value, 0, 8);
+                caller.Checked("mount(MS_REC | MS_PRIVATE) of /", SystemCall.Mount, 0, scratch.PutString("/").Value, 0, (ulong)(LibC.MS_REC | LibC.MS_PRIVATE), 0);
+                caller.Checked("rt_sigprocmask(SIG_SETMASK, all)", SystemCall.RtSigprocmask, (ulong)LibC.SIG_SETMASK, scratch.Put(ulong.MaxValue).Value, 0, 8);
                 var path = scratch.PutString(program);
                 var argv = scratch.PutArray<ulong>(new[] { scratch.PutString(ProgramName).Value, scratch.PutString(rootPid.ToString(System.Globalization.CultureInfo.InvariantCulture)).Value, 0UL });
                 var envp = scratch.PutArray<ulong>(new ulong[] { 0 });
@@ -111,7 +109,7 @@ internal static class PidNamespaceInit
         var scratch = init.Scratch;
         scratch.Reset();
         var proc = scratch.PutString("proc");
-        init.Caller.Checked("mount of the PID namespace's /proc", SystemCall.Mount, proc.Value, scratch.PutString("/proc").Value, proc.Value, MsNoSuid | MsNoDev | MsNoExec, 0);
+        init.Caller.Checked("mount of the PID namespace's /proc", SystemCall.Mount, proc.Value, scratch.PutString("/proc").Value, proc.Value, (ulong)(LibC.MS_NOSUID | LibC.MS_NODEV | LibC.MS_NOEXEC), 0);
     }
 
     /// <summary>Kills the init, which ends its namespace, and collects it when it is ours to collect.</summary>
@@ -163,9 +161,6 @@ internal static class PidNamespaceInit
                 throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
                     $"The PID namespace's init {init} ({program}) did not wait for signals within {StartTimeout.TotalSeconds} s (it is in: {syscall.Trim()}).", init);
             }
-            // The kernel reports the entry into a system call only as a ptrace syscall stop, and stopping the init
-            // at every one of the thousands of system calls of the runtime's start costs more than this look in
-            // /proc every millisecond; the init writes to no descriptor of ours that could tell.
             Thread.Sleep(1);
         }
     }

@@ -2,9 +2,6 @@ using System.Runtime.Intrinsics.X86;
 
 namespace CriuPS.Native.Cpu;
 
-/// <summary>The four registers one CPUID leaf answers.</summary>
-public readonly record struct CpuIdRegisters(uint Eax, uint Ebx, uint Ecx, uint Edx);
-
 /// <summary>
 /// The CPUID instruction, as this process sees it (a hypervisor may hide features of the real CPU; the kernel never
 /// changes what user space reads). Leaves above the highest one the CPU reports return whatever the CPU returns for

@@ -2,7 +2,10 @@ using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
-/// <summary>errno values and their names.</summary>
+/// <summary>
+/// errno values and their names. Tmds.LibC has them too, but as static properties, not constants: a case pattern
+/// (`case Errno.EINTR:`, `when error is Errno.EAGAIN`) needs a constant, hence these (and <see cref="Signals"/>).
+/// </summary>
 public static class Errno
 {
     public const int EPERM = 1;

@@ -6,14 +6,13 @@ namespace CriuPS.Native.Interop;
 public static unsafe class Faccessat
 {
     public const int Read = 4, Write = 2, Search = 1;
-    private const int AtEaccess = 0x200;
 
     /// <summary>0 when every access in <paramref name="mode"/> is allowed, else the errno (EACCES, ENOENT...).</summary>
     public static int Check(string path, int mode)
     {
         fixed (byte* p = FileDescriptor.NullTerminated(path))
         {
-            return LibC.faccessat(Fcntl.AT_FDCWD, p, mode, AtEaccess) == 0 ? 0 : LibC.errno;
+            return LibC.faccessat(Fcntl.AT_FDCWD, p, mode, LibC.AT_EACCESS) == 0 ? 0 : LibC.errno;
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
@@ -33,15 +32,4 @@ public static class Fcntl
     {
         return LibC.fcntl(fd.Value, command, &range) == 0 ? 0 : LibC.errno;
     }
-}
-
-/// <summary>struct flock of x86-64: one byte range of a record lock (length 0: up to the end of the file, however far it grows).</summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct RecordLock
-{
-    public short Type;
-    public short Whence;
-    public long Start;
-    public long Length;
-    public int Pid;
 }

@@ -5,11 +5,12 @@ namespace CriuPS.Native.Interop;
 /// <summary>lseek(2): the position of a description, and the data/hole map of sparse files (SEEK_DATA, SEEK_HOLE).</summary>
 public static class Lseek
 {
-    private const int SeekSet = 0, SeekData = 3, SeekHole = 4;
+    // Tmds.LibC has SEEK_SET but not SEEK_DATA and SEEK_HOLE (linux/fs.h).
+    private const int SeekData = 3, SeekHole = 4;
 
     public static void Set(FileDescriptor fd, ulong position)
     {
-        if (LibC.lseek(fd.Value, (long)position, SeekSet) < 0)
+        if (LibC.lseek(fd.Value, (long)position, LibC.SEEK_SET) < 0)
         {
             throw new NativeException("lseek", LibC.errno);
         }

@@ -1,49 +1,6 @@
-using System.Runtime.InteropServices;
 using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
-
-/// <summary>Page categories of the PAGEMAP_SCAN ioctl (linux/fs.h, kernel 6.7+).</summary>
-[Flags]
-public enum PageCategory : ulong
-{
-    None = 0,
-    WpAllowed = 1 << 0,
-    Written = 1 << 1,
-    File = 1 << 2,
-    Present = 1 << 3,
-    Swapped = 1 << 4,
-    PfnZero = 1 << 5,
-    Huge = 1 << 6,
-    SoftDirty = 1 << 7,
-}
-
-/// <summary>struct pm_scan_arg.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct PmScanArg
-{
-    public ulong Size;
-    public ulong Flags;
-    public ulong Start;
-    public ulong End;
-    public ulong WalkEnd;
-    public ulong Vec;
-    public ulong VecLen;
-    public ulong MaxPages;
-    public ulong CategoryInverted;
-    public ulong CategoryMask;
-    public ulong CategoryAnyOfMask;
-    public ulong ReturnMask;
-}
-
-/// <summary>struct page_region: a run of pages with the same categories.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct PageRegion
-{
-    public ulong Start;
-    public ulong End;
-    public ulong Categories;
-}
 
 /// <summary>The PAGEMAP_SCAN ioctl on /proc/PID/pagemap.</summary>
 public static unsafe class PagemapScan

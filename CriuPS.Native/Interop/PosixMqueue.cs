@@ -1,8 +1,5 @@
 namespace CriuPS.Native.Interop;
 
-/// <summary>The attributes of a POSIX message queue (struct mq_attr): the description's flags and the queue's limits and count.</summary>
-public readonly record struct MqueueAttributes(long Flags, long MaxMessages, long MessageSize, long CurrentMessages);
-
 /// <summary>
 /// POSIX message queues through the raw system calls (mq_open, mq_unlink, mq_timedsend, mq_timedreceive,
 /// mq_getsetattr): a queue descriptor is a file of the mqueue file system of an IPC namespace, and mq_open and

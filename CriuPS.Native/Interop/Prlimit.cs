@@ -1,15 +1,4 @@
-using System.Runtime.InteropServices;
-
 namespace CriuPS.Native.Interop;
-
-[StructLayout(LayoutKind.Sequential)]
-public struct ResourceLimit
-{
-    public ulong Current;
-    public ulong Maximum;
-
-    public const ulong Infinity = ulong.MaxValue;
-}
 
 /// <summary>prlimit64(2): read and set another process's resource limits without entering it.</summary>
 public static unsafe class Prlimit

@@ -1,6 +1,6 @@
 namespace CriuPS.Native.Interop;
 
-/// <summary>Signal numbers of x86-64 Linux.</summary>
+/// <summary>Signal numbers of x86-64 Linux, as constants for case patterns (see <see cref="Errno"/>).</summary>
 public static class Signals
 {
     public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGILL = 4, SIGTRAP = 5, SIGABRT = 6, SIGBUS = 7, SIGFPE = 8;

@@ -3,32 +3,6 @@ using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
-/// <summary>What recvmsg(2) with MSG_PEEK saw: the bytes copied, the sender's name, the control messages and the flags.</summary>
-public readonly record struct PeekedMessage(int Length, byte[] SenderName, IReadOnlyList<ControlMessage> Control, int Flags)
-{
-    private const int MSG_TRUNC = 0x20;
-
-    /// <summary>The message was longer than the buffer (only part of it was copied).</summary>
-    public bool Truncated => (Flags & MSG_TRUNC) != 0;
-}
-
-/// <summary>One control message (cmsg) of a received message.</summary>
-public sealed record ControlMessage(int Level, int Type, byte[] Data)
-{
-    public const int SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
-
-    /// <summary>The descriptor numbers an SCM_RIGHTS message carries.</summary>
-    public int[] Descriptors()
-    {
-        var fds = new int[Data.Length / 4];
-        for (int i = 0; i < fds.Length; i++)
-        {
-            fds[i] = BinaryPrimitives.ReadInt32LittleEndian(Data.AsSpan(i * 4));
-        }
-        return fds;
-    }
-}
-
 /// <summary>recvmsg(2) and sendmsg(2) on sockets of this process; never blocking, never raising SIGPIPE.</summary>
 public static unsafe class SocketMessage
 {

@@ -2,24 +2,6 @@ using System.Buffers.Binary;
 
 namespace CriuPS.Native.Interop;
 
-/// <summary>The three kinds of System V IPC object.</summary>
-public enum SysvKind
-{
-    SharedMemory,
-    Semaphores,
-    MessageQueue,
-}
-
-/// <summary>
-/// What the kernel says of one System V IPC object (struct ipc64_perm and the kind's own counts), as IPC_STAT or
-/// *_STAT_ANY fill it in. <paramref name="Size"/>: a segment's bytes; <paramref name="Count"/>: a segment's
-/// attachments, a set's semaphores, a queue's messages; <paramref name="QueueBytes"/>: a queue's msg_qbytes.
-/// </summary>
-public sealed record SysvObject(SysvKind Kind, int Id, int Key, uint Uid, uint Gid, uint Cuid, uint Cgid, uint Mode, ulong Size, ulong Count, ulong QueueBytes)
-{
-    public override string ToString() => SysvIpc.Describe(Kind, Id, Key);
-}
-
 /// <summary>
 /// System V shared memory, semaphores and message queues (shmget/shmctl/shmat, semget/semctl, msgget/msgctl/msgsnd/
 /// msgrcv) in the IPC namespace of the calling thread, through the raw system calls: the structures are x86-64's

@@ -3,13 +3,6 @@ using System.Numerics;
 
 namespace CriuPS.Native.Memory;
 
-/// <summary>The free and reserved pages of one huge page size (/sys/kernel/mm/hugepages/hugepages-NkB).</summary>
-public sealed record HugePagePool(ulong PageSize, ulong Total, ulong Free, ulong Reserved)
-{
-    /// <summary>Pages a new mapping can still reserve: the free ones not promised to mappings already made.</summary>
-    public ulong Available => Free > Reserved ? Free - Reserved : 0;
-}
-
 /// <summary>
 /// hugetlb pages: their sizes as mmap (MAP_HUGE_*), memfd_create (MFD_HUGE_*) and shmget (SHM_HUGE_*) encode them
 /// (log2 of the size in bits 26-31, 0 for the default size), and the pools this machine has of each size.

@@ -2,24 +2,6 @@ using System.Globalization;
 
 namespace CriuPS.Native.Proc;
 
-/// <summary>The kind of a file lock, as /proc/locks names it.</summary>
-public enum LockKind
-{
-    /// <summary>fcntl(F_SETLK): belongs to the process.</summary>
-    Posix,
-
-    /// <summary>flock(2): belongs to the open file description.</summary>
-    Flock,
-
-    /// <summary>fcntl(F_OFD_SETLK): belongs to the open file description.</summary>
-    Ofd,
-
-    /// <summary>fcntl(F_SETLEASE).</summary>
-    Lease,
-
-    Other,
-}
-
 /// <summary>
 /// One granted file lock, from a line of /proc/locks or a "lock:" line of /proc/PID/fdinfo/FD, such as
 /// "1: POSIX  ADVISORY  WRITE 9145 fe:00:11659541 10 29" (pid -1 for OFD locks, end "EOF" for a lock to the end).

@@ -18,6 +18,10 @@ public static class SignalRestorer
     // the C library of a whole tree, and the next checkpoint of the session finds it at once.
     private static readonly ConcurrentDictionary<(uint Major, uint Minor, ulong Inode, ulong Offset, ulong Length), long> Known = new();
 
+    // A session that lives long meets new files (programs of their own, a C library upgraded in place): past this
+    // many it forgets them all and searches again, rather than keep every file it ever met.
+    internal const int FilesKept = 256;
+
     /// <summary>The address of a restorer in the process's executable file mappings, the C library's first; null when it has none.</summary>
     public static Address? Find(IReadOnlyList<VmaInfo> vmas, ProcessMemory memory)
     {
@@ -26,6 +30,10 @@ public static class SignalRestorer
         foreach (var vma in candidates)
         {
             var key = (vma.DevMajor, vma.DevMinor, vma.Inode, vma.Offset, vma.Range.Length.Value);
+            if (Known.Count >= FilesKept && !Known.ContainsKey(key))
+            {
+                Known.Clear();
+            }
             long offset = Known.GetOrAdd(key, _ => Search(vma, memory));
             if (offset >= 0)
             {

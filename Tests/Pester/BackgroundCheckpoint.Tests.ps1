@@ -67,6 +67,10 @@ Describe 'Checkpoint-Process -LeaveRunning -Background' {
         # No walk over every page while frozen: maps at the freeze, VmFlags from smaps read ahead and confirmed after.
         $log | Should -Match "areas of $($target.Id): \d+ read from maps at the freeze, their VmFlags from smaps read ahead"
         $log | Should -Match "areas of $($target.Id): VmFlags read again after the freeze are those read ahead of it"
+        # The checkpoint's steps with its own in between: armed ahead, the tree resumed, then the copy (DumpSteps.Checkpoint).
+        Get-LoggedSteps (Join-Path $image.Path 'dump.log') 'dump' | Should -Be 'engine ready', 'target', 'tree', 'image',
+            'background copy armed ahead', 'freeze', 'attach', 'process state', 'memory', 'terminals and cpu', 'resume',
+            'background copy', 'images', 'commit', 'write tracking ended', 'end of the tree'
         (Get-Counter $target).Stamps | Should -BeGreaterThan $before.Stamps -Because 'the process ran on'
         Assert-CounterSweepsOn $target
 

@@ -72,6 +72,10 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         Get-ModeBits $path | Should -Be '700'
         foreach ($file in Get-ChildItem $path) { Get-ModeBits $file.FullName | Should -Be '600' -Because $file.Name }
         Join-Path $path 'dump.log' | Should -FileContentMatch 'Saving memory'
+        # Each step of the checkpoint named as it begins, in the order DumpSteps.Checkpoint gives (those for options
+        # not asked for left out).
+        Get-LoggedSteps (Join-Path $path 'dump.log') 'dump' | Should -Be 'engine ready', 'target', 'tree', 'image', 'freeze',
+            'attach', 'process state', 'memory', 'terminals and cpu', 'images', 'commit', 'write tracking ended', 'end of the tree'
         @(Get-ChildItem (Split-Path $path) -Force -Filter '.image-perms.criups-*') | Should -BeNullOrEmpty
         $restored = Restore-Process $path
         Register-TestProcess $restored.Id

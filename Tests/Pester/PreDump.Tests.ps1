@@ -90,6 +90,9 @@ Describe 'Checkpoint-Process -PreDump and -ParentImage' {
         $before = Get-Descriptors $target.Id
         $pre = Checkpoint-Process -Id $target.Id -ImagePath (Join-Path $TestDrive 'fds-pre') -PreDump
         Test-ProcessAlive $target.Id | Should -BeTrue
+        # The pre-dump's steps (DumpSteps.PreDump), in order: the checkpoint's where it does the same, its own where not.
+        Get-LoggedSteps (Join-Path $pre.Path 'dump.log') 'dump' | Should -Be 'engine ready', 'target', 'write tracking', 'tree',
+            'image', 'freeze', 'attach', 'pages found and writes tracked', 'resume', 'memory', 'images', 'commit', 'write tracking published'
         (Get-Content "/proc/$($target.Id)/status" | Select-String '^TracerPid:').Line | Should -Match '\s0$'
         Get-Descriptors $target.Id | Should -Be $before
         Invoke-SelfCheck $target.Id $target.Log | Should -Match '^OK '

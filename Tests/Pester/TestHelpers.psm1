@@ -195,4 +195,9 @@ function Get-ModeBits([string]$Path) {
     [Convert]::ToString([int]([System.IO.File]::GetUnixFileMode($Path)) -band 0x1FF, 8)
 }
 
+# The steps a dump.log or restore.log names as they begin ("dump step: NAME", "restore step: NAME"), in order.
+function Get-LoggedSteps([string]$LogPath, [ValidateSet('dump', 'restore')][string]$Kind) {
+    @(Select-String -LiteralPath $LogPath -Pattern "$Kind step: (.+)$" | ForEach-Object { $_.Matches[0].Groups[1].Value })
+}
+
 Export-ModuleMember -Function *

@@ -3,6 +3,7 @@ using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
 using CriuPS.Native.Interop;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Network;
 
@@ -23,7 +24,6 @@ internal static class IpDumpImages
     // Route states the kernel reports (the device is down, or has no carrier) and refuses in a request.
     private const uint RtnhFDead = 0x1, RtnhFLinkdown = 0x10;
     private const ushort RtaGateway = 5, RtaPriority = 6, RtaTable = 15;
-    private const int AfInet = 2, AfInet6 = 10;
 
     /// <summary>The namespace's addresses, every family, as `ip addr save` has them.</summary>
     public static List<byte[]> Addresses(RouteNetlink netlink) => netlink.Dump(RouteNetlink.RtmGetaddr, new byte[IfaddrmsgLength]);
@@ -35,7 +35,7 @@ internal static class IpDumpImages
     public static List<byte[]> Routes(RouteNetlink netlink, bool ipv6)
     {
         var request = new byte[RtmsgLength];
-        request[0] = (byte)(ipv6 ? AfInet6 : AfInet);
+        request[0] = (byte)(ipv6 ? LibC.AF_INET6 : LibC.AF_INET);
         return netlink.Dump(RouteNetlink.RtmGetroute, request).Where(m => Table(m) == RtTableMain && (Rtmsg(m, 8) & RtmFCloned) == 0).ToList();
     }
 
