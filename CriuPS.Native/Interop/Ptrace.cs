@@ -1,3 +1,5 @@
+using CriuPS.Native.Arch.X86_64;
+
 namespace CriuPS.Native.Interop;
 
 /// <summary>Thin, checked wrappers of ptrace(2). Every call must come from the tracing thread.</summary>
