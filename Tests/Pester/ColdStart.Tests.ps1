@@ -42,25 +42,39 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         # must appear once, optimized (LongXxHash128), and System.IO.Hashing's XXH3 loop (Vector256, which
         # ReadyToRun cannot precompile) not at all: the first operation of a PowerShell ran it at Tier0, and the
         # warm-up waited up to 3 s for the runtime to promote it.
-        $work = Join-Path $TestDrive 'hashed'
-        $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
-        $image = Join-Path $TestDrive 'hashed-image'
-        $compiled = @{}
-        foreach ($operation in @{ Name = 'dump'; Command = "Checkpoint-Process -Id $target -ImagePath '$image'" },
-            @{ Name = 'restore'; Command = "Restore-Process -ImagePath '$image'" }) {
-            $list = Join-Path $TestDrive "jit-$($operation.Name).txt"
-            $env:DOTNET_JitStdOutFile = $list; $env:DOTNET_JitDisasmSummary = '1'
-            try {
-                & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; $($operation.Command) | Out-Null"
+        # The list's writer in the runtime's JIT is not safe against compiling threads: a PowerShell writing it died
+        # in libc (free(): invalid pointer under the JIT's vfprintf, SIGABRT or SIGSEGV) in 2 of 16 fresh checkpoints
+        # of this build and 1 of 16 of the build before (2026-12-07), never in 20 without the list. Such a death is
+        # the diagnostic's, so the whole case is taken again, on a new target, at most three times.
+        $attempts = @()
+        foreach ($attempt in 1..3) {
+            $work = Join-Path $TestDrive "hashed-$attempt"
+            $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
+            $image = Join-Path $TestDrive "hashed-image-$attempt"
+            $compiled = @{}
+            $died = $null
+            foreach ($operation in @{ Name = 'dump'; Command = "Checkpoint-Process -Id $target -ImagePath '$image'" },
+                @{ Name = 'restore'; Command = "Restore-Process -ImagePath '$image'" }) {
+                $list = Join-Path $TestDrive "jit-$($operation.Name)-$attempt.txt"
+                $env:DOTNET_JitStdOutFile = $list; $env:DOTNET_JitDisasmSummary = '1'
+                try {
+                    & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; $($operation.Command) | Out-Null"
+                }
+                finally {
+                    Remove-Item env:DOTNET_JitStdOutFile, env:DOTNET_JitDisasmSummary
+                }
+                if ($LASTEXITCODE -in 134, 139) { $died = "the $($operation.Name)'s PowerShell died of signal $($LASTEXITCODE - 128)"; break }
+                $LASTEXITCODE | Should -Be 0 -Because "the $($operation.Name) went through"
+                if ($operation.Name -eq 'dump') { Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be reaped' 30 }
+                $compiled[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled (CriuPS\.Engine\.Images\.Digests\.LongXxHash128|System\.IO\.Hashing)[.:]' }
             }
-            finally {
-                Remove-Item env:DOTNET_JitStdOutFile, env:DOTNET_JitDisasmSummary
-            }
-            $LASTEXITCODE | Should -Be 0 -Because "the $($operation.Name) went through"
-            if ($operation.Name -eq 'dump') { Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be reaped' 30 }
-            $compiled[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled (CriuPS\.Engine\.Images\.Digests\.LongXxHash128|System\.IO\.Hashing)[.:]' }
+            Register-TestProcess $target
+            if (-not $died) { break }
+            $attempts += "attempt ${attempt}: $died"
+            Stop-TestProcesses
         }
-        Register-TestProcess $target
+        $died | Should -BeNullOrEmpty -Because "a run under the JIT list must end once in three ($($attempts -join '; '))"
+        if ($attempts) { Write-Host "ColdStart: $($attempts -join '; ')" }
         foreach ($name in 'dump', 'restore') {
             $lines = $compiled[$name]
             @($lines -match 'LongXxHash128:ConsumeBlocks\(.*\[FullOpts') | Should -HaveCount 1 -Because "the $name compiled the loop once, optimized: $($lines -join '; ')"

@@ -129,7 +129,8 @@ public class TraceeWaitTests
 
         public int Parent { get; }
 
-        private int Child => int.Parse(File.ReadAllText($"/proc/{Parent}/task/{Parent}/children").Trim());
+        // Read once the parent waits for it: a test may kill the parent, which leaves the child stopped, under init.
+        private int Child { get; set; }
 
         /// <summary>Starts it as a child of ours, or (through a shell that leaves it) as a stranger's.</summary>
         public static VforkStop Start(bool ourChild)
@@ -156,6 +157,7 @@ public class TraceeWaitTests
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), "vforkstop's parent did not wait for its child");
                 Thread.Sleep(5);
             }
+            target.Child = int.Parse(File.ReadAllText($"/proc/{target.Parent}/task/{target.Parent}/children").Trim());
             return target;
         }
 
@@ -163,13 +165,10 @@ public class TraceeWaitTests
 
         public void Dispose()
         {
-            try
+            // The child ends once continued (its parent reaps it); still there, it is stopped, whoever its parent.
+            if (ProcessName(Child) == "vforkstop")
             {
                 Kill.Send(Child, Signals.SIGKILL);
-            }
-            catch (Exception e) when (e is IOException or FormatException or NativeException)
-            {
-                // the child has ended
             }
             Kill.Send(Parent, Signals.SIGKILL);
             starter.Dispose();
@@ -177,6 +176,18 @@ public class TraceeWaitTests
         }
 
         private static char ProcessState(int pid) => File.ReadAllText($"/proc/{pid}/stat").Split(") ")[1][0];
+
+        private static string? ProcessName(int pid)
+        {
+            try
+            {
+                return File.ReadAllText($"/proc/{pid}/comm").Trim();
+            }
+            catch (IOException)
+            {
+                return null; // ended
+            }
+        }
 
         private static string RepositoryRoot()
         {
