@@ -389,31 +389,6 @@ Describe 'Move-Process when something fails on the way' {
         Remove-PSSession $doomed
     }
 
-    It 'fails, resumes the process at the source and leaves nothing there, when the copy of a -Lazy move is killed while it pulls its memory' {
-        # No rounds: the final image holds the whole gibibyte there, which the copy pulls for a second or more (1.6 s
-        # at a low load, minutes at a high one), the source held stopped until it is all in.
-        $t = Start-DirtyMem 'lazy-killed' 1024
-        $directory = Join-Path $TestDrive 'lazy-killed-move'
-        # Once the restore there is done (its log says so) the copy runs and pulls: it is killed by hand, from here,
-        # found by its PID in the destination's namespace (NSpid), not by its name (the source has the same).
-        $killer = Start-ThreadJob {
-            param($Log, $Id)
-            $deadline = (Get-Date).AddSeconds(600)
-            while ((Get-Date) -lt $deadline -and -not ((Test-Path $Log) -and (Select-String -LiteralPath $Log -Pattern '==== Done' -SimpleMatch -Quiet))) { Start-Sleep -Milliseconds 5 }
-            foreach ($candidate in @(& pgrep -x dirtymem)) {
-                if (Select-String -LiteralPath "/proc/$candidate/status" -Pattern "^NSpid:\s+$candidate\s+$Id$" -Quiet) { & kill -s KILL $candidate; return [int]$candidate }
-            }
-        } -ArgumentList (Join-Path $directory 'final/restore.log'), $t.Id
-        Move-Process -Id $t.Id -Session $Session -Lazy -MaxRounds 0 -DestinationPath $directory -Confirm:$false -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-        $killer | Receive-Job -Wait -AutoRemoveJob | Should -Not -BeNullOrEmpty -Because 'the copy was found running there and killed'
-        $failed[0].FullyQualifiedErrorId | Should -Be "MoveFailed,$Move"
-        # ProcessExited, not Completed: it was killed with pages still to come.
-        $failed[0].Exception.Message | Should -Match "The lazy restore of $($t.Id) ended ProcessExited"
-        $failed[0].Exception.Message | Should -Match 'the process runs on here, and the destination was cleaned'
-        # The source was held stopped until every page was there: the move failing, it goes on, unchanged.
-        Assert-SourceUnharmed $t $directory
-    }
-
     It 'resumes the process at the source when it fails to start on the destination' {
         $t = Start-DirtyMem 'no-start' 32
         $directory = Join-Path $TestDrive 'no-start-move'
