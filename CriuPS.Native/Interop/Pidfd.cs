@@ -35,22 +35,7 @@ public static unsafe class Pidfd
     /// more), or <paramref name="timeout"/> passes; true when it has. A pidfd polls readable once every thread of
     /// the process has exited.
     /// </summary>
-    public static bool WaitExited(FileDescriptor pidfd, TimeSpan timeout)
-    {
-        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (true)
-        {
-            long left = Math.Max(0, deadline - Environment.TickCount64);
-            if (Poll.Readable(pidfd, (int)Math.Min(left, int.MaxValue)))
-            {
-                return true;
-            }
-            if (left == 0 || Environment.TickCount64 >= deadline)
-            {
-                return false; // else a signal cut the wait short
-            }
-        }
-    }
+    public static bool WaitExited(FileDescriptor pidfd, TimeSpan timeout) => WaitFor(pidfd, LibC.POLLIN, LibC.POLLIN, timeout);
 
     /// <summary>
     /// Waits in the kernel until the process behind <paramref name="pidfd"/> is reaped (gone, not a zombie), or
@@ -58,16 +43,20 @@ public static unsafe class Pidfd
     /// hangs up once its parent has reaped it (kernels with pidfs, 6.9 on; measured on 6.18: poll asking for no
     /// event woke with POLLHUP at the instant of the parent's waitpid).
     /// </summary>
-    public static bool WaitReaped(FileDescriptor pidfd, TimeSpan timeout)
+    public static bool WaitReaped(FileDescriptor pidfd, TimeSpan timeout) => WaitFor(pidfd, 0, LibC.POLLHUP, timeout);
+
+    // Polls the pidfd for the events asked (none: only those poll reports unasked, as POLLHUP) until one comes or the
+    // timeout passes, through signals; true when one of the events awaited came.
+    private static bool WaitFor(FileDescriptor pidfd, short asked, short awaited, TimeSpan timeout)
     {
         long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         while (true)
         {
             long left = Math.Max(0, deadline - Environment.TickCount64);
-            int events = Poll.Once(pidfd, 0, (int)Math.Min(left, int.MaxValue));
+            int events = Poll.Once(pidfd, asked, (int)Math.Min(left, int.MaxValue));
             if (events > 0)
             {
-                return (events & LibC.POLLHUP) != 0;
+                return (events & awaited) != 0;
             }
             if (events == 0)
             {
