@@ -37,7 +37,7 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
     }
 
-    It 'hashes its images with code compiled optimized once, never with the unoptimized code of System.IO.Hashing''s loop' {
+    It 'hashes its images with code compiled optimized once, and runs .NET''s generic code over our types precompiled' {
         # The runtime's list of what it compiled (the release runtime writes it): the digests' loop over long inputs
         # must appear once, optimized (LongXxHash128), and System.IO.Hashing's XXH3 loop (Vector256, which
         # ReadyToRun cannot precompile) not at all: the first operation of a PowerShell ran it at Tier0, and the
@@ -46,12 +46,16 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         # in libc (free(): invalid pointer under the JIT's vfprintf, SIGABRT or SIGSEGV) in 2 of 16 fresh checkpoints
         # of this build and 1 of 16 of the build before (2026-12-07), never in 20 without the list. Such a death is
         # the diagnostic's, so the whole case is taken again, on a new target, at most three times.
+        # The same lists show .NET's generic code over our value types precompiled (CriuPS.csproj's cross-module
+        # switches): the registers of every thread go in a Dictionary<int, UserRegs>, which a fresh PowerShell compiled
+        # from scratch (Tier0) in both operations when ReadyToRun left .NET's generics over our types out.
         $attempts = @()
         foreach ($attempt in 1..3) {
             $work = Join-Path $TestDrive "hashed-$attempt"
             $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
             $image = Join-Path $TestDrive "hashed-image-$attempt"
             $compiled = @{}
+            $generic = @{}
             $died = $null
             foreach ($operation in @{ Name = 'dump'; Command = "Checkpoint-Process -Id $target -ImagePath '$image'" },
                 @{ Name = 'restore'; Command = "Restore-Process -ImagePath '$image'" }) {
@@ -67,6 +71,7 @@ Describe 'The first checkpoint of a fresh PowerShell' {
                 $LASTEXITCODE | Should -Be 0 -Because "the $($operation.Name) went through"
                 if ($operation.Name -eq 'dump') { Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be reaped' 30 }
                 $compiled[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled (CriuPS\.Engine\.Images\.Digests\.LongXxHash128|System\.IO\.Hashing)[.:]' }
+                $generic[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled System\.Collections\.Generic\.Dictionary`2\[int,CriuPS\.Native\.Arch\.\w+\.UserRegs\]:.*\[(Instrumented )?Tier0' }
             }
             Register-TestProcess $target
             if (-not $died) { break }
@@ -80,6 +85,7 @@ Describe 'The first checkpoint of a fresh PowerShell' {
             @($lines -match 'LongXxHash128:ConsumeBlocks\(.*\[FullOpts') | Should -HaveCount 1 -Because "the $name compiled the loop once, optimized: $($lines -join '; ')"
             @($lines -match 'LongXxHash128:ConsumeBlocks\(') | Should -HaveCount 1 -Because "nothing compiled it again: $($lines -join '; ')"
             @($lines -match 'System\.IO\.Hashing\.XxHashShared:(Accumulate|ScrambleAccumulators)') | Should -BeNullOrEmpty -Because "the $name never ran System.IO.Hashing's loop"
+            $generic[$name] | Should -BeNullOrEmpty -Because "the $name found the registers' dictionary precompiled: $($generic[$name] -join '; ')"
         }
         Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
     }
