@@ -224,6 +224,12 @@ internal sealed class MoveDestination
     }
 
     /// <summary>
+    /// Right before the final freeze: waits there until the runtime has recompiled what the rehearsal made hot
+    /// (<see cref="Engine.Migration.RuntimeQuiet"/>), so that the restore does not share the CPU with it; says what it waited.
+    /// </summary>
+    public string Settle() => (string)Run("[CriuPS.Engine.Migration.RuntimeQuiet]::Wait()")!.BaseObject;
+
+    /// <summary>
     /// Waits until a lazy restore there has every page and the copy still runs; fails with its state and the pages
     /// that had arrived otherwise (the source ends on success: a copy that ended there meanwhile, even with every
     /// page in, would be the process lost).
