@@ -17,6 +17,14 @@ internal static class FailurePoint
     /// </summary>
     public const string PostCopyLinkCut = "postcopy-link-cut";
 
+    /// <summary>
+    /// Lazy restores: the transfer serves the faults of the running process but streams nothing in the background,
+    /// so that its pages stay missing until it touches them: a test's way to end a lazily restored process while it
+    /// certainly has pages to pull (a point that holds back rather than throws; lazy-pull-held:PID for the restore
+    /// of that process only).
+    /// </summary>
+    public const string LazyPullHeld = "lazy-pull-held";
+
     /// <summary>Dumps: every image file is written but not yet moved into place; the processes are not yet killed (or released).</summary>
     public const string BeforeKill = "before-kill";
 
@@ -76,6 +84,13 @@ internal static class FailurePoint
 
     /// <summary>Whether the test asked for <paramref name="point"/>, for points that do harm rather than throw.</summary>
     public static bool Is(string? configured, string point) => string.Equals(configured, point, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Whether the test asked for <paramref name="point"/> for every process, or for <paramref name="processId"/>
+    /// alone (POINT:PID: a move's rehearsal restores a sleep of its own first, which must go through).
+    /// </summary>
+    public static bool IsFor(string? configured, string point, int processId) =>
+        Is(configured, point) || string.Equals(configured, $"{point}:{processId}", StringComparison.Ordinal);
 }
 
 /// <summary>The failure a test asked for.</summary>

@@ -5,6 +5,7 @@ using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
+using CriuPS.Native.Proc;
 
 namespace CriuPS.Engine.Lazy;
 
@@ -28,6 +29,9 @@ internal sealed class LazyTransfer
     private const int GuardLookMs = 5;
     private const int IdleLookMs = 100;
 
+    // /proc/PID/stat's flags: the task is exiting (set before an exit frees its memory).
+    private const uint PfExiting = 0x4;
+
     private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan KillWait = TimeSpan.FromSeconds(5);
     private static readonly List<LazyTransfer> Active = new();
@@ -35,6 +39,7 @@ internal sealed class LazyTransfer
     private readonly ILazyPageSource source;
     private readonly EngineLog log;
     private readonly int root;
+    private readonly bool holdBackground;
     private readonly FileDescriptor wake = Eventfd.Create(0, O.NONBLOCK);
     private readonly object wakeGate = new();
     private readonly ConcurrentQueue<LazyAddressSpace> arriving = new();
@@ -51,11 +56,13 @@ internal sealed class LazyTransfer
     private int nextSpace;
 
     /// <summary>Starts serving faults; the thread waits for address spaces (<see cref="Add"/>) and <see cref="Resume"/>.</summary>
-    public LazyTransfer(ILazyPageSource source, EngineLog log, int root)
+    /// <param name="failAt">Test hook (CRIUPS_FAIL_AT): <see cref="FailurePoint.LazyPullHeld"/> streams nothing in the background.</param>
+    public LazyTransfer(ILazyPageSource source, EngineLog log, int root, string? failAt = null)
     {
         this.source = source;
         this.log = log;
         this.root = root;
+        holdBackground = FailurePoint.IsFor(failAt, FailurePoint.LazyPullHeld, root);
         Status = new LazyRestore(root, source.Description, log.FilePath);
         lock (Active)
         {
@@ -199,7 +206,7 @@ internal sealed class LazyTransfer
             {
                 guard.PassOnStops();
             }
-            bool streaming = resumed && spaces.Any(s => !s.Missing.IsEmpty);
+            bool streaming = resumed && !holdBackground && spaces.Any(s => !s.Missing.IsEmpty);
             var exited = WaitForWork(streaming ? 0 : guards.Count > 0 ? GuardLookMs : IdleLookMs);
             foreach (var space in spaces.ToList())
             {
@@ -435,10 +442,32 @@ internal sealed class LazyTransfer
         }
     }
 
+    // Whether the process is exiting or gone, rather than running another program.
+    private static bool HasEnded(int pid)
+    {
+        try
+        {
+            var stat = ProcStat.Read(pid);
+            return stat.State is 'Z' or 'X' || (stat.Flags & PfExiting) != 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return true;
+        }
+    }
+
     private void DropEndedSpaces()
     {
         foreach (var space in spaces.Where(s => s.Gone).ToList())
         {
+            // A killed process's memory is freed before its pidfd says it exited: the transfer may find the root's
+            // address space gone (UFFDIO_COPY: ESRCH) first, and with it the last space, which is no completion.
+            // An exec ends the address space too, and then the process runs on without those pages.
+            if (space.ProcessId == root && !space.Missing.IsEmpty && !rootExited && HasEnded(root))
+            {
+                Write($"process {root} ended with {space.Missing.Count.Value} pages still missing (its memory gone before its exit was seen)");
+                rootExited = true;
+            }
             Status.Dropped((long)space.Missing.Count.Value);
             space.Dispose();
             spaces.Remove(space);

@@ -88,8 +88,7 @@ public sealed class ProcessMove
     public (RemoteCheckpointImage Image, HeldTree Held) FinalDump(PageServerEndpoint server, IEngineObserver observer, HeldMemory? postCopy = null)
     {
         // The rounds made the dump's code hot: its optimized recompilation happens now, before the freeze, not in it.
-        var (waited, compiled) = JitWork.WaitUntilQuiet(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
-        observer.Detail($"before the final freeze: waited {waited.TotalMilliseconds:F0} ms for the runtime to finish compiling ({compiled} methods)");
+        observer.Detail($"before the final freeze: {RuntimeQuiet.Wait()}");
         // Last before the freeze, so that the layout is likelier the same at it: smaps' page walk out of the freeze.
         var areas = AreasReadAhead.Read(ProcessTree.Discover(options.ProcessId).Where(m => !m.IsZombie).Select(m => m.Pid));
         var (image, session) = DumpPipeline.SendToPageServer(Options(server, preDump: false, leaveLazyPages: postCopy is not null, areas), observer, chain);

@@ -119,7 +119,7 @@ internal sealed class RestoreSteps
         ReadTime = total.Elapsed;
         if (Options.LazyPages)
         {
-            session.Lazy = new LazyTransfer(LazyPageSources.Open(session), Log, Images.Root.Pid);
+            session.Lazy = new LazyTransfer(LazyPageSources.Open(session), Log, Images.Root.Pid, Options.FailAt);
         }
     }
 

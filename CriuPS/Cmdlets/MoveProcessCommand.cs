@@ -200,6 +200,7 @@ public sealed class MoveProcessCommand : PSCmdlet, IDisposable
             // its memory served from here, by a server started before the freeze).
             var endpoint = Endpoint(destination, "final", move.ParentPath, client);
             postCopy = PostCopy ? HeldMemoryServer.Start(destination, client, Id, FailureInjection.RequestedPoint) : null;
+            WriteVerbose($"{destination.ComputerName}, before the final freeze: {destination.Settle()}");
             var (image, stopped) = EngineRunner.Run(this, $"Moving {name} ({Id}) to {destination.ComputerName}: final dump", observer => move.FinalDump(endpoint, observer, postCopy?.Memory));
             held = stopped;
             // The downtime: from the freeze (its time is the dump's FrozenTime, which lasts until it is held stopped)

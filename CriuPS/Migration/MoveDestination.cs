@@ -223,11 +223,25 @@ internal sealed class MoveDestination
         return (System.Net.IPAddress.Parse((string)result["Address"]!), (string)result["Thumbprint"]!);
     }
 
-    /// <summary>Waits until a lazy restore there has every page; fails with its state otherwise.</summary>
+    /// <summary>
+    /// Right before the final freeze: waits there until the runtime has recompiled what the rehearsal made hot
+    /// (<see cref="Engine.Migration.RuntimeQuiet"/>), so that the restore does not share the CPU with it; says what it waited.
+    /// </summary>
+    public string Settle() => (string)Run("[CriuPS.Engine.Migration.RuntimeQuiet]::Wait()")!.BaseObject;
+
+    /// <summary>
+    /// Waits until a lazy restore there has every page and the copy still runs; fails with its state and the pages
+    /// that had arrived otherwise (the source ends on success: a copy that ended there meanwhile, even with every
+    /// page in, would be the process lost).
+    /// </summary>
     public void WaitForMemory(TimeSpan timeout) => Run("""
         param($Seconds)
+        $id = $script:CriuPSMoveRestored.Id
         $lazy = $script:CriuPSMoveRestored | Wait-LazyRestore -Timeout $Seconds -ErrorAction Stop
-        if ($lazy.State -ne 'Completed') { Write-Error -ErrorId LazyRestoreIncomplete "The lazy restore of $($script:CriuPSMoveRestored.Id) ended $($lazy.State): $($lazy.Error)" }
+        $arrived = "$($lazy.PagesOnFault + $lazy.PagesInBackground) of $($lazy.PagesTotal) pages arrived"
+        if ($lazy.State -ne 'Completed') { Write-Error -ErrorId LazyRestoreIncomplete "The lazy restore of $id ended $($lazy.State) with $arrived$(if ($lazy.Error) { ": $($lazy.Error.Message)" })"; return }
+        $stat = Get-Content -LiteralPath "/proc/$id/stat" -Raw -ErrorAction Ignore
+        if (-not $stat -or $stat.Substring($stat.LastIndexOf(')') + 2, 1) -in 'Z', 'X') { Write-Error -ErrorId CopyEnded "The copy $id completed its lazy restore ($arrived) but no longer runs there" }
         """, (int)timeout.TotalSeconds);
 
     /// <summary>

@@ -101,6 +101,44 @@ Describe 'Restore-Process -LazyPages from the image directory' {
     }
 }
 
+Describe 'A lazy restore whose process ends before every page is in' {
+    AfterEach {
+        Stop-TestProcesses
+        $env:CRIUPS_FAIL_AT = $null
+    }
+
+    It 'ends ProcessExited with the pages that had arrived, not Completed, when the process is killed with pages certainly still missing' {
+        $t = New-LazyImage 'killed-held' -MiB 64
+        # Test hook: the transfer serves faults only, so the pages stay missing however fast the machine is.
+        $env:CRIUPS_FAIL_AT = "lazy-pull-held:$($t.Id)"
+        $restored = Restore-Process -ImagePath $t.Image -LazyPages
+        $env:CRIUPS_FAIL_AT = $null
+        Register-TestProcess $restored.Id
+        Start-Sleep -Milliseconds 300
+        $restored.LazyRestore.PagesDone | Should -BeLessThan ($restored.LazyRestore.PagesTotal / 2) -Because 'nothing streams in the background'
+        & kill -s KILL $t.Id
+        $lazy = $restored | Wait-LazyRestore -Timeout 60
+        $lazy.State | Should -Be 'ProcessExited'
+        $lazy.PagesOnFault + $lazy.PagesInBackground | Should -BeLessThan ($lazy.PagesTotal / 2)
+        Join-Path $t.Image 'restore.log' | Should -FileContentMatch "process $($t.Id) (exited|ended) with \d+ pages still missing"
+    }
+
+    It 'ends ProcessExited, never Completed, when the process is killed while its pages stream in the background' -ForEach @(1..3 | ForEach-Object { @{ Run = $_ } }) {
+        # The kernel frees a killed process's memory before its pidfd says it exited: the transfer, streaming without
+        # a pause, meets the memory gone (ESRCH) first, and took that for the end of the last address space.
+        $t = New-LazyImage "killed-streaming-$Run" -MiB 256
+        $restored = Restore-Process -ImagePath $t.Image -LazyPages
+        Register-TestProcess $restored.Id
+        & kill -s KILL $t.Id
+        $lazy = $restored | Wait-LazyRestore -Timeout 60
+        $arrived = $lazy.PagesOnFault + $lazy.PagesInBackground
+        $lazy.State | Should -BeIn 'ProcessExited', 'Completed'
+        # Completed only when every page had arrived before the kill (a fast machine); otherwise ProcessExited.
+        ($lazy.State -eq 'Completed') | Should -Be ($arrived -eq $lazy.PagesTotal) -Because "$arrived of $($lazy.PagesTotal) pages arrived and it ended $($lazy.State)"
+        Write-Host "    run ${Run}: $($lazy.State), $arrived of $($lazy.PagesTotal) pages arrived"
+    }
+}
+
 Describe 'A lazy restore whose session ends' {
     AfterEach { Stop-TestProcesses }
 

@@ -389,6 +389,38 @@ Describe 'Move-Process when something fails on the way' {
         Remove-PSSession $doomed
     }
 
+    It 'fails, resumes the process at the source and leaves nothing there, when the copy of a -Lazy move is killed with pages still to pull' {
+        # Test hook there: the restore of this process serves its faults but streams nothing in the background, so
+        # that the copy certainly misses most of its memory when it is killed, however idle the machine (the
+        # rehearsal's sleep, another PID, goes through as usual).
+        $t = Start-DirtyMem 'lazy-killed' 64
+        $directory = Join-Path $TestDrive 'lazy-killed-move'
+        # Once the restore there is done (its log says so) the copy runs: it is killed from here, found by its PID in
+        # the destination's namespace (NSpid), not by its name (the source has the same).
+        $killer = Start-ThreadJob {
+            param($Log, $Id)
+            $deadline = (Get-Date).AddSeconds(300)
+            while ((Get-Date) -lt $deadline -and -not ((Test-Path $Log) -and (Select-String -LiteralPath $Log -Pattern '==== Done' -SimpleMatch -Quiet))) { Start-Sleep -Milliseconds 20 }
+            foreach ($candidate in @(& pgrep -x dirtymem)) {
+                if (Select-String -LiteralPath "/proc/$candidate/status" -Pattern "^NSpid:\s+$candidate\s+$Id$" -Quiet) { & kill -s KILL $candidate; return [int]$candidate }
+            }
+        } -ArgumentList (Join-Path $directory 'final/restore.log'), $t.Id
+        Invoke-Command -Session $Session { param($Id) $env:CRIUPS_FAIL_AT = "lazy-pull-held:$Id" } -ArgumentList $t.Id
+        try {
+            Move-Process -Id $t.Id -Session $Session -Lazy -MaxRounds 0 -LazyTimeout 300 -DestinationPath $directory -Confirm:$false -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        }
+        finally { Invoke-Command -Session $Session { $env:CRIUPS_FAIL_AT = $null } }
+        $killer | Receive-Job -Wait -AutoRemoveJob | Should -Not -BeNullOrEmpty -Because 'the copy was found running there and killed'
+        $failed[0].FullyQualifiedErrorId | Should -Be "MoveFailed,$Move"
+        # ProcessExited, with pages still to come: the case this test is for, not a kill after the last page.
+        $failed[0].Exception.Message -match "The lazy restore of $($t.Id) ended ProcessExited with (\d+) of (\d+) pages arrived" | Should -BeTrue -Because $failed[0].Exception.Message
+        [long]$Matches[1] | Should -BeLessThan ([long]$Matches[2] / 2)
+        Write-Host "    the copy was killed with $($Matches[1]) of $($Matches[2]) pages arrived"
+        $failed[0].Exception.Message | Should -Match 'the process runs on here, and the destination was cleaned'
+        # The source was held stopped until every page was there: the move failing, it goes on, unchanged.
+        Assert-SourceUnharmed $t $directory
+    }
+
     It 'resumes the process at the source when it fails to start on the destination' {
         $t = Start-DirtyMem 'no-start' 32
         $directory = Join-Path $TestDrive 'no-start-move'
