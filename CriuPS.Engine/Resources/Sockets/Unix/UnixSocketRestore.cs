@@ -5,6 +5,7 @@ using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using Google.Protobuf;
 using static CriuPS.Engine.Resources.Sockets.UnixSocketName;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -133,9 +134,9 @@ internal sealed class UnixSocketRestore : IDisposable
             foreach (var scm in socket.Queue.SelectMany(m => ((SkPacketEntry)m.Message).Scm))
             {
                 string where = $"a message queued on the {socket.Shown} (id {socket.Entry.Id})";
-                if (scm.Type != ControlMessage.SCM_RIGHTS)
+                if (scm.Type != LibC.SCM_RIGHTS)
                 {
-                    throw ImageDamage.In(path, $"{where} carries ancillary data of type {scm.Type}; only descriptors (SCM_RIGHTS, {ControlMessage.SCM_RIGHTS}) are saved.");
+                    throw ImageDamage.In(path, $"{where} carries ancillary data of type {scm.Type}; only descriptors (SCM_RIGHTS, {LibC.SCM_RIGHTS}) are saved.");
                 }
                 if (scm.Rights.Count is 0 or > ScmMaxFd)
                 {
@@ -395,7 +396,7 @@ internal sealed class UnixSocketRestore : IDisposable
         // The sender's buffer limits what may wait unread: make room for everything, the saved size comes back in Finish.
         if (unlimited.Add(sender))
         {
-            SocketOption.Set(sender, SocketOption.SOL_SOCKET, SocketOption.SO_SNDBUFFORCE, int.MaxValue / 2);
+            SocketOption.Set(sender, LibC.SOL_SOCKET, LibC.SO_SNDBUFFORCE, int.MaxValue / 2);
         }
         var data = message.Payload ?? Array.Empty<byte>();
         var rights = Rights(message, receiver);
