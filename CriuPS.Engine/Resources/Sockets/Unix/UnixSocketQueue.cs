@@ -54,7 +54,7 @@ internal static class UnixSocketQueue
                 }
                 int start = 0;
                 var rights = message.Control.Where(c => c.Type == LibC.SCM_RIGHTS).ToList();
-                if (rights.Count > 0 && diag.Type == UnixSocketName.SockStream && message.Length > 1)
+                if (rights.Count > 0 && diag.Type == LibC.SOCK_STREAM && message.Length > 1)
                 {
                     // The peek glued the segments sent before the one that carries the descriptors: they come back
                     // as a message of their own, or the receiver would get the descriptors with their bytes.
@@ -67,7 +67,7 @@ internal static class UnixSocketQueue
                     Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, checked((int)(offset + message.Length)));
                 }
                 var entry = new SkPacketEntry { IdFor = fileId, Length = (uint)(message.Length - start) };
-                if (diag.Type == UnixSocketName.SockDgram && message.SenderName.Length > 0)
+                if (diag.Type == LibC.SOCK_DGRAM && message.SenderName.Length > 0)
                 {
                     entry.CriupsSenderName = Google.Protobuf.ByteString.CopyFrom(message.SenderName);
                 }
@@ -103,7 +103,7 @@ internal static class UnixSocketQueue
         long total = messages.Sum(m => (long)m.Item1.Length);
         // Stream and seqpacket sockets report every queued byte: a difference means data a peek cannot see
         // (an out-of-band byte, MSG_OOB), which cannot be put back as it was.
-        if (diag.Type != UnixSocketName.SockDgram && total != diag.ReceiveQueue)
+        if (diag.Type != LibC.SOCK_DGRAM && total != diag.ReceiveQueue)
         {
             throw new CheckpointException(CheckpointErrorKind.Unsupported,
                 $"{describe} has {diag.ReceiveQueue} bytes queued but only {total} can be read without taking them (out-of-band data?); CriuPS cannot save it.", describe);
@@ -114,5 +114,5 @@ internal static class UnixSocketQueue
     // A peek of nothing: the end of a stream whose writer has shut down (or an empty record then: the kernel cannot
     // tell them apart, as for CRIU); for a datagram and a seqpacket socket still open, an empty message.
     internal static bool IsEnd(UnixDiagSocket diag) =>
-        diag.Type == UnixSocketName.SockStream || (diag.Type == UnixSocketName.SockSeqpacket && (diag.Shutdown & UnixDiagSocket.ShutdownRead) != 0);
+        diag.Type == LibC.SOCK_STREAM || (diag.Type == LibC.SOCK_SEQPACKET && (diag.Shutdown & UnixDiagSocket.ShutdownRead) != 0);
 }

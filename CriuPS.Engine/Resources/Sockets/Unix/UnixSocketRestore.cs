@@ -42,7 +42,7 @@ internal sealed class UnixSocketRestore : IDisposable
 
         public string Shown => Describe(Entry.Type, Entry.Name.Span);
 
-        public bool IsStream => Entry.Type != SockDgram;
+        public bool IsStream => Entry.Type != LibC.SOCK_DGRAM;
     }
 
     private readonly RestoreSession session;
@@ -251,7 +251,7 @@ internal sealed class UnixSocketRestore : IDisposable
         uint major = (uint)(((file.Device >> 8) & 0xfff) | ((file.Device >> 32) & ~0xfffUL));
         uint minor = (uint)((file.Device & 0xff) | ((file.Device >> 12) & ~0xffUL));
         return live.Values.Any(s => s.BoundInode == (uint)file.Inode && s.BoundDevice >> 20 == major && (s.BoundDevice & 0xFFFFF) == minor
-            && !(s.Type != SockDgram && s.State == UnixDiagSocket.StateEstablished));
+            && !(s.Type != LibC.SOCK_DGRAM && s.State == UnixDiagSocket.StateEstablished));
     }
 
     private void Listen()
@@ -359,7 +359,7 @@ internal sealed class UnixSocketRestore : IDisposable
         }
         if (!strangers.TryGetValue(name, out var sender))
         {
-            sender = Native.Interop.Socket.Create(SockDgram);
+            sender = Native.Interop.Socket.Create(LibC.SOCK_DGRAM);
             strangers[name] = sender;
             if (name.Length > 0 && !(IsAbstract(name.Span) && Native.Interop.Socket.TryBind(sender, name.Span) == 0))
             {
