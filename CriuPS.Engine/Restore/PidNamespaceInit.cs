@@ -50,7 +50,7 @@ internal static class PidNamespaceInit
         var clock = Stopwatch.StartNew();
         var program = ProgramPath;
         HandDownEnginePidfd(vessel.Caller, enginePidfd);
-        ulong flags = Setns.CloneNewPid | Setns.CloneNewNs | (childOfCaller ? Clone3.CloneParent : 0);
+        ulong flags = (uint)(LibC.CLONE_NEWPID | LibC.CLONE_NEWNS | (childOfCaller ? LibC.CLONE_PARENT : 0));
         var task = Clone3.CreateNamespaceInit(vessel.Caller, vessel.Scratch, flags, childOfCaller ? 0 : Signals.SIGCHLD);
         try
         {

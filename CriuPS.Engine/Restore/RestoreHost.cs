@@ -126,7 +126,7 @@ internal sealed class RestoreHost : IDisposable
     {
         var injection = BeginInjection(savedLayout, scratchSize);
         forking = injection;
-        ulong flags = (childOfCaller ? Clone3.CloneParent : 0) | (newPidNamespace ? (ulong)Setns.CloneNewPid : 0);
+        ulong flags = (childOfCaller ? (uint)LibC.CLONE_PARENT : 0) | (newPidNamespace ? (uint)LibC.CLONE_NEWPID : 0);
         if (enginePidfd is int pidfd)
         {
             PidNamespaceInit.HandDownEnginePidfd(injection.Caller, pidfd);

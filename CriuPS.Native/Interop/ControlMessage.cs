@@ -1,12 +1,11 @@
 using System.Buffers.Binary;
+using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
 /// <summary>One control message (cmsg) of a received message.</summary>
 public sealed record ControlMessage(int Level, int Type, byte[] Data)
 {
-    public const int SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
-
     /// <summary>The descriptor numbers an SCM_RIGHTS message carries.</summary>
     public int[] Descriptors()
     {

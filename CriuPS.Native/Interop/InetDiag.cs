@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Net;
+using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
@@ -14,9 +15,9 @@ public static class InetDiag
     {
         var sockets = new Dictionary<uint, InetDiagSocket>();
         using var diag = SockDiag.Open();
-        foreach (int family in new[] { Socket.AF_INET, Socket.AF_INET6 })
+        foreach (int family in new[] { LibC.AF_INET, LibC.AF_INET6 })
         {
-            foreach (int protocol in new[] { Socket.IPPROTO_TCP, Socket.IPPROTO_UDP })
+            foreach (int protocol in new[] { LibC.IPPROTO_TCP, LibC.IPPROTO_UDP })
             {
                 int error = diag.Exchange(Request(family, protocol), dump: true, body =>
                 {
@@ -30,7 +31,7 @@ public static class InetDiag
                 // ENOENT: this kernel has no sock_diag handler for the protocol (udp_diag not built): none to list.
                 if (error != 0 && error != Errno.ENOENT)
                 {
-                    throw new NativeException($"INET_DIAG dump of {(family == Socket.AF_INET ? "IPv4" : "IPv6")} {(protocol == Socket.IPPROTO_TCP ? "TCP" : "UDP")} sockets", error);
+                    throw new NativeException($"INET_DIAG dump of {(family == LibC.AF_INET ? "IPv4" : "IPv6")} {(protocol == LibC.IPPROTO_TCP ? "TCP" : "UDP")} sockets", error);
                 }
             }
         }
@@ -50,7 +51,7 @@ public static class InetDiag
     /// <summary>Decodes one inet_diag_msg and its attributes (a netlink message's payload).</summary>
     public static InetDiagSocket Parse(ReadOnlySpan<byte> body, int protocol)
     {
-        if (body.Length < MessageLength || (body[0] != Socket.AF_INET && body[0] != Socket.AF_INET6))
+        if (body.Length < MessageLength || (body[0] != LibC.AF_INET && body[0] != LibC.AF_INET6))
         {
             throw new InvalidDataException($"INET_DIAG: not an inet_diag_msg ({body.Length} bytes, family {(body.Length > 0 ? body[0] : -1)})");
         }
@@ -80,5 +81,5 @@ public static class InetDiag
     }
 
     private static IPEndPoint Endpoint(int family, ReadOnlySpan<byte> address, int port) =>
-        new(new IPAddress(family == Socket.AF_INET ? address[..4] : address), port);
+        new(new IPAddress(family == LibC.AF_INET ? address[..4] : address), port);
 }

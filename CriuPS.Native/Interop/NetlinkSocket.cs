@@ -67,7 +67,7 @@ public static unsafe class NetlinkSocket
             socklen_t length = (uint)(words.Length * sizeof(uint));
             fixed (uint* p = words)
             {
-                if (LibC.getsockopt(socket.Value, SocketOption.SOL_NETLINK, SocketOption.NETLINK_LIST_MEMBERSHIPS, p, &length) != 0)
+                if (LibC.getsockopt(socket.Value, LibC.SOL_NETLINK, SocketOption.NETLINK_LIST_MEMBERSHIPS, p, &length) != 0)
                 {
                     throw new NativeException("getsockopt(NETLINK_LIST_MEMBERSHIPS)", LibC.errno);
                 }
@@ -90,9 +90,8 @@ public static unsafe class NetlinkSocket
     /// <summary>The length of the message waiting to be read first (peeked, not taken), or null when none waits.</summary>
     public static int? PendingMessageLength(FileDescriptor socket)
     {
-        const int MsgPeek = 2, MsgTrunc = 0x20, MsgDontwait = 0x40;
         byte one;
-        long length = LibC.recv(socket.Value, &one, 1, MsgPeek | MsgTrunc | MsgDontwait);
+        long length = LibC.recv(socket.Value, &one, 1, LibC.MSG_PEEK | LibC.MSG_TRUNC | LibC.MSG_DONTWAIT);
         if (length >= 0)
         {
             return (int)length;

@@ -1,11 +1,12 @@
 using System.Buffers.Binary;
+using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
 /// <summary>Queries PACKET_DIAG over NETLINK_SOCK_DIAG (in the calling thread's network namespace) and decodes its answers.</summary>
 public static class PacketDiag
 {
-    private const byte AfPacket = 17;
+    // linux/packet_diag.h, which Tmds.LibC does not cover; the family is its LibC.AF_PACKET.
     private const uint ShowInfo = 1, ShowMclist = 2, ShowRingCfg = 4, ShowFanout = 8;
     private const ushort AttrInfo = 0, AttrMclist = 1, AttrRxRing = 2, AttrTxRing = 3, AttrFanout = 4;
     private const int MessageLength = 16, MembershipLength = 44, RingLength = 28, MaxAddressLength = 32;
@@ -14,7 +15,7 @@ public static class PacketDiag
     public static Dictionary<uint, PacketDiagSocket> All()
     {
         var request = new byte[20];
-        request[0] = AfPacket;
+        request[0] = (byte)LibC.AF_PACKET;
         BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), ShowInfo | ShowMclist | ShowRingCfg | ShowFanout);
         var sockets = new Dictionary<uint, PacketDiagSocket>();
         using var diag = SockDiag.Open();
@@ -29,7 +30,7 @@ public static class PacketDiag
     /// <summary>Decodes one packet_diag_msg and its attributes (a netlink message's payload).</summary>
     public static PacketDiagSocket Parse(ReadOnlySpan<byte> body)
     {
-        if (body.Length < MessageLength || body[0] != AfPacket)
+        if (body.Length < MessageLength || body[0] != LibC.AF_PACKET)
         {
             throw new InvalidDataException($"PACKET_DIAG: not a packet_diag_msg ({body.Length} bytes, family {(body.Length > 0 ? body[0] : -1)})");
         }

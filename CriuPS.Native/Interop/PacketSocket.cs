@@ -6,11 +6,7 @@ namespace CriuPS.Native.Interop;
 /// <summary>AF_PACKET sockets (packet(7)): their SOL_PACKET options, and bind to an interface.</summary>
 public static unsafe class PacketSocket
 {
-    public const int AF_PACKET = 17, SOCK_PACKET = 10;
-    public const int SOL_PACKET = 263;
-    public const int PACKET_ADD_MEMBERSHIP = 1, PACKET_RX_RING = 5, PACKET_COPY_THRESH = 7, PACKET_AUXDATA = 8, PACKET_ORIGDEV = 9;
-    public const int PACKET_VERSION = 10, PACKET_RESERVE = 12, PACKET_TX_RING = 13, PACKET_LOSS = 14, PACKET_VNET_HDR = 15;
-    public const int PACKET_TIMESTAMP = 17, PACKET_FANOUT = 18;
+    // The family, level and options are Tmds.LibC's (LibC.AF_PACKET, LibC.SOL_PACKET, LibC.PACKET_VERSION...).
 
     /// <summary>The most bytes of a link-layer address a membership holds (MAX_ADDR_LEN).</summary>
     public const int MaxAddressLength = 32;
@@ -23,7 +19,7 @@ public static unsafe class PacketSocket
     {
         Span<byte> address = stackalloc byte[20];
         address.Clear();
-        BinaryPrimitives.WriteUInt16LittleEndian(address, AF_PACKET);
+        BinaryPrimitives.WriteUInt16LittleEndian(address, (ushort)LibC.AF_PACKET);
         BinaryPrimitives.WriteInt32LittleEndian(address[4..], interfaceIndex);
         fixed (byte* p = address)
         {

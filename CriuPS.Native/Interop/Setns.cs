@@ -10,17 +10,19 @@ namespace CriuPS.Native.Interop;
 /// </summary>
 public static class Setns
 {
-    public const int CloneNewNet = 0x40000000, CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewPid = 0x20000000, CloneNewNs = 0x00020000, CloneNewTime = 0x00000080;
+    // The other CLONE_NEW* flags are Tmds.LibC's (LibC.CLONE_NEWNET...); it has no CLONE_NEWTIME (Linux 5.6), nor
+    // NS_GET_NSTYPE below.
+    public const int CloneNewTime = 0x00000080;
 
     /// <summary>Moves the calling thread into the network namespace <paramref name="target"/> until the scope is disposed.</summary>
-    public static IDisposable EnterNetwork(FileDescriptor target) => Enter(target, CloneNewNet, "network");
+    public static IDisposable EnterNetwork(FileDescriptor target) => Enter(target, LibC.CLONE_NEWNET, "network");
 
     /// <summary>Moves the calling thread into the IPC namespace <paramref name="target"/> until the scope is disposed.</summary>
-    public static IDisposable EnterIpc(FileDescriptor target) => Enter(target, CloneNewIpc, "IPC");
+    public static IDisposable EnterIpc(FileDescriptor target) => Enter(target, LibC.CLONE_NEWIPC, "IPC");
 
     private static IDisposable Enter(FileDescriptor target, int type, string kind)
     {
-        var previous = FileDescriptor.Open($"/proc/thread-self/ns/{(type == CloneNewNet ? "net" : "ipc")}", O.RDONLY);
+        var previous = FileDescriptor.Open($"/proc/thread-self/ns/{(type == LibC.CLONE_NEWNET ? "net" : "ipc")}", O.RDONLY);
         try
         {
             Join(target, type, $"the target {kind} namespace");
@@ -44,7 +46,7 @@ public static class Setns
     public static FileDescriptor CreateNetwork()
     {
         using var previous = FileDescriptor.Open("/proc/thread-self/ns/net", O.RDONLY);
-        if (LibC.unshare(CloneNewNet) != 0)
+        if (LibC.unshare(LibC.CLONE_NEWNET) != 0)
         {
             throw new NativeException("unshare(CLONE_NEWNET)", LibC.errno);
         }
@@ -54,12 +56,12 @@ public static class Setns
         }
         finally
         {
-            Join(previous, CloneNewNet, "the engine's network namespace");
+            Join(previous, LibC.CLONE_NEWNET, "the engine's network namespace");
         }
     }
 
     /// <summary>Whether <paramref name="ns"/> is a network namespace (NS_GET_NSTYPE): an opened file may be anything.</summary>
-    public static bool IsNetwork(FileDescriptor ns) => LibC.ioctl(ns.Value, NsGetNstype) == CloneNewNet;
+    public static bool IsNetwork(FileDescriptor ns) => LibC.ioctl(ns.Value, NsGetNstype) == LibC.CLONE_NEWNET;
 
     private static void Join(FileDescriptor ns, int type, string what)
     {

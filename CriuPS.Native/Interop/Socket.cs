@@ -16,9 +16,8 @@ public static unsafe class Socket
     /// <summary>The most bytes sun_path holds.</summary>
     public const int MaxNameLength = 108;
 
-    public const int AF_INET = 2, AF_INET6 = 10, AF_NETLINK = 16;
-    public const int SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3;
-    public const int IPPROTO_ICMP = 1, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_ICMPV6 = 58, IPPROTO_UDPLITE = 136;
+    // Families, types and protocols are Tmds.LibC's (LibC.AF_INET, LibC.SOCK_STREAM, LibC.IPPROTO_TCP...); the socket
+    // ioctls here are those it has no name for.
 
     /// <summary>ioctls: bytes waiting to be read, bytes not yet acknowledged (sent or not), bytes not yet sent.</summary>
     public const int SIOCINQ = 0x541B, SIOCOUTQ = 0x5411, SIOCOUTQNSD = 0x894B;
@@ -94,13 +93,12 @@ public static unsafe class Socket
     /// </summary>
     public static IPEndPoint? PeerAddress(FileDescriptor socket)
     {
-        const int SoPeerName = 28;
         // The kernel wants a buffer no longer than the address it holds.
-        Span<byte> raw = stackalloc byte[SocketOption.Get(socket, SocketOption.SOL_SOCKET, SocketOption.SO_DOMAIN) == AF_INET6 ? 28 : 16];
+        Span<byte> raw = stackalloc byte[SocketOption.Get(socket, LibC.SOL_SOCKET, LibC.SO_DOMAIN) == LibC.AF_INET6 ? 28 : 16];
         socklen_t length = (uint)raw.Length;
         fixed (byte* p = raw)
         {
-            if (LibC.getsockopt(socket.Value, SocketOption.SOL_SOCKET, SoPeerName, p, &length) != 0)
+            if (LibC.getsockopt(socket.Value, LibC.SOL_SOCKET, LibC.SO_PEERNAME, p, &length) != 0)
             {
                 int errno = LibC.errno;
                 return errno == Errno.ENOTCONN ? null : throw new NativeException("getsockopt(SO_PEERNAME)", errno);
@@ -135,7 +133,7 @@ public static unsafe class Socket
     {
         raw.Clear();
         bool v6 = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
-        BinaryPrimitives.WriteUInt16LittleEndian(raw, (ushort)(v6 ? AF_INET6 : AF_INET));
+        BinaryPrimitives.WriteUInt16LittleEndian(raw, (ushort)(v6 ? LibC.AF_INET6 : LibC.AF_INET));
         BinaryPrimitives.WriteUInt16BigEndian(raw[2..], (ushort)address.Port);
         if (v6)
         {
@@ -151,12 +149,15 @@ public static unsafe class Socket
     {
         int family = raw.Length >= 2 ? BinaryPrimitives.ReadUInt16LittleEndian(raw) : 0;
         int port = raw.Length >= 4 ? BinaryPrimitives.ReadUInt16BigEndian(raw[2..]) : 0;
-        return family switch
+        if (family == LibC.AF_INET && raw.Length >= 8)
         {
-            AF_INET when raw.Length >= 8 => new IPEndPoint(new IPAddress(raw[4..8]), port),
-            AF_INET6 when raw.Length >= 28 => new IPEndPoint(new IPAddress(raw[8..24], BinaryPrimitives.ReadUInt32LittleEndian(raw[24..])), port),
-            _ => throw new InvalidDataException($"not an IPv4 or IPv6 socket address (family {family}, {raw.Length} bytes)"),
-        };
+            return new IPEndPoint(new IPAddress(raw[4..8]), port);
+        }
+        if (family == LibC.AF_INET6 && raw.Length >= 28)
+        {
+            return new IPEndPoint(new IPAddress(raw[8..24], BinaryPrimitives.ReadUInt32LittleEndian(raw[24..])), port);
+        }
+        throw new InvalidDataException($"not an IPv4 or IPv6 socket address (family {family}, {raw.Length} bytes)");
     }
 
     public static void Listen(FileDescriptor socket, int backlog)
@@ -204,8 +205,7 @@ public static unsafe class Socket
     /// </summary>
     public static FileDescriptor OpenBoundFile(FileDescriptor socket)
     {
-        const int SiocUnixFile = 0x89E0; // SIOCPROTOPRIVATE
-        int fd = LibC.ioctl(socket.Value, SiocUnixFile);
+        int fd = LibC.ioctl(socket.Value, LibC.SIOCPROTOPRIVATE); // SIOCUNIXFILE
         return fd >= 0 ? new FileDescriptor(fd) : throw new NativeException("ioctl(SIOCUNIXFILE)", LibC.errno);
     }
 

@@ -6,7 +6,6 @@ namespace CriuPS.Native.Interop;
 /// <summary>recvmsg(2) and sendmsg(2) on sockets of this process; never blocking, never raising SIGPIPE.</summary>
 public static unsafe class SocketMessage
 {
-    private const int MSG_PEEK = 2, MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000, MSG_CMSG_CLOEXEC = 0x40000000;
     private const int ControlHeader = 16;
 
     // Room for the control messages of one message (CRIU's CMSG_MAX_SIZE): credentials, or a few descriptors.
@@ -35,7 +34,7 @@ public static unsafe class SocketMessage
                 msg_control = c,
                 msg_controllen = (uint)control.Length,
             };
-            long length = (long)LibC.recvmsg(socket.Value, &header, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+            long length = (long)LibC.recvmsg(socket.Value, &header, LibC.MSG_PEEK | LibC.MSG_DONTWAIT | LibC.MSG_CMSG_CLOEXEC);
             if (length < 0)
             {
                 int errno = LibC.errno;
@@ -54,7 +53,7 @@ public static unsafe class SocketMessage
     {
         fixed (byte* d = data)
         {
-            long length = (long)LibC.recv(socket.Value, d, (size_t)(ulong)data.Length, MSG_PEEK | MSG_DONTWAIT);
+            long length = (long)LibC.recv(socket.Value, d, (size_t)(ulong)data.Length, LibC.MSG_PEEK | LibC.MSG_DONTWAIT);
             if (length < 0)
             {
                 int errno = LibC.errno;
@@ -90,7 +89,7 @@ public static unsafe class SocketMessage
                 // Longer than what is mapped: the segment that crosses into the guard page faults instead of being cut.
                 var vector = new iovec { iov_base = (void*)(area + (ulong)dataPages * Page - (ulong)length), iov_len = (size_t)(ulong)(length + Page) };
                 var header = new msghdr { msg_iov = &vector, msg_iovlen = 1, msg_control = c, msg_controllen = (uint)control.Length };
-                long copied = (long)LibC.recvmsg(socket.Value, &header, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                long copied = (long)LibC.recvmsg(socket.Value, &header, LibC.MSG_PEEK | LibC.MSG_DONTWAIT | LibC.MSG_CMSG_CLOEXEC);
                 if (copied < 0)
                 {
                     int errno = LibC.errno;
@@ -109,7 +108,7 @@ public static unsafe class SocketMessage
     /// <summary>Closes the descriptors that SCM_RIGHTS messages brought into this process.</summary>
     public static void CloseRights(IEnumerable<ControlMessage> control)
     {
-        foreach (var fd in control.Where(c => c.Type == ControlMessage.SCM_RIGHTS).SelectMany(c => c.Descriptors()))
+        foreach (var fd in control.Where(c => c.Type == LibC.SCM_RIGHTS).SelectMany(c => c.Descriptors()))
         {
             LibC.close(fd);
         }
@@ -143,7 +142,7 @@ public static unsafe class SocketMessage
         fixed (byte* d = data)
         fixed (byte* a = address)
         {
-            long sent = (long)LibC.sendto(socket.Value, d, (size_t)(ulong)data.Length, MSG_DONTWAIT | MSG_NOSIGNAL, (sockaddr*)a, (uint)length);
+            long sent = (long)LibC.sendto(socket.Value, d, (size_t)(ulong)data.Length, LibC.MSG_DONTWAIT | LibC.MSG_NOSIGNAL, (sockaddr*)a, (uint)length);
             return sent >= 0 ? sent : -LibC.errno;
         }
     }
@@ -162,7 +161,7 @@ public static unsafe class SocketMessage
         {
             BinaryPrimitives.WriteUInt64LittleEndian(control, (ulong)(ControlHeader + rights.Length * 4));
             BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(8), 1); // SOL_SOCKET
-            BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(12), ControlMessage.SCM_RIGHTS);
+            BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(12), LibC.SCM_RIGHTS);
             for (int i = 0; i < rights.Length; i++)
             {
                 BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(ControlHeader + i * 4), rights[i]);
@@ -181,7 +180,7 @@ public static unsafe class SocketMessage
                 msg_control = controlLength > 0 ? c : null,
                 msg_controllen = (uint)controlLength,
             };
-            long sent = (long)LibC.sendmsg(socket.Value, &header, MSG_DONTWAIT | MSG_NOSIGNAL);
+            long sent = (long)LibC.sendmsg(socket.Value, &header, LibC.MSG_DONTWAIT | LibC.MSG_NOSIGNAL);
             return sent >= 0 ? sent : -LibC.errno;
         }
     }

@@ -7,17 +7,10 @@ namespace CriuPS.Native.Interop;
 /// <summary>The socket calls that tell whether sockets can be checkpointed: TCP repair mode and netlink requests.</summary>
 public static unsafe class Sockets
 {
-    private const int AfInet = 2, AfNetlink = 16;
-    private const int SockStream = 1, SockRaw = 3, SockCloexec = 0x80000;
-    private const int SolSocket = 1, SoRcvtimeo = 20;
-    private const int IpprotoTcp = 6, TcpRepair = 19;
-    private const int NlmsgError = 2;
-    private const int NlmsgHeaderSize = 16;
-
     /// <summary>Whether a fresh TCP socket accepts TCP_REPAIR (needs CAP_NET_ADMIN): 0, or the errno of the failing call.</summary>
     public static int TryTcpRepair(out string failedCall)
     {
-        int fd = LibC.socket(AfInet, SockStream | SockCloexec, IpprotoTcp);
+        int fd = LibC.socket(LibC.AF_INET, LibC.SOCK_STREAM | LibC.SOCK_CLOEXEC, LibC.IPPROTO_TCP);
         if (fd < 0)
         {
             failedCall = "socket(AF_INET, SOCK_STREAM)";
@@ -27,7 +20,7 @@ public static unsafe class Sockets
         {
             int on = 1;
             failedCall = "setsockopt(TCP_REPAIR)";
-            return LibC.setsockopt(fd, IpprotoTcp, TcpRepair, &on, sizeof(int)) < 0 ? LibC.errno : 0;
+            return LibC.setsockopt(fd, LibC.IPPROTO_TCP, LibC.TCP_REPAIR, &on, sizeof(int)) < 0 ? LibC.errno : 0;
         }
         finally
         {
@@ -40,7 +33,7 @@ public static unsafe class Sockets
     /// </summary>
     public static NetlinkAnswer NetlinkRequest(int protocol, ushort type, ushort flags, ReadOnlySpan<byte> body, TimeSpan timeout)
     {
-        int fd = LibC.socket(AfNetlink, SockRaw | SockCloexec, protocol);
+        int fd = LibC.socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, protocol);
         if (fd < 0)
         {
             return NetlinkAnswer.Failed($"socket(AF_NETLINK, {protocol})", LibC.errno);
@@ -48,13 +41,13 @@ public static unsafe class Sockets
         try
         {
             var wait = new TimeVal { Seconds = (long)timeout.TotalSeconds, Microseconds = timeout.Microseconds };
-            LibC.setsockopt(fd, SolSocket, SoRcvtimeo, &wait, (uint)sizeof(TimeVal));
-            var request = new byte[NlmsgHeaderSize + body.Length];
+            LibC.setsockopt(fd, LibC.SOL_SOCKET, LibC.SO_RCVTIMEO, &wait, (uint)sizeof(TimeVal));
+            var request = new byte[NetlinkMessages.HeaderLength + body.Length];
             BinaryPrimitives.WriteUInt32LittleEndian(request, (uint)request.Length);
             BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), type);
             BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), flags);
             BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), 1); // sequence number
-            body.CopyTo(request.AsSpan(NlmsgHeaderSize));
+            body.CopyTo(request.AsSpan(NetlinkMessages.HeaderLength));
             fixed (byte* r = request)
             {
                 if ((long)LibC.send(fd, r, request.Length, 0) < 0)
@@ -68,12 +61,12 @@ public static unsafe class Sockets
             {
                 received = (long)LibC.recv(fd, r, reply.Length, 0);
             }
-            if (received < NlmsgHeaderSize)
+            if (received < NetlinkMessages.HeaderLength)
             {
                 return NetlinkAnswer.Failed("recv(netlink reply)", received < 0 ? LibC.errno : Errno.EIO);
             }
             int replyType = BinaryPrimitives.ReadUInt16LittleEndian(reply.AsSpan(4));
-            int error = replyType == NlmsgError && received >= NlmsgHeaderSize + 4 ? -BinaryPrimitives.ReadInt32LittleEndian(reply.AsSpan(NlmsgHeaderSize)) : 0;
+            int error = replyType == NetlinkMessages.NlmsgError && received >= NetlinkMessages.HeaderLength + 4 ? -BinaryPrimitives.ReadInt32LittleEndian(reply.AsSpan(NetlinkMessages.HeaderLength)) : 0;
             return new NetlinkAnswer(replyType, error, error == 0 ? null : "netlink request");
         }
         finally

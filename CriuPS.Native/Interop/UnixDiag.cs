@@ -1,11 +1,12 @@
 using System.Buffers.Binary;
+using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
 /// <summary>Queries UNIX_DIAG over NETLINK_SOCK_DIAG and decodes its answers.</summary>
 public static class UnixDiag
 {
-    private const byte AfUnix = 1;
+    // linux/unix_diag.h, which Tmds.LibC does not cover; the family is its LibC.AF_UNIX.
     private const uint ShowName = 1, ShowVfs = 2, ShowPeer = 4, ShowIcons = 8, ShowRqlen = 16;
     private const ushort AttrName = 0, AttrVfs = 1, AttrPeer = 2, AttrIcons = 3, AttrRqlen = 4, AttrShutdown = 6;
     private const int MessageLength = 16;
@@ -42,7 +43,7 @@ public static class UnixDiag
     public static byte[] Request(uint inode)
     {
         var request = new byte[24];
-        request[0] = AfUnix;
+        request[0] = (byte)LibC.AF_UNIX;
         BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(4), uint.MaxValue);
         BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), inode);
         BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(12), ShowName | ShowVfs | ShowPeer | ShowIcons | ShowRqlen);
@@ -54,7 +55,7 @@ public static class UnixDiag
     /// <summary>Decodes one unix_diag_msg and its attributes (a netlink message's payload).</summary>
     public static UnixDiagSocket Parse(ReadOnlySpan<byte> body)
     {
-        if (body.Length < MessageLength || body[0] != AfUnix)
+        if (body.Length < MessageLength || body[0] != LibC.AF_UNIX)
         {
             throw new InvalidDataException($"UNIX_DIAG: not a unix_diag_msg ({body.Length} bytes, family {(body.Length > 0 ? body[0] : -1)})");
         }

@@ -1,5 +1,6 @@
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using Tmds.Linux;
 
 namespace CriuPS.Native.Ptrace;
 
@@ -14,9 +15,11 @@ namespace CriuPS.Native.Ptrace;
 /// </summary>
 internal static class AbandonedWaits
 {
-    // SIGRTMIN as the C library numbers it: CoreCLR's activation signal, which the runtime itself sends to threads to
-    // suspend them; its handler (SA_RESTART) does nothing to a thread outside managed code.
-    private const int ActivationSignal = 34;
+    // CoreCLR's activation signal, which the runtime itself sends to threads to suspend them; its handler (SA_RESTART)
+    // does nothing to a thread outside managed code. The runtime names it SIGRTMIN, the C library's, not the kernel's
+    // (32): glibc keeps the first real-time signals for itself and says at run time which is the first it leaves
+    // (__libc_current_sigrtmin, which Tmds.LibC's SIGRTMIN calls).
+    private static readonly int ActivationSignal = LibC.SIGRTMIN;
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
     private static readonly List<StopDoorbell> Watched = new();
     private static Timer? timer;
@@ -43,7 +46,7 @@ internal static class AbandonedWaits
             {
                 if (doorbell.WaiterTid is { } waiter && !IsOurs(doorbell.Tid) && KernelSigaction.IsHandled(ActivationSignal))
                 {
-                    Syscall.Raw(SystemCall.Tgkill, (ulong)Environment.ProcessId, (ulong)waiter, ActivationSignal);
+                    Syscall.Raw(SystemCall.Tgkill, (ulong)Environment.ProcessId, (ulong)waiter, (ulong)ActivationSignal);
                 }
             }
             if (Watched.Count == 0)

@@ -46,6 +46,33 @@ internal sealed class StopDoorbell
         return doorbell;
     }
 
+    /// <summary>
+    /// The status <paramref name="collect"/> finds for thread <paramref name="tid"/>, asked at once and again after
+    /// each ring of <paramref name="doorbell"/> (armed here when it is missing or has rung, and kept by the caller
+    /// between waits); null once <paramref name="deadline"/> (Environment.TickCount64) passed without one. The one
+    /// loop for both ways of collecting: wait4 for our own tracee, waitid(WNOWAIT) for one whose statuses the runtime
+    /// may take.
+    /// </summary>
+    public static WaitStatus? CollectOrWait(int tid, Func<int, WaitStatus?> collect, long deadline, ref StopDoorbell? doorbell)
+    {
+        while (true)
+        {
+            if (doorbell is null or { HasRung: true })
+            {
+                doorbell = null;
+                if (collect(tid) is { } status)
+                {
+                    return status;
+                }
+                doorbell = Arm(tid);
+            }
+            if (!doorbell.WaitRung(deadline))
+            {
+                return null;
+            }
+        }
+    }
+
     /// <summary>Waits for the ring until <paramref name="deadline"/> (Environment.TickCount64); false when it passed first.</summary>
     public bool WaitRung(long deadline)
     {

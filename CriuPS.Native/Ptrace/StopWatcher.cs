@@ -90,18 +90,10 @@ internal static unsafe class StopWatcher
         int tracedWithoutStatus = 0;
         while (true)
         {
-            if (doorbell is null or { HasRung: true })
+            long waitUntil = Math.Min(deadline, Environment.TickCount64 + CollectedStopCheck);
+            if (StopDoorbell.CollectOrWait(tid, static tid => Peek(tid, block: false), waitUntil, ref doorbell) is { } status)
             {
-                doorbell = null;
-                if (Peek(tid, block: false) is { } status)
-                {
-                    return status;
-                }
-                doorbell = StopDoorbell.Arm(tid);
-            }
-            if (doorbell.WaitRung(Math.Min(deadline, Environment.TickCount64 + CollectedStopCheck)))
-            {
-                continue;
+                return status;
             }
             switch (State(tid, processId))
             {

@@ -177,22 +177,7 @@ public sealed class Tracee
         {
             return Wait4.Wait(Tid, Wait4.WALL);
         }
-        while (true)
-        {
-            if (doorbell is null or { HasRung: true })
-            {
-                doorbell = null;
-                if (Wait4.Wait(Tid, Wait4.WALL | Wait4.WNOHANG) is { } status)
-                {
-                    return status;
-                }
-                doorbell = StopDoorbell.Arm(Tid);
-            }
-            if (!doorbell.WaitRung(deadline))
-            {
-                return null;
-            }
-        }
+        return StopDoorbell.CollectOrWait(Tid, static tid => Wait4.Wait(tid, Wait4.WALL | Wait4.WNOHANG), deadline, ref doorbell);
     }
 
     public void Continue(int signal = 0)

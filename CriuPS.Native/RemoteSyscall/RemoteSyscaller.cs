@@ -4,6 +4,7 @@ using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Ptrace;
+using Tmds.Linux;
 
 namespace CriuPS.Native.RemoteSyscall;
 
@@ -21,7 +22,6 @@ namespace CriuPS.Native.RemoteSyscall;
 public sealed class RemoteSyscaller
 {
     private static readonly IArchitecture Arch = IArchitecture.Current;
-    private const int SiTkill = -6; // si_code of a signal sent with tgkill
 
     private readonly Tracee thread;
     private readonly UserRegs legacyTemplate;
@@ -492,7 +492,7 @@ public sealed class RemoteSyscaller
         var info = Interop.Ptrace.GetSigInfo(thread.Tid);
         int code = BitConverter.ToInt32(info, 8);
         int sender = BitConverter.ToInt32(info, 16);
-        return code == SiTkill && sender == ownIds.Process;
+        return code == LibC.SI_TKILL && sender == ownIds.Process;
     }
 
     // The stop signal sent by someone else: what an untraced thread would do with it is nothing, so it is dropped.

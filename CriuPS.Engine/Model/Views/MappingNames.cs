@@ -1,5 +1,6 @@
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Memory;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Model.Views;
 
@@ -9,7 +10,6 @@ namespace CriuPS.Engine.Model.Views;
 /// </summary>
 internal sealed class MappingNames(FileNames files)
 {
-    private const uint MapGrowsDown = 0x0100;
     private readonly Dictionary<ulong, int> segments = new();
 
     public string Of(VmaEntry vma)
@@ -24,7 +24,7 @@ internal sealed class MappingNames(FileNames files)
             _ when status.HasFlag(VmaStatus.Stack) => "[stack]",
             _ when status.HasFlag(VmaStatus.Vsyscall) => "[vsyscall]",
             _ when status.HasFlag(VmaStatus.Vdso) => "[vdso]",
-            _ when (vma.Flags & MapGrowsDown) != 0 => "[stack?]",
+            _ when (vma.Flags & (uint)LibC.MAP_GROWSDOWN) != 0 => "[stack?]",
             _ => "",
         };
         // crit marks what CRIU does not treat as ordinary memory of the process.

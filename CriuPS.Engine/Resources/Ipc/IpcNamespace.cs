@@ -8,6 +8,7 @@ using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Ipc;
 
@@ -122,10 +123,10 @@ internal static class IpcNamespace
             PosixQueues.Restore(session, ownNamespace: false);
             return;
         }
-        root.Caller.Checked("unshare(CLONE_NEWIPC)", SystemCall.Unshare, Setns.CloneNewIpc);
+        root.Caller.Checked("unshare(CLONE_NEWIPC)", SystemCall.Unshare, (uint)LibC.CLONE_NEWIPC);
         foreach (var process in processes.Skip(1))
         {
-            ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/{Link}", Setns.CloneNewIpc, $"the IPC namespace of {root.Pid}");
+            ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/{Link}", LibC.CLONE_NEWIPC, $"the IPC namespace of {root.Pid}");
         }
         state.Namespace = FileDescriptor.Open($"/proc/{root.HostPid}/ns/{Link}", O.RDONLY);
         using (Setns.EnterIpc(state.Namespace))

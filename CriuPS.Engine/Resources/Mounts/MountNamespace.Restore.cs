@@ -8,6 +8,7 @@ using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Mounts;
 
@@ -220,7 +221,7 @@ internal static partial class MountNamespace
             // Every process joins before the mounts are made: a proc mount is made by a process of its PID namespace.
             foreach (var process in processes.Skip(1))
             {
-                ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/mnt", Setns.CloneNewNs, $"the mount namespace of {root.Pid}");
+                ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/mnt", LibC.CLONE_NEWNS, $"the mount namespace of {root.Pid}");
             }
             foreach (var mount in InBuildOrder(saved))
             {

@@ -4,6 +4,7 @@ using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Mounts;
 
@@ -16,7 +17,7 @@ internal sealed class MountTreeBuilder(RestoringProcess root, string staging, st
     /// <summary>unshare(CLONE_NEWNS), and every mount private at once: nothing done next may reach the host's namespace.</summary>
     public void Begin()
     {
-        Call("unshare(CLONE_NEWNS)", "/", SystemCall.Unshare, Setns.CloneNewNs);
+        Call("unshare(CLONE_NEWNS)", "/", SystemCall.Unshare, (uint)LibC.CLONE_NEWNS);
         var scratch = root.Injection.Scratch;
         scratch.Reset();
         Call("mount(MS_REC | MS_PRIVATE)", "/", SystemCall.Mount, 0, scratch.PutString("/").Value, 0, MountFlags.Recursive | MountFlags.Private);

@@ -7,6 +7,7 @@ using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Network;
 
@@ -96,7 +97,7 @@ internal sealed class TreeNetwork : IDisposable
         {
             return;
         }
-        ProcessNamespaces.Join(process.Injection, $"/proc/{session.EnginePid}/fd/{target.Handle.Value}", Setns.CloneNewNet, $"the {target}");
+        ProcessNamespaces.Join(process.Injection, $"/proc/{session.EnginePid}/fd/{target.Handle.Value}", LibC.CLONE_NEWNET, $"the {target}");
         session.Log.Detail($"process {process.Pid}: in the {target}");
     }
 

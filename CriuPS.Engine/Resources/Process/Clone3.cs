@@ -4,6 +4,7 @@ using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
 using CriuPS.Native.RemoteSyscall;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Process;
 
@@ -13,8 +14,6 @@ namespace CriuPS.Engine.Resources.Process;
 /// </summary>
 internal static class Clone3
 {
-    public const ulong CloneVm = 0x100, CloneFs = 0x200, CloneFiles = 0x400, CloneSighand = 0x800, CloneParent = 0x8000;
-    public const ulong CloneThread = 0x10000, CloneSysvsem = 0x40000;
     private const int ArgsSize = 11 * 8;
 
     /// <summary>
@@ -55,7 +54,7 @@ internal static class Clone3
         if (created == -Errno.EPERM)
         {
             // The capability counts in the user namespace that owns the PID namespace, and in the task that forks.
-            throw levels.Count == 0 || (flags & (ulong)Setns.CloneNewPid) != 0 && !SessionPrivileges.Current().Has(Capability.SysAdmin)
+            throw levels.Count == 0 || (flags & (uint)LibC.CLONE_NEWPID) != 0 && !SessionPrivileges.Current().Has(Capability.SysAdmin)
                 ? MissingPrivilege.For(Capability.SysAdmin, $"Creating {what} (clone3 with CLONE_NEWPID, in the task {caller.Thread.Tid})", caller.Thread.Tid,
                     new NativeException("clone3 with CLONE_NEWPID", Errno.EPERM))
                 : MissingPrivilege.For(Capability.CheckpointRestore,

@@ -182,7 +182,7 @@ internal static partial class ProcessTree
             Tracee task;
             // The init of a PID namespace its parent made is born into a new one.
             bool isInit = PidLevels.IsNamespaceInit(child, parent.Pstree);
-            ulong newNamespace = isInit ? (ulong)Setns.CloneNewPid : 0;
+            ulong newNamespace = isInit ? (uint)LibC.CLONE_NEWPID : 0;
             var levels = PidLevels.Process(child);
             if (targetSession == (int)child.Pid || targetSession == pids.SessionOf(parent.Pid))
             {
@@ -194,7 +194,7 @@ internal static partial class ProcessTree
                 // Born into a session its parent is not in: forked by a process of that session whose parent is the
                 // same (CLONE_PARENT makes the child its sibling), which takes the exit signal from it.
                 var forker = SessionForker(parent, child, targetSession);
-                task = Clone3.Create(forker.Caller, forker.Scratch, levels, SharingFlags(parent.Pid, child) | Clone3.CloneParent | newNamespace, 0);
+                task = Clone3.Create(forker.Caller, forker.Scratch, levels, SharingFlags(parent.Pid, child) | (uint)LibC.CLONE_PARENT | newNamespace, 0);
                 if (shells.FirstOrDefault(s => s.Injection == forker) is { } sibling)
                 {
                     forkers[(int)child.Pid] = sibling;
@@ -204,7 +204,7 @@ internal static partial class ProcessTree
             if (isInit && ParentEntersNamespace(parent, child))
             {
                 // As unshare(CLONE_NEWPID) left it: the parent's next children are born into the namespace too.
-                ProcessNamespaces.Join(parent.Injection, $"/proc/{task.Tid}/ns/pid", Setns.CloneNewPid, $"the PID namespace of {child.Pid}");
+                ProcessNamespaces.Join(parent.Injection, $"/proc/{task.Tid}/ns/pid", LibC.CLONE_NEWPID, $"the PID namespace of {child.Pid}");
             }
             Adopt(child, task);
             CreateSubtree(child);
@@ -227,8 +227,8 @@ internal static partial class ProcessTree
             {
                 return 0;
             }
-            return (childImages.Ids.FilesId == parentImages.Ids.FilesId ? Clone3.CloneFiles : 0)
-                | (childImages.Ids.FsId == parentImages.Ids.FsId ? Clone3.CloneFs : 0);
+            return (childImages.Ids.FilesId == parentImages.Ids.FilesId ? (uint)LibC.CLONE_FILES : 0)
+                | (childImages.Ids.FsId == parentImages.Ids.FsId ? (uint)LibC.CLONE_FS : 0);
         }
 
         // A child of the parent already in the session (one that shares what the parent shares with the new child),

@@ -8,6 +8,7 @@ using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Process;
 
@@ -77,7 +78,7 @@ internal static class UtsNamespace
         var root = processes[0];
         var caller = root.Caller;
         var scratch = root.Injection.Scratch;
-        caller.Checked("unshare(CLONE_NEWUTS)", SystemCall.Unshare, Setns.CloneNewUts);
+        caller.Checked("unshare(CLONE_NEWUTS)", SystemCall.Unshare, (uint)LibC.CLONE_NEWUTS);
         scratch.Reset();
         var host = Encoding.UTF8.GetBytes(saved.Nodename);
         caller.Checked($"sethostname('{saved.Nodename}')", SystemCall.Sethostname, scratch.Put(host).Value, (ulong)host.Length);
@@ -85,7 +86,7 @@ internal static class UtsNamespace
         caller.Checked($"setdomainname('{saved.Domainname}')", SystemCall.Setdomainname, scratch.Put(domain).Value, (ulong)domain.Length);
         foreach (var process in processes.Skip(1))
         {
-            ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/uts", Setns.CloneNewUts, $"the UTS namespace of {root.Pid}");
+            ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/uts", LibC.CLONE_NEWUTS, $"the UTS namespace of {root.Pid}");
         }
         session.Log.Detail($"UTS namespace made again: host name '{saved.Nodename}', domain name '{saved.Domainname}', {processes.Count} process(es) in it");
     }

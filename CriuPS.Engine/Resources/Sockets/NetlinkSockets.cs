@@ -7,6 +7,7 @@ using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -42,7 +43,7 @@ internal sealed class NetlinkSockets : FileKind
             return false;
         }
         using var copy = probe.Copy();
-        return copy is not null && Get(copy, SOL_SOCKET, SO_DOMAIN) == Native.Interop.Socket.AF_NETLINK;
+        return copy is not null && Get(copy, LibC.SOL_SOCKET, LibC.SO_DOMAIN) == LibC.AF_NETLINK;
     }
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options)
@@ -71,7 +72,7 @@ internal sealed class NetlinkSockets : FileKind
         {
             Id = dump.Id,
             Ino = (uint)dump.Probe.Status.Inode,
-            Protocol = (uint)Get(socket, SOL_SOCKET, SO_PROTOCOL),
+            Protocol = (uint)Get(socket, LibC.SOL_SOCKET, LibC.SO_PROTOCOL),
             State = peerPort != 0 || peerGroups != 0 ? Connected : Unconnected,
             Flags = dump.Flags,
             Portid = portId,
@@ -79,16 +80,16 @@ internal sealed class NetlinkSockets : FileKind
             // The peer's group comes back as a one-bit mask; the image keeps its number.
             DstGroup = peerGroups == 0 ? 0 : (uint)BitOperations.TrailingZeroCount(peerGroups) + 1,
             Fown = dump.Owner,
-            Opts = SocketOptions.Dump(socket, Native.Interop.Socket.AF_NETLINK),
+            Opts = SocketOptions.Dump(socket, LibC.AF_NETLINK),
             NsId = dump.Session.ObjectIds.For($"net:[{ns.Inode}]"),
-            CriupsType = (uint)Get(socket, SOL_SOCKET, SO_TYPE),
-            CriupsPktinfo = Get(socket, SOL_NETLINK, NETLINK_PKTINFO) != 0,
-            CriupsBroadcastError = Get(socket, SOL_NETLINK, NETLINK_BROADCAST_ERROR) != 0,
-            CriupsNoEnobufs = Get(socket, SOL_NETLINK, NETLINK_NO_ENOBUFS) != 0,
-            CriupsListenAllNsid = Get(socket, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID) != 0,
-            CriupsCapAck = Get(socket, SOL_NETLINK, NETLINK_CAP_ACK) != 0,
-            CriupsExtAck = Get(socket, SOL_NETLINK, NETLINK_EXT_ACK) != 0,
-            CriupsGetStrictChk = Get(socket, SOL_NETLINK, NETLINK_GET_STRICT_CHK) != 0,
+            CriupsType = (uint)Get(socket, LibC.SOL_SOCKET, LibC.SO_TYPE),
+            CriupsPktinfo = Get(socket, LibC.SOL_NETLINK, NETLINK_PKTINFO) != 0,
+            CriupsBroadcastError = Get(socket, LibC.SOL_NETLINK, NETLINK_BROADCAST_ERROR) != 0,
+            CriupsNoEnobufs = Get(socket, LibC.SOL_NETLINK, NETLINK_NO_ENOBUFS) != 0,
+            CriupsListenAllNsid = Get(socket, LibC.SOL_NETLINK, NETLINK_LISTEN_ALL_NSID) != 0,
+            CriupsCapAck = Get(socket, LibC.SOL_NETLINK, NETLINK_CAP_ACK) != 0,
+            CriupsExtAck = Get(socket, LibC.SOL_NETLINK, NETLINK_EXT_ACK) != 0,
+            CriupsGetStrictChk = Get(socket, LibC.SOL_NETLINK, NETLINK_GET_STRICT_CHK) != 0,
         };
         entry.Groups.AddRange(NetlinkSocket.Memberships(socket));
         if (!ns.IsEngines)
@@ -104,7 +105,7 @@ internal sealed class NetlinkSockets : FileKind
     }
 
     private static string Describe(FileDescriptor socket) =>
-        Describe((uint)Get(socket, SOL_SOCKET, SO_PROTOCOL), NetlinkSocket.Name(socket).PortId);
+        Describe((uint)Get(socket, LibC.SOL_SOCKET, LibC.SO_PROTOCOL), NetlinkSocket.Name(socket).PortId);
 
     /// <summary>"netlink socket (protocol 0, port 4242)": how messages and Get-CheckpointImage name it.</summary>
     public static string Describe(uint protocol, uint portId) =>
@@ -128,7 +129,7 @@ internal sealed class NetlinkSockets : FileKind
         FileDescriptor socket;
         using (ns.Enter())
         {
-            socket = Step(shown, "be created", () => Native.Interop.Socket.Create(Native.Interop.Socket.AF_NETLINK, (int)(entry.HasCriupsType ? entry.CriupsType : Native.Interop.Socket.SOCK_RAW), (int)entry.Protocol));
+            socket = Step(shown, "be created", () => Native.Interop.Socket.Create(LibC.AF_NETLINK, entry.HasCriupsType ? (int)entry.CriupsType : LibC.SOCK_RAW, (int)entry.Protocol));
         }
         try
         {
@@ -145,7 +146,7 @@ internal sealed class NetlinkSockets : FileKind
 
     private static void CheckValues(NetlinkSkEntry entry, string shown, string directory)
     {
-        string? problem = (entry.HasCriupsType && entry.CriupsType is not (uint)Native.Interop.Socket.SOCK_RAW and not (uint)Native.Interop.Socket.SOCK_DGRAM) ? $"type {entry.CriupsType}"
+        string? problem = (entry.HasCriupsType && entry.CriupsType != LibC.SOCK_RAW && entry.CriupsType != LibC.SOCK_DGRAM) ? $"type {entry.CriupsType}"
             : entry.Protocol >= MaxProtocols ? $"protocol {entry.Protocol} (netlink has {MaxProtocols})"
             : entry.State is not Unconnected and not Connected ? $"state {entry.State}"
             : entry.DstGroup > 32 ? $"a peer group {entry.DstGroup} (at most 32)"
@@ -181,7 +182,7 @@ internal sealed class NetlinkSockets : FileKind
                 int group = (word * 32) + BitOperations.TrailingZeroCount(bits) + 1;
                 try
                 {
-                    Set(socket, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
+                    Set(socket, LibC.SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
                 }
                 catch (NativeException e) when (e.Errno == Errno.EINVAL)
                 {
@@ -202,7 +203,7 @@ internal sealed class NetlinkSockets : FileKind
             if (saved[i])
             {
                 var (option, name) = Flags[i];
-                Step(shown, $"take {name}", () => Set(socket, SOL_NETLINK, option, 1));
+                Step(shown, $"take {name}", () => Set(socket, LibC.SOL_NETLINK, option, 1));
             }
         }
         SocketOptions.Restore(socket, entry.Opts);

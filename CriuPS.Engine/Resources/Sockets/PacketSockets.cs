@@ -8,6 +8,7 @@ using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using static CriuPS.Native.Interop.PacketSocket;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -33,7 +34,7 @@ internal sealed class PacketSockets : FileKind
         {
             return null; // closed meanwhile
         }
-        if (Get(copy, SOL_SOCKET, SO_TYPE) == SOCK_PACKET)
+        if (Get(copy, LibC.SOL_SOCKET, LibC.SO_TYPE) == LibC.SOCK_PACKET)
         {
             return $"fd {probe.Fd}: a packet socket of the obsolete type SOCK_PACKET (not supported yet)";
         }
@@ -63,7 +64,7 @@ internal sealed class PacketSockets : FileKind
             Flags = dump.Flags,
             Ifindex = diag.InterfaceIndex,
             Fown = dump.Owner,
-            Opts = SocketOptions.Dump(socket, AF_PACKET),
+            Opts = SocketOptions.Dump(socket, LibC.AF_PACKET),
             Version = diag.Version,
             Reserve = diag.Reserve,
             AuxData = (diag.Flags & PacketDiagSocket.FlagAuxData) != 0,
@@ -127,7 +128,7 @@ internal sealed class PacketSockets : FileKind
 
     /// <summary>A packet socket as messages and Get-CheckpointImage show it.</summary>
     public static string Describe(int type, int protocol, uint interfaceIndex) =>
-        $"packet socket ({(type == Native.Interop.Socket.SOCK_DGRAM ? "datagram" : "raw")}, protocol 0x{protocol:x4}, {(interfaceIndex == 0 ? "every interface" : $"interface {interfaceIndex}")})";
+        $"packet socket ({(type == LibC.SOCK_DGRAM ? "datagram" : "raw")}, protocol 0x{protocol:x4}, {(interfaceIndex == 0 ? "every interface" : $"interface {interfaceIndex}")})";
 
     public static string Describe(PacketSockEntry entry) => Describe((int)entry.Type, (int)entry.Protocol, entry.Ifindex);
 
@@ -142,7 +143,7 @@ internal sealed class PacketSockets : FileKind
     private static bool IsPacket(DescriptorProbe probe)
     {
         using var copy = probe.Copy();
-        return copy is not null && Get(copy, SOL_SOCKET, SO_DOMAIN) == AF_PACKET;
+        return copy is not null && Get(copy, LibC.SOL_SOCKET, LibC.SO_DOMAIN) == LibC.AF_PACKET;
     }
 
     public override FileDescriptor Open(RestoreSession session, FileEntry file)
@@ -151,7 +152,7 @@ internal sealed class PacketSockets : FileKind
         string shown = Describe(entry);
         using var ns = Network.TreeNetwork.SocketNamespace(session, entry.HasCriupsNetnsInode, entry.CriupsNetnsInode,
             entry.HasCriupsNetnsName ? entry.CriupsNetnsName : null, shown);
-        if (entry.Type == SOCK_PACKET)
+        if (entry.Type == LibC.SOCK_PACKET)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                 $"files.img: the packet socket id {entry.Id} is of the obsolete type SOCK_PACKET, which CriuPS does not restore.", session.Images.Directory);
@@ -162,7 +163,7 @@ internal sealed class PacketSockets : FileKind
             try
             {
                 // The protocol travels in network byte order.
-                socket = Native.Interop.Socket.Create(AF_PACKET, (int)entry.Type, System.Net.IPAddress.HostToNetworkOrder((short)entry.Protocol) & 0xffff);
+                socket = Native.Interop.Socket.Create(LibC.AF_PACKET, (int)entry.Type, System.Net.IPAddress.HostToNetworkOrder((short)entry.Protocol) & 0xffff);
             }
             catch (NativeException e) when (e.Errno == Errno.EPERM)
             {
@@ -194,16 +195,16 @@ internal sealed class PacketSockets : FileKind
     // (which needs the socket bound and running).
     private static void Restore(FileDescriptor socket, PacketSockEntry entry, string shown)
     {
-        Step(shown, "PACKET_VERSION", () => Set(socket, SOL_PACKET, PACKET_VERSION, (int)entry.Version));
-        Step(shown, "PACKET_RESERVE", () => Set(socket, SOL_PACKET, PACKET_RESERVE, (int)entry.Reserve));
-        Step(shown, "PACKET_TIMESTAMP", () => Set(socket, SOL_PACKET, PACKET_TIMESTAMP, (int)entry.Timestamp));
-        Step(shown, "PACKET_COPY_THRESH", () => Set(socket, SOL_PACKET, PACKET_COPY_THRESH, (int)entry.CopyThresh));
-        foreach (var (on, option, name) in new[] { (entry.AuxData, PACKET_AUXDATA, "PACKET_AUXDATA"), (entry.OrigDev, PACKET_ORIGDEV, "PACKET_ORIGDEV"),
-            (entry.VnetHdr, PACKET_VNET_HDR, "PACKET_VNET_HDR"), (entry.Loss, PACKET_LOSS, "PACKET_LOSS") })
+        Step(shown, "PACKET_VERSION", () => Set(socket, LibC.SOL_PACKET, LibC.PACKET_VERSION, (int)entry.Version));
+        Step(shown, "PACKET_RESERVE", () => Set(socket, LibC.SOL_PACKET, LibC.PACKET_RESERVE, (int)entry.Reserve));
+        Step(shown, "PACKET_TIMESTAMP", () => Set(socket, LibC.SOL_PACKET, LibC.PACKET_TIMESTAMP, (int)entry.Timestamp));
+        Step(shown, "PACKET_COPY_THRESH", () => Set(socket, LibC.SOL_PACKET, LibC.PACKET_COPY_THRESH, (int)entry.CopyThresh));
+        foreach (var (on, option, name) in new[] { (entry.AuxData, LibC.PACKET_AUXDATA, "PACKET_AUXDATA"), (entry.OrigDev, LibC.PACKET_ORIGDEV, "PACKET_ORIGDEV"),
+            (entry.VnetHdr, LibC.PACKET_VNET_HDR, "PACKET_VNET_HDR"), (entry.Loss, LibC.PACKET_LOSS, "PACKET_LOSS") })
         {
             if (on)
             {
-                Step(shown, name, () => Set(socket, SOL_PACKET, option, 1));
+                Step(shown, name, () => Set(socket, LibC.SOL_PACKET, option, 1));
             }
         }
         foreach (var membership in entry.Mclist)
@@ -213,19 +214,19 @@ internal sealed class PacketSockets : FileKind
                 throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"files.img: a membership of the {shown} has an address of {membership.Addr.Length} bytes.", shown);
             }
             Step(shown, $"PACKET_ADD_MEMBERSHIP (type {membership.Type}, interface {membership.Index})",
-                () => Set(socket, SOL_PACKET, PACKET_ADD_MEMBERSHIP, Membership((int)membership.Index, (ushort)membership.Type, membership.Addr.Span)));
+                () => Set(socket, LibC.SOL_PACKET, LibC.PACKET_ADD_MEMBERSHIP, Membership((int)membership.Index, (ushort)membership.Type, membership.Addr.Span)));
         }
-        foreach (var (ring, option, name) in new[] { (entry.RxRing, PACKET_RX_RING, "PACKET_RX_RING"), (entry.TxRing, PACKET_TX_RING, "PACKET_TX_RING") })
+        foreach (var (ring, option, name) in new[] { (entry.RxRing, LibC.PACKET_RX_RING, "PACKET_RX_RING"), (entry.TxRing, LibC.PACKET_TX_RING, "PACKET_TX_RING") })
         {
             if (ring is not null)
             {
-                Step(shown, $"{name} ({ring.BlockNr} blocks of {ring.BlockSize} bytes)", () => Set(socket, SOL_PACKET, option,
+                Step(shown, $"{name} ({ring.BlockNr} blocks of {ring.BlockSize} bytes)", () => Set(socket, LibC.SOL_PACKET, option,
                     PacketSocket.Ring(ring.BlockSize, ring.BlockNr, ring.FrameSize, ring.FrameNr, ring.RetireTmo, ring.SizeofPriv, ring.Features)));
             }
         }
         if (entry.HasFanout)
         {
-            Step(shown, $"PACKET_FANOUT (group {entry.Fanout & 0xffff}, type {entry.Fanout >> 16})", () => Set(socket, SOL_PACKET, PACKET_FANOUT, (int)entry.Fanout));
+            Step(shown, $"PACKET_FANOUT (group {entry.Fanout & 0xffff}, type {entry.Fanout >> 16})", () => Set(socket, LibC.SOL_PACKET, LibC.PACKET_FANOUT, (int)entry.Fanout));
         }
     }
 

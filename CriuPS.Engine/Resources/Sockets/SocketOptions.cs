@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -31,29 +32,29 @@ internal static class SocketOptions
     /// <param name="family">AF_UNIX, AF_INET...: as CRIU, credential passing is saved for unix sockets only.</param>
     public static SkOptsEntry Dump(FileDescriptor socket, int family)
     {
-        var send = GetStruct<TimeVal>(socket, SO_SNDTIMEO);
-        var receive = GetStruct<TimeVal>(socket, SO_RCVTIMEO);
-        var linger = GetStruct<Linger>(socket, SO_LINGER);
-        int mark = Get(socket, SOL_SOCKET, SO_MARK);
+        var send = GetStruct<TimeVal>(socket, LibC.SO_SNDTIMEO);
+        var receive = GetStruct<TimeVal>(socket, LibC.SO_RCVTIMEO);
+        var linger = GetStruct<Linger>(socket, LibC.SO_LINGER);
+        int mark = Get(socket, LibC.SOL_SOCKET, LibC.SO_MARK);
         var options = new SkOptsEntry
         {
             // getsockopt reports the doubled size the kernel uses; Restore halves it again.
-            SoSndbuf = (uint)Get(socket, SOL_SOCKET, SO_SNDBUF),
-            SoRcvbuf = (uint)Get(socket, SOL_SOCKET, SO_RCVBUF),
+            SoSndbuf = (uint)Get(socket, LibC.SOL_SOCKET, LibC.SO_SNDBUF),
+            SoRcvbuf = (uint)Get(socket, LibC.SOL_SOCKET, LibC.SO_RCVBUF),
             SoSndTmoSec = (ulong)send.Seconds,
             SoSndTmoUsec = (ulong)send.Microseconds,
             SoRcvTmoSec = (ulong)receive.Seconds,
             SoRcvTmoUsec = (ulong)receive.Microseconds,
-            SoBufLock = (uint)Get(socket, SOL_SOCKET, SO_BUF_LOCK),
-            SoPriority = (uint)Get(socket, SOL_SOCKET, SO_PRIORITY),
-            SoRcvlowat = (uint)Get(socket, SOL_SOCKET, SO_RCVLOWAT),
-            Reuseaddr = Flag(socket, SO_REUSEADDR),
-            SoReuseport = Flag(socket, SO_REUSEPORT),
-            SoDontroute = Flag(socket, SO_DONTROUTE),
-            SoNoCheck = Flag(socket, SO_NO_CHECK),
-            SoBroadcast = Flag(socket, SO_BROADCAST),
-            SoKeepalive = Flag(socket, SO_KEEPALIVE),
-            SoOobinline = (uint)Get(socket, SOL_SOCKET, SO_OOBINLINE),
+            SoBufLock = (uint)Get(socket, LibC.SOL_SOCKET, SO_BUF_LOCK),
+            SoPriority = (uint)Get(socket, LibC.SOL_SOCKET, LibC.SO_PRIORITY),
+            SoRcvlowat = (uint)Get(socket, LibC.SOL_SOCKET, LibC.SO_RCVLOWAT),
+            Reuseaddr = Flag(socket, LibC.SO_REUSEADDR),
+            SoReuseport = Flag(socket, LibC.SO_REUSEPORT),
+            SoDontroute = Flag(socket, LibC.SO_DONTROUTE),
+            SoNoCheck = Flag(socket, LibC.SO_NO_CHECK),
+            SoBroadcast = Flag(socket, LibC.SO_BROADCAST),
+            SoKeepalive = Flag(socket, LibC.SO_KEEPALIVE),
+            SoOobinline = (uint)Get(socket, LibC.SOL_SOCKET, LibC.SO_OOBINLINE),
         };
         // As CRIU: a mark is saved only when set (restoring one needs CAP_NET_ADMIN), linger only when on.
         if (mark != 0)
@@ -66,10 +67,10 @@ internal static class SocketOptions
         }
         if (family == UnixFamily)
         {
-            options.SoPasscred = Flag(socket, SO_PASSCRED);
-            options.SoPasssec = Flag(socket, SO_PASSSEC);
+            options.SoPasscred = Flag(socket, LibC.SO_PASSCRED);
+            options.SoPasssec = Flag(socket, LibC.SO_PASSSEC);
         }
-        var device = GetString(socket, SOL_SOCKET, SO_BINDTODEVICE);
+        var device = GetString(socket, LibC.SOL_SOCKET, LibC.SO_BINDTODEVICE);
         if (device.Length > 0)
         {
             options.SoBoundDev = device;
@@ -84,40 +85,40 @@ internal static class SocketOptions
     /// </summary>
     public static void Restore(FileDescriptor socket, SkOptsEntry options)
     {
-        Set(socket, SOL_SOCKET, SO_SNDBUFFORCE, (int)(options.SoSndbuf / 2));
-        Set(socket, SOL_SOCKET, SO_RCVBUFFORCE, (int)(options.SoRcvbuf / 2));
+        Set(socket, LibC.SOL_SOCKET, LibC.SO_SNDBUFFORCE, (int)(options.SoSndbuf / 2));
+        Set(socket, LibC.SOL_SOCKET, LibC.SO_RCVBUFFORCE, (int)(options.SoRcvbuf / 2));
         if (options.HasSoBufLock)
         {
-            Set(socket, SOL_SOCKET, SO_BUF_LOCK, (int)options.SoBufLock);
+            Set(socket, LibC.SOL_SOCKET, SO_BUF_LOCK, (int)options.SoBufLock);
         }
         if (options.HasSoPriority)
         {
-            Set(socket, SOL_SOCKET, SO_PRIORITY, (int)options.SoPriority);
+            Set(socket, LibC.SOL_SOCKET, LibC.SO_PRIORITY, (int)options.SoPriority);
         }
         if (options.HasSoRcvlowat)
         {
-            Set(socket, SOL_SOCKET, SO_RCVLOWAT, (int)options.SoRcvlowat);
+            Set(socket, LibC.SOL_SOCKET, LibC.SO_RCVLOWAT, (int)options.SoRcvlowat);
         }
         if (options.HasSoMark)
         {
-            Set(socket, SOL_SOCKET, SO_MARK, (int)options.SoMark);
+            Set(socket, LibC.SOL_SOCKET, LibC.SO_MARK, (int)options.SoMark);
         }
         // Saved flags are set either way: a socket made by accept(2) starts with some of its listener's.
-        SetFlag(socket, SO_REUSEADDR, options.HasReuseaddr, options.Reuseaddr);
-        SetFlag(socket, SO_REUSEPORT, options.HasSoReuseport, options.SoReuseport);
-        SetFlag(socket, SO_PASSCRED, options.HasSoPasscred, options.SoPasscred);
-        SetFlag(socket, SO_PASSSEC, options.HasSoPasssec, options.SoPasssec);
-        SetFlag(socket, SO_DONTROUTE, options.HasSoDontroute, options.SoDontroute);
-        SetFlag(socket, SO_NO_CHECK, options.HasSoNoCheck, options.SoNoCheck);
-        SetFlag(socket, SO_BROADCAST, options.HasSoBroadcast, options.SoBroadcast);
-        SetFlag(socket, SO_KEEPALIVE, options.HasSoKeepalive, options.SoKeepalive);
-        SetFlag(socket, SO_OOBINLINE, options.HasSoOobinline, options.SoOobinline != 0);
+        SetFlag(socket, LibC.SO_REUSEADDR, options.HasReuseaddr, options.Reuseaddr);
+        SetFlag(socket, LibC.SO_REUSEPORT, options.HasSoReuseport, options.SoReuseport);
+        SetFlag(socket, LibC.SO_PASSCRED, options.HasSoPasscred, options.SoPasscred);
+        SetFlag(socket, LibC.SO_PASSSEC, options.HasSoPasssec, options.SoPasssec);
+        SetFlag(socket, LibC.SO_DONTROUTE, options.HasSoDontroute, options.SoDontroute);
+        SetFlag(socket, LibC.SO_NO_CHECK, options.HasSoNoCheck, options.SoNoCheck);
+        SetFlag(socket, LibC.SO_BROADCAST, options.HasSoBroadcast, options.SoBroadcast);
+        SetFlag(socket, LibC.SO_KEEPALIVE, options.HasSoKeepalive, options.SoKeepalive);
+        SetFlag(socket, LibC.SO_OOBINLINE, options.HasSoOobinline, options.SoOobinline != 0);
         if (options.HasSoLinger)
         {
-            SetStruct(socket, SO_LINGER, new Linger { OnOff = 1, Seconds = (int)options.SoLinger });
+            SetStruct(socket, LibC.SO_LINGER, new Linger { OnOff = 1, Seconds = (int)options.SoLinger });
         }
-        SetStruct(socket, SO_SNDTIMEO, new TimeVal { Seconds = (long)options.SoSndTmoSec, Microseconds = (long)options.SoSndTmoUsec });
-        SetStruct(socket, SO_RCVTIMEO, new TimeVal { Seconds = (long)options.SoRcvTmoSec, Microseconds = (long)options.SoRcvTmoUsec });
+        SetStruct(socket, LibC.SO_SNDTIMEO, new TimeVal { Seconds = (long)options.SoSndTmoSec, Microseconds = (long)options.SoSndTmoUsec });
+        SetStruct(socket, LibC.SO_RCVTIMEO, new TimeVal { Seconds = (long)options.SoRcvTmoSec, Microseconds = (long)options.SoRcvTmoUsec });
         BindToDevice(socket, options);
         if (options.SoFilter.Count > 0)
         {
@@ -130,28 +131,28 @@ internal static class SocketOptions
     {
         if (options.HasSoBoundDev)
         {
-            Set(socket, SOL_SOCKET, SO_BINDTODEVICE, System.Text.Encoding.UTF8.GetBytes(options.SoBoundDev));
+            Set(socket, LibC.SOL_SOCKET, LibC.SO_BINDTODEVICE, System.Text.Encoding.UTF8.GetBytes(options.SoBoundDev));
         }
     }
 
-    private static bool Flag(FileDescriptor socket, int name) => Get(socket, SOL_SOCKET, name) != 0;
+    private static bool Flag(FileDescriptor socket, int name) => Get(socket, LibC.SOL_SOCKET, name) != 0;
 
     // An option an image does not have (CRIU's older ones) stays at the new socket's default.
     private static void SetFlag(FileDescriptor socket, int name, bool saved, bool on)
     {
         if (saved)
         {
-            Set(socket, SOL_SOCKET, name, on ? 1 : 0);
+            Set(socket, LibC.SOL_SOCKET, name, on ? 1 : 0);
         }
     }
 
     private static T GetStruct<T>(FileDescriptor socket, int name) where T : unmanaged
     {
         T value = default;
-        Get(socket, SOL_SOCKET, name, MemoryMarshal.AsBytes(new Span<T>(ref value)));
+        Get(socket, LibC.SOL_SOCKET, name, MemoryMarshal.AsBytes(new Span<T>(ref value)));
         return value;
     }
 
     private static void SetStruct<T>(FileDescriptor socket, int name, T value) where T : unmanaged =>
-        Set(socket, SOL_SOCKET, name, MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
+        Set(socket, LibC.SOL_SOCKET, name, MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
 }

@@ -1,5 +1,6 @@
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Restore;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Threads;
 
@@ -10,7 +11,7 @@ namespace CriuPS.Engine.Resources.Threads;
 /// </summary>
 internal static class ThreadGroup
 {
-    private const ulong ThreadFlags = Clone3.CloneVm | Clone3.CloneFs | Clone3.CloneFiles | Clone3.CloneSighand | Clone3.CloneThread | Clone3.CloneSysvsem;
+    private static readonly ulong ThreadFlags = (uint)(LibC.CLONE_VM | LibC.CLONE_FS | LibC.CLONE_FILES | LibC.CLONE_SIGHAND | LibC.CLONE_THREAD | LibC.CLONE_SYSVSEM);
 
     public static void CreateThreads(RestoringProcess process)
     {

@@ -4,6 +4,7 @@ using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Ipc;
 using CriuPS.Native.Interop;
 using Xunit;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Tests.Ipc;
 
@@ -86,7 +87,7 @@ public class SysvObjectTests
         {
             try
             {
-                Syscall.Checked("unshare(CLONE_NEWIPC)", SystemCall.Unshare, Setns.CloneNewIpc);
+                Syscall.Checked("unshare(CLONE_NEWIPC)", SystemCall.Unshare, (uint)LibC.CLONE_NEWIPC);
                 test();
             }
             catch (Exception e)

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using CriuPS.Native.Interop;
 using static CriuPS.Engine.Tests.Sockets.DiagMessages;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Tests.Sockets;
 
@@ -66,9 +67,9 @@ public sealed class PacketDiagTests
     [Fact]
     public void TheKernelReportsOurSocketsRingAndVersion()
     {
-        using var socket = Socket.Create(PacketSocket.AF_PACKET, Raw, System.Net.IPAddress.HostToNetworkOrder((short)3) & 0xffff);
-        SocketOption.Set(socket, PacketSocket.SOL_PACKET, PacketSocket.PACKET_VERSION, 1);
-        SocketOption.Set(socket, PacketSocket.SOL_PACKET, PacketSocket.PACKET_RX_RING, PacketSocket.Ring(4096, 2, 2048, 4, 0, 0, 0));
+        using var socket = Socket.Create(LibC.AF_PACKET, Raw, System.Net.IPAddress.HostToNetworkOrder((short)3) & 0xffff);
+        SocketOption.Set(socket, LibC.SOL_PACKET, LibC.PACKET_VERSION, 1);
+        SocketOption.Set(socket, LibC.SOL_PACKET, LibC.PACKET_RX_RING, PacketSocket.Ring(4096, 2, 2048, 4, 0, 0, 0));
         var inode = (uint)FileStatus.Of(socket).Inode;
 
         var found = PacketDiag.All()[inode];

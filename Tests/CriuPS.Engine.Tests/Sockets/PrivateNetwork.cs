@@ -10,8 +10,6 @@ namespace CriuPS.Engine.Tests.Sockets;
 /// </summary>
 internal static class PrivateNetwork
 {
-    private const int CloneNewNet = 0x40000000;
-
     public static void Run(Action test)
     {
         Exception? failure = null;
@@ -19,7 +17,7 @@ internal static class PrivateNetwork
         {
             try
             {
-                if (LibC.unshare(CloneNewNet) != 0)
+                if (LibC.unshare(LibC.CLONE_NEWNET) != 0)
                 {
                     throw new NativeException("unshare(CLONE_NEWNET)", LibC.errno);
                 }
@@ -42,7 +40,7 @@ internal static class PrivateNetwork
     // SIOCGIFFLAGS / SIOCSIFFLAGS on "lo" with IFF_UP: struct ifreq is the name (16 bytes), then the flags.
     private static unsafe void LoopbackUp()
     {
-        using var socket = Socket.Create(Socket.AF_INET, Socket.SOCK_DGRAM, 0);
+        using var socket = Socket.Create(LibC.AF_INET, LibC.SOCK_DGRAM, 0);
         var request = stackalloc byte[40];
         new Span<byte>(request, 40).Clear();
         "lo"u8.CopyTo(new Span<byte>(request, 16));

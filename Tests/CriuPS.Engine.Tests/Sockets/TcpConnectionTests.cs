@@ -31,14 +31,14 @@ public sealed class TcpConnectionTests
         {
             var clientData = Pattern(100_000, 1);
             var serverData = Pattern(300_000, 7);
-            using var listener = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
+            using var listener = Socket.Create(LibC.AF_INET, LibC.SOCK_STREAM, LibC.IPPROTO_TCP);
             Assert.Equal(0, Socket.TryBind(listener, new IPEndPoint(IPAddress.Loopback, 0)));
             Socket.Listen(listener, 4);
-            using var client = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
-            Set(client, SOL_SOCKET, SO_RCVBUF, 16_384); // a small window: the server cannot send everything at once
+            using var client = Socket.Create(LibC.AF_INET, LibC.SOCK_STREAM, LibC.IPPROTO_TCP);
+            Set(client, LibC.SOL_SOCKET, LibC.SO_RCVBUF, 16_384); // a small window: the server cannot send everything at once
             Assert.Equal(Errno.EINPROGRESS, Socket.TryConnect(client, Socket.LocalAddress(listener)));
             var server = Until(() => TryAccept(listener), "the connection to be accepted");
-            Set(server, SOL_SOCKET, SO_SNDBUF, 1 << 20);
+            Set(server, LibC.SOL_SOCKET, LibC.SO_SNDBUF, 1 << 20);
 
             SendAll(client, clientData);
             Until(() => Socket.QueuedBytes(server, Socket.SIOCINQ) == clientData.Length, "the client's data to wait in the server");
@@ -62,7 +62,7 @@ public sealed class TcpConnectionTests
             Assert.Equal(serverData[..queued], queues[clientData.Length..]);
 
             Nftables.Run("delete table inet criups-test\n");
-            using var restored = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
+            using var restored = Socket.Create(LibC.AF_INET, LibC.SOCK_STREAM, LibC.IPPROTO_TCP);
             TcpConnection.Restore(restored, ns, local, remote, state, entry, queues, "the test connection");
             locked.Release();
             TcpConnection.Resume(restored, reuseAddress: false);
@@ -93,10 +93,10 @@ public sealed class TcpConnectionTests
         {
             var clientData = Pattern(20_000, 3);
             var serverData = Pattern(30_000, 5);
-            using var listener = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
+            using var listener = Socket.Create(LibC.AF_INET, LibC.SOCK_STREAM, LibC.IPPROTO_TCP);
             Assert.Equal(0, Socket.TryBind(listener, new IPEndPoint(IPAddress.Loopback, 0)));
             Socket.Listen(listener, 4);
-            using var client = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
+            using var client = Socket.Create(LibC.AF_INET, LibC.SOCK_STREAM, LibC.IPPROTO_TCP);
             Socket.TryConnect(client, Socket.LocalAddress(listener));
             var server = Until(() => TryAccept(listener), "the connection to be accepted");
             SendAll(client, clientData);
@@ -146,7 +146,7 @@ public sealed class TcpConnectionTests
             {
                 Nftables.Run("delete table inet criups-test\n");
             }
-            using var restored = Socket.Create(Socket.AF_INET, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
+            using var restored = Socket.Create(LibC.AF_INET, LibC.SOCK_STREAM, LibC.IPPROTO_TCP);
             TcpConnection.Restore(restored, ns, local, remote, state, entry, queues, "the test connection");
             Assert.Equal(wanted, TcpState(restored));
             locked.Release();
@@ -180,10 +180,10 @@ public sealed class TcpConnectionTests
     {
         PrivateNetwork.Run(() =>
         {
-            using var listener = Socket.Create(Socket.AF_INET6, Socket.SOCK_STREAM, Socket.IPPROTO_TCP);
+            using var listener = Socket.Create(LibC.AF_INET6, LibC.SOCK_STREAM, LibC.IPPROTO_TCP);
             Assert.Equal(0, Socket.TryBind(listener, new IPEndPoint(IPAddress.IPv6Loopback, 0)));
             Socket.Listen(listener, 7);
-            using var udp = Socket.Create(Socket.AF_INET, Socket.SOCK_DGRAM, Socket.IPPROTO_UDP);
+            using var udp = Socket.Create(LibC.AF_INET, LibC.SOCK_DGRAM, LibC.IPPROTO_UDP);
             Assert.Equal(0, Socket.TryConnect(udp, new IPEndPoint(IPAddress.Loopback, 9)));
 
             var all = InetDiag.All();
@@ -201,7 +201,7 @@ public sealed class TcpConnectionTests
     private static int TcpState(FileDescriptor socket)
     {
         Span<byte> info = stackalloc byte[8];
-        Get(socket, SOL_TCP, TCP_INFO, info);
+        Get(socket, LibC.SOL_TCP, LibC.TCP_INFO, info);
         return info[0];
     }
 

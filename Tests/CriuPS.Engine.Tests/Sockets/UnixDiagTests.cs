@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using CriuPS.Native.Interop;
 using static CriuPS.Engine.Tests.Sockets.DiagMessages;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Tests.Sockets;
 
@@ -182,19 +183,19 @@ public sealed class UnixDiagTests
         var control = new byte[16 + 16 + 16 + 12 + 4];
         BinaryPrimitives.WriteUInt64LittleEndian(control, 20); // SCM_RIGHTS with one fd, padded to 24
         BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(8), 1);
-        BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(12), ControlMessage.SCM_RIGHTS);
+        BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(12), LibC.SCM_RIGHTS);
         BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(16), 7);
         BinaryPrimitives.WriteUInt64LittleEndian(control.AsSpan(24), 28); // SCM_CREDENTIALS
         BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(32), 1);
-        BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(36), ControlMessage.SCM_CREDENTIALS);
+        BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(36), LibC.SCM_CREDENTIALS);
         BinaryPrimitives.WriteInt32LittleEndian(control.AsSpan(40), 1234);
 
         var messages = SocketMessage.ParseControl(control.AsSpan(0, 52));
 
         Assert.Equal(2, messages.Count);
-        Assert.Equal(ControlMessage.SCM_RIGHTS, messages[0].Type);
+        Assert.Equal(LibC.SCM_RIGHTS, messages[0].Type);
         Assert.Equal(7, BinaryPrimitives.ReadInt32LittleEndian(messages[0].Data));
-        Assert.Equal(ControlMessage.SCM_CREDENTIALS, messages[1].Type);
+        Assert.Equal(LibC.SCM_CREDENTIALS, messages[1].Type);
         Assert.Equal(12, messages[1].Data.Length);
         Assert.Equal(1234, BinaryPrimitives.ReadInt32LittleEndian(messages[1].Data));
     }
@@ -211,17 +212,17 @@ public sealed class UnixDiagTests
             Send(sender, "plain", -1);
             Send(sender, "more", -1);
             Send(sender, "pipe", carried.Value);
-            SocketOption.Set(receiver, SocketOption.SOL_SOCKET, SocketOption.SO_PEEK_OFF, 4);
+            SocketOption.Set(receiver, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, 4);
 
             var glued = SocketMessage.Peek(receiver, new byte[64])!.Value;
             SocketMessage.CloseRights(glued.Control);
-            SocketOption.Set(receiver, SocketOption.SOL_SOCKET, SocketOption.SO_PEEK_OFF, 4);
+            SocketOption.Set(receiver, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, 4);
             int whole = SocketMessage.PeekWholeSegments(receiver, glued.Length - 1);
 
             Assert.Equal(13, glued.Length); // "plainmorepipe", with the descriptor of "pipe"
-            Assert.Contains(glued.Control, c => c.Type == ControlMessage.SCM_RIGHTS);
+            Assert.Contains(glued.Control, c => c.Type == LibC.SCM_RIGHTS);
             Assert.Equal(9, whole); // "plainmore": "pipe" begins there
-            SocketOption.Set(receiver, SocketOption.SOL_SOCKET, SocketOption.SO_PEEK_OFF, 0);
+            SocketOption.Set(receiver, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, 0);
             var first = SocketMessage.Peek(receiver, new byte[64])!.Value;
             SocketMessage.CloseRights(first.Control);
             Assert.Equal(4, first.Length); // nothing was taken

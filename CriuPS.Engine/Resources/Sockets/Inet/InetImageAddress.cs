@@ -1,6 +1,7 @@
 using System.Net;
 using CriuPS.Engine.Errors;
 using CriuPS.Native.Interop;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -26,8 +27,8 @@ internal static class InetImageAddress
     /// <summary>The saved address and port of a socket of <paramref name="family"/>.</summary>
     public static IPEndPoint Endpoint(uint family, IReadOnlyList<uint> words, uint port, string image)
     {
-        int count = family == Socket.AF_INET ? 1 : 4;
-        if ((family != Socket.AF_INET && family != Socket.AF_INET6) || words.Count < count || (family == Socket.AF_INET6 && words.Count != 4))
+        int count = family == LibC.AF_INET ? 1 : 4;
+        if ((family != LibC.AF_INET && family != LibC.AF_INET6) || words.Count < count || (family == LibC.AF_INET6 && words.Count != 4))
         {
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
                 $"{image}: an inet socket of family {family} has an address of {words.Count} word(s).", image);

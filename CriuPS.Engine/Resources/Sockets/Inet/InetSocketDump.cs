@@ -4,6 +4,7 @@ using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -51,7 +52,7 @@ internal sealed class InetSocketDump
                     {
                         connections.Add(new LockedConnection(NetworkNamespace.OfSocket(copy), info.Local, info.Remote!));
                     }
-                    undo.AddRange(TcpConnection.ResumeCalls(fd, SocketOption.Get(copy, SocketOption.SOL_SOCKET, SocketOption.SO_REUSEADDR) != 0, process.Injection.Scratch));
+                    undo.AddRange(TcpConnection.ResumeCalls(fd, SocketOption.Get(copy, LibC.SOL_SOCKET, LibC.SO_REUSEADDR) != 0, process.Injection.Scratch));
                 }
                 if (undo.Count > 0 && process.Frozen.Parked.TryGetValue(process.Pid, out var leader))
                 {

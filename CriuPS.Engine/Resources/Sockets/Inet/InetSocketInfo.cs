@@ -3,6 +3,7 @@ using System.Net;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -16,46 +17,46 @@ internal sealed record InetSocketInfo(int Family, int Type, int Protocol, int St
     /// <summary>TCP states (include/net/tcp_states.h); a UDP socket counts as established when connected.</summary>
     public const int Established = 1, SynSent = 2, SynRecv = 3, FinWait1 = 4, FinWait2 = 5, TimeWait = 6, Close = 7, CloseWait = 8, LastAck = 9, Listen = 10, Closing = 11;
 
-    public bool IsTcp => Type == Socket.SOCK_STREAM && Protocol == Socket.IPPROTO_TCP;
+    public bool IsTcp => Type == LibC.SOCK_STREAM && Protocol == LibC.IPPROTO_TCP;
 
-    public bool IsUdp => Type == Socket.SOCK_DGRAM && Protocol == Socket.IPPROTO_UDP;
+    public bool IsUdp => Type == LibC.SOCK_DGRAM && Protocol == LibC.IPPROTO_UDP;
 
-    public bool IsUdpLite => Type == Socket.SOCK_DGRAM && Protocol == Socket.IPPROTO_UDPLITE;
+    public bool IsUdpLite => Type == LibC.SOCK_DGRAM && Protocol == LibC.IPPROTO_UDPLITE;
 
     /// <summary>An ICMP "ping" socket (SOCK_DGRAM with IPPROTO_ICMP or IPPROTO_ICMPV6): its port is its echo identifier.</summary>
     public bool IsPing => IsPingSocket(Type, Protocol);
 
     /// <summary>A raw socket (SOCK_RAW) of any IP protocol: its port, as the kernel reports it, is that protocol.</summary>
-    public bool IsRaw => Type == Socket.SOCK_RAW;
+    public bool IsRaw => Type == LibC.SOCK_RAW;
 
     /// <summary>Whether CriuPS saves and restores sockets of this type and protocol.</summary>
     public bool IsSupported => IsTcp || IsUdp || IsUdpLite || IsPing || IsRaw;
 
     public static bool IsPingSocket(int type, int protocol) =>
-        type == Socket.SOCK_DGRAM && protocol is Socket.IPPROTO_ICMP or Socket.IPPROTO_ICMPV6;
+        type == LibC.SOCK_DGRAM && (protocol == LibC.IPPROTO_ICMP || protocol == LibC.IPPROTO_ICMPV6);
 
     /// <summary>A TCP socket with a peer (what CRIU calls a connection, saved with TCP repair): dst_port is not 0.</summary>
     public bool IsConnection => IsTcp && Remote is not null;
 
     public static InetSocketInfo Of(FileDescriptor socket)
     {
-        int family = Get(socket, SOL_SOCKET, SO_DOMAIN);
-        int type = Get(socket, SOL_SOCKET, SO_TYPE);
-        int protocol = Get(socket, SOL_SOCKET, SO_PROTOCOL);
+        int family = Get(socket, LibC.SOL_SOCKET, LibC.SO_DOMAIN);
+        int type = Get(socket, LibC.SOL_SOCKET, LibC.SO_TYPE);
+        int protocol = Get(socket, LibC.SOL_SOCKET, LibC.SO_PROTOCOL);
         var local = Socket.LocalAddress(socket);
         var remote = Socket.PeerAddress(socket);
         int state = remote is null ? Close : Established, acceptQueue = 0;
-        if (type == Socket.SOCK_STREAM && protocol == Socket.IPPROTO_TCP)
+        if (type == LibC.SOCK_STREAM && protocol == LibC.IPPROTO_TCP)
         {
             Span<byte> info = stackalloc byte[32];
-            Get(socket, SOL_TCP, TCP_INFO, info);
+            Get(socket, LibC.SOL_TCP, LibC.TCP_INFO, info);
             state = info[0];
             // A connection that was reset keeps its peer's name but is over: it comes back as a closed socket.
             remote = state == Close ? null : remote;
             // For a listener, tcpi_unacked counts the connections done and not yet accepted.
             acceptQueue = state == Listen ? (int)BinaryPrimitives.ReadUInt32LittleEndian(info[24..]) : 0;
         }
-        else if (remote is null && (type == Socket.SOCK_RAW || IsPingSocket(type, protocol)))
+        else if (remote is null && (type == LibC.SOCK_RAW || IsPingSocket(type, protocol)))
         {
             remote = DatagramPeer(socket, family, type);
             state = remote is null ? Close : Established;
@@ -66,7 +67,7 @@ internal sealed record InetSocketInfo(int Family, int Type, int Protocol, int St
     // A raw or ping socket connected with port 0 hides its peer from getpeername: its namespace's table shows it.
     private static IPEndPoint? DatagramPeer(FileDescriptor socket, int family, int type)
     {
-        string table = (type == Socket.SOCK_RAW ? "raw" : "icmp") + (family == Socket.AF_INET6 ? "6" : "");
+        string table = (type == LibC.SOCK_RAW ? "raw" : "icmp") + (family == LibC.AF_INET6 ? "6" : "");
         using var ns = NetworkNamespace.OfSocket(socket);
         using (ns.Enter())
         {
@@ -97,22 +98,19 @@ internal sealed record InetSocketInfo(int Family, int Type, int Protocol, int St
 
     public static string Describe(int family, int type, int protocol, int state, IPEndPoint local, IPEndPoint? remote)
     {
-        string ip = family == Socket.AF_INET6 ? "IPv6" : "IPv4";
-        if (type == Socket.SOCK_RAW)
+        string ip = family == LibC.AF_INET6 ? "IPv6" : "IPv4";
+        if (type == LibC.SOCK_RAW)
         {
             // The port of a raw socket is its protocol: only the addresses say something.
             string raw = $"raw {ip} socket of protocol {protocol}";
             string bound = IsAny(local.Address) ? "" : $" bound to {local.Address}";
             return remote is null ? raw + bound : $"{raw}{bound} connected to {remote.Address}";
         }
-        string kind = (type, protocol) switch
-        {
-            (Socket.SOCK_STREAM, Socket.IPPROTO_TCP) => "TCP",
-            (Socket.SOCK_DGRAM, Socket.IPPROTO_UDP) => "UDP",
-            (Socket.SOCK_DGRAM, Socket.IPPROTO_UDPLITE) => "UDP-Lite",
-            (Socket.SOCK_DGRAM, Socket.IPPROTO_ICMP or Socket.IPPROTO_ICMPV6) => "ICMP (ping)",
-            _ => $"{ip} socket of type {type} and protocol {protocol},",
-        };
+        string kind = type == LibC.SOCK_STREAM && protocol == LibC.IPPROTO_TCP ? "TCP"
+            : type == LibC.SOCK_DGRAM && protocol == LibC.IPPROTO_UDP ? "UDP"
+            : type == LibC.SOCK_DGRAM && protocol == LibC.IPPROTO_UDPLITE ? "UDP-Lite"
+            : IsPingSocket(type, protocol) ? "ICMP (ping)"
+            : $"{ip} socket of type {type} and protocol {protocol},";
         bool tcp = kind == "TCP";
         if (remote is not null)
         {

@@ -8,6 +8,7 @@ using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -37,7 +38,7 @@ internal sealed class InetSocketRestore : IDisposable
         public FileDescriptor? Socket { get; set; }
 
         /// <summary>A TCP connection: saved with repair mode, rebuilt with it unless -TcpClose.</summary>
-        public bool IsConnection => Entry.Proto == Native.Interop.Socket.IPPROTO_TCP && Entry.DstPort != 0;
+        public bool IsConnection => Entry.Proto == LibC.IPPROTO_TCP && Entry.DstPort != 0;
 
         public string Shown => InetSocketInfo.Describe((int)Entry.Family, (int)Entry.Type, (int)Entry.Proto, (int)Entry.State, Local, Remote);
     }
@@ -66,7 +67,7 @@ internal sealed class InetSocketRestore : IDisposable
             throw new CheckpointException(CheckpointErrorKind.TcpEstablishedRequired,
                 "The image was dumped with CRIU's --tcp-close: its TCP connections can only come back closed.", images.Directory, "Restore with -TcpClose.");
         }
-        var connections = Entries(images).Where(e => e.Proto == Socket.IPPROTO_TCP && e.DstPort != 0).ToList();
+        var connections = Entries(images).Where(e => e.Proto == LibC.IPPROTO_TCP && e.DstPort != 0).ToList();
         if (connections.Count == 0)
         {
             return;
@@ -186,7 +187,7 @@ internal sealed class InetSocketRestore : IDisposable
         {
             return InetImageAddress.Endpoint(entry.Family, entry.DstAddr, entry.DstPort, directory);
         }
-        if (entry.Type != Socket.SOCK_RAW && !InetSocketInfo.IsPingSocket((int)entry.Type, (int)entry.Proto))
+        if (entry.Type != LibC.SOCK_RAW && !InetSocketInfo.IsPingSocket((int)entry.Type, (int)entry.Proto))
         {
             return null;
         }
@@ -221,7 +222,7 @@ internal sealed class InetSocketRestore : IDisposable
     private FileDescriptor NewSocket(Restored socket)
     {
         var entry = socket.Entry;
-        if (entry.Type is not (uint)Native.Interop.Socket.SOCK_STREAM and not (uint)Native.Interop.Socket.SOCK_DGRAM and not (uint)Native.Interop.Socket.SOCK_RAW)
+        if (entry.Type != LibC.SOCK_STREAM && entry.Type != LibC.SOCK_DGRAM && entry.Type != LibC.SOCK_RAW)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
                 $"files.img: the inet socket id {entry.Id} is of type {entry.Type}; CriuPS restores stream, datagram and raw sockets only.", session.Images.Directory);
@@ -233,13 +234,13 @@ internal sealed class InetSocketRestore : IDisposable
         }
         if (entry.V6Only)
         {
-            Set(socket.Socket, SOL_IPV6, IPV6_V6ONLY, 1);
+            Set(socket.Socket, LibC.SOL_IPV6, LibC.IPV6_V6ONLY, 1);
         }
         SocketOptions.BindToDevice(socket.Socket, entry.Opts);
         try
         {
             InetSocketOptions.RestoreIp(socket.Socket, (int)entry.Family, entry.IpOpts);
-            if (entry.Proto == Native.Interop.Socket.IPPROTO_UDPLITE)
+            if (entry.Proto == LibC.IPPROTO_UDPLITE)
             {
                 InetSocketOptions.RestoreUdpLite(socket.Socket, entry);
             }
@@ -278,7 +279,7 @@ internal sealed class InetSocketRestore : IDisposable
         {
             return Native.Interop.Socket.Create((int)entry.Family, (int)entry.Type, (int)entry.Proto);
         }
-        catch (NativeException e) when (e.Errno == Errno.EPERM && entry.Type == Native.Interop.Socket.SOCK_RAW)
+        catch (NativeException e) when (e.Errno == Errno.EPERM && entry.Type == LibC.SOCK_RAW)
         {
             throw MissingPrivilege.For(Capability.NetRaw, $"Creating the {socket.Shown} again", session.Images.Directory, e);
         }
@@ -299,19 +300,19 @@ internal sealed class InetSocketRestore : IDisposable
             // As CRIU, with address reuse while binding: a TCP port keeps connections after its socket is gone (in
             // TIME-WAIT, or accepted and held by a process outside the tree), and saved sockets sharing a port (UDP)
             // bind side by side. Finish puts the saved SO_REUSEADDR back.
-            if (entry.Proto == Native.Interop.Socket.IPPROTO_TCP || SharesPort(socket))
+            if (entry.Proto == LibC.IPPROTO_TCP || SharesPort(socket))
             {
-                Set(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+                Set(fd, LibC.SOL_SOCKET, LibC.SO_REUSEADDR, 1);
             }
             if (entry.Opts.SoReuseport)
             {
-                Set(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+                Set(fd, LibC.SOL_SOCKET, LibC.SO_REUSEPORT, 1);
             }
             CheckAddress(Native.Interop.Socket.TryBind(fd, socket.Local), socket, "bound");
         }
         if (entry.State == InetSocketInfo.Listen)
         {
-            if (entry.Proto != Native.Interop.Socket.IPPROTO_TCP)
+            if (entry.Proto != LibC.IPPROTO_TCP)
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"files.img: the inet socket id {entry.Id} listens but is not TCP.", session.Images.Directory);
             }
@@ -351,7 +352,7 @@ internal sealed class InetSocketRestore : IDisposable
         var entry = socket.Entry;
         var fd = socket.Socket!;
         SocketOptions.Restore(fd, entry.Opts);
-        if (entry.Proto == Native.Interop.Socket.IPPROTO_TCP)
+        if (entry.Proto == LibC.IPPROTO_TCP)
         {
             InetSocketOptions.RestoreTcp(fd, entry.TcpOpts, socket.Shown, session.Images.Directory);
         }
@@ -408,7 +409,7 @@ internal sealed class InetSocketRestore : IDisposable
         {
             // Connections left in TIME-WAIT or closing belong to no process; they share a port only with sockets that
             // all allow SO_REUSEADDR, and this one was saved without it.
-            return socket.Entry.Proto == Native.Interop.Socket.IPPROTO_TCP && !socket.Entry.Opts.Reuseaddr
+            return socket.Entry.Proto == LibC.IPPROTO_TCP && !socket.Entry.Opts.Reuseaddr
                 ? "another socket (a connection of that port left in TIME-WAIT or closing, which no process holds: the socket was saved without SO_REUSEADDR, so it cannot bind through it)"
                 : "another socket";
         }

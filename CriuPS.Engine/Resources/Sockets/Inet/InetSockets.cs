@@ -8,6 +8,7 @@ using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -35,7 +36,7 @@ internal sealed class InetSockets : FileKind
     }
 
     /// <summary>Whether our descriptor is an IPv4 or IPv6 socket.</summary>
-    public static bool IsInet(FileDescriptor socket) => Get(socket, SOL_SOCKET, SO_DOMAIN) is Socket.AF_INET or Socket.AF_INET6;
+    public static bool IsInet(FileDescriptor socket) => Get(socket, LibC.SOL_SOCKET, LibC.SO_DOMAIN) is var family && (family == LibC.AF_INET || family == LibC.AF_INET6);
 
     public override string? Problem(DescriptorProbe probe, DumpOptions options)
     {
@@ -66,7 +67,7 @@ internal sealed class InetSockets : FileKind
         {
             return $"{what} is corked (UDP_CORK): the datagram it is building cannot be saved";
         }
-        if (NeedsDevice(info.Local) && GetString(copy, SOL_SOCKET, SO_BINDTODEVICE).Length == 0)
+        if (NeedsDevice(info.Local) && GetString(copy, LibC.SOL_SOCKET, LibC.SO_BINDTODEVICE).Length == 0)
         {
             return $"{what} is bound to a link-local address without naming its device (SO_BINDTODEVICE), so its interface cannot be found again";
         }
@@ -105,17 +106,17 @@ internal sealed class InetSockets : FileKind
             NsId = session.ObjectIds.For($"net:[{ns.Inode}]"),
         };
         entry.SrcAddr.AddRange(InetImageAddress.Words(info.Local.Address));
-        entry.DstAddr.AddRange(InetImageAddress.Words(info.Remote?.Address ?? (info.Family == Socket.AF_INET ? IPAddress.Any : IPAddress.IPv6Any)));
+        entry.DstAddr.AddRange(InetImageAddress.Words(info.Remote?.Address ?? (info.Family == LibC.AF_INET ? IPAddress.Any : IPAddress.IPv6Any)));
         if (info.IsUdpLite)
         {
             InetSocketOptions.DumpUdpLite(socket, entry);
         }
-        if (info.Family == Socket.AF_INET6)
+        if (info.Family == LibC.AF_INET6)
         {
-            entry.V6Only = Get(socket, SOL_IPV6, IPV6_V6ONLY) != 0;
+            entry.V6Only = Get(socket, LibC.SOL_IPV6, LibC.IPV6_V6ONLY) != 0;
             if (NeedsDevice(info.Local))
             {
-                entry.Ifname = GetString(socket, SOL_SOCKET, SO_BINDTODEVICE);
+                entry.Ifname = GetString(socket, LibC.SOL_SOCKET, LibC.SO_BINDTODEVICE);
             }
         }
         if (diag is { Shutdown: not 0 })

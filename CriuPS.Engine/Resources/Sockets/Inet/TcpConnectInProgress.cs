@@ -3,6 +3,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -22,9 +23,9 @@ internal static class TcpConnectInProgress
     /// </summary>
     public static TcpStreamEntry Dump(FileDescriptor socket)
     {
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
-        uint afterSyn = (uint)Get(socket, SOL_TCP, TCP_QUEUE_SEQ);
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
+        uint afterSyn = (uint)Get(socket, LibC.SOL_TCP, LibC.TCP_QUEUE_SEQ);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
         return new TcpStreamEntry
         {
             InqLen = 0,
@@ -35,7 +36,7 @@ internal static class TcpConnectInProgress
             // Nothing negotiated yet: no options, no window scaling.
             OptMask = 0,
             SndWscale = 0,
-            MssClamp = (uint)Get(socket, SOL_TCP, TCP_MAXSEG),
+            MssClamp = (uint)Get(socket, LibC.SOL_TCP, LibC.TCP_MAXSEG),
         };
     }
 
@@ -50,14 +51,14 @@ internal static class TcpConnectInProgress
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
                 $"The tcp-stream image of the {describe} queues {entry.InqLen}+{entry.OutqLen} bytes ({queuedBytes} stored), but a connection still connecting has none.", describe);
         }
-        Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR, TCP_REPAIR_ON);
         Fail(Socket.TryBind(socket, local), describe, $"bind to {local}");
         // The SYN takes one sequence number: the saved write_seq is one past it, and connect sends the SYN at write_seq.
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
-        Set(socket, SOL_TCP, TCP_QUEUE_SEQ, unchecked((int)(entry.OutqSeq - 1)));
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_QUEUE_SEQ, unchecked((int)(entry.OutqSeq - 1)));
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
         // Out of repair mode for the connect itself: in repair mode connect would skip the handshake and establish.
-        Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
         int connected = Socket.TryConnect(socket, remote);
         if (connected == Errno.EADDRNOTAVAIL)
         {
@@ -67,7 +68,7 @@ internal static class TcpConnectInProgress
         }
         // 0 would be a connect completed at once (a peer answering through no lock): as good.
         Fail(connected == Errno.EINPROGRESS ? 0 : connected, describe, $"connect to {remote}");
-        Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR, TCP_REPAIR_ON);
     }
 
     private static void Fail(int errno, string describe, string what)

@@ -4,6 +4,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -46,9 +47,9 @@ internal static class TcpConnection
     /// <returns>The image entry, the queued bytes, and the TCP state they belong to.</returns>
     public static (TcpStreamEntry Entry, byte[] Queues, int State) Dump(FileDescriptor socket, string describe)
     {
-        Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR, TCP_REPAIR_ON);
         Span<byte> info = stackalloc byte[8];
-        Get(socket, SOL_TCP, TCP_INFO, info);
+        Get(socket, LibC.SOL_TCP, LibC.TCP_INFO, info);
         int state = info[0];
         if (!CanSave(state))
         {
@@ -68,7 +69,7 @@ internal static class TcpConnection
             OptMask = options,
             SndWscale = 0,
             // In repair mode TCP_MAXSEG reads the MSS clamp, what TCP_REPAIR_OPTIONS sets again.
-            MssClamp = (uint)Get(socket, SOL_TCP, TCP_MAXSEG),
+            MssClamp = (uint)Get(socket, LibC.SOL_TCP, LibC.TCP_MAXSEG),
         };
         if (SentFin(state))
         {
@@ -83,10 +84,10 @@ internal static class TcpConnection
         }
         if ((options & OptTimestamps) != 0)
         {
-            entry.Timestamp = (uint)Get(socket, SOL_TCP, TCP_TIMESTAMP);
+            entry.Timestamp = (uint)Get(socket, LibC.SOL_TCP, LibC.TCP_TIMESTAMP);
         }
         Span<byte> window = stackalloc byte[20];
-        Get(socket, SOL_TCP, TCP_REPAIR_WINDOW, window);
+        Get(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_WINDOW, window);
         entry.SndWl1 = BinaryPrimitives.ReadUInt32LittleEndian(window);
         entry.SndWnd = BinaryPrimitives.ReadUInt32LittleEndian(window[4..]);
         entry.MaxWindow = BinaryPrimitives.ReadUInt32LittleEndian(window[8..]);
@@ -94,10 +95,10 @@ internal static class TcpConnection
         entry.RcvWup = BinaryPrimitives.ReadUInt32LittleEndian(window[16..]);
 
         var queues = new byte[entry.InqLen + entry.OutqLen];
-        int peekOffset = Get(socket, SOL_SOCKET, SO_PEEK_OFF);
+        int peekOffset = Get(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF);
         if (peekOffset >= 0)
         {
-            Set(socket, SOL_SOCKET, SO_PEEK_OFF, -1); // the process's own peek offset must neither move nor shift our view
+            Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, -1); // the process's own peek offset must neither move nor shift our view
         }
         try
         {
@@ -106,10 +107,10 @@ internal static class TcpConnection
         }
         finally
         {
-            Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+            Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
             if (peekOffset >= 0)
             {
-                Set(socket, SOL_SOCKET, SO_PEEK_OFF, peekOffset);
+                Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, peekOffset);
             }
         }
         return (entry, queues, state);
@@ -118,8 +119,8 @@ internal static class TcpConnection
     // The sequence number after the queue's last byte (rcv_nxt, write_seq), and its bytes, peeked.
     private static uint ReadQueue(FileDescriptor socket, int queue, Span<byte> bytes, string describe, string name)
     {
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, queue);
-        uint sequence = (uint)Get(socket, SOL_TCP, TCP_QUEUE_SEQ);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, queue);
+        uint sequence = (uint)Get(socket, LibC.SOL_TCP, LibC.TCP_QUEUE_SEQ);
         if (bytes.Length == 0)
         {
             return sequence;
@@ -139,9 +140,9 @@ internal static class TcpConnection
     /// <summary>Takes a connection out of repair mode: it sends again (a window probe first) and takes its saved SO_REUSEADDR back.</summary>
     public static void Resume(FileDescriptor socket, bool reuseAddress)
     {
-        Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR, TCP_REPAIR_OFF);
         // Leaving repair mode resets SO_REUSEADDR.
-        Set(socket, SOL_SOCKET, SO_REUSEADDR, reuseAddress ? 1 : 0);
+        Set(socket, LibC.SOL_SOCKET, LibC.SO_REUSEADDR, reuseAddress ? 1 : 0);
     }
 
     /// <summary>
@@ -152,8 +153,8 @@ internal static class TcpConnection
     {
         var off = scratch.Keep(BitConverter.GetBytes(TCP_REPAIR_OFF));
         var reuse = scratch.Keep(BitConverter.GetBytes(reuseAddress ? 1 : 0));
-        yield return (SystemCall.Setsockopt, [(ulong)fd, SOL_TCP, TCP_REPAIR, off.Value, sizeof(int)]);
-        yield return (SystemCall.Setsockopt, [(ulong)fd, SOL_SOCKET, SO_REUSEADDR, reuse.Value, sizeof(int)]);
+        yield return (SystemCall.Setsockopt, [(ulong)fd, (uint)LibC.SOL_TCP, (uint)LibC.TCP_REPAIR, off.Value, sizeof(int)]);
+        yield return (SystemCall.Setsockopt, [(ulong)fd, (uint)LibC.SOL_SOCKET, (uint)LibC.SO_REUSEADDR, reuse.Value, sizeof(int)]);
     }
 
     /// <summary>
@@ -180,7 +181,7 @@ internal static class TcpConnection
             throw new CheckpointException(CheckpointErrorKind.ImageCorrupt,
                 $"The tcp-stream image of the {describe} is inconsistent (queues of {entry.InqLen}+{entry.OutqLen} bytes, {entry.UnsqLen} unsent, {queues.Length} stored).", describe);
         }
-        Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR, TCP_REPAIR_ON);
         // In repair mode a socket may bind an address and port that others use (the listener it came from).
         Check(Socket.TryBind(socket, local), describe, $"bind to {local}");
         // The saved sequence numbers count the FINs; the FINs themselves come back at the end.
@@ -203,22 +204,22 @@ internal static class TcpConnection
             {
                 throw new CheckpointException(CheckpointErrorKind.ImageCorrupt, $"The tcp-stream image of the {describe} uses timestamps but saved no clock.", describe);
             }
-            Set(socket, SOL_TCP, TCP_TIMESTAMP, (int)entry.Timestamp);
+            Set(socket, LibC.SOL_TCP, LibC.TCP_TIMESTAMP, (int)entry.Timestamp);
         }
         // Room for every queued byte; the saved sizes come back with the other options.
-        Set(socket, SOL_SOCKET, SO_SNDBUFFORCE, (int)Math.Min(int.MaxValue / 2, 2L * entry.OutqLen + (1 << 20)));
-        Set(socket, SOL_SOCKET, SO_RCVBUFFORCE, (int)Math.Min(int.MaxValue / 2, 2L * entry.InqLen + (1 << 20)));
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE);
+        Set(socket, LibC.SOL_SOCKET, LibC.SO_SNDBUFFORCE, (int)Math.Min(int.MaxValue / 2, 2L * entry.OutqLen + (1 << 20)));
+        Set(socket, LibC.SOL_SOCKET, LibC.SO_RCVBUFFORCE, (int)Math.Min(int.MaxValue / 2, 2L * entry.InqLen + (1 << 20)));
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, TCP_RECV_QUEUE);
         Fill(socket, queues.AsSpan(0, (int)entry.InqLen), describe, "receive queue");
         int sent = (int)(entry.OutqLen - entry.UnsqLen);
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
         Fill(socket, queues.AsSpan((int)entry.InqLen, sent), describe, "sent part of the send queue");
         if (entry.UnsqLen > 0)
         {
             // Never sent: queued as any write is, outside repair mode (the network lock drops what goes out now).
-            Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+            Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
             Fill(socket, queues.AsSpan((int)entry.InqLen + sent), describe, "unsent part of the send queue");
-            Set(socket, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
+            Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR, TCP_REPAIR_ON);
         }
         if (entry.HasSndWnd)
         {
@@ -230,10 +231,10 @@ internal static class TcpConnection
             BinaryPrimitives.WriteUInt32LittleEndian(window[8..], entry.MaxWindow);
             BinaryPrimitives.WriteUInt32LittleEndian(window[12..], entry.RcvWnd + finInWindow);
             BinaryPrimitives.WriteUInt32LittleEndian(window[16..], entry.RcvWup - finInWindow);
-            Set(socket, SOL_TCP, TCP_REPAIR_WINDOW, window);
+            Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_WINDOW, window);
         }
         RestoreFins(socket, ns, local, remote, state, entry, inqSeq, outqSeq, describe);
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
     }
 
     // In libsoccr's order: our first FIN (FIN_WAIT1, FIN_WAIT2, CLOSING), the peer's FIN (CLOSE_WAIT, LAST_ACK,
@@ -266,7 +267,7 @@ internal static class TcpConnection
     {
         if (acknowledged)
         {
-            Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
+            Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
         }
         int errno = Socket.TryShutdown(socket, 1);
         if (errno != 0)
@@ -277,8 +278,8 @@ internal static class TcpConnection
 
     private static void SetSequence(FileDescriptor socket, int queue, uint sequence)
     {
-        Set(socket, SOL_TCP, TCP_REPAIR_QUEUE, queue);
-        Set(socket, SOL_TCP, TCP_QUEUE_SEQ, unchecked((int)sequence));
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_QUEUE, queue);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_QUEUE_SEQ, unchecked((int)sequence));
     }
 
     // SACK, window scaling and timestamps as negotiated at the handshake, and the MSS clamp: struct tcp_repair_opt pairs.
@@ -304,7 +305,7 @@ internal static class TcpConnection
             BinaryPrimitives.WriteUInt32LittleEndian(raw.AsSpan(i * 8), pairs[i].Code);
             BinaryPrimitives.WriteUInt32LittleEndian(raw.AsSpan(i * 8 + 4), pairs[i].Value);
         }
-        Set(socket, SOL_TCP, TCP_REPAIR_OPTIONS, raw);
+        Set(socket, LibC.SOL_TCP, LibC.TCP_REPAIR_OPTIONS, raw);
     }
 
     private static void Fill(FileDescriptor socket, ReadOnlySpan<byte> data, string describe, string what)

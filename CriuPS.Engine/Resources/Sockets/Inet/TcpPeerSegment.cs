@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using CriuPS.Native.Interop;
 using static CriuPS.Native.Interop.SocketOption;
 using Socket = CriuPS.Native.Interop.Socket;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -36,21 +37,21 @@ internal static class TcpPeerSegment
         FileDescriptor raw;
         using (ns.Enter())
         {
-            raw = Socket.Create(v4 ? Socket.AF_INET : Socket.AF_INET6, Socket.SOCK_RAW, Socket.IPPROTO_TCP);
+            raw = Socket.Create(v4 ? LibC.AF_INET : LibC.AF_INET6, LibC.SOCK_RAW, LibC.IPPROTO_TCP);
         }
         using (raw)
         {
-            Set(raw, SOL_SOCKET, SO_MARK, (int)SoccrMark);
+            Set(raw, LibC.SOL_SOCKET, LibC.SO_MARK, (int)SoccrMark);
             byte[] packet;
             if (v4)
             {
                 // The IPv4 header is ours (the peer's address as source); the kernel fills in its length, id and checksum.
-                Set(raw, SOL_IP, IP_HDRINCL, 1);
+                Set(raw, LibC.SOL_IP, LibC.IP_HDRINCL, 1);
                 BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(16), Checksum(peer.Address, local.Address, tcp));
                 packet = new byte[Ipv4HeaderLength + tcp.Length];
                 packet[0] = 0x45;
                 packet[8] = 64;
-                packet[9] = Socket.IPPROTO_TCP;
+                packet[9] = (byte)LibC.IPPROTO_TCP;
                 peer.Address.TryWriteBytes(packet.AsSpan(12, 4), out _);
                 local.Address.TryWriteBytes(packet.AsSpan(16, 4), out _);
                 tcp.CopyTo(packet, Ipv4HeaderLength);
@@ -59,8 +60,8 @@ internal static class TcpPeerSegment
             {
                 // IPv6 raw sockets build the header: bind the peer's address (free-bind: it need not be ours), and
                 // let the kernel put the checksum at offset 16 of the TCP header.
-                Set(raw, SOL_IPV6, IPV6_FREEBIND, 1);
-                Set(raw, SOL_IPV6, IPV6_CHECKSUM, 16);
+                Set(raw, LibC.SOL_IPV6, LibC.IPV6_FREEBIND, 1);
+                Set(raw, LibC.SOL_IPV6, LibC.IPV6_CHECKSUM, 16);
                 int bound = Socket.TryBind(raw, new IPEndPoint(peer.Address, 0));
                 if (bound != 0)
                 {
@@ -82,7 +83,7 @@ internal static class TcpPeerSegment
         Span<byte> pseudo = stackalloc byte[12];
         source.TryWriteBytes(pseudo, out _);
         destination.TryWriteBytes(pseudo[4..], out _);
-        pseudo[9] = Socket.IPPROTO_TCP;
+        pseudo[9] = (byte)LibC.IPPROTO_TCP;
         BinaryPrimitives.WriteUInt16BigEndian(pseudo[10..], (ushort)segment.Length);
         uint sum = Sum(pseudo) + Sum(segment);
         while (sum >> 16 != 0)

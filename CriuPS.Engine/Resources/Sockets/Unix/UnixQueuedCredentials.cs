@@ -3,6 +3,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Native.Interop;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -31,7 +32,7 @@ internal static class UnixQueuedCredentials
         {
             using var pidfd = Pidfd.Open(probe.Pid);
             using var copy = Pidfd.GetFd(pidfd, probe.Fd);
-            return Get(copy, SOL_SOCKET, SO_PASSCRED) == 0 || First(copy, socket) is not { } sender ? null : Refusal(sender);
+            return Get(copy, LibC.SOL_SOCKET, LibC.SO_PASSCRED) == 0 || First(copy, socket) is not { } sender ? null : Refusal(sender);
         }
         catch (NativeException e) when (e.Errno is Errno.ESRCH or Errno.EBADF)
         {
@@ -59,7 +60,7 @@ internal static class UnixQueuedCredentials
     {
         foreach (var control in message.Control)
         {
-            if (control.Type == ControlMessage.SCM_CREDENTIALS && control.Data.Length >= 12 && BinaryPrimitives.ReadInt32LittleEndian(control.Data) is int pid and not 0)
+            if (control.Type == LibC.SCM_CREDENTIALS && control.Data.Length >= 12 && BinaryPrimitives.ReadInt32LittleEndian(control.Data) is int pid and not 0)
             {
                 return (pid, BinaryPrimitives.ReadUInt32LittleEndian(control.Data.AsSpan(4)), BinaryPrimitives.ReadUInt32LittleEndian(control.Data.AsSpan(8)));
             }
@@ -72,10 +73,10 @@ internal static class UnixQueuedCredentials
     // repeats its credentials and changes nothing.
     private static (int Pid, uint Uid, uint Gid)? First(FileDescriptor socket, UnixDiagSocket diag)
     {
-        int originalOffset = Get(socket, SOL_SOCKET, SO_PEEK_OFF);
+        int originalOffset = Get(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF);
         try
         {
-            Set(socket, SOL_SOCKET, SO_PEEK_OFF, 0);
+            Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, 0);
             var buffer = new byte[PeekBufferSize];
             while (SocketMessage.Peek(socket, buffer) is { } message)
             {
@@ -93,7 +94,7 @@ internal static class UnixQueuedCredentials
         }
         finally
         {
-            Set(socket, SOL_SOCKET, SO_PEEK_OFF, originalOffset);
+            Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, originalOffset);
         }
     }
 }

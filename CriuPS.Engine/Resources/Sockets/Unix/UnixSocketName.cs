@@ -1,6 +1,7 @@
 using System.Text;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -10,8 +11,6 @@ namespace CriuPS.Engine.Resources.Sockets;
 /// </summary>
 internal static class UnixSocketName
 {
-    public const int SockStream = 1, SockDgram = 2, SockSeqpacket = 5;
-
     public static bool IsPath(ReadOnlySpan<byte> name) => name.Length > 0 && name[0] != 0;
 
     public static bool IsAbstract(ReadOnlySpan<byte> name) => name.Length > 0 && name[0] == 0;
@@ -29,13 +28,11 @@ internal static class UnixSocketName
         : IsAbstract(name) ? "@" + Encoding.UTF8.GetString(name[1..]).Replace('\0', '@')
         : Path(name);
 
-    public static string TypeName(uint type) => type switch
-    {
-        SockStream => "stream",
-        SockDgram => "datagram",
-        SockSeqpacket => "seqpacket",
-        _ => $"type-{type}",
-    };
+    public static string TypeName(uint type) =>
+        type == LibC.SOCK_STREAM ? "stream"
+        : type == LibC.SOCK_DGRAM ? "datagram"
+        : type == LibC.SOCK_SEQPACKET ? "seqpacket"
+        : $"type-{type}";
 
     /// <summary>"unix stream socket /run/app.sock", "unix datagram socket" (unnamed): how messages name a socket.</summary>
     public static string Describe(uint type, ReadOnlySpan<byte> name) =>

@@ -2,6 +2,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
 using static CriuPS.Native.Interop.SocketOption;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -25,10 +26,10 @@ internal static class UnixSocketQueue
     public static List<(SkPacketEntry Entry, byte[] Data)> Dump(FileDescriptor socket, uint fileId, UnixDiagSocket diag, string describe, Func<FileDescriptor, uint> inFlight)
     {
         var messages = new List<(SkPacketEntry, byte[])>();
-        int originalOffset = Get(socket, SOL_SOCKET, SO_PEEK_OFF);
+        int originalOffset = Get(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF);
         try
         {
-            Set(socket, SOL_SOCKET, SO_PEEK_OFF, 0);
+            Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, 0);
             var buffer = new byte[FirstBufferSize];
             long offset = 0;
             while (true)
@@ -43,7 +44,7 @@ internal static class UnixSocketQueue
                     // A datagram larger than the buffer: look at it again, whole, with a buffer that fits.
                     SocketMessage.CloseRights(message.Control);
                     buffer = new byte[buffer.Length * 4];
-                    Set(socket, SOL_SOCKET, SO_PEEK_OFF, checked((int)offset));
+                    Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, checked((int)offset));
                     continue;
                 }
                 UnixQueuedCredentials.Check(message, describe);
@@ -52,21 +53,21 @@ internal static class UnixSocketQueue
                     break;
                 }
                 int start = 0;
-                var rights = message.Control.Where(c => c.Type == ControlMessage.SCM_RIGHTS).ToList();
-                if (rights.Count > 0 && diag.Type == UnixSocketName.SockStream && message.Length > 1)
+                var rights = message.Control.Where(c => c.Type == LibC.SCM_RIGHTS).ToList();
+                if (rights.Count > 0 && diag.Type == LibC.SOCK_STREAM && message.Length > 1)
                 {
                     // The peek glued the segments sent before the one that carries the descriptors: they come back
                     // as a message of their own, or the receiver would get the descriptors with their bytes.
-                    Set(socket, SOL_SOCKET, SO_PEEK_OFF, checked((int)offset));
+                    Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, checked((int)offset));
                     start = SocketMessage.PeekWholeSegments(socket, message.Length - 1);
                     if (start > 0)
                     {
                         messages.Add((new SkPacketEntry { IdFor = fileId, Length = (uint)start }, buffer.AsSpan(0, start).ToArray()));
                     }
-                    Set(socket, SOL_SOCKET, SO_PEEK_OFF, checked((int)(offset + message.Length)));
+                    Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, checked((int)(offset + message.Length)));
                 }
                 var entry = new SkPacketEntry { IdFor = fileId, Length = (uint)(message.Length - start) };
-                if (diag.Type == UnixSocketName.SockDgram && message.SenderName.Length > 0)
+                if (diag.Type == LibC.SOCK_DGRAM && message.SenderName.Length > 0)
                 {
                     entry.CriupsSenderName = Google.Protobuf.ByteString.CopyFrom(message.SenderName);
                 }
@@ -74,7 +75,7 @@ internal static class UnixSocketQueue
                 {
                     // Ours from now on, each closed by whoever takes it, or here when saving one fails.
                     var copies = new Queue<FileDescriptor>(control.Descriptors().Select(fd => new FileDescriptor(fd)));
-                    var scm = new ScmEntry { Type = ControlMessage.SCM_RIGHTS };
+                    var scm = new ScmEntry { Type = (uint)LibC.SCM_RIGHTS };
                     try
                     {
                         while (copies.TryDequeue(out var copy))
@@ -97,12 +98,12 @@ internal static class UnixSocketQueue
         }
         finally
         {
-            Set(socket, SOL_SOCKET, SO_PEEK_OFF, originalOffset);
+            Set(socket, LibC.SOL_SOCKET, LibC.SO_PEEK_OFF, originalOffset);
         }
         long total = messages.Sum(m => (long)m.Item1.Length);
         // Stream and seqpacket sockets report every queued byte: a difference means data a peek cannot see
         // (an out-of-band byte, MSG_OOB), which cannot be put back as it was.
-        if (diag.Type != UnixSocketName.SockDgram && total != diag.ReceiveQueue)
+        if (diag.Type != LibC.SOCK_DGRAM && total != diag.ReceiveQueue)
         {
             throw new CheckpointException(CheckpointErrorKind.Unsupported,
                 $"{describe} has {diag.ReceiveQueue} bytes queued but only {total} can be read without taking them (out-of-band data?); CriuPS cannot save it.", describe);
@@ -113,5 +114,5 @@ internal static class UnixSocketQueue
     // A peek of nothing: the end of a stream whose writer has shut down (or an empty record then: the kernel cannot
     // tell them apart, as for CRIU); for a datagram and a seqpacket socket still open, an empty message.
     internal static bool IsEnd(UnixDiagSocket diag) =>
-        diag.Type == UnixSocketName.SockStream || (diag.Type == UnixSocketName.SockSeqpacket && (diag.Shutdown & UnixDiagSocket.ShutdownRead) != 0);
+        diag.Type == LibC.SOCK_STREAM || (diag.Type == LibC.SOCK_SEQPACKET && (diag.Shutdown & UnixDiagSocket.ShutdownRead) != 0);
 }

@@ -5,6 +5,7 @@ using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using Google.Protobuf;
 using static CriuPS.Engine.Resources.Sockets.UnixSocketName;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -41,7 +42,7 @@ internal sealed class UnixSocketRestore : IDisposable
 
         public string Shown => Describe(Entry.Type, Entry.Name.Span);
 
-        public bool IsStream => Entry.Type != SockDgram;
+        public bool IsStream => Entry.Type != LibC.SOCK_DGRAM;
     }
 
     private readonly RestoreSession session;
@@ -133,9 +134,9 @@ internal sealed class UnixSocketRestore : IDisposable
             foreach (var scm in socket.Queue.SelectMany(m => ((SkPacketEntry)m.Message).Scm))
             {
                 string where = $"a message queued on the {socket.Shown} (id {socket.Entry.Id})";
-                if (scm.Type != ControlMessage.SCM_RIGHTS)
+                if (scm.Type != LibC.SCM_RIGHTS)
                 {
-                    throw ImageDamage.In(path, $"{where} carries ancillary data of type {scm.Type}; only descriptors (SCM_RIGHTS, {ControlMessage.SCM_RIGHTS}) are saved.");
+                    throw ImageDamage.In(path, $"{where} carries ancillary data of type {scm.Type}; only descriptors (SCM_RIGHTS, {LibC.SCM_RIGHTS}) are saved.");
                 }
                 if (scm.Rights.Count is 0 or > ScmMaxFd)
                 {
@@ -250,7 +251,7 @@ internal sealed class UnixSocketRestore : IDisposable
         uint major = (uint)(((file.Device >> 8) & 0xfff) | ((file.Device >> 32) & ~0xfffUL));
         uint minor = (uint)((file.Device & 0xff) | ((file.Device >> 12) & ~0xffUL));
         return live.Values.Any(s => s.BoundInode == (uint)file.Inode && s.BoundDevice >> 20 == major && (s.BoundDevice & 0xFFFFF) == minor
-            && !(s.Type != SockDgram && s.State == UnixDiagSocket.StateEstablished));
+            && !(s.Type != LibC.SOCK_DGRAM && s.State == UnixDiagSocket.StateEstablished));
     }
 
     private void Listen()
@@ -358,7 +359,7 @@ internal sealed class UnixSocketRestore : IDisposable
         }
         if (!strangers.TryGetValue(name, out var sender))
         {
-            sender = Native.Interop.Socket.Create(SockDgram);
+            sender = Native.Interop.Socket.Create(LibC.SOCK_DGRAM);
             strangers[name] = sender;
             if (name.Length > 0 && !(IsAbstract(name.Span) && Native.Interop.Socket.TryBind(sender, name.Span) == 0))
             {
@@ -395,7 +396,7 @@ internal sealed class UnixSocketRestore : IDisposable
         // The sender's buffer limits what may wait unread: make room for everything, the saved size comes back in Finish.
         if (unlimited.Add(sender))
         {
-            SocketOption.Set(sender, SocketOption.SOL_SOCKET, SocketOption.SO_SNDBUFFORCE, int.MaxValue / 2);
+            SocketOption.Set(sender, LibC.SOL_SOCKET, LibC.SO_SNDBUFFORCE, int.MaxValue / 2);
         }
         var data = message.Payload ?? Array.Empty<byte>();
         var rights = Rights(message, receiver);

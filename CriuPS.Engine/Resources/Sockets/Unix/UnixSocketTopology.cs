@@ -1,6 +1,7 @@
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -134,7 +135,7 @@ internal sealed class UnixSocketTopology : IDisposable
                 yield return $"connected to an unnamed socket (socket:[{socket.Peer}]) that is connected elsewhere now; that connection cannot be made again";
             }
         }
-        else if (socket.State == UnixDiagSocket.StateEstablished && socket.Type != UnixSocketName.SockDgram)
+        else if (socket.State == UnixDiagSocket.StateEstablished && socket.Type != LibC.SOCK_DGRAM)
         {
             if (PendingOn(socket.Inode) is var (listener, _))
             {

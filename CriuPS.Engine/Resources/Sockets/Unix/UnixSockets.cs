@@ -7,6 +7,7 @@ using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using Google.Protobuf;
+using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
 
@@ -87,7 +88,7 @@ internal sealed class UnixSockets : FileKind
         }
         UnixSocketFile.Dump(dump.Copy, entry, describe);
         // Only a datagram socket, or a connected one, has a queue to read (recvmsg on others fails).
-        if (socket.Type == UnixSocketName.SockDgram || socket.State == UnixDiagSocket.StateEstablished)
+        if (socket.Type == LibC.SOCK_DGRAM || socket.State == UnixDiagSocket.StateEstablished)
         {
             var queue = UnixSocketQueue.Dump(dump.Copy, dump.Id, socket, describe, copy => topology.InFlight.Save(session, dump.Process, copy, describe));
             foreach (var (packet, data) in queue)
