@@ -85,13 +85,13 @@ internal sealed class RestoreSteps : IDisposable
     public ChainVerification Verified { get; private set; } = null!;
 
     /// <summary>The host the tree is forked from, while it is still needed.</summary>
-    public RestoreHost? Host { get; private set; }
+    private RestoreHost? Host { get; set; }
 
     /// <summary>The init of a new PID namespace (-NewPidNamespace), which lives until the tree runs.</summary>
     public RestoreHost? NamespaceInit { get; private set; }
 
     /// <summary>Every task made so far, in the order made: a failure kills them all.</summary>
-    public List<Tracee> Created { get; } = [];
+    private List<Tracee> Created { get; } = [];
 
     /// <summary>The processes' memories, opened as they were made, closed at the end whatever happens.</summary>
     private List<ProcessMemory> Memories { get; } = [];
@@ -187,12 +187,10 @@ internal sealed class RestoreSteps : IDisposable
         }
     }
 
-
     /// <summary>The session, with every file the engine opened for the tree; the transfer of a lazy restore lives on.</summary>
     public void Dispose() => session?.Dispose();
 
-    // First, before anything is read into the restore, let alone created: a damaged image is refused naming the
-    // file. The engine's warm-up is awaited first, so that its compiling is not counted in the later steps.
+    // First, before anything is read into the restore, let alone created: a damaged image is refused naming the file.
     private void VerifyImages()
     {
         EngineWarmup.Wait();
@@ -222,7 +220,8 @@ internal sealed class RestoreSteps : IDisposable
         checksPassed = true;
     }
 
-    // First: the sockets are made inside the tree's network namespace, and the files of the next step include them.
+    // The first thing made: the sockets are made inside the tree's network namespace, and the next step's files
+    // include them.
     private void PrepareNetwork() => session.Network = TreeNetwork.Prepare(session);
 
     // Before any process exists: the engine opens every file and socket the tree needs (and takes the OFD locks), so
