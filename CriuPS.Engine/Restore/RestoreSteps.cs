@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using CriuPS.Engine.Errors;
+using CriuPS.Engine.Images.Digests;
 using CriuPS.Engine.Lazy;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Cgroups;
@@ -28,17 +30,20 @@ namespace CriuPS.Engine.Restore;
 internal sealed record RestoreStep(string Name, string? Phase, Action<RestoreSteps> Run, string? FailAfter = null);
 
 /// <summary>
-/// The order of a restore as data: <see cref="Order"/> lists the steps that turn the checked images into a running
-/// tree, each a method below whose comment says why it comes where it does. An instance is one restore under way:
-/// what the steps made so far, which <see cref="RestorePipeline"/> kills when a step fails.
+/// The order of a restore as data: <see cref="Order"/> lists the steps that verify, read and check the images and then
+/// turn them into a running tree, each a method below whose comment says why it comes where it does. An instance is
+/// one restore under way: what the steps made so far, which <see cref="Undo"/> kills and removes when a step fails.
 /// </summary>
-internal sealed class RestoreSteps
+internal sealed class RestoreSteps : IDisposable
 {
     private static readonly ByteCount InjectionAreaSize = ByteCount.FromMiB(1);
 
     /// <summary>The steps, in the order a restore takes them.</summary>
     public static readonly IReadOnlyList<RestoreStep> Order =
     [
+        new("verification", "Verifying images", s => s.VerifyImages()),
+        new("images", "Reading images", s => s.ReadImages()),
+        new("checks", null, s => s.Check()),
         new("network namespace", null, s => s.PrepareNetwork()),
         new("files of the engine", null, s => s.OpenFilesInEngine(), FailurePoint.AfterSockets),
         new("processes", "Creating the processes", s => s.CreateProcesses(), FailurePoint.AfterCreate),
@@ -54,32 +59,42 @@ internal sealed class RestoreSteps
         new("release", null, s => s.Release()),
     ];
 
-    private readonly RestoreSession session;
     private readonly Stopwatch total;
+    // Made by the step "images"; null until then (the disposal checks).
+    private RestoreSession session = null!;
+    // Set once every check passed: a step that fails after that has made something to undo.
+    private bool checksPassed;
 
-    public RestoreSteps(RestoreSession session, Stopwatch total)
+    public RestoreSteps(RestoreOptions options, EngineLog log, Stopwatch total)
     {
-        this.session = session;
+        Options = options;
+        Log = log;
         this.total = total;
     }
 
-    private RestoreOptions Options => session.Options;
+    private RestoreOptions Options { get; }
 
-    private EngineLog Log => session.Log;
+    private EngineLog Log { get; }
 
     private ImageSet Images => session.Images;
 
+    /// <summary>The state every step fills, from the step "images" on.</summary>
+    public RestoreSession Session => session;
+
+    /// <summary>What the step "verification" verified, and how long it took.</summary>
+    public ChainVerification Verified { get; private set; } = null!;
+
     /// <summary>The host the tree is forked from, while it is still needed.</summary>
-    public RestoreHost? Host { get; private set; }
+    private RestoreHost? Host { get; set; }
 
     /// <summary>The init of a new PID namespace (-NewPidNamespace), which lives until the tree runs.</summary>
     public RestoreHost? NamespaceInit { get; private set; }
 
     /// <summary>Every task made so far, in the order made: a failure kills them all.</summary>
-    public List<Tracee> Created { get; } = [];
+    private List<Tracee> Created { get; } = [];
 
     /// <summary>The processes' memories, opened as they were made, closed at the end whatever happens.</summary>
-    public List<ProcessMemory> Memories { get; } = [];
+    private List<ProcessMemory> Memories { get; } = [];
 
     public List<RestoringProcess> Processes { get; private set; } = [];
 
@@ -89,25 +104,124 @@ internal sealed class RestoreSteps
 
     public IReadOnlyList<string> Cgroups { get; private set; } = [];
 
-    /// <summary>Walks <see cref="Order"/>, naming each step as it begins.</summary>
+    /// <summary>
+    /// Walks <see cref="Order"/>, naming each step as it begins. Once the checks passed, a failure undoes what the
+    /// steps made and is explained; before, nothing was created and it is thrown as it is.
+    /// </summary>
     public void RunAll()
     {
-        foreach (var step in Order)
+        try
         {
-            if (step.Phase is not null)
+            foreach (var step in Order)
             {
-                Log.Phase(step.Phase);
+                if (step.Phase is not null)
+                {
+                    Log.Phase(step.Phase);
+                }
+                Log.Detail($"restore step: {step.Name}");
+                step.Run(this);
+                if (step.FailAfter is not null)
+                {
+                    FailurePoint.Check(Options.FailAt, step.FailAfter);
+                }
             }
-            Log.Detail($"restore step: {step.Name}");
-            step.Run(this);
-            if (step.FailAfter is not null)
+        }
+        catch (Exception e) when (checksPassed)
+        {
+            Log.Error(e.ToString());
+            Undo();
+            // A page source lost mid-way is the cause, whatever the restore tripped over when the transfer killed the process.
+            var cause = session.Lazy?.Status.Error is { Kind: not CheckpointErrorKind.Cancelled } lost ? lost : e;
+            throw RestorePipeline.Explain(cause, Images.Root.Pid, Log.FilePath);
+        }
+        finally
+        {
+            foreach (var memory in Memories)
             {
-                FailurePoint.Check(Options.FailAt, step.FailAfter);
+                memory.Dispose();
             }
         }
     }
 
-    // First: the sockets are made inside the tree's network namespace, and the files of the next step include them.
+    /// <summary>
+    /// After a step failed: what the steps that ran made, undone. The tasks of "processes" (with the threads that
+    /// "threads and credentials" added) go first, as the rest waits for them: a cgroup with members cannot be
+    /// removed. Then the rest, in reverse order of the steps that made it.
+    /// </summary>
+    private void Undo()
+    {
+        // "processes": the tree, its host and the init of its new PID namespace.
+        KillPartial(Created);
+        Host?.Dispose();
+        NamespaceInit?.Dispose(); // its namespace dies with it
+        // "namespaces": the cgroups that were missing, once their members are gone.
+        CgroupRestore.RemoveCreated(session);
+        // "files of the engine": a lazy restore's page transfer.
+        session.Lazy?.Abort($"The restore of process {Images.Root.Pid} failed.");
+        // "network namespace": the veth devices made for it.
+        session.Network?.Abandon(Log);
+    }
+
+    // Kills everything created, then waits for each task by its own id, threads before their leaders and children
+    // before their parents (a namespace's init ends only once its children are collected, which waits for us, their
+    // tracer): a wait for any child could reap children that are not ours to reap.
+    private static void KillPartial(IReadOnlyList<Tracee> created)
+    {
+        foreach (var task in created)
+        {
+            Kill.Send(task.ProcessId, Signals.SIGKILL);
+        }
+        foreach (var task in created.Reverse().OrderBy(t => t.Tid == t.ProcessId ? 1 : 0))
+        {
+            try
+            {
+                while (true)
+                {
+                    Wait4.Wait(task.Tid, Wait4.WALL);
+                }
+            }
+            catch (NativeException e) when (e.Errno == Errno.ECHILD)
+            {
+                // reaped (it was our child, or another's and collected there)
+            }
+        }
+    }
+
+    /// <summary>The session, with every file the engine opened for the tree; the transfer of a lazy restore lives on.</summary>
+    public void Dispose() => session?.Dispose();
+
+    // First, before anything is read into the restore, let alone created: a damaged image is refused naming the file.
+    private void VerifyImages()
+    {
+        EngineWarmup.Wait();
+        Verified = ImageVerifier.VerifyChain(Options.ImagePath, deferPages: Options.LazyPages);
+        Verified.ThrowIfDamaged();
+    }
+
+    // Once verified: the images read, restore.log opened beside them (with what was verified), and the session
+    // every later step fills.
+    private void ReadImages()
+    {
+        var images = ImageSet.Read(Options.ImagePath);
+        RestoreLog.AttachLog(Log, images.Directory, Options);
+        Log.Write($"CriuPS {typeof(RestorePipeline).Assembly.GetName().Version} restoring from {images.Directory}");
+        RestoreLog.LogVerification(Log, Verified, Options.LazyPages);
+        session = new RestoreSession(Options, Log, images)
+        {
+            PagesVerifiedOnRead = Options.LazyPages ? PageVerifier.For(Verified) : null,
+        };
+    }
+
+    // Before anything is created: what this machine, the PIDs in use or a resource module refuses fails the restore
+    // with nothing to undo.
+    private void Check()
+    {
+        RestoreChecks.CheckCanRestore(session);
+        checksPassed = true;
+    }
+
+    // The first thing made: the sockets are made inside the tree's network namespace, and the next step's files
+    // include them.
     private void PrepareNetwork() => session.Network = TreeNetwork.Prepare(session);
 
     // Before any process exists: the engine opens every file and socket the tree needs (and takes the OFD locks), so

@@ -80,6 +80,11 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         $restored = Restore-Process $path
         Register-TestProcess $restored.Id
         Join-Path $path 'restore.log' | Should -FileContentMatch 'Restoring memory'
+        # Each step of the restore named as it begins, in the order RestoreSteps.Order gives: the images verified,
+        # read and checked before anything is made.
+        Get-LoggedSteps (Join-Path $path 'restore.log') 'restore' | Should -Be 'verification', 'images', 'checks',
+            'network namespace', 'files of the engine', 'processes', 'namespaces', 'memory', 'files',
+            'signal handlers and attributes', 'fs state', 'threads and credentials', 'file owners', 'cgroups', 'final state', 'release'
     }
 
     It 'leaves the process running with -LeaveRunning, and the image restores it later' {

@@ -21,6 +21,11 @@ BeforeAll {
         [pscustomobject]@{ Id = (Start-TestTarget -Program $DirtyMem -Arguments $MiB, $PerMille, $log -WorkDirectory $work -TimeoutSeconds 60); Log = $log }
     }
 
+    # The steps a move named in its verbose output as they began ("move step: NAME"), in order.
+    function Get-MoveSteps($Output) {
+        @($Output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'move step: *' } | ForEach-Object { $_.Message.Substring('move step: '.Length) })
+    }
+
     # Asks the moved process, in the destination's PID namespace, to verify itself; returns the line it logs.
     function Invoke-RemoteSelfCheck([int]$Id, [string]$Log) {
         $before = @(Get-Content $Log).Count
@@ -69,7 +74,9 @@ Describe 'Move-Process' {
         # (The pages follow at a few MiB/s at a load of 30 to 80 on this 2-core VM: over 300 s for the gibibyte.)
         # The rehearsal move of a sleep went through: the code of the final dump and of the restore there was
         # compiled before the freeze.
-        $output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match 'rehearsal' } | Should -BeNullOrEmpty
+        $output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match 'rehearsal' -and $_.Message -notlike 'move step: *' } | Should -BeNullOrEmpty
+        # Each step of the move named as it begins, in the order MoveSteps.Order gives.
+        Get-MoveSteps $output | Should -Be 'process', 'destination', 'rehearsal', 'pre-dump rounds', 'final dump', 'restore there', 'memory there', 'end of the source'
         $moved.ComputerName | Should -Be $Destination.DestinationIp
         $moved.SourceProcessId | Should -Be $t.Id
         $moved.ProcessId | Should -Be $t.Id -Because 'the PIDs are kept, in the destination''s own PID namespace'
@@ -137,7 +144,8 @@ Describe 'Move-Process' {
         $directory = Join-Path $TestDrive 'post-copy-move'
         $output = Move-Process -Id $t.Id -Session $Session -PostCopy -LazyTimeout 900 -DestinationPath $directory -Confirm:$false -Verbose 4>&1
         $moved = $output | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] }
-        $output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match 'rehearsal' } | Should -BeNullOrEmpty
+        $output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match 'rehearsal' -and $_.Message -notlike 'move step: *' } | Should -BeNullOrEmpty
+        Get-MoveSteps $output | Should -Be 'process', 'destination', 'rehearsal', 'final dump', 'restore there', 'memory there', 'end of the source' -Because 'post-copy takes no rounds'
         $moved.PostCopy | Should -BeTrue
         $moved.PreDumpRounds | Should -Be 0
         $moved.ProcessId | Should -Be $t.Id
