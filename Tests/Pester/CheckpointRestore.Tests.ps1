@@ -100,7 +100,7 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         Test-Path (Join-Path $TestDrive 'flags-image') | Should -BeFalse
         (Get-Content "/proc/$id/status" | Where-Object { $_ -like 'TracerPid:*' }) | Should -Match '\s0$'
         $changed = [int]((Invoke-SelfCheck $id $log) -replace '^OK changed=(\d+) .*$', '$1')
-        Wait-Until { (Invoke-SelfCheck $id $log) -match "^OK changed=(\d+) pid=$id$" -and [int]$Matches[1] -gt $changed } "process $id to change more areas, every one intact"
+        Wait-Until { (Invoke-SelfCheck $id $log) -match "^OK changed=(\d+) pid=$id$" -and [int]$Matches[1] -gt $changed } "process $id to change more areas, every one intact" -TimeoutSeconds 60
     }
 
     It 'leaves the process running with -LeaveRunning, and the image restores it later' {
