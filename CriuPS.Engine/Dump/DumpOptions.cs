@@ -106,9 +106,6 @@ public sealed class DumpOptions
     /// </summary>
     internal bool LeaveLazyPages { get; init; }
 
-    /// <summary>A move's final dump: the areas read ahead of the freeze, confirmed while it is frozen (<see cref="Resources.Memory.AreasReadAhead"/>).</summary>
-    internal Resources.Memory.AreasReadAhead? AreasAhead { get; init; }
-
     /// <summary>Test hook: fail on purpose at this point (see <see cref="FailurePoint"/>) to prove the target survives.</summary>
     public string? FailAt { get; init; }
 }

@@ -37,6 +37,7 @@ internal sealed class DumpSteps
         new("target", null, s => s.CheckTarget()),
         new("tree", null, s => s.CheckTree()),
         new("image", null, s => s.OpenImage()),
+        new("areas read ahead", null, s => s.ReadAreasAhead(), When: s => !s.options.Background),
         new("background copy armed ahead", null, s => s.ArmBackgroundCopyAhead(), When: s => s.options.Background),
         new("freeze", "Freezing", s => s.Freeze(), FailurePoint.AfterSeize),
         new("attach", null, s => s.Attach()),
@@ -85,6 +86,7 @@ internal sealed class DumpSteps
     private FrozenTree tree = null!;
     private CgroupFreezer? cgroup;
     private BackgroundCopy? background;
+    private AreasReadAhead? areasAhead;
     // A pre-dump's plans, one per process of the session, and the write tracking armed for the next dump.
     private readonly List<PagePlan> plans = [];
     private readonly List<TrackedProcess> armed = [];
@@ -207,6 +209,11 @@ internal sealed class DumpSteps
         quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
     }
 
+    // A final dump, last before the freeze (the layout is likelier the same at it): smaps' walk over every page leaves
+    // the frozen window, which reads maps and has smaps read again on a thread of its own (AreasReadAhead).
+    private void ReadAreasAhead() =>
+        areasAhead = AreasReadAhead.Read(ProcessTree.Discover(root).Where(m => !m.IsZombie).Select(m => m.Pid));
+
     // -Background: before the freeze, so that what it reads ahead (smaps) is not read while the tree is frozen.
     private void ArmBackgroundCopyAhead()
     {
@@ -228,7 +235,7 @@ internal sealed class DumpSteps
     // injection session opened in every live process.
     private void Attach()
     {
-        tree.Attach(session, background);
+        tree.Attach(session, background, areasAhead);
         log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
     }
 
@@ -308,7 +315,7 @@ internal sealed class DumpSteps
     private void Commit()
     {
         log.Write($"{tree.InjectedCalls} injected system calls");
-        options.AreasAhead?.Confirmed(); // a move's: the flags read ahead were those at the freeze
+        areasAhead?.Confirmed(); // the flags read ahead were those at the freeze
         log.Flush();
         directory.Commit();
         log.Relocate(directory.LogPath);

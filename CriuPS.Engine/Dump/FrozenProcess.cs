@@ -123,43 +123,41 @@ internal sealed class FrozenProcess
             {
                 break;
             }
-            // The leader first, so that Threads[0] is always the leader.
-            foreach (var tid in fresh.OrderBy(t => t == ProcessId ? 0 : 1))
+            // The leader first, so that Threads[0] is always the leader. Every thread of the listing is interrupted
+            // before the first is waited for: they run into their stops side by side (for 64 threads one wait for the
+            // scheduler to run them, not 64 in a row).
+            var interrupted = new List<Tracee>();
+            try
             {
-                Tracee thread;
-                try
+                foreach (var tid in fresh.OrderBy(t => t == ProcessId ? 0 : 1))
                 {
-                    thread = seized is not null && seized.Remove(tid, out var taken) ? taken : Tracee.Seize(tid, ProcessId, options);
+                    Tracee thread;
+                    try
+                    {
+                        thread = seized is not null && seized.Remove(tid, out var taken) ? taken : Tracee.Seize(tid, ProcessId, options);
+                    }
+                    catch (NativeException e) when (e.Errno == Errno.ESRCH && tid != ProcessId)
+                    {
+                        continue; // the thread exited between the listing and the seize
+                    }
+                    catch (NativeException e) when (e.Errno is Errno.EPERM or Errno.ESRCH)
+                    {
+                        throw TraceAccess.SeizeRefused(ProcessId, tid, e);
+                    }
+                    Threads.Add(thread);
+                    if (SchedClock.Observe(ProcessId, tid) is { } observed)
+                    {
+                        LastRan[tid] = observed;
+                    }
+                    thread.Interrupt();
+                    interrupted.Add(thread);
                 }
-                catch (NativeException e) when (e.Errno == Errno.ESRCH && tid != ProcessId)
-                {
-                    continue; // the thread exited between the listing and the seize
-                }
-                catch (NativeException e) when (e.Errno is Errno.EPERM or Errno.ESRCH)
-                {
-                    throw TraceAccess.SeizeRefused(ProcessId, tid, e);
-                }
-                Threads.Add(thread);
-                if (SchedClock.Observe(ProcessId, tid) is { } observed)
-                {
-                    LastRan[tid] = observed;
-                }
-                if (!thread.TryInterruptAndWait(timeout))
-                {
-                    throw new CheckpointException(
-                        CheckpointErrorKind.FreezeTimeout,
-                        $"Thread {tid} of process {ProcessId} did not stop within {timeout.TotalSeconds:0.#} s: {WhyNotStopping(tid)}. The process was left running.",
-                        ProcessId,
-                        "Checkpoint it again once it is no longer waiting in the kernel, or allow more time with -FreezeTimeout.");
-                }
-                DeathPoint.Reach(DeathPoint.Stopped);
-                OriginalMasks[tid] = Native.Interop.Ptrace.GetSigMask(tid);
-                Park(thread, memory, vmas, restorer, syscallOffset);
-                DeathPoint.Reach(DeathPoint.Parked);
-                if (HeldWhileRunning is null)
-                {
-                    Native.Interop.Ptrace.SetSigMask(tid, SignalsHeld);
-                }
+                StopEach(interrupted, timeout, memory, vmas, restorer, syscallOffset);
+            }
+            catch
+            {
+                TakeStops(interrupted);
+                throw;
             }
         }
         log.Detail($"froze process {ProcessId}: {Threads.Count} thread(s){(WasStopped ? ", it was stopped" : "")}, "
@@ -167,6 +165,50 @@ internal sealed class FrozenProcess
         if (Unguarded is not null)
         {
             log.Warning($"Process {ProcessId} is not protected against the end of this session while it is frozen: {Unguarded}.");
+        }
+    }
+
+    // Takes the stop of each interrupted thread in turn, then saves its mask and parks it.
+    private void StopEach(List<Tracee> interrupted, TimeSpan timeout, ProcessMemory memory, List<VmaInfo> vmas, Address? restorer, int syscallOffset)
+    {
+        foreach (var thread in interrupted)
+        {
+            int tid = thread.Tid;
+            if (!thread.TryWaitForInterruptStop(timeout))
+            {
+                throw new CheckpointException(
+                    CheckpointErrorKind.FreezeTimeout,
+                    $"Thread {tid} of process {ProcessId} did not stop within {timeout.TotalSeconds:0.#} s: {WhyNotStopping(tid)}. The process was left running.",
+                    ProcessId,
+                    "Checkpoint it again once it is no longer waiting in the kernel, or allow more time with -FreezeTimeout.");
+            }
+            DeathPoint.Reach(DeathPoint.Stopped);
+            OriginalMasks[tid] = Native.Interop.Ptrace.GetSigMask(tid);
+            Park(thread, memory, vmas, restorer, syscallOffset);
+            DeathPoint.Reach(DeathPoint.Parked);
+            if (HeldWhileRunning is null)
+            {
+                Native.Interop.Ptrace.SetSigMask(tid, SignalsHeld);
+            }
+        }
+    }
+
+    // When the freeze fails: the threads interrupted after the one that failed stop too, and only a stopped thread
+    // can be detached (Release): their stops are taken, for a second at most all together, so that none stays
+    // stopped under this session's trace. One that does not stop in it is detached by the kernel when this thread ends.
+    private static void TakeStops(List<Tracee> interrupted)
+    {
+        var deadline = Environment.TickCount64 + 1000;
+        foreach (var thread in interrupted.Where(t => t.IsAttached && !t.IsStopped))
+        {
+            try
+            {
+                thread.TryWaitForInterruptStop(TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64)));
+            }
+            catch (Exception e) when (e is TraceeGoneException or NativeException)
+            {
+                // it ended: nothing to detach
+            }
         }
     }
 

@@ -2,6 +2,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Cgroups;
+using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Arch;
 using CriuPS.Native.Interop;
@@ -151,7 +152,7 @@ internal sealed class FrozenTree : IDisposable
     /// Takes over the frozen tree for a dump: checks the layout of what is frozen (processes forked while we froze
     /// were not checked before), and opens memory and an injection session in every live process.
     /// </summary>
-    public void Attach(DumpSession session, BackgroundCopy? background = null)
+    public void Attach(DumpSession session, BackgroundCopy? background = null, AreasReadAhead? areasAhead = null)
     {
         int root = session.Options.ProcessId;
         var layout = ProcessTree.LayoutProblems(Members, session.Options.ShellJob).ToList();
@@ -169,9 +170,9 @@ internal sealed class FrozenTree : IDisposable
             }
             var process = frozen[member.Pid];
             var memory = OpenMemory(member.Pid);
-            // Read once (megabytes for thousands of areas), before the injection area joins them; a background
-            // checkpoint read smaps ahead and reads only maps now (no walk over every page while frozen).
-            var vmas = background?.AreasAtFreeze(member.Pid, session.Log) ?? session.Options.AreasAhead?.AtFreeze(member.Pid, session.Log) ?? SmapsParser.Read(member.Pid);
+            // Read once (megabytes for thousands of areas), before the injection area joins them; a final dump read
+            // smaps ahead and reads only maps now (no walk over every page while frozen), unless the layout changed.
+            var vmas = background?.AreasAtFreeze(member.Pid, session.Log) ?? areasAhead?.AtFreeze(member.Pid, session.Log) ?? SmapsParser.Read(member.Pid);
             var injection = BeginInjection(process, memory, vmas);
             foreach (var leftover in injection.RemoveLeftovers(vmas))
             {
@@ -180,7 +181,7 @@ internal sealed class FrozenTree : IDisposable
             }
             session.Processes.Add(new DumpedProcess(process, memory, injection, vmas));
         }
-        session.Options.AreasAhead?.StartConfirming(session.Processes.Select(p => (p.Pid, p.Vmas)), session.Log);
+        areasAhead?.StartConfirming(session.Processes.Select(p => (p.Pid, p.Vmas)), session.Log);
     }
 
     /// <summary>Opens the memory of a process of the tree, closed when the tree is disposed.</summary>

@@ -4,7 +4,6 @@ using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.PageServer;
 using CriuPS.Engine.Resources.Memory;
-using CriuPS.Engine.Resources.Process;
 using CriuPS.Native.Memory;
 
 namespace CriuPS.Engine.Migration;
@@ -89,9 +88,8 @@ public sealed class ProcessMove
     {
         // The rounds made the dump's code hot: its optimized recompilation happens now, before the freeze, not in it.
         observer.Detail($"before the final freeze: {RuntimeQuiet.Wait()}");
-        // Last before the freeze, so that the layout is likelier the same at it: smaps' page walk out of the freeze.
-        var areas = AreasReadAhead.Read(ProcessTree.Discover(options.ProcessId).Where(m => !m.IsZombie).Select(m => m.Pid));
-        var (image, session) = DumpPipeline.SendToPageServer(Options(server, preDump: false, leaveLazyPages: postCopy is not null, areas), observer, chain);
+        // The dump reads the areas ahead of its freeze (AreasReadAhead), as every final dump does.
+        var (image, session) = DumpPipeline.SendToPageServer(Options(server, preDump: false, leaveLazyPages: postCopy is not null), observer, chain);
         try
         {
             postCopy?.Serve(session.Held!, session.RunId);
@@ -105,10 +103,9 @@ public sealed class ProcessMove
         return (image, session.Held!);
     }
 
-    private DumpOptions Options(PageServerEndpoint server, bool preDump, bool leaveLazyPages = false, AreasReadAhead? areas = null) => new()
+    private DumpOptions Options(PageServerEndpoint server, bool preDump, bool leaveLazyPages = false) => new()
     {
         LeaveLazyPages = leaveLazyPages,
-        AreasAhead = areas,
         ProcessId = options.ProcessId,
         PageServer = server,
         PreDump = preDump,

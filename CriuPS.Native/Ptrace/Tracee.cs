@@ -86,6 +86,19 @@ public sealed class Tracee
         return WaitForInterruptStop(Environment.TickCount64 + (long)timeout.TotalMilliseconds);
     }
 
+    /// <summary>
+    /// Asks a seized thread to stop (PTRACE_INTERRUPT) and returns at once; <see cref="TryWaitForInterruptStop"/> takes
+    /// the stop. Threads interrupted one after the other, then waited for, stop side by side: the wait for the
+    /// scheduler to run each into its stop is paid about once, not once per thread.
+    /// </summary>
+    public void Interrupt() => Interop.Ptrace.Interrupt(Tid);
+
+    /// <summary>
+    /// Waits for the stop of <see cref="Interrupt"/>, giving up after <paramref name="timeout"/> (false) as
+    /// <see cref="TryInterruptAndWait"/> does. A stop that came already is taken without a waiter thread.
+    /// </summary>
+    public bool TryWaitForInterruptStop(TimeSpan timeout) => WaitForInterruptStop(Environment.TickCount64 + (long)timeout.TotalMilliseconds);
+
     /// <summary>Waits for the PTRACE_EVENT_STOP of a seize, an interrupt or a kernel auto-attach.</summary>
     public void WaitForInterruptStop() => WaitForInterruptStop(long.MaxValue);
 

@@ -74,8 +74,11 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         Join-Path $path 'dump.log' | Should -FileContentMatch 'Saving memory'
         # Each step of the checkpoint named as it begins, in the order DumpSteps.Checkpoint gives (those for options
         # not asked for left out).
-        Get-LoggedSteps (Join-Path $path 'dump.log') 'dump' | Should -Be 'engine ready', 'target', 'tree', 'image', 'freeze',
+        Get-LoggedSteps (Join-Path $path 'dump.log') 'dump' | Should -Be 'engine ready', 'target', 'tree', 'image', 'areas read ahead', 'freeze',
             'attach', 'process state', 'memory', 'terminals and cpu', 'images', 'commit', 'write tracking ended', 'end of the tree'
+        # No walk over every page while frozen: maps at the freeze, VmFlags from smaps read ahead, confirmed before the commit.
+        Join-Path $path 'dump.log' | Should -FileContentMatch "areas of ${target}: \d+ read from maps at the freeze, their VmFlags from smaps read ahead \(same layout\)"
+        Join-Path $path 'dump.log' | Should -FileContentMatch "areas of ${target}: VmFlags read again after the freeze are those read ahead of it"
         @(Get-ChildItem (Split-Path $path) -Force -Filter '.image-perms.criups-*') | Should -BeNullOrEmpty
         $restored = Restore-Process $path
         Register-TestProcess $restored.Id
@@ -85,6 +88,24 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         Get-LoggedSteps (Join-Path $path 'restore.log') 'restore' | Should -Be 'verification', 'images', 'checks',
             'network namespace', 'files of the engine', 'processes', 'namespaces', 'memory', 'files',
             'signal handlers and attributes', 'fs state', 'threads and credentials', 'file owners', 'cgroups', 'final state', 'release'
+    }
+
+    It 'fails, and leaves the process running as before, when the process changes the flags of an area (madvise) between the read ahead of the freeze and the freeze' {
+        # bgflags sets MADV_DONTFORK over one more of its 8192 one-page areas every millisecond: the layout stays the
+        # same, the flags read ahead of the freeze are not those read again while frozen, and the dump cannot know
+        # which the freeze saw.
+        $work = Join-Path $TestDrive 'flags'
+        $id = Start-TestTarget -Program (Get-TestTarget 'bgflags') -Arguments 8192, $work -WorkDirectory $work
+        $log = Join-Path $work 'bgflags.log'
+        Invoke-SelfCheck $id $log | Should -Match "^OK changed=[1-9]\d* pid=$id$"
+        Checkpoint-Process -Id $id -ImagePath (Join-Path $TestDrive 'flags-image') -ErrorVariable errors -ErrorAction SilentlyContinue |
+            Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -Match '^DumpFailed,'
+        $errors[0].Exception.Message | Should -Match "The checkpoint of process $id failed: its area .* shows the flags '[^']*\bdc\b[^']*' where it showed '[^']*' ahead of the freeze \(madvise"
+        Test-Path (Join-Path $TestDrive 'flags-image') | Should -BeFalse
+        (Get-Content "/proc/$id/status" | Where-Object { $_ -like 'TracerPid:*' }) | Should -Match '\s0$'
+        $changed = [int]((Invoke-SelfCheck $id $log) -replace '^OK changed=(\d+) .*$', '$1')
+        Wait-Until { (Invoke-SelfCheck $id $log) -match "^OK changed=(\d+) pid=$id$" -and [int]$Matches[1] -gt $changed } "process $id to change more areas, every one intact" -TimeoutSeconds 60
     }
 
     It 'leaves the process running with -LeaveRunning, and the image restores it later' {

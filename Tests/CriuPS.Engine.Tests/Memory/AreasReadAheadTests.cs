@@ -6,8 +6,9 @@ using CriuPS.Native.Proc;
 namespace CriuPS.Engine.Tests.Memory;
 
 /// <summary>
-/// The areas of a move's final dump: read ahead of the freeze, from maps in it, and confirmed on a thread of its own
-/// while the dump goes on (the 1 GiB post-copy move in MoveProcess.Tests.ps1 checks its log for both).
+/// The areas of a final dump: read ahead of the freeze, from maps in it, and confirmed on a thread of its own while the
+/// dump goes on (the 1 GiB post-copy move in MoveProcess.Tests.ps1 checks its log for both; MemoryAreas.Tests.ps1 a
+/// checkpoint whose flags change between the read ahead and the freeze).
 /// </summary>
 public class AreasReadAheadTests
 {
@@ -38,7 +39,7 @@ public class AreasReadAheadTests
         ahead.StartConfirming([(sleeper.Pid, atFreeze)], log);
         var error = Assert.Throws<CheckpointException>(ahead.Confirmed);
         Assert.Equal(CheckpointErrorKind.DumpFailed, error.Kind);
-        Assert.Contains($"The final dump of the move of process {sleeper.Pid} failed: its area {atFreeze[stack]} shows the flags", error.Message);
+        Assert.Contains($"The checkpoint of process {sleeper.Pid} failed: its area {atFreeze[stack]} shows the flags", error.Message);
     }
 
     [Fact]
