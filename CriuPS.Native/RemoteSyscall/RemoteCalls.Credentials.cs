@@ -6,8 +6,8 @@ namespace CriuPS.Native.RemoteSyscall;
 // Calls on the target's credentials and filesystem context: ids, groups, capabilities, root, working directory, umask.
 public readonly partial record struct RemoteCall
 {
-    /// <summary>setgroups of the <paramref name="count"/> gids at <paramref name="groups"/>.</summary>
-    public static RemoteCall Setgroups(int count, Address groups) => new(SystemCall.Setgroups, (ulong)count, groups.Value);
+    /// <summary>setgroups of <paramref name="groups"/>, put in <paramref name="scratch"/>.</summary>
+    public static RemoteCall Setgroups(ScratchArea scratch, uint[] groups) => new(SystemCall.Setgroups, (ulong)groups.Length, scratch.PutArray<uint>(groups).Value);
 
     public static RemoteCall Setresuid(uint real, uint effective, uint saved) => new(SystemCall.Setresuid, real, effective, saved);
 

@@ -11,6 +11,9 @@ public readonly partial record struct RemoteCall
 
     public static RemoteCall Close(int fd) => new(SystemCall.Close, (ulong)fd);
 
+    /// <summary>close_range of the descriptors <paramref name="first"/> to <paramref name="last"/>, both included.</summary>
+    public static RemoteCall CloseRange(uint first, uint last) => new(SystemCall.CloseRange, first, last, 0);
+
     /// <summary>dup3: <paramref name="fd"/> copied to the number <paramref name="to"/>.</summary>
     public static RemoteCall<int> Dup3(int fd, int to, bool closeOnExec) =>
         ReturningNumber(new(SystemCall.Dup3, (ulong)fd, (ulong)to, closeOnExec ? (ulong)O.CLOEXEC : 0));

@@ -10,11 +10,19 @@ public readonly partial record struct RemoteCall
     public static RemoteCall Mount(Address source, Address target, Address fsType, ulong flags, Address data) =>
         new(SystemCall.Mount, source.Value, target.Value, fsType.Value, flags, data.Value);
 
-    /// <summary>mount of no source with <paramref name="flags"/> on <paramref name="target"/> (a change of propagation), put in <paramref name="scratch"/>.</summary>
-    public static RemoteCall Mount(ScratchArea scratch, string target, ulong flags) =>
-        Mount(Memory.Address.Null, scratch.PutString(target), Memory.Address.Null, flags, Memory.Address.Null);
+    /// <summary>
+    /// mount, each string given put in <paramref name="scratch"/> in argument order (source, target, type, data), a
+    /// null one passed as NULL.
+    /// </summary>
+    public static RemoteCall Mount(ScratchArea scratch, string? source, string target, string? fsType, ulong flags, string? data)
+    {
+        var sourceAt = source is null ? Memory.Address.Null : scratch.PutString(source);
+        var targetAt = scratch.PutString(target);
+        var fsTypeAt = fsType is null ? Memory.Address.Null : scratch.PutString(fsType);
+        return Mount(sourceAt, targetAt, fsTypeAt, flags, data is null ? Memory.Address.Null : scratch.PutString(data));
+    }
 
-    public static RemoteCall Umount2(Address target, int flags) => new(SystemCall.Umount2, target.Value, (ulong)flags);
+    public static RemoteCall Umount2(Address target, ulong flags) => new(SystemCall.Umount2, target.Value, flags);
 
     public static RemoteCall PivotRoot(Address newRoot, Address putOld) => new(SystemCall.PivotRoot, newRoot.Value, putOld.Value);
 }

@@ -3,7 +3,8 @@ using CriuPS.Native.Memory;
 
 namespace CriuPS.Native.RemoteSyscall;
 
-// Calls on the target's signals and timers: handlers, masks, queued signals, interval and POSIX timers.
+// Calls on the target's signals and timers: handlers, masks, queued signals, interval and POSIX timers. Timer and
+// clock ids go in zero-extended, as images keep them (uint32); the kernel reads their low 32 bits.
 public readonly partial record struct RemoteCall
 {
     // The kernel's sigset_t: 64 signals.
@@ -35,13 +36,13 @@ public readonly partial record struct RemoteCall
     public static RemoteCall Setitimer(int which, Address value) => new(SystemCall.Setitimer, (ulong)which, value.Value, 0);
 
     /// <summary>timer_create on <paramref name="clock"/> with the sigevent at <paramref name="sigevent"/>; the id in (and out of) <paramref name="id"/>.</summary>
-    public static RemoteCall TimerCreate(int clock, Address sigevent, Address id) => new(SystemCall.TimerCreate, (ulong)clock, sigevent.Value, id.Value);
+    public static RemoteCall TimerCreate(int clock, Address sigevent, Address id) => new(SystemCall.TimerCreate, (uint)clock, sigevent.Value, id.Value);
 
     /// <summary>timer_settime of a relative value, the struct itimerspec at <paramref name="value"/>; the old one not asked for.</summary>
-    public static RemoteCall TimerSettime(int id, Address value) => new(SystemCall.TimerSettime, (ulong)id, 0, value.Value, 0);
+    public static RemoteCall TimerSettime(int id, Address value) => new(SystemCall.TimerSettime, (uint)id, 0, value.Value, 0);
 
     /// <summary>timer_gettime into the struct itimerspec at <paramref name="into"/>.</summary>
-    public static RemoteCall TimerGettime(int id, Address into) => new(SystemCall.TimerGettime, (ulong)id, into.Value);
+    public static RemoteCall TimerGettime(int id, Address into) => new(SystemCall.TimerGettime, (uint)id, into.Value);
 
-    public static RemoteCall TimerGetoverrun(int id) => new(SystemCall.TimerGetoverrun, (ulong)id);
+    public static RemoteCall TimerGetoverrun(int id) => new(SystemCall.TimerGetoverrun, (uint)id);
 }

@@ -1,3 +1,4 @@
+using CriuPS.Native.RemoteSyscall;
 using System.Globalization;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
@@ -122,7 +123,7 @@ internal static class IpcNamespace
             PosixQueues.Restore(session, ownNamespace: false);
             return;
         }
-        root.Caller.Checked("unshare(CLONE_NEWIPC)", SystemCall.Unshare, Setns.CloneNewIpc);
+        root.Caller.Checked("unshare(CLONE_NEWIPC)", RemoteCall.Unshare(Setns.CloneNewIpc));
         foreach (var process in processes.Skip(1))
         {
             ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/{Link}", Setns.CloneNewIpc, $"the IPC namespace of {root.Pid}");
