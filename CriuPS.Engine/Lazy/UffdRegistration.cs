@@ -4,6 +4,7 @@ using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Lazy;
 
@@ -30,22 +31,23 @@ internal static class UffdRegistration
         // accesses to lazy memory (a signal frame, rseq, a read() into a buffer) must wait for the page too.
         // Such a userfaultfd needs CAP_SYS_PTRACE (unless vm.unprivileged_userfaultfd is 1) in the process, which
         // has the session's capabilities until its own are restored.
-        long fd = caller.Call(SystemCall.Userfaultfd, (ulong)(O.CLOEXEC | O.NONBLOCK));
-        if (fd == -Errno.EPERM)
+        long made = caller.Call(RemoteCall.Userfaultfd(O.CLOEXEC | O.NONBLOCK));
+        if (made == -Errno.EPERM)
         {
             throw MissingPrivilege.For(Capability.SysPtrace,
                 $"A lazy restore's userfaultfd in process {process.Pid}, which the kernel's own accesses to its memory wait on,", process.Pid,
                 new NativeException("userfaultfd", Errno.EPERM));
         }
-        if (fd < 0)
+        if (made < 0)
         {
-            throw new NativeException($"userfaultfd in {process.Pid}", (int)-fd);
+            throw new NativeException($"userfaultfd in {process.Pid}", (int)-made);
         }
+        int fd = (int)made;
         try
         {
             scratch.Reset();
             var api = scratch.Put(new Userfaultfd.UffdioApiArgs { Api = Userfaultfd.Api, Features = Features });
-            caller.Checked("ioctl(UFFDIO_API)", SystemCall.Ioctl, (ulong)fd, unchecked((uint)Userfaultfd.UffdioApi), api.Value);
+            caller.Checked("ioctl(UFFDIO_API)", RemoteCall.Ioctl(fd, unchecked((uint)Userfaultfd.UffdioApi), api.Value));
             foreach (var area in areas)
             {
                 scratch.Reset();
@@ -54,7 +56,7 @@ internal static class UffdRegistration
                     Range = new Userfaultfd.UffdioRange { Start = area.Start.Value, Length = area.Length.Value },
                     Mode = Userfaultfd.RegisterModeMissing,
                 });
-                caller.Checked($"ioctl(UFFDIO_REGISTER) of {area}", SystemCall.Ioctl, (ulong)fd, unchecked((uint)Userfaultfd.UffdioRegister), args.Value);
+                caller.Checked($"ioctl(UFFDIO_REGISTER) of {area}", RemoteCall.Ioctl(fd, unchecked((uint)Userfaultfd.UffdioRegister), args.Value));
                 var answer = scratch.Memory.Read<Userfaultfd.UffdioRegisterArgs>(args);
                 if ((answer.Ioctls & Userfaultfd.IoctlCopyAndZeropage) != Userfaultfd.IoctlCopyAndZeropage)
                 {
@@ -63,11 +65,11 @@ internal static class UffdRegistration
                 }
             }
             using var pidfd = Pidfd.Open(process.Pid);
-            return Pidfd.GetFd(pidfd, (int)fd);
+            return Pidfd.GetFd(pidfd, fd);
         }
         finally
         {
-            caller.Call(SystemCall.Close, (ulong)fd);
+            caller.Call(RemoteCall.Close(fd));
         }
     }
 }

@@ -1,3 +1,4 @@
+using CriuPS.Native.Memory;
 using System.Diagnostics;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
@@ -62,8 +63,8 @@ internal static class PidNamespaceInit
                 var scratch = init.Scratch;
                 scratch.Reset();
                 // Private first: the namespace's /proc, mounted at the end, must not reach the host's mount namespace.
-                caller.Checked("mount(MS_REC | MS_PRIVATE) of /", SystemCall.Mount, 0, scratch.PutString("/").Value, 0, (ulong)(LibC.MS_REC | LibC.MS_PRIVATE), 0);
-                caller.Checked("rt_sigprocmask(SIG_SETMASK, all)", SystemCall.RtSigprocmask, (ulong)LibC.SIG_SETMASK, scratch.Put(ulong.MaxValue).Value, 0, 8);
+                caller.Checked("mount(MS_REC | MS_PRIVATE) of /", RemoteCall.Mount(scratch, null, "/", null, (ulong)(LibC.MS_REC | LibC.MS_PRIVATE), null));
+                caller.Checked("rt_sigprocmask(SIG_SETMASK, all)", RemoteCall.RtSigprocmask(LibC.SIG_SETMASK, scratch.Put(ulong.MaxValue), Address.Null));
                 var path = scratch.PutString(program);
                 var argv = scratch.PutArray<ulong>(new[] { scratch.PutString(ProgramName).Value, scratch.PutString(rootPid.ToString(System.Globalization.CultureInfo.InvariantCulture)).Value, 0UL });
                 var envp = scratch.PutArray<ulong>(new ulong[] { 0 });
@@ -91,15 +92,15 @@ internal static class PidNamespaceInit
     /// </summary>
     public static void HandDownEnginePidfd(RemoteSyscaller forker, int number)
     {
-        long pidfd = forker.Checked("pidfd_open of the engine", SystemCall.PidfdOpen, (ulong)Environment.ProcessId, 0);
+        int pidfd = forker.Checked("pidfd_open of the engine", RemoteCall.PidfdOpen(Environment.ProcessId));
         if (pidfd != number)
         {
-            forker.Checked($"dup3 of the engine's pidfd to {number}", SystemCall.Dup3, (ulong)pidfd, (ulong)number, 0);
-            forker.Checked("close", SystemCall.Close, (ulong)pidfd);
+            forker.Checked($"dup3 of the engine's pidfd to {number}", RemoteCall.Dup3(pidfd, number, closeOnExec: false));
+            forker.Checked("close", RemoteCall.Close(pidfd));
         }
         else
         {
-            forker.Checked("fcntl(F_SETFD) of the engine's pidfd", SystemCall.Fcntl, (ulong)pidfd, Fcntl.F_SETFD, 0);
+            forker.Checked("fcntl(F_SETFD) of the engine's pidfd", RemoteCall.SetDescriptorFlags(pidfd, 0));
         }
     }
 
@@ -109,7 +110,7 @@ internal static class PidNamespaceInit
         var scratch = init.Scratch;
         scratch.Reset();
         var proc = scratch.PutString("proc");
-        init.Caller.Checked("mount of the PID namespace's /proc", SystemCall.Mount, proc.Value, scratch.PutString("/proc").Value, proc.Value, (ulong)(LibC.MS_NOSUID | LibC.MS_NODEV | LibC.MS_NOEXEC), 0);
+        init.Caller.Checked("mount of the PID namespace's /proc", RemoteCall.Mount(proc, scratch.PutString("/proc"), proc, (ulong)(LibC.MS_NOSUID | LibC.MS_NODEV | LibC.MS_NOEXEC), Address.Null));
     }
 
     /// <summary>Kills the init, which ends its namespace, and collects it when it is ours to collect.</summary>

@@ -108,7 +108,7 @@ internal sealed class RestoreHost : IDisposable
             throw new InvalidOperationException("only the init of a PID namespace that forked the tree is let go");
         }
         PidNamespaceInit.MountProc(forking);
-        forking.Caller.Checked("close of the engine's pidfd", SystemCall.Close, (ulong)enginePidfd);
+        forking.Caller.Checked("close of the engine's pidfd", RemoteCall.Close(enginePidfd));
         forking.End(forking.Caller.OriginalRegs);
         tracee.Detach();
         killed = true; // it belongs to its namespace now: nothing of ours to kill

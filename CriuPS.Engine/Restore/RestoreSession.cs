@@ -1,6 +1,7 @@
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Sockets;
 using CriuPS.Native.Interop;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Restore;
 
@@ -27,7 +28,7 @@ internal sealed class RestoreSession : IDisposable
     public RestoredPids Pids { get; set; } = new();
 
     /// <summary>The call by which a restored process gets a pidfd of the engine (<see cref="RestoredPids.EnginePidfdCall"/>).</summary>
-    public (SystemCall Number, ulong A1, ulong A2) EnginePidfdCall => Pids.EnginePidfdCall(EnginePid);
+    public RemoteCall<int> EnginePidfdCall => Pids.EnginePidfdCall(EnginePid);
 
     /// <summary>Open file descriptions we created for the restored processes, by file id; closed when the restore ends.</summary>
     public Dictionary<uint, FileDescriptor> OpenFiles { get; } = new();

@@ -380,7 +380,7 @@ internal sealed class RestoreSteps : IDisposable
         {
             foreach (var process in OnePerTable(Processes, p => p.Images.Ids.FilesId))
             {
-                process.Caller.Checked("close of the engine's pidfd", SystemCall.Close, (ulong)inherited);
+                process.Caller.Checked("close of the engine's pidfd", RemoteCall.Close(inherited));
             }
         }
         foreach (var process in Processes)
@@ -425,11 +425,11 @@ internal sealed class RestoreSteps : IDisposable
     {
         if (session.Pids.EnginePidfd is int kept)
         {
-            process.Caller.Checked("close_range", SystemCall.CloseRange, 0, (ulong)(kept - 1), 0);
-            process.Caller.Checked("close_range", SystemCall.CloseRange, (ulong)(kept + 1), uint.MaxValue, 0);
+            process.Caller.Checked("close_range", RemoteCall.CloseRange(0, (uint)(kept - 1)));
+            process.Caller.Checked("close_range", RemoteCall.CloseRange((uint)(kept + 1), uint.MaxValue));
             return;
         }
-        process.Caller.Checked("close_range", SystemCall.CloseRange, 0, uint.MaxValue, 0);
+        process.Caller.Checked("close_range", RemoteCall.CloseRange(0, uint.MaxValue));
     }
 
     /// <summary>The first process of each group sharing a kernel object (an fd table, fs information).</summary>

@@ -1,5 +1,6 @@
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Restore;
 
@@ -80,7 +81,7 @@ internal sealed class RestoredPids
     /// The call by which a restored process gets a pidfd of the engine (to pull descriptors with pidfd_getfd), at
     /// its lowest free number: pidfd_open of the engine's PID, or a copy of the inherited one (fcntl F_DUPFD_CLOEXEC).
     /// </summary>
-    public (SystemCall Number, ulong A1, ulong A2) EnginePidfdCall(int enginePid) => EnginePidfd is int inherited
-        ? (SystemCall.Fcntl, (ulong)inherited, (ulong)Fcntl.F_DUPFD_CLOEXEC)
-        : (SystemCall.PidfdOpen, (ulong)enginePid, 0);
+    public RemoteCall<int> EnginePidfdCall(int enginePid) => EnginePidfd is int inherited
+        ? RemoteCall.DuplicateCloseOnExec(inherited, 0)
+        : RemoteCall.PidfdOpen(enginePid);
 }

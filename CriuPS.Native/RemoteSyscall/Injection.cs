@@ -105,18 +105,18 @@ public sealed class Injection
     /// thread the close is code the call returns into, on the thread's way back to itself: the process never keeps
     /// the descriptor, even if we die between the two.
     /// </summary>
-    public T CallAndClose<T>(string what, SystemCall number, ulong a1, Func<int, T> take)
+    public T CallAndClose<T>(string what, RemoteCall<int> call, Func<int, T> take)
     {
         if (!Caller.IsGuarded)
         {
-            long made = Caller.Checked(what, number, a1);
+            int made = Caller.Checked(what, call);
             try
             {
                 return take((int)made);
             }
             finally
             {
-                Caller.Checked($"close after {what}", SystemCall.Close, (ulong)made);
+                Caller.Checked($"close after {what}", RemoteCall.Close(made));
             }
         }
         // The close of the call's result, then the end of our code.
@@ -124,7 +124,7 @@ public sealed class Injection
         byte[] code = [.. close, .. Caller.EncodeEnd()];
         var mark = Scratch.Mark();
         var address = Scratch.Put(code);
-        long fd = Caller.CallReturningTo(address, number, a1);
+        long fd = Caller.CallReturningTo(address, call);
         try
         {
             if (fd < 0 && fd > -4096)

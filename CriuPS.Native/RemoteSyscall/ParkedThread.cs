@@ -98,14 +98,14 @@ public sealed class ParkedThread
     /// code kept in <paramref name="scratch"/> for the rest of the session. The thread must be in a stop outside a
     /// system call.
     /// </summary>
-    public void DoOnTheWayBack(ScratchArea scratch, IReadOnlyList<(SystemCall Number, ulong[] Arguments)> calls)
+    public void DoOnTheWayBack(ScratchArea scratch, IReadOnlyList<RemoteCall> calls)
     {
         if (calls.Count == 0)
         {
             ReturnStraightBack();
             return;
         }
-        var code = IArchitecture.Current.EncodeCallsThenReturn(calls, Frame.SigreturnStack.Value, Restorer.Value);
+        var code = IArchitecture.Current.EncodeCallsThenReturn(calls.Select(c => (c.Number, c.Arguments)).ToList(), Frame.SigreturnStack.Value, Restorer.Value);
         ReturnPoint = scratch.Keep(code);
         FirstSyscallOnTheWayBack = calls[0].Number;
         Thread.SetRegs(Parked);

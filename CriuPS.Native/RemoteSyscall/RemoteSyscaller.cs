@@ -113,6 +113,15 @@ public sealed class RemoteSyscaller
         return result;
     }
 
+    /// <summary>Runs a typed call and returns its raw result (negative errno on failure).</summary>
+    public long Call(RemoteCall call) => Call(call.Number, call.A1, call.A2, call.A3, call.A4, call.A5, call.A6);
+
+    /// <summary>Runs a typed call and throws a <see cref="NativeException"/> describing <paramref name="what"/> on failure.</summary>
+    public long Checked(string what, RemoteCall call) => Checked(what, call.Number, call.A1, call.A2, call.A3, call.A4, call.A5, call.A6);
+
+    /// <summary>Runs a typed call and returns its result as its type (a descriptor, an address), or throws as <see cref="Checked(string, RemoteCall)"/>.</summary>
+    public TResult Checked<TResult>(string what, RemoteCall<TResult> call) => call.Result(Checked(what, call.Call));
+
     /// <summary>
     /// Runs a call that waits (a sleep, a poll, a futex wait) and interrupts it as soon as it has begun, as a stop of
     /// the thread would: a call that keeps its deadline in the kernel's restart block leaves that block in the thread
@@ -298,6 +307,9 @@ public sealed class RemoteSyscaller
         }
         return RunThroughRestorer(number, a1, a2, a3, a4, a5, a6, returnTo);
     }
+
+    /// <summary>A typed call in a parked thread that returns into code of ours (<see cref="CallReturningTo(Address, SystemCall, ulong, ulong, ulong, ulong, ulong, ulong)"/>).</summary>
+    public long CallReturningTo(Address returnTo, RemoteCall call) => CallReturningTo(returnTo, call.Number, call.A1, call.A2, call.A3, call.A4, call.A5, call.A6);
 
     // The registers of a call made by running the system call instruction at `instruction`: its number and arguments
     // on the template, outside any call, so that the kernel does not "restart" ours.

@@ -53,6 +53,12 @@ public sealed class SyscallBatch
         return calls.Count - 1;
     }
 
+    /// <summary>Queues a typed call; <paramref name="what"/> names it in the error if it fails. Returns its index.</summary>
+    public int Add(string what, RemoteCall call) => Add(() => what, call);
+
+    /// <summary>Queues a typed call whose description is only made if it fails. Returns its index.</summary>
+    public int Add(Func<string> what, RemoteCall call) => Add(what, call.Number, call.A1, call.A2, call.A3, call.A4, call.A5, call.A6);
+
     /// <summary>
     /// Runs every queued call in order and returns their results. Throws a <see cref="NativeException"/> naming
     /// the first call that failed; the calls after it did not run. Data the calls point to must already be in the

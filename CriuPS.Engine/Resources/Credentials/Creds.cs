@@ -13,8 +13,6 @@ namespace CriuPS.Engine.Resources.Credentials;
 /// </summary>
 internal static class Creds
 {
-    private const int PrGetSecurebits = 27, PrSetSecurebits = 28, PrCapbsetDrop = 24, PrSetNoNewPrivs = 38, PrCapAmbient = 47;
-    private const int PrCapAmbientRaise = 2, PrCapAmbientClearAll = 4;
     private const uint SecureNoSetuidFixup = 1 << 2;
     private const uint CapabilityVersion3 = 0x20080522;
     private const int LastCapability = 63;
@@ -40,7 +38,7 @@ internal static class Creds
         {
             Uid = uids[0], Euid = uids[1], Suid = uids[2], Fsuid = uids[3],
             Gid = gids[0], Egid = gids[1], Sgid = gids[2], Fsgid = gids[3],
-            Secbits = (uint)caller.Checked("prctl(PR_GET_SECUREBITS)", SystemCall.Prctl, PrGetSecurebits),
+            Secbits = (uint)caller.Checked("prctl(PR_GET_SECUREBITS)", RemoteCall.GetSecurebits()),
             NoNewPrivs = status.NoNewPrivs,
         };
         creds.CapInh.Add(Halves(status.CapInheritable));
@@ -75,28 +73,27 @@ internal static class Creds
         uint[] uids = current.Uids, gids = current.Gids;
         bool uidsChange = !uids.SequenceEqual(new[] { creds.Uid, creds.Euid, creds.Suid, creds.Fsuid });
         bool gidsChange = !gids.SequenceEqual(new[] { creds.Gid, creds.Egid, creds.Sgid, creds.Fsgid });
-        uint securebits = (uint)caller.Checked("prctl(PR_GET_SECUREBITS)", SystemCall.Prctl, PrGetSecurebits);
+        uint securebits = (uint)caller.Checked("prctl(PR_GET_SECUREBITS)", RemoteCall.GetSecurebits());
         if (uidsChange && uids.Contains(0u) && (securebits & SecureNoSetuidFixup) == 0)
         {
             // Leaving uid 0 would clear the capabilities: keep them until the final capset.
             securebits |= SecureNoSetuidFixup;
-            caller.Checked("prctl(PR_SET_SECUREBITS)", SystemCall.Prctl, PrSetSecurebits, securebits);
+            caller.Checked("prctl(PR_SET_SECUREBITS)", RemoteCall.SetSecurebits(securebits));
         }
         scratch.Reset();
         if (!creds.Groups.SequenceEqual(current.Groups))
         {
-            var groups = scratch.PutArray<uint>(creds.Groups.ToArray());
-            caller.Checked("setgroups", SystemCall.Setgroups, (ulong)creds.Groups.Count, groups.Value);
+            caller.Checked("setgroups", RemoteCall.Setgroups(scratch, creds.Groups.ToArray()));
         }
         if (gidsChange)
         {
-            caller.Checked("setresgid", SystemCall.Setresgid, creds.Gid, creds.Egid, creds.Sgid);
-            caller.Checked("setfsgid", SystemCall.Setfsgid, creds.Fsgid);
+            caller.Checked("setresgid", RemoteCall.Setresgid(creds.Gid, creds.Egid, creds.Sgid));
+            caller.Checked("setfsgid", RemoteCall.Setfsgid(creds.Fsgid));
         }
         if (uidsChange)
         {
-            caller.Checked("setresuid", SystemCall.Setresuid, creds.Uid, creds.Euid, creds.Suid);
-            caller.Checked("setfsuid", SystemCall.Setfsuid, creds.Fsuid);
+            caller.Checked("setresuid", RemoteCall.Setresuid(creds.Uid, creds.Euid, creds.Suid));
+            caller.Checked("setfsuid", RemoteCall.Setfsuid(creds.Fsuid));
         }
 
         ulong drop = current.CapBounding & ~Whole(creds.CapBnd);
@@ -105,12 +102,12 @@ internal static class Creds
             if ((drop & (1UL << cap)) != 0)
             {
                 // EINVAL for capabilities this kernel does not know: nothing to drop.
-                caller.Call(SystemCall.Prctl, PrCapbsetDrop, (ulong)cap);
+                caller.Call(RemoteCall.DropBoundingCapability(cap));
             }
         }
         if (creds.Secbits != securebits)
         {
-            caller.Checked("prctl(PR_SET_SECUREBITS)", SystemCall.Prctl, PrSetSecurebits, creds.Secbits);
+            caller.Checked("prctl(PR_SET_SECUREBITS)", RemoteCall.SetSecurebits(creds.Secbits));
         }
 
         ulong eff = Whole(creds.CapEff), prm = Whole(creds.CapPrm), inh = Whole(creds.CapInh);
@@ -122,25 +119,25 @@ internal static class Creds
                 new CapData { Effective = (uint)eff, Permitted = (uint)prm, Inheritable = (uint)inh },
                 new CapData { Effective = (uint)(eff >> 32), Permitted = (uint)(prm >> 32), Inheritable = (uint)(inh >> 32) },
             });
-            caller.Checked("capset", SystemCall.Capset, header.Value, data.Value);
+            caller.Checked("capset", RemoteCall.Capset(header, data));
         }
 
         ulong ambient = Whole(creds.CapAmb);
         if (ambient != current.CapAmbient)
         {
             // The thread may have come with ambient capabilities of the session's (see InheritedCapabilities).
-            caller.Checked("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", SystemCall.Prctl, PrCapAmbient, PrCapAmbientClearAll);
+            caller.Checked("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", RemoteCall.ClearAmbientCapabilities());
             for (int cap = 0; cap <= LastCapability; cap++)
             {
                 if ((ambient & (1UL << cap)) != 0)
                 {
-                    caller.Checked($"prctl(PR_CAP_AMBIENT_RAISE, {cap})", SystemCall.Prctl, PrCapAmbient, PrCapAmbientRaise, (ulong)cap);
+                    caller.Checked($"prctl(PR_CAP_AMBIENT_RAISE, {cap})", RemoteCall.RaiseAmbientCapability(cap));
                 }
             }
         }
         if (creds.NoNewPrivs != 0 && current.NoNewPrivs == 0)
         {
-            caller.Checked("prctl(PR_SET_NO_NEW_PRIVS)", SystemCall.Prctl, PrSetNoNewPrivs, 1);
+            caller.Checked("prctl(PR_SET_NO_NEW_PRIVS)", RemoteCall.SetNoNewPrivileges());
         }
     }
 

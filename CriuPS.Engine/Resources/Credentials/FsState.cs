@@ -4,6 +4,7 @@ using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Credentials;
 
@@ -43,7 +44,7 @@ internal static class FsState
         // changes (chroot leaves it where it is), when its path still means what it says.
         var cwd = session.Images.File(fs.CwdId).Reg.Name;
         scratch.Reset();
-        long result = caller.Call(SystemCall.Chdir, scratch.PutString(PathOf(session, fs.CwdId)).Value);
+        long result = caller.Call(RemoteCall.Chdir(scratch, PathOf(session, fs.CwdId)));
         if (result == -Errno.EACCES)
         {
             throw PathAccess.Denied(cwd, $"the working directory of process {process.Pid}", Faccessat.Search);
@@ -60,11 +61,11 @@ internal static class FsState
         if (root != "/")
         {
             scratch.Reset();
-            caller.Checked($"chroot({root})", SystemCall.Chroot, scratch.PutString(PathOf(session, fs.RootId)).Value);
+            caller.Checked($"chroot({root})", RemoteCall.Chroot(scratch, PathOf(session, fs.RootId)));
         }
         if (fs.HasUmask)
         {
-            caller.Checked("umask", SystemCall.Umask, fs.Umask);
+            caller.Checked("umask", RemoteCall.Umask(fs.Umask));
         }
     }
 }

@@ -30,7 +30,7 @@ internal static class ResourceLimits
         for (int resource = 0; resource < Prlimit.ResourceCount; resource++)
         {
             var slot = limits + new ByteCount((ulong)(resource * size));
-            batch.Add($"prlimit64(RLIMIT_{Names[resource]})", SystemCall.Prlimit64, 0, (ulong)resource, 0, slot.Value);
+            batch.Add($"prlimit64(RLIMIT_{Names[resource]})", RemoteCall.GetResourceLimit(resource, slot));
         }
         batch.Run();
         var read = process.Memory.ReadArray<ResourceLimit>(limits, Prlimit.ResourceCount);

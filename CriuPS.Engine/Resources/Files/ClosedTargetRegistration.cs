@@ -1,6 +1,7 @@
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Files;
 
@@ -18,34 +19,34 @@ internal static class ClosedTargetRegistration
         int number = (int)target.Tfd;
         var occupant = process.Images.FileDescriptors.FirstOrDefault(f => f.Fd == number);
         // Every descriptor of ours goes above the numbers the process uses, so that none lands on the number itself.
-        ulong above = (ulong)Math.Max(number, process.Images.FileDescriptors.Max(f => (int)f.Fd)) + 1;
-        long pidfd = caller.OpenEnginePidfd(session, above);
+        int above = Math.Max(number, process.Images.FileDescriptors.Max(f => (int)f.Fd)) + 1;
+        int pidfd = caller.OpenEnginePidfd(session, above);
         if (!session.OpenFiles.TryGetValue(target.CriupsFileId, out var file))
         {
             var image = Path.Combine(session.Images.Directory, "files.img");
             throw new Errors.CheckpointException(Errors.CheckpointErrorKind.ImageCorrupt,
                 $"{image}: epoll fd {epoll.Fd} of process {process.Pid} watches file {target.CriupsFileId} as fd {number}, and no descriptor of the image holds that file.", image);
         }
-        long pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of file {target.CriupsFileId}", SystemCall.PidfdGetfd, (ulong)pidfd, (ulong)file.Value, 0), above, "the watched file");
-        caller.Call(SystemCall.Close, (ulong)pidfd);
-        long kept = occupant is null ? -1 : caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of fd {number}", SystemCall.Fcntl, (ulong)number, Fcntl.F_DUPFD_CLOEXEC, above);
-        caller.Checked($"dup3 to fd {number}", SystemCall.Dup3, (ulong)pulled, (ulong)number, 0);
+        int pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of file {target.CriupsFileId}", RemoteCall.PidfdGetfd(pidfd, file.Value)), above, "the watched file");
+        caller.Call(RemoteCall.Close(pidfd));
+        int kept = occupant is null ? -1 : caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of fd {number}", RemoteCall.DuplicateCloseOnExec(number, above));
+        caller.Checked($"dup3 to fd {number}", RemoteCall.Dup3(pulled, number, closeOnExec: false));
         // The instance itself may be what sits at that number now.
-        ulong epollFd = epoll.Fd == number ? (ulong)kept : epoll.Fd;
+        int epollFd = epoll.Fd == number ? kept : (int)epoll.Fd;
         process.Injection.Scratch.Reset();
         var ev = process.Injection.Scratch.Put(EpollInstances.Event(target));
-        caller.Checked($"epoll_ctl(fd {epoll.Fd}, EPOLL_CTL_ADD, fd {number}) of a file closed since", SystemCall.EpollCtl, epollFd, Epoll.CtlAdd, (ulong)number, ev.Value);
+        caller.Checked($"epoll_ctl(fd {epoll.Fd}, EPOLL_CTL_ADD, fd {number}) of a file closed since", RemoteCall.EpollAdd(epollFd, number, ev));
         if (occupant is null)
         {
-            caller.Checked($"close of fd {number}", SystemCall.Close, (ulong)number);
+            caller.Checked($"close of fd {number}", RemoteCall.Close(number));
         }
         else
         {
             bool closeOnExec = (occupant.Flags & Fcntl.FD_CLOEXEC) != 0;
-            caller.Checked($"dup3 back to fd {number}", SystemCall.Dup3, (ulong)kept, (ulong)number, closeOnExec ? (ulong)O.CLOEXEC : 0);
-            caller.Call(SystemCall.Close, (ulong)kept);
+            caller.Checked($"dup3 back to fd {number}", RemoteCall.Dup3(kept, number, closeOnExec));
+            caller.Call(RemoteCall.Close(kept));
         }
-        caller.Call(SystemCall.Close, (ulong)pulled);
+        caller.Call(RemoteCall.Close(pulled));
         session.Log.Detail($"process {process.Pid}: epoll fd {epoll.Fd} watches file {target.CriupsFileId} as fd {number} again, a number it had closed");
     }
 }

@@ -16,7 +16,6 @@ namespace CriuPS.Engine.Resources.Files;
 /// </summary>
 internal static class ControllingTerminals
 {
-    private const ulong AtCurrentDirectory = unchecked((ulong)Fcntl.AT_FDCWD);
 
     /// <summary>Gives <paramref name="leader"/>, a new session leader, its terminal and its session's /dev/tty descriptions.</summary>
     public static void Acquire(RestoreSession session, ProcessShell leader)
@@ -29,7 +28,7 @@ internal static class ControllingTerminals
         }
         var caller = leader.Injection.Caller;
         WithTerminal(session, caller, pair.Slave, fd =>
-            caller.Checked($"ioctl(TIOCSCTTY) of /dev/pts/{pair.Index}", SystemCall.Ioctl, (ulong)fd, (ulong)Terminal.SetControllingTerminalRequest, 0));
+            caller.Checked($"ioctl(TIOCSCTTY) of /dev/pts/{pair.Index}", RemoteCall.Ioctl(fd, (uint)Terminal.SetControllingTerminalRequest, 0)));
         var files = ptys.ControllingTerminalFiles(session, pair.Master.Sid).ToList();
         if (files.Count > 0)
         {
@@ -49,17 +48,16 @@ internal static class ControllingTerminals
         var scratch = leader.Injection.Scratch;
         scratch.Reset();
         int flags = (int)file.Tty.Flags;
-        long theirs = caller.Checked("open of /dev/tty", SystemCall.Openat, AtCurrentDirectory, scratch.PutString("/dev/tty").Value,
-            (ulong)((flags & O.ACCMODE) | O.NOCTTY | O.CLOEXEC));
+        int theirs = caller.Checked("open of /dev/tty", RemoteCall.Open(scratch, "/dev/tty", (flags & O.ACCMODE) | O.NOCTTY | O.CLOEXEC));
         try
         {
-            var ours = Pidfd.GetFd(pidfd, (int)theirs);
+            var ours = Pidfd.GetFd(pidfd, theirs);
             Fcntl.Call(ours, Fcntl.F_SETFL, flags & (O.NONBLOCK | O.APPEND | O.ASYNC));
             return ours;
         }
         finally
         {
-            caller.Call(SystemCall.Close, (ulong)theirs);
+            caller.Call(RemoteCall.Close(theirs));
         }
     }
 
@@ -84,29 +82,29 @@ internal static class ControllingTerminals
             scratch.Reset();
             var value = scratch.Put(group);
             WithTerminal(session, caller, pair.Slave, fd =>
-                caller.Checked($"ioctl(TIOCSPGRP, {group}) of /dev/pts/{pair.Index}", SystemCall.Ioctl, (ulong)fd, (ulong)Terminal.SetForegroundGroupRequest, value.Value));
+                caller.Checked($"ioctl(TIOCSPGRP, {group}) of /dev/pts/{pair.Index}", RemoteCall.Ioctl(fd, (uint)Terminal.SetForegroundGroupRequest, value.Value)));
         }
     }
 
     // Runs an ioctl in the process on the engine's description of the terminal, pulled in for the purpose.
-    private static void WithTerminal(RestoreSession session, RemoteSyscaller caller, FileDescriptor terminal, Action<long> use)
+    private static void WithTerminal(RestoreSession session, RemoteSyscaller caller, FileDescriptor terminal, Action<int> use)
     {
-        long pidfd = caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2);
+        int pidfd = caller.Checked("pidfd_open of the engine", session.EnginePidfdCall);
         try
         {
-            long fd = caller.Checked("pidfd_getfd of a terminal", SystemCall.PidfdGetfd, (ulong)pidfd, (ulong)terminal.Value, 0);
+            int fd = caller.Checked("pidfd_getfd of a terminal", RemoteCall.PidfdGetfd(pidfd, terminal.Value));
             try
             {
                 use(fd);
             }
             finally
             {
-                caller.Call(SystemCall.Close, (ulong)fd);
+                caller.Call(RemoteCall.Close(fd));
             }
         }
         finally
         {
-            caller.Call(SystemCall.Close, (ulong)pidfd);
+            caller.Call(RemoteCall.Close(pidfd));
         }
     }
 }

@@ -4,6 +4,7 @@ using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Files;
@@ -145,7 +146,7 @@ internal sealed class EpollInstances : AnonInodeKind
             }
             process.Injection.Scratch.Reset();
             var ev = process.Injection.Scratch.Put(Event(target));
-            process.Caller.Checked($"epoll_ctl(fd {fd.Fd}, EPOLL_CTL_ADD, fd {target.Tfd})", SystemCall.EpollCtl, fd.Fd, Epoll.CtlAdd, target.Tfd, ev.Value);
+            process.Caller.Checked($"epoll_ctl(fd {fd.Fd}, EPOLL_CTL_ADD, fd {target.Tfd})", RemoteCall.EpollAdd((int)fd.Fd, (int)target.Tfd, ev));
         }
         session.Log.Detail($"epoll fd {fd.Fd} of {process.Pid}: {file.Epfd.Tfd.Count} registrations");
     }

@@ -217,31 +217,31 @@ internal static class FileDescriptors
 
         // Our pidfd must not sit on a number the process needs: move it above all of them.
         int first = table.Take();
-        expected.Add((batch.Add("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2), first));
+        expected.Add((batch.Add("pidfd_open of the engine", session.EnginePidfdCall), first));
         int pidfd = table.Take((int)fds[^1].Fd + 1);
-        expected.Add((batch.Add("fcntl(F_DUPFD_CLOEXEC)", SystemCall.Fcntl, (ulong)first, Fcntl.F_DUPFD_CLOEXEC, (ulong)(fds[^1].Fd + 1)), pidfd));
-        batch.Add("close", SystemCall.Close, (ulong)first);
+        expected.Add((batch.Add("fcntl(F_DUPFD_CLOEXEC)", RemoteCall.DuplicateCloseOnExec(first, (int)fds[^1].Fd + 1)), pidfd));
+        batch.Add("close", RemoteCall.Close(first));
         table.Release(first);
         foreach (var fd in fds)
         {
             var mine = session.OpenFiles.GetValueOrDefault(fd.Id) ?? throw new CheckpointException(CheckpointErrorKind.RestoreFailed,
                 $"fd {fd.Fd} of process {process.Pid} could not be opened again: only a process of its session could open it, and none did.", process.Pid);
             int pulled = table.Take();
-            expected.Add((batch.Add(() => $"pidfd_getfd of fd {fd.Fd}", SystemCall.PidfdGetfd, (ulong)pidfd, (ulong)mine.Value, 0), pulled));
+            expected.Add((batch.Add(() => $"pidfd_getfd of fd {fd.Fd}", RemoteCall.PidfdGetfd(pidfd, mine.Value)), pulled));
             bool closeOnExec = (fd.Flags & Fcntl.FD_CLOEXEC) != 0;
             if (pulled != fd.Fd)
             {
-                batch.Add(() => $"dup3 to fd {fd.Fd}", SystemCall.Dup3, (ulong)pulled, (ulong)fd.Fd, closeOnExec ? (ulong)O.CLOEXEC : 0);
-                batch.Add("close", SystemCall.Close, (ulong)pulled);
+                batch.Add(() => $"dup3 to fd {fd.Fd}", RemoteCall.Dup3(pulled, (int)fd.Fd, closeOnExec));
+                batch.Add("close", RemoteCall.Close(pulled));
                 table.Release(pulled);
                 table.Add((int)fd.Fd);
             }
             else if (!closeOnExec)
             {
-                batch.Add(() => $"fcntl(F_SETFD) of fd {fd.Fd}", SystemCall.Fcntl, (ulong)fd.Fd, Fcntl.F_SETFD, 0);
+                batch.Add(() => $"fcntl(F_SETFD) of fd {fd.Fd}", RemoteCall.SetDescriptorFlags((int)fd.Fd, 0));
             }
         }
-        batch.Add("close", SystemCall.Close, (ulong)pidfd);
+        batch.Add("close", RemoteCall.Close(pidfd));
         var results = batch.Run();
         foreach (var (call, number) in expected.Where(e => results[e.Call] != e.Number))
         {

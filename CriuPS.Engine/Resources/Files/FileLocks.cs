@@ -5,6 +5,7 @@ using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Files;
 
@@ -148,7 +149,7 @@ internal static class FileLocks
     {
         foreach (var (saved, fd) in Saved(session).Where(s => (s.Lock.Flag & (FlPosix | FlFlock | FlLease)) != 0 && s.Lock.Pid == process.Pid))
         {
-            int errno = TakeThrough(process, saved, saved.Fd);
+            int errno = TakeThrough(process, saved, (int)saved.Fd);
             if (errno != 0)
             {
                 throw Conflict(session, saved, fd, errno);
@@ -157,24 +158,24 @@ internal static class FileLocks
     }
 
     /// <summary>Takes a saved lock inside <paramref name="process"/> through its descriptor <paramref name="fd"/>; returns 0 or the errno.</summary>
-    public static int TakeThrough(RestoringProcess process, FileLockEntry saved, long fd)
+    public static int TakeThrough(RestoringProcess process, FileLockEntry saved, int fd)
     {
         long result;
         if ((saved.Flag & FlFlock) != 0)
         {
             int operation = (saved.Type == (uint)Fcntl.F_WRLCK ? Flock.LOCK_EX : Flock.LOCK_SH) | Flock.LOCK_NB;
-            result = process.Caller.Call(SystemCall.Flock, (ulong)fd, (ulong)operation);
+            result = process.Caller.Call(RemoteCall.Flock(fd, operation));
         }
         else if ((saved.Flag & FlLease) != 0)
         {
-            result = process.Caller.Call(SystemCall.Fcntl, (ulong)fd, (ulong)Fcntl.F_SETLEASE, saved.Type);
+            result = process.Caller.Call(RemoteCall.SetLease(fd, saved.Type));
         }
         else
         {
             var scratch = process.Injection.Scratch;
             scratch.Reset();
             var range = scratch.Put(Range(saved));
-            result = process.Caller.Call(SystemCall.Fcntl, (ulong)fd, (ulong)((saved.Flag & FlOfd) != 0 ? Fcntl.F_OFD_SETLK : Fcntl.F_SETLK), range.Value);
+            result = process.Caller.Call(RemoteCall.SetRecordLock(fd, ofDescription: (saved.Flag & FlOfd) != 0, range));
         }
         return result < 0 ? (int)-result : 0;
     }

@@ -125,7 +125,7 @@ internal static class MappedFileLocks
     /// Takes the locks saved with <paramref name="area"/> in the process, through <paramref name="fd"/>, the descriptor
     /// the area is about to be mapped through.
     /// </summary>
-    public static void Take(RestoringProcess process, VmaEntry area, long fd, string file)
+    public static void Take(RestoringProcess process, VmaEntry area, int fd, string file)
     {
         foreach (var saved in area.CriupsLocks)
         {

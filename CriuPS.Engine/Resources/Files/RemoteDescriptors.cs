@@ -1,5 +1,4 @@
 using CriuPS.Engine.Restore;
-using CriuPS.Native.Interop;
 using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Files;
@@ -11,17 +10,16 @@ namespace CriuPS.Engine.Resources.Files;
 internal static class RemoteDescriptors
 {
     /// <summary>Moves the process's <paramref name="fd"/> to its lowest free number at or above <paramref name="above"/> (close-on-exec) and closes the old one.</summary>
-    public static long MoveAbove(this RemoteSyscaller caller, long fd, ulong above, string what)
+    public static int MoveAbove(this RemoteSyscaller caller, int fd, int above, string what)
     {
-        long moved = caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of {what}", SystemCall.Fcntl, (ulong)fd, Fcntl.F_DUPFD_CLOEXEC, above);
-        caller.Call(SystemCall.Close, (ulong)fd);
+        int moved = caller.Checked($"fcntl(F_DUPFD_CLOEXEC) of {what}", RemoteCall.DuplicateCloseOnExec(fd, above));
+        caller.Call(RemoteCall.Close(fd));
         return moved;
     }
 
     /// <summary>A pidfd of the engine in the process, at or above <paramref name="above"/>, to pull descriptors with pidfd_getfd.</summary>
-    public static long OpenEnginePidfd(this RemoteSyscaller caller, RestoreSession session, ulong above)
+    public static int OpenEnginePidfd(this RemoteSyscaller caller, RestoreSession session, int above)
     {
-        var call = session.EnginePidfdCall;
-        return caller.MoveAbove(caller.Checked("pidfd_open of the engine", call.Number, call.A1, call.A2), above, "the engine's pidfd");
+        return caller.MoveAbove(caller.Checked("pidfd_open of the engine", session.EnginePidfdCall), above, "the engine's pidfd");
     }
 }

@@ -2,6 +2,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Files;
 
@@ -54,7 +55,7 @@ internal static class StatusFlags
             uint saved = FileKinds.For(file.Type)!.Saved(session.Images, file).Flags;
             if ((saved & O.ASYNC) != 0 && session.State<AsyncSet>().Ids.Add(fd.Id))
             {
-                process.Caller.Checked($"fcntl(F_SETFL, O_ASYNC) of fd {fd.Fd}", SystemCall.Fcntl, fd.Fd, Fcntl.F_SETFL, saved & Changeable);
+                process.Caller.Checked($"fcntl(F_SETFL, O_ASYNC) of fd {fd.Fd}", RemoteCall.SetStatusFlags((int)fd.Fd, saved & Changeable));
             }
         }
     }

@@ -1,3 +1,4 @@
+using CriuPS.Native.RemoteSyscall;
 using System.Globalization;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
@@ -123,7 +124,7 @@ internal static class IpcNamespace
             PosixQueues.Restore(session, ownNamespace: false);
             return;
         }
-        root.Caller.Checked("unshare(CLONE_NEWIPC)", SystemCall.Unshare, (uint)LibC.CLONE_NEWIPC);
+        root.Caller.Checked("unshare(CLONE_NEWIPC)", RemoteCall.Unshare(LibC.CLONE_NEWIPC));
         foreach (var process in processes.Skip(1))
         {
             ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/{Link}", LibC.CLONE_NEWIPC, $"the IPC namespace of {root.Pid}");

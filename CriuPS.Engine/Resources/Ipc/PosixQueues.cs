@@ -1,3 +1,4 @@
+using CriuPS.Native.RemoteSyscall;
 using System.Text.RegularExpressions;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
@@ -169,20 +170,20 @@ internal static partial class PosixQueues
         var descriptions = session.State<RestoredQueues>().Descriptions;
         var caller = process.Caller;
         // Our descriptors go above every number the process uses, so that none lands on a number it needs.
-        ulong above = (ulong)process.Images.FileDescriptors.Select(f => (int)f.Fd).Concat(fds.Select(f => (int)f.Fd)).Max() + 1;
-        long pidfd = caller.OpenEnginePidfd(session, above);
+        int above = process.Images.FileDescriptors.Select(f => (int)f.Fd).Concat(fds.Select(f => (int)f.Fd)).Max() + 1;
+        int pidfd = caller.OpenEnginePidfd(session, above);
         try
         {
             foreach (var fd in fds)
             {
-                long pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of POSIX message queue fd {fd.Fd}", SystemCall.PidfdGetfd, (ulong)pidfd, (ulong)descriptions[fd.Description].Value, 0), above, $"queue fd {fd.Fd}");
-                caller.Checked($"dup3 to fd {fd.Fd}", SystemCall.Dup3, (ulong)pulled, fd.Fd, fd.Cloexec ? (ulong)O.CLOEXEC : 0);
-                caller.Call(SystemCall.Close, (ulong)pulled);
+                int pulled = caller.MoveAbove(caller.Checked($"pidfd_getfd of POSIX message queue fd {fd.Fd}", RemoteCall.PidfdGetfd(pidfd, descriptions[fd.Description].Value)), above, $"queue fd {fd.Fd}");
+                caller.Checked($"dup3 to fd {fd.Fd}", RemoteCall.Dup3(pulled, (int)fd.Fd, fd.Cloexec));
+                caller.Call(RemoteCall.Close(pulled));
             }
         }
         finally
         {
-            caller.Call(SystemCall.Close, (ulong)pidfd);
+            caller.Call(RemoteCall.Close(pidfd));
         }
         session.Log.Detail($"process {process.Pid}: {fds.Count} POSIX message queue descriptor(s) installed");
     }

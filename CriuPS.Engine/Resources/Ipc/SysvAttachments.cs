@@ -59,11 +59,11 @@ internal static class SysvAttachments
         bool writable = (area.Fdflags & O.ACCMODE) != O.RDONLY;
         bool executable = (area.Prot & Mman.PROT_EXEC) != 0;
         ulong flags = (writable ? 0UL : SysvIpc.ShmRdonly) | (executable ? SysvIpc.ShmExec : 0UL);
-        batch.Add(() => $"shmat of System V shared memory segment {area.Shmid} at {Range(area)}", SystemCall.Shmat, area.Shmid, area.Start, flags);
+        batch.Add(() => $"shmat of System V shared memory segment {area.Shmid} at {Range(area)}", RemoteCall.Shmat((int)area.Shmid, new Address(area.Start), flags));
         ulong given = Mman.PROT_READ | (writable ? Mman.PROT_WRITE : 0) | (executable ? Mman.PROT_EXEC : 0);
         if (area.Prot != given)
         {
-            batch.Add(() => $"mprotect of the System V shared memory at {Range(area)}", SystemCall.Mprotect, area.Start, area.End - area.Start, area.Prot);
+            batch.Add(() => $"mprotect of the System V shared memory at {Range(area)}", RemoteCall.Mprotect(Range(area), area.Prot));
         }
     }
 

@@ -19,7 +19,6 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static partial class AddressSpace
 {
-    private const ulong PrSetMemoryMerge = 67;
 
     public static void Restore(RestoreSession session, RestoringProcess process)
     {
@@ -61,13 +60,13 @@ internal static partial class AddressSpace
         if (mergeAny)
         {
             // Every area mapped from now on is mergeable, and every one mapped so far becomes so.
-            final.Add("prctl(PR_SET_MEMORY_MERGE)", SystemCall.Prctl, PrSetMemoryMerge, 1);
+            final.Add("prctl(PR_SET_MEMORY_MERGE)", RemoteCall.MergeAllMemory());
         }
         foreach (var area in areas)
         {
             if (filled.Contains(area) && (area.Prot & Mman.PROT_WRITE) == 0)
             {
-                final.Add(() => $"mprotect of {Range(area)}", SystemCall.Mprotect, area.Start, area.End - area.Start, area.Prot);
+                final.Add(() => $"mprotect of {Range(area)}", RemoteCall.Mprotect(Range(area), area.Prot));
             }
             Advise(final, area, mergeAny);
         }
@@ -95,7 +94,7 @@ internal static partial class AddressSpace
         var sealing = new SyscallBatch(process.Injection);
         foreach (var area in areas.Where(a => a.CriupsSealed))
         {
-            sealing.Add(() => $"mseal of {Range(area)}", SystemCall.Mseal, area.Start, area.End - area.Start, 0);
+            sealing.Add(() => $"mseal of {Range(area)}", RemoteCall.Mseal(Range(area)));
         }
         sealing.Run();
     }
@@ -131,7 +130,8 @@ internal static partial class AddressSpace
         {
             if (range.Start.Value > from)
             {
-                batch.Add($"munmap of the host's {new AddressRange(from, range.Start.Value)}", SystemCall.Munmap, from, range.Start.Value - from);
+                var hosts = new AddressRange(from, range.Start.Value);
+                batch.Add($"munmap of the host's {hosts}", RemoteCall.Munmap(hosts));
             }
             from = Math.Max(from, range.End.Value);
         }
@@ -142,7 +142,7 @@ internal static partial class AddressSpace
     {
         using var files = new MappedFiles(session, process);
         // Files are opened first (that takes calls of its own), then every area is mapped in one batch.
-        var fds = areas.Where(IsFileBacked).ToDictionary<VmaEntry, VmaEntry, long>(a => a, files.For, ReferenceEqualityComparer.Instance);
+        var fds = areas.Where(IsFileBacked).ToDictionary<VmaEntry, VmaEntry, int>(a => a, files.For, ReferenceEqualityComparer.Instance);
         var batch = new SyscallBatch(process.Injection);
         foreach (var area in areas)
         {
@@ -153,21 +153,21 @@ internal static partial class AddressSpace
             }
             ulong prot = area.Prot | (filled.Contains(area) ? Mman.PROT_WRITE : 0);
             ulong flags = (area.Flags & ~(uint)Mman.MAP_LOCKED) | Mman.MAP_FIXED;
-            ulong fd = unchecked((ulong)-1);
+            int fd = -1;
             ulong offset = 0;
-            if (fds.TryGetValue(area, out long fileFd))
+            if (fds.TryGetValue(area, out int fileFd))
             {
-                fd = (ulong)fileFd;
+                fd = fileFd;
                 offset = area.Pgoff;
                 // Shared anonymous memory is mapped from its object, which the process gets as a file.
                 flags &= ~Mman.MAP_ANONYMOUS;
             }
             // MAP_FIXED puts the area exactly at its address (over nothing: the host's areas are gone).
-            batch.Add(() => $"mmap of {Range(area)}", SystemCall.Mmap, area.Start, area.End - area.Start, prot, flags, fd, offset);
+            batch.Add(() => $"mmap of {Range(area)}", RemoteCall.Mmap(Range(area), prot, flags, fd, offset));
             AdviseHugePages(batch, area);
             if ((area.Flags & Mman.MAP_LOCKED) != 0)
             {
-                batch.Add(() => $"mlock2 of {Range(area)}", SystemCall.Mlock2, area.Start, area.End - area.Start, area.CriupsLockOnFault ? Mman.MLOCK_ONFAULT : 0);
+                batch.Add(() => $"mlock2 of {Range(area)}", RemoteCall.Mlock2(Range(area), onFault: area.CriupsLockOnFault));
             }
         }
         batch.Run();
@@ -183,7 +183,7 @@ internal static partial class AddressSpace
         {
             if (area.HasMadv && (area.Madv & (1UL << advice)) != 0)
             {
-                batch.Add(() => $"madvise({advice}) of {Range(area)} before its pages", SystemCall.Madvise, area.Start, area.End - area.Start, (ulong)advice);
+                batch.Add(() => $"madvise({advice}) of {Range(area)} before its pages", RemoteCall.Madvise(Range(area), advice));
             }
         }
     }
@@ -197,7 +197,7 @@ internal static partial class AddressSpace
     {
         if (mergeAny && (area.Madv & (1UL << Mman.MADV_MERGEABLE)) == 0)
         {
-            batch.Add(() => $"madvise(MADV_UNMERGEABLE) of {Range(area)}", SystemCall.Madvise, area.Start, area.End - area.Start, Mman.MADV_UNMERGEABLE);
+            batch.Add(() => $"madvise(MADV_UNMERGEABLE) of {Range(area)}", RemoteCall.Madvise(Range(area), Mman.MADV_UNMERGEABLE));
         }
         if (!area.HasMadv)
         {
@@ -208,7 +208,7 @@ internal static partial class AddressSpace
             if ((area.Madv & (1UL << advice)) != 0)
             {
                 int named = advice; // a for loop's variable is one for all the closures
-                batch.Add(() => $"madvise({named}) of {Range(area)}", SystemCall.Madvise, area.Start, area.End - area.Start, (ulong)named);
+                batch.Add(() => $"madvise({named}) of {Range(area)}", RemoteCall.Madvise(Range(area), named));
             }
         }
     }

@@ -166,7 +166,7 @@ internal sealed class BackgroundSnapshot : IDisposable
     {
         try
         {
-            return injection.CallAndClose("userfaultfd", SystemCall.Userfaultfd, CreateFlags, fd =>
+            return injection.CallAndClose("userfaultfd", RemoteCall.Userfaultfd(CreateFlags), fd =>
             {
                 using var pidfd = Pidfd.Open(pid);
                 return Pidfd.GetFd(pidfd, fd);

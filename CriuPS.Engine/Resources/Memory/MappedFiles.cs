@@ -3,6 +3,7 @@ using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Memory;
 
@@ -16,9 +17,9 @@ internal sealed class MappedFiles : IDisposable
 {
     private readonly RestoreSession session;
     private readonly RestoringProcess process;
-    private readonly Dictionary<(ulong Id, uint Flags), long> byPath = new();
-    private readonly Dictionary<int, long> pulled = new();
-    private long enginePidfd = -1;
+    private readonly Dictionary<(ulong Id, uint Flags), int> byPath = new();
+    private readonly Dictionary<int, int> pulled = new();
+    private int enginePidfd = -1;
 
     public MappedFiles(RestoreSession session, RestoringProcess process)
     {
@@ -27,9 +28,9 @@ internal sealed class MappedFiles : IDisposable
     }
 
     /// <summary>The process's descriptor of the file an area maps, holding the locks saved with the area.</summary>
-    public long For(VmaEntry area)
+    public int For(VmaEntry area)
     {
-        long fd = Open(area);
+        int fd = Open(area);
         if (area.CriupsLocks.Count > 0)
         {
             MappedFileLocks.Take(process, area, fd, session.Images.File((uint)area.Shmid) is { Reg: { } reg } ? reg.Name : $"file {area.Shmid}");
@@ -37,7 +38,7 @@ internal sealed class MappedFiles : IDisposable
         return fd;
     }
 
-    private long Open(VmaEntry area)
+    private int Open(VmaEntry area)
     {
         var status = (VmaStatus)area.Status;
         uint openFlags = area.HasFdflags ? area.Fdflags : (uint)O.RDONLY;
@@ -61,25 +62,25 @@ internal sealed class MappedFiles : IDisposable
         {
             return Pull(GhostFiles.ForMapping(session, file.Reg, ghost.Value, (int)openFlags));
         }
-        if (!byPath.TryGetValue((area.Shmid, openFlags), out long opened))
+        if (!byPath.TryGetValue((area.Shmid, openFlags), out int opened))
         {
             var scratch = process.Injection.Scratch;
             scratch.Reset();
-            opened = process.Caller.Checked($"open of mapped file {file.Reg.Name}", SystemCall.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(file.Reg.Name).Value, openFlags | (uint)O.CLOEXEC);
+            opened = process.Caller.Checked($"open of mapped file {file.Reg.Name}", RemoteCall.Open(scratch, file.Reg.Name, (int)openFlags | O.CLOEXEC));
             byPath[(area.Shmid, openFlags)] = opened;
         }
         return opened;
     }
 
-    private long Pull(FileDescriptor ours)
+    private int Pull(FileDescriptor ours)
     {
-        if (!pulled.TryGetValue(ours.Value, out long theirs))
+        if (!pulled.TryGetValue(ours.Value, out int theirs))
         {
             if (enginePidfd < 0)
             {
-                enginePidfd = process.Caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2);
+                enginePidfd = process.Caller.Checked("pidfd_open of the engine", session.EnginePidfdCall);
             }
-            theirs = process.Caller.Checked("pidfd_getfd of a mapped object", SystemCall.PidfdGetfd, (ulong)enginePidfd, (ulong)ours.Value, 0);
+            theirs = process.Caller.Checked("pidfd_getfd of a mapped object", RemoteCall.PidfdGetfd(enginePidfd, ours.Value));
             pulled[ours.Value] = theirs;
         }
         return theirs;
@@ -87,9 +88,9 @@ internal sealed class MappedFiles : IDisposable
 
     public void Dispose()
     {
-        foreach (long fd in byPath.Values.Concat(pulled.Values).Append(enginePidfd).Where(fd => fd >= 0))
+        foreach (int fd in byPath.Values.Concat(pulled.Values).Append(enginePidfd).Where(fd => fd >= 0))
         {
-            process.Caller.Call(SystemCall.Close, (ulong)fd);
+            process.Caller.Call(RemoteCall.Close(fd));
         }
     }
 }

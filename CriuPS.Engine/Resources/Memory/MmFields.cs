@@ -5,6 +5,7 @@ using CriuPS.Engine.Privileges;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 using CriuPS.Native.RemoteSyscall;
 
@@ -16,8 +17,6 @@ namespace CriuPS.Engine.Resources.Memory;
 /// </summary>
 internal static class MmFields
 {
-    private const int PrGetDumpable = 3, PrSetDumpable = 4, PrSetThpDisable = 41, PrGetThpDisable = 42;
-    private const int PrSetMm = 35, PrSetMmMap = 14;
 
     /// <summary>
     /// CRIU's bound on mm_saved_auxv on x86-64, in 64-bit words (its AT_VECTOR_SIZE): its dump reads no more of
@@ -51,9 +50,9 @@ internal static class MmFields
         // without changing it), nor are the dumpable and THP-disabled flags.
         process.Injection.Scratch.Reset();
         var batch = new SyscallBatch(process.Injection);
-        int brk = batch.Add("brk(0)", SystemCall.Brk, 0);
-        int dumpable = batch.Add("prctl(PR_GET_DUMPABLE)", SystemCall.Prctl, PrGetDumpable);
-        int thpDisabled = batch.Add("prctl(PR_GET_THP_DISABLE)", SystemCall.Prctl, PrGetThpDisable);
+        int brk = batch.Add("brk(0)", RemoteCall.ProgramBreak());
+        int dumpable = batch.Add("prctl(PR_GET_DUMPABLE)", RemoteCall.GetDumpable());
+        int thpDisabled = batch.Add("prctl(PR_GET_THP_DISABLE)", RemoteCall.GetThpDisable());
         var answers = batch.Run();
         mm.MmBrk = (ulong)answers[brk];
         mm.Dumpable = (int)answers[dumpable];
@@ -99,7 +98,7 @@ internal static class MmFields
         var mm = process.Images.Mm;
         if (mm.HasDumpable && mm.Dumpable is 0 or 1)
         {
-            process.Caller.Checked("prctl(PR_SET_DUMPABLE)", SystemCall.Prctl, PrSetDumpable, (ulong)mm.Dumpable);
+            process.Caller.Checked("prctl(PR_SET_DUMPABLE)", RemoteCall.SetDumpable((uint)mm.Dumpable));
         }
     }
 
@@ -118,8 +117,8 @@ internal static class MmFields
         var seen = ghost is null ? Mounts.NamespaceView.PathOf(session, exeFile.Reg) : exe;
         bool sameExecutable = FileStatus.Of($"/proc/{process.HostPid}/exe") is var current && FileStatus.Of(seen) is var saved
             && current.Device == saved.Device && current.Inode == saved.Inode;
-        long exeFd = sameExecutable ? -1
-            : caller.Checked($"open of the executable {exe}", SystemCall.Openat, unchecked((ulong)Fcntl.AT_FDCWD), scratch.PutString(exe).Value, (ulong)(O.RDONLY | O.CLOEXEC));
+        int exeFd = sameExecutable ? -1
+            : caller.Checked($"open of the executable {exe}", RemoteCall.Open(scratch, exe, O.RDONLY | O.CLOEXEC));
         var savedAuxv = AuxvToRestore(mm);
         var auxv = scratch.PutArray<ulong>(savedAuxv.ToArray());
         var map = scratch.Put(new PrctlMmMap
@@ -129,7 +128,7 @@ internal static class MmFields
             ArgStart = mm.MmArgStart, ArgEnd = mm.MmArgEnd, EnvStart = mm.MmEnvStart, EnvEnd = mm.MmEnvEnd,
             Auxv = auxv.Value, AuxvSize = (uint)(savedAuxv.Count * sizeof(ulong)), ExeFd = (uint)exeFd,
         });
-        long result = caller.Call(SystemCall.Prctl, PrSetMm, PrSetMmMap, map.Value, (ulong)Marshal.SizeOf<PrctlMmMap>(), 0);
+        long result = caller.Call(RemoteCall.SetMmMap(map, new ByteCount((ulong)Marshal.SizeOf<PrctlMmMap>())));
         if (result == -Errno.EPERM && exeFd >= 0)
         {
             // Replacing the executable link is for checkpoint/restore only, in the restored process (it has the session's capabilities).
@@ -142,11 +141,11 @@ internal static class MmFields
         }
         if (exeFd >= 0)
         {
-            caller.Checked("close", SystemCall.Close, (ulong)exeFd);
+            caller.Checked("close", RemoteCall.Close(exeFd));
         }
         if (mm.ThpDisabled)
         {
-            caller.Checked("prctl(PR_SET_THP_DISABLE)", SystemCall.Prctl, PrSetThpDisable, 1, 0, 0, 0);
+            caller.Checked("prctl(PR_SET_THP_DISABLE)", RemoteCall.DisableThp());
         }
     }
 }

@@ -41,8 +41,8 @@ internal static partial class Pages
         var verification = TimeSpan.Zero;
         // One descriptor per pages file of the chain, opened by the engine when its first run comes and pulled into the
         // process: a process already inside a mount namespace of its own (a container's) does not see the images.
-        var descriptors = new Dictionary<PagemapLevel, long>();
-        long enginePidfd = -1;
+        var descriptors = new Dictionary<PagemapLevel, int>();
+        int enginePidfd = -1;
         var iovecs = new List<IoVec>(MaxIovecs);
         PagemapLevel? batchFile = null;
         long batchOffset = 0;
@@ -58,7 +58,7 @@ internal static partial class Pages
             scratch.Reset();
             var array = scratch.PutArray<IoVec>(iovecs.ToArray());
             long reading = Stopwatch.GetTimestamp();
-            long n = caller.Checked("preadv of pages", SystemCall.Preadv, (ulong)descriptors[batchFile!], array.Value, (ulong)iovecs.Count, (ulong)batchOffset, 0);
+            long n = caller.Checked("preadv of pages", RemoteCall.Preadv(descriptors[batchFile!], array, iovecs.Count, batchOffset));
             copy += Stopwatch.GetElapsedTime(reading);
             if (n != batchBytes)
             {
@@ -88,9 +88,9 @@ internal static partial class Pages
                 using var ours = FileDescriptor.Open(run.PagesPath, O.RDONLY | O.CLOEXEC);
                 if (enginePidfd < 0)
                 {
-                    enginePidfd = caller.Checked("pidfd_open of the engine", session.EnginePidfdCall.Number, session.EnginePidfdCall.A1, session.EnginePidfdCall.A2);
+                    enginePidfd = caller.Checked("pidfd_open of the engine", session.EnginePidfdCall);
                 }
-                descriptors[run.Source] = caller.Checked($"pidfd_getfd of {run.PagesPath}", SystemCall.PidfdGetfd, (ulong)enginePidfd, (ulong)ours.Value, 0);
+                descriptors[run.Source] = caller.Checked($"pidfd_getfd of {run.PagesPath}", RemoteCall.PidfdGetfd(enginePidfd, ours.Value));
             }
             for (ulong start = run.Range.Start.Value; start < run.Range.End.Value;)
             {
@@ -118,7 +118,7 @@ internal static partial class Pages
         }
         foreach (var fd in descriptors.Values.Append(enginePidfd).Where(fd => fd >= 0))
         {
-            caller.Checked("close", SystemCall.Close, (ulong)fd);
+            caller.Checked("close", RemoteCall.Close(fd));
         }
         var all = Stopwatch.GetElapsedTime(started);
         var rest = all - allocation - copy - verification;
@@ -133,7 +133,7 @@ internal static partial class Pages
         var batch = new SyscallBatch(process.Injection);
         foreach (var range in Merged(runs.Select(r => r.Range)))
         {
-            batch.Add(() => $"madvise(MADV_POPULATE_WRITE) of {range}", SystemCall.Madvise, range.Start.Value, range.Length.Value, Mman.MADV_POPULATE_WRITE);
+            batch.Add(() => $"madvise(MADV_POPULATE_WRITE) of {range}", RemoteCall.Madvise(range, Mman.MADV_POPULATE_WRITE));
         }
         try
         {

@@ -52,7 +52,7 @@ internal static class Vdso
         {
             foreach (var area in runtime)
             {
-                process.Caller.Checked($"munmap of {area.Path}", SystemCall.Munmap, area.Start.Value, area.Range.Length.Value);
+                process.Caller.Checked($"munmap of {area.Path}", RemoteCall.Munmap(area.Range));
             }
             return VdsoPlacement.None;
         }
@@ -186,11 +186,10 @@ internal static class Vdso
 
     private static void Move(RestoringProcess process, VmaInfo area, ulong from, ulong to)
     {
-        ulong length = area.Range.Length.Value;
-        long moved = process.Caller.Checked($"mremap of {area.Path} to 0x{to:x}", SystemCall.Mremap, from, length, length, Mman.MREMAP_MAYMOVE | Mman.MREMAP_FIXED, to);
-        if ((ulong)moved != to)
+        var moved = process.Caller.Checked($"mremap of {area.Path} to 0x{to:x}", RemoteCall.MoveArea(new AddressRange(from, from + area.Range.Length.Value), new Address(to)));
+        if (moved.Value != to)
         {
-            throw new InvalidOperationException($"{area.Path} moved to 0x{moved:x}, not 0x{to:x}");
+            throw new InvalidOperationException($"{area.Path} moved to {moved}, not 0x{to:x}");
         }
     }
 

@@ -88,7 +88,7 @@ internal static class WriteTracking
                 End(other);
             }
         }
-        var uffd = injection.CallAndClose("userfaultfd", SystemCall.Userfaultfd, CreateFlags, fd =>
+        var uffd = injection.CallAndClose("userfaultfd", RemoteCall.Userfaultfd(CreateFlags), fd =>
         {
             using var pidfd = Pidfd.Open(pid);
             return Pidfd.GetFd(pidfd, fd);

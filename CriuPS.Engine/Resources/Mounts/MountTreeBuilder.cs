@@ -1,3 +1,5 @@
+using CriuPS.Native.Memory;
+using CriuPS.Native.RemoteSyscall;
 using System.Globalization;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images;
@@ -17,10 +19,10 @@ internal sealed class MountTreeBuilder(RestoringProcess root, string staging, st
     /// <summary>unshare(CLONE_NEWNS), and every mount private at once: nothing done next may reach the host's namespace.</summary>
     public void Begin()
     {
-        Call("unshare(CLONE_NEWNS)", "/", SystemCall.Unshare, (uint)LibC.CLONE_NEWNS);
+        Call("unshare(CLONE_NEWNS)", "/", RemoteCall.Unshare(LibC.CLONE_NEWNS));
         var scratch = root.Injection.Scratch;
         scratch.Reset();
-        Call("mount(MS_REC | MS_PRIVATE)", "/", SystemCall.Mount, 0, scratch.PutString("/").Value, 0, MountFlags.Recursive | MountFlags.Private);
+        Call("mount(MS_REC | MS_PRIVATE)", "/", RemoteCall.Mount(scratch, null, "/", null, MountFlags.Recursive | MountFlags.Private, null));
     }
 
     /// <summary>
@@ -32,19 +34,18 @@ internal sealed class MountTreeBuilder(RestoringProcess root, string staging, st
         string target = mount.Mountpoint == "/" ? staging : staging + mount.Mountpoint;
         var scratch = root.Injection.Scratch;
         scratch.Reset();
-        var at = scratch.PutString(target).Value;
+        var at = scratch.PutString(target);
         if (source is not null)
         {
-            Call($"bind of {source}", mount.Mountpoint, SystemCall.Mount, scratch.PutString(source).Value, at, 0, MountFlags.Bind);
+            Call($"bind of {source}", mount.Mountpoint, RemoteCall.Mount(scratch.PutString(source), at, Address.Null, MountFlags.Bind, Address.Null));
             // A bind takes the flags of its source: the saved ones are set by a remount of the bind alone.
-            Call("remount with the saved flags", mount.Mountpoint, SystemCall.Mount, 0, at, 0, MountFlags.Remount | MountFlags.Bind | mount.Flags);
+            Call("remount with the saved flags", mount.Mountpoint, RemoteCall.Mount(Address.Null, at, Address.Null, MountFlags.Remount | MountFlags.Bind | mount.Flags, Address.Null));
         }
         else
         {
             var by = mounter.Injection.Scratch;
             by.Reset();
-            Call($"mount of {mount.Fsname} by process {mounter.Pid}", mount.Mountpoint, SystemCall.Mount, by.PutString(mount.Source).Value, by.PutString(target).Value,
-                by.PutString(mount.Fsname).Value, mount.Flags | mount.SbFlags, by.PutString(mount.Options).Value, mounter);
+            Call($"mount of {mount.Fsname} by process {mounter.Pid}", mount.Mountpoint, RemoteCall.Mount(by, mount.Source, target, mount.Fsname, mount.Flags | mount.SbFlags, mount.Options), mounter);
             if (mount.Fstype == (uint)Fstype.Tmpfs)
             {
                 Fill(mount, target);
@@ -53,7 +54,7 @@ internal sealed class MountTreeBuilder(RestoringProcess root, string staging, st
         if (mount.SharedId != 0)
         {
             scratch.Reset(); // the mounter may have been the root, whose scratch the mount took
-            Call("mount(MS_SHARED)", mount.Mountpoint, SystemCall.Mount, 0, scratch.PutString(target).Value, 0, MountFlags.Shared);
+            Call("mount(MS_SHARED)", mount.Mountpoint, RemoteCall.Mount(scratch, null, target, null, MountFlags.Shared, null));
         }
     }
 
@@ -72,13 +73,13 @@ internal sealed class MountTreeBuilder(RestoringProcess root, string staging, st
         if (readOnly)
         {
             scratch.Reset();
-            Call("remount read-write to fill it", mount.Mountpoint, SystemCall.Mount, 0, scratch.PutString(target).Value, 0, MountFlags.Remount | (mount.Flags & ~MountFlags.ReadOnly), scratch.PutString(mount.Options).Value);
+            Call("remount read-write to fill it", mount.Mountpoint, RemoteCall.Mount(scratch, null, target, null, MountFlags.Remount | (mount.Flags & ~MountFlags.ReadOnly), mount.Options));
         }
         TmpfsArchive.Extract(archive, $"/proc/{root.HostPid}/root{target}");
         if (readOnly)
         {
             scratch.Reset();
-            Call("remount read-only", mount.Mountpoint, SystemCall.Mount, 0, scratch.PutString(target).Value, 0, MountFlags.Remount | mount.Flags | mount.SbFlags, scratch.PutString(mount.Options).Value);
+            Call("remount read-only", mount.Mountpoint, RemoteCall.Mount(scratch, null, target, null, MountFlags.Remount | mount.Flags | mount.SbFlags, mount.Options));
         }
     }
 
@@ -90,16 +91,16 @@ internal sealed class MountTreeBuilder(RestoringProcess root, string staging, st
     {
         var scratch = root.Injection.Scratch;
         scratch.Reset();
-        Call("chdir to the new root", "/", SystemCall.Chdir, scratch.PutString(staging).Value);
-        var dot = scratch.PutString(".").Value;
-        Call("pivot_root", "/", SystemCall.PivotRoot, dot, dot);
-        Call("umount2 of the restorer's tree", "/", SystemCall.Umount2, dot, MountFlags.Detach);
-        Call("chdir /", "/", SystemCall.Chdir, scratch.PutString("/").Value);
+        Call("chdir to the new root", "/", RemoteCall.Chdir(scratch, staging));
+        var dot = scratch.PutString(".");
+        Call("pivot_root", "/", RemoteCall.PivotRoot(dot, dot));
+        Call("umount2 of the restorer's tree", "/", RemoteCall.Umount2(dot, MountFlags.Detach));
+        Call("chdir /", "/", RemoteCall.Chdir(scratch, "/"));
     }
 
-    private void Call(string what, string mountPoint, SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, RestoringProcess? by = null)
+    private void Call(string what, string mountPoint, RemoteCall call, RestoringProcess? by = null)
     {
-        long result = (by ?? root).Caller.Call(number, a1, a2, a3, a4, a5);
+        long result = (by ?? root).Caller.Call(call);
         if (result < 0 && result > -4096)
         {
             throw new CheckpointException(CheckpointErrorKind.RestoreFailed,

@@ -1,6 +1,7 @@
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Privileges;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
 using CriuPS.Native.RemoteSyscall;
@@ -43,7 +44,7 @@ internal static class Clone3
             levels.Count == 0 ? 0 : setTid.Value, (ulong)levels.Count, // set_tid, set_tid_size
             0,                       // cgroup
         });
-        long created = caller.Call(SystemCall.Clone3, args.Value, ArgsSize);
+        long created = caller.Call(RemoteCall.Clone3(args, new ByteCount(ArgsSize)));
         int tid = levels.Count > 0 ? levels[^1] : 1;
         string what = levels.Count == 0 ? "the init of a new PID namespace" : levels.Count == 1 ? $"task {tid}" : $"task {tid} (ids {string.Join(", ", levels)} from the outermost namespace in)";
         if (created == -Errno.EEXIST)

@@ -172,14 +172,14 @@ internal static class ProcessNamespaces
         var scratch = process.Scratch;
         scratch.Reset();
         var name = scratch.PutString(path);
-        long fd = caller.Checked($"open of {what}", SystemCall.Openat, unchecked((ulong)Fcntl.AT_FDCWD), name.Value, (ulong)(O.RDONLY | O.CLOEXEC));
+        int fd = caller.Checked($"open of {what}", RemoteCall.Open(name, O.RDONLY | O.CLOEXEC));
         try
         {
-            caller.Checked($"setns into {what}", SystemCall.Setns, (ulong)fd, (ulong)type);
+            caller.Checked($"setns into {what}", RemoteCall.Setns(fd, type));
         }
         finally
         {
-            caller.Call(SystemCall.Close, (ulong)fd);
+            caller.Call(RemoteCall.Close(fd));
         }
     }
 

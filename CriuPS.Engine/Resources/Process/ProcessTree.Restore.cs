@@ -148,13 +148,13 @@ internal static partial class ProcessTree
             }
             if (newSession)
             {
-                shell.Injection.Caller.Checked("setsid", SystemCall.Setsid);
+                shell.Injection.Caller.Checked("setsid", RemoteCall.Setsid());
                 // Before its children are forked: they inherit the terminal.
                 ControllingTerminals.Acquire(session, shell);
             }
             if (parent.Pgid == parent.Pid && pids.GroupOf(pid) != pid)
             {
-                shell.Injection.Caller.Checked("setpgid", SystemCall.Setpgid, 0, 0);
+                shell.Injection.Caller.Checked("setpgid", RemoteCall.JoinProcessGroup(0));
             }
             // Session leaders before the rest: a sibling born into a leader's session is forked by that leader.
             foreach (var child in children.Except(early).OrderBy(c => c.Sid == c.Pid ? 0 : 1))
@@ -272,7 +272,7 @@ internal static partial class ProcessTree
                 {
                     standIn = StandInLeader.Start(shell, group, 0, newSession: false, scratch, Created);
                 }
-                shell.Injection.Caller.Checked($"setpgid({group})", SystemCall.Setpgid, 0, (ulong)group);
+                shell.Injection.Caller.Checked($"setpgid({group})", RemoteCall.JoinProcessGroup(group));
                 if (standIn is not null)
                 {
                     standIn.End();
@@ -313,7 +313,7 @@ internal static partial class ProcessTree
                 shell.Injection.Scratch.Reset();
                 var set = shell.Injection.Scratch.Put(Native.Interop.Signals.Bit(Native.Interop.Signals.SIGCHLD));
                 var noWait = shell.Injection.Scratch.PutArray<long>(new long[2]); // a timespec of zero: do not wait
-                while (shell.Injection.Caller.Call(SystemCall.RtSigtimedwait, set.Value, 0, noWait.Value, 8) == Native.Interop.Signals.SIGCHLD)
+                while (shell.Injection.Caller.Call(RemoteCall.RtSigtimedwait(set, Native.Memory.Address.Null, noWait)) == Native.Interop.Signals.SIGCHLD)
                 {
                 }
             }

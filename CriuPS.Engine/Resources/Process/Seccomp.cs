@@ -25,7 +25,7 @@ namespace CriuPS.Engine.Resources.Process;
 internal static class Seccomp
 {
     public const uint ModeDisabled = 0, ModeStrict = 1, ModeFilter = 2;
-    private const int SeccompSetModeStrict = 0, SeccompSetModeFilter = 1;
+    private const uint SeccompSetModeStrict = 0, SeccompSetModeFilter = 1;
     private const int SockFilterSize = 8;
 
     [StructLayout(LayoutKind.Sequential)]
@@ -85,7 +85,7 @@ internal static class Seccomp
         }
         if ((uint)thread.SeccompMode == ModeStrict)
         {
-            caller.Checked("seccomp(SECCOMP_SET_MODE_STRICT)", SystemCall.Seccomp, SeccompSetModeStrict, 0, 0);
+            caller.Checked("seccomp(SECCOMP_SET_MODE_STRICT)", RemoteCall.Seccomp(SeccompSetModeStrict, 0, Native.Memory.Address.Null));
             return;
         }
         var all = session.Images.Entries(ImageTypes.Seccomp).Select(e => (SeccompEntry)e.Message).SelectMany(e => e.SeccompFilters).ToList();
@@ -100,7 +100,7 @@ internal static class Seccomp
             scratch.Reset();
             var code = scratch.Put(filter.Filter.Span);
             var program = scratch.Put(new SockFprog { Length = (ushort)(filter.Filter.Length / SockFilterSize), Filter = code.Value });
-            caller.Checked("seccomp(SECCOMP_SET_MODE_FILTER)", SystemCall.Seccomp, SeccompSetModeFilter, filter.HasFlags ? filter.Flags : 0, program.Value);
+            caller.Checked("seccomp(SECCOMP_SET_MODE_FILTER)", RemoteCall.Seccomp(SeccompSetModeFilter, filter.HasFlags ? filter.Flags : 0, program));
             index = filter.HasPrev ? filter.Prev : null;
         }
     }

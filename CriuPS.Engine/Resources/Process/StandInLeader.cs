@@ -52,11 +52,11 @@ internal sealed class StandInLeader
         var standIn = new StandInLeader(parent, task, memory, Injection.Adopt(task, memory, scratch)) { Pid = pid };
         if (newSession)
         {
-            standIn.Injection.Caller.Checked($"setsid in the stand-in for session {pid}", SystemCall.Setsid);
+            standIn.Injection.Caller.Checked($"setsid in the stand-in for session {pid}", RemoteCall.Setsid());
         }
         else
         {
-            standIn.Injection.Caller.Checked($"setpgid in the stand-in for group {pid}", SystemCall.Setpgid, 0, 0);
+            standIn.Injection.Caller.Checked($"setpgid in the stand-in for group {pid}", RemoteCall.JoinProcessGroup(0));
         }
         return standIn;
     }
@@ -66,13 +66,13 @@ internal sealed class StandInLeader
     {
         try
         {
-            Injection.Caller.Call(SystemCall.ExitGroup, 0);
+            Injection.Caller.Call(RemoteCall.ExitGroup(0));
             throw new CheckpointException(CheckpointErrorKind.RestoreFailed, $"The stand-in leader {Pid} did not exit.", Pid);
         }
         catch (TraceeGoneException)
         {
             memory.Dispose();
         }
-        parent.Injection.Caller.Checked($"wait4 of the stand-in leader {Pid}", SystemCall.Wait4, (ulong)Pid, 0, Wait4.WALL, 0);
+        parent.Injection.Caller.Checked($"wait4 of the stand-in leader {Pid}", RemoteCall.Wait4(Pid, Wait4.WALL));
     }
 }

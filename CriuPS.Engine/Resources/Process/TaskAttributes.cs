@@ -5,7 +5,9 @@ using CriuPS.Engine.Resources.Credentials;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 
 namespace CriuPS.Engine.Resources.Process;
 
@@ -16,7 +18,6 @@ namespace CriuPS.Engine.Resources.Process;
 internal static class TaskAttributes
 {
     public const uint TaskAlive = 1, TaskStopped = 3;
-    private const int PrSetChildSubreaper = 36, PrGetChildSubreaper = 37;
     private const uint UnsetLoginUid = uint.MaxValue;
     private const string LoginUidPath = "/proc/self/loginuid";
 
@@ -41,10 +42,10 @@ internal static class TaskAttributes
         tc.Loginuid = ProcFiles.LoginUid(process.Pid);
         process.Injection.Scratch.Reset();
         var subreaper = process.Injection.Scratch.Reserve(4);
-        caller.Checked("prctl(PR_GET_CHILD_SUBREAPER)", SystemCall.Prctl, PrGetChildSubreaper, subreaper.Value);
+        caller.Checked("prctl(PR_GET_CHILD_SUBREAPER)", RemoteCall.GetChildSubreaper(subreaper));
         tc.ChildSubreaper = process.Memory.Read<int>(subreaper) != 0;
         // Runtimes such as .NET register for expedited membarrier(2) and fail without it after a restore.
-        long registrations = caller.Call(SystemCall.Membarrier, MembarrierGetRegistrations, 0, 0);
+        long registrations = caller.Call(RemoteCall.Membarrier(MembarrierGetRegistrations));
         if (registrations > 0)
         {
             tc.MembarrierRegistrationMask = (uint)registrations;
@@ -57,19 +58,19 @@ internal static class TaskAttributes
         var caller = process.Caller;
         if (tc.Personality != ProcFiles.Personality(process.HostPid))
         {
-            caller.Checked("personality", SystemCall.Personality, tc.Personality);
+            caller.Checked("personality", RemoteCall.Personality(tc.Personality));
         }
         // Each bit of the mask is a MEMBARRIER_CMD_REGISTER_* command: issuing it again registers the process.
         for (int bit = 0; tc.HasMembarrierRegistrationMask && bit < 32; bit++)
         {
             if ((tc.MembarrierRegistrationMask & (1u << bit)) != 0)
             {
-                caller.Checked($"membarrier(register {1u << bit:x})", SystemCall.Membarrier, 1UL << bit, 0, 0);
+                caller.Checked($"membarrier(register {1u << bit:x})", RemoteCall.Membarrier(1UL << bit));
             }
         }
         if (tc.ChildSubreaper)
         {
-            caller.Checked("prctl(PR_SET_CHILD_SUBREAPER)", SystemCall.Prctl, PrSetChildSubreaper, 1);
+            caller.Checked("prctl(PR_SET_CHILD_SUBREAPER)", RemoteCall.SetChildSubreaper());
         }
         if (tc.HasOomScoreAdj && tc.OomScoreAdj != ProcFiles.OomScoreAdj(process.HostPid))
         {
@@ -120,9 +121,9 @@ internal static class TaskAttributes
         var path = scratch.PutString(LoginUidPath);
         var text = System.Text.Encoding.ASCII.GetBytes(loginUid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var data = scratch.Put(text);
-        long fd = caller.Checked("open(/proc/self/loginuid)", SystemCall.Openat, unchecked((ulong)Fcntl.AT_FDCWD), path.Value, (ulong)O.WRONLY);
-        long written = caller.Call(SystemCall.Write, (ulong)fd, data.Value, (ulong)text.Length);
-        caller.Checked("close", SystemCall.Close, (ulong)fd);
+        int fd = caller.Checked("open(/proc/self/loginuid)", RemoteCall.Open(path, O.WRONLY));
+        long written = caller.Call(RemoteCall.Write(fd, data, new ByteCount((ulong)text.Length)));
+        caller.Checked("close", RemoteCall.Close(fd));
         if (written < 0)
         {
             throw new NativeException($"write of loginuid {loginUid} in {process.Pid}", (int)-written);

@@ -1,3 +1,4 @@
+using CriuPS.Native.RemoteSyscall;
 using System.Globalization;
 using System.Text;
 using CriuPS.Engine.Dump;
@@ -72,7 +73,7 @@ internal static class TimeNamespaces
         var scratch = process.Injection.Scratch;
         scratch.Reset();
         var time = scratch.Reserve(16);
-        process.Injection.Caller.Checked($"clock_gettime(clock {clock})", SystemCall.ClockGettime, (ulong)clock, time.Value);
+        process.Injection.Caller.Checked($"clock_gettime(clock {clock})", RemoteCall.ClockGettime(clock, time));
         var bytes = process.Memory.Read(time, 16);
         return new Timespec { TvSec = BitConverter.ToUInt64(bytes, 0), TvNsec = BitConverter.ToUInt64(bytes, 8) };
     }
@@ -166,7 +167,7 @@ internal static class TimeNamespaces
     private static void Make(RestoreSession session, RestoringProcess process, uint id)
     {
         var saved = Saved(session.Images, id);
-        process.Caller.Checked("unshare(CLONE_NEWTIME)", SystemCall.Unshare, Setns.CloneNewTime);
+        process.Caller.Checked("unshare(CLONE_NEWTIME)", RemoteCall.Unshare(Setns.CloneNewTime));
         var (monotonic, boottime) = (Offset(saved.Monotonic, Monotonic, "monotonic"), Offset(saved.Boottime, Boottime, "boottime"));
         string offsets = string.Create(CultureInfo.InvariantCulture, $"{Monotonic} {monotonic.Seconds} {monotonic.Nanoseconds}\n{Boottime} {boottime.Seconds} {boottime.Nanoseconds}\n");
         string path = $"/proc/{process.HostPid}/timens_offsets";

@@ -1,3 +1,4 @@
+using CriuPS.Native.RemoteSyscall;
 using System.Globalization;
 using System.Text;
 using CriuPS.Engine.Dump;
@@ -37,7 +38,7 @@ internal static class UtsNamespace
         var scratch = root.Injection.Scratch;
         scratch.Reset();
         var names = scratch.Reserve(6 * FieldLength);
-        root.Injection.Caller.Checked("uname", SystemCall.Uname, names.Value);
+        root.Injection.Caller.Checked("uname", RemoteCall.Uname(names));
         var bytes = root.Memory.Read(names, 6 * FieldLength);
         var entry = new UtsnsEntry { Nodename = Field(bytes, NodenameOffset), Domainname = Field(bytes, DomainnameOffset) };
         session.WriteSingle(ImageTypes.Utsns, root.Ids.UtsNsId.ToString(CultureInfo.InvariantCulture), entry);
@@ -78,12 +79,12 @@ internal static class UtsNamespace
         var root = processes[0];
         var caller = root.Caller;
         var scratch = root.Injection.Scratch;
-        caller.Checked("unshare(CLONE_NEWUTS)", SystemCall.Unshare, (uint)LibC.CLONE_NEWUTS);
+        caller.Checked("unshare(CLONE_NEWUTS)", RemoteCall.Unshare(LibC.CLONE_NEWUTS));
         scratch.Reset();
         var host = Encoding.UTF8.GetBytes(saved.Nodename);
-        caller.Checked($"sethostname('{saved.Nodename}')", SystemCall.Sethostname, scratch.Put(host).Value, (ulong)host.Length);
+        caller.Checked($"sethostname('{saved.Nodename}')", RemoteCall.Sethostname(scratch, host));
         var domain = Encoding.UTF8.GetBytes(saved.Domainname);
-        caller.Checked($"setdomainname('{saved.Domainname}')", SystemCall.Setdomainname, scratch.Put(domain).Value, (ulong)domain.Length);
+        caller.Checked($"setdomainname('{saved.Domainname}')", RemoteCall.Setdomainname(scratch, domain));
         foreach (var process in processes.Skip(1))
         {
             ProcessNamespaces.Join(process.Injection, $"/proc/{root.HostPid}/ns/uts", LibC.CLONE_NEWUTS, $"the UTS namespace of {root.Pid}");

@@ -2,6 +2,7 @@ using CriuPS.Engine.Errors;
 using CriuPS.Engine.Restore;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Ptrace;
+using CriuPS.Native.RemoteSyscall;
 using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Process;
@@ -13,21 +14,20 @@ namespace CriuPS.Engine.Resources.Process;
 /// </summary>
 internal static class Zombies
 {
-    private const int PrSetName = 15, RlimitCore = 4;
+    private const int RlimitCore = 4;
 
     public static void End(ProcessShell shell, ZombieImages zombie)
     {
         int status = zombie.ExitStatus;
         var caller = shell.Injection.Caller;
         shell.Injection.Scratch.Reset();
-        var name = shell.Injection.Scratch.PutString(zombie.Core.Tc.Comm);
-        caller.Checked("prctl(PR_SET_NAME)", SystemCall.Prctl, PrSetName, name.Value);
+        caller.Checked("prctl(PR_SET_NAME)", RemoteCall.SetName(shell.Injection.Scratch, zombie.Core.Tc.Comm));
         int signal = status & 0x7f;
         try
         {
             if (signal == 0)
             {
-                caller.Call(SystemCall.ExitGroup, (ulong)((status >> 8) & 0xff));
+                caller.Call(RemoteCall.ExitGroup((status >> 8) & 0xff));
             }
             else
             {

@@ -29,7 +29,7 @@ internal static class IntervalTimers
         var batch = new SyscallBatch(process.Injection);
         foreach (int which in new[] { Real, Virtual, Profiling })
         {
-            batch.Add($"getitimer({which})", SystemCall.Getitimer, (ulong)which, (values + new ByteCount((ulong)(which * size))).Value);
+            batch.Add($"getitimer({which})", RemoteCall.Getitimer(which, values + new ByteCount((ulong)(which * size))));
         }
         batch.Run();
         var read = process.Memory.ReadArray<ItimerVal>(values, 3);
@@ -62,6 +62,6 @@ internal static class IntervalTimers
         {
             IntervalSeconds = (long)timer.Isec, IntervalMicroseconds = (long)timer.Iusec, ValueSeconds = (long)timer.Vsec, ValueMicroseconds = (long)timer.Vusec,
         });
-        process.Caller.Checked($"setitimer({which})", SystemCall.Setitimer, (ulong)which, address.Value, 0);
+        process.Caller.Checked($"setitimer({which})", RemoteCall.Setitimer(which, address));
     }
 }

@@ -37,11 +37,11 @@ internal static class PendingSignals
             var address = process.Injection.Scratch.Put(info);
             if (tid is null)
             {
-                caller.Checked($"rt_sigqueueinfo({signal})", SystemCall.RtSigqueueinfo, (ulong)PidLevels.Own(process.Images.Pstree), (ulong)signal, address.Value);
+                caller.Checked($"rt_sigqueueinfo({signal})", RemoteCall.RtSigqueueinfo(PidLevels.Own(process.Images.Pstree), signal, address));
             }
             else
             {
-                caller.Checked($"rt_tgsigqueueinfo({signal})", SystemCall.RtTgsigqueueinfo, (ulong)PidLevels.Own(process.Images.Pstree), (ulong)tid.Value, (ulong)signal, address.Value);
+                caller.Checked($"rt_tgsigqueueinfo({signal})", RemoteCall.RtTgsigqueueinfo(PidLevels.Own(process.Images.Pstree), tid.Value, signal, address));
             }
         }
     }

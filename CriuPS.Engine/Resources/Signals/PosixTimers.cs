@@ -1,3 +1,4 @@
+using CriuPS.Native.RemoteSyscall;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using CriuPS.Engine.Dump;
@@ -15,7 +16,6 @@ namespace CriuPS.Engine.Resources.Signals;
 /// </summary>
 internal static class PosixTimers
 {
-    private const int PrTimerCreateRestoreIds = 77, RestoreIdsOff = 0, RestoreIdsOn = 1;
     private const uint SigevThreadId = 4;
 
     /// <summary>struct sigevent as the kernel reads it (64 bytes): value, signal, notify kind, target thread.</summary>
@@ -36,9 +36,9 @@ internal static class PosixTimers
         {
             scratch.Reset();
             var spec = scratch.Reserve(Marshal.SizeOf<ItimerSpec>());
-            caller.Checked($"timer_gettime({timer.ItId})", SystemCall.TimerGettime, timer.ItId, spec.Value);
+            caller.Checked($"timer_gettime({timer.ItId})", RemoteCall.TimerGettime((int)timer.ItId, spec));
             var time = process.Memory.Read<ItimerSpec>(spec);
-            timer.Overrun = (uint)caller.Checked($"timer_getoverrun({timer.ItId})", SystemCall.TimerGetoverrun, timer.ItId);
+            timer.Overrun = (uint)caller.Checked($"timer_getoverrun({timer.ItId})", RemoteCall.TimerGetoverrun((int)timer.ItId));
             timer.Isec = (ulong)time.IntervalSeconds;
             timer.Insec = (ulong)time.IntervalNanoseconds;
             timer.Vsec = (ulong)time.ValueSeconds;
@@ -95,7 +95,7 @@ internal static class PosixTimers
         }
         var caller = process.Caller;
         var scratch = process.Injection.Scratch;
-        long supported = caller.Call(SystemCall.Prctl, PrTimerCreateRestoreIds, RestoreIdsOn);
+        long supported = caller.Call(RemoteCall.TimerCreateRestoreIds(on: true));
         if (supported < 0)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
@@ -113,7 +113,7 @@ internal static class PosixTimers
                 Notify = (int)timer.ItSigevNotify,
                 ThreadId = timer.HasNotifyThreadId ? timer.NotifyThreadId : 0,
             });
-            caller.Checked($"timer_create({timer.ItId})", SystemCall.TimerCreate, timer.ClockId, evt.Value, id.Value);
+            caller.Checked($"timer_create({timer.ItId})", RemoteCall.TimerCreate((int)timer.ClockId, evt, id));
             int created = process.Memory.Read<int>(id);
             if (created != timer.ItId)
             {
@@ -125,9 +125,9 @@ internal static class PosixTimers
                 {
                     IntervalSeconds = (long)timer.Isec, IntervalNanoseconds = (long)timer.Insec, ValueSeconds = (long)timer.Vsec, ValueNanoseconds = (long)timer.Vnsec,
                 });
-                caller.Checked($"timer_settime({timer.ItId})", SystemCall.TimerSettime, timer.ItId, 0, spec.Value, 0);
+                caller.Checked($"timer_settime({timer.ItId})", RemoteCall.TimerSettime((int)timer.ItId, spec));
             }
         }
-        caller.Checked("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", SystemCall.Prctl, PrTimerCreateRestoreIds, RestoreIdsOff);
+        caller.Checked("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", RemoteCall.TimerCreateRestoreIds(on: false));
     }
 }

@@ -20,7 +20,6 @@ internal static class SignalHandlers
         public ulong Mask;
     }
 
-    private const int SigsetSize = 8;
 
     /// <summary>Bytes of struct sigaction as the kernel takes it (32 on x86-64).</summary>
     private static readonly int SigactionSize = Marshal.SizeOf<KernelSigaction>();
@@ -38,7 +37,7 @@ internal static class SignalHandlers
         var batch = new SyscallBatch(process.Injection);
         for (int i = 0; i < signals.Count; i++)
         {
-            batch.Add($"rt_sigaction({signals[i]})", SystemCall.RtSigaction, (ulong)signals[i], 0, results.Value + (ulong)(i * SigactionSize), SigsetSize);
+            batch.Add($"rt_sigaction({signals[i]})", RemoteCall.RtSigaction(signals[i], Address.Null, results + new ByteCount((ulong)(i * SigactionSize))));
         }
         batch.Run();
         foreach (var action in process.Memory.ReadArray<KernelSigaction>(results, signals.Count))
@@ -62,7 +61,7 @@ internal static class SignalHandlers
         var batch = new SyscallBatch(process.Injection);
         for (int i = 0; i < actions.Length; i++)
         {
-            batch.Add($"rt_sigaction({signals[i]})", SystemCall.RtSigaction, (ulong)signals[i], table.Value + (ulong)(i * SigactionSize), 0, SigsetSize);
+            batch.Add($"rt_sigaction({signals[i]})", RemoteCall.RtSigaction(signals[i], table + new ByteCount((ulong)(i * SigactionSize)), Address.Null));
         }
         batch.Run();
     }

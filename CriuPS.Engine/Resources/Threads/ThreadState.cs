@@ -1,3 +1,4 @@
+using CriuPS.Native.Memory;
 using System.Runtime.InteropServices;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Images.Proto;
@@ -23,8 +24,6 @@ namespace CriuPS.Engine.Resources.Threads;
 /// </summary>
 internal static class ThreadState
 {
-    private const int PrGetPdeathsig = 2, PrSetPdeathsig = 1, PrSetName = 15, PrGetTidAddress = 40;
-    private const int RseqUnregister = 1;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct StackT
@@ -50,9 +49,9 @@ internal static class ThreadState
         var altStack = scratch.Reserve(Marshal.SizeOf<StackT>());
         var deathSignal = scratch.Reserve(4);
         var batch = new SyscallBatch(scratch, caller);
-        batch.Add("prctl(PR_GET_TID_ADDRESS)", SystemCall.Prctl, PrGetTidAddress, tidAddress.Value);
-        batch.Add("sigaltstack", SystemCall.Sigaltstack, 0, altStack.Value);
-        batch.Add("prctl(PR_GET_PDEATHSIG)", SystemCall.Prctl, PrGetPdeathsig, deathSignal.Value);
+        batch.Add("prctl(PR_GET_TID_ADDRESS)", RemoteCall.GetTidAddress(tidAddress));
+        batch.Add("sigaltstack", RemoteCall.Sigaltstack(Address.Null, altStack));
+        batch.Add("prctl(PR_GET_PDEATHSIG)", RemoteCall.GetParentDeathSignal(deathSignal));
         batch.Run();
         core.ThreadInfo = new ThreadInfoX86
         {
@@ -105,7 +104,7 @@ internal static class ThreadState
         var rseq = Native.Interop.Ptrace.GetRseqConfiguration(thread.Tid);
         if (rseq is not null)
         {
-            caller.Checked("rseq unregister", SystemCall.Rseq, rseq.Value.RseqAbiPointer, rseq.Value.RseqAbiSize, RseqUnregister, rseq.Value.Signature);
+            caller.Checked("rseq unregister", RemoteCall.UnregisterRseq(rseq.Value.RseqAbiPointer, rseq.Value.RseqAbiSize, rseq.Value.Signature));
         }
     }
 
@@ -118,25 +117,24 @@ internal static class ThreadState
 
         scratch.Reset();
         var batch = new SyscallBatch(scratch, caller);
-        batch.Add("set_tid_address", SystemCall.SetTidAddress, core.ThreadInfo.ClearTidAddr);
+        batch.Add("set_tid_address", RemoteCall.SetTidAddress(core.ThreadInfo.ClearTidAddr));
         if (tc.FutexRla != 0)
         {
-            batch.Add("set_robust_list", SystemCall.SetRobustList, tc.FutexRla, tc.FutexRlaLen);
+            batch.Add("set_robust_list", RemoteCall.SetRobustList(tc.FutexRla, tc.FutexRlaLen));
         }
         if (tc.Sas is not null && (tc.Sas.SsSp != 0 || tc.Sas.SsFlags != 0))
         {
             // SS_DISABLE is the only flag sigaltstack accepts on input; SS_ONSTACK is a state, not a setting.
             var ss = scratch.Put(new StackT { Sp = tc.Sas.SsSp, Size = tc.Sas.SsSize, Flags = (int)(tc.Sas.SsFlags & 2) });
-            batch.Add("sigaltstack", SystemCall.Sigaltstack, ss.Value, 0);
+            batch.Add("sigaltstack", RemoteCall.Sigaltstack(ss, Address.Null));
         }
         if (tc.HasComm)
         {
-            var name = scratch.PutString(tc.Comm);
-            batch.Add("prctl(PR_SET_NAME)", SystemCall.Prctl, PrSetName, name.Value);
+            batch.Add("prctl(PR_SET_NAME)", RemoteCall.SetName(scratch, tc.Comm));
         }
         if (tc.RseqEntry is not null)
         {
-            batch.Add("rseq", SystemCall.Rseq, tc.RseqEntry.RseqAbiPointer, tc.RseqEntry.RseqAbiSize, 0, tc.RseqEntry.Signature);
+            batch.Add("rseq", RemoteCall.RegisterRseq(tc.RseqEntry.RseqAbiPointer, tc.RseqEntry.RseqAbiSize, tc.RseqEntry.Signature));
         }
         batch.Run();
         RestoreScheduling(tid, tc);
@@ -154,7 +152,7 @@ internal static class ThreadState
         uint signal = core.ThreadCore.PdeathSig;
         if (signal != 0)
         {
-            caller.Checked("prctl(PR_SET_PDEATHSIG)", SystemCall.Prctl, PrSetPdeathsig, signal);
+            caller.Checked("prctl(PR_SET_PDEATHSIG)", RemoteCall.SetParentDeathSignal(signal));
         }
     }
 

@@ -4,6 +4,7 @@ using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Files;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
+using CriuPS.Native.RemoteSyscall;
 using Tmds.Linux;
 
 namespace CriuPS.Engine.Resources.Sockets;
@@ -35,7 +36,7 @@ internal sealed class InetSocketDump
         {
             foreach (var process in processes)
             {
-                var undo = new List<(SystemCall, ulong[])>();
+                var undo = new List<RemoteCall>();
                 using var pidfd = Pidfd.Open(process.Pid);
                 foreach (int fd in ProcFiles.FileDescriptors(process.Pid))
                 {

@@ -3,6 +3,8 @@ using System.Net;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
+using CriuPS.Native.RemoteSyscall;
 using static CriuPS.Native.Interop.SocketOption;
 using Tmds.Linux;
 
@@ -149,12 +151,12 @@ internal static class TcpConnection
     /// What <see cref="Resume"/> does, as system calls the process itself makes on its descriptor
     /// <paramref name="fd"/>, the option values kept in <paramref name="scratch"/>.
     /// </summary>
-    public static IEnumerable<(SystemCall, ulong[])> ResumeCalls(int fd, bool reuseAddress, Native.RemoteSyscall.ScratchArea scratch)
+    public static IEnumerable<RemoteCall> ResumeCalls(int fd, bool reuseAddress, ScratchArea scratch)
     {
         var off = scratch.Keep(BitConverter.GetBytes(TCP_REPAIR_OFF));
         var reuse = scratch.Keep(BitConverter.GetBytes(reuseAddress ? 1 : 0));
-        yield return (SystemCall.Setsockopt, [(ulong)fd, (uint)LibC.SOL_TCP, (uint)LibC.TCP_REPAIR, off.Value, sizeof(int)]);
-        yield return (SystemCall.Setsockopt, [(ulong)fd, (uint)LibC.SOL_SOCKET, (uint)LibC.SO_REUSEADDR, reuse.Value, sizeof(int)]);
+        yield return RemoteCall.Setsockopt(fd, LibC.SOL_TCP, LibC.TCP_REPAIR, off, new ByteCount(sizeof(int)));
+        yield return RemoteCall.Setsockopt(fd, LibC.SOL_SOCKET, LibC.SO_REUSEADDR, reuse, new ByteCount(sizeof(int)));
     }
 
     /// <summary>
