@@ -2,6 +2,8 @@ using Tmds.Linux;
 
 namespace CriuPS.Native.Interop;
 
+// Tmds.LibC has these as static properties; these are constants because `const` expressions and injected calls'
+// arguments use them. NativeConstantsTests checks every one against Tmds.LibC's value, so the two cannot drift apart.
 /// <summary>fcntl(2) commands CriuPS uses on its own descriptors.</summary>
 public static class Fcntl
 {

@@ -9,8 +9,6 @@ namespace CriuPS.Native.Interop;
 /// </summary>
 public static class FcntlOwner
 {
-    private const int FGetSig = 11, FSetSig = 10, FGetOwnEx = 16, FSetOwnEx = 15;
-
     /// <summary>struct f_owner_ex: the kind of owner (F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP) and its id.</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct OwnerEx
@@ -22,7 +20,7 @@ public static class FcntlOwner
     public static unsafe (int Type, int Pid) GetOwner(FileDescriptor description)
     {
         OwnerEx owner;
-        if (LibC.fcntl(description.Value, FGetOwnEx, &owner) < 0)
+        if (LibC.fcntl(description.Value, LibC.F_GETOWN_EX, &owner) < 0)
         {
             throw new NativeException("fcntl(F_GETOWN_EX)", LibC.errno);
         }
@@ -32,18 +30,18 @@ public static class FcntlOwner
     public static unsafe void SetOwner(FileDescriptor description, int type, int pid)
     {
         var owner = new OwnerEx { Type = type, Pid = pid };
-        if (LibC.fcntl(description.Value, FSetOwnEx, &owner) < 0)
+        if (LibC.fcntl(description.Value, LibC.F_SETOWN_EX, &owner) < 0)
         {
             throw new NativeException("fcntl(F_SETOWN_EX)", LibC.errno);
         }
     }
 
     /// <summary>The signal sent to the owner when I/O is possible: 0 for SIGIO; negative values read as 0.</summary>
-    public static int GetSignal(FileDescriptor description) => Math.Max(LibC.fcntl(description.Value, FGetSig), 0);
+    public static int GetSignal(FileDescriptor description) => Math.Max(LibC.fcntl(description.Value, LibC.F_GETSIG), 0);
 
     public static void SetSignal(FileDescriptor description, int signal)
     {
-        if (LibC.fcntl(description.Value, FSetSig, signal) < 0)
+        if (LibC.fcntl(description.Value, LibC.F_SETSIG, signal) < 0)
         {
             throw new NativeException("fcntl(F_SETSIG)", LibC.errno);
         }

@@ -1,5 +1,8 @@
 namespace CriuPS.Native.Interop;
 
+// Tmds.LibC has most of these as static int properties; these are ulong constants because they are injected calls'
+// register values and `const` flag sets (MAP_DROPPABLE, MADV_POPULATE_WRITE and MREMAP_DONTUNMAP it lacks).
+// NativeConstantsTests checks every one Tmds.LibC also has against its value, so the two cannot drift apart.
 /// <summary>mmap(2), mprotect(2), mremap(2) and madvise(2) constants of x86-64 Linux.</summary>
 public static class Mman
 {

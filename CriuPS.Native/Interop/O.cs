@@ -1,5 +1,9 @@
 namespace CriuPS.Native.Interop;
 
+// Tmds.LibC has these as LibC.O_* static properties; these are constants because `const` flag sets
+// (StatusFlags.Changeable, the files' CreationFlags) and switch arms use them; LARGEFILE is the kernel's 0x8000, which
+// fdinfo shows (glibc's is 0 on 64-bit). NativeConstantsTests checks every one
+// against Tmds.LibC's value, so the two cannot drift apart.
 /// <summary>open(2) flags (x86-64 values).</summary>
 public static class O
 {
