@@ -66,7 +66,8 @@ internal sealed class VmFlagsAhead
         }
         for (int i = 0; i < now.Count; i++)
         {
-            now[i] = now[i] with { VmFlags = ahead[i].VmFlags };
+            // maps has neither: a hugetlb area's page size (its MAP_HUGE_* bits in the image) comes from smaps too.
+            now[i] = now[i] with { VmFlags = ahead[i].VmFlags, KernelPageSize = ahead[i].KernelPageSize };
         }
         Used = true;
         log.Detail($"areas of {pid}: {now.Count} read from maps at the freeze, their VmFlags from smaps read ahead (same layout)");
@@ -87,12 +88,14 @@ internal sealed class VmFlagsAhead
         {
             string before = Compared(area.VmFlags);
             var pieces = Overlapping(after, area).ToList();
-            var differing = pieces.FirstOrDefault(p => Compared(p.VmFlags) != before);
+            var differing = pieces.FirstOrDefault(p => Compared(p.VmFlags) != before || p.KernelPageSize != area.KernelPageSize);
             if (pieces.Count == 0 || differing is not null)
             {
                 string why = differing is null
                     ? "is gone"
-                    : $"shows the flags '{Compared(differing.VmFlags)}' where it showed '{before}' ahead of the freeze (madvise, mlock or mseal while it was checkpointed)";
+                    : differing.KernelPageSize != area.KernelPageSize
+                        ? $"has pages of {differing.KernelPageSize} bytes where it had {area.KernelPageSize} ahead of the freeze (it was mapped again)"
+                        : $"shows the flags '{Compared(differing.VmFlags)}' where it showed '{before}' ahead of the freeze (madvise, mlock or mseal while it was checkpointed)";
                 throw new CheckpointException(CheckpointErrorKind.DumpFailed,
                     $"The {what} of process {pid} failed: its area {area} {why}, so the flags it had at the freeze cannot be known. The process runs on unharmed.", pid,
                     action);
