@@ -172,11 +172,10 @@ Describe 'Move-Process' {
         $dumpLog | Should -Match "areas of $($t.Id): \d+ read from maps at the freeze, their VmFlags from smaps read ahead \(same layout\)"
         $dumpLog | Should -Match "areas of $($t.Id): VmFlags read again after the freeze are those read ahead of it"
         # Post-copy's downtime is a fixed cost (the freeze of everything but the memory, a restore without it, one
-        # round trip), the one-shot freeze grows with the memory and the load: 5.0 %, 6.8 % and 9.4 % at load averages
-        # of 33 to 70 on this 2-core VM (one-shot freezes 14.1, 11.6 and 8.7 s; downtimes 707, 782 and 816 ms). On an
-        # idle machine a one-shot freeze of a gibibyte is 0.4 to 1.3 s (README, bench/): the issue's 10 % is not robust
-        # there, so the assertion stays a quarter, stated with the load it ran at.
-        $moved.Downtime | Should -BeLessThan ([timespan]::FromTicks($oneShot.FrozenTime.Ticks / 4)) -Because "post-copy's downtime is a fraction of a one-shot freeze (load average $load)"
+        # round trip), the one-shot freeze grows with the memory: the issue's bound, a tenth. Measured: 3.8 to 7.9 % in
+        # nine CI runs alone on the machine (one-shot freezes 1.4 to 2.5 s, downtimes 79 to 122 ms), 5.0 to 10.2 % at
+        # load averages of 33 to 127 on this 2-core VM.
+        $moved.Downtime | Should -BeLessThan ([timespan]::FromTicks($oneShot.FrozenTime.Ticks / 10)) -Because "post-copy's downtime is under a tenth of a one-shot freeze (load average $load)"
     }
 
     It 'loses the process, on both sides, when the link is cut while a post-copy copy pulls its memory, and says so' {
