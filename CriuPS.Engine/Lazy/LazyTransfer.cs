@@ -29,9 +29,6 @@ internal sealed class LazyTransfer
     private const int GuardLookMs = 5;
     private const int IdleLookMs = 100;
 
-    // /proc/PID/stat's flags: the task is exiting (set before an exit frees its memory).
-    private const uint PfExiting = 0x4;
-
     private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan KillWait = TimeSpan.FromSeconds(5);
     private static readonly List<LazyTransfer> Active = new();
@@ -448,7 +445,7 @@ internal sealed class LazyTransfer
         try
         {
             var stat = ProcStat.Read(pid);
-            return stat.State is 'Z' or 'X' || (stat.Flags & PfExiting) != 0;
+            return stat.State is 'Z' or 'X' || stat.IsExiting;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -92,4 +92,7 @@ public sealed class ProcStat
 
     /// <summary>PF_KTHREAD: kernel threads have no user memory to save.</summary>
     public bool IsKernelThread => (Flags & 0x00200000) != 0;
+
+    /// <summary>PF_EXITING: the task is exiting; set before the exit frees its memory, which its pidfd reports later.</summary>
+    public bool IsExiting => (Flags & 0x00000004) != 0;
 }

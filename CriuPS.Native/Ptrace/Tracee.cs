@@ -82,8 +82,8 @@ public sealed class Tracee
         {
             doorbell = StopDoorbell.Arm(Tid);
         }
-        Interop.Ptrace.Interrupt(Tid);
-        return WaitForInterruptStop(Environment.TickCount64 + (long)timeout.TotalMilliseconds);
+        Interrupt();
+        return TryWaitForInterruptStop(timeout);
     }
 
     /// <summary>
