@@ -13,6 +13,7 @@ using CriuPS.Engine.Resources.Network;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Engine.Resources.Threads;
+using CriuPS.Native.Arch;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
@@ -64,6 +65,8 @@ internal sealed class RestoreSteps : IDisposable
     private RestoreSession session = null!;
     // Set once every check passed: a step that fails after that has made something to undo.
     private bool checksPassed;
+    // The threads that resume at a system call instruction, which the release waits to see run.
+    private readonly ResumedCalls resumedCalls = new();
 
     public RestoreSteps(RestoreOptions options, EngineLog log, Stopwatch total)
     {
@@ -385,7 +388,7 @@ internal sealed class RestoreSteps : IDisposable
         }
         foreach (var process in Processes)
         {
-            SetFinalState(process);
+            SetFinalState(process, resumedCalls);
         }
         session.InetSockets?.Resume();
     }
@@ -406,6 +409,7 @@ internal sealed class RestoreSteps : IDisposable
                 thread.Tracee.Detach();
             }
         }
+        resumedCalls.WaitUntilRun(Log);
         Log.Write($"{Processes.Sum(p => p.Threads.Sum(t => t.Caller.CallCount))} injected system calls");
         IpcNamespace.Keep(session);
     }
@@ -440,17 +444,20 @@ internal sealed class RestoreSteps : IDisposable
     /// Gives every thread its final registers, FPU state and signal mask while all are still stopped; the leader
     /// last, since its final step removes the injection code the others are stopped on.
     /// </summary>
-    private static void SetFinalState(RestoringProcess process)
+    private static void SetFinalState(RestoringProcess process, ResumedCalls resumedCalls)
     {
+        var arch = IArchitecture.Current;
         foreach (var thread in process.Threads.Skip(1))
         {
             var (threadRegs, threadXState) = ThreadState.FinalState(thread.Core, thread.Caller, process.Injection.Scratch);
+            resumedCalls.Note(process.HostPid, thread.Tid, arch.InstructionPointerOf(threadRegs), process.Memory);
             thread.Tracee.SetRegs(threadRegs);
             thread.Tracee.SetXState(threadXState);
             Native.Interop.Ptrace.SetSigMask(thread.Tid, SavedMask(thread.Core));
         }
         var core = process.Images.LeaderCore;
         var (regs, xstate) = ThreadState.FinalState(core, process.Caller, process.Injection.Scratch);
+        resumedCalls.Note(process.HostPid, process.HostPid, arch.InstructionPointerOf(regs), process.Memory);
         process.Injection.End(regs);
         process.Leader.SetXState(xstate);
         Native.Interop.Ptrace.SetSigMask(process.HostPid, SavedMask(core));

@@ -57,6 +57,23 @@ public static class ProcFiles
     public static bool Exists(int pid) => Directory.Exists($"/proc/{pid}");
 
     /// <summary>
+    /// How many times thread <paramref name="tid"/> has been put on a CPU (the third field of its schedstat, which
+    /// CONFIG_SCHED_INFO provides); null when the thread is gone or the kernel does not count.
+    /// </summary>
+    public static long? TimesScheduled(int pid, int tid)
+    {
+        try
+        {
+            var fields = ReadText($"/proc/{pid}/task/{tid}/schedstat").TrimEnd('\n').Split(' ');
+            return fields.Length >= 3 && long.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out long count) ? count : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// Whether the process set prctl(PR_SET_MEMORY_MERGE), which makes every area it maps mergeable by KSM
     /// (/proc/PID/ksm_stat says "ksm_merge_any: yes"; a kernel without KSM has no such file).
     /// </summary>

@@ -62,10 +62,16 @@ function Start-TestTarget {
     New-Item -ItemType Directory -Force $WorkDirectory | Out-Null
     $ready = Join-Path $WorkDirectory 'ready'
     Remove-Item $ready -ErrorAction Ignore
-    & (Get-TestTarget 'launch') $WorkDirectory $Program @Arguments
+    # launch notes in launch.log, with this tag, that the target ended before it was ready: no reason to wait out
+    # the timeout then.
+    $tag = [guid]::NewGuid().ToString('n')
+    $env:CRIUPS_LAUNCH_TAG = $tag
+    try { & (Get-TestTarget 'launch') $WorkDirectory $Program @Arguments } finally { Remove-Item Env:CRIUPS_LAUNCH_TAG }
     if ($LASTEXITCODE -ne 0) { throw "launch failed for $Program" }
+    $ended = { (Get-Content (Join-Path $WorkDirectory 'launch.log') -Raw -ErrorAction Ignore) -match "\[$tag\]" }
     try {
-        Wait-Until { (Test-Path $ready) -and (Get-Content $ready -Raw) -match '^\d+\s*$' } "$Program to write $ready" $TimeoutSeconds
+        Wait-Until { ((Test-Path $ready) -and (Get-Content $ready -Raw) -match '^\d+\s*$') -or (& $ended) } "$Program to write $ready" $TimeoutSeconds
+        if (& $ended) { throw "$Program ended before it wrote $ready" }
     }
     catch {
         # A target that gave up during its set-up says why in its log, and launch says how it ended (launch.log):

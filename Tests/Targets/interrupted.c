@@ -7,7 +7,7 @@
  *   futex-wait (FUTEX_WAIT, relative timeout), futex-bitset-abs (FUTEX_WAIT_BITSET, absolute CLOCK_MONOTONIC)
  * Each records when its call returned and what it returned. A ticker thread sleeps 2 ms at a time and keeps the
  * longest gap between two ticks: the time the process did not run (the checkpoint's freeze to the restore, or to
- * the release with left-running). A relative wait must return SECONDS after it began plus that gap (the time it had
+ * the release with left-running); WORKDIR/threads names each call's thread and the ticker's ("NAME TID"). A relative wait must return SECONDS after it began plus that gap (the time it had
  * left counts from the restore); an absolute one at its deadline, or when the process runs again if that is later.
  * With left-running (the checkpoint left the process running), the kernel resumes each call as after any stop, and
  * CriuPS leaves it so: the calls that keep their deadline in the thread's restart block (poll, nanosleep with or
@@ -58,6 +58,7 @@ static long wait_ns;
 static int never_ready[2], epfd, left_running;
 static atomic_int futex_word;
 static atomic_long longest_gap, gap_end;
+static atomic_int ticker_tid;
 
 static long now_ns(void)
 {
@@ -110,6 +111,7 @@ static void *caller(void *arg)
 static void *ticker(void *arg)
 {
 	(void)arg;
+	atomic_store(&ticker_tid, (int)syscall(SYS_gettid));
 	struct timespec tick = timespec_of(TICK_NS);
 	long last = now_ns();
 	for (;;) {
@@ -186,6 +188,11 @@ int main(int argc, char **argv)
 		while (!atomic_load(&calls[i].tid) || !sleeping(atomic_load(&calls[i].tid))) usleep(1000);
 	/* The gap of the start-up (threads being created) is not the checkpoint's. */
 	atomic_store(&longest_gap, 0);
+	FILE *threads = fopen("threads", "w");
+	for (int i = 0; i < COUNT; i++) fprintf(threads, "%s %d\n", names[i], atomic_load(&calls[i].tid));
+	while (!atomic_load(&ticker_tid)) usleep(1000);
+	fprintf(threads, "ticker %d\n", atomic_load(&ticker_tid));
+	fclose(threads);
 	FILE *ready = fopen("ready", "w");
 	fprintf(ready, "%d\n", getpid());
 	fclose(ready);

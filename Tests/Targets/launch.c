@@ -26,11 +26,15 @@ static void detach_stdio(void)
 	for (int fd = 3; fd < 1024; fd++) close(fd);
 }
 
+/* CRIUPS_LAUNCH_TAG, when the caller sets one, ends the line: it tells this launch's note from that of an earlier
+ * target in the same directory that ended later, so that the caller can stop waiting as soon as its own target ended. */
+static char tag[80];
+
 static void note(const char *program, const char *what)
 {
 	FILE *log = fopen("launch.log", "a");
 	if (!log) return;
-	fprintf(log, "%s %s\n", program, what);
+	fprintf(log, "%s %s%s%s\n", program, what, tag[0] ? " " : "", tag);
 	fclose(log);
 }
 
@@ -38,6 +42,9 @@ int main(int argc, char **argv)
 {
 	if (argc < 3) { fprintf(stderr, "usage: %s WORKDIR PROGRAM [ARGS...]\n", argv[0]); return 2; }
 	if (chdir(argv[1])) { perror("chdir"); return 1; }
+	const char *caller_tag = getenv("CRIUPS_LAUNCH_TAG");
+	if (caller_tag) snprintf(tag, sizeof(tag), "[%s]", caller_tag);
+	unsetenv("CRIUPS_LAUNCH_TAG");
 	pid_t reaper = fork();
 	if (reaper < 0) { perror("fork"); return 1; }
 	if (reaper > 0) return 0;
