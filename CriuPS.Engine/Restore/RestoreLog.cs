@@ -29,7 +29,7 @@ internal static class RestoreLog
         {
             log.Write(directory.Manifest is null
                 ? $"{directory.Directory} has no {DigestManifest.FileName} (an image written by CRIU, or whose digests were removed): restored unverified"
-                : $"{directory.Directory}: {directory.Files} files ({directory.Bytes >> 20} MiB) verified against {DigestManifest.FileName}{(lazy ? "; the pages are verified as they are read" : "")}");
+                : $"{directory.Directory}: {directory.Files} files ({directory.Bytes >> 20} MiB) verified against {DigestManifest.FileName}; the pages files' sizes too, their blocks {(lazy ? "as they are read" : "beside the restore (step \"page digests\")")}");
         }
         log.Detail($"images verified in {verified.Elapsed.TotalMilliseconds:F1} ms");
     }

@@ -87,7 +87,7 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         # read and checked before anything is made.
         Get-LoggedSteps (Join-Path $path 'restore.log') 'restore' | Should -Be 'verification', 'images', 'checks',
             'network namespace', 'files of the engine', 'processes', 'namespaces', 'memory', 'files',
-            'signal handlers and attributes', 'fs state', 'threads and credentials', 'file owners', 'cgroups', 'final state', 'release'
+            'signal handlers and attributes', 'fs state', 'threads and credentials', 'file owners', 'cgroups', 'page digests', 'final state', 'release'
     }
 
     It 'fails, and leaves the process running as before, when the process changes the flags of an area (madvise) between the read ahead of the freeze and the freeze' {

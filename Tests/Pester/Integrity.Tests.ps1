@@ -196,6 +196,28 @@ Describe 'Restore-Process and Test-CheckpointImage on damaged images' {
         (Test-CheckpointImage $copy).Problems.File | Should -Be 'inventory.img'
     }
 
+    # The pages files' blocks are checked beside the restore's own work: a damaged one is found once the process is
+    # made and filled, and the restore kills it before it ever runs.
+    It 'refuses to let a process run from a pages-1.img with one bit flipped, naming the file, and leaves nothing' {
+        $copy = Copy-Image 'flip-pages'
+        Remove-Item (Join-Path $copy 'restore.log') -ErrorAction Ignore # an earlier restore of the original's
+        $file = Join-Path $copy 'pages-1.img'
+        $bytes = [IO.File]::ReadAllBytes($file)
+        $bytes[$bytes.Length / 2] = $bytes[$bytes.Length / 2] -bxor 0x10
+        [IO.File]::WriteAllBytes($file, $bytes)
+
+        Restore-Process -ImagePath $copy -ErrorVariable failed -ErrorAction SilentlyContinue
+        $failed[0].FullyQualifiedErrorId | Should -Be "ImageCorrupt,$Restore"
+        $failed[0].TargetObject | Should -Be $file
+        $failed[0].Exception.Message | Should -Match ([regex]::Escape("${file}: ") + 'damaged: bytes \d+ to \d+ \(block \d+ of \d+\) differ from what was written')
+        $failed[0].Exception.Message | Should -Match 'Nothing was restored'
+        Test-Path "/proc/$Target" | Should -BeFalse -Because 'the process made from the image was killed before it ran'
+        @(Get-RestoreHosts) | Should -BeNullOrEmpty
+        $log = Get-Content (Join-Path $copy 'restore.log')
+        @($log) -match 'restore step: page digests' | Should -Not -BeNullOrEmpty
+        @($log) -match 'restore step: final state' | Should -BeNullOrEmpty -Because 'nothing of the process ran'
+    }
+
     It 'checks the parent images an incremental checkpoint reads pages from' {
         $work = Join-Path $TestDrive 'chain'
         $log = Join-Path $work 'lazymem.log'
@@ -250,7 +272,7 @@ Describe 'Restore-Process -LazyPages on a damaged image' {
         $failed[0].FullyQualifiedErrorId | Should -Be 'ImageCorrupt,CriuPS.Cmdlets.WaitLazyRestoreCommand'
         $failed[0].Exception.Message | Should -Match "the process was killed rather than left to run without its memory: $([regex]::Escape($pages)) is not as its checkpoint wrote it: damaged: bytes \d+ to \d+"
         Wait-Until { -not (Test-ProcessAlive $target) } 'the restored process to be killed'
-        Join-Path $image 'restore.log' | Should -FileContentMatch 'the pages are verified as they are read'
+        Join-Path $image 'restore.log' | Should -FileContentMatch 'their blocks as they are read'
     }
 
     It 'gets no damaged page from a page server either: it refuses to serve it, and the process is killed' {

@@ -100,7 +100,7 @@ internal static class ImageVerifier
                     problems.Add(new ImageFileProblem(Path.Combine(directory, name), $"not written by the checkpoint: {DigestManifest.FileName} does not list it"));
                 }
             }
-            foreach (var (digest, block) in FirstDamagedBlocks(blocks))
+            foreach (var (digest, block) in FirstDamagedBlocks(blocks, Environment.ProcessorCount))
             {
                 problems.Add(new ImageFileProblem(Path.Combine(directory, digest.Name), digest.BlockProblem(block)));
             }
@@ -113,6 +113,67 @@ internal static class ImageVerifier
             }
         }
         return new DirectoryVerification(directory, manifest, problems.OrderBy(p => p.Path, StringComparer.Ordinal).ToList(), files, bytes);
+    }
+
+    /// <summary>
+    /// The pages files that <paramref name="sizesChecked"/> (a chain verified with deferPages) checked for their size
+    /// only, verified block by block now: for a restore that checks them beside its own work, on every core but one
+    /// (the restore's injected calls take the other). Returns the chain with their files, bytes and problems added.
+    /// </summary>
+    public static ChainVerification VerifyDeferredPages(ChainVerification sizesChecked)
+    {
+        var clock = Stopwatch.StartNew();
+        var directories = sizesChecked.Directories.Select(VerifyDeferredPages).ToList();
+        return sizesChecked with { Directories = directories, Elapsed = sizesChecked.Elapsed + clock.Elapsed };
+    }
+
+    private static DirectoryVerification VerifyDeferredPages(DirectoryVerification sizesChecked)
+    {
+        if (sizesChecked.Manifest is not { } manifest)
+        {
+            return sizesChecked;
+        }
+        var problems = new List<ImageFileProblem>(sizesChecked.Problems);
+        var blocks = new List<(FileDigest Digest, SafeFileHandle File, int Block)>();
+        var handles = new List<SafeFileHandle>();
+        int files = 0;
+        long bytes = 0;
+        try
+        {
+            foreach (var digest in manifest.Files.Values.Where(d => ImageTypes.Pages.MatchesFileName(d.Name)))
+            {
+                var path = Path.Combine(sizesChecked.Directory, digest.Name);
+                if (sizesChecked.Problems.Any(p => p.Path == path))
+                {
+                    continue; // missing or of another size: already said
+                }
+                var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+                handles.Add(file);
+                files++;
+                bytes += digest.Size;
+                for (int i = 0; i < digest.BlockCount; i++)
+                {
+                    blocks.Add((digest, file, i));
+                }
+            }
+            foreach (var (digest, block) in FirstDamagedBlocks(blocks, Math.Max(1, Environment.ProcessorCount - 1)))
+            {
+                problems.Add(new ImageFileProblem(Path.Combine(sizesChecked.Directory, digest.Name), digest.BlockProblem(block)));
+            }
+        }
+        finally
+        {
+            foreach (var handle in handles)
+            {
+                handle.Dispose();
+            }
+        }
+        return sizesChecked with
+        {
+            Problems = problems.OrderBy(p => p.Path, StringComparer.Ordinal).ToList(),
+            Files = sizesChecked.Files + files,
+            Bytes = sizesChecked.Bytes + bytes,
+        };
     }
 
     /// <summary>Whether block <paramref name="index"/> of an open file holds what its digest says.</summary>
@@ -137,10 +198,10 @@ internal static class ImageVerifier
 
     // Every block on whichever core is free (the check reads as fast as the machine reads and hashes); the first
     // damaged block of each file, if any.
-    private static IEnumerable<(FileDigest Digest, int Block)> FirstDamagedBlocks(List<(FileDigest Digest, SafeFileHandle File, int Block)> blocks)
+    private static IEnumerable<(FileDigest Digest, int Block)> FirstDamagedBlocks(List<(FileDigest Digest, SafeFileHandle File, int Block)> blocks, int cores)
     {
         var damaged = new ConcurrentDictionary<FileDigest, int>();
-        Parallel.ForEach(blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, item =>
+        Parallel.ForEach(blocks, new ParallelOptions { MaxDegreeOfParallelism = cores }, item =>
         {
             var buffer = ArrayPool<byte>.Shared.Rent(item.Digest.BlockBytes);
             try
