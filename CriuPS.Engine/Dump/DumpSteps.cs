@@ -235,6 +235,7 @@ internal sealed class DumpSteps
     // injection session opened in every live process.
     private void Attach()
     {
+        MappedFileLocks.ReadAtFreeze(session);
         tree.Attach(session, background, areasAhead);
         log.Detail($"tree of {root}: {session.Processes.Count} process(es), {session.Zombies.Count} zombie(s)");
     }

@@ -322,7 +322,7 @@ Describe 'Process trees' {
 Describe 'Who a process is and where it lives' {
     AfterEach { Stop-TestProcesses }
 
-    It 'restores a chrooted process with other uids, gids, groups and capabilities, with the parent-death signal and dumpable flag a change of credentials resets' {
+    It 'restores a chrooted process with other uids, gids, groups, capabilities and securebits, with the parent-death signal and dumpable flag a change of credentials resets' {
         $work = Join-Path $TestDrive 'identity'
         $log = Join-Path $work 'identity.log'
         $target = Start-TestTarget -Program (Get-TestTarget 'identity') -Arguments $work -WorkDirectory $work

@@ -1,7 +1,8 @@
 /* identity WORKDIR
  * A process that is somebody else and lives somewhere else. As root it chroots into WORKDIR and works in /inner
  * there, then takes supplementary groups 1001 and 1002, gids 1000/1001/1002 and uids 1000/1001/1002 (real,
- * effective, saved), keeps CAP_NET_BIND_SERVICE as its only capability (permitted and effective), and only then
+ * effective, saved) with securebits KEEP_CAPS and NOROOT (locked), keeps CAP_NET_BIND_SERVICE as its only
+ * capability (permitted and effective), and only then
  * sets what a change of credentials resets: its parent-death signal (SIGUSR2, ignored) and its dumpable flag (1).
  * On SIGUSR1 it checks all of that, and that / is WORKDIR (it finds /inner/marker), and appends "OK pid=P" or
  * "CORRUPT <what> pid=P" to WORKDIR/identity.log through a descriptor opened beforehand. Writes WORKDIR/ready when
@@ -11,6 +12,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <linux/securebits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +26,8 @@ static void on_usr1(int s) { (void)s; check_requested = 1; }
 
 static const gid_t groups[] = { 1001, 1002 };
 static const __u32 kept = 1u << CAP_NET_BIND_SERVICE;
+/* Keeps its capabilities through the change of uids, and root's special treatment at exec is off and locked. */
+static const int securebits = SECBIT_KEEP_CAPS | SECBIT_NOROOT | SECBIT_NOROOT_LOCKED;
 
 static int capabilities(struct __user_cap_data_struct data[2])
 {
@@ -53,6 +57,8 @@ static void check(int log)
 	else if (capabilities(caps) != 0 || caps[0].permitted != kept || caps[0].effective != kept || caps[0].inheritable != 0
 		 || caps[1].permitted || caps[1].effective)
 		snprintf(problem, sizeof(problem), "capabilities %x/%x", caps[0].permitted, caps[0].effective);
+	else if (prctl(PR_GET_SECUREBITS) != securebits)
+		snprintf(problem, sizeof(problem), "securebits %#x", prctl(PR_GET_SECUREBITS));
 	else if (pdeath != SIGUSR2)
 		snprintf(problem, sizeof(problem), "parent-death signal %d", pdeath);
 	else if (prctl(PR_GET_DUMPABLE) != 1)
@@ -79,7 +85,7 @@ int main(int argc, char **argv)
 	if (log < 0 || chmod(argv[1], 0777) != 0 || chroot(argv[1]) != 0 || chdir("/inner") != 0) return 1;
 
 	if (setgroups(2, groups) != 0 || setresgid(1000, 1001, 1002) != 0) return 1;
-	if (prctl(PR_SET_KEEPCAPS, 1) != 0 || setresuid(1000, 1001, 1002) != 0) return 1;
+	if (prctl(PR_SET_SECUREBITS, securebits) != 0 || setresuid(1000, 1001, 1002) != 0) return 1;
 	struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2] = { { kept, kept, 0 }, { 0, 0, 0 } };
 	if (syscall(SYS_capset, &header, data) != 0) return 1;

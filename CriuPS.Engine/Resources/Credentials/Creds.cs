@@ -30,7 +30,12 @@ internal static class Creds
         public uint Effective, Permitted, Inheritable;
     }
 
-    public static CredsEntry Dump(ProcStatus status, RemoteSyscaller caller)
+    /// <summary>
+    /// A thread's credentials: what its status shows, and <paramref name="securebits"/>, which only the thread can tell
+    /// (prctl(PR_GET_SECUREBITS), asked in the batch of <see cref="Threads.ThreadState.Dump"/>: a stop per thread
+    /// costs more than the call).
+    /// </summary>
+    public static CredsEntry Dump(ProcStatus status, uint securebits)
     {
         var uids = status.Uids;
         var gids = status.Gids;
@@ -38,7 +43,7 @@ internal static class Creds
         {
             Uid = uids[0], Euid = uids[1], Suid = uids[2], Fsuid = uids[3],
             Gid = gids[0], Egid = gids[1], Sgid = gids[2], Fsgid = gids[3],
-            Secbits = (uint)caller.Checked("prctl(PR_GET_SECUREBITS)", RemoteCall.GetSecurebits()),
+            Secbits = securebits,
             NoNewPrivs = status.NoNewPrivs,
         };
         creds.CapInh.Add(Halves(status.CapInheritable));

@@ -52,7 +52,8 @@ internal static class ThreadState
         batch.Add("prctl(PR_GET_TID_ADDRESS)", RemoteCall.GetTidAddress(tidAddress));
         batch.Add("sigaltstack", RemoteCall.Sigaltstack(Address.Null, altStack));
         batch.Add("prctl(PR_GET_PDEATHSIG)", RemoteCall.GetParentDeathSignal(deathSignal));
-        batch.Run();
+        int securebits = batch.Add("prctl(PR_GET_SECUREBITS)", RemoteCall.GetSecurebits());
+        var results = batch.Run();
         core.ThreadInfo = new ThreadInfoX86
         {
             ClearTidAddr = memory.Read<ulong>(tidAddress),
@@ -73,7 +74,7 @@ internal static class ThreadState
 
         tc.PdeathSig = memory.Read<uint>(deathSignal);
         tc.SignalsP = PendingSignals.Read(tid, shared: false);
-        tc.Creds = Creds.Dump(status, caller);
+        tc.Creds = Creds.Dump(status, (uint)results[securebits]);
         tc.SeccompMode = (SeccompMode)status.SeccompMode;
         if ((uint)status.SeccompMode == Seccomp.ModeFilter)
         {
