@@ -247,6 +247,7 @@ internal sealed class DumpSteps
     // Before memory: a descriptor's file or a System V segment is found here, and the areas of the next step name them.
     private void SaveProcessState()
     {
+        var descriptors = FileDescriptors.ProbeAll(session.Processes);
         foreach (var process in session.Processes)
         {
             ProcessTree.Dump(process, session, isRoot: process.Pid == root);
@@ -257,7 +258,7 @@ internal sealed class DumpSteps
                 ThreadState.Dump(process, thread, session);
             }
             FsState.Dump(process, session);
-            FileDescriptors.Dump(process, session);
+            FileDescriptors.Dump(process, session, descriptors[process.Pid]);
         }
         EpollInstances.ResolveClosedTargets(session);
         CgroupDump.Dump(session);

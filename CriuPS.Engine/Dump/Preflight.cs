@@ -89,16 +89,21 @@ internal static class Preflight
         {
             throw TraceAccess.Refusal(root, obstacles, session);
         }
+        // /proc/locks, for the file locks' check at the end: its first read in a while waits for an RCU grace period
+        // (see MappedFileLocks.ReadAtFreeze), which passes while the rest is read.
+        var locks = Task.Run(LockInfo.ReadAll);
         // Each descriptor is probed once (its link and status), for every check below: a tree of 32 processes that
-        // inherited 67 descriptors each has over 2,000 of them.
+        // inherited 67 descriptors each has over 2,000 of them, read on every core.
+        var probed = OnEveryCore.Read(live, pid => (DescriptorProbe.All(pid), PreflightAreas.Read(pid)));
         var descriptors = new List<DescriptorProbe>();
         var areas = new Dictionary<int, List<VmaInfo>>();
-        foreach (int pid in live)
+        for (int i = 0; i < live.Count; i++)
         {
-            var own = DescriptorProbe.All(pid);
+            int pid = live[i];
+            var (own, ownAreas) = probed[i];
             descriptors.AddRange(own);
-            areas[pid] = PreflightAreas.Read(pid);
-            problems.AddRange(ResourceProblems(pid, own, areas[pid], options).Select(p => Prefix(pid) + p));
+            areas[pid] = ownAreas;
+            problems.AddRange(ResourceProblems(pid, own, ownAreas, options).Select(p => Prefix(pid) + p));
             problems.AddRange(ProcessNamespaces.Problems(pid, root).Select(p => Prefix(pid) + p));
         }
         using (var unixSockets = UnixSocketTopology.Of(descriptors))
@@ -108,7 +113,7 @@ internal static class Preflight
         problems.AddRange(EpollInstances.Problems(descriptors).Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(Pidfds.Problems(members.Select(m => m.Pid).ToHashSet(), descriptors).Select(p => Prefix(p.Pid) + p.Problem));
         problems.AddRange(TerminalTopology.Of(descriptors, live).ShellJobProblems(descriptors, options.ShellJob).Select(p => Prefix(p.Pid) + p.Problem));
-        problems.AddRange(FileLocks.Problems(live, descriptors, areas));
+        problems.AddRange(FileLocks.Problems(live, descriptors, areas, locks.GetAwaiter().GetResult()));
         problems.AddRange(ProcessTree.LayoutProblems(members, options.ShellJob));
         if (problems.Count > 0)
         {

@@ -40,17 +40,45 @@ internal static class FileDescriptors
         _ => probe.Link,
     };
 
-    public static void Dump(DumpedProcess process, DumpSession session)
+    /// <summary>A descriptor as /proc shows it, with its fdinfo (null when that could not be read ahead).</summary>
+    public sealed record Probed(DescriptorProbe Probe, FdInfo? Info);
+
+    /// <summary>
+    /// What /proc shows of every descriptor of the frozen processes (link, status, fdinfo), read on every core: a
+    /// tree of 32 processes of 67 descriptors spent 55 ms of its freeze reading them one by one, about 25 µs each.
+    /// What is made of them (descriptions, ids, images) stays in order on the dump's thread, <see cref="Dump"/>.
+    /// </summary>
+    public static Dictionary<int, List<Probed>> ProbeAll(IReadOnlyList<DumpedProcess> processes)
+    {
+        var pids = processes.Select(p => p.Pid).ToList();
+        var probed = OnEveryCore.Read(pids, pid => DescriptorProbe.All(pid).Select(probe => new Probed(probe, TryReadInfo(pid, probe.Fd))).ToList());
+        return pids.Zip(probed).ToDictionary(p => p.First, p => p.Second);
+    }
+
+    private static FdInfo? TryReadInfo(int pid, int fd)
+    {
+        try
+        {
+            return FdInfo.Read(pid, fd);
+        }
+        catch (IOException)
+        {
+            return null; // read again in order by Dump, which then fails as it always has
+        }
+    }
+
+    /// <param name="probed">The process's descriptors, from <see cref="ProbeAll"/>.</param>
+    public static void Dump(DumpedProcess process, DumpSession session, List<Probed> probed)
     {
         int pid = process.Pid;
         using var pidfd = Pidfd.Open(pid);
-        foreach (var probe in DescriptorProbe.All(pid))
+        foreach (var (probe, infoAhead) in probed)
         {
             int fd = probe.Fd;
             if (PosixQueues.IsQueue(probe))
             {
                 // Saved in an image of CriuPS's own, not in fdinfo: CRIU would not know its file type.
-                PosixQueues.Dump(session, process, probe, FdInfo.Read(pid, fd));
+                PosixQueues.Dump(session, process, probe, infoAhead ?? FdInfo.Read(pid, fd));
                 continue;
             }
             if (!TryClassify(probe, session.Options, out var kind, out var problem))
@@ -61,7 +89,7 @@ internal static class FileDescriptors
                     : CheckpointErrorKind.Unsupported,
                     $"Process {pid} has {problem}, which CriuPS cannot save.", pid);
             }
-            var info = FdInfo.Read(pid, fd);
+            var info = infoAhead ?? FdInfo.Read(pid, fd);
             uint id = SaveDescription(session, process, probe, kind, info, pidfd, out bool isNew);
             FileLocks.Dump(session, pid, fd, info, newDescription: isNew);
             process.FileDescriptors.Add(new FdinfoEntry

@@ -43,9 +43,9 @@ internal static class FileLocks
     /// <param name="pids">The live processes of the tree.</param>
     /// <param name="descriptors">Their descriptors.</param>
     /// <param name="areas">Their memory areas, by process.</param>
-    public static IEnumerable<string> Problems(IReadOnlyCollection<int> pids, IEnumerable<DescriptorProbe> descriptors, IReadOnlyDictionary<int, List<VmaInfo>> areas)
+    /// <param name="locks">/proc/locks (<see cref="LockInfo.ReadAll"/>), read once they were probed or during.</param>
+    public static IEnumerable<string> Problems(IReadOnlyCollection<int> pids, IEnumerable<DescriptorProbe> descriptors, IReadOnlyDictionary<int, List<VmaInfo>> areas, List<LockInfo> locks)
     {
-        var locks = LockInfo.ReadAll();
         // Only a file the kernel lists a lock on has "lock:" lines to read in fdinfo. Matched by inode number alone:
         // the device /proc/locks names may differ from what stat reports (overlayfs), and a spare read costs little.
         var lockedInodes = locks.Select(l => l.Inode).ToHashSet();
