@@ -78,6 +78,8 @@ internal sealed class DumpSteps
     private readonly int root;
     private readonly Stopwatch total = Stopwatch.StartNew();
     private readonly Stopwatch frozenTime = new();
+    // No garbage collection while the tree stands still: opened as the freeze begins, closed as it ends.
+    private NoCollectionWindow? noCollection;
     // Made by the steps, in this order; a step finds those of the steps before it. Null until then: the failure path
     // and the disposal check for them.
     private IImageOutput directory = null!;
@@ -116,6 +118,7 @@ internal sealed class DumpSteps
         }
         finally
         {
+            steps.noCollection?.Dispose(); // a failed dump's tree was let go (or killed) by then
             steps.quiet?.Dispose();
             steps.log.Dispose();
         }
@@ -224,6 +227,7 @@ internal sealed class DumpSteps
     // Every step after this one reads a tree that stands still.
     private void Freeze()
     {
+        noCollection = NoCollectionWindow.Begin(log);
         // Counted from the first task stopped on: the seizing is time the process stands still too.
         frozenTime.Start();
         // -FreezeCgroup: the kernel holds the whole cgroup still while its tasks are seized (thawed once they are).
@@ -305,6 +309,7 @@ internal sealed class DumpSteps
     {
         Resume(session, tree);
         frozenTime.Stop();
+        noCollection?.Dispose();
     }
 
     // -Background, once the tree runs: the protected pages, each copied before the process may write it.
@@ -363,6 +368,7 @@ internal sealed class DumpSteps
             }
         }
         frozenTime.Stop();
+        noCollection?.Dispose();
     }
 
     // Pre-dump, while frozen: the pages to save (those written since the parent image), and write tracking armed for

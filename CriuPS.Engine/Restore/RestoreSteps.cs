@@ -68,6 +68,8 @@ internal sealed class RestoreSteps : IDisposable
     private bool checksPassed;
     // The threads that resume at a system call instruction, which the release waits to see run.
     private readonly ResumedCalls resumedCalls = new();
+    // No garbage collection from the first process made to the release (see NoCollectionWindow).
+    private NoCollectionWindow? noCollection;
 
     public RestoreSteps(RestoreOptions options, EngineLog log, Stopwatch total)
     {
@@ -148,6 +150,7 @@ internal sealed class RestoreSteps : IDisposable
         }
         finally
         {
+            noCollection?.Dispose();
             // Never left reading the image after the restore returned, whatever it returned.
             try
             {
@@ -297,6 +300,7 @@ internal sealed class RestoreSteps : IDisposable
     // groups, and with nothing of the host's descriptors left.
     private void CreateProcesses()
     {
+        noCollection = NoCollectionWindow.Begin(Log);
         int enginePidfd = EnginePidfdNumber(Images);
         if (Options.NewPidNamespace)
         {
@@ -463,6 +467,7 @@ internal sealed class RestoreSteps : IDisposable
             }
         }
         resumedCalls.WaitUntilRun(Log);
+        noCollection?.Dispose();
         Log.Write($"{Processes.Sum(p => p.Threads.Sum(t => t.Caller.CallCount))} injected system calls");
         IpcNamespace.Keep(session);
     }

@@ -1,0 +1,87 @@
+using System.Runtime;
+using CriuPS.Engine.Logging;
+
+namespace CriuPS.Engine;
+
+/// <summary>
+/// Keeps the garbage collector out of the time a process stands still: the runtime's no-GC region
+/// (GC.TryStartNoGCRegion), in a dump from just before the first task is stopped to the moment the tree runs again,
+/// in a restore from the first process made to the release. A collection there stops every thread of the engine
+/// while the processes wait for it: in a new PowerShell, whose heap is still small, a 64-thread checkpoint met
+/// several, 46 to 53 ms frozen against 35 to 37 with collections held off. The region may make one collection as it
+/// starts, before anything stands still. A window that allocates more than <see cref="Budget"/> gets its collection
+/// anyway, as before; the runtime has one region per process, so a second operation of the same session while one
+/// holds it goes without.
+/// </summary>
+internal sealed class NoCollectionWindow : IDisposable
+{
+    /// <summary>What the window may allocate: a 1 GiB dump's frozen window allocates a few MiB (its buffers are pooled).</summary>
+    private static readonly long Budget = 64L << 20;
+
+    private static int taken;
+
+    private readonly EngineLog log;
+    private bool open;
+
+    private NoCollectionWindow(EngineLog log, bool open)
+    {
+        this.log = log;
+        this.open = open;
+    }
+
+    /// <summary>Holds collections off from now, when no other dump of this process does.</summary>
+    public static NoCollectionWindow Begin(EngineLog log)
+    {
+        if (Interlocked.CompareExchange(ref taken, 1, 0) != 0)
+        {
+            return new NoCollectionWindow(log, open: false);
+        }
+        try
+        {
+            if (GC.TryStartNoGCRegion(Budget))
+            {
+                return new NoCollectionWindow(log, open: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // a no-GC region of someone else's in this process (PowerShell code may start one too)
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            // a budget larger than this runtime's configuration allows a region
+        }
+        Volatile.Write(ref taken, 0);
+        log.Detail("the garbage collector could not be held off while the processes stand still");
+        return new NoCollectionWindow(log, open: false);
+    }
+
+    /// <summary>Lets collections run again (once the tree runs); says so in the log when one came inside the window.</summary>
+    public void Dispose()
+    {
+        if (!open)
+        {
+            return;
+        }
+        open = false;
+        try
+        {
+            if (GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
+            {
+                GC.EndNoGCRegion();
+            }
+            else
+            {
+                log.Detail($"a garbage collection came while the processes stood still: more than {Budget >> 20} MiB were allocated");
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            log.Detail($"a garbage collection came while the processes stood still: more than {Budget >> 20} MiB were allocated");
+        }
+        finally
+        {
+            Volatile.Write(ref taken, 0);
+        }
+    }
+}
