@@ -251,7 +251,7 @@ internal sealed class RestoreSteps : IDisposable
             var verified = pageDigests?.GetAwaiter().GetResult();
             return verified?.Problems.Any() == true ? verified : null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or AggregateException)
         {
             return null; // the image went away mid-check: the restore's own error says more
         }

@@ -257,13 +257,21 @@ public sealed class RemoteSyscaller
         {
             RunToTrap(what, end + new ByteCount((ulong)Arch.Breakpoint.Length));
         }
-        else if (stopSignal is int signal)
-        {
-            WithSignalsHeld(() => RunToStopSignal(what, signal));
-        }
         else
         {
-            WithSignalsHeld(() => RunToNoOpExit(what, end + new ByteCount((ulong)Arch.StopExitOffset)));
+            if (stopSignal is int signal)
+            {
+                WithSignalsHeld(() => RunToStopSignal(what, signal));
+            }
+            else
+            {
+                WithSignalsHeld(() => RunToNoOpExit(what, end + new ByteCount((ulong)Arch.StopExitOffset)));
+            }
+            // Parked again at once, as the code's last instructions would leave it (its stack on the frame, at its return
+            // point): stopped inside the code, the thread would run on into it if we died, and the code goes away with
+            // the injection area, which the leader unmaps while the other threads wait (a 16-thread process whose
+            // tool died in that munmap was killed by the fault).
+            thread.SetRegs(parked.Parked);
         }
     }
 

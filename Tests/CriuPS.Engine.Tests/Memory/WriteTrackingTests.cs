@@ -80,10 +80,12 @@ public sealed unsafe class WriteTrackingTests : IDisposable
         var saved = scanner.Scan(area, PagePolicy.Private);
         var (copy, inParent) = PageDelta.Split(saved, written, [Run(0, 4)]);
 
+        // Page 12 was only read (the zero page) and the untouched pages carry the protection's marks: neither is
+        // copied nor taken from the parent. Whether the scan lists them at all is the kernel's to say (6.18.44's lists
+        // the marked pages as swapped and leaves the zero page out; the builds before listed page 12), and
+        // changes nothing here.
         Assert.Equal(new[] { Run(1, 2), Run(9, 10) }, copy);
         Assert.Equal(new[] { Run(0, 1), Run(2, 4) }, inParent);
-        // Page 12 was read (a fresh zero page) and the untouched pages carry the protection's marks: neither is saved.
-        Assert.Contains(saved, r => r.Overlaps(Run(12, 13)));
     }
 
     [Fact]
