@@ -31,8 +31,9 @@ function New-WorkingImage([string]$Original, [string]$Copy) {
         Original = $Original
         Path = $Copy
         Files = $files
-        # Byte-level damage may hit every image file, the pages too (a 24 MiB file is changed where it lies).
-        ByteTargets = @($files | Where-Object { $_ -ne $script:Manifest })
+        # Byte-level damage may hit every image file the digests cover, the pages too (a 24 MiB file is changed where it
+        # lies): not the manifest, nor stats-dump, which the checkpoint writes after its commit and no restore reads.
+        ByteTargets = @($files | Where-Object { $_ -ne $script:Manifest -and $_ -notlike 'stats-*' })
         # Values can be edited in all but the raw pages.
         ValueTargets = @($files | Where-Object { $_ -notmatch '^pages-' })
         Json = @{}
