@@ -57,15 +57,16 @@ public static class ProcFiles
     public static bool Exists(int pid) => Directory.Exists($"/proc/{pid}");
 
     /// <summary>
-    /// How many times thread <paramref name="tid"/> has been put on a CPU (the third field of its schedstat, which
-    /// CONFIG_SCHED_INFO provides); null when the thread is gone or the kernel does not count.
+    /// The CPU time thread <paramref name="tid"/> has had, as the scheduler accounts it (the first field of its
+    /// schedstat, which CONFIG_SCHED_INFO provides; brought up to date when the thread leaves a CPU and at each tick);
+    /// null when the thread is gone or the kernel does not say.
     /// </summary>
-    public static long? TimesScheduled(int pid, int tid)
+    public static TimeSpan? RunTime(int pid, int tid)
     {
         try
         {
-            var fields = ReadText($"/proc/{pid}/task/{tid}/schedstat").TrimEnd('\n').Split(' ');
-            return fields.Length >= 3 && long.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out long count) ? count : null;
+            var first = ReadText($"/proc/{pid}/task/{tid}/schedstat").Split(' ')[0];
+            return long.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out long nanoseconds) ? TimeSpan.FromTicks(nanoseconds / 100) : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

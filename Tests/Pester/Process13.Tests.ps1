@@ -109,8 +109,9 @@ Describe 'System calls interrupted by the checkpoint' {
     # A restored thread resumes at its call's system call instruction. A signal that reaches it before it has run is
     # delivered first and its handler returns to that instruction: pause() would wait again for a signal already
     # handled, where the thread checkpointed inside its pause returns. Restore-Process returns only once such threads
-    # have run (restore.log says so). The signal is sent from this process the instant Restore-Process returns, with
-    # busy processes on both cores: the build before that wait lost 1 of 10 such signals.
+    # are past the instruction (restore.log says so). The signal is sent from this process the instant Restore-Process
+    # returns, with busy processes on both cores: the build before that wait lost 1 of 10 such signals, and a wait
+    # until the thread had merely been on a CPU lost one in CI (preempted on its way back to user space).
     It 'answers a signal sent the instant Restore-Process returns, from a pause() it was checkpointed in' {
         $work = Join-Path $TestDrive 'pause-signal'
         $log = Join-Path $work 'selfcheck.log'
