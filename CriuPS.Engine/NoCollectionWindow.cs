@@ -16,7 +16,7 @@ namespace CriuPS.Engine;
 internal sealed class NoCollectionWindow : IDisposable
 {
     /// <summary>What the window may allocate: a 1 GiB dump's frozen window allocates a few MiB (its buffers are pooled).</summary>
-    private static readonly long Budget = 64L << 20;
+    private const long Budget = 64L << 20;
 
     private static int taken;
 
@@ -69,19 +69,17 @@ internal sealed class NoCollectionWindow : IDisposable
             if (GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
             {
                 GC.EndNoGCRegion();
-            }
-            else
-            {
-                log.Detail($"a garbage collection came while the processes stood still: more than {Budget >> 20} MiB were allocated");
+                return;
             }
         }
         catch (InvalidOperationException)
         {
-            log.Detail($"a garbage collection came while the processes stood still: more than {Budget >> 20} MiB were allocated");
+            // the region ended between the look and the call: by a collection, as below
         }
         finally
         {
             Volatile.Write(ref taken, 0);
         }
+        log.Detail($"a garbage collection came while the processes stood still: more than {Budget >> 20} MiB were allocated");
     }
 }

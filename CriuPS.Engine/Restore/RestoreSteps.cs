@@ -66,7 +66,7 @@ internal sealed class RestoreSteps : IDisposable
     private RestoreSession session = null!;
     // Set once every check passed: a step that fails after that has made something to undo.
     private bool checksPassed;
-    // The threads that resume at a system call instruction, which the release waits to see run.
+    // The threads that resume at a system call instruction, which the release waits to see past it.
     private readonly ResumedCalls resumedCalls = new();
     // No garbage collection from the first process made to the release (see NoCollectionWindow).
     private NoCollectionWindow? noCollection;
@@ -466,7 +466,7 @@ internal sealed class RestoreSteps : IDisposable
                 thread.Tracee.Detach();
             }
         }
-        resumedCalls.WaitUntilRun(Log);
+        resumedCalls.WaitUntilPast(Log);
         noCollection?.Dispose();
         Log.Write($"{Processes.Sum(p => p.Threads.Sum(t => t.Caller.CallCount))} injected system calls");
         IpcNamespace.Keep(session);

@@ -3,9 +3,9 @@ using System.Globalization;
 namespace CriuPS.Native.Proc;
 
 /// <summary>
-/// What /proc/PID/task/TID/syscall shows of a thread: on a CPU now ("running"), or stopped or asleep in system call
-/// <see cref="Number"/> (-1: in none) at <see cref="InstructionPointer"/> (in a call: the instruction after its
-/// `syscall`).
+/// What /proc/PID/task/TID/syscall shows of a thread: runnable, on a CPU or waiting for one ("running": nothing more
+/// is shown), or stopped or asleep in system call <see cref="Number"/> (-1: in none) at <see cref="InstructionPointer"/>
+/// (in a call: the instruction after its `syscall`).
 /// </summary>
 public readonly record struct ThreadSyscall(bool Running, long Number, ulong InstructionPointer)
 {

@@ -127,7 +127,7 @@ Describe 'System calls interrupted by the checkpoint' {
                 Wait-Until { @(Get-Content $log).Count -gt $before } "process $target to answer the SIGUSR1 of round $round" -TimeoutSeconds 10
                 @(Get-Content $log)[$before] | Should -Match '^OK '
                 @(Get-Content (Join-Path $image 'restore.log')) -match '\) 1 threads back in their system calls after' |
-                    Should -Not -BeNullOrEmpty -Because 'the restore waits for the thread to run'
+                    Should -Not -BeNullOrEmpty -Because 'the restore waits for the thread to be past its instruction'
             }
         }
         finally { $busy | Stop-Process -Force -ErrorAction Ignore }

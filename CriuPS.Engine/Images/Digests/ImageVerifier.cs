@@ -56,7 +56,7 @@ internal static class ImageVerifier
             return new DirectoryVerification(directory, null, [], 0, 0);
         }
         var problems = new ConcurrentBag<ImageFileProblem>();
-        var blocks = new List<(FileDigest Digest, SafeFileHandle File, int Block)>();
+        var toCheck = new List<(FileDigest Digest, SafeFileHandle File)>();
         var handles = new List<SafeFileHandle>();
         int files = 0;
         long bytes = 0;
@@ -88,10 +88,7 @@ internal static class ImageVerifier
                 }
                 files++;
                 bytes += size;
-                for (int i = 0; i < digest.BlockCount; i++)
-                {
-                    blocks.Add((digest, file, i));
-                }
+                toCheck.Add((digest, file));
             }
             foreach (var name in Directory.EnumerateFiles(directory).Select(f => Path.GetFileName(f)!))
             {
@@ -100,9 +97,9 @@ internal static class ImageVerifier
                     problems.Add(new ImageFileProblem(Path.Combine(directory, name), $"not written by the checkpoint: {DigestManifest.FileName} does not list it"));
                 }
             }
-            foreach (var (digest, block) in FirstDamagedBlocks(blocks, Environment.ProcessorCount))
+            foreach (var problem in DamagedBlocks(directory, toCheck, Environment.ProcessorCount))
             {
-                problems.Add(new ImageFileProblem(Path.Combine(directory, digest.Name), digest.BlockProblem(block)));
+                problems.Add(problem);
             }
         }
         finally
@@ -112,7 +109,7 @@ internal static class ImageVerifier
                 handle.Dispose();
             }
         }
-        return new DirectoryVerification(directory, manifest, problems.OrderBy(p => p.Path, StringComparer.Ordinal).ToList(), files, bytes);
+        return new DirectoryVerification(directory, manifest, InPathOrder(problems), files, bytes);
     }
 
     /// <summary>
@@ -133,11 +130,7 @@ internal static class ImageVerifier
         {
             return sizesChecked;
         }
-        var problems = new List<ImageFileProblem>(sizesChecked.Problems);
-        var blocks = new List<(FileDigest Digest, SafeFileHandle File, int Block)>();
-        var handles = new List<SafeFileHandle>();
-        int files = 0;
-        long bytes = 0;
+        var toCheck = new List<(FileDigest Digest, SafeFileHandle File)>();
         try
         {
             foreach (var digest in manifest.Files.Values.Where(d => ImageTypes.Pages.MatchesFileName(d.Name)))
@@ -147,33 +140,22 @@ internal static class ImageVerifier
                 {
                     continue; // missing or of another size: already said
                 }
-                var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
-                handles.Add(file);
-                files++;
-                bytes += digest.Size;
-                for (int i = 0; i < digest.BlockCount; i++)
-                {
-                    blocks.Add((digest, file, i));
-                }
+                toCheck.Add((digest, File.OpenHandle(path, FileMode.Open, FileAccess.Read)));
             }
-            foreach (var (digest, block) in FirstDamagedBlocks(blocks, Math.Max(1, Environment.ProcessorCount - 1)))
+            return sizesChecked with
             {
-                problems.Add(new ImageFileProblem(Path.Combine(sizesChecked.Directory, digest.Name), digest.BlockProblem(block)));
-            }
+                Problems = InPathOrder(sizesChecked.Problems.Concat(DamagedBlocks(sizesChecked.Directory, toCheck, Math.Max(1, Environment.ProcessorCount - 1)))),
+                Files = sizesChecked.Files + toCheck.Count,
+                Bytes = sizesChecked.Bytes + toCheck.Sum(f => f.Digest.Size),
+            };
         }
         finally
         {
-            foreach (var handle in handles)
+            foreach (var (_, file) in toCheck)
             {
-                handle.Dispose();
+                file.Dispose();
             }
         }
-        return sizesChecked with
-        {
-            Problems = problems.OrderBy(p => p.Path, StringComparer.Ordinal).ToList(),
-            Files = sizesChecked.Files + files,
-            Bytes = sizesChecked.Bytes + bytes,
-        };
     }
 
     /// <summary>Whether block <paramref name="index"/> of an open file holds what its digest says.</summary>
@@ -194,6 +176,17 @@ internal static class ImageVerifier
         Span<byte> actual = stackalloc byte[FileDigest.DigestBytes];
         BlockDigester.Digest(block, actual);
         return actual.SequenceEqual(digest.Block(index));
+    }
+
+    private static List<ImageFileProblem> InPathOrder(IEnumerable<ImageFileProblem> problems) =>
+        problems.OrderBy(p => p.Path, StringComparer.Ordinal).ToList();
+
+    // The first damaged block of each open file of `directory`, as the problem it is, checked on `cores` cores.
+    private static List<ImageFileProblem> DamagedBlocks(string directory, List<(FileDigest Digest, SafeFileHandle File)> files, int cores)
+    {
+        var blocks = files.SelectMany(f => Enumerable.Range(0, f.Digest.BlockCount).Select(i => (f.Digest, f.File, i))).ToList();
+        return FirstDamagedBlocks(blocks, cores)
+            .Select(d => new ImageFileProblem(Path.Combine(directory, d.Digest.Name), d.Digest.BlockProblem(d.Block))).ToList();
     }
 
     // Every block on whichever core is free (the check reads as fast as the machine reads and hashes); the first

@@ -25,7 +25,7 @@ namespace CriuPS.Engine.Resources.Threads;
 /// </summary>
 internal sealed class ResumedCalls
 {
-    // Long enough for a thread on a machine busy on every core; a thread that has not run by then is only logged.
+    // Long enough for a thread on a machine busy on every core; a thread not past its instruction by then is only logged.
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(2);
 
     // Far more CPU time than a thread takes from its ptrace stop to its first instruction (microseconds).
@@ -56,7 +56,7 @@ internal sealed class ResumedCalls
     }
 
     /// <summary>Once the threads are let go: waits until each noted thread is past its instruction, gone, or stopped.</summary>
-    public void WaitUntilRun(EngineLog log)
+    public void WaitUntilPast(EngineLog log)
     {
         if (waiting.Count == 0)
         {

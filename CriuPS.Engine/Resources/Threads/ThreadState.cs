@@ -1,4 +1,3 @@
-using CriuPS.Native.Memory;
 using System.Runtime.InteropServices;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Images.Proto;
@@ -10,6 +9,7 @@ using CriuPS.Engine.Restore;
 using CriuPS.Native.Arch;
 using CriuPS.Native.Arch.X86_64;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
 using CriuPS.Native.RemoteSyscall;
@@ -24,7 +24,6 @@ namespace CriuPS.Engine.Resources.Threads;
 /// </summary>
 internal static class ThreadState
 {
-
     [StructLayout(LayoutKind.Sequential)]
     private struct StackT
     {
