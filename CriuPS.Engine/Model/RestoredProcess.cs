@@ -40,7 +40,11 @@ public sealed class RestoredProcess
     /// <summary>Of which: reading and checking the images.</summary>
     public required TimeSpan ReadTime { get; init; }
 
-    /// <summary>Of which: verifying the image files against their digests (criups-digests.img), before anything was created.</summary>
+    /// <summary>
+    /// Verifying the image files against their digests (criups-digests.img): all but the pages' blocks before anything
+    /// was created (part of <see cref="ReadTime"/>), the pages' blocks on another core while the processes were made
+    /// and filled. Part of <see cref="RestoreTime"/>, and it may be longer than <see cref="ReadTime"/>.
+    /// </summary>
     public required TimeSpan VerifyTime { get; init; }
 
     /// <summary>Of which: filling memory.</summary>
