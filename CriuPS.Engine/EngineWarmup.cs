@@ -7,7 +7,8 @@ namespace CriuPS.Engine;
 /// Pays the one-time costs of a first checkpoint (JIT of the image code, of the code only large targets reach and of
 /// the digests' hashing, Google.Protobuf building its reflection accessors for the required-field checks, this CPU's
 /// description for cpuinfo.img and the restore's check of it) before any process is frozen: started in the background
-/// when the module loads, and awaited at the start of a dump or restore, so that none of it lands in the frozen window.
+/// when the module loads, and awaited at the start of a dump, so that none of it lands in the frozen window. A restore
+/// does not wait for it (nothing of its target runs before the release); what the warm-up has done by then it finds done.
 /// </summary>
 public static class EngineWarmup
 {
