@@ -1,11 +1,12 @@
 using CriuPS.Engine.Images;
-using Google.Protobuf.Reflection;
+using CriuPS.Engine.Images.Proto;
+using Google.Protobuf;
 
 namespace CriuPS.Engine;
 
 /// <summary>
 /// Pays the one-time costs of a first checkpoint (JIT of the image code, of the code only large targets reach and of
-/// the digests' hashing, Google.Protobuf building its reflection accessors for the required-field checks, this CPU's
+/// the digests' hashing, the image codec's message classes and its required-field check, this CPU's
 /// description for cpuinfo.img and the restore's check of it) before any process is frozen: started in the background
 /// when the module loads, and awaited at the start of a dump, so that none of it lands in the frozen window. A restore
 /// does not wait for it (nothing of its target runs before the release); what the warm-up has done by then it finds done.
@@ -24,34 +25,18 @@ public static class EngineWarmup
     {
         Resources.Cpu.CpuFit.Warm();
         Dump.ScaleWarmup.Run();
-        var seen = new HashSet<MessageDescriptor>();
-        foreach (var type in ImageTypes.All)
+        // The image codec: every message class loaded, parsed from nothing and serialized, and the required fields'
+        // check run. Not the generated classes' reflection (Message.Descriptor), which only JSON and crit's views use.
+        RequiredFields.Warm();
+        _ = ImageTypes.All.Count;
+        var assembly = typeof(ImageTypes).Assembly;
+        foreach (var shape in MessageShapes.All)
         {
-            foreach (var schema in new[] { type.Head, type.Entry }.OfType<EntrySchema>())
-            {
-                Touch(schema.Descriptor, seen);
-            }
+            var type = assembly.GetType($"{typeof(InventoryEntry).Namespace}.{shape.Name}", throwOnError: true)!;
+            var message = (IMessage)Activator.CreateInstance(type)!;
+            message.MergeFrom(message.ToByteArray());
         }
         // Dumps hash every byte they write, restores every byte they read.
         Images.Digests.BlockDigester.WarmUp();
-    }
-
-    // A default instance of every message type, checked and serialized: builds the accessors the writer uses.
-    private static void Touch(MessageDescriptor descriptor, HashSet<MessageDescriptor> seen)
-    {
-        if (!seen.Add(descriptor))
-        {
-            return;
-        }
-        var message = descriptor.Parser.ParseFrom(Array.Empty<byte>());
-        RequiredFields.MissingIn(message);
-        foreach (var field in descriptor.Fields.InFieldNumberOrder())
-        {
-            _ = field.Accessor;
-            if (field.FieldType == FieldType.Message)
-            {
-                Touch(field.MessageType, seen);
-            }
-        }
     }
 }

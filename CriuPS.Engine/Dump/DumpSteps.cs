@@ -198,8 +198,13 @@ internal sealed class DumpSteps
     }
 
     // The whole tree from outside, still before anything is written (a pre-dump refuses now a tree that the final
-    // dump would refuse, before anything is copied).
-    private void CheckTree() => Preflight.CheckTree(root, options);
+    // dump would refuse, before anything is copied); for a root below the engine's PID namespace, what numbering its
+    // ids for the image needs is built now, not frozen.
+    private void CheckTree()
+    {
+        Preflight.CheckTree(root, options);
+        TreePids.PrepareRenumbering(root);
+    }
 
     // Once the checks pass: the output and its log, and the session every later step fills. From here on a failure
     // removes the image.

@@ -38,6 +38,36 @@ internal sealed class TreePids
 
     public static TreePids Of(DumpSession session) => new(session);
 
+    /// <summary>
+    /// Before the freeze, for a root below the engine's PID namespace: <see cref="Renumber(IEnumerable{IMessage})"/>
+    /// walks the entries through the generated classes' reflection, which they build for all messages at once (60 ms
+    /// the first time), so it is built now rather than while the tree is frozen.
+    /// </summary>
+    public static void PrepareRenumbering(int root)
+    {
+        if (ProcStatus.Read(root).NamespacePids.Length > 1)
+        {
+            var seen = new HashSet<MessageDescriptor>();
+            foreach (var schema in Images.ImageTypes.All.SelectMany(type => new[] { type.Head, type.Entry }).OfType<Images.EntrySchema>())
+            {
+                BuildAccessors(schema.Descriptor, seen);
+            }
+        }
+    }
+
+    private static void BuildAccessors(MessageDescriptor descriptor, HashSet<MessageDescriptor> seen)
+    {
+        if (!seen.Add(descriptor))
+        {
+            return;
+        }
+        foreach (var field in descriptor.Fields.InFieldNumberOrder().Where(f => f.FieldType == FieldType.Message))
+        {
+            _ = field.Accessor;
+            BuildAccessors(field.MessageType, seen);
+        }
+    }
+
     /// <summary>How far below the engine's PID namespace the root's is: 0 when the root is in the engine's.</summary>
     public int RootDepth { get; }
 

@@ -12,20 +12,29 @@ public sealed class EntrySchema
 {
     private readonly Func<IMessage> create;
     private readonly Func<IMessage, ulong>? childCount;
+    private MessageDescriptor? descriptor;
 
-    private EntrySchema(MessageDescriptor descriptor, Func<IMessage> create, PayloadRule? payload,
+    private EntrySchema(Type messageType, Func<IMessage> create, PayloadRule? payload,
         EntrySchema? children, Func<IMessage, ulong>? childCount)
     {
-        Descriptor = descriptor;
+        MessageType = messageType;
         this.create = create;
         Payload = payload;
         Children = children;
         this.childCount = childCount;
     }
 
-    public MessageDescriptor Descriptor { get; }
+    /// <summary>The class of the entries, named as their message in the .proto files.</summary>
+    public Type MessageType { get; }
 
-    public MessageParser Parser => Descriptor.Parser;
+    /// <summary>The entries' message name ("CoreEntry"), for messages and <see cref="MessageShapes"/>.</summary>
+    public string Name => MessageType.Name;
+
+    /// <summary>
+    /// The message's reflection, for what converts entries by their fields (JSON, crit's views). The image codec
+    /// does without it: the generated classes build it for all messages at once, which a checkpoint need not wait for.
+    /// </summary>
+    public MessageDescriptor Descriptor => descriptor ??= create().Descriptor;
 
     /// <summary>The raw bytes that follow each entry, or null when none do.</summary>
     public PayloadRule? Payload { get; }
@@ -34,13 +43,13 @@ public sealed class EntrySchema
     public EntrySchema? Children { get; }
 
     public static EntrySchema Of<T>() where T : IMessage<T>, new() =>
-        new(new T().Descriptor, () => new T(), null, null, null);
+        new(typeof(T), () => new T(), null, null, null);
 
     public EntrySchema WithPayload(PayloadRule payload) =>
-        new(Descriptor, create, payload, Children, childCount);
+        new(MessageType, create, payload, Children, childCount);
 
     public EntrySchema WithChildren<T>(EntrySchema children, Func<T, ulong> count) where T : IMessage<T> =>
-        new(Descriptor, create, Payload, children, entry => count((T)entry));
+        new(MessageType, create, Payload, children, entry => count((T)entry));
 
     /// <summary>
     /// An empty message to merge into. Google.Protobuf does not enforce proto2 required fields
@@ -50,11 +59,11 @@ public sealed class EntrySchema
 
     internal ulong ChildCountOf(IMessage entry) => childCount?.Invoke(entry) ?? 0;
 
-    internal IEnumerable<MessageDescriptor> AllDescriptors()
+    internal IEnumerable<Type> AllMessageTypes()
     {
-        yield return Descriptor;
+        yield return MessageType;
         if (Children is not null)
-            foreach (MessageDescriptor child in Children.AllDescriptors())
+            foreach (Type child in Children.AllMessageTypes())
                 yield return child;
     }
 }

@@ -89,8 +89,8 @@ public sealed class ImageReader : IDisposable
     public T? ReadEntry<T>() where T : class, IMessage<T>, new()
     {
         var entry = new T();
-        if (!Type.Holds(entry.Descriptor))
-            throw new InvalidOperationException($"{Path}: {Type.Name} images hold no {entry.Descriptor.Name} entries");
+        if (!Type.Holds(entry))
+            throw new InvalidOperationException($"{Path}: {Type.Name} images hold no {entry.GetType().Name} entries");
         return ReadMessageInto(entry) ? entry : null;
     }
 
@@ -177,8 +177,8 @@ public sealed class ImageReader : IDisposable
             ulong count = schema.ChildCountOf(message);
             for (ulong i = 0; i < count; i++)
                 if (!ReadEntryWithPayload(children, entries))
-                    throw Error(Offset, $"file ends after {i} of the {count} {children.Descriptor.Name} entries " +
-                        $"announced by the {message.Descriptor.Name} at offset {entryOffset}");
+                    throw Error(Offset, $"file ends after {i} of the {count} {children.Name} entries " +
+                        $"announced by the {schema.Name} at offset {entryOffset}");
         }
         return true;
     }
@@ -188,10 +188,10 @@ public sealed class ImageReader : IDisposable
         if (rule.SizeAfter(entry, BytesLeft) is not ulong size)
             return null;
         if (size > (ulong)BytesLeft)
-            throw Error(Offset, $"truncated payload: the {entry.Descriptor.Name} at offset {entryOffset} " +
+            throw Error(Offset, $"truncated payload: the {entry.GetType().Name} at offset {entryOffset} " +
                 $"announces {size} bytes, only {BytesLeft} left in the file");
         if (size > (ulong)Array.MaxLength)
-            throw Error(Offset, $"the payload of the {entry.Descriptor.Name} at offset {entryOffset} " +
+            throw Error(Offset, $"the payload of the {entry.GetType().Name} at offset {entryOffset} " +
                 $"is {size} bytes, too large to hold in memory");
         return ReadExactly((int)size);
     }
@@ -199,13 +199,13 @@ public sealed class ImageReader : IDisposable
     /// <summary>Reads one length-prefixed entry into a message; false at a clean end of file.</summary>
     private bool ReadMessageInto(IMessage message)
     {
+        string name = message.GetType().Name;
         long prefixOffset = Offset;
         if (BytesLeft == 0)
             return false;
         if (BytesLeft < LengthPrefixSize)
             throw Error(prefixOffset, $"truncated length prefix: {BytesLeft} of {LengthPrefixSize} bytes");
         uint size = BinaryPrimitives.ReadUInt32LittleEndian(ReadExactly(LengthPrefixSize));
-        string name = message.Descriptor.Name;
         if (size > MaxEntrySize)
             throw Error(prefixOffset, $"absurd length {size} for a {name} entry (the limit is {MaxEntrySize >> 20} MiB)");
         if (size > BytesLeft)
@@ -219,7 +219,7 @@ public sealed class ImageReader : IDisposable
         {
             throw Error(prefixOffset, $"undecodable {name} entry ({size} bytes): {e.Message}", e);
         }
-        IReadOnlyList<string> missing = RequiredFields.MissingIn(message);
+        IReadOnlyList<string> missing = RequiredFields.MissingIn(name, bytes);
         if (missing.Count > 0)
             throw Error(prefixOffset, $"the {name} entry lacks required field(s) {string.Join(", ", missing)}");
         return true;
@@ -236,5 +236,5 @@ public sealed class ImageReader : IDisposable
     private ImageFormatException Error(long offset, string problem, Exception? inner = null) =>
         new(Path, offset, problem, inner);
 
-    private static string Describe<T>() where T : IMessage<T>, new() => new T().Descriptor.Name;
+    private static string Describe<T>() where T : IMessage<T>, new() => typeof(T).Name;
 }

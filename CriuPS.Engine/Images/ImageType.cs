@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Google.Protobuf.Reflection;
+using Google.Protobuf;
 
 namespace CriuPS.Engine.Images;
 
@@ -12,7 +12,7 @@ namespace CriuPS.Engine.Images;
 public sealed class ImageType
 {
     private readonly Regex fileNameRegex;
-    private readonly HashSet<MessageDescriptor> entryTypes;
+    private readonly HashSet<Type> entryTypes;
 
     internal ImageType(string name, string magicName, string fileNamePattern, ImageIdKind idKind,
         uint? leadMagic, uint magic, EntrySchema? head, EntrySchema? entry)
@@ -26,7 +26,7 @@ public sealed class ImageType
         Head = head;
         Entry = entry;
         fileNameRegex = FileNameRegex(fileNamePattern, idKind);
-        entryTypes = [.. new[] { head, entry }.OfType<EntrySchema>().SelectMany(schema => schema.AllDescriptors())];
+        entryTypes = [.. new[] { head, entry }.OfType<EntrySchema>().SelectMany(schema => schema.AllMessageTypes())];
     }
 
     /// <summary>Short name, CRIU's image name in lower case with dashes: "core", "pagemap-shmem".</summary>
@@ -77,8 +77,8 @@ public sealed class ImageType
     /// <summary>Whether a file name (without directory) is a name of this kind of image.</summary>
     public bool MatchesFileName(string fileName) => fileNameRegex.IsMatch(fileName);
 
-    /// <summary>Whether entries of this message type belong in this image.</summary>
-    public bool Holds(MessageDescriptor descriptor) => entryTypes.Contains(descriptor);
+    /// <summary>Whether entries of this message's type belong in this image.</summary>
+    public bool Holds(IMessage entry) => entryTypes.Contains(entry.GetType());
 
     /// <summary>The header bytes that open a file of this type.</summary>
     internal byte[] HeaderBytes()

@@ -85,13 +85,9 @@ public sealed class ImageWriter : IDisposable
     /// <summary>Writes one entry: its u32 length, then the message.</summary>
     public void WriteEntry(IMessage entry)
     {
-        if (!Type.Holds(entry.Descriptor))
-            throw new ArgumentException($"{Path}: {Type.Name} images hold no {entry.Descriptor.Name} entries", nameof(entry));
-        IReadOnlyList<string> missing = RequiredFields.MissingIn(entry);
-        if (missing.Count > 0)
-            throw new ArgumentException(
-                $"{Path}: the {entry.Descriptor.Name} lacks required field(s) {string.Join(", ", missing)}; CRIU could not read it",
-                nameof(entry));
+        string name = entry.GetType().Name;
+        if (!Type.Holds(entry))
+            throw new ArgumentException($"{Path}: {Type.Name} images hold no {name} entries", nameof(entry));
         int size = entry.CalculateSize();
         // Prefix and message into one pooled buffer: WriteTo(Stream) would allocate a coder and its 4 KiB buffer
         // per entry, and a pagemap has thousands of entries.
@@ -100,6 +96,12 @@ public sealed class ImageWriter : IDisposable
         {
             BinaryPrimitives.WriteUInt32LittleEndian(buffer, (uint)size);
             entry.WriteTo(buffer.AsSpan(sizeof(uint), size));
+            // Checked in its wire form, where a proto2 field is exactly when it is set.
+            IReadOnlyList<string> missing = RequiredFields.MissingIn(name, buffer.AsSpan(sizeof(uint), size));
+            if (missing.Count > 0)
+                throw new ArgumentException(
+                    $"{Path}: the {name} lacks required field(s) {string.Join(", ", missing)}; CRIU could not read it",
+                    nameof(entry));
             stream.Write(buffer, 0, sizeof(uint) + size);
         }
         finally

@@ -171,7 +171,7 @@ public static class ImageJson
         MessageJson.FromJson(item, message, path, ignore: ExtraKey);
         IReadOnlyList<string> missing = RequiredFields.MissingIn(message);
         if (missing.Count > 0)
-            throw new ImageJsonException(path, $"the {schema.Descriptor.Name} lacks required field(s) {string.Join(", ", missing)}");
+            throw new ImageJsonException(path, $"the {schema.Name} lacks required field(s) {string.Join(", ", missing)}");
         return message;
     }
 
@@ -179,14 +179,14 @@ public static class ImageJson
     {
         bool given = item.ContainsKey(ExtraKey);
         if (schema.Payload is not PayloadRule rule)
-            return given ? throw new ImageJsonException(MessageJson.Join(path, ExtraKey), $"a {schema.Descriptor.Name} carries no extra") : null;
+            return given ? throw new ImageJsonException(MessageJson.Join(path, ExtraKey), $"a {schema.Name} carries no extra") : null;
         byte[] payload = given ? PayloadJson.FromJson(message, item[ExtraKey], MessageJson.Join(path, ExtraKey)) : [];
         ulong? size = rule.SizeAfter(message, payload.Length);
         if (size is null)
-            return given ? throw new ImageJsonException(MessageJson.Join(path, ExtraKey), $"this {schema.Descriptor.Name} carries no extra") : null;
+            return given ? throw new ImageJsonException(MessageJson.Join(path, ExtraKey), $"this {schema.Name} carries no extra") : null;
         if (size != (ulong)payload.Length)
             throw new ImageJsonException(given ? MessageJson.Join(path, ExtraKey) : path,
-                $"the {schema.Descriptor.Name} announces {size} bytes of extra, {(given ? $"the extra holds {payload.Length}" : "and there is no extra")}");
+                $"the {schema.Name} announces {size} bytes of extra, {(given ? $"the extra holds {payload.Length}" : "and there is no extra")}");
         return payload;
     }
 
@@ -195,18 +195,18 @@ public static class ImageJson
         EntrySchema children = schema.Children!;
         ulong count = schema.ChildCountOf(parent);
         if (extra is not JsonArray items || (ulong)items.Count != 2 * count)
-            throw new ImageJsonException(path, $"expected {count} {children.Descriptor.Name} entries, each followed by its data, found {MessageJson.Describe(extra)}");
+            throw new ImageJsonException(path, $"expected {count} {children.Name} entries, each followed by its data, found {MessageJson.Describe(extra)}");
         var result = new List<ImageEntry>();
         for (int i = 0; i < items.Count; i += 2)
         {
             string itemPath = $"{path}[{i}]";
             if (items[i] is not JsonObject item)
-                throw new ImageJsonException(itemPath, $"expected a {children.Descriptor.Name}, found {MessageJson.Describe(items[i])}");
+                throw new ImageJsonException(itemPath, $"expected a {children.Name}, found {MessageJson.Describe(items[i])}");
             IMessage message = Message(children, item, itemPath);
             byte[] payload = PayloadJson.FromJson(message, items[i + 1], $"{path}[{i + 1}]");
             ulong? size = children.Payload?.SizeAfter(message, payload.Length);
             if (size != (ulong)payload.Length)
-                throw new ImageJsonException($"{path}[{i + 1}]", $"the {children.Descriptor.Name} announces {size} bytes, the data holds {payload.Length}");
+                throw new ImageJsonException($"{path}[{i + 1}]", $"the {children.Name} announces {size} bytes, the data holds {payload.Length}");
             result.Add(new ImageEntry(message, payload));
         }
         return result;

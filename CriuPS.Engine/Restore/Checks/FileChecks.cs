@@ -3,7 +3,6 @@ using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Support;
-using Google.Protobuf;
 
 namespace CriuPS.Engine.Restore.Checks;
 
@@ -31,10 +30,9 @@ internal static class FileChecks
                 throw ImageDamage.In(path, $"{Entry(i)}: a {file.Type} file without its description ({kind.Name}).");
             }
             // The description repeats the file's id, and CRIU's readers use either.
-            if (description.Descriptor.FindFieldByName("id") is { FieldType: Google.Protobuf.Reflection.FieldType.UInt32 } idField
-                && (uint)idField.Accessor.GetValue(description) != file.Id)
+            if (description.Id != file.Id)
             {
-                throw ImageDamage.In(path, $"{Entry(i)}: its id is {file.Id} but its {kind.Name}.id is {idField.Accessor.GetValue(description)}.");
+                throw ImageDamage.In(path, $"{Entry(i)}: its id is {file.Id} but its {kind.Name}.id is {description.Id}.");
             }
         }
         var sockets = files.Where(f => f.Type == FdTypes.Unixsk).ToList();
@@ -111,7 +109,7 @@ internal static class FileChecks
     /// The member of a file entry that describes a file of each kind (files.proto: the member matching type is set), by
     /// its name in crit's JSON.
     /// </summary>
-    private static readonly Dictionary<FdTypes, (string Name, Func<FileEntry, IMessage?> Of)> Descriptions = new()
+    private static readonly Dictionary<FdTypes, (string Name, Func<FileEntry, IFileDescription?> Of)> Descriptions = new()
     {
         [FdTypes.Reg] = ("reg", f => f.Reg),
         [FdTypes.Pipe] = ("pipe", f => f.Pipe),

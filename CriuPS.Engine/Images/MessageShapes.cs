@@ -1,0 +1,65 @@
+using Google.Protobuf.Reflection;
+
+namespace CriuPS.Engine.Images;
+
+/// <summary>
+/// What the image codec needs to know of each message of our .proto files, read from the FileDescriptorSet that the
+/// build embeds (CriuPS.Engine.csproj, WriteMessageShapes): its proto2 required fields and the fields that hold other
+/// messages, by field number. This is not the generated classes' own reflection (<c>Message.Descriptor</c>), which
+/// reflects over all of them at once the first time one is asked, 60 ms of a fresh PowerShell's first checkpoint or
+/// restore; parsing the set takes a few.
+/// </summary>
+internal static class MessageShapes
+{
+    private const string Resource = "CriuPS.Engine.Images.message-shapes.pb";
+
+    private static readonly Lazy<Dictionary<string, MessageShape>> ByName = new(Load);
+
+    /// <summary>The shape of a message by its name in the .proto files, which is also its class's name.</summary>
+    public static MessageShape Of(string name) =>
+        ByName.Value.TryGetValue(name, out var shape) ? shape : throw new KeyNotFoundException($"{name} is no message of the image .proto files");
+
+    /// <summary>Every message of the .proto files.</summary>
+    public static IEnumerable<MessageShape> All => ByName.Value.Values;
+
+    private static Dictionary<string, MessageShape> Load()
+    {
+        using var stream = typeof(MessageShapes).Assembly.GetManifestResourceStream(Resource)
+            ?? throw new InvalidOperationException($"{Resource} is not embedded in {typeof(MessageShapes).Assembly.GetName().Name}");
+        var set = FileDescriptorSet.Parser.ParseFrom(stream);
+        // Our messages are not nested, and all are in one package: a field's type name is ".criu.Name".
+        var messages = set.File.SelectMany(file => file.MessageType).ToList();
+        var shapes = messages.ToDictionary(message => message.Name, message => new MessageShape(message.Name));
+        foreach (var message in messages)
+        {
+            var shape = shapes[message.Name];
+            shape.Required = [.. message.Field
+                .Where(field => field.Label == FieldDescriptorProto.Types.Label.Required)
+                .OrderBy(field => field.Number)
+                .Select(field => new FieldShape(field.Number, field.Name, null, false))];
+            shape.Messages = [.. message.Field
+                .Where(field => field.Type == FieldDescriptorProto.Types.Type.Message)
+                .OrderBy(field => field.Number)
+                .Select(field => new FieldShape(field.Number, field.Name,
+                    shapes[field.TypeName[(field.TypeName.LastIndexOf('.') + 1)..]], field.Label == FieldDescriptorProto.Types.Label.Repeated))];
+        }
+        return shapes;
+    }
+}
+
+/// <summary>One message of the .proto files, as <see cref="MessageShapes"/> reads it.</summary>
+internal sealed class MessageShape(string name)
+{
+    public string Name { get; } = name;
+
+    /// <summary>The proto2 required fields, in field number order.</summary>
+    public FieldShape[] Required { get; set; } = [];
+
+    /// <summary>The fields holding a message (or repeated messages), in field number order.</summary>
+    public FieldShape[] Messages { get; set; } = [];
+
+    public override string ToString() => Name;
+}
+
+/// <summary>A field of a <see cref="MessageShape"/>: <see cref="Message"/> is the shape of what it holds, if a message.</summary>
+internal sealed record FieldShape(int Number, string Name, MessageShape? Message, bool Repeated);
