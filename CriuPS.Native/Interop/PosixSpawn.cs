@@ -16,10 +16,11 @@ public static unsafe partial class PosixSpawn
     private const int OpaqueSize = 1024;
 
     /// <summary>
-    /// Starts <paramref name="path"/> with stdout/stderr on /dev/null, stdin on <paramref name="stdin"/> (a descriptor
-    /// of ours; by default /dev/null too), default signal handling and an empty mask.
+    /// Starts <paramref name="path"/> with stderr on /dev/null, stdin and stdout on <paramref name="stdin"/> and
+    /// <paramref name="stdout"/> (descriptors of ours; by default /dev/null too), default signal handling and an empty
+    /// mask.
     /// </summary>
-    public static int Spawn(string path, IReadOnlyList<string> argv, bool newSession, int stdin = -1)
+    public static int Spawn(string path, IReadOnlyList<string> argv, bool newSession, int stdin = -1, int stdout = -1)
     {
         var actions = Marshal.AllocHGlobal(OpaqueSize);
         var attributes = Marshal.AllocHGlobal(OpaqueSize);
@@ -32,7 +33,8 @@ public static unsafe partial class PosixSpawn
             strings.Add(devNull);
             Check(stdin >= 0 ? posix_spawn_file_actions_adddup2(actions, stdin, 0) : posix_spawn_file_actions_addopen(actions, 0, devNull, O.RDONLY, 0),
                 "posix_spawn_file_actions_addopen");
-            Check(posix_spawn_file_actions_addopen(actions, 1, devNull, O.WRONLY, 0), "posix_spawn_file_actions_addopen");
+            Check(stdout >= 0 ? posix_spawn_file_actions_adddup2(actions, stdout, 1) : posix_spawn_file_actions_addopen(actions, 1, devNull, O.WRONLY, 0),
+                "posix_spawn_file_actions_addopen");
             Check(posix_spawn_file_actions_addopen(actions, 2, devNull, O.WRONLY, 0), "posix_spawn_file_actions_addopen");
 
             ulong* all = stackalloc ulong[16];
