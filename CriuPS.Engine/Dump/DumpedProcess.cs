@@ -53,6 +53,9 @@ internal sealed class DumpedProcess
     /// <summary>core-TID.img of every thread.</summary>
     public Dictionary<int, CoreEntry> Cores { get; } = new();
 
+    /// <summary>Every thread's NSpid (the engine's namespace first), from the status its state was read with.</summary>
+    public Dictionary<int, int[]> NamespacePids { get; } = new();
+
     public CoreEntry LeaderCore => Cores[Pid];
 
     public MmEntry Mm { get; } = new();

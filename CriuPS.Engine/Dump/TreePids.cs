@@ -25,7 +25,8 @@ internal sealed class TreePids
         {
             foreach (var thread in process.Threads)
             {
-                levels[thread.Tid] = ProcStatus.ReadThread(process.Pid, thread.Tid).NamespacePids;
+                // Read with the thread's state, where it was (a pre-dump reads no thread's state).
+                levels[thread.Tid] = process.NamespacePids.TryGetValue(thread.Tid, out var read) ? read : ProcStatus.ReadThread(process.Pid, thread.Tid).NamespacePids;
             }
         }
         foreach (var zombie in session.Zombies)

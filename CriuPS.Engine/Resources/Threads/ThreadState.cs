@@ -61,6 +61,7 @@ internal static class ThreadState
         };
 
         var status = ProcStatus.ReadThread(process.Pid, tid);
+        process.NamespacePids[tid] = status.NamespacePids; // the images' ids (TreePids): status is read once per thread
         var tc = core.ThreadCore;
         (tc.FutexRla, tc.FutexRlaLen) = RobustList.Get(tid);
         tc.SchedPolicy = SchedScheduler.GetPolicy(tid);
