@@ -7,7 +7,7 @@ namespace CriuPS.Engine.Images;
 /// build embeds (CriuPS.Engine.csproj, WriteMessageShapes): its proto2 required fields and the fields that hold other
 /// messages, by field number. This is not the generated classes' own reflection (<c>Message.Descriptor</c>), which
 /// reflects over all of them at once the first time one is asked, 60 ms of a fresh PowerShell's first checkpoint or
-/// restore; parsing the set takes a few.
+/// restore; reading the set takes 8 ms in a fresh process.
 /// </summary>
 internal static class MessageShapes
 {
