@@ -36,15 +36,26 @@ internal static class MessageShapes
             shape.Required = [.. message.Field
                 .Where(field => field.Label == FieldDescriptorProto.Types.Label.Required)
                 .OrderBy(field => field.Number)
-                .Select(field => new FieldShape(field.Number, field.Name, null, false))];
+                .Select(field => new FieldShape(field.Number, field.Name, WireTypeOf(field.Type), null, false))];
             shape.Messages = [.. message.Field
                 .Where(field => field.Type == FieldDescriptorProto.Types.Type.Message)
                 .OrderBy(field => field.Number)
-                .Select(field => new FieldShape(field.Number, field.Name,
+                .Select(field => new FieldShape(field.Number, field.Name, WireTypeOf(field.Type),
                     shapes[field.TypeName[(field.TypeName.LastIndexOf('.') + 1)..]], field.Label == FieldDescriptorProto.Types.Label.Repeated))];
         }
         return shapes;
     }
+
+    // How a singular field of the type is written. A field on the wire in another way is an unknown field to parsers,
+    // which leave the field unset.
+    private static int WireTypeOf(FieldDescriptorProto.Types.Type type) => type switch
+    {
+        FieldDescriptorProto.Types.Type.Double or FieldDescriptorProto.Types.Type.Fixed64 or FieldDescriptorProto.Types.Type.Sfixed64 => 1,
+        FieldDescriptorProto.Types.Type.Float or FieldDescriptorProto.Types.Type.Fixed32 or FieldDescriptorProto.Types.Type.Sfixed32 => 5,
+        FieldDescriptorProto.Types.Type.String or FieldDescriptorProto.Types.Type.Bytes or FieldDescriptorProto.Types.Type.Message => 2,
+        FieldDescriptorProto.Types.Type.Group => 3,
+        _ => 0, // the varints: integers, bool, enum
+    };
 }
 
 /// <summary>One message of the .proto files, as <see cref="MessageShapes"/> reads it.</summary>
@@ -61,5 +72,8 @@ internal sealed class MessageShape(string name)
     public override string ToString() => Name;
 }
 
-/// <summary>A field of a <see cref="MessageShape"/>: <see cref="Message"/> is the shape of what it holds, if a message.</summary>
-internal sealed record FieldShape(int Number, string Name, MessageShape? Message, bool Repeated);
+/// <summary>
+/// A field of a <see cref="MessageShape"/>: <see cref="WireType"/> is how it is written (the low 3 bits of its tag),
+/// <see cref="Message"/> the shape of what it holds, if a message.
+/// </summary>
+internal sealed record FieldShape(int Number, string Name, int WireType, MessageShape? Message, bool Repeated);

@@ -75,11 +75,11 @@ internal static class RequiredFields
     {
         ulong seen = 0;
         int offset = 0;
-        while (NextField(wire, ref offset, out int number, out _))
+        while (NextField(wire, ref offset, out int number, out int wireType, out _))
         {
             for (int i = 0; i < shape.Required.Length; i++)
             {
-                if (shape.Required[i].Number == number)
+                if (shape.Required[i].Number == number && shape.Required[i].WireType == wireType)
                 {
                     seen |= 1UL << i;
                 }
@@ -104,9 +104,9 @@ internal static class RequiredFields
     {
         bool complete = true;
         int offset = 0, index = 0;
-        while (NextField(wire, ref offset, out int number, out var value))
+        while (NextField(wire, ref offset, out int number, out int wireType, out var value))
         {
-            if (number == field.Number)
+            if (number == field.Number && wireType == LengthDelimited)
             {
                 complete &= Check(field.Message!, value, missing is null ? "" : $"{prefix}{field.Name}[{index}].", missing);
                 index++;
@@ -126,9 +126,9 @@ internal static class RequiredFields
         scoped ReadOnlySpan<byte> first = default;
         byte[]? joined = null;
         int offset = 0, count = 0;
-        while (NextField(wire, ref offset, out int number, out var value))
+        while (NextField(wire, ref offset, out int number, out int wireType, out var value))
         {
-            if (number == field.Number)
+            if (number == field.Number && wireType == LengthDelimited)
             {
                 if (++count == 1)
                 {
@@ -143,19 +143,22 @@ internal static class RequiredFields
         return count == 0 || Check(field.Message!, joined is null ? first : joined, missing is null ? "" : $"{prefix}{field.Name}.", missing);
     }
 
-    // The next field on the wire from offset: its number, and its bytes if length-delimited (a message's, or a string's
-    // or packed values'); false at the end.
-    private static bool NextField(ReadOnlySpan<byte> wire, ref int offset, out int number, out ReadOnlySpan<byte> value)
+    // The next field on the wire from offset: its number, how it is written, and its bytes if length-delimited (a
+    // message's, or a string's or packed values'); false at the end. A field of a message written otherwise than as
+    // its type is is an unknown field to parsers, which leave the field unset: callers compare the wire type too.
+    private static bool NextField(ReadOnlySpan<byte> wire, ref int offset, out int number, out int wireType, out ReadOnlySpan<byte> value)
     {
         value = default;
         if (offset >= wire.Length)
         {
             number = 0;
+            wireType = 0;
             return false;
         }
         ulong tag = ReadVarint(wire, ref offset);
         number = (int)(tag >> 3);
-        if ((int)(tag & 7) == LengthDelimited)
+        wireType = (int)(tag & 7);
+        if (wireType == LengthDelimited)
         {
             int length = checked((int)ReadVarint(wire, ref offset));
             value = wire.Slice(offset, length);

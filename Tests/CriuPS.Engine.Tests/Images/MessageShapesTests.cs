@@ -93,6 +93,20 @@ public class MessageShapesTests
     }
 
     [Fact]
+    public void AFieldWrittenOtherwiseThanItsTypeIsUnsetAsParsersLeaveIt()
+    {
+        // pid (a uint32, field 1) as a fixed32, and tc (a message, field 3) as a varint: parsers keep both as unknown
+        // fields, so pid is missing and tc absent (its own required fields are not asked for).
+        byte[] pstree = [.. new PstreeEntry { Ppid = 0, Pgid = 1, Sid = 1 }.ToByteArray(), 0x0d, 1, 0, 0, 0];
+        byte[] core = [.. new CoreEntry { Mtype = CoreEntry.Types.March.X8664 }.ToByteArray(), 0x18, 0x01];
+
+        Assert.Equal(["pid"], RequiredFields.MissingIn(nameof(PstreeEntry), pstree));
+        Assert.False(PstreeEntry.Parser.ParseFrom(pstree).HasPid);
+        Assert.Empty(RequiredFields.MissingIn(nameof(CoreEntry), core));
+        Assert.Null(CoreEntry.Parser.ParseFrom(core).Tc);
+    }
+
+    [Fact]
     public void FieldsNotInTheSchemaAreSkippedGroupsToo()
     {
         // A newer writer's fields: a varint, a fixed32, a fixed64, bytes and a group holding a varint (fields 100 to 104).
