@@ -37,6 +37,11 @@ internal static class MessageShapes
                 .Where(field => field.Label == FieldDescriptorProto.Types.Label.Required)
                 .OrderBy(field => field.Number)
                 .Select(field => new FieldShape(field.Number, field.Name, WireTypeOf(field.Type), null, false))];
+            // RequiredFields marks the required fields seen in a 64-bit mask.
+            if (shape.Required.Length > 64)
+            {
+                throw new InvalidOperationException($"{message.Name} has {shape.Required.Length} required fields; the check handles 64 at most");
+            }
             shape.Messages = [.. message.Field
                 .Where(field => field.Type == FieldDescriptorProto.Types.Type.Message)
                 .OrderBy(field => field.Number)
