@@ -26,7 +26,8 @@ public static class EngineWarmup
         Resources.Cpu.CpuFit.Warm();
         Dump.ScaleWarmup.Run();
         // The image codec: every message class loaded, parsed from nothing and serialized, and the required fields'
-        // check run. Not the generated classes' reflection (Message.Descriptor), which only JSON and crit's views use.
+        // check run. Not the generated classes' reflection (Message.Descriptor), which only JSON, crit's views and a
+        // tree below the engine's PID namespace use (TreePids.PrepareRenumbering builds it for that tree, unfrozen).
         RequiredFields.Warm();
         _ = ImageTypes.All.Count;
         var assembly = typeof(ImageTypes).Assembly;

@@ -88,10 +88,7 @@ public sealed class ImageTypesTests
                 if (schema is not null)
                     Visit(schema.Descriptor, reachable);
 
-        IEnumerable<MessageDescriptor> all = typeof(CoreEntry).Assembly.GetTypes()
-            .Where(t => t.Namespace == typeof(CoreEntry).Namespace && t.Name.EndsWith("Reflection", StringComparison.Ordinal))
-            .Select(t => (FileDescriptor)t.GetProperty("Descriptor")!.GetValue(null)!)
-            .SelectMany(file => file.MessageTypes.SelectMany(Flatten));
+        IEnumerable<MessageDescriptor> all = GeneratedProtoFiles.All().SelectMany(file => file.MessageTypes.SelectMany(Flatten));
 
         Assert.Equal([nameof(FieldDisplay)], all.Except(reachable).Select(m => m.Name));
     }

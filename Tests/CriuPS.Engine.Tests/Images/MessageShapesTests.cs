@@ -10,16 +10,10 @@ namespace CriuPS.Engine.Tests.Images;
 // generated classes' reflection, which the tests may build; and the required fields' check on the wire.
 public class MessageShapesTests
 {
-    private static IEnumerable<MessageDescriptor> AllGenerated() =>
-        typeof(CoreEntry).Assembly.GetTypes()
-            .Where(t => t.Namespace == typeof(CoreEntry).Namespace && t.Name.EndsWith("Reflection", StringComparison.Ordinal))
-            .Select(t => (FileDescriptor)t.GetProperty("Descriptor")!.GetValue(null)!)
-            .SelectMany(file => file.MessageTypes);
-
     [Fact]
     public void EveryMessageHasTheShapeOfItsGeneratedClass()
     {
-        var generated = AllGenerated().ToList();
+        var generated = GeneratedProtoFiles.All().SelectMany(file => file.MessageTypes).ToList();
         Assert.Equal(generated.Select(m => m.Name).Order(), MessageShapes.All.Select(s => s.Name).Order());
         foreach (var message in generated)
         {
