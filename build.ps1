@@ -59,6 +59,12 @@ function Invoke-Build {
     # criups-init, the init of the PID namespaces that Restore-Process -NewPidNamespace makes: a native program
     # (NativeAOT, linked with gcc) beside the engine. Its symbols (.dbg) stay out of the module.
     Invoke-Native 'dotnet publish of criups-init' { dotnet publish (Join-Path $root 'CriuPS.Init/CriuPS.Init.csproj') -c $Configuration -o $moduleOut --nologo -v quiet }
+    # criups-engine, the engine compiled ahead of time (NativeAOT), which Checkpoint-Process runs for each checkpoint
+    # to a directory: a fresh PowerShell would otherwise compile the engine's code during its first checkpoint. It is
+    # published apart and only the program is taken: its assemblies' symbols must not replace the module's.
+    $engineOut = Join-Path $root "out/criups-engine"
+    Invoke-Native 'dotnet publish of criups-engine' { dotnet publish (Join-Path $root 'CriuPS.EngineProcess/CriuPS.EngineProcess.csproj') -c $Configuration -o $engineOut --nologo -v quiet }
+    Copy-Item (Join-Path $engineOut 'criups-engine') $moduleOut
     Get-ChildItem $moduleOut -Filter '*.dbg' | Remove-Item
     Copy-Item (Join-Path $root 'CriuPS.psd1'), (Join-Path $root 'CriuPS.Format.ps1xml'), (Join-Path $root 'CriuPS.Types.ps1xml') $moduleOut
     Get-ChildItem $moduleOut -Filter '*.pdb' | Remove-Item

@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using CriuPS.Engine.Images;
 using CriuPS.Engine.Images.Proto;
 using Google.Protobuf;
@@ -24,12 +26,26 @@ public static class EngineWarmup
     private static void Run()
     {
         Resources.Cpu.CpuFit.Warm();
+        if (!RuntimeFeature.IsDynamicCodeCompiled)
+        {
+            // criups-engine, compiled ahead of time: the rest is compilation, done at build time there.
+            return;
+        }
         Dump.ScaleWarmup.Run();
         // The image codec: every message class loaded, parsed from nothing and serialized, and the required fields'
         // check run. Not the generated classes' reflection (Message.Descriptor), which only JSON, crit's views and a
         // tree below the engine's PID namespace use (TreePids.PrepareRenumbering builds it for that tree, unfrozen).
         RequiredFields.Warm();
         _ = ImageTypes.All.Count;
+        WarmMessageClasses();
+        // Dumps hash every byte they write, restores every byte they read.
+        Images.Digests.BlockDigester.WarmUp();
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Run only where code is compiled at run time: never in criups-engine, the one trimmed build.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "Run only where code is compiled at run time: never in criups-engine, the one trimmed build.")]
+    private static void WarmMessageClasses()
+    {
         var assembly = typeof(ImageTypes).Assembly;
         foreach (var shape in MessageShapes.All)
         {
@@ -37,7 +53,5 @@ public static class EngineWarmup
             var message = (IMessage)Activator.CreateInstance(type)!;
             message.MergeFrom(message.ToByteArray());
         }
-        // Dumps hash every byte they write, restores every byte they read.
-        Images.Digests.BlockDigester.WarmUp();
     }
 }

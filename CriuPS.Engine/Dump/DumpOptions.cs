@@ -106,6 +106,12 @@ public sealed class DumpOptions
     /// </summary>
     internal bool LeaveLazyPages { get; init; }
 
+    /// <summary>
+    /// The process the checkpoint is asked from when the engine runs in a process of its own (criups-engine): the
+    /// PowerShell session, refused as a target as the engine itself is.
+    /// </summary>
+    public int? CallerProcessId { get; init; }
+
     /// <summary>Test hook: fail on purpose at this point (see <see cref="FailurePoint"/>) to prove the target survives.</summary>
     public string? FailAt { get; init; }
 }

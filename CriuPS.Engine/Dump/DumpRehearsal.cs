@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using CriuPS.Engine.Logging;
 using CriuPS.Native.Diagnostics;
 using CriuPS.Native.Interop;
@@ -26,6 +27,12 @@ internal static class DumpRehearsal
     {
         if (Interlocked.Exchange(ref started, 1) != 0 || DeathPoint.IsArmed)
         {
+            return;
+        }
+        if (!RuntimeFeature.IsDynamicCodeCompiled)
+        {
+            // criups-engine, compiled ahead of time: nothing is left to compile at the first freeze.
+            log.Write("rehearsal: none needed, this engine is compiled ahead of time (criups-engine)");
             return;
         }
         var clock = Stopwatch.StartNew();

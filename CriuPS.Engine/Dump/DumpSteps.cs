@@ -183,7 +183,7 @@ internal sealed class DumpSteps
     }
 
     // From outside, before anything is written: a target we cannot dump is refused as it runs.
-    private void CheckTarget() => Preflight.CheckTarget(root);
+    private void CheckTarget() => Preflight.CheckTarget(root, options.CallerProcessId);
 
     // A pre-dump without write tracking could never be followed by a smaller dump: refused before the tree is looked at.
     private void CheckWriteTracking()
@@ -212,7 +212,7 @@ internal sealed class DumpSteps
     {
         directory = DumpPipeline.WithDigests(open(), options, log);
         log.AttachFile(directory.LogPath);
-        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} {(options.PreDump ? "pre-dumping" : "dumping")} {root} into {directory.Location}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}");
+        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} {(options.PreDump ? "pre-dumping" : "dumping")} {root} into {directory.Location}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}, in {Path.GetFileName(Environment.ProcessPath)} (PID {Environment.ProcessId})");
         session = new DumpSession(options, log, directory, parent);
         quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
     }

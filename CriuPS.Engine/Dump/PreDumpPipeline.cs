@@ -14,11 +14,12 @@ namespace CriuPS.Engine.Dump;
 /// </summary>
 internal static class PreDumpPipeline
 {
-    public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
+    /// <summary>Pre-dumps into the image directory of <see cref="DumpOptions.ImagePath"/>; returns its location.</summary>
+    public static string Save(DumpOptions options, IEngineObserver observer)
     {
         var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
         var (_, directory) = Take(options, observer, parent, () => DumpPipeline.BeginImage(options, parent));
-        return CheckpointImageReader.Read(directory.Location);
+        return directory.Location;
     }
 
     /// <summary>

@@ -15,9 +15,9 @@ namespace CriuPS.Engine.Dump;
 /// </summary>
 internal static class Preflight
 {
-    public static void CheckTarget(int pid)
+    public static void CheckTarget(int pid, int? caller)
     {
-        if (pid == Environment.ProcessId)
+        if (pid == Environment.ProcessId || pid == caller)
         {
             throw new CheckpointException(CheckpointErrorKind.SelfCheckpoint, $"Process {pid} is this PowerShell session itself; it cannot checkpoint itself.", pid,
                 "Run Checkpoint-Process from another session.");

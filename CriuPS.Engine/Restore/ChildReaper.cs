@@ -12,6 +12,9 @@ public static class ChildReaper
 {
     private const int ExitsKept = 1024;
 
+    // How often a child that exited but is still held by its tracer is tried again.
+    private const int HeldRetryMilliseconds = 2;
+
     private static readonly object Gate = new();
     private static readonly Dictionary<int, int?> ExitCodes = new();
     private static readonly Queue<int> Exited = new();
@@ -46,35 +49,47 @@ public static class ChildReaper
     private static void Reap()
     {
         Span<ulong> ready = stackalloc ulong[16];
+        // Children that exited while traced by another process (criups-engine, which checkpointed and killed them):
+        // the kernel reports them to their tracer first, and to us once it lets them go, as it does in its last step.
+        var held = new List<(int Pid, FileDescriptor Pidfd)>();
         while (true)
         {
-            int n = Epoll.Wait(epoll!, ready);
+            int n = Epoll.Wait(epoll!, ready, held.Count > 0 ? HeldRetryMilliseconds : -1);
             for (int i = 0; i < n; i++)
             {
-                (int Pid, FileDescriptor Pidfd) child;
                 lock (Gate)
                 {
-                    if (!Watched.Remove((int)ready[i], out child))
+                    if (Watched.Remove((int)ready[i], out var child))
                     {
-                        continue;
-                    }
-                }
-                int code = Waitid.ReapExited(child.Pidfd);
-                child.Pidfd.Dispose(); // closing it takes it out of the epoll set
-                lock (Gate)
-                {
-                    ExitCodes[child.Pid] = code;
-                    Exited.Enqueue(child.Pid);
-                    while (Exited.Count > ExitsKept)
-                    {
-                        int oldest = Exited.Dequeue();
-                        if (ExitCodes.TryGetValue(oldest, out var kept) && kept is not null)
-                        {
-                            ExitCodes.Remove(oldest); // unless the PID is watched again, as a newer child
-                        }
+                        Epoll.Remove(epoll!, child.Pidfd); // readable from now on: tried below until it can be reaped
+                        held.Add(child);
                     }
                 }
             }
+            held.RemoveAll(TryReap);
         }
+    }
+
+    private static bool TryReap((int Pid, FileDescriptor Pidfd) child)
+    {
+        if (Waitid.ReapExited(child.Pidfd) is not { } code)
+        {
+            return false;
+        }
+        child.Pidfd.Dispose();
+        lock (Gate)
+        {
+            ExitCodes[child.Pid] = code;
+            Exited.Enqueue(child.Pid);
+            while (Exited.Count > ExitsKept)
+            {
+                int oldest = Exited.Dequeue();
+                if (ExitCodes.TryGetValue(oldest, out var kept) && kept is not null)
+                {
+                    ExitCodes.Remove(oldest); // unless the PID is watched again, as a newer child
+                }
+            }
+        }
+        return true;
     }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Resources.Process;
+using CriuPS.Engine.Support;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 using CriuPS.Native.Ptrace;
@@ -26,17 +27,14 @@ internal static class PidNamespaceInit
     private static readonly long WaitingForSignals = IArchitecture.Current.NumberOf(SystemCall.RtSigtimedwait);
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>Where the program is: beside the engine, in the module's folder.</summary>
-    public static string ProgramPath => Path.Combine(Path.GetDirectoryName(typeof(PidNamespaceInit).Assembly.Location) ?? ".", ProgramName);
-
-    /// <summary>Refuses a restore into a new PID namespace before anything is created when the init program is missing.</summary>
+    /// <summary>Refuses a restore into a new PID namespace before anything is created when the init program is missing or may not run.</summary>
     public static void CheckAvailable(string imagePath)
     {
-        if (!File.Exists(ProgramPath))
+        if (ModuleProgram.Find(ProgramName, out string problem) is null)
         {
             throw new CheckpointException(CheckpointErrorKind.ImageIncompatible,
-                $"Restoring into a new PID namespace needs the module's init program '{ProgramPath}', which is missing.", imagePath,
-                "Reinstall the module (build.ps1 publishes criups-init beside CriuPS.dll).");
+                $"Restoring into a new PID namespace needs the module's init program: {problem}.", imagePath,
+                "Reinstall the module (build.ps1 publishes criups-init beside CriuPS.dll), or make the program executable.");
         }
     }
 
@@ -49,7 +47,7 @@ internal static class PidNamespaceInit
     public static int Start(Injection vessel, int vesselPid, int rootPid, int enginePidfd, bool childOfCaller, EngineLog log)
     {
         var clock = Stopwatch.StartNew();
-        var program = ProgramPath;
+        var program = ModuleProgram.PathOf(ProgramName);
         HandDownEnginePidfd(vessel.Caller, enginePidfd);
         ulong flags = (uint)(LibC.CLONE_NEWPID | LibC.CLONE_NEWNS | (childOfCaller ? LibC.CLONE_PARENT : 0));
         var task = Clone3.CreateNamespaceInit(vessel.Caller, vessel.Scratch, flags, childOfCaller ? 0 : Signals.SIGCHLD);

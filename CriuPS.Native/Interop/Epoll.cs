@@ -26,14 +26,26 @@ public static class Epoll
         }
     }
 
-    /// <summary>Waits (without end) for watched descriptors to be ready; returns the data of each, into <paramref name="ready"/>.</summary>
-    public static unsafe int Wait(FileDescriptor epoll, Span<ulong> ready)
+    /// <summary>Stops watching <paramref name="fd"/>.</summary>
+    public static unsafe void Remove(FileDescriptor epoll, FileDescriptor fd)
+    {
+        if (LibC.epoll_ctl(epoll.Value, LibC.EPOLL_CTL_DEL, fd.Value, null) != 0)
+        {
+            throw new NativeException("epoll_ctl(EPOLL_CTL_DEL)", LibC.errno);
+        }
+    }
+
+    /// <summary>
+    /// Waits for watched descriptors to be ready, without end or at most <paramref name="timeoutMilliseconds"/>;
+    /// returns the data of each, into <paramref name="ready"/> (none when the time ran out).
+    /// </summary>
+    public static unsafe int Wait(FileDescriptor epoll, Span<ulong> ready, int timeoutMilliseconds = -1)
     {
         var events = stackalloc epoll_event[ready.Length];
         int n;
         do
         {
-            n = LibC.epoll_wait(epoll.Value, events, ready.Length, -1);
+            n = LibC.epoll_wait(epoll.Value, events, ready.Length, timeoutMilliseconds);
         }
         while (n < 0 && LibC.errno == Errno.EINTR);
         if (n < 0)

@@ -18,9 +18,9 @@ public static unsafe partial class PosixSpawn
     /// <summary>
     /// Starts <paramref name="path"/> with stderr on /dev/null, stdin and stdout on <paramref name="stdin"/> and
     /// <paramref name="stdout"/> (descriptors of ours; by default /dev/null too), default signal handling and an empty
-    /// mask.
+    /// mask; with no environment but <paramref name="environment"/> ("NAME=value" each), empty by default.
     /// </summary>
-    public static int Spawn(string path, IReadOnlyList<string> argv, bool newSession, int stdin = -1, int stdout = -1)
+    public static int Spawn(string path, IReadOnlyList<string> argv, bool newSession, int stdin = -1, int stdout = -1, IReadOnlyList<string>? environment = null)
     {
         var actions = Marshal.AllocHGlobal(OpaqueSize);
         var attributes = Marshal.AllocHGlobal(OpaqueSize);
@@ -55,7 +55,12 @@ public static unsafe partial class PosixSpawn
                 argvArray[i] = Marshal.StringToCoTaskMemUTF8(argv[i]);
                 strings.Add(argvArray[i]);
             }
-            var envp = new IntPtr[] { IntPtr.Zero };
+            var envp = new IntPtr[(environment?.Count ?? 0) + 1];
+            for (int i = 0; i < envp.Length - 1; i++)
+            {
+                envp[i] = Marshal.StringToCoTaskMemUTF8(environment![i]);
+                strings.Add(envp[i]);
+            }
             var pathPtr = Marshal.StringToCoTaskMemUTF8(path);
             strings.Add(pathPtr);
             int pid;

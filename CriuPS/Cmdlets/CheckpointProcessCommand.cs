@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Management.Automation;
 using CriuPS.Completers;
 using CriuPS.Engine.Dump;
+using CriuPS.Engine.EngineProcess;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.PageServer;
 
@@ -230,7 +231,8 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
         try
         {
             image = EngineRunner.Run<object>(this, $"Checkpoint of {name} ({pid})",
-                observer => server is null ? DumpPipeline.Run(options, observer) : DumpPipeline.RunToPageServer(options, observer));
+                observer => server is not null ? DumpPipeline.RunToPageServer(options, observer)
+                    : EngineProcessClient.Takes(options) ? EngineProcessClient.Run(options, observer) : DumpPipeline.Run(options, observer));
         }
         catch (Exception e)
         {

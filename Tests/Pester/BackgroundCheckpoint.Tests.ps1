@@ -36,15 +36,16 @@ BeforeAll {
 
     # A -Background checkpoint in a PowerShell of its own that dies at $DieAt (CRIUPS_DIE_AT); returns its exit status.
     function Invoke-DyingBackgroundCheckpoint([int]$Id, [string]$ImagePath, [string]$DieAt) {
-        $command = "Import-Module '$Module'; Checkpoint-Process -Id $Id -ImagePath '$ImagePath' -Force -LeaveRunning -Background | Out-Null"
+        $command = Get-DyingCheckpointCommand $Module "-Id $Id -ImagePath '$ImagePath' -Force -LeaveRunning -Background"
+        $errors = Join-Path $TestDrive 'dying.err'
         $env:CRIUPS_DIE_AT = $DieAt
         try {
             $process = Start-Process $Pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-Command', $command -PassThru `
-                -RedirectStandardOutput '/dev/null' -RedirectStandardError (Join-Path $TestDrive 'dying.err')
+                -RedirectStandardOutput '/dev/null' -RedirectStandardError $errors
         }
         finally { $env:CRIUPS_DIE_AT = $null }
         if (-not $process.WaitForExit(120000)) { $process.Kill(); throw "the checkpoint dying at $DieAt did not end" }
-        $process.ExitCode
+        Get-CheckpointDeath $process $errors
     }
 }
 
@@ -97,7 +98,7 @@ Describe 'Checkpoint-Process -LeaveRunning -Background' {
         $before = (Get-Content "/proc/$($target.Id)/status" | Where-Object { $_ -like 'SigBlk:*' })
         # arm:3: between two of the areas it protects while the process runs, ahead of the freeze.
         foreach ($instant in 'arm:3', 'fault:20', 'copy:2') {
-            Invoke-DyingBackgroundCheckpoint $target.Id (Join-Path $TestDrive 'dying-image') $instant | Should -Be 137 -Because "the checkpoint must die at $instant (SIGKILL)"
+            Invoke-DyingBackgroundCheckpoint $target.Id (Join-Path $TestDrive 'dying-image') $instant | Should -Be 'SIGKILL' -Because "the checkpoint must die at $instant"
             # Closing the tool's userfaultfd (its only reference) lifted every protection and woke the waiting write.
             (Get-Content "/proc/$($target.Id)/status" | Where-Object { $_ -like 'TracerPid:*' }) | Should -Match '\s0$'
             (Get-Content "/proc/$($target.Id)/status" | Where-Object { $_ -like 'SigBlk:*' }) | Should -Be $before

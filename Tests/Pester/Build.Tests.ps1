@@ -109,7 +109,7 @@ Describe 'build.ps1 Package' {
         $zip = [System.IO.Compression.ZipFile]::OpenRead($Package.FullName)
         try { $entries = $zip.Entries.FullName } finally { $zip.Dispose() }
         # System.IO.Hashing.dll: the digests of image files (XxHash128); PowerShell does not ship it.
-        foreach ($file in 'CriuPS.psd1', 'CriuPS.dll', 'CriuPS.Engine.dll', 'System.IO.Hashing.dll', 'CriuPS.Format.ps1xml', 'CriuPS.Types.ps1xml', 'en-US/CriuPS.dll-Help.xml', 'CriuPS.nuspec') {
+        foreach ($file in 'CriuPS.psd1', 'CriuPS.dll', 'CriuPS.Engine.dll', 'System.IO.Hashing.dll', 'criups-engine', 'criups-init', 'CriuPS.Format.ps1xml', 'CriuPS.Types.ps1xml', 'en-US/CriuPS.dll-Help.xml', 'CriuPS.nuspec') {
             $entries | Should -Contain $file
         }
     }
@@ -128,10 +128,15 @@ try {
     Publish-PSResource -NupkgPath $Package -Repository CriuPSTest
     Install-PSResource -Name CriuPS -Repository CriuPSTest -Scope CurrentUser -TrustRepository -Quiet
     Import-Module CriuPS
+    # A checkpoint runs the module's own program (criups-engine), which the package's zip keeps without its mode.
+    $sleep = Start-Process sleep 1000 -PassThru
+    try { $checkpoint = Checkpoint-Process -Id $sleep.Id -ImagePath (Join-Path $Repository 'image') -ShellJob }
+    finally { $sleep | Stop-Process -Force -ErrorAction Ignore }
     [pscustomobject]@{
         ModuleBase = (Get-Module CriuPS).ModuleBase
         Cmdlets    = @(Get-Command -Module CriuPS).Count
         Image      = (Get-CheckpointImage -LiteralPath $Vector).Name
+        Checkpoint = $checkpoint.Name
         Installed  = (Get-InstalledPSResource -Name CriuPS).Version.ToString()
     } | ConvertTo-Json -Compress
 }
@@ -152,6 +157,7 @@ finally {
         $result.ModuleBase | Should -BeLike "$testHome/*"
         $result.Cmdlets | Should -Be @(Get-Command -Module CriuPS).Count
         $result.Image | Should -Be 'counter-dyn'
+        $result.Checkpoint | Should -Be 'sleep' -Because 'the installed module checkpoints with its own programs'
         $result.Installed | Should -Be (Test-ModuleManifest (Join-Path $Built 'CriuPS.psd1')).Version.ToString()
         $output | Should -Contain 'REPOSITORIES 0'
         Get-ChildItem $Repository -Filter 'CriuPS.*.nupkg' | Should -Not -BeNullOrEmpty

@@ -233,7 +233,7 @@ Describe 'Checkpoint-Process -FreezeCgroup' {
         Invoke-SelfCheck $stranger (Join-Path $strangerWork 'selfcheck.log') | Should -Match '^OK'
     }
 
-    It 'is thawed by its guard when the PowerShell that froze it dies (SIGKILL) while it is frozen' -ForEach @(
+    It 'is thawed by its guard when the checkpoint that froze it dies (SIGKILL) while it is frozen' -ForEach @(
         @{ Kind = 'v1'; Hierarchy = 'freezer'; State = 'freezer.state'; Thawed = 'THAWED' }
         @{ Kind = 'v2'; Hierarchy = 'unified'; State = 'cgroup.freeze'; Thawed = '0' }
     ) {
@@ -242,15 +242,16 @@ Describe 'Checkpoint-Process -FreezeCgroup' {
         $directory = "$Root/$Hierarchy$cgroup"
         $loop = Start-ForkLoop $directory $work -Minimum 4
         $module = (Get-Module CriuPS).Path
-        $command = "Import-Module '$module'; Checkpoint-Process -Id $loop -ImagePath '$work/image' -FreezeCgroup '$directory' | Out-Null"
+        $command = Get-DyingCheckpointCommand $module "-Id $loop -ImagePath '$work/image' -FreezeCgroup '$directory'"
+        $errors = Join-Path $TestDrive "dying-$Kind.err"
         $env:CRIUPS_DIE_AT = 'cgroup-frozen'
         try {
             $dying = Start-Process (Join-Path $PSHOME 'pwsh') -ArgumentList '-NoProfile', '-NonInteractive', '-Command', $command -PassThru `
-                -RedirectStandardOutput '/dev/null' -RedirectStandardError (Join-Path $TestDrive "dying-$Kind.err")
+                -RedirectStandardOutput '/dev/null' -RedirectStandardError $errors
         }
         finally { $env:CRIUPS_DIE_AT = $null }
         $dying.WaitForExit(120000) | Should -BeTrue
-        $dying.ExitCode | Should -Be 137 -Because 'it died by SIGKILL at the death point, with the cgroup frozen'
+        Get-CheckpointDeath $dying $errors | Should -Be 'SIGKILL' -Because 'it died by SIGKILL at the death point, with the cgroup frozen'
         Wait-Until { (Get-Content "$directory/$State") -eq $Thawed } 'the guard to thaw the cgroup' 10
         $before = (Get-TreeIds $loop).Count
         Wait-Until { (Get-TreeIds $loop).Count -gt $before } 'the loop to fork again'

@@ -1,7 +1,10 @@
-# A fresh PowerShell per checkpoint (a script, a cron job, an Ansible task): its first checkpoint rehearses the dump on
-# a process of its own before it freezes the target, so that the runtime compiles next to nothing while the target is
-# frozen (dump.log says per phase what it compiled; without the rehearsal the frozen phases compiled some 300 methods
-# for this target). Times are the bench's to measure (bench/Invoke-Benchmark.ps1 -Session Cold); this counts methods.
+# A fresh PowerShell per checkpoint (a script, a cron job, an Ansible task). A checkpoint to an image directory runs in
+# criups-engine, the engine compiled ahead of time: nothing is compiled at all, so the first checkpoint of a session
+# costs what its tenth does. What still runs in the session (pre-dumps, checkpoints on top of a parent image or to a
+# page server, restores) rehearses a dump on a process of its own before its first freeze, so that the runtime compiles
+# next to nothing while the target is frozen (dump.log says per phase what it compiled; without the rehearsal the
+# frozen phases compiled some 300 methods for this target). Times are the bench's to measure
+# (bench/Invoke-Benchmark.ps1 -Session Cold); this counts methods.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
@@ -16,7 +19,21 @@ BeforeAll {
 AfterAll { Stop-TestProcesses }
 
 Describe 'The first checkpoint of a fresh PowerShell' {
-    It 'rehearses on a process of its own before the freeze, so that its frozen phases compile next to nothing' {
+    It 'checkpoints in criups-engine, which compiles nothing and needs no rehearsal' {
+        $work = Join-Path $TestDrive 'engine'
+        $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
+        $image = Join-Path $TestDrive 'engine-image'
+        $said = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; `$PID; Checkpoint-Process -Id $target -ImagePath '$image' -LeaveRunning | Out-Null"
+        $LASTEXITCODE | Should -Be 0
+        $log = Get-Content (Join-Path $image 'dump.log')
+        $log -match 'rehearsal: none needed, this engine is compiled ahead of time \(criups-engine\)' | Should -Not -BeNullOrEmpty
+        $log | Where-Object { $_ -match 'dumping \d+ into .*, in criups-engine \(PID (\d+)\)$' } | Should -Not -BeNullOrEmpty
+        [int]$Matches[1] | Should -Not -Be ([int]$said) -Because 'the dump ran in a process of its own, not in the PowerShell'
+        $log -match 'the runtime compiled' | Should -BeNullOrEmpty -Because "no phase compiled anything: $($log -match 'done in' -join '; ')"
+        Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
+    }
+
+    It 'rehearses a pre-dump, which runs in the session, on a process of its own before the freeze, so that its frozen phases compile next to nothing' {
         $work = Join-Path $TestDrive 'threads'
         $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
         $image = Join-Path $TestDrive 'image'
@@ -24,7 +41,7 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         $gone = Start-Process true -PassThru; $gone.WaitForExit()
         $left = Join-Path ([IO.Path]::GetTempPath()) ".criups-rehearsal-$($gone.Id)"
         New-Item -ItemType Directory $left | Out-Null; Set-Content (Join-Path $left 'core-1.img') 'x'
-        & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; Checkpoint-Process -Id $target -ImagePath '$image' -LeaveRunning | Out-Null"
+        & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; Checkpoint-Process -Id $target -ImagePath '$image' -PreDump | Out-Null"
         $LASTEXITCODE | Should -Be 0
         $log = Get-Content (Join-Path $image 'dump.log')
         $log | Where-Object { $_ -match 'rehearsal: checkpointed a sleep of our own \((\d+)\) before the first freeze' } | Should -Not -BeNullOrEmpty
@@ -32,7 +49,7 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         @(Get-ChildItem -Force ([IO.Path]::GetTempPath()) -Filter '.criups-rehearsal-*') | Should -BeNullOrEmpty -Because 'its image is removed, and the one a session that is gone left too'
         $log -match "rehearsal: removed $([regex]::Escape($left)), left by a session that is gone" | Should -Not -BeNullOrEmpty
 
-        $frozenPhases = 'Freezing', 'Saving process state', 'Saving memory', 'Writing images', 'Resuming the processes'
+        $frozenPhases = 'Freezing', 'Finding pages and tracking writes'
         $compiled = 0
         foreach ($line in $log) {
             if ($line -match '\) (.+): done in [\d.]+ ms \(the runtime compiled (\d+) methods' -and $Matches[1] -in $frozenPhases) { $compiled += [int]$Matches[2] }
@@ -41,7 +58,7 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
     }
 
-    It 'hashes its images with code compiled optimized once, runs .NET''s generic code over our types precompiled, and builds no message reflection' {
+    It 'hashes its images with code compiled optimized once, runs .NET''s generic code over our types precompiled, and builds no message reflection, in the session' {
         # The runtime's list of what it compiled (the release runtime writes it): the digests' loop over long inputs
         # must appear once, optimized (LongXxHash128), and System.IO.Hashing's XXH3 loop (Vector256, which
         # ReadyToRun cannot precompile) not at all: the first operation of a PowerShell ran it at Tier0, and the
@@ -65,7 +82,9 @@ Describe 'The first checkpoint of a fresh PowerShell' {
             $generic = @{}
             $reflection = @{}
             $died = $null
-            foreach ($operation in @{ Name = 'dump'; Command = "Checkpoint-Process -Id $target -ImagePath '$image'" },
+            # The operations that run in the session: a pre-dump and a restore (of a checkpoint taken in between).
+            foreach ($operation in @{ Name = 'pre-dump'; Command = "Checkpoint-Process -Id $target -ImagePath '$image-pre' -PreDump" },
+                @{ Name = 'checkpoint'; Command = "Checkpoint-Process -Id $target -ImagePath '$image'" },
                 @{ Name = 'restore'; Command = "Restore-Process -ImagePath '$image'" }) {
                 $list = Join-Path $TestDrive "jit-$($operation.Name)-$attempt.txt"
                 $env:DOTNET_JitStdOutFile = $list; $env:DOTNET_JitDisasmSummary = '1'
@@ -77,7 +96,7 @@ Describe 'The first checkpoint of a fresh PowerShell' {
                 }
                 if ($LASTEXITCODE -in 134, 139) { $died = "the $($operation.Name)'s PowerShell died of signal $($LASTEXITCODE - 128)"; break }
                 $LASTEXITCODE | Should -Be 0 -Because "the $($operation.Name) went through"
-                if ($operation.Name -eq 'dump') { Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be reaped' 30 }
+                if ($operation.Name -eq 'checkpoint') { Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be reaped' 30 }
                 $compiled[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled (CriuPS\.Engine\.Images\.Digests\.LongXxHash128|System\.IO\.Hashing)[.:]' }
                 $generic[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled System\.Collections\.Generic\.Dictionary`2\[int,CriuPS\.Native\.Arch\.\w+\.UserRegs\]:.*\[(Instrumented )?Tier0' }
                 $reflection[$operation.Name] = @(Get-Content $list | Where-Object { $_ -match 'JIT compiled Google\.Protobuf\.Reflection\.' })
@@ -89,7 +108,7 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         }
         $died | Should -BeNullOrEmpty -Because "a run under the JIT list must end once in three ($($attempts -join '; '))"
         if ($attempts) { Write-Host "ColdStart: $($attempts -join '; ')" }
-        foreach ($name in 'dump', 'restore') {
+        foreach ($name in 'pre-dump', 'restore') {
             $lines = $compiled[$name]
             @($lines -match 'LongXxHash128:ConsumeBlocks\(.*\[FullOpts') | Should -HaveCount 1 -Because "the $name compiled the loop once, optimized: $($lines -join '; ')"
             @($lines -match 'LongXxHash128:ConsumeBlocks\(') | Should -HaveCount 1 -Because "nothing compiled it again: $($lines -join '; ')"

@@ -18,19 +18,23 @@ BeforeAll {
     function Invoke-DyingCheckpoint([int]$Id, [string]$ImagePath, [string]$DieAt, [int]$KillAfterMs = -1, [switch]$PreDump, [switch]$TcpEstablished, [string]$PageServer) {
         $mode = if ($PreDump) { '-PreDump' } else { '-LeaveRunning' }
         $destination = if ($PageServer) { "-PageServer '$PageServer'" } else { "-ImagePath '$ImagePath' -Force" }
-        $command = "Import-Module '$Module'; Checkpoint-Process -Id $Id $destination $mode $(if ($TcpEstablished) { '-TcpEstablished' }) | Out-Null"
+        $command = Get-DyingCheckpointCommand $Module "-Id $Id $destination $mode $(if ($TcpEstablished) { '-TcpEstablished' })"
+        $errors = Join-Path $TestDrive 'dying.err'
         $env:CRIUPS_DIE_AT = $DieAt
         try {
             $process = Start-Process $Pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-Command', $command -PassThru `
-                -RedirectStandardOutput '/dev/null' -RedirectStandardError (Join-Path $TestDrive 'dying.err')
+                -RedirectStandardOutput '/dev/null' -RedirectStandardError $errors
         }
         finally { $env:CRIUPS_DIE_AT = $null }
         if ($KillAfterMs -ge 0) {
+            # The tool killed at once: the PowerShell and criups-engine, which runs the dump when it is started.
             Start-Sleep -Milliseconds $KillAfterMs
-            & kill -s KILL $process.Id 2>$null
+            $engines = Get-EngineProcesses $process.Id
+            & kill -s KILL @engines $process.Id 2>$null
+            Wait-Until { -not @($engines | Where-Object { Test-Path "/proc/$_" }) } 'the killed criups-engine to be gone'
         }
         if (-not $process.WaitForExit(60000)) { $process.Kill(); throw "the checkpoint at $DieAt did not end" }
-        $process.ExitCode
+        Get-CheckpointDeath $process $errors
     }
 
     # Every thread of every process of the tree: its state (R and S alike: a matter of the moment), tracer and mask.
@@ -81,7 +85,7 @@ BeforeAll {
             $server = if ($PageServer) { & $PageServer }
             $exit = if ($random) { Invoke-DyingCheckpoint $Root $image '' -KillAfterMs ([int]$instant.Split(':')[1]) -PreDump:$PreDump -PageServer $server }
             else { Invoke-DyingCheckpoint $Root $image $instant -PreDump:$PreDump -PageServer $server }
-            if (-not $random) { $exit | Should -Be 137 -Because "the checkpoint must die at $instant (SIGKILL)" }
+            if (-not $random) { $exit | Should -Be 'SIGKILL' -Because "the checkpoint must die at $instant" }
             Resume-HeldStoppedThreads $Root $before
             @(Get-TreeThreads $Root) | Should -Be $before -Because "every thread must carry on as before after a death at $instant"
             Invoke-SelfCheck $Root $Log | Should -Match $Expected -Because "the tree verifies itself after a death at $instant"
@@ -146,6 +150,34 @@ Describe 'A checkpoint whose PowerShell is killed' {
         finally { $servers | Stop-LazyPageServer }
     }
 
+    It 'leaves the process running as before when only the PowerShell dies: criups-engine, cut off, lets it go and removes its image' {
+        $work = Join-Path $TestDrive 'orphaned'
+        $log = Join-Path $work 'memhog.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'memhog') -Arguments '512', $log -WorkDirectory $work
+        $image = Join-Path $TestDrive 'orphaned-image'
+        $command = Get-DyingCheckpointCommand $Module "-Id $target -ImagePath '$image'"
+        $process = Start-Process $Pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-Command', $command -PassThru -RedirectStandardOutput '/dev/null'
+        # The PowerShell dies while criups-engine holds the process frozen: the engine is stopped there (SIGSTOP), so
+        # that the death falls inside the dump whatever the machine's speed, and goes on once the PowerShell is gone.
+        $engine = 0
+        Wait-Until {
+            $script:engine = @(Get-EngineProcesses $process.Id)[0]
+            $script:engine -and (Get-Content "/proc/$target/status" -ErrorAction Ignore) -match "^TracerPid:\s+$($script:engine)$"
+        } 'criups-engine to seize the process' 30
+        $engine = $script:engine
+        & kill -s STOP $engine
+        & kill -s KILL $process.Id
+        $process.WaitForExit(10000) | Should -BeTrue
+        & kill -s CONT $engine
+        Wait-Until { -not (Test-Path "/proc/$engine") } 'criups-engine to end, cut off from its PowerShell' 30
+        (Get-Content "/proc/$target/status" | Where-Object { $_ -like 'TracerPid:*' }) | Should -Match '\s0$'
+        (Get-Content "/proc/$target/status" | Where-Object { $_ -like 'State:*' }) | Should -Not -Match 'T \(stopped\)|t \(tracing stop\)'
+        Test-Path $image | Should -BeFalse -Because 'the cancelled checkpoint removed what it wrote'
+        @(Get-ChildItem -Force $TestDrive -Filter '.orphaned-image.criups-*') | Should -BeNullOrEmpty
+        Send-Signal $target USR1
+        Wait-Until { (Test-Path $log) -and (Get-Content $log) -match "^OK pid=$target$" } 'memhog to verify its memory' 30
+    }
+
     It 'leaves a TCP server with an established connection serving it: no repair mode, no network lock left' {
         $work = Join-Path $TestDrive 'tcp'
         $python = (Get-Command python3 -CommandType Application | Select-Object -First 1).Source
@@ -160,7 +192,7 @@ Describe 'A checkpoint whose PowerShell is killed' {
         $image = Join-Path $TestDrive 'tcp-image'
         foreach ($instant in 'call:2', 'code:3', 'write:4', 'release:1', 'copy:1') {
             $tables = @(Get-LockTable)
-            Invoke-DyingCheckpoint $server $image $instant -TcpEstablished | Should -Be 137 -Because "the checkpoint must die at $instant"
+            Invoke-DyingCheckpoint $server $image $instant -TcpEstablished | Should -Be 'SIGKILL' -Because "the checkpoint must die at $instant"
             @(Get-LockTable | Where-Object { $_ -notin $tables }) | Should -BeNullOrEmpty -Because "the kernel lifts the lock of a session that died at $instant"
             $before = & $received
             Wait-Until { (& $received) -gt $before + 64KB } "the echo to flow on after a death at $instant"

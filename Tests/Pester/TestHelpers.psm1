@@ -139,6 +139,29 @@ function Get-FailurePoints([ValidateSet('Dump', 'Restore')][string]$Pipeline) {
     @($type.GetField($Pipeline).GetValue($null))
 }
 
+# A Checkpoint-Process command line for a PowerShell of its own that a test makes die (CRIUPS_DIE_AT), or kills: its
+# failure's message goes to stderr whole, unwrapped, for Get-CheckpointDeath to read.
+function Get-DyingCheckpointCommand([string]$Module, [string]$Arguments) {
+    "Import-Module '$Module'; try { Checkpoint-Process $Arguments -ErrorAction Stop | Out-Null } catch { [Console]::Error.WriteLine(`$_.Exception.Message); exit 1 }"
+}
+
+# How such a checkpoint ended: 'SIGKILL' when what ran the dump was killed by SIGKILL (at a death point): the
+# PowerShell itself (exit status 137) for a checkpoint that runs in the session (pre-dumps, page servers), or
+# criups-engine, which the PowerShell reports (its error names the signal); otherwise the status and what it said.
+function Get-CheckpointDeath([Diagnostics.Process]$Process, [string]$ErrorFile) {
+    $said = Get-Content $ErrorFile -Raw -ErrorAction Ignore
+    if ($Process.ExitCode -eq 137 -or ($Process.ExitCode -eq 1 -and $said -match 'criups-engine \(PID \d+\), which ran the checkpoint, was killed by signal 9 ')) { 'SIGKILL' }
+    else { "exit status $($Process.ExitCode): $said" }
+}
+
+# The criups-engine programs a PowerShell runs (its checkpoints), by PID.
+function Get-EngineProcesses([int]$PowerShell) {
+    @(foreach ($dir in Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$') {
+        $stat = Get-Content "$($dir.FullName)/stat" -Raw -ErrorAction Ignore
+        if ($stat -match "^\d+ \(criups-engine\) \S $PowerShell ") { [int]$dir.Name }
+    })
+}
+
 # Registers a pid (e.g. a restored process) to be killed by Stop-TestProcesses.
 function Register-TestProcess([int]$Id) { $script:Started.Add($Id) }
 

@@ -158,6 +158,9 @@ internal static class WriteTracking
     /// <summary>Records that the writes of this tracking are now counted from the image with run id <paramref name="runId"/>.</summary>
     public static void Publish(TrackedProcess tracking, string runId) => tracking.ArmedBy = runId;
 
+    /// <summary>Whether this process tracks the writes of <paramref name="pid"/>.</summary>
+    public static bool Tracks(int pid) => Table.ContainsKey(pid);
+
     /// <summary>Ends the tracking of <paramref name="pid"/>, if any: closing the userfaultfd unregisters every area and lifts every protection.</summary>
     public static void End(int pid)
     {

@@ -1,0 +1,126 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.Logging;
+using static CriuPS.Engine.EngineProcess.EngineProcessProtocol;
+
+namespace CriuPS.Engine.EngineProcess;
+
+/// <summary>
+/// criups-engine's side: reads one checkpoint request, runs it, and reports on the way (see
+/// <see cref="EngineProcessProtocol"/>). The program is compiled ahead of time (NativeAOT): nothing of it is compiled
+/// when it runs, so a fresh PowerShell's first checkpoint costs what its tenth does, and no dump rehearsal is needed.
+/// </summary>
+public static class EngineProcessServer
+{
+    /// <summary>Serves one request; returns the program's exit status (0: saved, 1: failed, reported as such).</summary>
+    public static int Serve(Stream input, Stream output)
+    {
+        using var writer = new BinaryWriter(output);
+        using var cancellation = new CancellationTokenSource();
+        var reader = new BinaryReader(input);
+        DumpOptions options;
+        try
+        {
+            options = ReadDumpRequest(reader, cancellation.Token);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException)
+        {
+            WriteFailure(writer, e);
+            return 1;
+        }
+        WatchForCancellation(input, cancellation);
+        var events = new EventWriter(writer, cancellation);
+        try
+        {
+            string saved = DumpPipeline.Save(options, events);
+            lock (writer)
+            {
+                writer.Write((byte)EventKind.Saved);
+                writer.Write(saved);
+                writer.Flush();
+            }
+            return 0;
+        }
+        catch (Exception e)
+        {
+            try
+            {
+                lock (writer)
+                {
+                    WriteFailure(writer, e);
+                }
+            }
+            catch (IOException)
+            {
+                // The session is gone.
+            }
+            return 1;
+        }
+    }
+
+    // The session keeps our stdin open until the end; its end (closed on Ctrl+C, or by the kernel when the session
+    // dies) cancels the checkpoint, which releases the process and removes what was written, as in the session.
+    private static void WatchForCancellation(Stream input, CancellationTokenSource cancellation)
+    {
+        var watcher = new Thread(() =>
+        {
+            var buffer = new byte[64];
+            try
+            {
+                while (input.Read(buffer) > 0)
+                {
+                }
+            }
+            catch (IOException)
+            {
+            }
+            try
+            {
+                cancellation.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // the operation ended first
+            }
+        })
+        {
+            Name = "criups-engine stdin",
+            IsBackground = true,
+        };
+        watcher.Start();
+    }
+
+    // Reports as they come. A report that cannot be written (the session is gone) cancels the operation rather than
+    // fail where it is: the engine reports from its failure paths too, which must go on and release the processes.
+    private sealed class EventWriter(BinaryWriter writer, CancellationTokenSource cancellation) : IEngineObserver
+    {
+        public void Phase(string name) => Write(w => w.Write(name), EventKind.Phase);
+
+        public void Warning(string message) => Write(w => w.Write(message), EventKind.Warning);
+
+        public void Detail(string message) => Write(w => w.Write(message), EventKind.Detail);
+
+        public void Progress(string activity, long done, long total) => Write(w =>
+        {
+            w.Write(activity);
+            w.Write(done);
+            w.Write(total);
+        }, EventKind.Progress);
+
+        private void Write(Action<BinaryWriter> body, EventKind kind)
+        {
+            try
+            {
+                lock (writer)
+                {
+                    writer.Write((byte)kind);
+                    body(writer);
+                    writer.Flush();
+                }
+            }
+            catch (IOException)
+            {
+                cancellation.Cancel();
+            }
+        }
+    }
+}

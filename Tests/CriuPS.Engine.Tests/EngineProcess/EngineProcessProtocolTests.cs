@@ -1,0 +1,177 @@
+using CriuPS.Engine.Dump;
+using CriuPS.Engine.EngineProcess;
+using CriuPS.Engine.Errors;
+using Xunit;
+
+namespace CriuPS.Engine.Tests.EngineProcess;
+
+// What the session and criups-engine say to each other: every option of a checkpoint crosses, failures come back as
+// the session would have thrown them, and the engine's side answers a request it cannot run with a failure.
+public class EngineProcessProtocolTests
+{
+    // Options the request does not carry: the page server's (its certificates stay in the session, which runs those
+    // checkpoints) and the cancellation (the end of the engine's stdin is the session's Ctrl+C).
+    private static readonly string[] NotCarried = [nameof(DumpOptions.PageServer), nameof(DumpOptions.Cancellation), nameof(DumpOptions.CallerProcessId)];
+
+    [Fact]
+    public void EveryOptionOfACheckpointCrosses()
+    {
+        // Each public option set to a value other than its default, by reflection: an option added later and left out
+        // of the request fails here.
+        var options = new DumpOptions { ProcessId = 4242 };
+        var properties = typeof(DumpOptions).GetProperties().Where(p => p.SetMethod is { IsPublic: true } && !NotCarried.Contains(p.Name)).ToList();
+        foreach (var property in properties)
+        {
+            property.SetValue(options, Unusual(property.PropertyType, property.Name));
+        }
+        var stream = new MemoryStream();
+        EngineProcessProtocol.WriteDumpRequest(new BinaryWriter(stream), options, callerProcessId: 77);
+        stream.Position = 0;
+        using var cancellation = new CancellationTokenSource();
+        var read = EngineProcessProtocol.ReadDumpRequest(new BinaryReader(stream), cancellation.Token);
+        foreach (var property in properties)
+        {
+            var expected = property.GetValue(options);
+            var actual = property.GetValue(read);
+            if (expected is IEnumerable<int> list)
+            {
+                Assert.Equal(list, (IEnumerable<int>)actual!);
+            }
+            else
+            {
+                Assert.True(Equals(expected, actual), $"{property.Name}: {expected} sent, {actual} read");
+            }
+        }
+        Assert.Equal(77, read.CallerProcessId);
+        Assert.Equal(cancellation.Token, read.Cancellation);
+        Assert.Equal(stream.Length, stream.Position);
+    }
+
+    [Fact]
+    public void NullOptionsCrossAsNull()
+    {
+        var stream = new MemoryStream();
+        EngineProcessProtocol.WriteDumpRequest(new BinaryWriter(stream), new DumpOptions { ProcessId = 1, ImagePath = "/i" }, 2);
+        stream.Position = 0;
+        var read = EngineProcessProtocol.ReadDumpRequest(new BinaryReader(stream), default);
+        Assert.Null(read.ParentImage);
+        Assert.Null(read.FreezeCgroup);
+        Assert.Null(read.FailAt);
+        Assert.Empty(read.IpcKeys);
+    }
+
+    [Fact]
+    public void SomethingElseOnItsInputIsRefused()
+    {
+        var garbage = new MemoryStream("GET / HTTP/1.1\r\n"u8.ToArray());
+        Assert.Throws<InvalidDataException>(() => EngineProcessProtocol.ReadDumpRequest(new BinaryReader(garbage), default));
+    }
+
+    [Theory]
+    [InlineData(1234)]
+    [InlineData("/images/app")]
+    [InlineData(null)]
+    public void ACheckpointFailureComesBackAsItWasThrown(object? target)
+    {
+        var thrown = new CheckpointException(CheckpointErrorKind.ShellJobRequired, "Process 1234 is a shell job.", target, "Use -ShellJob.") { LogPath = "/images/app/dump.log" };
+        var back = Assert.IsType<CheckpointException>(RoundTrip(thrown));
+        Assert.Equal(thrown.Kind, back.Kind);
+        Assert.Equal(thrown.Message, back.Message);
+        Assert.Equal(target, back.Target);
+        Assert.Equal(thrown.RecommendedAction, back.RecommendedAction);
+        Assert.Equal(thrown.LogPath, back.LogPath);
+    }
+
+    [Fact]
+    public void OtherFailuresComeBackByTheirMessageADenialAsADenial()
+    {
+        Assert.IsType<UnauthorizedAccessException>(RoundTrip(new UnauthorizedAccessException("Access to the path '/x' is denied.")));
+        var other = Assert.IsType<InvalidOperationException>(RoundTrip(new FormatException("bad number")));
+        Assert.Contains("FormatException: bad number", other.Message);
+    }
+
+    [Fact]
+    public void TheEngineAnswersARequestForNoProcessWithItsFailure()
+    {
+        var request = new MemoryStream();
+        EngineProcessProtocol.WriteDumpRequest(new BinaryWriter(request), new DumpOptions { ProcessId = int.MaxValue, ImagePath = Path.Combine(Path.GetTempPath(), "never") }, Environment.ProcessId);
+        using var input = new HeldOpenInput(request.ToArray());
+        var output = new MemoryStream();
+        Assert.Equal(1, EngineProcessServer.Serve(input, output));
+        var events = new BinaryReader(new MemoryStream(output.ToArray()));
+        while ((EngineProcessProtocol.EventKind)events.ReadByte() != EngineProcessProtocol.EventKind.Failed)
+        {
+            _ = events.ReadString(); // phases and details before the check fails
+        }
+        var failure = Assert.IsType<CheckpointException>(EngineProcessProtocol.ReadFailure(events));
+        Assert.Equal(CheckpointErrorKind.ProcessNotFound, failure.Kind);
+        Assert.Equal(int.MaxValue, failure.Target);
+    }
+
+    [Fact]
+    public void TheEngineAnswersSomethingElseWithAFailure()
+    {
+        var output = new MemoryStream();
+        Assert.Equal(1, EngineProcessServer.Serve(new MemoryStream([1, 2, 3]), output));
+        var events = new BinaryReader(new MemoryStream(output.ToArray()));
+        Assert.Equal(EngineProcessProtocol.EventKind.Failed, (EngineProcessProtocol.EventKind)events.ReadByte());
+        Assert.IsType<InvalidOperationException>(EngineProcessProtocol.ReadFailure(events));
+    }
+
+    private static Exception RoundTrip(Exception thrown)
+    {
+        var stream = new MemoryStream();
+        EngineProcessProtocol.WriteFailure(new BinaryWriter(stream), thrown);
+        stream.Position = 0;
+        var reader = new BinaryReader(stream);
+        Assert.Equal(EngineProcessProtocol.EventKind.Failed, (EngineProcessProtocol.EventKind)reader.ReadByte());
+        var back = EngineProcessProtocol.ReadFailure(reader);
+        Assert.Equal(stream.Length, stream.Position);
+        return back;
+    }
+
+    private static object Unusual(Type type, string name) => type switch
+    {
+        _ when type == typeof(bool) => true,
+        _ when type == typeof(int) => 4242,
+        _ when type == typeof(long) => 123456789L,
+        _ when type == typeof(string) => $"/somewhere/{name}",
+        _ when type == typeof(TimeSpan) => TimeSpan.FromMilliseconds(2500),
+        _ when type == typeof(IReadOnlyList<int>) => new[] { 5, -6, 7 },
+        _ => throw new InvalidOperationException($"DumpOptions.{name} is a {type.Name}: give it an unusual value here, and carry it in the request"),
+    };
+
+    // The session's end of the engine's stdin: the request, then nothing until the operation is over (its end, once
+    // disposed, would cancel a running one).
+    private sealed class HeldOpenInput(byte[] request) : Stream
+    {
+        private readonly MemoryStream data = new(request);
+        private readonly ManualResetEventSlim closed = new();
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            int n = data.Read(buffer, offset, count);
+            if (n == 0)
+            {
+                closed.Wait();
+            }
+            return n;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            closed.Set();
+            base.Dispose(disposing);
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
