@@ -21,20 +21,17 @@ namespace CriuPS.Engine.Dump;
 public static class DumpPipeline
 {
 
-    /// <summary>Checkpoints (or pre-dumps) into the image directory of <see cref="DumpOptions.ImagePath"/>.</summary>
-    public static CheckpointImage Run(DumpOptions options, IEngineObserver observer) => CheckpointImageReader.Read(Save(options, observer));
-
-    /// <summary>Checkpoints (or pre-dumps) into the image directory of <see cref="DumpOptions.ImagePath"/>; returns its location.</summary>
-    public static string Save(DumpOptions options, IEngineObserver observer)
+    /// <summary>Checkpoints into the image directory of <see cref="DumpOptions.ImagePath"/>.</summary>
+    public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
     {
         BackgroundCopy.CheckOptions(options);
         if (options.PreDump)
         {
-            return PreDumpPipeline.Save(options, observer);
+            return PreDumpPipeline.Run(options, observer);
         }
         var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
         var (_, output) = Dump(options, observer, parent, () => BeginImage(options, parent));
-        return output.Location;
+        return CheckpointImageReader.Read(output.Location);
     }
 
     /// <summary>Checkpoints into the image directory of the page server of <see cref="DumpOptions.PageServer"/>.</summary>

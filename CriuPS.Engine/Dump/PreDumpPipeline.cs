@@ -14,12 +14,11 @@ namespace CriuPS.Engine.Dump;
 /// </summary>
 internal static class PreDumpPipeline
 {
-    /// <summary>Pre-dumps into the image directory of <see cref="DumpOptions.ImagePath"/>; returns its location.</summary>
-    public static string Save(DumpOptions options, IEngineObserver observer)
+    public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)
     {
         var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
         var (_, directory) = Take(options, observer, parent, () => DumpPipeline.BeginImage(options, parent));
-        return directory.Location;
+        return CheckpointImageReader.Read(directory.Location);
     }
 
     /// <summary>

@@ -16,8 +16,8 @@ namespace CriuPS.Engine.EngineProcess;
 /// Runs a checkpoint in criups-engine, the engine compiled ahead of time, rather than in this process: a PowerShell
 /// compiles and loads the engine's code the first time it runs it, which made a fresh session's first checkpoint of
 /// a small process three times as long as its tenth. The program is started per checkpoint (posix_spawn: a few ms),
-/// reports what it does as it goes, and ends with the image's directory, read here into the same
-/// <see cref="CheckpointImage"/> as <see cref="DumpPipeline.Run"/> returns.
+/// reports what it does as it goes, and ends with the same <see cref="CheckpointImage"/> as <see cref="DumpPipeline.Run"/>
+/// returns, read back there from the image it wrote.
 /// </summary>
 public static class EngineProcessClient
 {
@@ -69,7 +69,7 @@ public static class EngineProcessClient
             // Ctrl+C: the end of its stdin cancels the engine's checkpoint, which releases the process; its report
             // (Cancelled) still comes.
             using var cancel = options.Cancellation.Register(request.Dispose);
-            return CheckpointImageReader.Read(engine.Relay(events, observer));
+            return engine.Relay(events, observer);
         }
         finally
         {
@@ -84,8 +84,8 @@ public static class EngineProcessClient
 
         public void Reap() => ended ??= Wait4.Wait(pid, 0);
 
-        // Passes the engine's reports on until its last: the saved image's directory, or its failure, thrown here.
-        public string Relay(BinaryReader events, IEngineObserver observer)
+        // Passes the engine's reports on until its last: the saved image, or its failure, thrown here.
+        public CheckpointImage Relay(BinaryReader events, IEngineObserver observer)
         {
             while (true)
             {
@@ -113,7 +113,7 @@ public static class EngineProcessClient
                         observer.Detail(events.ReadString());
                         break;
                     case EventKind.Saved:
-                        return events.ReadString();
+                        return CheckpointImageCodec.Read(events);
                     case EventKind.Failed:
                         throw ReadFailure(events);
                     default:

@@ -6,7 +6,7 @@ namespace CriuPS.Engine.EngineProcess;
 /// <summary>
 /// What the PowerShell session and criups-engine say to each other over the engine's stdin and stdout: one request
 /// (the checkpoint's options), then from the engine a stream of what it reports (phases, progress, warnings, details)
-/// ending with the image's directory or the failure. Stdin stays open for the operation's length: its end (the session
+/// ending with the saved image (<see cref="CheckpointImageCodec"/>) or the failure. Stdin stays open for the operation's length: its end (the session
 /// closed it, or died) cancels the operation, which then releases the process as any cancelled checkpoint does.
 /// Both ends are built from the same module, so the format has no versions, only a magic number that catches a
 /// program that is not criups-engine.
@@ -146,7 +146,7 @@ internal static class EngineProcessProtocol
             : new InvalidOperationException($"criups-engine failed: {message}");
     }
 
-    private static void WriteOptional(BinaryWriter writer, string? text)
+    public static void WriteOptional(BinaryWriter writer, string? text)
     {
         writer.Write(text is not null);
         if (text is not null)

@@ -31,11 +31,11 @@ public static class EngineProcessServer
         var events = new EventWriter(writer, cancellation);
         try
         {
-            string saved = DumpPipeline.Save(options, events);
+            var saved = DumpPipeline.Run(options, events);
             lock (writer)
             {
                 writer.Write((byte)EventKind.Saved);
-                writer.Write(saved);
+                CheckpointImageCodec.Write(writer, saved);
                 writer.Flush();
             }
             return 0;
