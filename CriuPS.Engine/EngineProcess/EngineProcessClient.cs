@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Runtime.Intrinsics.X86;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
 using CriuPS.Engine.Logging;
@@ -27,11 +28,14 @@ public static class EngineProcessClient
     /// Whether criups-engine takes this checkpoint. Not a pre-dump, nor a checkpoint on top of a parent image, nor one
     /// of a process whose writes this session tracks: write tracking lives in the session that armed it (its
     /// userfaultfd), which must read and end it. Not a checkpoint to a page server (its certificates stay in the
-    /// session), nor a move's dumps (the move holds the tree between them).
+    /// session), nor a move's dumps (the move holds the tree between them). Nor on a CPU older than the program's
+    /// code (x86-64-v3, CriuPS.EngineProcess.csproj), which it would refuse to start on.
     /// </summary>
     public static bool Takes(DumpOptions options) =>
         options.PageServer is null && !options.PreDump && options.ParentImage is null && !options.HoldStopped && !options.LeaveLazyPages
-        && !WriteTracking.Tracks(options.ProcessId);
+        && !WriteTracking.Tracks(options.ProcessId) && RunsOnThisCpu;
+
+    private static bool RunsOnThisCpu => Avx2.IsSupported && Bmi1.IsSupported && Bmi2.IsSupported && Fma.IsSupported && Lzcnt.IsSupported;
 
     /// <summary>Checkpoints as <see cref="DumpPipeline.Run"/> does, in criups-engine, when it <see cref="Takes"/> the options.</summary>
     public static CheckpointImage Run(DumpOptions options, IEngineObserver observer)

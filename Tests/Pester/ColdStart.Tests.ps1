@@ -33,6 +33,20 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
     }
 
+    It 'checkpoints in the session where the CPU lacks what criups-engine was compiled for (AVX2 hidden from the runtime here)' {
+        $work = Join-Path $TestDrive 'old-cpu'
+        $target = Start-TestTarget -Program (Get-TestTarget 'selfcheck') -Arguments 'sleep', $work -WorkDirectory $work
+        $image = Join-Path $TestDrive 'old-cpu-image'
+        $env:DOTNET_EnableAVX2 = '0'
+        try { $said = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; `$PID; Checkpoint-Process -Id $target -ImagePath '$image' -LeaveRunning | Out-Null" }
+        finally { Remove-Item env:DOTNET_EnableAVX2 }
+        $LASTEXITCODE | Should -Be 0
+        Get-Content (Join-Path $image 'dump.log') | Where-Object { $_ -match 'dumping \d+ into .*, in (\S+) \(PID (\d+)\)$' } | Should -Not -BeNullOrEmpty
+        $Matches[1] | Should -Be 'pwsh'
+        [int]$Matches[2] | Should -Be ([int]$said)
+        Invoke-SelfCheck $target (Join-Path $work 'selfcheck.log') | Should -Match "^OK counter=\d+ pid=$target$"
+    }
+
     It 'rehearses a pre-dump, which runs in the session, on a process of its own before the freeze, so that its frozen phases compile next to nothing' {
         $work = Join-Path $TestDrive 'threads'
         $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
