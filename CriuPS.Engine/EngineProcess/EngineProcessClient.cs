@@ -50,13 +50,24 @@ public static class EngineProcessClient
         var (requestRead, requestWrite) = FileDescriptor.Pipe(O.CLOEXEC);
         var (eventsRead, eventsWrite) = FileDescriptor.Pipe(O.CLOEXEC);
         int pid;
-        using (requestRead)
-        using (eventsWrite)
-        using (InheritedCapabilities.PassOn()) // a session given capabilities by file (setcap) would start it without
+        try
         {
+            // Capabilities this session holds by file (setcap on its binary) would be lost at exec: raised to ambient.
+            using var passedOn = InheritedCapabilities.PassOn();
             pid = PosixSpawn.Spawn(program, [ProgramName], newSession: false, requestRead.Value, eventsWrite.Value, Environment());
         }
-        var engine = new Engine(pid);
+        catch
+        {
+            requestWrite.Dispose();
+            eventsRead.Dispose();
+            throw;
+        }
+        finally
+        {
+            requestRead.Dispose();
+            eventsWrite.Dispose();
+        }
+        var engine = new RunningEngine(pid);
         using var events = new BinaryReader(new FileStream(new SafeFileHandle(eventsRead.Release(), ownsHandle: true), FileAccess.Read, 4096));
         var request = new FileStream(new SafeFileHandle(requestWrite.Release(), ownsHandle: true), FileAccess.Write, 4096);
         try
@@ -82,7 +93,7 @@ public static class EngineProcessClient
         }
     }
 
-    private sealed class Engine(int pid)
+    private sealed class RunningEngine(int pid)
     {
         private WaitStatus? ended;
 
