@@ -1,10 +1,10 @@
-# The target is sacred: whatever instant the PowerShell running Checkpoint-Process dies at (SIGKILL: kill -9, the
-# OOM killer), every process of the tree carries on exactly as before: alive, in the state it was in (running, or
-# stopped if it was), traced by nobody, with its signal masks and its memory intact. The instants are the engine's
-# test-only death points (CRIUPS_DIE_AT, spread over every phase: threads stopping, parked, an injected call or our
-# code running in the process, memory being copied, images being written, write tracking being armed, the tree being
-# let go) and random moments chosen by the test. What a death leaves (an injection area, a hidden image directory)
-# the next checkpoint removes.
+# The target is sacred: whatever instant the PowerShell running Checkpoint-Process, or criups-engine running the dump
+# for it, dies at (SIGKILL: kill -9, the OOM killer), every process of the tree carries on exactly as before: alive,
+# in the state it was in (running, or stopped if it was), traced by nobody, with its signal masks and its memory
+# intact. The instants are the engine's test-only death points (CRIUPS_DIE_AT, spread over every phase: threads
+# stopping, parked, an injected call or our code running in the process, memory being copied, images being written,
+# write tracking being armed, the tree being let go) and random moments chosen by the test. What a death leaves (an
+# injection area, a hidden image directory) the next checkpoint removes.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
