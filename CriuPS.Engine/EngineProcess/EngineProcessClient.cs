@@ -54,7 +54,7 @@ public static class EngineProcessClient
         {
             // Capabilities this session holds by file (setcap on its binary) would be lost at exec: raised to ambient.
             using var passedOn = InheritedCapabilities.PassOn();
-            pid = PosixSpawn.Spawn(program, [ProgramName], newSession: false, requestRead.Value, eventsWrite.Value, Environment());
+            pid = PosixSpawn.Spawn(program, [ProgramName], newSession: false, requestRead.Value, eventsWrite.Value, EnvironmentVariables());
         }
         catch
         {
@@ -75,7 +75,7 @@ public static class EngineProcessClient
             try
             {
                 using var writer = new BinaryWriter(request, System.Text.Encoding.UTF8, leaveOpen: true);
-                WriteDumpRequest(writer, options, System.Environment.ProcessId);
+                WriteDumpRequest(writer, options, Environment.ProcessId);
             }
             catch (IOException)
             {
@@ -150,10 +150,11 @@ public static class EngineProcessClient
         }
     }
 
-    private static List<string> Environment()
+    // The session's, as "NAME=value": test-only death points (CRIUPS_DIE_AT) reach the program that runs the dump.
+    private static List<string> EnvironmentVariables()
     {
         var variables = new List<string>();
-        foreach (DictionaryEntry variable in System.Environment.GetEnvironmentVariables())
+        foreach (DictionaryEntry variable in Environment.GetEnvironmentVariables())
         {
             variables.Add($"{variable.Key}={variable.Value}");
         }

@@ -1,5 +1,6 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Logging;
+using CriuPS.Engine.Model;
 using static CriuPS.Engine.EngineProcess.EngineProcessProtocol;
 
 namespace CriuPS.Engine.EngineProcess;
@@ -17,43 +18,25 @@ public static class EngineProcessServer
         // Buffered, and flushed after each report: unbuffered, the image's 10,000 areas took 60,000 write calls.
         using var writer = new BinaryWriter(new BufferedStream(output, 64 << 10));
         using var cancellation = new CancellationTokenSource();
-        var reader = new BinaryReader(input);
+        var events = new EventWriter(writer, cancellation);
         DumpOptions options;
         try
         {
-            options = ReadDumpRequest(reader, cancellation.Token);
+            options = ReadDumpRequest(new BinaryReader(input), cancellation.Token);
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {
-            WriteFailure(writer, e);
+            events.Failed(e);
             return 1;
         }
         WatchForCancellation(input, cancellation);
-        var events = new EventWriter(writer, cancellation);
         try
         {
-            var saved = DumpPipeline.Run(options, events);
-            lock (writer)
-            {
-                writer.Write((byte)EventKind.Saved);
-                CheckpointImageCodec.Write(writer, saved);
-                writer.Flush();
-            }
-            return 0;
+            return events.Saved(DumpPipeline.Run(options, events)) ? 0 : 1;
         }
         catch (Exception e)
         {
-            try
-            {
-                lock (writer)
-                {
-                    WriteFailure(writer, e);
-                }
-            }
-            catch (IOException)
-            {
-                // The session is gone.
-            }
+            events.Failed(e);
             return 1;
         }
     }
@@ -90,37 +73,56 @@ public static class EngineProcessServer
         watcher.Start();
     }
 
-    // Reports as they come. A report that cannot be written (the session is gone) cancels the operation rather than
-    // fail where it is: the engine reports from its failure paths too, which must go on and release the processes.
+    // Reports as they come, and the last one. A report that cannot be written (the session is gone) cancels the
+    // operation rather than fail where it is: the engine reports from its failure paths too, which must go on and
+    // release the processes.
     private sealed class EventWriter(BinaryWriter writer, CancellationTokenSource cancellation) : IEngineObserver
     {
-        public void Phase(string name) => Write(w => w.Write(name), EventKind.Phase);
+        public void Phase(string name) => Text(EventKind.Phase, name);
 
-        public void Warning(string message) => Write(w => w.Write(message), EventKind.Warning);
+        public void Warning(string message) => Text(EventKind.Warning, message);
 
-        public void Detail(string message) => Write(w => w.Write(message), EventKind.Detail);
+        public void Detail(string message) => Text(EventKind.Detail, message);
 
         public void Progress(string activity, long done, long total) => Write(w =>
         {
+            w.Write((byte)EventKind.Progress);
             w.Write(activity);
             w.Write(done);
             w.Write(total);
-        }, EventKind.Progress);
+        });
 
-        private void Write(Action<BinaryWriter> body, EventKind kind)
+        /// <summary>The saved image, last; whether the session got it.</summary>
+        public bool Saved(CheckpointImage image) => Write(w =>
+        {
+            w.Write((byte)EventKind.Saved);
+            CheckpointImageCodec.Write(w, image);
+        });
+
+        /// <summary>The failure, last.</summary>
+        public void Failed(Exception failure) => Write(w => WriteFailure(w, failure));
+
+        private void Text(EventKind kind, string text) => Write(w =>
+        {
+            w.Write((byte)kind);
+            w.Write(text);
+        });
+
+        private bool Write(Action<BinaryWriter> frame)
         {
             try
             {
                 lock (writer)
                 {
-                    writer.Write((byte)kind);
-                    body(writer);
+                    frame(writer);
                     writer.Flush();
                 }
+                return true;
             }
             catch (IOException)
             {
                 cancellation.Cancel();
+                return false;
             }
         }
     }

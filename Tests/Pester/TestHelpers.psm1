@@ -118,13 +118,16 @@ function Stop-TestProcesses([int[]]$Also = @()) {
     $script:Started.Clear()
 }
 
-# The restore hosts this session started (`sleep 1000000`, forked by the engine) that are still around, zombies too.
-function Get-RestoreHosts {
+# The children of $Parent whose command is $Name, by PID, zombies too.
+function Get-ChildProcesses([string]$Name, [int]$Parent) {
     @(foreach ($dir in Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$') {
         $stat = Get-Content "$($dir.FullName)/stat" -Raw -ErrorAction Ignore
-        if ($stat -match "^\d+ \(sleep\) \S $PID ") { [int]$dir.Name }
+        if ($stat -match "^\d+ \($([regex]::Escape($Name))\) \S $Parent ") { [int]$dir.Name }
     })
 }
+
+# The restore hosts this session started (`sleep 1000000`, forked by the engine) that are still around, zombies too.
+function Get-RestoreHosts { Get-ChildProcesses 'sleep' $PID }
 
 # The nftables tables named like the network lock ("table inet CRIU-..."), through the engine's own libnftables binding.
 function Get-LockTable {
@@ -155,12 +158,7 @@ function Get-CheckpointDeath([Diagnostics.Process]$Process, [string]$ErrorFile) 
 }
 
 # The criups-engine programs a PowerShell runs (its checkpoints), by PID.
-function Get-EngineProcesses([int]$PowerShell) {
-    @(foreach ($dir in Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$') {
-        $stat = Get-Content "$($dir.FullName)/stat" -Raw -ErrorAction Ignore
-        if ($stat -match "^\d+ \(criups-engine\) \S $PowerShell ") { [int]$dir.Name }
-    })
-}
+function Get-EngineProcesses([int]$PowerShell) { Get-ChildProcesses 'criups-engine' $PowerShell }
 
 # Registers a pid (e.g. a restored process) to be killed by Stop-TestProcesses.
 function Register-TestProcess([int]$Id) { $script:Started.Add($Id) }
