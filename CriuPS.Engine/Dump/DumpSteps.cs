@@ -212,7 +212,7 @@ internal sealed class DumpSteps
     {
         directory = DumpPipeline.WithDigests(open(), options, log);
         log.AttachFile(directory.LogPath);
-        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} {(options.PreDump ? "pre-dumping" : "dumping")} {root} into {directory.Location}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}, in {Path.GetFileName(Environment.ProcessPath)} (PID {Environment.ProcessId})");
+        log.Write($"CriuPS {typeof(DumpPipeline).Assembly.GetName().Version} {(options.PreDump ? "pre-dumping" : "dumping")} {root} into {directory.Location}{(parent is null ? "" : $" on top of {parent.Directory}")} on {Environment.OSVersion}, in {EngineLog.RunningIn}");
         session = new DumpSession(options, log, directory, parent);
         quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
     }

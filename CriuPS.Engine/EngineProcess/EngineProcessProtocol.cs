@@ -1,19 +1,22 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Restore;
 
 namespace CriuPS.Engine.EngineProcess;
 
 /// <summary>
 /// What the PowerShell session and criups-engine say to each other over the engine's stdin and stdout: one request
-/// (the checkpoint's options), then from the engine a stream of what it reports (phases, progress, warnings, details)
-/// ending with the saved image (<see cref="CheckpointImageCodec"/>) or the failure. Stdin stays open for the operation's length: its end (the session
-/// closed it, or died) cancels the operation, which then releases the process as any cancelled checkpoint does.
-/// Both ends are built from the same module, so the format has no versions, only a magic number that catches a
-/// program that is not criups-engine.
+/// (a checkpoint's or a restore's options), then from the engine a stream of what it reports (phases, progress,
+/// warnings, details) ending with the saved image (<see cref="CheckpointImageCodec"/>), the restored process
+/// (<see cref="RestoredProcessCodec"/>) or the failure. Stdin stays open for the operation's length: its end (the
+/// session closed it, or died) cancels the operation, which then releases the process, or kills what the restore
+/// made, as any cancelled operation does. Both ends are built from the same module, so the format has no versions,
+/// only magic numbers that tell the requests apart and catch a program that is not criups-engine.
 /// </summary>
 internal static class EngineProcessProtocol
 {
-    private const uint RequestMagic = 0x43524B44; // "CRKD": a checkpoint request
+    private const uint DumpRequestMagic = 0x43524B44; // "CRKD": a checkpoint request
+    private const uint RestoreRequestMagic = 0x43525253; // "CRRS": a restore request
 
     public enum EventKind : byte
     {
@@ -23,6 +26,8 @@ internal static class EngineProcessProtocol
         Detail = 4,
         Saved = 5,
         Failed = 6,
+        Restored = 7,
+        RootCreated = 8,
     }
 
     private enum TargetKind : byte
@@ -34,7 +39,7 @@ internal static class EngineProcessProtocol
 
     public static void WriteDumpRequest(BinaryWriter writer, DumpOptions options, int callerProcessId)
     {
-        writer.Write(RequestMagic);
+        writer.Write(DumpRequestMagic);
         writer.Write(callerProcessId);
         writer.Write(options.ProcessId);
         writer.Write(options.ImagePath);
@@ -60,12 +65,62 @@ internal static class EngineProcessProtocol
         writer.Flush();
     }
 
-    public static DumpOptions ReadDumpRequest(BinaryReader reader, CancellationToken cancellation)
+    /// <summary>
+    /// A restore's request: the caller started <paramref name="hostProcessId"/> for it (<see cref="RestoreOptions.HostProcessId"/>).
+    /// </summary>
+    public static void WriteRestoreRequest(BinaryWriter writer, RestoreOptions options, int hostProcessId)
     {
-        if (reader.ReadUInt32() != RequestMagic)
-        {
-            throw new InvalidDataException("criups-engine was given something other than a checkpoint request on its standard input.");
-        }
+        writer.Write(RestoreRequestMagic);
+        writer.Write(hostProcessId);
+        writer.Write(options.ImagePath);
+        writer.Write(options.Detach);
+        writer.Write(options.ShellJob);
+        writer.Write(options.LazyPages);
+        writer.Write(options.TcpEstablished);
+        writer.Write(options.TcpClose);
+        WriteOptional(writer, options.NetworkNamespace);
+        WriteNames(writer, options.ExternalVeth);
+        WriteNames(writer, options.ExternalMounts);
+        writer.Write((int)options.CgroupMode);
+        writer.Write(options.NewPidNamespace);
+        WriteOptional(writer, options.FailAt);
+        WriteOptional(writer, options.LogPath);
+        writer.Flush();
+    }
+
+    /// <summary>
+    /// The request on criups-engine's stdin: <see cref="DumpOptions"/> or <see cref="RestoreOptions"/>, cancelled by
+    /// <paramref name="cancellation"/>; a restore tells <paramref name="rootCreated"/> its root's PID.
+    /// </summary>
+    public static object ReadRequest(BinaryReader reader, CancellationToken cancellation, Action<int> rootCreated) => reader.ReadUInt32() switch
+    {
+        DumpRequestMagic => ReadDumpRequest(reader, cancellation),
+        RestoreRequestMagic => ReadRestoreRequest(reader, cancellation, rootCreated),
+        _ => throw new InvalidDataException("criups-engine was given something other than a checkpoint or restore request on its standard input."),
+    };
+
+    private static RestoreOptions ReadRestoreRequest(BinaryReader reader, CancellationToken cancellation, Action<int> rootCreated) => new()
+    {
+        HostProcessId = reader.ReadInt32(),
+        ImagePath = reader.ReadString(),
+        Detach = reader.ReadBoolean(),
+        ShellJob = reader.ReadBoolean(),
+        LazyPages = reader.ReadBoolean(),
+        TcpEstablished = reader.ReadBoolean(),
+        TcpClose = reader.ReadBoolean(),
+        NetworkNamespace = ReadOptional(reader),
+        ExternalVeth = ReadNames(reader),
+        ExternalMounts = ReadNames(reader),
+        CgroupMode = (CgroupMode)reader.ReadInt32(),
+        NewPidNamespace = reader.ReadBoolean(),
+        FailAt = ReadOptional(reader),
+        LogPath = ReadOptional(reader),
+        RootCreated = rootCreated,
+        Cancellation = cancellation,
+    };
+
+    private static DumpOptions ReadDumpRequest(BinaryReader reader, CancellationToken cancellation)
+    {
         int caller = reader.ReadInt32();
         return new DumpOptions
         {
@@ -156,4 +211,30 @@ internal static class EngineProcessProtocol
     }
 
     public static string? ReadOptional(BinaryReader reader) => reader.ReadBoolean() ? reader.ReadString() : null;
+
+    // A map of names (the veth devices' outer ends, the external mounts' host paths), or none.
+    private static void WriteNames(BinaryWriter writer, IReadOnlyDictionary<string, string>? names)
+    {
+        writer.Write(names?.Count ?? -1);
+        foreach (var (key, value) in names ?? new Dictionary<string, string>())
+        {
+            writer.Write(key);
+            writer.Write(value);
+        }
+    }
+
+    private static Dictionary<string, string>? ReadNames(BinaryReader reader)
+    {
+        int count = reader.ReadInt32();
+        if (count < 0)
+        {
+            return null;
+        }
+        var names = new Dictionary<string, string>(count, StringComparer.Ordinal);
+        for (int i = 0; i < count; i++)
+        {
+            names.Add(reader.ReadString(), reader.ReadString());
+        }
+        return names;
+    }
 }

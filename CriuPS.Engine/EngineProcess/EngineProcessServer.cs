@@ -1,14 +1,16 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Logging;
 using CriuPS.Engine.Model;
+using CriuPS.Engine.Restore;
 using static CriuPS.Engine.EngineProcess.EngineProcessProtocol;
 
 namespace CriuPS.Engine.EngineProcess;
 
 /// <summary>
-/// criups-engine's side: reads one checkpoint request, runs it, and reports on the way (see
+/// criups-engine's side: reads one checkpoint or restore request, runs it, and reports on the way (see
 /// <see cref="EngineProcessProtocol"/>). The program is compiled ahead of time (NativeAOT): nothing of it is compiled
-/// when it runs, so a fresh PowerShell's first checkpoint costs what its tenth does, and no dump rehearsal is needed.
+/// when it runs, so a fresh PowerShell's first checkpoint or restore costs what its tenth does, and no dump rehearsal
+/// is needed.
 /// </summary>
 public static class EngineProcessServer
 {
@@ -19,10 +21,10 @@ public static class EngineProcessServer
         using var writer = new BinaryWriter(new BufferedStream(output, 64 << 10));
         using var cancellation = new CancellationTokenSource();
         var events = new EventWriter(writer, cancellation);
-        DumpOptions options;
+        object request;
         try
         {
-            options = ReadDumpRequest(new BinaryReader(input), cancellation.Token);
+            request = ReadRequest(new BinaryReader(input), cancellation.Token, events.RootCreated);
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {
@@ -32,7 +34,10 @@ public static class EngineProcessServer
         WatchForCancellation(input, cancellation);
         try
         {
-            return events.Saved(DumpPipeline.Run(options, events)) ? 0 : 1;
+            bool delivered = request is RestoreOptions restore
+                ? events.Restored(RestorePipeline.Run(restore, events))
+                : events.Saved(DumpPipeline.Run((DumpOptions)request, events));
+            return delivered ? 0 : 1;
         }
         catch (Exception e)
         {
@@ -97,6 +102,20 @@ public static class EngineProcessServer
         {
             w.Write((byte)EventKind.Saved);
             CheckpointImageCodec.Write(w, image);
+        });
+
+        /// <summary>The restored process, last; whether the session got it.</summary>
+        public bool Restored(RestoredProcess restored) => Write(w =>
+        {
+            w.Write((byte)EventKind.Restored);
+            RestoredProcessCodec.Write(w, restored);
+        });
+
+        /// <summary>The restored root exists, as the session's child, which the session reaps whatever happens next.</summary>
+        public void RootCreated(int pid) => Write(w =>
+        {
+            w.Write((byte)EventKind.RootCreated);
+            w.Write(pid);
         });
 
         /// <summary>The failure, last.</summary>

@@ -58,6 +58,9 @@ public sealed class EngineLog : IDisposable
         }
     }
 
+    /// <summary>The program a run is in and its PID, for the log's first line: a PowerShell (pwsh), or criups-engine.</summary>
+    public static string RunningIn => $"{Path.GetFileName(Environment.ProcessPath)} (PID {Environment.ProcessId})";
+
     /// <summary>Moves the log file with its directory (the image directory is renamed at the end of a dump).</summary>
     public void Relocate(string newPath) => FilePath = newPath;
 

@@ -50,18 +50,10 @@ internal sealed class RestoreHost : IDisposable
     /// <summary>Starts the host; in its own session unless the restore is a shell job (which joins the caller's).</summary>
     public static RestoreHost Start(bool shellJob, EngineLog log)
     {
-        var sleep = SleepProgram;
-        int pid;
-        using (InheritedCapabilities.PassOn())
-        {
-            pid = PosixSpawn.Spawn(sleep, new[] { "sleep", "1000000" }, newSession: !shellJob);
-        }
+        int pid = Spawn(shellJob);
         try
         {
-            var tracee = Tracee.Seize(pid, pid, TracingOptions);
-            tracee.InterruptAndWait();
-            log.Detail($"host process {pid} ({sleep}) seized");
-            return new RestoreHost(tracee, ProcessMemory.Open(pid));
+            return Seize(pid, log);
         }
         catch
         {
@@ -69,6 +61,27 @@ internal sealed class RestoreHost : IDisposable
             Wait4.Wait(pid, Wait4.WALL);
             throw;
         }
+    }
+
+    /// <summary>Starts the process a host is made of (a sleep, our child), not yet seized.</summary>
+    public static int Spawn(bool shellJob)
+    {
+        using (InheritedCapabilities.PassOn())
+        {
+            return PosixSpawn.Spawn(SleepProgram, new[] { "sleep", "1000000" }, newSession: !shellJob);
+        }
+    }
+
+    /// <summary>
+    /// Makes a host of a process <see cref="Spawn"/> started, here or in the caller that handed it to criups-engine
+    /// (<see cref="RestoreOptions.HostProcessId"/>); whoever started it kills it if this fails.
+    /// </summary>
+    public static RestoreHost Seize(int pid, EngineLog log)
+    {
+        var tracee = Tracee.Seize(pid, pid, TracingOptions);
+        tracee.InterruptAndWait();
+        log.Detail($"host process {pid} ({SleepProgram}) seized");
+        return new RestoreHost(tracee, ProcessMemory.Open(pid));
     }
 
     /// <summary>

@@ -54,6 +54,20 @@ public sealed class RestoreOptions
     /// </summary>
     public bool NewPidNamespace { get; init; }
 
+    /// <summary>
+    /// A host the caller started for this restore (a sleep, its child, in a session of its own) for the restore to
+    /// seize, rather than start one itself: criups-engine restores for a PowerShell this way, so that the restored
+    /// root is the PowerShell's child (CLONE_PARENT makes it the host's parent's), as when the session restores. The
+    /// caller kills and reaps the host once the restore ended, and reaps the root.
+    /// </summary>
+    public int? HostProcessId { get; init; }
+
+    /// <summary>
+    /// Told the root's PID as soon as it exists as the caller's child (not with <see cref="Detach"/>): whatever becomes
+    /// of the restore, a caller that is not the tracer (criups-engine's PowerShell) must reap it.
+    /// </summary>
+    public Action<int>? RootCreated { get; init; }
+
     /// <summary>Cancels the restore (whatever was created is killed) at the next phase or batch of pages.</summary>
     public CancellationToken Cancellation { get; init; }
 

@@ -48,7 +48,7 @@ public static class RestorePipeline
         int hostPid = session.Pids.Host(root.Pid);
         int? initPid = session.Pids.InitHostPid;
         steps.NamespaceInit?.Dispose();
-        if (!options.Detach)
+        if (!options.Detach && options.HostProcessId is null) // else the caller that started the host reaps
         {
             ChildReaper.Watch(initPid ?? hostPid); // the namespace's init ends with the root, with its status
         }

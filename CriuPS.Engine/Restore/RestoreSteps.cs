@@ -266,7 +266,7 @@ internal sealed class RestoreSteps : IDisposable
     {
         var images = ImageSet.Read(Options.ImagePath);
         RestoreLog.AttachLog(Log, images.Directory, Options);
-        Log.Write($"CriuPS {typeof(RestorePipeline).Assembly.GetName().Version} restoring from {images.Directory}");
+        Log.Write($"CriuPS {typeof(RestorePipeline).Assembly.GetName().Version} restoring from {images.Directory}, in {EngineLog.RunningIn}");
         RestoreLog.LogVerification(Log, Verified, Options.LazyPages);
         session = new RestoreSession(Options, Log, images)
         {
@@ -312,9 +312,9 @@ internal sealed class RestoreSteps : IDisposable
         }
         else
         {
-            Host = RestoreHost.Start(Options.ShellJob, Log);
+            Host = Options.HostProcessId is int given ? RestoreHost.Seize(given, Log) : RestoreHost.Start(Options.ShellJob, Log);
         }
-        var shells = ProcessTree.Create(session, Host, InjectionAreaSize, childOfCaller: !Options.Detach, Created.Add, enginePidfd);
+        var shells = ProcessTree.Create(session, Host, InjectionAreaSize, childOfCaller: !Options.Detach, Made, enginePidfd);
         if (NamespaceInit is null)
         {
             Host.Dispose(); // the tree is all we need; with -Detach its root now belongs to init
@@ -329,6 +329,16 @@ internal sealed class RestoreSteps : IDisposable
         foreach (var process in OnePerTable(Processes, p => p.Images.Ids.FilesId))
         {
             CloseInherited(process);
+        }
+    }
+
+    // The tree's tasks, the root first: a failure kills them; the root is the caller's to reap when it is its child.
+    private void Made(Tracee task)
+    {
+        Created.Add(task);
+        if (Created.Count == 1 && !Options.Detach && NamespaceInit is null)
+        {
+            Options.RootCreated?.Invoke(task.Tid);
         }
     }
 

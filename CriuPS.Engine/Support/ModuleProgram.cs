@@ -9,8 +9,17 @@ internal static class ModuleProgram
 {
     private const UnixFileMode Execute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
 
-    /// <summary>Where the program <paramref name="name"/> is: beside the engine, in the module's folder.</summary>
-    public static string PathOf(string name) => Path.Combine(Path.GetDirectoryName(typeof(ModuleProgram).Assembly.Location) ?? ".", name);
+    /// <summary>
+    /// Where the program <paramref name="name"/> is: beside the engine, in the module's folder; which is criups-engine's
+    /// own folder when the engine is compiled into it (its assembly has no file of its own there).
+    /// </summary>
+    public static string PathOf(string name) => Path.Combine(EngineFolder, name);
+
+    private static string EngineFolder => System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported
+#pragma warning disable IL3000 // the branch a single-file program (criups-engine) never takes
+        ? Path.GetDirectoryName(typeof(ModuleProgram).Assembly.Location) ?? "."
+#pragma warning restore IL3000
+        : AppContext.BaseDirectory;
 
     /// <summary>The program's path, once it exists and may be run; null, with why in <paramref name="problem"/>, when not.</summary>
     public static string? Find(string name, out string problem)

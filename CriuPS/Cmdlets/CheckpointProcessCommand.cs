@@ -232,7 +232,7 @@ public sealed class CheckpointProcessCommand : PageServerClientCommand, IDisposa
         {
             image = EngineRunner.Run<object>(this, $"Checkpoint of {name} ({pid})",
                 observer => server is not null ? DumpPipeline.RunToPageServer(options, observer)
-                    : EngineProcessClient.Takes(options) ? EngineProcessClient.Run(options, observer) : DumpPipeline.Run(options, observer));
+                    : EngineProcessClient.TakesCheckpoint(options) ? EngineProcessClient.Checkpoint(options, observer) : DumpPipeline.Run(options, observer));
         }
         catch (Exception e)
         {

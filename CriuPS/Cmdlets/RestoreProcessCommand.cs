@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using CriuPS.Completers;
+using CriuPS.Engine.EngineProcess;
 using CriuPS.Engine.Model;
 using CriuPS.Engine.PageServer;
 using CriuPS.Engine.Restore;
@@ -115,7 +116,8 @@ public sealed class RestoreProcessCommand : PageServerClientCommand, IDisposable
             RestoredProcess restored;
             try
             {
-                restored = EngineRunner.Run(this, $"Restore from {path}", observer => RestorePipeline.Run(options, observer));
+                restored = EngineRunner.Run(this, $"Restore from {path}", observer => EngineProcessClient.TakesRestore(options)
+                    ? EngineProcessClient.Restore(options, observer) : RestorePipeline.Run(options, observer));
             }
             catch (Exception e)
             {

@@ -1,7 +1,8 @@
-# A fresh PowerShell per checkpoint (a script, a cron job, an Ansible task). A checkpoint to an image directory runs in
-# criups-engine, the engine compiled ahead of time: nothing is compiled at all, so the first checkpoint of a session
-# costs what its tenth does. What still runs in the session (pre-dumps, checkpoints on top of a parent image or to a
-# page server, restores) rehearses a dump on a process of its own before its first freeze, so that the runtime compiles
+# A fresh PowerShell per checkpoint or restore (a script, a cron job, an Ansible task). A checkpoint to an image
+# directory and most restores run in criups-engine, the engine compiled ahead of time: nothing is compiled at all, so
+# the first operation of a session costs what its tenth does. What still runs in the session (pre-dumps, checkpoints
+# on top of a parent image or to a page server, lazy restores, shell jobs, restores into a new PID namespace)
+# precompiled (ReadyToRun); a checkpoint there rehearses a dump on a process of its own before its first freeze, so that the runtime compiles
 # next to nothing while the target is frozen (dump.log says per phase what it compiled; without the rehearsal the
 # frozen phases compiled some 300 methods for this target). Times are the bench's to measure
 # (bench/Invoke-Benchmark.ps1 -Session Cold); this counts methods.
@@ -30,6 +31,24 @@ Describe 'The first checkpoint of a fresh PowerShell' {
         $log | Where-Object { $_ -match 'dumping \d+ into .*, in criups-engine \(PID (\d+)\)$' } | Should -Not -BeNullOrEmpty
         [int]$Matches[1] | Should -Not -Be ([int]$said) -Because 'the dump ran in a process of its own, not in the PowerShell'
         $log -match 'the runtime compiled' | Should -BeNullOrEmpty -Because "no phase compiled anything: $($log -match 'done in' -join '; ')"
+        Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
+    }
+
+    It 'restores in criups-engine, the restored process the PowerShell''s child as from a restore in the session' {
+        $work = Join-Path $TestDrive 'restore'
+        $target = Start-TestTarget -Program (Get-TestTarget 'threads') -Arguments $work -WorkDirectory $work
+        $image = Join-Path $TestDrive 'restore-image'
+        Checkpoint-Process -Id $target -ImagePath $image | Out-Null
+        Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be reaped' 30
+        # The restored process's parent, read in the PowerShell while it lives (its child then goes to init).
+        $said = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; `$r = Restore-Process -ImagePath '$image'; `$PID; `$r.Id; `$r.Parent.Id"
+        $LASTEXITCODE | Should -Be 0
+        Register-TestProcess $target
+        $session, $id, $parent = [int[]]$said
+        $id | Should -Be $target
+        $parent | Should -Be $session -Because 'the root is the PowerShell''s child (forked from the host it started)'
+        Get-Content (Join-Path $image 'restore.log') | Where-Object { $_ -match 'restoring from .*, in criups-engine \(PID (\d+)\)$' } | Should -Not -BeNullOrEmpty
+        [int]$Matches[1] | Should -Not -Be $session -Because 'the restore ran in a process of its own'
         Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
     }
 
@@ -96,14 +115,15 @@ Describe 'The first checkpoint of a fresh PowerShell' {
             $generic = @{}
             $reflection = @{}
             $died = $null
-            # The operations that run in the session: a pre-dump and a restore (of a checkpoint taken in between).
-            foreach ($operation in @{ Name = 'pre-dump'; Command = "Checkpoint-Process -Id $target -ImagePath '$image-pre' -PreDump" },
-                @{ Name = 'checkpoint'; Command = "Checkpoint-Process -Id $target -ImagePath '$image'" },
-                @{ Name = 'restore'; Command = "Restore-Process -ImagePath '$image'" }) {
+            # The operations that run in the session: a pre-dump and a restore into a new PID namespace (of a checkpoint
+            # taken in between).
+            foreach ($operation in @{ Name = 'pre-dump'; Command = "Checkpoint-Process -Id $target -ImagePath '$image-pre' -PreDump | Out-Null" },
+                @{ Name = 'checkpoint'; Command = "Checkpoint-Process -Id $target -ImagePath '$image' | Out-Null" },
+                @{ Name = 'restore'; Command = "(Restore-Process -ImagePath '$image' -NewPidNamespace).Id" }) {
                 $list = Join-Path $TestDrive "jit-$($operation.Name)-$attempt.txt"
                 $env:DOTNET_JitStdOutFile = $list; $env:DOTNET_JitDisasmSummary = '1'
                 try {
-                    & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; $($operation.Command) | Out-Null"
+                    $said = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command "Import-Module '$Module'; $($operation.Command)"
                 }
                 finally {
                     Remove-Item env:DOTNET_JitStdOutFile, env:DOTNET_JitDisasmSummary
@@ -111,6 +131,7 @@ Describe 'The first checkpoint of a fresh PowerShell' {
                 if ($LASTEXITCODE -in 134, 139) { $died = "the $($operation.Name)'s PowerShell died of signal $($LASTEXITCODE - 128)"; break }
                 $LASTEXITCODE | Should -Be 0 -Because "the $($operation.Name) went through"
                 if ($operation.Name -eq 'checkpoint') { Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be reaped' 30 }
+                if ($operation.Name -eq 'restore') { $restored = [int]$said; Register-TestProcess $restored }
                 $compiled[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled (CriuPS\.Engine\.Images\.Digests\.LongXxHash128|System\.IO\.Hashing)[.:]' }
                 $generic[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled System\.Collections\.Generic\.Dictionary`2\[int,CriuPS\.Native\.Arch\.\w+\.UserRegs\]:.*\[(Instrumented )?Tier0' }
                 $reflection[$operation.Name] = @(Get-Content $list | Where-Object { $_ -match 'JIT compiled Google\.Protobuf\.Reflection\.' })
@@ -130,6 +151,6 @@ Describe 'The first checkpoint of a fresh PowerShell' {
             $generic[$name] | Should -BeNullOrEmpty -Because "the $name found the registers' dictionary precompiled: $($generic[$name] -join '; ')"
             $reflection[$name] | Should -BeNullOrEmpty -Because "the $name built no message reflection: $($reflection[$name] | Select-Object -First 5)"
         }
-        Invoke-SelfCheck $target (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$"
+        Invoke-SelfCheck $restored (Join-Path $work 'threads.log') | Should -Match "^OK threads=16 pid=$target$" -Because 'the restored process has its saved PID inside its namespace'
     }
 }

@@ -197,3 +197,44 @@ Describe 'Restore failure points' {
         $Tested | Select-Object -Unique | Should -Be $points -Because 'each point is tested, in the order a restore passes them'
     }
 }
+
+Describe 'A restore whose criups-engine is killed' {
+    AfterEach { Stop-TestProcesses }
+
+    It 'leaves nothing half-alive: the root, the PowerShell''s child, killed and reaped by it, the host gone, and the image restores again' {
+        $work = Join-Path $TestDrive 'engine-killed'
+        $log = Join-Path $work 'memhog.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'memhog') -Arguments '512', $log -WorkDirectory $work
+        $image = Join-Path $TestDrive 'engine-killed-image'
+        Checkpoint-Process -Id $target -ImagePath $image -ErrorAction Stop | Out-Null
+        Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be gone'
+        $errors = Join-Path $TestDrive 'engine-killed.err'
+        # The PowerShell outlives its failed restore, so that what reaps the root is the session and not init.
+        $command = "Import-Module '$((Get-Module CriuPS).Path)'; try { Restore-Process -ImagePath '$image' -ErrorAction Stop | Out-Null } " +
+            "catch { [Console]::Error.WriteLine(`$_.Exception.Message) }; Start-Sleep 120"
+        $process = Start-Process (Join-Path $PSHOME 'pwsh') -ArgumentList '-NoProfile', '-NonInteractive', '-Command', $command -PassThru `
+            -RedirectStandardOutput '/dev/null' -RedirectStandardError $errors
+        try {
+            # Killed once the root exists, traced, while the engine fills its 512 MiB (a few tenths of a second).
+            $traced = { (Get-Content "/proc/$target/status" -ErrorAction Ignore) -match '^TracerPid:\s+[1-9]' }
+            Wait-Until { & $traced } 'the root to be made and seized' 30
+            $engine = [int](((& $traced) -split '\s+')[1])
+            Get-Content "/proc/$engine/comm" | Should -Be 'criups-engine'
+            & kill -s KILL $engine
+            Wait-Until { Get-Content $errors -Raw -ErrorAction Ignore } 'the restore to fail'
+            Get-Content $errors -Raw | Should -Match "^criups-engine \(PID $engine\), which ran the restore, was killed by signal 9 before it finished; nothing it made was left running\."
+            Wait-Until { -not (Test-Path "/proc/$target") } 'the root to be gone: killed with its tracer, and reaped by its PowerShell (no zombie)' 10
+            Get-ChildProcesses 'sleep' $process.Id | Should -BeNullOrEmpty -Because 'the host is killed and reaped'
+            $process.HasExited | Should -BeFalse -Because 'the PowerShell that reaped them still runs'
+        }
+        finally {
+            $process.Kill()
+            $process.WaitForExit()
+        }
+        $restored = Restore-Process -ImagePath $image -ErrorAction Stop
+        Register-TestProcess $restored.Id
+        $restored.Id | Should -Be $target
+        Send-Signal $target USR1
+        Wait-Until { (Test-Path $log) -and (Get-Content $log) -match "^OK pid=$target$" } 'memhog to verify its memory' 30
+    }
+}

@@ -1,11 +1,12 @@
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.EngineProcess;
 using CriuPS.Engine.Errors;
+using CriuPS.Engine.Restore;
 using Xunit;
 
 namespace CriuPS.Engine.Tests.EngineProcess;
 
-// What the session and criups-engine say to each other: every option of a checkpoint crosses, failures come back as
+// What the session and criups-engine say to each other: every option of a checkpoint or a restore crosses, failures come back as
 // the session would have thrown them, and the engine's side answers a request it cannot run with a failure.
 public class EngineProcessProtocolTests
 {
@@ -28,7 +29,7 @@ public class EngineProcessProtocolTests
         EngineProcessProtocol.WriteDumpRequest(new BinaryWriter(stream), options, callerProcessId: 77);
         stream.Position = 0;
         using var cancellation = new CancellationTokenSource();
-        var read = EngineProcessProtocol.ReadDumpRequest(new BinaryReader(stream), cancellation.Token);
+        var read = Assert.IsType<DumpOptions>(EngineProcessProtocol.ReadRequest(new BinaryReader(stream), cancellation.Token, _ => { }));
         foreach (var property in properties)
         {
             var expected = property.GetValue(options);
@@ -53,7 +54,7 @@ public class EngineProcessProtocolTests
         var stream = new MemoryStream();
         EngineProcessProtocol.WriteDumpRequest(new BinaryWriter(stream), new DumpOptions { ProcessId = 1, ImagePath = "/i" }, 2);
         stream.Position = 0;
-        var read = EngineProcessProtocol.ReadDumpRequest(new BinaryReader(stream), default);
+        var read = Assert.IsType<DumpOptions>(EngineProcessProtocol.ReadRequest(new BinaryReader(stream), default, _ => { }));
         Assert.Null(read.ParentImage);
         Assert.Null(read.FreezeCgroup);
         Assert.Null(read.FailAt);
@@ -64,7 +65,78 @@ public class EngineProcessProtocolTests
     public void SomethingElseOnItsInputIsRefused()
     {
         var garbage = new MemoryStream("GET / HTTP/1.1\r\n"u8.ToArray());
-        Assert.Throws<InvalidDataException>(() => EngineProcessProtocol.ReadDumpRequest(new BinaryReader(garbage), default));
+        Assert.Throws<InvalidDataException>(() => EngineProcessProtocol.ReadRequest(new BinaryReader(garbage), default, _ => { }));
+    }
+
+    [Fact]
+    public void EveryOptionOfARestoreCrosses()
+    {
+        // As for a checkpoint: each public option set by reflection to something other than its default. The host
+        // crosses as the request's own argument (the session starts it), the root's PID comes back as an event.
+        string[] notCarried = [nameof(RestoreOptions.PageServer), nameof(RestoreOptions.Cancellation), nameof(RestoreOptions.HostProcessId), nameof(RestoreOptions.RootCreated)];
+        var options = new RestoreOptions { ImagePath = "/images/app" };
+        var properties = typeof(RestoreOptions).GetProperties().Where(p => p.SetMethod is { IsPublic: true } && !notCarried.Contains(p.Name)).ToList();
+        foreach (var property in properties)
+        {
+            property.SetValue(options, Unusual(property.PropertyType, property.Name));
+        }
+        var stream = new MemoryStream();
+        EngineProcessProtocol.WriteRestoreRequest(new BinaryWriter(stream), options, hostProcessId: 313);
+        stream.Position = 0;
+        using var cancellation = new CancellationTokenSource();
+        var created = new List<int>();
+        var read = Assert.IsType<RestoreOptions>(EngineProcessProtocol.ReadRequest(new BinaryReader(stream), cancellation.Token, created.Add));
+        foreach (var property in properties)
+        {
+            var expected = property.GetValue(options);
+            var actual = property.GetValue(read);
+            if (expected is IReadOnlyDictionary<string, string> names)
+            {
+                Assert.Equal(names.OrderBy(n => n.Key), ((IReadOnlyDictionary<string, string>)actual!).OrderBy(n => n.Key));
+            }
+            else
+            {
+                Assert.True(Equals(expected, actual), $"{property.Name}: {expected} sent, {actual} read");
+            }
+        }
+        Assert.Equal(313, read.HostProcessId);
+        Assert.Equal(cancellation.Token, read.Cancellation);
+        read.RootCreated!(4242);
+        Assert.Equal([4242], created);
+        Assert.Equal(stream.Length, stream.Position);
+    }
+
+    [Fact]
+    public void MissingRestoreOptionsCrossAsMissing()
+    {
+        var stream = new MemoryStream();
+        EngineProcessProtocol.WriteRestoreRequest(new BinaryWriter(stream), new RestoreOptions { ImagePath = "/i" }, 1);
+        stream.Position = 0;
+        var read = Assert.IsType<RestoreOptions>(EngineProcessProtocol.ReadRequest(new BinaryReader(stream), default, _ => { }));
+        Assert.Null(read.NetworkNamespace);
+        Assert.Null(read.ExternalVeth);
+        Assert.Null(read.ExternalMounts);
+        Assert.Null(read.FailAt);
+        Assert.Null(read.LogPath);
+        Assert.Equal(CgroupMode.Soft, read.CgroupMode);
+    }
+
+    [Fact]
+    public void TheEngineAnswersARestoreOfNoImageWithItsFailure()
+    {
+        var request = new MemoryStream();
+        var missing = Path.Combine(Path.GetTempPath(), $"criups-no-image-{Guid.NewGuid():N}");
+        EngineProcessProtocol.WriteRestoreRequest(new BinaryWriter(request), new RestoreOptions { ImagePath = missing }, hostProcessId: 0);
+        using var input = new HeldOpenInput(request.ToArray());
+        var output = new MemoryStream();
+        Assert.Equal(1, EngineProcessServer.Serve(input, output));
+        var events = new BinaryReader(new MemoryStream(output.ToArray()));
+        while ((EngineProcessProtocol.EventKind)events.ReadByte() != EngineProcessProtocol.EventKind.Failed)
+        {
+            _ = events.ReadString(); // phases and details before the images are found missing
+        }
+        var failure = Assert.IsType<CheckpointException>(EngineProcessProtocol.ReadFailure(events));
+        Assert.Contains(missing, failure.Message);
     }
 
     [Theory]
@@ -138,7 +210,9 @@ public class EngineProcessProtocolTests
         _ when type == typeof(string) => $"/somewhere/{name}",
         _ when type == typeof(TimeSpan) => TimeSpan.FromMilliseconds(2500),
         _ when type == typeof(IReadOnlyList<int>) => new[] { 5, -6, 7 },
-        _ => throw new InvalidOperationException($"DumpOptions.{name} is a {type.Name}: give it an unusual value here, and carry it in the request"),
+        _ when type == typeof(IReadOnlyDictionary<string, string>) => new Dictionary<string, string> { ["eth0"] = $"{name}0", ["/mnt/data"] = "/srv/data" },
+        _ when type == typeof(CgroupMode) => CgroupMode.Full,
+        _ => throw new InvalidOperationException($"{name} is a {type.Name}: give it an unusual value here, and carry it in the request"),
     };
 
     // The session's end of the engine's stdin: the request, then nothing until the operation is over (its end, once
