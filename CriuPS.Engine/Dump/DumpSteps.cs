@@ -10,6 +10,7 @@ using CriuPS.Engine.Resources.Memory;
 using CriuPS.Engine.Resources.Process;
 using CriuPS.Engine.Resources.Signals;
 using CriuPS.Native.Interop;
+using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 using ThreadState = CriuPS.Engine.Resources.Threads.ThreadState;
 
@@ -89,6 +90,8 @@ internal sealed class DumpSteps
     private CgroupFreezer? cgroup;
     private BackgroundCopy? background;
     private AreasReadAhead? areasAhead;
+    // The page copy's buffers, allocated and touched before the freeze (PageSink.PrepareAhead).
+    private Task? buffersReady;
     // A pre-dump's plans, one per process of the session, and the write tracking armed for the next dump.
     private readonly List<PagePlan> plans = [];
     private readonly List<TrackedProcess> armed = [];
@@ -219,8 +222,26 @@ internal sealed class DumpSteps
 
     // A final dump, last before the freeze (the layout is likelier the same at it): smaps' walk over every page leaves
     // the frozen window, which reads maps and has smaps read again on a thread of its own (AreasReadAhead).
-    private void ReadAreasAhead() =>
-        areasAhead = AreasReadAhead.Read(ProcessTree.Discover(root).Where(m => !m.IsZombie).Select(m => m.Pid));
+    // The copy's buffers are made ready beside it, on the other core, for the same reason: their first touch.
+    private void ReadAreasAhead()
+    {
+        var members = ProcessTree.Discover(root).Where(m => !m.IsZombie).Select(m => m.Pid).ToList();
+        buffersReady = PageSink.PrepareAhead(members.Select(ResidentBytes).DefaultIfEmpty(ByteCount.Zero).Max());
+        areasAhead = AreasReadAhead.Read(members);
+    }
+
+    // What a process holds in memory now (nothing for one gone meanwhile: the freeze will say so).
+    private static ByteCount ResidentBytes(int pid)
+    {
+        try
+        {
+            return ProcStat.Read(pid).Resident.Bytes;
+        }
+        catch (IOException)
+        {
+            return ByteCount.Zero;
+        }
+    }
 
     // -Background: before the freeze, so that what it reads ahead (smaps) is not read while the tree is frozen.
     private void ArmBackgroundCopyAhead()
@@ -277,6 +298,7 @@ internal sealed class DumpSteps
     // background copy.
     private void SaveMemory()
     {
+        buffersReady?.GetAwaiter().GetResult();
         foreach (var process in session.Processes)
         {
             MmFields.Dump(process, session);

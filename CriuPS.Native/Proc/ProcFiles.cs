@@ -9,8 +9,10 @@ namespace CriuPS.Native.Proc;
 /// <summary>Small readers of /proc/PID files that are one value or one list.</summary>
 public static class ProcFiles
 {
-    public static string ReadLink(string path) =>
-        new FileInfo(path).LinkTarget ?? throw new IOException($"{path} is not a symbolic link");
+    /// <summary>A link's target (an fd's, a namespace's); fails as a missing, denied or other file would (IOException, UnauthorizedAccessException).</summary>
+    public static string ReadLink(string path) => Readlink.Read(path, out int errno) ?? throw (errno == Errno.EINVAL
+        ? new IOException($"{path} is not a symbolic link")
+        : OpenFailed(path, errno));
 
     /// <summary>Every process of this pid namespace now (/proc's numbered directories).</summary>
     public static List<int> ProcessIds() =>

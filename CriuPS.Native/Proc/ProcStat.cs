@@ -59,6 +59,9 @@ public sealed class ProcStat
 
     public ulong StartTime => U(22);
 
+    /// <summary>Resident set size (field 24), in pages: memory of the process in RAM now.</summary>
+    public Memory.PageCount Resident => new(U(24));
+
     public ulong StartCode => U(26);
 
     public ulong EndCode => U(27);

@@ -77,7 +77,7 @@ public sealed class Injection
     public RemoteSyscaller CallerFor(Tracee thread) => new(thread, Scratch.CodeAddress, followedByTrap: true);
 
     /// <summary>A caller for another parked thread of the same process.</summary>
-    public RemoteSyscaller CallerFor(ParkedThread thread, int? stopSignal, ulong? heldWhileRunning) => new(thread, stopSignal, heldWhileRunning);
+    public RemoteSyscaller CallerFor(ParkedThread thread, int? stopSignal, ulong? heldWhileRunning) => new(thread, stopSignal, heldWhileRunning, Caller.IsGuarded ? Caller.ProcessLevels : null);
 
     /// <summary>
     /// Unmaps the injection areas that earlier sessions left in the process when they died before they could remove

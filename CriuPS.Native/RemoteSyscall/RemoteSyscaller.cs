@@ -53,7 +53,9 @@ public sealed class RemoteSyscaller
     /// stopped, a thread left by our death stays stopped without running its way back: its mask must be its own).
     /// Null when the thread's mask is held for the whole session.
     /// </param>
-    public RemoteSyscaller(ParkedThread parked, int? stopSignal, ulong? heldWhileRunning)
+    /// <param name="processLevels">The process's PIDs from ours down to its own (NSpid), when known: another
+    /// thread's caller of the same process passes its own, which saves reading them once per thread.</param>
+    public RemoteSyscaller(ParkedThread parked, int? stopSignal, ulong? heldWhileRunning, int[]? processLevels = null)
     {
         thread = parked.Thread;
         this.parked = parked;
@@ -61,13 +63,19 @@ public sealed class RemoteSyscaller
         this.heldWhileRunning = heldWhileRunning;
         OriginalRegs = parked.OriginalRegs;
         instruction = parked.RestorerSyscall;
-        // Our code signals the thread from inside, where a process in a PID namespace below ours has other ids.
-        var ids = Proc.ProcStatus.ReadThread(thread.ProcessId, thread.Tid).NamespacePids;
-        ownIds = (Proc.ProcStatus.Read(thread.ProcessId).NamespacePids[^1], ids[^1]);
+        // Our code signals the thread from inside, where a process in a PID namespace below ours has other ids. In
+        // ours (one level) they are the ones we see, and the thread's status need not be read (64 threads: 64 reads).
+        ProcessLevels = processLevels ?? Proc.ProcStatus.Read(thread.ProcessId).NamespacePids;
+        ownIds = ProcessLevels.Length == 1
+            ? (thread.ProcessId, thread.Tid)
+            : (ProcessLevels[^1], Proc.ProcStatus.ReadThread(thread.ProcessId, thread.Tid).NamespacePids[^1]);
     }
 
     // The thread's process and thread ids as it sees them (NSpid's last), for the code it runs.
     private readonly (int Process, int Thread) ownIds;
+
+    /// <summary>For a caller in a parked thread: its process's PIDs from ours down to its own (NSpid).</summary>
+    public int[] ProcessLevels { get; } = [];
 
     public Tracee Thread => thread;
 

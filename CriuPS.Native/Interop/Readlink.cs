@@ -1,0 +1,28 @@
+using System.Text;
+using Tmds.Linux;
+
+namespace CriuPS.Native.Interop;
+
+/// <summary>
+/// readlink(2): a symbolic link's target in one system call. FileInfo.LinkTarget wraps it in an object, a path
+/// normalisation and a status call, and a dump reads /proc's fd and ns links by the hundred, most of them while the
+/// tree is frozen.
+/// </summary>
+public static class Readlink
+{
+    // PATH_MAX: no link in /proc, nor a path the kernel resolves, is longer.
+    private const int PathMax = 4096;
+
+    /// <summary>The target of the link at <paramref name="path"/>, or null with the errno in <paramref name="errno"/>.</summary>
+    public static unsafe string? Read(string path, out int errno)
+    {
+        var name = FileDescriptor.NullTerminated(path);
+        var target = stackalloc byte[PathMax];
+        fixed (byte* p = name)
+        {
+            long n = LibC.readlink(p, target, PathMax);
+            errno = n < 0 ? LibC.errno : 0;
+            return n < 0 ? null : Encoding.UTF8.GetString(target, (int)n);
+        }
+    }
+}
