@@ -30,8 +30,8 @@ public static class DumpPipeline
             return PreDumpPipeline.Run(options, observer);
         }
         var parent = options.ParentImage is null ? null : ParentImage.Open(options.ParentImage, options.ImagePath);
-        var (_, output) = Dump(options, observer, parent, () => BeginImage(options, parent));
-        return CheckpointImageReader.Read(output.Location);
+        var (session, output) = Dump(options, observer, parent, () => BeginImage(options, parent));
+        return CheckpointImageReader.Read(ImageSetWriter.AsWritten(session, output.Location));
     }
 
     /// <summary>Checkpoints into the image directory of the page server of <see cref="DumpOptions.PageServer"/>.</summary>

@@ -95,6 +95,9 @@ internal sealed class DumpSession
     /// <summary>Every pid of the tree, parents before children: the order of pstree.img.</summary>
     public List<int> TreeOrder { get; } = new();
 
+    /// <summary>The images as written (<see cref="ImageSetWriter.Write"/>), for the dump's result; null before.</summary>
+    public ImageSetWriter.Written? Written { get; set; }
+
     /// <summary>Ids of shared kernel objects (mm, fd table, fs, sighand, namespaces), CRIU style.</summary>
     public KernelObjectIds ObjectIds { get; } = new();
 

@@ -19,7 +19,12 @@ public static class CheckpointImageReader
         {
             return PreDump(preDump);
         }
-        var images = ImageSet.Read(path);
+        return Read(ImageSet.Read(path));
+    }
+
+    /// <summary>The image of a set of images, read or just written (<see cref="ImageSet.FromDump"/>).</summary>
+    internal static CheckpointImage Read(ImageSet images)
+    {
         var processes = images.Tree.Select(entry =>
             images.Processes.FirstOrDefault(p => p.Pid == (int)entry.Pid) is { } live
                 ? Process(images, live)

@@ -76,6 +76,14 @@ internal sealed class ImageSet
     public FileEntry File(uint id) =>
         files.TryGetValue(id, out var file) ? file : throw ImageDamage.In(Path.Combine(Directory, ImageTypes.Files.FileName(null)), $"no file with id {id}, which another image refers to.");
 
+    /// <summary>
+    /// The images a dump just wrote into <paramref name="directory"/>, from the entries it wrote rather than read
+    /// back: the same objects, which <see cref="Read"/> would parse again and check against each other.
+    /// </summary>
+    public static ImageSet FromDump(string directory, InventoryEntry inventory, List<PstreeEntry> tree, List<ProcessImages> processes, List<ZombieImages> zombies,
+        Dictionary<uint, FileEntry> files, Dictionary<uint, (PipeDataEntry Entry, byte[] Data)> pipeData, StatsEntry stats) =>
+        new(directory, inventory, tree, processes, zombies, files, pipeData, stats);
+
     public static ImageSet Read(string path)
     {
         var directory = Path.GetFullPath(path);

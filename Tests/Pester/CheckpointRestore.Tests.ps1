@@ -269,6 +269,7 @@ Describe 'Process trees' {
 
         $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-tree')
         $image.ProcessCount | Should -Be 10
+        Assert-ReadsAsReturned $image
         ($image.Processes | Where-Object State -EQ 'zombie').Count | Should -Be 1
         ($image.Processes | Where-Object State -EQ 'stopped').Count | Should -Be 1
         foreach ($id in $pids) { Wait-Until { -not (Test-ProcessAlive $id) } "process $id of the tree to end" }
@@ -310,6 +311,7 @@ Describe 'Process trees' {
 
         $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'image-sharedtables')
         $image.ProcessCount | Should -Be 4
+        Assert-ReadsAsReturned $image
         foreach ($id in $pids) { Wait-Until { -not (Test-ProcessAlive $id) } "process $id of the tree to end" }
         # One descriptor table for the parent and its CLONE_FILES child: one fdinfo image for the two.
         @(Get-ChildItem $image.Path -Filter 'fdinfo-*.img').Count | Should -Be 3

@@ -33,6 +33,11 @@ Describe 'Get-CheckpointImage' {
         finally { Pop-Location }
     }
 
+    It 'reads each image as the checkpoint returned it' {
+        Assert-ReadsAsReturned $First
+        Assert-ReadsAsReturned $Second
+    }
+
     It 'describes the saved process, its threads, memory areas and descriptors' {
         $image = Get-CheckpointImage -LiteralPath $First.Path
         $image.WrittenBy | Should -Match '^CriuPS \d+\.\d+\.\d+$'

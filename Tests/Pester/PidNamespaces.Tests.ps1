@@ -129,6 +129,7 @@ Describe 'A tree in PID namespaces of its own (unshare --pid --fork)' {
         $before = Invoke-PidCheck $started.Init $work
         $before | Should -Match '^OK pid=1 ppid=0 children=2,3 '
         $image = Checkpoint-Process -Id $started.Init -ImagePath (Join-Path $work 'image')
+        Assert-ReadsAsReturned $image
         $tree = Import-CheckpointImageFile (Join-Path $image.Path 'pstree.img')
         @($tree.entries.pid) | Should -Be @(1, 2, 3) -Because 'pstree.img keeps the PIDs of the root''s namespace, as CRIU does'
         Wait-Until { -not (Test-ProcessAlive $started.Init) } 'the checkpointed init to end'
@@ -150,6 +151,7 @@ Describe 'A tree in PID namespaces of its own (unshare --pid --fork)' {
         $started = Start-NamespacedTarget $work
         Invoke-PidCheck $started.Init $work | Should -Match '^OK pid=1 ppid=0 children=2,3 '
         $image = Checkpoint-Process -Id $started.Unshare -ImagePath (Join-Path $work 'image')
+        Assert-ReadsAsReturned $image
         $tree = Import-CheckpointImageFile (Join-Path $image.Path 'pstree.img')
         @($tree.entries.pid)[0..1] | Should -Be @($started.Unshare, $started.Init)
         @($tree.entries.criups_ns_pid | Where-Object { $null -ne $_ }) | Should -Be @(1, 2, 3) -Because 'the PIDs inside the namespace are kept'

@@ -160,6 +160,13 @@ function Get-CheckpointDeath([Diagnostics.Process]$Process, [string]$ErrorFile) 
 # The criups-engine programs a PowerShell runs (its checkpoints), by PID.
 function Get-EngineProcesses([int]$PowerShell) { Get-ChildProcesses 'criups-engine' $PowerShell }
 
+# The image a checkpoint returned, against what Get-CheckpointImage reads from its directory: a dump makes its result
+# from the entries it wrote, not from reading them back, and the two must say the same in every property.
+function Assert-ReadsAsReturned($Image) {
+    $read = Get-CheckpointImage -Path $Image.Path
+    ($Image | ConvertTo-Json -Depth 8 -Compress) | Should -BeExactly ($read | ConvertTo-Json -Depth 8 -Compress) -Because 'the image read from its directory is the one the checkpoint returned'
+}
+
 # Registers a pid (e.g. a restored process) to be killed by Stop-TestProcesses.
 function Register-TestProcess([int]$Id) { $script:Started.Add($Id) }
 
