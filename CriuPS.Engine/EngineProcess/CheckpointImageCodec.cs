@@ -4,7 +4,7 @@ using static CriuPS.Engine.EngineProcess.EngineProcessProtocol;
 namespace CriuPS.Engine.EngineProcess;
 
 /// <summary>
-/// The <see cref="CheckpointImage"/> criups-engine read back from the image it wrote, as it crosses to the session: the
+/// The <see cref="CheckpointImage"/> criups-engine made of the image it wrote, as it crosses to the session: the
 /// session then has the very object an in-session checkpoint returns, without reading the image again (which a fresh
 /// PowerShell's runtime would first have to compile: some 30 ms of its first checkpoint).
 /// </summary>

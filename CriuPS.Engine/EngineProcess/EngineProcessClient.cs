@@ -20,7 +20,7 @@ namespace CriuPS.Engine.EngineProcess;
 /// PowerShell compiles and loads the engine's code the first time it runs it, which made a fresh session's first
 /// checkpoint of a small process three times as long as its tenth, and its first restore four times. The program is
 /// started per operation (posix_spawn: a few ms), reports what it does as it goes, and ends with the same
-/// <see cref="CheckpointImage"/> as <see cref="DumpPipeline.Run"/> returns (read back there from the image it wrote),
+/// <see cref="CheckpointImage"/> as <see cref="DumpPipeline.Run"/> returns (made there from the entries it wrote),
 /// or the same <see cref="RestoredProcess"/> as <see cref="RestorePipeline.Run"/>.
 /// </summary>
 public static class EngineProcessClient

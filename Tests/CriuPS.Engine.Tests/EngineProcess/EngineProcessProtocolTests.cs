@@ -20,29 +20,13 @@ public class EngineProcessProtocolTests
         // Each public option set to a value other than its default, by reflection: an option added later and left out
         // of the request fails here.
         var options = new DumpOptions { ProcessId = 4242 };
-        var properties = typeof(DumpOptions).GetProperties().Where(p => p.SetMethod is { IsPublic: true } && !NotCarried.Contains(p.Name)).ToList();
-        foreach (var property in properties)
-        {
-            property.SetValue(options, Unusual(property.PropertyType, property.Name));
-        }
+        var properties = SetUnusual(options, NotCarried);
         var stream = new MemoryStream();
         EngineProcessProtocol.WriteDumpRequest(new BinaryWriter(stream), options, callerProcessId: 77);
         stream.Position = 0;
         using var cancellation = new CancellationTokenSource();
         var read = Assert.IsType<DumpOptions>(EngineProcessProtocol.ReadRequest(new BinaryReader(stream), cancellation.Token, _ => { }));
-        foreach (var property in properties)
-        {
-            var expected = property.GetValue(options);
-            var actual = property.GetValue(read);
-            if (expected is IEnumerable<int> list)
-            {
-                Assert.Equal(list, (IEnumerable<int>)actual!);
-            }
-            else
-            {
-                Assert.True(Equals(expected, actual), $"{property.Name}: {expected} sent, {actual} read");
-            }
-        }
+        AssertSame(properties, options, read);
         Assert.Equal(77, read.CallerProcessId);
         Assert.Equal(cancellation.Token, read.Cancellation);
         Assert.Equal(stream.Length, stream.Position);
@@ -75,30 +59,14 @@ public class EngineProcessProtocolTests
         // crosses as the request's own argument (the session starts it), the root's PID comes back as an event.
         string[] notCarried = [nameof(RestoreOptions.PageServer), nameof(RestoreOptions.Cancellation), nameof(RestoreOptions.HostProcessId), nameof(RestoreOptions.RootCreated)];
         var options = new RestoreOptions { ImagePath = "/images/app" };
-        var properties = typeof(RestoreOptions).GetProperties().Where(p => p.SetMethod is { IsPublic: true } && !notCarried.Contains(p.Name)).ToList();
-        foreach (var property in properties)
-        {
-            property.SetValue(options, Unusual(property.PropertyType, property.Name));
-        }
+        var properties = SetUnusual(options, notCarried);
         var stream = new MemoryStream();
         EngineProcessProtocol.WriteRestoreRequest(new BinaryWriter(stream), options, hostProcessId: 313);
         stream.Position = 0;
         using var cancellation = new CancellationTokenSource();
         var created = new List<int>();
         var read = Assert.IsType<RestoreOptions>(EngineProcessProtocol.ReadRequest(new BinaryReader(stream), cancellation.Token, created.Add));
-        foreach (var property in properties)
-        {
-            var expected = property.GetValue(options);
-            var actual = property.GetValue(read);
-            if (expected is IReadOnlyDictionary<string, string> names)
-            {
-                Assert.Equal(names.OrderBy(n => n.Key), ((IReadOnlyDictionary<string, string>)actual!).OrderBy(n => n.Key));
-            }
-            else
-            {
-                Assert.True(Equals(expected, actual), $"{property.Name}: {expected} sent, {actual} read");
-            }
-        }
+        AssertSame(properties, options, read);
         Assert.Equal(313, read.HostProcessId);
         Assert.Equal(cancellation.Token, read.Cancellation);
         read.RootCreated!(4242);
@@ -200,6 +168,38 @@ public class EngineProcessProtocolTests
         var back = EngineProcessProtocol.ReadFailure(reader);
         Assert.Equal(stream.Length, stream.Position);
         return back;
+    }
+
+    // Sets every public option but those not carried to an unusual value; returns the options set.
+    private static List<System.Reflection.PropertyInfo> SetUnusual(object options, string[] notCarried)
+    {
+        var properties = options.GetType().GetProperties().Where(p => p.SetMethod is { IsPublic: true } && !notCarried.Contains(p.Name)).ToList();
+        foreach (var property in properties)
+        {
+            property.SetValue(options, Unusual(property.PropertyType, property.Name));
+        }
+        return properties;
+    }
+
+    private static void AssertSame(IEnumerable<System.Reflection.PropertyInfo> properties, object sent, object read)
+    {
+        foreach (var property in properties)
+        {
+            var expected = property.GetValue(sent);
+            var actual = property.GetValue(read);
+            switch (expected)
+            {
+                case IEnumerable<int> list:
+                    Assert.Equal(list, (IEnumerable<int>)actual!);
+                    break;
+                case IReadOnlyDictionary<string, string> names:
+                    Assert.Equal(names.OrderBy(n => n.Key), ((IReadOnlyDictionary<string, string>)actual!).OrderBy(n => n.Key));
+                    break;
+                default:
+                    Assert.True(Equals(expected, actual), $"{property.Name}: {expected} sent, {actual} read");
+                    break;
+            }
+        }
     }
 
     private static object Unusual(Type type, string name) => type switch
