@@ -36,9 +36,10 @@ internal sealed class DumpSteps
     [
         new("engine ready", "Checking the process", s => s.WaitForEngine()),
         new("target", null, s => s.CheckTarget()),
+        new("areas read ahead", null, s => s.StartReadingAreasAhead(), When: s => !s.options.Background),
         new("tree", null, s => s.CheckTree()),
         new("image", null, s => s.OpenImage()),
-        new("areas read ahead", null, s => s.ReadAreasAhead(), When: s => !s.options.Background),
+        new("areas in hand", null, s => s.AwaitAreasAhead(), When: s => !s.options.Background),
         new("background copy armed ahead", null, s => s.ArmBackgroundCopyAhead(), When: s => s.options.Background),
         new("freeze", "Freezing", s => s.Freeze(), FailurePoint.AfterSeize),
         new("attach", null, s => s.Attach()),
@@ -90,6 +91,7 @@ internal sealed class DumpSteps
     private CgroupFreezer? cgroup;
     private BackgroundCopy? background;
     private AreasReadAhead? areasAhead;
+    private Task<AreasReadAhead>? readingAreasAhead;
     // The page copy's buffers, allocated and touched before the freeze (PageSink.PrepareAhead).
     private Task? buffersReady;
     // A pre-dump's plans, one per process of the session, and the write tracking armed for the next dump.
@@ -220,15 +222,19 @@ internal sealed class DumpSteps
         quiet = ProcStat.Read(root).PPid == Environment.ProcessId ? ChildStopNotifications.Suppress() : null;
     }
 
-    // A final dump, last before the freeze (the layout is likelier the same at it): smaps' walk over every page leaves
-    // the frozen window, which reads maps and has smaps read again on a thread of its own (AreasReadAhead).
-    // The copy's buffers are made ready beside it, on the other core, for the same reason: their first touch.
-    private void ReadAreasAhead()
+    // A final dump, on another thread beside the checks of the tree (40 ms of smaps for 10,000 areas, 30 ms of checks
+    // for 32 processes, were one after the other): smaps' walk over every page leaves the frozen window, which reads
+    // maps and has smaps read again on a thread of its own (AreasReadAhead). The copy's buffers are made ready beside
+    // it for the same reason: their first touch. A dump the checks refuse leaves what was read to the collector.
+    private void StartReadingAreasAhead()
     {
         var members = ProcessTree.Discover(root).Where(m => !m.IsZombie).Select(m => m.Pid).ToList();
         buffersReady = PageSink.PrepareAhead(members.Select(ResidentBytes).DefaultIfEmpty(ByteCount.Zero).Max());
-        areasAhead = AreasReadAhead.Read(members);
+        readingAreasAhead = Task.Run(() => AreasReadAhead.Read(members));
     }
+
+    // Last before the freeze: the areas read ahead, in hand.
+    private void AwaitAreasAhead() => areasAhead = readingAreasAhead!.GetAwaiter().GetResult();
 
     // What a process holds in memory now (nothing for one gone meanwhile: the freeze will say so).
     private static ByteCount ResidentBytes(int pid)

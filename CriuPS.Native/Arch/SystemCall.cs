@@ -97,6 +97,7 @@ public enum SystemCall
     SchedSetaffinity,
     Tkill,
     Futex,
+    Getdents64,
     SetTidAddress,
     RestartSyscall,
     ExitGroup,

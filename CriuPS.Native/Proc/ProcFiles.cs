@@ -27,11 +27,14 @@ public static class ProcFiles
             .Order()
             .ToList();
 
-    public static List<int> FileDescriptors(int pid) =>
-        Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd")
-            .Select(d => int.Parse(Path.GetFileName(d), CultureInfo.InvariantCulture))
-            .Order()
-            .ToList();
+    public static List<int> FileDescriptors(int pid)
+    {
+        var path = $"/proc/{pid}/fd";
+        var names = Getdents64.Names(path, out int errno) ?? throw (errno == Errno.ENOENT
+            ? new DirectoryNotFoundException($"Could not find a part of the path '{path}'.")
+            : OpenFailed(path, errno));
+        return names.Select(n => int.Parse(n, CultureInfo.InvariantCulture)).Order().ToList();
+    }
 
     /// <summary>The auxiliary vector as (type, value) words, including the terminating AT_NULL pair.</summary>
     public static ulong[] Auxv(int pid)

@@ -74,7 +74,7 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         Join-Path $path 'dump.log' | Should -FileContentMatch 'Saving memory'
         # Each step of the checkpoint named as it begins, in the order DumpSteps.Checkpoint gives (those for options
         # not asked for left out).
-        Get-LoggedSteps (Join-Path $path 'dump.log') 'dump' | Should -Be 'engine ready', 'target', 'tree', 'image', 'areas read ahead', 'freeze',
+        Get-LoggedSteps (Join-Path $path 'dump.log') 'dump' | Should -Be 'engine ready', 'target', 'areas read ahead', 'tree', 'image', 'areas in hand', 'freeze',
             'attach', 'process state', 'memory', 'terminals and cpu', 'images', 'commit', 'write tracking ended', 'end of the tree'
         # No walk over every page while frozen: maps at the freeze, VmFlags from smaps read ahead, confirmed before the commit.
         Join-Path $path 'dump.log' | Should -FileContentMatch "areas of ${target}: \d+ read from maps at the freeze, their VmFlags from smaps read ahead \(same layout\)"

@@ -57,7 +57,8 @@ internal static class ThreadState
         {
             ClearTidAddr = memory.Read<ulong>(tidAddress),
             Gpregs = RegistersCodec.ToImage(IArchitecture.Current.ForImage(regs)),
-            Fpregs = XStateCodec.ToImage(thread.GetXState(), IArchitecture.Current.ExtendedState),
+            // A parked thread's state as it was read to park it, before any call of ours ran there.
+            Fpregs = XStateCodec.ToImage(process.Frozen.Parked.TryGetValue(tid, out var parked) ? parked.XState : thread.GetXState(), IArchitecture.Current.ExtendedState),
         };
 
         var status = ProcStatus.ReadThread(process.Pid, tid);

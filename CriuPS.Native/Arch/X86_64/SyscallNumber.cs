@@ -96,6 +96,7 @@ public enum SyscallNumber : long
     SchedSetaffinity = 203,
     Tkill = 200,
     Futex = 202,
+    Getdents64 = 217,
     SetTidAddress = 218,
     RestartSyscall = 219,
     ExitGroup = 231,

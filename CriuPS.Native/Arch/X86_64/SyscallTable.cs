@@ -97,6 +97,7 @@ internal static class SyscallTable
         SystemCall.SchedSetaffinity => SyscallNumber.SchedSetaffinity,
         SystemCall.Tkill => SyscallNumber.Tkill,
         SystemCall.Futex => SyscallNumber.Futex,
+        SystemCall.Getdents64 => SyscallNumber.Getdents64,
         SystemCall.SetTidAddress => SyscallNumber.SetTidAddress,
         SystemCall.RestartSyscall => SyscallNumber.RestartSyscall,
         SystemCall.ExitGroup => SyscallNumber.ExitGroup,
