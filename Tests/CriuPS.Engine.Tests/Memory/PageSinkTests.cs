@@ -45,7 +45,10 @@ public class PageSinkTests
     [InlineData(false)]
     public void DigestsWhatItWritesInFileOrder(bool concurrent)
     {
-        // Batches of random pages with zero pages among them: the digest must be that of the file as written.
+        // Batches of random pages with zero pages among them, some 40 MiB whatever a batch's size: the digest must be
+        // that of the file as written.
+        int batches = (48 << 20) / PageSink.BatchBytes;
+        int batchPages = PageSink.BatchBytes / Page.Size;
         var entries = new List<PagemapEntry>();
         using var file = new MemoryStream();
         FileDigest? digest = null;
@@ -54,10 +57,10 @@ public class PageSinkTests
         {
             using var sink = new PageSink(digesting, new PagemapBuilder(entries), concurrent);
             int next = 0;
-            for (int batch = 0; batch < 6; batch++)
+            for (int batch = 0; batch < batches; batch++)
             {
                 var buffer = sink.Rent();
-                int pages = PageSink.BatchBytes / Page.Size - batch * 100;
+                int pages = batchPages - batch % 6 * (batchPages / 20);
                 random.NextBytes(buffer.AsSpan(0, pages * Page.Size));
                 for (int zero = batch; zero < pages; zero += 37)
                 {
