@@ -61,11 +61,10 @@ public static class EngineProcessClient
         {
             throw new ArgumentException("pre-dumps, checkpoints on top of a parent image or of a tracked process, to a page server and a move's dumps run in the session", nameof(options));
         }
-        var engine = RunningEngine.Start(options.ProcessId, "checkpoint");
+        var engine = RunningEngine.Start(Operation.Checkpoint, options.ProcessId);
         try
         {
-            return engine.Run(w => WriteDumpRequest(w, options, Environment.ProcessId), EventKind.Saved, CheckpointImageCodec.Read, observer, options.Cancellation,
-                CheckpointErrorKind.DumpFailed, "the processes it had frozen carry on", "the next checkpoint removes what this one left");
+            return engine.Run(w => WriteDumpRequest(w, options, Environment.ProcessId), EventKind.Saved, CheckpointImageCodec.Read, observer, options.Cancellation);
         }
         finally
         {
@@ -90,10 +89,9 @@ public static class EngineProcessClient
         RunningEngine? engine = null;
         try
         {
-            engine = RunningEngine.Start(null, "restore");
-            engine.RootCreated = pid => root = pid;
+            engine = RunningEngine.Start(Operation.Restore, target: null);
             var restored = engine.Run(w => WriteRestoreRequest(w, options, host), EventKind.Restored, RestoredProcessCodec.Read, observer, options.Cancellation,
-                CheckpointErrorKind.RestoreFailed, "nothing it made was left running", "the image is as it was");
+                rootCreated: pid => root = pid);
             root = restored.Id;
             return restored;
         }
@@ -109,15 +107,28 @@ public static class EngineProcessClient
         }
     }
 
+    /// <summary>
+    /// What the program runs, as its failures name it: the error kind, and what is left when the program is lost
+    /// midway and what to do then.
+    /// </summary>
+    private sealed record Operation(string Name, CheckpointErrorKind FailureKind, string WhenLost, string AdviceWhenLost)
+    {
+        public static readonly Operation Checkpoint = new("checkpoint", CheckpointErrorKind.DumpFailed,
+            "the processes it had frozen carry on", "the next checkpoint removes what this one left");
+
+        public static readonly Operation Restore = new("restore", CheckpointErrorKind.RestoreFailed,
+            "nothing it made was left running", "the image is as it was");
+    }
+
     private sealed class RunningEngine
     {
         private readonly int pid;
-        private readonly string operation;
+        private readonly Operation operation;
         private readonly FileDescriptor requestWrite;
         private readonly FileDescriptor eventsRead;
         private WaitStatus? ended;
 
-        private RunningEngine(int pid, string operation, FileDescriptor requestWrite, FileDescriptor eventsRead)
+        private RunningEngine(int pid, Operation operation, FileDescriptor requestWrite, FileDescriptor eventsRead)
         {
             this.pid = pid;
             this.operation = operation;
@@ -125,14 +136,10 @@ public static class EngineProcessClient
             this.eventsRead = eventsRead;
         }
 
-        /// <summary>Told the PID of a restore's root as soon as it exists.</summary>
-        public Action<int>? RootCreated { get; set; }
-
-        public static RunningEngine Start(int? target, string operation)
+        public static RunningEngine Start(Operation operation, int? target)
         {
-            var program = ModuleProgram.Find(ProgramName, out string problem) ?? throw new CheckpointException(
-                operation == "restore" ? CheckpointErrorKind.RestoreFailed : CheckpointErrorKind.DumpFailed,
-                $"criups-engine, which runs the {operation}, cannot be started: {problem}.", target,
+            var program = ModuleProgram.Find(ProgramName, out string problem) ?? throw new CheckpointException(operation.FailureKind,
+                $"criups-engine, which runs the {operation.Name}, cannot be started: {problem}.", target,
                 "Reinstall the module (build.ps1 publishes criups-engine beside CriuPS.dll), or make the program executable.");
             var (requestRead, requestWrite) = FileDescriptor.Pipe(O.CLOEXEC);
             var (eventsRead, eventsWrite) = FileDescriptor.Pipe(O.CLOEXEC);
@@ -161,10 +168,11 @@ public static class EngineProcessClient
         /// <summary>
         /// Sends the request, then passes the engine's reports on until its last: the result, read with
         /// <paramref name="readResult"/>, or its failure, thrown here. Ctrl+C (<paramref name="cancellation"/>) ends
-        /// the engine's stdin, which cancels its operation; its report (Cancelled) still comes.
+        /// the engine's stdin, which cancels its operation; its report (Cancelled) still comes. A restore tells
+        /// <paramref name="rootCreated"/> its root's PID as soon as the root exists.
         /// </summary>
         public T Run<T>(Action<BinaryWriter> writeRequest, EventKind resultKind, Func<BinaryReader, T> readResult, IEngineObserver observer, CancellationToken cancellation,
-            CheckpointErrorKind lostKind, string lostConsequence, string lostAdvice)
+            Action<int>? rootCreated = null)
         {
             using var events = new BinaryReader(new FileStream(new SafeFileHandle(eventsRead.Release(), ownsHandle: true), FileAccess.Read, 4096));
             using var request = new FileStream(new SafeFileHandle(requestWrite.Release(), ownsHandle: true), FileAccess.Write, 4096);
@@ -187,7 +195,7 @@ public static class EngineProcessClient
                 }
                 catch (EndOfStreamException)
                 {
-                    throw Lost(lostKind, lostConsequence, lostAdvice);
+                    throw Lost();
                 }
                 switch (kind)
                 {
@@ -204,7 +212,7 @@ public static class EngineProcessClient
                         observer.Detail(events.ReadString());
                         break;
                     case EventKind.RootCreated:
-                        RootCreated?.Invoke(events.ReadInt32());
+                        rootCreated?.Invoke(events.ReadInt32());
                         break;
                     case EventKind.Failed:
                         throw ReadFailure(events);
@@ -218,14 +226,14 @@ public static class EngineProcessClient
 
         // The engine ended without a last report: killed (by a signal, the OOM killer) or crashed. What it held is the
         // kernel's to let go: its tracees are detached as it dies (a restore's are killed: PTRACE_O_EXITKILL).
-        private CheckpointException Lost(CheckpointErrorKind kind, string consequence, string advice)
+        private CheckpointException Lost()
         {
             Reap();
             string how = ended is { Signaled: true } s ? $"was killed by signal {s.TermSignal}"
                 : ended is { Exited: true } e ? $"exited with status {e.ExitCode}" : "ended";
-            return new CheckpointException(kind,
-                $"criups-engine (PID {pid}), which ran the {operation}, {how} before it finished; {consequence}.", null,
-                $"Look for what ended it (dmesg names the OOM killer's victims), then try again: {advice}.");
+            return new CheckpointException(operation.FailureKind,
+                $"criups-engine (PID {pid}), which ran the {operation.Name}, {how} before it finished; {operation.WhenLost}.", null,
+                $"Look for what ended it (dmesg names the OOM killer's victims), then try again: {operation.AdviceWhenLost}.");
         }
     }
 

@@ -11,14 +11,14 @@ internal static class ModuleProgram
 
     /// <summary>
     /// Where the program <paramref name="name"/> is: beside the engine, in the module's folder; which is criups-engine's
-    /// own folder when the engine is compiled into it (its assembly has no file of its own there).
+    /// own folder when the engine is compiled into it (its assembly then has no file of its own: no location).
     /// </summary>
     public static string PathOf(string name) => Path.Combine(EngineFolder, name);
 
-    private static string EngineFolder => System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported
-#pragma warning disable IL3000 // the branch a single-file program (criups-engine) never takes
-        ? Path.GetDirectoryName(typeof(ModuleProgram).Assembly.Location) ?? "."
-#pragma warning restore IL3000
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("SingleFile", "IL3000",
+        Justification = "Empty in a single-file program (criups-engine), which is what is asked here.")]
+    private static string EngineFolder => typeof(ModuleProgram).Assembly.Location is { Length: > 0 } location
+        ? Path.GetDirectoryName(location) ?? "."
         : AppContext.BaseDirectory;
 
     /// <summary>The program's path, once it exists and may be run; null, with why in <paramref name="problem"/>, when not.</summary>
