@@ -133,12 +133,16 @@ Describe 'The first checkpoint of a fresh PowerShell' {
                 if ($LASTEXITCODE -in 134, 139) { $died = "the $($operation.Name)'s PowerShell died of signal $($LASTEXITCODE - 128)"; break }
                 $LASTEXITCODE | Should -Be 0 -Because "the $($operation.Name) went through"
                 if ($operation.Unlisted) { Wait-Until { -not (Test-Path "/proc/$target") } 'the checkpointed process to be reaped' 30; continue }
-                if ($operation.Name -eq 'restore') { $restored = [int]$said; Register-TestProcess $restored }
+                if ($operation.Name -eq 'restore') { $restored = [int]$said }
                 $compiled[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled (CriuPS\.Engine\.Images\.Digests\.LongXxHash128|System\.IO\.Hashing)[.:]' }
                 $generic[$operation.Name] = Get-Content $list | Where-Object { $_ -match 'JIT compiled System\.Collections\.Generic\.Dictionary`2\[int,CriuPS\.Native\.Arch\.\w+\.UserRegs\]:.*\[(Instrumented )?Tier0' }
                 $reflection[$operation.Name] = @(Get-Content $list | Where-Object { $_ -match 'JIT compiled Google\.Protobuf\.Reflection\.' })
             }
-            Register-TestProcess $target
+            # The target and its restored copy (in a PID namespace of its own, PID $target inside), whichever
+            # PowerShell died: both run the program with this attempt's work directory, which only they name.
+            foreach ($dir in Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$') {
+                if ((Get-Content "$($dir.FullName)/cmdline" -Raw -ErrorAction Ignore) -like "*`0$work`0*") { Register-TestProcess ([int]$dir.Name) }
+            }
             if (-not $died) { break }
             $attempts += "attempt ${attempt}: $died"
             Stop-TestProcesses
