@@ -30,7 +30,8 @@
 .PARAMETER CriuPath
     A criu binary (CRIU 4.x, built and installed by you: the bench never builds it) to measure the same workloads
     with, in the same run: each run of a workload (but the lazy ones) is then also dumped with `criu dump
-    --display-stats` (its "Frozen time") and restored with `criu restore -d`, timed from outside as one command, and
+    --display-stats` (frozen: its "Freezing time" plus its "Frozen time", see Measure-CriuRun) and restored with
+    `criu restore -d`, timed from outside as one command, and
     verified the same way. Adds a "criu" row per workload and a line saying where CriuPS, cold and warm, stands
     against CRIU's medians. Without it, compare with the CRIU numbers in the README (dated).
 #>
@@ -246,7 +247,10 @@ function Measure-Run([string]$Name, $Spec, [int]$Run, [string]$ImageRoot, [bool]
 
 # One dump and restore of a workload by CRIU (the binary given as -CriuPath), verified as CriuPS's are. Both commands
 # are timed whole from here, as a user runs them (CRIU starts a new process per operation: it is always "cold");
-# frozen is CRIU's own "Frozen time" (--display-stats). The restored tree keeps its PIDs (criu restore -d detaches it).
+# frozen is CRIU's "Freezing time" plus its "Frozen time" (--display-stats): CRIU starts its frozen clock once every
+# task is seized, where a CriuPS FrozenTime counts from the first task stopped, and a task seized early stands still
+# while the others are seized (threads-64: 2.5 ms of freezing, 13.3 ms frozen). Both are reported. The restored tree
+# keeps its PIDs (criu restore -d detaches it).
 function Measure-CriuRun([string]$Name, $Spec, [int]$Run, [string]$ImageRoot) {
     $work = Join-Path $build "$Name-$Run"
     Remove-Item -Recurse -Force $work -ErrorAction Ignore
@@ -262,9 +266,10 @@ function Measure-CriuRun([string]$Name, $Spec, [int]$Run, [string]$ImageRoot) {
         $dumpOutput = & $CriuPath dump -t $target -D $image --display-stats 2>&1
         $dumpSeconds = $clock.Elapsed.TotalSeconds
         if ($LASTEXITCODE -ne 0) { throw "criu dump of $Name failed (run $Run): $($dumpOutput | Select-Object -Last 5)" }
+        $freezing = [regex]::Match(($dumpOutput -join "`n"), 'Freezing time: (\d+) us')
         $frozen = [regex]::Match(($dumpOutput -join "`n"), 'Frozen time: (\d+) us')
         $written = [regex]::Match(($dumpOutput -join "`n"), 'Memory pages written: (\d+)')
-        if (-not $frozen.Success -or -not $written.Success) { throw "criu dump of $Name printed no stats (run $Run): $($dumpOutput | Select-Object -Last 5)" }
+        if (-not $freezing.Success -or -not $frozen.Success -or -not $written.Success) { throw "criu dump of $Name printed no stats (run $Run): $($dumpOutput | Select-Object -Last 5)" }
         Wait-Until { -not ($tree | Where-Object { Test-Path "/proc/$_" }) } 'the processes CRIU dumped to be reaped' 30
         $imageBytes = Get-DirectorySize $image
         $clock.Restart()
@@ -275,7 +280,8 @@ function Measure-CriuRun([string]$Name, $Spec, [int]$Run, [string]$ImageRoot) {
         $verified = if ($Spec.Program -eq 'redis') { Test-Redis } else { (Invoke-SelfCheck $target $log -TimeoutSeconds $SetupSeconds) -match '^OK' }
         if (-not $verified) { throw "$Name did not verify itself after CRIU's restore (run $Run)" }
         [pscustomobject]@{
-            Digests = $true; Session = 'criu'; Dump = $dumpSeconds; Frozen = [double]$frozen.Groups[1].Value / 1e6; Restore = $restoreSeconds
+            Digests = $true; Session = 'criu'; Dump = $dumpSeconds; Restore = $restoreSeconds
+            Frozen = ([double]$freezing.Groups[1].Value + [double]$frozen.Groups[1].Value) / 1e6; CriuFrozenTime = [double]$frozen.Groups[1].Value / 1e6
             RestoreEngine = $restoreSeconds; Verify = 0; ImageBytes = $imageBytes; MemoryBytes = [long]$written.Groups[1].Value * 4096
             Import = 0; Life = 0
         }
@@ -390,10 +396,14 @@ foreach ($imageRoot in $ImageRoot) {
                 $row | Add-Member -NotePropertyName LifeMedian -NotePropertyValue (Get-Median $group.Group.Life)
                 $row | Add-Member -NotePropertyName Load -NotePropertyValue ([ordered]@{ Before = $loadBefore; After = $loadAfter; Cores = [Environment]::ProcessorCount })
                 $results.Add($row)
-                if ($sessionKind -eq 'criu') { $criuRow = $row }
-                $cold = $sessionKind -eq 'cold' ? (", in a new PowerShell: import {0:N2} s, its whole life {1:N2} s" -f $row.ImportMedian, $row.LifeMedian) : ''
+                $note = $sessionKind -eq 'cold' ? (", in a new PowerShell: import {0:N2} s, its whole life {1:N2} s" -f $row.ImportMedian, $row.LifeMedian) : ''
+                if ($sessionKind -eq 'criu') {
+                    $criuRow = $row
+                    $row | Add-Member -NotePropertyName CriuFrozenTimeMedian -NotePropertyValue (Get-Median $group.Group.CriuFrozenTime)
+                    $note = ", frozen without its freezing (CRIU's own Frozen time) {0:N3} s" -f $row.CriuFrozenTimeMedian
+                }
                 Write-Host ("{0,-24} {1} dump {2:N2}/{3:N2} s (frozen {4:N2}/{5:N2}), restore {6:N2}/{7:N2} s (running after {8:N2}/{9:N2}, verifying {10:N3}), image {11} MiB{12}" -f $row.Workload, $sessionKind,
-                    $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ResumedMin, $row.ResumedMedian, $row.VerifyMedian, $row.ImageMiB, $cold)
+                    $row.DumpMin, $row.DumpMedian, $row.FrozenMin, $row.FrozenMedian, $row.RestoreMin, $row.RestoreMedian, $row.ResumedMin, $row.ResumedMedian, $row.VerifyMedian, $row.ImageMiB, $note)
                 $row
             }
             if ($CompareDigests) {

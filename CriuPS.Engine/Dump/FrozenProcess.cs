@@ -134,7 +134,9 @@ internal sealed class FrozenProcess
                     Tracee thread;
                     try
                     {
-                        thread = seized is not null && seized.Remove(tid, out var taken) ? taken : Tracee.Seize(tid, ProcessId, options);
+                        thread = seized is not null && seized.Remove(tid, out var taken) ? taken
+                            : Threads.Count == 0 ? Tracee.Seize(tid, ProcessId, options)
+                            : Tracee.SeizeSibling(tid, Leader, options);
                     }
                     catch (NativeException e) when (e.Errno == Errno.ESRCH && tid != ProcessId)
                     {

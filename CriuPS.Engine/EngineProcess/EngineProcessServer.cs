@@ -17,6 +17,8 @@ public static class EngineProcessServer
     /// <summary>Serves one request; returns the program's exit status (0: saved, 1: failed, reported as such).</summary>
     public static int Serve(Stream input, Stream output)
     {
+        // Beside the reading of the request.
+        EngineWarmup.Start();
         // Buffered, and flushed after each report: unbuffered, the image's 10,000 areas took 60,000 write calls.
         using var writer = new BinaryWriter(new BufferedStream(output, 64 << 10));
         using var cancellation = new CancellationTokenSource();

@@ -53,8 +53,6 @@ public static class ProcFiles
     public static uint Personality(int pid) =>
         uint.Parse(ReadText($"/proc/{pid}/personality").Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 
-    public static string Comm(int pid, int tid) => ReadText($"/proc/{pid}/task/{tid}/comm").TrimEnd('\n');
-
     public static int OomScoreAdj(int pid) => int.Parse(ReadText($"/proc/{pid}/oom_score_adj").Trim(), CultureInfo.InvariantCulture);
 
     public static uint LoginUid(int pid) => uint.Parse(ReadText($"/proc/{pid}/loginuid").Trim(), CultureInfo.InvariantCulture);

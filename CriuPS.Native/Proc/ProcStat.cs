@@ -5,12 +5,18 @@ namespace CriuPS.Native.Proc;
 /// <summary>/proc/PID/stat: the process's state, family and the mm boundaries (see proc(5) for field numbers).</summary>
 public sealed class ProcStat
 {
-    private readonly string[] fields;
+    private readonly string text;
 
-    private ProcStat(string comm, string[] fields)
+    // Where each field after comm begins in the text (field 3, the state, first), and one more: past the last one's
+    // end. Fields are cut out as they are asked for: a dump reads a stat per process and per thread, and asks each
+    // for a few of its 52 fields.
+    private readonly int[] starts;
+
+    private ProcStat(string comm, string text, int[] starts)
     {
         Comm = comm;
-        this.fields = fields;
+        this.text = text;
+        this.starts = starts;
     }
 
     public static ProcStat Read(int pid) => Parse(ProcFiles.ReadText($"/proc/{pid}/stat"));
@@ -19,18 +25,35 @@ public sealed class ProcStat
 
     public static ProcStat Parse(string text)
     {
-        // comm is in parentheses and may itself contain spaces and parentheses: split after the last ')'.
+        // comm is in parentheses and may itself contain spaces and parentheses: the fields start after the last ')'.
         int open = text.IndexOf('(');
         int close = text.LastIndexOf(')');
-        var comm = text[(open + 1)..close];
-        var rest = text[(close + 2)..].TrimEnd('\n').Split(' ');
-        return new ProcStat(comm, rest);
+        int first = close + 2;
+        int end = text.Length > first && text[^1] == '\n' ? text.Length - 1 : text.Length;
+        var fields = text.AsSpan(first, Math.Max(0, end - first));
+        var starts = new int[fields.Count(' ') + 2];
+        starts[0] = first;
+        for (int i = 1, at = first; i < starts.Length - 1; i++)
+        {
+            at = text.IndexOf(' ', at) + 1;
+            starts[i] = at;
+        }
+        starts[^1] = end + 1;
+        return new ProcStat(text[(open + 1)..close], text, starts);
     }
 
     public string Comm { get; }
 
     /// <summary>Field number n as proc(5) counts them (1 = pid, 2 = comm, 3 = state...).</summary>
-    private string Field(int n) => fields[n - 3];
+    private ReadOnlySpan<char> Field(int n)
+    {
+        int i = n - 3;
+        if (i < 0 || i + 1 >= starts.Length)
+        {
+            throw new InvalidDataException($"/proc stat has no field {n}");
+        }
+        return text.AsSpan(starts[i], starts[i + 1] - starts[i] - 1);
+    }
 
     private ulong U(int n) => ulong.Parse(Field(n), CultureInfo.InvariantCulture);
 

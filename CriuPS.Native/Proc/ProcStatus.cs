@@ -2,30 +2,22 @@ using System.Globalization;
 
 namespace CriuPS.Native.Proc;
 
-/// <summary>The fields of /proc/PID/status (or /proc/PID/task/TID/status) that checkpointing needs.</summary>
+/// <summary>
+/// The fields of /proc/PID/status (or /proc/PID/task/TID/status) that checkpointing needs, found in the text as they
+/// are asked for: a dump reads a status per thread and asks it for a dozen of its 59 fields, and splitting every line
+/// into a dictionary was half the cost of reading it.
+/// </summary>
 public sealed class ProcStatus
 {
-    private readonly Dictionary<string, string> fields;
+    private readonly string text;
 
-    private ProcStatus(Dictionary<string, string> fields) => this.fields = fields;
+    private ProcStatus(string text) => this.text = text;
 
     public static ProcStatus Read(int pid) => Parse(ProcFiles.ReadText($"/proc/{pid}/status"));
 
     public static ProcStatus ReadThread(int pid, int tid) => Parse(ProcFiles.ReadText($"/proc/{pid}/task/{tid}/status"));
 
-    public static ProcStatus Parse(string text)
-    {
-        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var line in text.Split('\n'))
-        {
-            int colon = line.IndexOf(':');
-            if (colon > 0)
-            {
-                fields[line[..colon]] = line[(colon + 1)..].Trim();
-            }
-        }
-        return new ProcStatus(fields);
-    }
+    public static ProcStatus Parse(string text) => new(text);
 
     public string Name => Get("Name");
 
@@ -82,10 +74,32 @@ public sealed class ProcStatus
     public int SeccompMode => Has("Seccomp") ? Int("Seccomp") : 0;
 
     /// <summary>Whether this kernel reports the field at all (some are newer than others).</summary>
-    public bool Has(string key) => fields.ContainsKey(key);
+    public bool Has(string key) => Find(key) >= 0;
 
-    public string Get(string key) =>
-        fields.TryGetValue(key, out var value) ? value : throw new InvalidDataException($"/proc status has no {key} field");
+    public string Get(string key)
+    {
+        int colon = Find(key);
+        if (colon < 0)
+        {
+            throw new InvalidDataException($"/proc status has no {key} field");
+        }
+        int end = text.IndexOf('\n', colon);
+        return text.AsSpan(colon + 1, (end < 0 ? text.Length : end) - colon - 1).Trim().ToString();
+    }
+
+    // Where the colon after a line's "key" is, or -1: a key found inside another line or key is passed over.
+    private int Find(string key)
+    {
+        for (int at = text.IndexOf(key, StringComparison.Ordinal); at >= 0; at = text.IndexOf(key, at + 1, StringComparison.Ordinal))
+        {
+            int colon = at + key.Length;
+            if ((at == 0 || text[at - 1] == '\n') && colon < text.Length && text[colon] == ':')
+            {
+                return colon;
+            }
+        }
+        return -1;
+    }
 
     private int Int(string key) => int.Parse(Get(key), CultureInfo.InvariantCulture);
 

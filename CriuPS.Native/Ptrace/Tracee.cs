@@ -45,6 +45,17 @@ public sealed class Tracee
         return new Tracee(tid, processId, IsOurChild(processId));
     }
 
+    /// <summary>
+    /// Attaches to another thread of the process that <paramref name="leader"/> (seized already) leads, without
+    /// stopping it. Whose child the process is is the leader's answer: one /proc read less for each thread after the
+    /// leader.
+    /// </summary>
+    public static Tracee SeizeSibling(int tid, Tracee leader, PtraceOptions options)
+    {
+        Interop.Ptrace.Seize(tid, options);
+        return new Tracee(tid, leader.ProcessId, leader.statusesMayBeStolen);
+    }
+
     private static bool IsOurChild(int pid)
     {
         try

@@ -8,7 +8,7 @@ namespace CriuPS.Native.RemoteSyscall;
 public readonly partial record struct RemoteCall
 {
     // prctl(2) options (linux/prctl.h).
-    private const ulong PrSetPdeathsig = 1, PrGetPdeathsig = 2, PrGetDumpable = 3, PrSetDumpable = 4, PrSetName = 15;
+    private const ulong PrSetPdeathsig = 1, PrGetPdeathsig = 2, PrGetDumpable = 3, PrSetDumpable = 4, PrSetName = 15, PrGetName = 16;
     private const ulong PrCapbsetDrop = 24, PrGetSecurebits = 27, PrSetSecurebits = 28, PrSetMm = 35, PrSetMmMap = 14;
     private const ulong PrSetChildSubreaper = 36, PrGetChildSubreaper = 37, PrSetNoNewPrivs = 38, PrGetTidAddress = 40;
     private const ulong PrSetThpDisable = 41, PrGetThpDisable = 42, PrCapAmbient = 47, PrCapAmbientRaise = 2, PrCapAmbientClearAll = 4;
@@ -36,6 +36,9 @@ public readonly partial record struct RemoteCall
     public static RemoteCall GetParentDeathSignal(Address into) => new(SystemCall.Prctl, PrGetPdeathsig, into.Value);
 
     public static RemoteCall SetParentDeathSignal(uint signal) => new(SystemCall.Prctl, PrSetPdeathsig, signal);
+
+    /// <summary>prctl(PR_GET_NAME): the thread's comm, NUL-terminated in the 16 bytes at <paramref name="into"/>.</summary>
+    public static RemoteCall GetName(Address into) => new(SystemCall.Prctl, PrGetName, into.Value);
 
     /// <summary>prctl(PR_SET_NAME) of the thread's comm, put in <paramref name="scratch"/>.</summary>
     public static RemoteCall SetName(ScratchArea scratch, string name) => new(SystemCall.Prctl, PrSetName, scratch.PutString(name).Value);
