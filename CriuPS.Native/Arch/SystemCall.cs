@@ -113,6 +113,7 @@ public enum SystemCall
     Tgkill,
     InotifyAddWatch,
     Openat,
+    Newfstatat,
     Unshare,
     SetRobustList,
     GetRobustList,

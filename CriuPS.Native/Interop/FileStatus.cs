@@ -46,6 +46,25 @@ public readonly record struct FileStatus(uint Mode, ulong Device, ulong Inode, u
         return From(st);
     }
 
+    /// <summary>
+    /// fstatat(2) of the entry <paramref name="name"/> of an open directory, following a symbolic link as stat does
+    /// (newfstatat, which Tmds.LibC does not bind; the kernel's struct stat is glibc's on x86-64).
+    /// </summary>
+    public static unsafe FileStatus At(FileDescriptor directory, string name)
+    {
+        var bytes = FileDescriptor.NullTerminated(name);
+        stat st;
+        fixed (byte* p = bytes)
+        {
+            long result = Syscall.Raw(Arch.SystemCall.Newfstatat, (ulong)directory.Value, (ulong)p, (ulong)&st, 0);
+            if (result < 0)
+            {
+                throw new NativeException("fstatat", (int)-result, name);
+            }
+        }
+        return From(st);
+    }
+
     /// <summary>lstat(2): the directory entry itself (a symbolic link is not followed); null when there is none.</summary>
     public static unsafe FileStatus? OfEntry(string path)
     {

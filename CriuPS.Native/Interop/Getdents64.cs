@@ -22,10 +22,12 @@ public static unsafe class Getdents64
     public static List<string>? Names(string path, out int errno)
     {
         using var directory = FileDescriptor.TryOpen(path, O.RDONLY | O.DIRECTORY, out errno);
-        if (directory is null)
-        {
-            return null;
-        }
+        return directory is null ? null : Names(directory);
+    }
+
+    /// <summary>The names in an open directory ("." and ".." left out), from where its reading stands.</summary>
+    public static List<string> Names(FileDescriptor directory)
+    {
         var names = new List<string>();
         var buffer = new byte[32 << 10];
         fixed (byte* start = buffer)

@@ -15,8 +15,12 @@ public static unsafe class Kcmp
     }
 
     /// <summary>0 when equal, 1 or 2 for an ordering, throws on error.</summary>
-    public static long Compare(int pid1, int pid2, int type, ulong index1 = 0, ulong index2 = 0) =>
-        Syscall.Checked($"kcmp({pid1}, {pid2}, {type})", SystemCall.Kcmp, (ulong)pid1, (ulong)pid2, (ulong)type, index1, index2);
+    public static long Compare(int pid1, int pid2, int type, ulong index1 = 0, ulong index2 = 0)
+    {
+        // The call's name is made only for an error: a dump compares thousands of descriptors.
+        long result = Syscall.Raw(SystemCall.Kcmp, (ulong)pid1, (ulong)pid2, (ulong)type, index1, index2);
+        return result < 0 && result > -4096 ? throw new NativeException($"kcmp({pid1}, {pid2}, {type})", (int)-result) : result;
+    }
 
     /// <summary>
     /// Whether fd <paramref name="tfd"/> of <paramref name="pid"/> is still the file its epoll at

@@ -25,4 +25,17 @@ public static class Readlink
             return n < 0 ? null : Encoding.UTF8.GetString(target, (int)n);
         }
     }
+
+    /// <summary>readlinkat(2): the target of the link <paramref name="name"/> in an open directory, or null with the errno.</summary>
+    public static unsafe string? ReadAt(FileDescriptor directory, string name, out int errno)
+    {
+        var entry = FileDescriptor.NullTerminated(name);
+        var target = stackalloc byte[PathMax];
+        fixed (byte* p = entry)
+        {
+            long n = LibC.readlinkat(directory.Value, p, target, PathMax);
+            errno = n < 0 ? LibC.errno : 0;
+            return n < 0 ? null : Encoding.UTF8.GetString(target, (int)n);
+        }
+    }
 }

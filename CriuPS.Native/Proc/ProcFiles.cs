@@ -29,11 +29,8 @@ public static class ProcFiles
 
     public static List<int> FileDescriptors(int pid)
     {
-        var path = $"/proc/{pid}/fd";
-        var names = Getdents64.Names(path, out int errno) ?? throw (errno == Errno.ENOENT
-            ? new DirectoryNotFoundException($"Could not find a part of the path '{path}'.")
-            : OpenFailed(path, errno));
-        return names.Select(n => int.Parse(n, CultureInfo.InvariantCulture)).Order().ToList();
+        using var directory = DescriptorDirectory.Open(pid);
+        return directory.Numbers();
     }
 
     /// <summary>The auxiliary vector as (type, value) words, including the terminating AT_NULL pair.</summary>
@@ -147,7 +144,7 @@ public static class ProcFiles
 
     // The exceptions File.ReadAllText throws: callers take the first for a process that is gone, and must not take
     // a file another user's process keeps to itself for one.
-    private static Exception OpenFailed(string path, int errno) => errno switch
+    internal static Exception OpenFailed(string path, int errno) => errno switch
     {
         Errno.ENOENT => new FileNotFoundException($"Could not find {path}", path),
         Errno.EACCES or Errno.EPERM => new UnauthorizedAccessException($"Access to the path '{path}' is denied."),

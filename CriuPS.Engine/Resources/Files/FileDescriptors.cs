@@ -111,14 +111,14 @@ internal static class FileDescriptors
     /// <param name="pidfd">A pidfd of the process that holds <paramref name="probe"/>'s descriptor.</param>
     public static uint SaveDescription(DumpSession session, DumpedProcess process, DescriptorProbe probe, FileKind kind, FdInfo info, FileDescriptor pidfd, out bool isNew)
     {
-        uint? known = session.Files.FindDescription(probe.Pid, probe.Fd, probe.Status.Device, probe.Status.Inode);
+        uint? known = session.Files.FindDescription(probe.Pid, probe.Fd, probe.Status, info.Flags);
         isNew = known is null;
         if (known is { } id)
         {
             return id;
         }
         id = session.Files.NewId();
-        session.Files.RememberDescription(probe.Pid, probe.Fd, probe.Status.Device, probe.Status.Inode, id);
+        session.Files.RememberDescription(probe.Pid, probe.Fd, probe.Status, info.Flags, id);
         using var copy = Pidfd.GetFd(pidfd, probe.Fd);
         // An O_PATH description has no owner (fcntl refuses it EBADF): it delivers no signals.
         var owner = (info.Flags & O.PATH) != 0 ? FileOwner.None : FileOwner.Read(copy, process.Status.Uids[0], process.Status.Uids[1]);

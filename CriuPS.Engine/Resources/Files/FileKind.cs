@@ -51,14 +51,30 @@ internal sealed record DescriptorProbe(int Pid, int Fd, string Link, FileStatus 
     }
 
     /// <summary>Every descriptor the process has open now, probed (those closed meanwhile left out).</summary>
-    public static List<DescriptorProbe> All(int pid) =>
-        ProcFiles.FileDescriptors(pid).Select(fd => Of(pid, fd)).OfType<DescriptorProbe>().ToList();
+    public static List<DescriptorProbe> All(int pid)
+    {
+        using var directory = DescriptorDirectory.Open(pid);
+        return directory.Numbers().Select(fd => Of(directory, pid, fd)).OfType<DescriptorProbe>().ToList();
+    }
 
     public static DescriptorProbe? Of(int pid, int fd)
     {
         try
         {
-            return new DescriptorProbe(pid, fd, ProcFiles.ReadLink($"/proc/{pid}/fd/{fd}"), FileStatus.Of($"/proc/{pid}/fd/{fd}"));
+            using var directory = DescriptorDirectory.Open(pid);
+            return Of(directory, pid, fd);
+        }
+        catch (Exception e) when (e is IOException or NativeException)
+        {
+            return null; // the process ended meanwhile
+        }
+    }
+
+    private static DescriptorProbe? Of(DescriptorDirectory directory, int pid, int fd)
+    {
+        try
+        {
+            return new DescriptorProbe(pid, fd, directory.ReadLink(fd), directory.Status(fd));
         }
         catch (Exception e) when (e is IOException or NativeException)
         {

@@ -60,11 +60,11 @@ internal static partial class PosixQueues
             session.AddImageEntry(ImageTypes.CriupsMqueue, null, entry);
             session.Log.Detail($"POSIX message queue {entry.Name}: {entry.Messages.Count} message(s) saved and sent back");
         }
-        uint? known = session.Files.FindDescription(process.Pid, probe.Fd, probe.Status.Device, probe.Status.Inode);
+        uint? known = session.Files.FindDescription(process.Pid, probe.Fd, probe.Status, info.Flags);
         uint id = known ?? session.Files.NewId();
         if (known is null)
         {
-            session.Files.RememberDescription(process.Pid, probe.Fd, probe.Status.Device, probe.Status.Inode, id);
+            session.Files.RememberDescription(process.Pid, probe.Fd, probe.Status, info.Flags, id);
         }
         entry.Fds.Add(new CriupsMqueueFd
         {

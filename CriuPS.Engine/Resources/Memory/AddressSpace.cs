@@ -117,7 +117,7 @@ internal static partial class AddressSpace
         {
             // The ring of a packet socket: the area maps the socket's file, saved as a descriptor already.
             var holder = PacketSockets.RingHolder(process.Pid, vma);
-            entry.Shmid = (holder is null ? null : session.Files.FindDescription(process.Pid, holder.Fd, holder.Status.Device, holder.Status.Inode))
+            entry.Shmid = (holder is null ? null : session.Files.FindDescription(process.Pid, holder.Fd, holder.Status, accessMode: null))
                 ?? throw new CheckpointException(CheckpointErrorKind.DumpFailed, $"Process {process.Pid} maps {vma.Path} at {vma.Range}, and no saved descriptor holds that socket.", process.Pid);
         }
         else if ((status & VmaStatus.Memfd) != 0)

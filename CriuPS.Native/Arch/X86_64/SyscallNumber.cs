@@ -112,6 +112,7 @@ public enum SyscallNumber : long
     Tgkill = 234,
     InotifyAddWatch = 254,
     Openat = 257,
+    Newfstatat = 262,
     Unshare = 272,
     SetRobustList = 273,
     GetRobustList = 274,

@@ -113,6 +113,7 @@ internal static class SyscallTable
         SystemCall.Tgkill => SyscallNumber.Tgkill,
         SystemCall.InotifyAddWatch => SyscallNumber.InotifyAddWatch,
         SystemCall.Openat => SyscallNumber.Openat,
+        SystemCall.Newfstatat => SyscallNumber.Newfstatat,
         SystemCall.Unshare => SyscallNumber.Unshare,
         SystemCall.SetRobustList => SyscallNumber.SetRobustList,
         SystemCall.GetRobustList => SyscallNumber.GetRobustList,
