@@ -59,7 +59,7 @@ internal static class RestoreChecks
         foreach (var process in images.Processes)
         {
             AddressSpace.CheckMappedFiles(session, process);
-            using var pages = process.OpenPages(images.Directory); // checks the chain of parents and the files' sizes
+            var pages = OpenedPages.Of(session, process); // checks the chain of parents and the files' sizes
             Vdso.Check(images.Directory, process, pages);
         }
     }

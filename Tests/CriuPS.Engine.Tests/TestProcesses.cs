@@ -21,6 +21,19 @@ public sealed class TestProcess : IDisposable
     public static TestProcess Start(string path, params string[] arguments) =>
         new(PosixSpawn.Spawn(path, arguments.Prepend(Path.GetFileName(path)).ToList(), newSession: true));
 
+    /// <summary>
+    /// Runs a program to its end and tells how it ended: spawned and reaped here (wait4), not through
+    /// System.Diagnostics.Process, whose wait for gcc hung once in CI beside this suite's tracing tests (gcc a zombie
+    /// for minutes, never collected by the runtime).
+    /// </summary>
+    public static WaitStatus Run(string path, params string[] arguments)
+    {
+        // With this process's environment: gcc finds its assembler and linker on PATH.
+        var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().Select(e => $"{e.Key}={e.Value}").ToList();
+        int pid = PosixSpawn.Spawn(path, arguments.Prepend(Path.GetFileName(path)).ToList(), newSession: true, environment: environment);
+        return Wait4.Wait(pid, 0)!.Value;
+    }
+
     public char State => File.ReadAllText($"/proc/{Pid}/stat").Split(") ")[1][0];
 
     public void WaitForState(char state)

@@ -33,7 +33,7 @@ internal static partial class AddressSpace
         var keep = vdsoFamily.Select(v => v.Range).Append(process.Injection.Scratch.Range).Concat(beforeForkRanges).OrderBy(r => r.Start).ToList();
         UnmapAllBut(process.Injection, keep);
 
-        using var pages = process.Images.OpenPages(session.Images.Directory, session.PagesVerifiedOnRead);
+        var pages = OpenedPages.Of(session, process.Images);
         var vdso = Vdso.Place(session, process, pages, vdsoFamily);
 
         var areas = process.Images.Mm.Vmas.Where(vdso.MapsFromImage).ToList();

@@ -77,10 +77,10 @@ internal static class ForkedMemory
         var inheritedByStart = inherited.ToDictionary(a => a.Start); // the forker's areas do not overlap
         var forkerImages = forker is null ? null : session.Images.Processes.First(p => p.Pid == forker.Pid);
 
-        using var pages = images.OpenPages(session.Images.Directory, session.PagesVerifiedOnRead);
+        var pages = OpenedPages.Of(session, images);
         var owns = areas.Select(area => InheritedPages.Within(pages, Range(area))).ToList();
         long savedBytes = owns.Sum(own => own.Sum(r => (long)r.Range.Length.Value));
-        using var forkerPages = inherited.Count > 0 ? forkerImages!.OpenPages(session.Images.Directory, session.PagesVerifiedOnRead) : null;
+        var forkerPages = inherited.Count > 0 ? OpenedPages.Of(session, forkerImages!) : null;
         var write = new List<PageRun>();
         var discard = new List<AddressRange>();
         var madeWritable = new List<VmaEntry>();

@@ -31,11 +31,8 @@ public sealed class TmpfsArchiveTests : IDisposable
         var time = new DateTime(2020, 1, 2, 3, 4, 5, DateTimeKind.Utc);
         File.SetLastWriteTimeUtc(file, time);
         File.CreateSymbolicLink(Path.Combine(from, "link"), "sub/file");
-        using (var ln = System.Diagnostics.Process.Start("ln", [file, Path.Combine(from, "hard")]))
-        {
-            ln.WaitForExit();
-            Assert.Equal(0, ln.ExitCode);
-        }
+        var linked = TestProcess.Run("/bin/ln", file, Path.Combine(from, "hard"));
+        Assert.True(linked.Exited && linked.ExitCode == 0, $"ln: {linked}");
         using (var output = File.Create(archive))
         {
             TmpfsArchive.Save(from, FileStatus.Of(from).Device, output);

@@ -137,11 +137,8 @@ public class TraceeWaitTests
         {
             string directory = Directory.CreateTempSubdirectory("criups-waits-").FullName;
             string source = Path.Combine(RepositoryRoot(), "Tests", "Targets", "vforkstop.c");
-            using (var gcc = Process.Start("gcc", new[] { "-O2", "-o", Path.Combine(directory, "vforkstop"), source })!)
-            {
-                gcc.WaitForExit();
-                Assert.Equal(0, gcc.ExitCode);
-            }
+            var built = TestProcess.Run("/usr/bin/gcc", "-O2", "-o", Path.Combine(directory, "vforkstop"), source);
+            Assert.True(built.Exited && built.ExitCode == 0, $"gcc: {built}");
             string run = ourChild ? "exec ./vforkstop" : "./vforkstop </dev/null >/dev/null 2>&1 &";
             var starter = TestProcess.Start("/bin/sh", "-c", $"cd '{directory}' && {run}");
             string ready = Path.Combine(directory, "ready");
