@@ -15,6 +15,10 @@ internal static class MessageShapes
 
     private static readonly Lazy<Dictionary<string, MessageShape>> ByName = new(Load);
 
+    // The largest number a required field may have: the table of required fields by number has that many entries at
+    // most (CRIU's numbers reach 38).
+    private const int MaxRequiredNumber = 1024;
+
     /// <summary>The shape of a message by its name in the .proto files, which is also its class's name.</summary>
     public static MessageShape Of(string name) =>
         ByName.Value.TryGetValue(name, out var shape) ? shape : throw new KeyNotFoundException($"{name} is no message of the image .proto files");
@@ -37,10 +41,15 @@ internal static class MessageShapes
                 .Where(field => field.Label == FieldDescriptorProto.Types.Label.Required)
                 .OrderBy(field => field.Number)
                 .Select(field => new FieldShape(field.Number, field.Name, WireTypeOf(field.Type), null, false))];
-            // RequiredFields marks the required fields seen in a 64-bit mask.
-            if (shape.Required.Length > 64)
+            // RequiredFields marks the required fields seen in a 64-bit mask, found by field number in a table.
+            if (shape.Required.Length > 64 || shape.Required.Any(field => field.Number > MaxRequiredNumber))
             {
-                throw new InvalidOperationException($"{message.Name} has {shape.Required.Length} required fields; the check handles 64 at most");
+                throw new InvalidOperationException($"{message.Name} has {shape.Required.Length} required fields up to number {shape.Required.LastOrDefault()?.Number}; the check handles 64 at most, numbered up to {MaxRequiredNumber}");
+            }
+            shape.RequiredByNumber = Enumerable.Repeat(-1, (shape.Required.LastOrDefault()?.Number ?? -1) + 1).ToArray();
+            for (int i = 0; i < shape.Required.Length; i++)
+            {
+                shape.RequiredByNumber[shape.Required[i].Number] = i;
             }
             shape.Messages = [.. message.Field
                 .Where(field => field.Type == FieldDescriptorProto.Types.Type.Message)
@@ -70,6 +79,9 @@ internal sealed class MessageShape(string name)
 
     /// <summary>The proto2 required fields, in field number order.</summary>
     public FieldShape[] Required { get; set; } = [];
+
+    /// <summary>For each field number up to the last required one, its index in <see cref="Required"/>, or -1.</summary>
+    public int[] RequiredByNumber { get; set; } = [];
 
     /// <summary>The fields holding a message (or repeated messages), in field number order.</summary>
     public FieldShape[] Messages { get; set; } = [];

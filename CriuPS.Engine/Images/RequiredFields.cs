@@ -75,14 +75,14 @@ internal static class RequiredFields
     {
         ulong seen = 0;
         int offset = 0;
+        var byNumber = shape.RequiredByNumber;
         while (NextField(wire, ref offset, out int number, out int wireType, out _))
         {
-            for (int i = 0; i < shape.Required.Length; i++)
+            // Looked up by number: comparing each field with every required one was half of the check's time over
+            // ten checkpoints and restores of 10,000 areas (perf: 96 samples of its 204, 58 by number).
+            if ((uint)number < (uint)byNumber.Length && byNumber[number] is int i and >= 0 && shape.Required[i].WireType == wireType)
             {
-                if (shape.Required[i].Number == number && shape.Required[i].WireType == wireType)
-                {
-                    seen |= 1UL << i;
-                }
+                seen |= 1UL << i;
             }
         }
         return seen;
