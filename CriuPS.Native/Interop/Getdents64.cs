@@ -15,17 +15,7 @@ public static unsafe class Getdents64
     private const int RecordLengthOffset = 16;
     private const int NameOffset = 19;
 
-    /// <summary>
-    /// The names in the directory at <paramref name="path"/> ("." and ".." left out), in the kernel's order; null, with
-    /// the errno in <paramref name="errno"/>, when it cannot be opened.
-    /// </summary>
-    public static List<string>? Names(string path, out int errno)
-    {
-        using var directory = FileDescriptor.TryOpen(path, O.RDONLY | O.DIRECTORY, out errno);
-        return directory is null ? null : Names(directory);
-    }
-
-    /// <summary>The names in an open directory ("." and ".." left out), from where its reading stands.</summary>
+    /// <summary>The names in an open directory ("." and ".." left out), in the kernel's order, from where its reading stands.</summary>
     public static List<string> Names(FileDescriptor directory)
     {
         var names = new List<string>();

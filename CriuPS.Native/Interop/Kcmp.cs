@@ -19,7 +19,7 @@ public static unsafe class Kcmp
     {
         // The call's name is made only for an error: a dump compares thousands of descriptors.
         long result = Syscall.Raw(SystemCall.Kcmp, (ulong)pid1, (ulong)pid2, (ulong)type, index1, index2);
-        return result < 0 && result > -4096 ? throw new NativeException($"kcmp({pid1}, {pid2}, {type})", (int)-result) : result;
+        return Syscall.Failed(result) ? throw new NativeException($"kcmp({pid1}, {pid2}, {type})", (int)-result) : result;
     }
 
     /// <summary>

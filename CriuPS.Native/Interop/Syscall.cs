@@ -22,10 +22,13 @@ public static unsafe class Syscall
     public static long Checked(string name, SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
     {
         long result = Raw(number, a1, a2, a3, a4, a5, a6);
-        if (result < 0 && result > -4096)
+        if (Failed(result))
         {
             throw new NativeException(name, (int)-result);
         }
         return result;
     }
+
+    /// <summary>Whether a result of <see cref="Raw"/> is a failure (-errno) rather than a value.</summary>
+    public static bool Failed(long result) => result < 0 && result > -4096;
 }
