@@ -48,6 +48,13 @@ Describe 'Checkpoint-Process and Restore-Process on a self-checking C program' {
         $restored.Name | Should -Be 'selfcheck'
         $restored.Parent.Id | Should -Be $PID
         $restored.RestoreTime | Should -BeGreaterThan ([TimeSpan]::Zero)
+        $restored.ImagePath | Should -Be $image.Path
+        $restored.pstypenames[0] | Should -Be 'CriuPS.RestoredProcess'
+        $restored.psobject.Properties['ExitStatus'].MemberType | Should -Be 'CodeProperty'
+        # The view adds its notes unchecked (RestoredProcessView): none may hide a property of Process or of its type data.
+        foreach ($property in (Get-Process -Id $PID).psobject.Properties) {
+            $restored.psobject.Properties[$property.Name].MemberType | Should -Be $property.MemberType -Because $property.Name
+        }
         Get-Content "/proc/$target/maps" | Should -Be $maps
         [Convert]::ToBase64String([IO.File]::ReadAllBytes("/proc/$target/cmdline")) | Should -Be $arguments
         [Convert]::ToBase64String([IO.File]::ReadAllBytes("/proc/$target/environ")) | Should -Be $environment
