@@ -5,16 +5,19 @@ namespace CriuPS.Engine.PageServer;
 /// included) it has <see cref="PageServerLimits.FrameTimeout"/>; then each frame, once begun, must be complete
 /// within that time, and the session may be silent between frames for <see cref="PageServerLimits.IdleTimeout"/>.
 /// A socket's receive timeout cannot say this: it bounds each read, and a client sending a byte just before each
-/// read times out would hold the server for ever. So a timer ends the connection when a deadline passes.
+/// read times out would hold the server for ever. So a watch ends the connection when a deadline passes: a thread
+/// of its own, not a System.Threading.Timer, whose callback waits for a thread-pool thread and came seconds late
+/// while the pool was busy (a 0.3 s deadline let a whole 2.4 s trickled frame through, under the test suite's load).
 /// </summary>
 internal sealed class ReceiveDeadline : IDisposable
 {
     private readonly PageServerLimits limits;
     private readonly Action expire;
-    private readonly Timer timer;
     private readonly object gate = new();
     private bool greeted;
-    private DateTime due = DateTime.MaxValue;
+    private bool disposed;
+    // Environment.TickCount64 (monotonic) at which the client's time runs out; long.MaxValue while none runs.
+    private long dueTick = long.MaxValue;
     private string waitingFor = "";
 
     /// <summary>Starts the handshake's deadline; <paramref name="expire"/> ends the connection.</summary>
@@ -22,8 +25,8 @@ internal sealed class ReceiveDeadline : IDisposable
     {
         this.limits = limits;
         this.expire = expire;
-        timer = new Timer(_ => Fire());
         Arm(limits.FrameTimeout, "did not finish its TLS handshake and Hello");
+        new Thread(Watch, maxStackSize: 256 << 10) { IsBackground = true, Name = "criups-pagesrv deadline" }.Start();
     }
 
     /// <summary>What did not come in time, once the deadline passed (the connection is then closed).</summary>
@@ -35,7 +38,7 @@ internal sealed class ReceiveDeadline : IDisposable
         lock (gate)
         {
             greeted = true;
-            due = DateTime.MaxValue;
+            dueTick = long.MaxValue;
         }
     }
 
@@ -64,41 +67,50 @@ internal sealed class ReceiveDeadline : IDisposable
         {
             lock (gate)
             {
-                due = DateTime.MaxValue;
+                dueTick = long.MaxValue;
             }
         }
     }
 
-    public void Dispose() => timer.Dispose();
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            disposed = true;
+            Monitor.Pulse(gate);
+        }
+    }
 
     private void Arm(TimeSpan limit, string what)
     {
         lock (gate)
         {
             waitingFor = $"{what} within {limit.TotalSeconds:0.###} s";
-            due = DateTime.UtcNow + limit;
-            timer.Change(limit, Timeout.InfiniteTimeSpan);
+            dueTick = Environment.TickCount64 + (long)limit.TotalMilliseconds;
+            Monitor.Pulse(gate);
         }
     }
 
-    // A frame's end lifts the deadline without stopping the timer: when it fires it finds none, or a later one (set
-    // again for what is left).
-    private void Fire()
+    // Sleeps until the deadline, waking when it is moved; a deadline lifted or moved later is simply waited for
+    // again. Ends with the connection (Dispose) or once it has expired it.
+    private void Watch()
     {
         lock (gate)
         {
-            if (due == DateTime.MaxValue || Expired is not null)
+            while (!disposed)
             {
-                return;
+                long left = dueTick - Environment.TickCount64;
+                if (left <= 0)
+                {
+                    Expired = waitingFor;
+                    break;
+                }
+                Monitor.Wait(gate, dueTick == long.MaxValue ? Timeout.Infinite : (int)Math.Min(left, int.MaxValue));
             }
-            var left = due - DateTime.UtcNow;
-            if (left > TimeSpan.Zero)
-            {
-                timer.Change(left, Timeout.InfiniteTimeSpan);
-                return;
-            }
-            Expired = waitingFor;
         }
-        expire();
+        if (Expired is not null)
+        {
+            expire();
+        }
     }
 }

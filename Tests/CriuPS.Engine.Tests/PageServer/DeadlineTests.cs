@@ -62,6 +62,35 @@ public class DeadlineTests
     }
 
     [Fact]
+    public void TheDeadlineFiresOnAThreadOfItsOwnNotOneThePoolMustFree()
+    {
+        // A thread-pool callback waits for a free pool thread: under the suite's load it came seconds late.
+        bool? onPool = null;
+        using var fired = new ManualResetEventSlim();
+        var clock = Stopwatch.StartNew();
+        using var deadline = new ReceiveDeadline(Short, () =>
+        {
+            onPool = Thread.CurrentThread.IsThreadPoolThread;
+            fired.Set();
+        });
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(10)));
+        Assert.False(onPool);
+        Assert.InRange(clock.Elapsed.TotalSeconds, 0.25, 3);
+        Assert.Equal("did not finish its TLS handshake and Hello within 0.3 s", deadline.Expired);
+    }
+
+    [Fact]
+    public void ADeadlineEndedWithItsConnectionNeverFires()
+    {
+        int fired = 0;
+        var deadline = new ReceiveDeadline(Short, () => Interlocked.Increment(ref fired));
+        deadline.Dispose();
+        Thread.Sleep(600);
+        Assert.Equal(0, fired);
+        Assert.Null(deadline.Expired);
+    }
+
+    [Fact]
     public void FramesThatComeInTimeAreReadWhateverTheSessionLasts()
     {
         using var pair = new SocketPair();
