@@ -118,6 +118,11 @@ internal static class RestoreChecks
 
     private static bool IsZombie(int pid)
     {
+        // Most PIDs a restore needs are free: asked first, so that each is not a failed read and a thrown exception.
+        if (!ProcFiles.Exists(pid))
+        {
+            return false;
+        }
         try
         {
             return ProcStat.Read(pid).State == 'Z';
