@@ -401,7 +401,7 @@ internal sealed class DumpSteps
             }
         }
         frozenTime.Stop();
-        noCollection?.Dispose();
+        // The no-collection window stays open to the dump's end (Take, see NoCollectionWindow).
     }
 
     // Pre-dump, while frozen: the pages to save (those written since the parent image), and write tracking armed for
