@@ -7,15 +7,15 @@ namespace CriuPS.Engine;
 /// Keeps the garbage collector out of the time a process stands still: the runtime's no-GC region
 /// (GC.TryStartNoGCRegion), in a dump from just before the first task is stopped to the dump's end (a background
 /// checkpoint's to the moment the tree runs again, before its long copy), in a restore from the first process made to
-/// the release. Closed as the tree runs again, the window left the dump's next allocation a collection of all it had
-/// made (perf over 10 checkpoints of 64 threads by criups-engine: 262 samples in collections before, 125 after). A collection there stops every thread of the engine
-/// while the processes wait for it: in a new PowerShell, whose heap is still small, a 64-thread checkpoint met
-/// several, 46 to 53 ms frozen against 35 to 37 with collections held off. The region starts without a collection
-/// (disallowFullBlockingGC: the runtime sets the budget aside, where it would compact the whole heap first, 2.6 ms of
-/// each restore by a fresh criups-engine); where the budget cannot be had that way, collections are not held off and
-/// the log says so. A window that allocates more than <see cref="Budget"/> gets its collection
-/// anyway, as before; the runtime has one region per process, so a second operation of the same session while one
-/// holds it goes without.
+/// the release. A collection there stops every thread of the engine while the processes wait for it: in a new
+/// PowerShell, whose heap is still small, a 64-thread checkpoint met several, 46 to 53 ms frozen against 35 to 37 with
+/// collections held off. (Closed as the tree ran again, the window left the dump's next allocation a collection of all
+/// it had made: perf over 10 checkpoints of 64 threads by criups-engine, 262 samples in collections before, 125 after.)
+/// The region starts without a collection (disallowFullBlockingGC: the runtime sets the budget aside, where it would
+/// compact the whole heap first, 2.6 ms of each restore by a fresh criups-engine); where the budget cannot be had that
+/// way, collections are not held off and the log says so. A window that allocates more than <see cref="Budget"/> gets
+/// its collection anyway, as before; the runtime has one region per process, so a second operation of the same
+/// session while one holds it goes without.
 /// </summary>
 internal sealed class NoCollectionWindow : IDisposable
 {
