@@ -51,7 +51,19 @@ internal static class RestoredProcessCodec
         ReadTime = TimeSpan.FromTicks(reader.ReadInt64()),
         VerifyTime = TimeSpan.FromTicks(reader.ReadInt64()),
         MemoryTime = TimeSpan.FromTicks(reader.ReadInt64()),
-        Cgroups = Enumerable.Range(0, reader.ReadInt32()).Select(_ => reader.ReadString()).ToArray(),
+        Cgroups = ReadStrings(reader),
         LogPath = ReadOptional(reader),
     };
+
+    // A loop, not Enumerable.Range(...).Select(...): read in the session, whose first restore compiled the query's
+    // generic code.
+    private static string[] ReadStrings(BinaryReader reader)
+    {
+        var strings = new string[reader.ReadInt32()];
+        for (int i = 0; i < strings.Length; i++)
+        {
+            strings[i] = reader.ReadString();
+        }
+        return strings;
+    }
 }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using CriuPS.Native.Interop;
 using CriuPS.Native.Proc;
 
@@ -23,19 +24,30 @@ internal sealed class InheritedCapabilities : IDisposable
         this.raised = raised;
     }
 
+    // As sets of bits, not a query over the enum's values: each program the session starts goes through here, and a
+    // fresh PowerShell compiled the query's generic code over the enum on its first checkpoint and restore.
     public static InheritedCapabilities PassOn()
     {
         var session = SessionPrivileges.Current();
-        var missing = Enum.GetValues<Capability>().Where(c => !session.IsRoot && c.In(session.PassedOn) && !c.In(session.Ambient)).ToList();
-        if (missing.Count == 0)
+        ulong missing = session.IsRoot ? 0 : session.PassedOn & ~session.Ambient;
+        if (missing == 0)
         {
             return new InheritedCapabilities(null, []);
         }
         // The kernel raises an ambient capability only if it is permitted and inheritable.
         ulong inheritable = ThreadCapabilities.Inheritable;
-        ThreadCapabilities.SetInheritable(inheritable | missing.Aggregate(0UL, (set, c) => set | c.Bit()));
+        ThreadCapabilities.SetInheritable(inheritable | missing);
         // One refused (SECBIT_NO_CAP_AMBIENT_RAISE) leaves the host without it: what needs it then says so.
-        return new InheritedCapabilities(inheritable, missing.Where(c => ThreadCapabilities.TryRaiseAmbient(c) == 0).ToList());
+        var raised = new List<Capability>();
+        for (ulong rest = missing; rest != 0; rest &= rest - 1)
+        {
+            var capability = (Capability)BitOperations.TrailingZeroCount(rest);
+            if (ThreadCapabilities.TryRaiseAmbient(capability) == 0)
+            {
+                raised.Add(capability);
+            }
+        }
+        return new InheritedCapabilities(inheritable, raised);
     }
 
     public void Dispose()
