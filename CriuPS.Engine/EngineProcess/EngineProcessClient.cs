@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Runtime.Intrinsics.X86;
 using CriuPS.Engine.Dump;
 using CriuPS.Engine.Errors;
@@ -147,7 +146,8 @@ public static class EngineProcessClient
             {
                 // Capabilities this session holds by file (setcap on its binary) would be lost at exec: raised to ambient.
                 using var passedOn = InheritedCapabilities.PassOn();
-                int pid = PosixSpawn.Spawn(program, [ProgramName], newSession: false, requestRead.Value, eventsWrite.Value, EnvironmentVariables());
+                // With the session's environment: test-only death points (CRIUPS_DIE_AT) reach the program that runs the dump.
+                int pid = PosixSpawn.Spawn(program, [ProgramName], newSession: false, requestRead.Value, eventsWrite.Value, PosixSpawn.CurrentEnvironment());
                 return new RunningEngine(pid, operation, requestWrite, eventsRead);
             }
             catch
@@ -235,16 +235,5 @@ public static class EngineProcessClient
                 $"criups-engine (PID {pid}), which ran the {operation.Name}, {how} before it finished; {operation.WhenLost}.", null,
                 $"Look for what ended it (dmesg names the OOM killer's victims), then try again: {operation.AdviceWhenLost}.");
         }
-    }
-
-    // The session's, as "NAME=value": test-only death points (CRIUPS_DIE_AT) reach the program that runs the dump.
-    private static List<string> EnvironmentVariables()
-    {
-        var variables = new List<string>();
-        foreach (DictionaryEntry variable in Environment.GetEnvironmentVariables())
-        {
-            variables.Add($"{variable.Key}={variable.Value}");
-        }
-        return variables;
     }
 }

@@ -15,6 +15,17 @@ public static unsafe partial class PosixSpawn
     // glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336; leave room to spare.
     private const int OpaqueSize = 1024;
 
+    /// <summary>This process's environment as <see cref="Spawn"/> takes one ("NAME=value" each), for a program that inherits it.</summary>
+    public static List<string> CurrentEnvironment()
+    {
+        var variables = new List<string>();
+        foreach (System.Collections.DictionaryEntry variable in Environment.GetEnvironmentVariables())
+        {
+            variables.Add($"{variable.Key}={variable.Value}");
+        }
+        return variables;
+    }
+
     /// <summary>
     /// Starts <paramref name="path"/> with stderr on /dev/null, stdin and stdout on <paramref name="stdin"/> and
     /// <paramref name="stdout"/> (descriptors of ours; by default /dev/null too), default signal handling and an empty

@@ -29,8 +29,7 @@ public sealed class TestProcess : IDisposable
     public static WaitStatus Run(string path, params string[] arguments)
     {
         // With this process's environment: gcc finds its assembler and linker on PATH.
-        var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().Select(e => $"{e.Key}={e.Value}").ToList();
-        int pid = PosixSpawn.Spawn(path, arguments.Prepend(Path.GetFileName(path)).ToList(), newSession: true, environment: environment);
+        int pid = PosixSpawn.Spawn(path, arguments.Prepend(Path.GetFileName(path)).ToList(), newSession: true, environment: PosixSpawn.CurrentEnvironment());
         return Wait4.Wait(pid, 0)!.Value;
     }
 
