@@ -264,7 +264,7 @@ internal sealed class DumpSteps
         frozenTime.Start();
         // -FreezeCgroup: the kernel holds the whole cgroup still while its tasks are seized (thawed once they are).
         cgroup = options.FreezeCgroup is { } frozenCgroup ? CgroupFreezer.Freeze(frozenCgroup, options.FreezeTimeout, log) : null;
-        tree = FrozenTree.Freeze(root, options.FreezeTimeout, log, cgroup);
+        tree = FrozenTree.Freeze(root, options.FreezeTimeout, log, cgroup, areasAhead is { } ahead ? ahead.Layout : null);
     }
 
     // Once frozen: the layout checked again (a process forked while we froze was not checked before), memory and an

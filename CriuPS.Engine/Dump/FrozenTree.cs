@@ -44,7 +44,8 @@ internal sealed class FrozenTree : IDisposable
     /// Freezes the tree of <paramref name="root"/>; with <paramref name="cgroup"/> (frozen, -FreezeCgroup), every task
     /// of it is seized while the cgroup holds it still, then the cgroup is thawed and the tasks stop one by one as below.
     /// </summary>
-    public static FrozenTree Freeze(int root, TimeSpan timeout, EngineLog log, CgroupFreezer? cgroup = null)
+    /// <param name="layoutAhead">The areas of a process read ahead of the freeze, where they were (null otherwise).</param>
+    public static FrozenTree Freeze(int root, TimeSpan timeout, EngineLog log, CgroupFreezer? cgroup = null, Func<int, IReadOnlyList<VmaInfo>?>? layoutAhead = null)
     {
         var frozen = new Dictionary<int, FrozenProcess>();
         var seized = cgroup is null ? null : SeizeFrozenCgroup(root, cgroup, log);
@@ -59,7 +60,7 @@ internal sealed class FrozenTree : IDisposable
                     changed = true;
                     try
                     {
-                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, timeout, log, seized);
+                        frozen[member.Pid] = FrozenProcess.Freeze(member.Pid, timeout, log, seized, layoutAhead?.Invoke(member.Pid));
                     }
                     catch (Exception e) when (e is CheckpointException or IOException or NativeException or TraceeGoneException && member.Pid != root && !ProcessTree.IsAlive(member.Pid))
                     {

@@ -97,7 +97,7 @@ public static class ProcFiles
     /// </summary>
     public static string ReadText(string path) => ParseWhole(path, static bytes => Encoding.UTF8.GetString(bytes), 4096);
 
-    private static unsafe T ParseWhole<T>(string path, BytesParser<T> parse, int initialSize)
+    private static T ParseWhole<T>(string path, BytesParser<T> parse, int initialSize)
     {
         const int MinimumRead = 4096;
         // open, read, close and nothing else: File.OpenHandle adds an fstat and an flock per file.
@@ -106,39 +106,85 @@ public static class ProcFiles
         try
         {
             int length = 0;
-            while (true)
+            while (ReadMore(file, path, ref bytes, length, MinimumRead) is int n and > 0)
             {
-                if (bytes.Length - length < MinimumRead)
+                length += n;
+            }
+            return parse(bytes.AsSpan(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
+        }
+    }
+
+    /// <summary>What <see cref="ReadLines"/> hands each line to (without its newline).</summary>
+    public delegate void LineHandler(ReadOnlySpan<byte> line);
+
+    /// <summary>
+    /// Reads a /proc file line by line through one buffer of 64 KiB: smaps of a process with 10,000 areas runs to
+    /// 7 MB, and read whole it grew a buffer to 8 MiB by doubling, 16 MB of fresh memory touched per read in a
+    /// program that starts afresh for each dump (4,000 of the 15,000 page faults of such a dump, perf).
+    /// </summary>
+    public static void ReadLines(string path, LineHandler onLine)
+    {
+        using var file = FileDescriptor.TryOpen(path, O.RDONLY, out int errno) ?? throw OpenFailed(path, errno);
+        var bytes = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            int length = 0;
+            // room for one byte more at least: a line longer than the buffer (none in /proc's text files, whose
+            // paths stop at 4 KiB) grows it
+            while (ReadMore(file, path, ref bytes, length, 1) is int n and > 0)
+            {
+                var text = bytes.AsSpan(0, length + n);
+                int newline;
+                while ((newline = text.IndexOf((byte)'\n')) >= 0)
                 {
-                    var larger = ArrayPool<byte>.Shared.Rent(bytes.Length * 2);
-                    bytes.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(bytes);
-                    bytes = larger;
+                    onLine(text[..newline]);
+                    text = text[(newline + 1)..];
                 }
-                long n;
-                fixed (byte* buffer = &bytes[length])
-                {
-                    n = LibC.read(file.Value, buffer, bytes.Length - length);
-                }
-                if (n < 0)
-                {
-                    int error = LibC.errno;
-                    if (error == Errno.EINTR)
-                    {
-                        continue;
-                    }
-                    throw new IOException($"Could not read {path}: {Errno.Describe(error)}");
-                }
-                if (n == 0)
-                {
-                    return parse(bytes.AsSpan(0, length));
-                }
-                length += (int)n;
+                text.CopyTo(bytes);
+                length = text.Length;
+            }
+            if (length > 0)
+            {
+                onLine(bytes.AsSpan(0, length));
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(bytes);
+        }
+    }
+
+    // One read into the pooled buffer after its first `length` bytes, once it has `room` bytes free (else it is
+    // swapped for one twice as large): the bytes read, 0 at the end of the file.
+    private static unsafe int ReadMore(FileDescriptor file, string path, ref byte[] bytes, int length, int room)
+    {
+        if (bytes.Length - length < room)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(bytes.Length * 2);
+            bytes.AsSpan(0, length).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(bytes);
+            bytes = larger;
+        }
+        while (true)
+        {
+            long n;
+            fixed (byte* buffer = &bytes[length])
+            {
+                n = LibC.read(file.Value, buffer, bytes.Length - length);
+            }
+            if (n >= 0)
+            {
+                return (int)n;
+            }
+            int error = LibC.errno;
+            if (error != Errno.EINTR)
+            {
+                throw new IOException($"Could not read {path}: {Errno.Describe(error)}");
+            }
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using CriuPS.Native.Memory;
 
@@ -7,61 +6,103 @@ namespace CriuPS.Native.Proc;
 /// <summary>Parses /proc/PID/smaps: the memory areas of a process with their VmFlags.</summary>
 public static class SmapsParser
 {
-    public static List<VmaInfo> Read(int pid) => ProcFiles.ParseWhole($"/proc/{pid}/smaps", Parse);
+    public static List<VmaInfo> Read(int pid) => ReadAreas($"/proc/{pid}/smaps");
 
     /// <summary>The areas alone, without their VmFlags, from /proc/PID/maps: a fraction of smaps' size.</summary>
-    public static List<VmaInfo> ReadMaps(int pid) => ProcFiles.ParseWhole($"/proc/{pid}/maps", Parse);
+    public static List<VmaInfo> ReadMaps(int pid) => ReadAreas($"/proc/{pid}/maps");
 
-    /// <summary>
-    /// Parses smaps as bytes: of the twenty-odd lines per area only the header and VmFlags matter, and only those
-    /// are decoded (a header's path may be UTF-8).
-    /// </summary>
+    /// <summary>Parses the text of smaps (or maps) whole.</summary>
     public static List<VmaInfo> Parse(ReadOnlySpan<byte> text)
     {
-        var result = new List<VmaInfo>();
-        VmaInfo? current = null;
+        var areas = new AreaLines();
         while (!text.IsEmpty)
         {
             int end = text.IndexOf((byte)'\n');
-            var line = end < 0 ? text : text[..end];
+            areas.Add(end < 0 ? text : text[..end]);
             text = end < 0 ? ReadOnlySpan<byte>.Empty : text[(end + 1)..];
-            if (line.IsEmpty)
-            {
-                continue;
-            }
-            if (line.StartsWith("VmFlags:"u8) && current is not null)
-            {
-                current = current with { VmFlags = new VmFlagSet(Encoding.ASCII.GetString(line["VmFlags:".Length..])) };
-            }
-            else if (line.StartsWith("KernelPageSize:"u8) && current is not null)
-            {
-                current = current with { KernelPageSize = KiB(line["KernelPageSize:".Length..]) << 10 };
-            }
-            else if (IsHeader(line))
-            {
-                if (current is not null)
-                {
-                    result.Add(current);
-                }
-                current = ParseHeader(Encoding.UTF8.GetString(line));
-            }
         }
-        if (current is not null)
-        {
-            result.Add(current);
-        }
-        return result;
+        return areas.Finish();
     }
+
+    private static List<VmaInfo> ReadAreas(string path)
+    {
+        var areas = new AreaLines();
+        ProcFiles.ReadLines(path, areas.Add);
+        return areas.Finish();
+    }
+
+    /// <summary>
+    /// The areas of smaps (or maps) as its lines come: of the twenty-odd lines per area only the header,
+    /// KernelPageSize and VmFlags matter, and only those are decoded. One object per area: a dump of 10,000 areas
+    /// reads them up to five times (maps and smaps, ahead of the freeze and in it), and text decoded per line, a copy
+    /// of the area per line that adds to it and a string per VmFlags line made the parse cost as much again as the
+    /// kernel's writing of the text, much of it in the first touch of the collector's fresh memory (perf, 2026-12-07).
+    /// </summary>
+    private sealed class AreaLines
+    {
+        private readonly List<VmaInfo> areas = [];
+        private readonly RecentFlagLines flagLines = new();
+        private readonly LastPath paths = new();
+        private Header? current;
+        private VmFlagSet flags = VmFlagSet.Empty;
+        private ulong pageSize;
+
+        public void Add(ReadOnlySpan<byte> line)
+        {
+            if (IsHeader(line))
+            {
+                Close();
+                current = ParseHeader(line, paths);
+            }
+            else if (current is null)
+            {
+                return;
+            }
+            else if (line.StartsWith("VmFlags:"u8))
+            {
+                flags = flagLines.Get(line["VmFlags:".Length..]);
+            }
+            else if (line.StartsWith("KernelPageSize:"u8))
+            {
+                pageSize = KiB(line["KernelPageSize:".Length..]) << 10;
+            }
+        }
+
+        public List<VmaInfo> Finish()
+        {
+            Close();
+            return areas;
+        }
+
+        private void Close()
+        {
+            if (current is { } done)
+            {
+                areas.Add(done.ToArea(flags, pageSize));
+            }
+            current = null;
+            flags = VmFlagSet.Empty;
+            pageSize = 0;
+        }
+    }
+
+    /// <summary>Parses a /proc/PID/maps line.</summary>
+    public static VmaInfo ParseHeader(string line) => ParseHeader(Encoding.UTF8.GetBytes(line), new LastPath()).ToArea(VmFlagSet.Empty, 0);
 
     // A header starts with "start-end" in lower-case hex; the other smaps lines start with a capitalised "Name:" key.
     private static bool IsHeader(ReadOnlySpan<byte> line)
     {
+        if (line.IsEmpty || !IsHexDigit(line[0]))
+        {
+            return false;
+        }
         int dash = line.IndexOf((byte)'-');
         return dash > 0 && line[..dash].IndexOfAnyExcept("0123456789abcdef"u8) < 0;
     }
 
-    /// <summary>Parses a /proc/PID/maps line.</summary>
-    public static VmaInfo ParseHeader(ReadOnlySpan<char> line)
+    // "start-end perms offset major:minor inode path": the path (UTF-8, possibly with spaces) is decoded only when
+    // it differs from the area before (a library's areas follow each other; anonymous areas have none).
+    private static Header ParseHeader(ReadOnlySpan<byte> line, LastPath paths)
     {
         var rest = line;
         var range = NextField(ref rest);
@@ -69,11 +110,14 @@ public static class SmapsParser
         var offset = NextField(ref rest);
         var dev = NextField(ref rest);
         var inode = NextField(ref rest);
-        var path = rest.TrimStart(' ').ToString();
-
-        int dash = range.IndexOf('-');
-        int colon = dev.IndexOf(':');
-        return new VmaInfo(
+        var path = rest.TrimStart((byte)' ');
+        int dash = range.IndexOf((byte)'-');
+        int colon = dev.IndexOf((byte)':');
+        if (dash < 0 || colon < 0 || perms.Length < 4)
+        {
+            throw new FormatException($"Not an area of /proc/PID/maps: '{Encoding.UTF8.GetString(line)}'.");
+        }
+        return new Header(
             new AddressRange(Hex(range[..dash]), Hex(range[(dash + 1)..])),
             perms[0] == 'r',
             perms[1] == 'w',
@@ -82,23 +126,119 @@ public static class SmapsParser
             Hex(offset),
             (uint)Hex(dev[..colon]),
             (uint)Hex(dev[(colon + 1)..]),
-            ulong.Parse(inode, CultureInfo.InvariantCulture),
-            path,
-            VmFlagSet.Empty);
+            Decimal(inode),
+            paths.Decode(path));
     }
 
-    private static ReadOnlySpan<char> NextField(ref ReadOnlySpan<char> rest)
+    private static ReadOnlySpan<byte> NextField(ref ReadOnlySpan<byte> rest)
     {
-        rest = rest.TrimStart(' ');
-        int end = rest.IndexOf(' ');
+        rest = rest.TrimStart((byte)' ');
+        int end = rest.IndexOf((byte)' ');
         var field = end < 0 ? rest : rest[..end];
-        rest = end < 0 ? ReadOnlySpan<char>.Empty : rest[end..];
+        rest = end < 0 ? ReadOnlySpan<byte>.Empty : rest[end..];
         return field;
     }
 
     // "   2048 kB" as 2048.
-    private static ulong KiB(ReadOnlySpan<byte> value) =>
-        ulong.Parse(Encoding.ASCII.GetString(value).Replace("kB", "", StringComparison.Ordinal).Trim(), CultureInfo.InvariantCulture);
+    private static ulong KiB(ReadOnlySpan<byte> value) => Decimal(value.TrimStart((byte)' ')[..DigitsOf(value.TrimStart((byte)' '))]);
 
-    private static ulong Hex(ReadOnlySpan<char> text) => ulong.Parse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+    private static int DigitsOf(ReadOnlySpan<byte> text)
+    {
+        int digits = text.IndexOfAnyExceptInRange((byte)'0', (byte)'9');
+        return digits < 0 ? text.Length : digits;
+    }
+
+    private static ulong Decimal(ReadOnlySpan<byte> digits)
+    {
+        if (digits.IsEmpty || DigitsOf(digits) != digits.Length)
+        {
+            throw new FormatException($"Not a decimal number: '{Encoding.ASCII.GetString(digits)}'.");
+        }
+        ulong value = 0;
+        foreach (byte digit in digits)
+        {
+            value = checked(value * 10 + (ulong)(digit - '0'));
+        }
+        return value;
+    }
+
+    private static ulong Hex(ReadOnlySpan<byte> digits)
+    {
+        if (digits.IsEmpty || digits.Length > 16)
+        {
+            throw new FormatException($"Not a 64-bit hexadecimal number: '{Encoding.ASCII.GetString(digits)}'.");
+        }
+        ulong value = 0;
+        foreach (byte digit in digits)
+        {
+            value = (value << 4) | (digit switch
+            {
+                >= (byte)'0' and <= (byte)'9' => (ulong)(digit - '0'),
+                >= (byte)'a' and <= (byte)'f' => (ulong)(digit - 'a' + 10),
+                >= (byte)'A' and <= (byte)'F' => (ulong)(digit - 'A' + 10),
+                _ => throw new FormatException($"Not a hexadecimal number: '{Encoding.ASCII.GetString(digits)}'."),
+            });
+        }
+        return value;
+    }
+
+    private static bool IsHexDigit(byte b) => b is >= (byte)'0' and <= (byte)'9' or >= (byte)'a' and <= (byte)'f';
+
+    private readonly record struct Header(AddressRange Range, bool Readable, bool Writable, bool Executable, bool Shared, ulong Offset,
+        uint DevMajor, uint DevMinor, ulong Inode, string Path)
+    {
+        public VmaInfo ToArea(VmFlagSet flags, ulong kernelPageSize) =>
+            new(Range, Readable, Writable, Executable, Shared, Offset, DevMajor, DevMinor, Inode, Path, flags) { KernelPageSize = kernelPageSize };
+    }
+
+    /// <summary>The path of the area before, as bytes and decoded: the next area's path, when the same, is not decoded again.</summary>
+    private sealed class LastPath
+    {
+        private byte[] bytes = [];
+        private string text = "";
+
+        public string Decode(ReadOnlySpan<byte> path)
+        {
+            if (!path.SequenceEqual(bytes))
+            {
+                bytes = path.ToArray();
+                text = Encoding.UTF8.GetString(path);
+            }
+            return text;
+        }
+    }
+
+    /// <summary>
+    /// The VmFlags lines met lately, each with its set: the areas of a process share a handful of lines ("rd wr mr mw
+    /// me ac sd" for most of its anonymous memory), so one set serves them all.
+    /// </summary>
+    private sealed class RecentFlagLines
+    {
+        private const int Kept = 8;
+        private readonly List<(byte[] Line, VmFlagSet Flags)> recent = new(Kept);
+        private int next;
+
+        public VmFlagSet Get(ReadOnlySpan<byte> line)
+        {
+            line = line.Trim((byte)' ');
+            foreach (var (seen, flags) in recent)
+            {
+                if (line.SequenceEqual(seen))
+                {
+                    return flags;
+                }
+            }
+            var made = new VmFlagSet(Encoding.ASCII.GetString(line));
+            if (recent.Count < Kept)
+            {
+                recent.Add((line.ToArray(), made));
+            }
+            else
+            {
+                recent[next] = (line.ToArray(), made);
+                next = (next + 1) % Kept;
+            }
+            return made;
+        }
+    }
 }

@@ -29,5 +29,67 @@ public readonly struct VmFlagSet
         return false;
     }
 
+    /// <summary>
+    /// Whether both hold the same flags once those of <paramref name="ignored"/> (two letters each) are left out: the
+    /// kernel writes them in one order, so the two lines are walked side by side, without a string made per area.
+    /// </summary>
+    public bool SameAs(VmFlagSet other, ReadOnlySpan<string> ignored)
+    {
+        var mine = (text ?? "").AsSpan();
+        var theirs = (other.text ?? "").AsSpan();
+        int i = 0, j = 0;
+        while (true)
+        {
+            i = NextKept(mine, i, ignored);
+            j = NextKept(theirs, j, ignored);
+            if (i + 1 >= mine.Length || j + 1 >= theirs.Length)
+            {
+                return i + 1 >= mine.Length && j + 1 >= theirs.Length;
+            }
+            if (mine[i] != theirs[j] || mine[i + 1] != theirs[j + 1])
+            {
+                return false;
+            }
+            i += 3;
+            j += 3;
+        }
+    }
+
+    /// <summary>The flags kept once those of <paramref name="ignored"/> are left out, as a line.</summary>
+    public string Without(ReadOnlySpan<string> ignored)
+    {
+        var kept = new List<string>();
+        foreach (var flag in ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!ignored.Contains(flag))
+            {
+                kept.Add(flag);
+            }
+        }
+        return string.Join(' ', kept);
+    }
+
+    // The place of the first flag at or after i that is not ignored (past the end when none).
+    private static int NextKept(ReadOnlySpan<char> all, int i, ReadOnlySpan<string> ignored)
+    {
+        while (i + 1 < all.Length && IsIgnored(all.Slice(i, 2), ignored))
+        {
+            i += 3;
+        }
+        return i;
+    }
+
+    private static bool IsIgnored(ReadOnlySpan<char> flag, ReadOnlySpan<string> ignored)
+    {
+        foreach (var name in ignored)
+        {
+            if (flag.SequenceEqual(name))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     public override string ToString() => text ?? "";
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using CriuPS.Native.Interop;
 using CriuPS.Native.Memory;
 using CriuPS.Native.Proc;
 
@@ -41,6 +42,31 @@ public static class SignalRestorer
             }
         }
         return null;
+    }
+
+    /// <summary>
+    /// Whether the instructions of a restorer are at <paramref name="address"/> now: a restorer found in a layout read
+    /// a moment before, while the process ran, is used only if it is still in place.
+    /// </summary>
+    public static bool IsAt(ProcessMemory memory, Address address)
+    {
+        Span<byte> code = stackalloc byte[Patterns.Max(p => p.Length)];
+        try
+        {
+            memory.Read(address, code);
+        }
+        catch (NativeException)
+        {
+            return false; // unmapped since, or not readable
+        }
+        foreach (var pattern in Patterns)
+        {
+            if (code.StartsWith(pattern))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>The length of the instructions before the `syscall` of the restorer at <paramref name="restorer"/>.</summary>

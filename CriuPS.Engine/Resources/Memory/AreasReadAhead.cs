@@ -44,6 +44,9 @@ internal sealed class AreasReadAhead
         return new AreasReadAhead(ahead);
     }
 
+    /// <summary>The areas of <paramref name="pid"/> as read ahead (null when they were not): a layout that may have changed since.</summary>
+    public IReadOnlyList<VmaInfo>? Layout(int pid) => ahead.GetValueOrDefault(pid)?.Layout;
+
     /// <summary>While frozen: the areas of <paramref name="pid"/> from maps with the flags read ahead, or null (smaps must be read now).</summary>
     public List<VmaInfo>? AtFreeze(int pid, EngineLog log) => ahead.GetValueOrDefault(pid)?.AtFreeze(log);
 

@@ -45,6 +45,45 @@ public class SmapsParserTests
     }
 
     [Fact]
+    public void AreasThatShareAPathOrAFlagsLineEachGetTheirOwnAndTheOthersAreNotConfused()
+    {
+        const string maps =
+            "7f0000000000-7f0000001000 r--p 00000000 fe:01 42                         /usr/lib/libc.so.6\n" +
+            "VmFlags: rd mr mw me sd \n" +
+            "7f0000001000-7f0000002000 r-xp 00001000 fe:01 42                         /usr/lib/libc.so.6\n" +
+            "VmFlags: rd ex mr mw me sd \n" +
+            "7f0000002000-7f0000003000 rw-p 00000000 00:00 0 \n" +
+            "VmFlags: rd wr mr mw me ac sd \n" +
+            "7f0000003000-7f0000004000 r--p 00000000 fe:01 43                         /usr/lib/libm.so.6\n" +
+            "VmFlags: rd mr mw me sd \n" +
+            "7f0000004000-7f0000005000 r--p 00002000 fe:01 42                         /usr/lib/libc.so.6\n" +
+            "VmFlags: rd mr mw me dc sd \n";
+        var vmas = SmapsParser.Parse(Encoding.UTF8.GetBytes(maps));
+        Assert.Equal(["/usr/lib/libc.so.6", "/usr/lib/libc.so.6", "", "/usr/lib/libm.so.6", "/usr/lib/libc.so.6"], vmas.Select(v => v.Path));
+        Assert.Equal(["rd mr mw me sd", "rd ex mr mw me sd", "rd wr mr mw me ac sd", "rd mr mw me sd", "rd mr mw me dc sd"], vmas.Select(v => v.VmFlags.ToString()));
+        Assert.Equal([42UL, 42, 0, 43, 42], vmas.Select(v => v.Inode));
+        Assert.Equal(0x2000UL, vmas[4].Offset);
+        Assert.True(vmas[1].Executable && !vmas[2].Executable && vmas[2].Writable);
+    }
+
+    [Theory]
+    [InlineData("rd wr mr mw me ac sd", "rd mr mw me", true)]
+    [InlineData("rd wr mr mw me ac sd", "rd mr mw me dc", false)]
+    [InlineData("rd wr mr mw me dc ac sd", "rd wr mr mw me ac sd", false)]
+    [InlineData("mr mw me", "mr mw me lo", false)]
+    [InlineData("rd ac sd", "", true)]
+    [InlineData("", "", true)]
+    public void FlagsAreComparedWithoutThoseLeftOut(string first, string second, bool same)
+    {
+        string[] leftOut = ["rd", "wr", "ac", "sd"];
+        var a = new VmFlagSet(first);
+        var b = new VmFlagSet(second);
+        Assert.Equal(same, a.SameAs(b, leftOut));
+        Assert.Equal(same, b.SameAs(a, leftOut));
+        Assert.Equal(same, a.Without(leftOut) == b.Without(leftOut));
+    }
+
+    [Fact]
     public void MatchesThisProcessMaps()
     {
         var fromSmaps = SmapsParser.Read(Environment.ProcessId);

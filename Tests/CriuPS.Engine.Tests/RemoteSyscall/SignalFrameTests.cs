@@ -57,4 +57,18 @@ public sealed class SignalFrameTests
         Assert.Equal(new byte[] { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 }, code); // mov $15, %rax; syscall
         Assert.Equal(7, SignalRestorer.SyscallOffset(memory, restorer.Value));
     }
+
+    [Fact]
+    public void A_restorer_is_in_place_only_where_its_instructions_are()
+    {
+        using var memory = ProcessMemory.Open(Environment.ProcessId);
+        var vmas = SmapsParser.ReadMaps(Environment.ProcessId);
+        var restorer = SignalRestorer.Find(vmas, memory)!.Value;
+
+        Assert.True(SignalRestorer.IsAt(memory, restorer));
+        Assert.False(SignalRestorer.IsAt(memory, restorer + new ByteCount(1)));
+        // an address nothing is mapped at (the page below the lowest area): a layout read ahead that no longer holds
+        var unmapped = new Address(vmas.Min(v => v.Start.Value) - 4096);
+        Assert.False(SignalRestorer.IsAt(memory, unmapped));
+    }
 }
