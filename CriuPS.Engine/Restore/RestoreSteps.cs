@@ -415,14 +415,16 @@ internal sealed class RestoreSteps : IDisposable
             ThreadGroup.CreateThreads(process);
             Created.AddRange(process.Threads.Skip(1).Select(t => t.Tracee));
             PosixTimers.Restore(process); // after the threads: a timer may signal one of them
+            // Every thread was cloned from the leader and has its credentials until its own are set below: the
+            // leader's status read once stands for each (a read per thread cost 60 us, 4 ms for 64 threads).
+            var asCreated = ProcStatus.ReadThread(process.HostPid, process.Threads[0].Tid);
             foreach (var thread in process.Threads)
             {
                 ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
                 var creds = thread.Core.ThreadCore.Creds;
-                var current = ProcStatus.ReadThread(process.HostPid, thread.Tid);
-                if (creds is not null && Creds.Differ(creds, current))
+                if (creds is not null && Creds.Differ(creds, asCreated))
                 {
-                    Creds.Restore(creds, current, thread.Caller, process.Injection.Scratch);
+                    Creds.Restore(creds, asCreated, thread.Caller, process.Injection.Scratch);
                 }
                 // A change of credentials clears the parent-death signal and resets the dumpable flag.
                 ThreadState.RestoreParentDeathSignal(thread.Core, thread.Caller);

@@ -99,6 +99,19 @@ Describe 'A child in another namespace than the root, of a kind CriuPS saves onc
     }
 }
 
+Describe 'A thread in another namespace than its process' {
+    It 'is refused, naming the thread and the namespace (CriuPS restores one set of namespaces per process)' {
+        $work = Join-Path $TestDrive 'thread-uts'
+        $target = Start-TestTarget -Program (Get-TestTarget 'threadns') -WorkDirectory $work
+        $apart = Get-ChildItem "/proc/$target/task" | ForEach-Object { [int]$_.Name } | Where-Object {
+            (Get-Item "/proc/$target/task/$_/ns/uts").LinkTarget -ne (Get-Item "/proc/$target/ns/uts").LinkTarget }
+        $apart | Should -HaveCount 1 -Because 'one thread unshared its UTS namespace'
+        $failure = Get-Refusal $target (Join-Path $work 'image')
+        $failure.FullyQualifiedErrorId | Should -Be 'Unsupported,CriuPS.Cmdlets.CheckpointProcessCommand'
+        $failure.Exception.Message | Should -BeLike "*its thread $apart is in another uts namespace (uts:``[*``]) than the process: CriuPS restores one set of namespaces per process*"
+    }
+}
+
 Describe 'A tree in an IPC namespace of its own' {
     It 'comes back in a new IPC namespace, and verifies itself (the objects: Ipc.Tests.ps1)' {
         $work = Join-Path $TestDrive 'ipc'

@@ -80,14 +80,19 @@ internal static class ProcessNamespaces
                     + "and the restored process would live in the restorer's (run Checkpoint-Process in the same namespaces as the process, e.g. with nsenter)";
             }
         }
+        // The process's links read once, each thread's in its own ns directory (readlinkat, no path walked per link):
+        // 64 threads asked for 1,152 path walks, 7.7 ms of the checks of a dump (perf).
+        var kinds = NotSaved.Select(n => n.Link).Append(Pid).Append("time").Concat(SavedForTheTree.Select(s => s.Link)).ToArray();
+        var processes = kinds.Select(link => Namespace(pid, link)).ToArray();
         foreach (var task in Tasks(pid).Where(t => t != pid))
         {
-            foreach (var link in NotSaved.Select(n => n.Link).Append(Pid).Append("time").Concat(SavedForTheTree.Select(s => s.Link)))
+            using var links = FileDescriptor.TryOpen($"/proc/{pid}/task/{task}/ns", O.RDONLY | O.DIRECTORY, out _);
+            for (int i = 0; links is not null && i < kinds.Length; i++)
             {
-                var thread = Namespace(pid, link, task);
-                if (thread is not null && thread != Namespace(pid, link))
+                var thread = Readlink.ReadAt(links, kinds[i], out _);
+                if (thread is not null && thread != processes[i])
                 {
-                    yield return $"its thread {task} is in another {link} namespace ({thread}) than the process: CriuPS restores one set of namespaces per process";
+                    yield return $"its thread {task} is in another {kinds[i]} namespace ({thread}) than the process: CriuPS restores one set of namespaces per process";
                 }
             }
         }
@@ -195,11 +200,11 @@ internal static class ProcessNamespaces
         IsEngines(session.Processes[0].Pid, link) ? rootId : session.ObjectIds.For(Namespace(Environment.ProcessId, link)!);
 
     /// <summary>What /proc/PID/ns/<paramref name="link"/> shows ("net:[4026531833]"), or null when the kernel has no such namespace or the task is gone.</summary>
-    public static string? Namespace(int pid, string link, int? task = null)
+    public static string? Namespace(int pid, string link)
     {
         try
         {
-            return ProcFiles.ReadLink(task is null ? $"/proc/{pid}/ns/{link}" : $"/proc/{pid}/task/{task}/ns/{link}");
+            return ProcFiles.ReadLink($"/proc/{pid}/ns/{link}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NativeException)
         {
