@@ -7,6 +7,19 @@ BeforeAll {
     # The images name absolute paths: recreate them as the vectors' README says.
     $script:Place = '/tmp/criups-interop'
     New-Item -ItemType Directory -Force $Place | Out-Null
+
+    # The vectors were taken on a CPU with AVX-512, whose state their threads hold (xsave components 5 to 7). On a CPU
+    # without it a restore must refuse them, naming what is missing: that is checked, and the restore is skipped.
+    function Skip-WhereCpuLacks([string]$Images) {
+        $fit = Test-CheckpointSupport -ImagePath $Images
+        if ($fit.Fits) { return $false }
+        $failure = $null
+        try { Restore-Process -ImagePath $Images -ErrorAction Stop | Out-Null } catch { $failure = $_ }
+        $failure.FullyQualifiedErrorId | Should -Be 'ImageIncompatible,CriuPS.Cmdlets.RestoreProcessCommand'
+        $failure.Exception.Message | Should -BeLike "*lacks: $($fit.MissingFeatures[0])*"
+        Set-ItResult -Skipped -Because "this CPU ($($fit.ThisCpu)) lacks $($fit.MissingFeatures -join '; '): the restore was refused, as it must be"
+        $true
+    }
 }
 
 AfterAll {
@@ -46,6 +59,7 @@ Describe 'The CRIU 4.2 vector of <Program>' -ForEach @(
     }
 
     It 'is restored by Restore-Process: same PID, and the process finds its state intact' {
+        if (Skip-WhereCpuLacks $Images) { return }
         $restored = Restore-Process -ImagePath $Images
         Register-TestProcess $Pid0
         $restored.Id | Should -Be $Pid0
@@ -90,6 +104,7 @@ Describe 'The CRIU 4.2 vector of family-dyn: threads and a child' {
     }
 
     It 'is restored by Restore-Process with the same PIDs, and the family finds its state intact, then and 2 s later' {
+        if (Skip-WhereCpuLacks $Images) { return }
         $restored = Restore-Process -ImagePath $Images
         Register-TestProcess $Parent
         $restored.Id | Should -Be $Parent

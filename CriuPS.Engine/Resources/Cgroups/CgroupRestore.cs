@@ -86,17 +86,20 @@ internal sealed class CgroupRestore
         foreach (var process in processes)
         {
             var set = state.SetOf(process.Images.LeaderCore);
+            // Where the process is now, read once for all its hierarchies (a read per hierarchy was ten per process).
+            var now = CgroupMembership.Of(process.HostPid, process.HostPid);
             foreach (var member in set?.Ctls ?? [])
             {
                 var (hierarchy, directory) = state.Ensure(member, session);
-                if (Current(process.HostPid, process.HostPid, member.Name) != member.Path)
+                if (Current(now, member.Name) != member.Path)
                 {
                     Join(directory, "cgroup.procs", process.HostPid, $"process {process.Pid}");
                 }
             }
             foreach (var thread in process.Threads.Skip(1).Where(t => state.SetOf(t.Core) is { } own && own != set))
             {
-                foreach (var member in state.SetOf(thread.Core)!.Ctls.Where(m => Current(process.HostPid, thread.Tracee.Tid, m.Name) != m.Path))
+                var threadNow = CgroupMembership.Of(process.HostPid, thread.Tracee.Tid);
+                foreach (var member in state.SetOf(thread.Core)!.Ctls.Where(m => Current(threadNow, m.Name) != m.Path))
                 {
                     var (hierarchy, directory) = state.Ensure(member, session);
                     Join(directory, hierarchy.IsV2 ? "cgroup.threads" : "tasks", thread.Tracee.Tid, $"thread {thread.Tracee.Tid} of process {process.Pid}");
@@ -312,8 +315,8 @@ internal sealed class CgroupRestore
         stream.Write(Encoding.UTF8.GetBytes(value));
     }
 
-    private static string? Current(int pid, int tid, string hierarchy) =>
-        CgroupMembership.Of(pid, tid).FirstOrDefault(m => m.Hierarchy == hierarchy).Path;
+    private static string? Current(List<(string Hierarchy, string Path)> membership, string hierarchy) =>
+        membership.FirstOrDefault(m => m.Hierarchy == hierarchy).Path;
 
     private static string Shown(string hierarchy) => hierarchy.Length == 0 ? "v2" : hierarchy;
 }

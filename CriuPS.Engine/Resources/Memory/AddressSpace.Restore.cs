@@ -24,8 +24,8 @@ internal static partial class AddressSpace
     {
         var log = session.Log;
         long started = Stopwatch.GetTimestamp();
-        var runtime = SmapsParser.Read(process.HostPid);
-        var vdsoFamily = Vdso.RuntimeAreas(runtime);
+        // The host's vDSO family, found by name: maps, not smaps (which walks every page, for flags not needed here).
+        var vdsoFamily = Vdso.RuntimeAreas(SmapsParser.ReadMaps(process.HostPid));
 
         // What was restored before the process forked its children (which share it) stays as it is.
         var beforeFork = ForkedMemory.AreasOf(session, process.Pid);

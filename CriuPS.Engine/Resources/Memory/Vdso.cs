@@ -174,22 +174,22 @@ internal static class Vdso
             .Append(process.Injection.Scratch.Range);
         var temporary = FreeSpace.HighestFit(taken, familySize, ParkGuard, new Address(Mman.TaskSize), new Address(Mman.MinAddress))
             ?? throw Incompatible("the saved address space has no room to move this kernel's vDSO through");
-        foreach (var area in runtime)
+        // Every move in one batch: a stop per mremap was six per process (3 ms for a tree of 32, perf).
+        var batch = new SyscallBatch(process.Injection);
+        var moves = runtime.Select(area => (area, From: area.Start.Value, To: (temporary + (area.Start - familyStart)).Value))
+            .Concat(runtime.Select(area => (area, From: (temporary + (area.Start - familyStart)).Value, To: targets[area])))
+            .ToList();
+        foreach (var (area, from, to) in moves)
         {
-            Move(process, area, area.Start.Value, (temporary + (area.Start - familyStart)).Value);
+            batch.Add($"mremap of {area.Path} to 0x{to:x}", RemoteCall.MoveArea(new AddressRange(from, from + area.Range.Length.Value), new Address(to)));
         }
-        foreach (var area in runtime)
+        var moved = batch.Run();
+        for (int i = 0; i < moves.Count; i++)
         {
-            Move(process, area, (temporary + (area.Start - familyStart)).Value, targets[area]);
-        }
-    }
-
-    private static void Move(RestoringProcess process, VmaInfo area, ulong from, ulong to)
-    {
-        var moved = process.Caller.Checked($"mremap of {area.Path} to 0x{to:x}", RemoteCall.MoveArea(new AddressRange(from, from + area.Range.Length.Value), new Address(to)));
-        if (moved.Value != to)
-        {
-            throw new InvalidOperationException($"{area.Path} moved to {moved}, not 0x{to:x}");
+            if ((ulong)moved[i] != moves[i].To)
+            {
+                throw new InvalidOperationException($"{moves[i].area.Path} moved to 0x{moved[i]:x}, not 0x{moves[i].To:x}");
+            }
         }
     }
 
