@@ -520,16 +520,17 @@ internal sealed class RestoreSteps : IDisposable
     private static void SetFinalState(RestoringProcess process, ResumedCalls resumedCalls)
     {
         var arch = IArchitecture.Current;
-        foreach (var thread in process.Threads.Skip(1))
+        var finals = ThreadState.FinalStates(process.Threads.Select(t => (t.Core, t.Caller)).ToList(), process.Injection.Scratch);
+        foreach (var (thread, (threadRegs, threadXState)) in process.Threads.Zip(finals).Skip(1))
         {
-            var (threadRegs, threadXState) = ThreadState.FinalState(thread.Core, thread.Caller, process.Injection.Scratch);
             resumedCalls.Note(process.HostPid, thread.Tid, arch.InstructionPointerOf(threadRegs), process.Memory);
             thread.Tracee.SetRegs(threadRegs);
             thread.Tracee.SetXState(threadXState);
             Native.Interop.Ptrace.SetSigMask(thread.Tid, SavedMask(thread.Core));
         }
+        // Threads[0] is the leader, restored from the leader's core.
         var core = process.Images.LeaderCore;
-        var (regs, xstate) = ThreadState.FinalState(core, process.Caller, process.Injection.Scratch);
+        var (regs, xstate) = finals[0];
         resumedCalls.Note(process.HostPid, process.HostPid, arch.InstructionPointerOf(regs), process.Memory);
         process.Injection.End(regs);
         process.Leader.SetXState(xstate);

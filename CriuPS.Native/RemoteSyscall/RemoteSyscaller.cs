@@ -137,17 +137,53 @@ public sealed class RemoteSyscaller
     /// call that had nothing to wait for returns its result. Only in a process of ours (a restore), as the thread's
     /// last call: any rt_sigreturn before its restart_syscall would drop the block. The thread is left stopped.
     /// </summary>
-    public long CallInterrupted(SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0)
+    public long CallInterrupted(SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
+        CallInterruptedTogether([(this, new RemoteCall(number, a1, a2, a3, a4, a5, a6))])[0];
+
+    /// <summary>
+    /// <see cref="CallInterrupted"/> in several threads at once, each with its own caller and call: every thread is
+    /// let into its call before the first is waited for, and every one interrupted before the first interrupt is
+    /// waited for, so that the threads of a process wait for the scheduler side by side (64 threads resumed into
+    /// their sleeps one after the other took 13 ms of a restore here). Returns the calls' results in order.
+    /// </summary>
+    public static long[] CallInterruptedTogether(IReadOnlyList<(RemoteSyscaller Caller, RemoteCall Call)> calls)
+    {
+        foreach (var (caller, call) in calls)
+        {
+            caller.StartInterruptedCall(call);
+        }
+        foreach (var (caller, call) in calls)
+        {
+            caller.LetIntoCall(call.Number);
+        }
+        foreach (var (caller, _) in calls)
+        {
+            Interop.Ptrace.Interrupt(caller.thread.Tid);
+        }
+        var results = new long[calls.Count];
+        for (int i = 0; i < calls.Count; i++)
+        {
+            results[i] = calls[i].Caller.TakeInterruptedResult(calls[i].Call.Number);
+        }
+        return results;
+    }
+
+    // The call in place, and the thread on its way to the call's entry stop.
+    private void StartInterruptedCall(RemoteCall call)
     {
         if (parked is not null || !instructionIsOurs)
         {
             throw new InvalidOperationException("a call is interrupted only in a process of ours, once its scratch area is in place");
         }
-        thread.SetRegs(CallRegs(number, a1, a2, a3, a4, a5, a6));
+        thread.SetRegs(CallRegs(call.Number, call.A1, call.A2, call.A3, call.A4, call.A5, call.A6));
         CallCount++;
-        int notifications = 0;
-        // In the call at its entry stop, then let go into it and interrupted there: the interrupt makes it return.
         thread.ContinueToSyscall();
+    }
+
+    // In the call at its entry stop, then let go into it, to be interrupted there: the interrupt makes it return.
+    private void LetIntoCall(SystemCall number)
+    {
+        int notifications = 0;
         while (thread.WaitStop() is var entry && !entry.IsSyscallStop)
         {
             if (!IsNotification(entry, ref notifications))
@@ -157,7 +193,11 @@ public sealed class RemoteSyscaller
             thread.ContinueToSyscall();
         }
         thread.Continue();
-        Interop.Ptrace.Interrupt(thread.Tid);
+    }
+
+    // The stop the interrupt brought: the call's result.
+    private long TakeInterruptedResult(SystemCall number)
+    {
         while (true)
         {
             var status = thread.WaitStop();

@@ -76,34 +76,48 @@ internal static class InterruptedCall
     }
 
     /// <summary>
-    /// The registers a restored thread resumes with when its saved call had <paramref name="timeLeft"/> to wait
-    /// (<paramref name="saved"/>: as the image has them, the call failed with EINTR). A call with a restart block is run
-    /// in the thread now and interrupted (<see cref="RemoteSyscaller.CallInterrupted"/>), so this must be the thread's
-    /// last injected call; the thread then restarts it, or gets the result of a call that did not wait.
+    /// The registers restored threads resume with, each whose saved call had time left to wait (its saved registers,
+    /// as the image has them: the call failed with EINTR, and the time it had left). A call with a restart block is
+    /// run in its thread now and interrupted (<see cref="RemoteSyscaller.CallInterruptedTogether"/>: in every thread
+    /// at once), so this must be each thread's last injected call; the thread then restarts it, or gets the result of
+    /// a call that did not wait. The threads are of one process, whose scratch area holds the times left.
     /// </summary>
-    public static UserRegs Resume(UserRegs saved, long timeLeft, RemoteSyscaller caller, ScratchArea scratch)
+    public static UserRegs[] Resume(IReadOnlyList<(UserRegs Saved, long TimeLeft, RemoteSyscaller Caller)> threads, ScratchArea scratch)
     {
         var arch = IArchitecture.Current;
-        var number = arch.SyscallOf(saved) ?? throw new InvalidOperationException("the saved registers show no system call to resume with its time left");
-        ulong Argument(int index) => arch.ArgumentOf(saved, index);
-        if (number is SystemCall.EpollWait or SystemCall.EpollPwait)
-        {
-            if (timeLeft != NoTimeout)
-            {
-                saved = arch.WithArgument(saved, 3, (ulong)(int)Math.Min(int.MaxValue, (timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond));
-            }
-            return arch.RunAgain(saved);
-        }
+        var regs = new UserRegs[threads.Count];
+        var calls = new List<(RemoteSyscaller Caller, RemoteCall Call)>();
+        var called = new List<int>();
         scratch.Reset();
-        var left = scratch.Put(KernelTimespec.FromNanoseconds(timeLeft)).Value;
-        long result = number switch
+        for (int i = 0; i < threads.Count; i++)
         {
-            SystemCall.Nanosleep => caller.CallInterrupted(number, left, Argument(1)),
-            SystemCall.ClockNanosleep => caller.CallInterrupted(number, Argument(0), 0, left, Argument(3)),
-            SystemCall.Poll => caller.CallInterrupted(number, Argument(0), Argument(1), (ulong)((timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)),
-            SystemCall.Futex => caller.CallInterrupted(number, Argument(0), Argument(1), Argument(2), left, Argument(4), Argument(5)),
-            _ => throw new InvalidOperationException($"system call {number} is not one CriuPS resumes with its time left"),
-        };
-        return result == -Errno.ERESTART_RESTARTBLOCK ? arch.RunRestartSyscall(saved) : arch.ReturnWith(saved, result);
+            var (saved, timeLeft, caller) = threads[i];
+            var number = arch.SyscallOf(saved) ?? throw new InvalidOperationException("the saved registers show no system call to resume with its time left");
+            ulong Argument(int index) => arch.ArgumentOf(saved, index);
+            if (number is SystemCall.EpollWait or SystemCall.EpollPwait)
+            {
+                regs[i] = arch.RunAgain(timeLeft == NoTimeout ? saved
+                    : arch.WithArgument(saved, 3, (ulong)(int)Math.Min(int.MaxValue, (timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)));
+                continue;
+            }
+            var left = scratch.Put(KernelTimespec.FromNanoseconds(timeLeft)).Value;
+            var call = number switch
+            {
+                SystemCall.Nanosleep => new RemoteCall(number, left, Argument(1)),
+                SystemCall.ClockNanosleep => new RemoteCall(number, Argument(0), 0, left, Argument(3)),
+                SystemCall.Poll => new RemoteCall(number, Argument(0), Argument(1), (ulong)((timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)),
+                SystemCall.Futex => new RemoteCall(number, Argument(0), Argument(1), Argument(2), left, Argument(4), Argument(5)),
+                _ => throw new InvalidOperationException($"system call {number} is not one CriuPS resumes with its time left"),
+            };
+            calls.Add((caller, call));
+            called.Add(i);
+        }
+        var results = RemoteSyscaller.CallInterruptedTogether(calls);
+        for (int c = 0; c < called.Count; c++)
+        {
+            var saved = threads[called[c]].Saved;
+            regs[called[c]] = results[c] == -Errno.ERESTART_RESTARTBLOCK ? arch.RunRestartSyscall(saved) : arch.ReturnWith(saved, results[c]);
+        }
+        return regs;
     }
 }

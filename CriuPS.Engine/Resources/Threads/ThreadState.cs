@@ -171,16 +171,20 @@ internal static class ThreadState
     }
 
     /// <summary>
-    /// The registers and XSAVE state the thread resumes with, for the end of the restore. A call it was stopped in
-    /// that waits out its time left is run in it now (<see cref="InterruptedCall"/>): its last injected call.
+    /// The registers and XSAVE state each thread of a process resumes with, for the end of the restore. A call a thread
+    /// was stopped in that waits out its time left is run in it now (<see cref="InterruptedCall"/>, in every such
+    /// thread at once): its last injected call.
     /// </summary>
-    public static (UserRegs Regs, byte[] XState) FinalState(CoreEntry core, RemoteSyscaller caller, ScratchArea scratch)
+    public static (UserRegs Regs, byte[] XState)[] FinalStates(IReadOnlyList<(CoreEntry Core, RemoteSyscaller Caller)> threads, ScratchArea scratch)
     {
-        var saved = RegistersCodec.FromImage(core.ThreadInfo.Gpregs);
-        var regs = core.ThreadCore.HasCriupsCallTimeLeftNs
-            ? InterruptedCall.Resume(saved, core.ThreadCore.CriupsCallTimeLeftNs, caller, scratch)
-            : IArchitecture.Current.ForResume(saved, restartBlockKept: false);
-        return (regs, XStateCodec.FromImage(core.ThreadInfo.Fpregs, IArchitecture.Current.ExtendedState));
+        var regs = threads.Select(t => RegistersCodec.FromImage(t.Core.ThreadInfo.Gpregs)).ToArray();
+        var waiting = Enumerable.Range(0, threads.Count).Where(i => threads[i].Core.ThreadCore.HasCriupsCallTimeLeftNs).ToList();
+        var resumed = InterruptedCall.Resume(waiting.Select(i => (regs[i], threads[i].Core.ThreadCore.CriupsCallTimeLeftNs, threads[i].Caller)).ToList(), scratch);
+        for (int i = 0, w = 0; i < threads.Count; i++)
+        {
+            regs[i] = w < waiting.Count && waiting[w] == i ? resumed[w++] : IArchitecture.Current.ForResume(regs[i], restartBlockKept: false);
+        }
+        return threads.Select((t, i) => (regs[i], XStateCodec.FromImage(t.Core.ThreadInfo.Fpregs, IArchitecture.Current.ExtendedState))).ToArray();
     }
 
     // A real-time policy, or a nice value below the session's, needs CAP_SYS_NICE (or RLIMIT_RTPRIO, RLIMIT_NICE).
