@@ -418,9 +418,9 @@ internal sealed class RestoreSteps : IDisposable
             // Every thread was cloned from the leader and has its credentials until its own are set below: the
             // leader's status read once stands for each (a read per thread cost 60 us, 4 ms for 64 threads).
             var asCreated = ProcStatus.ReadThread(process.HostPid, process.Threads[0].Tid);
+            ThreadState.Restore(process);
             foreach (var thread in process.Threads)
             {
-                ThreadState.Restore(process, thread.Tracee, thread.Core, thread.Caller);
                 var creds = thread.Core.ThreadCore.Creds;
                 if (creds is not null && Creds.Differ(creds, asCreated))
                 {

@@ -91,7 +91,55 @@ public sealed class SyscallBatch
         return results;
     }
 
+    /// <summary>
+    /// Runs batches of several threads of one process at once, each in its own thread (their callers), sharing the
+    /// process's scratch area: every thread is let go into its calls before the first is waited for, so that the
+    /// threads wait for the scheduler side by side (64 threads of a restore, a stop each, one after the other took
+    /// 10 ms here). Each batch must fit the area in one run, beside the others; else they run one after the other.
+    /// Returns each batch's results; throws as <see cref="Run"/> for the first batch, in order, that failed.
+    /// </summary>
+    public static long[][] RunTogether(IReadOnlyList<SyscallBatch> batches)
+    {
+        if (batches.Count == 0)
+        {
+            return [];
+        }
+        var scratch = batches[0].scratch;
+        if (batches.Any(b => b.scratch != scratch))
+        {
+            throw new ArgumentException("batches run together share one process's scratch area", nameof(batches));
+        }
+        ulong needed = (ulong)batches.Sum(b => (long)b.calls.Count * (CallCodeBytes + sizeof(long)) + RunOverheadBytes);
+        if (needed > scratch.Free || batches.Any(b => !b.caller.RunsCodeTogether))
+        {
+            return batches.Select(b => b.Run()).ToArray();
+        }
+        var mark = scratch.Mark();
+        try
+        {
+            var laid = batches.Select(b => b.LayDown(0, b.calls.Count)).ToList();
+            RemoteSyscaller.RunCodeTogether(laid.Select(l => (l.Batch.caller, l.Code, l.Trap, l.Batch.calls.Count)).ToList());
+            return laid.Select(l => l.Batch.TakeResults(l, 0)).ToArray();
+        }
+        finally
+        {
+            scratch.Rewind(mark);
+            foreach (var batch in batches)
+            {
+                batch.calls.Clear();
+            }
+        }
+    }
+
     private void RunChunk(int first, int count, Span<long> results)
+    {
+        var laid = LayDown(first, count);
+        caller.RunCode(laid.Code, laid.Trap, count);
+        TakeResults(laid, first).CopyTo(results);
+    }
+
+    // The code of `count` calls from `first` on, and their result slots (each marked not run), in the scratch area.
+    private Laid LayDown(int first, int count)
     {
         var resultSlots = scratch.Reserve(count * sizeof(long));
         var end = caller.EncodeEnd();
@@ -107,13 +155,19 @@ public sealed class SyscallBatch
         }
         end.CopyTo(code, count * CallCodeBytes);
 
-        results.Fill(NotRun);
-        scratch.Memory.Write(resultSlots, MemoryMarshal.AsBytes(results));
+        var notRun = new long[count];
+        notRun.AsSpan().Fill(NotRun);
+        scratch.Memory.Write(resultSlots, MemoryMarshal.AsBytes(notRun.AsSpan()));
         scratch.Memory.Write(codeAddress, code);
-        caller.RunCode(codeAddress, trap, count);
-        scratch.Memory.Read(resultSlots, MemoryMarshal.AsBytes(results));
+        return new Laid(this, resultSlots, codeAddress, trap, count);
+    }
 
-        for (int i = 0; i < count; i++)
+    // Once the code has run: its results, or the failure of the first call that failed (or did not run).
+    private long[] TakeResults(Laid laid, int first)
+    {
+        var results = new long[laid.Count];
+        scratch.Memory.Read(laid.Results, MemoryMarshal.AsBytes(results.AsSpan()));
+        for (int i = 0; i < laid.Count; i++)
         {
             long result = results[i];
             if (result == NotRun)
@@ -125,5 +179,8 @@ public sealed class SyscallBatch
                 throw new NativeException($"{calls[first + i].What()} in {caller.Thread.ProcessId}", (int)-result);
             }
         }
+        return results;
     }
+
+    private readonly record struct Laid(SyscallBatch Batch, Address Results, Address Code, Address Trap, int Count);
 }

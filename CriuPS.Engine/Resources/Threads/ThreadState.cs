@@ -122,15 +122,31 @@ internal static class ThreadState
         }
     }
 
-    /// <summary>Restores what a thread sets for itself (the final registers and mask come at release).</summary>
-    public static void Restore(RestoringProcess process, Tracee thread, CoreEntry core, RemoteSyscaller caller)
+    /// <summary>
+    /// Restores what each thread of a process sets for itself (the final registers and mask come at release): the
+    /// calls of every thread run side by side (<see cref="SyscallBatch.RunTogether"/>), then each thread's scheduling
+    /// and pending signals.
+    /// </summary>
+    public static void Restore(RestoringProcess process)
     {
         var scratch = process.Injection.Scratch;
-        var tc = core.ThreadCore;
-        int tid = thread.Tid;
-
         scratch.Reset();
-        var batch = new SyscallBatch(scratch, caller);
+        var batches = process.Threads.Select(thread => OwnSettings(thread.Core, new SyscallBatch(scratch, thread.Caller), scratch)).ToList();
+        SyscallBatch.RunTogether(batches);
+        var cores = process.Images.Cores.Select(c => c.Core).ToList();
+        foreach (var thread in process.Threads)
+        {
+            var tc = thread.Core.ThreadCore;
+            RestoreScheduling(thread.Tid, tc);
+            // The thread queues its signals to itself by the id it sees itself with.
+            PendingSignals.Queue(process, thread.Caller, tc.SignalsP, PidLevels.Thread(process.Images.Pstree, cores.IndexOf(thread.Core))[^1]);
+        }
+    }
+
+    // The calls a thread makes for itself, queued in its batch (what they point to put in the scratch area).
+    private static SyscallBatch OwnSettings(CoreEntry core, SyscallBatch batch, ScratchArea scratch)
+    {
+        var tc = core.ThreadCore;
         batch.Add("set_tid_address", RemoteCall.SetTidAddress(core.ThreadInfo.ClearTidAddr));
         if (tc.FutexRla != 0)
         {
@@ -150,11 +166,7 @@ internal static class ThreadState
         {
             batch.Add("rseq", RemoteCall.RegisterRseq(tc.RseqEntry.RseqAbiPointer, tc.RseqEntry.RseqAbiSize, tc.RseqEntry.Signature));
         }
-        batch.Run();
-        RestoreScheduling(tid, tc);
-        // The thread queues its signals to itself by the id it sees itself with.
-        int index = process.Images.Cores.Select(c => c.Core).ToList().IndexOf(core);
-        PendingSignals.Queue(process, caller, tc.SignalsP, PidLevels.Thread(process.Images.Pstree, index)[^1]);
+        return batch;
     }
 
     /// <summary>
