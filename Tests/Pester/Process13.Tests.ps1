@@ -70,6 +70,26 @@ Describe 'Zombies' {
 Describe 'System calls interrupted by the checkpoint' {
     AfterEach { Stop-TestProcesses }
 
+    # The sleeps of a process's threads are resumed side by side: many end while the others are still let into
+    # theirs, some just as the interrupt comes, the int3 after the call run and its SIGTRAP queued behind the
+    # interrupt's stop. Dropped, it is harmless; left there, it killed one restore in 30 to 40 of this target.
+    It 'brings 64 threads in 1 ms sleeps back alive, round after round' {
+        $work = Join-Path $TestDrive 'sleepers'
+        $log = Join-Path $work 'sleepers.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'sleepers') -Arguments $work -WorkDirectory $work
+        $image = Join-Path $TestDrive 'image-sleepers'
+        foreach ($round in 1..25) {
+            Checkpoint-Process -Id $target -ImagePath $image -Force | Out-Null
+            Wait-Until { -not (Test-ProcessAlive $target) } "process $target to end (round $round)"
+            $restored = Restore-Process -ImagePath $image
+            Register-TestProcess $target
+            $restored.Id | Should -Be $target
+            Start-Sleep -Milliseconds 20
+            Test-ProcessAlive $target | Should -BeTrue -Because "round $round's restored process runs on (it ended with status $($restored.ExitStatus))"
+        }
+        Invoke-SelfCheck $target $log | Should -Be "OK sleepers=64 pid=$target"
+    }
+
     It 'resumes every waiting call for the time it had left, counted from the restore' {
         $work = Join-Path $TestDrive 'interrupted'
         $log = Join-Path $work 'interrupted.log'
