@@ -137,15 +137,9 @@ public static class ProcFiles
             // paths stop at 4 KiB) grows it
             while (ReadMore(file, path, ref bytes, length, 1) is int n and > 0)
             {
-                var text = bytes.AsSpan(0, length + n);
-                int newline;
-                while ((newline = text.IndexOf((byte)'\n')) >= 0)
-                {
-                    onLine(text[..newline]);
-                    text = text[(newline + 1)..];
-                }
-                text.CopyTo(bytes);
-                length = text.Length;
+                var unfinished = WholeLines(bytes.AsSpan(0, length + n), onLine);
+                unfinished.CopyTo(bytes);
+                length = unfinished.Length;
             }
             if (length > 0)
             {
@@ -156,6 +150,28 @@ public static class ProcFiles
         {
             ArrayPool<byte>.Shared.Return(bytes);
         }
+    }
+
+    /// <summary>Hands each line of <paramref name="text"/> to <paramref name="onLine"/>, as <see cref="ReadLines"/> does a file's.</summary>
+    public static void ForEachLine(ReadOnlySpan<byte> text, LineHandler onLine)
+    {
+        var unfinished = WholeLines(text, onLine);
+        if (!unfinished.IsEmpty)
+        {
+            onLine(unfinished);
+        }
+    }
+
+    // Hands each line that ends with a newline to onLine; returns what follows the last newline.
+    private static ReadOnlySpan<byte> WholeLines(ReadOnlySpan<byte> text, LineHandler onLine)
+    {
+        int newline;
+        while ((newline = text.IndexOf((byte)'\n')) >= 0)
+        {
+            onLine(text[..newline]);
+            text = text[(newline + 1)..];
+        }
+        return text;
     }
 
     // One read into the pooled buffer after its first `length` bytes, once it has `room` bytes free (else it is

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Text;
 using CriuPS.Native.Memory;
 
@@ -15,12 +16,7 @@ public static class SmapsParser
     public static List<VmaInfo> Parse(ReadOnlySpan<byte> text)
     {
         var areas = new AreaLines();
-        while (!text.IsEmpty)
-        {
-            int end = text.IndexOf((byte)'\n');
-            areas.Add(end < 0 ? text : text[..end]);
-            text = end < 0 ? ReadOnlySpan<byte>.Empty : text[(end + 1)..];
-        }
+        ProcFiles.ForEachLine(text, areas.Add);
         return areas.Finish();
     }
 
@@ -140,47 +136,17 @@ public static class SmapsParser
     }
 
     // "   2048 kB" as 2048.
-    private static ulong KiB(ReadOnlySpan<byte> value) => Decimal(value.TrimStart((byte)' ')[..DigitsOf(value.TrimStart((byte)' '))]);
+    private static ulong KiB(ReadOnlySpan<byte> value) =>
+        Utf8Parser.TryParse(value.TrimStart((byte)' '), out ulong kib, out _) ? kib
+            : throw new FormatException($"Not a size in kB: '{Encoding.ASCII.GetString(value)}'.");
 
-    private static int DigitsOf(ReadOnlySpan<byte> text)
-    {
-        int digits = text.IndexOfAnyExceptInRange((byte)'0', (byte)'9');
-        return digits < 0 ? text.Length : digits;
-    }
+    private static ulong Decimal(ReadOnlySpan<byte> digits) =>
+        Utf8Parser.TryParse(digits, out ulong value, out int used) && used == digits.Length ? value
+            : throw new FormatException($"Not a decimal number: '{Encoding.ASCII.GetString(digits)}'.");
 
-    private static ulong Decimal(ReadOnlySpan<byte> digits)
-    {
-        if (digits.IsEmpty || DigitsOf(digits) != digits.Length)
-        {
-            throw new FormatException($"Not a decimal number: '{Encoding.ASCII.GetString(digits)}'.");
-        }
-        ulong value = 0;
-        foreach (byte digit in digits)
-        {
-            value = checked(value * 10 + (ulong)(digit - '0'));
-        }
-        return value;
-    }
-
-    private static ulong Hex(ReadOnlySpan<byte> digits)
-    {
-        if (digits.IsEmpty || digits.Length > 16)
-        {
-            throw new FormatException($"Not a 64-bit hexadecimal number: '{Encoding.ASCII.GetString(digits)}'.");
-        }
-        ulong value = 0;
-        foreach (byte digit in digits)
-        {
-            value = (value << 4) | (digit switch
-            {
-                >= (byte)'0' and <= (byte)'9' => (ulong)(digit - '0'),
-                >= (byte)'a' and <= (byte)'f' => (ulong)(digit - 'a' + 10),
-                >= (byte)'A' and <= (byte)'F' => (ulong)(digit - 'A' + 10),
-                _ => throw new FormatException($"Not a hexadecimal number: '{Encoding.ASCII.GetString(digits)}'."),
-            });
-        }
-        return value;
-    }
+    private static ulong Hex(ReadOnlySpan<byte> digits) =>
+        Utf8Parser.TryParse(digits, out ulong value, out int used, 'x') && used == digits.Length ? value
+            : throw new FormatException($"Not a 64-bit hexadecimal number: '{Encoding.ASCII.GetString(digits)}'.");
 
     private static bool IsHexDigit(byte b) => b is >= (byte)'0' and <= (byte)'9' or >= (byte)'a' and <= (byte)'f';
 

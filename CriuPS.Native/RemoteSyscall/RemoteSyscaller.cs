@@ -131,20 +131,15 @@ public sealed class RemoteSyscaller
     public TResult Checked<TResult>(string what, RemoteCall<TResult> call) => call.Result(Checked(what, call.Call));
 
     /// <summary>
-    /// Runs a call that waits (a sleep, a poll, a futex wait) and interrupts it as soon as it has begun, as a stop of
-    /// the thread would: a call that keeps its deadline in the kernel's restart block leaves that block in the thread
-    /// and returns -ERESTART_RESTARTBLOCK, so that restart_syscall, run next by this thread, waits out the rest; a
-    /// call that had nothing to wait for returns its result. Only in a process of ours (a restore), as the thread's
-    /// last call: any rt_sigreturn before its restart_syscall would drop the block. The thread is left stopped.
-    /// </summary>
-    public long CallInterrupted(SystemCall number, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0, ulong a4 = 0, ulong a5 = 0, ulong a6 = 0) =>
-        CallInterruptedTogether([(this, new RemoteCall(number, a1, a2, a3, a4, a5, a6))])[0];
-
-    /// <summary>
-    /// <see cref="CallInterrupted"/> in several threads at once, each with its own caller and call: every thread is
-    /// let into its call before the first is waited for, and every one interrupted before the first interrupt is
-    /// waited for, so that the threads of a process wait for the scheduler side by side (64 threads resumed into
-    /// their sleeps one after the other took 13 ms of a restore here). Returns the calls' results in order.
+    /// Runs calls that wait (a sleep, a poll, a futex wait), each in its own thread (its caller), and interrupts them
+    /// as soon as they have begun, as a stop of the thread would: a call that keeps its deadline in the kernel's
+    /// restart block leaves that block in the thread and returns -ERESTART_RESTARTBLOCK, so that restart_syscall, run
+    /// next by this thread, waits out the rest; a call that had nothing to wait for returns its result. Only in a
+    /// process of ours (a restore), as each thread's last call: any rt_sigreturn before its restart_syscall would drop
+    /// the block. Every thread is let into its call before the first is waited for, and every one interrupted before
+    /// the first interrupt is waited for, so that the threads of a process wait for the scheduler side by side (64
+    /// threads resumed into their sleeps one after the other took 13 ms of a restore here). Returns the calls' results
+    /// in order; the threads are left stopped.
     /// </summary>
     public static long[] CallInterruptedTogether(IReadOnlyList<(RemoteSyscaller Caller, RemoteCall Call)> calls)
     {
@@ -311,10 +306,21 @@ public sealed class RemoteSyscaller
         {
             throw new InvalidOperationException("code can only run once the scratch area is in place");
         }
-        thread.SetRegs(Arch.WithInstructionPointer(Arch.OutsideSyscall(Template), entry.Value));
-        LastCreatedChild = null;
+        PlaceCode(entry);
         ContinueCode(end, calls);
     }
+
+    // The thread set to run our code from its entry.
+    private void PlaceCode(Address entry)
+    {
+        thread.SetRegs(Arch.WithInstructionPointer(Arch.OutsideSyscall(Template), entry.Value));
+        LastCreatedChild = null;
+    }
+
+    // Where a thread of a process of ours stops at the end made at `end`: past its breakpoint.
+    private static Address PastBreakpoint(Address end) => end + new ByteCount((ulong)Arch.Breakpoint.Length);
+
+    private static string CodeOf(int calls) => $"code of {calls} calls";
 
     /// <summary>Whether <see cref="RunCodeTogether"/> takes this thread: one of a process of ours, not a parked one.</summary>
     public bool RunsCodeTogether => parked is null && instructionIsOurs;
@@ -332,14 +338,13 @@ public sealed class RemoteSyscaller
             {
                 throw new InvalidOperationException($"code runs in several threads at once only in a process of ours, not in {caller.thread}");
             }
-            caller.thread.SetRegs(Arch.WithInstructionPointer(Arch.OutsideSyscall(caller.Template), entry.Value));
-            caller.LastCreatedChild = null;
+            caller.PlaceCode(entry);
             caller.CallCount += calls;
             caller.thread.Continue();
         }
         foreach (var (caller, _, end, calls) in runs)
         {
-            caller.WaitAtTrap($"code of {calls} calls", end + new ByteCount((ulong)Arch.Breakpoint.Length));
+            caller.WaitAtTrap(CodeOf(calls), PastBreakpoint(end));
         }
     }
 
@@ -349,10 +354,10 @@ public sealed class RemoteSyscaller
     public void ContinueCode(Address end, int calls)
     {
         CallCount += calls;
-        string what = $"code of {calls} calls";
+        string what = CodeOf(calls);
         if (parked is null)
         {
-            RunToTrap(what, end + new ByteCount((ulong)Arch.Breakpoint.Length));
+            RunToTrap(what, PastBreakpoint(end));
         }
         else
         {

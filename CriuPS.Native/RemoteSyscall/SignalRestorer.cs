@@ -14,6 +14,7 @@ namespace CriuPS.Native.RemoteSyscall;
 public static class SignalRestorer
 {
     private static readonly IReadOnlyList<byte[]> Patterns = IArchitecture.Current.SignalRestorerStubs;
+    private static readonly int LongestPattern = Patterns.Max(p => p.Length);
 
     // Processes that map the same file at the same offset have the restorer at the same place in it: one search for
     // the C library of a whole tree, and the next checkpoint of the session finds it at once.
@@ -50,7 +51,7 @@ public static class SignalRestorer
     /// </summary>
     public static bool IsAt(ProcessMemory memory, Address address)
     {
-        Span<byte> code = stackalloc byte[Patterns.Max(p => p.Length)];
+        Span<byte> code = stackalloc byte[LongestPattern];
         try
         {
             memory.Read(address, code);
@@ -75,7 +76,7 @@ public static class SignalRestorer
     private static long Search(VmaInfo vma, ProcessMemory memory)
     {
         const int Chunk = 256 * 1024;
-        int overlap = Patterns.Max(p => p.Length) - 1;
+        int overlap = LongestPattern - 1;
         var buffer = new byte[Chunk + overlap];
         for (ulong offset = 0; offset < vma.Range.Length.Value; offset += Chunk)
         {

@@ -94,10 +94,11 @@ internal static class InterruptedCall
             var (saved, timeLeft, caller) = threads[i];
             var number = arch.SyscallOf(saved) ?? throw new InvalidOperationException("the saved registers show no system call to resume with its time left");
             ulong Argument(int index) => arch.ArgumentOf(saved, index);
+            long milliseconds = (timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond; // rounded up
             if (number is SystemCall.EpollWait or SystemCall.EpollPwait)
             {
                 regs[i] = arch.RunAgain(timeLeft == NoTimeout ? saved
-                    : arch.WithArgument(saved, 3, (ulong)(int)Math.Min(int.MaxValue, (timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)));
+                    : arch.WithArgument(saved, 3, (ulong)(int)Math.Min(int.MaxValue, milliseconds)));
                 continue;
             }
             var left = scratch.Put(KernelTimespec.FromNanoseconds(timeLeft)).Value;
@@ -105,7 +106,7 @@ internal static class InterruptedCall
             {
                 SystemCall.Nanosleep => new RemoteCall(number, left, Argument(1)),
                 SystemCall.ClockNanosleep => new RemoteCall(number, Argument(0), 0, left, Argument(3)),
-                SystemCall.Poll => new RemoteCall(number, Argument(0), Argument(1), (ulong)((timeLeft + NanosecondsPerMillisecond - 1) / NanosecondsPerMillisecond)),
+                SystemCall.Poll => new RemoteCall(number, Argument(0), Argument(1), (ulong)milliseconds),
                 SystemCall.Futex => new RemoteCall(number, Argument(0), Argument(1), Argument(2), left, Argument(4), Argument(5)),
                 _ => throw new InvalidOperationException($"system call {number} is not one CriuPS resumes with its time left"),
             };
