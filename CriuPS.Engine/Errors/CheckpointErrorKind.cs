@@ -82,7 +82,7 @@ public enum CheckpointErrorKind
     /// <summary>A page server presented a certificate that is not trusted; nothing was sent to it.</summary>
     PageServerUntrusted,
 
-    /// <summary>A page server refused the request (its image directory is not empty, it serves another image...).</summary>
+    /// <summary>A page server refused the request (its image directory is not empty, it serves another image, it could not store a dump...).</summary>
     PageServerRefused,
 
     /// <summary>A certificate or key file for a page server cannot be used.</summary>

@@ -14,7 +14,8 @@ namespace CriuPS.Engine.PageServer;
 /// client wrote with it (criups-digests.img): a file damaged on its way makes the server refuse the commit
 /// (RefusalCode.Corrupt), and keep nothing. A dump may send at most <see cref="PageServerLimits.MaxImageFiles"/>
 /// files and <see cref="PageServerLimits.MaxImageSize"/> bytes, with <see cref="PageServerLimits.MaxOpenFiles"/>
-/// open at once: past that it is refused, and nothing it sent is kept.
+/// open at once: past that it is refused, and nothing it sent is kept. The server's own failure to store what arrives
+/// (a full disk, a directory removed under it) ends the dump the same way, and the client is told what failed.
 /// </summary>
 internal static class DumpReceiver
 {
@@ -42,7 +43,7 @@ internal static class DumpReceiver
             if (server.ParentImage is { } parent)
             {
                 // The chain a restore follows: this image's pages not in it are in the parent the operator named.
-                System.IO.File.CreateSymbolicLink(Path.Combine(transaction.WorkPath, PageChain.ParentLink), Path.GetRelativePath(transaction.FinalPath, parent));
+                Store(connection, transaction, PageChain.ParentLink, () => System.IO.File.CreateSymbolicLink(Path.Combine(transaction.WorkPath, PageChain.ParentLink), Path.GetRelativePath(transaction.FinalPath, parent)));
             }
             PageServerMessages.Send(connection.Frames, new Welcome(PageServerMessages.Version, transaction.FinalPath));
             while (true)
@@ -68,7 +69,7 @@ internal static class DumpReceiver
                         {
                             Refuse(connection, $"it kept more than {PageServerLimits.MaxOpenFiles} image files open at once ({string.Join(", ", open.Values.Take(3).Select(f => f.Name))}...)");
                         }
-                        open[begin.File] = (begin.Name, transaction.Create(begin.Name), 0);
+                        open[begin.File] = (begin.Name, Store(connection, transaction, begin.Name, () => transaction.Create(begin.Name)), 0);
                         digesters[begin.File] = new BlockDigester();
                         break;
                     case FrameType.FileData:
@@ -80,7 +81,7 @@ internal static class DumpReceiver
                             Refuse(connection, $"it sent more than {limits.MaxImageSize.Value >> 20} MiB, this server's limit for a dump (in {target.Name})");
                         }
                         digesters[file].Append(data.Span);
-                        target.Stream.Write(data.Span);
+                        Store(connection, transaction, target.Name, () => target.Stream.Write(data.Span));
                         open[file] = target with { Length = target.Length + data.Length };
                         server.Received(target.Name, data.Length);
                         break;
@@ -91,8 +92,8 @@ internal static class DumpReceiver
                         {
                             throw new ProtocolException($"{ended.Name} from {connection.Peer} ends after {ended.Length} bytes, but {end.Length} were sent.");
                         }
-                        ended.Stream.Dispose();
                         open.Remove(end.File);
+                        Store(connection, transaction, ended.Name, ended.Stream.Dispose);
                         digesters.Remove(end.File, out var digester);
                         received.Add(digester!.Finish(ended.Name));
                         break;
@@ -148,7 +149,7 @@ internal static class DumpReceiver
                 transaction.Abort();
                 Refuse(connection, $"the image directory '{transaction.FinalPath}' received another checkpoint meanwhile, which is final");
             }
-            transaction.Commit();
+            Store(connection, transaction, "the image", transaction.Commit);
         }
         server.Committed();
     }
@@ -156,15 +157,46 @@ internal static class DumpReceiver
     // Tells the client why the server ends the dump, then ends it (nothing of it is kept).
     private static void Refuse(PageServerConnection connection, string why)
     {
+        Tell(connection, RefusalCode.Refused, why);
+        throw new CheckpointException(CheckpointErrorKind.PageServerRefused, $"The dump from {connection.Peer} was refused: {why}.", connection.Peer);
+    }
+
+    // A file-system operation of the dump: its failure (a full disk, the directory removed) is the server's own, and
+    // the client hears what failed rather than a connection that ends without a word.
+    private static void Store(PageServerConnection connection, ImageDirectoryTransaction transaction, string file, Action operation) =>
+        Store(connection, transaction, file, () =>
+        {
+            operation();
+            return 0;
+        });
+
+    private static T Store<T>(PageServerConnection connection, ImageDirectoryTransaction transaction, string file, Func<T> operation)
+    {
         try
         {
-            PageServerMessages.Send(connection.Frames, new ErrorMessage(RefusalCode.Refused, $"this server ended the dump: {why}"));
+            return operation();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            var why = $"it could not store {file} in {transaction.FinalPath}: {e.Message}";
+            Tell(connection, RefusalCode.Failed, why);
+            throw new CheckpointException(CheckpointErrorKind.ImagePathUnusable, $"The dump from {connection.Peer} failed on this server: {why}.", transaction.FinalPath, null, e);
+        }
+    }
+
+    // Sends the Error frame, then gives the client the time to read it: it may still be sending frames it wrote
+    // before, and closing on them unread would reset the connection under the Error (see LingerAfterError).
+    private static void Tell(PageServerConnection connection, RefusalCode code, string why)
+    {
+        try
+        {
+            PageServerMessages.Send(connection.Frames, new ErrorMessage(code, $"this server ended the dump: {why}"));
+            connection.LingerAfterError();
         }
         catch (IOException)
         {
             // a client that does not read finds the connection closed instead
         }
-        throw new CheckpointException(CheckpointErrorKind.PageServerRefused, $"The dump from {connection.Peer} was refused: {why}.", connection.Peer);
     }
 
     /// <summary>

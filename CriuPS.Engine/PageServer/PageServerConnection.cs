@@ -66,6 +66,63 @@ internal sealed class PageServerConnection : IDisposable
         return frame;
     }
 
+    /// <summary>
+    /// For the side that sends a stream of frames and reads only at its end (a dump's client): a frame waiting now
+    /// can only be the peer's Error, sent as it ended the session (a refusal, a failure of its own). Throws it,
+    /// rather than sending on into a connection the peer is closing, which ends in a reset that says nothing.
+    /// </summary>
+    public void ThrowIfPeerEnded()
+    {
+        if (socket.Available == 0)
+        {
+            return;
+        }
+        var frame = Receive();
+        if (frame.Type == FrameType.Error)
+        {
+            var error = PageServerMessages.ReadError(frame);
+            throw new PeerRefusedException(error.Code, error.Text);
+        }
+        throw new ProtocolException($"{Peer} sent {frame.Type} while this side was sending.");
+    }
+
+    /// <summary>
+    /// After an Error frame sent to a peer that may still be sending (a dump's client streams its files and reads
+    /// only at the commit): closing with its frames unread would make the kernel reset the connection, and the
+    /// peer could lose the Error with it. So what still arrives is read and dropped until the peer closes or is quiet
+    /// for a moment, for at most <see cref="LingerBytes"/> and <see cref="LingerTime"/> (a peer that does not stop
+    /// is cut off then).
+    /// </summary>
+    public void LingerAfterError()
+    {
+        var scratch = new byte[64 << 10];
+        long left = LingerBytes;
+        long until = Environment.TickCount64 + (long)LingerTime.TotalMilliseconds;
+        try
+        {
+            while (left > 0 && Environment.TickCount64 < until && socket.Poll(LingerPollMicroseconds, SelectMode.SelectRead))
+            {
+                int got = stream.Read(scratch);
+                if (got == 0)
+                {
+                    return;
+                }
+                left -= got;
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // the peer reset the connection, or the server's deadline closed it: there is nothing left to wait for
+        }
+    }
+
+    /// <summary>What a peer may send after an Error before it is cut off: the frames in flight in both sockets' buffers and one more.</summary>
+    private const long LingerBytes = 16 << 20;
+
+    private static readonly TimeSpan LingerTime = TimeSpan.FromSeconds(2);
+
+    private const int LingerPollMicroseconds = 100_000;
+
     /// <summary>Closes at once: a blocked send or receive on another thread fails.</summary>
     public void Abort() => socket.Close(0);
 

@@ -75,8 +75,11 @@ internal sealed class PageServerImageOutput : IImageOutput
 
     public void Commit()
     {
-        Send(frames => PageServerMessages.SendEmpty(frames, FrameType.Commit));
-        Location = Guard(() => PageServerMessages.ReadCommitted(connection.Expect(FrameType.Committed)));
+        Location = Guard(() =>
+        {
+            PageServerMessages.SendEmpty(connection.Frames, FrameType.Commit);
+            return PageServerMessages.ReadCommitted(connection.Expect(FrameType.Committed));
+        });
         committed = true;
     }
 
@@ -87,8 +90,11 @@ internal sealed class PageServerImageOutput : IImageOutput
     {
         try
         {
-            Send(frames => PageServerMessages.SendEmpty(frames, FrameType.Close));
-            Guard(() => connection.Expect(FrameType.Goodbye));
+            Guard(() =>
+            {
+                PageServerMessages.SendEmpty(connection.Frames, FrameType.Close);
+                return connection.Expect(FrameType.Goodbye);
+            });
         }
         finally
         {
@@ -105,9 +111,12 @@ internal sealed class PageServerImageOutput : IImageOutput
         return LogPath;
     }
 
+    // A frame of the files, which the server does not answer: anything it sent meanwhile is why it ended the dump,
+    // read at once. (The commit and the close, which it answers, send and read in one exchange.)
     private void Send(Action<FrameStream> send) => Guard(() =>
     {
         send(connection.Frames);
+        connection.ThrowIfPeerEnded();
         return 0;
     });
 

@@ -204,6 +204,28 @@ Describe 'When the other side goes away' {
         @(Get-ChildItem $TestDrive -Force -Filter '.mid-stream-image.criups-*') | Should -BeNullOrEmpty
     }
 
+    It 'tells the client why when it cannot store the checkpoint (a full disk): the process runs on, nothing is kept, and the server goes on listening' {
+        # A 16 MiB file system for a 64 MiB process: the pages file fills it while the client is still streaming.
+        $small = Join-Path $TestDrive 'small-disk'
+        New-Item -ItemType Directory $small | Out-Null
+        & mount -t tmpfs -o size=16m criups-test $small
+        try {
+            $t = Start-LazyTarget 'full-disk' -MiB 64
+            $server = Start-LazyPageServer -ImagePath (Join-Path $small 'image')
+            Checkpoint-Process -Id $t.Id -PageServer "127.0.0.1:$($server.Port)" -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $failed.Count | Should -Be 1
+            $failed[0].FullyQualifiedErrorId | Should -Be "PageServerRefused,$Checkpoint" -Because 'the server says why instead of closing the connection without a word'
+            $failed[0].Exception.Message | Should -Match "^The page server 127\.0\.0\.1:$($server.Port) refused: this server ended the dump: it could not store pages-\d+\.img in $([regex]::Escape((Join-Path $small 'image'))): No space left on device"
+            $server.Error.Message | Should -Match 'could not store pages-\d+\.img .*No space left on device.*Nothing it sent was kept'
+            $server.State | Should -Be 'Listening'
+            Invoke-SelfCheck $t.Id $t.Log 'USR1' | Should -Be "OK pid=$($t.Id)"
+            Wait-Until { $server.Connections -eq 0 } 'the client''s connection to end'
+            @(Get-ChildItem $small -Force) | Should -BeNullOrEmpty -Because 'what arrived is removed'
+            $server | Stop-LazyPageServer
+        }
+        finally { & umount $small }
+    }
+
     It 'stops a checkpoint at once on Ctrl+C while the page server does not answer, and releases the process unharmed' {
         $t = Start-LazyTarget 'hung'
         $image = Join-Path $TestDrive 'hung-image'
