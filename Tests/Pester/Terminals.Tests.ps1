@@ -205,6 +205,8 @@ Describe 'Terminal multiplexers' {
             Wait-Until { @(Get-ChildItem $screens).Count -eq 1 } 'the screen session to start'
             $server = [int](@(Get-ChildItem $screens)[0].Name -split '\.')[0]
             Register-TestProcess $server
+            # The socket appears before the server has forked its window's shell (CI once saw the server alone).
+            Wait-Until { @(Get-ProcessTreeLayout $server).Count -eq 2 } 'the screen server and its window''s shell'
             $layout = @(Get-ProcessTreeLayout $server)
             $layout.Count | Should -Be 2
             $copy = Join-Path $TestDrive 'hardcopy'
