@@ -45,7 +45,8 @@ internal static class AddressSpaceChecks
         for (int i = 0; i < vmas.Count; i++)
         {
             var vma = vmas[i];
-            string entry = $"entries[0].vmas[{i}] ({vma.Start:x}-{vma.End:x})";
+            // Named only in a refusal: formatting it for each of 10,000 areas took a fifth of the checks' time.
+            var entry = new AreaName(i, vma);
             var status = (VmaStatus)vma.Status;
             if (vma.Start >= vma.End)
             {
@@ -103,6 +104,12 @@ internal static class AddressSpaceChecks
                 }
             }
         }
+    }
+
+    // How a message names an area: its place in the entry and its range.
+    private readonly record struct AreaName(int Index, VmaEntry Vma)
+    {
+        public override string ToString() => $"entries[0].vmas[{Index}] ({Vma.Start:x}-{Vma.End:x})";
     }
 
     private static void CheckFields(string path, MmEntry mm)

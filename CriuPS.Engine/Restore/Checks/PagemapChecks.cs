@@ -24,8 +24,8 @@ internal static class PagemapChecks
         {
             var run = runs[i];
             ulong pages = run.HasNrPages ? run.NrPages : run.CompatNrPages;
-            // entries[0] is the head that names the pages file.
-            string entry = $"entries[{i + 1}] ({run.Vaddr:x}, {pages} pages)";
+            // entries[0] is the head that names the pages file. Named only in a refusal (not formatted for every run).
+            var entry = new RunName(i + 1, run.Vaddr, pages);
             if (pages == 0)
             {
                 throw ImageDamage.In(path, $"{entry}: the run has no pages.");
@@ -63,5 +63,11 @@ internal static class PagemapChecks
                 throw ImageDamage.In(path, $"{entry}: pages at {new AddressRange(covered, end)} are in no memory area of {Path.GetFileName(mmPath)}.");
             }
         }
+    }
+
+    // How a message names a run: its place in the file, its address and its size.
+    private readonly record struct RunName(int Index, ulong Vaddr, ulong Pages)
+    {
+        public override string ToString() => $"entries[{Index}] ({Vaddr:x}, {Pages} pages)";
     }
 }
