@@ -18,6 +18,7 @@ public sealed class EngineLog : IDisposable
     private string? currentPhase;
     private TimeSpan currentPhaseStart;
     private JitWork currentPhaseJit;
+    private GcWork currentPhaseGc;
 
     private readonly CancellationToken cancellation;
 
@@ -106,6 +107,7 @@ public sealed class EngineLog : IDisposable
         currentPhase = name;
         currentPhaseStart = clock.Elapsed;
         currentPhaseJit = JitWork.SoFar();
+        currentPhaseGc = GcWork.SoFar();
         Write($"==== {name}");
         observer.Phase(name);
     }
@@ -115,7 +117,7 @@ public sealed class EngineLog : IDisposable
         if (currentPhase is not null)
         {
             var took = clock.Elapsed - currentPhaseStart;
-            var message = $"{currentPhase}: done in {took.TotalMilliseconds:F1} ms{JitWork.SoFar().Since(currentPhaseJit)}";
+            var message = $"{currentPhase}: done in {took.TotalMilliseconds:F1} ms{JitWork.SoFar().Since(currentPhaseJit)}{GcWork.SoFar().Since(currentPhaseGc)}";
             Write(message);
             observer.Detail(message);
             currentPhase = null;

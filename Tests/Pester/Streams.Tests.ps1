@@ -73,11 +73,12 @@ Describe 'Progress of Checkpoint-Process and Restore-Process' {
 
 Describe '-Verbose' {
     BeforeAll {
-        # Every phase, and a line with its duration: "  Freezing: done in 1.2 ms", with what the JIT compiled meanwhile.
+        # Every phase, and a line with its duration: "  Freezing: done in 1.2 ms", with what the JIT compiled and the
+        # garbage collections meanwhile.
         function Assert-PhasesTimed($Messages, [string[]]$Phases) {
             foreach ($phase in $Phases) {
                 $Messages | Should -Contain $phase
-                $Messages | Where-Object { $_ -match "^\s*$([regex]::Escape($phase)): done in \d+(\.\d+)? ms( \(the runtime compiled \d+ methods for \d+(\.\d+)? ms of it\))?$" } | Should -Not -BeNullOrEmpty -Because "the duration of '$phase'"
+                $Messages | Where-Object { $_ -match "^\s*$([regex]::Escape($phase)): done in \d+(\.\d+)? ms( \(the runtime compiled \d+ methods for \d+(\.\d+)? ms of it\))?( \(\d+ garbage collections?, \d+ MiB allocated\))?$" } | Should -Not -BeNullOrEmpty -Because "the duration of '$phase'"
             }
         }
     }
