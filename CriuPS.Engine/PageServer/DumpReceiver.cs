@@ -184,14 +184,13 @@ internal static class DumpReceiver
         }
     }
 
-    // Sends the Error frame, then gives the client the time to read it: it may still be sending frames it wrote
-    // before, and closing on them unread would reset the connection under the Error (see LingerAfterError).
+    // Sends the Error frame; the session lingers on it once it has recorded why it ended (see LingerAfterError).
     private static void Tell(PageServerConnection connection, RefusalCode code, string why)
     {
         try
         {
             PageServerMessages.Send(connection.Frames, new ErrorMessage(code, $"this server ended the dump: {why}"));
-            connection.LingerAfterError();
+            connection.ErrorSent = true;
         }
         catch (IOException)
         {

@@ -435,6 +435,11 @@ public sealed class LazyPageServer
             Interlocked.Increment(ref connectionsRefused);
             Error = new CheckpointException(CheckpointErrorKind.PageServerUnavailable,
                     $"A session with {peer} broke off: {e.Message}{(purpose == 1 ? " Nothing it sent was kept." : "")}", ImagePath, null, e);
+            if (connection?.ErrorSent == true)
+            {
+                // The client may still be sending: it gets the time to read why (recorded first, for Get-LazyPageServer).
+                connection.LingerAfterError();
+            }
             return false;
         }
         catch (Exception) when (stopping || client.Evicted)

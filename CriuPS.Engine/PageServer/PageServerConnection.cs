@@ -86,6 +86,9 @@ internal sealed class PageServerConnection : IDisposable
         throw new ProtocolException($"{Peer} sent {frame.Type} while this side was sending.");
     }
 
+    /// <summary>Whether this side sent an Error frame, after which it ends the session (see <see cref="LingerAfterError"/>).</summary>
+    public bool ErrorSent { get; set; }
+
     /// <summary>
     /// After an Error frame sent to a peer that may still be sending (a dump's client streams its files and reads
     /// only at the commit): closing with its frames unread would make the kernel reset the connection, and the

@@ -216,6 +216,7 @@ Describe 'When the other side goes away' {
             $failed.Count | Should -Be 1
             $failed[0].FullyQualifiedErrorId | Should -Be "PageServerRefused,$Checkpoint" -Because 'the server says why instead of closing the connection without a word'
             $failed[0].Exception.Message | Should -Match "^The page server 127\.0\.0\.1:$($server.Port) refused: this server ended the dump: it could not store pages-\d+\.img in $([regex]::Escape((Join-Path $small 'image'))): No space left on device"
+            Wait-Until { $server.Error } 'the server to record why it ended the session'
             $server.Error.Message | Should -Match 'could not store pages-\d+\.img .*No space left on device.*Nothing it sent was kept'
             $server.State | Should -Be 'Listening'
             Invoke-SelfCheck $t.Id $t.Log 'USR1' | Should -Be "OK pid=$($t.Id)"

@@ -208,6 +208,8 @@ Describe 'A page server under attack' {
         $bomb.FilesOpened | Should -BeLessOrEqual 3000
         $bomb.BytesSent | Should -BeLessThan 128MB -Because 'the server stops reading at 64 MiB'
         $bomb.Outcome + $bomb.Answer | Should -Match "stopped|$Expect"
+        # The server records why once its session has ended, which may be just after the bomb read the Error.
+        Wait-Until { $server.Error } 'the server to record why it ended the session'
         $server.Error.Message | Should -Match $Expect
         Wait-Until { $server.Connections -eq 0 } 'the bomb''s connection to be closed'
         (Get-OpenDescriptors) | Should -BeLessOrEqual ($descriptors + 5)
