@@ -24,6 +24,15 @@ BeforeAll {
         }
         $areas | ForEach-Object { "$($_.Start)-$($_.End) $($_.Perms) $($_.Offset) $($_.Path)" }
     }
+
+    # Each area of /proc/PID/smaps with its VmFlags ("start-end flags").
+    function Get-VmFlags([int]$Id) {
+        $range = $null
+        foreach ($line in Get-Content "/proc/$Id/smaps") {
+            if ($line -match '^([0-9a-f]+-[0-9a-f]+) ') { $range = $Matches[1] }
+            elseif ($line -match '^VmFlags:\s*(.*)$') { "$range $($Matches[1].Trim())" }
+        }
+    }
 }
 
 Describe 'Memory variants' {
@@ -44,5 +53,23 @@ Describe 'Memory variants' {
         # and the kernel may merge anonymous neighbours that a move (mremap) had kept apart, as with CRIU.
         (Get-MapsLayout (Get-Content "/proc/$target/maps")) | Should -Be (Get-MapsLayout $maps)
         Invoke-SelfCheck $target $log | Should -Be "OK pid=$target" -Because 'every seal, page, protection, hole and file is back' 
+    }
+
+    It 'restores one reservation protected page by page: each page an area at its place with its protection and flags, guards that held data too' {
+        $work = Join-Path $TestDrive 'guarded'
+        $log = Join-Path $work 'guardedpages.log'
+        $target = Start-TestTarget -Program (Get-TestTarget 'guardedpages') -Arguments $work -WorkDirectory $work
+        $maps = Get-Content "/proc/$target/maps"
+        $flags = Get-VmFlags $target
+        @($maps | Where-Object { $_ -match ' ---p 00000000 00:00 0\s*$' }).Count | Should -BeGreaterOrEqual 300 -Because 'the guards are areas of their own'
+
+        $image = Checkpoint-Process -Id $target -ImagePath (Join-Path $TestDrive 'guarded-image')
+        Wait-Until { -not (Test-ProcessAlive $target) } 'the checkpointed process to end'
+        Restore-Process $image.Path | Out-Null
+        # The areas the kernel kept apart for their protections come back apart, with the same flags (a guard that
+        # was writable once is accounted, "ac", as it was), and every page holds what it held.
+        Get-Content "/proc/$target/maps" | Should -Be $maps
+        Get-VmFlags $target | Should -Be $flags
+        Invoke-SelfCheck $target $log | Should -Be "OK pid=$target"
     }
 }
