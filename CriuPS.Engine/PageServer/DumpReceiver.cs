@@ -119,8 +119,7 @@ internal static class DumpReceiver
                         PageServerMessages.SendEmpty(connection.Frames, FrameType.Goodbye);
                         return;
                     case FrameType.Error:
-                        var error = PageServerMessages.ReadError(frame);
-                        throw new PeerRefusedException(error.Code, error.Text);
+                        throw PeerRefusedException.From(frame);
                     default:
                         throw new ProtocolException($"{connection.Peer} sent {frame.Type} during a dump.");
                 }

@@ -56,8 +56,7 @@ internal sealed class PageServerConnection : IDisposable
         var frame = Receive();
         if (frame.Type == FrameType.Error && type != FrameType.Error)
         {
-            var error = PageServerMessages.ReadError(frame);
-            throw new PeerRefusedException(error.Code, error.Text);
+            throw PeerRefusedException.From(frame);
         }
         if (frame.Type != type)
         {
@@ -78,12 +77,7 @@ internal sealed class PageServerConnection : IDisposable
             return;
         }
         var frame = Receive();
-        if (frame.Type == FrameType.Error)
-        {
-            var error = PageServerMessages.ReadError(frame);
-            throw new PeerRefusedException(error.Code, error.Text);
-        }
-        throw new ProtocolException($"{Peer} sent {frame.Type} while this side was sending.");
+        throw frame.Type == FrameType.Error ? PeerRefusedException.From(frame) : new ProtocolException($"{Peer} sent {frame.Type} while this side was sending.");
     }
 
     /// <summary>Whether this side sent an Error frame, after which it ends the session (see <see cref="LingerAfterError"/>).</summary>
@@ -141,6 +135,13 @@ internal sealed class PeerRefusedException : Exception
 {
     public PeerRefusedException(RefusalCode code, string message)
         : base(message) => Code = code;
+
+    /// <summary>The refusal an Error frame carries.</summary>
+    public static PeerRefusedException From(Frame error)
+    {
+        var message = PageServerMessages.ReadError(error);
+        return new PeerRefusedException(message.Code, message.Text);
+    }
 
     public RefusalCode Code { get; }
 }
