@@ -18,6 +18,7 @@ public sealed class EntrySchema
         EntrySchema? children, Func<IMessage, ulong>? childCount)
     {
         MessageType = messageType;
+        Name = messageType.Name;
         this.create = create;
         Payload = payload;
         Children = children;
@@ -28,7 +29,7 @@ public sealed class EntrySchema
     public Type MessageType { get; }
 
     /// <summary>The entries' message name ("CoreEntry"), for messages and <see cref="MessageShapes"/>.</summary>
-    public string Name => MessageType.Name;
+    public string Name { get; }
 
     /// <summary>
     /// The message's reflection, for what converts entries by their fields (JSON, crit's views). The image codec

@@ -173,6 +173,11 @@ internal static class RequiredFields
 
     private static ulong ReadVarint(ReadOnlySpan<byte> wire, ref int offset)
     {
+        // Most are one byte: every tag of our messages, and most flags, sizes and counts.
+        if (wire[offset] < 0x80)
+        {
+            return wire[offset++];
+        }
         ulong value = 0;
         for (int shift = 0; shift < 64; shift += 7)
         {

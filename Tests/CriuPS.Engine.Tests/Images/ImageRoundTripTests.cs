@@ -35,6 +35,38 @@ public sealed class ImageRoundTripTests : IDisposable
     }
 
     [Fact]
+    public void EntriesOfEverySizeReadBackWhereEachIsReadOverThePreviousOnesBytes()
+    {
+        // The reader parses each entry from one buffer: a short entry after a long one must not see the long one's tail,
+        // nor a long one after a short one lose its own.
+        string path = temp.PathOf("pagemap-1.img");
+        var written = new List<PagemapEntry>
+        {
+            new() { Vaddr = 0x7f0000000000, CompatNrPages = 0, NrPages = 300000, Flags = 0x5, InParent = true },
+            new() { Vaddr = 0x1000, CompatNrPages = 1 },
+            new() { Vaddr = 0x7ffffffff000, CompatNrPages = 0, NrPages = 4000000000, Flags = 0xffffffff },
+            new() { Vaddr = 0, CompatNrPages = 0 },
+        };
+        using (ImageWriter writer = ImageWriter.Create(path, ImageTypes.Pagemap))
+        {
+            writer.WriteEntry(new PagemapHead { PagesId = 1 });
+            foreach (var entry in written)
+            {
+                writer.WriteEntry(entry);
+            }
+        }
+
+        using ImageReader reader = ImageReader.Open(path);
+        Assert.Equal(1u, reader.ReadEntry<PagemapHead>()!.PagesId);
+        var read = new List<PagemapEntry>();
+        while (reader.TryReadEntry<PagemapEntry>(out var entry))
+        {
+            read.Add(entry);
+        }
+        Assert.Equal(written, read);
+    }
+
+    [Fact]
     public void HeaderIsTheCommonMagicThenTheImageMagic()
     {
         ImageWriter.WriteSingle(temp.Path, ImageTypes.Fs, "42", new FsEntry { CwdId = 1, RootId = 2, Umask = 0x17 });
