@@ -68,7 +68,7 @@ internal sealed class RestoreSteps : IDisposable
     private bool checksPassed;
     // The threads that resume at a system call instruction, which the release waits to see past it.
     private readonly ResumedCalls resumedCalls = new();
-    // No garbage collection from the first process made to the release (see NoCollectionWindow).
+    // No garbage collection from the restore's start to the release (see NoCollectionWindow).
     private NoCollectionWindow? noCollection;
 
     public RestoreSteps(RestoreOptions options, EngineLog log, Stopwatch total)
@@ -225,6 +225,7 @@ internal sealed class RestoreSteps : IDisposable
     // 8 pairs interleaved: median 217 ms waiting, 207 ms not.
     private void VerifyImages()
     {
+        noCollection = NoCollectionWindow.Begin(Log);
         Verified = ImageVerifier.VerifyChain(Options.ImagePath, deferPages: true);
         Verified.ThrowIfDamaged();
         if (!Options.LazyPages)
@@ -303,7 +304,7 @@ internal sealed class RestoreSteps : IDisposable
     // groups, and with nothing of the host's descriptors left.
     private void CreateProcesses()
     {
-        noCollection = NoCollectionWindow.Begin(Log);
+        noCollection = noCollection!.Renew();
         int enginePidfd = EnginePidfdNumber(Images);
         if (Options.NewPidNamespace)
         {

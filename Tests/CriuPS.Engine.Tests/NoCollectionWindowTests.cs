@@ -21,6 +21,34 @@ public class NoCollectionWindowTests
         }
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
     }
+
+    [Fact]
+    public void ARenewedWindowIsTheSameWhileMostOfItsBudgetIsLeftAndANewOneAfter()
+    {
+        using var log = new EngineLog(new NullObserver());
+        var window = NoCollectionWindow.Begin(log);
+        try
+        {
+            Assert.Same(window, window.Renew());
+            // 40 MiB of small arrays (a restore's images are many small entries): more than half the 64 MiB budget.
+            var kept = new List<byte[]>();
+            for (int i = 0; i < 10_000; i++)
+            {
+                kept.Add(new byte[4096]);
+            }
+            var renewed = window.Renew();
+            Assert.NotSame(window, renewed);
+            window = renewed;
+            Assert.Equal(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
+            Assert.Same(renewed, renewed.Renew());
+            GC.KeepAlive(kept);
+        }
+        finally
+        {
+            window.Dispose();
+        }
+        Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
+    }
 }
 
 [CollectionDefinition(nameof(NoCollectionWindowTests), DisableParallelization = true)]
