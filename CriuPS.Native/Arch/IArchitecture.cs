@@ -53,7 +53,7 @@ public interface IArchitecture
     /// arguments (those not given are 0), its result stored at <paramref name="slot"/>, and a jump to
     /// <paramref name="trap"/> when that result is an error (-4095 to -1).
     /// </summary>
-    void EncodeBatchedCall(Span<byte> code, ulong at, ulong trap, SystemCall call, IReadOnlyList<ulong> arguments, ulong slot);
+    void EncodeBatchedCall(Span<byte> code, ulong at, ulong trap, SystemCall call, ReadOnlySpan<ulong> arguments, ulong slot);
 
     /// <summary>
     /// The end of our code in a parked thread: tgkill(<paramref name="processId"/>, <paramref name="threadId"/>,

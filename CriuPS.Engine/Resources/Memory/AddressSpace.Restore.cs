@@ -38,7 +38,7 @@ internal static partial class AddressSpace
 
         var areas = process.Images.Mm.Vmas.Where(vdso.MapsFromImage).ToList();
         var filled = AreasWithPages(areas, pages.Runs);
-        MapAreas(session, process, areas.Except(beforeFork, ReferenceEqualityComparer.Instance).Cast<VmaEntry>().ToList(), filled);
+        MapAreas(session, process, beforeFork.Count == 0 ? areas : areas.Except(beforeFork, ReferenceEqualityComparer.Instance).Cast<VmaEntry>().ToList(), filled);
         log.Detail($"memory of {process.Pid}: {areas.Count} areas mapped ({Stopwatch.GetElapsedTime(started).TotalMilliseconds:F1} ms with the host's unmapped)");
 
         var lazy = session.Lazy is null ? null : LazyMemory.Plan(pages, areas);
@@ -55,7 +55,7 @@ internal static partial class AddressSpace
         log.Detail($"memory of {process.Pid}: {(pages.TotalBytes >> Page.Shift) - (long)(lazy?.Missing.Count.Value ?? 0)} pages filled");
 
         long finishing = Stopwatch.GetTimestamp();
-        var final = new SyscallBatch(process.Injection);
+        var final = new SyscallBatch(process.Injection, capacity: filled.Count);
         bool mergeAny = process.Images.Mm.CriupsMergeAny;
         if (mergeAny)
         {
@@ -66,7 +66,7 @@ internal static partial class AddressSpace
         {
             if (filled.Contains(area) && (area.Prot & Mman.PROT_WRITE) == 0)
             {
-                final.Add(() => $"mprotect of {Range(area)}", RemoteCall.Mprotect(Range(area), area.Prot));
+                final.Add("mprotect", Range(area), RemoteCall.Mprotect(Range(area), area.Prot));
             }
             Advise(final, area, mergeAny);
         }
@@ -94,7 +94,7 @@ internal static partial class AddressSpace
         var sealing = new SyscallBatch(process.Injection);
         foreach (var area in areas.Where(a => a.CriupsSealed))
         {
-            sealing.Add(() => $"mseal of {Range(area)}", RemoteCall.Mseal(Range(area)));
+            sealing.Add("mseal", Range(area), RemoteCall.Mseal(Range(area)));
         }
         sealing.Run();
     }
@@ -145,7 +145,7 @@ internal static partial class AddressSpace
         using var files = new MappedFiles(session, process);
         // Files are opened first (that takes calls of its own), then every area is mapped in one batch.
         var fds = areas.Where(IsFileBacked).ToDictionary<VmaEntry, VmaEntry, int>(a => a, files.For, ReferenceEqualityComparer.Instance);
-        var batch = new SyscallBatch(process.Injection);
+        var batch = new SyscallBatch(process.Injection, capacity: areas.Count);
         foreach (var area in areas)
         {
             if (SysvAttachments.IsAttachment(area))
@@ -165,11 +165,11 @@ internal static partial class AddressSpace
                 flags &= ~Mman.MAP_ANONYMOUS;
             }
             // MAP_FIXED puts the area exactly at its address (over nothing: the host's areas are gone).
-            batch.Add(() => $"mmap of {Range(area)}", RemoteCall.Mmap(Range(area), prot, flags, fd, offset));
+            batch.Add("mmap", Range(area), RemoteCall.Mmap(Range(area), prot, flags, fd, offset));
             AdviseHugePages(batch, area);
             if ((area.Flags & Mman.MAP_LOCKED) != 0)
             {
-                batch.Add(() => $"mlock2 of {Range(area)}", RemoteCall.Mlock2(Range(area), onFault: area.CriupsLockOnFault));
+                batch.Add("mlock2", Range(area), RemoteCall.Mlock2(Range(area), onFault: area.CriupsLockOnFault));
             }
         }
         batch.Run();
@@ -181,11 +181,15 @@ internal static partial class AddressSpace
     // the kernel gives them to every area.
     private static void AdviseHugePages(SyscallBatch batch, VmaEntry area)
     {
-        foreach (int advice in new[] { Mman.MADV_HUGEPAGE, Mman.MADV_NOHUGEPAGE })
+        if (!area.HasMadv)
         {
-            if (area.HasMadv && (area.Madv & (1UL << advice)) != 0)
+            return;
+        }
+        foreach (int advice in (ReadOnlySpan<int>)[Mman.MADV_HUGEPAGE, Mman.MADV_NOHUGEPAGE])
+        {
+            if ((area.Madv & (1UL << advice)) != 0)
             {
-                batch.Add(() => $"madvise({advice}) of {Range(area)} before its pages", RemoteCall.Madvise(Range(area), advice));
+                batch.Add($"madvise({advice}) before the pages", Range(area), RemoteCall.Madvise(Range(area), advice));
             }
         }
     }
@@ -199,7 +203,7 @@ internal static partial class AddressSpace
     {
         if (mergeAny && (area.Madv & (1UL << Mman.MADV_MERGEABLE)) == 0)
         {
-            batch.Add(() => $"madvise(MADV_UNMERGEABLE) of {Range(area)}", RemoteCall.Madvise(Range(area), Mman.MADV_UNMERGEABLE));
+            batch.Add("madvise(MADV_UNMERGEABLE)", Range(area), RemoteCall.Madvise(Range(area), Mman.MADV_UNMERGEABLE));
         }
         if (!area.HasMadv)
         {
@@ -209,8 +213,7 @@ internal static partial class AddressSpace
         {
             if ((area.Madv & (1UL << advice)) != 0)
             {
-                int named = advice; // a for loop's variable is one for all the closures
-                batch.Add(() => $"madvise({named}) of {Range(area)}", RemoteCall.Madvise(Range(area), named));
+                batch.Add($"madvise({advice})", Range(area), RemoteCall.Madvise(Range(area), advice));
             }
         }
     }

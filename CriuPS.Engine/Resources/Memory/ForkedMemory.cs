@@ -92,7 +92,7 @@ internal static class ForkedMemory
             if (!inheritedByStart.TryGetValue(area.Start, out var same) || !SameArea(area, same))
             {
                 ulong prot = area.Prot | (own.Count > 0 ? Mman.PROT_WRITE : 0);
-                mapping.Add(() => $"mmap of {Range(area)}", RemoteCall.Mmap(Range(area), prot, area.Flags | Mman.MAP_FIXED, fd: -1, offset: 0));
+                mapping.Add("mmap", Range(area), RemoteCall.Mmap(Range(area), prot, area.Flags | Mman.MAP_FIXED, fd: -1, offset: 0));
                 toWrite = own;
             }
             else
@@ -102,7 +102,7 @@ internal static class ForkedMemory
                 discard.AddRange(dropped);
                 if (toWrite.Count > 0 && (area.Prot & Mman.PROT_WRITE) == 0)
                 {
-                    mapping.Add(() => $"mprotect of {Range(area)}", RemoteCall.Mprotect(Range(area), area.Prot | Mman.PROT_WRITE));
+                    mapping.Add("mprotect", Range(area), RemoteCall.Mprotect(Range(area), area.Prot | Mman.PROT_WRITE));
                 }
             }
             if (toWrite.Count > 0 && (area.Prot & Mman.PROT_WRITE) == 0)
@@ -125,7 +125,7 @@ internal static class ForkedMemory
         var protection = new SyscallBatch(shell.Injection);
         foreach (var area in madeWritable)
         {
-            protection.Add(() => $"mprotect of {Range(area)}", RemoteCall.Mprotect(Range(area), area.Prot));
+            protection.Add("mprotect", Range(area), RemoteCall.Mprotect(Range(area), area.Prot));
         }
         protection.Run();
         state.Areas[shell.Pid] = areas;

@@ -47,7 +47,7 @@ internal sealed class PageChain : IDisposable
         try
         {
             levels.Add(top(pagemapName));
-            var runs = new List<PageRun>();
+            var runs = new List<PageRun>(levels[0].Runs.Count);
             foreach (var run in levels[0].Runs)
             {
                 if (run.InParent)

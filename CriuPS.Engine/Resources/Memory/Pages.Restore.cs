@@ -143,7 +143,7 @@ internal static partial class Pages
         var batch = new SyscallBatch(process.Injection);
         foreach (var range in Merged(runs.Select(r => r.Range)).Where(r => r.Length >= MinPopulatedPages.Bytes))
         {
-            batch.Add(() => $"madvise(MADV_POPULATE_WRITE) of {range}", RemoteCall.Madvise(range, Mman.MADV_POPULATE_WRITE));
+            batch.Add("madvise(MADV_POPULATE_WRITE)", range, RemoteCall.Madvise(range, Mman.MADV_POPULATE_WRITE));
         }
         try
         {

@@ -31,7 +31,7 @@ internal static class X86Code
     public const int CallLength = 7 * 10 + 2;
 
     /// <summary>A system call with immediate arguments: the number in rax, six arguments, `syscall`.</summary>
-    public static void Call(Span<byte> code, ref int offset, SystemCall call, IReadOnlyList<ulong> arguments)
+    public static void Call(Span<byte> code, ref int offset, SystemCall call, ReadOnlySpan<ulong> arguments)
     {
         MovImm64(code, ref offset, RexW, MovRax, (ulong)SyscallTable.NumberOf(call));
         MovImm64(code, ref offset, RexW, MovRdi, Argument(arguments, 0));
@@ -43,7 +43,7 @@ internal static class X86Code
         Syscall(code, ref offset);
     }
 
-    private static ulong Argument(IReadOnlyList<ulong> arguments, int index) => index < arguments.Count ? arguments[index] : 0;
+    private static ulong Argument(ReadOnlySpan<ulong> arguments, int index) => index < arguments.Length ? arguments[index] : 0;
 
     /// <summary>`jmp *%rax`.</summary>
     public static void JumpRax(Span<byte> code, ref int offset)
@@ -79,7 +79,7 @@ internal static class X86Code
     /// One call of a <see cref="RemoteSyscall.SyscallBatch"/>, at <paramref name="at"/>: the call, its result stored
     /// at <paramref name="slot"/>, and a jump to <paramref name="trap"/> when that result is an error.
     /// </summary>
-    public static void BatchedCall(Span<byte> code, ulong at, ulong trap, SystemCall call, IReadOnlyList<ulong> arguments, ulong slot)
+    public static void BatchedCall(Span<byte> code, ulong at, ulong trap, SystemCall call, ReadOnlySpan<ulong> arguments, ulong slot)
     {
         int offset = 0;
         Call(code, ref offset, call, arguments);

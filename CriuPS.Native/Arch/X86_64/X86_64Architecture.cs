@@ -26,7 +26,7 @@ public sealed class X86_64Architecture : IArchitecture
 
     public int BatchedCallLength => X86Code.BatchedCallLength;
 
-    public void EncodeBatchedCall(Span<byte> code, ulong at, ulong trap, SystemCall call, IReadOnlyList<ulong> arguments, ulong slot) =>
+    public void EncodeBatchedCall(Span<byte> code, ulong at, ulong trap, SystemCall call, ReadOnlySpan<ulong> arguments, ulong slot) =>
         X86Code.BatchedCall(code, at, trap, call, arguments, slot);
 
     public byte[] EncodeStopThenReturn(int processId, int threadId, int signal, ulong stack, ulong returnPoint) =>

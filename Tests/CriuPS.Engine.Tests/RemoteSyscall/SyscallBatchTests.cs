@@ -84,6 +84,28 @@ public class SyscallBatchTests
         }
     }
 
+    [Fact]
+    public void ACallOnARangeIsNamedWithTheRangeWhenItFails()
+    {
+        using var target = TestProcess.StartSleeper();
+        var (injection, thread, memory) = Begin(target);
+        try
+        {
+            var batch = new SyscallBatch(injection, capacity: 1);
+            var unmapped = new AddressRange(0x5c0000000000, 0x5c0000002000);
+            batch.Add("mprotect", unmapped, RemoteCall.Mprotect(unmapped, Mman.PROT_READ));
+
+            var error = Assert.Throws<NativeException>(() => batch.Run());
+            Assert.Equal(Errno.ENOMEM, error.Errno);
+            Assert.Contains($"mprotect of {unmapped}", error.Message);
+        }
+        finally
+        {
+            thread.Detach();
+            memory.Dispose();
+        }
+    }
+
     private static (Injection Injection, Tracee Thread, ProcessMemory Memory) Begin(TestProcess target)
     {
         var thread = Tracee.Seize(target.Pid, target.Pid, PtraceOptions.TraceSysGood | PtraceOptions.ExitKill);
