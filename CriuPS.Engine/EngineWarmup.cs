@@ -54,7 +54,7 @@ public static class EngineWarmup
         {
             var type = assembly.GetType($"{typeof(InventoryEntry).Namespace}.{shape.Name}", throwOnError: true)!;
             var message = (IMessage)Activator.CreateInstance(type)!;
-            message.MergeFrom(message.ToByteArray());
+            message.MergeFrom((ReadOnlySpan<byte>)message.ToByteArray()); // as ImageReader parses
         }
     }
 }
