@@ -6,13 +6,14 @@ namespace CriuPS.Engine;
 /// <summary>
 /// Keeps the garbage collector out of the time a process stands still: the runtime's no-GC region
 /// (GC.TryStartNoGCRegion), in a dump from just before the first task is stopped to the dump's end (a background
-/// checkpoint's to the moment the tree runs again, before its long copy), in a restore from the first process made to
-/// the release. A collection there stops every thread of the engine while the processes wait for it: in a new
-/// PowerShell, whose heap is still small, a 64-thread checkpoint met several, 46 to 53 ms frozen against 35 to 37 with
-/// collections held off. A restore opens it as it begins and <see cref="Renew"/>s it as the first process is made: the
-/// images it reads all survive, and a collection amid the reading compacted them all (3.7 ms of a 10,000-area
-/// restore's 6.3 ms of checks, perf over 15 restores by criups-engine). (Closed as the tree ran again, the window left the dump's next allocation a collection of all
-/// it had made: perf over 10 checkpoints of 64 threads by criups-engine, 262 samples in collections before, 125 after.)
+/// checkpoint's to the moment the tree runs again, before its long copy), in a restore from its start to the release.
+/// A collection there stops every thread of the engine while the processes wait for it: in a new PowerShell, whose
+/// heap is still small, a 64-thread checkpoint met several, 46 to 53 ms frozen against 35 to 37 with collections held
+/// off. (Closed as the tree ran again, the window left the dump's next allocation a collection of all it had made:
+/// perf over 10 checkpoints of 64 threads by criups-engine, 262 samples in collections before, 125 after.) A restore
+/// opens it before it reads the images, which all survive to the end, and <see cref="Renew"/>s it as the first process
+/// is made: a collection amid the reading compacted them all (3.7 ms of a 10,000-area restore's 6.3 ms of checks, perf
+/// over 15 restores by criups-engine).
 /// The region starts without a collection (disallowFullBlockingGC: the runtime sets the budget aside, where it would
 /// compact the whole heap first, 2.6 ms of each restore by a fresh criups-engine); where the budget cannot be had that
 /// way, collections are not held off and the log says so. A window that allocates more than <see cref="Budget"/> gets

@@ -216,8 +216,8 @@ public sealed class ImageReader : IDisposable
             throw Error(prefixOffset, $"the {name} entry is {size} bytes long but only {BytesLeft} bytes are left in the file");
         if (entryBytes.Length < size)
             entryBytes = new byte[Math.Max(size, 256)];
-        ReadOnlySpan<byte> bytes = entryBytes.AsSpan(0, (int)size);
-        ReadExactly(entryBytes.AsSpan(0, (int)size));
+        Span<byte> bytes = entryBytes.AsSpan(0, (int)size);
+        ReadExactly(bytes);
         try
         {
             message.MergeFrom(bytes);
